@@ -1,0 +1,3 @@
+// agentctl: the agent's client. Its commands arrive with the agent issue.
+import Engine
+print("agentctl: not yet wired; see README.md")

@@ -1,0 +1,65 @@
+#ifndef CPTRACE_H
+#define CPTRACE_H
+
+// Non-variadic wrappers around ptrace(2) and the wait(2) status macros. Swift cannot call
+// variadic C functions nor expand function-like macros, so the Engine's system layer calls these.
+// Every wrapper returns what ptrace returns (-1 with errno on failure).
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+#include <signal.h>
+
+/// The general-purpose registers of one x86_64 thread (struct user_regs_struct).
+typedef struct user_regs_struct cptrace_regs;
+
+/// One classic-BPF instruction of a seccomp filter (struct sock_filter).
+typedef struct {
+    uint16_t code;
+    uint8_t jt;
+    uint8_t jf;
+    uint32_t k;
+} cptrace_bpf_insn;
+
+long cptrace_seize(pid_t tid, unsigned long options);
+long cptrace_interrupt(pid_t tid);
+long cptrace_cont(pid_t tid, int signal);
+long cptrace_detach(pid_t tid, int signal);
+long cptrace_singlestep(pid_t tid, int signal);
+long cptrace_listen(pid_t tid);
+long cptrace_getregs(pid_t tid, cptrace_regs *regs);
+long cptrace_setregs(pid_t tid, const cptrace_regs *regs);
+long cptrace_getsigmask(pid_t tid, uint64_t *mask);
+long cptrace_setsigmask(pid_t tid, uint64_t mask);
+long cptrace_getsiginfo(pid_t tid, siginfo_t *info);
+long cptrace_geteventmsg(pid_t tid, unsigned long *message);
+/// Copies filter number `index` (0 = most recently installed) into `buffer` (NULL asks for its
+/// length); returns the number of instructions. PTRACE_SECCOMP_GET_FILTER.
+long cptrace_seccomp_get_filter(pid_t tid, unsigned long index, cptrace_bpf_insn *buffer);
+
+int cptrace_wifexited(int status);
+int cptrace_wexitstatus(int status);
+int cptrace_wifsignaled(int status);
+int cptrace_wtermsig(int status);
+int cptrace_wifstopped(int status);
+int cptrace_wstopsig(int status);
+/// The PTRACE_EVENT_* number of a ptrace-stop (status >> 16), 0 for a plain stop.
+int cptrace_wevent(int status);
+
+int cptrace_signal_number(const siginfo_t *info);
+
+/// PTRACE_EVENT_STOP, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT.
+enum {
+    CPTRACE_EVENT_CLONE = 3,
+    CPTRACE_EVENT_EXEC = 4,
+    CPTRACE_EVENT_EXIT = 6,
+    CPTRACE_EVENT_STOP = 128,
+};
+
+/// PTRACE_O_TRACECLONE.
+enum { CPTRACE_O_TRACECLONE = 0x00000008 };
+
+/// tgkill(2), so a signal reaches exactly one thread.
+int cptrace_tgkill(pid_t tgid, pid_t tid, int signal);
+
+#endif

@@ -1,0 +1,36 @@
+#define _GNU_SOURCE
+#include "CPtrace.h"
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef PTRACE_SECCOMP_GET_FILTER
+#define PTRACE_SECCOMP_GET_FILTER 0x420c
+#endif
+
+long cptrace_seize(pid_t tid, unsigned long options) { return ptrace(PTRACE_SEIZE, tid, 0, (void *)options); }
+long cptrace_interrupt(pid_t tid) { return ptrace(PTRACE_INTERRUPT, tid, 0, 0); }
+long cptrace_cont(pid_t tid, int signal) { return ptrace(PTRACE_CONT, tid, 0, (void *)(long)signal); }
+long cptrace_detach(pid_t tid, int signal) { return ptrace(PTRACE_DETACH, tid, 0, (void *)(long)signal); }
+long cptrace_singlestep(pid_t tid, int signal) { return ptrace(PTRACE_SINGLESTEP, tid, 0, (void *)(long)signal); }
+long cptrace_listen(pid_t tid) { return ptrace(PTRACE_LISTEN, tid, 0, 0); }
+long cptrace_getregs(pid_t tid, cptrace_regs *regs) { return ptrace(PTRACE_GETREGS, tid, 0, regs); }
+long cptrace_setregs(pid_t tid, const cptrace_regs *regs) { return ptrace(PTRACE_SETREGS, tid, 0, (void *)regs); }
+long cptrace_getsigmask(pid_t tid, uint64_t *mask) { return ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(*mask), mask); }
+long cptrace_setsigmask(pid_t tid, uint64_t mask) { return ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(mask), &mask); }
+long cptrace_getsiginfo(pid_t tid, siginfo_t *info) { return ptrace(PTRACE_GETSIGINFO, tid, 0, info); }
+long cptrace_geteventmsg(pid_t tid, unsigned long *message) { return ptrace(PTRACE_GETEVENTMSG, tid, 0, message); }
+long cptrace_seccomp_get_filter(pid_t tid, unsigned long index, cptrace_bpf_insn *buffer) {
+    return ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)index, buffer);
+}
+
+int cptrace_wifexited(int status) { return WIFEXITED(status); }
+int cptrace_wexitstatus(int status) { return WEXITSTATUS(status); }
+int cptrace_wifsignaled(int status) { return WIFSIGNALED(status); }
+int cptrace_wtermsig(int status) { return WTERMSIG(status); }
+int cptrace_wifstopped(int status) { return WIFSTOPPED(status); }
+int cptrace_wstopsig(int status) { return WSTOPSIG(status); }
+int cptrace_wevent(int status) { return (status >> 16) & 0xff; }
+int cptrace_signal_number(const siginfo_t *info) { return info->si_signo; }
+int cptrace_tgkill(pid_t tgid, pid_t tid, int signal) { return (int)syscall(SYS_tgkill, tgid, tid, signal); }

@@ -1,0 +1,5 @@
+#ifndef CSYSTEMD_SHIM_H
+#define CSYSTEMD_SHIM_H
+#include <systemd/sd-journal.h>
+#include <systemd/sd-daemon.h>
+#endif

@@ -1,0 +1,14 @@
+import Testing
+@testable import Engine
+
+@Test func hex_roundTripsBytes() {
+    let bytes: [UInt8] = [0x00, 0x7f, 0x80, 0xff, 0x12]
+    #expect(Hex.encode(bytes) == "007f80ff12")
+    #expect(Hex.decode("007F80ff12") == bytes)
+}
+
+@Test func hex_rejectsOddLengthAndNonHex() {
+    #expect(Hex.decode("abc") == nil)
+    #expect(Hex.decode("zz") == nil)
+    #expect(BuildID(hex: "") == nil)
+}
