@@ -68,5 +68,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        // Drives the built hotpatch-pack binary as a publisher would.
+        .testTarget(name: "PackTests", dependencies: ["Engine"]),
     ]
 )
