@@ -32,6 +32,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Builds and runs the C fixture programs for the tests, the demo and the benchmark.
+        .target(name: "HotpatchFixtures", dependencies: ["Engine"]),
         .executableTarget(
             name: "Agent",
             dependencies: [
@@ -56,18 +58,18 @@ let package = Package(
         .executableTarget(
             name: "Bench",
             dependencies: [
-                "Engine",
+                "Engine", "HotpatchFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "Demo",
             dependencies: [
-                "Engine",
+                "Engine", "HotpatchFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "HotpatchFixtures"]),
         // Drives the built hotpatch-pack binary as a publisher would.
         .testTarget(name: "PackTests", dependencies: ["Engine"]),
     ]
