@@ -42,7 +42,7 @@ public final class Patcher {
     public func reconcile(_ match: TargetMatch, desired: HotpatchTarget?, known: [HotpatchTarget] = []) -> ProcessPatchReport {
         let started = Monotonic.now
         var report = ProcessPatchReport(pid: match.process.pid.rawValue, startTime: match.process.startTime,
-                                        outcome: .notApplied, pauseMicroseconds: nil, totalMicroseconds: 0,
+                                        objectPath: match.object.path, outcome: .notApplied, pauseMicroseconds: nil, totalMicroseconds: 0,
                                         threadCount: 0, evacuatedThreads: 0, injectedSystemCalls: 0)
         do throws(LoadFailure) {
             try run(match, desired: desired, known: known, report: &report)
