@@ -15,18 +15,18 @@ public final class TracerThread: @unchecked Sendable {
     }
 
     /// Runs `body` on the tracer thread and waits for its result.
-    public func perform<T>(_ body: () throws -> T) throws -> T {
-        try withoutActuallyEscaping(body) { escapable in
-            nonisolated(unsafe) let work = escapable
-            nonisolated(unsafe) var result: Result<T, any Error>?
-            let done = DispatchSemaphore(value: 0)
-            enqueue {
-                result = Result { try work() }
-                done.signal()
-            }
-            done.wait()
-            return try result!.get()
+    public func perform<T>(_ body: @escaping () throws -> T) throws -> T {
+        // The caller blocks until `body` has run, so handing its non-Sendable captures to the
+        // tracer thread cannot race with the caller.
+        nonisolated(unsafe) let work = body
+        nonisolated(unsafe) var result: Result<T, any Error>?
+        let done = DispatchSemaphore(value: 0)
+        enqueue {
+            result = Result { try work() }
+            done.signal()
         }
+        done.wait()
+        return try result!.get()
     }
 
     /// Runs `body` on the tracer thread without waiting; for fan-out across several threads.
