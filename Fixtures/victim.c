@@ -2,7 +2,9 @@
 // that hotpatches replace in a tight loop and abort on any result no version of the code can give,
 // so a torn patch shows up as a crash. The main thread prints the current behaviour periodically.
 //
-// usage: victim [--threads N] [--interval-ms MS] [--seccomp MODE] [--spawn-threads] [--mdwe]
+// usage: victim [--threads N] [--interval-ms MS] [--seccomp MODE] [--spawn-threads] [--mdwe] [--parked]
+//   --parked: one more thread blocks in pause() inside parked_call's first bytes until SIGUSR2.
+//   --spinner: one more thread loops inside spin_call's first bytes.
 //   MODE: deny-mmap-errno | deny-openat-errno | kill-mmap | kill-openat | trap-mmap | systemd-mdwe
 #define _GNU_SOURCE
 #include <errno.h>
@@ -46,6 +48,34 @@ __attribute__((noinline)) int rarely_called(int x) {
     return y;
 }
 
+// A function whose second byte starts a `syscall` instruction: a thread blocked in it resumes inside
+// the bytes a jump would overwrite. The caller puts the call number in eax.
+__asm__(".text\n.globl parked_call\n.type parked_call,@function\nparked_call:\n"
+        "  nop\n  syscall\n  ret\n  .fill 16, 1, 0x90\n.size parked_call, .-parked_call\n");
+// A loop inside the first five bytes (dec ecx; jnz; ret): a thread calling it is almost always
+// inside the patch window, and single-stepping brings it out in a bounded number of steps.
+__asm__(".text\n.globl spin_call\n.type spin_call,@function\nspin_call:\n"
+        "  dec %ecx\n  jnz spin_call\n  ret\n  .fill 16, 1, 0x90\n.size spin_call, .-spin_call\n");
+static volatile sig_atomic_t unpark;
+
+static void *parked(void *arg) {
+    (void)arg;
+    printf("parked tid=%ld\n", (long)syscall(SYS_gettid));
+    while (!unpark) {
+        long result;
+        __asm__ volatile("call parked_call" : "=a"(result) : "a"((long)SYS_pause) : "rcx", "r11", "memory");
+    }
+    printf("unparked\n");
+    for (;;) pause();
+    return NULL;
+}
+
+static void *spinner(void *arg) {
+    (void)arg;
+    for (;;) __asm__ volatile("mov $200, %%ecx\n call spin_call" ::: "rcx", "memory");
+    return NULL;
+}
+
 static void *worker(void *arg) {
     (void)arg;
     for (;;) {
@@ -76,6 +106,7 @@ static void *spawner(void *arg) {
 }
 
 static void on_usr1(int sig) { (void)sig; atomic_fetch_add_explicit(&signals_seen, 1, memory_order_relaxed); }
+static void on_usr2(int sig) { (void)sig; unpark = 1; }
 
 #define ARCH_CHECK \
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)), \
@@ -131,7 +162,7 @@ static void install_seccomp(const char *mode) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0;
+    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0;
     const char *seccomp_mode = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
@@ -139,10 +170,13 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--seccomp") == 0 && i + 1 < argc) seccomp_mode = argv[++i];
         else if (strcmp(argv[i], "--spawn-threads") == 0) spawn = 1;
         else if (strcmp(argv[i], "--mdwe") == 0) mdwe = 1;
+        else if (strcmp(argv[i], "--parked") == 0) park = 1;
+        else if (strcmp(argv[i], "--spinner") == 0) spin = 1;
         else { fprintf(stderr, "victim: unknown argument %s\n", argv[i]); return 2; }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, on_usr2);
     if (mdwe) {
         // PR_SET_MDWE (65) with PR_MDWE_REFUSE_EXEC_GAIN (1), kernel >= 6.3.
         if (prctl(65, 1, 0, 0, 0) != 0) { printf("mdwe-unsupported errno=%d\n", errno); return 4; }
@@ -152,14 +186,22 @@ int main(int argc, char **argv) {
         pthread_t t;
         if (pthread_create(&t, NULL, worker, NULL) != 0) { perror("victim: pthread_create"); return 1; }
     }
+    if (park) {
+        pthread_t t;
+        pthread_create(&t, NULL, parked, NULL);
+    }
+    if (spin) {
+        pthread_t t;
+        pthread_create(&t, NULL, spinner, NULL);
+    }
     if (spawn) {
         pthread_t t;
         pthread_create(&t, NULL, spawner, NULL);
     }
     printf("ready pid=%d threads=%d\n", getpid(), threads);
     for (;;) {
-        printf("parse_length(100)=%d banner=%d calls=%lu\n", parse_length(100), banner_version(),
-               atomic_load(&calls));
+        printf("parse_length(100)=%d banner=%d calls=%lu signals=%lu\n", parse_length(100), banner_version(),
+               atomic_load(&calls), atomic_load(&signals_seen));
         struct timespec delay = { interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L };
         nanosleep(&delay, NULL);
         (void)rarely_called;

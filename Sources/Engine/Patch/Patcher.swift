@@ -243,17 +243,28 @@ public final class Patcher {
             var steps = 0
             while true {
                 guard let registers = try? Ptrace.registers(tid) else { break }
-                let ip = registers.instructionPointer
+                let ip = registers.resumeAddress
                 // ip == start is safe: the thread would run our jump, complete, from its first byte.
                 guard windows.contains(where: { $0.contains(ip) && ip != $0.lowerBound }) else { break }
+                if ip != registers.instructionPointer {
+                    // Blocked in a system call that would restart inside the window: stepping
+                    // would only block again.
+                    throw .busy("thread \(tid) is blocked in a system call inside a patch window at 0x\(String(ip, radix: 16))")
+                }
                 if steps == 0 { traced.countEvacuation() }
                 steps += 1
                 if steps > options.evacuationStepLimit {
                     throw .busy("thread \(tid) stays inside a patch window at 0x\(String(ip, radix: 16))")
                 }
                 do {
-                    guard try traced.singleStep(tid, deadline: deadline) else { break }
+                    // One instruction takes microseconds; a step that does not come back soon has
+                    // entered a blocking call, and the other threads must not wait for it.
+                    let stepDeadline = min(deadline, Monotonic.now.adding(microseconds: 5_000))
+                    guard try traced.singleStep(tid, deadline: stepDeadline) else { break }
                 } catch {
+                    if case .deadlineExceeded = error {
+                        throw .busy("thread \(tid) did not leave the patch window at 0x\(String(ip, radix: 16)) in time")
+                    }
                     throw PatchLoader.failure(error)
                 }
             }

@@ -187,6 +187,11 @@ final class TracedProcess {
     /// waited for briefly so they can be detached too; returns when nothing of ours holds the process.
     func release() {
         let grace = Monotonic.now.adding(microseconds: 2_000_000)
+        // A thread seized but running (not stopped yet, or resumed by a single-step that blocked in
+        // a system call) can only be detached once stopped: ask it to stop again.
+        for (tid, thread) in threads where !thread.stopped {
+            _ = cptrace_interrupt(tid)
+        }
         while !threads.isEmpty {
             for (tid, thread) in threads where thread.stopped {
                 if cptrace_detach(tid, thread.pendingSignal) == 0 || errno == ESRCH {
