@@ -116,14 +116,16 @@ static void on_usr2(int sig) { (void)sig; unpark = 1; }
 
 static void install(struct sock_filter *filter, unsigned short length) {
     struct sock_fprog program = { .len = length, .filter = filter };
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0) {
+    // TSYNC: the filter reaches the threads already running, as in a service whose filter is set
+    // before its threads start.
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) != 0) {
         perror("victim: seccomp");
         exit(3);
     }
 }
 
 static void install_seccomp(const char *mode) {
-    // Worker threads are created after this, so they inherit the filter.
     if (strcmp(mode, "systemd-mdwe") == 0) {
         // What systemd 252 installs for MemoryDenyWriteExecute=yes: no W+X mmap, no mprotect to X.
         struct sock_filter f[] = {
@@ -131,7 +133,7 @@ static void install_seccomp(const char *mode) {
             BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 4),
             BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
             BPF_STMT(BPF_ALU | BPF_AND | BPF_K, PROT_WRITE | PROT_EXEC),
-            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PROT_WRITE | PROT_EXEC, 7, 8),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PROT_WRITE | PROT_EXEC, 6, 0),
             BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
             BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mprotect, 1, 0),
             BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pkey_mprotect, 0, 4),
@@ -142,6 +144,9 @@ static void install_seccomp(const char *mode) {
             BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         };
         install(f, sizeof f / sizeof f[0]);
+        // Prove the filter bites: a writable and executable mapping must be refused.
+        void *wx = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (wx != MAP_FAILED || errno != EPERM) { fprintf(stderr, "victim: W+X mmap was not refused\n"); exit(5); }
         return;
     }
     long nr = -1;
@@ -181,7 +186,6 @@ int main(int argc, char **argv) {
         // PR_SET_MDWE (65) with PR_MDWE_REFUSE_EXEC_GAIN (1), kernel >= 6.3.
         if (prctl(65, 1, 0, 0, 0) != 0) { printf("mdwe-unsupported errno=%d\n", errno); return 4; }
     }
-    if (seccomp_mode) install_seccomp(seccomp_mode);
     for (int i = 0; i < threads; i++) {
         pthread_t t;
         if (pthread_create(&t, NULL, worker, NULL) != 0) { perror("victim: pthread_create"); return 1; }
@@ -198,6 +202,9 @@ int main(int argc, char **argv) {
         pthread_t t;
         pthread_create(&t, NULL, spawner, NULL);
     }
+    // Installed last, once every thread exists (a filter that denies mmap forbids new stacks).
+    printf("starting pid=%d\n", getpid());
+    if (seccomp_mode) install_seccomp(seccomp_mode);
     printf("ready pid=%d threads=%d\n", getpid(), threads);
     for (;;) {
         printf("parse_length(100)=%d banner=%d calls=%lu signals=%lu\n", parse_length(100), banner_version(),

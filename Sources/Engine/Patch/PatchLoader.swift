@@ -115,6 +115,11 @@ struct PatchLoader {
             throw .unpatchable(error)
         }
 
+        if useMemfd && content.isEmpty {
+            do { content = try Files.read(path, limit: 1 << 30) } catch {
+                throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
+            }
+        }
         let injector: SystemCallInjector
         do { injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction) } catch {
             throw .unpatchable(.systemFailure(detail: "\(error)"))
