@@ -220,28 +220,12 @@ final class TracedProcess {
 
     /// The TracerPid of a thread, if readable.
     static func tracer(of tid: Int32) -> Int32? {
-        guard let bytes = try? Files.read("/proc/\(tid)/status", limit: 1 << 16) else { return nil }
-        let text = String(decoding: bytes, as: UTF8.self)
-        for line in text.split(separator: "\n") where line.hasPrefix("TracerPid:") {
-            return Int32(line.dropFirst("TracerPid:".count).trimmingCharacters(in: " \t"))
-        }
-        return nil
+        try? ProcFS.status(of: ProcessID(tid)).tracerPID
     }
 
     /// Whether the process still exists (and is not a zombie).
     static func exists(_ pid: Int32) -> Bool {
-        guard let bytes = try? Files.read("/proc/\(pid)/stat", limit: 4096) else { return false }
-        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")), close + 2 < bytes.count else { return false }
-        let state = bytes[close + 2]
-        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var slice = self[...]
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
+        guard let status = try? ProcFS.status(of: ProcessID(pid)) else { return false }
+        return status.state != "Z" && status.state != "X"
     }
 }
