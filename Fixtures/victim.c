@@ -58,7 +58,8 @@ __asm__(".text\n.globl spin_call\n.type spin_call,@function\nspin_call:\n"
         "  dec %ecx\n  jnz spin_call\n  ret\n  .fill 16, 1, 0x90\n.size spin_call, .-spin_call\n");
 static volatile sig_atomic_t unpark;
 
-static void *parked(void *arg) {
+void *parked(void *arg);
+__attribute__((noinline)) void *parked(void *arg) {
     (void)arg;
     printf("parked tid=%ld\n", (long)syscall(SYS_gettid));
     while (!unpark) {

@@ -9,6 +9,8 @@ public final class RunningProcess: @unchecked Sendable {
     public let pid: Int32
     private let output: Int32
     private var buffer: [UInt8] = []
+    /// Every line read so far, oldest first.
+    public private(set) var history: [String] = []
     private var reaped = false
     private var exitStatus: Int32 = 0
 
@@ -58,6 +60,7 @@ public final class RunningProcess: @unchecked Sendable {
             if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = String(decoding: buffer[..<newline], as: UTF8.self)
                 buffer.removeSubrange(...newline)
+                history.append(line)
                 return line
             }
             let remaining = deadline.timeIntervalSinceNow
@@ -71,6 +74,12 @@ public final class RunningProcess: @unchecked Sendable {
                 buffer.append(contentsOf: chunk[0..<count])
             }
         }
+    }
+
+    /// The first line read so far, or the next one to come, that satisfies `predicate`.
+    public func line(timeout: Double = 5, where predicate: (String) -> Bool) throws -> String {
+        if let seen = history.first(where: predicate) { return seen }
+        return try waitForLine(timeout: timeout, where: predicate)
     }
 
     /// Skips output until a line satisfies `predicate`, returning it.

@@ -25,7 +25,7 @@ extension LivePatchTests {
         let target = try Self.plannedTarget(patch: "patch_parked.c", replacements: [("parked_call", "parked_call_fixed")])
         let victim = try Live.startVictim(["--threads", "2", "--parked"])
         defer { victim.stop() }
-        let parkedLine = try victim.waitForLine { $0.hasPrefix("parked tid=") }
+        let parkedLine = try victim.line { $0.hasPrefix("parked tid=") }
         let parkedTID = Int32(parkedLine.dropFirst("parked tid=".count))!
         Thread.sleep(forTimeInterval: 0.05)
 
