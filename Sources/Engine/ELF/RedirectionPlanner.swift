@@ -1,0 +1,185 @@
+import Crypto
+
+/// What the publisher's tool derives for one target object: the redirections and references to
+/// put in the channel, and warnings for the publisher to read.
+public struct PlannedTarget: Sendable, Equatable {
+    /// The target's build-id, which processes are matched by.
+    public var buildID: BuildID
+    /// One redirection per replaced function, in the order given.
+    public var redirections: [FunctionRedirection]
+    /// The target's non-exported symbols the patch object needs, by offset.
+    public var references: [TargetSymbolReference]
+    /// Warnings: short functions, compiler clones, inlining that cannot be checked.
+    public var notes: [String]
+
+    /// Describes a plan.
+    public init(buildID: BuildID, redirections: [FunctionRedirection], references: [TargetSymbolReference], notes: [String]) {
+        self.buildID = buildID
+        self.redirections = redirections
+        self.references = references
+        self.notes = notes
+    }
+}
+
+/// Turns "replace these functions of the target with these of the patch object" into checked
+/// redirections (offset, size, hash of the original bytes), as `hotpatch-pack hotpatch` publishes them.
+public enum RedirectionPlanner {
+    /// The smallest function a `jmp rel32` fits in.
+    public static let minimumFunctionSize: UInt64 = 5
+    /// The size of `jmp [rip+0]; .quad target`, which reaches any address.
+    public static let absoluteJumpSize: UInt64 = 14
+
+    /// Plans the redirections; symbols come from the debug file's `.symtab`, else the target's
+    /// `.symtab`, else its `.dynsym`. Every refusal is `EngineError.invalidHotpatch(id: target.path, …)`.
+    public static func plan(target: ELFFile, debugFile: ELFFile?, patchObject: PatchObject,
+                            replacements: [(symbol: String, replacement: String)],
+                            references: [String]) throws -> PlannedTarget {
+        func refuse(_ reason: String) -> EngineError { .invalidHotpatch(id: target.path, reason: reason) }
+        guard let buildID = target.buildID else {
+            throw refuse("the target has no GNU build-id note (link it with -Wl,--build-id)")
+        }
+        if let debugFile, debugFile.buildID != buildID {
+            throw refuse("debug file \(debugFile.path) has build-id \(debugFile.buildID?.description ?? "none"), but the target has \(buildID)")
+        }
+        guard !replacements.isEmpty else { throw refuse("no functions to redirect") }
+
+        var sources: [SymbolSource] = []
+        if let debugFile {
+            sources.append(SymbolSource(label: ".symtab of \(debugFile.path)", symbols: try debugFile.symbols()))
+        }
+        sources.append(SymbolSource(label: ".symtab of \(target.path)", symbols: try target.symbols()))
+        sources.append(SymbolSource(label: ".dynsym of \(target.path)", symbols: try target.dynamicSymbols()))
+        sources.removeAll { $0.symbols.isEmpty }
+        let searched = sources.map(\.label).joined(separator: ", ")
+        let allNames = Set(sources.flatMap { $0.symbols.map(\.name) })
+
+        var redirections: [FunctionRedirection] = []
+        var notes: [String] = []
+        var unknown: [String] = []
+        var seenNames: Set<String> = []
+        var seenOffsets: [UInt64: String] = [:]
+        for (name, replacement) in replacements {
+            guard seenNames.insert(name).inserted else { throw refuse("function \(name) is listed twice") }
+            guard let function = try find(name, in: sources, refuse: refuse) else {
+                unknown.append(name)
+                continue
+            }
+            switch function.kind {
+            case .function: break
+            case .gnuIndirectFunction:
+                throw refuse("\(name) is a GNU indirect function: its address is the resolver, not the code that runs; redirect the implementation it selects")
+            default:
+                throw refuse("\(name) is not a function (symbol type \(function.kind))")
+            }
+            guard function.size > 0 else {
+                throw refuse("function \(name) at \(elfHex(function.value)) has size 0 (no .size directive?), so its bytes cannot be checked")
+            }
+            guard function.size >= minimumFunctionSize else {
+                throw refuse("function \(name) is \(function.size) bytes, shorter than the \(minimumFunctionSize)-byte jump that redirects it")
+            }
+            if let other = seenOffsets[function.value] {
+                throw refuse("functions \(other) and \(name) are the same code at \(elfHex(function.value)); redirect only one of them")
+            }
+            seenOffsets[function.value] = name
+            guard let patched = patchObject.exportedSymbol(named: replacement), patched.kind == .function else {
+                throw refuse("replacement \(replacement) for \(name) is not a function exported by patch object \(patchObject.elf.path)")
+            }
+            let original: [UInt8]
+            do {
+                guard let count = Int(exactly: function.size) else { throw refuse("function \(name) is too large") }
+                original = try target.bytes(atVirtualAddress: function.value, count: count)
+            } catch EngineError.malformedELF {
+                throw refuse("the \(function.size) bytes of \(name) at \(elfHex(function.value)) are not in the target file (is the target a debug file?)")
+            }
+            redirections.append(FunctionRedirection(
+                symbol: name, offset: function.value, size: function.size,
+                sha256: Hex.encode(SHA256.hash(data: original)), replacement: replacement))
+            if function.size < absoluteJumpSize {
+                notes.append("\(name) is \(function.size) bytes: it needs the patch object mapped within ±2 GiB for a 5-byte jump (the \(absoluteJumpSize)-byte absolute jump does not fit)")
+            }
+            notes += cloneNotes(for: name, among: allNames)
+        }
+        if !unknown.isEmpty {
+            throw refuse("unknown function\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (searched \(searched.isEmpty ? "no symbol table: the target is stripped and has no .dynsym" : searched))")
+        }
+        notes.append("inlined copies of \(redirections.map(\.symbol).joined(separator: ", ")) cannot be seen without DWARF: a caller that inlined one keeps the old code")
+
+        let required = Set(patchObject.requiredSymbols.map(\.name))
+        var planned: [TargetSymbolReference] = []
+        for name in references {
+            guard required.contains(name) else {
+                throw refuse("reference \(name) is not needed: patch object \(patchObject.elf.path) has no relocation against an undefined \(name)")
+            }
+            guard !planned.contains(where: { $0.symbol == name }) else { continue }
+            guard let symbol = try find(name, in: sources, refuse: refuse) else {
+                throw refuse("reference \(name) is not defined in the target (searched \(searched))")
+            }
+            planned.append(TargetSymbolReference(symbol: name, offset: symbol.value))
+        }
+        return PlannedTarget(buildID: buildID, redirections: redirections, references: planned, notes: notes)
+    }
+
+    /// One symbol table to search, named for messages.
+    struct SymbolSource {
+        let label: String
+        let symbols: [ELFSymbol]
+    }
+
+    /// The one definition of `name` in the first table that defines it: a global one wins (and,
+    /// in `.dynsym`, its default version); several distinct local ones are ambiguous.
+    static func find(_ name: String, in sources: [SymbolSource], refuse: (String) -> EngineError) throws -> ELFSymbol? {
+        for source in sources {
+            let defined = source.symbols.filter { $0.name == name && $0.isDefined && $0.kind != .section && $0.kind != .file }
+            guard !defined.isEmpty else { continue }
+            let global = defined.filter { $0.binding != .local }
+            let preferred = global.filter { !$0.isHiddenVersion }
+            let candidates = !preferred.isEmpty ? preferred : (!global.isEmpty ? global : defined)
+            var byAddress: [UInt64: ELFSymbol] = [:]
+            for symbol in candidates where byAddress[symbol.value] == nil { byAddress[symbol.value] = symbol }
+            guard byAddress.count == 1, let only = byAddress.values.first else {
+                let places = byAddress.keys.sorted().map { elfHex($0) }.joined(separator: ", ")
+                throw refuse("\(name) is ambiguous in \(source.label): \(byAddress.count) definitions at \(places)")
+            }
+            return only
+        }
+        return nil
+    }
+
+    /// Notes for GCC clones of `name` (NAME.isra.N, .constprop.N, .part.N, .cold and combinations).
+    static func cloneNotes(for name: String, among names: Set<String>) -> [String] {
+        let prefix = name + "."
+        return names.filter { $0.hasPrefix(prefix) }.sorted().compactMap { clone in
+            guard let tokens = cloneSuffix(String(clone.dropFirst(prefix.count))) else { return nil }
+            if tokens == ["cold"] {
+                return "\(clone) is the cold part GCC split out of \(name); only the original body of \(name) reaches it, and the jump bypasses that"
+            }
+            return "\(clone) is a GCC clone of \(name): calls that go through the clone escape the patch; redirect the clone too or check that nothing calls it"
+        }
+    }
+
+    /// The clone kinds in a suffix such as "constprop.0.isra.0", or nil if it is not a clone suffix.
+    static func cloneSuffix(_ suffix: String) -> [String]? {
+        let parts = suffix.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        var kinds: [String] = []
+        var index = 0
+        while index < parts.count {
+            let part = parts[index]
+            let numbered = index + 1 < parts.count && !parts[index + 1].isEmpty && parts[index + 1].allSatisfy(\.isASCIIDigit)
+            switch part {
+            case "isra", "constprop", "part":
+                guard numbered else { return nil }
+                index += 2
+            case "cold":
+                index += numbered ? 2 : 1
+            default:
+                return nil
+            }
+            kinds.append(part)
+        }
+        return kinds.isEmpty ? nil : kinds
+    }
+}
+
+private extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
+}

@@ -1,0 +1,65 @@
+/// What a function's entry holds in one process, read from its memory.
+enum EntryState: Equatable {
+    /// The original bytes the hotpatch was built for.
+    case original
+    /// Our jump, to `target`, `jumpLength` bytes long; the bytes after it are original.
+    case redirected(target: UInt64, jumpLength: Int)
+    /// Something else: a breakpoint, another tool's patch, a different build.
+    case foreign
+}
+
+/// One write to a function's entry, decided before the stop window.
+struct EntryWrite: Equatable {
+    /// The function's entry address.
+    let address: UInt64
+    /// The bytes found there when planning; checked again once every thread is stopped.
+    let expected: [UInt8]
+    /// The bytes to write (a jump plus original bytes that a longer earlier jump had covered).
+    let bytes: [UInt8]
+    /// No thread's instruction pointer may be in here while we write.
+    var window: Range<UInt64> { address..<(address + UInt64(bytes.count)) }
+}
+
+/// Pure decisions about function entries: what is there, and what to write.
+enum EntryPlan {
+    /// Classifies `memory` (the function's current bytes) against its verified `original` bytes.
+    /// `isOurs` tells whether an address lies in a patch image of ours.
+    static func classify(memory: [UInt8], original: [UInt8], address: UInt64,
+                         isOurs: (UInt64) -> Bool) -> EntryState {
+        if memory == original { return .original }
+        if let (target, length) = Jump.decode(memory, at: address), isOurs(target),
+           memory.count >= length, memory[length...] == original[length...] {
+            return .redirected(target: target, jumpLength: length)
+        }
+        return .foreign
+    }
+
+    /// The write that moves an entry from `state` to a jump to `target` (or back to the original
+    /// when `target` is nil); nil when it is already there.
+    static func write(from state: EntryState, memory: [UInt8], original: [UInt8], address: UInt64,
+                      target: UInt64?, symbol: String) throws(UnpatchableReason) -> EntryWrite? {
+        let coveredLength: Int
+        switch state {
+        case .foreign:
+            throw .entryBytesDiffer(symbol: symbol, address: address)
+        case .original:
+            coveredLength = 0
+        case let .redirected(current, length):
+            if let target, current == target { return nil }
+            coveredLength = length
+        }
+        guard let target else {
+            if coveredLength == 0 { return nil }
+            return EntryWrite(address: address, expected: Array(memory[0..<coveredLength]),
+                              bytes: Array(original[0..<coveredLength]))
+        }
+        guard let jump = Jump.best(from: address, to: target, room: UInt64(original.count)) else {
+            let needed = Jump.relative(from: address, to: target) == nil ? Jump.absoluteLength : Jump.relativeLength
+            throw .functionTooShort(symbol: symbol, size: UInt64(original.count), needed: needed)
+        }
+        // A shorter jump replacing a longer one puts back the original bytes the longer one hid.
+        let length = max(jump.count, coveredLength)
+        let bytes = jump + original[jump.count..<length]
+        return EntryWrite(address: address, expected: Array(memory[0..<length]), bytes: Array(bytes))
+    }
+}

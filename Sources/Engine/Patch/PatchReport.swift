@@ -1,0 +1,96 @@
+/// Why a process cannot be patched; each case names what a person would check.
+public enum UnpatchableReason: Error, Equatable, Sendable, CustomStringConvertible {
+    /// PID 1, the agent itself, or a process excluded by configuration.
+    case protectedProcess(why: String)
+    /// Another tracer (debugger, strace, another agent) holds the process.
+    case tracedBy(pid: Int32)
+    /// Seccomp strict mode allows no system call we would need.
+    case seccompStrictMode
+    /// A seccomp filter would kill the process (or trap) on a system call we would inject.
+    case seccompWouldKill(systemCall: String, action: String)
+    /// A seccomp filter would refuse a system call we need with an errno.
+    case seccompDenies(systemCall: String, errno: Int32)
+    /// The filters could not be read, so injecting would be a gamble.
+    case seccompUnreadable(detail: String)
+    /// A function's bytes are neither the original the hotpatch was built for nor our jump.
+    case entryBytesDiffer(symbol: String, address: UInt64)
+    /// A function is too short for the jump that can reach its replacement.
+    case functionTooShort(symbol: String, size: UInt64, needed: Int)
+    /// The process exited before or during the patch.
+    case processGone
+    /// The patch object cannot be loaded into this process (unresolved symbol, unsupported content).
+    case patchObjectRejected(detail: String)
+    /// The patch object could not be mapped (openat/mmap/memfd refused).
+    case cannotMapPatchObject(detail: String)
+    /// A system call of ours failed unexpectedly.
+    case systemFailure(detail: String)
+
+    /// A short text for logs and status.
+    public var description: String {
+        switch self {
+        case let .protectedProcess(why): return "protected process (\(why))"
+        case let .tracedBy(pid): return "traced by PID \(pid)"
+        case .seccompStrictMode: return "seccomp strict mode allows no injected system call"
+        case let .seccompWouldKill(call, action): return "seccomp filter would \(action) on \(call); not injected"
+        case let .seccompDenies(call, number): return "seccomp filter denies \(call) with \(EngineError.errnoText(number))"
+        case let .seccompUnreadable(detail): return "seccomp filters unreadable: \(detail)"
+        case let .entryBytesDiffer(symbol, address):
+            return "entry bytes of \(symbol) at 0x\(String(address, radix: 16)) differ from the hotpatch's original"
+        case let .functionTooShort(symbol, size, needed):
+            return "function \(symbol) is \(size) bytes, shorter than the \(needed)-byte jump that reaches its replacement"
+        case .processGone: return "process gone"
+        case let .patchObjectRejected(detail): return "patch object rejected: \(detail)"
+        case let .cannotMapPatchObject(detail): return "cannot map patch object: \(detail)"
+        case let .systemFailure(detail): return "system call failed: \(detail)"
+        }
+    }
+}
+
+/// What happened to one process.
+public enum PatchOutcome: Equatable, Sendable, CustomStringConvertible {
+    /// The desired hotpatch is now in place (newly applied, or a lower level replaced).
+    case applied
+    /// It already was; nothing was written.
+    case alreadyApplied
+    /// Our jumps were removed; the original code runs again.
+    case reverted
+    /// There was nothing of ours to revert.
+    case notApplied
+    /// The process could not be patched right now (threads would not stop in time, a thread sits
+    /// in a patch window); retry later.
+    case busy(reason: String)
+    /// The process cannot be patched until something changes.
+    case unpatchable(UnpatchableReason)
+
+    /// A short text for logs and status.
+    public var description: String {
+        switch self {
+        case .applied: return "applied"
+        case .alreadyApplied: return "already applied"
+        case .reverted: return "reverted"
+        case .notApplied: return "not applied"
+        case let .busy(reason): return "busy (\(reason))"
+        case let .unpatchable(reason): return "unpatchable: \(reason)"
+        }
+    }
+}
+
+/// One process's result, with the figures that matter to its owner.
+public struct ProcessPatchReport: Sendable {
+    /// The process.
+    public var pid: Int32
+    /// Its start time (clock ticks since boot), so a reused pid is never confused with it.
+    public var startTime: UInt64
+    /// What happened.
+    public var outcome: PatchOutcome
+    /// How long its threads were stopped for the redirect (first stop to last resume), if stopped.
+    public var pauseMicroseconds: UInt64?
+    /// The whole operation, from first look to last detach.
+    public var totalMicroseconds: UInt64
+    /// Threads held during the stop window.
+    public var threadCount: Int
+    /// Threads single-stepped out of a patch window.
+    public var evacuatedThreads: Int
+    /// System calls injected to map the patch object (0 when it was already mapped).
+    public var injectedSystemCalls: Int
+}

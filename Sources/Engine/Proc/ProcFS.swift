@@ -1,0 +1,101 @@
+import Glibc
+
+/// Reads /proc. A process that vanishes while being read surfaces as `EngineError.systemCall` with
+/// errno ENOENT or ESRCH (see `EngineError.isProcessGone`), so callers can say "process gone".
+public enum ProcFS {
+    /// Every process currently listed in /proc (its numeric entries), in increasing order.
+    public static func processIDs() throws -> [ProcessID] {
+        try numericEntries(of: "/proc").map(ProcessID.init)
+    }
+
+    /// The threads of `pid` (/proc/PID/task), in increasing order.
+    public static func threadIDs(of pid: ProcessID) throws -> [ThreadID] {
+        try numericEntries(of: "/proc/\(pid)/task").map(ThreadID.init)
+    }
+
+    /// The memory mappings of `pid` (/proc/PID/maps). Kernel threads, and zombies whose memory is
+    /// already released, have none and give []; a reaped process throws ENOENT.
+    public static func maps(of pid: ProcessID) throws -> [MemoryMapping] {
+        let path = "/proc/\(pid)/maps"
+        let bytes = try Files.read(path)
+        if bytes.isEmpty {
+            // An exited process still reads as empty once its file is open: tell that apart from a
+            // kernel thread by checking the process is still listed.
+            _ = try Files.status("/proc/\(pid)")
+            return []
+        }
+        return try ProcMapsParser.parse(bytes, path: path)
+    }
+
+    /// The status of `pid` (/proc/PID/status).
+    public static func status(of pid: ProcessID) throws -> ProcessStatus {
+        let path = "/proc/\(pid)/status"
+        return try ProcessStatus.parse(Files.read(path, limit: 1 << 20), path: path)
+    }
+
+    /// The identity (pid and start time) of `pid` (/proc/PID/stat).
+    public static func identity(of pid: ProcessID) throws -> ProcessIdentity {
+        let path = "/proc/\(pid)/stat"
+        let stat = try ProcessStatParser.parse(Files.read(path, limit: 1 << 16), path: path)
+        return ProcessIdentity(pid: pid, startTime: stat.startTime)
+    }
+
+    /// True while the process is alive (not a zombie) and its pid was not reused by a later process.
+    public static func isSameProcess(_ identity: ProcessIdentity) -> Bool {
+        let path = "/proc/\(identity.pid)/stat"
+        guard let bytes = try? Files.read(path, limit: 1 << 16),
+              let stat = try? ProcessStatParser.parse(bytes, path: path) else { return false }
+        return stat.startTime == identity.startTime && stat.state != "Z" && stat.state != "X"
+    }
+
+    /// The executable of `pid` (readlink of /proc/PID/exe), without the kernel's " (deleted)" suffix.
+    public static func executablePath(of pid: ProcessID) throws -> String {
+        let target = try Files.readLink("/proc/\(pid)/exe")
+        let suffix = " (deleted)"
+        return target.hasSuffix(suffix) ? String(target.dropLast(suffix.count)) : target
+    }
+
+    /// "/proc/PID/map_files/START-END" (lowercase hex, no 0x): opens the very file behind `mapping`
+    /// even when it was deleted or replaced on disk (needs CAP_SYS_ADMIN in the initial namespace).
+    public static func mappedFilePath(of pid: ProcessID, mapping: MemoryMapping) -> String {
+        "/proc/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
+    }
+
+    /// The id of the current boot (/proc/sys/kernel/random/boot_id), without the trailing newline.
+    public static func bootID() throws -> String {
+        let path = "/proc/sys/kernel/random/boot_id"
+        var bytes = try Files.read(path, limit: 4096)
+        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") { bytes.removeLast() }
+        var first = 0
+        while first < bytes.count, bytes[first] == UInt8(ascii: " ") { first += 1 }
+        guard first < bytes.count else { throw EngineError.malformedProcFile(path: path, reason: "empty") }
+        return String(decoding: bytes[first...], as: UTF8.self)
+    }
+
+    /// The names of `directory` that are decimal numbers fitting a pid, as sorted numbers.
+    private static func numericEntries(of directory: String) throws -> [Int32] {
+        var numbers: [Int32] = []
+        for name in try Files.list(directory) {
+            var value: Int32 = 0
+            var valid = !name.utf8.isEmpty
+            for byte in name.utf8 {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { valid = false; break }
+                let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times10.addingReportingOverflow(Int32(byte - UInt8(ascii: "0")))
+                guard !o1, !o2 else { valid = false; break }
+                value = sum
+            }
+            if valid { numbers.append(value) }
+        }
+        return numbers.sorted()
+    }
+}
+
+extension EngineError {
+    /// True when this is a system call that failed because the process or thread no longer exists
+    /// (ENOENT or ESRCH from /proc).
+    public var isProcessGone: Bool {
+        guard case let .systemCall(_, number, _) = self else { return false }
+        return number == ENOENT || number == ESRCH
+    }
+}

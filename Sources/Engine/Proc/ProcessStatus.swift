@@ -1,0 +1,97 @@
+/// The fields of /proc/PID/status that decide whether and how a process can be patched.
+public struct ProcessStatus: Sendable {
+    /// The command name (`comm`, at most 15 bytes; the kernel escapes `\n` and `\\`).
+    public var name: String
+    /// The scheduler state letter: R, S, D, T, t, Z, X, I, …
+    public var state: Character
+    /// The pid of the process tracing this one, 0 when none.
+    public var tracerPID: Int32
+    /// 0 when seccomp is off, 1 in strict mode, 2 when filters are installed.
+    public var seccompMode: Int
+    /// How many filters are attached (`Seccomp_filters:`, kernel 5.9+); nil when the kernel does not say.
+    public var seccompFilterCount: Int?
+    /// The real user id.
+    public var realUID: UInt32
+    /// The effective user id.
+    public var effectiveUID: UInt32
+    /// The number of threads in the process.
+    public var threadCount: Int
+
+    /// Describes a status.
+    public init(name: String, state: Character, tracerPID: Int32, seccompMode: Int, seccompFilterCount: Int?,
+                realUID: UInt32, effectiveUID: UInt32, threadCount: Int) {
+        self.name = name
+        self.state = state
+        self.tracerPID = tracerPID
+        self.seccompMode = seccompMode
+        self.seccompFilterCount = seccompFilterCount
+        self.realUID = realUID
+        self.effectiveUID = effectiveUID
+        self.threadCount = threadCount
+    }
+
+    private static let nameKey = Array("Name".utf8)
+    private static let stateKey = Array("State".utf8)
+    private static let tracerKey = Array("TracerPid".utf8)
+    private static let uidKey = Array("Uid".utf8)
+    private static let threadsKey = Array("Threads".utf8)
+    private static let seccompKey = Array("Seccomp".utf8)
+    private static let filtersKey = Array("Seccomp_filters".utf8)
+
+    /// Parses the text of /proc/PID/status; `path` names the file in errors. Throws `malformedProcFile`
+    /// when Name, State, TracerPid, Uid or Threads is missing or unreadable. A kernel without
+    /// CONFIG_SECCOMP prints no `Seccomp:` line; that reads as mode 0.
+    public static func parse(_ bytes: [UInt8], path: String) throws -> ProcessStatus {
+        func bad(_ reason: String) -> EngineError { .malformedProcFile(path: path, reason: reason) }
+        return try bytes.withUnsafeBufferPointer { buffer in
+            var name: String?, state: Character?, tracer: Int32?, uids: (UInt32, UInt32)?, threads: Int?
+            var mode = 0
+            var filters: Int?
+            var s = ByteScanner(buffer)
+            while !s.isAtEnd {
+                let lineEnd = s.next(UInt8(ascii: "\n"))
+                let colon = s.next(UInt8(ascii: ":"))
+                defer { s.index = lineEnd + 1 }
+                guard colon < lineEnd else { continue }
+                let key = UnsafeBufferPointer(rebasing: buffer[s.index..<colon])
+                s.index = colon + 1
+                if key.elementsEqual(nameKey) {
+                    // The name follows a single tab and may itself start with blanks.
+                    _ = s.take(UInt8(ascii: "\t"))
+                    name = s.text(s.index..<lineEnd)
+                    continue
+                }
+                s.skipBlanks()
+                if key.elementsEqual(stateKey) {
+                    guard s.index < lineEnd, let b = s.peek, b > 0x20, b < 0x7f else { throw bad("State: has no letter") }
+                    state = Character(Unicode.Scalar(b))
+                } else if key.elementsEqual(tracerKey) {
+                    guard let v = s.decimal(), v <= UInt64(Int32.max) else { throw bad("TracerPid: is not a pid") }
+                    tracer = Int32(v)
+                } else if key.elementsEqual(uidKey) {
+                    guard let real = s.decimal(), real <= UInt32.max else { throw bad("Uid: has no real uid") }
+                    s.skipBlanks()
+                    guard let effective = s.decimal(), effective <= UInt32.max else { throw bad("Uid: has no effective uid") }
+                    uids = (UInt32(real), UInt32(effective))
+                } else if key.elementsEqual(threadsKey) {
+                    guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Threads: is not a count") }
+                    threads = Int(v)
+                } else if key.elementsEqual(seccompKey) {
+                    guard let v = s.decimal(), v <= 2 else { throw bad("Seccomp: is not 0, 1 or 2") }
+                    mode = Int(v)
+                } else if key.elementsEqual(filtersKey) {
+                    guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Seccomp_filters: is not a count") }
+                    filters = Int(v)
+                }
+            }
+            guard let name else { throw bad("no Name: line") }
+            guard let state else { throw bad("no State: line") }
+            guard let tracer else { throw bad("no TracerPid: line") }
+            guard let uids else { throw bad("no Uid: line") }
+            guard let threads else { throw bad("no Threads: line") }
+            return ProcessStatus(name: name, state: state, tracerPID: tracer, seccompMode: mode,
+                                 seccompFilterCount: filters, realUID: uids.0, effectiveUID: uids.1,
+                                 threadCount: threads)
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Glibc
+
+/// Another process's memory through /proc/PID/mem. The kernel lets a tracer (or root) write there
+/// even into read-only text, which `process_vm_writev` refuses with EFAULT.
+struct ProcessMemory: ~Copyable {
+    private let file: FileHandle
+    /// The process whose memory this is.
+    let pid: Int32
+
+    /// Opens /proc/PID/mem for reading and writing.
+    init(pid: Int32) throws {
+        self.pid = pid
+        self.file = try FileHandle(path: "/proc/\(pid)/mem", flags: O_RDWR)
+    }
+
+    /// Reads `count` bytes at `address`; fails if any of them is unmapped.
+    func read(at address: UInt64, count: Int) throws -> [UInt8] {
+        let bytes = try file.read(at: address, count: count)
+        guard bytes.count == count else {
+            throw EngineError.systemCall(name: "pread", errno: EIO,
+                                         subject: "/proc/\(pid)/mem at 0x\(String(address, radix: 16))")
+        }
+        return bytes
+    }
+
+    /// Writes `bytes` at `address` in one pwrite (the kernel copies page by page), then reads them back.
+    func write(_ bytes: [UInt8], at address: UInt64, verify: Bool = true) throws {
+        try file.write(bytes, at: address)
+        if verify {
+            let back = try read(at: address, count: bytes.count)
+            guard back == bytes else {
+                throw EngineError.systemCall(name: "pwrite", errno: EIO,
+                                             subject: "/proc/\(pid)/mem at 0x\(String(address, radix: 16)) (read-back differs)")
+            }
+        }
+    }
+
+    /// Reads one little-endian 64-bit word.
+    func readWord(at address: UInt64) throws -> UInt64 {
+        let bytes = try read(at: address, count: 8)
+        return bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends `value` as little-endian bytes.
+    mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+@testable import Engine
+
+private let sample = """
+    Name:\tmy worker
+    Umask:\t0022
+    State:\tS (sleeping)
+    Tgid:\t4242
+    Ngid:\t0
+    Pid:\t4242
+    PPid:\t1
+    TracerPid:\t917
+    Uid:\t1000\t0\t1000\t1000
+    Gid:\t1000\t1000\t1000\t1000
+    Threads:\t7
+    NoNewPrivs:\t1
+    Seccomp:\t2
+    Seccomp_filters:\t3
+    Speculation_Store_Bypass:\tthread vulnerable
+
+    """
+
+@Test func status_whenAllFieldsPresent_readsThem() throws {
+    let s = try ProcessStatus.parse(Array(sample.utf8), path: "/proc/4242/status")
+    #expect(s.name == "my worker")
+    #expect(s.state == "S")
+    #expect(s.tracerPID == 917)
+    #expect(s.seccompMode == 2 && s.seccompFilterCount == 3)
+    #expect(s.realUID == 1000 && s.effectiveUID == 0)
+    #expect(s.threadCount == 7)
+}
+
+@Test func status_whenKernelHasNoSeccompLines_readsModeZeroAndNoCount() throws {
+    let text = sample.split(separator: "\n").filter { !$0.hasPrefix("Seccomp") }.joined(separator: "\n")
+    let s = try ProcessStatus.parse(Array(text.utf8), path: "p")
+    #expect(s.seccompMode == 0 && s.seccompFilterCount == nil)
+}
+
+@Test func status_whenThreadsLineMissing_throwsMalformed() {
+    let text = sample.split(separator: "\n").filter { !$0.hasPrefix("Threads") }.joined(separator: "\n")
+    #expect(throws: EngineError.malformedProcFile(path: "p", reason: "no Threads: line")) {
+        try ProcessStatus.parse(Array(text.utf8), path: "p")
+    }
+}
+
+@Test func status_whenNumberIsGarbage_throwsMalformed() {
+    let text = sample.replacingOccurrences(of: "TracerPid:\t917", with: "TracerPid:\tx")
+    #expect(throws: EngineError.malformedProcFile(path: "p", reason: "TracerPid: is not a pid")) {
+        try ProcessStatus.parse(Array(text.utf8), path: "p")
+    }
+}
+
+@Test func status_whenTruncatedAnywhere_neverTraps() {
+    let bytes = Array(sample.utf8)
+    for length in 0..<bytes.count { _ = try? ProcessStatus.parse(Array(bytes[0..<length]), path: "p") }
+}
+
+@Test func stat_whenCommandHasSpacesAndParentheses_findsFieldsAfterLastParenthesis() throws {
+    let text = "4242 (a) b (c)) R 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654321 1000 100 18446744073709551615\n"
+    let stat = try ProcessStatParser.parse(Array(text.utf8), path: "p")
+    #expect(stat.state == "R")
+    #expect(stat.startTime == 987654321)
+}
+
+@Test(arguments: ["", "4242 (x\n", "4242 (x) S 1 2 3\n", "4242 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 abc\n"])
+func stat_whenMalformed_throwsMalformed(text: String) {
+    #expect {
+        try ProcessStatParser.parse(Array(text.utf8), path: "p")
+    } throws: { error in
+        if case .malformedProcFile = error as? EngineError { return true }
+        return false
+    }
+}
