@@ -104,7 +104,7 @@ public enum ChannelRefusal: Error, Equatable, Sendable, CustomStringConvertible 
         case let .indexTooLarge(_, limit):
             return "index is larger than the limit of \(limit) bytes"
         case let .unsupportedFormat(_, format):
-            return "unsupported index format \(format) (this agent reads format \(ChannelIndex.currentFormat))"
+            return "unsupported index format \(format) (this agent reads format 1)"
         case let .missingField(_, field):
             return "missing field \(field)"
         case let .wrongFieldType(_, field, expected):
@@ -154,7 +154,7 @@ public enum ChannelRefusal: Error, Equatable, Sendable, CustomStringConvertible 
         case let .unreadableFile(_, reason):
             return "cannot be read: \(reason)"
         case let .writableByOthers(_, reason):
-            return "\(reason); a channel must be writable only by root"
+            return "\(reason); a channel must be writable only by root (or the user running the check)"
         case let .storeFailure(_, reason):
             return "store failure: \(reason)"
         }
