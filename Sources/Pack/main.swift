@@ -1,3 +1,2 @@
-// hotpatch-pack: the publisher's tool. Its commands arrive with the channel issue.
-import Engine
-print("hotpatch-pack: not yet wired; see README.md")
+// hotpatch-pack: the publisher's tool. Wiring only; each subcommand lives in its own file.
+HotpatchPack.main()

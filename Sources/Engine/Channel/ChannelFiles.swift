@@ -1,0 +1,173 @@
+import Crypto
+import Glibc
+
+/// File-system work of the verifier: resolving paths inside the channel, the StrictModes-like
+/// permission check, bounded reads and streaming SHA-256. Every libc call goes through `SystemCall`.
+enum ChannelFiles {
+    /// Reads and hashes in chunks of this size.
+    static let chunkSize = 1 << 20
+
+    /// The canonical absolute path of `path` (symbolic links resolved). realpath(3).
+    static func realPath(_ path: String) throws -> String {
+        guard let resolved = realpath(path, nil) else {
+            throw EngineError.systemCall(name: "realpath", errno: Glibc.errno, subject: path)
+        }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// The real path of `relative` inside the channel whose real path is `root`; refuses a path
+    /// that a symbolic link takes outside `root`.
+    static func resolve(_ relative: String, inChannel root: String) throws(ChannelRefusal) -> String {
+        let display = root + "/" + relative
+        let resolved: String
+        do {
+            resolved = try realPath(display)
+        } catch {
+            throw .unreadableFile(path: display, reason: reasonText(error))
+        }
+        guard resolved.hasPrefix(root + "/") else { throw .pathEscapesChannel(path: display, resolved: resolved) }
+        return resolved
+    }
+
+    /// A short text for an error thrown by a system call, for refusals.
+    static func reasonText(_ error: any Error) -> String {
+        if let engine = error as? EngineError, case let .systemCall(name, number, _) = engine {
+            return "\(name): \(EngineError.errnoText(number))"
+        }
+        return "\(error)"
+    }
+
+    /// The status of `path` itself (a symbolic link is not followed). lstat(2).
+    static func linkStatus(_ path: String) throws -> stat {
+        var info = stat()
+        try SystemCall.run("lstat", path) { lstat(path, &info) }
+        return info
+    }
+
+    // MARK: Permissions
+
+    /// Refuses `root` or anything below it that a user other than root (or the effective user, for
+    /// a publisher checking their own channel) could write: owned by another user, or group- or
+    /// world-writable. Symbolic links are not followed (their own mode means nothing); their
+    /// targets are checked by `resolve`. Like sshd's StrictModes, directories above are not checked.
+    static func checkPermissions(root: String) throws(ChannelRefusal) {
+        let me = geteuid()
+        var pending = [root]
+        var visited = 0
+        while let path = pending.popLast() {
+            visited += 1
+            guard visited <= 1_000_000 else { throw .unreadableFile(path: root, reason: "more than a million entries") }
+            let info: stat
+            do { info = try linkStatus(path) } catch { throw .unreadableFile(path: path, reason: reasonText(error)) }
+            let type = info.st_mode & S_IFMT
+            if type == S_IFLNK { continue }
+            if info.st_uid != 0 && info.st_uid != me {
+                throw .writableByOthers(path: path, reason: "owned by uid \(info.st_uid)")
+            }
+            if info.st_mode & (S_IWGRP | S_IWOTH) != 0 {
+                let octal = String(info.st_mode & 0o7777, radix: 8)
+                throw .writableByOthers(path: path, reason: "mode \(octal) lets the group or others write")
+            }
+            if type == S_IFDIR {
+                let names: [String]
+                do { names = try Files.list(path) } catch { throw .unreadableFile(path: path, reason: reasonText(error)) }
+                pending.append(contentsOf: names.sorted().reversed().map { path + "/" + $0 })
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    /// Reads a whole regular file of at most `limit` bytes; `tooLarge` is thrown past that.
+    static func readSmallFile(_ path: String, limit: Int, tooLarge: ChannelRefusal) throws(ChannelRefusal) -> [UInt8] {
+        do {
+            let file = try FileHandle(path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+            let info = try file.status()
+            guard info.st_mode & S_IFMT == S_IFREG else { throw ChannelRefusal.notRegularFile(path: path) }
+            guard info.st_size <= limit else { throw tooLarge }
+            return try file.readAll(limit: limit)
+        } catch let refusal as ChannelRefusal {
+            throw refusal
+        } catch let error as EngineError where error.errno == EFBIG {
+            throw tooLarge
+        } catch {
+            throw .unreadableFile(path: path, reason: reasonText(error))
+        }
+    }
+
+    /// Reads up to `count` bytes into `buffer`; fewer only at end of file. read(2).
+    static func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, count: Int, path: String) throws -> Int {
+        var done = 0
+        while done < count {
+            let n = try SystemCall.run("read", path) { Glibc.read(fd, buffer.baseAddress! + done, count - done) }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Writes all of `buffer[0..<count]`. write(2).
+    static func writeAll(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, count: Int, path: String) throws {
+        var done = 0
+        while done < count {
+            let n = try SystemCall.run("write", path) { Glibc.write(fd, buffer.baseAddress! + done, count - done) }
+            if n == 0 { throw EngineError.systemCall(name: "write", errno: EIO, subject: path) }
+            done += n
+        }
+    }
+
+    /// The outcome of hashing a file against a declared length.
+    enum Measure: Equatable {
+        /// Exactly `length` bytes, with this lowercase hex SHA-256.
+        case complete(sha256: String)
+        /// The file ended after `actual` bytes.
+        case short(actual: UInt64)
+        /// The file has at least one byte beyond `length`.
+        case long
+    }
+
+    /// Hashes the first `length` bytes from `fd` (its current position) in 1 MiB chunks, optionally
+    /// copying them to `copyTo`, then probes one byte further: never reads more than `length` + 1.
+    static func measure(_ fd: Int32, length: UInt64, path: String, buffer: UnsafeMutableRawBufferPointer,
+                        copyTo: Int32? = nil, copyPath: String = "") throws -> Measure {
+        var hasher = SHA256()
+        var remaining = length
+        while remaining > 0 {
+            let want = Int(min(UInt64(buffer.count), remaining))
+            let got = try readSome(fd, buffer, count: want, path: path)
+            if got > 0 {
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+                if let out = copyTo { try writeAll(out, buffer, count: got, path: copyPath) }
+            }
+            remaining -= UInt64(got)
+            if got < want { return .short(actual: length - remaining) }
+        }
+        if try readSome(fd, buffer, count: 1, path: path) > 0 { return .long }
+        return .complete(sha256: Hex.encode(hasher.finalize()))
+    }
+
+    /// Hashes a whole file (for the publisher's tool): its SHA-256 and length.
+    static func digest(path: String) throws -> (sha256: String, length: UInt64) {
+        let file = try FileHandle(path: path, flags: O_RDONLY)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
+        defer { buffer.deallocate() }
+        var hasher = SHA256()
+        var length: UInt64 = 0
+        while true {
+            let got = try readSome(file.raw, buffer, count: buffer.count, path: path)
+            if got == 0 { break }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+            length += UInt64(got)
+        }
+        return (Hex.encode(hasher.finalize()), length)
+    }
+}
+
+/// SHA-256 and length of a whole file, as the index records them (used by `hotpatch-pack`).
+public enum ChannelFileDigest {
+    /// The file's lowercase hex SHA-256 and its length in bytes.
+    public static func compute(path: String) throws -> (sha256: String, length: UInt64) {
+        try ChannelFiles.digest(path: path)
+    }
+}

@@ -1,0 +1,113 @@
+import Glibc
+
+/// The agent's own content-addressed copy of what it accepted from the channel:
+/// `<store>/objects/<sha256><extension>`. The Engine loads patch objects from here, never from the
+/// channel, so a channel file changed after verification is never the one loaded; and because the
+/// name is the content's hash, `/proc/PID/maps` identifies a loaded patch object by its file name.
+///
+/// Every verification re-hashes the store copy it hands out, so a damaged or half-written copy
+/// (e.g. after a crash; copies are not fsynced for that reason) is found and replaced from the channel.
+struct ChannelStore {
+    /// The store's root directory.
+    let directory: String
+
+    var objectsDirectory: String { directory + "/objects" }
+
+    /// Creates `<store>/objects` (mode 0755: patched processes of any user must be able to open
+    /// the patch objects, which are written 0444).
+    func prepare() throws(ChannelRefusal) {
+        for path in [directory, objectsDirectory] {
+            do {
+                try SystemCall.run("mkdir", path) { () -> Int32 in
+                    let result = mkdir(path, 0o755)
+                    return result == -1 && Glibc.errno == EEXIST ? 0 : result
+                }
+                let info = try Files.status(path)
+                guard info.st_mode & S_IFMT == S_IFDIR else { throw EngineError.systemCall(name: "mkdir", errno: ENOTDIR, subject: path) }
+            } catch {
+                throw .storeFailure(path: path, reason: ChannelFiles.reasonText(error))
+            }
+        }
+    }
+
+    /// The store path for a file with this hash and channel path.
+    func objectPath(for reference: ChannelIndex.FileReference) -> String {
+        objectsDirectory + "/" + reference.sha256 + ChannelPath.safeExtension(of: reference.path)
+    }
+
+    /// Makes sure the store holds a verified copy of the channel file `source` (already resolved
+    /// inside the channel; `display` names it in refusals) and returns the copy's path.
+    func admit(_ reference: ChannelIndex.FileReference, source: String, display: String,
+               buffer: UnsafeMutableRawBufferPointer) throws(ChannelRefusal) -> String {
+        let target = objectPath(for: reference)
+        if existingCopyIsValid(target, reference: reference, buffer: buffer) { return target }
+
+        // Copy at most length + 1 bytes from the channel into a temporary file of the store.
+        var suffix = SystemRandomNumberGenerator()
+        let temporary = objectsDirectory + "/.incoming-" + Hex.encode(withUnsafeBytes(of: suffix.next()) { Array($0) })
+        defer { _ = unlink(temporary) }
+        do {
+            let input = try FileHandle(path: source, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+            let info = try input.status()
+            guard info.st_mode & S_IFMT == S_IFREG else { throw ChannelRefusal.notRegularFile(path: display) }
+            let output = try FileHandle(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o444)
+            let copied = try ChannelFiles.measure(input.raw, length: reference.length, path: display, buffer: buffer,
+                                                  copyTo: output.raw, copyPath: temporary)
+            switch copied {
+            case let .short(actual):
+                throw ChannelRefusal.lengthMismatch(path: display, expected: reference.length, actual: actual)
+            case .long:
+                throw ChannelRefusal.fileTooLarge(path: display, declared: reference.length)
+            case .complete:
+                break // The digest that counts is the copy's, below.
+            }
+        } catch let refusal as ChannelRefusal {
+            throw refusal
+        } catch let error as EngineError {
+            if case let .systemCall(_, _, subject) = error, subject == temporary {
+                throw .storeFailure(path: temporary, reason: ChannelFiles.reasonText(error))
+            }
+            throw .unreadableFile(path: display, reason: ChannelFiles.reasonText(error))
+        } catch {
+            throw .unreadableFile(path: display, reason: ChannelFiles.reasonText(error))
+        }
+
+        // Verify the copy itself, then give it its content-addressed name.
+        let measured: ChannelFiles.Measure
+        do {
+            let copy = try FileHandle(path: temporary, flags: O_RDONLY | O_NOFOLLOW)
+            measured = try ChannelFiles.measure(copy.raw, length: reference.length, path: temporary, buffer: buffer)
+        } catch {
+            throw .storeFailure(path: temporary, reason: ChannelFiles.reasonText(error))
+        }
+        switch measured {
+        case let .complete(sha256) where sha256 == reference.sha256:
+            break
+        case let .complete(sha256):
+            throw .hashMismatch(path: display, expected: reference.sha256, actual: sha256)
+        case .short, .long:
+            throw .storeFailure(path: temporary, reason: "the copy's length changed while it was verified")
+        }
+        do {
+            try SystemCall.run("rename", temporary) { rename(temporary, target) }
+        } catch {
+            throw .storeFailure(path: target, reason: ChannelFiles.reasonText(error))
+        }
+        return target
+    }
+
+    /// True if `path` holds exactly the declared bytes; a damaged copy is removed.
+    private func existingCopyIsValid(_ path: String, reference: ChannelIndex.FileReference,
+                                     buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let file = try? FileHandle(path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
+        let valid: Bool
+        if let info = try? file.status(), info.st_mode & S_IFMT == S_IFREG, UInt64(info.st_size) == reference.length,
+           let measured = try? ChannelFiles.measure(file.raw, length: reference.length, path: path, buffer: buffer) {
+            valid = measured == .complete(sha256: reference.sha256)
+        } else {
+            valid = false
+        }
+        if !valid { _ = unlink(path) }
+        return valid
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+
+/// What the verifier accepts beyond the format's fixed rules (the agent's configuration).
+public struct ChannelPolicy: Sendable, Equatable {
+    /// Accept a channel that users other than root can write (like sshd's `StrictModes no`).
+    public var allowGroupOrWorldWritable: Bool = false
+    /// Hard cap on the size of `index.json`.
+    public var maxIndexBytes: Int = 16 << 20
+    /// Hard cap on the declared length of any file in the channel.
+    public var maxFileBytes: UInt64 = 4 << 30
+
+    /// The default policy: strict permissions, 16 MiB index, 4 GiB files.
+    public init(allowGroupOrWorldWritable: Bool = false, maxIndexBytes: Int = 16 << 20, maxFileBytes: UInt64 = 4 << 30) {
+        self.allowGroupOrWorldWritable = allowGroupOrWorldWritable
+        self.maxIndexBytes = maxIndexBytes
+        self.maxFileBytes = maxFileBytes
+    }
+}
+
+/// A file that a baseline or fix installs, already verified and copied into the store.
+public struct InstallableFile: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable {
+        /// A Debian package, installed with dpkg/apt.
+        case debianPackage
+        /// A plain file installed atomically at an absolute `destination` with permission bits `mode`.
+        case file(destination: String, mode: UInt32)
+    }
+    public var kind: Kind
+    /// Where it was in the channel, relative to the channel directory.
+    public var channelPath: String
+    /// The verified copy to install from.
+    public var storePath: String
+    public var sha256: String
+    public var length: UInt64
+}
+
+/// A verified hotpatch release: the `Hotpatch` the Engine applies, and its human context.
+public struct HotpatchRelease: Hashable, Sendable {
+    /// What the Engine applies; every `patchObjectPath` is a verified copy in the store.
+    public var hotpatch: Hotpatch
+    public var description: String
+    public var cves: [String]
+    public var id: String { hotpatch.id }
+}
+
+/// A verified baseline: a cumulative update that needs a reboot.
+public struct BaselineRelease: Hashable, Sendable {
+    public var id: String
+    /// Planned (the regular cadence) or unplanned (e.g. a zero-day that could not be hotpatched).
+    public var planned: Bool
+    public var description: String
+    public var cves: [String]
+    /// What to install; a baseline with no files is valid.
+    public var files: [InstallableFile]
+}
+
+/// A verified non-hotpatchable fix for a baseline: installed, then a reboot.
+public struct FixRelease: Hashable, Sendable {
+    public var id: String
+    public var baseline: String
+    public var description: String
+    public var cves: [String]
+    public var files: [InstallableFile]
+}
+
+/// One verified release, in the index's publication order.
+public enum ChannelRelease: Hashable, Sendable {
+    case hotpatch(HotpatchRelease)
+    case baseline(BaselineRelease)
+    case fix(FixRelease)
+
+    public var id: String {
+        switch self {
+        case let .hotpatch(release): return release.id
+        case let .baseline(release): return release.id
+        case let .fix(release): return release.id
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .hotpatch(release): return release.description
+        case let .baseline(release): return release.description
+        case let .fix(release): return release.description
+        }
+    }
+
+    public var cves: [String] {
+        switch self {
+        case let .hotpatch(release): return release.cves
+        case let .baseline(release): return release.cves
+        case let .fix(release): return release.cves
+        }
+    }
+}
+
+/// A channel that passed every check, with every file it names copied into the store.
+public struct VerifiedChannel: Sendable {
+    /// The index version; the caller stores it as the new highest accepted version.
+    public var version: Int
+    public var expires: Date
+    /// All releases in publication order.
+    public var releases: [ChannelRelease]
+    /// The hotpatches, ready for the Engine (patch objects in the store).
+    public var hotpatches: [Hotpatch] {
+        releases.compactMap { if case let .hotpatch(release) = $0 { return release.hotpatch } else { return nil } }
+    }
+    /// The baselines, oldest first: the last one is the newest baseline.
+    public var baselines: [BaselineRelease] {
+        releases.compactMap { if case let .baseline(release) = $0 { return release } else { return nil } }
+    }
+    /// The fixes, in publication order.
+    public var fixes: [FixRelease] {
+        releases.compactMap { if case let .fix(release) = $0 { return release } else { return nil } }
+    }
+    /// Fingerprint (hex SHA-256 of the raw public key) of the trusted key that signed the index.
+    public var keyFingerprint: String
+    /// SHA-256 of the exact index bytes that were verified.
+    public var indexSHA256: String
+}
+
+/// Verifies a channel directory as the agent does: signature by a trusted key, freshness,
+/// format and consistency, permissions, and every file by hash and length through a copy in the store.
+public struct ChannelVerifier: Sendable {
+    public let channelDirectory: String
+    public let trustedKeysDirectory: String
+    public let storeDirectory: String
+    public let policy: ChannelPolicy
+
+    /// The file names of the index and its signature inside the channel.
+    public static let indexFileName = "index.json"
+    public static let signatureFileName = "index.json.sig"
+
+    public init(channelDirectory: String, trustedKeysDirectory: String, storeDirectory: String, policy: ChannelPolicy = .init()) {
+        self.channelDirectory = channelDirectory
+        self.trustedKeysDirectory = trustedKeysDirectory
+        self.storeDirectory = storeDirectory
+        self.policy = policy
+    }
+
+    /// Verifies the channel. `highestAcceptedVersion` is the highest index version the caller
+    /// accepted before (nil on first use); a lower one is refused as a rollback, an equal one is
+    /// accepted (the same index read again). The index is refused from the instant `now` reaches
+    /// `expires`. Throws `EngineError.channel` naming the file and the reason.
+    public func verify(highestAcceptedVersion: Int?, now: Date) throws -> VerifiedChannel {
+        do {
+            return try run(highestAcceptedVersion: highestAcceptedVersion, now: now)
+        } catch {
+            throw EngineError.channel(error)
+        }
+    }
+
+    private func run(highestAcceptedVersion: Int?, now: Date) throws(ChannelRefusal) -> VerifiedChannel {
+        let root: String
+        do { root = try ChannelFiles.realPath(channelDirectory) } catch {
+            throw .unreadableFile(path: channelDirectory, reason: ChannelFiles.reasonText(error))
+        }
+        if !policy.allowGroupOrWorldWritable { try ChannelFiles.checkPermissions(root: root) }
+        let keys = try loadTrustedKeys()
+
+        // Authenticate the exact bytes before parsing anything.
+        let indexDisplay = root + "/" + Self.indexFileName
+        let signatureDisplay = root + "/" + Self.signatureFileName
+        let indexPath = try ChannelFiles.resolve(Self.indexFileName, inChannel: root)
+        let indexBytes = try ChannelFiles.readSmallFile(indexPath, limit: policy.maxIndexBytes,
+                                                        tooLarge: .indexTooLarge(path: indexDisplay, limit: policy.maxIndexBytes))
+        if (try? ChannelFiles.linkStatus(signatureDisplay)) == nil { throw .missingSignature(path: signatureDisplay) }
+        let signaturePath = try ChannelFiles.resolve(Self.signatureFileName, inChannel: root)
+        let signatureBytes = try ChannelFiles.readSmallFile(signaturePath, limit: 4096,
+                                                            tooLarge: .badSignature(path: signatureDisplay, reason: "larger than 4096 bytes"))
+        guard let signatureText = String(validating: signatureBytes, as: UTF8.self) else {
+            throw .badSignature(path: signatureDisplay, reason: "not UTF-8 text")
+        }
+        let signature = try IndexSignature.parse(signatureText, path: signatureDisplay)
+        guard let key = keys.first(where: { $0.rawRepresentation == signature.publicKey }) else {
+            throw .untrustedKey(path: signatureDisplay, fingerprint: ChannelKeys.fingerprint(signature.publicKey))
+        }
+        guard key.isValidSignature(signature.signature, for: indexBytes) else {
+            throw .badSignature(path: indexDisplay, reason: "the signature in \(Self.signatureFileName) does not match these bytes")
+        }
+
+        // Parse, then check freshness against the caller's state and the clock.
+        let index = try ChannelIndex.parse(indexBytes, path: indexDisplay)
+        if let highest = highestAcceptedVersion, index.version < highest {
+            throw .rollback(path: indexDisplay, version: index.version, highestAccepted: highest)
+        }
+        let nowSeconds = now.timeIntervalSince1970
+        guard nowSeconds < index.expiresSeconds else {
+            throw .expired(path: indexDisplay, expires: index.expires, now: RFC3339.format(nowSeconds))
+        }
+
+        // Copy every file into the store and verify the copy.
+        let store = ChannelStore(directory: storeDirectory)
+        try store.prepare()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ChannelFiles.chunkSize, alignment: 64)
+        defer { buffer.deallocate() }
+        var admitted: [String: String] = [:]
+        func admit(_ reference: ChannelIndex.FileReference) throws(ChannelRefusal) -> String {
+            let display = root + "/" + reference.path
+            guard reference.length <= policy.maxFileBytes else {
+                throw .declaredLengthTooLarge(path: display, length: reference.length, limit: policy.maxFileBytes)
+            }
+            let key = reference.path + "\u{0}" + reference.sha256 + "\u{0}" + String(reference.length)
+            if let done = admitted[key] { return done }
+            let source = try ChannelFiles.resolve(reference.path, inChannel: root)
+            let copy = try store.admit(reference, source: source, display: display, buffer: buffer)
+            admitted[key] = copy
+            return copy
+        }
+        func installable(_ files: [ChannelIndex.InstallFile]) throws(ChannelRefusal) -> [InstallableFile] {
+            var out: [InstallableFile] = []
+            for entry in files {
+                let kind: InstallableFile.Kind
+                switch entry.kind {
+                case .deb: kind = .debianPackage
+                case let .file(destination, mode): kind = .file(destination: destination, mode: mode)
+                }
+                out.append(InstallableFile(kind: kind, channelPath: entry.file.path, storePath: try admit(entry.file),
+                                           sha256: entry.file.sha256, length: entry.file.length))
+            }
+            return out
+        }
+
+        var releases: [ChannelRelease] = []
+        for release in index.releases {
+            switch release {
+            case let .hotpatch(id, baseline, level, text, cves, targets):
+                var verifiedTargets: [HotpatchTarget] = []
+                for target in targets {
+                    verifiedTargets.append(HotpatchTarget(buildID: target.buildID, pathHint: target.pathHint,
+                                                          patchObjectPath: try admit(target.patchObject),
+                                                          redirections: target.redirections, references: target.references))
+                }
+                let hotpatch = Hotpatch(id: id, baseline: baseline, level: level, targets: verifiedTargets)
+                releases.append(.hotpatch(HotpatchRelease(hotpatch: hotpatch, description: text, cves: cves)))
+            case let .baseline(id, planned, text, cves, files):
+                releases.append(.baseline(BaselineRelease(id: id, planned: planned, description: text, cves: cves,
+                                                          files: try installable(files))))
+            case let .fix(id, baseline, text, cves, files):
+                releases.append(.fix(FixRelease(id: id, baseline: baseline, description: text, cves: cves,
+                                                files: try installable(files))))
+            }
+        }
+        return VerifiedChannel(version: index.version, expires: Date(timeIntervalSince1970: index.expiresSeconds),
+                               releases: releases, keyFingerprint: key.fingerprint,
+                               indexSHA256: ChannelKeys.sha256(indexBytes))
+    }
+
+    /// Every key in the trusted-keys directory (one file a key; names starting with '.' are skipped).
+    private func loadTrustedKeys() throws(ChannelRefusal) -> [TrustedKey] {
+        let names: [String]
+        do { names = try Files.list(trustedKeysDirectory) } catch {
+            throw .unreadableFile(path: trustedKeysDirectory, reason: ChannelFiles.reasonText(error))
+        }
+        var keys: [TrustedKey] = []
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let path = trustedKeysDirectory + "/" + name
+            let bytes: [UInt8]
+            do { bytes = try Files.read(path, limit: 4096) } catch {
+                throw .malformedTrustedKey(path: path, reason: ChannelFiles.reasonText(error))
+            }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw .malformedTrustedKey(path: path, reason: "not UTF-8 text")
+            }
+            keys.append(try TrustedKey.parse(text, path: path))
+        }
+        guard !keys.isEmpty else { throw .noTrustedKeys(path: trustedKeysDirectory) }
+        return keys
+    }
+}

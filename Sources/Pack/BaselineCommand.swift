@@ -1,0 +1,58 @@
+import ArgumentParser
+import Engine
+
+/// Whether a baseline is the regular cadence or an out-of-band one.
+enum BaselinePlanning: String, EnumerableFlag {
+    case planned, unplanned
+
+    static func help(for value: BaselinePlanning) -> ArgumentHelp? {
+        switch value {
+        case .planned: return "A regular cumulative update (the default)."
+        case .unplanned: return "An out-of-band update, e.g. a zero-day that could not ship as a hotpatch."
+        }
+    }
+}
+
+/// `hotpatch-pack baseline`: a cumulative update that needs a reboot.
+struct BaselineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "baseline",
+        abstract: "Add a baseline: a cumulative update, installed and then a reboot.",
+        discussion: """
+            Baselines are ordered by publication: the one added last is the newest. A baseline with \
+            no files is valid (e.g. the state hosts were installed with). --file SRC=DEST copies SRC \
+            from this machine into the channel; the agent installs it atomically at the absolute \
+            path DEST with SRC's permission bits. --deb adds a Debian package.
+
+            Example:
+              hotpatch-pack baseline --channel ./channel --id 2025.2 --planned \\
+                  --deb ./out/app_2.0_amd64.deb --file ./out/app.conf=/etc/app/app.conf
+            """
+    )
+
+    @OptionGroup var channel: ChannelOption
+
+    @Option(help: "The baseline's id (letters, digits, '.', '_', '+', '-').")
+    var id: String
+
+    @Flag var planning: BaselinePlanning = .planned
+
+    @Option(help: ArgumentHelp("A Debian package to install (repeatable).", valueName: "PKG.deb"))
+    var deb: [String] = []
+
+    @Option(help: ArgumentHelp("A plain file to install at an absolute destination (repeatable).", valueName: "SRC=DEST"))
+    var file: [String] = []
+
+    @OptionGroup var text: ReleaseTextOptions
+
+    func run() throws {
+        let workspace = ChannelWorkspace(directory: channel.channel)
+        var index = try workspace.loadIndex()
+        try workspace.checkNewID(id, in: index)
+        let files = try workspace.addInstallFiles(debs: deb, files: file, folder: "baselines/\(id)")
+        index.releases.append(.baseline(id: id, planned: planning == .planned, description: text.description,
+                                        cves: text.cves, files: files))
+        try workspace.save(index)
+        print("Added \(planning.rawValue) baseline \(id) with \(files.count) file(s); run 'hotpatch-pack publish' to sign")
+    }
+}

@@ -1,0 +1,13 @@
+import Engine
+
+/// Why a hotpatch-pack command failed; printed on stderr with a non-zero exit status.
+struct PackError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) { self.description = description }
+
+    /// Wraps an Engine error (channel refusals, ELF problems) with what was being done.
+    static func wrapping(_ error: any Error, while doing: String) -> PackError {
+        PackError("Failed to \(doing): \(error)")
+    }
+}
