@@ -32,10 +32,16 @@ struct Console {
         if let pause = report.pauseMicroseconds {
             field("pause", "\(pause) µs: \(report.threadCount) threads stopped, \(report.evacuatedThreads) moved out of the patched bytes")
         }
-        let loading = report.injectedSystemCalls == 0
-            ? "no system call injected (nothing to map)"
-            : "\(report.injectedSystemCalls) system calls injected to map the patch object"
-        field("work", "\(loading); \(Self.milliseconds(report.totalMicroseconds)) ms in all")
+        let total = "\(Self.milliseconds(report.totalMicroseconds)) ms in all"
+        switch report.outcome {
+        case .applied, .alreadyApplied, .reverted, .notApplied:
+            let loading = report.injectedSystemCalls == 0
+                ? "no system call injected (nothing to map)"
+                : "\(report.injectedSystemCalls) system calls injected to map the patch object"
+            field("work", "\(loading); \(total)")
+        case .busy, .unpatchable:
+            field("work", total)
+        }
     }
 
     func victimLine(_ line: String, note: String?) {
