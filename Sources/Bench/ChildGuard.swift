@@ -29,8 +29,13 @@ enum ChildGuard {
                 for index in 0..<ChildGuard.capacity where ChildGuard.slots[index] > 0 {
                     kill(ChildGuard.slots[index], SIGKILL)
                 }
-                // Then whatever would have happened without us (default action, or the backtracer).
-                sigaction(received, ChildGuard.previous + Int(received), nil)
+                if received == SIGINT || received == SIGTERM || received == SIGHUP || received == SIGQUIT {
+                    // Stop, even where the signal was inherited as ignored (a background job).
+                    Glibc.signal(received, SIG_DFL)
+                } else {
+                    // A crash: let the runtime's backtracer (or the default action) have it.
+                    sigaction(received, ChildGuard.previous + Int(received), nil)
+                }
                 raise(received)
             }
             action.sa_flags = 0
