@@ -34,3 +34,54 @@ int cptrace_wstopsig(int status) { return WSTOPSIG(status); }
 int cptrace_wevent(int status) { return (status >> 16) & 0xff; }
 int cptrace_signal_number(const siginfo_t *info) { return info->si_signo; }
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal) { return (int)syscall(SYS_tgkill, tgid, tid, signal); }
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+static void cptrace_deadline_noop(int signal) { (void)signal; }
+static pthread_once_t cptrace_deadline_once = PTHREAD_ONCE_INIT;
+static __thread int cptrace_deadline_ready;
+static __thread timer_t cptrace_deadline_timer;
+
+static int cptrace_deadline_signal(void) { return SIGRTMIN + 5; }
+
+static void cptrace_deadline_install(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = cptrace_deadline_noop;  // no SA_RESTART: the blocked call returns EINTR
+    sigemptyset(&action.sa_mask);
+    sigaction(cptrace_deadline_signal(), &action, NULL);
+}
+
+int cptrace_deadline_arm(long long nanoseconds) {
+    pthread_once(&cptrace_deadline_once, cptrace_deadline_install);
+    if (!cptrace_deadline_ready) {
+        struct sigevent event;
+        memset(&event, 0, sizeof event);
+        event.sigev_notify = SIGEV_THREAD_ID;
+        event.sigev_signo = cptrace_deadline_signal();
+        event._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+        if (timer_create(CLOCK_MONOTONIC, &event, &cptrace_deadline_timer) != 0) return -1;
+        cptrace_deadline_ready = 1;
+        sigset_t unblock;
+        sigemptyset(&unblock);
+        sigaddset(&unblock, cptrace_deadline_signal());
+        pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+    }
+    if (nanoseconds < 1000) nanoseconds = 1000;
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.it_value.tv_sec = nanoseconds / 1000000000LL;
+    spec.it_value.tv_nsec = nanoseconds % 1000000000LL;
+    return timer_settime(cptrace_deadline_timer, 0, &spec, NULL);
+}
+
+int cptrace_deadline_disarm(void) {
+    if (!cptrace_deadline_ready) return 0;
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    return timer_settime(cptrace_deadline_timer, 0, &spec, NULL);
+}

@@ -62,4 +62,13 @@ enum { CPTRACE_O_TRACECLONE = 0x00000008 };
 /// tgkill(2), so a signal reaches exactly one thread.
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal);
 
+
+
+/// A per-thread deadline for blocking waits: arms a CLOCK_MONOTONIC timer that sends a real-time
+/// signal to the calling thread after `nanoseconds`, so a blocking waitpid(2) returns EINTR then.
+/// The signal's handler does nothing and is installed without SA_RESTART. Returns 0 or -1/errno.
+int cptrace_deadline_arm(long long nanoseconds);
+/// Disarms the calling thread's deadline timer.
+int cptrace_deadline_disarm(void);
+
 #endif

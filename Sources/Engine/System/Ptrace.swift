@@ -177,18 +177,31 @@ enum Ptrace {
         return (tid, decode(status))
     }
 
-    /// Waits up to `deadline` for the next tracee event, sleeping briefly between polls.
+    /// Waits up to `deadline` for the next tracee event. It blocks in waitpid (so the CPU is free
+    /// for the very tracee it waits for) and a per-thread timer interrupts it at the deadline.
     static func nextEvent(until deadline: Monotonic.Instant) throws -> (tid: Int32, event: TraceEvent)? {
-        var spins = 0
         while true {
             do {
                 if let event = try pollEvent() { return event }
             } catch let error as EngineError where error.errno == ECHILD {
                 return nil
             }
-            if Monotonic.now >= deadline { return nil }
-            spins += 1
-            if spins > 50 { Monotonic.sleep(microseconds: 20) }
+            let now = Monotonic.now
+            if now >= deadline { return nil }
+            if cptrace_deadline_arm(Int64(deadline.nanoseconds - now.nanoseconds)) != 0 {
+                // No timer: fall back to a short sleep between polls.
+                Monotonic.sleep(microseconds: 20)
+                continue
+            }
+            var status: Int32 = 0
+            let tid = waitpid(-1, &status, __WALL | __WNOTHREAD)
+            let number = errno
+            cptrace_deadline_disarm()
+            if tid > 0 { return (tid, decode(status)) }
+            if number == ECHILD { return nil }
+            if number != EINTR {
+                throw EngineError.systemCall(name: "waitpid", errno: number, subject: "tracees")
+            }
         }
     }
 
