@@ -45,6 +45,7 @@ public final class ObjectCache: Sendable {
     private let identities = Mutex<[FileKey: ELFIdentity?]>([:])
     private let exports = Mutex<[FileKey: [String: [ELFSymbol]]]>([:])
     private let syscallOffsets = Mutex<[FileKey: UInt64?]>([:])
+    private let patchObjects = Mutex<[String: (stamp: [Int], object: PatchObject)]>([:])
 
     /// An empty cache.
     public init() {}
@@ -72,6 +73,16 @@ public final class ObjectCache: Sendable {
         }
         exports.withLock { $0[key] = table }
         return table
+    }
+
+    /// The parsed patch object at `path`, parsed once per file version (device, inode, size, mtime).
+    func patchObject(at path: String) throws -> PatchObject {
+        let info = try Files.status(path)
+        let stamp = [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]
+        if let known = patchObjects.withLock({ $0[path] }), known.stamp == stamp { return known.object }
+        let object = try PatchObject(path: path)
+        patchObjects.withLock { $0[path] = (stamp, object) }
+        return object
     }
 
     /// The file offset of a `syscall` instruction (0F 05) in an executable mapping of this file.

@@ -104,7 +104,7 @@ public final class Patcher {
         if let desired {
             let loader: PatchLoader
             do {
-                patchObject = try PatchObject(path: desired.patchObjectPath)
+                patchObject = try cache.patchObject(at: desired.patchObjectPath)
                 loader = PatchLoader(patch: patchObject!, path: desired.patchObjectPath)
             } catch {
                 throw .unpatchable(.patchObjectRejected(detail: "\(error)"))
