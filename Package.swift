@@ -15,6 +15,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         // Non-variadic wrappers for ptrace(2) and the wait-status macros, which Swift cannot call.
@@ -32,17 +35,33 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Builds and runs the C fixture programs for the tests, the demo and the benchmark.
+        .target(name: "HotpatchFixtures", dependencies: ["Engine"]),
+        // The control protocol and status schema shared by the daemon and agentctl.
+        .target(name: "AgentProtocol"),
+        // The daemon's logic and services; the executable only wires them.
+        .target(
+            name: "AgentCore",
+            dependencies: [
+                "Engine", "AgentProtocol", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .executableTarget(
             name: "Agent",
             dependencies: [
-                "Engine", "CSystemd",
+                "AgentCore", "Engine", "AgentProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "AgentCtl",
             dependencies: [
-                "Engine",
+                "AgentProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -56,18 +75,19 @@ let package = Package(
         .executableTarget(
             name: "Bench",
             dependencies: [
-                "Engine",
+                "Engine", "HotpatchFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "Demo",
             dependencies: [
-                "Engine",
+                "Engine", "HotpatchFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "HotpatchFixtures"]),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "Engine", "HotpatchFixtures"]),
         // Drives the built hotpatch-pack binary as a publisher would.
         .testTarget(name: "PackTests", dependencies: ["Engine"]),
     ]

@@ -1,3 +1,3 @@
 // agentctl: the agent's client. Its commands arrive with the agent issue.
-import Engine
+import AgentProtocol
 print("agentctl: not yet wired; see README.md")

@@ -1,2 +1,2 @@
-import Engine
-print("hotpatch-bench")
+// hotpatch-bench: see HotpatchBench.swift and docs/PERFORMANCE.md.
+HotpatchBench.main()

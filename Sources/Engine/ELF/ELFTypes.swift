@@ -1,6 +1,15 @@
 /// The ELF object type (`e_type`).
 public enum ELFFileType: Equatable, Hashable, Sendable, CustomStringConvertible {
-    case relocatable, executable, sharedObject, core, other(UInt16)
+    /// ET_REL: an object file (`cc -c`).
+    case relocatable
+    /// ET_EXEC: a non-PIE executable, loaded at its link address.
+    case executable
+    /// ET_DYN: a shared object or a PIE executable.
+    case sharedObject
+    /// ET_CORE: a core dump.
+    case core
+    /// Any other `e_type` value.
+    case other(UInt16)
 
     init(raw: UInt16) {
         switch raw {
@@ -26,6 +35,7 @@ public enum ELFFileType: Equatable, Hashable, Sendable, CustomStringConvertible 
 
 /// The permissions of a segment (`p_flags`).
 public struct ELFSegmentFlags: OptionSet, Sendable, Hashable {
+    /// The raw `p_flags` bits.
     public let rawValue: UInt32
     /// Wraps raw `p_flags` bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -131,7 +141,24 @@ public struct ELFSection: Sendable, Equatable, Hashable {
 
 /// A symbol's type (`ELF64_ST_TYPE`).
 public enum ELFSymbolKind: Sendable, Hashable {
-    case none, object, function, section, file, common, tls, gnuIndirectFunction, other(UInt8)
+    /// STT_NOTYPE.
+    case none
+    /// STT_OBJECT: data.
+    case object
+    /// STT_FUNC: code.
+    case function
+    /// STT_SECTION.
+    case section
+    /// STT_FILE: a source file name.
+    case file
+    /// STT_COMMON: an unallocated common block.
+    case common
+    /// STT_TLS: a thread-local variable.
+    case tls
+    /// STT_GNU_IFUNC: its value is a resolver that picks the implementation at load time.
+    case gnuIndirectFunction
+    /// Any other type value.
+    case other(UInt8)
 
     init(raw: UInt8) {
         switch raw {
@@ -150,7 +177,14 @@ public enum ELFSymbolKind: Sendable, Hashable {
 
 /// A symbol's binding (`ELF64_ST_BIND`).
 public enum ELFSymbolBinding: Sendable, Hashable {
-    case local, global, weak, other(UInt8)
+    /// STB_LOCAL: visible only inside its object.
+    case local
+    /// STB_GLOBAL.
+    case global
+    /// STB_WEAK: may stay undefined, or be overridden by a global definition.
+    case weak
+    /// Any other binding value (e.g. STB_GNU_UNIQUE).
+    case other(UInt8)
 
     init(raw: UInt8) {
         switch raw {

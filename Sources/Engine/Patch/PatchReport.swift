@@ -81,6 +81,8 @@ public struct ProcessPatchReport: Sendable {
     public var pid: Int32
     /// Its start time (clock ticks since boot), so a reused pid is never confused with it.
     public var startTime: UInt64
+    /// The patched object's path as the process maps it.
+    public var objectPath: String
     /// What happened.
     public var outcome: PatchOutcome
     /// How long its threads were stopped for the redirect (first stop to last resume), if stopped.

@@ -46,6 +46,7 @@ final class SystemCallInjector {
         var registers = savedRegisters
         registers.prepareSystemCall(number: number, arguments: arguments, at: instruction)
         try Ptrace.setRegisters(tid, registers)
+        restored = false
         callCount += 1
         // A pending interrupt can stop the thread before it executes the instruction; step again.
         for _ in 0..<8 {

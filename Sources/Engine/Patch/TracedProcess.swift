@@ -187,6 +187,11 @@ final class TracedProcess {
     /// waited for briefly so they can be detached too; returns when nothing of ours holds the process.
     func release() {
         let grace = Monotonic.now.adding(microseconds: 2_000_000)
+        // A thread seized but running (not stopped yet, or resumed by a single-step that blocked in
+        // a system call) can only be detached once stopped: ask it to stop again.
+        for (tid, thread) in threads where !thread.stopped {
+            _ = cptrace_interrupt(tid)
+        }
         while !threads.isEmpty {
             for (tid, thread) in threads where thread.stopped {
                 if cptrace_detach(tid, thread.pendingSignal) == 0 || errno == ESRCH {
@@ -215,28 +220,12 @@ final class TracedProcess {
 
     /// The TracerPid of a thread, if readable.
     static func tracer(of tid: Int32) -> Int32? {
-        guard let bytes = try? Files.read("/proc/\(tid)/status", limit: 1 << 16) else { return nil }
-        let text = String(decoding: bytes, as: UTF8.self)
-        for line in text.split(separator: "\n") where line.hasPrefix("TracerPid:") {
-            return Int32(line.dropFirst("TracerPid:".count).trimmingCharacters(in: " \t"))
-        }
-        return nil
+        try? ProcFS.status(of: ProcessID(tid)).tracerPID
     }
 
     /// Whether the process still exists (and is not a zombie).
     static func exists(_ pid: Int32) -> Bool {
-        guard let bytes = try? Files.read("/proc/\(pid)/stat", limit: 4096) else { return false }
-        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")), close + 2 < bytes.count else { return false }
-        let state = bytes[close + 2]
-        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var slice = self[...]
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
+        guard let status = try? ProcFS.status(of: ProcessID(pid)) else { return false }
+        return status.state != "Z" && status.state != "X"
     }
 }

@@ -48,7 +48,8 @@ public enum ProcFS {
         return stat.startTime == identity.startTime && stat.state != "Z" && stat.state != "X"
     }
 
-    /// The executable of `pid` (readlink of /proc/PID/exe), without the kernel's " (deleted)" suffix.
+    /// The executable of `pid` (readlink of /proc/PID/exe), without the kernel's " (deleted)" suffix;
+    /// kernel threads have none and throw ENOENT, like a process that is gone.
     public static func executablePath(of pid: ProcessID) throws -> String {
         let target = try Files.readLink("/proc/\(pid)/exe")
         let suffix = " (deleted)"

@@ -6,7 +6,7 @@ public struct ProcessStatus: Sendable {
     public var state: Character
     /// The pid of the process tracing this one, 0 when none.
     public var tracerPID: Int32
-    /// 0 when seccomp is off, 1 in strict mode, 2 when filters are installed.
+    /// 0 when seccomp is off, 1 in strict mode, 2 when filters are installed (later kernels may add more).
     public var seccompMode: Int
     /// How many filters are attached (`Seccomp_filters:`, kernel 5.9+); nil when the kernel does not say.
     public var seccompFilterCount: Int?
@@ -77,7 +77,8 @@ public struct ProcessStatus: Sendable {
                     guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Threads: is not a count") }
                     threads = Int(v)
                 } else if key.elementsEqual(seccompKey) {
-                    guard let v = s.decimal(), v <= 2 else { throw bad("Seccomp: is not 0, 1 or 2") }
+                    // Kept as given: a mode a later kernel adds must not make every process unreadable.
+                    guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Seccomp: is not a number") }
                     mode = Int(v)
                 } else if key.elementsEqual(filtersKey) {
                     guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Seccomp_filters: is not a count") }

@@ -27,6 +27,17 @@ public struct ThreadRegisters: Sendable, Equatable {
         set { raw.orig_rax = newValue }
     }
 
+    /// Where the thread will execute next when resumed. A thread stopped inside a restartable
+    /// system call (rax = -ERESTARTSYS … -ERESTART_RESTARTBLOCK) is moved back onto its 2-byte
+    /// `syscall` instruction by the kernel, so that is where it resumes.
+    public var resumeAddress: UInt64 {
+        let result = Int64(bitPattern: raw.rax)
+        if Int64(bitPattern: raw.orig_rax) >= 0 && (-516 ... -512).contains(result) {
+            return raw.rip &- 2
+        }
+        return raw.rip
+    }
+
     public static func == (lhs: ThreadRegisters, rhs: ThreadRegisters) -> Bool {
         withUnsafeBytes(of: lhs.raw) { l in withUnsafeBytes(of: rhs.raw) { r in l.elementsEqual(r) } }
     }

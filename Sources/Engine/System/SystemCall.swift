@@ -65,16 +65,19 @@ struct FileHandle: ~Copyable {
     /// Reads the whole file from the start, refusing files larger than `limit` bytes.
     func readAll(limit: Int) throws -> [UInt8] {
         var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        // Small first reads: most files read this way are /proc files of a few KiB, read for every
+        // process on the host; the chunk grows for larger files.
+        var chunkSize = 16 * 1024
         while true {
-            let n = try chunk.withUnsafeMutableBytes { raw in
-                try SystemCall.run("read", path) { Glibc.read(self.raw, raw.baseAddress!, raw.count) }
+            let chunk = try [UInt8](unsafeUninitializedCapacity: chunkSize) { buffer, count in
+                count = try SystemCall.run("read", path) { Glibc.read(self.raw, buffer.baseAddress!, chunkSize) }
             }
-            if n == 0 { return result }
-            if result.count + n > limit {
+            if chunk.isEmpty { return result }
+            if result.count + chunk.count > limit {
                 throw EngineError.systemCall(name: "read", errno: EFBIG, subject: "\(path) (larger than \(limit) bytes)")
             }
-            result.append(contentsOf: chunk[0..<n])
+            result.append(contentsOf: chunk)
+            if chunk.count == chunkSize && chunkSize < 1 << 20 { chunkSize *= 4 }
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Engine
 
-@Suite struct PatchObjectTests {
+@Suite struct ELFPatchObjectTests {
     static func buildPatch(_ dir: FixtureDirectory, source: String = FixtureSource.patch,
                            name: String = "patch.so", extra: [String] = []) throws -> String {
         try dir.compile(name, source: source, arguments: ["-shared", "-fPIC", "-O1"] + extra)

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Engine
 
-@Suite struct RedirectionPlannerTests {
+@Suite struct ELFRedirectionPlannerTests {
     /// A target with a 1-byte function, a 6-byte one and symbols named like GCC clones of `compute`.
     static let target = FixtureSource.program + """
 

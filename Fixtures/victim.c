@@ -1,0 +1,217 @@
+// A multi-threaded "service" for hotpatch tests and the demo. Worker threads call the functions
+// that hotpatches replace in a tight loop and abort on any result no version of the code can give,
+// so a torn patch shows up as a crash. The main thread prints the current behaviour periodically.
+//
+// usage: victim [--threads N] [--interval-ms MS] [--seccomp MODE] [--spawn-threads] [--mdwe] [--parked]
+//   --parked: one more thread blocks in pause() inside parked_call's first bytes until SIGUSR2.
+//   --spinner: one more thread loops inside spin_call's first bytes.
+//   MODE: deny-mmap-errno | deny-openat-errno | kill-mmap | kill-openat | trap-mmap | systemd-mdwe
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static int scale_factor = 2;
+static atomic_ulong calls;
+static atomic_ulong signals_seen;
+
+// Non-exported helper the level-2 patch reaches through a `refs` entry.
+__attribute__((noinline)) static int helper_scale(int x) { return x * scale_factor; }
+
+// The "vulnerable" function: no bound on the length. Level 1 clamps to 64, level 2 to 32.
+__attribute__((noinline)) int parse_length(int n) {
+    volatile int result = n;
+    return result;
+}
+
+// Level 1 also changes the banner; level 2 drops that change (back to 1).
+__attribute__((noinline)) int banner_version(void) {
+    volatile int version = 1;
+    return version;
+}
+
+// Never called by the program itself: tests plant a breakpoint at its entry.
+__attribute__((noinline)) int rarely_called(int x) {
+    volatile int y = x + helper_scale(1);
+    return y;
+}
+
+// A function whose second byte starts a `syscall` instruction: a thread blocked in it resumes inside
+// the bytes a jump would overwrite. The caller puts the call number in eax.
+__asm__(".text\n.globl parked_call\n.type parked_call,@function\nparked_call:\n"
+        "  nop\n  syscall\n  ret\n  .fill 16, 1, 0x90\n.size parked_call, .-parked_call\n");
+// A loop inside the first five bytes (dec ecx; jnz; ret): a thread calling it is almost always
+// inside the patch window, and single-stepping brings it out in a bounded number of steps.
+__asm__(".text\n.globl spin_call\n.type spin_call,@function\nspin_call:\n"
+        "  dec %ecx\n  jnz spin_call\n  ret\n  .fill 16, 1, 0x90\n.size spin_call, .-spin_call\n");
+static volatile sig_atomic_t unpark;
+
+void *parked(void *arg);
+__attribute__((noinline)) void *parked(void *arg) {
+    (void)arg;
+    printf("parked tid=%ld\n", (long)syscall(SYS_gettid));
+    while (!unpark) {
+        long result;
+        __asm__ volatile("call parked_call" : "=a"(result) : "a"((long)SYS_pause) : "rcx", "r11", "memory");
+    }
+    printf("unparked\n");
+    for (;;) pause();
+    return NULL;
+}
+
+static void *spinner(void *arg) {
+    (void)arg;
+    for (;;) __asm__ volatile("mov $200, %%ecx\n call spin_call" ::: "rcx", "memory");
+    return NULL;
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    for (;;) {
+        int r = parse_length(100);
+        if (r != 100 && r != 64 && r != 32) {
+            fprintf(stderr, "victim: parse_length(100) returned %d: torn patch\n", r);
+            abort();
+        }
+        int b = banner_version();
+        if (b != 1 && b != 2) {
+            fprintf(stderr, "victim: banner_version() returned %d: torn patch\n", b);
+            abort();
+        }
+        atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void *short_lived(void *arg) { return arg; }
+
+static void *spawner(void *arg) {
+    (void)arg;
+    for (;;) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, short_lived, NULL) == 0) pthread_join(t, NULL);
+    }
+    return NULL;
+}
+
+static void on_usr1(int sig) { (void)sig; atomic_fetch_add_explicit(&signals_seen, 1, memory_order_relaxed); }
+static void on_usr2(int sig) { (void)sig; unpark = 1; }
+
+#define ARCH_CHECK \
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)), \
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xC000003E, 1, 0), \
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS), \
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
+
+static void install(struct sock_filter *filter, unsigned short length) {
+    struct sock_fprog program = { .len = length, .filter = filter };
+    // TSYNC: the filter reaches the threads already running, as in a service whose filter is set
+    // before its threads start.
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) != 0) {
+        perror("victim: seccomp");
+        exit(3);
+    }
+}
+
+static void install_seccomp(const char *mode) {
+    if (strcmp(mode, "systemd-mdwe") == 0) {
+        // What systemd 252 installs for MemoryDenyWriteExecute=yes: no W+X mmap, no mprotect to X.
+        struct sock_filter f[] = {
+            ARCH_CHECK,
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 4),
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+            BPF_STMT(BPF_ALU | BPF_AND | BPF_K, PROT_WRITE | PROT_EXEC),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PROT_WRITE | PROT_EXEC, 6, 0),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mprotect, 1, 0),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pkey_mprotect, 0, 4),
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+            BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 1, 2),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        install(f, sizeof f / sizeof f[0]);
+        // Prove the filter bites: a writable and executable mapping must be refused.
+        void *wx = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (wx != MAP_FAILED || errno != EPERM) { fprintf(stderr, "victim: W+X mmap was not refused\n"); exit(5); }
+        return;
+    }
+    long nr = -1;
+    unsigned int action = 0;
+    if (strcmp(mode, "deny-mmap-errno") == 0) { nr = SYS_mmap; action = SECCOMP_RET_ERRNO | EPERM; }
+    else if (strcmp(mode, "deny-openat-errno") == 0) { nr = SYS_openat; action = SECCOMP_RET_ERRNO | EACCES; }
+    else if (strcmp(mode, "kill-mmap") == 0) { nr = SYS_mmap; action = SECCOMP_RET_KILL_PROCESS; }
+    else if (strcmp(mode, "kill-openat") == 0) { nr = SYS_openat; action = SECCOMP_RET_KILL_PROCESS; }
+    else if (strcmp(mode, "trap-mmap") == 0) { nr = SYS_mmap; action = SECCOMP_RET_TRAP; }
+    else { fprintf(stderr, "victim: unknown seccomp mode %s\n", mode); exit(2); }
+    struct sock_filter f[] = {
+        ARCH_CHECK,
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)nr, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, action),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    install(f, sizeof f / sizeof f[0]);
+}
+
+int main(int argc, char **argv) {
+    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0;
+    const char *seccomp_mode = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--interval-ms") == 0 && i + 1 < argc) interval_ms = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--seccomp") == 0 && i + 1 < argc) seccomp_mode = argv[++i];
+        else if (strcmp(argv[i], "--spawn-threads") == 0) spawn = 1;
+        else if (strcmp(argv[i], "--mdwe") == 0) mdwe = 1;
+        else if (strcmp(argv[i], "--parked") == 0) park = 1;
+        else if (strcmp(argv[i], "--spinner") == 0) spin = 1;
+        else { fprintf(stderr, "victim: unknown argument %s\n", argv[i]); return 2; }
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, on_usr2);
+    if (mdwe) {
+        // PR_SET_MDWE (65) with PR_MDWE_REFUSE_EXEC_GAIN (1), kernel >= 6.3.
+        if (prctl(65, 1, 0, 0, 0) != 0) { printf("mdwe-unsupported errno=%d\n", errno); return 4; }
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, worker, NULL) != 0) { perror("victim: pthread_create"); return 1; }
+    }
+    if (park) {
+        pthread_t t;
+        pthread_create(&t, NULL, parked, NULL);
+    }
+    if (spin) {
+        pthread_t t;
+        pthread_create(&t, NULL, spinner, NULL);
+    }
+    if (spawn) {
+        pthread_t t;
+        pthread_create(&t, NULL, spawner, NULL);
+    }
+    // Installed last, once every thread exists (a filter that denies mmap forbids new stacks).
+    printf("starting pid=%d\n", getpid());
+    if (seccomp_mode) install_seccomp(seccomp_mode);
+    printf("ready pid=%d threads=%d\n", getpid(), threads);
+    for (;;) {
+        printf("parse_length(100)=%d banner=%d calls=%lu signals=%lu\n", parse_length(100), banner_version(),
+               atomic_load(&calls), atomic_load(&signals_seen));
+        struct timespec delay = { interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L };
+        nanosleep(&delay, NULL);
+        (void)rarely_called;
+    }
+}

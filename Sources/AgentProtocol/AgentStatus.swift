@@ -1,0 +1,204 @@
+import Foundation
+
+/// The host's verdict, by precedence: unenrolled > exposed > reboot-required > hotpatch-pending >
+/// up-to-date.
+public enum Verdict: String, Codable, Sendable, CaseIterable, Comparable {
+    /// Everything the channel offers for the active baseline is applied.
+    case upToDate = "up-to-date"
+    /// A hotpatch is being applied or retried in some process.
+    case hotpatchPending = "hotpatch-pending"
+    /// A baseline or fix was installed and waits for a reboot.
+    case rebootRequired = "reboot-required"
+    /// A matching process cannot be patched, or the channel cannot be verified.
+    case exposed
+    /// The administrator turned patching off on this host.
+    case unenrolled
+
+    /// Higher precedence compares greater.
+    public static func < (lhs: Verdict, rhs: Verdict) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+
+    /// The words `agentctl status` shows.
+    public var phrase: String {
+        switch self {
+        case .upToDate: return "up to date"
+        case .hotpatchPending: return "hotpatch pending"
+        case .rebootRequired: return "reboot required"
+        case .exposed: return "exposed"
+        case .unenrolled: return "unenrolled"
+        }
+    }
+}
+
+/// The agent's status: the stable schema of `agentctl status --json` (docs/STATUS.md).
+public struct AgentStatus: Codable, Sendable, Equatable {
+    /// The highest-precedence verdict among `reasons`.
+    public var verdict: Verdict
+    /// Every reason that holds now, each with the verdict it implies (not only the winning one).
+    public var reasons: [Reason]
+    /// The baselines: the active one and any installed and awaiting a reboot.
+    public var baseline: Baseline
+    /// The hotpatch in force for the active baseline (null when none).
+    public var hotpatch: HotpatchInForce?
+    /// Processes that map a targeted object, by state.
+    public var processes: ProcessCounts
+    /// Whether a reboot is required, and why.
+    public var reboot: Reboot
+    /// The channel as last verified.
+    public var channel: Channel
+    /// Whether this host takes hotpatches.
+    public var enrolled: Bool
+    /// How new processes are noticed: "netlink" (process events) or "scan" (periodic).
+    public var processWatch: String
+    /// The last patch pause measured, in microseconds.
+    public var lastPauseUsec: UInt64?
+    /// The agent's version.
+    public var agentVersion: String
+
+    /// One reason behind the verdict.
+    public struct Reason: Codable, Sendable, Equatable {
+        /// The verdict this reason implies.
+        public var verdict: Verdict
+        /// What a person reads.
+        public var message: String
+        public init(verdict: Verdict, message: String) {
+            self.verdict = verdict
+            self.message = message
+        }
+    }
+
+    /// Baselines.
+    public struct Baseline: Codable, Sendable, Equatable {
+        /// The active baseline's id (null before one is known).
+        public var active: String?
+        /// Baselines or fixes installed and waiting for a reboot.
+        public var pending: [String]
+        public init(active: String?, pending: [String] = []) {
+            self.active = active
+            self.pending = pending
+        }
+    }
+
+    /// The hotpatch in force.
+    public struct HotpatchInForce: Codable, Sendable, Equatable {
+        /// Release id.
+        public var id: String
+        /// Cumulative level.
+        public var level: Int
+        /// CVE ids it fixes (all levels up to this one).
+        public var cves: [String]
+        /// Its description.
+        public var description: String?
+        public init(id: String, level: Int, cves: [String], description: String? = nil) {
+            self.id = id
+            self.level = level
+            self.cves = cves
+            self.description = description
+        }
+    }
+
+    /// Process counts.
+    public struct ProcessCounts: Codable, Sendable, Equatable {
+        public var patched: Int
+        public var pending: Int
+        public var unpatchable: Int
+        public init(patched: Int = 0, pending: Int = 0, unpatchable: Int = 0) {
+            self.patched = patched
+            self.pending = pending
+            self.unpatchable = unpatchable
+        }
+    }
+
+    /// Reboot state.
+    public struct Reboot: Codable, Sendable, Equatable {
+        public var required: Bool
+        public var reasons: [String]
+        /// The reboot policy: never, request or auto.
+        public var policy: String
+        public init(required: Bool = false, reasons: [String] = [], policy: String = "request") {
+            self.required = required
+            self.reasons = reasons
+            self.policy = policy
+        }
+    }
+
+    /// Channel state.
+    public struct Channel: Codable, Sendable, Equatable {
+        /// The index version last accepted (null before the first).
+        public var version: Int?
+        /// When the channel was last checked (RFC 3339), null before the first check.
+        public var lastCheck: String?
+        /// Why the last check failed, or null.
+        public var error: String?
+        /// Where the channel is.
+        public var path: String
+        public init(version: Int? = nil, lastCheck: String? = nil, error: String? = nil, path: String = "") {
+            self.version = version
+            self.lastCheck = lastCheck
+            self.error = error
+            self.path = path
+        }
+    }
+
+    public init(verdict: Verdict, reasons: [Reason], baseline: Baseline, hotpatch: HotpatchInForce?,
+                processes: ProcessCounts, reboot: Reboot, channel: Channel, enrolled: Bool,
+                processWatch: String, lastPauseUsec: UInt64?, agentVersion: String) {
+        self.verdict = verdict
+        self.reasons = reasons
+        self.baseline = baseline
+        self.hotpatch = hotpatch
+        self.processes = processes
+        self.reboot = reboot
+        self.channel = channel
+        self.enrolled = enrolled
+        self.processWatch = processWatch
+        self.lastPauseUsec = lastPauseUsec
+        self.agentVersion = agentVersion
+    }
+}
+
+/// One process that maps a targeted object (`agentctl processes --json`).
+public struct ProcessEntry: Codable, Sendable, Equatable {
+    /// Process state as the agent sees it.
+    public enum State: String, Codable, Sendable {
+        case patched, pending, unpatchable, unpatched
+    }
+    public var pid: Int32
+    public var executable: String
+    public var state: State
+    /// Why it is pending or unpatchable (null otherwise).
+    public var reason: String?
+    /// The pause of its last patch, in microseconds.
+    public var pauseUsec: UInt64?
+    /// The hotpatch applied in it, if any.
+    public var hotpatch: String?
+    public init(pid: Int32, executable: String, state: State, reason: String? = nil, pauseUsec: UInt64? = nil,
+                hotpatch: String? = nil) {
+        self.pid = pid
+        self.executable = executable
+        self.state = state
+        self.reason = reason
+        self.pauseUsec = pauseUsec
+        self.hotpatch = hotpatch
+    }
+}
+
+/// One action the agent took (`agentctl history --json`).
+public struct HistoryEntry: Codable, Sendable, Equatable {
+    /// When (RFC 3339).
+    public var time: String
+    /// What: applied, reverted, apply-failed, quarantined, baseline-installed, reboot-required,
+    /// verification-failed, enrolled, unenrolled, held, released, confirmed-baseline.
+    public var event: String
+    /// The release it concerns, if any.
+    public var release: String?
+    /// A person-readable line.
+    public var message: String
+    public init(time: String, event: String, release: String? = nil, message: String) {
+        self.time = time
+        self.event = event
+        self.release = release
+        self.message = message
+    }
+}

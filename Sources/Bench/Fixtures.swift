@@ -1,0 +1,106 @@
+import Engine
+import Foundation
+import Glibc
+import HotpatchFixtures
+
+/// A fixture process registered with `ChildGuard`, killed and reaped on `stop()`.
+final class BenchChild {
+    let process: RunningProcess
+    private var slot: Int
+    var pid: Int32 { process.pid }
+
+    init(_ path: String, _ arguments: [String] = []) throws {
+        process = try RunningProcess(path, arguments)
+        slot = ChildGuard.add(process.pid)
+    }
+
+    /// Kills, forgets, then reaps (so the guard never kills a reused pid).
+    func stop() {
+        if slot >= 0 {
+            kill(process.pid, SIGKILL)
+            ChildGuard.remove(slot)
+            slot = -1
+        }
+        process.stop()
+    }
+
+    deinit { stop() }
+}
+
+/// What /proc says about one process, read without waitpid (which, from a thread other than the
+/// tracer, could take a ptrace stop meant for it).
+struct ProcessCondition {
+    var state: Character
+    var tracerPID: Int32
+    var catchesSIGUSR1: Bool
+
+    /// Nil when the process is gone.
+    static func read(_ pid: Int32) -> ProcessCondition? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/status") else { return nil }
+        var condition = ProcessCondition(state: "?", tracerPID: -1, catchesSIGUSR1: false)
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard fields.count >= 2 else { continue }
+            switch fields[0] {
+            case "State:": condition.state = fields[1].first ?? "?"
+            case "TracerPid:": condition.tracerPID = Int32(fields[1]) ?? -1
+            case "SigCgt:":
+                if let mask = UInt64(fields[1], radix: 16) { condition.catchesSIGUSR1 = mask & (1 << (UInt64(SIGUSR1) - 1)) != 0 }
+            default: continue
+            }
+        }
+        return condition
+    }
+
+    /// Running or sleeping, not traced by anyone, not a zombie.
+    var isHealthyAndFree: Bool { (state == "S" || state == "R" || state == "D") && tracerPID == 0 }
+}
+
+/// The benchmark's fixtures: the multi-threaded victim with its hotpatches, and the idle sleeper
+/// with a level-1 hotpatch planned against its own build-id.
+struct BenchFixtures {
+    let victimPath: String
+    let victim: VictimHotpatches
+    let sleeperPath: String
+    let sleeperHotpatch: Hotpatch
+
+    init() throws {
+        let builder = FixtureBuilder()
+        victimPath = try builder.victim()
+        victim = try VictimHotpatches(builder: builder, victimPath: victimPath)
+        sleeperPath = try builder.build("sleeper.c", flags: ["-O0"])
+        let level1 = try builder.patchObject("patch_level1.c")
+        let plan = try RedirectionPlanner.plan(
+            target: ELFFile.load(path: sleeperPath), debugFile: nil, patchObject: PatchObject(path: level1),
+            replacements: [("parse_length", "parse_length_fixed"), ("banner_version", "banner_version_fixed")], references: [])
+        sleeperHotpatch = Hotpatch(id: "sleeper-hp1", baseline: "bench-1", level: 1, targets: [
+            HotpatchTarget(buildID: plan.buildID, pathHint: sleeperPath, patchObjectPath: level1,
+                           redirections: plan.redirections, references: plan.references)])
+    }
+}
+
+/// The benchmark could not produce a trustworthy figure.
+struct BenchFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ text: String) { description = text }
+}
+
+/// Runs `body` on `tracer` and waits for it. `TracerThread.perform` is not used: it wraps its
+/// closure in `withoutActuallyEscaping`, but the tracer thread still holds the job when `perform`
+/// returns, so the runtime's escape check traps ("non-escaping closure has escaped") at random.
+func onTracer<T>(_ tracer: TracerThread, _ body: @escaping () -> T) -> T {
+    let slot = ResultSlot<T>()
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) let work = body
+    tracer.submit {
+        slot.value = work()
+        done.signal()
+    }
+    done.wait()
+    return slot.value!
+}
+
+/// Carries a result from the tracer thread to the waiting caller.
+final class ResultSlot<T>: @unchecked Sendable {
+    var value: T?
+}

@@ -1,0 +1,134 @@
+import Engine
+import Foundation
+import Glibc
+import HotpatchFixtures
+
+/// One pass (apply or revert) over every idle process.
+struct FleetPass: Codable {
+    /// Wall time of `HostPatcher.matches` over every process on the host.
+    var scanMicroseconds: UInt64
+    /// Wall time of `HostPatcher.reconcile` over the matches.
+    var patchMicroseconds: UInt64
+    var totalMicroseconds: UInt64
+    /// Processes on the host when scanned, and how many matched.
+    var hostProcesses: Int
+    var matched: Int
+    /// Outcome → count.
+    var outcomes: [String: Int]
+    /// Per-process figures from the reports.
+    var pause: Distribution
+    var perProcessTotal: Distribution
+    var injectedSystemCalls: Int
+}
+
+/// Patching many idle single-threaded processes at once.
+struct FleetResult: Codable {
+    var processes: Int
+    var workers: Int
+    var startMicroseconds: UInt64
+    var apply: FleetPass
+    var revert: FleetPass
+    /// Sampled processes that printed the patched value after apply and the original after revert.
+    var sampleChecked: Int
+    var aliveAfterRevert: Int
+}
+
+enum FleetBench {
+    static func run(count: Int, workers: Int, sample: Int, fixtures: BenchFixtures, options: PatchOptions,
+                    log: (String) -> Void) throws -> FleetResult {
+        let hotpatch = fixtures.sleeperHotpatch
+        let started = Monotonic.now
+        var children: [BenchChild] = []
+        defer { children.forEach { $0.stop() } }
+        children.reserveCapacity(count)
+        for _ in 0..<count { children.append(try BenchChild(fixtures.sleeperPath)) }
+        // Ready means the SIGUSR1 handler is installed (so a sampled signal does not kill it) and
+        // the process sleeps in pause().
+        let readyBy = Date().addingTimeInterval(60)
+        for child in children {
+            while true {
+                if let condition = ProcessCondition.read(child.pid), condition.catchesSIGUSR1, condition.state == "S" { break }
+                guard Date() < readyBy else { throw BenchFailure("sleeper \(child.pid) not ready within 60 s") }
+                usleep(1000)
+            }
+        }
+        let startMicroseconds = Monotonic.now.microseconds(since: started)
+        log("  \(count) sleepers started and idle in \(formatMicroseconds(startMicroseconds))")
+        let ours = Set(children.map(\.pid))
+        let sampled = stride(from: 0, to: count, by: max(1, count / max(1, sample))).prefix(sample).map { children[$0] }
+
+        let host = HostPatcher(workers: workers, options: options)
+        let apply = try pass(host: host, hotpatch: hotpatch, desired: hotpatch, ours: ours, expected: "applied")
+        log("  \(count) sleepers: scan \(formatMicroseconds(apply.scanMicroseconds)), patch \(formatMicroseconds(apply.patchMicroseconds))")
+        var checked = 0
+        for child in sampled {
+            try ask(child, expect: "parse_length(100)=64", when: "after apply")
+        }
+        let revert = try pass(host: host, hotpatch: hotpatch, desired: nil, ours: ours, expected: "reverted")
+        log("  \(count) sleepers reverted: scan \(formatMicroseconds(revert.scanMicroseconds)), patch \(formatMicroseconds(revert.patchMicroseconds))")
+        for child in sampled {
+            try ask(child, expect: "parse_length(100)=100", when: "after revert")
+            checked += 1
+        }
+        var alive = 0
+        var problems: [String] = []
+        for child in children {
+            if let condition = ProcessCondition.read(child.pid), condition.isHealthyAndFree, child.process.isAlive {
+                alive += 1
+            } else {
+                problems.append("\(child.pid)")
+            }
+        }
+        guard problems.isEmpty else {
+            throw BenchFailure("\(problems.count) of \(count) sleepers died or were left stopped/traced: \(problems.prefix(20).joined(separator: ", "))")
+        }
+        let good = [apply.outcomes["applied"] ?? 0, revert.outcomes["reverted"] ?? 0]
+        guard good == [count, count] else {
+            throw BenchFailure("not every sleeper was patched and reverted: apply \(apply.outcomes), revert \(revert.outcomes)")
+        }
+        return FleetResult(processes: count, workers: workers, startMicroseconds: startMicroseconds, apply: apply,
+                           revert: revert, sampleChecked: checked, aliveAfterRevert: alive)
+    }
+
+    private static func ask(_ child: BenchChild, expect wanted: String, when: String) throws {
+        child.process.signal(SIGUSR1)
+        let line: String
+        do { line = try child.process.nextLine(timeout: 5) } catch {
+            throw BenchFailure("sleeper \(child.pid) \(when): \(error)")
+        }
+        guard line == wanted else { throw BenchFailure("sleeper \(child.pid) \(when) printed '\(line)', expected '\(wanted)'") }
+    }
+
+    private static func pass(host: HostPatcher, hotpatch: Hotpatch, desired: Hotpatch?, ours: Set<Int32>,
+                             expected: String) throws -> FleetPass {
+        let hostProcesses = (try? ProcFS.processIDs().count) ?? 0
+        let t0 = Monotonic.now
+        let matches = host.matches(for: [hotpatch])
+        let t1 = Monotonic.now
+        let reports = host.reconcile(matches, desired: desired, known: [hotpatch])
+        let t2 = Monotonic.now
+        let matchedOurs = Set(matches.map(\.process.pid.rawValue)).intersection(ours)
+        guard matchedOurs.count == ours.count else {
+            throw BenchFailure("the scan found \(matchedOurs.count) of our \(ours.count) sleepers")
+        }
+        var outcomes: [String: Int] = [:]
+        for report in reports {
+            let key: String
+            switch report.outcome {
+            case .applied: key = "applied"
+            case .alreadyApplied: key = "already applied"
+            case .reverted: key = "reverted"
+            case .notApplied: key = "not applied"
+            case let .busy(reason): key = "busy: \(reason)"
+            case let .unpatchable(reason): key = "unpatchable: \(reason)"
+            }
+            outcomes[key, default: 0] += 1
+        }
+        return FleetPass(
+            scanMicroseconds: t1.microseconds(since: t0), patchMicroseconds: t2.microseconds(since: t1),
+            totalMicroseconds: t2.microseconds(since: t0), hostProcesses: hostProcesses, matched: matches.count,
+            outcomes: outcomes, pause: Distribution(reports.compactMap(\.pauseMicroseconds)),
+            perProcessTotal: Distribution(reports.map(\.totalMicroseconds)),
+            injectedSystemCalls: reports.map(\.injectedSystemCalls).reduce(0, +))
+    }
+}

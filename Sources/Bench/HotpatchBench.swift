@@ -1,0 +1,206 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Glibc
+
+/// The machine the figures come from.
+struct Machine: Codable {
+    var cpus: Int
+    var cpuModel: String
+    var kernel: String
+    var memory: String
+    /// /proc/loadavg when the report was made: other work on the machine stretches every pause.
+    var loadAverage: String
+    /// /proc/loadavg when the run began.
+    var loadAverageAtStart: String
+
+    static func loadAverageNow() -> String {
+        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").prefix(3).joined(separator: " ")
+    }
+
+    static func describe(loadAtStart: String) -> Machine {
+        func file(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        let model = file("/proc/cpuinfo").split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        let memory = file("/proc/meminfo").split(separator: "\n").first { $0.hasPrefix("MemTotal") }?
+            .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        var names = utsname()
+        uname(&names)
+        let release = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return Machine(cpus: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), cpuModel: model, kernel: release, memory: memory,
+                       loadAverage: loadAverageNow(), loadAverageAtStart: loadAtStart)
+    }
+}
+
+/// Everything one run measured.
+struct BenchReport: Codable {
+    var machine: Machine
+    var command: String
+    var schedFIFO: Bool
+    var victims: [VictimResult]
+    var fleets: [FleetResult]
+    var goals: [String: Bool]
+}
+
+struct HotpatchBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hotpatch-bench",
+        abstract: "Measures live-patching pauses on busy processes and the time to patch many idle ones (run as root).")
+
+    @Option(help: "Apply/revert cycles per busy victim (each apply and each revert is one stop).")
+    var cycles = 50
+
+    @Option(help: "Idle sleeper counts to patch at once, comma-separated (empty: skip).")
+    var processes = "100,1000"
+
+    @Option(help: "Busy worker-thread counts for the victim, comma-separated (empty: skip).")
+    var threads = "1,4,32"
+
+    @Option(help: "HostPatcher tracer threads (default: one per CPU).")
+    var workers = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Sleepers per fleet whose output is checked with SIGUSR1 before and after revert.")
+    var sample = 10
+
+    @Flag(help: "Keep the tracer at normal priority during the stop window (default: SCHED_FIFO).")
+    var normalPriority = false
+
+    @Flag(help: "Print the results as JSON instead of tables.")
+    var json = false
+
+    @Option(help: "Also write the JSON results to this file.")
+    var jsonOutput: String?
+
+    static func list(_ text: String) throws -> [Int] {
+        try text.split(separator: ",").map { part in
+            guard let value = Int(part.trimmingCharacters(in: .whitespaces)), value > 0 else {
+                throw ValidationError("'\(part)' is not a positive number")
+            }
+            return value
+        }
+    }
+
+    mutating func validate() throws {
+        guard cycles > 0 else { throw ValidationError("--cycles must be positive") }
+        guard workers > 0 else { throw ValidationError("--workers must be positive") }
+        _ = try Self.list(processes)
+        _ = try Self.list(threads)
+    }
+
+    func run() throws {
+        guard geteuid() == 0 else { throw BenchFailure("hotpatch-bench must run as root (ptrace, /proc/PID/mem, SCHED_FIFO)") }
+        ChildGuard.install()
+        let loadAtStart = Machine.loadAverageNow()
+        let threadCounts = try Self.list(threads)
+        let processCounts = try Self.list(processes)
+        try raiseLimits(for: processCounts.max() ?? 0)
+        let log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
+        var options = PatchOptions()
+        options.raiseSchedulingPriority = !normalPriority
+        log("building fixtures…")
+        let fixtures = try BenchFixtures()
+
+        var victims: [VictimResult] = []
+        for count in threadCounts {
+            log("victim with \(count) busy threads, \(cycles) apply/revert cycles")
+            victims.append(try VictimBench.run(threads: count, cycles: cycles, fixtures: fixtures, options: options, log: log))
+        }
+        var fleets: [FleetResult] = []
+        for count in processCounts {
+            log("\(count) idle sleepers, \(workers) workers")
+            fleets.append(try FleetBench.run(count: count, workers: workers, sample: sample, fixtures: fixtures,
+                                             options: options, log: log))
+        }
+
+        let report = BenchReport(machine: .describe(loadAtStart: loadAtStart), command: CommandLine.arguments.joined(separator: " "),
+                                 schedFIFO: !normalPriority, victims: victims, fleets: fleets,
+                                 goals: Self.goals(victims: victims, fleets: fleets))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let encoded = try encoder.encode(report)
+        if let jsonOutput { try encoded.write(to: URL(fileURLWithPath: jsonOutput)) }
+        if json {
+            print(String(decoding: encoded, as: UTF8.self))
+        } else {
+            print(Self.render(report))
+        }
+        let failed = victims.contains { !$0.unexpectedOutcomes.isEmpty }
+        if failed { throw BenchFailure("some stops did not end as expected (see unexpected outcomes)") }
+    }
+
+    /// Enough file descriptors (one pipe per sleeper) and processes for the largest fleet.
+    private func raiseLimits(for fleet: Int) throws {
+        var files = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+        files.rlim_cur = files.rlim_max
+        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+        var tasks = rlimit(rlim_cur: UInt.max, rlim_max: UInt.max)
+        setrlimit(__rlimit_resource_t(__RLIMIT_NPROC.rawValue), &tasks)
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+        guard files.rlim_cur >= UInt(fleet + 256) else {
+            throw BenchFailure("RLIMIT_NOFILE is \(files.rlim_cur), need about \(fleet + 256): raise the hard limit (ulimit -Hn)")
+        }
+        let pidMax = Int(((try? String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8)) ?? "0")
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let running = (try? ProcFS.processIDs().count) ?? 0
+        guard pidMax == 0 || pidMax > running + fleet + 1024 else {
+            throw BenchFailure("kernel.pid_max is \(pidMax) with \(running) processes running: too low for \(fleet) more")
+        }
+    }
+
+    static func goals(victims: [VictimResult], fleets: [FleetResult]) -> [String: Bool] {
+        var goals: [String: Bool] = [:]
+        if let four = victims.first(where: { $0.busyThreads == 4 }) { goals["median pause <= 100 us at 4 threads"] = four.pause.median <= 100 }
+        if let many = victims.first(where: { $0.busyThreads == 32 }) { goals["median pause <= 400 us at 32 threads"] = many.pause.median <= 400 }
+        if !victims.isEmpty { goals["p99 pause <= 2 ms"] = victims.allSatisfy { $0.pause.p99 <= 2000 } }
+        if let thousand = fleets.first(where: { $0.processes == 1000 }) { goals["1000 processes patched in <= 0.5 s"] = thousand.apply.totalMicroseconds <= 500_000 }
+        return goals
+    }
+
+    static func render(_ report: BenchReport) -> String {
+        let machine = report.machine
+        var out = ["hotpatch-bench: \(machine.cpus) CPUs (\(machine.cpuModel)), kernel \(machine.kernel), \(machine.memory); load average \(machine.loadAverageAtStart) at start, \(machine.loadAverage) at end; stop window at \(report.schedFIFO ? "SCHED_FIFO" : "normal priority")", ""]
+        if !report.victims.isEmpty {
+            var table = TextTable(header: ["busy threads", "held", "stops", "pause med", "p99", "max",
+                                           "apply med", "apply p99", "revert med", "1st apply pause", "1st apply total", "injected", "evacuations", "alive"])
+            for victim in report.victims {
+                table.rows.append([String(victim.busyThreads), String(victim.heldThreads), String(victim.pause.count),
+                                   formatMicroseconds(victim.pause.median), formatMicroseconds(victim.pause.p99), formatMicroseconds(victim.pause.max),
+                                   formatMicroseconds(victim.applyTotal.median), formatMicroseconds(victim.applyTotal.p99),
+                                   formatMicroseconds(victim.revertTotal.median),
+                                   formatMicroseconds(victim.firstApply.pauseMicroseconds), formatMicroseconds(victim.firstApply.totalMicroseconds),
+                                   String(victim.firstApply.injectedSystemCalls), String(victim.evacuations), victim.aliveAtEnd ? "yes" : "NO"])
+            }
+            out.append("Busy victim, \(report.victims[0].cycles) apply/revert cycles each (pause: every stop but the first apply's; apply: whole operation of applies 2..N)")
+            out.append(table.render())
+            for victim in report.victims where !victim.unexpectedOutcomes.isEmpty {
+                out.append("  \(victim.busyThreads) threads, unexpected: \(victim.unexpectedOutcomes.prefix(5).joined(separator: "; "))")
+            }
+            out.append("")
+        }
+        if !report.fleets.isEmpty {
+            var table = TextTable(header: ["processes", "pass", "scan", "patch", "total", "per-process med", "p99",
+                                           "pause med", "pause max", "injected", "outcomes"])
+            for fleet in report.fleets {
+                for (name, pass) in [("apply", fleet.apply), ("revert", fleet.revert)] {
+                    table.rows.append([String(fleet.processes), name, formatMicroseconds(pass.scanMicroseconds),
+                                       formatMicroseconds(pass.patchMicroseconds), formatMicroseconds(pass.totalMicroseconds),
+                                       formatMicroseconds(pass.perProcessTotal.median), formatMicroseconds(pass.perProcessTotal.p99),
+                                       formatMicroseconds(pass.pause.median), formatMicroseconds(pass.pause.max), String(pass.injectedSystemCalls),
+                                       pass.outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")])
+                }
+            }
+            let workers = report.fleets[0].workers
+            out.append("Idle single-threaded sleepers, \(workers) tracer workers (scan: matches over all \(report.fleets.last!.apply.hostProcesses) host processes; patch: reconcile)")
+            out.append(table.render())
+            for fleet in report.fleets {
+                out.append("  \(fleet.processes): started in \(formatMicroseconds(fleet.startMicroseconds)); all \(fleet.aliveAfterRevert) alive, free and untraced after revert; \(fleet.sampleChecked) sampled printed 64 patched and 100 reverted")
+            }
+            out.append("")
+        }
+        out.append("Goals:")
+        for (goal, met) in report.goals.sorted(by: { $0.key < $1.key }) { out.append("  [\(met ? "met" : "MISSED")] \(goal)") }
+        return out.joined(separator: "\n")
+    }
+}

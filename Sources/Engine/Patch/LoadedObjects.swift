@@ -1,0 +1,128 @@
+import Glibc
+import Synchronization
+
+/// One ELF object (executable or shared library) as a process has it mapped.
+public struct LoadedObject: Sendable, Hashable {
+    /// Its path as /proc/PID/maps shows it (without " (deleted)").
+    public var path: String
+    /// The file was deleted or replaced on disk after the process mapped it.
+    public var isDeleted: Bool
+    /// Its GNU build-id, if it has one.
+    public var buildID: BuildID?
+    /// Runtime address minus link-time address: an offset from the object's load base becomes an
+    /// address by adding this.
+    public var loadBias: UInt64
+    /// Its mappings, in address order.
+    public var mappings: [MemoryMapping]
+    /// A path that opens the very file mapped, even if deleted or replaced (/proc/PID/map_files/…).
+    public var readablePath: String
+
+    /// The file's identity on disk.
+    var fileKey: FileKey { FileKey(mappings[0]) }
+
+    /// The mapping that holds `address`, if any.
+    func mapping(containing address: UInt64) -> MemoryMapping? {
+        mappings.first { $0.start <= address && address < $0.end }
+    }
+}
+
+/// A file's identity: device and inode, as /proc/PID/maps reports them.
+struct FileKey: Hashable, Sendable {
+    let major: UInt32
+    let minor: UInt32
+    let inode: UInt64
+
+    init(_ mapping: MemoryMapping) {
+        major = mapping.deviceMajor
+        minor = mapping.deviceMinor
+        inode = mapping.inode
+    }
+}
+
+/// Facts read once per file (device + inode) and shared by every process that maps it: build-id and
+/// load layout, and the exported dynamic symbols when symbol resolution needs them.
+public final class ObjectCache: Sendable {
+    private let identities = Mutex<[FileKey: ELFIdentity?]>([:])
+    private let exports = Mutex<[FileKey: [String: [ELFSymbol]]]>([:])
+    private let syscallOffsets = Mutex<[FileKey: UInt64?]>([:])
+
+    /// An empty cache.
+    public init() {}
+
+    /// The identity of the file behind `mapping`, read through `path`; nil for non-ELF files.
+    func identity(of mapping: MemoryMapping, path: String) -> ELFIdentity? {
+        let key = FileKey(mapping)
+        if let known = identities.withLock({ $0[key] }) { return known }
+        let identity = try? ELFFile.readIdentity(path: path)
+        identities.withLock { $0[key] = .some(identity) }
+        return identity
+    }
+
+    /// Defined global and weak dynamic symbols of `object`, by name.
+    func exports(of object: LoadedObject) throws -> [String: [ELFSymbol]] {
+        let key = object.fileKey
+        if let known = exports.withLock({ $0[key] }) { return known }
+        let elf = try ELFFile.load(path: object.readablePath)
+        var table: [String: [ELFSymbol]] = [:]
+        for symbol in try elf.dynamicSymbols() where symbol.isDefined {
+            switch symbol.binding {
+            case .global, .weak: table[symbol.name, default: []].append(symbol)
+            default: continue
+            }
+        }
+        exports.withLock { $0[key] = table }
+        return table
+    }
+
+    /// The file offset of a `syscall` instruction (0F 05) in an executable mapping of this file.
+    func syscallInstructionOffset(in mapping: MemoryMapping, path: String) -> UInt64? {
+        let key = FileKey(mapping)
+        if let known = syscallOffsets.withLock({ $0[key] }) { return known }
+        var found: UInt64?
+        if let file = try? FileHandle(path: path, flags: O_RDONLY),
+           let bytes = try? file.read(at: mapping.offset, count: Int(min(mapping.size, 4 << 20))) {
+            var index = 0
+            while index + 1 < bytes.count {
+                if bytes[index] == 0x0F && bytes[index + 1] == 0x05 { found = mapping.offset + UInt64(index); break }
+                index += 1
+            }
+        }
+        syscallOffsets.withLock { $0[key] = .some(found) }
+        return found
+    }
+}
+
+/// Groups a process's mappings into the ELF objects it has loaded.
+enum LoadedObjects {
+    /// Every ELF object `pid` maps, in address order, with build-ids and load biases.
+    static func of(pid: ProcessID, mappings: [MemoryMapping], cache: ObjectCache) -> [LoadedObject] {
+        var objects: [LoadedObject] = []
+        var current: (key: FileKey, path: String, identity: ELFIdentity, list: [MemoryMapping])?
+        func flush() {
+            guard let group = current else { return }
+            current = nil
+            guard let first = group.list.first(where: { $0.offset == group.identity.firstLoadFileOffset }) else { return }
+            objects.append(LoadedObject(
+                path: group.path, isDeleted: first.isDeleted, buildID: group.identity.buildID,
+                loadBias: first.start &- group.identity.firstLoadVirtualAddress, mappings: group.list,
+                readablePath: ProcFS.mappedFilePath(of: pid, mapping: first)))
+        }
+        for mapping in mappings {
+            guard mapping.inode != 0, !mapping.path.isEmpty else { continue }
+            let key = FileKey(mapping)
+            // Later mappings of the same file extend the object; its first one starts a new copy.
+            if var group = current, group.key == key, mapping.offset != group.identity.firstLoadFileOffset {
+                group.list.append(mapping)
+                current = group
+                continue
+            }
+            flush()
+            // Only a mapping of the file's start can begin an object; others belong to none.
+            guard let identity = cache.identity(of: mapping, path: ProcFS.mappedFilePath(of: pid, mapping: mapping)),
+                  mapping.offset == identity.firstLoadFileOffset else { continue }
+            current = (key, mapping.path, identity, [mapping])
+        }
+        flush()
+        return objects
+    }
+}

@@ -1,0 +1,324 @@
+import Glibc
+
+/// Why loading a patch object into a process did not happen.
+enum LoadFailure: Error {
+    /// Cannot work until something changes.
+    case unpatchable(UnpatchableReason)
+    /// Try again later.
+    case busy(String)
+}
+
+/// Maps a patch object into a live process without running any of its code: system calls injected
+/// into one thread reserve room near the target, open (or, when the process cannot see our file,
+/// recreate as a memfd) and map each segment with its final protections, and the agent then
+/// relocates the image through /proc/PID/mem and seals it with a completion record.
+struct PatchLoader {
+    private static let protRead: UInt64 = 1, protWrite: UInt64 = 2, protExec: UInt64 = 4
+    private static let mapPrivate: UInt64 = 0x02, mapFixed: UInt64 = 0x10, mapAnonymous: UInt64 = 0x20
+    private static let mapFixedNoReplace: UInt64 = 0x10_0000
+    private static let openFlags = UInt64(UInt32(bitPattern: O_RDONLY | O_CLOEXEC))
+    private static let atCurrentDirectory = UInt64(bitPattern: -100)
+    /// Farthest distance kept between image and target so a `jmp rel32` always reaches.
+    static let nearReach: UInt64 = 0x7ff0_0000
+
+    let patch: PatchObject
+    /// The local path of the verified patch object.
+    let path: String
+    /// Its file name, which identifies the image in the process.
+    var name: String { String(path.split(separator: "/").last ?? Substring(path)) }
+
+    /// A page-aligned address for `length` bytes, within rel32 reach of all of `object`, in a hole
+    /// of `mappings`; below the object when possible (the heap grows up after executables).
+    static func nearAddress(for length: UInt64, near object: LoadedObject, mappings: [MemoryMapping]) -> UInt64? {
+        let low = object.mappings.map(\.start).min() ?? 0
+        let high = object.mappings.map(\.end).max() ?? 0
+        let windowLow = high > nearReach ? max(high - nearReach, 0x10_0000) : 0x10_0000
+        let windowHigh = min(low &+ nearReach, 0x7fff_ffff_f000)
+        var best: (address: UInt64, distance: UInt64)?
+        var previousEnd: UInt64 = 0x10_0000
+        var previousName = ""
+        for mapping in mappings + [MemoryMapping.sentinel] {
+            var gapLow = max(previousEnd, windowLow)
+            if previousName == "[heap]" { gapLow = max(gapLow, previousEnd &+ (1 << 30)) }
+            let gapHigh = min(mapping.start, windowHigh)
+            if gapHigh > gapLow, gapHigh - gapLow >= length + 0x1000 {
+                let address = gapHigh <= low ? (gapHigh - length) & ~0xfff : (gapLow + 0xfff) & ~0xfff
+                let distance = address < low ? low - address : address - low
+                if best == nil || distance < best!.distance { best = (address, distance) }
+            }
+            previousEnd = max(previousEnd, mapping.end)
+            previousName = mapping.path
+        }
+        return best?.address
+    }
+
+    /// Loads the patch into `pid` and returns the sealed image and how many calls were injected.
+    func load(into pid: Int32, target: LoadedObject, mappings: [MemoryMapping], status: ProcessStatus,
+              requireNear: Bool, resolver: inout SymbolResolver, memory: borrowing ProcessMemory,
+              deadline: Monotonic.Instant) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
+        let imageSize = patch.imageSize
+        let total = imageSize + PatchImageMarker.pageSize
+        let near = PatchLoader.nearAddress(for: total, near: target, mappings: mappings)
+        if near == nil && requireNear {
+            throw .unpatchable(.cannotMapPatchObject(detail: "no free address range within ±2 GiB of \(target.path) for a function shorter than a 14-byte jump"))
+        }
+        guard let instruction = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory) else {
+            throw .unpatchable(.systemFailure(detail: "no syscall instruction found in process \(pid)'s code"))
+        }
+
+        // Everything that can be decided without touching the process is decided first.
+        let reservationHint = near ?? 0
+        var writes: [RelocationWrite] = []
+        if let near {
+            writes = try relocate(base: near + PatchImageMarker.pageSize, resolver: &resolver)
+        }
+        let visible = PatchLoader.processSeesSameFile(pid: pid, path: path)
+        var content: [UInt8] = []
+        if !visible {
+            do { content = try Files.read(path, limit: 1 << 30) } catch {
+                throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
+            }
+        }
+
+        let traced: TracedProcess
+        do { traced = try TracedProcess.stopOneThread(pid: pid, deadline: deadline) } catch {
+            throw PatchLoader.failure(error)
+        }
+        defer { traced.release() }
+        guard let tid = traced.stoppedThreadIDs.first else { throw .unpatchable(.processGone) }
+
+        let gate: SeccompGate
+        do { gate = try SeccompGate(tid: tid, mode: status.seccompMode, instruction: instruction) } catch {
+            throw .unpatchable(error)
+        }
+        let reserveFlags = PatchLoader.mapPrivate | PatchLoader.mapAnonymous | (near == nil ? 0 : PatchLoader.mapFixedNoReplace)
+        let reserve = PlannedSystemCall(label: "mmap(anonymous, PROT_READ)", number: SystemCallNumber.mmap,
+                                        arguments: [reservationHint, total, PatchLoader.protRead, reserveFlags, UInt64.max, 0])
+        let open = PlannedSystemCall(label: "openat(\(path))", number: SystemCallNumber.openat,
+                                     arguments: [PatchLoader.atCurrentDirectory, reservationHint, PatchLoader.openFlags, 0])
+        let memfd = PlannedSystemCall(label: "memfd_create", number: SystemCallNumber.memfdCreate, arguments: [reservationHint, 1])
+        let segmentCalls = segmentMappings(base: reservationHint + PatchImageMarker.pageSize, fd: 3)
+        let close = PlannedSystemCall(label: "close", number: SystemCallNumber.close, arguments: [3])
+        let unmap = PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservationHint, total])
+        var useMemfd = !visible
+        do throws(UnpatchableReason) {
+            for call in [reserve, close, unmap] + segmentCalls { try gate.check(call) }
+            if !useMemfd && !gate.allows(open) { useMemfd = true }
+            if useMemfd {
+                do throws(UnpatchableReason) { try gate.check(memfd) } catch {
+                    // Report the call we wanted first when both are refused.
+                    if visible { try gate.check(open) }
+                    throw error
+                }
+            }
+        } catch {
+            throw .unpatchable(error)
+        }
+
+        if useMemfd && content.isEmpty {
+            do { content = try Files.read(path, limit: 1 << 30) } catch {
+                throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
+            }
+        }
+        let injector: SystemCallInjector
+        do { injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction) } catch {
+            throw .unpatchable(.systemFailure(detail: "\(error)"))
+        }
+        defer { try? injector.restore() }
+        func inject(_ call: PlannedSystemCall) throws(LoadFailure) -> Int64 {
+            do { return try injector.call(call.number, call.arguments, deadline: deadline) } catch let failure as InjectionFailure {
+                if case let .stop(stop) = failure { throw PatchLoader.failure(stop) }
+                throw .unpatchable(.systemFailure(detail: "injected \(call.label) left the thread at an unexpected address"))
+            } catch {
+                throw .unpatchable(.systemFailure(detail: "injected \(call.label): \(error)"))
+            }
+        }
+        func mapFailure(_ call: PlannedSystemCall, _ result: Int64) -> LoadFailure {
+            .unpatchable(.cannotMapPatchObject(detail: "\(call.label) in process \(pid) failed with \(EngineError.errnoText(Int32(-result)))"))
+        }
+
+        let reservationResult = try inject(reserve)
+        if reservationResult < 0 && reservationResult > -4096 {
+            if -reservationResult == Int64(EEXIST) { throw .busy("the chosen address range was taken meanwhile") }
+            throw mapFailure(reserve, reservationResult)
+        }
+        let reservation = UInt64(bitPattern: reservationResult)
+        let base = reservation + PatchImageMarker.pageSize
+        var mapped = false
+        defer {
+            if !mapped { _ = try? inject(PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservation, total])) }
+        }
+        if near == nil { writes = try relocate(base: base, resolver: &resolver) }
+
+        // The path (or memfd name) goes in the marker page, which the seal later overwrites.
+        let text = useMemfd ? "hotpatch:" + name : path
+        do { try memory.write(Array(text.utf8) + [0], at: reservation) } catch {
+            throw .unpatchable(.systemFailure(detail: "writing the patch path into process \(pid): \(error)"))
+        }
+        var fd: Int64 = -1
+        if !useMemfd {
+            fd = try inject(PlannedSystemCall(label: open.label, number: open.number,
+                                              arguments: [PatchLoader.atCurrentDirectory, reservation, PatchLoader.openFlags, 0]))
+            if fd < 0 {
+                // The process may not see or may not read our file (mount namespace, uid): copy it.
+                do { content = try Files.read(path, limit: 1 << 30) } catch {
+                    throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
+                }
+                useMemfd = true
+                do { try memory.write(Array(("hotpatch:" + name).utf8) + [0], at: reservation) } catch {
+                    throw .unpatchable(.systemFailure(detail: "\(error)"))
+                }
+            }
+        }
+        if useMemfd {
+            fd = try inject(PlannedSystemCall(label: memfd.label, number: memfd.number, arguments: [reservation, 1]))
+            if fd < 0 { throw mapFailure(memfd, fd) }
+            do {
+                let copy = try FileHandle(path: "/proc/\(pid)/fd/\(fd)", flags: O_WRONLY)
+                try copy.write(content, at: 0)
+            } catch {
+                _ = try? inject(PlannedSystemCall(label: "close", number: SystemCallNumber.close, arguments: [UInt64(fd)]))
+                throw .unpatchable(.cannotMapPatchObject(detail: "filling memfd in process \(pid): \(error)"))
+            }
+        }
+        var mapError: LoadFailure?
+        for call in segmentMappings(base: base, fd: UInt64(fd)) {
+            let result = try inject(call)
+            if UInt64(bitPattern: result) != call.arguments[0] { mapError = mapFailure(call, result); break }
+        }
+        _ = try inject(PlannedSystemCall(label: "close", number: SystemCallNumber.close, arguments: [UInt64(fd)]))
+        if let mapError { throw mapError }
+        let injected = injector.callCount
+        do {
+            try injector.restore()
+        } catch {
+            throw .unpatchable(.systemFailure(detail: "\(error)"))
+        }
+
+        // Relocate and seal from outside; no thread needs to be held for that.
+        do {
+            for segment in patch.segments where segment.memoryEnd > segment.fileEnd {
+                let pageEnd = (segment.fileEnd + 0xfff) & ~0xfff
+                let zeroEnd = min(pageEnd, segment.memoryEnd)
+                if zeroEnd > segment.fileEnd, segment.fileBackedLength > 0 {
+                    try memory.write([UInt8](repeating: 0, count: Int(zeroEnd - segment.fileEnd)), at: base + segment.fileEnd)
+                }
+            }
+            for run in PatchLoader.coalesce(writes) { try memory.write(run.bytes, at: run.address) }
+            let image = PatchImage(base: base, size: imageSize, name: name)
+            try memory.write(PatchImageMarker.encode(image), at: reservation)
+            mapped = true
+            return (image, injected)
+        } catch {
+            throw .unpatchable(.systemFailure(detail: "relocating the patch object in process \(pid): \(error)"))
+        }
+    }
+
+    /// Relocation writes for a load at `base`, failing before anything is injected.
+    private func relocate(base: UInt64, resolver: inout SymbolResolver) throws(LoadFailure) -> [RelocationWrite] {
+        var local = resolver
+        defer { resolver = local }
+        do {
+            return try patch.relocationWrites(loadBase: base) { local.resolve($0) }
+        } catch {
+            let detail = local.problems.values.sorted().first.map { "\(error); \($0)" } ?? "\(error)"
+            throw .unpatchable(.patchObjectRejected(detail: detail))
+        }
+    }
+
+    /// The mmap calls that place each segment: the file-backed pages, then anonymous zero pages
+    /// for the rest of a segment's memory (its .bss).
+    private func segmentMappings(base: UInt64, fd: UInt64) -> [PlannedSystemCall] {
+        var calls: [PlannedSystemCall] = []
+        for segment in patch.segments {
+            var protection: UInt64 = 0
+            if segment.flags.contains(.readable) { protection |= PatchLoader.protRead }
+            if segment.flags.contains(.writable) { protection |= PatchLoader.protWrite }
+            if segment.flags.contains(.executable) { protection |= PatchLoader.protExec }
+            let label = "mmap(\(PatchLoader.protectionText(protection)))"
+            if segment.fileBackedLength > 0 {
+                calls.append(PlannedSystemCall(label: label, number: SystemCallNumber.mmap, arguments: [
+                    base + segment.mapOffset, segment.fileBackedLength, protection,
+                    PatchLoader.mapPrivate | PatchLoader.mapFixed, fd, segment.fileOffset]))
+            }
+            if segment.mapLength > segment.fileBackedLength {
+                calls.append(PlannedSystemCall(label: label + " anonymous", number: SystemCallNumber.mmap, arguments: [
+                    base + segment.mapOffset + segment.fileBackedLength, segment.mapLength - segment.fileBackedLength,
+                    protection, PatchLoader.mapPrivate | PatchLoader.mapFixed | PatchLoader.mapAnonymous, UInt64.max, 0]))
+            }
+        }
+        return calls
+    }
+
+    private static func protectionText(_ protection: UInt64) -> String {
+        var parts: [String] = []
+        if protection & protRead != 0 { parts.append("PROT_READ") }
+        if protection & protWrite != 0 { parts.append("PROT_WRITE") }
+        if protection & protExec != 0 { parts.append("PROT_EXEC") }
+        return parts.isEmpty ? "PROT_NONE" : parts.joined(separator: "|")
+    }
+
+    /// Contiguous 8-byte relocation words merged into runs, one pwrite each.
+    static func coalesce(_ writes: [RelocationWrite]) -> [(address: UInt64, bytes: [UInt8])] {
+        var runs: [(address: UInt64, bytes: [UInt8])] = []
+        for write in writes.sorted(by: { $0.address < $1.address }) {
+            if let last = runs.last, last.address + UInt64(last.bytes.count) == write.address {
+                runs[runs.count - 1].bytes.appendLittleEndian(write.value)
+            } else {
+                var bytes: [UInt8] = []
+                bytes.appendLittleEndian(write.value)
+                runs.append((write.address, bytes))
+            }
+        }
+        return runs
+    }
+
+    /// Whether the process opening `path` would get our very file (same mount namespace view).
+    static func processSeesSameFile(pid: Int32, path: String) -> Bool {
+        guard let ours = try? Files.status(path), let theirs = try? Files.status("/proc/\(pid)/root" + path) else {
+            return false
+        }
+        return ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino
+    }
+
+    /// The address of a `syscall` instruction in the process: in the vDSO, else in a mapped object.
+    static func syscallInstruction(pid: Int32, mappings: [MemoryMapping], memory: borrowing ProcessMemory) -> UInt64? {
+        if let vdso = mappings.first(where: { $0.path == "[vdso]" }),
+           let bytes = try? memory.read(at: vdso.start, count: Int(min(vdso.size, 1 << 16))) {
+            var index = 0
+            while index + 1 < bytes.count {
+                if bytes[index] == 0x0F && bytes[index + 1] == 0x05 { return vdso.start + UInt64(index) }
+                index += 1
+            }
+        }
+        for mapping in mappings where mapping.isExecutable && mapping.isFileBacked {
+            let path = ProcFS.mappedFilePath(of: ProcessID(pid), mapping: mapping)
+            guard let file = try? FileHandle(path: path, flags: O_RDONLY),
+                  let bytes = try? file.read(at: mapping.offset, count: Int(min(mapping.size, 4 << 20))) else { continue }
+            var index = 0
+            while index + 1 < bytes.count {
+                if bytes[index] == 0x0F && bytes[index + 1] == 0x05 { return mapping.start + UInt64(index) }
+                index += 1
+            }
+        }
+        return nil
+    }
+
+    /// Maps a stop failure to a load failure.
+    static func failure(_ stop: StopFailure) -> LoadFailure {
+        switch stop {
+        case let .tracedBy(tracer): return .unpatchable(.tracedBy(pid: tracer))
+        case .processGone: return .unpatchable(.processGone)
+        case let .deadlineExceeded(stopped, total): return .busy("only \(stopped) of \(total) threads stopped before the deadline")
+        case .groupStopped: return .busy("the process is stopped by a signal")
+        case let .system(error): return .unpatchable(.systemFailure(detail: "\(error)"))
+        }
+    }
+}
+
+extension MemoryMapping {
+    /// The end of the user address space, as a mapping that closes the last hole.
+    static let sentinel = MemoryMapping(start: 0x7fff_ffff_f000, end: 0x7fff_ffff_f000, isReadable: false, isWritable: false,
+                                        isExecutable: false, isShared: false, offset: 0, deviceMajor: 0, deviceMinor: 0,
+                                        inode: 0, path: "", isDeleted: false)
+}

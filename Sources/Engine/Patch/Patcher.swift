@@ -1,0 +1,325 @@
+import Crypto
+import Glibc
+
+/// Tunables of a patch operation.
+public struct PatchOptions: Sendable {
+    /// How long all threads may take to stop before we resume them and report busy.
+    public var stopDeadlineMicroseconds: UInt64 = 200_000
+    /// How long mapping the patch object (one thread held) may take.
+    public var loadDeadlineMicroseconds: UInt64 = 2_000_000
+    /// Most single-steps spent moving one thread out of a patch window.
+    public var evacuationStepLimit = 1_000
+    /// Also refuse (busy) while any thread's stack holds a return address into a replaced function.
+    public var strictStackCheck = false
+    /// Bytes of each thread's stack the strict check reads.
+    public var stackScanBytes = 64 * 1024
+    /// Run the stop window at SCHED_FIFO, so the pause is not stretched by our own preemption.
+    public var raiseSchedulingPriority = true
+    /// Processes never touched, besides PID 1 and the calling process.
+    public var excludedProcesses: Set<ProcessID> = []
+
+    /// The defaults.
+    public init() {}
+}
+
+/// Applies, replaces and reverts hotpatches in live processes. All calls on one instance must come
+/// from the same OS thread (ptrace requires it); see `TracerThread`.
+public final class Patcher {
+    /// The options in force.
+    public let options: PatchOptions
+    /// Shared facts about mapped files.
+    public let cache: ObjectCache
+
+    /// A patcher with `options`, sharing `cache` with its target finder.
+    public init(options: PatchOptions = PatchOptions(), cache: ObjectCache = ObjectCache()) {
+        self.options = options
+        self.cache = cache
+    }
+
+    /// Brings `match`'s object to `desired` (nil: no hotpatch at all). `known` lists the other
+    /// levels of the same object's hotpatches, so their jumps are recognised and replaced or removed.
+    /// What is applied is read from the process itself; nothing depends on saved state.
+    public func reconcile(_ match: TargetMatch, desired: HotpatchTarget?, known: [HotpatchTarget] = []) -> ProcessPatchReport {
+        let started = Monotonic.now
+        var report = ProcessPatchReport(pid: match.process.pid.rawValue, startTime: match.process.startTime,
+                                        objectPath: match.object.path, outcome: .notApplied, pauseMicroseconds: nil, totalMicroseconds: 0,
+                                        threadCount: 0, evacuatedThreads: 0, injectedSystemCalls: 0)
+        do throws(LoadFailure) {
+            try run(match, desired: desired, known: known, report: &report)
+        } catch {
+            switch error {
+            case let .busy(reason): report.outcome = .busy(reason: reason)
+            case let .unpatchable(reason): report.outcome = .unpatchable(reason)
+            }
+        }
+        report.totalMicroseconds = Monotonic.now.microseconds(since: started)
+        return report
+    }
+
+    /// One function as this process has it.
+    private struct Site {
+        let redirection: FunctionRedirection
+        let address: UInt64
+        let memory: [UInt8]
+        let original: [UInt8]
+        let state: EntryState
+    }
+
+    private func run(_ match: TargetMatch, desired: HotpatchTarget?, known: [HotpatchTarget],
+                     report: inout ProcessPatchReport) throws(LoadFailure) {
+        let pid = match.process.pid
+        if pid.rawValue == 1 { throw .unpatchable(.protectedProcess(why: "PID 1")) }
+        if pid == ProcessID.current { throw .unpatchable(.protectedProcess(why: "the agent itself")) }
+        if options.excludedProcesses.contains(pid) { throw .unpatchable(.protectedProcess(why: "excluded by configuration")) }
+        guard ProcFS.isSameProcess(match.process) else { throw .unpatchable(.processGone) }
+        let status: ProcessStatus
+        let mappings: [MemoryMapping]
+        let memory: ProcessMemory
+        do {
+            status = try ProcFS.status(of: pid)
+            mappings = try ProcFS.maps(of: pid)
+            memory = try ProcessMemory(pid: pid.rawValue)
+        } catch {
+            throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
+        }
+        if status.tracerPID != 0 && status.tracerPID != getpid() { throw .unpatchable(.tracedBy(pid: status.tracerPID)) }
+        if status.seccompMode == 1 { throw .unpatchable(.seccompStrictMode) }
+        if status.state == "T" || status.state == "t" { throw .busy("the process is stopped by a signal") }
+
+        // The object as the process maps it now (it may have been re-scanned since the match).
+        guard let object = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
+            .first(where: { $0.buildID == match.object.buildID && $0.loadBias == match.object.loadBias }) else {
+            throw .unpatchable(.processGone)
+        }
+        var images = PatchImageMarker.images(in: mappings, memory: memory)
+        let sites = try readSites(pid: pid, desired: desired, known: known, object: object, images: images, memory: memory)
+
+        // Refuse before touching anything: foreign bytes anywhere stop the whole process's patch.
+        for site in sites where site.state == .foreign {
+            throw .unpatchable(.entryBytesDiffer(symbol: site.redirection.symbol, address: site.address))
+        }
+
+        var imageBase: UInt64?
+        var patchObject: PatchObject?
+        if let desired {
+            let loader: PatchLoader
+            do {
+                patchObject = try PatchObject(path: desired.patchObjectPath)
+                loader = PatchLoader(patch: patchObject!, path: desired.patchObjectPath)
+            } catch {
+                throw .unpatchable(.patchObjectRejected(detail: "\(error)"))
+            }
+            for redirection in desired.redirections where redirection.size < UInt64(Jump.relativeLength) {
+                throw .unpatchable(.functionTooShort(symbol: redirection.symbol, size: redirection.size, needed: Jump.relativeLength))
+            }
+            if let image = images.first(where: { $0.name == loader.name }) {
+                imageBase = image.base
+            } else {
+                let needsNear = desired.redirections.contains { $0.size < UInt64(Jump.absoluteLength) }
+                var references: [String: UInt64] = [:]
+                for reference in desired.references { references[reference.symbol] = object.loadBias &+ reference.offset }
+                let executable = try? ProcFS.executablePath(of: pid)
+                var resolver = SymbolResolver(objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache),
+                                              executablePath: executable, references: references, cache: cache)
+                let loaded = try loader.load(into: pid.rawValue, target: object, mappings: mappings, status: status,
+                                             requireNear: needsNear, resolver: &resolver, memory: memory,
+                                             deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds))
+                report.injectedSystemCalls = loaded.injected
+                images.append(loaded.image)
+                imageBase = loaded.image.base
+            }
+        }
+
+        var writes: [EntryWrite] = []
+        for site in sites {
+            var target: UInt64?
+            if let desired, let base = imageBase, let patchObject,
+               let wanted = desired.redirections.first(where: { $0.offset == site.redirection.offset }) {
+                guard let value = patchObject.exportedAddress(of: wanted.replacement) else {
+                    throw .unpatchable(.patchObjectRejected(detail: "\(desired.patchObjectPath) does not export \(wanted.replacement)"))
+                }
+                target = base &+ value
+            }
+            do throws(UnpatchableReason) {
+                if let write = try EntryPlan.write(from: site.state, memory: site.memory, original: site.original,
+                                                   address: site.address, target: target, symbol: site.redirection.symbol) {
+                    writes.append(write)
+                }
+            } catch {
+                throw .unpatchable(error)
+            }
+        }
+        if writes.isEmpty {
+            report.outcome = desired == nil ? .notApplied : .alreadyApplied
+            return
+        }
+        try stopAndWrite(pid: pid.rawValue, writes: writes, sites: sites, memory: memory, report: &report)
+        report.outcome = desired == nil ? .reverted : .applied
+    }
+
+    /// Reads every function either level touches and classifies its entry.
+    private func readSites(pid: ProcessID, desired: HotpatchTarget?, known: [HotpatchTarget], object: LoadedObject,
+                           images: [PatchImage], memory: borrowing ProcessMemory) throws(LoadFailure) -> [Site] {
+        var byOffset: [UInt64: FunctionRedirection] = [:]
+        for target in known + (desired.map { [$0] } ?? []) where target.buildID == object.buildID {
+            for redirection in target.redirections { byOffset[redirection.offset] = redirection }
+        }
+        var sites: [Site] = []
+        for redirection in byOffset.values.sorted(by: { $0.offset < $1.offset }) {
+            let address = object.loadBias &+ redirection.offset
+            guard redirection.size > 0, redirection.size <= 1 << 20 else {
+                throw .unpatchable(.patchObjectRejected(detail: "function \(redirection.symbol) has an implausible size \(redirection.size)"))
+            }
+            let current: [UInt8]
+            do { current = try memory.read(at: address, count: Int(redirection.size)) } catch {
+                throw Patcher.gone(error) ?? .unpatchable(.entryBytesDiffer(symbol: redirection.symbol, address: address))
+            }
+            let original: [UInt8]
+            if Patcher.digest(current) == redirection.sha256 {
+                original = current
+            } else {
+                // Our jump (or something else) is there: the original comes from the mapped file.
+                guard let fromFile = originalBytes(of: redirection, at: address, object: object, pid: pid),
+                      Patcher.digest(fromFile) == redirection.sha256 else {
+                    throw .unpatchable(.entryBytesDiffer(symbol: redirection.symbol, address: address))
+                }
+                original = fromFile
+            }
+            let state = EntryPlan.classify(memory: current, original: original, address: address) { candidate in
+                images.contains { $0.contains(candidate) }
+            }
+            sites.append(Site(redirection: redirection, address: address, memory: current, original: original, state: state))
+        }
+        return sites
+    }
+
+    /// The function's bytes in the file the process mapped (through map_files: the very inode).
+    private func originalBytes(of redirection: FunctionRedirection, at address: UInt64, object: LoadedObject,
+                               pid: ProcessID) -> [UInt8]? {
+        guard let mapping = object.mapping(containing: address) else { return nil }
+        let path = ProcFS.mappedFilePath(of: pid, mapping: mapping)
+        guard let file = try? FileHandle(path: path, flags: O_RDONLY) else { return nil }
+        let bytes = try? file.read(at: address - mapping.start + mapping.offset, count: Int(redirection.size))
+        return bytes?.count == Int(redirection.size) ? bytes : nil
+    }
+
+    /// The stop window: stop every thread, check, evacuate, write, resume. Nothing is parsed here.
+    private func stopAndWrite(pid: Int32, writes: [EntryWrite], sites: [Site], memory: borrowing ProcessMemory,
+                              report: inout ProcessPatchReport) throws(LoadFailure) {
+        let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
+        defer { priority?.restore() }
+        let deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
+        let traced: TracedProcess
+        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
+            throw PatchLoader.failure(error)
+        }
+        var failure: LoadFailure?
+        do throws(LoadFailure) {
+            report.threadCount = traced.threads.count
+            for write in writes {
+                let now = try? memory.read(at: write.address, count: write.expected.count)
+                guard now == write.expected else { throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning") }
+            }
+            try evacuate(traced, windows: writes.map(\.window), deadline: deadline)
+            if options.strictStackCheck { try scanStacks(traced, sites: sites, memory: memory) }
+            for write in writes {
+                do { try memory.write(write.bytes, at: write.address) } catch {
+                    throw .unpatchable(.systemFailure(detail: "writing the jump at 0x\(String(write.address, radix: 16)): \(error)"))
+                }
+            }
+        } catch {
+            failure = error
+        }
+        report.evacuatedThreads = traced.evacuations
+        let first = traced.firstStop
+        traced.release()
+        if let first { report.pauseMicroseconds = Monotonic.now.microseconds(since: first) }
+        if let failure { throw failure }
+    }
+
+    /// Single-steps each thread whose instruction pointer is inside a window until it is out.
+    private func evacuate(_ traced: TracedProcess, windows: [Range<UInt64>], deadline: Monotonic.Instant) throws(LoadFailure) {
+        for tid in traced.stoppedThreadIDs {
+            var steps = 0
+            while true {
+                guard let registers = try? Ptrace.registers(tid) else { break }
+                let ip = registers.resumeAddress
+                // ip == start is safe: the thread would run our jump, complete, from its first byte.
+                guard windows.contains(where: { $0.contains(ip) && ip != $0.lowerBound }) else { break }
+                if ip != registers.instructionPointer {
+                    // Blocked in a system call that would restart inside the window: stepping
+                    // would only block again.
+                    throw .busy("thread \(tid) is blocked in a system call inside a patch window at 0x\(String(ip, radix: 16))")
+                }
+                if steps == 0 { traced.countEvacuation() }
+                steps += 1
+                if steps > options.evacuationStepLimit {
+                    throw .busy("thread \(tid) stays inside a patch window at 0x\(String(ip, radix: 16))")
+                }
+                do {
+                    // One instruction takes microseconds; a step that does not come back soon has
+                    // entered a blocking call, and the other threads must not wait for it.
+                    let stepDeadline = min(deadline, Monotonic.now.adding(microseconds: 5_000))
+                    guard try traced.singleStep(tid, deadline: stepDeadline) else { break }
+                } catch {
+                    if case .deadlineExceeded = error {
+                        throw .busy("thread \(tid) did not leave the patch window at 0x\(String(ip, radix: 16)) in time")
+                    }
+                    throw PatchLoader.failure(error)
+                }
+            }
+        }
+    }
+
+    /// Conservative check: any stack word pointing into a replaced function's body means a frame
+    /// may return into old code, so we back off (strict mode only).
+    private func scanStacks(_ traced: TracedProcess, sites: [Site], memory: borrowing ProcessMemory) throws(LoadFailure) {
+        let bodies = sites.map { $0.address..<($0.address + $0.redirection.size) }
+        for tid in traced.stoppedThreadIDs {
+            guard let registers = try? Ptrace.registers(tid) else { continue }
+            var stack: [UInt8] = []
+            var size = options.stackScanBytes
+            while size >= 4096, stack.isEmpty {
+                stack = (try? memory.read(at: registers.stackPointer, count: size)) ?? []
+                size /= 2
+            }
+            var offset = 0
+            while offset + 8 <= stack.count {
+                let word = stack[offset..<offset + 8].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                if let hit = bodies.firstIndex(where: { $0.contains(word) && word != $0.lowerBound }) {
+                    throw .busy("thread \(tid) may return into \(sites[hit].redirection.symbol) (strict stack check)")
+                }
+                offset += 8
+            }
+        }
+    }
+
+    private static func gone(_ error: any Error) -> LoadFailure? {
+        if let engine = error as? EngineError, engine.isProcessGone { return .unpatchable(.processGone) }
+        return nil
+    }
+
+    static func digest(_ bytes: [UInt8]) -> String { Hex.encode(SHA256.hash(data: bytes)) }
+}
+
+/// Raises the calling thread to SCHED_FIFO for the stop window and puts it back afterwards.
+struct SchedulingPriority {
+    private let policy: Int32
+    private let previous: sched_param
+
+    /// Raises the calling thread, or returns nil if the system refuses (no CAP_SYS_NICE).
+    static func raise() -> SchedulingPriority? {
+        let policy = sched_getscheduler(0)
+        var previous = sched_param()
+        sched_getparam(0, &previous)
+        var raised = sched_param(sched_priority: 1)
+        guard sched_setscheduler(0, SCHED_FIFO, &raised) == 0 else { return nil }
+        return SchedulingPriority(policy: policy, previous: previous)
+    }
+
+    /// Restores the thread's previous policy.
+    func restore() {
+        var previous = self.previous
+        sched_setscheduler(0, policy, &previous)
+    }
+}

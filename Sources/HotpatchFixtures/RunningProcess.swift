@@ -1,0 +1,141 @@
+import Engine
+import Foundation
+import Glibc
+
+/// A fixture process started by a test, with its standard output readable line by line. It is
+/// killed and reaped when stopped or released.
+public final class RunningProcess: @unchecked Sendable {
+    /// Its pid.
+    public let pid: Int32
+    private let output: Int32
+    private var buffer: [UInt8] = []
+    /// Every line read so far, oldest first.
+    public private(set) var history: [String] = []
+    private var reaped = false
+    private var exitStatus: Int32 = 0
+
+    /// Starts `path` with `arguments`; standard error goes to ours.
+    public init(_ path: String, _ arguments: [String] = [], environment: [String]? = nil) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw FixtureError.toolFailed("pipe: errno \(errno)") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        // Start with no signal blocked or ignored: the test runner's threads block several, and a
+        // spawned child would inherit that.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let envp = (environment ?? ProcessInfo.processInfo.environment.map { "\($0)=\($1)" }).map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
+        close(fds[1])
+        guard result == 0 else {
+            close(fds[0])
+            throw FixtureError.toolFailed("posix_spawn \(path): errno \(result)")
+        }
+        pid = child
+        output = fds[0]
+    }
+
+    /// The process's identity as the Engine sees it.
+    public func identity() throws -> ProcessIdentity { try ProcFS.identity(of: ProcessID(pid)) }
+
+    /// The next line of output, waiting up to `timeout` seconds.
+    public func nextLine(timeout: Double = 5) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                history.append(line)
+                return line
+            }
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { throw FixtureError.timeout("no output line from pid \(pid) within \(timeout) s") }
+            var poller = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32(min(remaining, 1) * 1000))
+            if ready > 0 {
+                var chunk = [UInt8](repeating: 0, count: 4096)
+                let count = read(output, &chunk, chunk.count)
+                if count <= 0 { throw FixtureError.timeout("pid \(pid) closed its output (exited?)") }
+                buffer.append(contentsOf: chunk[0..<count])
+            }
+        }
+    }
+
+    /// The first line read so far, or the next one to come, that satisfies `predicate`.
+    public func line(timeout: Double = 5, where predicate: (String) -> Bool) throws -> String {
+        if let seen = history.first(where: predicate) { return seen }
+        return try waitForLine(timeout: timeout, where: predicate)
+    }
+
+    /// Skips output until a line satisfies `predicate`, returning it.
+    public func waitForLine(timeout: Double = 5, where predicate: (String) -> Bool) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let line = try nextLine(timeout: max(0.01, deadline.timeIntervalSinceNow))
+            if predicate(line) { return line }
+        }
+    }
+
+    /// The most recent complete line after draining what is buffered now plus one fresh line.
+    public func freshLine(timeout: Double = 5) throws -> String {
+        var poller = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+        while poll(&poller, 1, 0) > 0 {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = read(output, &chunk, chunk.count)
+            if count <= 0 { break }
+            buffer.append(contentsOf: chunk[0..<count])
+        }
+        if let last = buffer.lastIndex(of: UInt8(ascii: "\n")) { buffer.removeSubrange(...last) }
+        return try nextLine(timeout: timeout)
+    }
+
+    /// Whether the process is still running (not exited, not a zombie).
+    public var isAlive: Bool {
+        if reaped { return false }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == pid {
+            reaped = true
+            exitStatus = status
+            return false
+        }
+        return true
+    }
+
+    /// The raw wait status once the process has ended.
+    public var waitStatus: Int32? { reaped ? exitStatus : nil }
+
+    /// Sends `signal` to the process.
+    public func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Kills and reaps the process.
+    public func stop() {
+        if !reaped {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            reaped = true
+            exitStatus = status
+        }
+    }
+
+    deinit {
+        stop()
+        close(output)
+    }
+}

@@ -1,0 +1,222 @@
+@testable import Engine
+import Foundation
+import Glibc
+import HotpatchFixtures
+import Testing
+
+/// One hazard per test: each starts its own victim and checks the process survives whatever the
+/// outcome, and that a refusal names its reason.
+extension LivePatchTests {
+    private static func plannedTarget(patch source: String, replacements: [(String, String)], references: [String] = [],
+                                      mutate: (inout [FunctionRedirection]) -> Void = { _ in }) throws -> HotpatchTarget {
+        let victimPath = try Live.builder.victim()
+        let patchPath = try Live.builder.patchObject(source)
+        let plan = try RedirectionPlanner.plan(target: ELFFile.load(path: victimPath), debugFile: nil,
+                                               patchObject: PatchObject(path: patchPath),
+                                               replacements: replacements.map { (symbol: $0.0, replacement: $0.1) },
+                                               references: references)
+        var redirections = plan.redirections
+        mutate(&redirections)
+        return HotpatchTarget(buildID: plan.buildID, pathHint: victimPath, patchObjectPath: patchPath,
+                              redirections: redirections, references: plan.references)
+    }
+
+    @Test func apply_whenThreadBlocksInsideThePatchWindow_reportsBusyThenSucceedsOnceItLeaves() throws {
+        let target = try Self.plannedTarget(patch: "patch_parked.c", replacements: [("parked_call", "parked_call_fixed")])
+        let victim = try Live.startVictim(["--threads", "2", "--parked"])
+        defer { victim.stop() }
+        let parkedLine = try victim.line { $0.hasPrefix("parked tid=") }
+        let parkedTID = Int32(parkedLine.dropFirst("parked tid=".count))!
+        Thread.sleep(forTimeInterval: 0.05)
+
+        let blocked = try Live.reconcile(victim, desired: target, known: [target], retries: 2)
+        guard case let .busy(reason) = blocked.outcome else {
+            Issue.record("expected busy, got \(blocked.outcome), evacuated \(blocked.evacuatedThreads)")
+            return
+        }
+        #expect(reason.contains("thread \(parkedTID)"), "\(reason)")
+        #expect(victim.isAlive)
+        #expect(try Live.behaviour(victim) == Live.original)
+
+        try Ptrace.signalThread(process: victim.pid, thread: parkedTID, SIGUSR2)
+        _ = try victim.waitForLine { $0 == "unparked" }
+        let applied = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(applied.outcome == .applied, "\(applied.outcome)")
+        #expect(victim.isAlive)
+    }
+
+    @Test func apply_whenThreadSitsInPatchWindow_evacuatesItBySingleStepsAndSucceeds() throws {
+        let target = try Self.plannedTarget(patch: "patch_parked.c", replacements: [("spin_call", "spin_call_fixed")])
+        let victim = try Live.startVictim(["--threads", "1", "--spinner"])
+        defer { victim.stop() }
+        var evacuated = 0
+        for _ in 0..<20 {
+            let applied = try Live.reconcile(victim, desired: target, known: [target])
+            #expect(applied.outcome == .applied, "\(applied.outcome)")
+            evacuated += applied.evacuatedThreads
+            let reverted = try Live.reconcile(victim, desired: nil, known: [target])
+            #expect(reverted.outcome == .reverted, "\(reverted.outcome)")
+            evacuated += reverted.evacuatedThreads
+        }
+        #expect(evacuated > 0, "the spinner should have been caught inside the window at least once")
+        #expect(victim.isAlive)
+    }
+
+    @Test func apply_whileThreadsAreSpawnedDuringTheStop_holdsNewThreadsAndSucceeds() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let victim = try Live.startVictim(["--threads", "4", "--spawn-threads"])
+        defer { victim.stop() }
+        for _ in 0..<50 {
+            #expect(try Live.reconcile(victim, desired: target, known: [target]).outcome == .applied)
+            #expect(try Live.reconcile(victim, desired: nil, known: [target]).outcome == .reverted)
+        }
+        #expect(victim.isAlive)
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
+
+    @Test func apply_duringASignalStorm_succeedsAndSignalsStillArrive() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let victim = try Live.startVictim(["--threads", "4"])
+        defer { victim.stop() }
+        let storming = ManagedAtomicFlag()
+        let stormer = Thread {
+            while !storming.isSet { kill(victim.pid, SIGUSR1); usleep(50) }
+        }
+        stormer.start()
+        defer { storming.set() }
+        for _ in 0..<100 {
+            #expect(try Live.reconcile(victim, desired: target, known: [target]).outcome == .applied)
+            #expect(try Live.reconcile(victim, desired: nil, known: [target]).outcome == .reverted)
+        }
+        storming.set()
+        let line = try victim.freshLine()
+        let signals = Int(line.split(separator: "signals=").last ?? "0") ?? 0
+        #expect(signals > 100, "\(line)")
+        #expect(victim.isAlive)
+    }
+
+    @Test func apply_whenProcessIsKilledMidPatch_reportsGoneOrAppliedAndNeverHangs() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        for round in 0..<20 {
+            let victim = try Live.startVictim(["--threads", "8"])
+            let match = try Live.match(victim.pid, target.buildID)
+            let killer = Thread {
+                usleep(UInt32.random(in: 0...3000))
+                kill(victim.pid, SIGKILL)
+            }
+            let started = Date()
+            killer.start()
+            let patcher = Patcher()
+            var outcomes: [PatchOutcome] = []
+            for _ in 0..<50 {
+                let report = try Live.tracer.perform { patcher.reconcile(match, desired: target, known: [target]) }
+                outcomes.append(report.outcome)
+                if report.outcome == .unpatchable(.processGone) { break }
+                _ = try Live.tracer.perform { patcher.reconcile(match, desired: nil, known: [target]) }
+            }
+            #expect(Date().timeIntervalSince(started) < 10, "round \(round) took too long")
+            #expect(outcomes.last == .unpatchable(.processGone), "round \(round): \(outcomes.suffix(3))")
+            victim.stop()
+        }
+    }
+
+    @Test func apply_whenAnotherTracerHoldsTheProcess_isUnpatchableNamingTheTracer() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let victim = try Live.startVictim(["--threads", "2"])
+        defer { victim.stop() }
+        let tracer = try RunningProcess(Live.builder.build("tracer.c", flags: ["-O1"]), ["\(victim.pid)"])
+        defer { tracer.stop() }
+        _ = try tracer.waitForLine { $0.hasPrefix("tracing") }
+        let report = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(report.outcome == .unpatchable(.tracedBy(pid: tracer.pid)))
+        tracer.stop()
+        #expect(victim.isAlive)
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
+
+    @Test func apply_whenABreakpointSitsAtAnEntry_isRefusedAndNothingIsWritten() throws {
+        let target = try Self.plannedTarget(patch: "patch_level1.c", replacements: [
+            ("parse_length", "parse_length_fixed"), ("rarely_called", "parse_length_fixed")])
+        let victim = try Live.startVictim(["--threads", "2"])
+        defer { victim.stop() }
+        let match = try Live.match(victim.pid, target.buildID)
+        let rarely = target.redirections.first { $0.symbol == "rarely_called" }!
+        let address = match.object.loadBias + rarely.offset
+        let memory = try ProcessMemory(pid: victim.pid)
+        try memory.write([0xCC], at: address)
+
+        let report = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(report.outcome == .unpatchable(.entryBytesDiffer(symbol: "rarely_called", address: address)))
+        #expect(report.pauseMicroseconds == nil)
+        #expect(try Live.behaviour(victim) == Live.original, "parse_length must not be patched alone")
+        #expect(victim.isAlive)
+    }
+
+    @Test func apply_whenFunctionIsShorterThanAnyJump_isUnpatchableWithTheSizes() throws {
+        let target = try Self.plannedTarget(patch: "patch_level1.c", replacements: [("parse_length", "parse_length_fixed")]) {
+            let victim = try! ELFFile.load(path: Live.builder.victim())
+            $0[0].size = 4
+            $0[0].sha256 = Patcher.digest(try! victim.bytes(atVirtualAddress: $0[0].offset, count: 4))
+        }
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let report = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(report.outcome == .unpatchable(.functionTooShort(symbol: "parse_length", size: 4, needed: 5)))
+        #expect(victim.isAlive)
+    }
+
+    @Test func reconcile_whenPidWasReusedByAnotherProcess_touchesNothing() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        var match = try Live.match(victim.pid, target.buildID)
+        match.process = ProcessIdentity(pid: match.process.pid, startTime: match.process.startTime &- 1)
+        let report = try Live.tracer.perform { Patcher().reconcile(match, desired: target, known: [target]) }
+        #expect(report.outcome == .unpatchable(.processGone))
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
+
+    @Test func reconcile_neverTouchesPIDOneOrItself() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let patcher = Patcher()
+        for pid in [ProcessID(1), ProcessID.current] {
+            let identity = try ProcFS.identity(of: pid)
+            let object = LoadedObject(path: "/x", isDeleted: false, buildID: target.buildID, loadBias: 0,
+                                      mappings: [], readablePath: "/x")
+            let report = try Live.tracer.perform { patcher.reconcile(TargetMatch(process: identity, object: object), desired: target) }
+            guard case .unpatchable(.protectedProcess) = report.outcome else {
+                Issue.record("\(pid): \(report.outcome)")
+                continue
+            }
+        }
+    }
+
+    @Test func apply_inAnotherMountNamespace_loadsThePatchThroughAMemfd() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        // The patch object's folder is hidden under an empty tmpfs in the victim's namespace.
+        let folder = (target.patchObjectPath as NSString).deletingLastPathComponent
+        let script = "mount -t tmpfs none \"$1\" && shift && exec \"$@\""
+        let victimPath = try Live.builder.victim()
+        let copy = folder + "/../victim-mountns-\(getpid())"
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: victimPath, toPath: copy)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        let victim = try RunningProcess("/usr/bin/unshare", ["--mount", "--propagation", "private", "sh", "-c", script,
+                                                              "sh", folder, copy, "--threads", "2", "--interval-ms", "20"])
+        defer { victim.stop() }
+        _ = try victim.waitForLine { $0.hasPrefix("ready") }
+        #expect(!FileManager.default.fileExists(atPath: "/proc/\(victim.pid)/root" + target.patchObjectPath))
+        let report = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(report.outcome == .applied, "\(report.outcome)")
+        #expect(!Live.mapsLines(victim.pid, containing: "/memfd:hotpatch:").isEmpty)
+        #expect(try Live.behaviour(victim) == Live.level1)
+    }
+}
+
+/// A flag one thread sets and another polls.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
