@@ -1,0 +1,86 @@
+import Foundation
+
+/// Builds a real signed channel with the `hotpatch-pack` binary, as a publisher would: keys,
+/// hotpatches of the victim, baselines, publication.
+public final class ChannelBuilder: @unchecked Sendable {
+    /// The channel directory.
+    public let channel: String
+    /// The directory of trusted public keys (the agent's `trusted_keys`).
+    public let trustedKeys: String
+    /// The private key publishing signs with.
+    public let privateKey: String
+    private let pack: String
+
+    /// Creates keys and an empty channel under `root`, using the `hotpatch-pack` at `packBinary`.
+    public init(root: String, packBinary: String) throws {
+        pack = packBinary
+        channel = root + "/channel"
+        trustedKeys = root + "/keys"
+        privateKey = root + "/publisher.key"
+        try FileManager.default.createDirectory(atPath: trustedKeys, withIntermediateDirectories: true)
+        chmod(root, 0o755)
+        chmod(trustedKeys, 0o755)
+        try run(["keygen", "--private-key", privateKey, "--public-key", trustedKeys + "/publisher.pub"])
+        try run(["init", "--channel", channel])
+    }
+
+    /// Adds a hotpatch release built from `target` (unstripped) and the patch object `patch`.
+    public func addHotpatch(id: String, baseline: String, level: Int, target: String, patch: String,
+                            replacements: [String: String], references: [String] = [], cves: [String] = [],
+                            description: String = "") throws {
+        var arguments = ["hotpatch", "--channel", channel, "--id", id, "--baseline", baseline, "--level", "\(level)",
+                         "--target", target, "--patch", patch]
+        for (symbol, replacement) in replacements.sorted(by: { $0.key < $1.key }) {
+            arguments += ["--replace", "\(symbol)=\(replacement)"]
+        }
+        for reference in references { arguments += ["--ref", reference] }
+        for cve in cves { arguments += ["--cve", cve] }
+        if !description.isEmpty { arguments += ["--description", description] }
+        try run(arguments)
+    }
+
+    /// Adds a baseline release installing `files` (source → absolute destination).
+    public func addBaseline(id: String, planned: Bool = true, files: [String: String] = [:], debs: [String] = [],
+                            description: String = "") throws {
+        var arguments = ["baseline", "--channel", channel, "--id", id, planned ? "--planned" : "--unplanned"]
+        for (source, destination) in files.sorted(by: { $0.key < $1.key }) { arguments += ["--file", "\(source)=\(destination)"] }
+        for deb in debs { arguments += ["--deb", deb] }
+        if !description.isEmpty { arguments += ["--description", description] }
+        try run(arguments)
+    }
+
+    /// Signs and publishes the index (version + 1).
+    public func publish(expiresIn: String = "7d") throws {
+        try run(["publish", "--channel", channel, "--private-key", privateKey, "--expires-in", expiresIn])
+    }
+
+    /// Runs hotpatch-pack with `arguments`; throws with its stderr when it fails.
+    @discardableResult
+    public func run(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: pack)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let errorData = err.fileHandleForReading.readDataToEndOfFile()
+        let outputData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw FixtureError.toolFailed("hotpatch-pack \(arguments.joined(separator: " ")): \(String(decoding: errorData, as: UTF8.self))")
+        }
+        return String(decoding: outputData, as: UTF8.self)
+    }
+
+    /// The built products folder of this package (where hotpatch-pack, hotpatch-agent and agentctl
+    /// are), found beside the running test bundle or executable.
+    public static func productsDirectory() -> String {
+        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL,
+                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate.appendingPathComponent("hotpatch-pack").path) {
+            return candidate.path
+        }
+        return candidates[0].path
+    }
+}
