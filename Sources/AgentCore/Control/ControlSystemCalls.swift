@@ -21,6 +21,13 @@ public struct PeerCredentials: Sendable, Equatable {
     /// The peer's group id.
     public let gid: UInt32
 
+    /// Credentials as given (tests, and callers that learnt them another way).
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+
     /// Whether the peer runs as root, the only user allowed to change anything.
     public var isRoot: Bool { uid == 0 }
 }
