@@ -111,22 +111,12 @@ private final class InotifyLoop: @unchecked Sendable {
             }
             let code = errno
             if code == EINTR { continue }
-            guard code == ENOENT || code == ENOTDIR, let parent = Self.parent(of: path) else {
+            guard code == ENOENT || code == ENOTDIR, let parent = InotifyLoopPaths.parent(of: path) else {
                 throw WatchError(operation: "inotify_add_watch", errno: code, context: path)
             }
             path = parent
             mask = ChannelDirectoryWatcher.ancestorMask
         }
-    }
-
-    /// The parent directory of `path`, or nil at the root.
-    static func parent(of path: String) -> String? {
-        var trimmed = Substring(path)
-        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
-        if trimmed == "/" || trimmed == "." { return nil }
-        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
-        let parent = trimmed[..<slash]
-        return parent.isEmpty ? "/" : String(parent)
     }
 
     func run() {
@@ -233,5 +223,18 @@ extension Duration {
     fileprivate var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// Path arithmetic for climbing from a missing directory to an existing ancestor.
+enum InotifyLoopPaths {
+    /// The parent directory of `path`, or nil at the root.
+    static func parent(of path: String) -> String? {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+        if trimmed == "/" || trimmed == "." { return nil }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        let parent = trimmed[..<slash]
+        return parent.isEmpty ? "/" : String(parent)
     }
 }
