@@ -56,6 +56,7 @@ public final class ChannelDirectoryWatcher: Sendable {
 
     deinit {
         stop()
+        WatchSystem.close(wakeup.write)
     }
 }
 
@@ -80,9 +81,10 @@ private final class InotifyLoop: @unchecked Sendable {
         self.broadcast = broadcast
     }
 
+    /// Closes what the thread owns (see `Wakeup`); the watcher's deinit closes the write end.
     func close() {
         WatchSystem.close(inotifyFD)
-        wakeup.close()
+        WatchSystem.close(wakeup.read)
     }
 
     /// Watches the directory, or the nearest existing ancestor when it is missing.

@@ -48,6 +48,7 @@ public final class ProcessEventWatcher: Sendable {
             let loop = ProcConnectorLoop(socket: socket, wakeup: wakeup, broadcast: broadcast)
             do { try WatchSystem.spawnThread { loop.run() } } catch {
                 loop.close()
+                WatchSystem.close(wakeup.write)
                 throw error
             }
             self.wakeup = wakeup
@@ -75,6 +76,7 @@ public final class ProcessEventWatcher: Sendable {
 
     deinit {
         stop()
+        if let wakeup { WatchSystem.close(wakeup.write) }
     }
 }
 
@@ -266,10 +268,11 @@ private final class ProcConnectorLoop: Sendable {
         self.broadcast = broadcast
     }
 
+    /// Closes what the thread owns (see `Wakeup`); the watcher's deinit closes the write end.
     func close() {
         ProcConnector.unsubscribe(socket)
         WatchSystem.close(socket)
-        wakeup.close()
+        WatchSystem.close(wakeup.read)
     }
 
     func run() {

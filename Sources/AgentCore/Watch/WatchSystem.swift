@@ -22,12 +22,8 @@ struct Wakeup: Sendable {
     var read: Int32
     /// The end `stop()` writes to.
     var write: Int32
-
-    /// Closes both ends.
-    func close() {
-        WatchSystem.close(read)
-        WatchSystem.close(write)
-    }
+    // Ownership: the thread closes `read` when it ends; the watcher closes `write` in its deinit.
+    // So `stop()` never writes to a closed descriptor number that may have been reused meanwhile.
 }
 
 /// The watchers' single choke point for system calls: `-1` becomes a `WatchError`, and `EINTR` is
@@ -70,9 +66,12 @@ enum WatchSystem {
     }
 
     /// Wakes the thread polling `wakeup.read`; a full buffer already means "wake up".
+    ///
+    /// MSG_NOSIGNAL because the thread may already have ended and closed its end: that must be a
+    /// harmless EPIPE, not a SIGPIPE that kills the agent.
     static func wake(_ wakeup: Wakeup) {
         var one: UInt8 = 1
-        _ = Glibc.write(wakeup.write, &one, 1)
+        _ = send(wakeup.write, &one, 1, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
     }
 }
 

@@ -95,3 +95,20 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, within timeout: Duration) async
         #expect(InotifyLoopPaths.parent(of: "channel") == ".")
     }
 }
+
+@Suite struct WatchShutdownTests {
+    @Test func stoppingTwiceAndReleasingAfterTheThreadEndedIsHarmless() async throws {
+        let root = try makeTemporaryDirectory("hotpatch-channel")
+        defer { removeTree(root) }
+        var watcher: ChannelDirectoryWatcher? = try ChannelDirectoryWatcher(directory: root)
+        let changes = watcher!.changes()
+        watcher!.stop()
+        for await _ in changes {}  // The thread has ended and closed its end.
+        watcher!.stop()  // Would be SIGPIPE, or a write into a reused descriptor, if done carelessly.
+        watcher = nil
+        let processWatcher = ProcessEventWatcher()
+        processWatcher.stop()
+        for await _ in processWatcher.events() {}
+        processWatcher.stop()
+    }
+}
