@@ -1,0 +1,51 @@
+import Glibc
+
+/// Every error the agent's core reports: a closed set of cases, each carrying what a person needs
+/// to act (the file, the line, the release, the errno). To add a case, add it here together with
+/// its sentence in `description`; keep the sentence in the form "what failed: why".
+public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The configuration (a file, or a flag when `path` is the flag's name) is refused.
+    case configuration(path: String, line: Int?, reason: String)
+    /// The state file exists but cannot be trusted (torn, truncated, altered or unreadable JSON).
+    case corruptState(path: String, reason: String)
+    /// The state file was written by a newer agent whose format this one does not know.
+    case unsupportedStateFormat(path: String, formatVersion: Int)
+    /// A system call failed: its name, the errno, and the file or object it concerned.
+    case systemCall(name: String, errno: Int32, subject: String)
+    /// A command the agent runs (dpkg, systemctl) could not start or exited with a failure.
+    case commandFailed(command: String, status: Int32, output: String)
+    /// Installing a baseline or fix failed; `rollback` says what was undone and what was not.
+    case installFailed(releaseID: String, reason: String, rollback: String)
+
+    /// A sentence a person can act on.
+    public var description: String {
+        switch self {
+        case let .configuration(path, line, reason):
+            if let line { return "\(path):\(line): \(reason)" }
+            return "\(path): \(reason)"
+        case let .corruptState(path, reason):
+            return "State file \(path) is corrupt (\(reason)); it was left untouched for inspection: "
+                + "move it aside to start from a fresh state, which forgets quarantines, holds and history"
+        case let .unsupportedStateFormat(path, version):
+            return "State file \(path) has format version \(version), newer than this agent understands "
+                + "(\(AgentState.currentFormatVersion)); run the newer agent, or move the file aside"
+        case let .systemCall(name, number, subject):
+            return "Failed to \(name) \(subject): \(FileSystem.errorText(number))"
+        case let .commandFailed(command, status, output):
+            let detail = output.trimmingTrailingNewlines
+            let head = status == -1 ? "Failed to run \(command)" : "\(command) failed with exit status \(status)"
+            return detail.isEmpty ? head : "\(head): \(detail)"
+        case let .installFailed(releaseID, reason, rollback):
+            return "Failed to install release \(releaseID): \(reason); \(rollback)"
+        }
+    }
+}
+
+extension String {
+    /// The text without the newlines a command's output ends with.
+    var trimmingTrailingNewlines: String {
+        var text = Substring(self)
+        while let last = text.last, last == "\n" || last == "\r" { text = text.dropLast() }
+        return String(text)
+    }
+}

@@ -1,0 +1,243 @@
+import AgentProtocol
+import Foundation
+import Glibc
+import Logging
+import ServiceLifecycle
+
+/// Why the control server could not start.
+public enum ControlServerError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The path does not fit in a Unix socket address.
+    case socketPathTooLong(path: String)
+    /// Another process (another agent) answers on the socket.
+    case alreadyListening(path: String)
+    /// Something that is not a socket sits at the path; it is left alone.
+    case notASocket(path: String)
+    /// A system call failed while setting up the socket.
+    case systemCall(ControlSystemCallError, path: String)
+
+    /// A message a person can act on.
+    public var description: String {
+        switch self {
+        case .socketPathTooLong(let path):
+            return "Failed to open the control socket \(path): the path is longer than \(UnixSocketAddress.maximumPathBytes) bytes"
+        case .alreadyListening(let path):
+            return "Failed to open the control socket \(path): another hotpatch-agent is already listening on it (stop it first: systemctl stop hotpatch-agent)"
+        case .notASocket(let path):
+            return "Failed to open the control socket \(path): a file that is not a socket is in the way; refusing to remove it"
+        case .systemCall(let error, let path):
+            return "Failed to open the control socket \(path): \(error)"
+        }
+    }
+}
+
+/// The agent's control socket: a Unix stream socket where `agentctl` sends one JSON request per
+/// connection and reads one JSON answer. Anyone may read; only root may change anything (`SO_PEERCRED`).
+public final class ControlServer: Service, Sendable {
+    /// The default cap on connections served at once; extra clients are refused with an error.
+    public static let defaultMaximumConnections = 32
+
+    /// Where the socket is bound.
+    public let socketPath: String
+    private let dispatcher: ControlDispatcher
+    private let logger: Logger
+    private let maximumConnections: Int
+    private let requestTimeoutSeconds: Double
+
+    /// A server on `socketPath` forwarding to `handler`, with the protocol's limits.
+    public convenience init(socketPath: String, handler: any AgentControlHandler, logger: Logger) {
+        self.init(socketPath: socketPath, handler: handler, logger: logger,
+                  maximumConnections: Self.defaultMaximumConnections,
+                  requestTimeoutSeconds: ControlProtocol.requestTimeoutSeconds)
+    }
+
+    /// A server with explicit limits (tests use short timeouts and small caps).
+    public init(socketPath: String, handler: any AgentControlHandler, logger: Logger,
+                maximumConnections: Int, requestTimeoutSeconds: Double) {
+        self.socketPath = socketPath
+        self.dispatcher = ControlDispatcher(handler: handler, logger: logger)
+        self.logger = logger
+        self.maximumConnections = maximumConnections
+        self.requestTimeoutSeconds = requestTimeoutSeconds
+    }
+
+    /// Binds the socket (replacing a stale one, refusing if another agent listens), serves connections
+    /// concurrently until cancelled or shut down gracefully, then closes and unlinks the socket.
+    public func run() async throws {
+        let listener = try ControlListener(path: socketPath)
+        let stop: ControlStopSignal
+        do {
+            stop = try ControlStopSignal()
+        } catch {
+            listener.close()
+            throw ControlServerError.systemCall(error as? ControlSystemCallError ?? ControlSystemCallError(call: "socketpair", errno: EIO), path: socketPath)
+        }
+        defer { listener.close() }
+        logger.info("Control socket listening", metadata: ["control.socket": "\(socketPath)"])
+
+        let gate = ControlConnectionGate(limit: maximumConnections)
+        let (connections, continuation) = AsyncStream.makeStream(of: ControlConnection.self)
+        let logger = self.logger
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        await runOnOwnThread {
+                            Self.acceptLoop(listener: listener.descriptor, gate: gate, stop: stop, logger: logger) {
+                                continuation.yield($0)
+                            }
+                            continuation.finish()
+                        }
+                    }
+                    for await connection in connections {
+                        group.addTask { await self.serve(connection, stop: stop) }
+                    }
+                    // Cancellation can end the iteration before the accept thread notices: make sure it stops.
+                    stop.fire()
+                }
+            } onCancel: {
+                stop.fire()
+            }
+        } onGracefulShutdown: {
+            stop.fire()
+        }
+        logger.info("Control socket closed", metadata: ["control.socket": "\(socketPath)"])
+    }
+
+    /// Accepts connections on a thread of its own until `stop` fires, handing each admitted one to
+    /// `deliver` and refusing those beyond the gate's limit with an error line.
+    private static func acceptLoop(listener: Int32, gate: ControlConnectionGate, stop: ControlStopSignal,
+                                   logger: Logger, deliver: (ControlConnection) -> Void) {
+        while true {
+            let revents: [Int16]
+            do {
+                revents = try ControlSystemCalls.poll([listener, stop.readEnd], events: Int16(POLLIN), timeoutMilliseconds: -1)
+            } catch {
+                logger.error("Failed to wait for control connections, stopping the control socket", metadata: ["control.error": "\(error)"])
+                return
+            }
+            if revents[1] != 0 { return }
+            while true {
+                let descriptor: Int32?
+                do {
+                    descriptor = try ControlSystemCalls.accept(listener)
+                } catch let error as ControlSystemCallError where error.errno == ECONNABORTED {
+                    continue
+                } catch {
+                    // Out of descriptors or memory: pause instead of spinning on a listener that stays readable.
+                    logger.warning("Failed to accept a control connection, retrying shortly", metadata: ["control.error": "\(error)"])
+                    usleep(100_000)
+                    break
+                }
+                guard let descriptor else { break }
+                if gate.enter() {
+                    deliver(ControlConnection(descriptor: descriptor, gate: gate))
+                } else {
+                    let refused = ControlConnection(descriptor: descriptor, gate: nil)
+                    logger.warning("Refused a control connection: too many at once", metadata: ["control.limit": "\(gate.limit)"])
+                    let answer = ControlResponse(ok: false, error: "agent busy: \(gate.limit) control connections already open; try again")
+                    ControlConnectionIO.writeAll(ControlResponseEncoding.line(answer), to: refused.descriptor, timeoutSeconds: 0, stop: nil)
+                }
+            }
+        }
+    }
+
+    /// Reads one request, answers it, and lets the connection close.
+    private func serve(_ connection: ControlConnection, stop: ControlStopSignal) async {
+        let peer = try? ControlSystemCalls.peerCredentials(connection.descriptor)
+        let limit = ControlProtocol.maximumRequestBytes
+        let timeout = requestTimeoutSeconds
+        let outcome = await runOnOwnThread {
+            ControlConnectionIO.readLine(from: connection.descriptor, limit: limit, timeoutSeconds: timeout, stop: stop)
+        }
+        let response: ControlResponse
+        switch outcome {
+        case .line(let line):
+            response = await dispatcher.respond(toLine: line, peer: peer)
+        case .tooLarge:
+            logger.debug("Refused oversized control request", metadata: ["control.peer.pid": "\(peer?.pid ?? -1)"])
+            response = ControlResponse(ok: false, error: ControlRequestProblem.tooLarge.description)
+        case .timedOut:
+            logger.debug("Dropped a silent control client", metadata: ["control.peer.pid": "\(peer?.pid ?? -1)"])
+            let answer = ControlResponse(ok: false, error: "no request within \(timeout) seconds")
+            ControlConnectionIO.writeAll(ControlResponseEncoding.line(answer), to: connection.descriptor, timeoutSeconds: 0, stop: nil)
+            return
+        case .closed, .stopped, .failed:
+            return
+        }
+        let bytes = ControlResponseEncoding.line(response)
+        _ = await runOnOwnThread {
+            ControlConnectionIO.writeAll(bytes, to: connection.descriptor, timeoutSeconds: timeout, stop: stop)
+        }
+    }
+}
+
+/// How answers go on the wire: one compact JSON object with sorted keys, then a newline.
+enum ControlResponseEncoding {
+    /// The bytes of `response` as one line.
+    static func line(_ response: ControlResponse) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(response) else {
+            return Array("{\"error\":\"internal error: the answer could not be encoded\",\"ok\":false}\n".utf8)
+        }
+        return Array(data) + [0x0A]
+    }
+}
+
+/// The bound, listening socket file, which it removes on close if it is still the one it bound.
+final class ControlListener: Sendable {
+    /// The listening descriptor.
+    let descriptor: Int32
+    private let path: String
+    private let identity: (device: UInt64, inode: UInt64)
+
+    /// Binds and listens on `path`, mode 0666; a stale socket nobody listens on is replaced.
+    init(path: String) throws {
+        guard let address = UnixSocketAddress(path: path) else { throw ControlServerError.socketPathTooLong(path: path) }
+        do {
+            try Self.removeStaleSocket(at: address)
+            let fd = try ControlSystemCalls.unixStreamSocket()
+            do {
+                try ControlSystemCalls.bind(fd, to: address)
+                // Any local user may read status; authorisation is per request, by SO_PEERCRED.
+                try ControlSystemCalls.chmod(path, 0o666)
+                try ControlSystemCalls.listen(fd, backlog: 64)
+                guard let bound = try ControlSystemCalls.identity(ofFileAt: path) else {
+                    throw ControlSystemCallError(call: "lstat", errno: ENOENT)
+                }
+                descriptor = fd
+                identity = (bound.device, bound.inode)
+                self.path = path
+            } catch {
+                ControlSystemCalls.close(fd)
+                throw error
+            }
+        } catch let error as ControlSystemCallError {
+            throw ControlServerError.systemCall(error, path: path)
+        }
+    }
+
+    /// Closes the socket and unlinks its file, unless another server has replaced it meanwhile.
+    func close() {
+        ControlSystemCalls.close(descriptor)
+        if let now = try? ControlSystemCalls.identity(ofFileAt: path), now.device == identity.device, now.inode == identity.inode {
+            try? ControlSystemCalls.unlink(path)
+        }
+    }
+
+    private static func removeStaleSocket(at address: UnixSocketAddress) throws {
+        guard let existing = try ControlSystemCalls.identity(ofFileAt: address.path) else { return }
+        guard existing.isSocket else { throw ControlServerError.notASocket(path: address.path) }
+        let probe = try ControlSystemCalls.unixStreamSocket()
+        defer { ControlSystemCalls.close(probe) }
+        do {
+            try ControlSystemCalls.connect(probe, to: address)
+        } catch let error as ControlSystemCallError where error.errno == ECONNREFUSED {
+            try ControlSystemCalls.unlink(address.path)
+            return
+        } catch let error as ControlSystemCallError where error.errno == EAGAIN {
+            // A full backlog: somebody is listening.
+        }
+        throw ControlServerError.alreadyListening(path: address.path)
+    }
+}

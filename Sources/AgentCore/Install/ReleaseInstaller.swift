@@ -1,0 +1,241 @@
+import Engine
+import Glibc
+
+/// What installing a baseline or fix changed.
+public struct InstallResult: Sendable, Equatable {
+    /// The release installed.
+    public var releaseID: String
+    /// The Debian packages installed, as `package=version`, in the release's order.
+    public var installedDebs: [String]
+    /// The plain files installed, by their declared destination.
+    public var installedFiles: [String]
+
+    /// A result.
+    public init(releaseID: String, installedDebs: [String], installedFiles: [String]) {
+        self.releaseID = releaseID
+        self.installedDebs = installedDebs
+        self.installedFiles = installedFiles
+    }
+}
+
+/// Installs the verified content of a baseline or fix: Debian packages through dpkg, plain files
+/// atomically with the previous version kept, and everything undone that can be if a step fails.
+public struct ReleaseInstaller: Sendable {
+    /// Where previous versions of replaced files are kept, under `<release id>/<destination>`.
+    public let backupDirectory: String
+    /// The dpkg program; `dpkg-deb` and `dpkg-query` are taken from the same directory.
+    public let dpkg: String
+    /// The root plain files are installed under ("/" on a host; a temporary tree in tests). dpkg
+    /// always works on the host's own package database.
+    public let root: String
+
+    /// How many times dpkg is tried, a second apart, while another program holds its lock.
+    static let lockAttempts = 60
+
+    /// An installer keeping backups in `backupDirectory`.
+    public init(backupDirectory: String, dpkg: String = "/usr/bin/dpkg", root: String = "/") {
+        self.backupDirectory = backupDirectory
+        self.dpkg = dpkg
+        self.root = root
+    }
+
+    /// Installs `files` of release `releaseID`. Plain files first, each written beside its
+    /// destination, fsynced, renamed over it (directory fsynced), the previous version kept in
+    /// `backupDirectory/<release id>/…`; then every Debian package in one `dpkg --install` of the
+    /// verified store copies, so the package database stays true and `dpkg --verify` stays clean.
+    /// dpkg, not apt-get: the copies are already verified and apt would fetch from its own sources,
+    /// so dependencies must already be satisfied. On failure every plain file already replaced is
+    /// restored; what dpkg changed is not undone (reinstalling old versions needs their .debs, which
+    /// the host may not have), and the error names each package whose version changed.
+    /// Never leaves a half-written file at a destination.
+    public func install(files: [InstallableFile], releaseID: String) throws -> InstallResult {
+        let plainFiles = files.compactMap { file -> (file: InstallableFile, destination: String, mode: UInt32)? in
+            if case let .file(destination, mode) = file.kind { return (file, destination, mode) }
+            return nil
+        }
+        let packages = files.filter { $0.kind == .debianPackage }
+        func failure(_ reason: String, _ rollback: String) -> AgentCoreError {
+            .installFailed(releaseID: releaseID, reason: reason, rollback: rollback)
+        }
+
+        // Everything that can be checked before changing anything is checked first.
+        var debs: [DebianPackage] = []
+        do {
+            for file in plainFiles { try checkDestination(file.destination) }
+            for package in packages { debs.append(try DebianPackage(path: package.storePath, dpkgDeb: tool("dpkg-deb"))) }
+        } catch {
+            throw failure(error.reasonText, "nothing was changed")
+        }
+
+        var replaced: [Replacement] = []
+        for file in plainFiles {
+            do {
+                replaced.append(try replace(file.destination, with: file.file.storePath, mode: mode_t(file.mode), releaseID: releaseID))
+            } catch {
+                throw failure("\(file.destination): \(error.reasonText)", restore(replaced))
+            }
+        }
+
+        if !debs.isEmpty {
+            let before = debs.map { packageState(of: $0) }
+            var outcome: Command.Outcome
+            do {
+                // apt, unattended-upgrades or another dpkg may hold dpkg's lock for a while; dpkg then
+                // changes nothing and exits 2, so waiting and trying again is safe.
+                var attempts = 0
+                repeat {
+                    if attempts > 0 { usleep(1_000_000) }
+                    attempts += 1
+                    outcome = try Command.run(dpkg, ["--install", "--force-confdef", "--force-confold"] + packages.map(\.storePath),
+                                              environment: ["DEBIAN_FRONTEND": "noninteractive"])
+                } while outcome.status == 2 && outcome.diagnostic.contains("lock") && attempts < Self.lockAttempts
+            } catch {
+                throw failure(error.reasonText, restore(replaced) + "; dpkg did not start, so no package changed")
+            }
+            if outcome.status != 0 {
+                var changed: [String] = []
+                for (deb, old) in zip(debs, before) {
+                    let new = packageState(of: deb)
+                    if new != old { changed.append("\(deb.name) \(old ?? "not installed") → \(new ?? "not installed")") }
+                }
+                let dpkgNote = changed.isEmpty
+                    ? "no package's installed version changed"
+                    : "dpkg changes are not rolled back: " + changed.joined(separator: ", ")
+                throw failure("dpkg --install exited with status \(outcome.status): \(outcome.diagnostic.trimmingTrailingNewlines)",
+                              restore(replaced) + "; " + dpkgNote)
+            }
+        }
+        return InstallResult(releaseID: releaseID, installedDebs: debs.map { "\($0.name)=\($0.version)" },
+                             installedFiles: plainFiles.map(\.destination))
+    }
+
+    /// Whether the disk already holds this content: every plain file's SHA-256 equals the declared
+    /// one and every package is installed at the package's version. An empty list matches. Used on
+    /// first start to adopt the current baseline without a reboot.
+    public func matchesDisk(files: [InstallableFile]) -> Bool {
+        for file in files {
+            switch file.kind {
+            case let .file(destination, _):
+                let path = onDisk(destination)
+                guard let info = try? FileSystem.status(path), info.st_mode & S_IFMT == S_IFREG,
+                      let digest = try? ChannelFileDigest.compute(path: path), digest.sha256 == file.sha256.lowercased()
+                else { return false }
+            case .debianPackage:
+                guard let deb = try? DebianPackage(path: file.storePath, dpkgDeb: tool("dpkg-deb")),
+                      installedVersion(of: deb) == deb.version
+                else { return false }
+            }
+        }
+        return true
+    }
+
+    // MARK: - Plain files
+
+    /// A plain file replaced, and how to put back what was there.
+    private struct Replacement {
+        var path: String
+        /// The copy of the previous version, or nil when there was no file.
+        var backup: String?
+        var mode: mode_t
+        var owner: (user: uid_t, group: gid_t)
+    }
+
+    private func onDisk(_ destination: String) -> String {
+        root == "/" ? destination : root + destination
+    }
+
+    private func tool(_ name: String) -> String {
+        FileSystem.directoryName(dpkg) + "/" + name
+    }
+
+    /// Refuses destinations that cannot be replaced by a rename: relative, with a missing
+    /// directory, or something other than a regular file.
+    private func checkDestination(_ destination: String) throws(AgentCoreError) {
+        let path = onDisk(destination)
+        guard destination.hasPrefix("/"), !destination.split(separator: "/").contains("..") else {
+            throw .systemCall(name: "install", errno: EINVAL, subject: "\(destination) (not a normalised absolute path)")
+        }
+        guard let directory = try FileSystem.status(FileSystem.directoryName(path)), directory.st_mode & S_IFMT == S_IFDIR else {
+            throw .systemCall(name: "install into", errno: ENOENT, subject: FileSystem.directoryName(path))
+        }
+        if let info = try FileSystem.status(path), info.st_mode & S_IFMT != S_IFREG {
+            throw .systemCall(name: "replace", errno: EISDIR, subject: "\(path) (not a regular file; releases replace regular files only)")
+        }
+    }
+
+    /// Backs up what is at `destination`, then installs `source` there atomically.
+    private func replace(_ destination: String, with source: String, mode: mode_t, releaseID: String)
+        throws(AgentCoreError) -> Replacement
+    {
+        let path = onDisk(destination)
+        var replacement = Replacement(path: path, backup: nil, mode: 0, owner: (0, 0))
+        var owner: (user: uid_t, group: gid_t)?
+        if let info = try FileSystem.status(path) {
+            let backup = backupDirectory + "/" + releaseID + destination
+            try FileSystem.makeDirectories(FileSystem.directoryName(backup), mode: 0o700)
+            try FileSystem.copyAtomically(from: path, to: backup, mode: info.st_mode & 0o7777, owner: (info.st_uid, info.st_gid))
+            replacement = Replacement(path: path, backup: backup, mode: info.st_mode & 0o7777, owner: (info.st_uid, info.st_gid))
+            // A replaced file keeps its owner (e.g. root:ssl-cert); a new one belongs to the agent (root).
+            owner = (info.st_uid, info.st_gid)
+        }
+        try FileSystem.copyAtomically(from: source, to: path, mode: mode, owner: owner)
+        return replacement
+    }
+
+    /// Puts back every replaced file, newest first; says what was and was not restored.
+    private func restore(_ replaced: [Replacement]) -> String {
+        if replaced.isEmpty { return "no file had been replaced" }
+        var failures: [String] = []
+        for item in replaced.reversed() {
+            do {
+                if let backup = item.backup {
+                    try FileSystem.copyAtomically(from: backup, to: item.path, mode: item.mode, owner: item.owner)
+                } else {
+                    try FileSystem.removeFile(item.path)
+                    try FileSystem.syncDirectory(FileSystem.directoryName(item.path))
+                }
+            } catch {
+                failures.append("\(item.path) (\(error.reasonText); previous version at \(item.backup ?? "none: remove the file"))")
+            }
+        }
+        let restored = replaced.count - failures.count
+        var text = "restored \(restored) replaced file\(restored == 1 ? "" : "s")"
+        if !failures.isEmpty { text += "; could NOT restore " + failures.joined(separator: ", ") }
+        return text
+    }
+
+    // MARK: - Debian packages
+
+    /// The fully installed version of `deb`'s package for its architecture, or nil.
+    private func installedVersion(of deb: DebianPackage) -> String? {
+        guard let state = packageState(of: deb), state.hasPrefix("installed ") else { return nil }
+        return String(state.dropFirst("installed ".count))
+    }
+
+    /// dpkg's status and version of `deb`'s package ("installed 1.2-3", "unpacked 1.2-4"), or nil
+    /// when dpkg does not know it; compared before and after a failed install to name what changed.
+    private func packageState(of deb: DebianPackage) -> String? {
+        guard let outcome = try? Command.run(tool("dpkg-query"), ["-W", "-f=${db:Status-Status} ${Version}", "\(deb.name):\(deb.architecture)"]),
+              outcome.status == 0, !outcome.output.isEmpty, !outcome.output.hasPrefix("not-installed")
+        else { return nil }
+        return outcome.output
+    }
+}
+
+/// The identity of a .deb file, read with `dpkg-deb --show`.
+struct DebianPackage {
+    var name: String
+    var version: String
+    var architecture: String
+
+    init(path: String, dpkgDeb: String) throws(AgentCoreError) {
+        let outcome = try Command.run(dpkgDeb, ["--show", "--showformat=${Package}\t${Version}\t${Architecture}", path])
+        let fields = outcome.output.split(separator: "\t", omittingEmptySubsequences: false)
+        guard outcome.status == 0, fields.count == 3, fields.allSatisfy({ !$0.isEmpty }) else {
+            throw .commandFailed(command: "dpkg-deb --show \(path)", status: outcome.status, output: outcome.diagnostic)
+        }
+        name = String(fields[0])
+        version = String(fields[1])
+        architecture = String(fields[2])
+    }
+}

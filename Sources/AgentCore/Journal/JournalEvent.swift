@@ -1,0 +1,80 @@
+import Logging
+
+/// Every event the agent reports to the journal, each with a fixed `MESSAGE_ID`.
+///
+/// The raw value is what callers put in the `event` metadata key; the ids were generated once with
+/// `systemd-id128 new` and must never change, because administrators and the catalog key on them.
+public enum JournalEvent: String, CaseIterable, Sendable {
+    case checked
+    case applied
+    case applyFailed = "apply-failed"
+    case reverted
+    case quarantined
+    case baselineInstalled = "baseline-installed"
+    case rebootRequired = "reboot-required"
+    case verificationFailed = "verification-failed"
+    case processUnpatchable = "process-unpatchable"
+    case started
+    case stopping
+    case reloaded
+    case enrolled
+    case unenrolled
+
+    /// The journal `MESSAGE_ID`: 32 lowercase hex digits, fixed forever.
+    public var messageID: String {
+        switch self {
+        case .checked: "06e1b21c919a405b9b6f3686315219d1"
+        case .applied: "dd23786464f3442c8c85d35313ba3cbc"
+        case .applyFailed: "abed75812bf34c52aed1905327f35285"
+        case .reverted: "284261bde36d410aa66c302f150faff6"
+        case .quarantined: "a6fd6a680cf04b778b4057a8c4c35337"
+        case .baselineInstalled: "b7f2e52bf5eb402c9bfd7a67792dc7b7"
+        case .rebootRequired: "0bb2d2e4e104443983743621334aa25c"
+        case .verificationFailed: "3b14140c65d245b498a8113957d2d9a0"
+        case .processUnpatchable: "88a9a25a58494416984f140a9d99c0a4"
+        case .started: "80617e3fd90b4e078e7ae864893b2736"
+        case .stopping: "d6538ac2658d4581939ac3e1950cc33f"
+        case .reloaded: "f6edaa3507ff488cb26fcd3d3e757859"
+        case .enrolled: "3bd4a5be308c4d6691f55e1be7752902"
+        case .unenrolled: "1c8cad7b6ac84280976df3bce3b7aa33"
+        }
+    }
+
+    /// The level this event is logged at unless the caller has a reason to differ.
+    public var defaultLevel: Logger.Level {
+        switch self {
+        case .checked: .info
+        case .applied, .reverted, .baselineInstalled, .rebootRequired, .enrolled, .unenrolled: .notice
+        case .processUnpatchable: .warning
+        // A quarantine means a patched process crashed: the issue asks for priority `err`.
+        case .applyFailed, .quarantined, .verificationFailed: .error
+        case .started, .stopping, .reloaded: .info
+        }
+    }
+
+    /// The event whose `MESSAGE_ID` is `id`, if any.
+    public init?(messageID id: String) {
+        guard let event = Self.allCases.first(where: { $0.messageID == id }) else { return nil }
+        self = event
+    }
+}
+
+extension Logger {
+    /// Logs `event` at its default level (or `level`), with `event` set in the metadata so the
+    /// journal handler adds the event's `MESSAGE_ID`.
+    public func log(
+        event: JournalEvent,
+        level: Logger.Level? = nil,
+        _ message: @autoclosure () -> Logger.Message,
+        metadata: @autoclosure () -> Logger.Metadata? = nil,
+        file: String = #fileID,
+        function: String = #function,
+        line: UInt = #line
+    ) {
+        var fields = metadata() ?? [:]
+        fields["event"] = .string(event.rawValue)
+        self.log(
+            level: level ?? event.defaultLevel, message(), metadata: fields,
+            file: file, function: function, line: line)
+    }
+}

@@ -1,0 +1,84 @@
+import AgentProtocol
+
+/// A baseline or fix installed and waiting for a reboot.
+public struct PendingRelease: Codable, Sendable, Equatable {
+    /// The release id.
+    public var id: String
+    /// "baseline" or "fix".
+    public var kind: String
+    /// Why a reboot is needed, as status and the reboot-required file say it.
+    public var reason: String
+    /// When it was installed (RFC 3339).
+    public var installedAt: String
+    /// The boot during which it was installed: a different boot id now means the reboot happened.
+    public var bootID: String
+
+    /// A pending release.
+    public init(id: String, kind: String, reason: String, installedAt: String, bootID: String) {
+        self.id = id
+        self.kind = kind
+        self.reason = reason
+        self.installedAt = installedAt
+        self.bootID = bootID
+    }
+}
+
+/// What the agent must remember across restarts and reboots. What is applied is never stored: it is
+/// re-read from the processes, so losing the agent at any moment loses nothing.
+public struct AgentState: Codable, Sendable, Equatable {
+    /// The format this agent writes; a file with a higher one is refused, never misread.
+    public static let currentFormatVersion = 1
+    /// How many history entries are kept (the newest).
+    public static let historyLimit = 500
+
+    /// The file's format version.
+    public var formatVersion = AgentState.currentFormatVersion
+    /// Rollback protection: the highest channel index version accepted.
+    public var acceptedIndexVersion: Int?
+    /// The active baseline's id.
+    public var activeBaseline: String?
+    /// The boot id when the state was last saved.
+    public var bootID: String?
+    /// Baselines and fixes installed and awaiting a reboot.
+    public var pendingReboot: [PendingRelease] = []
+    /// Baselines and fixes installed, so none is installed twice.
+    public var installedReleases: [String] = []
+    /// Hotpatch release id → why it is quarantined (not retried until a newer level or `apply`).
+    public var quarantined: [String: String] = [:]
+    /// Hotpatch release ids an administrator reverted; not re-applied until `apply`.
+    public var held: [String] = []
+    /// Whether the host takes hotpatches.
+    public var enrolled = true
+    /// The newest actions, oldest first, at most `historyLimit`.
+    public var history: [HistoryEntry] = []
+
+    /// A fresh state, as on a host the agent has never run on.
+    public init() {}
+
+    /// Appends `entry`, dropping the oldest entries beyond `historyLimit`.
+    public mutating func record(_ entry: HistoryEntry) {
+        history.append(entry)
+        if history.count > Self.historyLimit { history.removeFirst(history.count - Self.historyLimit) }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case formatVersion, acceptedIndexVersion, activeBaseline, bootID, pendingReboot, installedReleases,
+             quarantined, held, enrolled, history
+    }
+
+    /// Decodes a state file; fields a future version adds are ignored, fields an older one lacks take
+    /// their defaults, so the format can grow without a version bump.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        formatVersion = try container.decode(Int.self, forKey: .formatVersion)
+        acceptedIndexVersion = try container.decodeIfPresent(Int.self, forKey: .acceptedIndexVersion)
+        activeBaseline = try container.decodeIfPresent(String.self, forKey: .activeBaseline)
+        bootID = try container.decodeIfPresent(String.self, forKey: .bootID)
+        pendingReboot = try container.decodeIfPresent([PendingRelease].self, forKey: .pendingReboot) ?? []
+        installedReleases = try container.decodeIfPresent([String].self, forKey: .installedReleases) ?? []
+        quarantined = try container.decodeIfPresent([String: String].self, forKey: .quarantined) ?? [:]
+        held = try container.decodeIfPresent([String].self, forKey: .held) ?? []
+        enrolled = try container.decodeIfPresent(Bool.self, forKey: .enrolled) ?? true
+        history = try container.decodeIfPresent([HistoryEntry].self, forKey: .history) ?? []
+    }
+}

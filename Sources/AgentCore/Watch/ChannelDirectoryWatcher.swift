@@ -1,0 +1,242 @@
+import Glibc
+import Synchronization
+
+/// Watches the channel directory with inotify and reports, coalesced, that its contents changed.
+///
+/// Only the directory itself is watched, not subdirectories: publishers (rsync, apt, config
+/// management) replace `index.json` last, and every release file is bound by hash in it, so a
+/// change that matters always shows up at the top level. If the directory does not exist yet, the
+/// nearest existing ancestor is watched until it appears.
+public final class ChannelDirectoryWatcher: Sendable {
+    /// The directory watched.
+    public let directory: String
+    private let broadcast = Broadcast<Void>(bufferingPolicy: .bufferingNewest(1))
+    private let wakeup: Wakeup
+
+    /// Events that mean the directory's contents changed.
+    static let contentMask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB)
+        | UInt32(IN_MOVED_FROM) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF) | UInt32(IN_ONLYDIR)
+    /// Events on an ancestor that may mean the path to the directory now exists.
+    static let ancestorMask = UInt32(IN_CREATE | IN_MOVED_TO) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)
+        | UInt32(IN_ONLYDIR)
+
+    /// Starts watching `directory`; bursts of changes within `coalescing` are reported once.
+    ///
+    /// Throws when inotify itself is unavailable (e.g. `EMFILE`: too many instances).
+    public init(directory: String, coalescing: Duration = .milliseconds(200)) throws(WatchError) {
+        self.directory = directory
+        let inotifyFD = try WatchSystem.check("inotify_init1") { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) }
+        let wakeup: Wakeup
+        do { wakeup = try WatchSystem.makeWakeup() } catch {
+            WatchSystem.close(inotifyFD)
+            throw error
+        }
+        self.wakeup = wakeup
+        let loop = InotifyLoop(
+            directory: directory, inotifyFD: inotifyFD, wakeup: wakeup, coalescing: coalescing,
+            broadcast: broadcast)
+        do {
+            try loop.arm()
+            try WatchSystem.spawnThread { loop.run() }
+        } catch {
+            loop.close()
+            throw error
+        }
+    }
+
+    /// A stream that yields once per coalesced burst of changes (and when the directory appears).
+    public func changes() -> AsyncStream<Void> {
+        broadcast.makeStream()
+    }
+
+    /// Stops watching and finishes every stream.
+    public func stop() {
+        WatchSystem.wake(wakeup)
+    }
+
+    deinit {
+        stop()
+        WatchSystem.close(wakeup.write)
+    }
+}
+
+/// The watcher's thread: owns the descriptors and closes them when it ends.
+private final class InotifyLoop: @unchecked Sendable {
+    // @unchecked: after init, the mutable state is touched only by the watcher thread (arm() runs
+    // once in init, before that thread starts).
+    let directory: String
+    let inotifyFD: Int32
+    let wakeup: Wakeup
+    let coalescing: Duration
+    let broadcast: Broadcast<Void>
+    /// The current watch and whether it is on the directory itself or on an ancestor.
+    var watch: Int32 = -1
+    var watchingTarget = false
+
+    init(directory: String, inotifyFD: Int32, wakeup: Wakeup, coalescing: Duration, broadcast: Broadcast<Void>) {
+        self.directory = directory
+        self.inotifyFD = inotifyFD
+        self.wakeup = wakeup
+        self.coalescing = coalescing
+        self.broadcast = broadcast
+    }
+
+    /// Closes what the thread owns (see `Wakeup`); the watcher's deinit closes the write end.
+    func close() {
+        WatchSystem.close(inotifyFD)
+        WatchSystem.close(wakeup.read)
+    }
+
+    /// Watches the directory, or the nearest existing ancestor when it is missing.
+    ///
+    /// Adding the watch first and learning from ENOENT/ENOTDIR avoids a check-then-watch race; after
+    /// watching an ancestor we try the directory again in case it appeared in between.
+    func arm() throws(WatchError) {
+        if watch >= 0 {
+            _ = inotify_rm_watch(inotifyFD, watch)
+            watch = -1
+        }
+        var path = directory
+        var mask = ChannelDirectoryWatcher.contentMask
+        while true {
+            let result = inotify_add_watch(inotifyFD, path, mask)
+            if result >= 0 {
+                watch = result
+                watchingTarget = path == directory
+                if !watchingTarget, inotify_add_watch(inotifyFD, directory, ChannelDirectoryWatcher.contentMask) >= 0 {
+                    // It appeared between the two calls: that second watch is the one we keep.
+                    _ = inotify_rm_watch(inotifyFD, watch)
+                    watch = inotify_add_watch(inotifyFD, directory, ChannelDirectoryWatcher.contentMask)
+                    watchingTarget = true
+                }
+                return
+            }
+            let code = errno
+            if code == EINTR { continue }
+            guard code == ENOENT || code == ENOTDIR, let parent = InotifyLoopPaths.parent(of: path) else {
+                throw WatchError(operation: "inotify_add_watch", errno: code, context: path)
+            }
+            path = parent
+            mask = ChannelDirectoryWatcher.ancestorMask
+        }
+    }
+
+    func run() {
+        defer {
+            close()
+            broadcast.finish()
+        }
+        var burstStart: ContinuousClock.Instant?
+        var lastEvent: ContinuousClock.Instant?
+        // A burst ends after `coalescing` of quiet, or at most 5× that after it began, so a
+        // publisher that never stops writing still gets noticed.
+        let maximum = coalescing * 5
+        while true {
+            var timeout: Int32 = needsArm ? 1000 : -1
+            if let burstStart, let lastEvent {
+                let deadline = min(lastEvent + coalescing, burstStart + maximum)
+                let remaining = ContinuousClock.now.duration(to: deadline)
+                let burstTimeout = remaining <= .zero ? 0 : Int32(clamping: remaining.milliseconds + 1)
+                timeout = timeout < 0 ? burstTimeout : min(timeout, burstTimeout)
+            }
+            let ready: [Bool]
+            do { ready = try WatchSystem.poll([inotifyFD, wakeup.read], timeoutMilliseconds: timeout) } catch {
+                return
+            }
+            if ready[1] { return }
+            var changed = ready[0] && drain()
+            if needsArm && !ready[0] { changed = rearm() || changed }
+            if changed {
+                let now = ContinuousClock.now
+                if burstStart == nil { burstStart = now }
+                lastEvent = now
+            } else if !ready[0], let start = burstStart, let last = lastEvent,
+                ContinuousClock.now >= min(last + coalescing, start + maximum)
+            {
+                burstStart = nil
+                lastEvent = nil
+                broadcast.yield(())
+            }
+        }
+    }
+
+    /// Set when a re-arm failed unexpectedly (e.g. EACCES): retried once a second, never spun on.
+    var needsArm = false
+
+    /// Re-arms after the watched directory vanished or an ancestor changed; true when the
+    /// directory has just appeared (its contents are then news).
+    private func rearm() -> Bool {
+        let wasWatchingTarget = watchingTarget
+        do {
+            try arm()
+            needsArm = false
+        } catch {
+            needsArm = true
+            watchingTarget = false
+            return false
+        }
+        return watchingTarget && !wasWatchingTarget
+    }
+
+    /// Reads every pending event; true when one of them is a change worth reporting.
+    private func drain() -> Bool {
+        var changed = false
+        var needsRearm = false
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                break  // EAGAIN: drained.
+            }
+            if count == 0 { break }
+            // struct inotify_event: int wd @0, uint32 mask @4, uint32 cookie @8, uint32 len @12,
+            // then `len` bytes of NUL-padded name.
+            buffer.withUnsafeBytes { bytes in
+                var offset = 0
+                while offset + 16 <= count {
+                    let wd = bytes.loadUnaligned(fromByteOffset: offset, as: Int32.self)
+                    let mask = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
+                    let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
+                    offset += 16 + length
+                    if mask & UInt32(IN_Q_OVERFLOW) != 0 {
+                        changed = true  // Lost events: assume a change, the poller re-reads anyway.
+                        continue
+                    }
+                    guard wd == watch else { continue }  // Left over from a watch already removed.
+                    if mask & (UInt32(IN_IGNORED) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)) != 0 {
+                        needsRearm = true
+                        if watchingTarget { changed = true }
+                    } else if watchingTarget {
+                        changed = true
+                    } else {
+                        needsRearm = true  // Something appeared in an ancestor: maybe our path.
+                    }
+                }
+            }
+        }
+        if needsRearm && rearm() { changed = true }
+        return changed
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down.
+    fileprivate var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// Path arithmetic for climbing from a missing directory to an existing ancestor.
+enum InotifyLoopPaths {
+    /// The parent directory of `path`, or nil at the root.
+    static func parent(of path: String) -> String? {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+        if trimmed == "/" || trimmed == "." { return nil }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        let parent = trimmed[..<slash]
+        return parent.isEmpty ? "/" : String(parent)
+    }
+}

@@ -1,0 +1,30 @@
+import AgentProtocol
+import ArgumentParser
+
+/// `agentctl history`: what the agent did recently.
+struct HistoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "Show the agent's recent actions, oldest first: time, event, release, message.",
+        discussion: """
+            Examples:
+              agentctl history
+              agentctl history --json | jq '.[-1]'
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .long, help: "Print a JSON array of {time, event, release, message}.")
+    var json = false
+
+    func run() throws {
+        let response = try AgentExchange.send(ControlRequest(command: .history), global: global)
+        guard let history = response.history else { throw AgentExchange.missing("history") }
+        if json {
+            AgentExchange.printJSON(try ControlJSON.document(history))
+        } else {
+            print(ControlText.history(history))
+        }
+    }
+}

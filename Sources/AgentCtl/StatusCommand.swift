@@ -1,0 +1,45 @@
+import AgentProtocol
+import ArgumentParser
+import Foundation
+
+/// `agentctl status`: the host's verdict and why.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the host's verdict, baseline, hotpatch, processes, reboot and channel state.",
+        discussion: """
+            The first line is the verdict: up to date, hotpatch pending, reboot required, exposed or \
+            unenrolled (by precedence); every reason that holds follows.
+
+            Exits 0 whenever the agent answered, whatever the verdict. With --exit-code the verdict \
+            becomes the exit status, for monitoring: 0 up-to-date, 1 hotpatch-pending, 2 reboot-required, \
+            3 exposed, 4 unenrolled. 69: the agent cannot be reached.
+
+            Examples:
+              agentctl status
+              agentctl status --json
+              agentctl status --exit-code >/dev/null || echo "host needs attention"
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .long, help: "Print the status as JSON (schema: docs/STATUS.md); stdout holds only the document.")
+    var json = false
+
+    @Flag(name: .long, help: "Exit with the verdict's status: 0 up-to-date, 1 hotpatch-pending, 2 reboot-required, 3 exposed, 4 unenrolled.")
+    var exitCode = false
+
+    func run() throws {
+        let response = try AgentExchange.send(ControlRequest(command: .status), global: global)
+        guard let status = response.status else { throw AgentExchange.missing("status") }
+        if json {
+            AgentExchange.printJSON(try ControlJSON.document(status))
+        } else {
+            print(ControlText.status(status))
+        }
+        if exitCode && status.verdict.exitCode != 0 {
+            throw ExitCode(status.verdict.exitCode)
+        }
+    }
+}

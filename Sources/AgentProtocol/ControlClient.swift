@@ -1,0 +1,204 @@
+import Foundation
+import Glibc
+
+/// Why a request could not be exchanged with the agent; each message says what to do next.
+public enum ControlClientError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No socket file at the path: the agent is not running (or uses another runtime directory).
+    case socketMissing(path: String)
+    /// The socket file exists but nothing accepts connections on it.
+    case notListening(path: String)
+    /// The caller may not open the socket.
+    case permissionDenied(path: String)
+    /// The agent did not answer in time.
+    case timedOut(path: String, seconds: Double)
+    /// The agent closed the connection without answering.
+    case closedWithoutAnswer(path: String)
+    /// The answer is not a control response.
+    case malformedAnswer(path: String, detail: String)
+    /// The path does not fit in a Unix socket address.
+    case socketPathTooLong(path: String)
+    /// Another system call failed.
+    case systemCall(call: String, errno: Int32, path: String)
+
+    /// Whether the agent could not be reached at all (as opposed to answering badly).
+    public var isUnreachable: Bool {
+        switch self {
+        case .socketMissing, .notListening, .timedOut, .closedWithoutAnswer, .socketPathTooLong, .systemCall: return true
+        case .permissionDenied, .malformedAnswer: return false
+        }
+    }
+
+    /// A message a person can act on.
+    public var description: String {
+        switch self {
+        case .socketMissing(let path):
+            return "cannot reach hotpatch-agent at \(path): no such file — is the service running? (systemctl status hotpatch-agent)"
+        case .notListening(let path):
+            return "cannot reach hotpatch-agent at \(path): nothing is listening — is the service running? (systemctl status hotpatch-agent)"
+        case .permissionDenied(let path):
+            return "cannot reach hotpatch-agent at \(path): permission denied — run as a user who may open the socket, or as root"
+        case .timedOut(let path, let seconds):
+            return "hotpatch-agent at \(path) did not answer within \(Self.format(seconds)) s — is it stuck? (systemctl status hotpatch-agent)"
+        case .closedWithoutAnswer(let path):
+            return "hotpatch-agent at \(path) closed the connection without answering"
+        case .malformedAnswer(let path, let detail):
+            return "hotpatch-agent at \(path) sent an answer this agentctl cannot read (\(detail)); are agentctl and the agent the same version?"
+        case .socketPathTooLong(let path):
+            return "cannot reach hotpatch-agent at \(path): the path is too long for a Unix socket"
+        case .systemCall(let call, let code, let path):
+            return "cannot reach hotpatch-agent at \(path): \(call): \(String(cString: strerror(code)))"
+        }
+    }
+
+    private static func format(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+    }
+}
+
+/// A client of the agent's control socket: one connection per request, one JSON line each way.
+public struct ControlClient: Sendable {
+    /// How long `check` may take: the agent answers once a whole cycle is done.
+    public static let checkTimeoutSeconds = 120.0
+    /// The default time to wait for an answer.
+    public static let defaultTimeoutSeconds = 30.0
+
+    /// The socket to connect to.
+    public let socketPath: String
+    /// How long to wait for the agent to answer.
+    public let timeoutSeconds: Double
+
+    /// A client of the agent at `socketPath`, waiting up to `timeoutSeconds` for each answer.
+    public init(socketPath: String = ControlProtocol.defaultSocketPath, timeoutSeconds: Double = ControlClient.defaultTimeoutSeconds) {
+        self.socketPath = socketPath
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    /// The time to allow for `command`: long for `check`, which waits for a full cycle.
+    public static func suggestedTimeoutSeconds(for command: ControlRequest.Command) -> Double {
+        command == .check ? checkTimeoutSeconds : defaultTimeoutSeconds
+    }
+
+    /// Sends `request` and returns the agent's answer (which may itself be a refusal: see `ok`).
+    public func send(_ request: ControlRequest) throws(ControlClientError) -> ControlResponse {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let body = try? encoder.encode(request) else {
+            throw .malformedAnswer(path: socketPath, detail: "the request could not be encoded")
+        }
+        let answer = try exchange(Array(body) + [0x0A])
+        do {
+            return try JSONDecoder().decode(ControlResponse.self, from: Data(answer))
+        } catch {
+            throw .malformedAnswer(path: socketPath, detail: Self.summary(of: error))
+        }
+    }
+
+    /// Sends raw `line` bytes (a newline is not added) and returns the raw answer line, for tests and
+    /// diagnostics of the wire protocol.
+    public func exchange(_ line: [UInt8]) throws(ControlClientError) -> [UInt8] {
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1000))
+        let socket = try connect()
+        defer { _ = close(socket) }
+        try sendAll(line, on: socket, deadline: deadline)
+        return try receiveLine(on: socket, deadline: deadline)
+    }
+
+    private func connect() throws(ControlClientError) -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(socketPath.utf8)
+        guard !pathBytes.isEmpty, pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw .socketPathTooLong(path: socketPath)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: pathBytes)
+            raw[pathBytes.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .systemCall(call: "socket", errno: errno, path: socketPath) }
+        // Bounds connect(2) when the agent's backlog is full, and each send(2).
+        var limit = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - timeoutSeconds.rounded(.down)) * 1_000_000))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var result: Int32
+        repeat {
+            result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+        } while result == -1 && errno == EINTR
+        if result == 0 { return fd }
+        let code = errno
+        _ = close(fd)
+        switch code {
+        case ENOENT, ENOTDIR: throw .socketMissing(path: socketPath)
+        case ECONNREFUSED: throw .notListening(path: socketPath)
+        case EACCES, EPERM: throw .permissionDenied(path: socketPath)
+        case EAGAIN, ETIMEDOUT: throw .timedOut(path: socketPath, seconds: timeoutSeconds)
+        default: throw .systemCall(call: "connect", errno: code, path: socketPath)
+        }
+    }
+
+    private func sendAll(_ bytes: [UInt8], on fd: Int32, deadline: ContinuousClock.Instant) throws(ControlClientError) {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if sent >= 0 {
+                offset += sent
+                continue
+            }
+            let code = errno
+            switch code {
+            case EINTR: continue
+            // The agent stopped reading (e.g. an oversized request) and may have answered why: read it.
+            case EPIPE, ECONNRESET: return
+            case EAGAIN, EWOULDBLOCK: throw .timedOut(path: socketPath, seconds: timeoutSeconds)
+            default: throw .systemCall(call: "send", errno: code, path: socketPath)
+            }
+        }
+    }
+
+    private func receiveLine(on fd: Int32, deadline: ContinuousClock.Instant) throws(ControlClientError) -> [UInt8] {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let newline = received.firstIndex(of: 0x0A) { return Array(received[..<newline]) }
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            guard remaining > .zero else { throw .timedOut(path: socketPath, seconds: timeoutSeconds) }
+            let milliseconds = Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = Glibc.poll(&poller, 1, milliseconds)
+            if ready == -1 {
+                if errno == EINTR { continue }
+                throw .systemCall(call: "poll", errno: errno, path: socketPath)
+            }
+            if ready == 0 { continue }
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                received.append(contentsOf: chunk[..<count])
+            } else if count == 0 {
+                guard !received.isEmpty else { throw .closedWithoutAnswer(path: socketPath) }
+                return received
+            } else if errno == ECONNRESET {
+                // Any answer already received is complete up to here; otherwise there is none.
+                guard !received.isEmpty else { throw .closedWithoutAnswer(path: socketPath) }
+                return received
+            } else if errno != EINTR && errno != EAGAIN {
+                throw .systemCall(call: "read", errno: errno, path: socketPath)
+            }
+        }
+    }
+
+    private static func summary(of error: any Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let context): return "not JSON: \(context.debugDescription)"
+        case DecodingError.keyNotFound(let key, _): return "missing \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return "unexpected value at \"\(path)\""
+        default: return String(describing: error)
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+
+extension Verdict {
+    /// The exit status of `agentctl status --exit-code` for this verdict (docs/STATUS.md).
+    public var exitCode: Int32 {
+        switch self {
+        case .upToDate: return 0
+        case .hotpatchPending: return 1
+        case .rebootRequired: return 2
+        case .exposed: return 3
+        case .unenrolled: return 4
+        }
+    }
+}
+
+/// The human forms of `agentctl`'s answers: pure functions of the answer and the current time.
+public enum ControlText {
+    /// The status summary: the verdict first, then baseline, hotpatch, processes, reboot, channel, reasons.
+    public static func status(_ status: AgentStatus, now: Date = Date()) -> String {
+        var lines: [String] = []
+        let phrase = status.verdict.phrase
+        lines.append(phrase.prefix(1).uppercased() + phrase.dropFirst())
+
+        var baseline = status.baseline.active ?? "none known yet"
+        if !status.baseline.pending.isEmpty {
+            baseline += " (installed, awaiting reboot: \(status.baseline.pending.joined(separator: ", ")))"
+        }
+        let hotpatch: String
+        if let inForce = status.hotpatch {
+            let cves = inForce.cves.isEmpty ? "no CVEs listed" : inForce.cves.joined(separator: ", ")
+            hotpatch = "\(inForce.id) level \(inForce.level) — \(cves)"
+        } else {
+            hotpatch = "none"
+        }
+        let counts = status.processes
+        let reboot = status.reboot.required
+            ? "required — " + (status.reboot.reasons.isEmpty ? "no reason given" : status.reboot.reasons.joined(separator: "; "))
+            : "not required"
+        var channel: String
+        if let lastCheck = status.channel.lastCheck {
+            channel = "checked \(relative(lastCheck, now: now))"
+        } else {
+            channel = "not checked yet"
+        }
+        if let version = status.channel.version { channel += ", version \(version)" }
+
+        lines.append("  baseline:   \(baseline)")
+        lines.append("  hotpatch:   \(hotpatch)")
+        lines.append("  processes:  \(counts.patched) patched, \(counts.pending) pending, \(counts.unpatchable) unpatchable")
+        lines.append("  reboot:     \(reboot)")
+        lines.append("  channel:    \(channel)")
+        if let error = status.channel.error { lines.append("  channel error: \(error)") }
+        if !status.enrolled { lines.append("  enrolled:   no (run `agentctl enroll` to take hotpatches again)") }
+        if status.reasons.isEmpty {
+            lines.append("Reasons: none")
+        } else {
+            lines.append("Reasons:")
+            for reason in status.reasons.sorted(by: { $0.verdict > $1.verdict }) {
+                lines.append("  - \(reason.verdict.phrase): \(reason.message)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The process table: PID, STATE, PAUSE, EXECUTABLE, REASON.
+    public static func processes(_ entries: [ProcessEntry]) -> String {
+        guard !entries.isEmpty else { return "No process maps a targeted object." }
+        let rows = entries.sorted { $0.pid < $1.pid }.map { entry in
+            [String(entry.pid), entry.state.rawValue, entry.pauseUsec.map(pause) ?? "-", entry.executable, entry.reason ?? "-"]
+        }
+        return table(header: ["PID", "STATE", "PAUSE", "EXECUTABLE", "REASON"], rows: rows)
+    }
+
+    /// The history table: TIME, EVENT, RELEASE, MESSAGE, oldest first.
+    public static func history(_ entries: [HistoryEntry]) -> String {
+        guard !entries.isEmpty else { return "No actions recorded yet." }
+        let rows = entries.map { [$0.time, $0.event, $0.release ?? "-", $0.message] }
+        return table(header: ["TIME", "EVENT", "RELEASE", "MESSAGE"], rows: rows)
+    }
+
+    /// "just now", "42 s ago", "2 min ago", "3 h ago", "5 d ago" for an RFC 3339 time; the text itself
+    /// when it cannot be read.
+    public static func relative(_ rfc3339: String, now: Date) -> String {
+        guard let date = parseRFC3339(rfc3339) else { return rfc3339 }
+        let seconds = Int(now.timeIntervalSince(date).rounded(.down))
+        switch seconds {
+        case ..<(-5): return "\(rfc3339) (in the future: check the clock)"
+        case ..<5: return "just now"
+        case ..<60: return "\(seconds) s ago"
+        case ..<3600: return "\(seconds / 60) min ago"
+        case ..<86400: return "\(seconds / 3600) h ago"
+        default: return "\(seconds / 86400) d ago"
+        }
+    }
+
+    /// Parses RFC 3339 with or without fractional seconds.
+    public static func parseRFC3339(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+
+    private static func pause(_ microseconds: UInt64) -> String {
+        microseconds < 1000 ? "\(microseconds) us" : String(format: "%.1f ms", Double(microseconds) / 1000)
+    }
+
+    private static func table(header: [String], rows: [[String]]) -> String {
+        let widths = header.indices.map { column in
+            ([header] + rows).map { $0[column].count }.max() ?? 0
+        }
+        return ([header] + rows).map { row in
+            row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,105 @@
+@testable import AgentCore
+import Foundation
+import Testing
+
+/// The catalog file shipped in `systemd/`, found relative to this source file.
+private let catalogPath = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("systemd/hotpatch-agent.catalog").path
+
+/// One entry of a journal catalog: `-- <id>`, header lines up to a blank line, then the text.
+private struct CatalogEntry {
+    var id: String
+    var headers: [String: String]
+    var body: String
+}
+
+/// Parses the catalog the way `journalctl --update-catalog` reads it (catalog.c): lines starting
+/// with `#` are comments, `-- ` plus 32 hex digits opens an entry, `Key: value` headers follow.
+private func parseCatalog(_ text: String) throws -> [CatalogEntry] {
+    var entries: [CatalogEntry] = []
+    var inHeaders = false
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        if line.hasPrefix("#") && entries.isEmpty { continue }
+        if line.hasPrefix("-- ") {
+            let id = String(line.dropFirst(3))
+            guard id.count == 32, id.allSatisfy(\.isHexDigit) else { throw TestFailure("bad entry line: \(line)") }
+            entries.append(CatalogEntry(id: id, headers: [:], body: ""))
+            inHeaders = true
+            continue
+        }
+        guard !entries.isEmpty else {
+            if !line.isEmpty { throw TestFailure("text before the first entry: \(line)") }
+            continue
+        }
+        if inHeaders {
+            if line.isEmpty { inHeaders = false; continue }
+            guard let colon = line.firstIndex(of: ":") else { throw TestFailure("bad header: \(line)") }
+            entries[entries.count - 1].headers[String(line[..<colon])] =
+                line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        } else {
+            entries[entries.count - 1].body += line + "\n"
+        }
+    }
+    return entries
+}
+
+@Suite struct JournalCatalogTests {
+    @Test func everyEventHasExactlyOneCatalogEntryAndEveryEntryIsAnEvent() throws {
+        let entries = try parseCatalog(String(contentsOfFile: catalogPath, encoding: .utf8))
+        let ids = entries.map(\.id)
+        #expect(ids.count == Set(ids).count, "duplicate catalog entries")
+        #expect(Set(ids) == Set(JournalEvent.allCases.map(\.messageID)))
+    }
+
+    @Test func everyEntryHasSubjectDefinedBySupportAndAnExplanation() throws {
+        for entry in try parseCatalog(String(contentsOfFile: catalogPath, encoding: .utf8)) {
+            #expect(!(entry.headers["Subject"] ?? "").isEmpty, "\(entry.id) lacks Subject")
+            #expect(entry.headers["Defined-By"] == "hotpatch-agent", "\(entry.id)")
+            #expect(!(entry.headers["Support"] ?? "").isEmpty, "\(entry.id) lacks Support")
+            #expect(entry.body.trimmingCharacters(in: .whitespacesAndNewlines).count > 40, "\(entry.id) has no explanation")
+        }
+    }
+
+    @Test func substitutionsNameOnlyFieldsTheHandlerCanProduce() throws {
+        let text = try String(contentsOfFile: catalogPath, encoding: .utf8)
+        let known: Set<String> = [
+            "HOTPATCH_ID", "BASELINE_ID", "TARGET_PID", "TARGET_EXE", "BUILD_ID", "PAUSE_USEC", "REASON", "CVE",
+            "CHANNEL_VERSION",
+        ]
+        let pattern = try NSRegularExpression(pattern: "@([A-Z0-9_]+)@")
+        let matches = pattern.matches(in: text, range: NSRange(text.startIndex..., in: text))
+        let used = Set(matches.map { String(text[Range($0.range(at: 1), in: text)!]) })
+        #expect(!used.isEmpty)
+        #expect(used.isSubset(of: known), "unknown substitutions: \(used.subtracting(known))")
+    }
+
+    @Test func journalctlCompilesTheCatalogAndListsEveryEvent() throws {
+        let journalctl = "/usr/bin/journalctl"
+        guard FileManager.default.isExecutableFile(atPath: journalctl) else { return }  // parsed above regardless
+        let root = try makeTemporaryDirectory("hotpatch-catalog")
+        defer { removeTree(root) }
+        let directory = root + "/usr/lib/systemd/catalog"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: catalogPath, toPath: directory + "/hotpatch-agent.catalog")
+
+        func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: journalctl)
+            process.arguments = ["--root=\(root)"] + arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let update = try run(["--update-catalog"])
+        #expect(update.status == 0, "\(update.output)")
+        let list = try run(["--list-catalog"])
+        for event in JournalEvent.allCases {
+            #expect(list.output.contains("\(event.messageID) hotpatch-agent:"), "\(event) missing from journalctl's list")
+        }
+    }
+}

@@ -1,0 +1,133 @@
+@testable import AgentCore
+import Glibc
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// Sets environment variables for the duration of `body`, then restores them.
+///
+/// libsystemd reads NOTIFY_SOCKET and WATCHDOG_* from the process environment, so the tests must
+/// set them for real; the suite is serialized so no two tests fight over them.
+private func withEnvironment<T>(_ values: [String: String?], _ body: () async throws -> T) async rethrows -> T {
+    var saved: [String: String?] = [:]
+    for (name, value) in values {
+        saved[name] = getenv(name).map { String(cString: $0) }
+        if let value { setenv(name, value, 1) } else { unsetenv(name) }
+    }
+    defer {
+        for (name, value) in saved {
+            if let value { setenv(name, value, 1) } else { unsetenv(name) }
+        }
+    }
+    return try await body()
+}
+
+/// Every datagram already queued, as text.
+private func drain(_ receiver: DatagramReceiver) -> [String] {
+    var messages: [String] = []
+    while let datagram = receiver.receive(milliseconds: 0) { messages.append(String(decoding: datagram, as: UTF8.self)) }
+    return messages
+}
+
+@Suite(.serialized) struct NotifyTests {
+    private func socketPath(_ name: String) -> String { "/tmp/hotpatch-notify-\(getpid())-\(name).sock" }
+
+    @Test func outsideSystemdNothingIsSentAndNoWatchdogIsArmed() async {
+        await withEnvironment(["NOTIFY_SOCKET": nil, "WATCHDOG_USEC": nil, "WATCHDOG_PID": nil]) {
+            let notifier = SystemdNotifier()
+            #expect(!notifier.isUnderSystemd)
+            #expect(!notifier.ready(status: "idle"))
+            #expect(notifier.watchdogInterval == nil)
+        }
+    }
+
+    @Test func readySendsReadyAndTheStatusLineInOneDatagram() async throws {
+        let receiver = try DatagramReceiver(path: socketPath("ready"))
+        try await withEnvironment(["NOTIFY_SOCKET": receiver.path]) {
+            let notifier = SystemdNotifier()
+            #expect(notifier.isUnderSystemd)
+            #expect(notifier.ready(status: "up to date\n3 processes patched"))
+            let message = try #require(receiver.receive())
+            #expect(String(decoding: message, as: UTF8.self) == "READY=1\nSTATUS=up to date 3 processes patched")
+        }
+    }
+
+    @Test func statusWatchdogAndStoppingSendTheirAssignments() async throws {
+        let receiver = try DatagramReceiver(path: socketPath("verbs"))
+        await withEnvironment(["NOTIFY_SOCKET": receiver.path]) {
+            let notifier = SystemdNotifier()
+            notifier.status("checking channel")
+            notifier.watchdog()
+            notifier.stopping()
+            let messages = [receiver.receive(), receiver.receive(), receiver.receive()].compactMap { $0 }
+                .map { String(decoding: $0, as: UTF8.self) }
+            #expect(messages == ["STATUS=checking channel", "WATCHDOG=1", "STOPPING=1"])
+        }
+    }
+
+    @Test func reloadingCarriesTheCurrentMonotonicTimeAsSystemd253Wants() async throws {
+        let receiver = try DatagramReceiver(path: socketPath("reload"))
+        try await withEnvironment(["NOTIFY_SOCKET": receiver.path]) {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let before = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1_000
+            #expect(SystemdNotifier().reloading())
+            let text = String(decoding: try #require(receiver.receive()), as: UTF8.self)
+            let lines = text.split(separator: "\n")
+            #expect(lines.first == "RELOADING=1")
+            let usec = try #require(lines.last.flatMap { UInt64($0.dropFirst("MONOTONIC_USEC=".count)) })
+            #expect(lines.last?.hasPrefix("MONOTONIC_USEC=") == true)
+            #expect(usec >= before && usec < before + 5_000_000)
+        }
+    }
+
+    @Test func watchdogIntervalComesFromWatchdogUsecForThisProcessOnly() async {
+        await withEnvironment(["WATCHDOG_USEC": "3000000", "WATCHDOG_PID": String(getpid())]) {
+            #expect(SystemdNotifier().watchdogInterval == .seconds(3))
+        }
+        // systemd sets WATCHDOG_PID so a child that inherits the environment does not ping for us.
+        await withEnvironment(["WATCHDOG_USEC": "3000000", "WATCHDOG_PID": String(getpid() + 1)]) {
+            #expect(SystemdNotifier().watchdogInterval == nil)
+        }
+    }
+
+    @Test func watchdogServicePingsAtHalfTheIntervalAndStopsOnGracefulShutdown() async throws {
+        let receiver = try DatagramReceiver(path: socketPath("watchdog"))
+        try await withEnvironment([
+            "NOTIFY_SOCKET": receiver.path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": String(getpid()),
+        ]) {
+            let service = WatchdogService()
+            #expect(service.pingPeriod == .milliseconds(100))
+            let group = ServiceGroup(services: [service], logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await Task.sleep(for: .milliseconds(350))
+                let pings = drain(receiver)
+                #expect(pings.allSatisfy { $0 == "WATCHDOG=1" })
+                // 0, 100, 200, 300 ms: four expected; allow for a loaded two-core host.
+                #expect((2...5).contains(pings.count), "\(pings.count) pings in 350 ms")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            _ = drain(receiver)
+            try await Task.sleep(for: .milliseconds(250))
+            #expect(drain(receiver).isEmpty, "pinged after shutdown")
+        }
+    }
+
+    @Test func watchdogServiceWithoutAWatchdogWaitsQuietlyForShutdown() async throws {
+        let receiver = try DatagramReceiver(path: socketPath("nowatchdog"))
+        try await withEnvironment(["NOTIFY_SOCKET": receiver.path, "WATCHDOG_USEC": nil, "WATCHDOG_PID": nil]) {
+            let service = WatchdogService()
+            #expect(service.pingPeriod == nil)
+            let group = ServiceGroup(services: [service], logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await Task.sleep(for: .milliseconds(100))
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            #expect(drain(receiver).isEmpty)
+        }
+    }
+}

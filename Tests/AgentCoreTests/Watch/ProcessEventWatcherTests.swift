@@ -1,0 +1,190 @@
+@testable import AgentCore
+import Foundation
+import Glibc
+import Testing
+
+/// Starts `arguments` with posix_spawn and returns its pid (reaped by `reap`).
+private func spawn(_ arguments: [String]) throws -> pid_t {
+    var pid: pid_t = 0
+    let argv = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let result = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
+    guard result == 0 else { throw TestFailure("posix_spawn \(arguments[0]): \(result)") }
+    return pid
+}
+
+private func reap(_ pid: pid_t) {
+    var status: Int32 = 0
+    _ = waitpid(pid, &status, 0)
+}
+
+/// Records every event with its arrival time, so an event that arrives before the test knows the
+/// pid (posix_spawn returns only after the child's exec) is not lost.
+private final class EventRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [(ProcessEvent, ContinuousClock.Instant)] = []
+    private var task: Task<Void, Never>?
+
+    init(_ stream: AsyncStream<ProcessEvent>) {
+        task = Task { [weak self] in
+            for await event in stream {
+                let arrived = ContinuousClock.now
+                guard let self else { return }
+                self.lock.withLock { self.events.append((event, arrived)) }
+            }
+        }
+    }
+
+    /// The first recorded event matching `predicate`, waiting up to `timeout` for it.
+    func first(within timeout: Duration, where predicate: (ProcessEvent) -> Bool) async -> (ProcessEvent, ContinuousClock.Instant)? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let match = lock.withLock({ events.first { predicate($0.0) } }) { return match }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return nil
+    }
+
+    deinit { task?.cancel() }
+}
+
+@Suite struct WatchProcessEventTests {
+    @Test func netlinkIsAvailableAsRootWithCapNetAdmin() {
+        let watcher = ProcessEventWatcher()
+        #expect(watcher.mode == .netlink)
+    }
+
+    @Test func execOfSleepIsSeenWithin100MillisecondsWithItsPid() async throws {
+        let watcher = ProcessEventWatcher()
+        try #require(watcher.mode == .netlink)
+        var latencies: [Duration] = []
+        let recorder = EventRecorder(watcher.events())
+        for _ in 0..<5 {
+            let start = ContinuousClock.now
+            let pid = try spawn(["/bin/sleep", "0.2"])
+            let result = await recorder.first(within: .seconds(2)) { $0 == .exec(pid: pid) }
+            reap(pid)
+            let (event, arrived) = try #require(result, "no exec event for \(pid)")
+            #expect(event == .exec(pid: pid))
+            latencies.append(arrived - start)
+        }
+        latencies.sort()
+        print("exec→event latency (posix_spawn start → event delivered to the stream), 5 runs: min \(latencies.first!), median \(latencies[2]), max \(latencies.last!)")
+        #expect(latencies[2] < .milliseconds(100))
+    }
+
+    @Test func childKilledBySIGSEGVIsReportedWithSignal11() async throws {
+        let watcher = ProcessEventWatcher()
+        try #require(watcher.mode == .netlink)
+        let recorder = EventRecorder(watcher.events())
+        let pid = try spawn(["/bin/sh", "-c", "kill -SEGV $$"])
+        let result = await recorder.first(within: .seconds(3)) {
+            if case .exit(pid, _, _) = $0 { true } else { false }
+        }
+        reap(pid)
+        let (event, _) = try #require(result)
+        #expect(event == .exit(pid: pid, exitCode: 0, signal: SIGSEGV))
+    }
+
+    @Test func normalExitWithCode3ReportsCode3AndNoSignal() async throws {
+        let watcher = ProcessEventWatcher()
+        try #require(watcher.mode == .netlink)
+        let recorder = EventRecorder(watcher.events())
+        let pid = try spawn(["/bin/sh", "-c", "exit 3"])
+        let result = await recorder.first(within: .seconds(3)) {
+            if case .exit(pid, _, _) = $0 { true } else { false }
+        }
+        reap(pid)
+        let (event, _) = try #require(result)
+        #expect(event == .exit(pid: pid, exitCode: 3, signal: nil))
+    }
+
+    @Test func withoutTheConnectorTheWatcherFallsBackToScanningAndSaysWhy() async {
+        // Netlink protocol 31 does not exist: socket(2) fails with EPROTONOSUPPORT, as it does on a
+        // kernel without the proc connector.
+        let watcher = ProcessEventWatcher(netlinkProtocol: 31)
+        guard case .scan(let reason) = watcher.mode else {
+            Issue.record("expected scan mode, got \(watcher.mode)")
+            return
+        }
+        #expect(reason.contains("netlink"))
+        var iterator = watcher.events().makeAsyncIterator()
+        #expect(await iterator.next() == nil)
+    }
+
+    @Test func stopEndsTheStream() async {
+        let watcher = ProcessEventWatcher()
+        let stream = watcher.events()
+        watcher.stop()
+        var iterator = stream.makeAsyncIterator()
+        while let _ = await iterator.next() {}  // Events already queued drain, then it ends.
+    }
+}
+
+@Suite struct WatchProcConnectorParsingTests {
+    /// One connector message: nlmsghdr + cn_msg + proc_event with the given union words.
+    private func message(what: UInt32, words: [UInt32], idx: UInt32 = 1) -> [UInt8] {
+        var event: [UInt8] = []
+        func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
+            withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
+        }
+        append(what, to: &event)
+        append(UInt32(0), to: &event)  // cpu
+        append(UInt64(123), to: &event)  // timestamp_ns
+        for word in words { append(word, to: &event) }
+        var bytes: [UInt8] = []
+        append(UInt32(36 + event.count), to: &bytes)
+        append(UInt16(3), to: &bytes)  // NLMSG_DONE
+        append(UInt16(0), to: &bytes)
+        append(UInt32(0), to: &bytes)
+        append(UInt32(0), to: &bytes)
+        append(idx, to: &bytes)
+        append(UInt32(1), to: &bytes)
+        append(UInt32(0), to: &bytes)
+        append(UInt32(0), to: &bytes)
+        append(UInt16(event.count), to: &bytes)
+        append(UInt16(0), to: &bytes)
+        return bytes + event
+    }
+
+    private func parse(_ bytes: [UInt8]) -> [ProcConnector.Message] {
+        bytes.withUnsafeBytes { ProcConnector.parse($0) }
+    }
+
+    @Test func severalMessagesInOneDatagramAreAllDecoded() {
+        let datagram = message(what: 2, words: [100, 100])
+            + message(what: 0x8000_0000, words: [200, 200, 3 << 8, 17, 1, 1])
+            + message(what: 0x8000_0000, words: [300, 300, 0x8b, 17, 1, 1])
+        #expect(parse(datagram) == [
+            .event(.exec(pid: 100)),
+            .event(.exit(pid: 200, exitCode: 3, signal: nil)),
+            // 0x8b: SIGSEGV (11) with the core-dump flag.
+            .event(.exit(pid: 300, exitCode: 0, signal: 11)),
+        ])
+    }
+
+    @Test func threadsThatAreNotGroupLeadersAreSkipped() {
+        let datagram = message(what: 2, words: [101, 100]) + message(what: 0x8000_0000, words: [102, 100, 0, 17, 1, 1])
+        #expect(parse(datagram).isEmpty)
+    }
+
+    @Test func subscriptionAcknowledgementCarriesTheErrno() {
+        #expect(parse(message(what: 0, words: [0])) == [.acknowledgement(errno: 0)])
+        #expect(parse(message(what: 0, words: [UInt32(EPERM)])) == [.acknowledgement(errno: EPERM)])
+    }
+
+    @Test func otherConnectorsOtherEventsAndTruncatedTailsAreIgnored() {
+        let fork = message(what: 1, words: [1, 1, 2, 2])
+        let otherConnector = message(what: 2, words: [5, 5], idx: 7)
+        let truncated = Array(message(what: 2, words: [9, 9]).prefix(30))
+        #expect(parse(fork + otherConnector + message(what: 2, words: [6, 6]) + truncated) == [.event(.exec(pid: 6))])
+    }
+
+    @Test func subscribeMessageMatchesTheKernelLayout() {
+        let bytes = ProcConnector.controlMessage(ProcConnector.mcastListen)
+        #expect(bytes.count == 40)
+        #expect(bytes[0] == 40 && bytes[4] == 3)  // nlmsg_len, NLMSG_DONE
+        #expect(bytes[16] == 1 && bytes[20] == 1)  // CN_IDX_PROC, CN_VAL_PROC
+        #expect(bytes[32] == 4 && bytes[36] == 1)  // data length, PROC_CN_MCAST_LISTEN
+    }
+}
