@@ -76,6 +76,9 @@ int cptrace_deadline_arm(long long nanoseconds) {
     memset(&spec, 0, sizeof spec);
     spec.it_value.tv_sec = nanoseconds / 1000000000LL;
     spec.it_value.tv_nsec = nanoseconds % 1000000000LL;
+    // Re-fire every millisecond until disarmed: a signal that lands just before waitpid blocks
+    // would otherwise be lost and the wait would never end.
+    spec.it_interval.tv_nsec = 1000000L;
     return timer_settime(cptrace_deadline_timer, 0, &spec, NULL);
 }
 

@@ -73,24 +73,6 @@ extension [HistoryEntry] {
     }
 }
 
-/// A temporary directory any user may traverse (so uid 65534 reaches the socket), removed by `remove()`.
-struct TemporaryDirectory {
-    /// Its path.
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/agentctl-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw TestHandlerFailure(description: "mkdtemp failed") }
-        path = String(cString: made)
-        chmod(path, 0o755)
-    }
-
-    /// The socket path inside it.
-    var socketPath: String { path + "/control.sock" }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// A logger that drops everything.
 let quietLogger = Logger(label: "control-test", factory: { _ in SwiftLogNoOpLogHandler() })
 

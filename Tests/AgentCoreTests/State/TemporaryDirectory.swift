@@ -1,14 +1,19 @@
 import Foundation
 
-/// A fresh directory under /tmp for one test, removed by `remove()` (call it in a `defer`).
+/// A fresh directory under /tmp for one test, any user may traverse it (so uid 65534 reaches a
+/// socket inside), removed by `remove()` (call it in a `defer`).
 struct TemporaryDirectory {
     let path: String
 
     init() throws {
         let base = FileManager.default.temporaryDirectory.path + "/agentcore-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        chmod(base, 0o755)
         path = base
     }
+
+    /// The control socket path inside it.
+    var socketPath: String { path + "/control.sock" }
 
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 
