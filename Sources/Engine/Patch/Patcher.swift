@@ -82,7 +82,9 @@ public final class Patcher {
         } catch {
             throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
         }
-        if status.tracerPID != 0 && status.tracerPID != getpid() { throw .unpatchable(.tracedBy(pid: status.tracerPID)) }
+        if status.tracerPID != 0 && !TracedProcess.isOurThread(status.tracerPID) {
+            throw .unpatchable(.tracedBy(pid: status.tracerPID))
+        }
         if status.seccompMode == 1 { throw .unpatchable(.seccompStrictMode) }
         if status.state == "T" || status.state == "t" { throw .busy("the process is stopped by a signal") }
 

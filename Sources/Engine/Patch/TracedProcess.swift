@@ -90,7 +90,13 @@ final class TracedProcess {
             let number = errno
             if number == ESRCH { return }  // the thread exited between listing and seizing
             if number == EPERM {
-                if let tracer = TracedProcess.tracer(of: tid), tracer != 0, tracer != getpid() {
+                if let tracer = TracedProcess.tracer(of: tid), tracer != 0 {
+                    // A clone born during the stop is attached to us by TRACECLONE before we seize
+                    // it: it is ours, and it will report its first stop.
+                    if TracedProcess.isOurThread(tracer) {
+                        threads[tid] = Thread()
+                        return
+                    }
                     throw .tracedBy(pid: tracer)
                 }
                 // EPERM without another tracer: the thread is exiting.
@@ -221,6 +227,13 @@ final class TracedProcess {
     /// The TracerPid of a thread, if readable.
     static func tracer(of tid: Int32) -> Int32? {
         try? ProcFS.status(of: ProcessID(tid)).tracerPID
+    }
+
+    /// Whether `tid` is a thread of the calling process. /proc/PID/status names a tracer by its
+    /// thread id, not its process id.
+    static func isOurThread(_ tid: Int32) -> Bool {
+        var info = stat()
+        return stat("/proc/self/task/\(tid)", &info) == 0
     }
 
     /// Whether the process still exists (and is not a zombie).
