@@ -16,6 +16,8 @@ public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible 
     case commandFailed(command: String, status: Int32, output: String)
     /// Installing a baseline or fix failed; `rollback` says what was undone and what was not.
     case installFailed(releaseID: String, reason: String, rollback: String)
+    /// An administrator named a hotpatch the verified channel does not hold.
+    case unknownRelease(id: String)
 
     /// A sentence a person can act on.
     public var description: String {
@@ -37,6 +39,8 @@ public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible 
             return detail.isEmpty ? head : "\(head): \(detail)"
         case let .installFailed(releaseID, reason, rollback):
             return "Failed to install release \(releaseID): \(reason); \(rollback)"
+        case let .unknownRelease(id):
+            return "No hotpatch \(id) in the verified channel (agentctl status lists what the channel holds)"
         }
     }
 }

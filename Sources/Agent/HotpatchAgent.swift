@@ -1,0 +1,163 @@
+import AgentCore
+import AgentProtocol
+import ArgumentParser
+import Engine
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `hotpatch-agent`: wiring only — configuration, logging, the agent and its services.
+@main
+struct HotpatchAgent: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "hotpatch-agent",
+        abstract: "Keep running processes hotpatched from a signed update channel.",
+        discussion: """
+        Runs as a systemd service (Type=notify) or in the foreground. Configuration comes from
+        /etc/hotpatch-agent/agent.toml (embedded defaults when missing); every key can be
+        overridden by the flag of the same name. See docs/CONFIGURATION.md.
+
+        Exit statuses of --once: 0 up to date (or unenrolled), 2 a reboot is required, 3 exposed
+        (a process cannot be patched or the channel cannot be verified), 4 some process was still
+        busy at --deadline. Any mode: 78 configuration refused, 1 other failure.
+
+        Example:
+          hotpatch-agent --once --channel /srv/channel --trusted-keys /etc/hotpatch-agent/keys
+        """,
+        version: version)
+
+    @Option(help: "Configuration file.") var config: String?
+    @Option(help: "Channel directory (key channel).") var channel: String?
+    @Option(name: .customLong("trusted-keys"), help: "Directory of trusted public keys.") var trustedKeys: String?
+    @Option(name: .customLong("state-dir"), help: "State directory.") var stateDir: String?
+    @Option(name: .customLong("runtime-dir"), help: "Runtime directory (control.sock lives there).") var runtimeDir: String?
+    @Option(name: .customLong("poll-interval"), help: "How often to poll the channel, e.g. 5m.") var pollInterval: String?
+    @Option(name: .customLong("reboot-policy"), help: "never, request or auto.") var rebootPolicy: String?
+    @Option(name: .customLong("reboot-window"), help: "Maintenance window for auto reboots, e.g. 'Sun 02:00-04:00'.") var rebootWindow: String?
+    @Option(name: .customLong("reboot-required-file"), help: "Debian's reboot flag file (.pkgs beside it).") var rebootRequiredFile: String?
+    @Option(name: .customLong("metrics-file"), help: "Prometheus node-exporter textfile to write.") var metricsFile: String?
+    @Option(name: .customLong("exclude-executable"), help: "Executable glob never patched (repeatable).") var excludeExecutable: [String] = []
+    @Option(name: .customLong("exclude-unit"), help: "systemd unit never patched (repeatable).") var excludeUnit: [String] = []
+    @Option(name: .customLong("deadline"), help: "With --once: how long busy processes are retried, e.g. 30s.") var deadline: String?
+    @Option(name: .customLong("log-target"), help: "auto, journal or stderr.") var logTarget: String = "auto"
+    @Flag(help: "Run one full cycle in the foreground, then exit.") var once = false
+
+    func run() async throws {
+        var configuration: AgentConfiguration
+        do {
+            configuration = try loadConfiguration()
+        } catch {
+            FileHandle.standardError.write(Data("hotpatch-agent: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        guard let target = LogTarget(rawValue: logTarget) else {
+            FileHandle.standardError.write(Data("hotpatch-agent: --log-target must be auto, journal or stderr\n".utf8))
+            throw ExitCode(64)
+        }
+        LogBackend.bootstrap(target: target)
+        let logger = Logger(label: "hotpatch-agent")
+        try? FileManager.default.createDirectory(atPath: configuration.runtimeDirectory, withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o755])
+        let agent = Agent(configuration: configuration, logger: logger, version: Self.version)
+        let notifier = SystemdNotifier()
+        let metricsFile = configuration.metricsFile
+        await agent.onStatus { status in
+            if let metricsFile {
+                do { try MetricsWriter.write(status, to: metricsFile, now: Date()) } catch {
+                    logger.warning("Failed to write metrics to \(metricsFile): \(error), ignoring")
+                }
+            }
+        }
+        if once {
+            throw ExitCode(await Self.runOnce(agent, deadlineSeconds: configuration.onceDeadlineSeconds))
+        }
+        let loop = AgentLoopService(agent: agent, notifier: notifier, logger: logger)
+        let services: [any Service] = [
+            loop,
+            ProcessWatchService(agent: agent, logger: logger),
+            ControlServer(socketPath: configuration.socketPath, handler: agent, logger: logger),
+            WatchdogService(notifier: notifier),
+            ReloadService(agent: agent, loop: loop, notifier: notifier, logger: logger, reload: { try loadConfiguration() }),
+        ]
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+
+    /// The file (or embedded defaults), then the flags on top, validated.
+    func loadConfiguration() throws -> AgentConfiguration {
+        var configuration = try AgentConfiguration.load(path: config ?? AgentConfiguration.defaultPath, mustExist: config != nil)
+        let single: [(ConfigurationKey, String?)] = [
+            (.channel, channel), (.trustedKeys, trustedKeys), (.stateDir, stateDir), (.runtimeDir, runtimeDir),
+            (.pollInterval, pollInterval), (.reboot, rebootPolicy), (.rebootWindow, rebootWindow),
+            (.rebootRequiredFile, rebootRequiredFile), (.metricsFile, metricsFile), (.deadline, deadline),
+        ]
+        for (key, value) in single { if let value { try configuration.override(key, with: [value]) } }
+        if !excludeExecutable.isEmpty { try configuration.override(.excludeExecutables, with: excludeExecutable) }
+        if !excludeUnit.isEmpty { try configuration.override(.excludeUnits, with: excludeUnit) }
+        return try configuration.validated()
+    }
+
+    /// One cycle, retrying busy processes until the deadline; the exit status says how it ended.
+    static func runOnce(_ agent: Agent, deadlineSeconds: Int) async -> Int32 {
+        let deadline = Date().addingTimeInterval(Double(deadlineSeconds))
+        var status = await agent.runCycle()
+        var delay = 0.05
+        while await agent.hasPendingProcesses, Date() < deadline {
+            try? await Task.sleep(for: .seconds(min(delay, max(0, deadline.timeIntervalSinceNow))))
+            delay = min(delay * 2, 2)
+            await agent.rescan()
+            status = await agent.status()
+        }
+        let text = Agent.summary(status)
+        FileHandle.standardError.write(Data("hotpatch-agent: \(text)\n".utf8))
+        for reason in status.reasons where reason.verdict != .upToDate {
+            FileHandle.standardError.write(Data("  \(reason.verdict.rawValue): \(reason.message)\n".utf8))
+        }
+        switch status.verdict {
+        case .upToDate, .unenrolled: return 0
+        case .rebootRequired: return 2
+        case .exposed: return 3
+        case .hotpatchPending: return 4
+        }
+    }
+}
+
+/// SIGHUP: re-read the configuration and run a cycle with it (RELOADING=1 … READY=1).
+final class ReloadService: Service, @unchecked Sendable {
+    let agent: Agent
+    let loop: AgentLoopService
+    let notifier: SystemdNotifier
+    let logger: Logger
+    let reload: () throws -> AgentConfiguration
+
+    init(agent: Agent, loop: AgentLoopService, notifier: SystemdNotifier, logger: Logger,
+         reload: @escaping () throws -> AgentConfiguration) {
+        self.agent = agent
+        self.loop = loop
+        self.notifier = notifier
+        self.logger = logger
+        self.reload = reload
+    }
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                _ = self.notifier.reloading()
+                do {
+                    let configuration = try self.reload()
+                    await self.agent.reload(configuration)
+                    await self.loop.wake()
+                } catch {
+                    self.logger.error("Failed to reload the configuration, keeping the current one: \(error)")
+                }
+                _ = self.notifier.ready(status: Agent.summary(await self.agent.status()))
+            }
+        }
+    }
+}

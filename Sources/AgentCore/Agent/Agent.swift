@@ -1,0 +1,520 @@
+import AgentProtocol
+import Engine
+import Foundation
+import Logging
+
+/// The daemon's heart: verifies the channel, installs baselines and fixes, keeps every process
+/// that maps a targeted object at the desired hotpatch level, watches patched processes' health,
+/// and answers the control socket. The truth about what is applied is always read from the
+/// processes; the state file holds only what cannot be read back (rollback protection, baseline,
+/// boot, holds, quarantine, enrollment, history).
+public actor Agent: AgentControlHandler {
+    /// The configuration in force (replaced on reload).
+    public private(set) var configuration: AgentConfiguration
+    private let logger: Logger
+    private let store: StateStore
+    private var state: AgentState
+    /// Set when the state file could not be read: the agent then only reports.
+    private let stateProblem: String?
+    private let patcher: HostPatcher
+    private let version: String
+    private let bootID: String
+    private var channel: VerifiedChannel?
+    private var channelError: String?
+    private var channelEmpty = false
+    private var lastCheck: Date?
+    private var records: [ProcessID: ProcessRecord] = [:]
+    private var excluded = 0
+    private var lastPause: UInt64?
+    private var plan: ReleasePlan?
+    /// How new processes are noticed ("netlink" or "scan"); set by the process watcher.
+    public private(set) var processWatch = "scan"
+    private var statusListeners: [@Sendable (AgentStatus) -> Void] = []
+    /// Patching work is serialised: an actor is re-entrant at every await, and two reconciles of
+    /// the same process from two tracer threads would fight over ptrace.
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Opens the state (a corrupt file is reported, never reset) and prepares the patcher.
+    public init(configuration: AgentConfiguration, logger: Logger, version: String, workers: Int? = nil) {
+        self.configuration = configuration
+        self.logger = logger
+        self.version = version
+        // systemd's StateDirectory= makes it under a unit; in the foreground we do.
+        try? FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o755])
+        store = StateStore(directory: configuration.stateDirectory)
+        var problem: String?
+        do {
+            state = try store.load()
+        } catch {
+            state = AgentState()
+            problem = "\(error)"
+        }
+        stateProblem = problem
+        bootID = (try? ProcFS.bootID()) ?? "unknown"
+        var options = PatchOptions()
+        options.strictStackCheck = configuration.strictStackCheck
+        patcher = HostPatcher(workers: workers ?? ProcessInfo.processInfo.activeProcessorCount, options: options)
+    }
+
+    /// Calls `listener` with the status after every cycle (sd_notify STATUS=, metrics).
+    public func onStatus(_ listener: @escaping @Sendable (AgentStatus) -> Void) {
+        statusListeners.append(listener)
+    }
+
+    /// Records how new processes are noticed.
+    public func setProcessWatch(_ mode: String) { processWatch = mode }
+
+    /// Replaces the configuration (SIGHUP).
+    public func reload(_ configuration: AgentConfiguration) {
+        self.configuration = configuration
+        logger.info("Configuration reloaded", metadata: ["event": "reloaded"])
+    }
+
+    // MARK: The cycle
+
+    /// One full cycle: verify, install, reconcile every process, save, report. Returns the status.
+    @discardableResult
+    public func runCycle() async -> AgentStatus {
+        await lock()
+        defer { unlock() }
+        if let stateProblem {
+            logger.critical("State file is unreadable; not patching until it is repaired: \(stateProblem)",
+                            metadata: ["event": "verification-failed", "reason": "\(stateProblem)"])
+            return publish()
+        }
+        confirmRebootIfBooted()
+        verifyChannel()
+        if let channel {
+            adoptBaselineOnFirstStart(channel)
+            installReleases(channel)
+        }
+        await reconcileAll()
+        save()
+        return publish()
+    }
+
+    /// Reconciles every process again without re-reading the channel (periodic scan for new
+    /// processes when process events are not available, and retries of busy processes).
+    public func rescan() async {
+        await lock()
+        defer { unlock() }
+        guard channel != nil, stateProblem == nil else { return }
+        await reconcileAll()
+        _ = publish()
+    }
+
+    private func lock() async {
+        if busy {
+            await withCheckedContinuation { waiters.append($0) }
+        } else {
+            busy = true
+        }
+    }
+
+    private func unlock() {
+        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+    }
+
+    /// Whether some process waits for a retry (busy), so the loop should come back soon.
+    public var hasPendingProcesses: Bool { records.values.contains { $0.state == .pending } }
+
+    private func verifyChannel() {
+        let verifier = ChannelVerifier(channelDirectory: configuration.channelDirectory,
+                                       trustedKeysDirectory: configuration.trustedKeysDirectory,
+                                       storeDirectory: configuration.storeDirectory,
+                                       policy: ChannelPolicy(allowGroupOrWorldWritable: configuration.allowWritableChannel))
+        lastCheck = Date()
+        let indexPath = configuration.channelDirectory + "/" + ChannelVerifier.indexFileName
+        guard FileManager.default.fileExists(atPath: indexPath) else {
+            channelEmpty = true
+            channelError = "no index published in \(configuration.channelDirectory) yet"
+            return
+        }
+        channelEmpty = false
+        do {
+            let verified = try verifier.verify(highestAcceptedVersion: state.acceptedIndexVersion, now: Date())
+            let isNew = verified.version != channel?.version
+            channel = verified
+            channelError = nil
+            if verified.version > (state.acceptedIndexVersion ?? Int.min) { state.acceptedIndexVersion = verified.version }
+            if isNew {
+                record("checked", release: nil, "Accepted channel index version \(verified.version) (\(verified.releases.count) releases, signed by key \(verified.keyFingerprint.prefix(16)))",
+                       level: .info, metadata: [:])
+            }
+        } catch {
+            let message = "\(error)"
+            if message != channelError {
+                record("verification-failed", release: nil, "Failed to verify the channel: \(message)", level: .error,
+                       metadata: ["reason": "\(message)"])
+            }
+            channelError = message
+        }
+    }
+
+    /// After a reboot (boot id changed), what waited for it is now in force.
+    private func confirmRebootIfBooted() {
+        defer { state.bootID = bootID }
+        guard let previous = state.bootID, previous != bootID, !state.pendingReboot.isEmpty else { return }
+        let baselines = state.pendingReboot.filter { $0.kind == "baseline" }
+        if let newest = baselines.last {
+            state.activeBaseline = newest.id
+            record("baseline-installed", release: newest.id, "Baseline \(newest.id) is active after the reboot",
+                   level: .notice, metadata: ["baseline.id": "\(newest.id)"])
+        }
+        for pending in state.pendingReboot { state.installedReleases.append(pending.id) }
+        state.pendingReboot = []
+        do { try RebootRequest(file: configuration.rebootRequiredFile).clear() } catch {
+            logger.warning("Failed to clear \(configuration.rebootRequiredFile): \(error), ignoring")
+        }
+    }
+
+    private func adoptBaselineOnFirstStart(_ channel: VerifiedChannel) {
+        guard state.activeBaseline == nil, state.pendingReboot.isEmpty else { return }
+        let installer = makeInstaller()
+        if let adopted = ReleasePlan.baselineToAdopt(channel.baselines, matches: { installer.matchesDisk(files: $0.files) }) {
+            state.activeBaseline = adopted
+            state.installedReleases.append(adopted)
+            record("baseline-installed", release: adopted, "Adopted baseline \(adopted): its files already match the disk",
+                   level: .notice, metadata: ["baseline.id": "\(adopted)"])
+        }
+    }
+
+    private func makeInstaller() -> ReleaseInstaller {
+        ReleaseInstaller(backupDirectory: configuration.stateDirectory + "/backup")
+    }
+
+    private func installReleases(_ channel: VerifiedChannel) {
+        let plan = currentPlan(channel)
+        var toInstall: [(id: String, kind: String, files: [InstallableFile], why: String)] = []
+        if let id = plan.baselineToInstall, let baseline = channel.baselines.first(where: { $0.id == id }) {
+            let why = baseline.planned ? "planned baseline \(id)" : "unplanned baseline \(id)"
+            toInstall.append((id, "baseline", baseline.files, why + (baseline.description.isEmpty ? "" : ": \(baseline.description)")))
+        }
+        for id in plan.fixesToInstall {
+            if let fix = channel.fixes.first(where: { $0.id == id }) {
+                toInstall.append((id, "fix", fix.files, "non-hotpatchable fix \(id)" + (fix.description.isEmpty ? "" : ": \(fix.description)")))
+            }
+        }
+        for item in toInstall {
+            do {
+                let result = try makeInstaller().install(files: item.files, releaseID: item.id)
+                state.pendingReboot.append(PendingRelease(id: item.id, kind: item.kind, reason: item.why,
+                                                          installedAt: RFC3339.format(Date().timeIntervalSince1970),
+                                                          bootID: bootID))
+                record("baseline-installed", release: item.id,
+                       "Installed \(item.why) (\(result.installedDebs.count) packages, \(result.installedFiles.count) files)",
+                       level: .notice, metadata: ["baseline.id": "\(item.id)"])
+                try RebootRequest(file: configuration.rebootRequiredFile).request(releaseID: item.id, reason: item.why)
+                record("reboot-required", release: item.id, "Reboot required: \(item.why)", level: .warning,
+                       metadata: ["reason": "\(item.why)"])
+            } catch {
+                record("apply-failed", release: item.id, "Failed to install \(item.id): \(error)", level: .error,
+                       metadata: ["reason": "\(error)"])
+            }
+        }
+        maybeReboot()
+    }
+
+    private func maybeReboot() {
+        guard !state.pendingReboot.isEmpty,
+              RebootAction.shouldRebootNow(policy: configuration.rebootPolicy, window: configuration.rebootWindow,
+                                           now: Date(), pending: !state.pendingReboot.isEmpty) else { return }
+        save()
+        logger.notice("Rebooting now (reboot policy auto): \(state.pendingReboot.map(\.reason).joined(separator: "; "))",
+                      metadata: ["event": "reboot-required"])
+        do { try RebootAction.reboot() } catch {
+            logger.error("Failed to reboot: \(error)", metadata: ["event": "reboot-required", "reason": "\(error)"])
+        }
+    }
+
+    private func currentPlan(_ channel: VerifiedChannel) -> ReleasePlan {
+        let plan = ReleasePlan.decide(
+            releases: channel.releases, activeBaseline: state.activeBaseline, installed: Set(state.installedReleases),
+            pendingReboot: Set(state.pendingReboot.map(\.id)), quarantined: Set(state.quarantined.keys),
+            held: Set(state.held), enrolled: state.enrolled)
+        self.plan = plan
+        return plan
+    }
+
+    // MARK: Reconciling processes
+
+    /// Brings every matching process (or only `pids`) to the desired level.
+    private func reconcileAll(only pids: [ProcessID]? = nil) async {
+        let known = channel?.hotpatches ?? []
+        guard !known.isEmpty else {
+            if pids == nil { records = [:] }
+            return
+        }
+        let desired = channel.map { currentPlan($0) }?.desired
+        let patcher = self.patcher
+        let exclusions = Exclusions(executableGlobs: configuration.excludeExecutables, units: configuration.excludeUnits)
+        let outcome: (matches: [TargetMatch], reports: [ProcessPatchReport], executables: [ProcessID: String], excluded: [ProcessID: String]) =
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    var matches = patcher.matches(for: known, among: pids)
+                    var executables: [ProcessID: String] = [:]
+                    var excluded: [ProcessID: String] = [:]
+                    matches = matches.filter { match in
+                        let pid = match.process.pid
+                        if pid == ProcessID.current { return false }
+                        let executable = (try? ProcFS.executablePath(of: pid)) ?? match.object.path
+                        executables[pid] = executable
+                        if let why = exclusions.reason(pid: pid, executable: executable) {
+                            excluded[pid] = why
+                            return false
+                        }
+                        return true
+                    }
+                    let reports = patcher.reconcile(matches, desired: desired, known: known)
+                    continuation.resume(returning: (matches, reports, executables, excluded))
+                }
+            }
+        if pids == nil {
+            // A full pass is the whole truth: forget processes that no longer match.
+            let seen = Set(outcome.matches.map(\.process.pid))
+            records = records.filter { seen.contains($0.key) }
+        }
+        excluded = outcome.excluded.count
+        for (match, report) in zip(outcome.matches, outcome.reports) {
+            apply(report, match: match, executable: outcome.executables[match.process.pid] ?? match.object.path, desired: desired)
+        }
+    }
+
+    private func apply(_ report: ProcessPatchReport, match: TargetMatch, executable: String, desired: Hotpatch?) {
+        let pid = match.process.pid
+        var record = records[pid].flatMap { $0.identity == match.process ? $0 : nil }
+            ?? ProcessRecord(identity: match.process, executable: executable, state: .unpatched)
+        var metadata: Logger.Metadata = [
+            "target.pid": "\(pid)", "target.exe": "\(executable)",
+            "build.id": "\(match.object.buildID?.description ?? "")",
+        ]
+        if let desired {
+            metadata["hotpatch.id"] = "\(desired.id)"
+            metadata["baseline.id"] = "\(desired.baseline)"
+        }
+        if let pause = report.pauseMicroseconds {
+            metadata["pause.usec"] = "\(pause)"
+            lastPause = pause
+            record.pauseUsec = pause
+        }
+        switch report.outcome {
+        case .applied:
+            record.state = .patched
+            record.reason = nil
+            record.hotpatch = desired?.id
+            record.patchedAt = Date()
+            self.record("applied", release: desired?.id,
+                        "Applied hotpatch \(desired?.id ?? "?") to PID \(pid) (\(executable)), pause \(report.pauseMicroseconds ?? 0) µs",
+                        level: .info, metadata: metadata)
+        case .alreadyApplied:
+            record.state = .patched
+            record.reason = nil
+            record.hotpatch = desired?.id
+        case .reverted:
+            record.state = .unpatched
+            record.reason = nil
+            record.hotpatch = nil
+            self.record("reverted", release: nil, "Reverted our hotpatch in PID \(pid) (\(executable))", level: .info, metadata: metadata)
+        case .notApplied:
+            record.state = .unpatched
+            record.hotpatch = nil
+            record.reason = nil
+        case let .busy(reason):
+            record.state = .pending
+            record.reason = reason
+            logger.debug("PID \(pid) busy, will retry: \(reason)", metadata: metadata)
+        case .unpatchable(.processGone):
+            records[pid] = nil
+            return
+        case let .unpatchable(reason):
+            let changed = record.state != .unpatchable || record.reason != reason.description
+            record.state = .unpatchable
+            record.reason = reason.description
+            record.hotpatch = nil
+            if changed {
+                metadata["reason"] = "\(reason)"
+                self.record("process-unpatchable", release: desired?.id,
+                            "PID \(pid) (\(executable)) cannot be patched: \(reason)", level: .warning, metadata: metadata)
+            }
+        }
+        records[pid] = record
+    }
+
+    /// A new process (exec) or one to look at again: reconcile just that one.
+    public func processStarted(_ pid: ProcessID) async {
+        await lock()
+        defer { unlock() }
+        guard channel != nil, stateProblem == nil else { return }
+        await reconcileAll(only: [pid])
+    }
+
+    /// A process ended. If it died of a fatal signal soon after we patched it, the hotpatch is
+    /// suspect: revert it everywhere, quarantine it, and say so loudly.
+    public func processExited(_ pid: ProcessID, signal: Int32?) async {
+        guard let record = records.removeValue(forKey: pid) else { return }
+        guard let signal, [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP].contains(signal),
+              let hotpatch = record.hotpatch, let patchedAt = record.patchedAt,
+              Date().timeIntervalSince(patchedAt) <= Double(configuration.healthWindowSeconds) else { return }
+        let reason = "PID \(pid) (\(record.executable)) died of signal \(signal) \(Int(Date().timeIntervalSince(patchedAt)))s after hotpatch \(hotpatch) was applied"
+        state.quarantined[hotpatch] = reason
+        self.record("quarantined", release: hotpatch, "Quarantined hotpatch \(hotpatch) and reverting it everywhere: \(reason)",
+                    level: .error, metadata: ["hotpatch.id": "\(hotpatch)", "target.pid": "\(pid)", "reason": "\(reason)"])
+        save()
+        await lock()
+        defer { unlock() }
+        await reconcileAll()
+        save()
+        _ = publish()
+    }
+
+    // MARK: Status
+
+    /// The status as of now.
+    public func status() -> AgentStatus {
+        var reasons: [AgentStatus.Reason] = []
+        if let stateProblem {
+            reasons.append(.init(verdict: .exposed, message: "state file unreadable, nothing is patched until it is repaired: \(stateProblem)"))
+        }
+        if !state.enrolled {
+            reasons.append(.init(verdict: .unenrolled, message: "host is unenrolled: hotpatches are reverted and none is applied (agentctl enroll)"))
+        }
+        if let channelError {
+            reasons.append(.init(verdict: channelEmpty ? .upToDate : .exposed,
+                                 message: channelEmpty ? channelError : "channel cannot be verified: \(channelError)"))
+        }
+        for record in records.values.sorted(by: { $0.identity.pid < $1.identity.pid }) {
+            switch record.state {
+            case .unpatchable:
+                reasons.append(.init(verdict: .exposed, message: "PID \(record.identity.pid) (\(record.executable)) cannot be patched: \(record.reason ?? "")"))
+            case .pending:
+                reasons.append(.init(verdict: .hotpatchPending, message: "PID \(record.identity.pid) (\(record.executable)): \(record.reason ?? "pending"), retrying"))
+            default: break
+            }
+        }
+        for (id, why) in state.quarantined.sorted(by: { $0.key < $1.key }) where channel?.hotpatches.contains(where: { $0.id == id }) ?? false {
+            reasons.append(.init(verdict: .exposed, message: "hotpatch \(id) quarantined (agentctl apply \(id) to retry): \(why)"))
+        }
+        for id in state.held.sorted() {
+            reasons.append(.init(verdict: .upToDate, message: "hotpatch \(id) held by an administrator (agentctl apply \(id) to lift)"))
+        }
+        for pending in state.pendingReboot {
+            reasons.append(.init(verdict: .rebootRequired, message: "\(pending.id) installed, waiting for a reboot: \(pending.reason)"))
+        }
+        if excluded > 0 {
+            reasons.append(.init(verdict: .upToDate, message: "\(excluded) matching process(es) excluded by configuration"))
+        }
+        let verdict = reasons.map(\.verdict).max() ?? .upToDate
+        var hotpatch: AgentStatus.HotpatchInForce?
+        if let desired = plan?.desired, state.enrolled {
+            let cves = (channel?.releases ?? []).flatMap { release -> [String] in
+                if case let .hotpatch(h) = release, h.hotpatch.baseline == desired.baseline, h.hotpatch.level <= desired.level { return h.cves }
+                return []
+            }
+            let description = channel?.releases.first { $0.id == desired.id }?.description
+            hotpatch = .init(id: desired.id, level: desired.level, cves: Array(Set(cves)).sorted(), description: description)
+        }
+        let counts = AgentStatus.ProcessCounts(
+            patched: records.values.filter { $0.state == .patched }.count,
+            pending: records.values.filter { $0.state == .pending }.count,
+            unpatchable: records.values.filter { $0.state == .unpatchable }.count)
+        return AgentStatus(
+            verdict: verdict, reasons: reasons,
+            baseline: .init(active: state.activeBaseline, pending: state.pendingReboot.map(\.id)),
+            hotpatch: hotpatch, processes: counts,
+            reboot: .init(required: !state.pendingReboot.isEmpty, reasons: state.pendingReboot.map(\.reason),
+                          policy: configuration.rebootPolicy.rawValue),
+            channel: .init(version: channel?.version ?? state.acceptedIndexVersion,
+                           lastCheck: lastCheck.map { RFC3339.format($0.timeIntervalSince1970) },
+                           error: channelError, path: configuration.channelDirectory),
+            enrolled: state.enrolled, processWatch: processWatch, lastPauseUsec: lastPause, agentVersion: version)
+    }
+
+    private func publish() -> AgentStatus {
+        let current = status()
+        for listener in statusListeners { listener(current) }
+        return current
+    }
+
+    /// One line for systemd's STATUS=.
+    public static func summary(_ status: AgentStatus) -> String {
+        var parts = [status.verdict.phrase]
+        if let baseline = status.baseline.active { parts.append("baseline \(baseline)") }
+        if let hotpatch = status.hotpatch { parts.append("hotpatch \(hotpatch.id) level \(hotpatch.level)") }
+        parts.append("\(status.processes.patched) patched, \(status.processes.pending) pending, \(status.processes.unpatchable) unpatchable")
+        if status.reboot.required { parts.append("reboot required") }
+        return parts.joined(separator: "; ")
+    }
+
+    // MARK: Control
+
+    public func processes() -> [ProcessEntry] {
+        records.values.sorted { $0.identity.pid < $1.identity.pid }.map(\.entry)
+    }
+
+    public func history() -> [HistoryEntry] { state.history }
+
+    public func checkNow() async -> AgentStatus { await runCycle() }
+
+    public func apply(id: String) async throws -> String {
+        try requireWritableState()
+        guard let channel, channel.hotpatches.contains(where: { $0.id == id }) else {
+            throw AgentCoreError.unknownRelease(id: id)
+        }
+        let wasHeld = state.held.contains(id), wasQuarantined = state.quarantined[id] != nil
+        state.held.removeAll { $0 == id }
+        state.quarantined[id] = nil
+        record("applied", release: id, "Administrator lifted \(wasQuarantined ? "the quarantine" : wasHeld ? "the hold" : "nothing") on \(id)",
+               level: .notice, metadata: ["hotpatch.id": "\(id)"])
+        await runCycle()
+        return wasHeld || wasQuarantined ? "\(id): released and applied where it is the desired level" : "\(id): nothing held; reconciled"
+    }
+
+    public func revert(id: String) async throws -> String {
+        try requireWritableState()
+        guard let channel, channel.hotpatches.contains(where: { $0.id == id }) else {
+            throw AgentCoreError.unknownRelease(id: id)
+        }
+        if !state.held.contains(id) { state.held.append(id) }
+        record("reverted", release: id, "Administrator reverted and held \(id)", level: .notice, metadata: ["hotpatch.id": "\(id)"])
+        await runCycle()
+        return "\(id): reverted everywhere and held (agentctl apply \(id) to lift)"
+    }
+
+    public func enroll() async throws -> String {
+        try requireWritableState()
+        state.enrolled = true
+        record("enrolled", release: nil, "Host enrolled: hotpatches will be applied", level: .notice, metadata: [:])
+        await runCycle()
+        return "enrolled"
+    }
+
+    public func unenroll() async throws -> String {
+        try requireWritableState()
+        state.enrolled = false
+        record("unenrolled", release: nil, "Host unenrolled: reverting our hotpatches, applying none", level: .notice, metadata: [:])
+        await runCycle()
+        return "unenrolled: hotpatches reverted"
+    }
+
+    private func requireWritableState() throws {
+        if let stateProblem { throw AgentCoreError.corruptState(path: store.path, reason: stateProblem) }
+    }
+
+    // MARK: Records
+
+    private func record(_ event: String, release: String?, _ message: String, level: Logger.Level, metadata: Logger.Metadata) {
+        var metadata = metadata
+        metadata["event"] = "\(event)"
+        logger.log(level: level, "\(message)", metadata: metadata)
+        state.record(HistoryEntry(time: RFC3339.format(Date().timeIntervalSince1970), event: event, release: release, message: message))
+    }
+
+    private func save() {
+        guard stateProblem == nil else { return }
+        do { try store.save(state) } catch {
+            logger.error("Failed to save state to \(store.path): \(error)")
+        }
+    }
+}
