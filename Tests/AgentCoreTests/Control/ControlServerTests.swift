@@ -170,7 +170,8 @@ import Testing
         let first = try RawSocket(connectingTo: directory.socketPath)
         let second = try RawSocket(connectingTo: directory.socketPath)
         defer { first.close(); second.close() }
-        try await Task.sleep(for: .milliseconds(200))  // Let the server admit both.
+        // Let the server admit both (generous: the whole suite runs in parallel on 2 CPUs).
+        try await Task.sleep(for: .milliseconds(1500))
 
         let extra = try RawSocket(connectingTo: directory.socketPath)
         defer { extra.close() }
