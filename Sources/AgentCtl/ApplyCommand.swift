@@ -15,16 +15,9 @@ struct ApplyCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The release id, as `agentctl status` or `agentctl history` shows it.")
-    var id: String
-
-    func validate() throws {
-        guard !id.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ValidationError("the release id must not be empty")
-        }
-    }
+    @OptionGroup var release: ReleaseArgument
 
     func run() throws {
-        try AgentExchange.perform(ControlRequest(command: .apply, id: id), global: global)
+        try AgentExchange.perform(ControlRequest(command: .apply, id: release.id), global: global)
     }
 }

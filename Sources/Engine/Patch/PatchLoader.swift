@@ -24,6 +24,8 @@ struct PatchLoader {
     let patch: PatchObject
     /// The local path of the verified patch object.
     let path: String
+    /// Facts about mapped files, shared across processes.
+    let cache: ObjectCache
     /// Its file name, which identifies the image in the process.
     var name: String { String(path.split(separator: "/").last ?? Substring(path)) }
 
@@ -62,7 +64,7 @@ struct PatchLoader {
         if near == nil && requireNear {
             throw .unpatchable(.cannotMapPatchObject(detail: "no free address range within ±2 GiB of \(target.path) for a function shorter than a 14-byte jump"))
         }
-        guard let instruction = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory) else {
+        guard let instruction = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: cache) else {
             throw .unpatchable(.systemFailure(detail: "no syscall instruction found in process \(pid)'s code"))
         }
 
@@ -282,7 +284,8 @@ struct PatchLoader {
     }
 
     /// The address of a `syscall` instruction in the process: in the vDSO, else in a mapped object.
-    static func syscallInstruction(pid: Int32, mappings: [MemoryMapping], memory: borrowing ProcessMemory) -> UInt64? {
+    static func syscallInstruction(pid: Int32, mappings: [MemoryMapping], memory: borrowing ProcessMemory,
+                                   cache: ObjectCache) -> UInt64? {
         if let vdso = mappings.first(where: { $0.path == "[vdso]" }),
            let bytes = try? memory.read(at: vdso.start, count: Int(min(vdso.size, 1 << 16))) {
             var index = 0
@@ -291,14 +294,12 @@ struct PatchLoader {
                 index += 1
             }
         }
+        // Else a file-backed executable mapping; the offset is found once per file and cached.
         for mapping in mappings where mapping.isExecutable && mapping.isFileBacked {
             let path = ProcFS.mappedFilePath(of: ProcessID(pid), mapping: mapping)
-            guard let file = try? FileHandle(path: path, flags: O_RDONLY),
-                  let bytes = try? file.read(at: mapping.offset, count: Int(min(mapping.size, 4 << 20))) else { continue }
-            var index = 0
-            while index + 1 < bytes.count {
-                if bytes[index] == 0x0F && bytes[index + 1] == 0x05 { return mapping.start + UInt64(index) }
-                index += 1
+            if let offset = cache.syscallInstructionOffset(in: mapping, path: path),
+               offset >= mapping.offset, offset - mapping.offset < mapping.size {
+                return mapping.start + (offset - mapping.offset)
             }
         }
         return nil

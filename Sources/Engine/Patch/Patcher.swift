@@ -107,7 +107,7 @@ public final class Patcher {
             let loader: PatchLoader
             do {
                 patchObject = try cache.patchObject(at: desired.patchObjectPath)
-                loader = PatchLoader(patch: patchObject!, path: desired.patchObjectPath)
+                loader = PatchLoader(patch: patchObject!, path: desired.patchObjectPath, cache: cache)
             } catch {
                 throw .unpatchable(.patchObjectRejected(detail: "\(error)"))
             }
