@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "Bench",
             dependencies: [
-                "Engine", "HotpatchFixtures",
+                "Engine", "HotpatchFixtures", "AgentProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -39,6 +39,7 @@ struct BenchReport: Codable {
     var schedFIFO: Bool
     var victims: [VictimResult]
     var fleets: [FleetResult]
+    var agent: AgentBenchResult?
     var goals: [String: Bool]
 }
 
@@ -61,6 +62,12 @@ struct HotpatchBench: ParsableCommand {
 
     @Option(help: "Sleepers per fleet whose output is checked with SIGUSR1 before and after revert.")
     var sample = 10
+
+    @Option(help: "Idle processes the real agent patches when a release lands (0: skip the agent benchmark).")
+    var agentProcesses = 100
+
+    @Option(help: "New processes started after the release, each timed from exec to patched by the agent.")
+    var agentExecSamples = 20
 
     @Flag(help: "Keep the tracer at normal priority during the stop window (default: SCHED_FIFO).")
     var normalPriority = false
@@ -113,9 +120,14 @@ struct HotpatchBench: ParsableCommand {
                                              options: options, log: log))
         }
 
+        var agent: AgentBenchResult?
+        if agentProcesses > 0 {
+            log("the agent: a release landing with \(agentProcesses) matching processes, then \(agentExecSamples) new ones")
+            agent = try AgentBench.run(processes: agentProcesses, execSamples: agentExecSamples, log: log)
+        }
         let report = BenchReport(machine: .describe(loadAtStart: loadAtStart), command: CommandLine.arguments.joined(separator: " "),
-                                 schedFIFO: !normalPriority, victims: victims, fleets: fleets,
-                                 goals: Self.goals(victims: victims, fleets: fleets))
+                                 schedFIFO: !normalPriority, victims: victims, fleets: fleets, agent: agent,
+                                 goals: Self.goals(victims: victims, fleets: fleets, agent: agent))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let encoded = try encoder.encode(report)
@@ -149,12 +161,13 @@ struct HotpatchBench: ParsableCommand {
         }
     }
 
-    static func goals(victims: [VictimResult], fleets: [FleetResult]) -> [String: Bool] {
+    static func goals(victims: [VictimResult], fleets: [FleetResult], agent: AgentBenchResult?) -> [String: Bool] {
         var goals: [String: Bool] = [:]
         if let four = victims.first(where: { $0.busyThreads == 4 }) { goals["median pause <= 100 us at 4 threads"] = four.pause.median <= 100 }
         if let many = victims.first(where: { $0.busyThreads == 32 }) { goals["median pause <= 400 us at 32 threads"] = many.pause.median <= 400 }
         if !victims.isEmpty { goals["p99 pause <= 2 ms"] = victims.allSatisfy { $0.pause.p99 <= 2000 } }
         if let thousand = fleets.first(where: { $0.processes == 1000 }) { goals["1000 processes patched in <= 0.5 s"] = thousand.apply.totalMicroseconds <= 500_000 }
+        if let agent, agent.execToPatched.count > 0 { goals["agent: every new process patched <= 100 ms after exec"] = agent.execToPatched.max <= 100_000 }
         return goals
     }
 
@@ -197,6 +210,13 @@ struct HotpatchBench: ParsableCommand {
             for fleet in report.fleets {
                 out.append("  \(fleet.processes): started in \(formatMicroseconds(fleet.startMicroseconds)); all \(fleet.aliveAfterRevert) alive, free and untraced after revert; \(fleet.sampleChecked) sampled printed 64 patched and 100 reverted")
             }
+            out.append("")
+        }
+        if let agent = report.agent {
+            out.append("The agent (real hotpatch-agent, process watch: \(agent.processWatch))")
+            out.append("  release landing → all \(agent.processes) matching processes patched: \(formatMicroseconds(agent.landingToAllPatchedMicroseconds)) (publishing it took \(formatMicroseconds(agent.publishMicroseconds)))")
+            let exec = agent.execToPatched
+            out.append("  exec → patched, \(exec.count) new processes: median \(formatMicroseconds(exec.median)), min \(formatMicroseconds(exec.min)), max \(formatMicroseconds(exec.max))")
             out.append("")
         }
         out.append("Goals:")

@@ -1,0 +1,118 @@
+import AgentProtocol
+import Engine
+import Foundation
+import Glibc
+import HotpatchFixtures
+
+/// The agent end to end: the real `hotpatch-agent` (foreground, its own scratch paths) and a
+/// channel signed by the real `hotpatch-pack`.
+struct AgentBenchResult: Codable {
+    /// Idle processes mapping the target when the release lands.
+    var processes: Int
+    /// How the agent learns of new processes ("netlink" or "scan").
+    var processWatch: String
+    /// `hotpatch-pack publish` of the release (signing and writing the index).
+    var publishMicroseconds: UInt64
+    /// From the new index in the channel to the agent reporting every process patched.
+    var landingToAllPatchedMicroseconds: UInt64
+    /// From the exec of a new matching process to the agent reporting it patched.
+    var execToPatched: Distribution
+}
+
+enum AgentBench {
+    /// The bench sleeper's build-id: its own, so the agent never patches another fixture.
+    static let sleeperBuildID = "b3f1a2c4d5e6f708192a3b4c5d6e7f80"
+
+    static func run(processes count: Int, execSamples: Int, log: (String) -> Void) throws -> AgentBenchResult {
+        let builder = FixtureBuilder()
+        let sleeper = try builder.build("sleeper.c", flags: ["-O0", "-Wl,--build-id=0x" + sleeperBuildID], as: "agent-bench-sleeper")
+        let products = ChannelBuilder.productsDirectory()
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let channel = try ChannelBuilder(root: root, packBinary: products + "/hotpatch-pack")
+        try channel.addBaseline(id: "bench-base", description: "empty baseline, matches any disk")
+        // An empty configuration: embedded defaults, every path given by a flag.
+        try Data().write(to: URL(fileURLWithPath: root + "/agent.toml"))
+        try channel.publish()
+
+        var children: [BenchChild] = []
+        defer { children.forEach { $0.stop() } }
+        for _ in 0..<count { children.append(try BenchChild(sleeper)) }
+        try waitUntilIdle(children)
+
+        // The agent's log goes to a file (kept on failure): one line per patched process would
+        // drown the benchmark's own output. `exec` keeps the child's pid the agent's.
+        let agentLog = NSTemporaryDirectory() + "/hotpatch-bench-agent.log"
+        let agent = try BenchChild("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>\"\(agentLog)\"", products + "/hotpatch-agent",
+            "--config", root + "/agent.toml", "--channel", channel.channel, "--trusted-keys", channel.trustedKeys,
+            "--state-dir", root + "/state", "--runtime-dir", root + "/run", "--reboot-required-file", root + "/run/reboot-required",
+            "--poll-interval", "1h", "--log-target", "stderr"])
+        log("  agent PID \(agent.pid), its log: \(agentLog)")
+        defer { agent.stop() }
+        let client = ControlClient(socketPath: root + "/run/" + ControlProtocol.socketName, timeoutSeconds: 10)
+        let ready = try waitFor("the agent's first cycle", timeout: 60, client: client) { status, _ in status.channel.lastCheck != nil }
+        log("  agent ready (process watch: \(ready.processWatch)); \(count) sleepers idle")
+
+        try channel.addHotpatch(id: "bench-hp1", baseline: "bench-base", level: 1, target: sleeper,
+                                patch: try builder.patchObject("patch_level1.c"),
+                                replacements: ["parse_length": "parse_length_fixed", "banner_version": "banner_version_fixed"])
+        let publishStart = Monotonic.now
+        try channel.publish()
+        let landed = Monotonic.now
+        let ours = Set(children.map(\.pid))
+        _ = try waitFor("all \(count) sleepers patched", timeout: 120, client: client) { _, processes in
+            processes.filter { ours.contains($0.pid) && $0.state == .patched }.count == count
+        }
+        let allPatched = Monotonic.now
+        log("  release landed → \(count) patched in \(formatMicroseconds(allPatched.microseconds(since: landed)))")
+
+        var execSamplesMicros: [UInt64] = []
+        for _ in 0..<execSamples {
+            let start = Monotonic.now
+            // posix_spawn returns once the child has exec'd: the clock starts at the exec.
+            let child = try BenchChild(sleeper)
+            _ = try waitFor("new sleeper \(child.pid) patched", timeout: 10, client: client, every: 500) { _, processes in
+                processes.contains { $0.pid == child.pid && $0.state == .patched }
+            }
+            execSamplesMicros.append(Monotonic.now.microseconds(since: start))
+            child.stop()
+            usleep(50_000)
+        }
+        let exec = Distribution(execSamplesMicros)
+        log("  exec → patched: median \(formatMicroseconds(exec.median)), max \(formatMicroseconds(exec.max)) over \(execSamples)")
+        return AgentBenchResult(processes: count, processWatch: ready.processWatch,
+                                publishMicroseconds: landed.microseconds(since: publishStart),
+                                landingToAllPatchedMicroseconds: allPatched.microseconds(since: landed), execToPatched: exec)
+    }
+
+    private static func temporaryDirectory() throws -> String {
+        var bytes = Array((NSTemporaryDirectory() + "/hotpatch-bench-agent-XXXXXX").utf8CString)
+        guard mkdtemp(&bytes) != nil else { throw BenchFailure("mkdtemp failed: errno \(errno)") }
+        return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private static func waitUntilIdle(_ children: [BenchChild]) throws {
+        let readyBy = Date().addingTimeInterval(60)
+        for child in children {
+            while !(ProcessCondition.read(child.pid).map { $0.catchesSIGUSR1 && $0.state == "S" } ?? false) {
+                guard Date() < readyBy else { throw BenchFailure("sleeper \(child.pid) not idle within 60 s") }
+                usleep(1000)
+            }
+        }
+    }
+
+    /// Polls the agent (status and processes) every `every` µs until `done` holds.
+    private static func waitFor(_ what: String, timeout: Double, client: ControlClient, every: UInt32 = 2000,
+                                _ done: (AgentStatus, [ProcessEntry]) -> Bool) throws -> AgentStatus {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let status = try? client.send(ControlRequest(command: .status)).status,
+               let processes = try? client.send(ControlRequest(command: .processes)).processes,
+               done(status, processes) {
+                return status
+            }
+            usleep(every)
+        }
+        throw BenchFailure("\(what): not within \(Int(timeout)) s")
+    }
+}
