@@ -55,7 +55,7 @@ struct AgentDemo: ParsableCommand {
         Interruption.shared.install()
         let outcome = AgentScenario(threads: threads, products: products, console: console).run()
         console.finish(outcome)
-        if outcome.interrupted { throw ExitCode(130) }
+        if outcome.interrupted { throw ExitCode(Interruption.shared.exitStatus) }
         if outcome.error != nil { throw ExitCode.failure }
     }
 }

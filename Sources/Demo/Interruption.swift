@@ -7,11 +7,12 @@ import Glibc
 /// failure. The demo's children lead their own process groups, so a terminal's Ctrl-C reaches
 /// only the demo.
 final class Interruption: @unchecked Sendable {
-    // @unchecked: `signalName` is read and written under `lock`; `sources` only in install().
+    // @unchecked: `signalName` and `signalNumber` are read and written under `lock`; `sources` only in install().
     static let shared = Interruption()
 
     private let lock = NSLock()
     private var signalName: String?
+    private var signalNumber: Int32 = 0
     private var sources: [DispatchSourceSignal] = []
 
     /// Starts catching the signals (once, before any child starts).
@@ -23,7 +24,10 @@ final class Interruption: @unchecked Sendable {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [self] in
                 lock.lock()
-                if signalName == nil { signalName = name }
+                if signalName == nil {
+                    signalName = name
+                    signalNumber = number
+                }
                 lock.unlock()
             }
             source.resume()
@@ -36,6 +40,13 @@ final class Interruption: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return signalName
+    }
+
+    /// The shell's exit status for death by that signal (128 + its number), 0 when none came.
+    var exitStatus: Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        return signalNumber == 0 ? 0 : 128 + signalNumber
     }
 
     /// Throws once a signal was received.
