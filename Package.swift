@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "Demo",
             dependencies: [
-                "Engine", "HotpatchFixtures",
+                "Engine", "HotpatchFixtures", "AgentProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,6 +1,6 @@
-// hotpatch-demo: starts a multi-threaded process and hotpatches it live (apply, replace, revert),
-// showing its output before and after each change and the pause it suffered. Wiring only; the
-// scenario is in LiveScenario.swift, the output in Console.swift.
+// hotpatch-demo: shows the product at work. By default (`agent`) the real hotpatch-agent keeps a
+// running service patched from a signed channel; `engine` patches a process with the Engine alone.
+// Wiring only; the scenarios are in AgentScenario.swift and LiveScenario.swift.
 import ArgumentParser
 import Foundation
 import Glibc
@@ -9,7 +9,62 @@ import Glibc
 struct HotpatchDemo: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hotpatch-demo",
-        abstract: "Hotpatch a running multi-threaded process live: apply, replace, revert, no restart.",
+        abstract: "Show hotpatch-agent patching a running service live, from a signed channel.",
+        discussion: """
+            `hotpatch-demo` (or `hotpatch-demo agent`) runs the real hotpatch-agent, agentctl and \
+            hotpatch-pack in a private temporary directory; `hotpatch-demo engine` patches a process \
+            with the Engine alone and shows each pause. Both need root (ptrace of another process).
+            """,
+        subcommands: [AgentDemo.self, EngineDemo.self],
+        defaultSubcommand: AgentDemo.self)
+}
+
+/// `hotpatch-demo agent`: the product end to end.
+struct AgentDemo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run hotpatch-agent against a demo service and a signed channel: two hotpatch levels, then a baseline.",
+        discussion: """
+            Everything lives in a private temporary directory (channel, keys, agent state, control \
+            socket, reboot-required file, files the baseline installs), removed at the end, on \
+            failure and on Ctrl-C. Needs hotpatch-agent, agentctl and hotpatch-pack beside this \
+            binary (scripts/demo builds them). Exits 0 only if every step behaved as expected.
+            """)
+
+    @Option(name: .long, help: "Busy threads in the demo service.")
+    var threads = 4
+
+    @Flag(name: .long, help: "Show the agent's log lines whole, with their key=value fields.")
+    var fullLog = false
+
+    func validate() throws {
+        guard (1...512).contains(threads) else { throw ValidationError("--threads must be between 1 and 512.") }
+    }
+
+    func run() throws {
+        let console = AgentConsole(fullLog: fullLog)
+        if let problem = Preconditions.problem() {
+            console.refuse(problem)
+            throw ExitCode(2)
+        }
+        let products = Products.directory()
+        if let problem = Products.missing(in: products) {
+            console.refuse(problem)
+            throw ExitCode(2)
+        }
+        Interruption.shared.install()
+        let outcome = AgentScenario(threads: threads, products: products, console: console).run()
+        console.finish(outcome)
+        if outcome.interrupted { throw ExitCode(Interruption.shared.exitStatus) }
+        if outcome.error != nil { throw ExitCode.failure }
+    }
+}
+
+/// `hotpatch-demo engine`: the Engine alone, with the pause of each change.
+struct EngineDemo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine",
+        abstract: "Hotpatch a running multi-threaded process with the Engine alone: apply, replace, revert, no restart.",
         discussion: """
             Builds the C fixtures (a victim service and two cumulative hotpatch levels), starts the \
             victim with busy threads, and patches it with the Engine while it runs. Exits 0 only if \

@@ -143,7 +143,7 @@ struct LiveScenario {
             let line = try watching(victim) { index == 0 ? try victim.freshLine() : try victim.nextLine() }
             let words = line.split(separator: " ")
             let behaviour = words.prefix(2).joined(separator: " ")
-            let calls = words.last.flatMap { $0.hasPrefix("calls=") ? UInt64($0.dropFirst(6)) : nil }
+            let calls = words.first { $0.hasPrefix("calls=") }.flatMap { UInt64($0.dropFirst(6)) }
             if behaviour != expected {
                 if index == 0, behaviour == previous {
                     observation.staleFirstLine = true

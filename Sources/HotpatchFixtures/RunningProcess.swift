@@ -14,8 +14,9 @@ public final class RunningProcess: @unchecked Sendable {
     private var reaped = false
     private var exitStatus: Int32 = 0
 
-    /// Starts `path` with `arguments`; standard error goes to ours.
-    public init(_ path: String, _ arguments: [String] = [], environment: [String]? = nil) throws {
+    /// Starts `path` with `arguments`; standard error goes to ours. With `ownProcessGroup`, the
+    /// process leads a group of its own, so a Ctrl-C meant for the caller does not reach it.
+    public init(_ path: String, _ arguments: [String] = [], environment: [String]? = nil, ownProcessGroup: Bool = false) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw FixtureError.toolFailed("pipe: errno \(errno)") }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
@@ -34,7 +35,12 @@ public final class RunningProcess: @unchecked Sendable {
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+        if ownProcessGroup {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let envp = (environment ?? ProcessInfo.processInfo.environment.map { "\($0)=\($1)" }).map { strdup($0) } + [nil]

@@ -1,0 +1,179 @@
+import Foundation
+import Glibc
+
+/// The real `hotpatch-agent` running in the foreground as the demo's child, in a process group of
+/// its own. Its standard output and error are read by a thread that hands each line to `onLine`.
+final class AgentProcess: @unchecked Sendable {
+    // @unchecked: `ended` and `status` are touched under `lock`; the reader thread only reads the pipe.
+    let pid: Int32
+    private let output: Int32
+    private let lock = NSLock()
+    private var ended = false
+    private var status: Int32 = 0
+    private let readerDone = DispatchSemaphore(value: 0)
+
+    /// Variables that would tie the child to the demo's own service manager or journal.
+    static let removedEnvironment: Set<String> = ["NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "JOURNAL_STREAM",
+                                                   "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]
+
+    /// Starts `path` with `arguments`; every line it prints goes to `onLine` (on another thread).
+    init(_ path: String, _ arguments: [String], onLine: @escaping @Sendable (String) -> Void) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw DemoFailure("pipe: \(String(cString: strerror(errno)))") }
+        // Close-on-exec: only the dup2'd copies reach the agent, so its exit ends the reader.
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        // Default signal handling and an empty mask (the demo ignores SIGINT and its threads block
+        // signals: a child would inherit both), and a process group of its own.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let environment = ProcessInfo.processInfo.environment.filter { !Self.removedEnvironment.contains($0.key) }
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
+        close(fds[1])
+        guard result == 0 else {
+            close(fds[0])
+            throw DemoFailure("starting \(path) failed: \(String(cString: strerror(result)))")
+        }
+        pid = child
+        output = fds[0]
+        let descriptor = output
+        let done = readerDone
+        let thread = Thread {
+            Self.readLines(from: descriptor, onLine: onLine)
+            done.signal()
+        }
+        thread.start()
+    }
+
+    /// Reads `descriptor` to its end, one callback per complete line (and the last partial one).
+    private static func readLines(from descriptor: Int32, onLine: (String) -> Void) {
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let count = read(descriptor, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            buffer.append(contentsOf: chunk[0..<count])
+            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                onLine(String(decoding: buffer[..<newline], as: UTF8.self))
+                buffer.removeSubrange(...newline)
+            }
+        }
+        if !buffer.isEmpty { onLine(String(decoding: buffer, as: UTF8.self)) }
+    }
+
+    /// The raw wait status once it has ended (reaping it if it just did), else nil.
+    var exitStatus: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        if !ended {
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid {
+                ended = true
+                status = raw
+            }
+        }
+        return ended ? status : nil
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` seconds for it to end; nil if it did not. The log
+    /// reader is given a moment to print the last lines.
+    func terminate(timeout: Double) -> Int32? {
+        if exitStatus == nil { Glibc.kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while exitStatus == nil, Date() < deadline { usleep(20_000) }
+        guard let status = exitStatus else { return nil }
+        _ = readerDone.wait(timeout: .now() + 1)
+        return status
+    }
+
+    /// Kills and reaps it if it still runs (the clean-up path).
+    func kill() {
+        guard exitStatus == nil else { return }
+        Glibc.kill(pid, SIGKILL)
+        lock.lock()
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
+        ended = true
+        status = raw
+        lock.unlock()
+        _ = readerDone.wait(timeout: .now() + 1)
+    }
+
+    deinit {
+        kill()
+        close(output)
+    }
+
+    /// "exited with status 0", "was killed by signal 9 (Killed)".
+    static func describe(_ status: Int32) -> String {
+        let signal = status & 0x7f
+        if signal != 0 { return "was killed by signal \(signal) (\(String(cString: strsignal(signal))))" }
+        return "exited with status \((status >> 8) & 0xff)"
+    }
+}
+
+/// Runs a product command to its end and returns what it printed.
+enum Command {
+    struct Result {
+        var status: Int32
+        var output: String
+        var errors: String
+    }
+
+    /// Runs `path` with `arguments`; standard output and error are kept apart.
+    static func run(_ path: String, _ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch { throw DemoFailure("starting \(path) failed: \(error)") }
+        // Both pipes are drained together so neither can fill up and block the child.
+        let errors = ErrorsReader(err.fileHandleForReading)
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+                      errors: errors.text())
+    }
+
+    /// Reads a pipe to its end on another thread.
+    private final class ErrorsReader: @unchecked Sendable {
+        // @unchecked: `data` is written by the thread before `done` is signalled and read after.
+        private var data = Data()
+        private let done = DispatchSemaphore(value: 0)
+
+        init(_ handle: FileHandle) {
+            Thread { [self] in
+                data = handle.readDataToEndOfFile()
+                done.signal()
+            }.start()
+        }
+
+        func text() -> String {
+            done.wait()
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+}
