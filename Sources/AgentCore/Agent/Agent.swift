@@ -27,6 +27,8 @@ public actor Agent: AgentControlHandler {
     private var excluded = 0
     private var lastPause: UInt64?
     private var plan: ReleasePlan?
+    /// Whether the refusal to auto-reboot twice in one boot was logged (once per agent run).
+    private var autoRebootRefusalLogged = false
     /// How new processes are noticed ("netlink" or "scan"); set by the process watcher.
     public private(set) var processWatch = "scan"
     private var statusListeners: [@Sendable (AgentStatus) -> Void] = []
@@ -221,6 +223,15 @@ public actor Agent: AgentControlHandler {
         guard !state.pendingReboot.isEmpty,
               RebootAction.shouldRebootNow(policy: configuration.rebootPolicy, window: configuration.rebootWindow,
                                            now: Date(), pending: !state.pendingReboot.isEmpty) else { return }
+        guard state.autoRebootBootID != bootID else {
+            if !autoRebootRefusalLogged {
+                autoRebootRefusalLogged = true
+                logger.error("Not rebooting again: an automatic reboot was already asked for in this boot (boot id \(bootID)) and the boot id has not changed; reboot by hand",
+                             metadata: ["event": "reboot-required"])
+            }
+            return
+        }
+        state.autoRebootBootID = bootID
         save()
         logger.notice("Rebooting now (reboot policy auto): \(state.pendingReboot.map(\.reason).joined(separator: "; "))",
                       metadata: ["event": "reboot-required"])
@@ -401,6 +412,10 @@ public actor Agent: AgentControlHandler {
         }
         for pending in state.pendingReboot {
             reasons.append(.init(verdict: .rebootRequired, message: "\(pending.id) installed, waiting for a reboot: \(pending.reason)"))
+        }
+        if !state.pendingReboot.isEmpty, state.autoRebootBootID == bootID {
+            reasons.append(.init(verdict: .rebootRequired,
+                                 message: "automatic reboot already requested in this boot; the agent asks only once a boot: if the host does not reboot, reboot it by hand"))
         }
         if excluded > 0 {
             reasons.append(.init(verdict: .upToDate, message: "\(excluded) matching process(es) excluded by configuration"))

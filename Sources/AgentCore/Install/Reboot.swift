@@ -87,11 +87,13 @@ public enum RebootAction {
         return window?.contains(now, calendar: calendar) ?? true
     }
 
-    /// Asks systemd to reboot (`systemctl reboot`); returns once the request is accepted.
-    public static func reboot(systemctl: String = "/usr/bin/systemctl") throws {
-        let outcome = try Command.run(systemctl, ["reboot"])
+    /// Asks systemd to reboot (`systemctl --no-block reboot`); returns once the request is queued.
+    /// Bounded: systemd stops this agent as part of the reboot, and a shutdown that waits for a
+    /// hung `systemctl` would hold the whole reboot until the unit's stop timeout.
+    public static func reboot(systemctl: String = "/usr/bin/systemctl", timeoutSeconds: Double = 30) throws {
+        let outcome = try Command.run(systemctl, ["--no-block", "reboot"], timeoutSeconds: timeoutSeconds)
         guard outcome.status == 0 else {
-            throw AgentCoreError.commandFailed(command: "\(systemctl) reboot", status: outcome.status, output: outcome.diagnostic)
+            throw AgentCoreError.commandFailed(command: "\(systemctl) --no-block reboot", status: outcome.status, output: outcome.diagnostic)
         }
     }
 }

@@ -51,6 +51,10 @@ public struct AgentState: Codable, Sendable, Equatable {
     public var enrolled = true
     /// The newest actions, oldest first, at most `historyLimit`.
     public var history: [HistoryEntry] = []
+    /// The boot id in which the agent last ran `systemctl reboot` (reboot = "auto"): at most one
+    /// automatic reboot per boot, so a host that does not reboot, or a boot id the agent cannot see
+    /// change, never becomes a reboot loop.
+    public var autoRebootBootID: String?
 
     /// A fresh state, as on a host the agent has never run on.
     public init() {}
@@ -63,7 +67,7 @@ public struct AgentState: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case formatVersion, acceptedIndexVersion, activeBaseline, bootID, pendingReboot, installedReleases,
-             quarantined, held, enrolled, history
+             quarantined, held, enrolled, history, autoRebootBootID
     }
 
     /// Decodes a state file; fields a future version adds are ignored, fields an older one lacks take
@@ -80,5 +84,6 @@ public struct AgentState: Codable, Sendable, Equatable {
         held = try container.decodeIfPresent([String].self, forKey: .held) ?? []
         enrolled = try container.decodeIfPresent(Bool.self, forKey: .enrolled) ?? true
         history = try container.decodeIfPresent([HistoryEntry].self, forKey: .history) ?? []
+        autoRebootBootID = try container.decodeIfPresent(String.self, forKey: .autoRebootBootID)
     }
 }

@@ -65,16 +65,26 @@ private let utc: Calendar = {
     }
 }
 
-@Test func reboot_runsSystemctlReboot_andReportsItsFailure() throws {
+@Test func reboot_runsSystemctlNoBlockReboot_andReportsItsFailure() throws {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }
     let fake = try directory.write("systemctl", "#!/bin/sh\necho \"$@\" > \(directory.path)/called\n")
     chmod(fake, 0o755)
     try RebootAction.reboot(systemctl: fake)
-    #expect(try directory.read("called") == "reboot\n")
+    #expect(try directory.read("called") == "--no-block reboot\n")
     let failing = try directory.write("failing", "#!/bin/sh\necho 'Failed to reboot: Access denied' >&2\nexit 1\n")
     chmod(failing, 0o755)
-    #expect(throws: AgentCoreError.commandFailed(command: "\(failing) reboot", status: 1, output: "Failed to reboot: Access denied\n")) {
+    #expect(throws: AgentCoreError.commandFailed(command: "\(failing) --no-block reboot", status: 1, output: "Failed to reboot: Access denied\n")) {
         try RebootAction.reboot(systemctl: failing)
     }
+}
+
+@Test func reboot_whenSystemctlHangs_givesUpAtTheTimeout() throws {
+    let directory = try TemporaryDirectory()
+    defer { directory.remove() }
+    let hanging = try directory.write("systemctl", "#!/bin/sh\nexec sleep 60\n")
+    chmod(hanging, 0o755)
+    let started = Date()
+    #expect(throws: AgentCoreError.self) { try RebootAction.reboot(systemctl: hanging, timeoutSeconds: 0.3) }
+    #expect(Date().timeIntervalSince(started) < 5)
 }
