@@ -164,8 +164,10 @@ import Testing
     @Test func server_whenConnectionsExceedTheCap_refusesTheExtraOneWithAnError() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
+        // A long request timeout: under load the two silent connections must not be closed for
+        // idleness before the third arrives (which would admit it).
         let running = try await RunningServer.start(at: directory.socketPath, handler: RecordingHandler(),
-                                                    maximumConnections: 2)
+                                                    maximumConnections: 2, requestTimeoutSeconds: 60)
         try await Task.sleep(for: .milliseconds(200))  // Let the start-up probe's connection end.
         let first = try RawSocket(connectingTo: directory.socketPath)
         let second = try RawSocket(connectingTo: directory.socketPath)
