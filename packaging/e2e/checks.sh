@@ -159,7 +159,7 @@ check_2() {
     say "victim before: $line"
     before=$(victim_props)
     pid=$(victim_pid)
-    say "victim.service (PID $pid, user $(cexec stat -c %U "/proc/$pid"), MemoryDenyWriteExecute=$(cexec systemctl show -p MemoryDenyWriteExecute --value victim.service)): $before"
+    say "victim.service (PID $pid, uid $(cexec stat -c %u "/proc/$pid"), MemoryDenyWriteExecute=$(cexec systemctl show -p MemoryDenyWriteExecute --value victim.service)): $before"
     pack_hotpatch victim-hp1 deb12-b1 1 "$FX/patch_level1.so" \
         --replace parse_length=parse_length_fixed --replace banner_version=banner_version_fixed
     pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
@@ -295,6 +295,7 @@ check_6() {
     grep -qx deb12-b2 <<<"$pkgs" || { fail "/run/reboot-required.pkgs does not list deb12-b2"; return 1; }
     [[ $(cat "$E2E_MERGED/etc/hotpatch-e2e-baseline" 2>/dev/null) == *deb12-b2* ]] \
         || { fail "the baseline's file /etc/hotpatch-e2e-baseline was not installed"; return 1; }
+    say "the baseline's plain file is installed: /etc/hotpatch-e2e-baseline ($(stat -c '%a %U' "$E2E_MERGED/etc/hotpatch-e2e-baseline"))"
     status=$(wait_status '.reboot.required == true and (.baseline.pending | index("deb12-b2"))' 5) \
         || { fail "agentctl status --json does not show the pending reboot: $status"; return 1; }
     say "before the reboot: verdict=$(jq -r .verdict <<<"$status") baseline.active=$(jq -r .baseline.active <<<"$status") pending=$(jq -c .baseline.pending <<<"$status") victim '$(victim_line)'"
@@ -308,12 +309,13 @@ check_6() {
     if [[ $rc != 133 ]]; then
         fail "expected the container to reboot (systemd-nspawn exit status 133), got: $rc"
         [[ $rc == timeout ]] && evidence
-        tail -n 20 "$E2E_WORK/console-$E2E_BOOTS.log" | indent
+        say "systemctl reload said:"; indent <"$E2E_WORK/reload.log"
+        say "console:"; console_tail 10 | indent
         return 1
     fi
     say "the container rebooted (systemd-nspawn exited with 133); booting the same overlay again"
     boot_container
-    boots=$(cexec journalctl --list-boots --no-pager | grep -c .)
+    boots=$(cexec journalctl --list-boots --no-pager | grep -cE '^ *-?[0-9]+ ')
     status=$(wait_status '.baseline.active == "deb12-b2" and .reboot.required == false and .hotpatch.id == "victim-b2-hp1" and .processes.patched >= 1' 30) \
         || { fail "after the reboot agentctl status --json shows: $status"; evidence; return 1; }
     say "after the reboot ($boots boots in the journal): baseline.active=$(jq -r .baseline.active <<<"$status") reboot.required=$(jq -r .reboot.required <<<"$status") hotpatch=$(jq -r .hotpatch.id <<<"$status") level $(jq -r .hotpatch.level <<<"$status") patched=$(jq -r .processes.patched <<<"$status") verdict=$(jq -r .verdict <<<"$status")"
@@ -325,7 +327,8 @@ check_6() {
 
 # 7. apt-get remove stops the service and keeps its state; purge removes it.
 check_7() {
-    local out active procs
+    local out active procs line_before line_after
+    line_before=$(victim_line)
     out=$(cexec apt-get remove -y -q hotpatch-agent 2>&1) || { fail "apt-get remove failed:"; printf '%s\n' "$out" | tail -n 10 | indent; return 1; }
     active=$(cexec systemctl is-active "$AGENT_UNIT")
     procs=$(cexec sh -c 'grep -lx hotpatch-agent /proc/[0-9]*/comm 2>/dev/null')
@@ -334,7 +337,12 @@ check_7() {
     cexec test -d /var/lib/hotpatch-agent || { fail "/var/lib/hotpatch-agent was removed by apt-get remove (state must be kept)"; return 1; }
     cexec test -f /etc/hotpatch-agent/keys/publisher.pub || { fail "/etc/hotpatch-agent/keys/publisher.pub was removed by apt-get remove"; return 1; }
     say "kept: /var/lib/hotpatch-agent ($(cexec ls /var/lib/hotpatch-agent | tr '\n' ' ')), /etc/hotpatch-agent/keys/publisher.pub"
-    say "victim still patched without the agent: $(victim_line)"
+    sleep 1
+    line_after=$(victim_line)
+    say "victim before the removal: $line_before"
+    say "victim after the removal:  $line_after"
+    [[ ${line_before% calls=*} == "${line_after% calls=*}" ]] \
+        || { fail "the victim's behaviour changed when the agent was removed (applied hotpatches must stay)"; return 1; }
     out=$(cexec apt-get purge -y -q hotpatch-agent 2>&1) || { fail "apt-get purge failed:"; printf '%s\n' "$out" | tail -n 10 | indent; return 1; }
     local left=()
     cexec test -e /var/lib/hotpatch-agent && left+=(/var/lib/hotpatch-agent)

@@ -121,7 +121,11 @@ boot_container() {
     mkdir -p "$E2E_CGROUP"
     (
         echo "$BASHPID" >"$E2E_CGROUP/cgroup.procs"
-        exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 "$E2E_TOOLS/usr/bin/systemd-nspawn" \
+        # SYSTEMD_SECCOMP=0: no seccomp filter of nspawn's own on the container. The kernel refuses
+        # PTRACE_SECCOMP_GET_FILTER to a tracer that is itself under seccomp (EACCES), and the agent
+        # must read its targets' filters (MemoryDenyWriteExecute=yes is one); on a VM or a real
+        # host the agent runs without a filter. Services inside still get theirs from systemd.
+        exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_SECCOMP=0 "$E2E_TOOLS/usr/bin/systemd-nspawn" \
             --boot --register=no --keep-unit --console=read-only --machine="$E2E_NAME" \
             --capability=CAP_NET_ADMIN -D "$E2E_MERGED"
     ) >"$E2E_WORK/console-$E2E_BOOTS.log" 2>&1 </dev/null &
@@ -129,14 +133,14 @@ boot_container() {
     LEADER=
     deadline=$(( $(now_ms) + 60000 ))
     while [[ -z $LEADER ]]; do
-        kill -0 "$NSPAWN_PID" 2>/dev/null || { tail -n 40 "$E2E_WORK/console-$E2E_BOOTS.log" >&2; die "systemd-nspawn exited during boot"; }
+        kill -0 "$NSPAWN_PID" 2>/dev/null || { console_tail 40 >&2; die "systemd-nspawn exited during boot"; }
         (( $(now_ms) < deadline )) || die "no container PID 1 after 60 s"
         LEADER=$(find_leader "$NSPAWN_PID")
         [[ -n $LEADER ]] || sleep 0.05
     done
     # Wait for systemd to finish booting (it may report "degraded": say which unit failed).
     until state=$(cexec timeout 60 systemctl is-system-running --wait 2>/dev/null); [[ $state == running || $state == degraded ]]; do
-        kill -0 "$NSPAWN_PID" 2>/dev/null || { tail -n 40 "$E2E_WORK/console-$E2E_BOOTS.log" >&2; die "container exited during boot"; }
+        kill -0 "$NSPAWN_PID" 2>/dev/null || { console_tail 40 >&2; die "container exited during boot"; }
         (( $(now_ms) < deadline )) || die "systemd in the container is not up after 60 s (state: $state)"
         sleep 0.1
     done
@@ -145,6 +149,9 @@ boot_container() {
     fi
     log "boot $E2E_BOOTS: container up (PID 1 = host PID $LEADER) in $(secs_since "$t0")"
 }
+
+# The last lines the container printed on its console (without colours).
+console_tail() { tail -n "$1" "$E2E_WORK/console-$E2E_BOOTS.log" | sed 's/\x1b\[[0-9;]*m//g'; }
 
 # The container's PID 1: a process under nspawn whose innermost pid is 1.
 find_leader() {
@@ -160,7 +167,7 @@ find_leader() {
 
 # Runs a command inside the container, as root, in all of its namespaces (its PID 1's view).
 cexec() {
-    nsenter --target "$LEADER" --all --root --wd -- /usr/bin/env -i PATH="$E2E_PATH" LANG=C.UTF-8 TERM=dumb \
+    timeout --kill-after=5 "${E2E_CMD_TIMEOUT:-120}" nsenter --target "$LEADER" --all --root --wd -- /usr/bin/env -i PATH="$E2E_PATH" LANG=C.UTF-8 TERM=dumb \
         SYSTEMD_PAGER= SYSTEMD_COLORS=0 DEBIAN_FRONTEND=noninteractive "$@"
 }
 
