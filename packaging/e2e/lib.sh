@@ -9,6 +9,7 @@ E2E_INCLUDE=systemd,systemd-sysv,dbus,libsystemd0
 E2E_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 log() { printf 'e2e: %s\n' "$*"; }
+indent() { sed 's/^/e2e:   | /'; }
 die() { printf 'e2e: FAILED: %s\n' "$*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
 secs_since() { local t=$(( $(now_ms) - $1 )); printf '%d.%01d s' $((t / 1000)) $(((t % 1000) / 100)); }
@@ -109,7 +110,10 @@ make_overlay() {
     tr -d '-' </proc/sys/kernel/random/uuid >"$E2E_MERGED/etc/machine-id"
 }
 
-# Boots the container (again, on the same overlay); returns once systemd says the system runs.
+# Boots the container (again, on the same overlay); returns once systemd says the system runs,
+# 1 with the console's last lines when it does not.
+# Capabilities: nspawn's default set lacks CAP_NET_ADMIN (netlink process events) and
+# CAP_CHECKPOINT_RESTORE (/proc/PID/map_files), which a VM or a host gives a root service.
 boot_container() {
     local t0 deadline state
     t0=$(now_ms)
@@ -127,21 +131,21 @@ boot_container() {
         # host the agent runs without a filter. Services inside still get theirs from systemd.
         exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_SECCOMP=0 "$E2E_TOOLS/usr/bin/systemd-nspawn" \
             --boot --register=no --keep-unit --console=read-only --machine="$E2E_NAME" \
-            --capability=CAP_NET_ADMIN -D "$E2E_MERGED"
+            --capability=CAP_NET_ADMIN,CAP_CHECKPOINT_RESTORE -D "$E2E_MERGED"
     ) >"$E2E_WORK/console-$E2E_BOOTS.log" 2>&1 </dev/null &
     NSPAWN_PID=$!
     LEADER=
     deadline=$(( $(now_ms) + 60000 ))
     while [[ -z $LEADER ]]; do
-        kill -0 "$NSPAWN_PID" 2>/dev/null || { console_tail 40 >&2; die "systemd-nspawn exited during boot"; }
-        (( $(now_ms) < deadline )) || die "no container PID 1 after 60 s"
+        kill -0 "$NSPAWN_PID" 2>/dev/null || { console_tail 40 | indent; log "FAILED: systemd-nspawn exited during boot"; return 1; }
+        (( $(now_ms) < deadline )) || { log "FAILED: no container PID 1 after 60 s"; return 1; }
         LEADER=$(find_leader "$NSPAWN_PID")
         [[ -n $LEADER ]] || sleep 0.05
     done
     # Wait for systemd to finish booting (it may report "degraded": say which unit failed).
     until state=$(cexec timeout 60 systemctl is-system-running --wait 2>/dev/null); [[ $state == running || $state == degraded ]]; do
-        kill -0 "$NSPAWN_PID" 2>/dev/null || { console_tail 40 >&2; die "container exited during boot"; }
-        (( $(now_ms) < deadline )) || die "systemd in the container is not up after 60 s (state: $state)"
+        kill -0 "$NSPAWN_PID" 2>/dev/null || { LEADER=; console_tail 40 | indent; log "FAILED: the container exited during boot"; return 1; }
+        (( $(now_ms) < deadline )) || { console_tail 20 | indent; log "FAILED: systemd in the container is not up after 60 s (state: $state)"; return 1; }
         sleep 0.1
     done
     if [[ $state == degraded ]]; then
