@@ -12,6 +12,14 @@ CHANNEL_IN=/var/lib/hotpatch-agent/channel
 say() { printf 'e2e:   %s\n' "$*"; }
 fail() { printf 'e2e: check %s: %s\n' "$CHECK" "$*"; }
 
+# Sets SINCE to the next whole second and waits for it, so that `--since @$SINCE` (whole seconds)
+# sees only what happens from now on, never the end of the previous check.
+SINCE=
+next_second() {
+    SINCE=$(( $(date +%s) + 1 ))
+    while (( $(date +%s) < SINCE )); do sleep 0.05; done
+}
+
 # The agent's and the victim's recent journal, for a failure's evidence.
 evidence() {
     [[ -n $LEADER ]] || { say "(container not running: no journal to show)"; return 0; }
@@ -151,6 +159,19 @@ install_test_dropins() {
     fi
 }
 
+# The agent's threads' stacks, when the host has gdb (the agent's host pid, from its cgroup).
+agent_backtrace() {
+    command -v gdb >/dev/null || return 0
+    local procs pid
+    procs=$(find "$E2E_CGROUP" -path "*/$AGENT_UNIT/cgroup.procs" 2>/dev/null | head -n1)
+    [[ -n $procs ]] || return 0
+    for pid in $(cat "$procs"); do
+        say "gdb: threads of the agent (host pid $pid), innermost 14 frames each:"
+        timeout 60 gdb -p "$pid" -batch -nx -ex 'set pagination off' -ex 'thread apply all bt 14' 2>/dev/null \
+            | grep -E '^(Thread|#)' | sed -E 's/ \(.{120,}\)/ (...)/' | cut -c1-200 | indent
+    done
+}
+
 agent_boot_id() {
     local pid
     pid=$(cexec systemctl show -p MainPID --value "$AGENT_UNIT")
@@ -281,8 +302,7 @@ check_5() {
     pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
     file=$(find "$CHANNEL/hotpatches/victim-hp2" -type f | head -n1)
     rel=${file#"$CHANNEL"/}
-    since=$(date +%s)
-    sleep 1
+    next_second; since=$SINCE
     publish_into_container "$rel"
     say "published victim-hp2 (level 2) as channel version 3, with one byte of $rel flipped in the container's copy"
     json=$(wait_journal_event "$VERIFY_FAILED_ID" "$since" 20) \
@@ -323,7 +343,7 @@ check_6() {
     pack_hotpatch victim-b2-hp1 deb12-b2 1 "$FX/patch_level1.so" \
         --replace parse_length=parse_length_fixed --replace banner_version=banner_version_fixed
     pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
-    since=$(date +%s)
+    next_second; since=$SINCE
     publish_into_container
     say "published baseline deb12-b2 (a plain file /etc/hotpatch-e2e-baseline) and victim-b2-hp1 as channel version 4"
     json=$(wait_journal_event "$REBOOT_REQUIRED_ID" "$since" 30) \
@@ -359,6 +379,7 @@ check_6() {
                 printf "%s %s %s %s %s\n" "$p" "$(awk "/^PPid:/ {print \$2}" /proc/$p/status)" "$(awk "/^State:/ {print \$2}" /proc/$p/status)" \
                     "$(cat /proc/$p/wchan)" "$(tr "\0" " " </proc/$p/cmdline)"
                 for t in /proc/$p/task/*; do printf "  thread %s %s: %s, %s\n" "${t##*/}" "$(cat $t/comm)" "$(awk "/^State:/ {print \$2}" $t/status)" "$(cat $t/wchan)"; done; done' 2>&1 | indent
+            agent_backtrace
             say "console:"; console_tail 5 | tr '\r' '\n' | tail -n 3 | indent
             # Let a slow shutdown finish (systemd's stop timeouts) so that check 7 can still run.
             local t_slow; t_slow=$(now_ms)
