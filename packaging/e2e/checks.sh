@@ -1,0 +1,432 @@
+# shellcheck shell=bash
+# The checks of packaging/e2e/run, and what they share. Sourced after the container is set up.
+# Each check_N returns 0 when it passed; a failure prints what was expected, what was seen, and
+# the journal tail.
+
+APPLIED_ID=dd23786464f3442c8c85d35313ba3cbc
+VERIFY_FAILED_ID=3b14140c65d245b498a8113957d2d9a0
+REBOOT_REQUIRED_ID=0bb2d2e4e104443983743621334aa25c
+AGENT_UNIT=hotpatch-agent.service
+CHANNEL_IN=/var/lib/hotpatch-agent/channel
+
+say() { printf 'e2e:   %s\n' "$*"; }
+fail() { printf 'e2e: check %s: %s\n' "$CHECK" "$*"; }
+
+# Sets SINCE to the next whole second and waits for it, so that `--since @$SINCE` (whole seconds)
+# sees only what happens from now on, never the end of the previous check.
+SINCE=
+next_second() {
+    SINCE=$(( $(date +%s) + 1 ))
+    while (( $(date +%s) < SINCE )); do sleep 0.05; done
+}
+
+# The agent's and the victim's recent journal, for a failure's evidence.
+evidence() {
+    [[ -n $LEADER ]] || { say "(container not running: no journal to show)"; return 0; }
+    say "journalctl -b -u $AGENT_UNIT (last 25 lines):"
+    cexec journalctl -b -u "$AGENT_UNIT" -n 25 --no-pager 2>&1 | indent
+    say "agentctl processes:"
+    cexec agentctl processes 2>&1 | indent
+    say "journalctl -b -u victim (last 3 lines):"
+    cexec journalctl -b -u victim.service -n 3 -o cat --no-pager 2>&1 | indent
+}
+
+# Copies the publisher's channel into the container as a mirror would: the release files first,
+# then index.json and index.json.sig renamed into place together (one burst for the agent's
+# directory watcher). With a path (relative to the channel), one byte of that file is flipped in
+# the container's copy before the index arrives.
+publish_into_container() {
+    local dst=$E2E_MERGED$CHANNEL_IN incoming=$E2E_MERGED/var/lib/.e2e-incoming d
+    mkdir -p -m 0755 "$dst" "$incoming"
+    for d in hotpatches baselines fixes; do
+        [[ -d $CHANNEL/$d ]] || continue
+        mkdir -p -m 0755 "$dst/$d"
+        cp -a "$CHANNEL/$d/." "$dst/$d/"
+    done
+    [[ -n ${1:-} ]] && flip_byte "$dst/$1" 64
+    cp -p "$CHANNEL/index.json" "$CHANNEL/index.json.sig" "$incoming/"
+    mv -f "$incoming/index.json" "$dst/index.json"
+    mv -f "$incoming/index.json.sig" "$dst/index.json.sig"
+}
+
+flip_byte() {
+    local file=$1 offset=$2 byte
+    byte=$(od -An -tu1 -j "$offset" -N1 "$file" | tr -d ' ')
+    # shellcheck disable=SC2059
+    printf "\\x$(printf %02x $((byte ^ 0xff)))" | dd of="$file" bs=1 seek="$offset" conv=notrunc status=none
+}
+
+victim_line() { cexec journalctl -b -u victim.service -o cat -n 1 --no-pager 2>/dev/null | tail -n 1; }
+victim_props() { cexec systemctl show -p NRestarts -p ExecMainPID -p ExecMainStartTimestampMonotonic victim.service | sort | tr '\n' ' '; }
+victim_pid() { cexec systemctl show -p MainPID --value victim.service; }
+
+# Waits until the victim's latest line contains $1 (at most $2 seconds); prints the last line seen.
+wait_victim() {
+    local want=$1 deadline=$(( $(now_ms) + $2 * 1000 )) line
+    while :; do
+        line=$(victim_line)
+        [[ $line == *"$want"* ]] && { printf '%s\n' "$line"; return 0; }
+        (( $(now_ms) < deadline )) || { printf '%s\n' "$line"; return 1; }
+        sleep 0.25
+    done
+}
+
+# The victim's parse_length lines since epoch second $1, counted by distinct behaviour.
+victim_behaviours_since() {
+    cexec journalctl -b -u victim.service -o cat --no-pager --since "@$1" 2>/dev/null \
+        | grep -o 'parse_length(100)=[0-9]* banner=[0-9]*' | sort | uniq -c | sed 's/^ *//'
+}
+
+status_json() { cexec agentctl status --json 2>"$E2E_WORK/agentctl.err"; }
+
+# Waits until `agentctl status --json` satisfies the jq expression $1 (at most $2 seconds).
+wait_status() {
+    local expr=$1 deadline=$(( $(now_ms) + $2 * 1000 )) json
+    while :; do
+        json=$(status_json) && jq -e "$expr" >/dev/null 2>&1 <<<"$json" && { printf '%s\n' "$json"; return 0; }
+        (( $(now_ms) < deadline )) || { printf '%s\n' "$json"; return 1; }
+        sleep 0.3
+    done
+}
+
+# Journal entries of the agent with MESSAGE_ID $1 since epoch second $2, as JSON lines.
+journal_events() {
+    cexec journalctl -u "$AGENT_UNIT" -o json --no-pager --since "@$2" "MESSAGE_ID=$1" 2>/dev/null
+}
+
+wait_journal_event() {
+    local id=$1 since=$2 timeout=$3 deadline out
+    deadline=$(( $(now_ms) + timeout * 1000 ))
+    while :; do
+        out=$(journal_events "$id" "$since")
+        [[ -n $out ]] && { printf '%s\n' "$out"; return 0; }
+        (( $(now_ms) < deadline )) || return 1
+        sleep 0.3
+    done
+}
+
+pack_hotpatch() { # id baseline level patch.so replace... [--ref SYMBOL]
+    local id=$1 baseline=$2 level=$3 patch=$4; shift 4
+    local args=(hotpatch --channel "$CHANNEL" --id "$id" --baseline "$baseline" --level "$level"
+        --target "$FX/victim" --patch "$patch" --path-hint /usr/local/bin/victim
+        --cve "CVE-2099-000$level" --description "e2e $id")
+    local r
+    for r in "$@"; do args+=("$r"); done
+    pack "${args[@]}"
+}
+
+# Test-only drop-ins for the agent's unit, installed before the checks, each said out loud:
+# - WatchdogSec=5s when the unit's is longer than 10 s, so "2 x WatchdogSec" stays short;
+# - ProtectKernelTunables=no ProtectControlGroups=no when, in this container, they hide the per-boot
+#   id: nspawn mounts a fresh /proc/sys/kernel/random/boot_id per container boot, and the service's
+#   remounted view of /proc/sys shows the host's instead, which never changes; the agent would never
+#   see the reboot of check 6 (and, with reboot = "auto", reboots again and again). On a VM or a
+#   host this does not arise.
+# - $E2E_AGENT_DROPIN, a file of the caller's (e.g. to try a unit change without a new package).
+WATCHDOG_NOTE=
+install_test_dropins() {
+    local dir=$E2E_MERGED/etc/systemd/system/$AGENT_UNIT.d wd wd_us changed=
+    mkdir -p "$dir"
+    wd=$(cexec systemctl show -p WatchdogUSec --value "$AGENT_UNIT")
+    wd_us=$(cexec systemd-analyze timespan "$wd" 2>/dev/null | awk '/μs:/ {print $2}')
+    if [[ -n $wd_us ]] && (( wd_us > 10000000 )); then
+        printf '[Service]\nWatchdogSec=5s\n' >"$dir/e2e-watchdog.conf"
+        WATCHDOG_NOTE="the unit says $wd; lowered by the test's drop-in e2e-watchdog.conf"
+        log "test drop-in e2e-watchdog.conf: WatchdogSec=5s (the unit's is $wd)"
+        changed=1
+    fi
+    # What the agent sees, read through its own root (its mount namespace), against the container's.
+    local plain seen
+    plain=$(cexec cat /proc/sys/kernel/random/boot_id)
+    seen=$(agent_boot_id)
+    if [[ -n $seen && $seen != "$plain" ]]; then
+        printf '[Service]\nProtectKernelTunables=no\nProtectControlGroups=no\n' >"$dir/e2e-bootid.conf"
+        log "test drop-in e2e-bootid.conf: ProtectKernelTunables=no ProtectControlGroups=no (with them, the service sees the host's boot id $seen, not this container boot's $plain)"
+        changed=1
+    fi
+    if [[ -n ${E2E_AGENT_DROPIN:-} ]]; then
+        install -m 0644 "$E2E_AGENT_DROPIN" "$dir/e2e-caller.conf"
+        log "test drop-in e2e-caller.conf from \$E2E_AGENT_DROPIN ($E2E_AGENT_DROPIN):"
+        indent <"$E2E_AGENT_DROPIN"
+        changed=1
+    fi
+    if [[ -n $changed ]]; then
+        cexec systemctl daemon-reload
+        cexec systemctl restart "$AGENT_UNIT" || log "warning: restarting $AGENT_UNIT with the test drop-ins failed"
+        seen=$(agent_boot_id)
+        [[ -z $seen || $seen == "$plain" ]] \
+            || log "warning: the agent still sees boot id $seen, not $plain: it cannot notice the reboot of check 6"
+    fi
+}
+
+# The agent's threads' stacks, when the host has gdb (the agent's host pid, from its cgroup).
+agent_backtrace() {
+    command -v gdb >/dev/null || return 0
+    local procs pid
+    procs=$(find "$E2E_CGROUP" -path "*/$AGENT_UNIT/cgroup.procs" 2>/dev/null | head -n1)
+    [[ -n $procs ]] || return 0
+    for pid in $(cat "$procs"); do
+        say "gdb: threads of the agent (host pid $pid), innermost 14 frames each:"
+        timeout 60 gdb -p "$pid" -batch -nx -ex 'set pagination off' -ex 'thread apply all bt 14' 2>/dev/null \
+            | grep -E '^(Thread|#)' | sed -E 's/ \(.{120,}\)/ (...)/' | cut -c1-200 | indent
+    done
+}
+
+agent_boot_id() {
+    local pid
+    pid=$(cexec systemctl show -p MainPID --value "$AGENT_UNIT")
+    [[ -n $pid && $pid != 0 ]] && cexec cat "/proc/$pid/root/proc/sys/kernel/random/boot_id" 2>/dev/null
+}
+
+# ------------------------------------------------------------------------------------------------
+# 1. The service runs, says what it does in StatusText, and pings the watchdog.
+check_1() {
+    local active text wd wd_us wait_s before after result nrestarts dog deadline
+    active=$(cexec systemctl is-active "$AGENT_UNIT")
+    [[ $active == active ]] || { fail "systemctl is-active $AGENT_UNIT says '$active', expected 'active'"; evidence; return 1; }
+    say "systemctl is-active: $active"
+    wd=$(cexec systemctl show -p WatchdogUSec --value "$AGENT_UNIT")
+    wd_us=$(cexec systemd-analyze timespan "$wd" 2>/dev/null | awk '/μs:/ {print $2}')
+    if [[ -z $wd_us || $wd_us == 0 ]]; then
+        fail "the unit has no watchdog (WatchdogUSec=$wd); expected WatchdogSec= in the unit"; return 1
+    fi
+    say "WatchdogSec in force: $wd${WATCHDOG_NOTE:+ ($WATCHDOG_NOTE)}"
+    deadline=$(( $(now_ms) + 15000 ))
+    until text=$(cexec systemctl show -p StatusText --value "$AGENT_UNIT"); [[ $text == *"baseline deb12-b1"*patched* ]]; do
+        (( $(now_ms) < deadline )) || { fail "StatusText is '$text', expected the agent's summary with 'baseline deb12-b1' and process counts"; evidence; return 1; }
+        sleep 0.3
+    done
+    say "StatusText: $text"
+    before=$(cexec systemctl show -p MainPID --value "$AGENT_UNIT")
+    wait_s=$(( (2 * wd_us + 999999) / 1000000 + 1 ))
+    say "watching the watchdog for $wait_s s (2 x WatchdogSec + 1 s)"
+    sleep "$wait_s"
+    after=$(cexec systemctl show -p MainPID --value "$AGENT_UNIT")
+    result=$(cexec systemctl show -p Result --value "$AGENT_UNIT")
+    nrestarts=$(cexec systemctl show -p NRestarts --value "$AGENT_UNIT")
+    active=$(cexec systemctl is-active "$AGENT_UNIT")
+    dog=$(cexec journalctl -b -u "$AGENT_UNIT" --no-pager -o cat | grep -i watchdog)
+    say "after: is-active=$active Result=$result NRestarts=$nrestarts MainPID $before -> $after"
+    if [[ $active != active || $result != success || $nrestarts != 0 || $before != "$after" || -n $dog ]]; then
+        fail "watchdog: expected active, Result=success, NRestarts=0, the same MainPID and no 'watchdog' in the journal"
+        [[ -n $dog ]] && printf '%s\n' "$dog" | indent
+        evidence; return 1
+    fi
+}
+
+# 2. A signed hotpatch copied into the channel patches the running victim service, no restart.
+check_2() {
+    local before after line t0 pid
+    line=$(wait_victim 'parse_length(100)=100 banner=1' 10) \
+        || { fail "victim does not run its original code before the hotpatch: '$line'"; evidence; return 1; }
+    say "victim before: $line"
+    before=$(victim_props)
+    pid=$(victim_pid)
+    say "victim.service (PID $pid, uid $(cexec stat -c %u "/proc/$pid"), MemoryDenyWriteExecute=$(cexec systemctl show -p MemoryDenyWriteExecute --value victim.service)): $before"
+    pack_hotpatch victim-hp1 deb12-b1 1 "$FX/patch_level1.so" \
+        --replace parse_length=parse_length_fixed --replace banner_version=banner_version_fixed
+    pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
+    t0=$(now_ms)
+    publish_into_container
+    say "published victim-hp1 (level 1) as channel version 2 into $CHANNEL_IN"
+    line=$(wait_victim 'parse_length(100)=64 banner=2' 30) \
+        || { fail "victim output did not change within 30 s: last line '$line'"; evidence; return 1; }
+    say "victim after $(secs_since "$t0"): $line"
+    after=$(victim_props)
+    [[ $after == "$before" ]] || { fail "victim.service was restarted: before '$before', after '$after'"; return 1; }
+    say "victim.service unchanged: $after"
+}
+
+# 3. The apply event in the journal: MESSAGE_ID and fields; the catalog explains it (-x).
+check_3() {
+    local json entry pid fields xtext
+    pid=$(victim_pid)
+    json=$(wait_journal_event "$APPLIED_ID" 0 10) \
+        || { fail "no journal entry with MESSAGE_ID=$APPLIED_ID (applied)"; evidence; return 1; }
+    entry=$(jq -c 'select(.HOTPATCH_ID == "victim-hp1")' <<<"$json" | tail -n 1)
+    [[ -n $entry ]] || { fail "no applied entry with HOTPATCH_ID=victim-hp1 among:"; printf '%s\n' "$json" | indent; return 1; }
+    fields=$(jq -r '"MESSAGE_ID=\(.MESSAGE_ID) HOTPATCH_ID=\(.HOTPATCH_ID) TARGET_PID=\(.TARGET_PID) PAUSE_USEC=\(.PAUSE_USEC) TARGET_EXE=\(.TARGET_EXE) BUILD_ID=\(.BUILD_ID) PRIORITY=\(.PRIORITY)"' <<<"$entry")
+    say "journalctl -u $AGENT_UNIT -o json: $fields"
+    say "MESSAGE=$(jq -r .MESSAGE <<<"$entry")"
+    jq -e --arg pid "$pid" '.TARGET_PID == $pid and (.PAUSE_USEC | test("^[0-9]+$"))' >/dev/null <<<"$entry" \
+        || { fail "expected TARGET_PID=$pid (victim's MainPID) and a numeric PAUSE_USEC"; return 1; }
+    xtext=$(cexec journalctl -b -x -u "$AGENT_UNIT" --no-pager "MESSAGE_ID=$APPLIED_ID" 2>&1)
+    if [[ $xtext != *"Subject: Hotpatch victim-hp1 applied to process $pid"* ]]; then
+        fail "journalctl -x does not show the catalog text for $APPLIED_ID:"
+        printf '%s\n' "$xtext" | tail -n 5 | indent
+        say "catalog files: $(cexec sh -c 'ls /usr/lib/systemd/catalog/ 2>&1' | tr '\n' ' ')"
+        if cexec journalctl --list-catalog 2>/dev/null | grep -q "$APPLIED_ID"; then
+            say "the id is in the catalog database"
+        else
+            say "the id is NOT in the catalog database: the package's postinst should run 'journalctl --update-catalog'"
+            if cexec sh -c 'grep -ls dd23786464f3442c8c85d35313ba3cbc /usr/lib/systemd/catalog/*' >/dev/null 2>&1; then
+                cexec journalctl --update-catalog
+                cexec journalctl -b -x -u "$AGENT_UNIT" --no-pager "MESSAGE_ID=$APPLIED_ID" 2>&1 | grep -q "Subject: Hotpatch victim-hp1" \
+                    && say "(after running journalctl --update-catalog by hand, -x shows the text: the catalog file is right, the postinst step is missing)"
+            fi
+        fi
+        return 1
+    fi
+    say "journalctl -x:"
+    grep -E "Subject: Hotpatch victim-hp1|paused for" <<<"$xtext" | tail -n 2 | indent
+}
+
+# 4. agentctl answers root and an unprivileged user; a change by the unprivileged user is refused (77).
+check_4() {
+    local out rc json_root json_user err
+    out=$(cexec agentctl status 2>&1); rc=$?
+    [[ $rc == 0 && -n $out ]] || { fail "agentctl status as root: exit $rc: $out"; evidence; return 1; }
+    say "agentctl status (root):"; printf '%s\n' "$out" | indent
+    json_root=$(cexec agentctl status --json 2>&1) && jq -e '.verdict and .agentVersion and (.enrolled == true)' >/dev/null <<<"$json_root" \
+        || { fail "agentctl status --json as root: $json_root"; return 1; }
+    say "agentctl status --json (root): verdict=$(jq -r .verdict <<<"$json_root") hotpatch=$(jq -r .hotpatch.id <<<"$json_root") patched=$(jq -r .processes.patched <<<"$json_root")"
+    out=$(cexec runuser -u nobody -- agentctl status 2>&1); rc=$?
+    [[ $rc == 0 && $out == *hotpatch* ]] || { fail "agentctl status as nobody: exit $rc: $out"; return 1; }
+    say "agentctl status (nobody): exit 0, $(wc -l <<<"$out") lines, first: $(head -n1 <<<"$out")"
+    json_user=$(cexec runuser -u nobody -- agentctl status --json 2>&1) && jq -e '.verdict' >/dev/null <<<"$json_user" \
+        || { fail "agentctl status --json as nobody: $json_user"; return 1; }
+    [[ $(jq -r .verdict <<<"$json_user") == $(jq -r .verdict <<<"$json_root") ]] || { fail "verdicts differ between root and nobody"; return 1; }
+    say "agentctl status --json (nobody): verdict=$(jq -r .verdict <<<"$json_user")"
+    err=$(cexec runuser -u nobody -- agentctl unenroll 2>&1); rc=$?
+    say "agentctl unenroll (nobody): exit $rc: $err"
+    [[ $rc == 77 ]] || { fail "expected exit status 77 (EX_NOPERM), got $rc"; return 1; }
+    [[ $err == *root* ]] || { fail "the refusal does not say that root is needed: $err"; return 1; }
+    json_root=$(status_json)
+    jq -e '.enrolled == true' >/dev/null <<<"$json_root" || { fail "the host is no longer enrolled after the refused unenroll"; return 1; }
+}
+
+# 5. A tampered file in the channel is refused, named, and nothing is applied; then repaired.
+check_5() {
+    local since file rel json entry reason behaviours status line
+    pack_hotpatch victim-hp2 deb12-b1 2 "$FX/patch_level2.so" --replace parse_length=parse_length_fixed2 --ref helper_scale
+    pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
+    file=$(find "$CHANNEL/hotpatches/victim-hp2" -type f | head -n1)
+    rel=${file#"$CHANNEL"/}
+    next_second; since=$SINCE
+    publish_into_container "$rel"
+    say "published victim-hp2 (level 2) as channel version 3, with one byte of $rel flipped in the container's copy"
+    json=$(wait_journal_event "$VERIFY_FAILED_ID" "$since" 20) \
+        || { fail "no verification-failed entry (MESSAGE_ID=$VERIFY_FAILED_ID) within 20 s"; evidence; return 1; }
+    entry=$(tail -n 1 <<<"$json")
+    reason=$(jq -r '.REASON // .MESSAGE' <<<"$entry")
+    say "journal: MESSAGE_ID=$(jq -r .MESSAGE_ID <<<"$entry") PRIORITY=$(jq -r .PRIORITY <<<"$entry") MESSAGE=$(jq -r .MESSAGE <<<"$entry")"
+    [[ $reason == *"$(basename "$rel")"* ]] || { fail "the refusal does not name the file $rel: $reason"; return 1; }
+    [[ $reason == *[Hh]ash* || $reason == *sha256* || $reason == *SHA-256* ]] || { fail "the refusal does not say the hash differs: $reason"; return 1; }
+    sleep 3
+    behaviours=$(victim_behaviours_since "$since")
+    say "victim since the tampered publication: $(tr '\n' ';' <<<"$behaviours")"
+    [[ $behaviours == *"parse_length(100)=64 banner=2"* && $behaviours != *"=32 "* && $behaviours != *"=100 "* ]] \
+        || { fail "expected the victim to keep level 1's behaviour only (parse_length(100)=64 banner=2) while the channel is refused"; return 1; }
+    if [[ -n $(journal_events "$APPLIED_ID" "$since") ]]; then
+        fail "an applied event was logged after the tampered publication:"; journal_events "$APPLIED_ID" "$since" | jq -r .MESSAGE | indent; return 1
+    fi
+    status=$(wait_status '.channel.error != null and .verdict == "exposed"' 5) \
+        || { fail "agentctl status --json does not show the channel error and verdict exposed: $status"; return 1; }
+    say "agentctl status --json: verdict=$(jq -r .verdict <<<"$status") channel.error=$(jq -r .channel.error <<<"$status") channel.version=$(jq -r .channel.version <<<"$status")"
+    cexec agentctl status 2>&1 | grep -i 'channel' | indent
+    # Repair the mirror; `agentctl check` (the watcher only sees the top of the channel) re-verifies.
+    cp -p "$file" "$E2E_MERGED$CHANNEL_IN/$rel"
+    cexec agentctl check >/dev/null 2>&1 || { fail "agentctl check after the repair failed"; evidence; return 1; }
+    line=$(wait_victim 'parse_length(100)=32 banner=1' 20) \
+        || { fail "after repairing the channel, level 2 was not applied: victim says '$line'"; evidence; return 1; }
+    status=$(wait_status '.channel.error == null and .hotpatch.id == "victim-hp2"' 5) \
+        || { fail "after the repair, status still shows: $status"; return 1; }
+    say "after repairing the mirror and agentctl check: victim '$line', verdict=$(jq -r .verdict <<<"$status")"
+}
+
+# 6. A new baseline: reboot-required files, reboot = "auto" reboots the container, and after the
+#    boot the new baseline is active and its hotpatch applied.
+check_6() {
+    local since json rr pkgs rc status line boots
+    pack baseline --channel "$CHANNEL" --id deb12-b2 --planned --description "e2e second baseline" \
+        --file "$FX/baseline-b2.txt=/etc/hotpatch-e2e-baseline"
+    pack_hotpatch victim-b2-hp1 deb12-b2 1 "$FX/patch_level1.so" \
+        --replace parse_length=parse_length_fixed --replace banner_version=banner_version_fixed
+    pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
+    next_second; since=$SINCE
+    publish_into_container
+    say "published baseline deb12-b2 (a plain file /etc/hotpatch-e2e-baseline) and victim-b2-hp1 as channel version 4"
+    json=$(wait_journal_event "$REBOOT_REQUIRED_ID" "$since" 30) \
+        || { fail "no reboot-required entry (MESSAGE_ID=$REBOOT_REQUIRED_ID) within 30 s"; evidence; return 1; }
+    say "journal: $(tail -n1 <<<"$json" | jq -r .MESSAGE)"
+    rr=$(cexec cat /run/reboot-required 2>&1) || { fail "/run/reboot-required is missing: $rr"; return 1; }
+    pkgs=$(cexec cat /run/reboot-required.pkgs 2>&1) || { fail "/run/reboot-required.pkgs is missing: $pkgs"; return 1; }
+    say "/run/reboot-required:"; printf '%s\n' "$rr" | indent
+    say "/run/reboot-required.pkgs:"; printf '%s\n' "$pkgs" | indent
+    [[ $rr == *"System restart required"* && $rr == *"deb12-b2"* ]] || { fail "/run/reboot-required lacks the banner or the reason"; return 1; }
+    grep -qx deb12-b2 <<<"$pkgs" || { fail "/run/reboot-required.pkgs does not list deb12-b2"; return 1; }
+    [[ $(cat "$E2E_MERGED/etc/hotpatch-e2e-baseline" 2>/dev/null) == *deb12-b2* ]] \
+        || { fail "the baseline's file /etc/hotpatch-e2e-baseline was not installed"; return 1; }
+    say "the baseline's plain file is installed: /etc/hotpatch-e2e-baseline ($(stat -c '%a %U' "$E2E_MERGED/etc/hotpatch-e2e-baseline"))"
+    status=$(wait_status '.reboot.required == true and (.baseline.pending | index("deb12-b2"))' 5) \
+        || { fail "agentctl status --json does not show the pending reboot: $status"; return 1; }
+    say "before the reboot: verdict=$(jq -r .verdict <<<"$status") baseline.active=$(jq -r .baseline.active <<<"$status") pending=$(jq -c .baseline.pending <<<"$status") victim '$(victim_line)'"
+
+    # reboot = "auto" and a reload: the agent reboots the host (nspawn exits with 133).
+    printf '\n# e2e test\nreboot = "auto"\n' >>"$E2E_MERGED/etc/hotpatch-agent/agent.toml"
+    cexec timeout 30 systemctl reload "$AGENT_UNIT" >"$E2E_WORK/reload.log" 2>&1 || true
+    say "set reboot = \"auto\" in /etc/hotpatch-agent/agent.toml and ran systemctl reload"
+    wait_container_exit 60
+    rc=$E2E_EXIT
+    if [[ $rc != 133 ]]; then
+        fail "expected the container to reboot within 60 s (systemd-nspawn exit status 133), got: $rc"
+        say "systemctl reload said:"; indent <"$E2E_WORK/reload.log"
+        if [[ $rc == timeout ]]; then
+            evidence
+            say "systemctl list-jobs (first lines):"; cexec systemctl list-jobs --no-pager 2>&1 | head -n 4 | indent
+            say "processes of $AGENT_UNIT (pid ppid state wchan command):"
+            cexec sh -c 'for p in $(cat /sys/fs/cgroup/system.slice/'"$AGENT_UNIT"'/cgroup.procs 2>/dev/null); do
+                printf "%s %s %s %s %s\n" "$p" "$(awk "/^PPid:/ {print \$2}" /proc/$p/status)" "$(awk "/^State:/ {print \$2}" /proc/$p/status)" \
+                    "$(cat /proc/$p/wchan)" "$(tr "\0" " " </proc/$p/cmdline)"
+                for t in /proc/$p/task/*; do printf "  thread %s %s: %s, %s\n" "${t##*/}" "$(cat $t/comm)" "$(awk "/^State:/ {print \$2}" $t/status)" "$(cat $t/wchan)"; done; done' 2>&1 | indent
+            agent_backtrace
+            say "console:"; console_tail 5 | tr '\r' '\n' | tail -n 3 | indent
+            # Let a slow shutdown finish (systemd's stop timeouts) so that check 7 can still run.
+            local t_slow; t_slow=$(now_ms)
+            wait_container_exit 150
+            say "then systemd-nspawn exited with status $E2E_EXIT after a further $(secs_since "$t_slow")"
+            [[ $E2E_EXIT == 133 ]] && boot_container
+        fi
+        return 1
+    fi
+    say "the container rebooted (systemd-nspawn exited with 133); booting the same overlay again"
+    boot_container || { fail "the second boot failed"; return 1; }
+    boots=$(cexec journalctl --list-boots --no-pager | grep -cE '^ *-?[0-9]+ ')
+    status=$(wait_status '.baseline.active == "deb12-b2" and .reboot.required == false and .hotpatch.id == "victim-b2-hp1" and .processes.patched >= 1' 30) \
+        || { fail "after the reboot agentctl status --json shows: $status"; evidence; return 1; }
+    say "after the reboot ($boots boots in the journal): baseline.active=$(jq -r .baseline.active <<<"$status") reboot.required=$(jq -r .reboot.required <<<"$status") hotpatch=$(jq -r .hotpatch.id <<<"$status") level $(jq -r .hotpatch.level <<<"$status") patched=$(jq -r .processes.patched <<<"$status") verdict=$(jq -r .verdict <<<"$status")"
+    if cexec test -e /run/reboot-required; then fail "/run/reboot-required still exists after the reboot"; return 1; fi
+    line=$(wait_victim 'parse_length(100)=64 banner=2' 20) \
+        || { fail "the new victim process does not run deb12-b2's hotpatch: '$line'"; evidence; return 1; }
+    say "victim (new process, PID $(victim_pid)): $line"
+}
+
+# 7. apt-get remove stops the service and keeps its state; purge removes it.
+check_7() {
+    local out active procs line_before line_after
+    # Let the agent finish with the victim first (a process it is still patching would change).
+    wait_status '.processes.pending == 0' 10 >/dev/null
+    sleep 0.5
+    line_before=$(victim_line)
+    out=$(cexec apt-get remove -y -q hotpatch-agent 2>&1) || { fail "apt-get remove failed:"; printf '%s\n' "$out" | tail -n 10 | indent; return 1; }
+    active=$(cexec systemctl is-active "$AGENT_UNIT")
+    procs=$(cexec sh -c 'grep -lx hotpatch-agent /proc/[0-9]*/comm 2>/dev/null')
+    say "after apt-get remove: is-active=$active, agent processes: ${procs:-none}"
+    [[ $active != active && $active != activating && -z $procs ]] || { fail "the agent still runs after apt-get remove"; return 1; }
+    cexec test -d /var/lib/hotpatch-agent || { fail "/var/lib/hotpatch-agent was removed by apt-get remove (state must be kept)"; return 1; }
+    cexec test -f /etc/hotpatch-agent/keys/publisher.pub || { fail "/etc/hotpatch-agent/keys/publisher.pub was removed by apt-get remove"; return 1; }
+    say "kept: /var/lib/hotpatch-agent ($(cexec ls /var/lib/hotpatch-agent | tr '\n' ' ')), /etc/hotpatch-agent/keys/publisher.pub"
+    sleep 1
+    line_after=$(victim_line)
+    say "victim before the removal: $line_before"
+    say "victim after the removal:  $line_after"
+    [[ ${line_before% calls=*} == "${line_after% calls=*}" ]] \
+        || { fail "the victim's behaviour changed when the agent was removed (applied hotpatches must stay)"; return 1; }
+    out=$(cexec apt-get purge -y -q hotpatch-agent 2>&1) || { fail "apt-get purge failed:"; printf '%s\n' "$out" | tail -n 10 | indent; return 1; }
+    local left=()
+    cexec test -e /var/lib/hotpatch-agent && left+=(/var/lib/hotpatch-agent)
+    cexec test -e /etc/hotpatch-agent && left+=("/etc/hotpatch-agent ($(cexec find /etc/hotpatch-agent | tr '\n' ' '))")
+    cexec dpkg-query -W -f='${db:Status-Abbrev}' hotpatch-agent 2>/dev/null | grep -q '^i' && left+=("the package is still installed")
+    if ((${#left[@]})); then fail "after apt-get purge, still there: ${left[*]}"; return 1; fi
+    say "after apt-get purge: /var/lib/hotpatch-agent and /etc/hotpatch-agent are gone"
+}
