@@ -94,8 +94,14 @@ struct PatchLoader {
             throw .unpatchable(error)
         }
         let reserveFlags = PatchLoader.mapPrivate | PatchLoader.mapAnonymous | (near == nil ? 0 : PatchLoader.mapFixedNoReplace)
-        let reserve = PlannedSystemCall(label: "mmap(anonymous, PROT_READ)", number: SystemCallNumber.mmap,
-                                        arguments: [reservationHint, total, PatchLoader.protRead, reserveFlags, UInt64.max, 0])
+        // Readable and executable from the start: the marker page will hold the injection stub. A
+        // new r-x anonymous mapping is what MemoryDenyWriteExecute and PR_SET_MDWE still allow.
+        let reserve = PlannedSystemCall(label: "mmap(anonymous, PROT_READ|PROT_EXEC)", number: SystemCallNumber.mmap,
+                                        arguments: [reservationHint, total, PatchLoader.protRead | PatchLoader.protExec,
+                                                    reserveFlags, UInt64.max, 0])
+        // What the stub runs if the agent dies mid-load: put the thread's own signal mask back.
+        let restoreMask = PlannedSystemCall(label: "rt_sigprocmask(SIG_SETMASK)", number: SystemCallNumber.rtSigprocmask,
+                                            arguments: [2, reservationHint + InjectionStub.offsetInMarkerPage, 0, 8])
         let open = PlannedSystemCall(label: "openat(\(path))", number: SystemCallNumber.openat,
                                      arguments: [PatchLoader.atCurrentDirectory, reservationHint, PatchLoader.openFlags, 0])
         let memfd = PlannedSystemCall(label: "memfd_create", number: SystemCallNumber.memfdCreate, arguments: [reservationHint, 1])
@@ -104,7 +110,7 @@ struct PatchLoader {
         let unmap = PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservationHint, total])
         var useMemfd = !visible
         do throws(UnpatchableReason) {
-            for call in [reserve, close, unmap] + segmentCalls { try gate.check(call) }
+            for call in [reserve, restoreMask, close, unmap] + segmentCalls { try gate.check(call) }
             if !useMemfd && !gate.allows(open) { useMemfd = true }
             if useMemfd {
                 do throws(UnpatchableReason) { try gate.check(memfd) } catch {
@@ -150,10 +156,22 @@ struct PatchLoader {
         defer {
             if !mapped { _ = try? inject(PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservation, total])) }
         }
+        // From here on, calls run on a stub in the marker page that would resume the thread as it
+        // was if the agent died (the seal record and the path below go before it).
+        do {
+            let stubAddress = reservation + InjectionStub.offsetInMarkerPage
+            try memory.write(injector.stub.encode(), at: stubAddress)
+            try injector.useStub(at: stubAddress)
+        } catch {
+            throw .unpatchable(.systemFailure(detail: "writing the injection stub into process \(pid): \(error)"))
+        }
         if near == nil { writes = try relocate(base: base, resolver: &resolver) }
 
         // The path (or memfd name) goes in the marker page, which the seal later overwrites.
         let text = useMemfd ? "hotpatch:" + name : path
+        if UInt64(text.utf8.count) >= InjectionStub.offsetInMarkerPage {
+            throw .unpatchable(.patchObjectRejected(detail: "path \(path) is too long (\(text.utf8.count) bytes)"))
+        }
         do { try memory.write(Array(text.utf8) + [0], at: reservation) } catch {
             throw .unpatchable(.systemFailure(detail: "writing the patch path into process \(pid): \(error)"))
         }

@@ -176,10 +176,47 @@ final class TracedProcess {
                 threads[tid]!.stopped = true
                 // The trap of the step itself is ours; any other signal is the program's.
                 if eventNumber == 0 && signal != SIGTRAP { threads[tid]!.pendingSignal = signal }
-                return true
+                return try disarmSingleStep(tid, deadline: deadline)
             }
             try record(tid: eventTid, event: event)
             if eventTid == tid { return threads[tid] != nil && threads[tid]!.stopped }
+        }
+    }
+
+    /// Leaves a thread stopped after a single-step without its single-step state. A stepped thread
+    /// keeps the trap flag (and the trap on system call exit) until its tracer resumes it; if the
+    /// tracer dies instead (the agent killed), the kernel lets the thread run with them and its next
+    /// instruction or system call raises a SIGTRAP that kills the process. A PTRACE_INTERRUPT queued
+    /// before PTRACE_CONT makes the thread stop again before it returns to user space (no
+    /// instruction runs), and the resume clears the single-step state. Returns false if it died.
+    private func disarmSingleStep(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+        if cptrace_interrupt(tid) == -1 || cptrace_cont(tid, 0) == -1 {
+            if errno == ESRCH { threads[tid] = nil; return false }
+            throw .system(.systemCall(name: "ptrace(PTRACE_CONT)", errno: errno, subject: "thread \(tid)"))
+        }
+        threads[tid]!.stopped = false
+        while true {
+            let next: (tid: Int32, event: TraceEvent)?
+            do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
+            guard let (eventTid, event) = next else {
+                if !TracedProcess.exists(pid) { throw .processGone }
+                throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
+            }
+            guard eventTid == tid, case let .stopped(signal, eventNumber) = event else {
+                try record(tid: eventTid, event: event)
+                if eventTid == tid { return false }
+                continue
+            }
+            if eventNumber == Int32(CPTRACE_EVENT_STOP) {
+                threads[tid]!.stopped = true
+                return true
+            }
+            // A signal that arrived meanwhile: keep it for the detach, and go on to the stop.
+            if eventNumber == 0 && signal != SIGTRAP { threads[tid]!.pendingSignal = signal }
+            if cptrace_cont(tid, 0) == -1 {
+                if errno == ESRCH { threads[tid] = nil; return false }
+                throw .system(.systemCall(name: "ptrace(PTRACE_CONT)", errno: errno, subject: "thread \(tid)"))
+            }
         }
     }
 
