@@ -133,8 +133,11 @@ struct PatchLoader {
             throw .unpatchable(.systemFailure(detail: "\(error)"))
         }
         defer { try? injector.restore() }
-        func inject(_ call: PlannedSystemCall) throws(LoadFailure) -> Int64 {
-            do { return try injector.call(call.number, call.arguments, deadline: deadline) } catch let failure as InjectionFailure {
+        func inject(_ call: PlannedSystemCall, removingStub: Bool = false) throws(LoadFailure) -> Int64 {
+            do {
+                if removingStub { return try injector.callRemovingStub(call.number, call.arguments, deadline: deadline) }
+                return try injector.call(call.number, call.arguments, deadline: deadline)
+            } catch let failure as InjectionFailure {
                 if case let .stop(stop) = failure { throw PatchLoader.failure(stop) }
                 throw .unpatchable(.systemFailure(detail: "injected \(call.label) left the thread at an unexpected address"))
             } catch {
@@ -154,14 +157,17 @@ struct PatchLoader {
         let base = reservation + PatchImageMarker.pageSize
         var mapped = false
         defer {
-            if !mapped { _ = try? inject(PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservation, total])) }
+            if !mapped {
+                _ = try? inject(PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservation, total]),
+                                removingStub: true)
+            }
         }
         // From here on, calls run on a stub in the marker page that would resume the thread as it
         // was if the agent died (the seal record and the path below go before it).
         do {
             let stubAddress = reservation + InjectionStub.offsetInMarkerPage
             try memory.write(injector.stub.encode(), at: stubAddress)
-            try injector.useStub(at: stubAddress)
+            injector.useStub(at: stubAddress)
         } catch {
             throw .unpatchable(.systemFailure(detail: "writing the injection stub into process \(pid): \(error)"))
         }

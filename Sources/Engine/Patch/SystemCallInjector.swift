@@ -12,13 +12,18 @@ enum SystemCallNumber {
 }
 
 /// Runs system calls (never functions) inside a target thread that `TracedProcess` holds: it points
-/// the thread at a `syscall` instruction with the call's registers, single-steps it, and reads the
-/// result. No code of the target runs, so no lock it holds can deadlock us.
+/// the thread at a `syscall` instruction with the call's registers, resumes it with PTRACE_SYSCALL
+/// to the call's entry and then its exit, and reads the result there. No code of the target runs,
+/// so no lock it holds can deadlock us, and nothing is single-stepped: a system call stop arms
+/// nothing that outlives the agent (the kernel clears system call tracing when a tracer dies, and a
+/// thread in such a stop carries on without a signal).
 ///
-/// The first call runs on an existing `syscall` (vDSO or libc) with the thread's own signal mask.
-/// Once the caller has written an `InjectionStub` into the target (`useStub`), every later call runs
-/// on the stub's `syscall` with signals blocked: should the agent die while the thread holds our
-/// registers, the thread runs on into the stub, which puts back its own registers and mask.
+/// The first call runs on an existing `syscall` (vDSO or libc) with the thread's own signal mask;
+/// at its exit the thread is at once given back its own state ("parked"), since a thread left just
+/// past that instruction with our registers could not go on by itself. Once the caller has written
+/// an `InjectionStub` into the target (`useStub`), every later call runs on the stub's `syscall`
+/// with signals blocked, and the thread waits at the stub between calls: should the agent die,
+/// the thread runs on into the stub, which puts back its own registers and mask.
 final class SystemCallInjector {
     private let traced: TracedProcess
     /// The thread the calls run in.
@@ -27,6 +32,11 @@ final class SystemCallInjector {
     private(set) var instruction: UInt64
     private let savedRegisters: ThreadRegisters
     private let savedSignalMask: UInt64
+    /// Calls run on the stub (and the thread waits on it between calls).
+    private var onStub = false
+    /// The stub was unmapped by a call (`callRemovingStub`): no call may run any more.
+    private var stubRemoved = false
+    private var signalsBlocked = false
     private var restored = true
     /// How many calls ran.
     private(set) var callCount = 0
@@ -46,57 +56,106 @@ final class SystemCallInjector {
     /// The stub that would resume this thread as it was; to be written into the target.
     var stub: InjectionStub { InjectionStub(registers: savedRegisters, signalMask: savedSignalMask) }
 
-    /// Runs later calls on the stub written at `address`, then blocks every signal but faults (a
-    /// signal storm would otherwise interrupt each step). Before the stub exists a tracer death
-    /// would leave the mask blocked for good, so the mask is changed only now.
-    func useStub(at address: UInt64) throws {
+    /// The thread's own state as it continues when it runs on freely from a system call stop: the
+    /// kernel's restart fix-up already applied (see `InjectionStub.resume`), and orig_rax -1 so the
+    /// kernel applies none on top. What the stub restores, set with ptrace instead.
+    private var parkedRegisters: ThreadRegisters {
+        let stub = self.stub
+        var registers = savedRegisters
+        registers.rax = stub.resume.registers[0]
+        registers.instructionPointer = stub.resume.instructionPointer
+        registers.originalRAX = UInt64.max
+        return registers
+    }
+
+    /// Runs later calls on the stub written at `address`. Signals are blocked with the next call,
+    /// once the thread holds registers that lead into the stub (which unblocks them again).
+    func useStub(at address: UInt64) {
         instruction = address
-        var blockAll = UInt64.max
-        for signal in SystemCallInjector.faultSignals { blockAll &= ~(UInt64(1) << UInt64(signal - 1)) }
-        restored = false
-        try Ptrace.setSignalMask(tid, blockAll)
+        onStub = true
     }
 
     /// Runs one system call and returns its raw result (a negative value is -errno).
     func call(_ number: Int, _ arguments: [UInt64], deadline: Monotonic.Instant) throws -> Int64 {
+        guard !stubRemoved else { throw InjectionFailure.unexpectedLocation(instruction) }
         var registers = savedRegisters
         registers.prepareSystemCall(number: number, arguments: arguments, at: instruction)
         // The stub pushes (popfq): its stack starts below the red zone of the interrupted code.
         registers.stackPointer = (savedRegisters.stackPointer &- InjectionStub.stackGap) & ~0xf
         restored = false
         try Ptrace.setRegisters(tid, registers)
+        if onStub && !signalsBlocked {
+            // Only now: a thread that runs on from here passes through the stub, which unblocks.
+            var blockAll = UInt64.max
+            for signal in SystemCallInjector.faultSignals { blockAll &= ~(UInt64(1) << UInt64(signal - 1)) }
+            try Ptrace.setSignalMask(tid, blockAll)
+            signalsBlocked = true
+        }
+        return try run(number, deadline: deadline)
+    }
+
+    /// Runs a last call that unmaps the stub (the failure path's `munmap` of the reservation): the
+    /// thread's own signal mask goes back first, and right after the call the thread is parked at
+    /// its own state, as after the first call. No call may follow.
+    func callRemovingStub(_ number: Int, _ arguments: [UInt64], deadline: Monotonic.Instant) throws -> Int64 {
+        if signalsBlocked {
+            // The thread waits at the stub: should the agent die now, the stub restores the same mask.
+            try Ptrace.setSignalMask(tid, savedSignalMask)
+            signalsBlocked = false
+        }
+        onStub = false
+        let result = try call(number, arguments, deadline: deadline)
+        stubRemoved = true
+        return result
+    }
+
+    /// Takes the thread prepared by `call` through the system call's entry and exit stops.
+    private func run(_ number: Int, deadline: Monotonic.Instant) throws -> Int64 {
         callCount += 1
-        // A pending signal can stop the thread before it executes the instruction (the first call
-        // runs with the thread's own mask); step again.
-        for _ in 0..<64 {
+        for _ in 0..<2 {
             let alive: Bool
-            do { alive = try traced.singleStep(tid, deadline: deadline) } catch {
+            do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch {
                 throw InjectionFailure.stop(error)
             }
             guard alive else { throw InjectionFailure.stop(.processGone) }
-            let after = try Ptrace.registers(tid)
-            if after.instructionPointer == instruction + 2 { return Int64(bitPattern: after.rax) }
-            if after.instructionPointer != instruction {
-                throw InjectionFailure.unexpectedLocation(after.instructionPointer)
-            }
         }
-        throw InjectionFailure.unexpectedLocation(instruction)
+        let after = try Ptrace.registers(tid)
+        // Off the stub, the thread sits just past a `syscall` of the program with our registers:
+        // give it back its own state before anything else.
+        if !onStub { try Ptrace.setRegisters(tid, parkedRegisters) }
+        guard after.instructionPointer == instruction + 2, after.originalRAX == UInt64(number) else {
+            throw InjectionFailure.unexpectedLocation(after.instructionPointer)
+        }
+        return Int64(bitPattern: after.rax)
     }
 
     /// Puts back the thread's registers and signal mask exactly as they were, so an interrupted
-    /// `nanosleep` or `read` restarts as if nothing happened.
+    /// `nanosleep` or `read` restarts as if nothing happened. From a system call stop the thread is
+    /// first moved into an interrupt stop, where the kernel still applies its restart rules to the
+    /// registers set there. The mask goes back before the registers: in between, the thread would
+    /// still run into the stub, which restores both.
     func restore() throws {
         guard !restored else { return }
         restored = true
-        try Ptrace.setRegisters(tid, savedRegisters)
+        let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+        do {
+            guard try traced.waitForStop(tid, deadline: deadline) else { return }
+            if traced.isAtSystemCallStop(tid) {
+                guard try traced.interruptStop(tid, deadline: deadline) else { return }
+            }
+        } catch {
+            throw InjectionFailure.stop(error)
+        }
         try Ptrace.setSignalMask(tid, savedSignalMask)
+        signalsBlocked = false
+        try Ptrace.setRegisters(tid, savedRegisters)
     }
 }
 
 /// How an injection went wrong.
 enum InjectionFailure: Error {
-    /// The thread could not be stepped (gone, deadline).
+    /// The thread could not be run to its stops (gone, deadline).
     case stop(StopFailure)
-    /// After the step the thread was somewhere else than right after the `syscall` instruction.
+    /// After the call the thread was somewhere else than right after the `syscall` instruction.
     case unexpectedLocation(UInt64)
 }

@@ -32,7 +32,7 @@ extension LivePatchTests {
         #expect(page > 0)
         let stub = UInt64(page) + InjectionStub.offsetInMarkerPage
         try memory.write(injector.stub.encode(), at: stub)
-        try injector.useStub(at: stub)
+        injector.useStub(at: stub)
         #expect(try injector.call(39, [], deadline: deadline) == Int64(pid))
         #expect(try Ptrace.registers(tid).instructionPointer == stub + 2)
         _ = traced  // never released: the tracer's death detaches it
