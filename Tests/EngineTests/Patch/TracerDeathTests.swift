@@ -38,6 +38,44 @@ extension LivePatchTests {
         _ = traced  // never released: the tracer's death detaches it
     }
 
+    /// Seizes thread `tid` of `pid` and runs the first call (an r-x page) on an existing `syscall`,
+    /// leaving the thread parked at that call's exit stop; the tracer never restores it.
+    private static func firstCallAndAbandon(pid: Int32, tid: Int32) throws {
+        let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+        let traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+        let memory = try ProcessMemory(pid: pid)
+        let mappings = try ProcFS.maps(of: ProcessID(pid))
+        let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
+        let instruction = try #require(found)
+        let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
+        #expect(try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline) > 0)
+        #expect(traced.isAtSystemCallStop(tid))
+        _ = traced
+    }
+
+    /// Like `injectThroughStubAndAbandon`, but leaves the thread at the *entry* stop of a `getpid`
+    /// on the stub: on the tracer's death the thread runs the call, then the stub.
+    private static func enterStubCallAndAbandon(pid: Int32, tid: Int32) throws {
+        let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+        let traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+        let memory = try ProcessMemory(pid: pid)
+        let mappings = try ProcFS.maps(of: ProcessID(pid))
+        let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
+        let instruction = try #require(found)
+        let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
+        let page = try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
+        let stub = UInt64(page) + InjectionStub.offsetInMarkerPage
+        try memory.write(injector.stub.encode(), at: stub)
+        injector.useStub(at: stub)
+        #expect(try injector.call(39, [], deadline: deadline) == Int64(pid))
+        var registers = try Ptrace.registers(tid)
+        registers.prepareSystemCall(number: 39, arguments: [], at: stub)
+        try Ptrace.setRegisters(tid, registers)
+        #expect(try traced.runToSystemCallStop(tid, deadline: deadline))
+        #expect(try Ptrace.registers(tid).originalRAX == 39)
+        _ = traced
+    }
+
     private static func blockedSignals(_ pid: Int32, _ tid: Int32) throws -> String {
         let status = try String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)
         return status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") }.map(String.init) ?? ""
@@ -101,6 +139,44 @@ extension LivePatchTests {
         try Ptrace.signalThread(process: victim.pid, thread: parked, SIGUSR2)
         _ = try victim.waitForLine { $0 == "unparked" }
         #expect(victim.isAlive)
+    }
+
+    @Test func injection_whenTracerDiesRightAfterTheFirstCall_threadResumesWithItsOwnState() throws {
+        // The first call runs off the stub; at its exit the thread is parked at its own state.
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let worker = try #require(try Self.threadIDs(victim.pid).first { $0 != victim.pid })
+        let before = (try Self.blockedSignals(victim.pid, victim.pid), try Self.blockedSignals(victim.pid, worker))
+        for round in 0..<20 {
+            let tid = round % 4 == 0 ? victim.pid : worker  // the sleeping leader restarts its nanosleep
+            try Self.onDoomedTracer { try Self.firstCallAndAbandon(pid: victim.pid, tid: tid) }
+            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0)
+        }
+        #expect(try Self.blockedSignals(victim.pid, victim.pid) == before.0)
+        #expect(try Self.blockedSignals(victim.pid, worker) == before.1)
+        #expect(try Live.behaviour(victim) == Live.original)
+        let first = try Self.calls(victim)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(try Self.calls(victim) > first)
+    }
+
+    @Test func injection_whenTracerDiesAtTheEntryOfAStubCall_threadRunsTheCallThenTheStub() throws {
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let worker = try #require(try Self.threadIDs(victim.pid).first { $0 != victim.pid })
+        let before = (try Self.blockedSignals(victim.pid, victim.pid), try Self.blockedSignals(victim.pid, worker))
+        for round in 0..<20 {
+            let tid = round % 4 == 0 ? victim.pid : worker
+            try Self.onDoomedTracer { try Self.enterStubCallAndAbandon(pid: victim.pid, tid: tid) }
+            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+        }
+        #expect(try Self.blockedSignals(victim.pid, victim.pid) == before.0)
+        #expect(try Self.blockedSignals(victim.pid, worker) == before.1)
+        #expect(try Live.behaviour(victim) == Live.original)
+        let first = try Self.calls(victim)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(try Self.calls(victim) > first)
     }
 
     @Test func injection_beforeTheStubExists_leavesTheSignalMaskAlone() throws {
