@@ -123,9 +123,16 @@ public final class Patcher {
                 let executable = try? ProcFS.executablePath(of: pid)
                 var resolver = SymbolResolver(objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache),
                                               executablePath: executable, references: references, cache: cache)
-                let loaded = try loader.load(into: pid.rawValue, target: object, mappings: mappings, status: status,
+                // Like the stop window, the injection is short and runs raised: the time the held
+                // thread spends between our requests is where the agent's death costs the most.
+                let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
+                let loaded: (image: PatchImage, injected: Int)
+                do {
+                    defer { priority?.restore() }
+                    loaded = try loader.load(into: pid.rawValue, target: object, mappings: mappings, status: status,
                                              requireNear: needsNear, resolver: &resolver, memory: memory,
                                              deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds))
+                }
                 report.injectedSystemCalls = loaded.injected
                 images.append(loaded.image)
                 imageBase = loaded.image.base
