@@ -7,6 +7,9 @@ public struct PatchOptions: Sendable {
     public var stopDeadlineMicroseconds: UInt64 = 200_000
     /// How long mapping the patch object (one thread held) may take.
     public var loadDeadlineMicroseconds: UInt64 = 2_000_000
+    /// How many times the whole stop is released and taken again (0.5 ms apart) while a thread is
+    /// inside a patch window, before that thread is single-stepped out instead.
+    public var restopsBeforeEvacuation = 4
     /// Most single-steps spent moving one thread out of a patch window.
     public var evacuationStepLimit = 1_000
     /// Also refuse (busy) while any thread's stack holds a return address into a replaced function.
@@ -217,10 +220,24 @@ public final class Patcher {
                               report: inout ProcessPatchReport) throws(LoadFailure) {
         let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
         defer { priority?.restore() }
-        let deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
-        let traced: TracedProcess
+        let windows = writes.map(\.window)
+        var deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
+        var traced: TracedProcess
         do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
             throw PatchLoader.failure(error)
+        }
+        // A thread caught inside a window is single-stepped out, and a single-step is the one
+        // moment a thread cannot survive the agent's death (see `TracedProcess.singleStep`). Most
+        // such threads are just passing through: let the process run a moment and stop it again,
+        // and step only a thread that is still inside after a few tries.
+        for _ in 0..<options.restopsBeforeEvacuation where Patcher.hasThreadToStep(traced, windows: windows) {
+            traced.release()
+            Monotonic.sleep(microseconds: 500)
+            deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
+            do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
+                throw PatchLoader.failure(error)
+            }
+            report.restops += 1
         }
         var failure: LoadFailure?
         do throws(LoadFailure) {
@@ -229,7 +246,7 @@ public final class Patcher {
                 let now = try? memory.read(at: write.address, count: write.expected.count)
                 guard now == write.expected else { throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning") }
             }
-            try evacuate(traced, windows: writes.map(\.window), deadline: deadline)
+            try evacuate(traced, windows: windows, deadline: deadline)
             if options.strictStackCheck { try scanStacks(traced, sites: sites, memory: memory) }
             for write in writes {
                 do { try memory.write(write.bytes, at: write.address) } catch {
@@ -244,6 +261,16 @@ public final class Patcher {
         traced.release()
         if let first { report.pauseMicroseconds = Monotonic.now.microseconds(since: first) }
         if let failure { throw failure }
+    }
+
+    /// Whether a stopped thread is inside a window (past its first byte) and not blocked in a
+    /// system call: one `evacuate` would single-step.
+    private static func hasThreadToStep(_ traced: TracedProcess, windows: [Range<UInt64>]) -> Bool {
+        traced.stoppedThreadIDs.contains { tid in
+            guard let registers = try? Ptrace.registers(tid) else { return false }
+            let ip = registers.instructionPointer
+            return ip == registers.resumeAddress && windows.contains { $0.contains(ip) && ip != $0.lowerBound }
+        }
     }
 
     /// Single-steps each thread whose instruction pointer is inside a window until it is out.
