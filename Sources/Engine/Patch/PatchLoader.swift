@@ -133,6 +133,14 @@ struct PatchLoader {
             throw .unpatchable(.systemFailure(detail: "\(error)"))
         }
         defer { try? injector.restore() }
+        // A thread interrupted in a system call (the usual leader, asleep) runs the first call in
+        // place of that call, on its own `syscall`: if the agent died during it, the thread would
+        // return into its own code rather than run on past the vDSO's instruction with our
+        // registers. Only a 64-bit `syscall` qualifies, and only if the filters allow the call there.
+        if let own = injector.restartedSystemCall, (try? memory.read(at: own, count: 2)) == [0x0F, 0x05],
+           status.seccompMode == 0 || (try? SeccompGate(tid: tid, mode: status.seccompMode, instruction: own))?.allows(reserve) == true {
+            injector.runFirstCallInPlaceOfRestartedCall()
+        }
         func inject(_ call: PlannedSystemCall, removingStub: Bool = false) throws(LoadFailure) -> Int64 {
             do {
                 if removingStub { return try injector.callRemovingStub(call.number, call.arguments, deadline: deadline) }

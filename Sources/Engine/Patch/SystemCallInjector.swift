@@ -32,6 +32,9 @@ final class SystemCallInjector {
     private(set) var instruction: UInt64
     private let savedRegisters: ThreadRegisters
     private let savedSignalMask: UInt64
+    /// The first call takes the place of the system call the thread was interrupted in, on the
+    /// thread's own `syscall` instruction (see `runFirstCallInPlaceOfRestartedCall`).
+    private var firstCallInPlace = false
     /// Calls run on the stub (and the thread waits on it between calls).
     private var onStub = false
     /// The stub was unmapped by a call (`callRemovingStub`): no call may run any more.
@@ -68,6 +71,24 @@ final class SystemCallInjector {
         return registers
     }
 
+    /// The thread's own `syscall` instruction, if it was stopped inside a system call the kernel
+    /// will run again when it resumes (a restart code in rax): the 2 bytes before its rip.
+    var restartedSystemCall: UInt64? {
+        let resumed = InjectionStub.resume(rax: savedRegisters.rax, originalRAX: savedRegisters.originalRAX,
+                                           instructionPointer: savedRegisters.instructionPointer)
+        return resumed.instructionPointer != savedRegisters.instructionPointer ? resumed.instructionPointer : nil
+    }
+
+    /// Runs the first call in place of the system call the thread was interrupted in, which the
+    /// caller checked is a 64-bit `syscall` (0F 05) at `restartedSystemCall`. The thread is resumed
+    /// with its own registers, so the kernel restarts its call, and the call is swapped for ours at
+    /// its entry stop. Until that stop the thread holds nothing of ours; from there to the exit
+    /// stop, where it is parked, a thread left to itself would return from its own call with our
+    /// call's result and argument registers — into its own code, not foreign code.
+    func runFirstCallInPlaceOfRestartedCall() {
+        if callCount == 0, restartedSystemCall != nil { firstCallInPlace = true }
+    }
+
     /// Runs later calls on the stub written at `address`. Signals are blocked with the next call,
     /// once the thread holds registers that lead into the stub (which unblocks them again).
     func useStub(at address: UInt64) {
@@ -78,6 +99,10 @@ final class SystemCallInjector {
     /// Runs one system call and returns its raw result (a negative value is -errno).
     func call(_ number: Int, _ arguments: [UInt64], deadline: Monotonic.Instant) throws -> Int64 {
         guard !stubRemoved else { throw InjectionFailure.unexpectedLocation(instruction) }
+        if firstCallInPlace, let own = restartedSystemCall {
+            firstCallInPlace = false
+            return try callInPlace(of: own, number, arguments, deadline: deadline)
+        }
         var registers = savedRegisters
         registers.prepareSystemCall(number: number, arguments: arguments, at: instruction)
         // The stub pushes (popfq): its stack starts below the red zone of the interrupted code.
@@ -107,6 +132,35 @@ final class SystemCallInjector {
         let result = try call(number, arguments, deadline: deadline)
         stubRemoved = true
         return result
+    }
+
+    private func callInPlace(of own: UInt64, _ number: Int, _ arguments: [UInt64], deadline: Monotonic.Instant) throws -> Int64 {
+        callCount += 1
+        restored = false
+        func toNextStop() throws {
+            let alive: Bool
+            do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch {
+                throw InjectionFailure.stop(error)
+            }
+            guard alive else { throw InjectionFailure.stop(.processGone) }
+        }
+        // The thread's own call, restarted by the kernel: restart_syscall after -ERESTART_RESTARTBLOCK.
+        let restarted = InjectionStub.resume(rax: savedRegisters.rax, originalRAX: savedRegisters.originalRAX,
+                                             instructionPointer: savedRegisters.instructionPointer).rax
+        try toNextStop()
+        var entry = try Ptrace.registers(tid)
+        guard entry.instructionPointer == own + 2, entry.originalRAX == restarted else {
+            throw InjectionFailure.unexpectedLocation(entry.instructionPointer)
+        }
+        entry.replaceEnteringSystemCall(number: number, arguments: arguments)
+        try Ptrace.setRegisters(tid, entry)
+        try toNextStop()
+        let after = try Ptrace.registers(tid)
+        try Ptrace.setRegisters(tid, parkedRegisters)
+        guard after.instructionPointer == own + 2, after.originalRAX == UInt64(number) else {
+            throw InjectionFailure.unexpectedLocation(after.instructionPointer)
+        }
+        return Int64(bitPattern: after.rax)
     }
 
     /// Takes the thread prepared by `call` through the system call's entry and exit stops.

@@ -68,6 +68,20 @@ public struct ThreadRegisters: Sendable, Equatable {
         withUnsafeBytes(of: lhs.raw) { l in withUnsafeBytes(of: rhs.raw) { r in l.elementsEqual(r) } }
     }
 
+    /// At a system call entry stop, replaces the call the kernel is about to run: number in
+    /// orig_rax (what the kernel reads after the stop), arguments in rdi, rsi, rdx, r10, r8, r9.
+    /// Where the thread returns afterwards (rip) is left alone.
+    mutating func replaceEnteringSystemCall(number: Int, arguments: [UInt64]) {
+        raw.orig_rax = UInt64(bitPattern: Int64(number))
+        let padded = arguments + Array(repeating: 0, count: max(0, 6 - arguments.count))
+        raw.rdi = padded[0]
+        raw.rsi = padded[1]
+        raw.rdx = padded[2]
+        raw.r10 = padded[3]
+        raw.r8 = padded[4]
+        raw.r9 = padded[5]
+    }
+
     /// Sets the registers the x86_64 system call ABI reads: number in rax, arguments in
     /// rdi, rsi, rdx, r10, r8, r9.
     mutating func prepareSystemCall(number: Int, arguments: [UInt64], at instruction: UInt64) {

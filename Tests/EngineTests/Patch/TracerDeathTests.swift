@@ -40,7 +40,7 @@ extension LivePatchTests {
 
     /// Seizes thread `tid` of `pid` and runs the first call (an r-x page) on an existing `syscall`,
     /// leaving the thread parked at that call's exit stop; the tracer never restores it.
-    private static func firstCallAndAbandon(pid: Int32, tid: Int32) throws {
+    private static func firstCallAndAbandon(pid: Int32, tid: Int32, inPlace: Bool = false) throws {
         let deadline = Monotonic.now.adding(microseconds: 2_000_000)
         let traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
         let memory = try ProcessMemory(pid: pid)
@@ -48,6 +48,11 @@ extension LivePatchTests {
         let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
         let instruction = try #require(found)
         let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
+        if inPlace {
+            let own = try #require(injector.restartedSystemCall, "the thread is asleep in a system call")
+            #expect(try memory.read(at: own, count: 2) == [0x0F, 0x05])
+            injector.runFirstCallInPlaceOfRestartedCall()
+        }
         #expect(try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline) > 0)
         #expect(traced.isAtSystemCallStop(tid))
         _ = traced
@@ -159,6 +164,22 @@ extension LivePatchTests {
         let first = try Self.calls(victim)
         Thread.sleep(forTimeInterval: 0.1)
         #expect(try Self.calls(victim) > first)
+    }
+
+    @Test func injection_whenTracerDiesRightAfterAFirstCallInPlaceOfASleep_threadSleepsOnWithItsOwnState() throws {
+        // The leader sleeps in nanosleep: the first call replaces its restarted call, on its own
+        // `syscall`, and the thread is parked at the exit.
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let before = try Self.blockedSignals(victim.pid, victim.pid)
+        for _ in 0..<10 {
+            Thread.sleep(forTimeInterval: 0.005)
+            try Self.onDoomedTracer { try Self.firstCallAndAbandon(pid: victim.pid, tid: victim.pid, inPlace: true) }
+            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0)
+        }
+        #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
+        #expect(try Live.behaviour(victim) == Live.original)
     }
 
     @Test func injection_whenTracerDiesAtTheEntryOfAStubCall_threadRunsTheCallThenTheStub() throws {
