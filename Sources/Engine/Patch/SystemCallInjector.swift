@@ -152,6 +152,14 @@ final class SystemCallInjector {
         guard entry.instructionPointer == own + 2, entry.originalRAX == restarted else {
             throw InjectionFailure.unexpectedLocation(entry.instructionPointer)
         }
+        // An anonymous mmap ignores its descriptor, and any page-aligned offset will do: those keep
+        // the thread's own r8 and r9, which code after its own `syscall` may still use (glibc keeps
+        // the old cancellation type in r8 across a cancellable call).
+        var arguments = arguments
+        if number == SystemCallNumber.mmap, arguments.count == 6, arguments[3] & 0x20 != 0 {  // MAP_ANONYMOUS
+            arguments[4] = entry.generalRegister(8)
+            if entry.generalRegister(9) & 0xfff == 0 { arguments[5] = entry.generalRegister(9) }
+        }
         entry.replaceEnteringSystemCall(number: number, arguments: arguments)
         try Ptrace.setRegisters(tid, entry)
         try toNextStop()
