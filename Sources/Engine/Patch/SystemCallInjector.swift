@@ -18,8 +18,9 @@ enum SystemCallNumber {
 /// nothing that outlives the agent (the kernel clears system call tracing when a tracer dies, and a
 /// thread in such a stop carries on without a signal).
 ///
-/// The first call runs on an existing `syscall` (vDSO or libc) with the thread's own signal mask;
-/// at its exit the thread is at once given back its own state ("parked"), since a thread left just
+/// The first call runs on an existing `syscall` (vDSO or libc), or in place of the system call the
+/// thread was interrupted in (`runFirstCallInPlaceOfRestartedCall`), with the thread's own signal
+/// mask; at its exit the thread is at once given back its own state ("parked"), since a thread left
 /// past that instruction with our registers could not go on by itself. Once the caller has written
 /// an `InjectionStub` into the target (`useStub`), every later call runs on the stub's `syscall`
 /// with signals blocked, and the thread waits at the stub between calls: should the agent die,
