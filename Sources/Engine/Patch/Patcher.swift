@@ -7,9 +7,9 @@ public struct PatchOptions: Sendable {
     public var stopDeadlineMicroseconds: UInt64 = 200_000
     /// How long mapping the patch object (one thread held) may take.
     public var loadDeadlineMicroseconds: UInt64 = 2_000_000
-    /// How many times the whole stop is released and taken again (0.5 ms apart) while a thread is
-    /// inside a patch window, before that thread is single-stepped out instead.
-    public var restopsBeforeEvacuation = 4
+    /// How many times the whole stop is released and taken again (once the threads inside have run
+    /// again) while a thread is inside a patch window, before that thread is single-stepped out.
+    public var restopsBeforeEvacuation = 8
     /// Most single-steps spent moving one thread out of a patch window.
     public var evacuationStepLimit = 1_000
     /// Also refuse (busy) while any thread's stack holds a return address into a replaced function.
@@ -230,9 +230,21 @@ public final class Patcher {
         // moment a thread cannot survive the agent's death (see `TracedProcess.singleStep`). Most
         // such threads are just passing through: let the process run a moment and stop it again,
         // and step only a thread that is still inside after a few tries.
-        for _ in 0..<options.restopsBeforeEvacuation where Patcher.hasThreadToStep(traced, windows: windows) {
+        for _ in 0..<options.restopsBeforeEvacuation {
+            let inside = Patcher.threadsToStep(traced, windows: windows)
+            if inside.isEmpty { break }
+            let ran = inside.map { ProcFS.cpuTime(process: pid, thread: $0) }
             traced.release()
-            Monotonic.sleep(microseconds: 500)
+            // On a busy machine a released thread may wait for a CPU for milliseconds: stop again
+            // only once every thread that was inside has run (or after 20 ms).
+            let patience = Monotonic.now.adding(microseconds: 20_000)
+            repeat {
+                Monotonic.sleep(microseconds: 200)
+            } while Monotonic.now < patience
+                && zip(inside, ran).contains { tid, before in
+                    guard let before, let now = ProcFS.cpuTime(process: pid, thread: tid) else { return false }
+                    return now == before
+                }
             deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
             do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
                 throw PatchLoader.failure(error)
@@ -263,10 +275,10 @@ public final class Patcher {
         if let failure { throw failure }
     }
 
-    /// Whether a stopped thread is inside a window (past its first byte) and not blocked in a
-    /// system call: one `evacuate` would single-step.
-    private static func hasThreadToStep(_ traced: TracedProcess, windows: [Range<UInt64>]) -> Bool {
-        traced.stoppedThreadIDs.contains { tid in
+    /// The stopped threads inside a window (past its first byte) and not blocked in a system
+    /// call: those `evacuate` would single-step.
+    private static func threadsToStep(_ traced: TracedProcess, windows: [Range<UInt64>]) -> [Int32] {
+        traced.stoppedThreadIDs.filter { tid in
             guard let registers = try? Ptrace.registers(tid) else { return false }
             let ip = registers.instructionPointer
             return ip == registers.resumeAddress && windows.contains { $0.contains(ip) && ip != $0.lowerBound }
