@@ -82,9 +82,19 @@ struct PatchLoader {
             }
         }
 
-        let traced: TracedProcess
+        var traced: TracedProcess
         do { traced = try TracedProcess.stopOneThread(pid: pid, deadline: deadline) } catch {
             throw PatchLoader.failure(error)
+        }
+        // The first call is safest in place of a system call the thread was interrupted in (see
+        // below); a thread caught running is let go and stopped again a few times (2 ms apart)
+        // to catch it asleep, before the call runs on the vDSO's `syscall` instead.
+        for _ in 0..<5 where !PatchLoader.isInRestartableCall(traced) {
+            traced.release()
+            Monotonic.sleep(microseconds: 2_000)
+            do { traced = try TracedProcess.stopOneThread(pid: pid, deadline: deadline) } catch {
+                throw PatchLoader.failure(error)
+            }
         }
         defer { traced.release() }
         guard let tid = traced.stoppedThreadIDs.first else { throw .unpatchable(.processGone) }
@@ -335,6 +345,12 @@ struct PatchLoader {
             }
         }
         return nil
+    }
+
+    /// Whether the held thread was stopped inside a system call the kernel restarts on resume.
+    private static func isInRestartableCall(_ traced: TracedProcess) -> Bool {
+        guard let tid = traced.stoppedThreadIDs.first, let registers = try? Ptrace.registers(tid) else { return true }
+        return registers.resumeAddress != registers.instructionPointer
     }
 
     /// Maps a stop failure to a load failure.
