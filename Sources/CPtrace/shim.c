@@ -13,6 +13,7 @@ long cptrace_seize(pid_t tid, unsigned long options) { return ptrace(PTRACE_SEIZ
 long cptrace_interrupt(pid_t tid) { return ptrace(PTRACE_INTERRUPT, tid, 0, 0); }
 long cptrace_cont(pid_t tid, int signal) { return ptrace(PTRACE_CONT, tid, 0, (void *)(long)signal); }
 long cptrace_detach(pid_t tid, int signal) { return ptrace(PTRACE_DETACH, tid, 0, (void *)(long)signal); }
+long cptrace_syscall(pid_t tid, int signal) { return ptrace(PTRACE_SYSCALL, tid, 0, (void *)(long)signal); }
 long cptrace_singlestep(pid_t tid, int signal) { return ptrace(PTRACE_SINGLESTEP, tid, 0, (void *)(long)signal); }
 long cptrace_listen(pid_t tid) { return ptrace(PTRACE_LISTEN, tid, 0, 0); }
 long cptrace_getregs(pid_t tid, cptrace_regs *regs) { return ptrace(PTRACE_GETREGS, tid, 0, regs); }

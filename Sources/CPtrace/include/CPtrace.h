@@ -25,6 +25,8 @@ long cptrace_seize(pid_t tid, unsigned long options);
 long cptrace_interrupt(pid_t tid);
 long cptrace_cont(pid_t tid, int signal);
 long cptrace_detach(pid_t tid, int signal);
+/// Resumes until the next system call entry or exit (or signal). PTRACE_SYSCALL.
+long cptrace_syscall(pid_t tid, int signal);
 long cptrace_singlestep(pid_t tid, int signal);
 long cptrace_listen(pid_t tid);
 long cptrace_getregs(pid_t tid, cptrace_regs *regs);
@@ -56,8 +58,8 @@ enum {
     CPTRACE_EVENT_STOP = 128,
 };
 
-/// PTRACE_O_TRACECLONE.
-enum { CPTRACE_O_TRACECLONE = 0x00000008 };
+/// PTRACE_O_TRACESYSGOOD (system call stops report SIGTRAP|0x80), PTRACE_O_TRACECLONE.
+enum { CPTRACE_O_TRACESYSGOOD = 0x00000001, CPTRACE_O_TRACECLONE = 0x00000008 };
 
 /// tgkill(2), so a signal reaches exactly one thread.
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal);

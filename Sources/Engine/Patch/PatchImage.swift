@@ -46,13 +46,14 @@ enum PatchImageMarker {
         return PatchImage(base: base, size: size, name: name)
     }
 
-    /// Every complete image in a process: an anonymous read-only mapping directly followed by
+    /// Every complete image in a process: an anonymous read-only (or r-x) mapping directly followed by
     /// another, whose last page holds a record pointing just past it.
     static func images(in mappings: [MemoryMapping], memory: borrowing ProcessMemory) -> [PatchImage] {
         var found: [PatchImage] = []
         for (index, mapping) in mappings.enumerated().dropLast() {
+            // Read-only, or read and execute since it holds the injection stub.
             guard mapping.inode == 0, mapping.path.isEmpty, mapping.isReadable, !mapping.isWritable,
-                  !mapping.isExecutable, mappings[index + 1].start == mapping.end,
+                  mappings[index + 1].start == mapping.end,
                   mapping.size >= pageSize else { continue }
             let count = magic.count + 18 + maximumNameLength
             guard let bytes = try? memory.read(at: mapping.end - pageSize, count: count),

@@ -82,9 +82,19 @@ struct PatchLoader {
             }
         }
 
-        let traced: TracedProcess
+        var traced: TracedProcess
         do { traced = try TracedProcess.stopOneThread(pid: pid, deadline: deadline) } catch {
             throw PatchLoader.failure(error)
+        }
+        // The first call is safest in place of a system call the thread was interrupted in (see
+        // below); a thread caught running is let go and stopped again a few times (2 ms apart)
+        // to catch it asleep, before the call runs on the vDSO's `syscall` instead.
+        for _ in 0..<5 where !PatchLoader.isInRestartableCall(traced) {
+            traced.release()
+            Monotonic.sleep(microseconds: 2_000)
+            do { traced = try TracedProcess.stopOneThread(pid: pid, deadline: deadline) } catch {
+                throw PatchLoader.failure(error)
+            }
         }
         defer { traced.release() }
         guard let tid = traced.stoppedThreadIDs.first else { throw .unpatchable(.processGone) }
@@ -94,8 +104,14 @@ struct PatchLoader {
             throw .unpatchable(error)
         }
         let reserveFlags = PatchLoader.mapPrivate | PatchLoader.mapAnonymous | (near == nil ? 0 : PatchLoader.mapFixedNoReplace)
-        let reserve = PlannedSystemCall(label: "mmap(anonymous, PROT_READ)", number: SystemCallNumber.mmap,
-                                        arguments: [reservationHint, total, PatchLoader.protRead, reserveFlags, UInt64.max, 0])
+        // Readable and executable from the start: the marker page will hold the injection stub. A
+        // new r-x anonymous mapping is what MemoryDenyWriteExecute and PR_SET_MDWE still allow.
+        let reserve = PlannedSystemCall(label: "mmap(anonymous, PROT_READ|PROT_EXEC)", number: SystemCallNumber.mmap,
+                                        arguments: [reservationHint, total, PatchLoader.protRead | PatchLoader.protExec,
+                                                    reserveFlags, UInt64.max, 0])
+        // What the stub runs if the agent dies mid-load: put the thread's own signal mask back.
+        let restoreMask = PlannedSystemCall(label: "rt_sigprocmask(SIG_SETMASK)", number: SystemCallNumber.rtSigprocmask,
+                                            arguments: [2, reservationHint + InjectionStub.offsetInMarkerPage, 0, 8])
         let open = PlannedSystemCall(label: "openat(\(path))", number: SystemCallNumber.openat,
                                      arguments: [PatchLoader.atCurrentDirectory, reservationHint, PatchLoader.openFlags, 0])
         let memfd = PlannedSystemCall(label: "memfd_create", number: SystemCallNumber.memfdCreate, arguments: [reservationHint, 1])
@@ -104,7 +120,7 @@ struct PatchLoader {
         let unmap = PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservationHint, total])
         var useMemfd = !visible
         do throws(UnpatchableReason) {
-            for call in [reserve, close, unmap] + segmentCalls { try gate.check(call) }
+            for call in [reserve, restoreMask, close, unmap] + segmentCalls { try gate.check(call) }
             if !useMemfd && !gate.allows(open) { useMemfd = true }
             if useMemfd {
                 do throws(UnpatchableReason) { try gate.check(memfd) } catch {
@@ -127,8 +143,19 @@ struct PatchLoader {
             throw .unpatchable(.systemFailure(detail: "\(error)"))
         }
         defer { try? injector.restore() }
-        func inject(_ call: PlannedSystemCall) throws(LoadFailure) -> Int64 {
-            do { return try injector.call(call.number, call.arguments, deadline: deadline) } catch let failure as InjectionFailure {
+        // A thread interrupted in a system call (the usual leader, asleep) runs the first call in
+        // place of that call, on its own `syscall`: if the agent died during it, the thread would
+        // return into its own code rather than run on past the vDSO's instruction with our
+        // registers. Only a 64-bit `syscall` qualifies, and only if the filters allow the call there.
+        if let own = injector.restartedSystemCall, (try? memory.read(at: own, count: 2)) == [0x0F, 0x05],
+           status.seccompMode == 0 || (try? SeccompGate(tid: tid, mode: status.seccompMode, instruction: own))?.allows(reserve) == true {
+            injector.runFirstCallInPlaceOfRestartedCall()
+        }
+        func inject(_ call: PlannedSystemCall, removingStub: Bool = false) throws(LoadFailure) -> Int64 {
+            do {
+                if removingStub { return try injector.callRemovingStub(call.number, call.arguments, deadline: deadline) }
+                return try injector.call(call.number, call.arguments, deadline: deadline)
+            } catch let failure as InjectionFailure {
                 if case let .stop(stop) = failure { throw PatchLoader.failure(stop) }
                 throw .unpatchable(.systemFailure(detail: "injected \(call.label) left the thread at an unexpected address"))
             } catch {
@@ -148,12 +175,27 @@ struct PatchLoader {
         let base = reservation + PatchImageMarker.pageSize
         var mapped = false
         defer {
-            if !mapped { _ = try? inject(PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservation, total])) }
+            if !mapped {
+                _ = try? inject(PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservation, total]),
+                                removingStub: true)
+            }
+        }
+        // From here on, calls run on a stub in the marker page that would resume the thread as it
+        // was if the agent died (the seal record and the path below go before it).
+        do {
+            let stubAddress = reservation + InjectionStub.offsetInMarkerPage
+            try memory.write(injector.stub.encode(), at: stubAddress)
+            injector.useStub(at: stubAddress)
+        } catch {
+            throw .unpatchable(.systemFailure(detail: "writing the injection stub into process \(pid): \(error)"))
         }
         if near == nil { writes = try relocate(base: base, resolver: &resolver) }
 
         // The path (or memfd name) goes in the marker page, which the seal later overwrites.
         let text = useMemfd ? "hotpatch:" + name : path
+        if UInt64(text.utf8.count) >= InjectionStub.offsetInMarkerPage {
+            throw .unpatchable(.patchObjectRejected(detail: "path \(path) is too long (\(text.utf8.count) bytes)"))
+        }
         do { try memory.write(Array(text.utf8) + [0], at: reservation) } catch {
             throw .unpatchable(.systemFailure(detail: "writing the patch path into process \(pid): \(error)"))
         }
@@ -303,6 +345,12 @@ struct PatchLoader {
             }
         }
         return nil
+    }
+
+    /// Whether the held thread was stopped inside a system call the kernel restarts on resume.
+    private static func isInRestartableCall(_ traced: TracedProcess) -> Bool {
+        guard let tid = traced.stoppedThreadIDs.first, let registers = try? Ptrace.registers(tid) else { return true }
+        return registers.resumeAddress != registers.instructionPointer
     }
 
     /// Maps a stop failure to a load failure.

@@ -95,4 +95,6 @@ public struct ProcessPatchReport: Sendable {
     public var evacuatedThreads: Int
     /// System calls injected to map the patch object (0 when it was already mapped).
     public var injectedSystemCalls: Int
+    /// Times the stop was released and taken again because a thread was inside a patch window.
+    public var restops = 0
 }

@@ -7,6 +7,9 @@ public struct PatchOptions: Sendable {
     public var stopDeadlineMicroseconds: UInt64 = 200_000
     /// How long mapping the patch object (one thread held) may take.
     public var loadDeadlineMicroseconds: UInt64 = 2_000_000
+    /// How many times the whole stop is released and taken again (once the threads inside have run
+    /// again) while a thread is inside a patch window, before that thread is single-stepped out.
+    public var restopsBeforeEvacuation = 8
     /// Most single-steps spent moving one thread out of a patch window.
     public var evacuationStepLimit = 1_000
     /// Also refuse (busy) while any thread's stack holds a return address into a replaced function.
@@ -123,9 +126,16 @@ public final class Patcher {
                 let executable = try? ProcFS.executablePath(of: pid)
                 var resolver = SymbolResolver(objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache),
                                               executablePath: executable, references: references, cache: cache)
-                let loaded = try loader.load(into: pid.rawValue, target: object, mappings: mappings, status: status,
+                // Like the stop window, the injection is short and runs raised: the time the held
+                // thread spends between our requests is where the agent's death costs the most.
+                let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
+                let loaded: (image: PatchImage, injected: Int)
+                do {
+                    defer { priority?.restore() }
+                    loaded = try loader.load(into: pid.rawValue, target: object, mappings: mappings, status: status,
                                              requireNear: needsNear, resolver: &resolver, memory: memory,
                                              deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds))
+                }
                 report.injectedSystemCalls = loaded.injected
                 images.append(loaded.image)
                 imageBase = loaded.image.base
@@ -210,10 +220,36 @@ public final class Patcher {
                               report: inout ProcessPatchReport) throws(LoadFailure) {
         let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
         defer { priority?.restore() }
-        let deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
-        let traced: TracedProcess
+        let windows = writes.map(\.window)
+        var deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
+        var traced: TracedProcess
         do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
             throw PatchLoader.failure(error)
+        }
+        // A thread caught inside a window is single-stepped out, and a single-step is the one
+        // moment a thread cannot survive the agent's death (see `TracedProcess.singleStep`). Most
+        // such threads are just passing through: let the process run a moment and stop it again,
+        // and step only a thread that is still inside after a few tries.
+        for _ in 0..<options.restopsBeforeEvacuation {
+            let inside = Patcher.threadsToStep(traced, windows: windows)
+            if inside.isEmpty { break }
+            let ran = inside.map { ProcFS.cpuTime(process: pid, thread: $0) }
+            traced.release()
+            // On a busy machine a released thread may wait for a CPU for milliseconds: stop again
+            // only once every thread that was inside has run (or after 20 ms).
+            let patience = Monotonic.now.adding(microseconds: 20_000)
+            repeat {
+                Monotonic.sleep(microseconds: 200)
+            } while Monotonic.now < patience
+                && zip(inside, ran).contains { tid, before in
+                    guard let before, let now = ProcFS.cpuTime(process: pid, thread: tid) else { return false }
+                    return now == before
+                }
+            deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
+            do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
+                throw PatchLoader.failure(error)
+            }
+            report.restops += 1
         }
         var failure: LoadFailure?
         do throws(LoadFailure) {
@@ -222,7 +258,7 @@ public final class Patcher {
                 let now = try? memory.read(at: write.address, count: write.expected.count)
                 guard now == write.expected else { throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning") }
             }
-            try evacuate(traced, windows: writes.map(\.window), deadline: deadline)
+            try evacuate(traced, windows: windows, deadline: deadline)
             if options.strictStackCheck { try scanStacks(traced, sites: sites, memory: memory) }
             for write in writes {
                 do { try memory.write(write.bytes, at: write.address) } catch {
@@ -237,6 +273,16 @@ public final class Patcher {
         traced.release()
         if let first { report.pauseMicroseconds = Monotonic.now.microseconds(since: first) }
         if let failure { throw failure }
+    }
+
+    /// The stopped threads inside a window (past its first byte) and not blocked in a system
+    /// call: those `evacuate` would single-step.
+    private static func threadsToStep(_ traced: TracedProcess, windows: [Range<UInt64>]) -> [Int32] {
+        traced.stoppedThreadIDs.filter { tid in
+            guard let registers = try? Ptrace.registers(tid) else { return false }
+            let ip = registers.instructionPointer
+            return ip == registers.resumeAddress && windows.contains { $0.contains(ip) && ip != $0.lowerBound }
+        }
     }
 
     /// Single-steps each thread whose instruction pointer is inside a window until it is out.

@@ -6,78 +6,219 @@ enum SystemCallNumber {
     static let mmap = 9
     static let mprotect = 10
     static let munmap = 11
+    static let rtSigprocmask = 14
     static let openat = 257
     static let memfdCreate = 319
 }
 
 /// Runs system calls (never functions) inside a target thread that `TracedProcess` holds: it points
-/// the thread at an existing `syscall` instruction with the call's registers, single-steps it, and
-/// reads the result. No code of the target runs, so no lock it holds can deadlock us.
+/// the thread at a `syscall` instruction with the call's registers, resumes it with PTRACE_SYSCALL
+/// to the call's entry and then its exit, and reads the result there. No code of the target runs,
+/// so no lock it holds can deadlock us, and nothing is single-stepped: a system call stop arms
+/// nothing that outlives the agent (the kernel clears system call tracing when a tracer dies, and a
+/// thread in such a stop carries on without a signal).
+///
+/// The first call runs on an existing `syscall` (vDSO or libc), or in place of the system call the
+/// thread was interrupted in (`runFirstCallInPlaceOfRestartedCall`), with the thread's own signal
+/// mask; at its exit the thread is at once given back its own state ("parked"), since a thread left
+/// past that instruction with our registers could not go on by itself. Once the caller has written
+/// an `InjectionStub` into the target (`useStub`), every later call runs on the stub's `syscall`
+/// with signals blocked, and the thread waits at the stub between calls: should the agent die,
+/// the thread runs on into the stub, which puts back its own registers and mask.
 final class SystemCallInjector {
     private let traced: TracedProcess
     /// The thread the calls run in.
     let tid: Int32
-    /// The address of a `syscall` instruction (0F 05) in the target.
-    let instruction: UInt64
+    /// The address of the `syscall` instruction (0F 05) the calls run on.
+    private(set) var instruction: UInt64
     private let savedRegisters: ThreadRegisters
     private let savedSignalMask: UInt64
-    private var restored = false
+    /// The first call takes the place of the system call the thread was interrupted in, on the
+    /// thread's own `syscall` instruction (see `runFirstCallInPlaceOfRestartedCall`).
+    private var firstCallInPlace = false
+    /// Calls run on the stub (and the thread waits on it between calls).
+    private var onStub = false
+    /// The stub was unmapped by a call (`callRemovingStub`): no call may run any more.
+    private var stubRemoved = false
+    private var signalsBlocked = false
+    private var restored = true
     /// How many calls ran.
     private(set) var callCount = 0
 
     /// Signals that must stay deliverable: a fault during injection has to behave as it would.
     private static let faultSignals: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE]
 
-    /// Saves the thread's registers and signal mask, then blocks every signal but faults (a signal
-    /// storm would otherwise interrupt each step).
+    /// Saves the thread's registers and signal mask; `instruction` is an existing `syscall`.
     init(traced: TracedProcess, tid: Int32, instruction: UInt64) throws {
         self.traced = traced
         self.tid = tid
         self.instruction = instruction
         savedRegisters = try Ptrace.registers(tid)
         savedSignalMask = try Ptrace.signalMask(tid)
-        var blockAll = UInt64.max
-        for signal in SystemCallInjector.faultSignals { blockAll &= ~(UInt64(1) << UInt64(signal - 1)) }
-        try Ptrace.setSignalMask(tid, blockAll)
+    }
+
+    /// The stub that would resume this thread as it was; to be written into the target.
+    var stub: InjectionStub { InjectionStub(registers: savedRegisters, signalMask: savedSignalMask) }
+
+    /// The thread's own state as it continues when it runs on freely from a system call stop: the
+    /// kernel's restart fix-up already applied (see `InjectionStub.resume`), and orig_rax -1 so the
+    /// kernel applies none on top. What the stub restores, set with ptrace instead.
+    private var parkedRegisters: ThreadRegisters {
+        let stub = self.stub
+        var registers = savedRegisters
+        registers.rax = stub.resume.registers[0]
+        registers.instructionPointer = stub.resume.instructionPointer
+        registers.originalRAX = UInt64.max
+        return registers
+    }
+
+    /// The thread's own `syscall` instruction, if it was stopped inside a system call the kernel
+    /// will run again when it resumes (a restart code in rax): the 2 bytes before its rip.
+    var restartedSystemCall: UInt64? {
+        let resumed = InjectionStub.resume(rax: savedRegisters.rax, originalRAX: savedRegisters.originalRAX,
+                                           instructionPointer: savedRegisters.instructionPointer)
+        return resumed.instructionPointer != savedRegisters.instructionPointer ? resumed.instructionPointer : nil
+    }
+
+    /// Runs the first call in place of the system call the thread was interrupted in, which the
+    /// caller checked is a 64-bit `syscall` (0F 05) at `restartedSystemCall`. The thread is resumed
+    /// with its own registers, so the kernel restarts its call, and the call is swapped for ours at
+    /// its entry stop. Until that stop the thread holds nothing of ours; from there to the exit
+    /// stop, where it is parked, a thread left to itself would return from its own call with our
+    /// call's result and argument registers — into its own code, not foreign code.
+    func runFirstCallInPlaceOfRestartedCall() {
+        if callCount == 0, restartedSystemCall != nil { firstCallInPlace = true }
+    }
+
+    /// Runs later calls on the stub written at `address`. Signals are blocked with the next call,
+    /// once the thread holds registers that lead into the stub (which unblocks them again).
+    func useStub(at address: UInt64) {
+        instruction = address
+        onStub = true
     }
 
     /// Runs one system call and returns its raw result (a negative value is -errno).
     func call(_ number: Int, _ arguments: [UInt64], deadline: Monotonic.Instant) throws -> Int64 {
+        guard !stubRemoved else { throw InjectionFailure.unexpectedLocation(instruction) }
+        if firstCallInPlace, let own = restartedSystemCall {
+            firstCallInPlace = false
+            return try callInPlace(of: own, number, arguments, deadline: deadline)
+        }
         var registers = savedRegisters
         registers.prepareSystemCall(number: number, arguments: arguments, at: instruction)
-        try Ptrace.setRegisters(tid, registers)
+        // The stub pushes (popfq): its stack starts below the red zone of the interrupted code.
+        registers.stackPointer = (savedRegisters.stackPointer &- InjectionStub.stackGap) & ~0xf
         restored = false
+        try Ptrace.setRegisters(tid, registers)
+        if onStub && !signalsBlocked {
+            // Only now: a thread that runs on from here passes through the stub, which unblocks.
+            var blockAll = UInt64.max
+            for signal in SystemCallInjector.faultSignals { blockAll &= ~(UInt64(1) << UInt64(signal - 1)) }
+            try Ptrace.setSignalMask(tid, blockAll)
+            signalsBlocked = true
+        }
+        return try run(number, deadline: deadline)
+    }
+
+    /// Runs a last call that unmaps the stub (the failure path's `munmap` of the reservation): the
+    /// thread's own signal mask goes back first, and right after the call the thread is parked at
+    /// its own state, as after the first call. No call may follow.
+    func callRemovingStub(_ number: Int, _ arguments: [UInt64], deadline: Monotonic.Instant) throws -> Int64 {
+        if signalsBlocked {
+            // The thread waits at the stub: should the agent die now, the stub restores the same mask.
+            try Ptrace.setSignalMask(tid, savedSignalMask)
+            signalsBlocked = false
+        }
+        onStub = false
+        let result = try call(number, arguments, deadline: deadline)
+        stubRemoved = true
+        return result
+    }
+
+    private func callInPlace(of own: UInt64, _ number: Int, _ arguments: [UInt64], deadline: Monotonic.Instant) throws -> Int64 {
         callCount += 1
-        // A pending interrupt can stop the thread before it executes the instruction; step again.
-        for _ in 0..<8 {
+        restored = false
+        func toNextStop() throws {
             let alive: Bool
-            do { alive = try traced.singleStep(tid, deadline: deadline) } catch {
+            do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch {
                 throw InjectionFailure.stop(error)
             }
             guard alive else { throw InjectionFailure.stop(.processGone) }
-            let after = try Ptrace.registers(tid)
-            if after.instructionPointer == instruction + 2 { return Int64(bitPattern: after.rax) }
-            if after.instructionPointer != instruction {
-                throw InjectionFailure.unexpectedLocation(after.instructionPointer)
-            }
         }
-        throw InjectionFailure.unexpectedLocation(instruction)
+        // The thread's own call, restarted by the kernel: restart_syscall after -ERESTART_RESTARTBLOCK.
+        let restarted = InjectionStub.resume(rax: savedRegisters.rax, originalRAX: savedRegisters.originalRAX,
+                                             instructionPointer: savedRegisters.instructionPointer).rax
+        try toNextStop()
+        var entry = try Ptrace.registers(tid)
+        guard entry.instructionPointer == own + 2, entry.originalRAX == restarted else {
+            throw InjectionFailure.unexpectedLocation(entry.instructionPointer)
+        }
+        // An anonymous mmap ignores its descriptor, and any page-aligned offset will do: those keep
+        // the thread's own r8 and r9, which code after its own `syscall` may still use (glibc keeps
+        // the old cancellation type in r8 across a cancellable call).
+        var arguments = arguments
+        if number == SystemCallNumber.mmap, arguments.count == 6, arguments[3] & 0x20 != 0 {  // MAP_ANONYMOUS
+            arguments[4] = entry.generalRegister(8)
+            if entry.generalRegister(9) & 0xfff == 0 { arguments[5] = entry.generalRegister(9) }
+        }
+        entry.replaceEnteringSystemCall(number: number, arguments: arguments)
+        try Ptrace.setRegisters(tid, entry)
+        try toNextStop()
+        let after = try Ptrace.registers(tid)
+        try Ptrace.setRegisters(tid, parkedRegisters)
+        guard after.instructionPointer == own + 2, after.originalRAX == UInt64(number) else {
+            throw InjectionFailure.unexpectedLocation(after.instructionPointer)
+        }
+        return Int64(bitPattern: after.rax)
+    }
+
+    /// Takes the thread prepared by `call` through the system call's entry and exit stops.
+    private func run(_ number: Int, deadline: Monotonic.Instant) throws -> Int64 {
+        callCount += 1
+        for _ in 0..<2 {
+            let alive: Bool
+            do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch {
+                throw InjectionFailure.stop(error)
+            }
+            guard alive else { throw InjectionFailure.stop(.processGone) }
+        }
+        let after = try Ptrace.registers(tid)
+        // Off the stub, the thread sits just past a `syscall` of the program with our registers:
+        // give it back its own state before anything else.
+        if !onStub { try Ptrace.setRegisters(tid, parkedRegisters) }
+        guard after.instructionPointer == instruction + 2, after.originalRAX == UInt64(number) else {
+            throw InjectionFailure.unexpectedLocation(after.instructionPointer)
+        }
+        return Int64(bitPattern: after.rax)
     }
 
     /// Puts back the thread's registers and signal mask exactly as they were, so an interrupted
-    /// `nanosleep` or `read` restarts as if nothing happened.
+    /// `nanosleep` or `read` restarts as if nothing happened. From a system call stop the thread is
+    /// first moved into an interrupt stop, where the kernel still applies its restart rules to the
+    /// registers set there. The mask goes back before the registers: in between, the thread would
+    /// still run into the stub, which restores both.
     func restore() throws {
         guard !restored else { return }
         restored = true
-        try Ptrace.setRegisters(tid, savedRegisters)
+        let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+        do {
+            guard try traced.waitForStop(tid, deadline: deadline) else { return }
+            if traced.isAtSystemCallStop(tid) {
+                guard try traced.interruptStop(tid, deadline: deadline) else { return }
+            }
+        } catch {
+            throw InjectionFailure.stop(error)
+        }
         try Ptrace.setSignalMask(tid, savedSignalMask)
+        signalsBlocked = false
+        try Ptrace.setRegisters(tid, savedRegisters)
     }
 }
 
 /// How an injection went wrong.
 enum InjectionFailure: Error {
-    /// The thread could not be stepped (gone, deadline).
+    /// The thread could not be run to its stops (gone, deadline).
     case stop(StopFailure)
-    /// After the step the thread was somewhere else than right after the `syscall` instruction.
+    /// After the call the thread was somewhere else than right after the `syscall` instruction.
     case unexpectedLocation(UInt64)
 }

@@ -22,8 +22,19 @@ final class TracedProcess {
     /// One held thread.
     struct Thread {
         var stopped = false
+        /// Stopped at a system call's entry or exit (PTRACE_SYSCALL), not inside signal handling.
+        var atSystemCall = false
         /// A signal that arrived while we held the thread; delivered again on detach.
         var pendingSignal: Int32 = 0
+    }
+
+    /// The stop signal of a system call stop: SIGTRAP|0x80 with PTRACE_O_TRACESYSGOOD.
+    static let systemCallStopSignal = SIGTRAP | 0x80
+
+    /// Whether a stop reports a signal of the program (to deliver on detach): not an event, not our
+    /// own traps (a step's SIGTRAP, a system call stop).
+    static func isProgramSignal(_ signal: Int32, event: Int32) -> Bool {
+        event == 0 && signal != SIGTRAP && signal != systemCallStopSignal
     }
 
     /// The process (thread group) id.
@@ -85,7 +96,9 @@ final class TracedProcess {
 
     private func seizeAndInterrupt(_ tid: Int32, traceClones: Bool) throws(StopFailure) {
         if firstStop == nil { firstStop = Monotonic.now }
-        let options = traceClones ? UInt(CPTRACE_O_TRACECLONE) : 0
+        // TRACESYSGOOD tells system call stops (SIGTRAP|0x80) from a real SIGTRAP, and a system
+        // call stop whose tracer dies is resumed without any signal.
+        let options = UInt(CPTRACE_O_TRACESYSGOOD) | (traceClones ? UInt(CPTRACE_O_TRACECLONE) : 0)
         if cptrace_seize(tid, options) == -1 {
             let number = errno
             if number == ESRCH { return }  // the thread exited between listing and seizing
@@ -138,6 +151,7 @@ final class TracedProcess {
                 threads[tid] = Thread()
             }
             threads[tid]!.stopped = true
+            threads[tid]!.atSystemCall = false
             if eventNumber == Int32(CPTRACE_EVENT_CLONE) {
                 var message: UInt = 0
                 if cptrace_geteventmsg(tid, &message) == 0, message != 0, threads[Int32(message)] == nil {
@@ -147,6 +161,8 @@ final class TracedProcess {
                 if signal == SIGSTOP || signal == SIGTSTP || signal == SIGTTIN || signal == SIGTTOU {
                     throw .groupStopped
                 }
+            } else if eventNumber == 0 && signal == TracedProcess.systemCallStopSignal {
+                threads[tid]!.atSystemCall = true
             } else if eventNumber == 0 && signal != SIGTRAP {
                 threads[tid]!.pendingSignal = signal
             } else if eventNumber == 0 && signal == SIGTRAP {
@@ -157,7 +173,14 @@ final class TracedProcess {
     }
 
     /// Executes one instruction on `tid` and waits for it to stop again; other threads stay stopped.
-    /// Returns false if the thread died.
+    /// The thread is left in an interrupt stop, its single-step state cleared (see
+    /// `interruptStop`). Returns false if the thread died.
+    ///
+    /// From PTRACE_SINGLESTEP until that interrupt stop the thread is armed: it carries the trap
+    /// flag (and the trap on system call exit) while it runs its instruction, then sits in the
+    /// SIGTRAP signal-delivery-stop of the step. A tracer that dies in between leaves it to a
+    /// SIGTRAP it cannot survive (the kernel neither clears the flag nor drops the stop's signal on
+    /// the tracer's death). This is kept to one instruction and two ptrace requests per step.
     func singleStep(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
         guard threads[tid]?.stopped == true else { return false }
         if cptrace_singlestep(tid, 0) == -1 {
@@ -165,6 +188,7 @@ final class TracedProcess {
             throw .system(.systemCall(name: "ptrace(PTRACE_SINGLESTEP)", errno: errno, subject: "thread \(tid)"))
         }
         threads[tid]!.stopped = false
+        threads[tid]!.atSystemCall = false
         while true {
             let next: (tid: Int32, event: TraceEvent)?
             do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
@@ -175,13 +199,107 @@ final class TracedProcess {
             if eventTid == tid, case let .stopped(signal, eventNumber) = event {
                 threads[tid]!.stopped = true
                 // The trap of the step itself is ours; any other signal is the program's.
-                if eventNumber == 0 && signal != SIGTRAP { threads[tid]!.pendingSignal = signal }
-                return true
+                if TracedProcess.isProgramSignal(signal, event: eventNumber) { threads[tid]!.pendingSignal = signal }
+                return try interruptStop(tid, deadline: deadline)
             }
             try record(tid: eventTid, event: event)
             if eventTid == tid { return threads[tid] != nil && threads[tid]!.stopped }
         }
     }
+
+    /// Resumes `tid`, stopped in any ptrace-stop, straight into an interrupt stop, without running
+    /// an instruction: a PTRACE_INTERRUPT queued before PTRACE_CONT traps the thread in its signal
+    /// handling on its way back to user space. The resume clears what PTRACE_SINGLESTEP and
+    /// PTRACE_SYSCALL armed (kernel: `user_disable_single_step`, `SYSCALL_TRACE` cleared), and
+    /// the thread ends where the kernel applies its system call restart rules, so registers set
+    /// there resume exactly as if the thread had been interrupted there. A signal that arrives
+    /// meanwhile is kept for the detach. Returns false if the thread died.
+    func interruptStop(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+        guard threads[tid]?.stopped == true else { return false }
+        if cptrace_interrupt(tid) == -1 || cptrace_cont(tid, 0) == -1 {
+            if errno == ESRCH { threads[tid] = nil; return false }
+            throw .system(.systemCall(name: "ptrace(PTRACE_CONT)", errno: errno, subject: "thread \(tid)"))
+        }
+        threads[tid]!.stopped = false
+        threads[tid]!.atSystemCall = false
+        while true {
+            let next: (tid: Int32, event: TraceEvent)?
+            do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
+            guard let (eventTid, event) = next else {
+                if !TracedProcess.exists(pid) { throw .processGone }
+                throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
+            }
+            guard eventTid == tid, case let .stopped(signal, eventNumber) = event else {
+                try record(tid: eventTid, event: event)
+                if eventTid == tid { return false }
+                continue
+            }
+            if eventNumber == Int32(CPTRACE_EVENT_STOP) {
+                threads[tid]!.stopped = true
+                return true
+            }
+            // A signal that arrived meanwhile: keep it for the detach, and go on to the stop.
+            if TracedProcess.isProgramSignal(signal, event: eventNumber) { threads[tid]!.pendingSignal = signal }
+            if cptrace_cont(tid, 0) == -1 {
+                if errno == ESRCH { threads[tid] = nil; return false }
+                throw .system(.systemCall(name: "ptrace(PTRACE_CONT)", errno: errno, subject: "thread \(tid)"))
+            }
+        }
+    }
+
+    /// Resumes `tid` until its next system call stop (entry or exit) with PTRACE_SYSCALL. A signal
+    /// that stops it first is suppressed and kept for the detach (it is delivered then), and the
+    /// thread is resumed again; a group stop (SIGSTOP) ends the wait with `.groupStopped`. Unlike a
+    /// single-step, this arms nothing that survives the tracer: on its death the kernel clears
+    /// system call tracing and a thread in a system call stop carries on without a signal. Returns
+    /// false if the thread died.
+    func runToSystemCallStop(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+        guard threads[tid]?.stopped == true else { return false }
+        while true {
+            if cptrace_syscall(tid, 0) == -1 {
+                if errno == ESRCH { threads[tid] = nil; return false }
+                throw .system(.systemCall(name: "ptrace(PTRACE_SYSCALL)", errno: errno, subject: "thread \(tid)"))
+            }
+            threads[tid]!.stopped = false
+            threads[tid]!.atSystemCall = false
+            while true {
+                let next: (tid: Int32, event: TraceEvent)?
+                do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
+                guard let (eventTid, event) = next else {
+                    if !TracedProcess.exists(pid) { throw .processGone }
+                    throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
+                }
+                try record(tid: eventTid, event: event)
+                guard eventTid == tid else { continue }
+                guard let thread = threads[tid], thread.stopped else { return false }
+                if thread.atSystemCall { return true }
+                // A signal-delivery-stop or an interrupt stop: the signal, if any, is recorded for
+                // the detach (record); resume towards the system call.
+                break
+            }
+        }
+    }
+
+    /// Makes sure `tid` is stopped, asking it to stop (PTRACE_INTERRUPT) and waiting if it runs
+    /// (after a wait that ran out of time). Returns false if the thread died.
+    func waitForStop(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+        guard let thread = threads[tid] else { return false }
+        if thread.stopped { return true }
+        if cptrace_interrupt(tid) == -1 && errno == ESRCH { threads[tid] = nil; return false }
+        while true {
+            let next: (tid: Int32, event: TraceEvent)?
+            do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
+            guard let (eventTid, event) = next else {
+                if !TracedProcess.exists(pid) { throw .processGone }
+                throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
+            }
+            try record(tid: eventTid, event: event)
+            if eventTid == tid { return threads[tid]?.stopped == true }
+        }
+    }
+
+    /// Whether `tid` is stopped at a system call entry or exit (as `runToSystemCallStop` leaves it).
+    func isAtSystemCallStop(_ tid: Int32) -> Bool { threads[tid]?.atSystemCall == true }
 
     /// Notes that a thread was single-stepped out of a patch window.
     func countEvacuation() { evacuations += 1 }
@@ -217,7 +335,7 @@ final class TracedProcess {
             case let .stopped(signal, eventNumber):
                 if threads[tid] == nil { threads[tid] = Thread() }
                 threads[tid]!.stopped = true
-                if eventNumber == 0 && signal != SIGTRAP { threads[tid]!.pendingSignal = signal }
+                if TracedProcess.isProgramSignal(signal, event: eventNumber) { threads[tid]!.pendingSignal = signal }
             }
         }
         // Reap exit notifications of threads that died while we held them.

@@ -27,6 +27,13 @@ public enum ProcFS {
         return try ProcMapsParser.parse(bytes, path: path)
     }
 
+    /// Nanoseconds thread `tid` of `pid` has spent on a CPU (first field of
+    /// /proc/PID/task/TID/schedstat), or nil if unreadable.
+    static func cpuTime(process pid: Int32, thread tid: Int32) -> UInt64? {
+        guard let bytes = try? Files.read("/proc/\(pid)/task/\(tid)/schedstat", limit: 256) else { return nil }
+        return String(decoding: bytes, as: UTF8.self).split(separator: " ").first.flatMap { UInt64($0) }
+    }
+
     /// The status of `pid` (/proc/PID/status).
     public static func status(of pid: ProcessID) throws -> ProcessStatus {
         let path = "/proc/\(pid)/status"

@@ -38,8 +38,48 @@ public struct ThreadRegisters: Sendable, Equatable {
         return raw.rip
     }
 
+    /// rflags.
+    var flags: UInt64 { raw.eflags }
+
+    /// A general register by its x86-64 number (0 rax, 1 rcx, 2 rdx, 3 rbx, 4 rsp, 5 rbp, 6 rsi,
+    /// 7 rdi, 8 … 15 r8 … r15).
+    func generalRegister(_ number: UInt8) -> UInt64 {
+        switch number {
+        case 0: return raw.rax
+        case 1: return raw.rcx
+        case 2: return raw.rdx
+        case 3: return raw.rbx
+        case 4: return raw.rsp
+        case 5: return raw.rbp
+        case 6: return raw.rsi
+        case 7: return raw.rdi
+        case 8: return raw.r8
+        case 9: return raw.r9
+        case 10: return raw.r10
+        case 11: return raw.r11
+        case 12: return raw.r12
+        case 13: return raw.r13
+        case 14: return raw.r14
+        default: return raw.r15
+        }
+    }
+
     public static func == (lhs: ThreadRegisters, rhs: ThreadRegisters) -> Bool {
         withUnsafeBytes(of: lhs.raw) { l in withUnsafeBytes(of: rhs.raw) { r in l.elementsEqual(r) } }
+    }
+
+    /// At a system call entry stop, replaces the call the kernel is about to run: number in
+    /// orig_rax (what the kernel reads after the stop), arguments in rdi, rsi, rdx, r10, r8, r9.
+    /// Where the thread returns afterwards (rip) is left alone.
+    mutating func replaceEnteringSystemCall(number: Int, arguments: [UInt64]) {
+        raw.orig_rax = UInt64(bitPattern: Int64(number))
+        let padded = arguments + Array(repeating: 0, count: max(0, 6 - arguments.count))
+        raw.rdi = padded[0]
+        raw.rsi = padded[1]
+        raw.rdx = padded[2]
+        raw.r10 = padded[3]
+        raw.r8 = padded[4]
+        raw.r9 = padded[5]
     }
 
     /// Sets the registers the x86_64 system call ABI reads: number in rax, arguments in

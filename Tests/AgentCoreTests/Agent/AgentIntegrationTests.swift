@@ -293,7 +293,7 @@ final class AgentIntegrationTests: XCTestCase {
             usleep(UInt32.random(in: window * 5 / 13...window, using: &generator))
             agent.kill(SIGKILL)
             for victim in longLived + fresh {
-                XCTAssertTrue(victim.isAlive, "iteration \(iteration): PID \(victim.pid) died\n\(host.logTail())")
+                XCTAssertTrue(victim.isAlive, "iteration \(iteration): PID \(victim.pid) died (wait status \(victim.waitStatus.map { String($0) } ?? "?"): signal \((victim.waitStatus ?? 0) & 0x7f))\n\(host.logTail())")
                 for thread in try ProcFS.threadIDs(of: ProcessID(victim.pid)) {
                     let fields = try Self.threadStatus(pid: victim.pid, thread: "\(thread)")
                     XCTAssertEqual(fields["TracerPid"], "0", "iteration \(iteration): thread \(thread) of \(victim.pid) still traced")

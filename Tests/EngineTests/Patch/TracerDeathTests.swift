@@ -1,0 +1,242 @@
+@testable import Engine
+import Foundation
+import Glibc
+import HotpatchFixtures
+import Testing
+
+/// The agent killed while it holds a thread. Its death is simulated faithfully: the ptrace work
+/// runs on a tracer thread of its own that then exits without detaching, and the kernel detaches
+/// that thread's tracees exactly as it does when a tracer process dies.
+extension LivePatchTests {
+    /// Runs `body` on a fresh tracer thread, which then exits with whatever it still holds.
+    private static func onDoomedTracer(_ body: @escaping () throws -> Void) throws {
+        let tracer = TracerThread(name: "doomed-tracer")
+        try tracer.perform(body)
+        tracer.shutdown()
+        // The thread exits right after its last job; the kernel detaches its tracees then.
+        Thread.sleep(forTimeInterval: 0.2)
+    }
+
+    /// Seizes thread `tid` of `pid`, maps an r-x page and writes the stub there with one call on an
+    /// existing `syscall`, then runs `getpid` through the stub, leaving the thread holding our
+    /// registers; the tracer never restores it.
+    private static func injectThroughStubAndAbandon(pid: Int32, tid: Int32) throws {
+        let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+        let traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+        let memory = try ProcessMemory(pid: pid)
+        let mappings = try ProcFS.maps(of: ProcessID(pid))
+        let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
+        let instruction = try #require(found)
+        let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
+        let page = try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
+        #expect(page > 0)
+        let stub = UInt64(page) + InjectionStub.offsetInMarkerPage
+        try memory.write(injector.stub.encode(), at: stub)
+        injector.useStub(at: stub)
+        #expect(try injector.call(39, [], deadline: deadline) == Int64(pid))
+        #expect(try Ptrace.registers(tid).instructionPointer == stub + 2)
+        _ = traced  // never released: the tracer's death detaches it
+    }
+
+    /// Seizes thread `tid` of `pid` and runs the first call (an r-x page) on an existing `syscall`,
+    /// leaving the thread parked at that call's exit stop; the tracer never restores it.
+    private static func firstCallAndAbandon(pid: Int32, tid: Int32, inPlace: Bool = false) throws {
+        let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+        let traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+        let memory = try ProcessMemory(pid: pid)
+        let mappings = try ProcFS.maps(of: ProcessID(pid))
+        let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
+        let instruction = try #require(found)
+        let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
+        if inPlace {
+            let own = try #require(injector.restartedSystemCall, "the thread is asleep in a system call")
+            #expect(try memory.read(at: own, count: 2) == [0x0F, 0x05])
+            injector.runFirstCallInPlaceOfRestartedCall()
+        }
+        #expect(try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline) > 0)
+        #expect(traced.isAtSystemCallStop(tid))
+        _ = traced
+    }
+
+    /// Like `injectThroughStubAndAbandon`, but leaves the thread at the *entry* stop of a `getpid`
+    /// on the stub: on the tracer's death the thread runs the call, then the stub.
+    private static func enterStubCallAndAbandon(pid: Int32, tid: Int32) throws {
+        let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+        let traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+        let memory = try ProcessMemory(pid: pid)
+        let mappings = try ProcFS.maps(of: ProcessID(pid))
+        let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
+        let instruction = try #require(found)
+        let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
+        let page = try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
+        let stub = UInt64(page) + InjectionStub.offsetInMarkerPage
+        try memory.write(injector.stub.encode(), at: stub)
+        injector.useStub(at: stub)
+        #expect(try injector.call(39, [], deadline: deadline) == Int64(pid))
+        var registers = try Ptrace.registers(tid)
+        registers.prepareSystemCall(number: 39, arguments: [], at: stub)
+        try Ptrace.setRegisters(tid, registers)
+        #expect(try traced.runToSystemCallStop(tid, deadline: deadline))
+        #expect(try Ptrace.registers(tid).originalRAX == 39)
+        _ = traced
+    }
+
+    private static func blockedSignals(_ pid: Int32, _ tid: Int32) throws -> String {
+        let status = try String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)
+        return status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") }.map(String.init) ?? ""
+    }
+
+    private static func threadIDs(_ pid: Int32) throws -> [Int32] {
+        try ProcFS.threadIDs(of: ProcessID(pid)).map { Int32($0.rawValue) }
+    }
+
+    private static func calls(_ victim: RunningProcess) throws -> Int {
+        let line = try victim.freshLine()
+        let field = line.split(separator: " ").first { $0.hasPrefix("calls=") } ?? ""
+        return Int(field.dropFirst("calls=".count)) ?? -1
+    }
+
+    @Test func injection_whenTracerDiesAfterStubCall_sleepingThreadResumesWithItsOwnState() throws {
+        // The main thread spends its time in nanosleep: stopped there, it resumes with restart_syscall.
+        let victim = try Live.startVictim(["--threads", "2"])
+        defer { victim.stop() }
+        let before = try Self.blockedSignals(victim.pid, victim.pid)
+        for _ in 0..<5 {
+            try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: victim.pid, tid: victim.pid) }
+            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0)
+            #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
+            #expect(try Live.behaviour(victim) == Live.original)
+        }
+    }
+
+    @Test func injection_whenTracerDiesAfterStubCall_runningThreadResumesWithItsOwnState() throws {
+        // A worker thread is in user code, mid-computation: every register and flag must come back.
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let worker = try #require(try Self.threadIDs(victim.pid).first { $0 != victim.pid })
+        let before = try Self.blockedSignals(victim.pid, worker)
+        for _ in 0..<20 {
+            try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: victim.pid, tid: worker) }
+            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+            #expect(try Self.blockedSignals(victim.pid, worker) == before)
+        }
+        let first = try Self.calls(victim)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(try Self.calls(victim) > first, "the worker keeps calling (and checking) its functions")
+        #expect(victim.isAlive)
+    }
+
+    @Test func injection_whenTracerDiesAfterStubCall_threadBlockedInPauseStaysBlockedAndStillGetsSignals() throws {
+        // The parked thread sits in pause() (-ERESTARTNOHAND): it must go back into pause, with its
+        // signal mask back so SIGUSR2 still reaches it.
+        let victim = try Live.startVictim(["--threads", "1", "--parked"])
+        defer { victim.stop() }
+        let parkedLine = try victim.line { $0.hasPrefix("parked tid=") }
+        let parked = Int32(parkedLine.dropFirst("parked tid=".count))!
+        Thread.sleep(forTimeInterval: 0.05)
+        let before = try Self.blockedSignals(victim.pid, parked)
+        try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: victim.pid, tid: parked) }
+        #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+        #expect(try Self.blockedSignals(victim.pid, parked) == before)
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(try ProcFS.status(of: ProcessID(parked)).state == "S", "back in pause()")
+        try Ptrace.signalThread(process: victim.pid, thread: parked, SIGUSR2)
+        _ = try victim.waitForLine { $0 == "unparked" }
+        #expect(victim.isAlive)
+    }
+
+    @Test func injection_whenTracerDiesRightAfterTheFirstCall_threadResumesWithItsOwnState() throws {
+        // The first call runs off the stub; at its exit the thread is parked at its own state.
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let worker = try #require(try Self.threadIDs(victim.pid).first { $0 != victim.pid })
+        let before = (try Self.blockedSignals(victim.pid, victim.pid), try Self.blockedSignals(victim.pid, worker))
+        for round in 0..<20 {
+            let tid = round % 4 == 0 ? victim.pid : worker  // the sleeping leader restarts its nanosleep
+            try Self.onDoomedTracer { try Self.firstCallAndAbandon(pid: victim.pid, tid: tid) }
+            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0)
+        }
+        #expect(try Self.blockedSignals(victim.pid, victim.pid) == before.0)
+        #expect(try Self.blockedSignals(victim.pid, worker) == before.1)
+        #expect(try Live.behaviour(victim) == Live.original)
+        let first = try Self.calls(victim)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(try Self.calls(victim) > first)
+    }
+
+    @Test func injection_whenTracerDiesRightAfterAFirstCallInPlaceOfASleep_threadSleepsOnWithItsOwnState() throws {
+        // The leader sleeps in nanosleep: the first call replaces its restarted call, on its own
+        // `syscall`, and the thread is parked at the exit.
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let before = try Self.blockedSignals(victim.pid, victim.pid)
+        for _ in 0..<10 {
+            Thread.sleep(forTimeInterval: 0.005)
+            try Self.onDoomedTracer { try Self.firstCallAndAbandon(pid: victim.pid, tid: victim.pid, inPlace: true) }
+            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0)
+        }
+        #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
+
+    @Test func injection_whenTracerDiesAtTheEntryOfAStubCall_threadRunsTheCallThenTheStub() throws {
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let worker = try #require(try Self.threadIDs(victim.pid).first { $0 != victim.pid })
+        let before = (try Self.blockedSignals(victim.pid, victim.pid), try Self.blockedSignals(victim.pid, worker))
+        for round in 0..<20 {
+            let tid = round % 4 == 0 ? victim.pid : worker
+            try Self.onDoomedTracer { try Self.enterStubCallAndAbandon(pid: victim.pid, tid: tid) }
+            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+        }
+        #expect(try Self.blockedSignals(victim.pid, victim.pid) == before.0)
+        #expect(try Self.blockedSignals(victim.pid, worker) == before.1)
+        #expect(try Live.behaviour(victim) == Live.original)
+        let first = try Self.calls(victim)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(try Self.calls(victim) > first)
+    }
+
+    @Test func injection_beforeTheStubExists_leavesTheSignalMaskAlone() throws {
+        // The first call (the reservation) runs on an existing `syscall` with the thread's own mask;
+        // a tracer death during it is the remaining window (see docs/ENGINE.md), but it can no
+        // longer leave the thread's signals blocked.
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let before = try Self.blockedSignals(victim.pid, victim.pid)
+        try Live.tracer.perform {
+            let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+            let traced = try TracedProcess.stopOneThread(pid: victim.pid, deadline: deadline)
+            defer { traced.release() }
+            let memory = try ProcessMemory(pid: victim.pid)
+            let mappings = try ProcFS.maps(of: ProcessID(victim.pid))
+            let found = PatchLoader.syscallInstruction(pid: victim.pid, mappings: mappings, memory: memory, cache: ObjectCache())
+            let instruction = try #require(found)
+            let injector = try SystemCallInjector(traced: traced, tid: victim.pid, instruction: instruction)
+            defer { try? injector.restore() }
+            _ = try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
+            #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
+        }
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
+
+    @Test func singleStep_whenTracerDiesRightAfterASingleStep_threadLivesOn() throws {
+        // A stepped thread keeps the trap flag until its tracer resumes it; a tracer that dies
+        // instead used to leave it to die of SIGTRAP on its next instruction.
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let worker = try #require(try Self.threadIDs(victim.pid).first { $0 != victim.pid })
+        for _ in 0..<10 {
+            try Self.onDoomedTracer {
+                let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+                let traced = try TracedProcess.stopOneThread(pid: worker, deadline: deadline)
+                for _ in 0..<3 { #expect(try traced.singleStep(worker, deadline: deadline)) }
+            }
+            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+        }
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
+}
