@@ -168,12 +168,20 @@ import Testing
         // idleness before the third arrives (which would admit it).
         let running = try await RunningServer.start(at: directory.socketPath, handler: RecordingHandler(),
                                                     maximumConnections: 2, requestTimeoutSeconds: 60)
-        try await Task.sleep(for: .milliseconds(200))  // Let the start-up probe's connection end.
-        let first = try RawSocket(connectingTo: directory.socketPath)
-        let second = try RawSocket(connectingTo: directory.socketPath)
-        defer { first.close(); second.close() }
-        // Let the server admit both (generous: the whole suite runs in parallel on 2 CPUs).
-        try await Task.sleep(for: .milliseconds(1500))
+        // The start-up probe's connection holds a place until its serving task runs, which can take
+        // long when the whole suite shares 2 CPUs: take both places only once it has left, i.e.
+        // once neither of ours was refused (the server admits or refuses at accept time).
+        var held: [RawSocket] = []
+        for _ in 0..<50 {
+            let candidates = [try RawSocket(connectingTo: directory.socketPath), try RawSocket(connectingTo: directory.socketPath)]
+            var refused = false
+            for candidate in candidates where candidate.readToEndBlocking(within: 0.1).ended { refused = true }
+            if !refused { held = candidates; break }
+            candidates.forEach { $0.close() }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(held.count == 2, "the probe's place was never given back")
+        defer { held.forEach { $0.close() } }
 
         let extra = try RawSocket(connectingTo: directory.socketPath)
         defer { extra.close() }
