@@ -144,20 +144,23 @@ import Testing
     @Test func server_whenClientStaysSilent_dropsItAfterTheTimeoutWhileServingOthers() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
+        // What matters is the order — the other client is answered while the silent one is still
+        // held — not how fast: a timeout long enough for a loaded 2-CPU machine keeps it so.
         let running = try await RunningServer.start(at: directory.socketPath, handler: RecordingHandler(),
-                                                    requestTimeoutSeconds: 0.5)
+                                                    requestTimeoutSeconds: 3)
         let silent = try RawSocket(connectingTo: directory.socketPath)
         defer { silent.close() }
         let started = Date()
 
         let meanwhile = try await send(ControlRequest(command: .status), to: directory.socketPath)
         #expect(meanwhile.ok)
-        #expect(Date().timeIntervalSince(started) < 0.5)
+        let stillHeld = Date().timeIntervalSince(started) < 3
+        #expect(stillHeld, "the other client waited for the silent one's timeout")
 
-        let answer = await silent.readToEnd(within: 5)
+        let answer = await silent.readToEnd(within: 10)
         #expect(answer.ended)
-        #expect(Date().timeIntervalSince(started) >= 0.5)
-        #expect(try decodeResponse(answer.text).error == "no request within 0.5 seconds")
+        #expect(Date().timeIntervalSince(started) >= 3)
+        #expect(try decodeResponse(answer.text).error == "no request within 3.0 seconds")
         try await running.stop()
     }
 
