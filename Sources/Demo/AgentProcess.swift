@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Glibc
 
@@ -18,43 +19,20 @@ final class AgentProcess: @unchecked Sendable {
 
     /// Starts `path` with `arguments`; every line it prints goes to `onLine` (on another thread).
     init(_ path: String, _ arguments: [String], onLine: @escaping @Sendable (String) -> Void) throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw DemoFailure("pipe: \(String(cString: strerror(errno)))") }
-        // Close-on-exec: only the dup2'd copies reach the agent, so its exit ends the reader.
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-        // Default signal handling and an empty mask (the demo ignores SIGINT and its threads block
-        // signals: a child would inherit both), and a process group of its own.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        let pipe: (read: Int32, write: Int32)
+        do { pipe = try ChildProcess.pipe() } catch { throw DemoFailure("\(error)") }
+        defer { close(pipe.write) }
+        // A process group of its own: a terminal's Ctrl-C reaches only the demo, which stops the agent itself.
         let environment = ProcessInfo.processInfo.environment.filter { !Self.removedEnvironment.contains($0.key) }
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
-        close(fds[1])
-        guard result == 0 else {
-            close(fds[0])
-            throw DemoFailure("starting \(path) failed: \(String(cString: strerror(result)))")
+        do {
+            pid = try ChildProcess.spawn(path, arguments, environment: environment, standardInput: .null,
+                                         standardOutput: .descriptor(pipe.write), standardError: .descriptor(pipe.write),
+                                         ownProcessGroup: true)
+        } catch {
+            close(pipe.read)
+            throw DemoFailure("starting \(path) failed: \(error)")
         }
-        pid = child
-        output = fds[0]
+        output = pipe.read
         let descriptor = output
         let done = readerDone
         let thread = Thread {
@@ -142,38 +120,12 @@ enum Command {
 
     /// Runs `path` with `arguments`; standard output and error are kept apart.
     static func run(_ path: String, _ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { throw DemoFailure("starting \(path) failed: \(error)") }
-        // Both pipes are drained together so neither can fill up and block the child.
-        let errors = ErrorsReader(err.fileHandleForReading)
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
-                      errors: errors.text())
-    }
-
-    /// Reads a pipe to its end on another thread.
-    private final class ErrorsReader: @unchecked Sendable {
-        // @unchecked: `data` is written by the thread before `done` is signalled and read after.
-        private var data = Data()
-        private let done = DispatchSemaphore(value: 0)
-
-        init(_ handle: FileHandle) {
-            Thread { [self] in
-                data = handle.readDataToEndOfFile()
-                done.signal()
-            }.start()
-        }
-
-        func text() -> String {
-            done.wait()
-            return String(decoding: data, as: UTF8.self)
+        do {
+            let finished = try ChildProcess.run(path, arguments)
+            return Result(status: finished.status, output: String(decoding: finished.output, as: UTF8.self),
+                          errors: String(decoding: finished.errorOutput, as: UTF8.self))
+        } catch {
+            throw DemoFailure("starting \(path) failed: \(error)")
         }
     }
 }

@@ -16,44 +16,17 @@ public final class RunningProcess: @unchecked Sendable {
 
     /// Starts `path` with `arguments`; standard error goes to ours. With `ownProcessGroup`, the
     /// process leads a group of its own, so a Ctrl-C meant for the caller does not reach it.
-    public init(_ path: String, _ arguments: [String] = [], environment: [String]? = nil, ownProcessGroup: Bool = false) throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw FixtureError.toolFailed("pipe: errno \(errno)") }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        // Start with no signal blocked or ignored: the test runner's threads block several, and a
-        // spawned child would inherit that.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
-        if ownProcessGroup {
-            posix_spawnattr_setpgroup(&attributes, 0)
-            flags |= POSIX_SPAWN_SETPGROUP
+    public init(_ path: String, _ arguments: [String] = [], environment: [String: String]? = nil, ownProcessGroup: Bool = false) throws {
+        let pipe = try ChildProcess.pipe()
+        defer { close(pipe.write) }
+        do {
+            pid = try ChildProcess.spawn(path, arguments, environment: environment, standardOutput: .descriptor(pipe.write),
+                                         ownProcessGroup: ownProcessGroup)
+        } catch {
+            close(pipe.read)
+            throw error
         }
-        posix_spawnattr_setflags(&attributes, Int16(flags))
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let envp = (environment ?? ProcessInfo.processInfo.environment.map { "\($0)=\($1)" }).map { strdup($0) } + [nil]
-        defer { envp.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
-        close(fds[1])
-        guard result == 0 else {
-            close(fds[0])
-            throw FixtureError.toolFailed("posix_spawn \(path): errno \(result)")
-        }
-        pid = child
-        output = fds[0]
+        output = pipe.read
     }
 
     /// The process's identity as the Engine sees it.

@@ -124,16 +124,32 @@ final class TracedProcess {
         }
     }
 
+    /// The next event of any held thread; fails when the process is gone or `deadline` passes first.
+    private func nextEvent(until deadline: Monotonic.Instant) throws(StopFailure) -> (tid: Int32, event: TraceEvent) {
+        let next: (tid: Int32, event: TraceEvent)?
+        do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
+        guard let next else {
+            if !TracedProcess.exists(pid) { throw .processGone }
+            throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
+        }
+        return next
+    }
+
+    /// Resumes `tid` with the ptrace request `name` made by `request`; false when the thread is gone.
+    private func resume(_ tid: Int32, _ name: String, _ request: () -> Int) throws(StopFailure) -> Bool {
+        if request() == -1 {
+            if errno == ESRCH { threads[tid] = nil; return false }
+            throw .system(.systemCall(name: "ptrace(\(name))", errno: errno, subject: "thread \(tid)"))
+        }
+        threads[tid]!.stopped = false
+        threads[tid]!.atSystemCall = false
+        return true
+    }
+
     /// Collects stops until every held thread is stopped; adopts new clones; forgets dead threads.
     private func waitUntilAllStopped(deadline: Monotonic.Instant) throws(StopFailure) {
         while threads.values.contains(where: { !$0.stopped }) {
-            let next: (tid: Int32, event: TraceEvent)?
-            do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
-            guard let (tid, event) = next else {
-                if !TracedProcess.exists(pid) { throw .processGone }
-                let stopped = threads.values.filter(\.stopped).count
-                throw .deadlineExceeded(stopped: stopped, total: threads.count)
-            }
+            let (tid, event) = try nextEvent(until: deadline)
             try record(tid: tid, event: event)
         }
         if threads.isEmpty { throw .processGone }
@@ -183,19 +199,9 @@ final class TracedProcess {
     /// the tracer's death). This is kept to one instruction and two ptrace requests per step.
     func singleStep(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
         guard threads[tid]?.stopped == true else { return false }
-        if cptrace_singlestep(tid, 0) == -1 {
-            if errno == ESRCH { threads[tid] = nil; return false }
-            throw .system(.systemCall(name: "ptrace(PTRACE_SINGLESTEP)", errno: errno, subject: "thread \(tid)"))
-        }
-        threads[tid]!.stopped = false
-        threads[tid]!.atSystemCall = false
+        guard try resume(tid, "PTRACE_SINGLESTEP", { cptrace_singlestep(tid, 0) }) else { return false }
         while true {
-            let next: (tid: Int32, event: TraceEvent)?
-            do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
-            guard let (eventTid, event) = next else {
-                if !TracedProcess.exists(pid) { throw .processGone }
-                throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
-            }
+            let (eventTid, event) = try nextEvent(until: deadline)
             if eventTid == tid, case let .stopped(signal, eventNumber) = event {
                 threads[tid]!.stopped = true
                 // The trap of the step itself is ours; any other signal is the program's.
@@ -216,19 +222,9 @@ final class TracedProcess {
     /// meanwhile is kept for the detach. Returns false if the thread died.
     func interruptStop(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
         guard threads[tid]?.stopped == true else { return false }
-        if cptrace_interrupt(tid) == -1 || cptrace_cont(tid, 0) == -1 {
-            if errno == ESRCH { threads[tid] = nil; return false }
-            throw .system(.systemCall(name: "ptrace(PTRACE_CONT)", errno: errno, subject: "thread \(tid)"))
-        }
-        threads[tid]!.stopped = false
-        threads[tid]!.atSystemCall = false
+        guard try resume(tid, "PTRACE_CONT", { cptrace_interrupt(tid) == -1 ? -1 : cptrace_cont(tid, 0) }) else { return false }
         while true {
-            let next: (tid: Int32, event: TraceEvent)?
-            do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
-            guard let (eventTid, event) = next else {
-                if !TracedProcess.exists(pid) { throw .processGone }
-                throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
-            }
+            let (eventTid, event) = try nextEvent(until: deadline)
             guard eventTid == tid, case let .stopped(signal, eventNumber) = event else {
                 try record(tid: eventTid, event: event)
                 if eventTid == tid { return false }
@@ -240,10 +236,7 @@ final class TracedProcess {
             }
             // A signal that arrived meanwhile: keep it for the detach, and go on to the stop.
             if TracedProcess.isProgramSignal(signal, event: eventNumber) { threads[tid]!.pendingSignal = signal }
-            if cptrace_cont(tid, 0) == -1 {
-                if errno == ESRCH { threads[tid] = nil; return false }
-                throw .system(.systemCall(name: "ptrace(PTRACE_CONT)", errno: errno, subject: "thread \(tid)"))
-            }
+            guard try resume(tid, "PTRACE_CONT", { cptrace_cont(tid, 0) }) else { return false }
         }
     }
 
@@ -256,19 +249,9 @@ final class TracedProcess {
     func runToSystemCallStop(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
         guard threads[tid]?.stopped == true else { return false }
         while true {
-            if cptrace_syscall(tid, 0) == -1 {
-                if errno == ESRCH { threads[tid] = nil; return false }
-                throw .system(.systemCall(name: "ptrace(PTRACE_SYSCALL)", errno: errno, subject: "thread \(tid)"))
-            }
-            threads[tid]!.stopped = false
-            threads[tid]!.atSystemCall = false
+            guard try resume(tid, "PTRACE_SYSCALL", { cptrace_syscall(tid, 0) }) else { return false }
             while true {
-                let next: (tid: Int32, event: TraceEvent)?
-                do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
-                guard let (eventTid, event) = next else {
-                    if !TracedProcess.exists(pid) { throw .processGone }
-                    throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
-                }
+                let (eventTid, event) = try nextEvent(until: deadline)
                 try record(tid: eventTid, event: event)
                 guard eventTid == tid else { continue }
                 guard let thread = threads[tid], thread.stopped else { return false }
@@ -287,12 +270,7 @@ final class TracedProcess {
         if thread.stopped { return true }
         if cptrace_interrupt(tid) == -1 && errno == ESRCH { threads[tid] = nil; return false }
         while true {
-            let next: (tid: Int32, event: TraceEvent)?
-            do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
-            guard let (eventTid, event) = next else {
-                if !TracedProcess.exists(pid) { throw .processGone }
-                throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
-            }
+            let (eventTid, event) = try nextEvent(until: deadline)
             try record(tid: eventTid, event: event)
             if eventTid == tid { return threads[tid]?.stopped == true }
         }

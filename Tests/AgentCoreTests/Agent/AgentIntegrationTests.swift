@@ -38,6 +38,18 @@ final class AgentIntegrationTests: XCTestCase {
         }
     }
 
+    /// A host whose agent has applied hotpatch level 1 to one running victim.
+    private func hostWithPatchedVictim(_ name: String) throws -> (host: AgentTestHost, victim: RunningProcess) {
+        let host = try AgentTestHost(name: name)
+        try host.addHotpatch(level: 1)
+        try host.publish()
+        let victim = try host.startVictim()
+        try host.startAgent()
+        try waitForOutput(victim, Self.level1)
+        try host.waitForStatus("patched") { $0.processes.patched == 1 }
+        return (host, victim)
+    }
+
     // MARK: Applying
 
     func testAgent_appliesHotpatchToRunningAndNewProcesses_andLevel2ReplacesLevel1() throws {
@@ -98,13 +110,7 @@ final class AgentIntegrationTests: XCTestCase {
     // MARK: Baselines
 
     func testBaseline_installsFilesAndRequestsReboot_whileHotpatchStaysApplied() throws {
-        let host = try AgentTestHost(name: "baseline")
-        try host.addHotpatch(level: 1)
-        try host.publish()
-        let victim = try host.startVictim()
-        try host.startAgent()
-        try waitForOutput(victim, Self.level1)
-        try host.waitForStatus("patched") { $0.processes.patched == 1 }
+        let (host, victim) = try hostWithPatchedVictim("baseline")
         XCTAssertFalse(FileManager.default.fileExists(atPath: host.rebootRequiredFile))
 
         try host.addBaseline(id: "base-2", content: "release 2\n")
@@ -158,12 +164,7 @@ final class AgentIntegrationTests: XCTestCase {
     // MARK: Enrollment and the control socket
 
     func testUnenroll_revertsAndEnroll_reapplies_onlyRootMayChange() throws {
-        let host = try AgentTestHost(name: "enroll")
-        try host.addHotpatch(level: 1)
-        try host.publish()
-        let victim = try host.startVictim()
-        try host.startAgent()
-        try waitForOutput(victim, Self.level1)
+        let (host, victim) = try hostWithPatchedVictim("enroll")
 
         let nobody: uid_t = 65534
         let refused = try host.agentctl(["unenroll"], asUser: nobody)
@@ -215,13 +216,7 @@ final class AgentIntegrationTests: XCTestCase {
     // MARK: Restarts, kills and state
 
     func testRestart_readsWhatIsAppliedFromTheProcesses_withoutPatchingAgain() throws {
-        let host = try AgentTestHost(name: "restart")
-        try host.addHotpatch(level: 1)
-        try host.publish()
-        let victim = try host.startVictim()
-        try host.startAgent()
-        try waitForOutput(victim, Self.level1)
-        try host.waitForStatus("patched") { $0.processes.patched == 1 }
+        let (host, victim) = try hostWithPatchedVictim("restart")
         host.agent?.kill(SIGKILL)
         let appliedBefore = host.logLines(containing: "Applied hotpatch hp1").count
 

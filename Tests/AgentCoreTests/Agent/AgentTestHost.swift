@@ -164,16 +164,8 @@ final class AgentTestHost: @unchecked Sendable {
     func agentctl(_ arguments: [String], asUser uid: uid_t? = nil) throws -> (status: Int32, output: String) {
         var command = [products + "/agentctl", "--socket", socket] + arguments
         if let uid { command = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups"] + command }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let finished = try ChildProcess.run(command[0], Array(command.dropFirst()))
+        return (finished.status, String(decoding: finished.output + finished.errorOutput, as: UTF8.self))
     }
 
     /// The last lines of the agent's log, for failure messages.
@@ -204,31 +196,10 @@ final class AgentProcess: @unchecked Sendable {
         guard descriptor >= 0 else { throw FixtureError.toolFailed("open \(log): errno \(errno)") }
         _ = header.withCString { Glibc.write(descriptor, $0, strlen($0)) }
         defer { close(descriptor) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, descriptor, 1)
-        posix_spawn_file_actions_adddup2(&actions, descriptor, 2)
-        // The test runner blocks signals in its threads; the agent must see SIGTERM and SIGHUP.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
         // No JOURNAL_STREAM or NOTIFY_SOCKET from the runner's environment: this agent is in the foreground.
         let environment = ProcessInfo.processInfo.environment.filter { !["JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC"].contains($0.key) }
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, binary, &actions, &attributes, argv, envp)
-        guard result == 0 else { throw FixtureError.toolFailed("posix_spawn \(binary): errno \(result)") }
-        pid = child
+        pid = try ChildProcess.spawn(binary, arguments, environment: environment,
+                                     standardOutput: .descriptor(descriptor), standardError: .descriptor(descriptor))
     }
 
     deinit { kill(SIGKILL) }
@@ -258,7 +229,7 @@ final class AgentProcess: @unchecked Sendable {
             var status: Int32 = 0
             let result = waitpid(pid, &status, WNOHANG)
             if result == pid {
-                let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                let code = ChildProcess.exitCode(fromWaitStatus: status)
                 exitStatus = code
                 return code
             }

@@ -148,22 +148,9 @@ extension LivePatchTests {
 
     @Test func injection_whenTracerDiesRightAfterTheFirstCall_threadResumesWithItsOwnState() throws {
         // The first call runs off the stub; at its exit the thread is parked at its own state.
-        let victim = try Live.startVictim(["--threads", "1"])
-        defer { victim.stop() }
-        let worker = try #require(try Self.threadIDs(victim.pid).first { $0 != victim.pid })
-        let before = (try Self.blockedSignals(victim.pid, victim.pid), try Self.blockedSignals(victim.pid, worker))
-        for round in 0..<20 {
-            let tid = round % 4 == 0 ? victim.pid : worker  // the sleeping leader restarts its nanosleep
-            try Self.onDoomedTracer { try Self.firstCallAndAbandon(pid: victim.pid, tid: tid) }
-            #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
-            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0)
+        try Self.expectSurvivesDoomedTracers(checkingTracer: true) { pid, tid in
+            try Self.firstCallAndAbandon(pid: pid, tid: tid)
         }
-        #expect(try Self.blockedSignals(victim.pid, victim.pid) == before.0)
-        #expect(try Self.blockedSignals(victim.pid, worker) == before.1)
-        #expect(try Live.behaviour(victim) == Live.original)
-        let first = try Self.calls(victim)
-        Thread.sleep(forTimeInterval: 0.1)
-        #expect(try Self.calls(victim) > first)
     }
 
     @Test func injection_whenTracerDiesRightAfterAFirstCallInPlaceOfASleep_threadSleepsOnWithItsOwnState() throws {
@@ -183,21 +170,32 @@ extension LivePatchTests {
     }
 
     @Test func injection_whenTracerDiesAtTheEntryOfAStubCall_threadRunsTheCallThenTheStub() throws {
+        try Self.expectSurvivesDoomedTracers(checkingTracer: false) { pid, tid in
+            try Self.enterStubCallAndAbandon(pid: pid, tid: tid)
+        }
+    }
+
+    /// 20 rounds of `abandon` on a doomed tracer, one in four on the (sleeping) leader, the others
+    /// on a busy worker: the victim lives on, untraced when `checkingTracer`, with its signal masks,
+    /// its original behaviour and its workers making progress.
+    private static func expectSurvivesDoomedTracers(checkingTracer: Bool,
+                                                    _ abandon: @escaping (Int32, Int32) throws -> Void) throws {
         let victim = try Live.startVictim(["--threads", "1"])
         defer { victim.stop() }
-        let worker = try #require(try Self.threadIDs(victim.pid).first { $0 != victim.pid })
-        let before = (try Self.blockedSignals(victim.pid, victim.pid), try Self.blockedSignals(victim.pid, worker))
+        let worker = try #require(try threadIDs(victim.pid).first { $0 != victim.pid })
+        let before = (try blockedSignals(victim.pid, victim.pid), try blockedSignals(victim.pid, worker))
         for round in 0..<20 {
-            let tid = round % 4 == 0 ? victim.pid : worker
-            try Self.onDoomedTracer { try Self.enterStubCallAndAbandon(pid: victim.pid, tid: tid) }
+            let tid = round % 4 == 0 ? victim.pid : worker  // the sleeping leader restarts its nanosleep
+            try onDoomedTracer { try abandon(victim.pid, tid) }
             #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+            if checkingTracer { #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0) }
         }
-        #expect(try Self.blockedSignals(victim.pid, victim.pid) == before.0)
-        #expect(try Self.blockedSignals(victim.pid, worker) == before.1)
+        #expect(try blockedSignals(victim.pid, victim.pid) == before.0)
+        #expect(try blockedSignals(victim.pid, worker) == before.1)
         #expect(try Live.behaviour(victim) == Live.original)
-        let first = try Self.calls(victim)
+        let first = try calls(victim)
         Thread.sleep(forTimeInterval: 0.1)
-        #expect(try Self.calls(victim) > first)
+        #expect(try calls(victim) > first)
     }
 
     @Test func injection_beforeTheStubExists_leavesTheSignalMaskAlone() throws {
