@@ -73,6 +73,11 @@ public struct ThreadRegisters: Sendable, Equatable {
     /// Where the thread returns afterwards (rip) is left alone.
     mutating func replaceEnteringSystemCall(number: Int, arguments: [UInt64]) {
         raw.orig_rax = UInt64(bitPattern: Int64(number))
+        setSystemCallArguments(arguments)
+    }
+
+    /// rdi, rsi, rdx, r10, r8, r9 from `arguments`, zero where none is given.
+    private mutating func setSystemCallArguments(_ arguments: [UInt64]) {
         let padded = arguments + Array(repeating: 0, count: max(0, 6 - arguments.count))
         raw.rdi = padded[0]
         raw.rsi = padded[1]
@@ -88,13 +93,7 @@ public struct ThreadRegisters: Sendable, Equatable {
         raw.rax = UInt64(bitPattern: Int64(number))
         // -1 keeps the kernel from applying restart fix-ups to a call the thread was interrupted in.
         raw.orig_rax = UInt64.max
-        let padded = arguments + Array(repeating: 0, count: max(0, 6 - arguments.count))
-        raw.rdi = padded[0]
-        raw.rsi = padded[1]
-        raw.rdx = padded[2]
-        raw.r10 = padded[3]
-        raw.r8 = padded[4]
-        raw.r9 = padded[5]
+        setSystemCallArguments(arguments)
         raw.rip = instruction
     }
 }
