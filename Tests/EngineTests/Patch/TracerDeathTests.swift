@@ -41,13 +41,24 @@ extension LivePatchTests {
     /// Seizes thread `tid` of `pid` and runs the first call (an r-x page) on an existing `syscall`,
     /// leaving the thread parked at that call's exit stop; the tracer never restores it.
     private static func firstCallAndAbandon(pid: Int32, tid: Int32, inPlace: Bool = false) throws {
-        let deadline = Monotonic.now.adding(microseconds: 2_000_000)
-        let traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
         let memory = try ProcessMemory(pid: pid)
         let mappings = try ProcFS.maps(of: ProcessID(pid))
         let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
         let instruction = try #require(found)
-        let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
+        var attempt = 0
+        var deadline = Monotonic.now.adding(microseconds: 2_000_000)
+        var traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+        var injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
+        // The leader sleeps most of the time but also prints: stop it again until it is caught asleep.
+        while inPlace, injector.restartedSystemCall == nil, attempt < 50 {
+            attempt += 1
+            try injector.restore()
+            traced.release()
+            usleep(2_000)
+            deadline = Monotonic.now.adding(microseconds: 2_000_000)
+            traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+            injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
+        }
         if inPlace {
             let own = try #require(injector.restartedSystemCall, "the thread is asleep in a system call")
             #expect(try memory.read(at: own, count: 2) == [0x0F, 0x05])
