@@ -36,7 +36,10 @@ ensure_tools() {
         log "tools: downloading systemd-container=$version and debootstrap into $dir"
         rm -rf "$dir"
         tmp=$(mktemp -d "$E2E_CACHE/tools/.dl.XXXXXX")
+        # A fresh machine may have no package lists yet: refresh them once and try again.
         (cd "$tmp" && apt-get download -q "systemd-container=$version" debootstrap >/dev/null 2>"$tmp/apt.err") \
+            || { apt-get update -q >/dev/null 2>>"$tmp/apt.err" \
+                 && (cd "$tmp" && apt-get download -q "systemd-container=$version" debootstrap >/dev/null 2>>"$tmp/apt.err"); } \
             || { cat "$tmp/apt.err" >&2; rm -rf "$tmp"; die "apt-get download of the tools failed"; }
         mkdir -p "$tmp/root"
         for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
