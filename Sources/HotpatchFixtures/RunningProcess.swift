@@ -102,15 +102,26 @@ public final class RunningProcess: @unchecked Sendable {
     /// Sends `signal` to the process.
     public func signal(_ signal: Int32) { kill(pid, signal) }
 
-    /// Kills and reaps the process.
-    public func stop() {
-        if !reaped {
-            kill(pid, SIGKILL)
+    /// Kills and reaps the process, waiting at most `seconds`; returns whether it was reaped.
+    /// A killed process stays unreapable while a tracer holds a dead thread of it without reaping
+    /// that thread, so the wait is bounded: a test then fails instead of hanging.
+    @discardableResult
+    public func stop(within seconds: Double = 10) -> Bool {
+        if reaped { return true }
+        kill(pid, SIGKILL)
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-            reaped = true
-            exitStatus = status
-        }
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid || (result == -1 && errno == ECHILD) {
+                reaped = true
+                exitStatus = status
+                return true
+            }
+            usleep(1_000)
+        } while Date() < deadline
+        FileHandle.standardError.write(Data("process \(pid) was killed but could not be reaped within \(seconds) s\n".utf8))
+        return false
     }
 
     deinit {

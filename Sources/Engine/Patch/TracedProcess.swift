@@ -45,6 +45,10 @@ final class TracedProcess {
     private(set) var firstStop: Monotonic.Instant?
     /// How many threads were moved out of a patch window by single-stepping.
     private(set) var evacuations = 0
+    /// Threads that vanished under a ptrace request (ESRCH) while held: dying, and ours to reap.
+    /// Until their tracer reaps them the kernel keeps them as zombies, and the process's own
+    /// parent cannot reap the process (a killed service would hang in "deactivating").
+    private var dying = Set<Int32>()
 
     private init(pid: Int32) { self.pid = pid }
 
@@ -138,7 +142,7 @@ final class TracedProcess {
     /// Resumes `tid` with the ptrace request `name` made by `request`; false when the thread is gone.
     private func resume(_ tid: Int32, _ name: String, _ request: () -> Int) throws(StopFailure) -> Bool {
         if request() == -1 {
-            if errno == ESRCH { threads[tid] = nil; return false }
+            if errno == ESRCH { lose(tid); return false }
             throw .system(.systemCall(name: "ptrace(\(name))", errno: errno, subject: "thread \(tid)"))
         }
         threads[tid]!.stopped = false
@@ -160,6 +164,7 @@ final class TracedProcess {
         switch event {
         case .exited, .killed:
             threads[tid] = nil
+            dying.remove(tid)
             if tid == pid { throw .processGone }
         case let .stopped(signal, eventNumber):
             if threads[tid] == nil {
@@ -268,7 +273,7 @@ final class TracedProcess {
     func waitForStop(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
         guard let thread = threads[tid] else { return false }
         if thread.stopped { return true }
-        if cptrace_interrupt(tid) == -1 && errno == ESRCH { threads[tid] = nil; return false }
+        if cptrace_interrupt(tid) == -1 && errno == ESRCH { lose(tid); return false }
         while true {
             let (eventTid, event) = try nextEvent(until: deadline)
             try record(tid: eventTid, event: event)
@@ -296,8 +301,10 @@ final class TracedProcess {
         }
         while !threads.isEmpty {
             for (tid, thread) in threads where thread.stopped {
-                if cptrace_detach(tid, thread.pendingSignal) == 0 || errno == ESRCH {
+                if cptrace_detach(tid, thread.pendingSignal) == 0 {
                     threads[tid] = nil
+                } else if errno == ESRCH {
+                    lose(tid)
                 }
             }
             if threads.isEmpty { break }
@@ -309,14 +316,40 @@ final class TracedProcess {
                 break
             }
             switch event {
-            case .exited, .killed: threads[tid] = nil
+            case .exited, .killed:
+                threads[tid] = nil
+                dying.remove(tid)
             case let .stopped(signal, eventNumber):
                 if threads[tid] == nil { threads[tid] = Thread() }
                 threads[tid]!.stopped = true
                 if TracedProcess.isProgramSignal(signal, event: eventNumber) { threads[tid]!.pendingSignal = signal }
             }
         }
-        // Reap exit notifications of threads that died while we held them.
+        reapDying(until: grace)
+    }
+
+    /// Forgets a thread that a ptrace request found gone, remembering to reap it.
+    private func lose(_ tid: Int32) {
+        threads[tid] = nil
+        dying.insert(tid)
+    }
+
+    /// Waits for the exit of every thread that died while we held it, so the kernel can hand the
+    /// process to its parent. A killed process's threads exit one after another, and a dead leader
+    /// is reported only after its last sibling, so this waits rather than polls once.
+    private func reapDying(until deadline: Monotonic.Instant) {
+        while !dying.isEmpty, let (tid, event) = (try? Ptrace.nextEvent(until: deadline)) ?? nil {
+            switch event {
+            case .exited, .killed:
+                dying.remove(tid)
+            case let .stopped(signal, eventNumber):
+                // ESRCH also answers a request to a thread that was running, not dead: it has
+                // stopped now, so let it go with the signal it brought.
+                let pending = TracedProcess.isProgramSignal(signal, event: eventNumber) ? signal : 0
+                if cptrace_detach(tid, pending) == 0 { dying.remove(tid) }
+            }
+        }
+        // Whatever is left over is reported later and reaped by the next poll.
         while let _ = (try? Ptrace.pollEvent()) ?? nil {}
     }
 

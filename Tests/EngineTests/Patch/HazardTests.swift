@@ -99,7 +99,7 @@ extension LivePatchTests {
         #expect(victim.isAlive)
     }
 
-    @Test func apply_whenProcessIsKilledMidPatch_reportsGoneOrAppliedAndNeverHangs() throws {
+    @Test func apply_whenProcessIsKilledMidPatch_reportsGoneAndLetsItsParentReapIt() throws {
         let target = try Live.victimHotpatches().level1.targets[0]
         for round in 0..<20 {
             let victim = try Live.startVictim(["--threads", "8"])
@@ -120,7 +120,23 @@ extension LivePatchTests {
             }
             #expect(Date().timeIntervalSince(started) < 10, "round \(round) took too long")
             #expect(outcomes.last == .unpatchable(.processGone), "round \(round): \(outcomes.suffix(3))")
-            victim.stop()
+            // Every thread we held is reaped by us, so the parent can reap the process at once.
+            #expect(victim.stop(within: 2), "round \(round): the killed victim stayed a zombie")
+        }
+    }
+
+    @Test func release_whenTheHeldProcessWasKilled_reapsItsThreadsSoItsParentCanReapIt() throws {
+        for round in 0..<5 {
+            let victim = try Live.startVictim(["--threads", "8"])
+            let pid = victim.pid
+            let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+            try Live.tracer.perform {
+                let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline)
+                #expect(traced.stoppedThreadIDs.count >= 9)
+                kill(pid, SIGKILL)
+                traced.release()
+            }
+            #expect(victim.stop(within: 1), "round \(round): the killed victim stayed a zombie")
         }
     }
 
