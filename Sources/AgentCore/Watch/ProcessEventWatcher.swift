@@ -105,11 +105,32 @@ enum ProcConnector {
     static let nlmsgDone: UInt16 = 3  // NLMSG_DONE: the connector's messages carry this type
     static let headerSize = 16 + 20  // nlmsghdr + cn_msg
 
+    /// The `ack` field of a control message, by which its acknowledgement is told from another
+    /// listener's.
+    struct RequestTag: Equatable {
+        var ack: UInt32
+
+        /// A tag no other listener is likely to use.
+        static func random() -> RequestTag { RequestTag(ack: .random(in: .min ... .max)) }
+    }
+
     /// One decoded message.
     enum Message: Equatable {
         case event(ProcessEvent)
-        /// The kernel's answer to a subscription: 0 or an errno.
-        case acknowledgement(errno: Int32)
+        /// The kernel's answer to a subscription: 0 or an errno, and the `ack` it carries (the
+        /// request's + 1; nil for a netlink error, which is sent to the requester alone).
+        case acknowledgement(errno: Int32, ack: UInt32?)
+
+        /// Whether this acknowledges the request tagged `tag`. The proc connector sends its
+        /// acknowledgements to every listener, with the request's `ack` + 1 (its `seq` is
+        /// overwritten by a per-CPU counter on the way out): a listener that took another's for
+        /// its own would believe itself subscribed when the kernel ignored it (as it does for a
+        /// process outside the initial PID namespace), and wait for events that never come.
+        func acknowledges(_ tag: RequestTag) -> Bool {
+            guard case let .acknowledgement(_, ack) = self else { return false }
+            guard let ack else { return true }
+            return ack == tag.ack &+ 1
+        }
     }
 
     /// Decodes every message in one datagram, skipping threads that are not group leaders,
@@ -125,12 +146,13 @@ enum ProcConnector {
             if type == nlmsgError, length >= 20 {
                 // struct nlmsgerr: int error @16 (negative errno), then the offending header.
                 let error = bytes.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self)
-                messages.append(.acknowledgement(errno: -error))
+                messages.append(.acknowledgement(errno: -error, ack: nil))
                 continue
             }
             guard type == nlmsgDone, length >= headerSize + 16 else { continue }
             let idx = bytes.loadUnaligned(fromByteOffset: offset + 16, as: UInt32.self)
             let val = bytes.loadUnaligned(fromByteOffset: offset + 20, as: UInt32.self)
+            let ack = bytes.loadUnaligned(fromByteOffset: offset + 28, as: UInt32.self)
             let dataLength = Int(bytes.loadUnaligned(fromByteOffset: offset + 32, as: UInt16.self))
             guard idx == idxProc, val == valProc, headerSize + dataLength <= length else { continue }
             let event = offset + headerSize
@@ -140,7 +162,9 @@ enum ProcConnector {
             }
             switch what {
             case eventNone:
-                if let err = field(16) { messages.append(.acknowledgement(errno: Int32(bitPattern: err))) }
+                if let err = field(16) {
+                    messages.append(.acknowledgement(errno: Int32(bitPattern: err), ack: ack))
+                }
             case eventExec:
                 guard let pid = field(16), let tgid = field(20), pid == tgid else { continue }
                 messages.append(.event(.exec(pid: Int32(bitPattern: pid))))
@@ -165,7 +189,7 @@ enum ProcConnector {
     }
 
     /// The control message asking the kernel to start (`mcastListen`) or stop sending events.
-    static func controlMessage(_ operation: UInt32) -> [UInt8] {
+    static func controlMessage(_ operation: UInt32, tag: RequestTag = RequestTag(ack: 0)) -> [UInt8] {
         var bytes: [UInt8] = []
         func append<T: FixedWidthInteger>(_ value: T) {
             withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
@@ -178,7 +202,7 @@ enum ProcConnector {
         append(idxProc)
         append(valProc)
         append(UInt32(0))  // seq
-        append(UInt32(0))  // ack
+        append(tag.ack)  // ack
         append(UInt16(4))  // len
         append(UInt16(0))  // flags
         append(operation)
@@ -205,11 +229,12 @@ enum ProcConnector {
             try WatchSystem.check("bind to the proc connector") {
                 address.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), 12) }
             }
-            let message = controlMessage(mcastListen)
+            let tag = RequestTag.random()
+            let message = controlMessage(mcastListen, tag: tag)
             try WatchSystem.check("subscribe to process events") {
                 message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
             }
-            try awaitAcknowledgement(fd)
+            try awaitAcknowledgement(fd, of: tag)
             return fd
         } catch {
             WatchSystem.close(fd)
@@ -217,9 +242,10 @@ enum ProcConnector {
         }
     }
 
-    /// Reads until the subscription's acknowledgement; events before it are dropped (the caller
-    /// scans once at start anyway).
-    private static func awaitAcknowledgement(_ fd: Int32) throws(WatchError) {
+    /// Reads until the subscription's acknowledgement; events and other listeners'
+    /// acknowledgements before it are dropped (the caller scans once at start anyway). Outside
+    /// the initial PID namespace the kernel ignores the request and no acknowledgement comes.
+    private static func awaitAcknowledgement(_ fd: Int32, of tag: RequestTag) throws(WatchError) {
         let deadline = ContinuousClock.now + .seconds(1)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
@@ -228,7 +254,7 @@ enum ProcConnector {
             guard milliseconds > 0, try WatchSystem.poll([fd], timeoutMilliseconds: milliseconds)[0] else {
                 throw WatchError(
                     operation: "subscribe to process events", errno: ETIMEDOUT,
-                    context: "(no acknowledgement from the proc connector)")
+                    context: "(no acknowledgement from the proc connector; it ignores subscribers outside the initial PID and user namespaces, e.g. in a container)")
             }
             let count: Int
             do throws(WatchError) {
@@ -240,7 +266,7 @@ enum ProcConnector {
                 throw error
             }
             let messages = buffer.withUnsafeBytes { parse(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
-            for case .acknowledgement(let code) in messages {
+            for case let .acknowledgement(code, _) in messages.filter({ $0.acknowledges(tag) }) {
                 guard code == 0 else {
                     throw WatchError(operation: "subscribe to process events", errno: code, context: nil)
                 }

@@ -54,6 +54,36 @@ private final class EventRecorder: @unchecked Sendable {
         #expect(watcher.mode == .netlink)
     }
 
+    /// The kernel sends a subscription's acknowledgement to every socket in the group: a socket
+    /// that merely joined (as one in a container does: its own request is ignored there) sees the
+    /// acknowledgement of another listener's request, and must not take it for its own.
+    @Test func anotherListenersAcknowledgementReachesEverySocketButIsNotTheirs() throws {
+        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), ProcConnector.netlinkConnector)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = [UInt8](repeating: 0, count: 12)
+        withUnsafeBytes(of: UInt16(AF_NETLINK)) { address.replaceSubrange(0..<2, with: $0) }
+        withUnsafeBytes(of: ProcConnector.idxProc) { address.replaceSubrange(8..<12, with: $0) }
+        try #require(address.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), 12) } == 0)
+
+        let other = ProcessEventWatcher()
+        try #require(other.mode == .netlink)
+        defer { other.stop() }
+
+        let ours = ProcConnector.RequestTag.random()
+        var seen: [ProcConnector.Message] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        let deadline = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < deadline, !seen.contains(where: { if case .acknowledgement = $0 { true } else { false } }) {
+            guard try WatchSystem.poll([fd], timeoutMilliseconds: 100)[0] else { continue }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 { seen += buffer.withUnsafeBytes { ProcConnector.parse(UnsafeRawBufferPointer(rebasing: $0[..<count])) } }
+        }
+        let acknowledgements = seen.filter { if case .acknowledgement = $0 { true } else { false } }
+        #expect(!acknowledgements.isEmpty, "the other listener's acknowledgement did not reach this socket")
+        #expect(!acknowledgements.contains { $0.acknowledges(ours) })
+    }
+
     @Test func execOfSleepIsSeenWithin100MillisecondsWithItsPid() async throws {
         let watcher = ProcessEventWatcher()
         try #require(watcher.mode == .netlink)
@@ -123,7 +153,7 @@ private final class EventRecorder: @unchecked Sendable {
 
 @Suite struct WatchProcConnectorParsingTests {
     /// One connector message: nlmsghdr + cn_msg + proc_event with the given union words.
-    private func message(what: UInt32, words: [UInt32], idx: UInt32 = 1) -> [UInt8] {
+    private func message(what: UInt32, words: [UInt32], idx: UInt32 = 1, sequence: UInt32 = 0, ack: UInt32 = 0) -> [UInt8] {
         var event: [UInt8] = []
         func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
             withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
@@ -140,8 +170,8 @@ private final class EventRecorder: @unchecked Sendable {
         append(UInt32(0), to: &bytes)
         append(idx, to: &bytes)
         append(UInt32(1), to: &bytes)
-        append(UInt32(0), to: &bytes)
-        append(UInt32(0), to: &bytes)
+        append(sequence, to: &bytes)
+        append(ack, to: &bytes)
         append(UInt16(event.count), to: &bytes)
         append(UInt16(0), to: &bytes)
         return bytes + event
@@ -168,9 +198,22 @@ private final class EventRecorder: @unchecked Sendable {
         #expect(parse(datagram).isEmpty)
     }
 
-    @Test func subscriptionAcknowledgementCarriesTheErrno() {
-        #expect(parse(message(what: 0, words: [0])) == [.acknowledgement(errno: 0)])
-        #expect(parse(message(what: 0, words: [UInt32(EPERM)])) == [.acknowledgement(errno: EPERM)])
+    @Test func subscriptionAcknowledgementCarriesTheErrnoAndTheAck() {
+        #expect(parse(message(what: 0, words: [0], sequence: 7, ack: 10)) == [.acknowledgement(errno: 0, ack: 10)])
+        #expect(parse(message(what: 0, words: [UInt32(EPERM)], sequence: 7, ack: 10)) == [.acknowledgement(errno: EPERM, ack: 10)])
+    }
+
+    @Test func anAcknowledgementIsOursOnlyWhenItCarriesOurAckPlusOne() {
+        let ours = ProcConnector.RequestTag(ack: 9)
+        // The kernel replaces seq with a per-CPU counter: it does not matter.
+        #expect(parse(message(what: 0, words: [0], sequence: 4711, ack: 10))[0].acknowledges(ours))
+        // Another listener's (the kernel sends every acknowledgement to the whole group).
+        #expect(!parse(message(what: 0, words: [0], sequence: 7, ack: 1))[0].acknowledges(ours))
+        #expect(!parse(message(what: 0, words: [0], sequence: 7, ack: 9))[0].acknowledges(ours))
+        // The wrap-around of ack + 1.
+        let last = ProcConnector.RequestTag(ack: .max)
+        #expect(parse(message(what: 0, words: [0], sequence: 1, ack: 0))[0].acknowledges(last))
+        #expect(!ProcConnector.Message.event(.exec(pid: 1)).acknowledges(ours))
     }
 
     @Test func otherConnectorsOtherEventsAndTruncatedTailsAreIgnored() {
@@ -181,10 +224,11 @@ private final class EventRecorder: @unchecked Sendable {
     }
 
     @Test func subscribeMessageMatchesTheKernelLayout() {
-        let bytes = ProcConnector.controlMessage(ProcConnector.mcastListen)
+        let bytes = ProcConnector.controlMessage(ProcConnector.mcastListen, tag: .init(ack: 0x0102_0304))
         #expect(bytes.count == 40)
         #expect(bytes[0] == 40 && bytes[4] == 3)  // nlmsg_len, NLMSG_DONE
         #expect(bytes[16] == 1 && bytes[20] == 1)  // CN_IDX_PROC, CN_VAL_PROC
+        #expect(Array(bytes[28..<32]) == [4, 3, 2, 1])  // ack, host order
         #expect(bytes[32] == 4 && bytes[36] == 1)  // data length, PROC_CN_MCAST_LISTEN
     }
 }
