@@ -181,7 +181,7 @@ agent_boot_id() {
 # ------------------------------------------------------------------------------------------------
 # 1. The service runs, says what it does in StatusText, and pings the watchdog.
 check_1() {
-    local active text wd wd_us wait_s before after result nrestarts dog deadline
+    local active text wd wd_us wait_s before after result nrestarts dog deadline watch
     active=$(cexec systemctl is-active "$AGENT_UNIT")
     [[ $active == active ]] || { fail "systemctl is-active $AGENT_UNIT says '$active', expected 'active'"; evidence; return 1; }
     say "systemctl is-active: $active"
@@ -197,6 +197,12 @@ check_1() {
         sleep 0.3
     done
     say "StatusText: $text"
+    # The kernel ignores proc-connector subscriptions from outside the initial PID namespace, and
+    # sends every listener's acknowledgement to all of them: an agent that took another's for its
+    # own would wait for events that never come and miss every new process.
+    watch=$(status_json | jq -r .processWatch)
+    say "process watch: $watch"
+    [[ $watch == scan* ]] || { fail "the agent says process watch '$watch' in a container, where the kernel sends it no process events; expected 'scan'"; return 1; }
     before=$(cexec systemctl show -p MainPID --value "$AGENT_UNIT")
     wait_s=$(( (2 * wd_us + 999999) / 1000000 + 1 ))
     say "watching the watchdog for $wait_s s (2 x WatchdogSec + 1 s)"
@@ -399,6 +405,43 @@ check_6() {
     line=$(wait_victim 'parse_length(100)=64 banner=2' 20) \
         || { fail "the new victim process does not run deb12-b2's hotpatch: '$line'"; evidence; return 1; }
     say "victim (new process, PID $(victim_pid)): $line"
+}
+
+# Shuts the container down (nspawn exits 0) and boots it again with ARGS as its kernel command line.
+restart_container() {
+    cexec systemctl --no-block poweroff >/dev/null 2>&1 || true
+    wait_container_exit 60
+    [[ $E2E_EXIT == 0 ]] || { fail "expected the container to power off within 60 s (exit status 0), got: $E2E_EXIT"; return 1; }
+    boot_container "$@" || { fail "the container did not boot again"; return 1; }
+}
+
+# 8 (beyond the issue's list; runs before 7, which removes the package). The kill switch:
+# booted with hotpatch.enable=0 the agent does not start and a process started meanwhile stays
+# unpatched; booted without it, the agent starts and patches that process again.
+check_8() {
+    local active condition skipped line status
+    restart_container hotpatch.enable=0 || return 1
+    active=$(cexec systemctl is-active "$AGENT_UNIT")
+    condition=$(cexec systemctl show -p ConditionResult --value "$AGENT_UNIT")
+    say "booted with hotpatch.enable=0: is-active=$active ConditionResult=$condition"
+    [[ $active == inactive && $condition == no ]] \
+        || { fail "with hotpatch.enable=0 the agent must not start (is-active=$active, ConditionResult=$condition)"; evidence; return 1; }
+    skipped=$(cexec journalctl -b -u "$AGENT_UNIT" -o cat --no-pager 2>/dev/null | grep -m1 'ConditionKernelCommandLine')
+    [[ -n $skipped ]] && say "journal: $skipped"
+    if cexec agentctl status >/dev/null 2>&1; then fail "agentctl status got an answer although the agent must not run"; return 1; fi
+    line=$(wait_victim 'parse_length(100)=100 banner=1' 20) \
+        || { fail "the new victim process should run unpatched while the agent is off: '$line'"; return 1; }
+    sleep 2
+    line=$(victim_line)
+    [[ $line == 'parse_length(100)=100 banner=1'* ]] || { fail "the victim changed while the agent was off: '$line'"; return 1; }
+    say "victim (new process, PID $(victim_pid)) while the agent is off: $line"
+
+    restart_container || return 1
+    status=$(wait_status '.hotpatch.id == "victim-b2-hp1" and .processes.patched >= 1' 30) \
+        || { fail "booted without the kill switch, the agent does not report the victim patched: $status"; evidence; return 1; }
+    line=$(wait_victim 'parse_length(100)=64 banner=2' 20) \
+        || { fail "booted without the kill switch, the victim is not patched again: '$line'"; evidence; return 1; }
+    say "booted without it: is-active=$(cexec systemctl is-active "$AGENT_UNIT"), victim (PID $(victim_pid)): $line"
 }
 
 # 7. apt-get remove stops the service and keeps its state; purge removes it.

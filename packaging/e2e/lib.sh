@@ -114,7 +114,8 @@ make_overlay() {
 }
 
 # Boots the container (again, on the same overlay); returns once systemd says the system runs,
-# 1 with the console's last lines when it does not.
+# 1 with the console's last lines when it does not. Arguments go to the container's init: in a
+# container systemd takes them as its kernel command line (it reads PID 1's, not /proc/cmdline).
 # Capabilities: nspawn's default set lacks CAP_NET_ADMIN (netlink process events) and
 # CAP_CHECKPOINT_RESTORE (/proc/PID/map_files), which a VM or a host gives a root service.
 boot_container() {
@@ -134,7 +135,7 @@ boot_container() {
         # host the agent runs without a filter. Services inside still get theirs from systemd.
         exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_SECCOMP=0 "$E2E_TOOLS/usr/bin/systemd-nspawn" \
             --boot --register=no --keep-unit --console=read-only --machine="$E2E_NAME" \
-            --capability=CAP_NET_ADMIN,CAP_CHECKPOINT_RESTORE -D "$E2E_MERGED"
+            --capability=CAP_NET_ADMIN,CAP_CHECKPOINT_RESTORE -D "$E2E_MERGED" "$@"
     ) >"$E2E_WORK/console-$E2E_BOOTS.log" 2>&1 </dev/null &
     NSPAWN_PID=$!
     LEADER=
@@ -154,7 +155,7 @@ boot_container() {
     if [[ $state == degraded ]]; then
         log "boot $E2E_BOOTS: system degraded; failed units: $(cexec systemctl --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
     fi
-    log "boot $E2E_BOOTS: container up (PID 1 = host PID $LEADER) in $(secs_since "$t0")"
+    log "boot $E2E_BOOTS: container up (PID 1 = host PID $LEADER${*:+, kernel command line: $*}) in $(secs_since "$t0")"
 }
 
 # The last lines the container printed on its console (without colours).
