@@ -84,23 +84,3 @@ struct BenchFailure: Error, CustomStringConvertible {
     let description: String
     init(_ text: String) { description = text }
 }
-
-/// Runs `body` on `tracer` and waits for it. `TracerThread.perform` is not used: it wraps its
-/// closure in `withoutActuallyEscaping`, but the tracer thread still holds the job when `perform`
-/// returns, so the runtime's escape check traps ("non-escaping closure has escaped") at random.
-func onTracer<T>(_ tracer: TracerThread, _ body: @escaping () -> T) -> T {
-    let slot = ResultSlot<T>()
-    let done = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) let work = body
-    tracer.submit {
-        slot.value = work()
-        done.signal()
-    }
-    done.wait()
-    return slot.value!
-}
-
-/// Carries a result from the tracer thread to the waiting caller.
-final class ResultSlot<T>: @unchecked Sendable {
-    var value: T?
-}

@@ -69,7 +69,7 @@ enum VictimBench {
         var unexpected: [String] = []
         var checks = 0
         for cycle in 0..<cycles {
-            let applied = onTracer(tracer) { patcher.reconcile(match, desired: target, known: [target]) }
+            let applied = try tracer.perform { patcher.reconcile(match, desired: target, known: [target]) }
             applies.append(applied)
             if applied.outcome == .applied {
                 try expect("parse_length(100)=64 banner=2", after: "apply \(cycle + 1)")
@@ -77,7 +77,7 @@ enum VictimBench {
             } else {
                 unexpected.append("apply \(cycle + 1): \(applied.outcome)")
             }
-            let reverted = onTracer(tracer) { patcher.reconcile(match, desired: nil, known: [target]) }
+            let reverted = try tracer.perform { patcher.reconcile(match, desired: nil, known: [target]) }
             reverts.append(reverted)
             if reverted.outcome == .reverted {
                 try expect("parse_length(100)=100 banner=1", after: "revert \(cycle + 1)")
