@@ -5,7 +5,7 @@
 E2E_CACHE=${E2E_CACHE:-/var/cache/hotpatch-agent-e2e}
 E2E_SUITE=bookworm
 E2E_VARIANT=minbase
-E2E_INCLUDE=systemd,systemd-sysv,dbus,libsystemd0
+E2E_INCLUDE=systemd,systemd-sysv,dbus,libsystemd0,procps
 E2E_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 log() { printf 'e2e: %s\n' "$*"; }
