@@ -57,8 +57,8 @@ struct HotpatchBench: ParsableCommand {
     @Option(help: "Busy worker-thread counts for the victim, comma-separated (empty: skip).")
     var threads = "1,4,32"
 
-    @Option(help: "HostPatcher tracer threads (default: one per CPU).")
-    var workers = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "HostPatcher tracer threads (default: two per CPU).")
+    var workers = HostPatcher.defaultWorkerCount
 
     @Option(help: "Sleepers per fleet whose output is checked with SIGUSR1 before and after revert.")
     var sample = 10

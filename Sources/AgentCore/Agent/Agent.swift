@@ -57,7 +57,7 @@ public actor Agent: AgentControlHandler {
         bootID = (try? ProcFS.bootID()) ?? "unknown"
         var options = PatchOptions()
         options.strictStackCheck = configuration.strictStackCheck
-        patcher = HostPatcher(workers: workers ?? ProcessInfo.processInfo.activeProcessorCount, options: options)
+        patcher = HostPatcher(workers: workers ?? HostPatcher.defaultWorkerCount, options: options)
     }
 
     /// Calls `listener` with the status after every cycle (sd_notify STATUS=, metrics).
