@@ -167,6 +167,7 @@ final class TracedProcess {
             dying.remove(tid)
             if tid == pid { throw .processGone }
         case let .stopped(signal, eventNumber):
+            dying.remove(tid)
             if threads[tid] == nil {
                 // A clone we had not listed yet: auto-attached by TRACECLONE, it starts stopped.
                 threads[tid] = Thread()
@@ -320,6 +321,8 @@ final class TracedProcess {
                 threads[tid] = nil
                 dying.remove(tid)
             case let .stopped(signal, eventNumber):
+                // Held again (a thread that ESRCH had made us think dead stops after all).
+                dying.remove(tid)
                 if threads[tid] == nil { threads[tid] = Thread() }
                 threads[tid]!.stopped = true
                 if TracedProcess.isProgramSignal(signal, event: eventNumber) { threads[tid]!.pendingSignal = signal }
