@@ -84,15 +84,16 @@ public final class RunningProcess: @unchecked Sendable {
     }
 
     /// Whether the process is still running (not exited, not a zombie).
-    public var isAlive: Bool {
-        if reaped { return false }
+    public var isAlive: Bool { !reapIfEnded() }
+
+    /// Reaps the process if it has ended (without waiting); returns whether it is reaped.
+    private func reapIfEnded() -> Bool {
+        if reaped { return true }
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
-        if result == pid {
-            reaped = true
-            exitStatus = status
-            return false
-        }
+        guard result == pid || (result == -1 && errno == ECHILD) else { return false }
+        reaped = true
+        exitStatus = status
         return true
     }
 
@@ -111,13 +112,7 @@ public final class RunningProcess: @unchecked Sendable {
         kill(pid, SIGKILL)
         let deadline = Date().addingTimeInterval(seconds)
         repeat {
-            var status: Int32 = 0
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid || (result == -1 && errno == ECHILD) {
-                reaped = true
-                exitStatus = status
-                return true
-            }
+            if reapIfEnded() { return true }
             usleep(1_000)
         } while Date() < deadline
         FileHandle.standardError.write(Data("process \(pid) was killed but could not be reaped within \(seconds) s\n".utf8))

@@ -75,9 +75,8 @@ final class SystemCallInjector {
     /// The thread's own `syscall` instruction, if it was stopped inside a system call the kernel
     /// will run again when it resumes (a restart code in rax): the 2 bytes before its rip.
     var restartedSystemCall: UInt64? {
-        let resumed = InjectionStub.resume(rax: savedRegisters.rax, originalRAX: savedRegisters.originalRAX,
-                                           instructionPointer: savedRegisters.instructionPointer)
-        return resumed.instructionPointer != savedRegisters.instructionPointer ? resumed.instructionPointer : nil
+        let resumed = savedRegisters.resumeAddress
+        return resumed != savedRegisters.instructionPointer ? resumed : nil
     }
 
     /// Runs the first call in place of the system call the thread was interrupted in, which the

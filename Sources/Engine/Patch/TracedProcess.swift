@@ -163,8 +163,7 @@ final class TracedProcess {
     private func record(tid: Int32, event: TraceEvent) throws(StopFailure) {
         switch event {
         case .exited, .killed:
-            threads[tid] = nil
-            dying.remove(tid)
+            forgetExited(tid)
             if tid == pid { throw .processGone }
         case let .stopped(signal, eventNumber):
             dying.remove(tid)
@@ -318,8 +317,7 @@ final class TracedProcess {
             }
             switch event {
             case .exited, .killed:
-                threads[tid] = nil
-                dying.remove(tid)
+                forgetExited(tid)
             case let .stopped(signal, eventNumber):
                 // Held again (a thread that ESRCH had made us think dead stops after all).
                 dying.remove(tid)
@@ -337,6 +335,12 @@ final class TracedProcess {
         dying.insert(tid)
     }
 
+    /// Forgets a thread whose exit we have reaped.
+    private func forgetExited(_ tid: Int32) {
+        threads[tid] = nil
+        dying.remove(tid)
+    }
+
     /// Waits for the exit of every thread that died while we held it, so the kernel can hand the
     /// process to its parent. A killed process's threads exit one after another, and a dead leader
     /// is reported only after its last sibling, so this waits rather than polls once.
@@ -344,7 +348,7 @@ final class TracedProcess {
         while !dying.isEmpty, let (tid, event) = (try? Ptrace.nextEvent(until: deadline)) ?? nil {
             switch event {
             case .exited, .killed:
-                dying.remove(tid)
+                forgetExited(tid)
             case let .stopped(signal, eventNumber):
                 // ESRCH also answers a request to a thread that was running, not dead: it has
                 // stopped now, so let it go with the signal it brought.

@@ -28,14 +28,10 @@ public struct ThreadRegisters: Sendable, Equatable {
     }
 
     /// Where the thread will execute next when resumed. A thread stopped inside a restartable
-    /// system call (rax = -ERESTARTSYS … -ERESTART_RESTARTBLOCK) is moved back onto its 2-byte
-    /// `syscall` instruction by the kernel, so that is where it resumes.
+    /// system call is moved back onto its 2-byte `syscall` instruction by the kernel, so that is
+    /// where it resumes (the kernel's rule: `InjectionStub.resume`).
     public var resumeAddress: UInt64 {
-        let result = Int64(bitPattern: raw.rax)
-        if Int64(bitPattern: raw.orig_rax) >= 0 && (-516 ... -512).contains(result) {
-            return raw.rip &- 2
-        }
-        return raw.rip
+        InjectionStub.resume(rax: raw.rax, originalRAX: raw.orig_rax, instructionPointer: raw.rip).instructionPointer
     }
 
     /// rflags.
