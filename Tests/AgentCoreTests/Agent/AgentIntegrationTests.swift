@@ -17,16 +17,6 @@ final class AgentIntegrationTests: XCTestCase {
         try XCTSkipUnless(geteuid() == 0, "the agent patches processes through ptrace: run as root")
     }
 
-    private func waitForOutput(_ victim: RunningProcess, _ expected: String, timeout: Double = 10,
-                               file: StaticString = #filePath, line: UInt = #line) throws {
-        do {
-            _ = try victim.waitForLine(timeout: timeout) { $0.hasPrefix(expected) }
-        } catch {
-            XCTFail("PID \(victim.pid) never printed \(expected): last line \(victim.history.last ?? "none")", file: file, line: line)
-            throw error
-        }
-    }
-
     /// Reads the victim for `seconds` and checks that every line shows `expected`.
     private func assertSteadyOutput(_ victim: RunningProcess, _ expected: String, seconds: Double,
                                     file: StaticString = #filePath, line: UInt = #line) throws {
