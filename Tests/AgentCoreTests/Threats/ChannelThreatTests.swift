@@ -195,6 +195,37 @@ final class ChannelThreatTests: XCTestCase {
         assertStopsPromptly(host)
     }
 
+    /// Stopping is bounded even when a task is stuck where cancellation cannot reach it. The stuck
+    /// task here is a SIGHUP reload reading a configuration file that is a FIFO with a silent
+    /// writer (a blocking read, like the keys FIFO once was): SIGTERM must still end the agent, at
+    /// the 30 s deadline, with status 1 and the reason in the log.
+    func testSIGTERM_whileATaskIsStuckInABlockingRead_stopsTheAgentAtTheDeadline() throws {
+        let host = try AgentTestHost(name: "stuck")
+        try host.publish()
+        let agent = try host.startAgent()
+        try host.waitForStatus("first cycle") { $0.channel.lastCheck != nil }
+        let configuration = host.root + "/agent.toml"
+        XCTAssertEqual(unlink(configuration), 0)
+        XCTAssertEqual(mkfifo(configuration, 0o600), 0)
+        // O_RDWR on a FIFO never blocks on Linux; it keeps a writer that never writes.
+        let writer = open(configuration, O_RDWR | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(writer, 0)
+        defer { close(writer) }
+        Glibc.kill(agent.pid, SIGHUP)
+        usleep(500_000)
+        XCTAssertNotNil(host.status(), "the control socket still answers while the reload is stuck")
+
+        let start = Date()
+        Glibc.kill(agent.pid, SIGTERM)
+        let status = agent.wait(timeout: 60)
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertEqual(status, 1, "exit status (nil: still running 60 s after SIGTERM)\n\(host.logTail())")
+        XCTAssertGreaterThanOrEqual(elapsed, 29, "stopped before the deadline: the stuck task was not stuck?\n\(host.logTail())")
+        XCTAssertLessThan(elapsed, 40)
+        XCTAssertFalse(host.logLines(containing: "Did not stop within").isEmpty, host.logTail())
+        if status == nil { agent.kill(SIGKILL) }
+    }
+
     // MARK: Finding 7: durations
 
     func testPollIntervalBeyondAnyClock_isRefusedAsAConfigurationError_withoutACrash() throws {
