@@ -28,18 +28,6 @@ final class AgentIntegrationTests: XCTestCase {
         }
     }
 
-    /// A host whose agent has applied hotpatch level 1 to one running victim.
-    private func hostWithPatchedVictim(_ name: String) throws -> (host: AgentTestHost, victim: RunningProcess) {
-        let host = try AgentTestHost(name: name)
-        try host.addHotpatch(level: 1)
-        try host.publish()
-        let victim = try host.startVictim()
-        try host.startAgent()
-        try waitForOutput(victim, Self.level1)
-        try host.waitForStatus("patched") { $0.processes.patched == 1 }
-        return (host, victim)
-    }
-
     // MARK: Applying
 
     func testAgent_appliesHotpatchToRunningAndNewProcesses_andLevel2ReplacesLevel1() throws {

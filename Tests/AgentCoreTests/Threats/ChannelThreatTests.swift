@@ -15,25 +15,6 @@ final class ChannelThreatTests: XCTestCase {
         try XCTSkipUnless(geteuid() == 0, "the agent patches processes through ptrace (run as root)")
     }
 
-    /// A host whose agent accepted index version 1 and applied hotpatch level 1 to one victim.
-    private func hostWithPatchedVictim(_ name: String) throws -> (host: AgentTestHost, victim: RunningProcess) {
-        let host = try AgentTestHost(name: name)
-        try host.addHotpatch(level: 1)
-        try host.publish()
-        let victim = try host.startVictim()
-        try host.startAgent()
-        try waitForOutput(victim, AgentTestHost.level1Output)
-        try host.waitForStatus("patched") { $0.verdict == .upToDate && self.allPatched(host, [victim]) }
-        return (host, victim)
-    }
-
-    /// Whether the agent lists every one of `victims` as patched (other suites' victims share the
-    /// build-id and may be running, so counts are not compared).
-    private func allPatched(_ host: AgentTestHost, _ victims: [RunningProcess]) -> Bool {
-        let patched = Set(host.processes().filter { $0.state == .patched }.map(\.pid))
-        return victims.allSatisfy { patched.contains($0.pid) }
-    }
-
     private func reasonMentioning(_ status: AgentStatus, _ text: String) -> AgentStatus.Reason? {
         status.reasons.first { $0.message.contains(text) }
     }
@@ -63,7 +44,7 @@ final class ChannelThreatTests: XCTestCase {
         let reason = try XCTUnwrap(reasonMentioning(status, "channel index missing since"))
         XCTAssertTrue(reason.message.contains("keeping verified version 1 in force"), reason.message)
         XCTAssertEqual(status.hotpatch?.id, "hp1", "the verified hotpatch stays the one in force")
-        XCTAssertTrue(allPatched(host, [victim]), "\(host.processes())")
+        XCTAssertTrue(host.listsAsPatched([victim]), "\(host.processes())")
         XCTAssertNotNil(status.channel.error, "the channel's own field names the problem too")
         _ = try victim.freshLine()
         try waitForOutput(victim, AgentTestHost.level1Output, timeout: 2)
@@ -81,7 +62,7 @@ final class ChannelThreatTests: XCTestCase {
         let newcomer = try host.startVictim()
         try waitForOutput(newcomer, AgentTestHost.level1Output)
         let status = try host.waitForStatus("exposed after the restart") { status in
-            status.verdict == .exposed && self.allPatched(host, [victim, newcomer])
+            status.verdict == .exposed && host.listsAsPatched([victim, newcomer])
         }
         let reason = try XCTUnwrap(reasonMentioning(status, "channel index missing since"), "\(status.reasons)")
         XCTAssertTrue(reason.message.contains("keeping verified version 1 in force"), reason.message)
@@ -97,7 +78,7 @@ final class ChannelThreatTests: XCTestCase {
         }
         let reason = try XCTUnwrap(reasonMentioning(status, "expired"))
         XCTAssertTrue(reason.message.contains("keeping verified version"), reason.message)
-        XCTAssertTrue(allPatched(host, [victim]), "\(host.processes())")
+        XCTAssertTrue(host.listsAsPatched([victim]), "\(host.processes())")
 
         XCTAssertEqual(host.stopAgent(), 0)
         try host.startAgent()
@@ -105,7 +86,7 @@ final class ChannelThreatTests: XCTestCase {
         try waitForOutput(newcomer, AgentTestHost.level1Output)
         let restarted = try host.waitForStatus("exposed after the restart") { status in
             status.verdict == .exposed && self.reasonMentioning(status, "expired") != nil
-                && self.allPatched(host, [victim, newcomer])
+                && host.listsAsPatched([victim, newcomer])
         }
         XCTAssertTrue(reasonMentioning(restarted, "expired")?.message.contains("keeping verified version") ?? false,
                       "\(restarted.reasons)")
