@@ -82,12 +82,14 @@ struct HotpatchAgent: AsyncParsableCommand {
             loop,
             ProcessWatchService(agent: agent, logger: logger),
             ControlServer(socketPath: configuration.socketPath, handler: agent, logger: logger),
-            WatchdogService(notifier: notifier),
+            WatchdogService(notifier: notifier, heartbeat: loop.heartbeat, logger: logger),
             ReloadService(agent: agent, loop: loop, notifier: notifier, logger: logger, reload: { try loadConfiguration() }),
         ]
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let deadline = ShutdownDeadline.exitingAgent(logger: logger)
+        defer { withExtendedLifetime(deadline) {} }
         try await group.run()
     }
 

@@ -27,10 +27,12 @@ struct PublishCommand: ParsableCommand {
     var expiresIn: String = "7d"
 
     func validate() throws {
-        guard let seconds = DurationText.seconds(expiresIn) else {
-            throw ValidationError("--expires-in \(expiresIn): expected a duration such as 90s, 5m, 2h, 7d")
+        do { _ = try DurationText.parse(expiresIn) } catch {
+            switch error {
+            case .outOfRange: throw ValidationError("--expires-in \(expiresIn): out of range (\(DurationText.rangeText))")
+            case .notADuration: throw ValidationError("--expires-in \(expiresIn): expected a duration such as 90s, 5m, 2h, 7d")
+            }
         }
-        guard seconds <= 3650 * 86_400 else { throw ValidationError("--expires-in \(expiresIn): at most 3650d") }
     }
 
     func run() throws {

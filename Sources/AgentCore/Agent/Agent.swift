@@ -19,9 +19,17 @@ public actor Agent: AgentControlHandler {
     private let patcher: HostPatcher
     private let version: String
     private let bootID: String
+    /// The verified index in force: the channel's, or the last one verified (kept in the store
+    /// across restarts) while the channel is missing, expired, rolled back or unreadable.
     private var channel: VerifiedChannel?
+    /// Why the channel's own index is not the one in force (status names it), or nil.
     private var channelError: String?
-    private var channelEmpty = false
+    /// The status line about the channel (exposed, or the benign "no index published yet").
+    private var channelReason: AgentStatus.Reason?
+    /// When the index was first seen missing (RFC 3339), while it stays missing.
+    private var indexMissingSince: String?
+    /// Why the store's last verified index could not be brought back at start, if it could not.
+    private var keptChannelProblem: String?
     private var lastCheck: Date?
     private var records: [ProcessID: ProcessRecord] = [:]
     private var excluded = 0
@@ -55,6 +63,7 @@ public actor Agent: AgentControlHandler {
         }
         stateProblem = problem
         bootID = (try? ProcFS.bootID()) ?? "unknown"
+        if problem == nil { (channel, keptChannelProblem) = Self.loadKeptChannel(configuration, logger: logger) }
         var options = PatchOptions()
         options.strictStackCheck = configuration.strictStackCheck
         patcher = HostPatcher(workers: workers ?? HostPatcher.defaultWorkerCount, options: options)
@@ -122,37 +131,61 @@ public actor Agent: AgentControlHandler {
     /// Whether some process waits for a retry (busy), so the loop should come back soon.
     public var hasPendingProcesses: Bool { records.values.contains { $0.state == .pending } }
 
+    private static func makeVerifier(_ configuration: AgentConfiguration) -> ChannelVerifier {
+        ChannelVerifier(channelDirectory: configuration.channelDirectory,
+                        trustedKeysDirectory: configuration.trustedKeysDirectory,
+                        storeDirectory: configuration.storeDirectory,
+                        policy: ChannelPolicy(allowGroupOrWorldWritable: configuration.allowWritableChannel))
+    }
+
+    /// The last verified index kept in the store, its signature checked again against the keys as
+    /// they are now: what stays in force after a restart when the channel is missing or stale.
+    private static func loadKeptChannel(_ configuration: AgentConfiguration, logger: Logger) -> (VerifiedChannel?, String?) {
+        do {
+            return (try makeVerifier(configuration).verifyKept(), nil)
+        } catch {
+            logger.error("Failed to bring back the last verified channel index from the store: \(error)",
+                         metadata: ["event": "verification-failed", "reason": "\(error)"])
+            return (nil, "\(error)")
+        }
+    }
+
     private func verifyChannel() {
-        let verifier = ChannelVerifier(channelDirectory: configuration.channelDirectory,
-                                       trustedKeysDirectory: configuration.trustedKeysDirectory,
-                                       storeDirectory: configuration.storeDirectory,
-                                       policy: ChannelPolicy(allowGroupOrWorldWritable: configuration.allowWritableChannel))
         lastCheck = Date()
         let indexPath = configuration.channelDirectory + "/" + ChannelVerifier.indexFileName
-        guard FileManager.default.fileExists(atPath: indexPath) else {
-            channelEmpty = true
-            channelError = "no index published in \(configuration.channelDirectory) yet"
-            return
+        let check: ChannelStanding.Check
+        var verified: VerifiedChannel?
+        if FileManager.default.fileExists(atPath: indexPath) {
+            indexMissingSince = nil
+            do {
+                verified = try Self.makeVerifier(configuration).verify(highestAcceptedVersion: state.acceptedIndexVersion, now: Date())
+                check = .verified
+            } catch {
+                check = .refused("\(error)")
+            }
+        } else {
+            if indexMissingSince == nil { indexMissingSince = RFC3339.format(Date().timeIntervalSince1970) }
+            check = .missing
         }
-        channelEmpty = false
-        do {
-            let verified = try verifier.verify(highestAcceptedVersion: state.acceptedIndexVersion, now: Date())
+        let standing = ChannelStanding.after(
+            check, channelDirectory: configuration.channelDirectory, verifiedVersion: verified?.version,
+            lastVerifiedVersion: channel?.version, everAccepted: state.acceptedIndexVersion != nil,
+            missingSince: indexMissingSince, keptProblem: keptChannelProblem)
+        if let verified {
             let isNew = verified.version != channel?.version
             channel = verified
-            channelError = nil
+            keptChannelProblem = nil
             if verified.version > (state.acceptedIndexVersion ?? Int.min) { state.acceptedIndexVersion = verified.version }
             if isNew {
                 record("checked", release: nil, "Accepted channel index version \(verified.version) (\(verified.releases.count) releases, signed by key \(verified.keyFingerprint.prefix(16)))",
                        level: .info, metadata: [:])
             }
-        } catch {
-            let message = "\(error)"
-            if message != channelError {
-                record("verification-failed", release: nil, "Failed to verify the channel: \(message)", level: .error,
-                       metadata: ["reason": "\(message)"])
-            }
-            channelError = message
         }
+        if let line = standing.logLine, standing.reason != channelReason {
+            record("verification-failed", release: nil, line, level: .error, metadata: ["reason": "\(standing.reason?.message ?? line)"])
+        }
+        channelReason = standing.reason
+        channelError = standing.reason?.message
     }
 
     /// After a reboot (boot id changed), what waited for it is now in force.
@@ -391,10 +424,7 @@ public actor Agent: AgentControlHandler {
         if !state.enrolled {
             reasons.append(.init(verdict: .unenrolled, message: "host is unenrolled: hotpatches are reverted and none is applied (agentctl enroll)"))
         }
-        if let channelError {
-            reasons.append(.init(verdict: channelEmpty ? .upToDate : .exposed,
-                                 message: channelEmpty ? channelError : "channel cannot be verified: \(channelError)"))
-        }
+        if let channelReason { reasons.append(channelReason) }
         for record in records.values.sorted(by: { $0.identity.pid < $1.identity.pid }) {
             switch record.state {
             case .unpatchable:

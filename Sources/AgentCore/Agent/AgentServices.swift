@@ -48,6 +48,11 @@ public final class AgentLoopService: Service, Sendable {
     private let notifier: SystemdNotifier
     private let logger: Logger
     private let trigger = CycleTrigger()
+    /// Beaten before every cycle and every wait: what the watchdog service pets systemd on.
+    public let heartbeat = LoopHeartbeat()
+    /// How long one cycle may take before the loop counts as wedged: the unit's start timeout,
+    /// since the first cycle (which may install a baseline through dpkg) is the longest.
+    public static let cycleAllowance: Duration = .seconds(15 * 60)
 
     /// A loop over `agent`, reporting to systemd through `notifier`.
     public init(agent: Agent, notifier: SystemdNotifier, logger: Logger) {
@@ -77,6 +82,7 @@ public final class AgentLoopService: Service, Sendable {
             forward.cancel()
             watcher?.stop()
         }
+        heartbeat.beat(allowing: Self.cycleAllowance)
         let first = await agent.runCycle()
         _ = notifier.ready(status: Agent.summary(first))
         logger.info("Started: \(Agent.summary(first))", metadata: ["event": "started"])
@@ -87,8 +93,10 @@ public final class AgentLoopService: Service, Sendable {
                 let interval = Double(await self.agent.configuration.pollIntervalSeconds)
                 let wait = pending ? min(retryDelay, interval) : interval
                 retryDelay = pending ? min(retryDelay * 2, 60) : 1
+                self.heartbeat.beat(allowing: .seconds(wait) + Self.cycleAllowance)
                 await trigger.wait(seconds: wait)
                 if Task.isCancelled { break }
+                self.heartbeat.beat(allowing: Self.cycleAllowance)
                 let status = await self.agent.runCycle()
                 _ = self.notifier.status(Agent.summary(status))
             }

@@ -25,7 +25,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var stateDirectory = "/var/lib/hotpatch-agent"
     /// `runtime_dir`: the runtime directory holding the control socket.
     public var runtimeDirectory = "/run/hotpatch-agent"
-    /// `poll_interval`: seconds between channel polls (the channel is also watched for changes).
+    /// `poll_interval`: seconds between channel polls (the channel is also watched for changes); 1 s to 3650 days.
     public var pollIntervalSeconds = 300
     /// `reboot`: what to do when a baseline or fix needs a reboot.
     public var rebootPolicy = RebootPolicy.request
@@ -130,7 +130,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         }
     }
 
-    /// This configuration if every value is acceptable (absolute paths, positive durations, a socket
+    /// This configuration if every value is acceptable (absolute paths, durations in range, a socket
     /// path short enough for AF_UNIX, well-formed exclusions); for values set in code or by flags.
     public func validated() throws -> AgentConfiguration {
         var copy = AgentConfiguration()
@@ -275,19 +275,23 @@ enum ConfigurationValue {
         return String(trimmed)
     }
 
+    /// A duration in seconds, from a TOML integer or a text such as "90s"; both within
+    /// `DurationText`'s range (1 s to 3650 days), so no consumer of the value can overflow.
     func duration(_ key: String) throws(ConfigurationReason) -> Int {
-        let example = "a duration such as \"90s\", \"5m\", \"2h\", \"7d\" or a number of seconds"
+        let form = "a duration such as \"90s\", \"5m\", \"2h\", \"7d\" or a number of seconds (\(DurationText.rangeText))"
+        let outOfRange = { (given: String) in ConfigurationReason("\(key) \(given) is out of range (\(DurationText.rangeText))") }
         switch self {
         case let .integer(seconds):
-            guard seconds > 0 else { throw ConfigurationReason("\(key) must be positive, not \(seconds)") }
-            return seconds
+            do { return try DurationText.checked(seconds) } catch { throw outOfRange("\(seconds)") }
         case let .string(text):
-            guard let seconds = DurationText.seconds(text) else {
-                throw ConfigurationReason("\(key) \"\(text)\" is not \(example)")
+            do { return try DurationText.parse(text) } catch {
+                switch error {
+                case .outOfRange: throw outOfRange(text)
+                case .notADuration: throw ConfigurationReason("\(key) \"\(text)\" is not \(form)")
+                }
             }
-            return seconds
         default:
-            throw ConfigurationReason("\(key) must be \(example), not \(typeName)")
+            throw ConfigurationReason("\(key) must be \(form), not \(typeName)")
         }
     }
 

@@ -96,6 +96,98 @@ enum ChannelFiles {
         }
     }
 
+    // MARK: Trusted keys
+
+    /// The largest key file read: a key line is about 60 bytes, comments included a few hundred.
+    static let maxTrustedKeyBytes = 4096
+
+    /// The files of the trusted-keys folder (names starting with '.' skipped), each read whole.
+    ///
+    /// The folder and every key must be owned by root (or the effective user, for a publisher
+    /// checking their own channel) and writable by no one else, and every key a regular file of at
+    /// most `maxTrustedKeyBytes`: anything else (FIFO, device, symbolic link, folder, a huge file) is
+    /// refused with its path before it is opened, and opened with O_NONBLOCK|O_NOFOLLOW so that a
+    /// file swapped in between the check and the open can neither block nor lead elsewhere.
+    static func readTrustedKeyFiles(in directory: String) throws(ChannelRefusal) -> [(path: String, bytes: [UInt8])] {
+        let folder: FileHandle
+        do {
+            folder = try FileHandle(path: directory, flags: O_RDONLY | O_DIRECTORY | O_NONBLOCK)
+        } catch {
+            throw .unreadableFile(path: directory, reason: reasonText(error))
+        }
+        let folderInfo: stat
+        do { folderInfo = try folder.status() } catch { throw .unreadableFile(path: directory, reason: reasonText(error)) }
+        if let problem = ownershipProblem(folderInfo) { throw .unsafeTrustedKey(path: directory, reason: problem) }
+        let names: [String]
+        do { names = try Files.list(directory) } catch { throw .unreadableFile(path: directory, reason: reasonText(error)) }
+        var files: [(path: String, bytes: [UInt8])] = []
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let path = directory + "/" + name
+            var seen = stat()
+            let folderDescriptor = folder.raw
+            do {
+                try SystemCall.run("fstatat", path) { fstatat(folderDescriptor, name, &seen, AT_SYMLINK_NOFOLLOW) }
+            } catch {
+                throw .unreadableFile(path: path, reason: reasonText(error))
+            }
+            try checkTrustedKey(seen, path: path)
+            let bytes: [UInt8]
+            do {
+                let key = try FileHandle(in: folder, name: name, path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+                let info = try key.status()
+                guard info.st_dev == seen.st_dev, info.st_ino == seen.st_ino else {
+                    throw ChannelRefusal.unsafeTrustedKey(path: path, reason: "replaced while it was read")
+                }
+                try checkTrustedKey(info, path: path)
+                bytes = try key.readAll(limit: maxTrustedKeyBytes)
+            } catch let refusal as ChannelRefusal {
+                throw refusal
+            } catch let error as EngineError where error.errno == ELOOP {
+                throw .unsafeTrustedKey(path: path, reason: "is a symbolic link, not a regular file")
+            } catch let error as EngineError where error.errno == EFBIG {
+                throw .unsafeTrustedKey(path: path, reason: "is larger than \(maxTrustedKeyBytes) bytes")
+            } catch {
+                throw .unreadableFile(path: path, reason: reasonText(error))
+            }
+            files.append((path, bytes))
+        }
+        return files
+    }
+
+    /// Refuses a key file that is not a small regular file only root (or the effective user) may change.
+    private static func checkTrustedKey(_ info: stat, path: String) throws(ChannelRefusal) {
+        let type = info.st_mode & S_IFMT
+        guard type == S_IFREG else {
+            throw .unsafeTrustedKey(path: path, reason: "is \(fileTypeName(type)), not a regular file")
+        }
+        if let problem = ownershipProblem(info) { throw .unsafeTrustedKey(path: path, reason: problem) }
+        guard info.st_size <= maxTrustedKeyBytes else {
+            throw .unsafeTrustedKey(path: path, reason: "is larger than \(maxTrustedKeyBytes) bytes (\(info.st_size) bytes)")
+        }
+    }
+
+    /// Why a user other than root (or the effective user) could change the file, or nil.
+    private static func ownershipProblem(_ info: stat) -> String? {
+        if info.st_uid != 0 && info.st_uid != geteuid() { return "owned by uid \(info.st_uid)" }
+        if info.st_mode & (S_IWGRP | S_IWOTH) != 0 {
+            return "mode \(String(info.st_mode & 0o7777, radix: 8)) lets the group or others write"
+        }
+        return nil
+    }
+
+    /// "a FIFO", "a character device", … for a file type from `st_mode`.
+    static func fileTypeName(_ type: mode_t) -> String {
+        switch type {
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFLNK: return "a symbolic link"
+        case S_IFDIR: return "a folder"
+        default: return "a file of unknown type"
+        }
+    }
+
     /// Reads up to `count` bytes into `buffer`; fewer only at end of file. read(2).
     static func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, count: Int, path: String) throws -> Int {
         var done = 0
@@ -161,6 +253,16 @@ enum ChannelFiles {
             length += UInt64(got)
         }
         return (Hex.encode(hasher.finalize()), length)
+    }
+}
+
+extension FileHandle {
+    /// Opens `name` inside the open folder `directory` (O_CLOEXEC always added); `path` names it
+    /// in errors. The corresponding C function is openat(2).
+    init(in directory: borrowing FileHandle, name: String, path: String, flags: Int32) throws {
+        let folder = directory.raw
+        self.path = path
+        self.raw = try SystemCall.run("openat", path) { openat(folder, name, flags | O_CLOEXEC) }
     }
 }
 

@@ -32,6 +32,9 @@ public enum ChannelRefusal: Error, Equatable, Sendable, CustomStringConvertible 
     case noTrustedKeys(path: String)
     /// A file in the trusted-keys directory is not a key in the documented format.
     case malformedTrustedKey(path: String, reason: String)
+    /// The trusted-keys directory, or a file in it, cannot be trusted as a file: not a regular
+    /// file (FIFO, device, symbolic link, folder), too large, or changeable by a user other than root.
+    case unsafeTrustedKey(path: String, reason: String)
 
     // MARK: Freshness
 
@@ -85,7 +88,7 @@ public enum ChannelRefusal: Error, Equatable, Sendable, CustomStringConvertible 
              let .missingField(path, _), let .wrongFieldType(path, _, _), let .unknownField(path, _),
              let .invalidValue(path, _, _), let .unknownKind(path, _, _), let .missingSignature(path),
              let .badSignature(path, _), let .untrustedKey(path, _), let .noTrustedKeys(path),
-             let .malformedTrustedKey(path, _), let .rollback(path, _, _), let .expired(path, _, _),
+             let .malformedTrustedKey(path, _), let .unsafeTrustedKey(path, _), let .rollback(path, _, _), let .expired(path, _, _),
              let .duplicateID(path, _), let .unknownBaseline(path, _, _),
              let .levelsNotIncreasing(path, _, _, _, _), let .unsafePath(path, _, _),
              let .pathEscapesChannel(path, _), let .invalidDestination(path, _, _), let .notRegularFile(path),
@@ -125,6 +128,8 @@ public enum ChannelRefusal: Error, Equatable, Sendable, CustomStringConvertible 
             return "no trusted key in the trusted-keys directory"
         case let .malformedTrustedKey(_, reason):
             return "malformed trusted key: \(reason)"
+        case let .unsafeTrustedKey(_, reason):
+            return "\(reason); trusted keys must be regular files in a folder, all owned by root (or the user running the check) and writable by no one else"
         case let .rollback(_, version, highest):
             return "index version \(version) is lower than version \(highest) accepted before (rollback)"
         case let .expired(_, expires, now):
@@ -161,5 +166,10 @@ public enum ChannelRefusal: Error, Equatable, Sendable, CustomStringConvertible 
     }
 
     /// A message naming the file and the reason.
-    public var description: String { "Refused channel file \(path): \(reason)" }
+    public var description: String {
+        switch self {
+        case .noTrustedKeys, .malformedTrustedKey, .unsafeTrustedKey: return "Refused trusted keys \(path): \(reason)"
+        default: return "Refused channel file \(path): \(reason)"
+        }
+    }
 }

@@ -13,6 +13,13 @@ struct ChannelStore {
 
     var objectsDirectory: String { directory + "/objects" }
 
+    /// The last index the verifier accepted, kept with its signature in one file so that the pair
+    /// is replaced in one rename: the signature file's line, then the exact index bytes.
+    var keptIndexPath: String { directory + "/verified-index" }
+
+    /// The largest kept index file read back: the verifier's index cap plus a signature line.
+    static func keptIndexLimit(maxIndexBytes: Int) -> Int { maxIndexBytes + 4096 }
+
     /// Creates `<store>/objects` (mode 0755: patched processes of any user must be able to open
     /// the patch objects, which are written 0444).
     func prepare() throws(ChannelRefusal) {
@@ -92,6 +99,55 @@ struct ChannelStore {
             try SystemCall.run("rename", temporary) { rename(temporary, target) }
         } catch {
             throw .storeFailure(path: target, reason: ChannelFiles.reasonText(error))
+        }
+        return target
+    }
+
+    /// Keeps `index` and its `signature` file text as the last verified index (atomically: a
+    /// temporary file, fsync, rename, fsync of the store). Nothing is written when they are kept already.
+    func keepIndex(_ index: [UInt8], signature: [UInt8], maxIndexBytes: Int) throws(ChannelRefusal) {
+        let content = signature + index
+        let path = keptIndexPath
+        if let current = try? ChannelFiles.readSmallFile(path, limit: Self.keptIndexLimit(maxIndexBytes: maxIndexBytes),
+                                                          tooLarge: .storeFailure(path: path, reason: "too large")),
+           current == content { return }
+        let temporary = path + ".incoming"
+        do {
+            _ = unlink(temporary)
+            do {
+                let file = try FileHandle(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
+                try file.write(content, at: 0)
+                try SystemCall.run("fsync", temporary) { fsync(file.raw) }
+            }
+            try SystemCall.run("rename", path) { rename(temporary, path) }
+            let folder = try FileHandle(path: directory, flags: O_RDONLY | O_DIRECTORY)
+            try SystemCall.run("fsync", directory) { fsync(folder.raw) }
+        } catch {
+            _ = unlink(temporary)
+            throw .storeFailure(path: path, reason: ChannelFiles.reasonText(error))
+        }
+    }
+
+    /// The last verified index and its signature file text, as `keepIndex` left them; nil when none
+    /// was ever kept. The bytes are not trusted here: the verifier checks the signature again.
+    func keptIndex(maxIndexBytes: Int) throws(ChannelRefusal) -> (index: [UInt8], signature: [UInt8])? {
+        let path = keptIndexPath
+        guard (try? ChannelFiles.linkStatus(path)) != nil else { return nil }
+        let content = try ChannelFiles.readSmallFile(path, limit: Self.keptIndexLimit(maxIndexBytes: maxIndexBytes),
+                                                     tooLarge: .storeFailure(path: path, reason: "larger than the index cap"))
+        guard let newline = content.firstIndex(of: 0x0A) else {
+            throw .storeFailure(path: path, reason: "no signature line")
+        }
+        return (Array(content[(newline + 1)...]), Array(content[...newline]))
+    }
+
+    /// The verified copy of `reference` already in the store (checked by hash and length again);
+    /// `display` names the channel file in the refusal when the copy is missing or damaged.
+    func existingCopy(of reference: ChannelIndex.FileReference, display: String,
+                      buffer: UnsafeMutableRawBufferPointer) throws(ChannelRefusal) -> String {
+        let target = objectPath(for: reference)
+        guard existingCopyIsValid(target, reference: reference, buffer: buffer) else {
+            throw .storeFailure(path: target, reason: "the verified copy of \(display) is missing or damaged")
         }
         return target
     }

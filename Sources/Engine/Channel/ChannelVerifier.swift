@@ -141,10 +141,24 @@ public struct ChannelVerifier: Sendable {
     /// Verifies the channel. `highestAcceptedVersion` is the highest index version the caller
     /// accepted before (nil on first use); a lower one is refused as a rollback, an equal one is
     /// accepted (the same index read again). The index is refused from the instant `now` reaches
-    /// `expires`. Throws `EngineError.channel` naming the file and the reason.
+    /// `expires`. An accepted index is kept, with its signature, in the store (see `verifyKept`).
+    /// Throws `EngineError.channel` naming the file and the reason.
     public func verify(highestAcceptedVersion: Int?, now: Date) throws -> VerifiedChannel {
         do {
             return try run(highestAcceptedVersion: highestAcceptedVersion, now: now)
+        } catch {
+            throw EngineError.channel(error)
+        }
+    }
+
+    /// The last index `verify` accepted, as kept in the store, checked again: its signature against
+    /// the trusted keys as they are now, its format, and every file's verified copy in the store by
+    /// hash and length. Neither `expires` nor the channel directory is looked at: this is what stays
+    /// in force when the channel is missing, expired or rolled back. Nil when nothing was ever kept.
+    /// Throws `EngineError.channel` naming the file and the reason.
+    public func verifyKept() throws -> VerifiedChannel? {
+        do {
+            return try runKept()
         } catch {
             throw EngineError.channel(error)
         }
@@ -168,16 +182,8 @@ public struct ChannelVerifier: Sendable {
         let signaturePath = try ChannelFiles.resolve(Self.signatureFileName, inChannel: root)
         let signatureBytes = try ChannelFiles.readSmallFile(signaturePath, limit: 4096,
                                                             tooLarge: .badSignature(path: signatureDisplay, reason: "larger than 4096 bytes"))
-        guard let signatureText = String(validating: signatureBytes, as: UTF8.self) else {
-            throw .badSignature(path: signatureDisplay, reason: "not UTF-8 text")
-        }
-        let signature = try IndexSignature.parse(signatureText, path: signatureDisplay)
-        guard let key = keys.first(where: { $0.rawRepresentation == signature.publicKey }) else {
-            throw .untrustedKey(path: signatureDisplay, fingerprint: ChannelKeys.fingerprint(signature.publicKey))
-        }
-        guard key.isValidSignature(signature.signature, for: indexBytes) else {
-            throw .badSignature(path: indexDisplay, reason: "the signature in \(Self.signatureFileName) does not match these bytes")
-        }
+        let key = try authenticate(indexBytes, signature: signatureBytes, keys: keys,
+                                   indexDisplay: indexDisplay, signatureDisplay: signatureDisplay)
 
         // Parse, then check freshness against the caller's state and the clock.
         let index = try ChannelIndex.parse(indexBytes, path: indexDisplay)
@@ -195,7 +201,7 @@ public struct ChannelVerifier: Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ChannelFiles.chunkSize, alignment: 64)
         defer { buffer.deallocate() }
         var admitted: [String: String] = [:]
-        func admit(_ reference: ChannelIndex.FileReference) throws(ChannelRefusal) -> String {
+        let releases = try verifiedReleases(of: index) { (reference: ChannelIndex.FileReference) throws(ChannelRefusal) -> String in
             let display = root + "/" + reference.path
             guard reference.length <= policy.maxFileBytes else {
                 throw .declaredLengthTooLarge(path: display, length: reference.length, limit: policy.maxFileBytes)
@@ -207,6 +213,49 @@ public struct ChannelVerifier: Sendable {
             admitted[key] = copy
             return copy
         }
+        try store.keepIndex(indexBytes, signature: signatureBytes, maxIndexBytes: policy.maxIndexBytes)
+        return VerifiedChannel(version: index.version, expires: Date(timeIntervalSince1970: index.expiresSeconds),
+                               releases: releases, keyFingerprint: key.fingerprint,
+                               indexSHA256: ChannelKeys.sha256(indexBytes))
+    }
+
+    private func runKept() throws(ChannelRefusal) -> VerifiedChannel? {
+        let store = ChannelStore(directory: storeDirectory)
+        guard let kept = try store.keptIndex(maxIndexBytes: policy.maxIndexBytes) else { return nil }
+        let keys = try loadTrustedKeys()
+        let display = store.keptIndexPath
+        let key = try authenticate(kept.index, signature: kept.signature, keys: keys, indexDisplay: display, signatureDisplay: display)
+        let index = try ChannelIndex.parse(kept.index, path: display)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ChannelFiles.chunkSize, alignment: 64)
+        defer { buffer.deallocate() }
+        let releases = try verifiedReleases(of: index) { (reference: ChannelIndex.FileReference) throws(ChannelRefusal) -> String in
+            try store.existingCopy(of: reference, display: reference.path, buffer: buffer)
+        }
+        return VerifiedChannel(version: index.version, expires: Date(timeIntervalSince1970: index.expiresSeconds),
+                               releases: releases, keyFingerprint: key.fingerprint,
+                               indexSHA256: ChannelKeys.sha256(kept.index))
+    }
+
+    /// The trusted key whose Ed25519 signature (the text of `index.json.sig`) matches `indexBytes`.
+    private func authenticate(_ indexBytes: [UInt8], signature signatureBytes: [UInt8], keys: [TrustedKey],
+                              indexDisplay: String, signatureDisplay: String) throws(ChannelRefusal) -> TrustedKey {
+        guard let signatureText = String(validating: signatureBytes, as: UTF8.self) else {
+            throw .badSignature(path: signatureDisplay, reason: "not UTF-8 text")
+        }
+        let signature = try IndexSignature.parse(signatureText, path: signatureDisplay)
+        guard let key = keys.first(where: { $0.rawRepresentation == signature.publicKey }) else {
+            throw .untrustedKey(path: signatureDisplay, fingerprint: ChannelKeys.fingerprint(signature.publicKey))
+        }
+        guard key.isValidSignature(signature.signature, for: indexBytes) else {
+            throw .badSignature(path: indexDisplay, reason: "the signature in \(Self.signatureFileName) does not match these bytes")
+        }
+        return key
+    }
+
+    /// The index's releases with every file replaced by the store copy `admit` vouches for.
+    private func verifiedReleases(
+        of index: ChannelIndex, admit: (ChannelIndex.FileReference) throws(ChannelRefusal) -> String
+    ) throws(ChannelRefusal) -> [ChannelRelease] {
         func installable(_ files: [ChannelIndex.InstallFile]) throws(ChannelRefusal) -> [InstallableFile] {
             var out: [InstallableFile] = []
             for entry in files {
@@ -220,7 +269,6 @@ public struct ChannelVerifier: Sendable {
             }
             return out
         }
-
         var releases: [ChannelRelease] = []
         for release in index.releases {
             switch release {
@@ -241,24 +289,14 @@ public struct ChannelVerifier: Sendable {
                                                 files: try installable(files))))
             }
         }
-        return VerifiedChannel(version: index.version, expires: Date(timeIntervalSince1970: index.expiresSeconds),
-                               releases: releases, keyFingerprint: key.fingerprint,
-                               indexSHA256: ChannelKeys.sha256(indexBytes))
+        return releases
     }
 
-    /// Every key in the trusted-keys directory (one file a key; names starting with '.' are skipped).
+    /// Every key in the trusted-keys directory (one file a key; names starting with '.' are skipped),
+    /// read as `ChannelFiles.readTrustedKeyFiles` allows: small regular files only root may change.
     private func loadTrustedKeys() throws(ChannelRefusal) -> [TrustedKey] {
-        let names: [String]
-        do { names = try Files.list(trustedKeysDirectory) } catch {
-            throw .unreadableFile(path: trustedKeysDirectory, reason: ChannelFiles.reasonText(error))
-        }
         var keys: [TrustedKey] = []
-        for name in names.sorted() where !name.hasPrefix(".") {
-            let path = trustedKeysDirectory + "/" + name
-            let bytes: [UInt8]
-            do { bytes = try Files.read(path, limit: 4096) } catch {
-                throw .malformedTrustedKey(path: path, reason: ChannelFiles.reasonText(error))
-            }
+        for (path, bytes) in try ChannelFiles.readTrustedKeyFiles(in: trustedKeysDirectory) {
             guard let text = String(validating: bytes, as: UTF8.self) else {
                 throw .malformedTrustedKey(path: path, reason: "not UTF-8 text")
             }

@@ -17,16 +17,6 @@ final class AgentIntegrationTests: XCTestCase {
         try XCTSkipUnless(geteuid() == 0, "the agent patches processes through ptrace: run as root")
     }
 
-    private func waitForOutput(_ victim: RunningProcess, _ expected: String, timeout: Double = 10,
-                               file: StaticString = #filePath, line: UInt = #line) throws {
-        do {
-            _ = try victim.waitForLine(timeout: timeout) { $0.hasPrefix(expected) }
-        } catch {
-            XCTFail("PID \(victim.pid) never printed \(expected): last line \(victim.history.last ?? "none")", file: file, line: line)
-            throw error
-        }
-    }
-
     /// Reads the victim for `seconds` and checks that every line shows `expected`.
     private func assertSteadyOutput(_ victim: RunningProcess, _ expected: String, seconds: Double,
                                     file: StaticString = #filePath, line: UInt = #line) throws {
@@ -36,18 +26,6 @@ final class AgentIntegrationTests: XCTestCase {
             let text = try victim.nextLine()
             if text.hasPrefix("parse_length") { XCTAssertTrue(text.hasPrefix(expected), "PID \(victim.pid): \(text)", file: file, line: line) }
         }
-    }
-
-    /// A host whose agent has applied hotpatch level 1 to one running victim.
-    private func hostWithPatchedVictim(_ name: String) throws -> (host: AgentTestHost, victim: RunningProcess) {
-        let host = try AgentTestHost(name: name)
-        try host.addHotpatch(level: 1)
-        try host.publish()
-        let victim = try host.startVictim()
-        try host.startAgent()
-        try waitForOutput(victim, Self.level1)
-        try host.waitForStatus("patched") { $0.processes.patched == 1 }
-        return (host, victim)
     }
 
     // MARK: Applying

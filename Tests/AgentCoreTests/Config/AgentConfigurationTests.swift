@@ -59,7 +59,7 @@ private func refusal(_ body: () throws -> Void) -> String? {
 
 @Test func parse_whenWrongType_refusesNamingLineKeyAndType() {
     #expect(refusal { _ = try AgentConfiguration.parse("\npoll_interval = true\n", path: "a.toml") }
-        == "a.toml:2: poll_interval must be a duration such as \"90s\", \"5m\", \"2h\", \"7d\" or a number of seconds, not a boolean")
+        == "a.toml:2: poll_interval must be a duration such as \"90s\", \"5m\", \"2h\", \"7d\" or a number of seconds (1s to 3650d), not a boolean")
     #expect(refusal { _ = try AgentConfiguration.parse("strict_stack_check = \"yes\"\n", path: "a.toml") }
         == "a.toml:1: strict_stack_check must be true or false, not a string")
     #expect(refusal { _ = try AgentConfiguration.parse("exclude_units = [1, 2]\n", path: "a.toml") }
@@ -72,8 +72,8 @@ private func refusal(_ body: () throws -> Void) -> String? {
     let cases: [(String, String)] = [
         ("channel = \"relative/dir\"", "a.toml:1: channel must be an absolute path, not \"relative/dir\""),
         ("reboot = \"sometimes\"", "a.toml:1: reboot must be one of never, request, auto, not \"sometimes\""),
-        ("poll_interval = \"5x\"", "a.toml:1: poll_interval \"5x\" is not a duration such as \"90s\", \"5m\", \"2h\", \"7d\" or a number of seconds"),
-        ("deadline = 0", "a.toml:1: deadline must be positive, not 0"),
+        ("poll_interval = \"5x\"", "a.toml:1: poll_interval \"5x\" is not a duration such as \"90s\", \"5m\", \"2h\", \"7d\" or a number of seconds (1s to 3650d)"),
+        ("deadline = 0", "a.toml:1: deadline 0 is out of range (1s to 3650d)"),
         ("reboot_window = \"Someday 02:00-04:00\"",
          "a.toml:1: reboot_window \"Someday 02:00-04:00\" is not a window such as \"02:00-04:00\", \"Sun 02:00-04:00\" or \"Mon,Thu 23:00-01:00\""),
         ("exclude_executables = [\"bash\"]",
@@ -191,5 +191,41 @@ private func refusal(_ body: () throws -> Void) -> String? {
         == "configuration: state_dir must be an absolute path, not \"var/lib\"")
     configuration = AgentConfiguration()
     configuration.pollIntervalSeconds = 0
-    #expect(refusal { _ = try configuration.validated() } == "configuration: poll_interval must be positive, not 0")
+    #expect(refusal { _ = try configuration.validated() } == "configuration: poll_interval 0 is out of range (1s to 3650d)")
+}
+
+// MARK: Duration bounds (issue 14, finding 7)
+
+@Test func durations_fromOneSecondUp_areAcceptedInEveryForm() throws {
+    for (text, seconds) in [("1", 1), ("1s", 1), ("90m", 5400), ("24h", 86_400), ("3650d", 315_360_000)] {
+        var configuration = AgentConfiguration()
+        try configuration.override(.pollInterval, with: [text])
+        #expect(configuration.pollIntervalSeconds == seconds, "\(text)")
+    }
+    let parsed = try AgentConfiguration.parse("poll_interval = 1\nhealth_window = \"24h\"\ndeadline = \"90m\"\n", path: "a.toml")
+    #expect(parsed.pollIntervalSeconds == 1 && parsed.healthWindowSeconds == 86_400 && parsed.onceDeadlineSeconds == 5400)
+}
+
+@Test func durations_zeroNegativeAndUnrepresentable_areRefusedAsOutOfRange_forEveryDurationKey() {
+    for key in [ConfigurationKey.pollInterval, .healthWindow, .deadline] {
+        for text in ["0", "0s", "-1", "-1s", "9223372036854775807", "9223372036854775807s", "99999999999999999999999", "3651d"] {
+            var configuration = AgentConfiguration()
+            #expect(refusal { try configuration.override(key, with: [text]) }
+                == "\(key.flag): \(key.rawValue) \(text) is out of range (1s to 3650d)")
+        }
+        for value in ["0", "-1", "9223372036854775807", "315360001"] {
+            #expect(refusal { _ = try AgentConfiguration.parse("\(key.rawValue) = \(value)\n", path: "a.toml") }
+                == "a.toml:1: \(key.rawValue) \(value) is out of range (1s to 3650d)")
+        }
+    }
+}
+
+@Test func durations_thatAreNotDurations_areRefusedWithTheForm() {
+    var configuration = AgentConfiguration()
+    for text in ["1e30", "", "5 m", "1w", "s", "0x10"] {
+        #expect(refusal { try configuration.override(.pollInterval, with: [text]) }
+            == "--poll-interval: poll_interval \"\(text)\" is not a duration such as \"90s\", \"5m\", \"2h\", \"7d\" or a number of seconds (1s to 3650d)")
+    }
+    #expect(refusal { _ = try AgentConfiguration.parse("poll_interval = 1e30\n", path: "a.toml") }
+        == "a.toml:1: poll_interval must be a duration such as \"90s\", \"5m\", \"2h\", \"7d\" or a number of seconds (1s to 3650d), not a floating-point number")
 }

@@ -1,6 +1,7 @@
 @testable import AgentCore
 import Glibc
 import Logging
+import Synchronization
 import ServiceLifecycle
 import Testing
 
@@ -129,5 +130,68 @@ private func drain(_ receiver: DatagramReceiver) -> [String] {
             }
             #expect(drain(receiver).isEmpty)
         }
+    }
+
+    // MARK: Issue 14, finding 8: the watchdog is fed only while the main loop is alive
+
+    @Test func heartbeat_isAliveUntilItsAllowanceRunsOut() {
+        let heartbeat = LoopHeartbeat()
+        let start = ContinuousClock.now
+        #expect(heartbeat.isAlive(at: start), "alive before the loop's first beat")
+        heartbeat.beat(allowing: .seconds(10), now: start)
+        #expect(heartbeat.isAlive(at: start + .seconds(10)))
+        #expect(heartbeat.overdue(at: start + .seconds(10)) == nil)
+        #expect(!heartbeat.isAlive(at: start + .seconds(11)))
+        #expect(heartbeat.overdue(at: start + .seconds(11)) == .seconds(1))
+        heartbeat.beat(allowing: .seconds(5), now: start + .seconds(11))
+        #expect(heartbeat.isAlive(at: start + .seconds(12)), "a new beat revives it")
+    }
+
+    @Test func watchdogService_stopsPettingWhenTheLoopMissesItsBeat_andResumesWhenItBeatsAgain() async throws {
+        let receiver = try DatagramReceiver(path: socketPath("heartbeat"))
+        try await withEnvironment([
+            "NOTIFY_SOCKET": receiver.path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": String(getpid()),
+        ]) {
+            let heartbeat = LoopHeartbeat()
+            heartbeat.beat(allowing: .seconds(60))
+            let service = WatchdogService(heartbeat: heartbeat)
+            let group = ServiceGroup(services: [service], logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await Task.sleep(for: .milliseconds(250))
+                #expect(!drain(receiver).isEmpty, "a live loop is petted")
+                // A wedged loop: its last promise ran out.
+                heartbeat.beat(allowing: .zero, now: .now - .seconds(1))
+                try await Task.sleep(for: .milliseconds(150))
+                _ = drain(receiver)
+                try await Task.sleep(for: .milliseconds(350))
+                #expect(drain(receiver).isEmpty, "petted although the loop missed its beat")
+                heartbeat.beat(allowing: .seconds(60))
+                try await Task.sleep(for: .milliseconds(350))
+                #expect(!drain(receiver).isEmpty, "not petted again after the loop beat again")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+        }
+    }
+
+    @Test func shutdownDeadline_firesOnlyAfterTheSignalAndItsLimit() async throws {
+        final class Moment: Sendable { let value = Mutex<ContinuousClock.Instant?>(nil) }
+        let moment = Moment()
+        let armedAt = ContinuousClock.now
+        let deadline = ShutdownDeadline(signals: [SIGUSR2], limit: .milliseconds(300)) {
+            moment.value.withLock { $0 = .now }
+        }
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(moment.value.withLock { $0 } == nil, "fired without a signal")
+        let sent = ContinuousClock.now
+        kill(getpid(), SIGUSR2)
+        kill(getpid(), SIGUSR2)  // a second signal does not shorten or repeat the deadline
+        let until = ContinuousClock.now + .seconds(10)
+        while moment.value.withLock({ $0 }) == nil && ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(20)) }
+        let when = try #require(moment.value.withLock { $0 }, "never fired")
+        #expect(when - sent >= .milliseconds(300))
+        #expect(when > armedAt)
+        withExtendedLifetime(deadline) {}
     }
 }

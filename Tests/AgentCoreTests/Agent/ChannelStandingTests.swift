@@ -1,0 +1,62 @@
+@testable import AgentCore
+import AgentProtocol
+import Testing
+
+/// Which verified index stays in force after a channel check, and what status says (issue 14, finding 3).
+@Suite struct ChannelStandingTests {
+    private let directory = "/srv/channel"
+
+    private func standing(_ check: ChannelStanding.Check, verified: Int? = nil, last: Int?, everAccepted: Bool,
+                          kept: String? = nil) -> ChannelStanding {
+        ChannelStanding.after(check, channelDirectory: directory, verifiedVersion: verified, lastVerifiedVersion: last,
+                              everAccepted: everAccepted, missingSince: "2026-12-01T10:00:00Z", keptProblem: kept)
+    }
+
+    @Test func verified_putsTheNewVersionInForce_withNothingToSay() {
+        let result = standing(.verified, verified: 3, last: 2, everAccepted: true)
+        #expect(result.versionInForce == 3)
+        #expect(result.reason == nil)
+        #expect(result.logLine == nil)
+    }
+
+    @Test func missing_beforeAnyIndexWasAccepted_isTheBenignNoIndexYet() {
+        let result = standing(.missing, last: nil, everAccepted: false)
+        #expect(result.versionInForce == nil)
+        #expect(result.reason == .init(verdict: .upToDate, message: "no index published in /srv/channel yet"))
+        #expect(result.logLine == nil)
+    }
+
+    @Test func missing_afterAnIndexWasAccepted_isExposed_andKeepsTheLastVerifiedVersion() {
+        let result = standing(.missing, last: 2, everAccepted: true)
+        #expect(result.versionInForce == 2)
+        #expect(result.reason == .init(verdict: .exposed,
+                                       message: "channel index missing since 2026-12-01T10:00:00Z (/srv/channel/index.json); keeping verified version 2 in force"))
+        #expect(result.logLine?.contains("keeping verified version 2 in force") == true)
+    }
+
+    @Test func missing_whenTheStoreHoldsAVerifiedIndexButTheStateForgotIt_isStillExposed() {
+        #expect(standing(.missing, last: 2, everAccepted: false).reason?.verdict == .exposed)
+    }
+
+    @Test func missing_afterAcceptance_withNothingKept_saysSoAndWhy() {
+        let result = standing(.missing, last: nil, everAccepted: true, kept: "bad signature")
+        #expect(result.versionInForce == nil)
+        #expect(result.reason?.verdict == .exposed)
+        #expect(result.reason?.message.hasSuffix("; no verified version in force: bad signature") == true)
+    }
+
+    @Test func refused_expiredOrRolledBack_isExposed_andKeepsTheLastVerifiedVersion() {
+        let result = standing(.refused("index expired at X"), last: 4, everAccepted: true)
+        #expect(result.versionInForce == 4)
+        #expect(result.reason == .init(verdict: .exposed,
+                                       message: "channel cannot be verified: index expired at X; keeping verified version 4 in force"))
+        #expect(result.logLine == "Failed to verify the channel: index expired at X; keeping verified version 4 in force")
+    }
+
+    @Test func refused_beforeAnyIndexWasAccepted_isExposed_withNothingInForce() {
+        let result = standing(.refused("bad signature"), last: nil, everAccepted: false)
+        #expect(result.versionInForce == nil)
+        #expect(result.reason?.verdict == .exposed)
+        #expect(result.reason?.message == "channel cannot be verified: bad signature; no verified version in force")
+    }
+}
