@@ -327,7 +327,10 @@ public actor Agent: AgentControlHandler {
             record.reason = nil
             record.hotpatch = desired?.id
             // A process may drop root after it was patched: look again at every pass.
-            if record.patchedAt != nil { record.observe(ProcessCredentials.read(pid)) }
+            if record.patchedAt != nil {
+                record.observe(ProcessCredentials.read(pid))
+                health.watched[pid]?.observe(record.credentials)
+            }
         case .reverted:
             record.state = .unpatched
             record.reason = nil
@@ -371,7 +374,18 @@ public actor Agent: AgentControlHandler {
     /// suspect: revert it everywhere, quarantine it, and say so loudly. Any other crash-looking
     /// death is only logged.
     public func processExited(_ pid: ProcessID, signal: Int32?) async {
-        guard var record = records.removeValue(forKey: pid) else { return }
+        let listed = records.removeValue(forKey: pid)
+        var watched = health.watched.removeValue(forKey: pid)
+        if watched == nil, busy, let signal, HealthCheck.crashSignals.contains(signal) {
+            // A patch in flight may be recording this very process (a broken hotpatch can kill it
+            // before the patch call returns): let it finish, then look again.
+            await lock()
+            unlock()
+            records[pid] = nil
+            watched = health.watched.removeValue(forKey: pid)
+        }
+        // Reverted since (still listed, without a hotpatch): its death says nothing of the hotpatch.
+        guard var record = watched, listed == nil || listed?.hotpatch != nil else { return }
         guard let signal, HealthCheck.crashSignals.contains(signal), let hotpatch = record.hotpatch,
               let patchedAt = record.patchedAt else { return }
         // A zombie still shows its credentials; a later drop of root taints it.
@@ -574,6 +588,7 @@ public actor Agent: AgentControlHandler {
         let code = PatchedCode.locate(desired, buildID: match.object.buildID, loadBias: match.object.loadBias,
                                        mappings: (try? ProcFS.maps(of: pid)) ?? [])
         record.patchedCode = record.patchedCode.map { $0.merged(with: code) } ?? code
+        health.watch(record, window: Double(configuration.healthWindowSeconds))
     }
 
     /// The kernel's fault reports, or why the health check must do without them.

@@ -226,11 +226,23 @@ struct HealthWarningLimiter: Sendable {
     }
 }
 
-/// The agent's health-check state: the kernel's fault reports, and what was already logged.
+/// The agent's health-check state: the processes within their health window, the kernel's fault
+/// reports, and what was already logged.
 struct HealthWatch: Sendable {
+    /// Every process patched in this run whose health window may still be open, by pid. Kept apart
+    /// from the agent's process list, which a full pass that no longer finds a dying process
+    /// forgets before its exit event is handled.
+    var watched: [ProcessID: ProcessRecord] = [:]
     /// Set by the process watch service; nil until then (the check then does without).
     var faultLog: KernelFaultLog?
     var limiter = HealthWarningLimiter()
     /// Whether "the kernel does not report faults" was logged (once per run).
     var exceptionTraceOffLogged = false
+
+    /// Starts or refreshes watching `record` (just patched), and forgets processes whose window
+    /// closed more than `window` seconds ago (their death can no longer count).
+    mutating func watch(_ record: ProcessRecord, window: Double, now: Date = Date()) {
+        watched = watched.filter { entry in entry.value.patchedAt.map { now.timeIntervalSince($0) <= window } ?? false }
+        watched[record.identity.pid] = record
+    }
 }

@@ -159,6 +159,25 @@ import Testing
         #expect(record.credentials == dropped)
     }
 
+    @Test func watchedProcesses_areKeptWhileTheirWindowIsOpen_andForgottenAfter() {
+        func patched(_ pid: Int32, at time: Date) -> ProcessRecord {
+            var record = ProcessRecord(identity: ProcessIdentity(pid: ProcessID(pid), startTime: 1), executable: "/v", state: .patched)
+            record.hotpatch = "hp1"
+            record.patchedAt = time
+            return record
+        }
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        var watch = HealthWatch()
+        watch.watch(patched(1, at: start), window: 60, now: start)
+        watch.watch(patched(2, at: start.addingTimeInterval(30)), window: 60, now: start.addingTimeInterval(30))
+        #expect(Set(watch.watched.keys) == [ProcessID(1), ProcessID(2)])
+        watch.watch(patched(3, at: start.addingTimeInterval(61)), window: 60, now: start.addingTimeInterval(61))
+        #expect(Set(watch.watched.keys) == [ProcessID(2), ProcessID(3)], "PID 1's window closed")
+        // Patched again (a newer level): the window starts over.
+        watch.watch(patched(2, at: start.addingTimeInterval(100)), window: 60, now: start.addingTimeInterval(100))
+        #expect(watch.watched[ProcessID(2)]?.patchedAt == start.addingTimeInterval(100))
+    }
+
     @Test func patchedCode_coversEveryReplacedFunctionAndTheImageMappings() throws {
         let buildID = try #require(BuildID(hex: "a9e0c7a1d5e54b4f8f2a0a11c0ffee00"))
         let hotpatch = Hotpatch(id: "hp1", baseline: "b", level: 1, targets: [

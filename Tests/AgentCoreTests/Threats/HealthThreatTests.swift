@@ -23,6 +23,35 @@ final class HealthThreatTests: XCTestCase {
 
     private var started: [RunningProcess] = []
 
+    /// This suite's own victim: built with a build-id of its own, so that the agents of other
+    /// suites running at the same time (which share `AgentTestHost.victimBuildID`) never patch
+    /// these victims, and this suite's agent never patches theirs.
+    private static let victimBuildID = "a9e0c7a1d5e54b4f8f2a0a11c0ffee14"
+
+    private func healthVictim() throws -> String {
+        try FixtureBuilder().build("victim.c", flags: ["-O0", "-g", "-pthread", "-fno-inline",
+                                                       "-Wl,--build-id=0x" + Self.victimBuildID], as: "health-victim")
+    }
+
+    /// A host whose channel has one hotpatch for this suite's victim: level 1 (clamp 64, banner 2),
+    /// or with `crashing`, one whose replacement traps (SIGILL inside the patch image).
+    private func makeHost(_ name: String, crashing: Bool = false) throws -> AgentTestHost {
+        let host = try AgentTestHost(name: name)
+        let builder = FixtureBuilder()
+        if crashing {
+            try host.channel.addHotpatch(id: "hp-bad", baseline: AgentTestHost.firstBaseline, level: 1, target: try healthVictim(),
+                                         patch: try builder.patchObject("patch_crash.c"),
+                                         replacements: ["parse_length": "parse_length_crash"], description: "a broken fix")
+        } else {
+            try host.channel.addHotpatch(id: "hp1", baseline: AgentTestHost.firstBaseline, level: 1, target: try healthVictim(),
+                                         patch: try builder.patchObject("patch_level1.c"),
+                                         replacements: ["parse_length": "parse_length_fixed", "banner_version": "banner_version_fixed"],
+                                         cves: ["CVE-2026-0001"], description: "clamp parse_length to 64")
+        }
+        try host.publish()
+        return host
+    }
+
     override func setUpWithError() throws {
         try XCTSkipUnless(geteuid() == 0, "the agent patches processes through ptrace: run as root")
     }
@@ -34,7 +63,7 @@ final class HealthThreatTests: XCTestCase {
 
     /// Starts the suite's victim under `prefix` (a setpriv command line), which execs it in place.
     private func startVictim(_ host: AgentTestHost, prefix: [String]) throws -> RunningProcess {
-        let command = prefix + [host.victimPath, "--threads", "2", "--interval-ms", "20"]
+        let command = prefix + [try healthVictim(), "--threads", "2", "--interval-ms", "20"]
         let victim = try RunningProcess(command[0], Array(command.dropFirst()))
         started.append(victim)
         _ = try victim.line(timeout: 5) { $0.hasPrefix("parse_length") }
@@ -61,7 +90,7 @@ final class HealthThreatTests: XCTestCase {
     private func ignoredLine(_ host: AgentTestHost, pid: Int32, timeout: Double = 10) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let line = host.logLines(containing: "event=\"health-ignored\"").first(where: { $0.contains("target.pid=\"\(pid)\"") }) {
+            if let line = host.logLines(containing: "event=health-ignored ").first(where: { $0.contains("target.pid=\(pid) ") }) {
                 return line
             }
             usleep(20_000)
@@ -94,9 +123,7 @@ final class HealthThreatTests: XCTestCase {
     // MARK: The attack of the finding
 
     func testNobodySignallingTheirOwnPatchedProcess_byAnyMeans_revertsNothingAndQuarantinesNothing() throws {
-        let host = try AgentTestHost(name: "health-user-signals")
-        try host.addHotpatch(level: 1)
-        try host.publish()
+        let host = try makeHost("health-user-signals")
         let rootVictim = try startVictim(host, prefix: [])
         try host.startAgent()
         try waitForOutput(rootVictim, Self.level1)
@@ -125,8 +152,8 @@ final class HealthThreatTests: XCTestCase {
             let line = try ignoredLine(host, pid: victim.pid)
             XCTAssertTrue(line.hasPrefix("warning "), line)
             XCTAssertTrue(line.contains("nothing reverted or quarantined"), line)
-            XCTAssertTrue(line.contains("target.uid=\"\(Self.nobody)\""), line)
-            XCTAssertTrue(line.contains("target.signal=\"\(attack.signal)\""), line)
+            XCTAssertTrue(line.hasSuffix("target.uid=\(Self.nobody)"), line)
+            XCTAssertTrue(line.contains("target.signal=\(attack.signal) "), line)
             XCTAssertTrue(line.contains(attack.signal == SIGABRT ? "not a fault" : "uids real \(Self.nobody)"), line)
         }
         try assertSteadyOutput(rootVictim, Self.level1, seconds: 1.5)
@@ -136,9 +163,7 @@ final class HealthThreatTests: XCTestCase {
 
     func testASetUserIDStyleProcess_runByNobody_isSignalledByNobody_andCountsForNothing() throws {
         // Real uid nobody, effective uid root: what a user running a set-user-ID root program gets.
-        let host = try AgentTestHost(name: "health-setuid")
-        try host.addHotpatch(level: 1)
-        try host.publish()
+        let host = try makeHost("health-setuid")
         let rootVictim = try startVictim(host, prefix: [])
         try host.startAgent()
         try waitForOutput(rootVictim, Self.level1)
@@ -159,9 +184,7 @@ final class HealthThreatTests: XCTestCase {
     func testARealFaultInTheHotpatch_ofNobodysProcess_doesNotCount() throws {
         // A user can make a process of their own fault anywhere (ptrace, LD_PRELOAD): even a real
         // crash inside the patch is no evidence when the process is theirs.
-        let host = try AgentTestHost(name: "health-user-crash")
-        try host.addCrashingHotpatch(id: "hp-bad", level: 1)
-        try host.publish()
+        let host = try makeHost("health-user-crash", crashing: true)
         try host.startAgent()
         let before = try host.waitForStatus("first cycle") { $0.channel.lastCheck != nil }
         let victim = try startVictim(host, prefix: Self.asNobody)
@@ -174,9 +197,7 @@ final class HealthThreatTests: XCTestCase {
     // MARK: What the kernel must confirm
 
     func testRootSendingSEGVToARootProcess_isNoFault_andCountsOnlyWhereTheKernelLogCannotBeRead() throws {
-        let host = try AgentTestHost(name: "health-root-kill")
-        try host.addHotpatch(level: 1)
-        try host.publish()
+        let host = try makeHost("health-root-kill")
         let killed = try startVictim(host, prefix: [])
         let bystander = try startVictim(host, prefix: [])
         try host.startAgent()
@@ -201,9 +222,7 @@ final class HealthThreatTests: XCTestCase {
     }
 
     func testARealFaultInTheHotpatch_ofARootProcess_stillQuarantines_withTheKernelsReportAsReason() throws {
-        let host = try AgentTestHost(name: "health-root-crash")
-        try host.addCrashingHotpatch(id: "hp-bad", level: 1)
-        try host.publish()
+        let host = try makeHost("health-root-crash", crashing: true)
         let victim = try startVictim(host, prefix: [])
         try host.startAgent()
         XCTAssertEqual(waitForDeath(victim, timeout: 15), SIGILL)
