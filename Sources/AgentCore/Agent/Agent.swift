@@ -326,8 +326,8 @@ public actor Agent: AgentControlHandler {
             record.state = .patched
             record.reason = nil
             record.hotpatch = desired?.id
-            // A process may drop root after it was patched: look again at every pass.
-            if record.patchedAt != nil {
+            // A process may drop root after it was patched: look again at every pass of its window.
+            if let patchedAt = record.patchedAt, Date().timeIntervalSince(patchedAt) <= Double(configuration.healthWindowSeconds) {
                 record.observe(ProcessCredentials.read(pid))
                 health.watched[pid]?.observe(record.credentials)
             }

@@ -70,14 +70,14 @@ final class HealthThreatTests: XCTestCase {
         return victim
     }
 
-    private func waitForOutput(_ victim: RunningProcess, _ expected: String, timeout: Double = 10,
-                               file: StaticString = #filePath, line: UInt = #line) throws {
-        do {
-            _ = try victim.waitForLine(timeout: timeout) { $0.hasPrefix(expected) }
-        } catch {
-            XCTFail("PID \(victim.pid) never printed \(expected): last line \(victim.history.last ?? "none")", file: file, line: line)
-            throw error
-        }
+    /// A host whose agent has patched one victim of root's, and the status then.
+    private func hostWithPatchedRootVictim(_ name: String) throws -> (AgentTestHost, RunningProcess, AgentStatus) {
+        let host = try makeHost(name)
+        let rootVictim = try startVictim(host, prefix: [])
+        try host.startAgent()
+        try rootVictim.expectBehaviour(Self.level1)
+        let status = try host.waitForStatus("root victim patched") { $0.processes.patched == 1 }
+        return (host, rootVictim, status)
     }
 
     private func waitForDeath(_ victim: RunningProcess, timeout: Double = 10) -> Int32? {
@@ -98,17 +98,6 @@ final class HealthThreatTests: XCTestCase {
         throw FixtureError.timeout("no health-ignored line for PID \(pid)\n--- agent log ---\n\(host.logTail())")
     }
 
-    /// Reads `victim` for `seconds`: every line shows `expected`.
-    private func assertSteadyOutput(_ victim: RunningProcess, _ expected: String, seconds: Double,
-                                    file: StaticString = #filePath, line: UInt = #line) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        _ = try victim.freshLine()
-        while Date() < deadline {
-            let text = try victim.nextLine()
-            if text.hasPrefix("parse_length") { XCTAssertTrue(text.hasPrefix(expected), "PID \(victim.pid): \(text)", file: file, line: line) }
-        }
-    }
-
     /// Nothing was quarantined, the verdict is `verdict`, and no history entry says otherwise.
     private func assertNothingQuarantined(_ host: AgentTestHost, verdict: Verdict,
                                           file: StaticString = #filePath, line: UInt = #line) throws {
@@ -123,11 +112,7 @@ final class HealthThreatTests: XCTestCase {
     // MARK: The attack of the finding
 
     func testNobodySignallingTheirOwnPatchedProcess_byAnyMeans_revertsNothingAndQuarantinesNothing() throws {
-        let host = try makeHost("health-user-signals")
-        let rootVictim = try startVictim(host, prefix: [])
-        try host.startAgent()
-        try waitForOutput(rootVictim, Self.level1)
-        let before = try host.waitForStatus("root victim patched") { $0.processes.patched == 1 }
+        let (host, rootVictim, before) = try hostWithPatchedRootVictim("health-user-signals")
         let sender = try FixtureBuilder().build("signal_sender.c", flags: ["-O1"], as: "signal_sender")
 
         let attacks: [(way: String, signal: Int32)] = [
@@ -136,7 +121,7 @@ final class HealthThreatTests: XCTestCase {
         ]
         for attack in attacks {
             let victim = try startVictim(host, prefix: Self.asNobody)
-            try waitForOutput(victim, Self.level1)
+            try victim.expectBehaviour(Self.level1)
             try host.waitForStatus("nobody's victim patched") { $0.processes.patched == 2 }
             var arguments = [attack.way, "\(victim.pid)"]
             if attack.way == "tgkill" {
@@ -156,20 +141,16 @@ final class HealthThreatTests: XCTestCase {
             XCTAssertTrue(line.contains("target.signal=\(attack.signal) "), line)
             XCTAssertTrue(line.contains(attack.signal == SIGABRT ? "not a fault" : "uids real \(Self.nobody)"), line)
         }
-        try assertSteadyOutput(rootVictim, Self.level1, seconds: 1.5)
+        try rootVictim.expectSteadyBehaviour(Self.level1, seconds: 1.5)
         try assertNothingQuarantined(host, verdict: before.verdict)
         XCTAssertEqual(host.status()?.processes.patched, 1, "root's victim is still patched")
     }
 
     func testASetUserIDStyleProcess_runByNobody_isSignalledByNobody_andCountsForNothing() throws {
         // Real uid nobody, effective uid root: what a user running a set-user-ID root program gets.
-        let host = try makeHost("health-setuid")
-        let rootVictim = try startVictim(host, prefix: [])
-        try host.startAgent()
-        try waitForOutput(rootVictim, Self.level1)
-        let before = try host.waitForStatus("root victim patched") { $0.processes.patched == 1 }
+        let (host, rootVictim, before) = try hostWithPatchedRootVictim("health-setuid")
         let victim = try startVictim(host, prefix: ["/usr/bin/setpriv", "--ruid=\(Self.nobody)", "--euid=0"])
-        try waitForOutput(victim, Self.level1)
+        try victim.expectBehaviour(Self.level1)
         try host.waitForStatus("set-user-ID victim patched") { $0.processes.patched == 2 }
 
         let sent = try ChildProcess.run(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + ["/bin/kill", "-SEGV", "\(victim.pid)"])
@@ -177,7 +158,7 @@ final class HealthThreatTests: XCTestCase {
         XCTAssertEqual(waitForDeath(victim), SIGSEGV)
         let line = try ignoredLine(host, pid: victim.pid)
         XCTAssertTrue(line.contains("uids real \(Self.nobody), effective 0"), line)
-        try assertSteadyOutput(rootVictim, Self.level1, seconds: 1)
+        try rootVictim.expectSteadyBehaviour(Self.level1, seconds: 1)
         try assertNothingQuarantined(host, verdict: before.verdict)
     }
 
@@ -201,8 +182,8 @@ final class HealthThreatTests: XCTestCase {
         let killed = try startVictim(host, prefix: [])
         let bystander = try startVictim(host, prefix: [])
         try host.startAgent()
-        try waitForOutput(killed, Self.level1)
-        try waitForOutput(bystander, Self.level1)
+        try killed.expectBehaviour(Self.level1)
+        try bystander.expectBehaviour(Self.level1)
         let before = try host.waitForStatus("both patched") { $0.processes.patched == 2 }
 
         killed.signal(SIGSEGV)
@@ -210,14 +191,14 @@ final class HealthThreatTests: XCTestCase {
         if Self.kernelReportsReadable {
             let line = try ignoredLine(host, pid: killed.pid)
             XCTAssertTrue(line.contains("the kernel reported no fault in it"), line)
-            try assertSteadyOutput(bystander, Self.level1, seconds: 1.5)
+            try bystander.expectSteadyBehaviour(Self.level1, seconds: 1.5)
             try assertNothingQuarantined(host, verdict: before.verdict)
         } else {
             // Without the kernel's witness only rules 1-3 apply: a root-only process's fault signal counts.
             let status = try host.waitForStatus("quarantined") { status in status.reasons.contains { $0.message.contains("quarantined") } }
             XCTAssertEqual(status.verdict, .exposed)
             XCTAssertFalse(host.logLines(containing: "not confirmed").isEmpty, host.logTail())
-            try waitForOutput(bystander, Self.original)
+            try bystander.expectBehaviour(Self.original)
         }
     }
 
