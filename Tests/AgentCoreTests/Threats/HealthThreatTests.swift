@@ -23,14 +23,14 @@ final class HealthThreatTests: XCTestCase {
 
     private var started: [RunningProcess] = []
 
-    /// This suite's own victim: built with a build-id of its own, so that the agents of other
+    /// This suite's own victim (victim.c, which gives up root on SIGWINCH): built with a build-id of its own, so that the agents of other
     /// suites running at the same time (which share `AgentTestHost.victimBuildID`) never patch
     /// these victims, and this suite's agent never patches theirs.
     private static let victimBuildID = "a9e0c7a1d5e54b4f8f2a0a11c0ffee14"
 
     private func healthVictim() throws -> String {
-        try FixtureBuilder().build("victim.c", flags: ["-O0", "-g", "-pthread", "-fno-inline",
-                                                       "-Wl,--build-id=0x" + Self.victimBuildID], as: "health-victim")
+        try FixtureBuilder().build("dropping_victim.c", flags: ["-O0", "-g", "-pthread", "-fno-inline",
+                                                                "-Wl,--build-id=0x" + Self.victimBuildID], as: "health-victim")
     }
 
     /// A host whose channel has one hotpatch for this suite's victim: level 1 (clamp 64, banner 2),
@@ -158,6 +158,27 @@ final class HealthThreatTests: XCTestCase {
         XCTAssertEqual(waitForDeath(victim), SIGSEGV)
         let line = try ignoredLine(host, pid: victim.pid)
         XCTAssertTrue(line.contains("uids real \(Self.nobody), effective 0"), line)
+        try rootVictim.expectSteadyBehaviour(Self.level1, seconds: 1)
+        try assertNothingQuarantined(host, verdict: before.verdict)
+    }
+
+    func testARootProcessThatDropsToNobodyAfterItWasPatched_isSignalledByNobody_andCountsForNothing() throws {
+        let (host, rootVictim, before) = try hostWithPatchedRootVictim("health-drop")
+        let victim = try startVictim(host, prefix: [])
+        try victim.expectBehaviour(Self.level1)
+        try host.waitForStatus("second root victim patched") { $0.processes.patched == 2 }
+        victim.signal(SIGWINCH)
+        let deadline = Date().addingTimeInterval(5)
+        while ProcessCredentials.read(ProcessID(victim.pid))?.real != 65534, Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(ProcessCredentials.read(ProcessID(victim.pid))?.isRootOnly, false, "the victim gave up root")
+        // Let the agent's next pass (every second here) see the process as it is now.
+        usleep(1_500_000)
+
+        let sent = try ChildProcess.run(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + ["/bin/kill", "-SEGV", "\(victim.pid)"])
+        XCTAssertEqual(sent.status, 0, String(decoding: sent.errorOutput, as: UTF8.self))
+        XCTAssertEqual(waitForDeath(victim), SIGSEGV)
+        let line = try ignoredLine(host, pid: victim.pid)
+        XCTAssertTrue(line.contains("uids real \(Self.nobody), effective \(Self.nobody)"), line)
         try rootVictim.expectSteadyBehaviour(Self.level1, seconds: 1)
         try assertNothingQuarantined(host, verdict: before.verdict)
     }
