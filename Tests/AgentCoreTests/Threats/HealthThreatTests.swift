@@ -171,14 +171,14 @@ final class HealthThreatTests: XCTestCase {
         let deadline = Date().addingTimeInterval(5)
         while ProcessCredentials.read(ProcessID(victim.pid))?.real != 65534, Date() < deadline { usleep(10_000) }
         XCTAssertEqual(ProcessCredentials.read(ProcessID(victim.pid))?.isRootOnly, false, "the victim gave up root")
-        // Let the agent's next pass (every second here) see the process as it is now.
-        usleep(1_500_000)
+        // A pass of the agent over every process (what each poll does) sees it as it is now.
+        XCTAssertTrue(try host.send(.check).ok)
 
         let sent = try ChildProcess.run(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + ["/bin/kill", "-SEGV", "\(victim.pid)"])
         XCTAssertEqual(sent.status, 0, String(decoding: sent.errorOutput, as: UTF8.self))
         XCTAssertEqual(waitForDeath(victim), SIGSEGV)
         let line = try ignoredLine(host, pid: victim.pid)
-        XCTAssertTrue(line.contains("uids real \(Self.nobody), effective \(Self.nobody)"), line)
+        XCTAssertTrue(line.contains("uids real \(Self.nobody), effective \(Self.nobody)"), host.logTail())
         try rootVictim.expectSteadyBehaviour(Self.level1, seconds: 1)
         try assertNothingQuarantined(host, verdict: before.verdict)
     }
