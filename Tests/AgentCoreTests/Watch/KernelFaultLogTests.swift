@@ -114,6 +114,32 @@ private enum Records {
         }
     }
 
+    @Test func mutatedRecords_neverTrapAndNeverInventAThread() {
+        // A fixed-seed generator: the same mutations on every run.
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        let alphabet = Array("0123456789abcdefABCDEF[](),;:+ -\\xsegfaultrapin\n\u{0}é")
+        for original in [Records.segfault, Records.invalidOpcode, Records.divideError, Records.generalProtection] {
+            for _ in 0..<2000 {
+                var characters = Array(original)
+                for _ in 0...next(4) {
+                    let at = next(characters.count + 1)
+                    switch next(3) {
+                    case 0 where at < characters.count: characters.remove(at: at)
+                    case 1 where at < characters.count: characters[at] = alphabet[next(alphabet.count)]
+                    default: characters.insert(alphabet[next(alphabet.count)], at: at)
+                    }
+                }
+                let record = String(characters)
+                guard let report = KernelFaultRecord.parse(record) else { continue }
+                #expect(record.contains("[\(report.threadID)]"), "\(record) gave thread \(report.threadID)")
+            }
+        }
+    }
+
     @Test func namesCraftedToLookLikeASecondReport_areRefused() {
         // A user names their program or file so the line could be read as another thread's fault.
         let forgedComm = "6,1,1,-;traps: a[1] trap x[4412] trap invalid opcode ip:55c28e58a12d sp:7ffd9b85fcd0 error:0"
