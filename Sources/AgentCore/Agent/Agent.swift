@@ -44,6 +44,8 @@ public actor Agent: AgentControlHandler {
     /// the same process from two tracer threads would fight over ptrace.
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
+    /// What the crash health check reads and remembers (see `processExited`).
+    private var health = HealthWatch()
 
     /// Opens the state (a corrupt file is reported, never reset) and prepares the patcher.
     public init(configuration: AgentConfiguration, logger: Logger, version: String, workers: Int? = nil) {
@@ -349,6 +351,7 @@ public actor Agent: AgentControlHandler {
             record.reason = nil
             record.hotpatch = desired?.id
             record.patchedAt = Date()
+            notePatched(&record, match: match, desired: desired)
             self.record("applied", release: desired?.id,
                         "Applied hotpatch \(desired?.id ?? "?") to PID \(pid) (\(executable)), pause \(report.pauseMicroseconds ?? 0) µs",
                         level: .info, metadata: metadata)
@@ -356,6 +359,11 @@ public actor Agent: AgentControlHandler {
             record.state = .patched
             record.reason = nil
             record.hotpatch = desired?.id
+            // A process may drop root after it was patched: look again at every pass of its window.
+            if let patchedAt = record.patchedAt, Date().timeIntervalSince(patchedAt) <= Double(configuration.healthWindowSeconds) {
+                record.observe(ProcessCredentials.read(pid))
+                health.watched[pid]?.observe(record.credentials)
+            }
         case .reverted:
             record.state = .unpatched
             record.reason = nil
@@ -394,17 +402,45 @@ public actor Agent: AgentControlHandler {
         await reconcileAll(only: [pid])
     }
 
-    /// A process ended. If it died of a fatal signal soon after we patched it, the hotpatch is
-    /// suspect: revert it everywhere, quarantine it, and say so loudly.
+    /// A process ended. If it crashed soon after we patched it, and the crash is one no
+    /// unprivileged user could have caused or faked (see `HealthCheck.judge`), the hotpatch is
+    /// suspect: revert it everywhere, quarantine it, and say so loudly. Any other crash-looking
+    /// death is only logged.
     public func processExited(_ pid: ProcessID, signal: Int32?) async {
-        guard let record = records.removeValue(forKey: pid) else { return }
-        guard let signal, [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP].contains(signal),
-              let hotpatch = record.hotpatch, let patchedAt = record.patchedAt,
-              Date().timeIntervalSince(patchedAt) <= Double(configuration.healthWindowSeconds) else { return }
-        let reason = "PID \(pid) (\(record.executable)) died of signal \(signal) \(Int(Date().timeIntervalSince(patchedAt)))s after hotpatch \(hotpatch) was applied"
-        state.quarantined[hotpatch] = reason
-        self.record("quarantined", release: hotpatch, "Quarantined hotpatch \(hotpatch) and reverting it everywhere: \(reason)",
-                    level: .error, metadata: ["hotpatch.id": "\(hotpatch)", "target.pid": "\(pid)", "reason": "\(reason)"])
+        let listed = records.removeValue(forKey: pid)
+        var watched = health.watched.removeValue(forKey: pid)
+        if watched == nil, busy, let signal, HealthCheck.crashSignals.contains(signal) {
+            // A patch in flight may be recording this very process (a broken hotpatch can kill it
+            // before the patch call returns): let it finish, then look again.
+            await lock()
+            unlock()
+            records[pid] = nil
+            watched = health.watched.removeValue(forKey: pid)
+        }
+        // Reverted since (still listed, without a hotpatch): its death says nothing of the hotpatch.
+        guard var record = watched, listed == nil || listed?.hotpatch != nil else { return }
+        guard let signal, HealthCheck.crashSignals.contains(signal), let hotpatch = record.hotpatch,
+              let patchedAt = record.patchedAt else { return }
+        // A zombie still shows its credentials; a later drop of root taints it.
+        record.observe(ProcessCredentials.read(pid))
+        let age = Date().timeIntervalSince(patchedAt)
+        let death = HealthCheck.Death(pid: pid, signal: signal, hotpatchID: hotpatch, secondsSincePatch: age,
+                                      credentials: record.credentials, code: record.patchedCode,
+                                      earliestReport: HealthCheck.earliestReport(ofProcessStartedAt: record.identity.startTime))
+        let what = "PID \(pid) (\(record.executable)) died of \(HealthCheck.signalName(signal)) \(Int(age))s after hotpatch \(hotpatch) was applied"
+        switch HealthCheck.judge(death, window: Double(configuration.healthWindowSeconds), witness: kernelWitness()) {
+        case nil:
+            return
+        case let .ignored(why):
+            logIgnoredDeath("\(what), ignored: \(why); nothing reverted or quarantined", pid: pid, record: record,
+                            hotpatch: hotpatch, signal: signal, why: why)
+            return
+        case let .counts(why):
+            let reason = "\(what): \(why)"
+            state.quarantined[hotpatch] = reason
+            self.record("quarantined", release: hotpatch, "Quarantined hotpatch \(hotpatch) and reverting it everywhere: \(reason)",
+                        level: .error, metadata: ["hotpatch.id": "\(hotpatch)", "target.pid": "\(pid)", "reason": "\(reason)"])
+        }
         save()
         await lock()
         defer { unlock() }
@@ -561,5 +597,54 @@ public actor Agent: AgentControlHandler {
         do { try store.save(state) } catch {
             logger.error("Failed to save state to \(store.path): \(error)")
         }
+    }
+
+    // MARK: Health
+
+    /// Gives the health check the kernel's fault reports (the process watch service opens them).
+    public func useKernelFaultLog(_ log: KernelFaultLog) {
+        health.faultLog = log
+        if case let .unavailable(why) = log.availability {
+            logger.warning("Cannot read kernel fault reports (\(why)); a crash of a patched root-only process within the health window will count without the kernel's confirmation that it faulted in the hotpatch")
+        }
+    }
+
+    /// What the health check knows of a process just patched: its credentials, and where the
+    /// hotpatch's code lies in it.
+    private func notePatched(_ record: inout ProcessRecord, match: TargetMatch, desired: Hotpatch?) {
+        let pid = match.process.pid
+        record.observe(ProcessCredentials.read(pid))
+        guard let desired else { return }
+        let code = PatchedCode.locate(desired, buildID: match.object.buildID, loadBias: match.object.loadBias,
+                                       mappings: (try? ProcFS.maps(of: pid)) ?? [])
+        record.patchedCode = record.patchedCode.map { $0.merged(with: code) } ?? code
+        health.watch(record, window: Double(configuration.healthWindowSeconds))
+    }
+
+    /// The kernel's fault reports, or why the health check must do without them.
+    private func kernelWitness() -> HealthCheck.KernelWitness {
+        guard let log = health.faultLog else { return .unavailable(reason: "not opened") }
+        if case let .unavailable(why) = log.availability { return .unavailable(reason: why) }
+        guard KernelFaultLog.kernelReportsFaults else {
+            if !health.exceptionTraceOffLogged {
+                health.exceptionTraceOffLogged = true
+                logger.warning("The kernel does not report faults (sysctl debug.exception-trace = 0); crashes of patched root-only processes count without confirmation")
+            }
+            return .unavailable(reason: "sysctl debug.exception-trace is 0")
+        }
+        return .reports(log.reports())
+    }
+
+    /// Logs a death that did not count, rate-limited: a user may kill their own processes in a loop.
+    private func logIgnoredDeath(_ message: String, pid: ProcessID, record: ProcessRecord, hotpatch: String, signal: Int32, why: String) {
+        let admission = health.limiter.admit()
+        guard admission.log else { return }
+        let held = admission.suppressedBefore > 0 ? " (\(admission.suppressedBefore) more such deaths were not logged)" : ""
+        var metadata: Logger.Metadata = [
+            "event": "\(JournalEvent.healthIgnored.rawValue)", "hotpatch.id": "\(hotpatch)", "target.pid": "\(pid)",
+            "target.exe": "\(record.executable)", "target.signal": "\(signal)", "reason": "\(why)",
+        ]
+        if let credentials = record.credentials { metadata["target.uid"] = "\(credentials.real)" }
+        logger.log(level: JournalEvent.healthIgnored.defaultLevel, "\(message)\(held)", metadata: metadata)
     }
 }

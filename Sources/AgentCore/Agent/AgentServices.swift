@@ -107,7 +107,8 @@ public final class AgentLoopService: Service, Sendable {
 }
 
 /// Patches new processes soon after exec, and watches patched ones die: netlink process events
-/// when the kernel lets us subscribe, else a periodic scan (status says which).
+/// when the kernel lets us subscribe, else a periodic scan (status says which). It also follows
+/// the kernel log's fault reports, the health check's witness of a real crash.
 public final class ProcessWatchService: Service, Sendable {
     private let agent: Agent
     private let logger: Logger
@@ -122,6 +123,10 @@ public final class ProcessWatchService: Service, Sendable {
     }
 
     public func run() async throws {
+        // The kernel's own fault reports tell a real crash from a signal someone sent.
+        let faults = KernelFaultLog()
+        defer { faults.stop() }
+        await agent.useKernelFaultLog(faults)
         let watcher = ProcessEventWatcher()
         defer { watcher.stop() }
         if case let .scan(reason) = watcher.mode {

@@ -12,6 +12,18 @@ struct ProcessRecord: Sendable {
     var hotpatch: String?
     /// When our jumps were last written into it (for the crash health window).
     var patchedAt: Date?
+    /// Its user ids as last seen; once it was seen with any unprivileged uid, those stay (a user
+    /// who could signal it once may have kept a way in).
+    var credentials: ProcessCredentials?
+    /// Where the hotpatch's code lies in it, from when it was patched.
+    var patchedCode: PatchedCode?
+
+    /// Records the credentials seen now (nil: unreadable, keeps what was known).
+    mutating func observe(_ seen: ProcessCredentials?) {
+        guard let seen else { return }
+        if let known = credentials, !known.isRootOnly { return }
+        credentials = seen
+    }
 
     /// The entry `agentctl processes` shows.
     var entry: ProcessEntry {

@@ -10,6 +10,7 @@ public enum JournalEvent: String, CaseIterable, Sendable {
     case applyFailed = "apply-failed"
     case reverted
     case quarantined
+    case healthIgnored = "health-ignored"
     case baselineInstalled = "baseline-installed"
     case rebootRequired = "reboot-required"
     case verificationFailed = "verification-failed"
@@ -28,6 +29,7 @@ public enum JournalEvent: String, CaseIterable, Sendable {
         case .applyFailed: "abed75812bf34c52aed1905327f35285"
         case .reverted: "284261bde36d410aa66c302f150faff6"
         case .quarantined: "a6fd6a680cf04b778b4057a8c4c35337"
+        case .healthIgnored: "86f656f1ba62418988753dd298ada6a5"
         case .baselineInstalled: "b7f2e52bf5eb402c9bfd7a67792dc7b7"
         case .rebootRequired: "0bb2d2e4e104443983743621334aa25c"
         case .verificationFailed: "3b14140c65d245b498a8113957d2d9a0"
@@ -45,7 +47,7 @@ public enum JournalEvent: String, CaseIterable, Sendable {
         switch self {
         case .checked: .info
         case .applied, .reverted, .baselineInstalled, .rebootRequired, .enrolled, .unenrolled: .notice
-        case .processUnpatchable: .warning
+        case .processUnpatchable, .healthIgnored: .warning
         // A quarantine means a patched process crashed: the issue asks for priority `err`.
         case .applyFailed, .quarantined, .verificationFailed: .error
         case .started, .stopping, .reloaded: .info

@@ -1,0 +1,248 @@
+import Engine
+import Foundation
+import Glibc
+
+/// The four user ids of a process (`Uid:` in /proc/PID/status): real, effective, saved, file system.
+struct ProcessCredentials: Sendable, Equatable, CustomStringConvertible {
+    var real: UInt32
+    var effective: UInt32
+    var saved: UInt32
+    var fileSystem: UInt32
+
+    /// Whether no unprivileged user may signal, trace or write the process: kill(2) needs the
+    /// sender's real or effective uid to equal the target's real or saved uid, ptrace and
+    /// /proc/PID/mem need the caller's uid to equal all of the target's. With all four 0, only root
+    /// (or CAP_KILL, CAP_SYS_PTRACE) can; a set-user-ID root program started by a user keeps that
+    /// user's real uid and is not root-only.
+    var isRootOnly: Bool { real == 0 && effective == 0 && saved == 0 && fileSystem == 0 }
+
+    /// "real R, effective E, saved S, fs F".
+    var description: String { "real \(real), effective \(effective), saved \(saved), fs \(fileSystem)" }
+
+    /// The credentials in the text of /proc/PID/status, or nil if its `Uid:` line is missing or malformed.
+    static func parse(status text: String) -> ProcessCredentials? {
+        for line in text.split(separator: "\n") where line.hasPrefix("Uid:") {
+            let ids = line.dropFirst(4).split(whereSeparator: { $0 == " " || $0 == "\t" }).map { UInt32($0) }
+            guard ids.count == 4, let real = ids[0], let effective = ids[1], let saved = ids[2], let fs = ids[3] else {
+                return nil
+            }
+            return ProcessCredentials(real: real, effective: effective, saved: saved, fileSystem: fs)
+        }
+        return nil
+    }
+
+    /// The credentials of `pid` now (a zombie's too), or nil when it is gone.
+    static func read(_ pid: ProcessID) -> ProcessCredentials? {
+        (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)).flatMap { parse(status: $0) }
+    }
+}
+
+/// Where a hotpatch's code lies in one process: the functions it replaced (their original bytes,
+/// which begin with our jump) and the patch image (the mapped patch object).
+struct PatchedCode: Sendable, Equatable {
+    /// One address range and what it is.
+    struct Region: Sendable, Equatable {
+        /// `function NAME` or `patch image NAME`.
+        var label: String
+        var range: Range<UInt64>
+    }
+
+    /// The hotpatch these regions belong to.
+    var hotpatchID: String
+    var regions: [Region] = []
+    /// The names the kernel gives the patch image's mapping: the patch object's file name, or
+    /// `memfd:hotpatch:NAME` when the loader copied it into a memfd.
+    var imageNames: Set<String> = []
+
+    /// The region holding `address`, if any.
+    func region(containing address: UInt64) -> Region? {
+        regions.first { $0.range.contains(address) }
+    }
+
+    /// The regions of `hotpatch` in a process whose targeted object (`buildID`) is loaded with
+    /// `loadBias`, and whose memory is laid out as `mappings`.
+    static func locate(_ hotpatch: Hotpatch, buildID: BuildID?, loadBias: UInt64, mappings: [MemoryMapping]) -> PatchedCode {
+        var code = PatchedCode(hotpatchID: hotpatch.id)
+        for target in hotpatch.targets where target.buildID == buildID {
+            for redirection in target.redirections where redirection.size > 0 {
+                let start = loadBias &+ redirection.offset
+                code.regions.append(Region(label: "function \(redirection.symbol)", range: start..<(start &+ redirection.size)))
+            }
+            let name = String(target.patchObjectPath.split(separator: "/").last ?? "")
+            guard !name.isEmpty else { continue }
+            let names: Set<String> = [name, "memfd:hotpatch:" + name]
+            code.imageNames.formUnion(names)
+            for mapping in mappings where names.contains(String(mapping.path.split(separator: "/").last ?? "")) {
+                code.regions.append(Region(label: "patch image \(name)", range: mapping.start..<mapping.end))
+            }
+        }
+        return code
+    }
+
+    /// These regions and `other`'s, when both are of the same hotpatch (a process mapping two
+    /// targeted objects); else `other` alone.
+    func merged(with other: PatchedCode) -> PatchedCode {
+        guard other.hotpatchID == hotpatchID else { return other }
+        var merged = self
+        for region in other.regions where !merged.regions.contains(region) { merged.regions.append(region) }
+        merged.imageNames.formUnion(other.imageNames)
+        return merged
+    }
+}
+
+/// Decides whether a patched process's death says anything about the hotpatch, from evidence an
+/// unprivileged local user cannot forge. See docs/OPERATIONS.md, "Health: which deaths count".
+enum HealthCheck {
+    /// Signals that look like a crash; only the first four can be faults.
+    static let crashSignals: Set<Int32> = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP]
+    /// Signals the CPU raises on a faulting instruction. SIGABRT is raised by the process itself
+    /// (abort), SIGSYS by a seccomp filter, SIGTRAP by a breakpoint or a debugger: none says the
+    /// patched code faulted.
+    static let faultSignals: Set<Int32> = [SIGSEGV, SIGBUS, SIGILL, SIGFPE]
+
+    /// What is known of the process that died.
+    struct Death: Sendable {
+        var pid: ProcessID
+        var signal: Int32?
+        var hotpatchID: String
+        /// Seconds from our last patch of it to its death; nil if we did not patch it in this run.
+        var secondsSincePatch: Double?
+        /// Its credentials; when it was ever seen with an unprivileged uid, those.
+        var credentials: ProcessCredentials?
+        var code: PatchedCode?
+        /// Reports logged before this (kernel log clock, µs) are of an earlier process with its pid.
+        var earliestReport: UInt64
+    }
+
+    /// What the kernel log can tell.
+    enum KernelWitness: Sendable {
+        /// The fault reports read so far (recent ones only).
+        case reports([KernelFaultReport])
+        /// Not readable, or the kernel does not write reports; the reason says which.
+        case unavailable(reason: String)
+    }
+
+    /// The verdict on one death.
+    enum Judgement: Equatable, Sendable {
+        /// The hotpatch is suspect: revert it everywhere and quarantine it.
+        case counts(reason: String)
+        /// Logged, nothing else.
+        case ignored(reason: String)
+    }
+
+    /// nil when the death is not a crash of a process we patched within `window` seconds (nothing
+    /// to say); otherwise whether it counts against the hotpatch, and why.
+    static func judge(_ death: Death, window: Double, witness: KernelWitness) -> Judgement? {
+        guard let signal = death.signal, crashSignals.contains(signal),
+              let age = death.secondsSincePatch, age <= window else { return nil }
+        let name = signalName(signal)
+        guard faultSignals.contains(signal) else {
+            return .ignored(reason: "\(name) is raised by the process itself, a seccomp filter or a debugger, or sent by whoever may signal it; it is not a fault")
+        }
+        guard let credentials = death.credentials else {
+            return .ignored(reason: "its user ids are unknown, so it may be a process its user signalled")
+        }
+        guard credentials.isRootOnly else {
+            return .ignored(reason: "it ran with uids \(credentials): that user can send \(name) or make it fault at will")
+        }
+        switch witness {
+        case let .unavailable(why):
+            return .counts(reason: "\(name) in a root-only process; kernel fault reports cannot be read (\(why)), so the fault is not confirmed")
+        case let .reports(reports):
+            let sinceThePatch = reports.filter { $0.timestampMicroseconds >= death.earliestReport }
+            let code = death.code
+            // The report is this process's when its thread is the main thread or was seen to be one
+            // of its threads; a thread gone before it could be looked up is taken as this process's
+            // only when the fault lies in this process's patched code.
+            let own = sinceThePatch.filter { report in
+                report.threadID == death.pid.rawValue || report.processID == death.pid.rawValue
+                    || (report.processID == nil && code?.region(containing: report.instructionPointer) != nil)
+            }
+            for report in own.reversed() {
+                if let region = code?.region(containing: report.instructionPointer) {
+                    return .counts(reason: "the kernel reported a \(report.kind) at ip 0x\(hex(report.instructionPointer)) in thread \(report.threadID), inside \(region.label)")
+                }
+                if let mapping = report.mapping, code?.imageNames.contains(mapping.name) == true {
+                    return .counts(reason: "the kernel reported a \(report.kind) at ip 0x\(hex(report.instructionPointer)) in thread \(report.threadID), inside the patch image \(mapping.name)")
+                }
+            }
+            if let report = own.last {
+                let place = report.mapping.map { " in \($0.name)" } ?? ""
+                return .ignored(reason: "the kernel reported a \(report.kind) at ip 0x\(hex(report.instructionPointer))\(place), outside the hotpatch's code")
+            }
+            return .ignored(reason: "the kernel reported no fault in it: \(name) was sent, not caused by a fault (or the kernel's rate limit dropped the report)")
+        }
+    }
+
+    /// The earliest kernel log time (µs) a report of a process started at `startTicks` (clock ticks
+    /// since boot, field 22 of /proc/PID/stat) can carry. The start time counts time suspended, the
+    /// log clock does not: their present difference is taken off, and one second more for the two
+    /// clocks' drift. Too early is harmless (pid reuse that fast is not), too late would lose reports.
+    static func earliestReport(ofProcessStartedAt startTicks: UInt64) -> UInt64 {
+        let ticksPerSecond = UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
+        let startMicroseconds = startTicks.multipliedReportingOverflow(by: 1_000_000).partialValue / ticksPerSecond
+        var boot = timespec(), monotonic = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &boot)
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        func microseconds(_ time: timespec) -> Int64 { Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1000 }
+        let suspended = UInt64(max(microseconds(boot) - microseconds(monotonic), 0))
+        let slack = suspended + 1_000_000
+        return startMicroseconds > slack ? startMicroseconds - slack : 0
+    }
+
+    /// `SIGSEGV`, or `signal N`.
+    static func signalName(_ signal: Int32) -> String {
+        let names: [Int32: String] = [SIGSEGV: "SIGSEGV", SIGBUS: "SIGBUS", SIGILL: "SIGILL", SIGFPE: "SIGFPE",
+                                      SIGABRT: "SIGABRT", SIGSYS: "SIGSYS", SIGTRAP: "SIGTRAP"]
+        return names[signal] ?? "signal \(signal)"
+    }
+
+    private static func hex(_ value: UInt64) -> String { String(value, radix: 16) }
+}
+
+/// Lets at most `limit` ignored-death warnings through per `interval`, so a user who kills their own
+/// patched processes in a loop cannot flood the journal; the next warning let through says how
+/// many were held back.
+struct HealthWarningLimiter: Sendable {
+    var limit = 10
+    var interval: TimeInterval = 60
+    private var windowStart = Date.distantPast
+    private var admitted = 0
+    private var suppressed = 0
+
+    /// Whether to log now, and how many were suppressed since the last one logged.
+    mutating func admit(now: Date = Date()) -> (log: Bool, suppressedBefore: Int) {
+        if now.timeIntervalSince(windowStart) >= interval {
+            windowStart = now
+            admitted = 0
+        }
+        guard admitted < limit else {
+            suppressed += 1
+            return (false, 0)
+        }
+        admitted += 1
+        defer { suppressed = 0 }
+        return (true, suppressed)
+    }
+}
+
+/// The agent's health-check state: the processes within their health window, the kernel's fault
+/// reports, and what was already logged.
+struct HealthWatch: Sendable {
+    /// Every process patched in this run whose health window may still be open, by pid. Kept apart
+    /// from the agent's process list, which a full pass that no longer finds a dying process
+    /// forgets before its exit event is handled.
+    var watched: [ProcessID: ProcessRecord] = [:]
+    /// Set by the process watch service; nil until then (the check then does without).
+    var faultLog: KernelFaultLog?
+    var limiter = HealthWarningLimiter()
+    /// Whether "the kernel does not report faults" was logged (once per run).
+    var exceptionTraceOffLogged = false
+
+    /// Starts or refreshes watching `record` (just patched), and forgets processes whose window
+    /// closed more than `window` seconds ago (their death can no longer count).
+    mutating func watch(_ record: ProcessRecord, window: Double, now: Date = Date()) {
+        watched = watched.filter { entry in entry.value.patchedAt.map { now.timeIntervalSince($0) <= window } ?? false }
+        watched[record.identity.pid] = record
+    }
+}
