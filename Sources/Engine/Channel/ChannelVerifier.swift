@@ -195,15 +195,15 @@ public struct ChannelVerifier: Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ChannelFiles.chunkSize, alignment: 64)
         defer { buffer.deallocate() }
         var admitted: [String: String] = [:]
-        func admit(_ reference: ChannelIndex.FileReference) throws(ChannelRefusal) -> String {
+        func admit(_ reference: ChannelIndex.FileReference, installMode: mode_t? = nil) throws(ChannelRefusal) -> String {
             let display = root + "/" + reference.path
             guard reference.length <= policy.maxFileBytes else {
                 throw .declaredLengthTooLarge(path: display, length: reference.length, limit: policy.maxFileBytes)
             }
-            let key = reference.path + "\u{0}" + reference.sha256 + "\u{0}" + String(reference.length)
+            let key = reference.path + "\u{0}" + reference.sha256 + "\u{0}" + String(reference.length) + "\u{0}" + (installMode.map { String($0, radix: 8) } ?? "object")
             if let done = admitted[key] { return done }
             let source = try ChannelFiles.resolve(reference.path, inChannel: root)
-            let copy = try store.admit(reference, source: source, display: display, buffer: buffer)
+            let copy = try store.admit(reference, source: source, display: display, buffer: buffer, installMode: installMode)
             admitted[key] = copy
             return copy
         }
@@ -211,11 +211,16 @@ public struct ChannelVerifier: Sendable {
             var out: [InstallableFile] = []
             for entry in files {
                 let kind: InstallableFile.Kind
+                let storeMode: mode_t
                 switch entry.kind {
-                case .deb: kind = .debianPackage
-                case let .file(destination, mode): kind = .file(destination: destination, mode: mode)
+                case .deb:
+                    kind = .debianPackage
+                    storeMode = ChannelStore.packageMode
+                case let .file(destination, mode):
+                    kind = .file(destination: destination, mode: mode)
+                    storeMode = mode_t(mode & 0o777)
                 }
-                out.append(InstallableFile(kind: kind, channelPath: entry.file.path, storePath: try admit(entry.file),
+                out.append(InstallableFile(kind: kind, channelPath: entry.file.path, storePath: try admit(entry.file, installMode: storeMode),
                                            sha256: entry.file.sha256, length: entry.file.length))
             }
             return out
