@@ -4,16 +4,17 @@ import Foundation
 import Glibc
 import Testing
 
+/// A plain file of a release whose verified store copy holds `content`.
+private func storeFile(_ directory: TemporaryDirectory, _ name: String, _ content: String, destination: String,
+                       mode: UInt32 = 0o644) throws -> InstallableFile {
+    let storePath = try directory.write("store/" + name, content)
+    return InstallableFile(kind: .file(destination: destination, mode: mode), channelPath: "files/" + name, storePath: storePath,
+                           sha256: ChannelKeys.sha256(Array(content.utf8)), length: UInt64(content.utf8.count))
+}
+
 /// Issue 14, finding 4 (duplicate destinations, long names, errors with their path) and 9
 /// (no write through what another user controls), on the installer itself.
 @Suite struct ReleaseInstallerHardeningTests {
-    private func storeFile(_ directory: TemporaryDirectory, _ name: String, _ content: String, destination: String,
-                           mode: UInt32 = 0o644) throws -> InstallableFile {
-        let storePath = try directory.write("store/" + name, content)
-        return InstallableFile(kind: .file(destination: destination, mode: mode), channelPath: "files/" + name, storePath: storePath,
-                               sha256: ChannelKeys.sha256(Array(content.utf8)), length: UInt64(content.utf8.count))
-    }
-
     private func modeBits(_ path: String) throws -> Int {
         try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as! Int
     }
@@ -147,12 +148,6 @@ import Testing
 /// The wider class of finding 9: whatever sits at a destination, the installer replaces only a
 /// regular file, never writes through a link or into a FIFO or device, and never copies from one.
 @Suite struct ReleaseInstallerDestinationKindTests {
-    private func storeFile(_ directory: TemporaryDirectory, _ content: String, destination: String) throws -> InstallableFile {
-        let storePath = try directory.write("store/a", content)
-        return InstallableFile(kind: .file(destination: destination, mode: 0o644), channelPath: "files/a", storePath: storePath,
-                               sha256: ChannelKeys.sha256(Array(content.utf8)), length: UInt64(content.utf8.count))
-    }
-
     @Test(arguments: ["symlink", "fifo", "directory"])
     func install_whenTheDestinationIsNotARegularFile_refusesAndLeavesItAsItWas(kind: String) throws {
         let directory = try TemporaryDirectory()
@@ -167,7 +162,7 @@ import Testing
         }
         let installer = ReleaseInstaller(backupDirectory: directory.path + "/backup", root: root)
         do {
-            _ = try installer.install(files: [try storeFile(directory, "new\n", destination: "/etc/app.conf")], releaseID: "B8")
+            _ = try installer.install(files: [try storeFile(directory, "a", "new\n", destination: "/etc/app.conf")], releaseID: "B8")
             Issue.record("replaced a \(kind)")
         } catch let error as AgentCoreError {
             #expect(error.description.contains(destination + " (not a regular file"), "\(error)")
