@@ -121,6 +121,15 @@ struct ChannelStore {
         return target
     }
 
+    /// Removes the world-readable `objects/` copies older agents made of baseline and fix files
+    /// (now kept in `installs/` with their own mode), except those `keeping` (patch objects).
+    func removePublicCopies(of references: [ChannelIndex.FileReference], keeping: Set<String>) {
+        for reference in references {
+            let path = objectPath(for: reference)
+            if !keeping.contains(path) { _ = unlink(path) }
+        }
+    }
+
     /// True if `path` holds exactly the declared bytes with `mode`, owned by us; any other copy is removed.
     private func existingCopyIsValid(_ path: String, reference: ChannelIndex.FileReference, mode: mode_t,
                                      buffer: UnsafeMutableRawBufferPointer) -> Bool {

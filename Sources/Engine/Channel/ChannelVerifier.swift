@@ -246,6 +246,9 @@ public struct ChannelVerifier: Sendable {
                                                 files: try installable(files))))
             }
         }
+        let patchObjects = index.releases.filter { $0.kind == "hotpatch" }.flatMap(\.fileReferences)
+        store.removePublicCopies(of: index.releases.filter { $0.kind != "hotpatch" }.flatMap(\.fileReferences),
+                                 keeping: Set(patchObjects.map { store.objectPath(for: $0) }))
         return VerifiedChannel(version: index.version, expires: Date(timeIntervalSince1970: index.expiresSeconds),
                                releases: releases, keyFingerprint: key.fingerprint,
                                indexSHA256: ChannelKeys.sha256(indexBytes))

@@ -62,3 +62,20 @@ import Testing
         #expect(try mode(fixture.store + "/installs") == 0o700)
     }
 }
+
+extension ChannelInstallFileTests {
+    @Test func verify_removesTheWorldReadableCopyAnOlderAgentMadeOfAnInstallFile_butKeepsPatchObjects() throws {
+        let fixture = try ChannelFixture()
+        _ = try fixture.verify()
+        // What an older agent left: the fix's file as a 0444 object beside the patch object.
+        guard case let .fix(_, _, _, _, files) = fixture.index.releases[2] else { Issue.record("fixture changed"); return }
+        let reference = files[0].file
+        let stale = fixture.store + "/objects/" + reference.sha256
+        try Data(fixture.fixFileBytes).write(to: URL(fileURLWithPath: stale))
+        chmod(stale, 0o444)
+        let verified = try fixture.verify()
+        #expect(!FileManager.default.fileExists(atPath: stale))
+        let object = try #require(verified.hotpatches.first?.targets.first?.patchObjectPath)
+        #expect(FileManager.default.fileExists(atPath: object))
+    }
+}
