@@ -435,7 +435,8 @@ check_9() {
         || { fail "agentctl status --json does not report the failed baseline deb12-b3: $status"; evidence; return 1; }
     reason=$(jq -r '.reasons[] | select(.message | test("deb12-b3")) | .message' <<<"$status")
     say "status: verdict=$(jq -r .verdict <<<"$status"); reason: $reason"
-    [[ $reason == *preinst* ]] || { fail "the reason does not carry dpkg's error (the preinst's failure): $reason"; return 1; }
+    [[ $reason == *preinst* || $reason == *pre-installation* ]] \
+        || { fail "the reason does not carry dpkg's error (the preinst's failure): $reason"; return 1; }
     version=$(cexec dpkg-query -W -f='${db:Status-Status} ${Version}' hotpatch-e2e-tiny 2>&1)
     [[ $version == "installed 1.0" ]] || { fail "hotpatch-e2e-tiny must stay at 1.0 after the failed upgrade: $version"; return 1; }
     say "hotpatch-e2e-tiny stays: $version"
