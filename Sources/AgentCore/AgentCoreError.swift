@@ -18,6 +18,9 @@ public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible 
     case installFailed(releaseID: String, reason: String, rollback: String)
     /// An administrator named a hotpatch the verified channel does not hold.
     case unknownRelease(id: String)
+    /// A root write to `path` was refused because `component`, on the way to it, could be changed
+    /// by a user other than root (see `InstallPathRules`).
+    case untrustedPath(path: String, component: String, reason: String)
 
     /// A sentence a person can act on.
     public var description: String {
@@ -41,6 +44,8 @@ public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible 
             return "Failed to install release \(releaseID): \(reason); \(rollback)"
         case let .unknownRelease(id):
             return "No hotpatch \(id) in the verified channel (agentctl status lists what the channel holds)"
+        case let .untrustedPath(path, component, reason):
+            return "Refusing to write \(path): \(component) \(reason)"
         }
     }
 }

@@ -22,7 +22,9 @@ struct BaselineCommand: ParsableCommand {
             Baselines are ordered by publication: the one added last is the newest. A baseline with \
             no files is valid (e.g. the state hosts were installed with). --file SRC=DEST copies SRC \
             from this machine into the channel; the agent installs it atomically at the absolute \
-            path DEST with SRC's permission bits. --deb adds a Debian package.
+            path DEST with SRC's permission bits (kept in the channel copy too); a DEST named twice is \
+            refused. --deb adds a Debian package. Nothing is written unless every source is readable, \
+            so a failed command leaves no file and its id free.
 
             Example:
               hotpatch-pack baseline --channel ./channel --id 2025.2 --planned \\
@@ -49,10 +51,14 @@ struct BaselineCommand: ParsableCommand {
         let workspace = ChannelWorkspace(directory: channel.channel)
         var index = try workspace.loadIndex()
         try workspace.checkNewID(id, in: index)
-        let files = try workspace.addInstallFiles(debs: deb, files: file, folder: "baselines/\(id)")
+        let folder = "baselines/\(id)"
+        let files = try workspace.addInstallFiles(debs: deb, files: file, folder: folder)
         index.releases.append(.baseline(id: id, planned: planning == .planned, description: text.description,
                                         cves: text.cves, files: files))
-        try workspace.save(index)
+        do { try workspace.save(index) } catch {
+            if !files.isEmpty { workspace.removeReleaseFolder(folder) }
+            throw error
+        }
         print("Added \(planning.rawValue) baseline \(id) with \(files.count) file(s); run 'hotpatch-pack publish' to sign")
     }
 }

@@ -4,7 +4,8 @@ import Glibc
 
 /// The publisher's view of a channel directory: reads and rewrites the (unsigned) index, copies
 /// release files in. Every file is written to a temporary name and renamed, with modes 0644/0755
-/// whatever the umask, so a channel built here passes the agent's permission check.
+/// (a baseline or fix file: its source's permission bits) whatever the umask, so a channel built
+/// here passes the agent's permission check.
 struct ChannelWorkspace {
     let directory: String
 
@@ -63,16 +64,31 @@ struct ChannelWorkspace {
     }
 
     /// Parses `--deb` and `--file SRC=DEST` options into install files copied under `folder`.
+    /// Every option is checked before anything is written (each source is a readable regular file,
+    /// each destination is valid and named once, no two sources share a name, `folder` is new);
+    /// the files are then copied into a staging folder that is renamed to `folder` at the end, so a
+    /// failure leaves nothing in the channel. A `--file` copy keeps its source's permission bits
+    /// (a 0600 file stays 0600), which the index also records; packages are 0644.
     func addInstallFiles(debs: [String], files: [String], folder: String) throws -> [ChannelIndex.InstallFile] {
-        var names = Set<String>()
+        struct Planned {
+            var source: String
+            var name: String
+            var kind: ChannelIndex.InstallFile.Kind
+            var mode: mode_t
+        }
+        var planned: [Planned] = []
+        var names: [String: String] = [:]
+        var destinations: [String: String] = [:]
         func name(of source: String) throws -> String {
             let name = (source as NSString).lastPathComponent
-            guard names.insert(name).inserted else { throw PackError("Two files are named \(name); rename one") }
+            if let other = names.updateValue(source, forKey: name) {
+                throw PackError("Two files are named \(name) (\(other) and \(source)); rename one")
+            }
             return name
         }
-        var result: [ChannelIndex.InstallFile] = []
         for deb in debs {
-            result.append(.init(kind: .deb, file: try addFile(deb, at: folder + "/" + name(of: deb))))
+            _ = try Self.sourceMode(deb, option: "--deb")
+            planned.append(Planned(source: deb, name: try name(of: deb), kind: .deb, mode: 0o644))
         }
         for spec in files {
             guard let equals = spec.firstIndex(of: "=") else { throw PackError("--file \(spec): expected SRC=DEST") }
@@ -81,12 +97,59 @@ struct ChannelWorkspace {
             if let problem = ChannelPath.problemWithDestination(destination) {
                 throw PackError("--file \(spec): destination '\(destination)' \(problem)")
             }
-            let attributes = try FileManager.default.attributesOfItem(atPath: source)
-            let mode = ((attributes[.posixPermissions] as? NSNumber)?.uint32Value ?? 0o644) & 0o777
-            result.append(.init(kind: .file(destination: destination, mode: mode),
-                                file: try addFile(source, at: folder + "/" + name(of: source))))
+            if let other = destinations.updateValue(spec, forKey: destination) {
+                throw PackError("--file \(spec): destination '\(destination)' is also the destination of --file \(other); a release installs each file once")
+            }
+            let mode = try Self.sourceMode(source, option: "--file")
+            planned.append(Planned(source: source, name: try name(of: source),
+                                   kind: .file(destination: destination, mode: UInt32(mode)), mode: mode))
+        }
+        if planned.isEmpty { return [] }
+        if let problem = ChannelPath.problemWithRelative(folder) { throw PackError("Channel path '\(folder)' \(problem)") }
+        let target = directory + "/" + folder
+        if FileManager.default.fileExists(atPath: target) {
+            throw PackError("\(target) already exists; a published file is never replaced (use a new release id, or remove it if no index names it)")
+        }
+
+        let staging = directory + "/.staging-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        var result: [ChannelIndex.InstallFile] = []
+        do {
+            try Self.makeDirectory(staging)
+            for item in planned {
+                let copy = staging + "/" + item.name
+                try Self.writeAtomically(try Self.read(item.source), to: copy, mode: item.mode)
+                let digest: (sha256: String, length: UInt64)
+                do { digest = try ChannelFileDigest.compute(path: copy) } catch { throw PackError("Failed to hash \(copy): \(error)") }
+                result.append(.init(kind: item.kind, file: .init(path: folder + "/" + item.name, sha256: digest.sha256, length: digest.length)))
+            }
+            try Self.makeDirectories(for: folder, under: directory)
+            guard rename(staging, target) == 0 else {
+                throw PackError("Failed to rename \(staging) to \(target): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
         }
         return result
+    }
+
+    /// Removes a release folder `addInstallFiles` made, when the index naming it could not be saved.
+    func removeReleaseFolder(_ folder: String) {
+        try? FileManager.default.removeItem(atPath: directory + "/" + folder)
+    }
+
+    /// The permission bits of `source`, which must be a readable regular file; `option` names the
+    /// flag in the error ("cannot read --file source PATH: No such file or directory").
+    static func sourceMode(_ source: String, option: String) throws -> mode_t {
+        let fd = open(source, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw PackError("cannot read \(option) source \(source): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw PackError("cannot read \(option) source \(source): \(String(cString: strerror(errno)))") }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw PackError("cannot read \(option) source \(source): not a regular file")
+        }
+        return info.st_mode & 0o777
     }
 
     // MARK: File helpers

@@ -37,9 +37,13 @@ struct FixCommand: ParsableCommand {
         var index = try workspace.loadIndex()
         try workspace.checkNewID(id, in: index)
         try workspace.checkBaselineExists(baseline, in: index)
-        let files = try workspace.addInstallFiles(debs: deb, files: file, folder: "fixes/\(id)")
+        let folder = "fixes/\(id)"
+        let files = try workspace.addInstallFiles(debs: deb, files: file, folder: folder)
         index.releases.append(.fix(id: id, baseline: baseline, description: text.description, cves: text.cves, files: files))
-        try workspace.save(index)
+        do { try workspace.save(index) } catch {
+            if !files.isEmpty { workspace.removeReleaseFolder(folder) }
+            throw error
+        }
         print("Added fix \(id) for baseline \(baseline) with \(files.count) file(s); run 'hotpatch-pack publish' to sign")
     }
 }

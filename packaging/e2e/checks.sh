@@ -345,13 +345,14 @@ check_5() {
 check_6() {
     local since json rr pkgs rc status line boots
     pack baseline --channel "$CHANNEL" --id deb12-b2 --planned --description "e2e second baseline" \
-        --file "$FX/baseline-b2.txt=/etc/hotpatch-e2e-baseline"
+        --file "$FX/baseline-b2.txt=/etc/hotpatch-e2e-baseline" --file "$FX/secret.key=/etc/hotpatch-e2e-secret.key" \
+        --deb "$FX/hotpatch-e2e-tiny_1.0_all.deb"
     pack_hotpatch victim-b2-hp1 deb12-b2 1 "$FX/patch_level1.so" \
         --replace parse_length=parse_length_fixed --replace banner_version=banner_version_fixed
     pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
     next_second; since=$SINCE
     publish_into_container
-    say "published baseline deb12-b2 (a plain file /etc/hotpatch-e2e-baseline) and victim-b2-hp1 as channel version 4"
+    say "published baseline deb12-b2 (plain files /etc/hotpatch-e2e-baseline and a 0600 /etc/hotpatch-e2e-secret.key, package hotpatch-e2e-tiny 1.0) and victim-b2-hp1 as channel version 4"
     json=$(wait_journal_event "$REBOOT_REQUIRED_ID" "$since" 30) \
         || { fail "no reboot-required entry (MESSAGE_ID=$REBOOT_REQUIRED_ID) within 30 s"; evidence; return 1; }
     say "journal: $(tail -n1 <<<"$json" | jq -r .MESSAGE)"
@@ -360,7 +361,20 @@ check_6() {
     say "/run/reboot-required:"; printf '%s\n' "$rr" | indent
     say "/run/reboot-required.pkgs:"; printf '%s\n' "$pkgs" | indent
     [[ $rr == *"System restart required"* && $rr == *"deb12-b2"* ]] || { fail "/run/reboot-required lacks the banner or the reason"; return 1; }
-    grep -qx deb12-b2 <<<"$pkgs" || { fail "/run/reboot-required.pkgs does not list deb12-b2"; return 1; }
+    # .pkgs holds package names, one a line, as unattended-upgrades and update-notifier write them.
+    grep -qx hotpatch-e2e-tiny <<<"$pkgs" || { fail "/run/reboot-required.pkgs does not list the package hotpatch-e2e-tiny"; return 1; }
+    if grep -qx deb12-b2 <<<"$pkgs"; then fail "/run/reboot-required.pkgs lists the release id deb12-b2, not only package names"; return 1; fi
+    [[ $(sort <<<"$pkgs" | uniq -d) == "" ]] || { fail "/run/reboot-required.pkgs lists a name twice"; return 1; }
+    line=$(cexec dpkg-query -W -f='${db:Status-Status} ${Version}' hotpatch-e2e-tiny 2>&1)
+    [[ $line == "installed 1.0" ]] || { fail "the baseline's package hotpatch-e2e-tiny is not installed at 1.0: $line"; return 1; }
+    say "the baseline's package: hotpatch-e2e-tiny $line"
+    local modes
+    modes=$(stat -c '%a %n' "$E2E_MERGED/etc/hotpatch-e2e-secret.key" "$E2E_MERGED/var/lib/hotpatch-agent" \
+        "$E2E_MERGED/var/lib/hotpatch-agent/store/installs" $(grep -rlF -f "$FX/secret.key" "$E2E_MERGED/var/lib/hotpatch-agent" 2>/dev/null) 2>&1)
+    say "modes: $(sed "s|$E2E_MERGED||" <<<"$modes" | tr '\n' ',' | sed 's/,$//; s/,/, /g')"
+    if awk '$2 ~ /secret|channel\/baselines|store\/installs\// && $1 != "600" {bad=1} $2 ~ /store\/installs$/ && $1 != "700" {bad=1} $2 ~ /hotpatch-agent$/ && $1 != "711" {bad=1} END {exit !bad}' <<<"$modes"; then
+        fail "a copy of the 0600 file is not 0600, or store/installs is not 0700, or the state directory is not 0711"; return 1
+    fi
     [[ $(cat "$E2E_MERGED/etc/hotpatch-e2e-baseline" 2>/dev/null) == *deb12-b2* ]] \
         || { fail "the baseline's file /etc/hotpatch-e2e-baseline was not installed"; return 1; }
     say "the baseline's plain file is installed: /etc/hotpatch-e2e-baseline ($(stat -c '%a %U' "$E2E_MERGED/etc/hotpatch-e2e-baseline"))"
@@ -405,6 +419,40 @@ check_6() {
     line=$(wait_victim 'parse_length(100)=64 banner=2' 20) \
         || { fail "the new victim process does not run deb12-b2's hotpatch: '$line'"; evidence; return 1; }
     say "victim (new process, PID $(victim_pid)): $line"
+}
+
+# 9. A baseline whose package fails to install (hotpatch-e2e-tiny 2.0, preinst exits 1): the package
+#    stays at 1.0, and status names the failed baseline and why (verdict exposed, agentctl exits non-0).
+check_9() {
+    local since status json version rc reason
+    pack baseline --channel "$CHANNEL" --id deb12-b3 --planned --description "e2e baseline whose package fails" \
+        --deb "$FX/hotpatch-e2e-tiny_2.0_all.deb"
+    pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
+    next_second; since=$SINCE
+    publish_into_container
+    say "published baseline deb12-b3 (hotpatch-e2e-tiny 2.0, whose preinst exits 1) as channel version 5"
+    status=$(wait_status '.verdict == "exposed" and any(.reasons[]; .message | test("baseline deb12-b3 failed to install"))' 60) \
+        || { fail "agentctl status --json does not report the failed baseline deb12-b3: $status"; evidence; return 1; }
+    reason=$(jq -r '.reasons[] | select(.message | test("deb12-b3")) | .message' <<<"$status")
+    say "status: verdict=$(jq -r .verdict <<<"$status"); reason: $reason"
+    [[ $reason == *preinst* || $reason == *pre-installation* ]] \
+        || { fail "the reason does not carry dpkg's error (the preinst's failure): $reason"; return 1; }
+    version=$(cexec dpkg-query -W -f='${db:Status-Status} ${Version}' hotpatch-e2e-tiny 2>&1)
+    [[ $version == "installed 1.0" ]] || { fail "hotpatch-e2e-tiny must stay at 1.0 after the failed upgrade: $version"; return 1; }
+    say "hotpatch-e2e-tiny stays: $version"
+    cexec agentctl status --exit-code >/dev/null 2>&1; rc=$?
+    [[ $rc != 0 ]] || { fail "agentctl status --exit-code exits 0 while a baseline failed to install"; return 1; }
+    say "agentctl status --exit-code exits $rc"
+    json=$(status_json)
+    jq -e '.baseline.active == "deb12-b2" and (.baseline.pending | index("deb12-b3") | not)' >/dev/null <<<"$json" \
+        || { fail "deb12-b3 must be neither active nor pending: $(jq -c .baseline <<<"$json")"; return 1; }
+    # One attempt per index version: further cycles do not try again (and do not log again).
+    cexec agentctl check >/dev/null 2>&1
+    cexec agentctl check >/dev/null 2>&1
+    local attempts
+    attempts=$(cexec journalctl -u "$AGENT_UNIT" -o cat --no-pager --since "@$since" 2>/dev/null | grep -c 'Failed to install deb12-b3')
+    [[ $attempts == 1 ]] || { fail "expected one logged attempt of deb12-b3 (no retry on every poll), saw $attempts"; return 1; }
+    say "one logged attempt after two more cycles (agentctl check): no retry on every poll"
 }
 
 # Shuts the container down (nspawn exits 0) and boots it again with ARGS as its kernel command line.

@@ -54,7 +54,7 @@ public actor Agent: AgentControlHandler {
         self.version = version
         // systemd's StateDirectory= makes it under a unit; in the foreground we do.
         try? FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true,
-                                                 attributes: [.posixPermissions: 0o755])
+                                                 attributes: [.posixPermissions: Int(StateStore.directoryMode)])
         store = StateStore(directory: configuration.stateDirectory)
         var problem: String?
         do {
@@ -234,22 +234,42 @@ public actor Agent: AgentControlHandler {
                 toInstall.append((id, "fix", fix.files, "non-hotpatchable fix \(id)" + (fix.description.isEmpty ? "" : ": \(fix.description)")))
             }
         }
+        // A failure the channel no longer asks for is over (superseded, withdrawn or installed).
+        state.failedInstalls.removeAll { failed in !toInstall.contains { $0.id == failed.id } }
+        let now = Date().timeIntervalSince1970
         for item in toInstall {
+            let previous = state.failedInstalls.first { $0.id == item.id }
+            if let previous, !previous.isDue(channelVersion: channel.version, now: now) { continue }
+            let result: InstallResult
             do {
-                let result = try makeInstaller().install(files: item.files, releaseID: item.id)
-                state.pendingReboot.append(PendingRelease(id: item.id, kind: item.kind, reason: item.why,
-                                                          installedAt: RFC3339.format(Date().timeIntervalSince1970),
-                                                          bootID: bootID))
-                record("baseline-installed", release: item.id,
-                       "Installed \(item.why) (\(result.installedDebs.count) packages, \(result.installedFiles.count) files)",
-                       level: .notice, metadata: ["baseline.id": "\(item.id)"])
-                try RebootRequest(file: configuration.rebootRequiredFile).request(releaseID: item.id, reason: item.why)
-                record("reboot-required", release: item.id, "Reboot required: \(item.why)", level: .warning,
-                       metadata: ["reason": "\(item.why)"])
+                result = try makeInstaller().install(files: item.files, releaseID: item.id)
             } catch {
-                record("apply-failed", release: item.id, "Failed to install \(item.id): \(error)", level: .error,
-                       metadata: ["reason": "\(error)"])
+                let failed = FailedInstall(id: item.id, kind: item.kind, reason: "\(error)", now: now,
+                                           attempts: (previous?.attempts ?? 0) + 1, channelVersion: channel.version)
+                state.failedInstalls.removeAll { $0.id == item.id }
+                state.failedInstalls.append(failed)
+                record("apply-failed", release: item.id,
+                       "Failed to install \(item.id) (attempt \(failed.attempts); next on a new channel version or after \(RFC3339.format(failed.retryAfter))): \(error)",
+                       level: .error, metadata: ["reason": "\(error)", "baseline.id": "\(item.id)"])
+                continue
             }
+            state.failedInstalls.removeAll { $0.id == item.id }
+            state.pendingReboot.append(PendingRelease(id: item.id, kind: item.kind, reason: item.why,
+                                                      installedAt: RFC3339.format(Date().timeIntervalSince1970), bootID: bootID))
+            record("baseline-installed", release: item.id,
+                   "Installed \(item.why) (\(result.installedDebs.count) packages, \(result.installedFiles.count) files)",
+                   level: .notice, metadata: ["baseline.id": "\(item.id)"])
+            // What asks for the reboot in .pkgs: the package names ("name=version" → "name").
+            let packages = result.installedDebs.map { String($0.prefix { $0 != "=" }) }
+            do {
+                try RebootRequest(file: configuration.rebootRequiredFile).request(releaseID: item.id, reason: item.why, packages: packages)
+            } catch {
+                // Installed all the same: status says a reboot is required whether or not the file could be written.
+                logger.error("Failed to write \(configuration.rebootRequiredFile): \(error)",
+                             metadata: ["event": "reboot-required", "reason": "\(error)"])
+            }
+            record("reboot-required", release: item.id, "Reboot required: \(item.why)", level: .warning,
+                   metadata: ["reason": "\(item.why)"])
         }
         maybeReboot()
     }
@@ -475,6 +495,10 @@ public actor Agent: AgentControlHandler {
         }
         for id in state.held.sorted() {
             reasons.append(.init(verdict: .upToDate, message: "hotpatch \(id) held by an administrator (agentctl apply \(id) to lift)"))
+        }
+        for failed in state.failedInstalls {
+            reasons.append(.init(verdict: .exposed,
+                                 message: "\(failed.kind) \(failed.id) failed to install (attempt \(failed.attempts), retried on a new channel version or after \(RFC3339.format(failed.retryAfter))): \(failed.reason)"))
         }
         for pending in state.pendingReboot {
             reasons.append(.init(verdict: .rebootRequired, message: "\(pending.id) installed, waiting for a reboot: \(pending.reason)"))

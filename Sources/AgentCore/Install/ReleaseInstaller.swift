@@ -41,38 +41,37 @@ public struct ReleaseInstaller: Sendable {
 
     /// Installs `files` of release `releaseID`. Plain files first, each written beside its
     /// destination, fsynced, renamed over it (directory fsynced), the previous version kept in
-    /// `backupDirectory/<release id>/…`; then every Debian package in one `dpkg --install` of the
-    /// verified store copies, so the package database stays true and `dpkg --verify` stays clean.
-    /// dpkg, not apt-get: the copies are already verified and apt would fetch from its own sources,
-    /// so dependencies must already be satisfied. On failure every plain file already replaced is
-    /// restored; what dpkg changed is not undone (reinstalling old versions needs their .debs, which
-    /// the host may not have), and the error names each package whose version changed.
-    /// Never leaves a half-written file at a destination.
+    /// `backupDirectory/<release id>/<resolved destination>`; then every Debian package in one
+    /// `dpkg --install` of the verified store copies, so the package database stays true and
+    /// `dpkg --verify` stays clean. dpkg, not apt-get: the copies are already verified and apt would
+    /// fetch from its own sources, so dependencies must already be satisfied. On failure every plain
+    /// file already replaced is restored; what dpkg changed is not undone (reinstalling old versions
+    /// needs their .debs, which the host may not have), and the error names each package whose
+    /// version changed. Every destination is resolved first with `InstallPath` (no write goes
+    /// through a directory or link another user controls), and two destinations naming one file are
+    /// refused. Never leaves a half-written file at a destination.
     public func install(files: [InstallableFile], releaseID: String) throws -> InstallResult {
-        let plainFiles = files.compactMap { file -> (file: InstallableFile, destination: String, mode: UInt32)? in
-            if case let .file(destination, mode) = file.kind { return (file, destination, mode) }
-            return nil
-        }
         let packages = files.filter { $0.kind == .debianPackage }
         func failure(_ reason: String, _ rollback: String) -> AgentCoreError {
             .installFailed(releaseID: releaseID, reason: reason, rollback: rollback)
         }
 
         // Everything that can be checked before changing anything is checked first.
+        var plainFiles: [PlainFile] = []
         var debs: [DebianPackage] = []
         do {
-            for file in plainFiles { try checkDestination(file.destination) }
+            plainFiles = try resolvePlainFiles(files)
             for package in packages { debs.append(try DebianPackage(path: package.storePath, dpkgDeb: tool("dpkg-deb"))) }
         } catch {
-            throw failure(error.reasonText, "nothing was changed")
+            throw failure(error.description, "nothing was changed")
         }
 
         var replaced: [Replacement] = []
         for file in plainFiles {
             do {
-                replaced.append(try replace(file.destination, with: file.file.storePath, mode: mode_t(file.mode), releaseID: releaseID))
+                replaced.append(try replace(file, releaseID: releaseID))
             } catch {
-                throw failure("\(file.destination): \(error.reasonText)", restore(replaced))
+                throw failure("\(file.destination): \(error.description)", restore(replaced))
             }
         }
 
@@ -90,7 +89,7 @@ public struct ReleaseInstaller: Sendable {
                                               environment: ["DEBIAN_FRONTEND": "noninteractive"])
                 } while outcome.status == 2 && outcome.diagnostic.contains("lock") && attempts < Self.lockAttempts
             } catch {
-                throw failure(error.reasonText, restore(replaced) + "; dpkg did not start, so no package changed")
+                throw failure(error.description, restore(replaced) + "; dpkg did not start, so no package changed")
             }
             if outcome.status != 0 {
                 var changed: [String] = []
@@ -148,37 +147,58 @@ public struct ReleaseInstaller: Sendable {
         FileSystem.directoryName(dpkg) + "/" + name
     }
 
-    /// Refuses destinations that cannot be replaced by a rename: relative, with a missing
-    /// directory, or something other than a regular file.
-    private func checkDestination(_ destination: String) throws(AgentCoreError) {
-        let path = onDisk(destination)
-        guard destination.hasPrefix("/"), !destination.split(separator: "/").contains("..") else {
-            throw .systemCall(name: "install", errno: EINVAL, subject: "\(destination) (not a normalised absolute path)")
-        }
-        guard let directory = try FileSystem.status(FileSystem.directoryName(path)), directory.st_mode & S_IFMT == S_IFDIR else {
-            throw .systemCall(name: "install into", errno: ENOENT, subject: FileSystem.directoryName(path))
-        }
-        if let info = try FileSystem.status(path), info.st_mode & S_IFMT != S_IFREG {
-            throw .systemCall(name: "replace", errno: EISDIR, subject: "\(path) (not a regular file; releases replace regular files only)")
-        }
+    /// A plain file of the release, its destination resolved on this host.
+    private struct PlainFile {
+        /// The destination the index declares.
+        var destination: String
+        /// Where it is written: `onDisk(destination)` with every symbolic link resolved.
+        var path: String
+        var storePath: String
+        var mode: mode_t
     }
 
-    /// Backs up what is at `destination`, then installs `source` there atomically.
-    private func replace(_ destination: String, with source: String, mode: mode_t, releaseID: String)
-        throws(AgentCoreError) -> Replacement
-    {
-        let path = onDisk(destination)
-        var replacement = Replacement(path: path, backup: nil, mode: 0, owner: (0, 0))
+    /// Resolves every plain file's destination and refuses what cannot be replaced by a rename: a
+    /// relative or unnormalised path, a missing or untrusted directory, something other than a
+    /// regular file, and two destinations that name one file (the second would overwrite the
+    /// first's backup, and the rollback would restore the wrong content).
+    private func resolvePlainFiles(_ files: [InstallableFile]) throws(AgentCoreError) -> [PlainFile] {
+        var result: [PlainFile] = []
+        var seen: [String: String] = [:]
+        for file in files {
+            guard case let .file(destination, mode) = file.kind else { continue }
+            guard destination.hasPrefix("/"), !destination.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+                .contains(where: { $0.isEmpty || $0 == "." || $0 == ".." })
+            else {
+                throw .systemCall(name: "install", errno: EINVAL, subject: "\(destination) (not a normalised absolute path)")
+            }
+            let path = try InstallPath.resolve(onDisk(destination))
+            if let info = try FileSystem.status(path), info.st_mode & S_IFMT != S_IFREG {
+                throw .systemCall(name: "replace", errno: EISDIR,
+                                  subject: "\(path) (not a regular file; releases replace regular files only)")
+            }
+            if let first = seen.updateValue(destination, forKey: path) {
+                throw .systemCall(name: "install", errno: EEXIST,
+                                  subject: "\(destination) (the release also installs \(first) and both name \(path))")
+            }
+            result.append(PlainFile(destination: destination, path: path, storePath: file.storePath, mode: mode_t(mode)))
+        }
+        return result
+    }
+
+    /// Backs up what is at the file's resolved path, then installs its store copy there atomically.
+    private func replace(_ file: PlainFile, releaseID: String) throws(AgentCoreError) -> Replacement {
+        var replacement = Replacement(path: file.path, backup: nil, mode: 0, owner: (0, 0))
         var owner: (user: uid_t, group: gid_t)?
-        if let info = try FileSystem.status(path) {
-            let backup = backupDirectory + "/" + releaseID + destination
+        if let info = try FileSystem.status(file.path) {
+            // Keyed by the whole resolved path: one file, one backup, whatever the destination's spelling.
+            let backup = backupDirectory + "/" + releaseID + file.path
             try FileSystem.makeDirectories(FileSystem.directoryName(backup), mode: 0o700)
-            try FileSystem.copyAtomically(from: path, to: backup, mode: info.st_mode & 0o7777, owner: (info.st_uid, info.st_gid))
-            replacement = Replacement(path: path, backup: backup, mode: info.st_mode & 0o7777, owner: (info.st_uid, info.st_gid))
+            try FileSystem.copyAtomically(from: file.path, to: backup, mode: info.st_mode & 0o7777, owner: (info.st_uid, info.st_gid))
+            replacement = Replacement(path: file.path, backup: backup, mode: info.st_mode & 0o7777, owner: (info.st_uid, info.st_gid))
             // A replaced file keeps its owner (e.g. root:ssl-cert); a new one belongs to the agent (root).
             owner = (info.st_uid, info.st_gid)
         }
-        try FileSystem.copyAtomically(from: source, to: path, mode: mode, owner: owner)
+        try FileSystem.copyAtomically(from: file.storePath, to: file.path, mode: file.mode, owner: owner)
         return replacement
     }
 
@@ -195,7 +215,7 @@ public struct ReleaseInstaller: Sendable {
                     try FileSystem.syncDirectory(FileSystem.directoryName(item.path))
                 }
             } catch {
-                failures.append("\(item.path) (\(error.reasonText); previous version at \(item.backup ?? "none: remove the file"))")
+                failures.append("\(item.path) (\(error.description); previous version at \(item.backup ?? "none: remove the file"))")
             }
         }
         let restored = replaced.count - failures.count

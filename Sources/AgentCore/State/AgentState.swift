@@ -1,4 +1,5 @@
 import AgentProtocol
+import Engine
 
 /// A baseline or fix installed and waiting for a reboot.
 public struct PendingRelease: Codable, Sendable, Equatable {
@@ -23,6 +24,53 @@ public struct PendingRelease: Codable, Sendable, Equatable {
     }
 }
 
+/// A baseline or fix whose install failed: a security update that did not land. Status reports it
+/// (verdict `exposed`) until it installs or the channel no longer asks for it. It is tried again when
+/// the channel publishes a new index version, or once its backoff has passed (15 min, doubling up
+/// to a day), never on every poll.
+public struct FailedInstall: Codable, Sendable, Equatable {
+    /// The release id.
+    public var id: String
+    /// "baseline" or "fix".
+    public var kind: String
+    /// The installer's error, with the path or package it concerned and what was rolled back.
+    public var reason: String
+    /// When the last attempt failed (RFC 3339).
+    public var failedAt: String
+    /// How many attempts failed in a row.
+    public var attempts: Int
+    /// The channel index version of the last attempt.
+    public var channelVersion: Int
+    /// Seconds since the epoch after which it is tried again even without a new index version.
+    public var retryAfter: Double
+
+    /// The first retry waits this long; each further failure doubles it, up to `longestBackoff`.
+    public static let firstBackoff = 15.0 * 60
+    /// The longest wait between two attempts.
+    public static let longestBackoff = 24.0 * 3600
+
+    /// The failure of attempt `attempts` at `now` (seconds since the epoch), with its backoff set.
+    public init(id: String, kind: String, reason: String, now: Double, attempts: Int, channelVersion: Int) {
+        self.id = id
+        self.kind = kind
+        self.reason = reason
+        self.failedAt = RFC3339.format(now)
+        self.attempts = attempts
+        self.channelVersion = channelVersion
+        self.retryAfter = now + Self.backoff(afterAttempts: attempts)
+    }
+
+    /// How long to wait after `attempts` failed attempts in a row.
+    public static func backoff(afterAttempts attempts: Int) -> Double {
+        min(longestBackoff, firstBackoff * Double(1 << min(max(attempts - 1, 0), 20)))
+    }
+
+    /// Whether to try again now: the channel changed since the last attempt, or the backoff passed.
+    public func isDue(channelVersion: Int, now: Double) -> Bool {
+        channelVersion != self.channelVersion || now >= retryAfter
+    }
+}
+
 /// What the agent must remember across restarts and reboots. What is applied is never stored: it is
 /// re-read from the processes, so losing the agent at any moment loses nothing.
 public struct AgentState: Codable, Sendable, Equatable {
@@ -43,6 +91,8 @@ public struct AgentState: Codable, Sendable, Equatable {
     public var pendingReboot: [PendingRelease] = []
     /// Baselines and fixes installed, so none is installed twice.
     public var installedReleases: [String] = []
+    /// Baselines and fixes whose install failed, oldest first; status reports each until it lands.
+    public var failedInstalls: [FailedInstall] = []
     /// Hotpatch release id → why it is quarantined (not retried until a newer level or `apply`).
     public var quarantined: [String: String] = [:]
     /// Hotpatch release ids an administrator reverted; not re-applied until `apply`.
@@ -66,7 +116,7 @@ public struct AgentState: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case formatVersion, acceptedIndexVersion, activeBaseline, bootID, pendingReboot, installedReleases,
+        case formatVersion, acceptedIndexVersion, activeBaseline, bootID, pendingReboot, installedReleases, failedInstalls,
              quarantined, held, enrolled, history, autoRebootBootID
     }
 
@@ -80,6 +130,7 @@ public struct AgentState: Codable, Sendable, Equatable {
         bootID = try container.decodeIfPresent(String.self, forKey: .bootID)
         pendingReboot = try container.decodeIfPresent([PendingRelease].self, forKey: .pendingReboot) ?? []
         installedReleases = try container.decodeIfPresent([String].self, forKey: .installedReleases) ?? []
+        failedInstalls = try container.decodeIfPresent([FailedInstall].self, forKey: .failedInstalls) ?? []
         quarantined = try container.decodeIfPresent([String: String].self, forKey: .quarantined) ?? [:]
         held = try container.decodeIfPresent([String].self, forKey: .held) ?? []
         enrolled = try container.decodeIfPresent(Bool.self, forKey: .enrolled) ?? true

@@ -124,8 +124,29 @@ enum FileSystem {
     }
 
     /// The prefix every temporary file we create beside `path` starts with, so leftovers of a crash
-    /// can be recognised and removed.
-    static func temporaryPrefix(for path: String) -> String { "." + baseName(path) + ".tmp-" }
+    /// can be recognised and removed. At most `temporaryNameStem` bytes of the name are kept: with
+    /// the pid and random suffix the temporary name stays within NAME_MAX (255) whatever the
+    /// length of `path`'s own name.
+    static func temporaryPrefix(for path: String) -> String {
+        var stem = ""
+        for scalar in baseName(path).unicodeScalars {
+            guard stem.utf8.count + String(scalar).utf8.count <= temporaryNameStem else { break }
+            stem.unicodeScalars.append(scalar)
+        }
+        return "." + stem + ".tmp-"
+    }
+
+    /// How many bytes of a file's name its temporary names keep: "." + stem + ".tmp-" + pid (up
+    /// to 10 digits) + "-" + random (up to 10 digits) is at most 227 bytes.
+    static let temporaryNameStem = 200
+
+    /// The target of the symbolic link at `path`. readlink(2).
+    static func readLink(_ path: String) throws(AgentCoreError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let capacity = buffer.count - 1
+        let count = try call("readlink", path) { Glibc.readlink(path, &buffer, capacity) }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 
     /// Writes a file atomically: `write` fills a new file beside `path` (same directory, so the
     /// rename cannot cross file systems), which is fsynced, given `mode`, renamed over `path`, and
@@ -162,11 +183,15 @@ enum FileSystem {
         }
     }
 
-    /// Writes a copy of the file at `source` to `path` atomically, streaming it in chunks.
+    /// Writes a copy of the regular file at `source` to `path` atomically, streaming it in chunks.
+    /// `source` itself is never a symbolic link followed, a FIFO waited on or a device read.
     static func copyAtomically(
         from source: String, to path: String, mode: mode_t, owner: (user: uid_t, group: gid_t)? = nil
     ) throws(AgentCoreError) {
-        let input = try OpenFile(path: source, flags: O_RDONLY)
+        let input = try OpenFile(path: source, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+        guard try input.status().st_mode & S_IFMT == S_IFREG else {
+            throw .systemCall(name: "copy", errno: EINVAL, subject: "\(source) (not a regular file)")
+        }
         try writeAtomically(path, mode: mode, owner: owner) { (file: borrowing OpenFile) throws(AgentCoreError) in
             var chunk = [UInt8](repeating: 0, count: 1 << 20)
             while true {
@@ -224,6 +249,14 @@ struct OpenFile: ~Copyable {
             if count == 0 { throw .systemCall(name: "write", errno: EIO, subject: path) }
             done += count
         }
+    }
+
+    /// The open file's status. fstat(2).
+    func status() throws(AgentCoreError) -> stat {
+        var info = stat()
+        let descriptor = raw
+        try FileSystem.call("fstat", path) { fstat(descriptor, &info) }
+        return info
     }
 
     /// Flushes the file's data and metadata to disk. fsync(2).

@@ -15,6 +15,13 @@ public final class StateStore: Sendable {
     /// Serialises saves within the process: removing crash leftovers must never race a save in flight.
     private static let saving = NSLock()
     private static let trailerPrefix = "sha256 "
+    /// The state directory's mode: 0711, others may pass through to the patch objects in
+    /// `store/objects/` (which every patched process opens by name) but not list what is inside;
+    /// everything private below it has a mode of its own (`state.json` 0600, `backup/` and the
+    /// store's install files 0700). 0700 would leave every process of another user to load its
+    /// patch from a memfd copy (memory per process, refused by seccomp filters that deny
+    /// `memfd_create`).
+    public static let directoryMode: mode_t = 0o711
     /// A state file is small (history is bounded); anything larger is not ours.
     private static let sizeLimit = 16 << 20
 
@@ -47,7 +54,7 @@ public final class StateStore: Sendable {
     }
 
     /// Writes `state` atomically (temporary file beside it, fsync, rename, fsync of the directory),
-    /// mode 0600, creating the directory (0700) if missing; leftovers of an interrupted save are removed.
+    /// mode 0600, creating the directory (`directoryMode`) if missing; leftovers of an interrupted save are removed.
     public func save(_ state: AgentState) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -55,7 +62,7 @@ public final class StateStore: Sendable {
         let sealed = body + Array("\n\(Self.trailerPrefix)\(ChannelKeys.sha256(body))\n".utf8)
         Self.saving.lock()
         defer { Self.saving.unlock() }
-        try FileSystem.makeDirectories(directory, mode: 0o700)
+        try FileSystem.makeDirectories(directory, mode: Self.directoryMode)
         try removeLeftovers()
         try FileSystem.writeAtomically(path, bytes: sealed, mode: 0o600)
     }

@@ -180,8 +180,11 @@ public struct ChannelIndex: Equatable, Sendable {
         }
     }
 
+    /// The `files` of a baseline or fix. Two plain files with one destination are refused: the
+    /// second would overwrite the first, and a rollback could not know which content to restore.
     private static func installFiles(_ reader: Reader, at field: String, file: String) throws(ChannelRefusal) -> [InstallFile] {
-        try reader.array("files").enumerated().map { (index, value) throws(ChannelRefusal) in
+        var destinations: [String: Int] = [:]
+        return try reader.array("files").enumerated().map { (index, value) throws(ChannelRefusal) in
             let at = "\(field).files[\(index)]"
             let entry = try Reader(value, at: at, file: file, allowed: ["type", "path", "sha256", "length", "destination", "mode"])
             let type = try entry.string("type")
@@ -196,6 +199,10 @@ public struct ChannelIndex: Equatable, Sendable {
                 let destination = try entry.string("destination")
                 if let problem = ChannelPath.problemWithDestination(destination) {
                     throw .invalidDestination(path: file, destination: destination, reason: problem)
+                }
+                if let first = destinations.updateValue(index, forKey: destination) {
+                    throw .invalidDestination(path: file, destination: destination,
+                                              reason: "is the destination of both \(field).files[\(first)] and \(at)")
                 }
                 let modeText = try entry.string("mode")
                 guard modeText.utf8.count == 4, let mode = UInt32(modeText, radix: 8), mode <= 0o7777 else {

@@ -1,9 +1,15 @@
 import Glibc
 
 /// The agent's own content-addressed copy of what it accepted from the channel:
-/// `<store>/objects/<sha256><extension>`. The Engine loads patch objects from here, never from the
-/// channel, so a channel file changed after verification is never the one loaded; and because the
-/// name is the content's hash, `/proc/PID/maps` identifies a loaded patch object by its file name.
+/// `<store>/objects/<sha256><extension>` for patch objects and
+/// `<store>/installs/<sha256>-<mode><extension>` for the files of baselines and fixes. The Engine
+/// loads patch objects from here, never from the channel, so a channel file changed after
+/// verification is never the one loaded; and because the name is the content's hash,
+/// `/proc/PID/maps` identifies a loaded patch object by its file name.
+///
+/// Modes: patched processes of every user open the patch objects, so `objects/` is 0755 and its
+/// copies 0444. A baseline or fix file keeps the mode its index declares (a 0600 key stays 0600)
+/// in `installs/`, which is 0700: only the agent ever reads those.
 ///
 /// Every verification re-hashes the store copy it hands out, so a damaged or half-written copy
 /// (e.g. after a crash; copies are not fsynced for that reason) is found and replaced from the channel.
@@ -12,6 +18,7 @@ struct ChannelStore {
     let directory: String
 
     var objectsDirectory: String { directory + "/objects" }
+    var installsDirectory: String { directory + "/installs" }
 
     /// The last index the verifier accepted, kept with its signature in one file so that the pair
     /// is replaced in one rename: the signature file's line, then the exact index bytes.
@@ -20,44 +27,62 @@ struct ChannelStore {
     /// The largest kept index file read back: the verifier's index cap plus a signature line.
     static func keptIndexLimit(maxIndexBytes: Int) -> Int { maxIndexBytes + 4096 }
 
-    /// Creates `<store>/objects` (mode 0755: patched processes of any user must be able to open
-    /// the patch objects, which are written 0444).
+    /// A patch object's mode in the store.
+    static let patchObjectMode: mode_t = 0o444
+    /// A Debian package's mode in the store.
+    static let packageMode: mode_t = 0o644
+
+    /// Creates `<store>`, `<store>/objects` (0755) and `<store>/installs` (0700; an existing one
+    /// is brought back to 0700).
     func prepare() throws(ChannelRefusal) {
-        for path in [directory, objectsDirectory] {
+        for (path, mode) in [(directory, mode_t(0o755)), (objectsDirectory, 0o755), (installsDirectory, 0o700)] {
             do {
                 try SystemCall.run("mkdir", path) { () -> Int32 in
-                    let result = mkdir(path, 0o755)
+                    let result = mkdir(path, mode)
                     return result == -1 && Glibc.errno == EEXIST ? 0 : result
                 }
-                let info = try Files.status(path)
+                let info = try ChannelFiles.linkStatus(path)
                 guard info.st_mode & S_IFMT == S_IFDIR else { throw EngineError.systemCall(name: "mkdir", errno: ENOTDIR, subject: path) }
+                if mode == 0o700, info.st_mode & 0o777 != mode {
+                    try SystemCall.run("chmod", path) { chmod(path, mode) }
+                }
             } catch {
                 throw .storeFailure(path: path, reason: ChannelFiles.reasonText(error))
             }
         }
     }
 
-    /// The store path for a file with this hash and channel path.
-    func objectPath(for reference: ChannelIndex.FileReference) -> String {
-        objectsDirectory + "/" + reference.sha256 + ChannelPath.safeExtension(of: reference.path)
+    /// The store path for a file with this hash and channel path: a patch object when
+    /// `installMode` is nil, else a baseline or fix file stored with that mode.
+    func objectPath(for reference: ChannelIndex.FileReference, installMode: mode_t? = nil) -> String {
+        guard let installMode else {
+            return objectsDirectory + "/" + reference.sha256 + ChannelPath.safeExtension(of: reference.path)
+        }
+        return installsDirectory + "/" + reference.sha256 + "-" + String(installMode, radix: 8) + ChannelPath.safeExtension(of: reference.path)
     }
 
     /// Makes sure the store holds a verified copy of the channel file `source` (already resolved
     /// inside the channel; `display` names it in refusals) and returns the copy's path.
+    /// `installMode` nil admits a patch object (0444 in `objects/`); a mode admits a baseline or fix
+    /// file with that mode into `installs/`.
     func admit(_ reference: ChannelIndex.FileReference, source: String, display: String,
-               buffer: UnsafeMutableRawBufferPointer) throws(ChannelRefusal) -> String {
-        let target = objectPath(for: reference)
-        if existingCopyIsValid(target, reference: reference, buffer: buffer) { return target }
+               buffer: UnsafeMutableRawBufferPointer, installMode: mode_t? = nil) throws(ChannelRefusal) -> String {
+        let target = objectPath(for: reference, installMode: installMode)
+        let mode = installMode ?? Self.patchObjectMode
+        if existingCopyIsValid(target, reference: reference, mode: mode, buffer: buffer) { return target }
 
         // Copy at most length + 1 bytes from the channel into a temporary file of the store.
         var suffix = SystemRandomNumberGenerator()
-        let temporary = objectsDirectory + "/.incoming-" + Hex.encode(withUnsafeBytes(of: suffix.next()) { Array($0) })
+        let temporary = (installMode == nil ? objectsDirectory : installsDirectory) + "/.incoming-" + Hex.encode(withUnsafeBytes(of: suffix.next()) { Array($0) })
         defer { _ = unlink(temporary) }
         do {
             let input = try FileHandle(path: source, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
             let info = try input.status()
             guard info.st_mode & S_IFMT == S_IFREG else { throw ChannelRefusal.notRegularFile(path: display) }
-            let output = try FileHandle(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o444)
+            let output = try FileHandle(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o400)
+            // Exactly `mode`, whatever the umask (set before a byte is written).
+            let descriptor = output.raw
+            try SystemCall.run("fchmod", temporary) { fchmod(descriptor, mode) }
             let copied = try ChannelFiles.measure(input.raw, length: reference.length, path: display, buffer: buffer,
                                                   copyTo: output.raw, copyPath: temporary)
             switch copied {
@@ -104,7 +129,8 @@ struct ChannelStore {
     }
 
     /// Keeps `index` and its `signature` file text as the last verified index (atomically: a
-    /// temporary file, fsync, rename, fsync of the store). Nothing is written when they are kept already.
+    /// temporary file, fsync, rename, fsync of the store; 0600, only the agent reads it). Nothing is
+    /// written when they are kept already.
     func keepIndex(_ index: [UInt8], signature: [UInt8], maxIndexBytes: Int) throws(ChannelRefusal) {
         let content = signature + index
         let path = keptIndexPath
@@ -115,7 +141,7 @@ struct ChannelStore {
         do {
             _ = unlink(temporary)
             do {
-                let file = try FileHandle(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
+                let file = try FileHandle(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
                 try file.write(content, at: 0)
                 try SystemCall.run("fsync", temporary) { fsync(file.raw) }
             }
@@ -141,23 +167,34 @@ struct ChannelStore {
         return (Array(content[(newline + 1)...]), Array(content[...newline]))
     }
 
-    /// The verified copy of `reference` already in the store (checked by hash and length again);
-    /// `display` names the channel file in the refusal when the copy is missing or damaged.
-    func existingCopy(of reference: ChannelIndex.FileReference, display: String,
+    /// The verified copy of `reference` already in the store (checked by hash, length and mode
+    /// again; `installMode` as for `admit`); `display` names the channel file in the refusal when
+    /// the copy is missing or damaged.
+    func existingCopy(of reference: ChannelIndex.FileReference, installMode: mode_t?, display: String,
                       buffer: UnsafeMutableRawBufferPointer) throws(ChannelRefusal) -> String {
-        let target = objectPath(for: reference)
-        guard existingCopyIsValid(target, reference: reference, buffer: buffer) else {
+        let target = objectPath(for: reference, installMode: installMode)
+        guard existingCopyIsValid(target, reference: reference, mode: installMode ?? Self.patchObjectMode, buffer: buffer) else {
             throw .storeFailure(path: target, reason: "the verified copy of \(display) is missing or damaged")
         }
         return target
     }
 
-    /// True if `path` holds exactly the declared bytes; a damaged copy is removed.
-    private func existingCopyIsValid(_ path: String, reference: ChannelIndex.FileReference,
+    /// Removes the world-readable `objects/` copies older agents made of baseline and fix files
+    /// (now kept in `installs/` with their own mode), except those `keeping` (patch objects).
+    func removePublicCopies(of references: [ChannelIndex.FileReference], keeping: Set<String>) {
+        for reference in references {
+            let path = objectPath(for: reference)
+            if !keeping.contains(path) { _ = unlink(path) }
+        }
+    }
+
+    /// True if `path` holds exactly the declared bytes with `mode`, owned by us; any other copy is removed.
+    private func existingCopyIsValid(_ path: String, reference: ChannelIndex.FileReference, mode: mode_t,
                                      buffer: UnsafeMutableRawBufferPointer) -> Bool {
         guard let file = try? FileHandle(path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
         let valid: Bool
         if let info = try? file.status(), info.st_mode & S_IFMT == S_IFREG, UInt64(info.st_size) == reference.length,
+           info.st_mode & 0o7777 == mode, info.st_uid == geteuid(),
            let measured = try? ChannelFiles.measure(file.raw, length: reference.length, path: path, buffer: buffer) {
             valid = measured == .complete(sha256: reference.sha256)
         } else {

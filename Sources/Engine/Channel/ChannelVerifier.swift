@@ -201,18 +201,21 @@ public struct ChannelVerifier: Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ChannelFiles.chunkSize, alignment: 64)
         defer { buffer.deallocate() }
         var admitted: [String: String] = [:]
-        let releases = try verifiedReleases(of: index) { (reference: ChannelIndex.FileReference) throws(ChannelRefusal) -> String in
+        let releases = try verifiedReleases(of: index) { (reference: ChannelIndex.FileReference, installMode: mode_t?) throws(ChannelRefusal) -> String in
             let display = root + "/" + reference.path
             guard reference.length <= policy.maxFileBytes else {
                 throw .declaredLengthTooLarge(path: display, length: reference.length, limit: policy.maxFileBytes)
             }
-            let key = reference.path + "\u{0}" + reference.sha256 + "\u{0}" + String(reference.length)
+            let key = reference.path + "\u{0}" + reference.sha256 + "\u{0}" + String(reference.length) + "\u{0}" + (installMode.map { String($0, radix: 8) } ?? "object")
             if let done = admitted[key] { return done }
             let source = try ChannelFiles.resolve(reference.path, inChannel: root)
-            let copy = try store.admit(reference, source: source, display: display, buffer: buffer)
+            let copy = try store.admit(reference, source: source, display: display, buffer: buffer, installMode: installMode)
             admitted[key] = copy
             return copy
         }
+        let patchObjects = index.releases.filter { $0.kind == "hotpatch" }.flatMap(\.fileReferences)
+        store.removePublicCopies(of: index.releases.filter { $0.kind != "hotpatch" }.flatMap(\.fileReferences),
+                                 keeping: Set(patchObjects.map { store.objectPath(for: $0) }))
         try store.keepIndex(indexBytes, signature: signatureBytes, maxIndexBytes: policy.maxIndexBytes)
         return VerifiedChannel(version: index.version, expires: Date(timeIntervalSince1970: index.expiresSeconds),
                                releases: releases, keyFingerprint: key.fingerprint,
@@ -228,8 +231,8 @@ public struct ChannelVerifier: Sendable {
         let index = try ChannelIndex.parse(kept.index, path: display)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ChannelFiles.chunkSize, alignment: 64)
         defer { buffer.deallocate() }
-        let releases = try verifiedReleases(of: index) { (reference: ChannelIndex.FileReference) throws(ChannelRefusal) -> String in
-            try store.existingCopy(of: reference, display: reference.path, buffer: buffer)
+        let releases = try verifiedReleases(of: index) { (reference: ChannelIndex.FileReference, installMode: mode_t?) throws(ChannelRefusal) -> String in
+            try store.existingCopy(of: reference, installMode: installMode, display: reference.path, buffer: buffer)
         }
         return VerifiedChannel(version: index.version, expires: Date(timeIntervalSince1970: index.expiresSeconds),
                                releases: releases, keyFingerprint: key.fingerprint,
@@ -254,17 +257,22 @@ public struct ChannelVerifier: Sendable {
 
     /// The index's releases with every file replaced by the store copy `admit` vouches for.
     private func verifiedReleases(
-        of index: ChannelIndex, admit: (ChannelIndex.FileReference) throws(ChannelRefusal) -> String
+        of index: ChannelIndex, admit: (ChannelIndex.FileReference, _ installMode: mode_t?) throws(ChannelRefusal) -> String
     ) throws(ChannelRefusal) -> [ChannelRelease] {
         func installable(_ files: [ChannelIndex.InstallFile]) throws(ChannelRefusal) -> [InstallableFile] {
             var out: [InstallableFile] = []
             for entry in files {
                 let kind: InstallableFile.Kind
+                let storeMode: mode_t
                 switch entry.kind {
-                case .deb: kind = .debianPackage
-                case let .file(destination, mode): kind = .file(destination: destination, mode: mode)
+                case .deb:
+                    kind = .debianPackage
+                    storeMode = ChannelStore.packageMode
+                case let .file(destination, mode):
+                    kind = .file(destination: destination, mode: mode)
+                    storeMode = mode_t(mode & 0o777)
                 }
-                out.append(InstallableFile(kind: kind, channelPath: entry.file.path, storePath: try admit(entry.file),
+                out.append(InstallableFile(kind: kind, channelPath: entry.file.path, storePath: try admit(entry.file, storeMode),
                                            sha256: entry.file.sha256, length: entry.file.length))
             }
             return out
@@ -276,7 +284,7 @@ public struct ChannelVerifier: Sendable {
                 var verifiedTargets: [HotpatchTarget] = []
                 for target in targets {
                     verifiedTargets.append(HotpatchTarget(buildID: target.buildID, pathHint: target.pathHint,
-                                                          patchObjectPath: try admit(target.patchObject),
+                                                          patchObjectPath: try admit(target.patchObject, nil),
                                                           redirections: target.redirections, references: target.references))
                 }
                 let hotpatch = Hotpatch(id: id, baseline: baseline, level: level, targets: verifiedTargets)

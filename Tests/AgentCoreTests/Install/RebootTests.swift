@@ -8,48 +8,74 @@ private let utc: Calendar = {
     return calendar
 }()
 
-@Test func request_writesTheDebianBannerOurReasonAndTheReleaseInPkgs() throws {
+@Test func request_writesTheDebianBannerOurReasonAndThePackageNamesInPkgs() throws {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }
     let request = RebootRequest(file: directory.path + "/reboot-required")
     #expect(!request.isRequested)
-    try request.request(releaseID: "base-2", reason: "baseline base-2 installed (kernel 6.1.0-30)")
-    try request.request(releaseID: "base-2", reason: "baseline base-2 installed (kernel 6.1.0-30)")
-    try request.request(releaseID: "fix-1", reason: "libssl\nlayout change")
+    try request.request(releaseID: "base-2", reason: "baseline base-2 installed (kernel 6.1.0-30)",
+                        packages: ["linux-image-6.1.0-30-amd64", "libssl3"])
+    try request.request(releaseID: "base-2", reason: "baseline base-2 installed (kernel 6.1.0-30)",
+                        packages: ["linux-image-6.1.0-30-amd64", "libssl3"])
+    try request.request(releaseID: "fix-1", reason: "libssl\nlayout change", packages: ["libssl3", "libssl3"])
     #expect(try directory.read("reboot-required") == """
         *** System restart required ***
-        hotpatch-agent: base-2: baseline base-2 installed (kernel 6.1.0-30)
-        hotpatch-agent: fix-1: libssl layout change
+        hotpatch-agent: base-2: baseline base-2 installed (kernel 6.1.0-30) (packages: linux-image-6.1.0-30-amd64 libssl3)
+        hotpatch-agent: fix-1: libssl layout change (packages: libssl3)
 
         """)
-    #expect(try directory.read("reboot-required.pkgs") == "base-2\nfix-1\n")
+    // Package names, one a line, each once: what unattended-upgrades and update-notifier write.
+    #expect(try directory.read("reboot-required.pkgs") == "linux-image-6.1.0-30-amd64\nlibssl3\n")
     #expect(request.isRequested)
     #expect(request.requestedReleases == ["base-2", "fix-1"])
+}
+
+@Test func request_forPlainFilesOnly_namesTheAgentsPackage() throws {
+    let directory = try TemporaryDirectory()
+    defer { directory.remove() }
+    let request = RebootRequest(file: directory.path + "/reboot-required")
+    try request.request(releaseID: "B2", reason: "planned baseline B2", packages: [])
+    #expect(try directory.read("reboot-required.pkgs") == "hotpatch-agent\n")
+    #expect(!(try directory.read("reboot-required.pkgs")).contains("B2"))
 }
 
 @Test func clear_whenOnlyOurRequest_removesBothFiles() throws {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }
     let request = RebootRequest(file: directory.path + "/reboot-required")
-    try request.request(releaseID: "base-2", reason: "baseline")
+    try request.request(releaseID: "base-2", reason: "baseline", packages: ["tiny"])
     try request.clear()
     #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == [])
     #expect(!request.isRequested)
     try request.clear()  // nothing to clear is fine
 }
 
-@Test func request_andClear_keepWhatOtherToolsWrote() throws {
+@Test func request_andClear_keepWhatOtherToolsWrote_withoutDuplicates() throws {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }
     try directory.write("reboot-required", "*** System restart required ***\n")
-    try directory.write("reboot-required.pkgs", "linux-image-6.1.0-30-amd64\n")
+    try directory.write("reboot-required.pkgs", "linux-image-6.1.0-30-amd64\nlibc6\n")
     let request = RebootRequest(file: directory.path + "/reboot-required")
-    try request.request(releaseID: "fix-1", reason: "libssl layout change")
-    #expect(try directory.read("reboot-required.pkgs") == "linux-image-6.1.0-30-amd64\nfix-1\n")
+    try request.request(releaseID: "fix-1", reason: "libssl layout change", packages: ["libssl3", "libc6"])
+    #expect(try directory.read("reboot-required.pkgs") == "linux-image-6.1.0-30-amd64\nlibc6\nlibssl3\n")
+    #expect(try directory.read("reboot-required") == """
+        *** System restart required ***
+        hotpatch-agent: fix-1: libssl layout change (packages: libssl3 libc6)
+
+        """)
     try request.clear()
     #expect(try directory.read("reboot-required") == "*** System restart required ***\n")
     #expect(try directory.read("reboot-required.pkgs") == "linux-image-6.1.0-30-amd64\n")
     #expect(!request.isRequested)
+}
+
+@Test func clear_ofARequestAnOlderAgentMade_removesTheReleaseIDItListed() throws {
+    let directory = try TemporaryDirectory()
+    defer { directory.remove() }
+    try directory.write("reboot-required", "*** System restart required ***\nhotpatch-agent: B2: planned baseline B2\n")
+    try directory.write("reboot-required.pkgs", "libc6\nB2\n")
+    try RebootRequest(file: directory.path + "/reboot-required").clear()
+    #expect(try directory.read("reboot-required.pkgs") == "libc6\n")
 }
 
 @Test func shouldRebootNow_onlyUnderAutoWithSomethingPendingInsideTheWindow() {

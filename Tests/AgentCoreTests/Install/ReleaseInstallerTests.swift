@@ -78,9 +78,10 @@ private func purge(_ name: String) {
     #expect(try directory.read("root/etc/app/app.conf") == "new\n")
     #expect(try mode(of: root + "/etc/app/app.conf") == 0o600)
     #expect(try mode(of: root + "/etc/app/helper") == 0o755)
-    #expect(try directory.read("backup/base-2/etc/app/app.conf") == "old\n")
-    #expect(try mode(of: directory.path + "/backup/base-2/etc/app/app.conf") == 0o640)
-    #expect(!FileManager.default.fileExists(atPath: directory.path + "/backup/base-2/etc/app/helper"))
+    // Backups are keyed by the whole resolved path (here under the test's root).
+    #expect(try directory.read("backup/base-2" + root + "/etc/app/app.conf") == "old\n")
+    #expect(try mode(of: directory.path + "/backup/base-2" + root + "/etc/app/app.conf") == 0o640)
+    #expect(!FileManager.default.fileExists(atPath: directory.path + "/backup/base-2" + root + "/etc/app/helper"))
     #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/etc/app").sorted() == ["app.conf", "helper"])
     #expect(installer.matchesDisk(files: files))
 }
@@ -102,7 +103,7 @@ private func purge(_ name: String) {
         _ = try installer.install(files: files, releaseID: "fix-1")
         Issue.record("install succeeded with a missing store copy")
     } catch let error as AgentCoreError {
-        #expect(error.description == "Failed to install release fix-1: /etc/app/other: No such file or directory (errno 2); restored 2 replaced files")
+        #expect(error.description == "Failed to install release fix-1: /etc/app/other: Failed to open \(directory.path)/store/vanished: No such file or directory (errno 2); restored 2 replaced files")
     }
     #expect(try directory.read("root/etc/app/app.conf") == "old\n")
     #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/etc/app") == ["app.conf"])
@@ -119,7 +120,8 @@ private func purge(_ name: String) {
     ]
     let installer = ReleaseInstaller(backupDirectory: directory.path + "/backup", root: root)
     #expect(throws: AgentCoreError.installFailed(
-        releaseID: "fix-2", reason: "No such file or directory (errno 2)", rollback: "nothing was changed")) {
+        releaseID: "fix-2", reason: "Failed to resolve \(root)/etc/missing (on the way to \(root)/etc/missing/file): No such file or directory (errno 2)",
+        rollback: "nothing was changed")) {
         try installer.install(files: files, releaseID: "fix-2")
     }
     #expect(try directory.read("root/etc/app/app.conf") == "old\n")

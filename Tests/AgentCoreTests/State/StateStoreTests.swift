@@ -49,7 +49,7 @@ private func isCorrupt(_ store: StateStore) -> Bool {
     #expect(store.path == directory.path + "/state/state.json")
 }
 
-@Test func save_createsAPrivateDirectoryAndFile() throws {
+@Test func save_createsAPrivateFileInADirectoryOthersMayPassButNotList() throws {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }
     let store = StateStore(directory: directory.path + "/a/b")
@@ -57,7 +57,7 @@ private func isCorrupt(_ store: StateStore) -> Bool {
     let attributes = try FileManager.default.attributesOfItem(atPath: store.path)
     #expect((attributes[.posixPermissions] as? Int) == 0o600)
     let directoryAttributes = try FileManager.default.attributesOfItem(atPath: directory.path + "/a/b")
-    #expect((directoryAttributes[.posixPermissions] as? Int) == 0o700)
+    #expect((directoryAttributes[.posixPermissions] as? Int) == 0o711)
 }
 
 @Test func load_whenFileCutShortAtAnyLength_reportsItCorrupt() throws {
