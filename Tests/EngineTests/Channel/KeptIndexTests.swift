@@ -89,7 +89,7 @@ import Testing
         try fixture.publish()
         _ = try fixture.verify()
         #expect(try fixture.verifier().verifyKept()?.version == 2)
-        #expect(try Files.list(fixture.store).sorted() == ["objects", "verified-index"], "no temporary file is left")
+        #expect(try Files.list(fixture.store).sorted() == ["installs", "objects", "verified-index"], "no temporary file is left")
     }
 
     private func keptError(_ fixture: ChannelFixture) -> EngineError? {
