@@ -510,6 +510,10 @@ public actor Agent: AgentControlHandler {
         if excluded > 0 {
             reasons.append(.init(verdict: .upToDate, message: "\(excluded) matching process(es) excluded by configuration"))
         }
+        if let log = health.faultLog, case let .unavailable(why) = log.availability {
+            reasons.append(.init(verdict: .upToDate,
+                                 message: "kernel fault reports unreadable (\(why)): the crash health check counts fault deaths of root-only processes without the kernel's confirmation"))
+        }
         let verdict = reasons.map(\.verdict).max() ?? .upToDate
         var hotpatch: AgentStatus.HotpatchInForce?
         if let desired = plan?.desired, state.enrolled {
