@@ -1,0 +1,72 @@
+import AgentCore
+import AgentProtocol
+import Foundation
+import Logging
+import Testing
+
+/// The control server's connection limits against real hostile clients running as other users: each
+/// user gets a few connections, root always gets through, and refusals are summarised in the log.
+@Suite(.serialized) struct ControlServerLimitsTests {
+    @Test func server_whenOneUserHoldsManyConnections_admitsOnlyItsShareAndAnswersTheRestBusy() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // A long request timeout: the held connections must not be dropped for silence meanwhile.
+        let running = try await RunningServer.start(at: directory.socketPath, handler: RecordingHandler(), requestTimeoutSeconds: 60)
+
+        let hostile = try await blocking { Result { try HostileControlClient(socket: directory.socketPath, count: 10) } }.get()
+
+        #expect(hostile.held == 4)
+        #expect(hostile.refused == 6)
+        let refusal = try JSONDecoder().decode(ControlResponse.self, from: Data(hostile.firstRefusal.utf8))
+        #expect(refusal.error == "agent busy: uid 65534 already has 4 control connections open; try again")
+        #expect(refusal.isBusy)
+        // Root is not counted with that user.
+        #expect(try await send(ControlRequest(command: .status), to: directory.socketPath).ok)
+        try await blocking { Result { try hostile.stop() } }.get()
+        try await running.stop()
+    }
+
+    @Test func server_whenManyUsersFillTheUnprivilegedShare_rootStillGetsThrough() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let running = try await RunningServer.start(at: directory.socketPath, handler: RecordingHandler(), requestTimeoutSeconds: 60)
+
+        // Eight users take four connections each: 32, the whole cap, were it not for root's share.
+        var hostiles: [HostileControlClient] = []
+        for uid in UInt32(65527)...65534 {
+            hostiles.append(try await blocking { Result { try HostileControlClient(socket: directory.socketPath, count: 4, uid: uid) } }.get())
+        }
+        defer { hostiles.forEach { _ = try? $0.stop() } }
+
+        #expect(hostiles.map(\.held).reduce(0, +) == 32 - 8)
+        let turnedAway = try #require(hostiles.first { $0.refused > 0 })
+        #expect(try JSONDecoder().decode(ControlResponse.self, from: Data(turnedAway.firstRefusal.utf8)).error
+            == "agent busy: 24 control connections of other users than root already open; try again")
+        let answers = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<4 { group.addTask { try await send(ControlRequest(command: .status), to: directory.socketPath).ok } }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(answers == [true, true, true, true])
+        try await running.stop()
+    }
+
+    @Test func server_whenAUserFloodsConnections_logsASummaryInsteadOfAWarningEach() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let records = LogRecords()
+        let logger = Logger(label: "control-test", factory: { _ in RecordingLogHandler(records: records) })
+        let running = try await RunningServer.start(at: directory.socketPath, handler: RecordingHandler(), logger: logger,
+                                                    requestTimeoutSeconds: 60)
+
+        let hostile = try await blocking { Result { try HostileControlClient(socket: directory.socketPath, count: 200) } }.get()
+        #expect(hostile.refused == 196)
+        try await running.stop()
+        try await blocking { Result { try hostile.stop() } }.get()
+
+        // Stopping flushes what was still being counted.
+        let summaries = records.all.filter { $0.message.contains("control connection") }
+        #expect(summaries.count <= 2, "\(summaries.map(\.message))")
+        #expect(summaries.compactMap { Int($0.metadata["control.refused"] ?? "") }.reduce(0, +) == 196)
+        #expect(summaries.allSatisfy { $0.metadata["control.refused.uids"] == "65534" })
+    }
+}

@@ -1,0 +1,98 @@
+import AgentProtocol
+import Foundation
+import Glibc
+import HotpatchFixtures
+import XCTest
+
+/// A local unprivileged user against the real `hotpatch-agent` and `agentctl` over the real control
+/// socket (mode 0666): holding connections open, reconnecting as fast as they are closed, dripping
+/// bytes, spreading over several uids. Root must always get an answer, the attacker gets "busy"
+/// (exit 75), and the journal gets a handful of lines, not one per refusal.
+final class ControlThreatTests: XCTestCase {
+    private let nobody: uid_t = 65534
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(geteuid() == 0, "runs the attacker as nobody through setpriv: run as root")
+    }
+
+    private func runningAgent(_ name: String) throws -> AgentTestHost {
+        let host = try AgentTestHost(name: name)
+        try host.publish()
+        try host.startAgent()
+        try host.waitForStatus("first cycle") { $0.channel.lastCheck != nil }
+        return host
+    }
+
+    /// Root's `agentctl status` answers, and within a few seconds.
+    private func assertRootIsAnswered(_ host: AgentTestHost, file: StaticString = #filePath, line: UInt = #line) throws {
+        let started = Date()
+        let run = try host.agentctl(["status"])
+        let seconds = Date().timeIntervalSince(started)
+        XCTAssertEqual(run.status, 0, run.output, file: file, line: line)
+        XCTAssertTrue(run.output.hasPrefix("Up to date"), run.output, file: file, line: line)
+        XCTAssertLessThan(seconds, 10, "root waited \(seconds) s", file: file, line: line)
+    }
+
+    private func assertNobodyIsTurnedAwayBusy(_ host: AgentTestHost, file: StaticString = #filePath, line: UInt = #line) throws {
+        let run = try host.agentctl(["status"], asUser: nobody)
+        XCTAssertEqual(run.status, 75, run.output, file: file, line: line)
+        XCTAssertEqual(run.output, "agentctl: agent busy: uid 65534 already has 4 control connections open; try again\n",
+                       file: file, line: line)
+    }
+
+    private func holdConnections(count: Int) throws {
+        let host = try runningAgent("control-hold-\(count)")
+        let hostile = try HostileControlClient(socket: host.socket, count: count, uid: nobody, reconnect: true)
+        XCTAssertEqual(hostile.held, 4, "one user holds at most 4 connections")
+        XCTAssertEqual(hostile.refused, count - 4)
+        XCTAssertTrue(hostile.firstRefusal.contains("agent busy: uid 65534 already has 4 control connections open"), hostile.firstRefusal)
+
+        try assertRootIsAnswered(host)
+        try assertNobodyIsTurnedAwayBusy(host)
+        // Longer than the 5 s request timeout: the held connections are dropped and re-opened at once.
+        Thread.sleep(forTimeInterval: 6)
+        try assertRootIsAnswered(host)
+        let refusedInAll = try hostile.stop()
+        XCTAssertGreaterThan(refusedInAll, count - 4)
+
+        XCTAssertEqual(host.stopAgent(), 0, "the agent stops cleanly after the attack")
+        let warnings = host.logLines(containing: "control connection")
+        XCTAssertGreaterThanOrEqual(warnings.count, 1, "refusals are logged")
+        XCTAssertLessThanOrEqual(warnings.count, 4, "\(refusedInAll) refusals made \(warnings.count) log lines:\n\(warnings.joined(separator: "\n"))")
+        XCTAssertTrue(warnings.allSatisfy { $0.contains("65534") }, warnings.joined(separator: "\n"))
+    }
+
+    func testNobodyHolding32Connections_cannotLockRootOut() throws {
+        try holdConnections(count: 32)
+    }
+
+    func testNobodyHolding200ConnectionsAndReopeningThem_cannotLockRootOut_norFloodTheLog() throws {
+        try holdConnections(count: 200)
+    }
+
+    func testNobodyDrippingBytesWithoutANewline_isDroppedAtTheRequestDeadline() throws {
+        let host = try runningAgent("control-drip")
+        let hostile = try HostileControlClient(socket: host.socket, count: 4, uid: nobody, drip: true)
+        XCTAssertEqual(hostile.held, 4)
+
+        // A byte a second never extends the 5 s a client has to send its whole request.
+        Thread.sleep(forTimeInterval: 8)
+        XCTAssertEqual(try hostile.stop(), 4, "each dripping connection was closed by the agent")
+        try assertRootIsAnswered(host)
+    }
+
+    func testUsersSpreadOverManyUIDs_cannotTakeRootsReservedPlaces() throws {
+        let host = try runningAgent("control-uids")
+        var hostiles: [HostileControlClient] = []
+        defer { hostiles.forEach { _ = try? $0.stop() } }
+        for uid in uid_t(65525)...65534 {
+            hostiles.append(try HostileControlClient(socket: host.socket, count: 4, uid: uid))
+        }
+        XCTAssertEqual(hostiles.map(\.held).reduce(0, +), 24, "users other than root hold at most 24 of the 32 places")
+
+        try assertRootIsAnswered(host)
+        let another = try host.agentctl(["status"], asUser: 65524)
+        XCTAssertEqual(another.status, 75, another.output)
+        XCTAssertTrue(another.output.contains("agent busy: 24 control connections of other users than root already open"), another.output)
+    }
+}
