@@ -1,9 +1,12 @@
 // A hostile local client of the agent's control socket: opens COUNT connections and holds them
-// without sending a request (or, with --drip, sending one space a second and never a newline).
-// After the first burst it prints "held H refused R" and the first refusal it was answered with;
-// with --reconnect it then re-opens every connection the agent closes, every 100 ms, until killed,
-// and prints "refused TOTAL" on SIGTERM.
-// Usage: control_holder SOCKET COUNT [--reconnect] [--drip]
+// without sending a request (or, with --drip, sending one space a second and never a newline; or,
+// with --request LINE, sending LINE and a newline on each, which makes the agent answer and close).
+// After the first burst it prints "held H refused R" (R: connections answered "agent busy" or not
+// accepted at all) and the first answer it got;
+// with --reconnect it then re-opens every connection the agent closes, every 100 ms (1 ms with
+// --request), until killed, and prints "closed TOTAL" (connections the agent closed, or that could
+// not connect) on SIGTERM.
+// Usage: control_holder SOCKET COUNT [--reconnect] [--drip] [--request LINE]
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +21,8 @@
 static volatile sig_atomic_t stopping;
 static void on_term(int sig) { (void)sig; stopping = 1; }
 
+static const char *request;
+
 static int open_connection(const char *path) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
@@ -26,62 +31,83 @@ static int open_connection(const char *path) {
     struct sockaddr_un address = { .sun_family = AF_UNIX };
     strncpy(address.sun_path, path, sizeof address.sun_path - 1);
     if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) { close(fd); return -1; }
+    if (request) {
+        send(fd, request, strlen(request), MSG_NOSIGNAL);
+        send(fd, "\n", 1, MSG_NOSIGNAL);
+    }
     return fd;
 }
 
-// Whether the agent closed `fd` (its answer, if any, goes to `answer`).
-static int closed_by_agent(int fd, char *answer, size_t size) {
+// Whether the agent closed `fd`; `*busy` is set when its answer was a busy refusal, and the first
+// answer is kept in `answer` when one is given.
+static int closed_by_agent(int fd, int *busy, char *answer, size_t size) {
     struct pollfd poller = { .fd = fd, .events = POLLIN };
     if (poll(&poller, 1, 0) <= 0) return 0;
     char buffer[4096];
-    ssize_t total = 0, count;
-    while ((count = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT)) > 0) {
-        if (answer && answer[0] == 0) {
-            size_t length = (size_t)count < size - 1 ? (size_t)count : size - 1;
+    ssize_t count;
+    int first = 1;
+    while ((count = recv(fd, buffer, sizeof buffer - 1, MSG_DONTWAIT)) > 0) {
+        buffer[count] = 0;
+        if (first && busy) *busy = strstr(buffer, "agent busy") != NULL;
+        if (first && answer && answer[0] == 0) {
+            size_t length = strlen(buffer) < size - 1 ? strlen(buffer) : size - 1;
             memcpy(answer, buffer, length);
             answer[length] = 0;
             char *newline = strchr(answer, '\n');
             if (newline) *newline = 0;
         }
-        total += count;
+        first = 0;
     }
     return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: %s SOCKET COUNT [--reconnect] [--drip]\n", argv[0]); return 64; }
+    if (argc < 3) { fprintf(stderr, "usage: %s SOCKET COUNT [--reconnect] [--drip] [--request LINE]\n", argv[0]); return 64; }
     const char *path = argv[1];
     int count = atoi(argv[2]), reconnect = 0, drip = 0;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--reconnect") == 0) reconnect = 1;
         if (strcmp(argv[i], "--drip") == 0) drip = 1;
+        if (strcmp(argv[i], "--request") == 0 && i + 1 < argc) request = argv[++i];
     }
     signal(SIGTERM, on_term);
     signal(SIGPIPE, SIG_IGN);
     int *fds = calloc((size_t)count, sizeof *fds);
     for (int i = 0; i < count; i++) fds[i] = open_connection(path);
-    usleep(500 * 1000);
+    // The agent answers refusals at once, but a loaded machine may take a while to run it: settle
+    // when nothing has changed for a second (at most 4 s, less than the agent's request timeout).
     char answer[512] = "";
-    long held = 0, refused = 0;
-    for (int i = 0; i < count; i++) {
-        if (fds[i] < 0 || closed_by_agent(fds[i], answer, sizeof answer)) {
-            refused++;
-            if (fds[i] >= 0) close(fds[i]);
-            fds[i] = -1;
-        } else {
-            held++;
+    long held, refused = 0;
+    int *busy = calloc((size_t)count, sizeof *busy);
+    for (int i = 0; i < count; i++) if (fds[i] < 0) { busy[i] = 1; refused++; }
+    struct timespec start, changed, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    changed = start;
+    for (;;) {
+        usleep(100 * 1000);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        for (int i = 0; i < count; i++) {
+            if (fds[i] >= 0 && closed_by_agent(fds[i], &busy[i], answer, sizeof answer)) {
+                close(fds[i]);
+                fds[i] = -1;
+                if (busy[i]) refused++;
+                changed = now;
+            }
         }
+        if (now.tv_sec - changed.tv_sec >= 1 || now.tv_sec - start.tv_sec >= 4) break;
     }
+    held = count - refused;
     printf("held %ld refused %ld\n%s\n", held, refused, answer[0] ? answer : "(no answer)");
     fflush(stdout);
-    long total = refused;
+    long total = 0;
+    for (int i = 0; i < count; i++) if (fds[i] < 0) total++;
     time_t last_drip = time(NULL);
     while (!stopping) {
-        usleep(100 * 1000);
+        usleep(request ? 1000 : 100 * 1000);
         int send_drip = drip && time(NULL) != last_drip;
         if (send_drip) last_drip = time(NULL);
         for (int i = 0; i < count && !stopping; i++) {
-            if (fds[i] >= 0 && closed_by_agent(fds[i], NULL, 0)) {
+            if (fds[i] >= 0 && closed_by_agent(fds[i], NULL, NULL, 0)) {
                 close(fds[i]);
                 fds[i] = -1;
                 total++;
@@ -90,7 +116,7 @@ int main(int argc, char **argv) {
             if (fds[i] >= 0 && send_drip) send(fds[i], " ", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
     }
-    printf("refused %ld\n", total);
+    printf("closed %ld\n", total);
     fflush(stdout);
     return 0;
 }

@@ -22,7 +22,7 @@ import Testing
         #expect(refusal.isBusy)
         // Root is not counted with that user.
         #expect(try await send(ControlRequest(command: .status), to: directory.socketPath).ok)
-        try await blocking { Result { try hostile.stop() } }.get()
+        _ = try await blocking { Result { try hostile.stop() } }.get()
         try await running.stop()
     }
 
@@ -61,12 +61,38 @@ import Testing
         let hostile = try await blocking { Result { try HostileControlClient(socket: directory.socketPath, count: 200) } }.get()
         #expect(hostile.refused == 196)
         try await running.stop()
-        try await blocking { Result { try hostile.stop() } }.get()
+        _ = try await blocking { Result { try hostile.stop() } }.get()
 
         // Stopping flushes what was still being counted.
         let summaries = records.all.filter { $0.message.contains("control connection") }
         #expect(summaries.count <= 2, "\(summaries.map(\.message))")
         #expect(summaries.compactMap { Int($0.metadata["control.refused"] ?? "") }.reduce(0, +) == 196)
         #expect(summaries.allSatisfy { $0.metadata["control.refused.uids"] == "65534" })
+    }
+
+    @Test func server_whenAUserFloodsPrivilegedRequests_logsTheFirstInFullThenSummaries() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let records = LogRecords()
+        let logger = Logger(label: "control-test", factory: { _ in RecordingLogHandler(records: records) })
+        let handler = RecordingHandler()
+        let running = try await RunningServer.start(at: directory.socketPath, handler: handler, logger: logger)
+
+        let hostile = try await blocking {
+            Result { try HostileControlClient(socket: directory.socketPath, count: 4, reconnect: true, request: "{\"command\":\"unenroll\"}") }
+        }.get()
+        try await Task.sleep(for: .seconds(2))
+        let sent = try await blocking { Result { try hostile.stop() } }.get()
+        try await running.stop()
+
+        #expect(await handler.calls.isEmpty)
+        let refusals = records.all.filter { $0.message.hasPrefix("Refused privileged control request") }
+        #expect(sent > 20, "the client sent only \(sent) requests")
+        #expect(refusals.count <= 2, "\(sent) refused requests made \(refusals.count) log lines")
+        let first = try #require(refusals.first)
+        #expect(first.metadata["control.command"] == "unenroll")
+        #expect(first.metadata["control.peer.uid"] == "65534")
+        #expect(refusals.compactMap { Int($0.metadata["control.refused"] ?? "") }.reduce(0, +) > 20)
+        #expect(refusals.allSatisfy { $0.metadata["control.refused.uids"] == "65534" })
     }
 }

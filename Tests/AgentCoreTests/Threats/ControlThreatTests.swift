@@ -95,4 +95,22 @@ final class ControlThreatTests: XCTestCase {
         XCTAssertEqual(another.status, 75, another.output)
         XCTAssertTrue(another.output.contains("agent busy: 24 control connections of other users than root already open"), another.output)
     }
+
+    func testNobodyFloodingPrivilegedRequests_changesNothing_andCostsTheLogAFewLines() throws {
+        let host = try runningAgent("control-privileged-flood")
+        let hostile = try HostileControlClient(socket: host.socket, count: 4, uid: nobody, reconnect: true,
+                                               request: "{\"command\":\"unenroll\"}")
+        Thread.sleep(forTimeInterval: 3)
+        let sent = try hostile.stop()
+
+        XCTAssertGreaterThan(sent, 20, "the attacker sent only \(sent) requests")
+        let status = try XCTUnwrap(host.status())
+        XCTAssertTrue(status.enrolled)
+        try assertRootIsAnswered(host)
+        XCTAssertEqual(host.stopAgent(), 0)
+        let lines = host.logLines(containing: "Refused privileged control request")
+        XCTAssertGreaterThanOrEqual(lines.count, 1, "refusals are logged")
+        XCTAssertLessThanOrEqual(lines.count, 3, "\(sent) refused requests made \(lines.count) log lines")
+    }
 }
+
