@@ -52,7 +52,7 @@ import Testing
         #expect(run.stdout.isEmpty)
         #expect(run.stderr == "agentctl: agent busy: uid 65534 already has 4 control connections open; try again\n")
         #expect(await handler.calls.isEmpty)
-        try await blocking { Result { try hostile.stop() } }.get()
+        _ = try await blocking { Result { try hostile.stop() } }.get()
         try await running.stop()
     }
 
@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test func hotpatchAgent_help_listsEveryExitStatusOfItsManPage_64Included() throws {
-        let binary = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("hotpatch-agent").path
+        let binary = (agentctlPath as NSString).deletingLastPathComponent + "/hotpatch-agent"
         let help = try runToEnd(binary, ["--help"])
         let helpStatuses = numbers(in: try section(of: help, from: "Exit statuses of --once:", to: "Example:"))
         let manStatuses = manPageStatuses(try read("packaging/man/hotpatch-agent.8"))
