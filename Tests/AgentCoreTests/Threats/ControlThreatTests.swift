@@ -83,11 +83,15 @@ final class ControlThreatTests: XCTestCase {
 
     func testUsersSpreadOverManyUIDs_cannotTakeRootsReservedPlaces() throws {
         let host = try runningAgent("control-uids")
-        var hostiles: [HostileControlClient] = []
-        defer { hostiles.forEach { _ = try? $0.stop() } }
-        for uid in uid_t(65525)...65534 {
-            hostiles.append(try HostileControlClient(socket: host.socket, count: 4, uid: uid))
+        // Ten users at once (one after the other, the first ones' connections would meanwhile be
+        // dropped for silence after 5 s and their places reused), each re-opening what is dropped.
+        let uids = Array(uid_t(65525)...65534)
+        let started = (0..<uids.count).map { _ in Started() }
+        DispatchQueue.concurrentPerform(iterations: uids.count) { index in
+            started[index].result = Result { try HostileControlClient(socket: host.socket, count: 4, uid: uids[index], reconnect: true) }
         }
+        let hostiles = try started.map { try XCTUnwrap($0.result).get() }
+        defer { hostiles.forEach { _ = try? $0.stop() } }
         XCTAssertEqual(hostiles.map(\.held).reduce(0, +), 24, "users other than root hold at most 24 of the 32 places")
 
         try assertRootIsAnswered(host)
@@ -114,3 +118,7 @@ final class ControlThreatTests: XCTestCase {
     }
 }
 
+/// One client started on a thread of `DispatchQueue.concurrentPerform`, read once all have returned.
+private final class Started: @unchecked Sendable {
+    var result: Result<HostileControlClient, any Error>?
+}
