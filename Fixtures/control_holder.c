@@ -1,8 +1,8 @@
 // A hostile local client of the agent's control socket: opens COUNT connections and holds them
 // without sending a request (or, with --drip, sending one space a second and never a newline; or,
 // with --request LINE, sending LINE and a newline on each, which makes the agent answer and close).
-// After the first burst it prints "held H refused R" (R: connections answered "agent busy" or not
-// accepted at all) and the first answer it got;
+// Once all are connected it prints "opened COUNT"; on SIGUSR1 it then prints "held H refused R"
+// (R: connections answered "agent busy" or not accepted at all) and the first answer it got;
 // with --reconnect it then re-opens every connection the agent closes, every 100 ms (1 ms with
 // --request), until killed, and prints "closed TOTAL" (connections the agent closed, or that could
 // not connect) on SIGTERM.
@@ -18,8 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t stopping, reported;
 static void on_term(int sig) { (void)sig; stopping = 1; }
+static void on_usr1(int sig) { (void)sig; reported = 1; }
 
 static const char *request;
 
@@ -71,30 +72,27 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--request") == 0 && i + 1 < argc) request = argv[++i];
     }
     signal(SIGTERM, on_term);
+    signal(SIGUSR1, on_usr1);
     signal(SIGPIPE, SIG_IGN);
     int *fds = calloc((size_t)count, sizeof *fds);
     for (int i = 0; i < count; i++) fds[i] = open_connection(path);
-    // The agent answers refusals at once, but a loaded machine may take a while to run it: settle
-    // when nothing has changed for a second (at most 4 s, less than the agent's request timeout).
+    printf("opened %d\n", count);
+    fflush(stdout);
+    // The agent accepts in order and answers a refusal at once: once the caller has had an answer on
+    // a connection made after these, every refusal of these is in its socket. The caller says so
+    // with SIGUSR1 (a fixed wait would miscount on a loaded machine).
+    while (!reported) usleep(10 * 1000);
     char answer[512] = "";
     long held, refused = 0;
-    int *busy = calloc((size_t)count, sizeof *busy);
-    for (int i = 0; i < count; i++) if (fds[i] < 0) { busy[i] = 1; refused++; }
-    struct timespec start, changed, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    changed = start;
-    for (;;) {
-        usleep(100 * 1000);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        for (int i = 0; i < count; i++) {
-            if (fds[i] >= 0 && closed_by_agent(fds[i], &busy[i], answer, sizeof answer)) {
-                close(fds[i]);
-                fds[i] = -1;
-                if (busy[i]) refused++;
-                changed = now;
-            }
+    for (int i = 0; i < count; i++) {
+        int busy = 0;
+        if (fds[i] < 0) {
+            refused++;
+        } else if (closed_by_agent(fds[i], &busy, answer, sizeof answer)) {
+            close(fds[i]);
+            fds[i] = -1;
+            if (busy) refused++;
         }
-        if (now.tv_sec - changed.tv_sec >= 1 || now.tv_sec - start.tv_sec >= 4) break;
     }
     held = count - refused;
     printf("held %ld refused %ld\n%s\n", held, refused, answer[0] ? answer : "(no answer)");

@@ -39,25 +39,17 @@ import Testing
         #expect(ConfigurationText.lineOfHeaderWithoutKey(in: text + "\n[.5") == 16)
     }
 
-    @Test func agent_whenItsConfigurationHasAHeaderWithoutKey_exits78WithTheLineInsteadOfAborting() throws {
+    @Test func agent_whenItsConfigurationHasAHeaderWithoutKey_exits78WithTheLineInsteadOfAborting() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let configuration = try directory.write("agent.toml", "poll_interval = \"5m\"\n[.5\n")
         let agent = (agentctlPath as NSString).deletingLastPathComponent + "/hotpatch-agent"
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: agent)
-        process.arguments = ["--config", configuration, "--once", "--state-dir", directory.path + "/state"]
-        process.environment = ["SWIFT_BACKTRACE": "enable=no"]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let run = try await runProgram(agent, ["--config", configuration, "--once", "--state-dir", directory.path + "/state"],
+                                       environment: ["SWIFT_BACKTRACE": "enable=no"])
 
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 78, "\(output)")
-        #expect(output == "hotpatch-agent: \(configuration):2: a table header must name a table, e.g. [name] or [[name]]\n")
+        // Before the fix: toml++'s assertion aborted the agent (SIGABRT, 134 from a shell).
+        #expect(run.status == 78, "\(run.stderr)")
+        #expect(run.stderr == "hotpatch-agent: \(configuration):2: a table header must name a table, e.g. [name] or [[name]]\n")
     }
 }

@@ -43,11 +43,11 @@ final class ControlThreatTests: XCTestCase {
     private func holdConnections(count: Int) throws {
         let host = try runningAgent("control-hold-\(count)")
         let hostile = try HostileControlClient(socket: host.socket, count: count, uid: nobody, reconnect: true)
-        XCTAssertEqual(hostile.held, 4, "one user holds at most 4 connections")
-        XCTAssertEqual(hostile.refused, count - 4)
-        XCTAssertTrue(hostile.firstRefusal.contains("agent busy: uid 65534 already has 4 control connections open"), hostile.firstRefusal)
-
         try assertRootIsAnswered(host)
+        let burst = try hostile.burst()
+        XCTAssertEqual(burst.held, 4, "one user holds at most 4 connections")
+        XCTAssertEqual(burst.refused, count - 4)
+        XCTAssertTrue(burst.firstAnswer.contains("agent busy: uid 65534 already has 4 control connections open"), burst.firstAnswer)
         try assertNobodyIsTurnedAwayBusy(host)
         // Longer than the 5 s request timeout: the held connections are dropped and re-opened at once.
         Thread.sleep(forTimeInterval: 6)
@@ -73,7 +73,8 @@ final class ControlThreatTests: XCTestCase {
     func testNobodyDrippingBytesWithoutANewline_isDroppedAtTheRequestDeadline() throws {
         let host = try runningAgent("control-drip")
         let hostile = try HostileControlClient(socket: host.socket, count: 4, uid: nobody, drip: true)
-        XCTAssertEqual(hostile.held, 4)
+        try assertRootIsAnswered(host)
+        XCTAssertEqual(try hostile.burst().held, 4)
 
         // A byte a second never extends the 5 s a client has to send its whole request.
         Thread.sleep(forTimeInterval: 8)
@@ -83,18 +84,13 @@ final class ControlThreatTests: XCTestCase {
 
     func testUsersSpreadOverManyUIDs_cannotTakeRootsReservedPlaces() throws {
         let host = try runningAgent("control-uids")
-        // Ten users at once (one after the other, the first ones' connections would meanwhile be
-        // dropped for silence after 5 s and their places reused), each re-opening what is dropped.
-        let uids = Array(uid_t(65525)...65534)
-        let started = (0..<uids.count).map { _ in Started() }
-        DispatchQueue.concurrentPerform(iterations: uids.count) { index in
-            started[index].result = Result { try HostileControlClient(socket: host.socket, count: 4, uid: uids[index], reconnect: true) }
-        }
-        let hostiles = try started.map { try XCTUnwrap($0.result).get() }
+        // Ten users, each re-opening what is dropped.
+        let hostiles = try (uid_t(65525)...65534).map { try HostileControlClient(socket: host.socket, count: 4, uid: $0, reconnect: true) }
         defer { hostiles.forEach { _ = try? $0.stop() } }
-        XCTAssertEqual(hostiles.map(\.held).reduce(0, +), 24, "users other than root hold at most 24 of the 32 places")
-
         try assertRootIsAnswered(host)
+        let held = try hostiles.map { try $0.burst().held }.reduce(0, +)
+        XCTAssertEqual(held, 24, "users other than root hold at most 24 of the 32 places")
+
         let another = try host.agentctl(["status"], asUser: 65524)
         XCTAssertEqual(another.status, 75, another.output)
         XCTAssertTrue(another.output.contains("agent busy: 24 control connections of other users than root already open"), another.output)
@@ -104,6 +100,7 @@ final class ControlThreatTests: XCTestCase {
         let host = try runningAgent("control-privileged-flood")
         let hostile = try HostileControlClient(socket: host.socket, count: 4, uid: nobody, reconnect: true,
                                                request: "{\"command\":\"unenroll\"}")
+        _ = try hostile.burst()
         Thread.sleep(forTimeInterval: 3)
         let sent = try hostile.stop()
 
@@ -116,9 +113,4 @@ final class ControlThreatTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(lines.count, 1, "refusals are logged")
         XCTAssertLessThanOrEqual(lines.count, 3, "\(sent) refused requests made \(lines.count) log lines")
     }
-}
-
-/// One client started on a thread of `DispatchQueue.concurrentPerform`, read once all have returned.
-private final class Started: @unchecked Sendable {
-    var result: Result<HostileControlClient, any Error>?
 }
