@@ -8,6 +8,8 @@ public func configurationFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size
     guard let text = String(validating: UnsafeBufferPointer(start: data, count: size), as: UTF8.self) else { return 0 }
     do {
         let configuration = try AgentConfiguration.parse(text, path: "agent.toml")
+        // TOMLKit passes a C string: nothing after a NUL may be silently dropped.
+        guard !text.utf8.contains(0) else { fatalError("text with a NUL byte was accepted") }
         do {
             _ = try configuration.validated()
         } catch {

@@ -12,10 +12,18 @@ work="$out/configuration-modules"
 tomlkit="$root/.build/checkouts/TOMLKit/Sources"
 [ -d "$tomlkit" ] || (cd "$root" && swift package resolve)
 mkdir -p "$work"
+# TOML_ASSERTS=off builds toml++ as the .deb ships it (packaging/build-deb: assertions are no-ops),
+# to fuzz past its assertion failures into the agent's own code; the default keeps them, as
+# `swift build` does.
+toml_assert=""
+[ "${TOML_ASSERTS:-on}" = off ] && toml_assert='-DTOML_ASSERT(expr)=static_cast<void>(0)'
+if [ "$(cat "$work/toml-asserts" 2>/dev/null)" != "${TOML_ASSERTS:-on}" ]; then rm -f "$work"/ctoml-*.o; fi
+echo "${TOML_ASSERTS:-on}" > "$work/toml-asserts"
 flags="-sanitize=fuzzer,address -parse-as-library -Onone -g -use-ld=lld"
 for source in "$tomlkit"/CTOML/Sources/*.cpp; do
     object="$work/ctoml-$(basename "$source" .cpp | tr -c 'A-Za-z0-9\n' '_').o"
-    [ "$object" -nt "$source" ] || clang++ -std=c++17 -w -DTOML_EXCEPTIONS=1 -fsanitize=fuzzer-no-link,address \
+    # shellcheck disable=SC2086
+    [ "$object" -nt "$source" ] || clang++ -std=c++17 -w -DTOML_EXCEPTIONS=1 ${toml_assert:+"$toml_assert"} -fsanitize=fuzzer-no-link,address \
         -O1 -g -I "$tomlkit/CTOML/include" -c "$source" -o "$object"
 done
 module() { # name, Swift language mode, sources...: an instrumented module and its objects in $work/NAME

@@ -7,6 +7,12 @@
 /// being refused (found by Fuzz/Configuration; fixed upstream in toml++ after 3.4.0). This scan finds
 /// such a header first, so it is refused like any other parse error.
 extension ConfigurationText {
+    /// The 1-based line of the first NUL byte, which TOML text may not hold; nil when there is none.
+    static func lineOfNUL(in text: String) -> Int? {
+        guard let index = text.utf8.firstIndex(of: 0) else { return nil }
+        return text.utf8[..<index].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+    }
+
     /// The 1-based line of the first table header (`[` or `[[` at the start of a line, outside values
     /// and strings) that is not followed by a key's first character; nil when there is none.
     static func lineOfHeaderWithoutKey(in text: String) -> Int? {

@@ -17,6 +17,15 @@ import Testing
         }
     }
 
+    @Test func parse_whenTheTextHoldsANULByte_refusesItInsteadOfIgnoringTheRest() {
+        // TOMLKit hands toml++ a C string, which used to end at the NUL: `reboot` was silently dropped.
+        let text = "poll_interval = 60\n\0\nreboot = \"auto\"\n"
+
+        #expect(throws: AgentCoreError.configuration(path: "agent.toml", line: 2, reason: "contains a NUL byte: not a text file")) {
+            try AgentConfiguration.parse(text, path: "agent.toml")
+        }
+    }
+
     @Test func headerScan_ignoresBracketsInsideValuesStringsAndComments() {
         let text = """
             exclude_executables = [
