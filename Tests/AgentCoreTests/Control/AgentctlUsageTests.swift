@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import Glibc
 import Testing
 
 /// The built `agentctl` and `hotpatch-agent` binaries at their rough edges: usage errors, the busy
@@ -55,6 +56,38 @@ import Testing
         #expect(await handler.calls == ["status"], "only root's request reached the agent")
         _ = try await blocking { Result { try hostile.stop() } }.get()
         try await running.stop()
+    }
+
+    @Test func controlClient_whenTheAgentsQueueOfNewConnectionsStaysFull_saysItIsBusy() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let listener = try FakeAgent(at: directory.socketPath, answer: nil)
+        defer { listener.close() }
+        // Fill the listen queue: non-blocking connects succeed until it is full.
+        var queued: [Int32] = []
+        defer { queued.forEach { _ = Glibc.close($0) } }
+        while queued.count < 100 {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(directory.socketPath.utf8) + [0]) }
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard result == 0 else { _ = Glibc.close(fd); break }
+            queued.append(fd)
+        }
+        #expect(queued.count < 100, "the queue never filled")
+
+        let outcome = await blocking {
+            Result<ControlResponse, ControlClientError> { () throws(ControlClientError) in
+                try ControlClient(socketPath: directory.socketPath, timeoutSeconds: 0.3).send(ControlRequest(command: .status))
+            }
+        }
+
+        #expect(throws: ControlClientError.queueFull(path: directory.socketPath, seconds: 0.3)) { try outcome.get() }
+        #expect(ControlClientError.queueFull(path: "/s", seconds: 0.3).description
+            == "hotpatch-agent at /s is busy: its queue of new connections stayed full for 0.3 s; try again later")
     }
 
     @Test func agentctl_everyExitStatusOfTheTable_isInItsHelpAndManPage() async throws {
