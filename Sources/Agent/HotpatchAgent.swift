@@ -22,7 +22,8 @@ struct HotpatchAgent: AsyncParsableCommand {
 
         Exit statuses of --once: 0 up to date (or unenrolled), 2 a reboot is required, 3 exposed
         (a process cannot be patched or the channel cannot be verified), 4 some process was still
-        busy at --deadline. Any mode: 78 configuration refused, 1 other failure.
+        busy at --deadline. Any mode: 64 usage error (bad option or option value), 78 configuration
+        refused, 1 other failure.
 
         Example:
           hotpatch-agent --once --channel /srv/channel --trusted-keys /etc/hotpatch-agent/keys

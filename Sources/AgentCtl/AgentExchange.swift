@@ -10,6 +10,9 @@ enum AgentctlExit {
     static let unavailable = ExitCode(69)
     /// The agent's answer cannot be read (EX_PROTOCOL).
     static let protocolError = ExitCode(76)
+    /// The agent is busy: too many control connections open, or its connection queue full; try
+    /// again later (EX_TEMPFAIL).
+    static let busy = ExitCode(75)
     /// Refused for lack of permission (EX_NOPERM).
     static let noPermission = ExitCode(77)
 }
@@ -28,12 +31,14 @@ enum AgentExchange {
             switch error {
             case .permissionDenied: throw AgentctlExit.noPermission
             case .malformedAnswer: throw AgentctlExit.protocolError
+            case .queueFull: throw AgentctlExit.busy
             default: throw AgentctlExit.unavailable
             }
         }
         guard response.ok else {
             printError(response.error ?? "the agent refused the request without saying why")
-            throw response.isPermissionDenied ? AgentctlExit.noPermission : AgentctlExit.refused
+            if response.isPermissionDenied { throw AgentctlExit.noPermission }
+            throw response.isBusy ? AgentctlExit.busy : AgentctlExit.refused
         }
         return response
     }

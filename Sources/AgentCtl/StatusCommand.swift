@@ -13,7 +13,7 @@ struct StatusCommand: ParsableCommand {
 
             Exits 0 whenever the agent answered, whatever the verdict. With --exit-code the verdict \
             becomes the exit status, for monitoring: 0 up-to-date, 1 hotpatch-pending, 2 reboot-required, \
-            3 exposed, 4 unenrolled. 69: the agent cannot be reached.
+            3 exposed, 4 unenrolled. 69: the agent cannot be reached; 75: it is busy, try again later.
 
             Examples:
               agentctl status

@@ -11,20 +11,25 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
     case permissionDenied(path: String)
     /// The agent did not answer in time.
     case timedOut(path: String, seconds: Double)
+    /// The agent's queue of connections waiting to be accepted stayed full (it is busy).
+    case queueFull(path: String, seconds: Double)
     /// The agent closed the connection without answering.
     case closedWithoutAnswer(path: String)
     /// The answer is not a control response.
     case malformedAnswer(path: String, detail: String)
     /// The path does not fit in a Unix socket address.
     case socketPathTooLong(path: String)
+    /// The path is empty.
+    case socketPathEmpty
     /// Another system call failed.
     case systemCall(call: String, errno: Int32, path: String)
 
     /// Whether the agent could not be reached at all (as opposed to answering badly).
     public var isUnreachable: Bool {
         switch self {
-        case .socketMissing, .notListening, .timedOut, .closedWithoutAnswer, .socketPathTooLong, .systemCall: return true
-        case .permissionDenied, .malformedAnswer: return false
+        case .socketMissing, .notListening, .timedOut, .closedWithoutAnswer, .socketPathTooLong, .socketPathEmpty, .systemCall:
+            return true
+        case .permissionDenied, .malformedAnswer, .queueFull: return false
         }
     }
 
@@ -39,16 +44,23 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
             return "cannot reach hotpatch-agent at \(path): permission denied — run as a user who may open the socket, or as root"
         case .timedOut(let path, let seconds):
             return "hotpatch-agent at \(path) did not answer within \(Self.format(seconds)) s — is it stuck? (systemctl status hotpatch-agent)"
+        case .queueFull(let path, let seconds):
+            return "hotpatch-agent at \(path) is busy: its queue of new connections stayed full for \(Self.format(seconds)) s; try again later"
         case .closedWithoutAnswer(let path):
             return "hotpatch-agent at \(path) closed the connection without answering"
         case .malformedAnswer(let path, let detail):
             return "hotpatch-agent at \(path) sent an answer this agentctl cannot read (\(detail)); are agentctl and the agent the same version?"
         case .socketPathTooLong(let path):
-            return "cannot reach hotpatch-agent at \(path): the path is too long for a Unix socket"
+            return "cannot reach hotpatch-agent at \(path): the path is \(path.utf8.count) bytes, longer than a Unix socket's \(Self.maximumPathBytes)"
+        case .socketPathEmpty:
+            return "cannot reach hotpatch-agent: the socket path is empty"
         case .systemCall(let call, let code, let path):
             return "cannot reach hotpatch-agent at \(path): \(call): \(String(cString: strerror(code)))"
         }
     }
+
+    /// The longest socket path `sun_path` holds, without its terminating NUL.
+    public static let maximumPathBytes = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
 
     private static func format(_ seconds: Double) -> String {
         seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
@@ -107,9 +119,8 @@ public struct ControlClient: Sendable {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let pathBytes = Array(socketPath.utf8)
-        guard !pathBytes.isEmpty, pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw .socketPathTooLong(path: socketPath)
-        }
+        guard !pathBytes.isEmpty else { throw .socketPathEmpty }
+        guard pathBytes.count <= ControlClientError.maximumPathBytes else { throw .socketPathTooLong(path: socketPath) }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: pathBytes)
             raw[pathBytes.count] = 0
@@ -134,7 +145,9 @@ public struct ControlClient: Sendable {
         case ENOENT, ENOTDIR: throw .socketMissing(path: socketPath)
         case ECONNREFUSED: throw .notListening(path: socketPath)
         case EACCES, EPERM: throw .permissionDenied(path: socketPath)
-        case EAGAIN, ETIMEDOUT: throw .timedOut(path: socketPath, seconds: timeoutSeconds)
+        // A Unix socket's connect(2) fails with EAGAIN once SO_SNDTIMEO passes with the listen queue full.
+        case EAGAIN: throw .queueFull(path: socketPath, seconds: timeoutSeconds)
+        case ETIMEDOUT: throw .timedOut(path: socketPath, seconds: timeoutSeconds)
         default: throw .systemCall(call: "connect", errno: code, path: socketPath)
         }
     }

@@ -14,3 +14,20 @@ extension ControlResponse {
         !ok && (error?.hasPrefix(Self.permissionDeniedPrefix) ?? false)
     }
 }
+
+/// How the agent words a refusal because too many connections are open, so agentctl can give it an
+/// exit status of its own (75, EX_TEMPFAIL: try again later).
+extension ControlResponse {
+    /// Every busy refusal's `error` starts with this.
+    public static let busyPrefix = "agent busy: "
+
+    /// The refusal of a connection beyond the agent's limits; `reason` says which limit.
+    public static func busy(_ reason: String) -> ControlResponse {
+        ControlResponse(ok: false, error: busyPrefix + reason)
+    }
+
+    /// Whether this answer refuses the request because the agent is busy.
+    public var isBusy: Bool {
+        !ok && (error?.hasPrefix(Self.busyPrefix) ?? false)
+    }
+}

@@ -79,6 +79,13 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// values are refused with their line and the reason, the first in the file first.
     public static func parse(_ text: String, path: String) throws -> AgentConfiguration {
         let table: TOMLTable
+        if let line = ConfigurationText.lineOfNUL(in: text) {
+            // TOMLKit hands toml++ a C string: everything after a NUL would be silently ignored.
+            throw AgentCoreError.configuration(path: path, line: line, reason: "contains a NUL byte: not a text file")
+        }
+        if let line = ConfigurationText.lineOfHeaderWithoutKey(in: text) {
+            throw AgentCoreError.configuration(path: path, line: line, reason: "a table header must name a table, e.g. [name] or [[name]]")
+        }
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {

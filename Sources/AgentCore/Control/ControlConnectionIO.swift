@@ -25,47 +25,25 @@ final class ControlStopSignal: Sendable {
     }
 }
 
-/// Counts connections being served and refuses those beyond the cap.
-final class ControlConnectionGate: @unchecked Sendable {
-    private let lock = NSLock()
-    private var active = 0
-    /// The most connections served at once.
-    let limit: Int
-
-    /// A gate admitting up to `limit` connections.
-    init(limit: Int) { self.limit = limit }
-
-    /// Admits one more connection, or returns false when `limit` are already being served.
-    func enter() -> Bool {
-        lock.withLock {
-            guard active < limit else { return false }
-            active += 1
-            return true
-        }
-    }
-
-    /// One admitted connection is done.
-    func leave() {
-        lock.withLock { active -= 1 }
-    }
-}
-
 /// An accepted connection: owns its descriptor and its place at the gate, both released when the last
 /// reference goes, on every path (including connections dropped unserved at shutdown).
 final class ControlConnection: Sendable {
     /// The connected, non-blocking socket.
     let descriptor: Int32
+    /// Who connected, as the kernel recorded it (nil when it could not tell).
+    let peer: PeerCredentials?
     private let gate: ControlConnectionGate?
 
     /// Takes ownership of `descriptor`; `gate` is left when the connection is released.
-    init(descriptor: Int32, gate: ControlConnectionGate?) {
+    init(descriptor: Int32, peer: PeerCredentials?, gate: ControlConnectionGate?) {
         self.descriptor = descriptor
+        self.peer = peer
         self.gate = gate
     }
 
     deinit {
         ControlSystemCalls.close(descriptor)
-        gate?.leave()
+        gate?.leave(uid: peer?.uid)
     }
 }
 
@@ -149,15 +127,22 @@ enum ControlConnectionIO {
         return true
     }
 
+    /// The poll(2) timeout in milliseconds until `deadline`, rounded up (0 once it has passed; -1,
+    /// no timeout, when nil).
+    static func pollTimeout(until deadline: ContinuousClock.Instant?) -> Int32 {
+        guard let deadline else { return -1 }
+        let remaining = ContinuousClock.now.duration(to: deadline)
+        guard remaining > .zero else { return 0 }
+        return Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+    }
+
     private enum Readiness { case ready, timedOut, stopped, failed(ControlSystemCallError) }
 
     private static func waitUntilReady(_ fd: Int32, events: Int16, deadline: ContinuousClock.Instant,
                                        stop: ControlStopSignal) -> Readiness {
         while true {
-            let remaining = ContinuousClock.now.duration(to: deadline)
-            if remaining <= .zero { return .timedOut }
-            let milliseconds = Int32(clamping: remaining.components.seconds * 1000
-                + Int64(remaining.components.attoseconds / 1_000_000_000_000_000) + 1)
+            let milliseconds = pollTimeout(until: deadline)
+            if milliseconds == 0 { return .timedOut }
             let revents: [Int16]
             do {
                 revents = try ControlSystemCalls.poll([fd, stop.readEnd], events: events, timeoutMilliseconds: milliseconds)

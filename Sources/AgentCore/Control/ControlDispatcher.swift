@@ -9,11 +9,19 @@ public struct ControlDispatcher: Sendable {
     public let handler: any AgentControlHandler
     /// Where refusals and privileged actions are logged.
     public let logger: Logger
+    /// Summarises refused privileged requests, which any local user can send at will; nil logs each.
+    private let privilegedRefusals: ControlRefusalLog?
 
-    /// A dispatcher forwarding to `handler`.
+    /// A dispatcher forwarding to `handler`, logging every refusal.
     public init(handler: any AgentControlHandler, logger: Logger) {
+        self.init(handler: handler, logger: logger, privilegedRefusals: nil)
+    }
+
+    /// A dispatcher whose refused privileged requests go to `privilegedRefusals` (the server's).
+    init(handler: any AgentControlHandler, logger: Logger, privilegedRefusals: ControlRefusalLog?) {
         self.handler = handler
         self.logger = logger
+        self.privilegedRefusals = privilegedRefusals
     }
 
     /// The answer to one request line from `peer` (nil when the kernel could not tell who it is: such a
@@ -37,7 +45,11 @@ public struct ControlDispatcher: Sendable {
 
         if request.command.isPrivileged {
             guard let peer, peer.isRoot else {
-                logger.warning("Refused privileged control request from unprivileged peer", metadata: metadata)
+                if let privilegedRefusals {
+                    privilegedRefusals.record(uid: peer?.uid, details: metadata)
+                } else {
+                    logger.warning("Refused privileged control request from unprivileged peer", metadata: metadata)
+                }
                 return ControlResponse.permissionDenied(command: request.command, peerUID: peer?.uid)
             }
             logger.notice("Carrying out privileged control request", metadata: metadata)

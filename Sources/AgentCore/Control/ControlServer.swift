@@ -33,31 +33,36 @@ public enum ControlServerError: Error, Sendable, Equatable, CustomStringConverti
 /// The agent's control socket: a Unix stream socket where `agentctl` sends one JSON request per
 /// connection and reads one JSON answer. Anyone may read; only root may change anything (`SO_PEERCRED`).
 public final class ControlServer: Service, Sendable {
-    /// The default cap on connections served at once; extra clients are refused with an error.
-    public static let defaultMaximumConnections = 32
-
     /// Where the socket is bound.
     public let socketPath: String
     private let dispatcher: ControlDispatcher
     private let logger: Logger
-    private let maximumConnections: Int
-    private let requestTimeoutSeconds: Double
+    /// Connections at once, per user and kept for root; the request timeout.
+    public let limits: ControlLimits
+    private var requestTimeoutSeconds: Double { limits.requestTimeoutSeconds }
 
-    /// A server on `socketPath` forwarding to `handler`, with the protocol's limits.
-    public convenience init(socketPath: String, handler: any AgentControlHandler, logger: Logger) {
-        self.init(socketPath: socketPath, handler: handler, logger: logger,
-                  maximumConnections: Self.defaultMaximumConnections,
-                  requestTimeoutSeconds: ControlProtocol.requestTimeoutSeconds)
+    private let connectionRefusals: ControlRefusalLog
+    private let privilegedRefusals: ControlRefusalLog
+
+    /// A server on `socketPath` forwarding to `handler`, with `limits` (the protocol's by default).
+    public init(socketPath: String, handler: any AgentControlHandler, logger: Logger, limits: ControlLimits = ControlLimits()) {
+        self.socketPath = socketPath
+        self.logger = logger
+        self.limits = limits
+        connectionRefusals = ControlRefusalLog(
+            interval: limits.refusalReportInterval, logger: logger, message: "Refused control connections: too many open at once",
+            metadata: ["control.limit": "\(limits.maximumConnections)", "control.limit.per-user": "\(limits.maximumConnectionsPerUser)",
+                       "control.limit.reserved-for-root": "\(limits.reservedForRoot)"])
+        privilegedRefusals = ControlRefusalLog(
+            interval: limits.refusalReportInterval, logger: logger, message: "Refused privileged control requests from unprivileged peers")
+        dispatcher = ControlDispatcher(handler: handler, logger: logger, privilegedRefusals: privilegedRefusals)
     }
 
-    /// A server with explicit limits (tests use short timeouts and small caps).
-    public init(socketPath: String, handler: any AgentControlHandler, logger: Logger,
-                maximumConnections: Int, requestTimeoutSeconds: Double) {
-        self.socketPath = socketPath
-        self.dispatcher = ControlDispatcher(handler: handler, logger: logger)
-        self.logger = logger
-        self.maximumConnections = maximumConnections
-        self.requestTimeoutSeconds = requestTimeoutSeconds
+    /// A server with a total cap and request timeout of its own, other limits by default (tests).
+    public convenience init(socketPath: String, handler: any AgentControlHandler, logger: Logger,
+                            maximumConnections: Int, requestTimeoutSeconds: Double) {
+        self.init(socketPath: socketPath, handler: handler, logger: logger,
+                  limits: ControlLimits(maximumConnections: maximumConnections, requestTimeoutSeconds: requestTimeoutSeconds))
     }
 
     /// Binds the socket (replacing a stale one, refusing if another agent listens), serves connections
@@ -74,7 +79,7 @@ public final class ControlServer: Service, Sendable {
         defer { listener.close() }
         logger.info("Control socket listening", metadata: ["control.socket": "\(socketPath)"])
 
-        let gate = ControlConnectionGate(limit: maximumConnections)
+        let gate = ControlConnectionGate(limits: limits)
         let (connections, continuation) = AsyncStream.makeStream(of: ControlConnection.self)
         let logger = self.logger
         await withGracefulShutdownHandler {
@@ -82,7 +87,8 @@ public final class ControlServer: Service, Sendable {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         await runOnOwnThread {
-                            Self.acceptLoop(listener: listener.descriptor, gate: gate, stop: stop, logger: logger) {
+                            Self.acceptLoop(listener: listener.descriptor, gate: gate, stop: stop, logger: logger,
+                                            connectionRefusals: self.connectionRefusals, privilegedRefusals: self.privilegedRefusals) {
                                 continuation.yield($0)
                             }
                             continuation.finish()
@@ -104,18 +110,26 @@ public final class ControlServer: Service, Sendable {
     }
 
     /// Accepts connections on a thread of its own until `stop` fires, handing each admitted one to
-    /// `deliver` and refusing those beyond the gate's limit with an error line.
-    private static func acceptLoop(listener: Int32, gate: ControlConnectionGate, stop: ControlStopSignal,
-                                   logger: Logger, deliver: (ControlConnection) -> Void) {
+    /// `deliver` and answering those beyond the gate's limits "agent busy" at once. It also wakes
+    /// when a summary of refusals (connections, or privileged requests) is due, and logs what is
+    /// still counted on stop.
+    private static func acceptLoop(listener: Int32, gate: ControlConnectionGate, stop: ControlStopSignal, logger: Logger,
+                                   connectionRefusals: ControlRefusalLog, privilegedRefusals: ControlRefusalLog,
+                                   deliver: (ControlConnection) -> Void) {
+        let refusals = [connectionRefusals, privilegedRefusals]
+        defer { refusals.forEach { $0.flush() } }
         while true {
             let revents: [Int16]
             do {
-                revents = try ControlSystemCalls.poll([listener, stop.readEnd], events: Int16(POLLIN), timeoutMilliseconds: -1)
+                let nextReport = refusals.compactMap(\.nextReport).min()
+                revents = try ControlSystemCalls.poll([listener, stop.readEnd], events: Int16(POLLIN),
+                                                      timeoutMilliseconds: ControlConnectionIO.pollTimeout(until: nextReport))
             } catch {
                 logger.error("Failed to wait for control connections, stopping the control socket", metadata: ["control.error": "\(error)"])
                 return
             }
             if revents[1] != 0 { return }
+            refusals.forEach { $0.reportIfDue() }
             while true {
                 let descriptor: Int32?
                 do {
@@ -129,21 +143,22 @@ public final class ControlServer: Service, Sendable {
                     break
                 }
                 guard let descriptor else { break }
-                if gate.enter() {
-                    deliver(ControlConnection(descriptor: descriptor, gate: gate))
-                } else {
-                    let refused = ControlConnection(descriptor: descriptor, gate: nil)
-                    logger.warning("Refused a control connection: too many at once", metadata: ["control.limit": "\(gate.limit)"])
-                    let answer = ControlResponse(ok: false, error: "agent busy: \(gate.limit) control connections already open; try again")
-                    ControlConnectionIO.writeAll(ControlResponseEncoding.line(answer), to: refused.descriptor, timeoutSeconds: 0, stop: nil)
+                let peer = try? ControlSystemCalls.peerCredentials(descriptor)
+                guard let refusal = gate.enter(uid: peer?.uid) else {
+                    deliver(ControlConnection(descriptor: descriptor, peer: peer, gate: gate))
+                    continue
                 }
+                let refused = ControlConnection(descriptor: descriptor, peer: peer, gate: nil)
+                let answer = ControlResponse.busy(refusal.description)
+                ControlConnectionIO.writeAll(ControlResponseEncoding.line(answer), to: refused.descriptor, timeoutSeconds: 0, stop: nil)
+                connectionRefusals.record(uid: peer?.uid, details: ["control.peer.pid": "\(peer?.pid ?? -1)"])
             }
         }
     }
 
     /// Reads one request, answers it, and lets the connection close.
     private func serve(_ connection: ControlConnection, stop: ControlStopSignal) async {
-        let peer = try? ControlSystemCalls.peerCredentials(connection.descriptor)
+        let peer = connection.peer
         let limit = ControlProtocol.maximumRequestBytes
         let timeout = requestTimeoutSeconds
         let outcome = await runOnOwnThread {

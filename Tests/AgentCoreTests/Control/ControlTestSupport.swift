@@ -200,14 +200,18 @@ let agentctlPath: String = {
 
 /// Runs `agentctl` with `arguments`, as root or (through setpriv) as uid/gid 65534.
 func runAgentctl(_ arguments: [String], asNobody: Bool = false) async throws -> ProgramRun {
-    let process = Process()
     if asNobody {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", agentctlPath] + arguments
-    } else {
-        process.executableURL = URL(fileURLWithPath: agentctlPath)
-        process.arguments = arguments
+        return try await runProgram("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", agentctlPath] + arguments)
     }
+    return try await runProgram(agentctlPath, arguments)
+}
+
+/// Runs `program` with `arguments` (and `environment` instead of ours, when given) to its end.
+func runProgram(_ program: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> ProgramRun {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
