@@ -1,3 +1,4 @@
+import Glibc
 import Foundation
 
 /// A fresh directory under /tmp for one test, any user may traverse it (so uid 65534 reaches a
@@ -22,7 +23,19 @@ struct TemporaryDirectory {
     func write(_ name: String, _ text: String) throws -> String {
         let file = path + "/" + name
         try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+        // O_CLOEXEC: a test that runs this file as a program (a fake systemctl or dpkg) would get
+        // ETXTBSY if a test spawning a child at the same moment inherited our descriptor.
+        let descriptor = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            written += count
+        }
         return file
     }
 
