@@ -49,8 +49,19 @@ public struct LateSandbox: Sendable {
 }
 
 extension FixtureBuilder {
+    /// The build-id of `lateSandboxVictim()`: no other fixture has it, so no agent that another
+    /// test runs on this machine (with the shared victims' hotpatches) ever touches these victims.
+    public static let lateSandboxVictimBuildID = "5ecc0b5a4db0c4e1a7e5a11d00000014"
+
     /// The late-sandbox library (`Fixtures/late_sandbox.c`), to preload into a program.
     public func lateSandbox() throws -> String {
         try build("late_sandbox.c", flags: ["-O2", "-shared", "-fPIC", "-pthread"], suffix: ".so")
+    }
+
+    /// The victim (`Fixtures/victim.c`, built as `victim()`) with a build-id of its own
+    /// (`lateSandboxVictimBuildID`), for tests that preload the late sandbox into it.
+    public func lateSandboxVictim() throws -> String {
+        try build("victim.c", flags: ["-O0", "-g", "-pthread", "-fno-inline", "-Wl,--build-id=0x" + Self.lateSandboxVictimBuildID],
+                  as: "late-sandbox-victim")
     }
 }

@@ -36,12 +36,19 @@ final class SeccompThreatTests: XCTestCase {
     }
 
     func testAgent_neverKillsProcessesThatSandboxThemselvesAfterExec() throws {
+        // Victims with a build-id of their own: agents that other tests run on this machine patch
+        // the shared victim's build-id, with other hotpatches and without this agent's rules.
+        let builder = FixtureBuilder()
+        let victimPath = try builder.lateSandboxVictim()
         let host = try AgentTestHost(name: "late-sandbox")
-        try host.addHotpatch(level: 1)
+        try host.channel.addHotpatch(id: "hp1", baseline: AgentTestHost.firstBaseline, level: 1, target: victimPath,
+                                     patch: try builder.patchObject("patch_level1.c"),
+                                     replacements: ["parse_length": "parse_length_fixed", "banner_version": "banner_version_fixed"],
+                                     description: "clamp parse_length to 64")
         try host.publish()
         try host.startAgent()
         try host.waitForStatus("hotpatch in force") { $0.hotpatch?.id == "hp1" }
-        let library = try FixtureBuilder().lateSandbox()
+        let library = try builder.lateSandbox()
 
         // Each sandboxes itself at its own moment: the instant the agent holds its main thread, a
         // few milliseconds after exec, or once its threads exist. Two plain victims show that new
@@ -61,7 +68,7 @@ final class SeccompThreatTests: XCTestCase {
         defer { victims.forEach { $0.process.stop() } }
         for sandbox in sandboxes {
             let environment = sandbox?.environment(library: library)
-            let process = try RunningProcess(host.victimPath, ["--threads", "2", "--interval-ms", "20"], environment: environment)
+            let process = try RunningProcess(victimPath, ["--threads", "2", "--interval-ms", "20"], environment: environment)
             victims.append(Sandboxed(process: process, sandbox: sandbox))
         }
 

@@ -11,11 +11,17 @@ extension LivePatchTests {
     /// a filter installed at any moment would kill on: the process lives, and ends patched (the
     /// filter came after the load) or refused with the filter named (it came before).
     @Suite struct LateSandboxThreatTests {
+        /// The victim's level 1, planned against the victim built with a build-id of its own (see
+        /// `FixtureBuilder.lateSandboxVictim`): a process that only this test patches.
+        private static func hotpatch() throws -> Hotpatch {
+            try VictimHotpatches(builder: Live.builder, victimPath: Live.builder.lateSandboxVictim()).level1
+        }
+
         /// Starts the victim with `--threads threads`, preloaded with the late sandbox; waits for
         /// nothing, so the caller may patch it a moment after exec.
         private static func startSandboxedVictim(_ sandbox: LateSandbox, threads: Int) throws -> RunningProcess {
             let library = try Live.builder.lateSandbox()
-            return try RunningProcess(try Live.builder.victim(), ["--threads", String(threads), "--interval-ms", "20"],
+            return try RunningProcess(try Live.builder.lateSandboxVictim(), ["--threads", String(threads), "--interval-ms", "20"],
                                       environment: sandbox.environment(library: library))
         }
 
@@ -56,7 +62,7 @@ extension LivePatchTests {
             // The sandboxing thread watches the main thread's TracerPid and installs its kill-on-mmap
             // filter (TSYNC, so it reaches the held main thread) the moment a tracer appears: between
             // the loader's look at the process and its first injected mmap.
-            let target = try Live.victimHotpatches().level1.targets[0]
+            let target = try Self.hotpatch().targets[0]
             let sandbox = LateSandbox(filter: .killMmap, afterThreads: 4, delayMicroseconds: 300_000, onTrace: true)
             for round in 0..<8 {
                 let victim = try Self.startSandboxedVictim(sandbox, threads: 2)
@@ -76,7 +82,7 @@ extension LivePatchTests {
             // own moment after exec (0 to 500 ms, over the time starting and patching them takes), or
             // the moment it sees a tracer; patched at once by a HostPatcher's tracer threads: the
             // filters land before, during and after the loads.
-            let hotpatch = try Live.victimHotpatches().level1
+            let hotpatch = try Self.hotpatch()
             let delays = [0, 50, 100, 150, 200, 250, 300, 400, 500].map { $0 * 1_000 }
             let sandboxes = delays.map { LateSandbox(filter: .killExecutableMmap, delayMicroseconds: $0) }
                 + (0..<5).map { _ in LateSandbox(filter: .killExecutableMmap, delayMicroseconds: 1_000_000, onTrace: true) }
