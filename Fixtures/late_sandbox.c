@@ -13,6 +13,8 @@
 //   LATE_SANDBOX_DELAY_US       install this long after arming (default 0)
 //   LATE_SANDBOX_ON_TRACE       if 1, install as soon as the main thread (or this one) shows a tracer,
 //                               even before the delay: the moment a patcher holds the main thread
+//   LATE_SANDBOX_TSYNC          if 0, the filter covers this thread alone (no TSYNC), as a worker
+//                               that sandboxes only itself does
 // The filter is installed exactly once; a failure to install it exits the process with status 97.
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -66,7 +68,7 @@ static long microseconds_since(const struct timespec *start) {
     return (now.tv_sec - start->tv_sec) * 1000000L + (now.tv_nsec - start->tv_nsec) / 1000;
 }
 
-static void install_filter(int exec_only) {
+static void install_filter(int exec_only, int synchronize) {
     struct sock_filter any_mmap[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
@@ -91,7 +93,7 @@ static void install_filter(int exec_only) {
         ? (struct sock_fprog){ sizeof executable_mmap / sizeof executable_mmap[0], executable_mmap }
         : (struct sock_fprog){ sizeof any_mmap / sizeof any_mmap[0], any_mmap };
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) != 0) {
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, synchronize ? SECCOMP_FILTER_FLAG_TSYNC : 0, &program) != 0) {
         perror("late_sandbox: seccomp");
         _exit(97);
     }
@@ -108,6 +110,7 @@ static void *sandboxer(void *argument) {
     long threads = number_from_environment("LATE_SANDBOX_AFTER_THREADS", 1);
     long delay = number_from_environment("LATE_SANDBOX_DELAY_US", 0);
     int on_trace = number_from_environment("LATE_SANDBOX_ON_TRACE", 0) == 1;
+    int synchronize = number_from_environment("LATE_SANDBOX_TSYNC", 1) != 0;
     prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
     struct timespec tick = { 0, 20000 };
     while (thread_count() < threads) nanosleep(&tick, NULL);
@@ -117,7 +120,7 @@ static void *sandboxer(void *argument) {
         if (on_trace && (traced("/proc/self/status") || traced("/proc/thread-self/status"))) break;
         nanosleep(&tick, NULL);
     }
-    install_filter(exec_only);
+    install_filter(exec_only, synchronize);
     for (;;) pause();
     return NULL;
 }

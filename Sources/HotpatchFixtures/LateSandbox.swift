@@ -19,13 +19,16 @@ public struct LateSandbox: Sendable {
     public var delayMicroseconds: Int
     /// …or as soon as the main thread (or the sandboxing thread) shows a tracer, if earlier.
     public var onTrace: Bool
+    /// With `SECCOMP_FILTER_FLAG_TSYNC` (every thread); without it, the sandboxing thread alone.
+    public var everyThread: Bool
 
     /// Describes a late sandbox.
-    public init(filter: Filter, afterThreads: Int = 1, delayMicroseconds: Int = 0, onTrace: Bool = false) {
+    public init(filter: Filter, afterThreads: Int = 1, delayMicroseconds: Int = 0, onTrace: Bool = false, everyThread: Bool = true) {
         self.filter = filter
         self.afterThreads = afterThreads
         self.delayMicroseconds = delayMicroseconds
         self.onTrace = onTrace
+        self.everyThread = everyThread
     }
 
     /// The environment that preloads `library` (see `FixtureBuilder.lateSandbox()`) with these
@@ -37,12 +40,15 @@ public struct LateSandbox: Sendable {
         environment["LATE_SANDBOX_AFTER_THREADS"] = String(afterThreads)
         environment["LATE_SANDBOX_DELAY_US"] = String(delayMicroseconds)
         environment["LATE_SANDBOX_ON_TRACE"] = onTrace ? "1" : "0"
+        environment["LATE_SANDBOX_TSYNC"] = everyThread ? "1" : "0"
         return environment
     }
 
-    /// The seccomp mode of `pid` (`Seccomp:` in /proc/PID/status): 2 once the filter is installed.
-    public static func seccompMode(of pid: Int32) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+    /// The seccomp mode of `pid`, or of its thread `tid` (`Seccomp:` in /proc/PID/status or
+    /// /proc/PID/task/TID/status): 2 once the filter is installed.
+    public static func seccompMode(of pid: Int32, thread tid: Int32? = nil) -> Int? {
+        let path = tid.map { "/proc/\(pid)/task/\($0)/status" } ?? "/proc/\(pid)/status"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Seccomp:") }) else { return nil }
         return Int(line.dropFirst("Seccomp:".count).trimmingCharacters(in: .whitespaces))
     }
