@@ -194,6 +194,9 @@ struct HotpatchBench: ParsableCommand {
             }
             out.append("Busy victim, \(report.victims[0].cycles) apply/revert cycles each (pause: the redirect's stop, every one but the first apply's; apply: whole operation of applies 2..N; load pause: every thread held while the patch object is mapped, once per process, over \(report.victims[0].loadPause.count) fresh victims)")
             out.append(table.render())
+            for victim in report.victims where victim.loadsBusy > 0 {
+                out.append("  \(victim.busyThreads) threads: \(victim.loadsBusy) fresh victims stayed busy (a thread did not stop in time) for 20 tries; no load pause from them")
+            }
             for victim in report.victims where !victim.unexpectedOutcomes.isEmpty {
                 out.append("  \(victim.busyThreads) threads, unexpected: \(victim.unexpectedOutcomes.prefix(5).joined(separator: "; "))")
             }

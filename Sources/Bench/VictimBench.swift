@@ -31,6 +31,9 @@ struct VictimResult: Codable {
     /// The load's hold (every thread stopped) of the first apply into fresh victims of this size,
     /// the cycles' victim included (`--load-samples`).
     var loadPause: Distribution
+    /// Fresh victims whose first apply stayed busy (a thread not stopping in time) for 20 tries:
+    /// no load pause sample.
+    var loadsBusy: Int
     /// Threads single-stepped out of a patch window, over all stops.
     var evacuations: Int
     /// Stops whose outcome was not applied/reverted as expected (busy, unpatchable, …).
@@ -104,8 +107,13 @@ enum VictimBench {
 
         let first = applies[0]
         var loadPauses = first.loadPauseMicroseconds.map { [$0] } ?? []
+        var loadsBusy = 0
         for _ in 1..<max(1, loadSamples) {
-            loadPauses.append(try firstLoadPause(threads: threads, fixtures: fixtures, options: options, tracer: tracer))
+            if let pause = try firstLoadPause(threads: threads, fixtures: fixtures, options: options, tracer: tracer) {
+                loadPauses.append(pause)
+            } else {
+                loadsBusy += 1
+            }
         }
         let laterApplies = applies.dropFirst().filter { $0.outcome == .applied }
         let goodReverts = reverts.filter { $0.outcome == .reverted }
@@ -119,14 +127,15 @@ enum VictimBench {
             revertTotal: Distribution(goodReverts.map(\.totalMicroseconds)),
             firstApply: FirstApply(pauseMicroseconds: first.pauseMicroseconds ?? 0, loadPauseMicroseconds: first.loadPauseMicroseconds ?? 0,
                                    totalMicroseconds: first.totalMicroseconds, injectedSystemCalls: first.injectedSystemCalls),
-            loadPause: Distribution(loadPauses),
+            loadPause: Distribution(loadPauses), loadsBusy: loadsBusy,
             evacuations: (applies + reverts).map(\.evacuatedThreads).reduce(0, +),
             unexpectedOutcomes: unexpected, behaviourChecks: checks, aliveAtEnd: alive)
     }
 
-    /// The load's pause of a first apply into a fresh victim with `threads` busy threads.
+    /// The load's pause of a first apply into a fresh victim with `threads` busy threads; nil when
+    /// it stayed busy (on a loaded machine a thread may not stop within the deadline).
     private static func firstLoadPause(threads: Int, fixtures: BenchFixtures, options: PatchOptions,
-                                       tracer: TracerThread) throws -> UInt64 {
+                                       tracer: TracerThread) throws -> UInt64? {
         let target = fixtures.victim.level1.targets[0]
         let victim = try BenchChild(fixtures.victimPath, ["--threads", String(threads), "--interval-ms", "10"])
         defer { victim.stop() }
@@ -146,10 +155,11 @@ enum VictimBench {
             guard case .busy = report.outcome, tries < 20 else { break }
             usleep(10_000)
         }
+        guard victim.process.isAlive else { throw BenchFailure("a fresh victim with \(threads) threads DIED after its first apply") }
+        if case .busy = report.outcome, loadPause == nil { return nil }
         guard report.outcome == .applied, let loadPause else {
             throw BenchFailure("first apply into a fresh victim with \(threads) threads: \(report.outcome)")
         }
-        guard victim.process.isAlive else { throw BenchFailure("a fresh victim with \(threads) threads DIED after its first apply") }
         return loadPause
     }
 }
