@@ -57,7 +57,7 @@ struct PatchLoader {
 
     /// Loads the patch into `pid` and returns the sealed image and how many calls were injected.
     /// Every thread must stop within `stopWithin` microseconds; `pause` receives how long they were
-    /// held (first stop to last resume of the hold the calls ran in), whatever the outcome.
+    /// held (first stop to last resume of each hold, summed over the re-stops), whatever the outcome.
     func load(into pid: Int32, target: LoadedObject, mappings: [MemoryMapping], requireNear: Bool,
               resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
               deadline: Monotonic.Instant, pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
@@ -95,6 +95,12 @@ struct PatchLoader {
                 throw PatchLoader.failure(error)
             }
         }
+        // Each hold, first stop to last resume, counts towards the load's pause.
+        func release(_ traced: TracedProcess) {
+            let first = traced.firstStop
+            traced.release()
+            if let first { pause = (pause ?? 0) + Monotonic.now.microseconds(since: first) }
+        }
         var traced = try holdEveryThread()
         // The first call is safest in place of a system call a thread was interrupted in (see
         // below), and with every thread stopped any thread asleep in one will do, the leader first.
@@ -104,16 +110,12 @@ struct PatchLoader {
         var tries = 0
         while sleeper == nil, tries < 5 {
             tries += 1
-            traced.release()
+            release(traced)
             Monotonic.sleep(microseconds: 2_000)
             traced = try holdEveryThread()
             sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: pid, memory: memory)
         }
-        defer {
-            let first = traced.firstStop
-            traced.release()
-            if let first { pause = Monotonic.now.microseconds(since: first) }
-        }
+        defer { release(traced) }
         let held = traced.stoppedThreadIDs
         guard let leader = held.contains(pid) ? pid : held.first else { throw .unpatchable(.processGone) }
 
