@@ -15,8 +15,9 @@ struct FleetPass: Codable {
     var matched: Int
     /// Outcome → count.
     var outcomes: [String: Int]
-    /// Per-process figures from the reports.
+    /// Per-process figures from the reports: the redirect's stop, the load's hold (apply only).
     var pause: Distribution
+    var loadPause: Distribution
     var perProcessTotal: Distribution
     var injectedSystemCalls: Int
 }
@@ -128,6 +129,7 @@ enum FleetBench {
             scanMicroseconds: t1.microseconds(since: t0), patchMicroseconds: t2.microseconds(since: t1),
             totalMicroseconds: t2.microseconds(since: t0), hostProcesses: hostProcesses, matched: matches.count,
             outcomes: outcomes, pause: Distribution(reports.compactMap(\.pauseMicroseconds)),
+            loadPause: Distribution(reports.compactMap(\.loadPauseMicroseconds)),
             perProcessTotal: Distribution(reports.map(\.totalMicroseconds)),
             injectedSystemCalls: reports.map(\.injectedSystemCalls).reduce(0, +))
     }

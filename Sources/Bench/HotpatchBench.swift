@@ -51,6 +51,9 @@ struct HotpatchBench: ParsableCommand {
     @Option(help: "Apply/revert cycles per busy victim (each apply and each revert is one stop).")
     var cycles = 50
 
+    @Option(help: "Fresh victims per thread count whose first apply's load pause is measured (the cycles' victim included).")
+    var loadSamples = 5
+
     @Option(help: "Idle sleeper counts to patch at once, comma-separated (empty: skip).")
     var processes = "100,1000"
 
@@ -90,6 +93,7 @@ struct HotpatchBench: ParsableCommand {
     mutating func validate() throws {
         guard cycles > 0 else { throw ValidationError("--cycles must be positive") }
         guard workers > 0 else { throw ValidationError("--workers must be positive") }
+        guard loadSamples > 0 else { throw ValidationError("--load-samples must be positive") }
         _ = try Self.list(processes)
         _ = try Self.list(threads)
     }
@@ -111,7 +115,8 @@ struct HotpatchBench: ParsableCommand {
         var victims: [VictimResult] = []
         for count in threadCounts {
             log("victim with \(count) busy threads, \(cycles) apply/revert cycles")
-            victims.append(try VictimBench.run(threads: count, cycles: cycles, fixtures: fixtures, options: options, log: log))
+            victims.append(try VictimBench.run(threads: count, cycles: cycles, loadSamples: loadSamples, fixtures: fixtures,
+                                               options: options, log: log))
         }
         var fleets: [FleetResult] = []
         for count in processCounts {
@@ -176,17 +181,22 @@ struct HotpatchBench: ParsableCommand {
         var out = ["hotpatch-bench: \(machine.cpus) CPUs (\(machine.cpuModel)), kernel \(machine.kernel), \(machine.memory); load average \(machine.loadAverageAtStart) at start, \(machine.loadAverage) at end; stop window at \(report.schedFIFO ? "SCHED_FIFO" : "normal priority")", ""]
         if !report.victims.isEmpty {
             var table = TextTable(header: ["busy threads", "held", "stops", "pause med", "p99", "max",
-                                           "apply med", "apply p99", "revert med", "1st apply pause", "1st apply total", "injected", "evacuations", "alive"])
+                                           "apply med", "apply p99", "revert med", "load pause med", "load pause max", "1st apply pause",
+                                           "1st apply total", "injected", "evacuations", "alive"])
             for victim in report.victims {
                 table.rows.append([String(victim.busyThreads), String(victim.heldThreads), String(victim.pause.count),
                                    formatMicroseconds(victim.pause.median), formatMicroseconds(victim.pause.p99), formatMicroseconds(victim.pause.max),
                                    formatMicroseconds(victim.applyTotal.median), formatMicroseconds(victim.applyTotal.p99),
                                    formatMicroseconds(victim.revertTotal.median),
+                                   formatMicroseconds(victim.loadPause.median), formatMicroseconds(victim.loadPause.max),
                                    formatMicroseconds(victim.firstApply.pauseMicroseconds), formatMicroseconds(victim.firstApply.totalMicroseconds),
                                    String(victim.firstApply.injectedSystemCalls), String(victim.evacuations), victim.aliveAtEnd ? "yes" : "NO"])
             }
-            out.append("Busy victim, \(report.victims[0].cycles) apply/revert cycles each (pause: every stop but the first apply's; apply: whole operation of applies 2..N)")
+            out.append("Busy victim, \(report.victims[0].cycles) apply/revert cycles each (pause: the redirect's stop, every one but the first apply's; apply: whole operation of applies 2..N; load pause: every thread held while the patch object is mapped, once per process, over \(report.victims[0].loadPause.count) fresh victims)")
             out.append(table.render())
+            for victim in report.victims where victim.loadsBusy > 0 {
+                out.append("  \(victim.busyThreads) threads: \(victim.loadsBusy) fresh victims stayed busy (a thread did not stop in time) for 20 tries; no load pause from them")
+            }
             for victim in report.victims where !victim.unexpectedOutcomes.isEmpty {
                 out.append("  \(victim.busyThreads) threads, unexpected: \(victim.unexpectedOutcomes.prefix(5).joined(separator: "; "))")
             }
@@ -194,13 +204,15 @@ struct HotpatchBench: ParsableCommand {
         }
         if !report.fleets.isEmpty {
             var table = TextTable(header: ["processes", "pass", "scan", "patch", "total", "per-process med", "p99",
-                                           "pause med", "pause max", "injected", "outcomes"])
+                                           "pause med", "pause max", "load pause med", "load pause max", "injected", "outcomes"])
             for fleet in report.fleets {
                 for (name, pass) in [("apply", fleet.apply), ("revert", fleet.revert)] {
                     table.rows.append([String(fleet.processes), name, formatMicroseconds(pass.scanMicroseconds),
                                        formatMicroseconds(pass.patchMicroseconds), formatMicroseconds(pass.totalMicroseconds),
                                        formatMicroseconds(pass.perProcessTotal.median), formatMicroseconds(pass.perProcessTotal.p99),
-                                       formatMicroseconds(pass.pause.median), formatMicroseconds(pass.pause.max), String(pass.injectedSystemCalls),
+                                       formatMicroseconds(pass.pause.median), formatMicroseconds(pass.pause.max),
+                                       pass.loadPause.count == 0 ? "-" : formatMicroseconds(pass.loadPause.median),
+                                       pass.loadPause.count == 0 ? "-" : formatMicroseconds(pass.loadPause.max), String(pass.injectedSystemCalls),
                                        pass.outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")])
                 }
             }

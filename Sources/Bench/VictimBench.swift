@@ -5,7 +5,10 @@ import HotpatchFixtures
 
 /// The first apply of a run: it maps the patch object into the process (injected system calls).
 struct FirstApply: Codable {
+    /// The redirect's stop window.
     var pauseMicroseconds: UInt64
+    /// The load's hold of every thread while the calls were checked and injected.
+    var loadPauseMicroseconds: UInt64
     var totalMicroseconds: UInt64
     var injectedSystemCalls: Int
 }
@@ -25,6 +28,12 @@ struct VictimResult: Codable {
     var applyTotal: Distribution
     var revertTotal: Distribution
     var firstApply: FirstApply
+    /// The load's hold (every thread stopped) of the first apply into fresh victims of this size,
+    /// the cycles' victim included (`--load-samples`).
+    var loadPause: Distribution
+    /// Fresh victims whose first apply stayed busy (a thread not stopping in time) for 20 tries:
+    /// no load pause sample.
+    var loadsBusy: Int
     /// Threads single-stepped out of a patch window, over all stops.
     var evacuations: Int
     /// Stops whose outcome was not applied/reverted as expected (busy, unpatchable, …).
@@ -35,8 +44,9 @@ struct VictimResult: Codable {
 }
 
 enum VictimBench {
-    /// Runs `cycles` apply/revert cycles on a victim with `threads` busy threads.
-    static func run(threads: Int, cycles: Int, fixtures: BenchFixtures, options: PatchOptions,
+    /// Runs `cycles` apply/revert cycles on a victim with `threads` busy threads, and first applies
+    /// into `loadSamples - 1` more fresh victims for the load's pause.
+    static func run(threads: Int, cycles: Int, loadSamples: Int, fixtures: BenchFixtures, options: PatchOptions,
                     log: (String) -> Void) throws -> VictimResult {
         let target = fixtures.victim.level1.targets[0]
         let victim = try BenchChild(fixtures.victimPath, ["--threads", String(threads), "--interval-ms", "10"])
@@ -96,6 +106,15 @@ enum VictimBench {
         }
 
         let first = applies[0]
+        var loadPauses = first.loadPauseMicroseconds.map { [$0] } ?? []
+        var loadsBusy = 0
+        for _ in 1..<max(1, loadSamples) {
+            if let pause = try firstLoadPause(threads: threads, fixtures: fixtures, options: options, tracer: tracer) {
+                loadPauses.append(pause)
+            } else {
+                loadsBusy += 1
+            }
+        }
         let laterApplies = applies.dropFirst().filter { $0.outcome == .applied }
         let goodReverts = reverts.filter { $0.outcome == .reverted }
         let stops = (laterApplies + goodReverts).compactMap(\.pauseMicroseconds)
@@ -106,9 +125,41 @@ enum VictimBench {
             revertPause: Distribution(goodReverts.compactMap(\.pauseMicroseconds)),
             applyTotal: Distribution(laterApplies.map(\.totalMicroseconds)),
             revertTotal: Distribution(goodReverts.map(\.totalMicroseconds)),
-            firstApply: FirstApply(pauseMicroseconds: first.pauseMicroseconds ?? 0, totalMicroseconds: first.totalMicroseconds,
-                                   injectedSystemCalls: first.injectedSystemCalls),
+            firstApply: FirstApply(pauseMicroseconds: first.pauseMicroseconds ?? 0, loadPauseMicroseconds: first.loadPauseMicroseconds ?? 0,
+                                   totalMicroseconds: first.totalMicroseconds, injectedSystemCalls: first.injectedSystemCalls),
+            loadPause: Distribution(loadPauses), loadsBusy: loadsBusy,
             evacuations: (applies + reverts).map(\.evacuatedThreads).reduce(0, +),
             unexpectedOutcomes: unexpected, behaviourChecks: checks, aliveAtEnd: alive)
+    }
+
+    /// The load's pause of a first apply into a fresh victim with `threads` busy threads; nil when
+    /// it stayed busy (on a loaded machine a thread may not stop within the deadline).
+    private static func firstLoadPause(threads: Int, fixtures: BenchFixtures, options: PatchOptions,
+                                       tracer: TracerThread) throws -> UInt64? {
+        let target = fixtures.victim.level1.targets[0]
+        let victim = try BenchChild(fixtures.victimPath, ["--threads", String(threads), "--interval-ms", "10"])
+        defer { victim.stop() }
+        _ = try victim.process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+        let patcher = Patcher(options: options)
+        guard let match = TargetFinder(cache: patcher.cache).find(buildIDs: [target.buildID], in: ProcessID(victim.pid)).first else {
+            throw BenchFailure("victim \(victim.pid) does not map \(target.buildID)")
+        }
+        // Busy is retried as the agent would; the load's pause is the one of the call that mapped the image.
+        var loadPause: UInt64?
+        var report: ProcessPatchReport
+        var tries = 0
+        while true {
+            report = try tracer.perform { patcher.reconcile(match, desired: target, known: [target]) }
+            if report.injectedSystemCalls > 0 { loadPause = report.loadPauseMicroseconds }
+            tries += 1
+            guard case .busy = report.outcome, tries < 20 else { break }
+            usleep(10_000)
+        }
+        guard victim.process.isAlive else { throw BenchFailure("a fresh victim with \(threads) threads DIED after its first apply") }
+        if case .busy = report.outcome, loadPause == nil { return nil }
+        guard report.outcome == .applied, let loadPause else {
+            throw BenchFailure("first apply into a fresh victim with \(threads) threads: \(report.outcome)")
+        }
+        return loadPause
     }
 }

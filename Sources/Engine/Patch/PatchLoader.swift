@@ -11,7 +11,8 @@ enum LoadFailure: Error {
 /// Maps a patch object into a live process without running any of its code: system calls injected
 /// into one thread reserve room near the target, open (or, when the process cannot see our file,
 /// recreate as a memfd) and map each segment with its final protections, and the agent then
-/// relocates the image through /proc/PID/mem and seals it with a completion record.
+/// relocates the image through /proc/PID/mem and seals it with a completion record. Every thread of
+/// the process is held from before its seccomp filters are read until the last call has run.
 struct PatchLoader {
     private static let protRead: UInt64 = 1, protWrite: UInt64 = 2, protExec: UInt64 = 4
     private static let mapPrivate: UInt64 = 0x02, mapFixed: UInt64 = 0x10, mapAnonymous: UInt64 = 0x20
@@ -55,9 +56,11 @@ struct PatchLoader {
     }
 
     /// Loads the patch into `pid` and returns the sealed image and how many calls were injected.
-    func load(into pid: Int32, target: LoadedObject, mappings: [MemoryMapping], status: ProcessStatus,
-              requireNear: Bool, resolver: inout SymbolResolver, memory: borrowing ProcessMemory,
-              deadline: Monotonic.Instant) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
+    /// Every thread must stop within `stopWithin` microseconds; `pause` receives how long they were
+    /// held (first stop to last resume of each hold, summed over the re-stops), whatever the outcome.
+    func load(into pid: Int32, target: LoadedObject, mappings: [MemoryMapping], requireNear: Bool,
+              resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
+              deadline: Monotonic.Instant, pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
         let imageSize = patch.imageSize
         let total = imageSize + PatchImageMarker.pageSize
         let near = PatchLoader.nearAddress(for: total, near: target, mappings: mappings)
@@ -82,27 +85,40 @@ struct PatchLoader {
             }
         }
 
-        var traced: TracedProcess
-        do { traced = try TracedProcess.stopOneThread(pid: pid, deadline: deadline) } catch {
-            throw PatchLoader.failure(error)
-        }
-        // The first call is safest in place of a system call the thread was interrupted in (see
-        // below); a thread caught running is let go and stopped again a few times (2 ms apart)
-        // to catch it asleep, before the call runs on the vDSO's `syscall` instead.
-        for _ in 0..<5 where !PatchLoader.isInRestartableCall(traced) {
-            traced.release()
-            Monotonic.sleep(microseconds: 2_000)
-            do { traced = try TracedProcess.stopOneThread(pid: pid, deadline: deadline) } catch {
+        // Every thread is held for the whole load, not only the one the calls run in: a thread left
+        // running could install a seccomp filter (its own, or with SECCOMP_FILTER_FLAG_TSYNC one that
+        // reaches the held thread too) between the check of the filters and an injected call, and
+        // the call the check let through would kill the process. Held, none can.
+        func holdEveryThread() throws(LoadFailure) -> TracedProcess {
+            let stopDeadline = min(deadline, Monotonic.now.adding(microseconds: stopWithin))
+            do { return try TracedProcess.stopAllThreads(pid: pid, deadline: stopDeadline) } catch {
                 throw PatchLoader.failure(error)
             }
         }
-        defer { traced.release() }
-        guard let tid = traced.stoppedThreadIDs.first else { throw .unpatchable(.processGone) }
-
-        let gate: SeccompGate
-        do { gate = try SeccompGate(tid: tid, mode: status.seccompMode, instruction: instruction) } catch {
-            throw .unpatchable(error)
+        // Each hold, first stop to last resume, counts towards the load's pause.
+        func release(_ traced: TracedProcess) {
+            let first = traced.firstStop
+            traced.release()
+            if let first { pause = (pause ?? 0) + Monotonic.now.microseconds(since: first) }
         }
+        var traced = try holdEveryThread()
+        // The first call is safest in place of a system call a thread was interrupted in (see
+        // below), and with every thread stopped any thread asleep in one will do, the leader first.
+        // When none is, the process is let go and stopped again a few times (2 ms apart) to catch
+        // one asleep, before the call runs on the vDSO's `syscall` instead.
+        var sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: pid, memory: memory)
+        var tries = 0
+        while sleeper == nil, tries < 5 {
+            tries += 1
+            release(traced)
+            Monotonic.sleep(microseconds: 2_000)
+            traced = try holdEveryThread()
+            sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: pid, memory: memory)
+        }
+        defer { release(traced) }
+        let held = traced.stoppedThreadIDs
+        guard let leader = held.contains(pid) ? pid : held.first else { throw .unpatchable(.processGone) }
+
         let reserveFlags = PatchLoader.mapPrivate | PatchLoader.mapAnonymous | (near == nil ? 0 : PatchLoader.mapFixedNoReplace)
         // Readable and executable from the start: the marker page will hold the injection stub. A
         // new r-x anonymous mapping is what MemoryDenyWriteExecute and PR_SET_MDWE still allow.
@@ -118,10 +134,10 @@ struct PatchLoader {
         let segmentCalls = segmentMappings(base: reservationHint + PatchImageMarker.pageSize, fd: 3)
         let close = PlannedSystemCall(label: "close", number: SystemCallNumber.close, arguments: [3])
         let unmap = PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservationHint, total])
-        var useMemfd = !visible
-        do throws(UnpatchableReason) {
+        // Whether the memfd path is needed under `gate`; throws the reason when the calls cannot all run.
+        func needsMemfd(under gate: SeccompGate) throws(UnpatchableReason) -> Bool {
             for call in [reserve, restoreMask, close, unmap] + segmentCalls { try gate.check(call) }
-            if !useMemfd && !gate.allows(open) { useMemfd = true }
+            let useMemfd = !visible || !gate.allows(open)
             if useMemfd {
                 do throws(UnpatchableReason) { try gate.check(memfd) } catch {
                     // Report the call we wanted first when both are refused.
@@ -129,9 +145,27 @@ struct PatchLoader {
                     throw error
                 }
             }
-        } catch {
-            throw .unpatchable(error)
+            return useMemfd
         }
+
+        // The calls are judged by the filters of the thread they run in, read only now that every
+        // thread is held: what they say stays true until the release. The sleeping thread chosen
+        // above may have filters of its own (installed without TSYNC): if they refuse, the
+        // leader's are asked, and the calls run in the leader.
+        var chosen: (tid: Int32, gate: SeccompGate, useMemfd: Bool)?
+        var refusal: UnpatchableReason?
+        candidates: for candidate in [sleeper ?? leader] + (sleeper.map { $0 == leader ? [] : [leader] } ?? []) {
+            do throws(UnpatchableReason) {
+                let gate = try SeccompGate(process: pid, thread: candidate, instruction: instruction)
+                chosen = (candidate, gate, try needsMemfd(under: gate))
+                break candidates
+            } catch {
+                if error == .processGone { throw .unpatchable(error) }
+                refusal = refusal ?? error
+            }
+        }
+        guard let (tid, gate, memfdNeeded) = chosen else { throw .unpatchable(refusal ?? .processGone) }
+        var useMemfd = memfdNeeded
 
         if useMemfd && content.isEmpty {
             do { content = try Files.read(path, limit: 1 << 30) } catch {
@@ -148,7 +182,7 @@ struct PatchLoader {
         // return into its own code rather than run on past the vDSO's instruction with our
         // registers. Only a 64-bit `syscall` qualifies, and only if the filters allow the call there.
         if let own = injector.restartedSystemCall, (try? memory.read(at: own, count: 2)) == [0x0F, 0x05],
-           status.seccompMode == 0 || (try? SeccompGate(tid: tid, mode: status.seccompMode, instruction: own))?.allows(reserve) == true {
+           gate.at(own).allows(reserve) {
             injector.runFirstCallInPlaceOfRestartedCall()
         }
         func inject(_ call: PlannedSystemCall, removingStub: Bool = false) throws(LoadFailure) -> Int64 {
@@ -239,7 +273,8 @@ struct PatchLoader {
             throw .unpatchable(.systemFailure(detail: "\(error)"))
         }
 
-        // Relocate and seal from outside; no thread needs to be held for that.
+        // Relocate and seal from outside, through /proc/PID/mem (the threads are still held: should
+        // a write fail, the reservation is unmapped again by a call in the same thread).
         do {
             for segment in patch.segments where segment.memoryEnd > segment.fileEnd {
                 let pageEnd = (segment.fileEnd + 0xfff) & ~0xfff
@@ -347,10 +382,17 @@ struct PatchLoader {
         return nil
     }
 
-    /// Whether the held thread was stopped inside a system call the kernel restarts on resume.
-    private static func isInRestartableCall(_ traced: TracedProcess) -> Bool {
-        guard let tid = traced.stoppedThreadIDs.first, let registers = try? Ptrace.registers(tid) else { return true }
-        return registers.resumeAddress != registers.instructionPointer
+    /// A held thread stopped inside a system call the kernel restarts on resume, on a 64-bit
+    /// `syscall` instruction of its own: the leader if it is one, else the first other such thread.
+    private static func threadAsleepInSystemCall(_ traced: TracedProcess, leader: Int32,
+                                                 memory: borrowing ProcessMemory) -> Int32? {
+        let held = traced.stoppedThreadIDs
+        for tid in held.filter({ $0 == leader }) + held.filter({ $0 != leader }) {
+            guard let registers = try? Ptrace.registers(tid), registers.resumeAddress != registers.instructionPointer,
+                  (try? memory.read(at: registers.resumeAddress, count: 2)) == [0x0F, 0x05] else { continue }
+            return tid
+        }
+        return nil
     }
 
     /// Maps a stop failure to a load failure.

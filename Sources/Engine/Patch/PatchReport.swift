@@ -87,6 +87,9 @@ public struct ProcessPatchReport: Sendable {
     public var outcome: PatchOutcome
     /// How long its threads were stopped for the redirect (first stop to last resume), if stopped.
     public var pauseMicroseconds: UInt64?
+    /// How long its threads were stopped to map the patch object (first stop to last resume of
+    /// each of the load's holds, summed), if it was loaded now: once per process and patch object.
+    public var loadPauseMicroseconds: UInt64? = nil
     /// The whole operation, from first look to last detach.
     public var totalMicroseconds: UInt64
     /// Threads held during the stop window.

@@ -5,7 +5,8 @@ import Glibc
 public struct PatchOptions: Sendable {
     /// How long all threads may take to stop before we resume them and report busy.
     public var stopDeadlineMicroseconds: UInt64 = 200_000
-    /// How long mapping the patch object (one thread held) may take.
+    /// How long mapping the patch object (every thread held, each stopping within
+    /// `stopDeadlineMicroseconds`) may take.
     public var loadDeadlineMicroseconds: UInt64 = 2_000_000
     /// How many times the whole stop is released and taken again (once the threads inside have run
     /// again) while a thread is inside a patch window, before that thread is single-stepped out.
@@ -88,6 +89,8 @@ public final class Patcher {
         if status.tracerPID != 0 && !TracedProcess.isOurThread(status.tracerPID) {
             throw .unpatchable(.tracedBy(pid: status.tracerPID))
         }
+        // Strict mode cannot be left: refuse it early. Filters are judged by the loader, with every
+        // thread held (a process may install one at any moment; this look is already stale).
         if status.seccompMode == 1 { throw .unpatchable(.seccompStrictMode) }
         if status.state == "T" || status.state == "t" { throw .busy("the process is stopped by a signal") }
 
@@ -127,14 +130,15 @@ public final class Patcher {
                 var resolver = SymbolResolver(objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache),
                                               executablePath: executable, references: references, cache: cache)
                 // Like the stop window, the injection is short and runs raised: the time the held
-                // thread spends between our requests is where the agent's death costs the most.
+                // threads spend between our requests is where the agent's death costs the most.
                 let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
                 let loaded: (image: PatchImage, injected: Int)
                 do {
                     defer { priority?.restore() }
-                    loaded = try loader.load(into: pid.rawValue, target: object, mappings: mappings, status: status,
-                                             requireNear: needsNear, resolver: &resolver, memory: memory,
-                                             deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds))
+                    loaded = try loader.load(into: pid.rawValue, target: object, mappings: mappings, requireNear: needsNear,
+                                             resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
+                                             deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
+                                             pause: &report.loadPauseMicroseconds)
                 }
                 report.injectedSystemCalls = loaded.injected
                 images.append(loaded.image)

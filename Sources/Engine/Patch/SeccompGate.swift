@@ -11,11 +11,30 @@ struct PlannedSystemCall {
 
 /// The target thread's seccomp filters, evaluated for each call before it is injected: a call a
 /// filter would kill, trap or trace on is never injected, and one it would refuse becomes a reason.
+///
+/// The gate is only as good as the moment it is read: a filter installed after it (by the thread
+/// itself, or by any other thread of the process with `SECCOMP_FILTER_FLAG_TSYNC`) would judge the
+/// calls instead. So it is read while every thread of the process is held, and stays true until they
+/// are released.
 struct SeccompGate {
     private let filters: [SeccompFilter]
     private let instruction: UInt64
 
-    /// Reads the filters of the stopped thread `tid`; none when seccomp is off for it.
+    /// Reads the seccomp mode (`Seccomp:` of /proc/PID/task/TID/status) and the filters of thread
+    /// `tid` of `pid`, which the caller holds stopped together with every other thread of the process.
+    init(process pid: Int32, thread tid: Int32, instruction: UInt64) throws(UnpatchableReason) {
+        let mode: Int
+        do {
+            mode = try ProcFS.status(of: ProcessID(pid), thread: ThreadID(tid)).seccompMode
+        } catch {
+            if let engine = error as? EngineError, engine.isProcessGone { throw .processGone }
+            throw .seccompUnreadable(detail: "\(error)")
+        }
+        try self.init(tid: tid, mode: mode, instruction: instruction)
+    }
+
+    /// Reads the filters of the stopped thread `tid`, whose seccomp `mode` was read while it was
+    /// stopped; none when seccomp is off for it.
     init(tid: Int32, mode: Int, instruction: UInt64) throws(UnpatchableReason) {
         self.instruction = instruction
         switch mode {
@@ -35,6 +54,15 @@ struct SeccompGate {
             }
         }
     }
+
+    private init(filters: [SeccompFilter], instruction: UInt64) {
+        self.filters = filters
+        self.instruction = instruction
+    }
+
+    /// The same filters, for calls made from the `syscall` instruction at `address` (a filter may
+    /// look at the instruction pointer).
+    func at(_ address: UInt64) -> SeccompGate { SeccompGate(filters: filters, instruction: address) }
 
     /// Throws the reason the filters give for refusing `call`, if they would.
     func check(_ call: PlannedSystemCall) throws(UnpatchableReason) {

@@ -52,8 +52,9 @@ final class TracedProcess {
 
     private init(pid: Int32) { self.pid = pid }
 
-    /// Seizes and stops one thread (the leader if it can), for injecting system calls while the
-    /// others keep running.
+    /// Seizes and stops the one thread `pid` (a thread id: the leader when it is the process id),
+    /// leaving the others running. The loader never does this (a running thread could add a seccomp
+    /// filter under the held one); the tracer-death tests use it to hold exactly one thread.
     static func stopOneThread(pid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> TracedProcess {
         let traced = TracedProcess(pid: pid)
         do throws(StopFailure) {

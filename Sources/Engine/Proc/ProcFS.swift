@@ -40,6 +40,13 @@ public enum ProcFS {
         return try ProcessStatus.parse(Files.read(path, limit: 1 << 20), path: path)
     }
 
+    /// The status of thread `tid` of `pid` (/proc/PID/task/TID/status): its own seccomp mode and
+    /// tracer, which may differ from its leader's.
+    public static func status(of pid: ProcessID, thread tid: ThreadID) throws -> ProcessStatus {
+        let path = "/proc/\(pid)/task/\(tid)/status"
+        return try ProcessStatus.parse(Files.read(path, limit: 1 << 20), path: path)
+    }
+
     /// The identity (pid and start time) of `pid` (/proc/PID/stat).
     public static func identity(of pid: ProcessID) throws -> ProcessIdentity {
         let path = "/proc/\(pid)/stat"

@@ -17,12 +17,13 @@ extension LivePatchTests {
         Thread.sleep(forTimeInterval: 0.2)
     }
 
-    /// Seizes thread `tid` of `pid`, maps an r-x page and writes the stub there with one call on an
-    /// existing `syscall`, then runs `getpid` through the stub, leaving the thread holding our
-    /// registers; the tracer never restores it.
-    private static func injectThroughStubAndAbandon(pid: Int32, tid: Int32) throws {
+    /// Seizes thread `tid` of `pid` (or, `holdingEveryThread`, every thread, as a load does), maps an
+    /// r-x page and writes the stub there with one call on an existing `syscall`, then runs `getpid`
+    /// through the stub, leaving the thread holding our registers; the tracer never restores it.
+    private static func injectThroughStubAndAbandon(pid: Int32, tid: Int32, holdingEveryThread: Bool = false) throws {
         let deadline = Monotonic.now.adding(microseconds: 2_000_000)
-        let traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+        let traced = holdingEveryThread ? try TracedProcess.stopAllThreads(pid: pid, deadline: deadline)
+            : try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
         let memory = try ProcessMemory(pid: pid)
         let mappings = try ProcFS.maps(of: ProcessID(pid))
         let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
@@ -129,6 +130,28 @@ extension LivePatchTests {
             #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
             #expect(try Live.behaviour(victim) == Live.original)
         }
+    }
+
+    @Test func injection_whenTracerDiesWhileItHoldsEveryThread_everyThreadCarriesOn() throws {
+        // A load holds every thread: on the agent's death the others, in interrupt stops, are let go
+        // with the injection thread, which the stub puts back.
+        let victim = try Live.startVictim(["--threads", "2"])
+        defer { victim.stop() }
+        let pid = ProcessID(victim.pid)
+        let before = try Self.blockedSignals(victim.pid, victim.pid)
+        for round in 0..<5 {
+            try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: victim.pid, tid: victim.pid, holdingEveryThread: true) }
+            #expect(victim.isAlive, "round \(round): wait status \(String(describing: victim.waitStatus))")
+            for thread in try ProcFS.threadIDs(of: pid) {
+                let status = try ProcFS.status(of: pid, thread: thread)
+                #expect(status.tracerPID == 0 && status.state != "t", "round \(round): thread \(thread) is \(status.state), traced by \(status.tracerPID)")
+            }
+        }
+        #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
+        #expect(try Live.behaviour(victim) == Live.original)
+        let first = try Self.calls(victim)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(try Self.calls(victim) > first, "the workers run again")
     }
 
     @Test func injection_whenTracerDiesAfterStubCall_runningThreadResumesWithItsOwnState() throws {
