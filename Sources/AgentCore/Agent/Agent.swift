@@ -365,6 +365,13 @@ public actor Agent: AgentControlHandler {
             lastPause = pause
             record.pauseUsec = pause
         }
+        // Mapping the patch object holds every thread too (so no filter can appear mid-load): a
+        // stop of its own, once per process and patch object, reported apart from the redirect's.
+        var loadPause = ""
+        if let load = report.loadPauseMicroseconds {
+            metadata["load.pause.usec"] = "\(load)"
+            loadPause = ", load pause \(load) µs"
+        }
         switch report.outcome {
         case .applied:
             record.state = .patched
@@ -373,7 +380,7 @@ public actor Agent: AgentControlHandler {
             record.patchedAt = Date()
             notePatched(&record, match: match, desired: desired)
             self.record("applied", release: desired?.id,
-                        "Applied hotpatch \(desired?.id ?? "?") to PID \(pid) (\(executable)), pause \(report.pauseMicroseconds ?? 0) µs",
+                        "Applied hotpatch \(desired?.id ?? "?") to PID \(pid) (\(executable)), pause \(report.pauseMicroseconds ?? 0) µs\(loadPause)",
                         level: .info, metadata: metadata)
         case .alreadyApplied:
             record.state = .patched

@@ -64,7 +64,7 @@ private func parseCatalog(_ text: String) throws -> [CatalogEntry] {
     @Test func substitutionsNameOnlyFieldsTheHandlerCanProduce() throws {
         let text = try String(contentsOfFile: catalogPath, encoding: .utf8)
         let known: Set<String> = [
-            "HOTPATCH_ID", "BASELINE_ID", "TARGET_PID", "TARGET_EXE", "BUILD_ID", "PAUSE_USEC", "REASON", "CVE",
+            "HOTPATCH_ID", "BASELINE_ID", "TARGET_PID", "TARGET_EXE", "BUILD_ID", "PAUSE_USEC", "LOAD_PAUSE_USEC", "REASON", "CVE",
             "CHANNEL_VERSION",
         ]
         let pattern = try NSRegularExpression(pattern: "@([A-Z0-9_]+)@")
