@@ -123,19 +123,21 @@ public final class ProcessWatchService: Service, Sendable {
     }
 
     public func run() async throws {
+        let watcher = ProcessEventWatcher()
+        defer { watcher.stop() }
+        let subscribed: Bool
+        if case .scan = watcher.mode { subscribed = false } else { subscribed = true }
+        // Said first: the first status (READY=1, agentctl) already tells how new processes are found.
+        await agent.setProcessWatch(subscribed ? "netlink" : "scan")
         // The kernel's own fault reports tell a real crash from a signal someone sent.
         let faults = KernelFaultLog()
         defer { faults.stop() }
         await agent.useKernelFaultLog(faults)
-        let watcher = ProcessEventWatcher()
-        defer { watcher.stop() }
         if case let .scan(reason) = watcher.mode {
-            await agent.setProcessWatch("scan")
             logger.notice("Process events unavailable (\(reason)); scanning every \(scanIntervalSeconds) s instead")
             await scanUntilShutdown()
             return
         }
-        await agent.setProcessWatch("netlink")
         let agent = self.agent
         await cancelWhenGracefulShutdown {
             for await event in watcher.events() {
