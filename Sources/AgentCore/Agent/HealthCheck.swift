@@ -153,10 +153,13 @@ enum HealthCheck {
             let code = death.code
             // The report is this process's when its thread is the main thread or was seen to be one
             // of its threads; a thread gone before it could be looked up is taken as this process's
-            // only when the fault lies in this process's patched code.
+            // only when the fault lies in this process's patched code, by address or, when the
+            // process died before its maps could be read (a hotpatch that crashes at once), by the
+            // kernel naming this hotpatch's patch image (a content-hash name) as the mapping.
             let own = sinceThePatch.filter { report in
                 report.threadID == death.pid.rawValue || report.processID == death.pid.rawValue
-                    || (report.processID == nil && code?.region(containing: report.instructionPointer) != nil)
+                    || (report.processID == nil && (code?.region(containing: report.instructionPointer) != nil
+                        || report.mapping.map { code?.imageNames.contains($0.name) == true } == true))
             }
             for report in own.reversed() {
                 if let region = code?.region(containing: report.instructionPointer) {
