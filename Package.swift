@@ -5,6 +5,8 @@ let package = Package(
     name: "hotpatch-agent",
     platforms: [.macOS(.v13)],
     products: [
+        .library(name: "LinuxSystem", targets: ["LinuxSystem"]),
+        .library(name: "Artifact", targets: ["Artifact"]),
         .library(name: "Engine", targets: ["Engine"]),
         .executable(name: "hotpatch-agent", targets: ["Agent"]),
         .executable(name: "agentctl", targets: ["AgentCtl"]),
@@ -28,22 +30,30 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // The system layer: the one place where system calls are made (files, sockets, watches,
+        // child processes, ids) and errno becomes one error type. No ptrace here.
+        .target(name: "LinuxSystem"),
+        // The hotpatch artifact: channel format and verifier, the store, ELF reading, the hotpatch
+        // model and the redirection planner. What hotpatch-pack needs, without any ptrace code.
         .target(
-            name: "Engine",
+            name: "Artifact",
             dependencies: [
-                "CPtrace",
+                "LinuxSystem",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The runtime: ptrace and /proc/PID/mem, the process model, patching, seccomp, the host
+        // fan-out, with every x86_64 fact behind the Architecture seam.
+        .target(name: "Engine", dependencies: ["CPtrace", "LinuxSystem", "Artifact"]),
         // Builds and runs the C fixture programs for the tests, the demo and the benchmark.
-        .target(name: "HotpatchFixtures", dependencies: ["Engine"]),
+        .target(name: "HotpatchFixtures", dependencies: ["Engine", "Artifact", "LinuxSystem"]),
         // The control protocol and status schema shared by the daemon and agentctl.
         .target(name: "AgentProtocol"),
         // The daemon's logic and services; the executable only wires them.
         .target(
             name: "AgentCore",
             dependencies: [
-                "Engine", "AgentProtocol", "CSystemd",
+                "Engine", "Artifact", "LinuxSystem", "AgentProtocol", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -52,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "Agent",
             dependencies: [
-                "AgentCore", "Engine", "AgentProtocol",
+                "AgentCore", "Engine", "Artifact", "LinuxSystem", "AgentProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -69,27 +79,31 @@ let package = Package(
         .executableTarget(
             name: "Pack",
             dependencies: [
-                "Engine",
+                "Artifact", "LinuxSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "Bench",
             dependencies: [
-                "Engine", "HotpatchFixtures", "AgentProtocol",
+                "Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "AgentProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "Demo",
             dependencies: [
-                "Engine", "HotpatchFixtures", "AgentProtocol",
+                "Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "AgentProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "HotpatchFixtures"]),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentProtocol", "Engine", "HotpatchFixtures"]),
+        .testTarget(name: "ArtifactTests", dependencies: ["Artifact", "LinuxSystem"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Artifact", "LinuxSystem", "HotpatchFixtures"]),
+        .testTarget(
+            name: "AgentCoreTests",
+            dependencies: ["AgentCore", "AgentProtocol", "Engine", "Artifact", "LinuxSystem", "HotpatchFixtures"]
+        ),
         // Drives the built hotpatch-pack binary as a publisher would.
-        .testTarget(name: "PackTests", dependencies: ["Engine"]),
+        .testTarget(name: "PackTests", dependencies: ["Artifact", "LinuxSystem"]),
     ]
 )

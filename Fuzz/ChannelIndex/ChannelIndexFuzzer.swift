@@ -1,3 +1,4 @@
+import Artifact
 // libFuzzer entry point for the channel index parser: strict JSON, typed fields, consistency
 // checks, and the printer (whatever parses must print and parse back to the same index).
 

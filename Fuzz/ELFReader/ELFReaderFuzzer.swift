@@ -1,3 +1,4 @@
+import Artifact
 import Glibc
 
 /// A scratch file for `readIdentity`, which reads through a path: an unlinked file in /dev/shm,

@@ -3,6 +3,7 @@ import AgentProtocol
 import ArgumentParser
 import Engine
 import Foundation
+import LinuxSystem
 import Logging
 import ServiceLifecycle
 import UnixSignals

@@ -1,3 +1,4 @@
+import Artifact
 import Engine
 import Foundation
 import Glibc

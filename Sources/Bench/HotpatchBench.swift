@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// The machine the figures come from.
 struct Machine: Codable {

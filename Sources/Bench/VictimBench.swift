@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 
 /// The first apply of a run: it maps the patch object into the process (injected system calls).
 struct FirstApply: Codable {

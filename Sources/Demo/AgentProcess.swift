@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// The real `hotpatch-agent` running in the foreground as the demo's child, in a process group of
 /// its own. Its standard output and error are read by a thread that hands each line to `onLine`.

@@ -1,4 +1,5 @@
 import AgentProtocol
+import Artifact
 import Engine
 import Foundation
 import Glibc

@@ -1,5 +1,7 @@
+import Artifact
 import Engine
 import Foundation
+import LinuxSystem
 
 /// Everything the demo prints. Human output goes straight to the file descriptor (no buffering,
 /// so the victim's lines appear as they arrive even through a pipe); with `--json` nothing is

@@ -2,6 +2,7 @@
 // running service patched from a signed channel; `engine` patches a process with the Engine alone.
 // Wiring only; the scenarios are in AgentScenario.swift and LiveScenario.swift.
 import ArgumentParser
+import Artifact
 import Foundation
 import Glibc
 

@@ -1,6 +1,8 @@
+import Artifact
 import Engine
 import Foundation
 import HotpatchFixtures
+import LinuxSystem
 
 /// Something in the demo did not happen as expected; the text says what, for a person.
 struct DemoFailure: Error, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import Artifact
 import Crypto
 import Engine
 import Foundation

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// A fixture process started by a test, with its standard output readable line by line. It is
 /// killed and reaped when stopped or released.

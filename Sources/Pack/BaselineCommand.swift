@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import Artifact
 
 /// Whether a baseline is the regular cadence or an out-of-band one.
 enum BaselinePlanning: String, EnumerableFlag {

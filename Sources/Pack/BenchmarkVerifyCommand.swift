@@ -1,6 +1,7 @@
 import ArgumentParser
-import Engine
+import Artifact
 import Foundation
+import LinuxSystem
 
 /// `hotpatch-pack benchmark-verify` (hidden): verification throughput against `sha256sum`.
 struct BenchmarkVerifyCommand: ParsableCommand {

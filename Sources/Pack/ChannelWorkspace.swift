@@ -1,4 +1,4 @@
-import Engine
+import Artifact
 import Foundation
 import Glibc
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import Artifact
 
 /// `hotpatch-pack fix`: a fix that cannot be hotpatched, installed and then a reboot.
 struct FixCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
-import Engine
+import Artifact
 import Foundation
+import LinuxSystem
 
 /// `hotpatch-pack hotpatch`: a hotpatch release from a real target and patch object.
 struct HotpatchCommand: ParsableCommand {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import Artifact
 import Foundation
 
 /// `hotpatch-pack init`: an empty channel.

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import Artifact
 import Foundation
 
 /// `hotpatch-pack keygen`: a new Ed25519 key pair for signing a channel.

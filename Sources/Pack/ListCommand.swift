@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import Artifact
 
 /// `hotpatch-pack list`: what the channel's index holds (signed or not; use `verify` to check it).
 struct ListCommand: ParsableCommand {

@@ -1,4 +1,4 @@
-import Engine
+import Artifact
 
 /// Why a hotpatch-pack command failed; printed on stderr with a non-zero exit status.
 struct PackError: Error, CustomStringConvertible {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import Artifact
 import Foundation
 
 /// `hotpatch-pack verify`: the agent's own verification, run by the publisher or an operator.

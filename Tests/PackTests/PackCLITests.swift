@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// Runs the real `hotpatch-pack` binary, built beside the test bundle.
 enum Pack {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// `hotpatch-pack hotpatch` on real objects compiled at test time, checked against readelf.
 @Suite struct PackHotpatchTests {

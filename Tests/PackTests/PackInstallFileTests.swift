@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// Issue 14, findings 4, 5 and 10 at the publisher: `hotpatch-pack baseline` and `fix` refuse a
 /// destination named twice, fail without leaving files or burning the id, say plainly which source

@@ -1,6 +1,8 @@
 import AgentProtocol
+import Artifact
 import Engine
 import Foundation
+import LinuxSystem
 import Logging
 
 /// The daemon's heart: verifies the channel, installs baselines and fixes, keeps every process

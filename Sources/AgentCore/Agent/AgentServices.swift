@@ -1,6 +1,7 @@
 import AgentProtocol
 import Engine
 import Foundation
+import LinuxSystem
 import Logging
 import ServiceLifecycle
 

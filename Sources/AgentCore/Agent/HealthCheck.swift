@@ -1,6 +1,8 @@
+import Artifact
 import Engine
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// The four user ids of a process (`Uid:` in /proc/PID/status): real, effective, saved, file system.
 struct ProcessCredentials: Sendable, Equatable, CustomStringConvertible {

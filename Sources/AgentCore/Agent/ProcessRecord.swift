@@ -1,6 +1,7 @@
 import AgentProtocol
 import Engine
 import Foundation
+import LinuxSystem
 
 /// What the agent knows of one process that maps a targeted object.
 struct ProcessRecord: Sendable {

@@ -1,3 +1,4 @@
+import Artifact
 import Engine
 
 /// What the channel asks of this host, decided from the verified releases and the saved state

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import LinuxSystem
 
 /// Runs the few programs the agent needs (dpkg, dpkg-deb, dpkg-query, systemctl) and collects
 /// their output. Standard input is /dev/null, so nothing ever waits for an answer.

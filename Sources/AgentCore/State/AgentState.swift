@@ -1,4 +1,5 @@
 import AgentProtocol
+import Artifact
 import Engine
 
 /// A baseline or fix installed and waiting for a reboot.

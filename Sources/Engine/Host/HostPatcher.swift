@@ -1,4 +1,6 @@
+import Artifact
 import Foundation
+import LinuxSystem
 import Synchronization
 
 /// Brings every process on the host that maps a targeted object to the desired hotpatch level,

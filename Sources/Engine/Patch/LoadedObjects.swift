@@ -1,4 +1,6 @@
+import Artifact
 import Glibc
+import LinuxSystem
 import Synchronization
 
 /// One ELF object (executable or shared library) as a process has it mapped.
@@ -90,7 +92,7 @@ public final class ObjectCache: Sendable {
         let key = FileKey(mapping)
         if let known = syscallOffsets.withLock({ $0[key] }) { return known }
         var found: UInt64?
-        if let file = try? FileHandle(path: path, flags: O_RDONLY),
+        if let file = try? OpenFile(path: path, flags: O_RDONLY),
            let bytes = try? file.read(at: mapping.offset, count: Int(min(mapping.size, 4 << 20))) {
             var index = 0
             while index + 1 < bytes.count {

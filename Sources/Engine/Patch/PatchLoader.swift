@@ -1,4 +1,6 @@
+import Artifact
 import Glibc
+import LinuxSystem
 
 /// Why loading a patch object into a process did not happen.
 enum LoadFailure: Error {
@@ -197,7 +199,7 @@ struct PatchLoader {
             }
         }
         func mapFailure(_ call: PlannedSystemCall, _ result: Int64) -> LoadFailure {
-            .unpatchable(.cannotMapPatchObject(detail: "\(call.label) in process \(pid) failed with \(EngineError.errnoText(Int32(-result)))"))
+            .unpatchable(.cannotMapPatchObject(detail: "\(call.label) in process \(pid) failed with \(SystemError.errnoText(Int32(-result)))"))
         }
 
         let reservationResult = try inject(reserve)
@@ -252,7 +254,7 @@ struct PatchLoader {
             fd = try inject(PlannedSystemCall(label: memfd.label, number: memfd.number, arguments: [reservation, 1]))
             if fd < 0 { throw mapFailure(memfd, fd) }
             do {
-                let copy = try FileHandle(path: "/proc/\(pid)/fd/\(fd)", flags: O_WRONLY)
+                let copy = try OpenFile(path: "/proc/\(pid)/fd/\(fd)", flags: O_WRONLY)
                 try copy.write(content, at: 0)
             } catch {
                 _ = try? inject(PlannedSystemCall(label: "close", number: SystemCallNumber.close, arguments: [UInt64(fd)]))

@@ -1,3 +1,5 @@
+import LinuxSystem
+
 /// Why a process cannot be patched; each case names what a person would check.
 public enum UnpatchableReason: Error, Equatable, Sendable, CustomStringConvertible {
     /// PID 1, the agent itself, or a process excluded by configuration.
@@ -32,7 +34,7 @@ public enum UnpatchableReason: Error, Equatable, Sendable, CustomStringConvertib
         case let .tracedBy(pid): return "traced by PID \(pid)"
         case .seccompStrictMode: return "seccomp strict mode allows no injected system call"
         case let .seccompWouldKill(call, action): return "seccomp filter would \(action) on \(call); not injected"
-        case let .seccompDenies(call, number): return "seccomp filter denies \(call) with \(EngineError.errnoText(number))"
+        case let .seccompDenies(call, number): return "seccomp filter denies \(call) with \(SystemError.errnoText(number))"
         case let .seccompUnreadable(detail): return "seccomp filters unreadable: \(detail)"
         case let .entryBytesDiffer(symbol, address):
             return "entry bytes of \(symbol) at 0x\(String(address, radix: 16)) differ from the hotpatch's original"

@@ -1,5 +1,7 @@
+import Artifact
 import Crypto
 import Glibc
+import LinuxSystem
 
 /// Tunables of a patch operation.
 public struct PatchOptions: Sendable {
@@ -214,7 +216,7 @@ public final class Patcher {
                                pid: ProcessID) -> [UInt8]? {
         guard let mapping = object.mapping(containing: address) else { return nil }
         let path = ProcFS.mappedFilePath(of: pid, mapping: mapping)
-        guard let file = try? FileHandle(path: path, flags: O_RDONLY) else { return nil }
+        guard let file = try? OpenFile(path: path, flags: O_RDONLY) else { return nil }
         let bytes = try? file.read(at: address - mapping.start + mapping.offset, count: Int(redirection.size))
         return bytes?.count == Int(redirection.size) ? bytes : nil
     }
@@ -347,7 +349,7 @@ public final class Patcher {
     }
 
     private static func gone(_ error: any Error) -> LoadFailure? {
-        if let engine = error as? EngineError, engine.isProcessGone { return .unpatchable(.processGone) }
+        if error.isProcessGone { return .unpatchable(.processGone) }
         return nil
     }
 

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// A system call the Engine intends to inject, with its exact arguments, so the target's seccomp
 /// filters can be asked about it first.
 struct PlannedSystemCall {
@@ -27,7 +28,7 @@ struct SeccompGate {
         do {
             mode = try ProcFS.status(of: ProcessID(pid), thread: ThreadID(tid)).seccompMode
         } catch {
-            if let engine = error as? EngineError, engine.isProcessGone { throw .processGone }
+            if error.isProcessGone { throw .processGone }
             throw .seccompUnreadable(detail: "\(error)")
         }
         try self.init(tid: tid, mode: mode, instruction: instruction)

@@ -1,3 +1,4 @@
+import Artifact
 /// Resolves a patch object's undefined symbols the way the process's own dynamic linker would see
 /// them: explicit `refs` first (non-exported target symbols by offset), then the main executable,
 /// then the other loaded objects in address order.

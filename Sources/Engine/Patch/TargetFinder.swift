@@ -1,3 +1,5 @@
+import Artifact
+import LinuxSystem
 /// A process that maps an object some hotpatch targets.
 public struct TargetMatch: Sendable {
     /// The process, with its start time so a reused pid is never mistaken for it.

@@ -1,5 +1,6 @@
 import CPtrace
 import Glibc
+import LinuxSystem
 
 /// Why a process could not be stopped, or stopped the way a patch needs it.
 enum StopFailure: Error, Equatable {
@@ -132,7 +133,7 @@ final class TracedProcess {
     /// The next event of any held thread; fails when the process is gone or `deadline` passes first.
     private func nextEvent(until deadline: Monotonic.Instant) throws(StopFailure) -> (tid: Int32, event: TraceEvent) {
         let next: (tid: Int32, event: TraceEvent)?
-        do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(error as! EngineError) }
+        do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(.system(error)) }
         guard let next else {
             if !TracedProcess.exists(pid) { throw .processGone }
             throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)

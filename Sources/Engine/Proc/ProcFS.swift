@@ -1,7 +1,8 @@
 import Glibc
+import LinuxSystem
 
-/// Reads /proc. A process that vanishes while being read surfaces as `EngineError.systemCall` with
-/// errno ENOENT or ESRCH (see `EngineError.isProcessGone`), so callers can say "process gone".
+/// Reads /proc. A process that vanishes while being read surfaces as a `SystemError` with
+/// errno ENOENT or ESRCH (see `Error.isProcessGone`), so callers can say "process gone".
 public enum ProcFS {
     /// Every process currently listed in /proc (its numeric entries), in increasing order.
     public static func processIDs() throws -> [ProcessID] {
@@ -103,14 +104,5 @@ public enum ProcFS {
             if valid { numbers.append(value) }
         }
         return numbers.sorted()
-    }
-}
-
-extension EngineError {
-    /// True when this is a system call that failed because the process or thread no longer exists
-    /// (ENOENT or ESRCH from /proc).
-    public var isProcessGone: Bool {
-        guard case let .systemCall(_, number, _) = self else { return false }
-        return number == ENOENT || number == ESRCH
     }
 }

@@ -1,3 +1,4 @@
+import LinuxSystem
 /// A process as a stable identity: a pid alone may be reused by a later process, pid plus start time not.
 public struct ProcessIdentity: Hashable, Sendable {
     /// The process id.

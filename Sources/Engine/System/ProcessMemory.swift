@@ -1,16 +1,17 @@
 import Glibc
+import LinuxSystem
 
 /// Another process's memory through /proc/PID/mem. The kernel lets a tracer (or root) write there
 /// even into read-only text, which `process_vm_writev` refuses with EFAULT.
 struct ProcessMemory: ~Copyable {
-    private let file: FileHandle
+    private let file: OpenFile
     /// The process whose memory this is.
     let pid: Int32
 
     /// Opens /proc/PID/mem for reading and writing.
     init(pid: Int32) throws {
         self.pid = pid
-        self.file = try FileHandle(path: "/proc/\(pid)/mem", flags: O_RDWR)
+        self.file = try OpenFile(path: "/proc/\(pid)/mem", flags: O_RDWR)
     }
 
     /// Reads `count` bytes at `address`; fails if any of them is unmapped.

@@ -1,5 +1,6 @@
 import CPtrace
 import Glibc
+import LinuxSystem
 
 /// The x86_64 general registers of a stopped thread, kept as a Swift value so no C type leaves the
 /// system layer.
@@ -203,7 +204,7 @@ enum Ptrace {
     /// Waits for any event of a tracee of this OS thread, without blocking; nil when none is ready.
     /// waitpid(-1, WNOHANG|__WALL|__WNOTHREAD): one loop for every thread, so a dead leader never
     /// makes us wait on siblings first.
-    static func pollEvent() throws -> (tid: Int32, event: TraceEvent)? {
+    static func pollEvent() throws(SystemError) -> (tid: Int32, event: TraceEvent)? {
         var status: Int32 = 0
         let tid = try SystemCall.run("waitpid", "tracees") {
             waitpid(-1, &status, WNOHANG | __WALL | __WNOTHREAD)
@@ -214,11 +215,11 @@ enum Ptrace {
 
     /// Waits up to `deadline` for the next tracee event. It blocks in waitpid (so the CPU is free
     /// for the very tracee it waits for) and a per-thread timer interrupts it at the deadline.
-    static func nextEvent(until deadline: Monotonic.Instant) throws -> (tid: Int32, event: TraceEvent)? {
+    static func nextEvent(until deadline: Monotonic.Instant) throws(SystemError) -> (tid: Int32, event: TraceEvent)? {
         while true {
             do {
                 if let event = try pollEvent() { return event }
-            } catch let error as EngineError where error.errno == ECHILD {
+            } catch where error.errno == ECHILD {
                 return nil
             }
             let now = Monotonic.now
@@ -235,7 +236,7 @@ enum Ptrace {
             if tid > 0 { return (tid, decode(status)) }
             if number == ECHILD { return nil }
             if number != EINTR {
-                throw EngineError.systemCall(name: "waitpid", errno: number, subject: "tracees")
+                throw SystemError(call: "waitpid", errno: number, subject: "tracees")
             }
         }
     }

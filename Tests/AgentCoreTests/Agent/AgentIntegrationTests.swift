@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 import XCTest
 
 /// The real `hotpatch-agent`, `agentctl` and `hotpatch-pack` binaries on real processes, a real

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 
 /// A scratch host for agent integration tests: a real channel signed by the real `hotpatch-pack`,
 /// victims built with a build-id of their own (so an agent under test never touches the processes

@@ -1,8 +1,10 @@
-@testable import AgentCore
+import Artifact
 import Engine
 import Foundation
 import Glibc
+import LinuxSystem
 import Testing
+@testable import AgentCore
 
 /// Each rule of the crash health check, on values alone.
 @Suite struct HealthCheckTests {

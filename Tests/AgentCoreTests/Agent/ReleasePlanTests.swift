@@ -1,5 +1,5 @@
 import AgentCore
-@testable import Engine
+@testable import Artifact
 import Testing
 
 private func hotpatch(_ id: String, baseline: String, level: Int) -> ChannelRelease {

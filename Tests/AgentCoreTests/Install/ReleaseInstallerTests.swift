@@ -1,5 +1,5 @@
 import AgentCore
-@testable import Engine
+@testable import Artifact
 import Foundation
 import Glibc
 import Testing

@@ -1,5 +1,6 @@
 import AgentCore
 import AgentProtocol
+import Artifact
 import Engine
 import Foundation
 import Testing

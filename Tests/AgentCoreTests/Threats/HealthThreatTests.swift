@@ -1,10 +1,11 @@
 import AgentProtocol
-@testable import AgentCore
 import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 import XCTest
+@testable import AgentCore
 
 /// Issue 14, finding 2: a local user must not be able to revert a hotpatch everywhere by making a
 /// patched process look as if it crashed. The attacker is `nobody` (through setpriv), the agent is

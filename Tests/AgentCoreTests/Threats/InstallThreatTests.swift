@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 import XCTest
 
 /// Issue 14, findings 4, 5 and 9, played against the real `hotpatch-pack` and `hotpatch-agent`:

@@ -1,7 +1,9 @@
+import Artifact
 import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 import Testing
 
 extension LivePatchTests {

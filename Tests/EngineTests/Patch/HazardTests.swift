@@ -1,8 +1,10 @@
-@testable import Engine
+import Artifact
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 import Testing
+@testable import Engine
 
 /// One hazard per test: each starts its own victim and checks the process survives whatever the
 /// outcome, and that a refusal names its reason.

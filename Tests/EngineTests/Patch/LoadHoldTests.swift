@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import HotpatchFixtures
+import LinuxSystem
 import Testing
 
 /// The load holds every thread of the process while its calls are checked and injected, and its

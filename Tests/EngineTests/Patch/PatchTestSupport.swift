@@ -1,6 +1,8 @@
+import Artifact
 import Engine
 import Foundation
 import HotpatchFixtures
+import LinuxSystem
 import Testing
 
 /// All tests that patch live processes: one serialized suite, so busy victims do not compete for

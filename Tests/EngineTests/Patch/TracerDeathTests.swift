@@ -1,8 +1,9 @@
-@testable import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 import Testing
+@testable import Engine
 
 /// The agent killed while it holds a thread. Its death is simulated faithfully: the ptrace work
 /// runs on a tracer thread of its own that then exits without detaching, and the kernel detaches

@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 import Testing
 @testable import Engine
 
@@ -36,7 +37,7 @@ import Testing
     for read in [{ _ = try ProcFS.maps(of: child.pid) }, { _ = try ProcFS.status(of: child.pid) },
                  { _ = try ProcFS.identity(of: child.pid) }, { _ = try ProcFS.threadIDs(of: child.pid) },
                  { _ = try ProcFS.executablePath(of: child.pid) }] {
-        #expect { try read() } throws: { ($0 as? EngineError)?.isProcessGone == true }
+        #expect { try read() } throws: { $0.isProcessGone }
     }
 }
 

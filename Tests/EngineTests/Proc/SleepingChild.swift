@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 @testable import Engine
 
 /// A real `/bin/sleep 60` child for integration tests; `stop()` kills and reaps it.

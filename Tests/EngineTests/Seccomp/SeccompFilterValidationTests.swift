@@ -9,8 +9,8 @@ private func j(_ code: UInt16, _ k: UInt32, _ jt: UInt8, _ jf: UInt8) -> BPFInst
 private let ldNR = s(0x20, 0), allow = s(0x06, 0x7fff_0000)
 
 private func isInvalidFilterError(_ error: any Error) -> Bool {
-    guard case let .systemCall(name, number, _) = error as? EngineError else { return false }
-    return name == "seccomp" && number == EINVAL
+    guard case let .system(failure) = error as? EngineError else { return false }
+    return failure.call == "seccomp" && failure.errno == EINVAL
 }
 
 @Test(arguments: [

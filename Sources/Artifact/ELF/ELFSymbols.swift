@@ -1,3 +1,4 @@
+import LinuxSystem
 extension ELFFile {
     /// The static symbol table (`.symtab`) without its null entry; empty when the file is stripped.
     public func symbols() throws -> [ELFSymbol] {
@@ -16,7 +17,7 @@ extension ELFFile {
         let range: Range<Int>
         if let segment = programHeaders.first(where: { $0.type == ELFProgramHeader.PT_DYNAMIC }) {
             guard let found = ByteRange.within(offset: segment.offset, size: segment.fileSize, limit: bytes.count) else {
-                throw EngineError.malformedELF(path: path, reason: "PT_DYNAMIC at \(elfHex(segment.offset)) extends past the end of the file")
+                throw ArtifactError.malformedELF(path: path, reason: "PT_DYNAMIC at \(elfHex(segment.offset)) extends past the end of the file")
             }
             range = found
         } else if let section = sections.first(where: { $0.type == ELFSection.SHT_DYNAMIC }) {
@@ -40,13 +41,13 @@ extension ELFFile {
         let entries = try dynamicEntries()
         func value(_ tag: Int64) -> UInt64? { entries.first { $0.tag == tag }?.value }
         if value(ELFDynamicEntry.DT_REL) != nil {
-            throw EngineError.malformedELF(path: path, reason: "has DT_REL relocations, which x86_64 does not use")
+            throw ArtifactError.malformedELF(path: path, reason: "has DT_REL relocations, which x86_64 does not use")
         }
         if let entrySize = value(ELFDynamicEntry.DT_RELAENT), entrySize != 24 {
-            throw EngineError.malformedELF(path: path, reason: "DT_RELAENT is \(entrySize), not 24")
+            throw ArtifactError.malformedELF(path: path, reason: "DT_RELAENT is \(entrySize), not 24")
         }
         if let kind = value(ELFDynamicEntry.DT_PLTREL), kind != UInt64(ELFDynamicEntry.DT_RELA) {
-            throw EngineError.malformedELF(path: path, reason: "DT_PLTREL is \(kind), not DT_RELA (7)")
+            throw ArtifactError.malformedELF(path: path, reason: "DT_PLTREL is \(kind), not DT_RELA (7)")
         }
         var tables: [(name: String, range: Range<Int>)] = []
         for (name, addressTag, sizeTag) in [("DT_RELA", ELFDynamicEntry.DT_RELA, ELFDynamicEntry.DT_RELASZ),
@@ -54,7 +55,7 @@ extension ELFFile {
             guard let address = value(addressTag) else { continue }
             let size = value(sizeTag) ?? 0
             guard size % 24 == 0, let count = Int(exactly: size) else {
-                throw EngineError.malformedELF(path: path, reason: "\(name) table size \(elfHex(size)) is not a multiple of 24")
+                throw ArtifactError.malformedELF(path: path, reason: "\(name) table size \(elfHex(size)) is not a multiple of 24")
             }
             let range = try fileRange(ofVirtualAddress: address, count: count, what: "\(name) table")
             tables.append((name, range))
@@ -63,7 +64,7 @@ extension ELFFile {
             // Some linkers count .rela.plt inside DT_RELASZ; the loader then skips the overlap, and so do we.
             guard tables[0].range.contains(tables[1].range.lowerBound),
                   tables[1].range.upperBound <= tables[0].range.upperBound else {
-                throw EngineError.malformedELF(path: path, reason: "DT_RELA and DT_JMPREL tables overlap partially")
+                throw ArtifactError.malformedELF(path: path, reason: "DT_RELA and DT_JMPREL tables overlap partially")
             }
             tables.removeLast()
         }
@@ -78,7 +79,7 @@ extension ELFFile {
                 var symbol: ELFSymbol?
                 if symbolIndex != 0 {
                     guard symbolIndex < UInt64(symbols.count) else {
-                        throw EngineError.malformedELF(path: path, reason: "relocation at \(elfHex(record.u64(0))) in \(table.name) refers to symbol \(symbolIndex), but .dynsym has \(symbols.count) entries")
+                        throw ArtifactError.malformedELF(path: path, reason: "relocation at \(elfHex(record.u64(0))) in \(table.name) refers to symbol \(symbolIndex), but .dynsym has \(symbols.count) entries")
                     }
                     symbol = symbols[Int(symbolIndex)]
                 }
@@ -101,10 +102,10 @@ extension ELFFile {
         let table = sections[index]
         let label = table.name.isEmpty ? "symbol table [\(index)]" : table.name
         guard table.entrySize == 24 else {
-            throw EngineError.malformedELF(path: path, reason: "\(label) has entry size \(table.entrySize), not 24")
+            throw ArtifactError.malformedELF(path: path, reason: "\(label) has entry size \(table.entrySize), not 24")
         }
         guard table.size % 24 == 0 else {
-            throw EngineError.malformedELF(path: path, reason: "\(label) size \(elfHex(table.size)) is not a multiple of 24")
+            throw ArtifactError.malformedELF(path: path, reason: "\(label) size \(elfHex(table.size)) is not a multiple of 24")
         }
         let strings = try stringTable(linkedFrom: table, label: label)
         let range = contents(of: table)
@@ -137,11 +138,11 @@ extension ELFFile {
     /// The string table a symbol table or version section names in `sh_link`.
     private func stringTable(linkedFrom section: ELFSection, label: String) throws -> StringTable {
         guard Int(section.link) < sections.count, section.link != 0 else {
-            throw EngineError.malformedELF(path: path, reason: "\(label) links to string table [\(section.link)], which does not exist")
+            throw ArtifactError.malformedELF(path: path, reason: "\(label) links to string table [\(section.link)], which does not exist")
         }
         let strings = sections[Int(section.link)]
         guard strings.type == ELFSection.SHT_STRTAB else {
-            throw EngineError.malformedELF(path: path, reason: "\(label) links to section [\(section.link)] of type \(elfHex(strings.type)), not a string table")
+            throw ArtifactError.malformedELF(path: path, reason: "\(label) links to section [\(section.link)] of type \(elfHex(strings.type)), not a string table")
         }
         return StringTable(bytes: bytes, range: contents(of: strings),
                            name: strings.name.isEmpty ? "string table [\(section.link)]" : strings.name, path: path)
@@ -155,7 +156,7 @@ extension ELFFile {
               versym.type != ELFSection.SHT_NOBITS else { return nil }
         let symbolCount = sections[tableIndex].size / 24
         guard let needed = ByteRange.multiply(symbolCount, 2), versym.size >= needed else {
-            throw EngineError.malformedELF(path: path, reason: "\(versym.name) has \(versym.size / 2) entries for \(symbolCount) dynamic symbols")
+            throw ArtifactError.malformedELF(path: path, reason: "\(versym.name) has \(versym.size / 2) entries for \(symbolCount) dynamic symbols")
         }
         var names: [UInt16: String] = [:]
         for section in sections where section.type == ELFSection.SHT_GNU_verdef || section.type == ELFSection.SHT_GNU_verneed {
@@ -177,12 +178,12 @@ extension ELFFile {
         for _ in 0..<min(Int(section.info), range.count / 20 + 1) {
             guard let definition = ByteRecord(bytes, at: range.lowerBound + offset, size: 20),
                   offset <= range.count - 20 else {
-                throw EngineError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) runs past its end")
+                throw ArtifactError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) runs past its end")
             }
             let auxOffset = offset + Int(definition.u32(12))
             guard auxOffset >= 0, auxOffset <= range.count - 8,
                   let aux = ByteRecord(bytes, at: range.lowerBound + auxOffset, size: 8) else {
-                throw EngineError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) has its name record outside the section")
+                throw ArtifactError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) has its name record outside the section")
             }
             names[definition.u16(4) & 0x7fff] = try strings.string(at: aux.u32(0), for: "\(label) entry \(definition.u16(4))")
             let next = Int(definition.u32(16))
@@ -200,14 +201,14 @@ extension ELFFile {
         var offset = 0
         for _ in 0..<min(Int(section.info), budget) {
             guard offset <= range.count - 16, let need = ByteRecord(bytes, at: range.lowerBound + offset, size: 16) else {
-                throw EngineError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) runs past its end")
+                throw ArtifactError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) runs past its end")
             }
             var auxOffset = offset + Int(need.u32(8))
             for _ in 0..<Int(need.u16(2)) {
                 budget -= 1
                 guard budget >= 0, auxOffset <= range.count - 16,
                       let aux = ByteRecord(bytes, at: range.lowerBound + auxOffset, size: 16) else {
-                    throw EngineError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) has a version record outside the section")
+                    throw ArtifactError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) has a version record outside the section")
                 }
                 names[aux.u16(6) & 0x7fff] = try strings.string(at: aux.u32(8), for: "\(label) version \(aux.u16(6))")
                 let next = Int(aux.u32(12))
@@ -237,7 +238,7 @@ struct SymbolVersions {
         let hidden = raw & 0x8000 != 0
         if index <= 1 { return (nil, hidden) }
         guard let name = names[index] else {
-            throw EngineError.malformedELF(path: path, reason: "dynamic symbol \(number) has version index \(index), which no version definition or requirement names")
+            throw ArtifactError.malformedELF(path: path, reason: "dynamic symbol \(number) has version index \(index), which no version definition or requirement names")
         }
         return (name, hidden)
     }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Engine
+@testable import Artifact
 
 @Suite struct ELFPatchObjectTests {
     static func buildPatch(_ dir: FixtureDirectory, source: String = FixtureSource.patch,

@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 
 extension ELFFile {
     /// The most program-header bytes `readIdentity` reads; the kernel itself refuses more than 64 KiB.
@@ -9,7 +10,7 @@ extension ELFFile {
     /// Reads an object's build-id, type and first PT_LOAD with a few pread(2) calls (ELF header,
     /// program headers, PT_NOTE contents), never the whole file: it runs for every mapped object.
     public static func readIdentity(path: String) throws -> ELFIdentity {
-        let file = try FileHandle(path: path, flags: O_RDONLY)
+        let file = try OpenFile(path: path, flags: O_RDONLY)
         let info = try file.status()
         let fileSize = UInt64(clamping: info.st_size)
         let headerBytes = try file.read(at: 0, count: ELFHeader.size)
@@ -18,35 +19,35 @@ extension ELFFile {
         var programCount = UInt64(header.programCount)
         if header.programCount == ELFHeader.PN_XNUM, header.sectionOffset != 0 {
             guard let end = ByteRange.add(header.sectionOffset, 64), end <= fileSize else {
-                throw EngineError.malformedELF(path: path, reason: "section header table at \(elfHex(header.sectionOffset)) lies past the end of the file (\(fileSize) bytes)")
+                throw ArtifactError.malformedELF(path: path, reason: "section header table at \(elfHex(header.sectionOffset)) lies past the end of the file (\(fileSize) bytes)")
             }
             let first = try file.read(at: header.sectionOffset, count: 64)
             guard let record = ByteRecord(first, at: 0, size: 64) else {
-                throw EngineError.malformedELF(path: path, reason: "section header table at \(elfHex(header.sectionOffset)) lies past the end of the file (\(fileSize) bytes)")
+                throw ArtifactError.malformedELF(path: path, reason: "section header table at \(elfHex(header.sectionOffset)) lies past the end of the file (\(fileSize) bytes)")
             }
             programCount = UInt64(record.u32(44))
         }
         guard let tableSize = ByteRange.multiply(programCount, 56), tableSize <= identityProgramTableLimit else {
-            throw EngineError.malformedELF(path: path, reason: "\(programCount) program headers exceed the \(identityProgramTableLimit)-byte limit")
+            throw ArtifactError.malformedELF(path: path, reason: "\(programCount) program headers exceed the \(identityProgramTableLimit)-byte limit")
         }
         guard let tableEnd = ByteRange.add(header.programOffset, tableSize), tableEnd <= fileSize else {
-            throw EngineError.malformedELF(path: path, reason: "program header table (\(programCount) entries at \(elfHex(header.programOffset))) extends past the end of the file (\(fileSize) bytes)")
+            throw ArtifactError.malformedELF(path: path, reason: "program header table (\(programCount) entries at \(elfHex(header.programOffset))) extends past the end of the file (\(fileSize) bytes)")
         }
         let table = try file.read(at: header.programOffset, count: Int(tableSize))
         guard table.count == Int(tableSize) else {
-            throw EngineError.malformedELF(path: path, reason: "program header table was cut short while reading (file shrank?)")
+            throw ArtifactError.malformedELF(path: path, reason: "program header table was cut short while reading (file shrank?)")
         }
         let programHeaders = try ELFHeader.programHeaders(in: table, tableOffset: 0, count: programCount,
                                                           fileSize: fileSize, path: path)
         guard let firstLoad = programHeaders.filter({ $0.type == ELFProgramHeader.PT_LOAD })
             .min(by: { $0.virtualAddress < $1.virtualAddress }) else {
-            throw EngineError.malformedELF(path: path, reason: "has no PT_LOAD segment, so it cannot be mapped")
+            throw ArtifactError.malformedELF(path: path, reason: "has no PT_LOAD segment, so it cannot be mapped")
         }
 
         var buildID: BuildID?
         for note in programHeaders where note.type == ELFProgramHeader.PT_NOTE && note.fileSize > 0 {
             guard note.fileSize <= identityNoteLimit else {
-                throw EngineError.malformedELF(path: path, reason: "PT_NOTE at \(elfHex(note.offset)) has \(note.fileSize) bytes, over the \(identityNoteLimit)-byte limit")
+                throw ArtifactError.malformedELF(path: path, reason: "PT_NOTE at \(elfHex(note.offset)) has \(note.fileSize) bytes, over the \(identityNoteLimit)-byte limit")
             }
             let contents = try file.read(at: note.offset, count: Int(note.fileSize))
             if let found = try ELFNotes.buildID(in: contents, alignment: note.alignment,

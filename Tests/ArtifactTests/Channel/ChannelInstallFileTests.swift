@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// Issue 14, findings 4 and 5 at the channel: one destination per release, and a baseline or fix
 /// file's mode kept in the store while patch objects stay loadable by every user.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Engine
+@testable import Artifact
 
 @Suite struct ELFRedirectionPlannerTests {
     /// A target with a 1-byte function, a 6-byte one and symbols named like GCC clones of `compute`.
@@ -41,7 +41,7 @@ import Testing
         do {
             try body()
             Issue.record("expected invalidHotpatch containing '\(fragment)', got success", sourceLocation: sourceLocation)
-        } catch let EngineError.invalidHotpatch(_, reason) {
+        } catch let ArtifactError.invalidHotpatch(_, reason) {
             #expect(reason.contains(fragment), "reason was: \(reason)", sourceLocation: sourceLocation)
         } catch {
             Issue.record("expected invalidHotpatch containing '\(fragment)', got \(error)", sourceLocation: sourceLocation)

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// Crafted damage to a real patch object: each must be refused with a specific reason, never trap.
 @Suite struct MalformedELFTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// A temporary directory for compiled fixtures, removed when the test is done with it.
 final class FixtureDirectory {
@@ -92,26 +92,26 @@ enum FixtureSource {
     """
 }
 
-/// Asserts that `body` throws `EngineError.malformedELF` whose reason contains `fragment`.
+/// Asserts that `body` throws `ArtifactError.malformedELF` whose reason contains `fragment`.
 func expectMalformed(_ fragment: String, sourceLocation: SourceLocation = #_sourceLocation,
                      _ body: () throws -> Void) {
     do {
         try body()
         Issue.record("expected malformedELF containing '\(fragment)', got success", sourceLocation: sourceLocation)
-    } catch let EngineError.malformedELF(_, reason) {
+    } catch let ArtifactError.malformedELF(_, reason) {
         #expect(reason.contains(fragment), "reason was: \(reason)", sourceLocation: sourceLocation)
     } catch {
         Issue.record("expected malformedELF containing '\(fragment)', got \(error)", sourceLocation: sourceLocation)
     }
 }
 
-/// Asserts that `body` throws `EngineError.unsupportedPatchObject` whose reason contains `fragment`.
+/// Asserts that `body` throws `ArtifactError.unsupportedPatchObject` whose reason contains `fragment`.
 func expectUnsupported(_ fragment: String, sourceLocation: SourceLocation = #_sourceLocation,
                        _ body: () throws -> Void) {
     do {
         try body()
         Issue.record("expected unsupportedPatchObject containing '\(fragment)', got success", sourceLocation: sourceLocation)
-    } catch let EngineError.unsupportedPatchObject(_, reason) {
+    } catch let ArtifactError.unsupportedPatchObject(_, reason) {
         #expect(reason.contains(fragment), "reason was: \(reason)", sourceLocation: sourceLocation)
     } catch {
         Issue.record("expected unsupportedPatchObject containing '\(fragment)', got \(error)", sourceLocation: sourceLocation)

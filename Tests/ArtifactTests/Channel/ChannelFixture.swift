@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// A channel in a temporary folder, with a trusted key, a store, and a small valid index:
 /// baseline `B1` (no files), hotpatch `hp1` (level 1, one target, one patch object) and fix `fix1`
@@ -96,7 +96,7 @@ final class ChannelFixture {
         do {
             _ = try verify(highest: highest, now: now, store: store, policy: policy)
             return nil
-        } catch let EngineError.channel(refusal) {
+        } catch let ArtifactError.channel(refusal) {
             return refusal
         } catch {
             Issue.record("unexpected error \(error)")

@@ -1,5 +1,5 @@
 import Testing
-@testable import Engine
+@testable import Artifact
 
 @Test func hex_roundTripsBytes() {
     let bytes: [UInt8] = [0x00, 0x7f, 0x80, 0xff, 0x12]

@@ -1,5 +1,6 @@
 import Crypto
 import Glibc
+import LinuxSystem
 
 /// File-system work of the verifier: resolving paths inside the channel, the StrictModes-like
 /// permission check, bounded reads and streaming SHA-256. Every libc call goes through `SystemCall`.
@@ -10,7 +11,7 @@ enum ChannelFiles {
     /// The canonical absolute path of `path` (symbolic links resolved). realpath(3).
     static func realPath(_ path: String) throws -> String {
         guard let resolved = realpath(path, nil) else {
-            throw EngineError.systemCall(name: "realpath", errno: Glibc.errno, subject: path)
+            throw SystemError(call: "realpath", errno: Glibc.errno, subject: path)
         }
         defer { free(resolved) }
         return String(cString: resolved)
@@ -32,8 +33,8 @@ enum ChannelFiles {
 
     /// A short text for an error thrown by a system call, for refusals.
     static func reasonText(_ error: any Error) -> String {
-        if let engine = error as? EngineError, case let .systemCall(name, number, _) = engine {
-            return "\(name): \(EngineError.errnoText(number))"
+        if let failure = error as? SystemError {
+            return "\(failure.call): \(SystemError.errnoText(failure.errno))"
         }
         return "\(error)"
     }
@@ -82,14 +83,14 @@ enum ChannelFiles {
     /// Reads a whole regular file of at most `limit` bytes; `tooLarge` is thrown past that.
     static func readSmallFile(_ path: String, limit: Int, tooLarge: ChannelRefusal) throws(ChannelRefusal) -> [UInt8] {
         do {
-            let file = try FileHandle(path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+            let file = try OpenFile(path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
             let info = try file.status()
             guard info.st_mode & S_IFMT == S_IFREG else { throw ChannelRefusal.notRegularFile(path: path) }
             guard info.st_size <= limit else { throw tooLarge }
             return try file.readAll(limit: limit)
         } catch let refusal as ChannelRefusal {
             throw refusal
-        } catch let error as EngineError where error.errno == EFBIG {
+        } catch let error as SystemError where error.errno == EFBIG {
             throw tooLarge
         } catch {
             throw .unreadableFile(path: path, reason: reasonText(error))
@@ -109,9 +110,9 @@ enum ChannelFiles {
     /// refused with its path before it is opened, and opened with O_NONBLOCK|O_NOFOLLOW so that a
     /// file swapped in between the check and the open can neither block nor lead elsewhere.
     static func readTrustedKeyFiles(in directory: String) throws(ChannelRefusal) -> [(path: String, bytes: [UInt8])] {
-        let folder: FileHandle
+        let folder: OpenFile
         do {
-            folder = try FileHandle(path: directory, flags: O_RDONLY | O_DIRECTORY | O_NONBLOCK)
+            folder = try OpenFile(path: directory, flags: O_RDONLY | O_DIRECTORY | O_NONBLOCK)
         } catch {
             throw .unreadableFile(path: directory, reason: reasonText(error))
         }
@@ -133,7 +134,7 @@ enum ChannelFiles {
             try checkTrustedKey(seen, path: path)
             let bytes: [UInt8]
             do {
-                let key = try FileHandle(in: folder, name: name, path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+                let key = try OpenFile(in: folder, name: name, path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
                 let info = try key.status()
                 guard info.st_dev == seen.st_dev, info.st_ino == seen.st_ino else {
                     throw ChannelRefusal.unsafeTrustedKey(path: path, reason: "replaced while it was read")
@@ -142,9 +143,9 @@ enum ChannelFiles {
                 bytes = try key.readAll(limit: maxTrustedKeyBytes)
             } catch let refusal as ChannelRefusal {
                 throw refusal
-            } catch let error as EngineError where error.errno == ELOOP {
+            } catch let error as SystemError where error.errno == ELOOP {
                 throw .unsafeTrustedKey(path: path, reason: "is a symbolic link, not a regular file")
-            } catch let error as EngineError where error.errno == EFBIG {
+            } catch let error as SystemError where error.errno == EFBIG {
                 throw .unsafeTrustedKey(path: path, reason: "is larger than \(maxTrustedKeyBytes) bytes")
             } catch {
                 throw .unreadableFile(path: path, reason: reasonText(error))
@@ -204,7 +205,7 @@ enum ChannelFiles {
         var done = 0
         while done < count {
             let n = try SystemCall.run("write", path) { Glibc.write(fd, buffer.baseAddress! + done, count - done) }
-            if n == 0 { throw EngineError.systemCall(name: "write", errno: EIO, subject: path) }
+            if n == 0 { throw SystemError(call: "write", errno: EIO, subject: path) }
             done += n
         }
     }
@@ -241,7 +242,7 @@ enum ChannelFiles {
 
     /// Hashes a whole file (for the publisher's tool): its SHA-256 and length.
     static func digest(path: String) throws -> (sha256: String, length: UInt64) {
-        let file = try FileHandle(path: path, flags: O_RDONLY)
+        let file = try OpenFile(path: path, flags: O_RDONLY)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
         defer { buffer.deallocate() }
         var hasher = SHA256()
@@ -253,16 +254,6 @@ enum ChannelFiles {
             length += UInt64(got)
         }
         return (Hex.encode(hasher.finalize()), length)
-    }
-}
-
-extension FileHandle {
-    /// Opens `name` inside the open folder `directory` (O_CLOEXEC always added); `path` names it
-    /// in errors. The corresponding C function is openat(2).
-    init(in directory: borrowing FileHandle, name: String, path: String, flags: Int32) throws {
-        let folder = directory.raw
-        self.path = path
-        self.raw = try SystemCall.run("openat", path) { openat(folder, name, flags | O_CLOEXEC) }
     }
 }
 

@@ -1,7 +1,8 @@
 import Foundation
 import Glibc
+import LinuxSystem
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// The last verified index, kept in the store with its signature: what stays in force when the
 /// channel's index vanishes, expires or rolls back, across restarts; checked again before use.
@@ -92,11 +93,11 @@ import Testing
         #expect(try Files.list(fixture.store).sorted() == ["installs", "objects", "verified-index"], "no temporary file is left")
     }
 
-    private func keptError(_ fixture: ChannelFixture) -> EngineError? {
+    private func keptError(_ fixture: ChannelFixture) -> ArtifactError? {
         do {
             _ = try fixture.verifier().verifyKept()
             return nil
-        } catch let error as EngineError {
+        } catch let error as ArtifactError {
             return error
         } catch {
             return nil

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// The trusted-keys folder is read like any folder someone else might write: a key that is not a
 /// regular file, is too large, or that a user other than root could change is refused with its

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import Testing
-@testable import Engine
+@testable import Artifact
 
 @Suite struct ChannelVerifierTests {
     // MARK: Acceptance

@@ -1,5 +1,5 @@
 import Testing
-@testable import Engine
+@testable import Artifact
 
 /// One parser for every duration the product reads, bounded so that every consumer can hold it.
 @Suite struct DurationTextTests {

@@ -1,4 +1,5 @@
 import Crypto
+import LinuxSystem
 
 /// What the publisher's tool derives for one target object: the redirections and references to
 /// put in the channel, and warnings for the publisher to read.
@@ -30,11 +31,11 @@ public enum RedirectionPlanner {
     public static let absoluteJumpSize: UInt64 = 14
 
     /// Plans the redirections; symbols come from the debug file's `.symtab`, else the target's
-    /// `.symtab`, else its `.dynsym`. Every refusal is `EngineError.invalidHotpatch(id: target.path, …)`.
+    /// `.symtab`, else its `.dynsym`. Every refusal is `ArtifactError.invalidHotpatch(id: target.path, …)`.
     public static func plan(target: ELFFile, debugFile: ELFFile?, patchObject: PatchObject,
                             replacements: [(symbol: String, replacement: String)],
                             references: [String]) throws -> PlannedTarget {
-        func refuse(_ reason: String) -> EngineError { .invalidHotpatch(id: target.path, reason: reason) }
+        func refuse(_ reason: String) -> ArtifactError { .invalidHotpatch(id: target.path, reason: reason) }
         guard let buildID = target.buildID else {
             throw refuse("the target has no GNU build-id note (link it with -Wl,--build-id)")
         }
@@ -88,7 +89,7 @@ public enum RedirectionPlanner {
             do {
                 guard let count = Int(exactly: function.size) else { throw refuse("function \(name) is too large") }
                 original = try target.bytes(atVirtualAddress: function.value, count: count)
-            } catch EngineError.malformedELF {
+            } catch ArtifactError.malformedELF {
                 throw refuse("the \(function.size) bytes of \(name) at \(elfHex(function.value)) are not in the target file (is the target a debug file?)")
             }
             redirections.append(FunctionRedirection(
@@ -127,7 +128,7 @@ public enum RedirectionPlanner {
 
     /// The one definition of `name` in the first table that defines it: a global one wins (and,
     /// in `.dynsym`, its default version); several distinct local ones are ambiguous.
-    static func find(_ name: String, in sources: [SymbolSource], refuse: (String) -> EngineError) throws -> ELFSymbol? {
+    static func find(_ name: String, in sources: [SymbolSource], refuse: (String) -> ArtifactError) throws -> ELFSymbol? {
         for source in sources {
             let defined = source.symbols.filter { $0.name == name && $0.isDefined && $0.kind != .section && $0.kind != .file }
             guard !defined.isEmpty else { continue }

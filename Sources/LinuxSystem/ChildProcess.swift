@@ -18,7 +18,7 @@ public enum ChildProcess {
     /// Starts `path` with `arguments` and returns its pid. `environment` nil means the caller's.
     public static func spawn(_ path: String, _ arguments: [String], environment: [String: String]? = nil,
                              standardInput: Stream = .inherit, standardOutput: Stream = .inherit,
-                             standardError: Stream = .inherit, ownProcessGroup: Bool = false) throws(EngineError) -> pid_t {
+                             standardError: Stream = .inherit, ownProcessGroup: Bool = false) throws(SystemError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -49,14 +49,14 @@ public enum ChildProcess {
         defer { envp.forEach { free($0) } }
         var child: pid_t = 0
         let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
-        guard result == 0 else { throw .systemCall(name: "posix_spawn", errno: result, subject: path) }
+        guard result == 0 else { throw SystemError(call: "posix_spawn", errno: result, subject: path) }
         return child
     }
 
     /// A pipe whose ends are close-on-exec (only the copies `spawn` duplicates reach a child).
-    public static func pipe() throws(EngineError) -> (read: Int32, write: Int32) {
+    public static func pipe() throws(SystemError) -> (read: Int32, write: Int32) {
         var descriptors: [Int32] = [-1, -1]
-        guard Glibc.pipe(&descriptors) == 0 else { throw .systemCall(name: "pipe", errno: errno, subject: "child output") }
+        guard Glibc.pipe(&descriptors) == 0 else { throw SystemError(call: "pipe", errno: errno, subject: "child output") }
         for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
         return (descriptors[0], descriptors[1])
     }
@@ -90,7 +90,7 @@ public enum ChildProcess {
     /// never comes (seen as an agent that never stopped after `systemctl reboot`). With
     /// `timeoutSeconds`, a program still running then is killed (SIGKILL, status 128+9).
     public static func run(_ path: String, _ arguments: [String], environment: [String: String]? = nil,
-                           timeoutSeconds: Double? = nil) throws(EngineError) -> Finished {
+                           timeoutSeconds: Double? = nil) throws(SystemError) -> Finished {
         let output = try pipe()
         let errorOutput: (read: Int32, write: Int32)
         do { errorOutput = try pipe() } catch {

@@ -1,7 +1,8 @@
 import Glibc
+import LinuxSystem
 
 /// An x86_64 ELF64 little-endian object held in memory, parsed with every offset bounds-checked:
-/// any input either parses or throws `EngineError.malformedELF`, never traps.
+/// any input either parses or throws `ArtifactError.malformedELF`, never traps.
 public struct ELFFile: Sendable {
     /// Where the bytes came from (used in error messages).
     public let path: String
@@ -33,7 +34,7 @@ public struct ELFFile: Sendable {
         if header.sectionOffset != 0 {
             // Extended numbering keeps the real counts in the null section when they overflow 16 bits.
             guard let first = ByteRecord(bytes, at: Int(exactly: header.sectionOffset) ?? -1, size: 64) else {
-                throw EngineError.malformedELF(path: path, reason: "section header table at \(elfHex(header.sectionOffset)) lies past the end of the file (\(bytes.count) bytes)")
+                throw ArtifactError.malformedELF(path: path, reason: "section header table at \(elfHex(header.sectionOffset)) lies past the end of the file (\(bytes.count) bytes)")
             }
             if sectionCount == 0 { sectionCount = first.u64(32) }
             if header.sectionNameIndex == ELFHeader.SHN_XINDEX { sectionNameIndex = first.u32(40) }
@@ -50,7 +51,7 @@ public struct ELFFile: Sendable {
             "program header", offset: header.programOffset, count: programCount, entrySize: 56,
             fileSize: fileSize, path: path),
            !programTable.isEmpty, !sectionTable.isEmpty, programTable.overlaps(sectionTable) {
-            throw EngineError.malformedELF(path: path, reason: "program header table (\(elfHex(programTable.lowerBound))–\(elfHex(programTable.upperBound))) overlaps section header table (\(elfHex(sectionTable.lowerBound))–\(elfHex(sectionTable.upperBound)))")
+            throw ArtifactError.malformedELF(path: path, reason: "program header table (\(elfHex(programTable.lowerBound))–\(elfHex(programTable.upperBound))) overlaps section header table (\(elfHex(sectionTable.lowerBound))–\(elfHex(sectionTable.upperBound)))")
         }
         sections = try ELFFile.parseSections(bytes, table: sectionTable, nameIndex: sectionNameIndex, path: path)
         buildID = try ELFFile.findBuildID(bytes, programHeaders: programHeaders, sections: sections, path: path)
@@ -84,7 +85,7 @@ public struct ELFFile: Sendable {
     /// The index range of `count` file-backed bytes at `address`, which must not straddle segments.
     func fileRange(ofVirtualAddress address: UInt64, count: Int, what: @autoclosure () -> String) throws -> Range<Int> {
         guard count >= 0 else {
-            throw EngineError.malformedELF(path: path, reason: "\(what()) has a negative length \(count)")
+            throw ArtifactError.malformedELF(path: path, reason: "\(what()) has a negative length \(count)")
         }
         for segment in programHeaders where segment.type == ELFProgramHeader.PT_LOAD {
             guard address >= segment.virtualAddress else { continue }
@@ -94,7 +95,7 @@ public struct ELFFile: Sendable {
                   let range = ByteRange.within(offset: start, size: UInt64(count), limit: bytes.count) else { break }
             return range
         }
-        throw EngineError.malformedELF(path: path, reason: "\(what()) at \(elfHex(address)) (\(count) bytes) is not backed by the file in one PT_LOAD segment")
+        throw ArtifactError.malformedELF(path: path, reason: "\(what()) at \(elfHex(address)) (\(count) bytes) is not backed by the file in one PT_LOAD segment")
     }
 
     /// The index range of a section's contents; empty for SHT_NOBITS (checked in `parseSections`).
@@ -119,19 +120,19 @@ public struct ELFFile: Sendable {
             section.addressAlignment = record.u64(48)
             if section.type != ELFSection.SHT_NOBITS, section.type != ELFSection.SHT_NULL,
                ByteRange.within(offset: section.offset, size: section.size, limit: bytes.count) == nil {
-                throw EngineError.malformedELF(path: path, reason: "section [\(index)] (offset \(elfHex(section.offset)), size \(elfHex(section.size))) extends past the end of the file (\(bytes.count) bytes)")
+                throw ArtifactError.malformedELF(path: path, reason: "section [\(index)] (offset \(elfHex(section.offset)), size \(elfHex(section.size))) extends past the end of the file (\(bytes.count) bytes)")
             }
             raw.append(section)
             nameOffsets.append(record.u32(0))
         }
         guard nameIndex != 0, !raw.isEmpty else { return raw }
         guard nameIndex < raw.count else {
-            throw EngineError.malformedELF(path: path, reason: "section-name string table index \(nameIndex) is out of range (\(raw.count) sections)")
+            throw ArtifactError.malformedELF(path: path, reason: "section-name string table index \(nameIndex) is out of range (\(raw.count) sections)")
         }
         let names = raw[Int(nameIndex)]
         guard names.type != ELFSection.SHT_NOBITS,
               let nameRange = ByteRange.within(offset: names.offset, size: names.size, limit: bytes.count) else {
-            throw EngineError.malformedELF(path: path, reason: "section-name string table [\(nameIndex)] has no contents in the file")
+            throw ArtifactError.malformedELF(path: path, reason: "section-name string table [\(nameIndex)] has no contents in the file")
         }
         let strings = StringTable(bytes: bytes, range: nameRange, name: "section-name string table", path: path)
         for index in raw.indices {
@@ -178,24 +179,24 @@ struct ELFHeader {
     init(_ bytes: [UInt8], path: String, fileSize: UInt64) throws {
         guard let record = ByteRecord(bytes, at: 0, size: ELFHeader.size) else {
             if bytes.count >= 4, bytes[0..<4] == [0x7f, 0x45, 0x4c, 0x46] {
-                throw EngineError.malformedELF(path: path, reason: "truncated ELF header: \(bytes.count) bytes, need \(ELFHeader.size)")
+                throw ArtifactError.malformedELF(path: path, reason: "truncated ELF header: \(bytes.count) bytes, need \(ELFHeader.size)")
             }
-            throw EngineError.malformedELF(path: path, reason: "not an ELF file (\(bytes.count) bytes, no ELF header)")
+            throw ArtifactError.malformedELF(path: path, reason: "not an ELF file (\(bytes.count) bytes, no ELF header)")
         }
         guard record.u32(0) == 0x464c_457f else {
-            throw EngineError.malformedELF(path: path, reason: "not an ELF file (bad magic)")
+            throw ArtifactError.malformedELF(path: path, reason: "not an ELF file (bad magic)")
         }
         guard record.u8(4) == 2 else {
-            throw EngineError.malformedELF(path: path, reason: "ELF class \(record.u8(4)) is not supported (only ELFCLASS64)")
+            throw ArtifactError.malformedELF(path: path, reason: "ELF class \(record.u8(4)) is not supported (only ELFCLASS64)")
         }
         guard record.u8(5) == 1 else {
-            throw EngineError.malformedELF(path: path, reason: "data encoding \(record.u8(5)) is not supported (only little-endian)")
+            throw ArtifactError.malformedELF(path: path, reason: "data encoding \(record.u8(5)) is not supported (only little-endian)")
         }
         guard record.u8(6) == 1, record.u32(20) == 1 else {
-            throw EngineError.malformedELF(path: path, reason: "ELF version \(record.u8(6))/\(record.u32(20)) is not EV_CURRENT")
+            throw ArtifactError.malformedELF(path: path, reason: "ELF version \(record.u8(6))/\(record.u32(20)) is not EV_CURRENT")
         }
         guard record.u16(18) == ELFHeader.EM_X86_64 else {
-            throw EngineError.malformedELF(path: path, reason: "machine \(record.u16(18)) is not EM_X86_64 (62)")
+            throw ArtifactError.malformedELF(path: path, reason: "machine \(record.u16(18)) is not EM_X86_64 (62)")
         }
         type = record.u16(16)
         programOffset = record.u64(32)
@@ -207,18 +208,18 @@ struct ELFHeader {
         sectionNameIndex = record.u16(62)
         if programCount != 0 {
             guard programEntrySize == 56 else {
-                throw EngineError.malformedELF(path: path, reason: "program header entry size \(programEntrySize) is not 56")
+                throw ArtifactError.malformedELF(path: path, reason: "program header entry size \(programEntrySize) is not 56")
             }
             guard programOffset >= UInt64(ELFHeader.size) else {
-                throw EngineError.malformedELF(path: path, reason: "program header table at \(elfHex(programOffset)) overlaps the ELF header")
+                throw ArtifactError.malformedELF(path: path, reason: "program header table at \(elfHex(programOffset)) overlaps the ELF header")
             }
         }
         if sectionOffset != 0 {
             guard sectionEntrySize == 64 else {
-                throw EngineError.malformedELF(path: path, reason: "section header entry size \(sectionEntrySize) is not 64")
+                throw ArtifactError.malformedELF(path: path, reason: "section header entry size \(sectionEntrySize) is not 64")
             }
             guard sectionOffset >= UInt64(ELFHeader.size) else {
-                throw EngineError.malformedELF(path: path, reason: "section header table at \(elfHex(sectionOffset)) overlaps the ELF header")
+                throw ArtifactError.malformedELF(path: path, reason: "section header table at \(elfHex(sectionOffset)) overlaps the ELF header")
             }
         } else {
             sectionCount = 0
@@ -231,7 +232,7 @@ struct ELFHeader {
         guard count != 0 else { return 0..<0 }
         guard let size = ByteRange.multiply(count, entrySize),
               let range = ByteRange.within(offset: offset, size: size, limit: Int(clamping: fileSize)) else {
-            throw EngineError.malformedELF(path: path, reason: "\(what) table (\(count) entries at \(elfHex(offset))) extends past the end of the file (\(fileSize) bytes)")
+            throw ArtifactError.malformedELF(path: path, reason: "\(what) table (\(count) entries at \(elfHex(offset))) extends past the end of the file (\(fileSize) bytes)")
         }
         return range
     }
@@ -251,14 +252,14 @@ struct ELFHeader {
                 virtualAddress: record.u64(16), fileSize: record.u64(32), memorySize: record.u64(40),
                 alignment: record.u64(48))
             guard let end = ByteRange.add(header.offset, header.fileSize), end <= fileSize else {
-                throw EngineError.malformedELF(path: path, reason: "program header [\(index)] (offset \(elfHex(header.offset)), file size \(elfHex(header.fileSize))) extends past the end of the file (\(fileSize) bytes)")
+                throw ArtifactError.malformedELF(path: path, reason: "program header [\(index)] (offset \(elfHex(header.offset)), file size \(elfHex(header.fileSize))) extends past the end of the file (\(fileSize) bytes)")
             }
             if header.type == ELFProgramHeader.PT_LOAD {
                 guard header.fileSize <= header.memorySize else {
-                    throw EngineError.malformedELF(path: path, reason: "PT_LOAD [\(index)] has file size \(elfHex(header.fileSize)) larger than its memory size \(elfHex(header.memorySize))")
+                    throw ArtifactError.malformedELF(path: path, reason: "PT_LOAD [\(index)] has file size \(elfHex(header.fileSize)) larger than its memory size \(elfHex(header.memorySize))")
                 }
                 guard ByteRange.add(header.virtualAddress, header.memorySize) != nil else {
-                    throw EngineError.malformedELF(path: path, reason: "PT_LOAD [\(index)] at \(elfHex(header.virtualAddress)) with memory size \(elfHex(header.memorySize)) wraps around the address space")
+                    throw ArtifactError.malformedELF(path: path, reason: "PT_LOAD [\(index)] at \(elfHex(header.virtualAddress)) with memory size \(elfHex(header.memorySize)) wraps around the address space")
                 }
             }
             headers.append(header)
@@ -277,11 +278,11 @@ struct StringTable {
     /// The string at `offset`, which must start inside the table and end with a NUL inside it.
     func string(at offset: UInt32, for owner: @autoclosure () -> String) throws -> String {
         guard let start = Int(exactly: offset), start < range.count else {
-            throw EngineError.malformedELF(path: path, reason: "\(owner()) has name offset \(elfHex(offset)) past the end of the \(name) (size \(elfHex(range.count)))")
+            throw ArtifactError.malformedELF(path: path, reason: "\(owner()) has name offset \(elfHex(offset)) past the end of the \(name) (size \(elfHex(range.count)))")
         }
         let from = range.lowerBound + start
         guard let end = bytes[from..<range.upperBound].firstIndex(of: 0) else {
-            throw EngineError.malformedELF(path: path, reason: "\(owner()) has a name at offset \(elfHex(offset)) that is not NUL-terminated within the \(name)")
+            throw ArtifactError.malformedELF(path: path, reason: "\(owner()) has a name at offset \(elfHex(offset)) that is not NUL-terminated within the \(name)")
         }
         return String(decoding: bytes[from..<end], as: UTF8.self)
     }
@@ -304,7 +305,7 @@ enum ELFNotes {
                   let descriptorStart = ByteRange.alignUp(UInt64(nameRange.upperBound), padding),
                   let descriptorRange = ByteRange.within(offset: descriptorStart, size: descriptorSize, limit: notes.count)
             else {
-                throw EngineError.malformedELF(path: path, reason: "\(what()) has a note at offset \(elfHex(offset)) (name \(nameSize) bytes, descriptor \(descriptorSize) bytes) that runs past its end (\(notes.count) bytes)")
+                throw ArtifactError.malformedELF(path: path, reason: "\(what()) has a note at offset \(elfHex(offset)) (name \(nameSize) bytes, descriptor \(descriptorSize) bytes) that runs past its end (\(notes.count) bytes)")
             }
             if type == NT_GNU_BUILD_ID, notes[nameRange] == [0x47, 0x4e, 0x55, 0], descriptorSize > 0 {
                 return BuildID(bytes: Array(notes[descriptorRange]))

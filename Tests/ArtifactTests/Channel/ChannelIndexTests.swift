@@ -1,5 +1,5 @@
 import Testing
-@testable import Engine
+@testable import Artifact
 
 @Suite struct ChannelIndexTests {
     func parse(_ text: String) throws(ChannelRefusal) -> ChannelIndex {

@@ -1,4 +1,5 @@
 import Foundation
+import LinuxSystem
 
 /// What the verifier accepts beyond the format's fixed rules (the agent's configuration).
 public struct ChannelPolicy: Sendable, Equatable {
@@ -142,12 +143,12 @@ public struct ChannelVerifier: Sendable {
     /// accepted before (nil on first use); a lower one is refused as a rollback, an equal one is
     /// accepted (the same index read again). The index is refused from the instant `now` reaches
     /// `expires`. An accepted index is kept, with its signature, in the store (see `verifyKept`).
-    /// Throws `EngineError.channel` naming the file and the reason.
+    /// Throws `ArtifactError.channel` naming the file and the reason.
     public func verify(highestAcceptedVersion: Int?, now: Date) throws -> VerifiedChannel {
         do {
             return try run(highestAcceptedVersion: highestAcceptedVersion, now: now)
         } catch {
-            throw EngineError.channel(error)
+            throw ArtifactError.channel(error)
         }
     }
 
@@ -155,12 +156,12 @@ public struct ChannelVerifier: Sendable {
     /// the trusted keys as they are now, its format, and every file's verified copy in the store by
     /// hash and length. Neither `expires` nor the channel directory is looked at: this is what stays
     /// in force when the channel is missing, expired or rolled back. Nil when nothing was ever kept.
-    /// Throws `EngineError.channel` naming the file and the reason.
+    /// Throws `ArtifactError.channel` naming the file and the reason.
     public func verifyKept() throws -> VerifiedChannel? {
         do {
             return try runKept()
         } catch {
-            throw EngineError.channel(error)
+            throw ArtifactError.channel(error)
         }
     }
 

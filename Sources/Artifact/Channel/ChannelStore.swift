@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 
 /// The agent's own content-addressed copy of what it accepted from the channel:
 /// `<store>/objects/<sha256><extension>` for patch objects and
@@ -42,7 +43,7 @@ struct ChannelStore {
                     return result == -1 && Glibc.errno == EEXIST ? 0 : result
                 }
                 let info = try ChannelFiles.linkStatus(path)
-                guard info.st_mode & S_IFMT == S_IFDIR else { throw EngineError.systemCall(name: "mkdir", errno: ENOTDIR, subject: path) }
+                guard info.st_mode & S_IFMT == S_IFDIR else { throw SystemError(call: "mkdir", errno: ENOTDIR, subject: path) }
                 if mode == 0o700, info.st_mode & 0o777 != mode {
                     try SystemCall.run("chmod", path) { chmod(path, mode) }
                 }
@@ -76,10 +77,10 @@ struct ChannelStore {
         let temporary = (installMode == nil ? objectsDirectory : installsDirectory) + "/.incoming-" + Hex.encode(withUnsafeBytes(of: suffix.next()) { Array($0) })
         defer { _ = unlink(temporary) }
         do {
-            let input = try FileHandle(path: source, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+            let input = try OpenFile(path: source, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
             let info = try input.status()
             guard info.st_mode & S_IFMT == S_IFREG else { throw ChannelRefusal.notRegularFile(path: display) }
-            let output = try FileHandle(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o400)
+            let output = try OpenFile(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o400)
             // Exactly `mode`, whatever the umask (set before a byte is written).
             let descriptor = output.raw
             try SystemCall.run("fchmod", temporary) { fchmod(descriptor, mode) }
@@ -95,8 +96,8 @@ struct ChannelStore {
             }
         } catch let refusal as ChannelRefusal {
             throw refusal
-        } catch let error as EngineError {
-            if case let .systemCall(_, _, subject) = error, subject == temporary {
+        } catch let error as SystemError {
+            if error.subject == temporary {
                 throw .storeFailure(path: temporary, reason: ChannelFiles.reasonText(error))
             }
             throw .unreadableFile(path: display, reason: ChannelFiles.reasonText(error))
@@ -107,7 +108,7 @@ struct ChannelStore {
         // Verify the copy itself, then give it its content-addressed name.
         let measured: ChannelFiles.Measure
         do {
-            let copy = try FileHandle(path: temporary, flags: O_RDONLY | O_NOFOLLOW)
+            let copy = try OpenFile(path: temporary, flags: O_RDONLY | O_NOFOLLOW)
             measured = try ChannelFiles.measure(copy.raw, length: reference.length, path: temporary, buffer: buffer)
         } catch {
             throw .storeFailure(path: temporary, reason: ChannelFiles.reasonText(error))
@@ -141,12 +142,12 @@ struct ChannelStore {
         do {
             _ = unlink(temporary)
             do {
-                let file = try FileHandle(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+                let file = try OpenFile(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
                 try file.write(content, at: 0)
                 try SystemCall.run("fsync", temporary) { fsync(file.raw) }
             }
             try SystemCall.run("rename", path) { rename(temporary, path) }
-            let folder = try FileHandle(path: directory, flags: O_RDONLY | O_DIRECTORY)
+            let folder = try OpenFile(path: directory, flags: O_RDONLY | O_DIRECTORY)
             try SystemCall.run("fsync", directory) { fsync(folder.raw) }
         } catch {
             _ = unlink(temporary)
@@ -191,7 +192,7 @@ struct ChannelStore {
     /// True if `path` holds exactly the declared bytes with `mode`, owned by us; any other copy is removed.
     private func existingCopyIsValid(_ path: String, reference: ChannelIndex.FileReference, mode: mode_t,
                                      buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        guard let file = try? FileHandle(path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
+        guard let file = try? OpenFile(path: path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
         let valid: Bool
         if let info = try? file.status(), info.st_mode & S_IFMT == S_IFREG, UInt64(info.st_size) == reference.length,
            info.st_mode & 0o7777 == mode, info.st_uid == geteuid(),

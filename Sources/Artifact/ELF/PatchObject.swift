@@ -1,3 +1,4 @@
+import LinuxSystem
 /// One PT_LOAD of a patch object as the Engine maps it: offsets are from the object's load base.
 public struct PatchSegment: Sendable, Equatable, Hashable {
     /// `p_vaddr` truncated to the page: where the mapping starts.
@@ -88,10 +89,10 @@ public struct PatchObject: Sendable {
         try self.init(elf: ELFFile.load(path: path))
     }
 
-    /// Validates an already parsed object; every refusal is `EngineError.unsupportedPatchObject`.
+    /// Validates an already parsed object; every refusal is `ArtifactError.unsupportedPatchObject`.
     public init(elf: ELFFile) throws {
         self.elf = elf
-        func refuse(_ reason: String) -> EngineError { .unsupportedPatchObject(path: elf.path, reason: reason) }
+        func refuse(_ reason: String) -> ArtifactError { .unsupportedPatchObject(path: elf.path, reason: reason) }
 
         guard elf.fileType == .sharedObject else {
             throw refuse("is \(elf.fileType), not a shared object (ET_DYN); build it with cc -shared -fPIC")
@@ -194,7 +195,7 @@ public struct PatchObject: Sendable {
     /// base + addend; symbols the object defines bind to it (like -Bsymbolic); undefined ones go
     /// through `resolve`, weak ones binding to 0 when it finds nothing.
     public func relocationWrites(loadBase: UInt64, resolve: (RequiredSymbol) -> UInt64?) throws -> [RelocationWrite] {
-        func refuse(_ reason: String) -> EngineError { .unsupportedPatchObject(path: elf.path, reason: reason) }
+        func refuse(_ reason: String) -> ArtifactError { .unsupportedPatchObject(path: elf.path, reason: reason) }
         guard ByteRange.add(loadBase, imageSize) != nil else {
             throw refuse("load base \(elfHex(loadBase)) leaves no room for the \(elfHex(imageSize))-byte image")
         }

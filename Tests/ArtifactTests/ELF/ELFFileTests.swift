@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Engine
+@testable import Artifact
 
 @Suite struct ELFFileTests {
     @Test func load_parsesHeadersSectionsAndBuildIDOfAPIEExecutable() throws {
