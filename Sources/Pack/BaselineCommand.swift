@@ -39,26 +39,14 @@ struct BaselineCommand: ParsableCommand {
 
     @Flag var planning: BaselinePlanning = .planned
 
-    @Option(help: ArgumentHelp("A Debian package to install (repeatable).", valueName: "PKG.deb"))
-    var deb: [String] = []
-
-    @Option(help: ArgumentHelp("A plain file to install at an absolute destination (repeatable).", valueName: "SRC=DEST"))
-    var file: [String] = []
+    @OptionGroup var install: InstallFileOptions
 
     @OptionGroup var text: ReleaseTextOptions
 
     func run() throws {
-        let workspace = ChannelWorkspace(directory: channel.channel)
-        var index = try workspace.loadIndex()
-        try workspace.checkNewID(id, in: index)
-        let folder = "baselines/\(id)"
-        let files = try workspace.addInstallFiles(debs: deb, files: file, folder: folder)
-        index.releases.append(.baseline(id: id, planned: planning == .planned, description: text.description,
-                                        cves: text.cves, files: files))
-        do { try workspace.save(index) } catch {
-            if !files.isEmpty { workspace.removeReleaseFolder(folder) }
-            throw error
+        let count = try install.addRelease(to: ChannelWorkspace(directory: channel.channel), id: id, folder: "baselines/\(id)") { files in
+            .baseline(id: id, planned: planning == .planned, description: text.description, cves: text.cves, files: files)
         }
-        print("Added \(planning.rawValue) baseline \(id) with \(files.count) file(s); run 'hotpatch-pack publish' to sign")
+        print("Added \(planning.rawValue) baseline \(id) with \(count) file(s); run 'hotpatch-pack publish' to sign")
     }
 }

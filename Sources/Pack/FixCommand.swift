@@ -24,26 +24,16 @@ struct FixCommand: ParsableCommand {
     @Option(help: "The baseline the fix is for.")
     var baseline: String
 
-    @Option(help: ArgumentHelp("A Debian package to install (repeatable).", valueName: "PKG.deb"))
-    var deb: [String] = []
-
-    @Option(help: ArgumentHelp("A plain file to install at an absolute destination (repeatable).", valueName: "SRC=DEST"))
-    var file: [String] = []
+    @OptionGroup var install: InstallFileOptions
 
     @OptionGroup var text: ReleaseTextOptions
 
     func run() throws {
         let workspace = ChannelWorkspace(directory: channel.channel)
-        var index = try workspace.loadIndex()
-        try workspace.checkNewID(id, in: index)
-        try workspace.checkBaselineExists(baseline, in: index)
-        let folder = "fixes/\(id)"
-        let files = try workspace.addInstallFiles(debs: deb, files: file, folder: folder)
-        index.releases.append(.fix(id: id, baseline: baseline, description: text.description, cves: text.cves, files: files))
-        do { try workspace.save(index) } catch {
-            if !files.isEmpty { workspace.removeReleaseFolder(folder) }
-            throw error
+        let count = try install.addRelease(to: workspace, id: id, folder: "fixes/\(id)",
+                                           checks: { try workspace.checkBaselineExists(baseline, in: $0) }) { files in
+            .fix(id: id, baseline: baseline, description: text.description, cves: text.cves, files: files)
         }
-        print("Added fix \(id) for baseline \(baseline) with \(files.count) file(s); run 'hotpatch-pack publish' to sign")
+        print("Added fix \(id) for baseline \(baseline) with \(count) file(s); run 'hotpatch-pack publish' to sign")
     }
 }

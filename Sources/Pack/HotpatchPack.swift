@@ -1,4 +1,5 @@
 import ArgumentParser
+import Artifact
 
 /// The root command: builds, signs and checks update channels.
 struct HotpatchPack: ParsableCommand {
@@ -27,6 +28,31 @@ struct HotpatchPack: ParsableCommand {
 struct ChannelOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The channel directory.", valueName: "DIR"))
     var channel: String
+}
+
+/// The files a baseline or fix installs: Debian packages and plain files.
+struct InstallFileOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("A Debian package to install (repeatable).", valueName: "PKG.deb"))
+    var deb: [String] = []
+
+    @Option(help: ArgumentHelp("A plain file to install at an absolute destination (repeatable).", valueName: "SRC=DEST"))
+    var file: [String] = []
+
+    /// Copies the files into `folder` of the channel, adds the release `makeRelease` builds from
+    /// them to the index and saves it; on a failed save the copied files are removed again.
+    func addRelease(to workspace: ChannelWorkspace, id: String, folder: String, checks: (ChannelIndex) throws -> Void = { _ in },
+                    makeRelease: ([ChannelIndex.InstallFile]) -> ChannelIndex.Release) throws -> Int {
+        var index = try workspace.loadIndex()
+        try workspace.checkNewID(id, in: index)
+        try checks(index)
+        let files = try workspace.addInstallFiles(debs: deb, files: file, folder: folder)
+        index.releases.append(makeRelease(files))
+        do { try workspace.save(index) } catch {
+            if !files.isEmpty { workspace.removeReleaseFolder(folder) }
+            throw error
+        }
+        return files.count
+    }
 }
 
 /// The options common to releases: description and CVE ids.
