@@ -255,11 +255,10 @@ public actor Agent: AgentControlHandler {
             }
         }
         let window = Double(configuration.healthWindowSeconds)
-        let matches = Dictionary(reports.map { ($0.match.process.pid, $0.match) }, uniquingKeysWith: { first, _ in first })
         for transition in ledger.take(reports, fullPass: pids == nil, desired: desired, healthWindow: window, now: Date()) {
             switch transition.followUp {
             case .notePatched?:
-                if let match = matches[transition.pid] { notePatched(match, desired: desired) }
+                notePatched(transition.match, desired: desired)
             case .observeCredentials?:
                 ledger.update(transition.pid) { $0.observe(ProcessCredentials.read(transition.pid)) }
                 health.watched[transition.pid]?.observe(ledger.records[transition.pid]?.credentials)

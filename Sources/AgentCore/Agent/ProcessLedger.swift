@@ -21,11 +21,15 @@ struct ProcessLedger: Sendable {
         case observeCredentials
     }
 
-    /// One process's change: the event to log, if any, and what else to do.
-    struct Transition: Equatable, Sendable {
-        var pid: ProcessID
+    /// One report's change: the event to log, if any, and what else to do with the process and
+    /// the targeted object it maps (a process mapping two gets a transition for each).
+    struct Transition: Sendable {
+        var match: TargetMatch
         var event: AgentEvent?
         var followUp: FollowUp?
+
+        /// The process.
+        var pid: ProcessID { match.process.pid }
     }
 
     /// The records in pid order.
@@ -103,7 +107,7 @@ struct ProcessLedger: Sendable {
             metadata["load.pause.usec"] = "\(load)"
             loadPause = ", load pause \(load) µs"
         }
-        var transition = Transition(pid: pid)
+        var transition = Transition(match: match)
         switch report.outcome {
         case .applied:
             record.state = .patched

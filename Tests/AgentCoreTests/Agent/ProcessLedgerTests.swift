@@ -9,19 +9,20 @@ import Testing
     private let desired = Hotpatch(id: "hp2", baseline: "B1", level: 2, targets: [])
     private let now = Date(timeIntervalSince1970: 1_800_000_000)
 
-    private func match(_ pid: Int32, startTime: UInt64 = 100) -> TargetMatch {
+    private func match(_ pid: Int32, startTime: UInt64 = 100, library: String = "/usr/lib/libdemo.so") -> TargetMatch {
         TargetMatch(process: ProcessIdentity(pid: ProcessID(pid), startTime: startTime),
-                    object: LoadedObject(path: "/usr/lib/libdemo.so", isDeleted: false, buildID: BuildID(hex: "abcd"),
-                                         loadBias: 0x7f00_0000_0000, mappings: [], readablePath: "/usr/lib/libdemo.so"))
+                    object: LoadedObject(path: library, isDeleted: false, buildID: BuildID(hex: "abcd"),
+                                         loadBias: 0x7f00_0000_0000, mappings: [], readablePath: library))
     }
 
     private func report(_ pid: Int32, _ outcome: PatchOutcome, pause: UInt64? = nil, load: UInt64? = nil,
-                        startTime: UInt64 = 100) -> HostProcessReport {
+                        startTime: UInt64 = 100, library: String = "/usr/lib/libdemo.so") -> HostProcessReport {
         var patch = ProcessPatchReport(pid: pid, startTime: startTime, objectPath: "/usr/lib/libdemo.so", outcome: outcome,
                                        pauseMicroseconds: pause, totalMicroseconds: 10, threadCount: 1, evacuatedThreads: 0,
                                        injectedSystemCalls: 0)
         patch.loadPauseMicroseconds = load
-        return HostProcessReport(match: match(pid, startTime: startTime), executable: "/usr/bin/app", result: .reconciled(patch))
+        return HostProcessReport(match: match(pid, startTime: startTime, library: library), executable: "/usr/bin/app",
+                                 result: .reconciled(patch))
     }
 
     private func excluded(_ pid: Int32, _ why: ProcessExclusion) -> HostProcessReport {
@@ -131,5 +132,14 @@ import Testing
         #expect(ledger.excluded.count == 2)
         _ = ledger.take([report(53, .alreadyApplied)], fullPass: true, desired: desired, healthWindow: 60, now: now)
         #expect(ledger.excluded.isEmpty)
+    }
+
+    @Test func processMappingTwoTargetedObjects_getsATransitionForEach_soBothAreNotedForHealth() {
+        var ledger = ProcessLedger()
+        let transitions = ledger.take([report(60, .applied), report(60, .applied, library: "/usr/lib/libother.so")],
+                                      fullPass: true, desired: desired, healthWindow: 60, now: now)
+        #expect(transitions.map(\.followUp) == [.notePatched, .notePatched])
+        #expect(transitions.map(\.match.object.path) == ["/usr/lib/libdemo.so", "/usr/lib/libother.so"])
+        #expect(ledger.records.count == 1)
     }
 }
