@@ -141,7 +141,8 @@ final class ReloadService: Service, @unchecked Sendable {
                     await self.agent.reload(configuration)
                     await self.loop.wake()
                 } catch {
-                    self.logger.error("Failed to reload the configuration, keeping the current one: \(error)")
+                    self.logger.log(event: .reloaded, level: .error, "Failed to reload the configuration, keeping the current one: \(error)",
+                                    metadata: ["reason": "\(error)"])
                 }
                 _ = self.notifier.ready(status: StatusBuilder.summary(await self.agent.status()))
             }

@@ -93,7 +93,8 @@ public actor Agent: AgentControlHandler {
     public func reload(_ new: AgentConfiguration) -> [ConfigurationKey] {
         let (reloaded, refused) = configuration.reloaded(to: new)
         if let line = configuration.reloadRefusal(refused, new: new) {
-            logger.log(event: .reloaded, level: .warning, "\(line)", metadata: ["reason": "\(line)"])
+            logger.log(event: .reloaded, level: .warning, "\(line)",
+                       metadata: ["reason": "needs a restart: \(refused.map(\.rawValue).joined(separator: ", "))"])
         }
         if reloaded.strictStackCheck != configuration.strictStackCheck {
             patcher = HostPatcher(workers: workers, options: Self.patchOptions(reloaded), cache: patcher.cache)
