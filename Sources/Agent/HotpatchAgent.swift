@@ -111,7 +111,6 @@ struct HotpatchAgent: AsyncParsableCommand {
         if !excludeUnit.isEmpty { try configuration.override(.excludeUnits, with: excludeUnit) }
         return try configuration.validated()
     }
-
 }
 
 /// SIGHUP: re-read the configuration and run a cycle with it (RELOADING=1 … READY=1).
