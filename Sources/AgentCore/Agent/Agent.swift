@@ -219,7 +219,7 @@ public actor Agent: AgentControlHandler {
             if isNew {
                 log([.recorded(.checked, release: nil,
                                "Accepted channel index version \(verified.version) (\(verified.releases.count) releases, signed by key \(verified.keyFingerprint.prefix(16)))",
-                               level: .info)])
+                               level: .info, metadata: ["channel.version": "\(verified.version)"])])
             }
         }
         if let line = standing.logLine, standing != self.standing {
