@@ -43,6 +43,22 @@ enum AgentExchange {
         return response
     }
 
+    /// Sends a command that reads something, takes that `part` of the answer (named `name` when it
+    /// is missing) and prints it: as a JSON document alone on stdout with `json`, else as text.
+    @discardableResult
+    static func show<Part>(_ command: ControlRequest.Command, global: GlobalOptions, json: Bool, name: String,
+                           part: (ControlResponse) -> Part?, document: (Part) throws -> Data,
+                           text: (Part) -> String) throws -> Part {
+        let response = try send(ControlRequest(command: command), global: global)
+        guard let answer = part(response) else { throw missing(name) }
+        if json {
+            printJSON(try document(answer))
+        } else {
+            print(text(answer))
+        }
+        return answer
+    }
+
     /// Sends a command that only changes something and prints the agent's one-line account of it.
     static func perform(_ request: ControlRequest, global: GlobalOptions) throws {
         let response = try send(request, global: global)
