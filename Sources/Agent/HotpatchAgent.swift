@@ -21,10 +21,11 @@ struct HotpatchAgent: AsyncParsableCommand {
         /etc/hotpatch-agent/agent.toml (embedded defaults when missing); every key can be
         overridden by the flag of the same name. See docs/CONFIGURATION.md.
 
-        Exit statuses of --once: 0 up to date (or unenrolled), 2 a reboot is required, 3 exposed
-        (a process cannot be patched or the channel cannot be verified), 4 some process was still
-        busy at --deadline. Any mode: 64 usage error (bad option or option value), 78 configuration
-        refused, 1 other failure.
+        Exit statuses of --once: those of `agentctl status --exit-code` (docs/STATUS.md): 0 up to
+        date, 1 hotpatch pending (some process was still busy at --deadline), 2 a reboot is
+        required, 3 exposed (a process cannot be patched, the channel cannot be verified or a
+        release failed to install), 4 unenrolled. Any mode: 64 usage error (bad option or option
+        value), 78 configuration refused.
 
         Example:
           hotpatch-agent --once --channel /srv/channel --trusted-keys /etc/hotpatch-agent/keys
@@ -56,11 +57,11 @@ struct HotpatchAgent: AsyncParsableCommand {
             configuration = try loadConfiguration()
         } catch {
             FileHandle.standardError.write(Data("hotpatch-agent: \(error)\n".utf8))
-            throw ExitCode(78)
+            throw ExitCode(ExitStatus.configuration.code)
         }
         guard let target = LogTarget(rawValue: logTarget) else {
             FileHandle.standardError.write(Data("hotpatch-agent: --log-target must be auto, journal or stderr\n".utf8))
-            throw ExitCode(64)
+            throw ExitCode(ExitStatus.usage.code)
         }
         LogBackend.bootstrap(target: target)
         let logger = Logger(label: "hotpatch-agent")
@@ -77,7 +78,9 @@ struct HotpatchAgent: AsyncParsableCommand {
             }
         }
         if once {
-            throw ExitCode(await Self.runOnce(agent, deadlineSeconds: configuration.onceDeadlineSeconds))
+            let status = await OnceRun.run(agent, deadlineSeconds: configuration.onceDeadlineSeconds)
+            FileHandle.standardError.write(Data(OnceRun.report(status).utf8))
+            throw ExitCode(OnceRun.exitStatus(status).code)
         }
         let loop = AgentLoopService(agent: agent, notifier: notifier, logger: logger)
         let services: [any Service] = [
@@ -109,30 +112,6 @@ struct HotpatchAgent: AsyncParsableCommand {
         if !excludeUnit.isEmpty { try configuration.override(.excludeUnits, with: excludeUnit) }
         return try configuration.validated()
     }
-
-    /// One cycle, retrying busy processes until the deadline; the exit status says how it ended.
-    static func runOnce(_ agent: Agent, deadlineSeconds: Int) async -> Int32 {
-        let deadline = Date().addingTimeInterval(Double(deadlineSeconds))
-        var status = await agent.runCycle()
-        var delay = 0.05
-        while await agent.hasPendingProcesses, Date() < deadline {
-            try? await Task.sleep(for: .seconds(min(delay, max(0, deadline.timeIntervalSinceNow))))
-            delay = min(delay * 2, 2)
-            await agent.rescan()
-            status = await agent.status()
-        }
-        let text = Agent.summary(status)
-        FileHandle.standardError.write(Data("hotpatch-agent: \(text)\n".utf8))
-        for reason in status.reasons where reason.verdict != .upToDate {
-            FileHandle.standardError.write(Data("  \(reason.verdict.rawValue): \(reason.message)\n".utf8))
-        }
-        switch status.verdict {
-        case .upToDate, .unenrolled: return 0
-        case .rebootRequired: return 2
-        case .exposed: return 3
-        case .hotpatchPending: return 4
-        }
-    }
 }
 
 /// SIGHUP: re-read the configuration and run a cycle with it (RELOADING=1 … READY=1).
@@ -162,9 +141,10 @@ final class ReloadService: Service, @unchecked Sendable {
                     await self.agent.reload(configuration)
                     await self.loop.wake()
                 } catch {
-                    self.logger.error("Failed to reload the configuration, keeping the current one: \(error)")
+                    self.logger.log(event: .reloaded, level: .error, "Failed to reload the configuration, keeping the current one: \(error)",
+                                    metadata: ["reason": "\(error)"])
                 }
-                _ = self.notifier.ready(status: Agent.summary(await self.agent.status()))
+                _ = self.notifier.ready(status: StatusBuilder.summary(await self.agent.status()))
             }
         }
     }

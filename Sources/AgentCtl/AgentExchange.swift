@@ -2,19 +2,19 @@ import AgentProtocol
 import ArgumentParser
 import Foundation
 
-/// agentctl's exit statuses beyond 0 (sysexits.h where one fits); documented in docs/STATUS.md.
+/// agentctl's exit statuses beyond 0: the shared table (`ExitStatus`, docs/STATUS.md).
 enum AgentctlExit {
     /// The agent answered but refused the request for another reason than permission.
-    static let refused = ExitCode(1)
+    static let refused = ExitCode(ExitStatus.refused.code)
     /// The agent cannot be reached (EX_UNAVAILABLE).
-    static let unavailable = ExitCode(69)
+    static let unavailable = ExitCode(ExitStatus.unavailable.code)
     /// The agent's answer cannot be read (EX_PROTOCOL).
-    static let protocolError = ExitCode(76)
+    static let protocolError = ExitCode(ExitStatus.protocolError.code)
     /// The agent is busy: too many control connections open, or its connection queue full; try
     /// again later (EX_TEMPFAIL).
-    static let busy = ExitCode(75)
+    static let busy = ExitCode(ExitStatus.busy.code)
     /// Refused for lack of permission (EX_NOPERM).
-    static let noPermission = ExitCode(77)
+    static let noPermission = ExitCode(ExitStatus.noPermission.code)
 }
 
 /// One request to the agent, with its failures turned into a message on stderr and an exit status.
@@ -41,6 +41,22 @@ enum AgentExchange {
             throw response.isBusy ? AgentctlExit.busy : AgentctlExit.refused
         }
         return response
+    }
+
+    /// Sends a command that reads something, takes that `part` of the answer (named `name` when it
+    /// is missing) and prints it: as a JSON document alone on stdout with `json`, else as text.
+    @discardableResult
+    static func show<Part>(_ command: ControlRequest.Command, global: GlobalOptions, json: Bool, name: String,
+                           part: (ControlResponse) -> Part?, document: (Part) throws -> Data,
+                           text: (Part) -> String) throws -> Part {
+        let response = try send(ControlRequest(command: command), global: global)
+        guard let answer = part(response) else { throw missing(name) }
+        if json {
+            printJSON(try document(answer))
+        } else {
+            print(text(answer))
+        }
+        return answer
     }
 
     /// Sends a command that only changes something and prints the agent's one-line account of it.

@@ -19,12 +19,7 @@ struct HistoryCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let response = try AgentExchange.send(ControlRequest(command: .history), global: global)
-        guard let history = response.history else { throw AgentExchange.missing("history") }
-        if json {
-            AgentExchange.printJSON(try ControlJSON.document(history))
-        } else {
-            print(ControlText.history(history))
-        }
+        try AgentExchange.show(.history, global: global, json: json, name: "history", part: \.history,
+                               document: { try ControlJSON.document($0) }, text: { ControlText.history($0) })
     }
 }

@@ -21,12 +21,7 @@ struct ProcessesCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let response = try AgentExchange.send(ControlRequest(command: .processes), global: global)
-        guard let processes = response.processes else { throw AgentExchange.missing("process list") }
-        if json {
-            AgentExchange.printJSON(try ControlJSON.document(processes))
-        } else {
-            print(ControlText.processes(processes))
-        }
+        try AgentExchange.show(.processes, global: global, json: json, name: "process list", part: \.processes,
+                               document: { try ControlJSON.document($0) }, text: { ControlText.processes($0) })
     }
 }

@@ -31,13 +31,8 @@ struct StatusCommand: ParsableCommand {
     var exitCode = false
 
     func run() throws {
-        let response = try AgentExchange.send(ControlRequest(command: .status), global: global)
-        guard let status = response.status else { throw AgentExchange.missing("status") }
-        if json {
-            AgentExchange.printJSON(try ControlJSON.document(status))
-        } else {
-            print(ControlText.status(status))
-        }
+        let status = try AgentExchange.show(.status, global: global, json: json, name: "status", part: \.status,
+                                            document: { try ControlJSON.document($0) }, text: { ControlText.status($0) })
         if exitCode && status.verdict.exitCode != 0 {
             throw ExitCode(status.verdict.exitCode)
         }

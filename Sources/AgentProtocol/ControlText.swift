@@ -1,18 +1,5 @@
 import Foundation
 
-extension Verdict {
-    /// The exit status of `agentctl status --exit-code` for this verdict (docs/STATUS.md).
-    public var exitCode: Int32 {
-        switch self {
-        case .upToDate: return 0
-        case .hotpatchPending: return 1
-        case .rebootRequired: return 2
-        case .exposed: return 3
-        case .unenrolled: return 4
-        }
-    }
-}
-
 /// The human forms of `agentctl`'s answers: pure functions of the answer and the current time.
 public enum ControlText {
     /// The status summary: the verdict first, then baseline, hotpatch, processes, reboot, channel, reasons.

@@ -85,8 +85,8 @@ public final class AgentLoopService: Service, Sendable {
         }
         heartbeat.beat(allowing: Self.cycleAllowance)
         let first = await agent.runCycle()
-        _ = notifier.ready(status: Agent.summary(first))
-        logger.info("Started: \(Agent.summary(first))", metadata: ["event": "started"])
+        _ = notifier.ready(status: StatusBuilder.summary(first))
+        logger.log(event: .started, "Started: \(StatusBuilder.summary(first))")
         await cancelWhenGracefulShutdown {
             var retryDelay = 1.0
             while !Task.isCancelled {
@@ -99,11 +99,11 @@ public final class AgentLoopService: Service, Sendable {
                 if Task.isCancelled { break }
                 self.heartbeat.beat(allowing: Self.cycleAllowance)
                 let status = await self.agent.runCycle()
-                _ = self.notifier.status(Agent.summary(status))
+                _ = self.notifier.status(StatusBuilder.summary(status))
             }
         }
         _ = notifier.stopping()
-        logger.info("Stopping", metadata: ["event": "stopping"])
+        logger.log(event: .stopping, "Stopping")
     }
 }
 

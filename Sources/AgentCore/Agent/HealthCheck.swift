@@ -251,3 +251,83 @@ struct HealthWatch: Sendable {
         watched[record.identity.pid] = record
     }
 }
+
+extension HealthWatch {
+    /// What one process's end asks of the agent: the lines to log, and the hotpatch quarantined
+    /// (already recorded in the state), after which every process must be reconciled again.
+    struct ExitAssessment: Equatable, Sendable {
+        var events: [AgentEvent] = []
+        var quarantined: String?
+    }
+
+    /// Judges the end of `pid` by `signal`. `listed` is its record in the process list (nil when a
+    /// full pass forgot it), `credentialsNow` its user ids read at its death, `kernelReportsFaults`
+    /// the sysctl's answer (both read only for a crash of a watched process). A death that counts
+    /// quarantines the hotpatch in `state`; one that does not is logged, rate-limited (a user may
+    /// kill their own processes in a loop). The watched entry of `pid` is forgotten either way.
+    mutating func assessExit(of pid: ProcessID, signal: Int32?, listed: ProcessRecord?,
+                             credentialsNow: @autoclosure () -> ProcessCredentials?, window: Double,
+                             kernelReportsFaults: @autoclosure () -> Bool, state: inout AgentState, now: Date,
+                             earliestReport: (UInt64) -> UInt64 = HealthCheck.earliestReport) -> ExitAssessment {
+        // Reverted since (still listed, without a hotpatch): its death says nothing of the hotpatch.
+        guard var record = watched.removeValue(forKey: pid), listed == nil || listed?.hotpatch != nil,
+              let signal, HealthCheck.crashSignals.contains(signal), let hotpatch = record.hotpatch,
+              let patchedAt = record.patchedAt else { return ExitAssessment() }
+        // A zombie still shows its credentials; a later drop of root taints it.
+        record.observe(credentialsNow())
+        let age = now.timeIntervalSince(patchedAt)
+        let death = HealthCheck.Death(pid: pid, signal: signal, hotpatchID: hotpatch, secondsSincePatch: age,
+                                      credentials: record.credentials, code: record.patchedCode,
+                                      earliestReport: earliestReport(record.identity.startTime))
+        let what = "PID \(pid) (\(record.executable)) died of \(HealthCheck.signalName(signal)) \(Int(age))s after hotpatch \(hotpatch) was applied"
+        guard age <= window else { return ExitAssessment() }
+        let (witness, note) = self.witness(kernelReportsFaults: kernelReportsFaults())
+        var assessment = ExitAssessment(events: note.map { [$0] } ?? [])
+        switch HealthCheck.judge(death, window: window, witness: witness) {
+        case nil:
+            return assessment
+        case let .ignored(why):
+            let admission = limiter.admit(now: now)
+            guard admission.log else { return assessment }
+            let held = admission.suppressedBefore > 0 ? " (\(admission.suppressedBefore) more such deaths were not logged)" : ""
+            var metadata = ["hotpatch.id": hotpatch, "target.pid": "\(pid)", "target.exe": record.executable,
+                            "target.signal": "\(signal)", "reason": why]
+            if let credentials = record.credentials { metadata["target.uid"] = "\(credentials.real)" }
+            let message = "\(what), ignored: \(why); nothing reverted or quarantined\(held)"
+            assessment.events.append(.logged(.healthIgnored, message, level: JournalEvent.healthIgnored.defaultLevel, metadata: metadata))
+            return assessment
+        case let .counts(why):
+            let reason = "\(what): \(why)"
+            state.quarantined[hotpatch] = reason
+            let event = AgentEvent.recorded(.quarantined, release: hotpatch, "Quarantined hotpatch \(hotpatch) and reverting it everywhere: \(reason)",
+                                            level: .error, metadata: ["hotpatch.id": hotpatch, "target.pid": "\(pid)", "reason": reason])
+            assessment.events.append(event)
+            assessment.quarantined = hotpatch
+            return assessment
+        }
+    }
+
+    /// The kernel's fault reports, or why the health check must do without them; the line to log
+    /// the first time the kernel is found not to report faults. `kernelReportsFaults` is the
+    /// sysctl's answer (`KernelFaultLog.kernelReportsFaults`).
+    mutating func witness(kernelReportsFaults: @autoclosure () -> Bool) -> (HealthCheck.KernelWitness, AgentEvent?) {
+        guard let log = faultLog else { return (.unavailable(reason: "not opened"), nil) }
+        if case let .unavailable(why) = log.availability { return (.unavailable(reason: why), nil) }
+        guard kernelReportsFaults() else {
+            var event: AgentEvent?
+            if !exceptionTraceOffLogged {
+                exceptionTraceOffLogged = true
+                event = .logged(nil, "The kernel does not report faults (sysctl debug.exception-trace = 0); crashes of patched root-only processes count without confirmation",
+                                level: .warning)
+            }
+            return (.unavailable(reason: "sysctl debug.exception-trace is 0"), event)
+        }
+        return (.reports(log.reports()), nil)
+    }
+
+    /// Why the kernel's fault reports cannot be read, when they were opened and cannot.
+    var faultReportsUnavailable: String? {
+        if let log = faultLog, case let .unavailable(why) = log.availability { return why }
+        return nil
+    }
+}

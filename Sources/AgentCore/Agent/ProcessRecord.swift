@@ -32,25 +32,3 @@ struct ProcessRecord: Sendable {
                      pauseUsec: pauseUsec, hotpatch: hotpatch)
     }
 }
-
-/// Keeps processes named by configuration out of patching: executable globs and systemd units.
-struct Exclusions: Sendable {
-    let executableGlobs: [String]
-    let units: [String]
-
-    /// Why `pid` is excluded, or nil.
-    func reason(pid: ProcessID, executable: String) -> String? {
-        for glob in executableGlobs where fnmatch(glob, executable, 0) == 0 {
-            return "excluded by configuration (executable matches \(glob))"
-        }
-        guard !units.isEmpty, let cgroup = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) else {
-            return nil
-        }
-        // Unit names appear as path components of the process's cgroup (v1 or v2).
-        let components = Set(cgroup.split(whereSeparator: { $0 == "/" || $0 == "\n" || $0 == ":" }).map(String.init))
-        for unit in units where components.contains(unit) {
-            return "excluded by configuration (unit \(unit))"
-        }
-        return nil
-    }
-}

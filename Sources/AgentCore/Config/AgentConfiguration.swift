@@ -150,6 +150,28 @@ public struct AgentConfiguration: Sendable, Equatable {
         return self
     }
 
+    /// This running configuration after a reload to `new`: keys that apply on reload take their
+    /// new values, the others keep the running ones. `refused` lists, in key order, each of the
+    /// others whose value `new` changes: they need a restart.
+    public func reloaded(to new: AgentConfiguration) -> (configuration: AgentConfiguration, refused: [ConfigurationKey]) {
+        var result = new
+        var refused: [ConfigurationKey] = []
+        for key in ConfigurationKey.allCases where !key.appliesOnReload && value(of: key) != new.value(of: key) {
+            refused.append(key)
+            // The running value was accepted when it was set: setting it again cannot fail.
+            try? result.set(key, to: value(of: key))
+        }
+        return (result, refused)
+    }
+
+    /// The warning a reload logs for `refused` keys (see `reloaded(to:)`), or nil when there are none.
+    public func reloadRefusal(_ refused: [ConfigurationKey], new: AgentConfiguration) -> String? {
+        guard !refused.isEmpty else { return nil }
+        let changes = refused.map { "\($0.rawValue) (\(value(of: $0).text) → \(new.value(of: $0).text))" }
+        return "Not applying \(changes.joined(separator: ", ")) on reload: \(refused.count == 1 ? "it cannot" : "they cannot") change while the agent runs; "
+            + "restart it to apply (systemctl restart hotpatch-agent); the rest of the configuration is reloaded"
+    }
+
     /// The value of `key` in the form parsing accepts (used to re-check values set in code).
     private func value(of key: ConfigurationKey) -> ConfigurationValue {
         switch key {
@@ -231,7 +253,7 @@ struct ConfigurationReason: Error {
 }
 
 /// A configuration value as TOML or a flag gives it, before the key's own checks.
-enum ConfigurationValue {
+enum ConfigurationValue: Equatable {
     case string(String)
     case integer(Int)
     case boolean(Bool)
@@ -255,6 +277,17 @@ enum ConfigurationValue {
             }
             self = .strings(items)
         default: self = .other("a \(value.type.description)")
+        }
+    }
+
+    /// The value as a person reads it in a log line.
+    var text: String {
+        switch self {
+        case let .string(text): return text.isEmpty ? "\"\"" : text
+        case let .integer(number): return "\(number)"
+        case let .boolean(value): return "\(value)"
+        case let .strings(items): return "[" + items.joined(separator: ", ") + "]"
+        case let .other(name): return name
         }
     }
 

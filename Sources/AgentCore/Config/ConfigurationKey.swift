@@ -57,4 +57,17 @@ public enum ConfigurationKey: String, CaseIterable, Sendable {
 
     /// Whether the key holds a boolean (the flag takes `true` or `false`).
     public var isBoolean: Bool { self == .allowWritableChannel || self == .strictStackCheck }
+
+    /// Whether SIGHUP (`systemctl reload`) applies a new value of this key to the running agent.
+    /// The others are opened once at start (the watched channel directory, the state directory and
+    /// its store, the control socket, the metrics writer): a reload that changes one keeps the
+    /// running value, names the key and says a restart is needed (docs/CONFIGURATION.md).
+    public var appliesOnReload: Bool {
+        switch self {
+        case .channel, .stateDir, .runtimeDir, .metricsFile: return false
+        case .trustedKeys, .pollInterval, .reboot, .rebootWindow, .rebootRequiredFile, .excludeExecutables, .excludeUnits,
+             .allowWritableChannel, .strictStackCheck, .healthWindow, .deadline:
+            return true
+        }
+    }
 }

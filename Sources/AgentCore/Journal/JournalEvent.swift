@@ -20,6 +20,10 @@ public enum JournalEvent: String, CaseIterable, Sendable {
     case reloaded
     case enrolled
     case unenrolled
+    /// `agentctl revert`: an administrator reverted a hotpatch everywhere and holds it.
+    case held
+    /// `agentctl apply`: an administrator lifted a hold or quarantine (or asked to reconcile).
+    case released
 
     /// The journal `MESSAGE_ID`: 32 lowercase hex digits, fixed forever.
     public var messageID: String {
@@ -39,6 +43,8 @@ public enum JournalEvent: String, CaseIterable, Sendable {
         case .reloaded: "f6edaa3507ff488cb26fcd3d3e757859"
         case .enrolled: "3bd4a5be308c4d6691f55e1be7752902"
         case .unenrolled: "1c8cad7b6ac84280976df3bce3b7aa33"
+        case .held: "4b42b95450ca4cc6aa6478c0373cab55"
+        case .released: "a4235490809546d99d9d7a58d17529f7"
         }
     }
 
@@ -46,7 +52,7 @@ public enum JournalEvent: String, CaseIterable, Sendable {
     public var defaultLevel: Logger.Level {
         switch self {
         case .checked: .info
-        case .applied, .reverted, .baselineInstalled, .rebootRequired, .enrolled, .unenrolled: .notice
+        case .applied, .reverted, .baselineInstalled, .rebootRequired, .enrolled, .unenrolled, .held, .released: .notice
         case .processUnpatchable, .healthIgnored: .warning
         // A quarantine means a patched process crashed: the issue asks for priority `err`.
         case .applyFailed, .quarantined, .verificationFailed: .error

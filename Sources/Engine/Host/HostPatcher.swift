@@ -1,5 +1,6 @@
 import Artifact
 import Foundation
+import Glibc
 import LinuxSystem
 import Synchronization
 
@@ -42,6 +43,32 @@ public final class HostPatcher: Sendable {
         return TargetFinder(cache: cache).find(buildIDs: buildIDs, among: pids)
     }
 
+    /// Finds the processes (among `pids`, default all) that map an object some hotpatch in `known`
+    /// targets and brings each one `policy` does not exclude to `desired` (nil: no hotpatch), in one
+    /// call. Returns one report per matching process, excluded ones included with their reason.
+    public func reconcile(among pids: [ProcessID]? = nil, desired: Hotpatch?, known: [Hotpatch],
+                          excluding policy: ExclusionPolicy) -> [HostProcessReport] {
+        let found = matches(for: known, among: pids).map { match -> (match: TargetMatch, executable: String, exclusion: ProcessExclusion?) in
+            let pid = match.process.pid
+            let executable = (try? ProcFS.executablePath(of: pid)) ?? match.object.path
+            let exclusion = policy.exclusion(of: pid, executable: executable) {
+                try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
+            }
+            return (match, executable, exclusion)
+        }
+        var patched = reconcile(found.filter { $0.exclusion == nil }.map(\.match), desired: desired, known: known).makeIterator()
+        return found.map { match, executable, exclusion in
+            let result: HostProcessReport.Result
+            switch exclusion {
+            case nil: result = .reconciled(patched.next()!)
+            // Never attached: reported as the patcher would, so status shows it exposed.
+            case .initProcess?: result = .reconciled(.refused(match, .protectedProcess(why: "PID 1")))
+            case let exclusion?: result = .excluded(exclusion)
+            }
+            return HostProcessReport(match: match, executable: executable, result: result)
+        }
+    }
+
     /// Reconciles each match to `desired` (nil: no hotpatch), replacing or removing the jumps of any
     /// level in `known`. Returns one report per match, in the order of `matches`.
     public func reconcile(_ matches: [TargetMatch], desired: Hotpatch?, known: [Hotpatch]) -> [ProcessPatchReport] {
@@ -66,5 +93,94 @@ public final class HostPatcher: Sendable {
         }
         group.wait()
         return results.withLock { collected in (0..<matches.count).map { collected[$0]! } }
+    }
+}
+
+/// Which processes are never patched, decided in this one place: the agent itself, processes
+/// excluded by configuration (executable globs, systemd units) and PID 1.
+public struct ExclusionPolicy: Sendable, Equatable {
+    /// The patching process itself.
+    public var agent: ProcessID
+    /// fnmatch(3) globs on the executable path.
+    public var executableGlobs: [String]
+    /// systemd unit names, looked up in the process's cgroup path.
+    public var units: [String]
+
+    /// A policy for the calling process with the configured exclusions.
+    public init(agent: ProcessID = .current, executableGlobs: [String] = [], units: [String] = []) {
+        self.agent = agent
+        self.executableGlobs = executableGlobs
+        self.units = units
+    }
+
+    /// Why `pid` (running `executable`) is not patched, or nil. `cgroup` gives the text of its
+    /// /proc/PID/cgroup, read only when units are configured.
+    public func exclusion(of pid: ProcessID, executable: String, cgroup: () -> String?) -> ProcessExclusion? {
+        if pid == agent { return .agentItself }
+        for glob in executableGlobs where fnmatch(glob, executable, 0) == 0 { return .executable(glob: glob) }
+        if !units.isEmpty, let cgroup = cgroup() {
+            // Unit names appear as path components of the process's cgroup (v1 or v2).
+            let components = Set(cgroup.split(whereSeparator: { $0 == "/" || $0 == "\n" || $0 == ":" }).map(String.init))
+            for unit in units where components.contains(unit) { return .unit(unit) }
+        }
+        if pid.rawValue == 1 { return .initProcess }
+        return nil
+    }
+}
+
+/// Why a process is not patched, by `ExclusionPolicy`.
+public enum ProcessExclusion: Equatable, Sendable, CustomStringConvertible {
+    /// The patching process itself: never reported.
+    case agentItself
+    /// Its executable matches a configured glob.
+    case executable(glob: String)
+    /// It runs in a configured systemd unit.
+    case unit(String)
+    /// PID 1: a stop of init stalls the whole system; reported unpatchable (it stays exposed).
+    case initProcess
+
+    /// Whether configuration asked for it (status counts these).
+    public var isConfigured: Bool {
+        switch self {
+        case .executable, .unit: return true
+        case .agentItself, .initProcess: return false
+        }
+    }
+
+    /// A short text for logs and status.
+    public var description: String {
+        switch self {
+        case .agentItself: return "the agent itself"
+        case let .executable(glob): return "excluded by configuration (executable matches \(glob))"
+        case let .unit(unit): return "excluded by configuration (unit \(unit))"
+        case .initProcess: return "PID 1"
+        }
+    }
+}
+
+/// One matching process after `HostPatcher.reconcile(among:desired:known:excluding:)`.
+public struct HostProcessReport: Sendable {
+    /// What happened to it.
+    public enum Result: Sendable {
+        /// Not touched, and why.
+        case excluded(ProcessExclusion)
+        /// Reconciled; the patcher's report.
+        case reconciled(ProcessPatchReport)
+    }
+
+    /// The process and the targeted object it maps.
+    public var match: TargetMatch
+    /// Its executable path (the object's path when /proc/PID/exe cannot be read).
+    public var executable: String
+    /// What happened to it.
+    public var result: Result
+}
+
+extension ProcessPatchReport {
+    /// The report of a process refused before anything was read or written.
+    static func refused(_ match: TargetMatch, _ reason: UnpatchableReason) -> ProcessPatchReport {
+        ProcessPatchReport(pid: match.process.pid.rawValue, startTime: match.process.startTime, objectPath: match.object.path,
+                           outcome: .unpatchable(reason), pauseMicroseconds: nil, totalMicroseconds: 0, threadCount: 0,
+                           evacuatedThreads: 0, injectedSystemCalls: 0)
     }
 }

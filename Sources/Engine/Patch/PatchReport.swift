@@ -2,7 +2,7 @@ import LinuxSystem
 
 /// Why a process cannot be patched; each case names what a person would check.
 public enum UnpatchableReason: Error, Equatable, Sendable, CustomStringConvertible {
-    /// PID 1, the agent itself, or a process excluded by configuration.
+    /// PID 1 or the patching process itself (configured exclusions are `ProcessExclusion`s).
     case protectedProcess(why: String)
     /// Another tracer (debugger, strace, another agent) holds the process.
     case tracedBy(pid: Int32)

@@ -21,8 +21,6 @@ public struct PatchOptions: Sendable {
     public var stackScanBytes = 64 * 1024
     /// Run the stop window at SCHED_FIFO, so the pause is not stretched by our own preemption.
     public var raiseSchedulingPriority = true
-    /// Processes never touched, besides PID 1 and the calling process.
-    public var excludedProcesses: Set<ProcessID> = []
 
     /// The defaults.
     public init() {}
@@ -76,7 +74,6 @@ public final class Patcher {
         let pid = match.process.pid
         if pid.rawValue == 1 { throw .unpatchable(.protectedProcess(why: "PID 1")) }
         if pid == ProcessID.current { throw .unpatchable(.protectedProcess(why: "the agent itself")) }
-        if options.excludedProcesses.contains(pid) { throw .unpatchable(.protectedProcess(why: "excluded by configuration")) }
         guard ProcFS.isSameProcess(match.process) else { throw .unpatchable(.processGone) }
         let status: ProcessStatus
         let mappings: [MemoryMapping]

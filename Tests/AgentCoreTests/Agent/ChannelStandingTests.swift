@@ -1,13 +1,17 @@
-@testable import AgentCore
 import AgentProtocol
+import Artifact
+import Engine
 import Testing
+@testable import AgentCore
 
 /// Which verified index stays in force after a channel check, and what status says (issue 14, finding 3).
 @Suite struct ChannelStandingTests {
     private let directory = "/srv/channel"
+    private let expired = ChannelRefusal.expired(path: "/srv/channel/index.json", expires: "X", now: "Y")
+    private let badSignature = ChannelRefusal.badSignature(path: "/var/lib/hotpatch-agent/store/index.json", reason: "bad signature")
 
     private func standing(_ check: ChannelStanding.Check, verified: Int? = nil, last: Int?, everAccepted: Bool,
-                          kept: String? = nil) -> ChannelStanding {
+                          kept: ChannelRefusal? = nil) -> ChannelStanding {
         ChannelStanding.after(check, channelDirectory: directory, verifiedVersion: verified, lastVerifiedVersion: last,
                               everAccepted: everAccepted, missingSince: "2026-12-01T10:00:00Z", keptProblem: kept)
     }
@@ -39,24 +43,31 @@ import Testing
     }
 
     @Test func missing_afterAcceptance_withNothingKept_saysSoAndWhy() {
-        let result = standing(.missing, last: nil, everAccepted: true, kept: "bad signature")
+        let result = standing(.missing, last: nil, everAccepted: true, kept: badSignature)
         #expect(result.versionInForce == nil)
         #expect(result.reason?.verdict == .exposed)
-        #expect(result.reason?.message.hasSuffix("; no verified version in force: bad signature") == true)
+        #expect(result.reason?.message.hasSuffix("; no verified version in force: \(badSignature)") == true)
     }
 
     @Test func refused_expiredOrRolledBack_isExposed_andKeepsTheLastVerifiedVersion() {
-        let result = standing(.refused("index expired at X"), last: 4, everAccepted: true)
+        let result = standing(.refused(expired), last: 4, everAccepted: true)
         #expect(result.versionInForce == 4)
         #expect(result.reason == .init(verdict: .exposed,
-                                       message: "channel cannot be verified: index expired at X; keeping verified version 4 in force"))
-        #expect(result.logLine == "Failed to verify the channel: index expired at X; keeping verified version 4 in force")
+                                       message: "channel cannot be verified: \(expired); keeping verified version 4 in force"))
+        #expect(result.logLine == "Failed to verify the channel: \(expired); keeping verified version 4 in force")
     }
 
     @Test func refused_beforeAnyIndexWasAccepted_isExposed_withNothingInForce() {
-        let result = standing(.refused("bad signature"), last: nil, everAccepted: false)
+        let result = standing(.refused(badSignature), last: nil, everAccepted: false)
         #expect(result.versionInForce == nil)
         #expect(result.reason?.verdict == .exposed)
-        #expect(result.reason?.message == "channel cannot be verified: bad signature; no verified version in force")
+        #expect(result.reason?.message == "channel cannot be verified: \(badSignature); no verified version in force")
+    }
+
+    @Test func sameRefusalTwice_isTheSameStanding_soTheAgentLogsItOnce_whileAnotherRefusalDiffers() {
+        let first = standing(.refused(expired), last: 4, everAccepted: true)
+        #expect(standing(.refused(expired), last: 4, everAccepted: true) == first)
+        #expect(standing(.refused(badSignature), last: 4, everAccepted: true) != first)
+        #expect(standing(.refused(expired), last: 5, everAccepted: true) != first, "another version in force says something new")
     }
 }

@@ -15,12 +15,13 @@ private struct CatalogEntry {
 }
 
 /// Parses the catalog the way `journalctl --update-catalog` reads it (catalog.c): lines starting
-/// with `#` are comments, `-- ` plus 32 hex digits opens an entry, `Key: value` headers follow.
+/// with `#` are comments wherever they are, `-- ` plus 32 hex digits opens an entry, `Key: value`
+/// headers follow.
 private func parseCatalog(_ text: String) throws -> [CatalogEntry] {
     var entries: [CatalogEntry] = []
     var inHeaders = false
     for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-        if line.hasPrefix("#") && entries.isEmpty { continue }
+        if line.hasPrefix("#") { continue }
         if line.hasPrefix("-- ") {
             let id = String(line.dropFirst(3))
             guard id.count == 32, id.allSatisfy(\.isHexDigit) else { throw TestFailure("bad entry line: \(line)") }

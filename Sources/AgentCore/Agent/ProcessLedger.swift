@@ -1,0 +1,164 @@
+import AgentProtocol
+import Artifact
+import Engine
+import Foundation
+import LinuxSystem
+
+/// What the agent knows of every process that maps a targeted object, and how each patch report
+/// changes it: the record transitions and the events to log. No I/O; what needs the process
+/// itself (its credentials, its maps) is returned as a follow-up for the caller to do.
+struct ProcessLedger: Sendable {
+    /// Every matching process not excluded, by pid.
+    private(set) var records: [ProcessID: ProcessRecord] = [:]
+    /// Matching processes excluded by configuration, by pid.
+    private(set) var excluded: Set<ProcessID> = []
+    /// The last patch pause measured, in microseconds.
+    private(set) var lastPause: UInt64?
+
+    /// What the caller must do about one process after its report.
+    enum FollowUp: Equatable, Sendable {
+        /// Just patched: read what the health check needs (credentials, where the code lies).
+        case notePatched
+        /// Patched within the health window: read its credentials again (it may have dropped root).
+        case observeCredentials
+    }
+
+    /// One report's change: the event to log, if any, and what else to do with the process and
+    /// the targeted object it maps (a process mapping two gets a transition for each).
+    struct Transition: Sendable {
+        var match: TargetMatch
+        var event: AgentEvent?
+        var followUp: FollowUp?
+
+        /// The process.
+        var pid: ProcessID { match.process.pid }
+    }
+
+    /// The records in pid order.
+    var sorted: [ProcessRecord] { records.values.sorted { $0.identity.pid < $1.identity.pid } }
+
+    /// Whether some process waits for a retry (busy).
+    var hasPending: Bool { records.values.contains { $0.state == .pending } }
+
+    /// Forgets every process (the channel has no hotpatch any more).
+    mutating func forgetAll() {
+        records = [:]
+        excluded = []
+    }
+
+    /// Forgets a process that ended; returns its record, if it had one.
+    mutating func remove(_ pid: ProcessID) -> ProcessRecord? {
+        excluded.remove(pid)
+        return records.removeValue(forKey: pid)
+    }
+
+    /// Changes the record of `pid`, if there is one.
+    mutating func update(_ pid: ProcessID, _ change: (inout ProcessRecord) -> Void) {
+        guard var record = records[pid] else { return }
+        change(&record)
+        records[pid] = record
+    }
+
+    /// Takes the reports of one pass. A full pass (`fullPass`) is the whole truth: processes it did
+    /// not find are forgotten. `desired` is the hotpatch the pass aimed at; `healthWindow` (seconds)
+    /// decides which patched processes are looked at again.
+    mutating func take(_ reports: [HostProcessReport], fullPass: Bool, desired: Hotpatch?, healthWindow: Double,
+                       now: Date) -> [Transition] {
+        if fullPass {
+            let seen = Set(reports.map(\.match.process.pid))
+            records = records.filter { seen.contains($0.key) }
+            excluded = []
+        }
+        var transitions: [Transition] = []
+        for report in reports {
+            let pid = report.match.process.pid
+            switch report.result {
+            case let .excluded(exclusion):
+                records[pid] = nil
+                if exclusion.isConfigured { excluded.insert(pid) } else { excluded.remove(pid) }
+            case let .reconciled(patch):
+                excluded.remove(pid)
+                if let transition = take(patch, match: report.match, executable: report.executable, desired: desired,
+                                         healthWindow: healthWindow, now: now) {
+                    transitions.append(transition)
+                }
+            }
+        }
+        return transitions
+    }
+
+    private mutating func take(_ report: ProcessPatchReport, match: TargetMatch, executable: String, desired: Hotpatch?,
+                               healthWindow: Double, now: Date) -> Transition? {
+        let pid = match.process.pid
+        var record = records[pid].flatMap { $0.identity == match.process ? $0 : nil }
+            ?? ProcessRecord(identity: match.process, executable: executable, state: .unpatched)
+        var metadata = ["target.pid": "\(pid)", "target.exe": executable, "build.id": match.object.buildID?.description ?? ""]
+        if let desired {
+            metadata["hotpatch.id"] = desired.id
+            metadata["baseline.id"] = desired.baseline
+        }
+        if let pause = report.pauseMicroseconds {
+            metadata["pause.usec"] = "\(pause)"
+            lastPause = pause
+            record.pauseUsec = pause
+        }
+        // Mapping the patch object holds every thread too (so no filter can appear mid-load): a
+        // stop of its own, once per process and patch object, reported apart from the redirect's.
+        var loadPause = ""
+        if let load = report.loadPauseMicroseconds {
+            metadata["load.pause.usec"] = "\(load)"
+            loadPause = ", load pause \(load) µs"
+        }
+        var transition = Transition(match: match)
+        switch report.outcome {
+        case .applied:
+            record.state = .patched
+            record.reason = nil
+            record.hotpatch = desired?.id
+            record.patchedAt = now
+            transition.followUp = .notePatched
+            transition.event = .recorded(
+                .applied, release: desired?.id,
+                "Applied hotpatch \(desired?.id ?? "?") to PID \(pid) (\(executable)), pause \(report.pauseMicroseconds ?? 0) µs\(loadPause)",
+                level: .info, metadata: metadata)
+        case .alreadyApplied:
+            record.state = .patched
+            record.reason = nil
+            record.hotpatch = desired?.id
+            // A process may drop root after it was patched: look again at every pass of its window.
+            if let patchedAt = record.patchedAt, now.timeIntervalSince(patchedAt) <= healthWindow {
+                transition.followUp = .observeCredentials
+            }
+        case .reverted:
+            record.state = .unpatched
+            record.reason = nil
+            record.hotpatch = nil
+            transition.event = .recorded(.reverted, release: nil, "Reverted our hotpatch in PID \(pid) (\(executable))",
+                                         level: .info, metadata: metadata)
+        case .notApplied:
+            record.state = .unpatched
+            record.hotpatch = nil
+            record.reason = nil
+        case let .busy(reason):
+            record.state = .pending
+            record.reason = reason
+            transition.event = .logged(nil, "PID \(pid) busy, will retry: \(reason)", level: .debug, metadata: metadata)
+        case .unpatchable(.processGone):
+            records[pid] = nil
+            return nil
+        case let .unpatchable(reason):
+            let changed = record.state != .unpatchable || record.reason != reason.description
+            record.state = .unpatchable
+            record.reason = reason.description
+            record.hotpatch = nil
+            if changed {
+                metadata["reason"] = "\(reason)"
+                transition.event = .recorded(.processUnpatchable, release: desired?.id,
+                                             "PID \(pid) (\(executable)) cannot be patched: \(reason)", level: .warning,
+                                             metadata: metadata)
+            }
+        }
+        records[pid] = record
+        return transition.event == nil && transition.followUp == nil ? nil : transition
+    }
+}

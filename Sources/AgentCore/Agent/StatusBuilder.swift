@@ -1,0 +1,130 @@
+import AgentProtocol
+import Artifact
+import Engine
+import Foundation
+
+/// Everything the status is made of, gathered by the agent: a value, so the status is a pure
+/// function of it.
+struct StatusFacts: Sendable {
+    /// The saved state (enrollment, baseline, releases waiting, holds, quarantine, failures).
+    var state: AgentState
+    /// Why the state file could not be read, if it could not.
+    var stateProblem: String?
+    /// The processes that map a targeted object, in pid order.
+    var records: [ProcessRecord]
+    /// Matching processes excluded by configuration.
+    var excludedCount: Int
+    /// The last patch pause measured, in microseconds.
+    var lastPause: UInt64?
+    /// The verified index in force, if any.
+    var channel: VerifiedChannel?
+    /// The channel's standing after the last check (nil before the first).
+    var standing: ChannelStanding?
+    /// When the channel was last checked.
+    var lastCheck: Date?
+    /// The plan of the last cycle (nil before the first with a channel).
+    var plan: ReleasePlan?
+    /// The current boot's id (an automatic reboot is asked for once a boot).
+    var bootID: String
+    /// Why the kernel's fault reports cannot be read, when they were opened and cannot.
+    var faultReportsUnavailable: String?
+    /// The configuration in force (reboot policy, channel directory).
+    var configuration: AgentConfiguration
+    /// How new processes are noticed: "netlink" or "scan".
+    var processWatch: String
+    /// The agent's version.
+    var agentVersion: String
+}
+
+/// Builds the agent's status (verdict, reasons, counts) and its one-line summary from the facts.
+public enum StatusBuilder {
+    /// The status: every reason that holds, the verdict of highest precedence among them.
+    static func status(_ facts: StatusFacts) -> AgentStatus {
+        let state = facts.state
+        let reasons = reasons(facts)
+        let verdict = reasons.map(\.verdict).max() ?? .upToDate
+        var hotpatch: AgentStatus.HotpatchInForce?
+        if let desired = facts.plan?.desired, state.enrolled {
+            let releases = facts.channel?.releases ?? []
+            let cves = releases.flatMap { release -> [String] in
+                if case let .hotpatch(h) = release, h.hotpatch.baseline == desired.baseline, h.hotpatch.level <= desired.level { return h.cves }
+                return []
+            }
+            let description = releases.first { $0.id == desired.id }?.description
+            hotpatch = .init(id: desired.id, level: desired.level, cves: Array(Set(cves)).sorted(), description: description)
+        }
+        let counts = AgentStatus.ProcessCounts(
+            patched: facts.records.filter { $0.state == .patched }.count,
+            pending: facts.records.filter { $0.state == .pending }.count,
+            unpatchable: facts.records.filter { $0.state == .unpatchable }.count)
+        return AgentStatus(
+            verdict: verdict, reasons: reasons,
+            baseline: .init(active: state.activeBaseline, pending: state.pendingReboot.map(\.id)),
+            hotpatch: hotpatch, processes: counts,
+            reboot: .init(required: !state.pendingReboot.isEmpty, reasons: state.pendingReboot.map(\.reason),
+                          policy: facts.configuration.rebootPolicy.rawValue),
+            channel: .init(version: facts.channel?.version ?? state.acceptedIndexVersion,
+                           lastCheck: facts.lastCheck.map { RFC3339.format($0.timeIntervalSince1970) },
+                           error: facts.standing?.error, path: facts.configuration.channelDirectory),
+            enrolled: state.enrolled, processWatch: facts.processWatch, lastPauseUsec: facts.lastPause,
+            agentVersion: facts.agentVersion)
+    }
+
+    /// Every reason that holds, in a fixed order (state, enrollment, channel, processes, releases, notes).
+    static func reasons(_ facts: StatusFacts) -> [AgentStatus.Reason] {
+        let state = facts.state
+        var reasons: [AgentStatus.Reason] = []
+        if let stateProblem = facts.stateProblem {
+            reasons.append(.init(verdict: .exposed, message: "state file unreadable, nothing is patched until it is repaired: \(stateProblem)"))
+        }
+        if !state.enrolled {
+            reasons.append(.init(verdict: .unenrolled, message: "host is unenrolled: hotpatches are reverted and none is applied (agentctl enroll)"))
+        }
+        if let channelReason = facts.standing?.reason { reasons.append(channelReason) }
+        for record in facts.records {
+            switch record.state {
+            case .unpatchable:
+                reasons.append(.init(verdict: .exposed, message: "PID \(record.identity.pid) (\(record.executable)) cannot be patched: \(record.reason ?? "")"))
+            case .pending:
+                reasons.append(.init(verdict: .hotpatchPending, message: "PID \(record.identity.pid) (\(record.executable)): \(record.reason ?? "pending"), retrying"))
+            default: break
+            }
+        }
+        let offered = Set((facts.channel?.hotpatches ?? []).map(\.id))
+        for (id, why) in state.quarantined.sorted(by: { $0.key < $1.key }) where offered.contains(id) {
+            reasons.append(.init(verdict: .exposed, message: "hotpatch \(id) quarantined (agentctl apply \(id) to retry): \(why)"))
+        }
+        for id in state.held.sorted() {
+            reasons.append(.init(verdict: .upToDate, message: "hotpatch \(id) held by an administrator (agentctl apply \(id) to lift)"))
+        }
+        for failed in state.failedInstalls {
+            reasons.append(.init(verdict: .exposed,
+                                 message: "\(failed.kind) \(failed.id) failed to install (attempt \(failed.attempts), retried on a new channel version or after \(RFC3339.format(failed.retryAfter))): \(failed.reason)"))
+        }
+        for pending in state.pendingReboot {
+            reasons.append(.init(verdict: .rebootRequired, message: "\(pending.id) installed, waiting for a reboot: \(pending.reason)"))
+        }
+        if !state.pendingReboot.isEmpty, state.autoRebootBootID == facts.bootID {
+            reasons.append(.init(verdict: .rebootRequired,
+                                 message: "automatic reboot already requested in this boot; the agent asks only once a boot: if the host does not reboot, reboot it by hand"))
+        }
+        if facts.excludedCount > 0 {
+            reasons.append(.init(verdict: .upToDate, message: "\(facts.excludedCount) matching process(es) excluded by configuration"))
+        }
+        if let why = facts.faultReportsUnavailable {
+            reasons.append(.init(verdict: .upToDate,
+                                 message: "kernel fault reports unreadable (\(why)): the crash health check counts fault deaths of root-only processes without the kernel's confirmation"))
+        }
+        return reasons
+    }
+
+    /// One line for systemd's STATUS= and the last line of `hotpatch-agent --once`.
+    public static func summary(_ status: AgentStatus) -> String {
+        var parts = [status.verdict.phrase]
+        if let baseline = status.baseline.active { parts.append("baseline \(baseline)") }
+        if let hotpatch = status.hotpatch { parts.append("hotpatch \(hotpatch.id) level \(hotpatch.level)") }
+        parts.append("\(status.processes.patched) patched, \(status.processes.pending) pending, \(status.processes.unpatchable) unpatchable")
+        if status.reboot.required { parts.append("reboot required") }
+        return parts.joined(separator: "; ")
+    }
+}
