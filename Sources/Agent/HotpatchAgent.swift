@@ -1,12 +1,9 @@
 import AgentCore
 import AgentProtocol
-import ArgumentParser
-import Engine
-import Foundation
-import LinuxSystem
 import Logging
+import ArgumentParser
+import Foundation
 import ServiceLifecycle
-import UnixSignals
 
 /// `hotpatch-agent`: wiring only — configuration, logging, the agent and its services.
 @main
@@ -111,41 +108,5 @@ struct HotpatchAgent: AsyncParsableCommand {
         if !excludeExecutable.isEmpty { try configuration.override(.excludeExecutables, with: excludeExecutable) }
         if !excludeUnit.isEmpty { try configuration.override(.excludeUnits, with: excludeUnit) }
         return try configuration.validated()
-    }
-}
-
-/// SIGHUP: re-read the configuration and run a cycle with it (RELOADING=1 … READY=1).
-final class ReloadService: Service, @unchecked Sendable {
-    let agent: Agent
-    let loop: AgentLoopService
-    let notifier: SystemdNotifier
-    let logger: Logger
-    let reload: () throws -> AgentConfiguration
-
-    init(agent: Agent, loop: AgentLoopService, notifier: SystemdNotifier, logger: Logger,
-         reload: @escaping () throws -> AgentConfiguration) {
-        self.agent = agent
-        self.loop = loop
-        self.notifier = notifier
-        self.logger = logger
-        self.reload = reload
-    }
-
-    func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        await cancelWhenGracefulShutdown {
-            for await _ in signals {
-                _ = self.notifier.reloading()
-                do {
-                    let configuration = try self.reload()
-                    await self.agent.reload(configuration)
-                    await self.loop.wake()
-                } catch {
-                    self.logger.log(event: .reloaded, level: .error, "Failed to reload the configuration, keeping the current one: \(error)",
-                                    metadata: ["reason": "\(error)"])
-                }
-                _ = self.notifier.ready(status: StatusBuilder.summary(await self.agent.status()))
-            }
-        }
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import LinuxSystem
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// Wakes the agent's loop early: a change in the channel directory, or the timer.
 actor CycleTrigger {
@@ -175,6 +176,44 @@ public final class ProcessWatchService: Service, Sendable {
                 try? await Task.sleep(for: .seconds(interval))
                 if Task.isCancelled { break }
                 await agent.rescan()
+            }
+        }
+    }
+}
+
+/// SIGHUP: re-read the configuration and run a cycle with it (RELOADING=1 … READY=1).
+public final class ReloadService: Service, @unchecked Sendable {
+    private let agent: Agent
+    private let loop: AgentLoopService
+    private let notifier: SystemdNotifier
+    private let logger: Logger
+    private let reload: () throws -> AgentConfiguration
+
+    /// A service that reloads `agent` with what `reload` reads, then wakes `loop`.
+    public init(agent: Agent, loop: AgentLoopService, notifier: SystemdNotifier, logger: Logger,
+         reload: @escaping () throws -> AgentConfiguration) {
+        self.agent = agent
+        self.loop = loop
+        self.notifier = notifier
+        self.logger = logger
+        self.reload = reload
+    }
+
+    /// Handles SIGHUP until a graceful shutdown.
+    public func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                _ = self.notifier.reloading()
+                do {
+                    let configuration = try self.reload()
+                    await self.agent.reload(configuration)
+                    await self.loop.wake()
+                } catch {
+                    self.logger.log(event: .reloaded, level: .error, "Failed to reload the configuration, keeping the current one: \(error)",
+                                    metadata: ["reason": "\(error)"])
+                }
+                _ = self.notifier.ready(status: StatusBuilder.summary(await self.agent.status()))
             }
         }
     }
