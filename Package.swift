@@ -47,6 +47,10 @@ let package = Package(
         .target(name: "Engine", dependencies: ["CPtrace", "LinuxSystem", "Artifact"]),
         // Builds and runs the C fixture programs for the tests, the demo and the benchmark.
         .target(name: "HotpatchFixtures", dependencies: ["Engine", "Artifact", "LinuxSystem"]),
+        // What only the tests use, on top of HotpatchFixtures (which it re-exports): the built
+        // products, the repository's files, programs run off the cooperative threads. The demo
+        // and the benchmark never link it.
+        .target(name: "TestSupport", dependencies: ["HotpatchFixtures", "LinuxSystem"]),
         // The control protocol and status schema shared by the daemon and agentctl.
         .target(name: "AgentProtocol"),
         // The daemon's logic and services; the executable only wires them.
@@ -98,13 +102,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ArtifactTests", dependencies: ["Artifact", "LinuxSystem"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Artifact", "LinuxSystem", "HotpatchFixtures"]),
+        .testTarget(name: "ArtifactTests", dependencies: ["Artifact", "LinuxSystem", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "TestSupport"]),
         .testTarget(
             name: "AgentCoreTests",
-            dependencies: ["AgentCore", "AgentProtocol", "Engine", "Artifact", "LinuxSystem", "HotpatchFixtures"]
+            dependencies: ["AgentCore", "AgentProtocol", "Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "TestSupport"]
         ),
         // Drives the built hotpatch-pack binary as a publisher would.
-        .testTarget(name: "PackTests", dependencies: ["Artifact", "LinuxSystem"]),
+        .testTarget(name: "PackTests", dependencies: ["Artifact", "LinuxSystem", "TestSupport"]),
     ]
 )

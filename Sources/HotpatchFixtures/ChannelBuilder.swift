@@ -54,23 +54,11 @@ public final class ChannelBuilder: @unchecked Sendable {
         try run(["publish", "--channel", channel, "--private-key", privateKey, "--expires-in", expiresIn])
     }
 
-    /// Runs hotpatch-pack with `arguments`; throws with its stderr when it fails.
+    /// Runs hotpatch-pack with `arguments` and returns its standard output; throws with what it
+    /// printed when it fails.
     @discardableResult
     public func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: pack)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let errorData = err.fileHandleForReading.readDataToEndOfFile()
-        let outputData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw FixtureError.toolFailed("hotpatch-pack \(arguments.joined(separator: " ")): \(String(decoding: errorData, as: UTF8.self))")
-        }
-        return String(decoding: outputData, as: UTF8.self)
+        try Program.succeed(pack, arguments).stdout
     }
 
     /// The built products folder of this package (where hotpatch-pack, hotpatch-agent and agentctl

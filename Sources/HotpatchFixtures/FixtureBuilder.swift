@@ -33,9 +33,24 @@ public struct FixtureBuilder: Sendable {
         if FileManager.default.fileExists(atPath: output) { return output }
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let temporary = output + ".tmp\(getpid())"
-        try Self.runTool("cc", flags + ["-o", temporary, sourcePath])
+        try Self.compile(sourcePath, to: temporary, flags: flags)
         try FileManager.default.moveItem(atPath: temporary, toPath: output)
         return output
+    }
+
+    /// Writes the C program `text` to `output` + ".c" and compiles it to `output` with `flags`
+    /// (uncached: for a test's own small programs, built into its temporary directory).
+    @discardableResult
+    public static func compile(text: String, to output: String, flags: [String]) throws -> String {
+        let sourcePath = output + ".c"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: sourcePath))
+        try compile(sourcePath, to: output, flags: flags)
+        return output
+    }
+
+    /// Compiles the C file at `sourcePath` to `output` with the system compiler.
+    private static func compile(_ sourcePath: String, to output: String, flags: [String]) throws {
+        try Program.succeed("cc", flags + ["-o", output, sourcePath])
     }
 
     /// A multi-threaded victim executable (unstripped, -O0 so every function has a real prologue).
@@ -48,7 +63,7 @@ public struct FixtureBuilder: Sendable {
         let unstripped = try victim()
         let stripped = unstripped + "-stripped"
         if !FileManager.default.fileExists(atPath: stripped) {
-            try Self.runTool("strip", ["-o", stripped + ".tmp", unstripped])
+            try Program.succeed("strip", ["-o", stripped + ".tmp", unstripped])
             try FileManager.default.moveItem(atPath: stripped + ".tmp", toPath: stripped)
         }
         return stripped
@@ -57,38 +72,6 @@ public struct FixtureBuilder: Sendable {
     /// A patch object built as publishers build them: `cc -shared -fPIC`.
     public func patchObject(_ source: String) throws -> String {
         try build(source, flags: ["-O2", "-shared", "-fPIC"], suffix: ".so")
-    }
-
-    /// Runs a tool and throws with its output if it fails.
-    public static func runTool(_ tool: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw FixtureError.toolFailed("\(tool) \(arguments.joined(separator: " ")): \(String(decoding: output, as: UTF8.self))")
-        }
-    }
-}
-
-/// A fixture could not be built or run.
-public enum FixtureError: Error, CustomStringConvertible {
-    /// A compiler or tool failed.
-    case toolFailed(String)
-    /// The fixture did not print what was expected in time.
-    case timeout(String)
-
-    /// What went wrong.
-    public var description: String {
-        switch self {
-        case let .toolFailed(text): return "fixture tool failed: \(text)"
-        case let .timeout(text): return "fixture timed out: \(text)"
-        }
     }
 }
 

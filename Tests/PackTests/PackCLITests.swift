@@ -4,74 +4,39 @@ import Testing
 
 /// Runs the real `hotpatch-pack` binary, built beside the test bundle.
 enum Pack {
-    static let binary: String = {
-        let products = Bundle.main.bundleURL.deletingLastPathComponent()
-        let candidates = [products, Bundle.main.bundleURL].map { $0.appendingPathComponent("hotpatch-pack").path }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }()
-
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
     /// Runs `hotpatch-pack ARGS` in `directory`.
-    static func run(_ arguments: [String], in directory: String) throws -> Result {
-        try Shell.run(binary, arguments, in: directory)
+    static func run(_ arguments: [String], in directory: String) throws -> ProgramRun {
+        try Program.run(Products.hotpatchPack, arguments, in: directory)
     }
 }
 
 enum Shell {
-    /// Runs a program to completion and collects its output.
-    static func run(_ program: String, _ arguments: [String], in directory: String) throws -> Pack.Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes concurrently enough for small outputs: stderr first is fine below 64 KiB.
-        let errorData = err.fileHandleForReading.readDataToEndOfFile()
-        let outputData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return .init(status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
-                     stderr: String(decoding: errorData, as: UTF8.self))
-    }
-
     /// Runs a shell command line; fails the test if it fails.
     @discardableResult
     static func sh(_ command: String, in directory: String) throws -> String {
-        let result = try run("/bin/sh", ["-c", command], in: directory)
+        let result = try Program.run("/bin/sh", ["-c", command], in: directory)
         #expect(result.status == 0, "\(command) failed: \(result.stderr)")
         return result.stdout
     }
 }
 
-/// A temporary folder removed at the end of the test.
+/// A temporary folder for `hotpatch-pack` to work in, removed at the end of the test.
 final class Scratch {
-    let path: String
+    private let directory: TemporaryDirectory
+    var path: String { directory.path }
 
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("pack-test-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        chmod(path, 0o755)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    init() throws { directory = try TemporaryDirectory(prefix: "pack-test") }
 
     func write(_ name: String, _ text: String) throws {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path + "/" + name))
+        try directory.write(name, text)
     }
 
     @discardableResult
-    func pack(_ arguments: String...) throws -> Pack.Result { try Pack.run(arguments, in: path) }
+    func pack(_ arguments: String...) throws -> ProgramRun { try Pack.run(arguments, in: path) }
 
     /// Runs `hotpatch-pack` and expects success.
     @discardableResult
-    func packOK(_ arguments: String...) throws -> Pack.Result {
+    func packOK(_ arguments: String...) throws -> ProgramRun {
         let result = try Pack.run(arguments, in: path)
         #expect(result.status == 0, "hotpatch-pack \(arguments.joined(separator: " ")) failed: \(result.stderr)")
         return result

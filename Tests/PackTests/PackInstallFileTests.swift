@@ -70,7 +70,7 @@ import Testing
     }
 }
 
-extension Pack.Result {
+extension ProgramRun {
     /// Records a failure with stderr unless the command succeeded.
     func assertSucceeded(sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(status == 0, "\(stderr)", sourceLocation: sourceLocation)

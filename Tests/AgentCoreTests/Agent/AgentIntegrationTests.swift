@@ -18,17 +18,6 @@ final class AgentIntegrationTests: XCTestCase {
         try XCTSkipUnless(geteuid() == 0, "the agent patches processes through ptrace: run as root")
     }
 
-    /// Reads the victim for `seconds` and checks that every line shows `expected`.
-    private func assertSteadyOutput(_ victim: RunningProcess, _ expected: String, seconds: Double,
-                                    file: StaticString = #filePath, line: UInt = #line) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        _ = try victim.freshLine()
-        while Date() < deadline {
-            let text = try victim.nextLine()
-            if text.hasPrefix("parse_length") { XCTAssertTrue(text.hasPrefix(expected), "PID \(victim.pid): \(text)", file: file, line: line) }
-        }
-    }
-
     // MARK: Applying
 
     func testAgent_appliesHotpatchToRunningAndNewProcesses_andLevel2ReplacesLevel1() throws {
@@ -43,9 +32,9 @@ final class AgentIntegrationTests: XCTestCase {
 
         try host.addHotpatch(level: 1)
         try host.publish()
-        try waitForOutput(running, Self.level1)
+        try running.expectBehaviour(Self.level1)
         let started = try host.startVictim()
-        try waitForOutput(started, Self.level1, timeout: 5)
+        try started.expectBehaviour(Self.level1, timeout: 5)
         let patched = try host.waitForStatus("both patched at level 1") { $0.processes.patched == 2 && $0.hotpatch?.level == 1 }
         XCTAssertEqual(patched.verdict, .upToDate)
         XCTAssertEqual(patched.hotpatch?.id, "hp1")
@@ -59,14 +48,14 @@ final class AgentIntegrationTests: XCTestCase {
 
         try host.addHotpatch(level: 2)
         try host.publish()
-        try waitForOutput(running, Self.level2)
-        try waitForOutput(started, Self.level2)
+        try running.expectBehaviour(Self.level2)
+        try started.expectBehaviour(Self.level2)
         let replaced = try host.waitForStatus("level 2 everywhere") { $0.hotpatch?.level == 2 && $0.processes.patched == 2 }
         XCTAssertEqual(replaced.hotpatch?.id, "hp2")
         XCTAssertEqual(replaced.verdict, .upToDate)
 
         XCTAssertEqual(host.stopAgent(), 0, "SIGTERM stops the agent cleanly")
-        try assertSteadyOutput(running, Self.level2, seconds: 0.3)
+        try running.expectSteadyBehaviour(Self.level2, seconds: 0.3)
         XCTAssertTrue(running.isAlive && started.isAlive)
     }
 
@@ -77,7 +66,7 @@ final class AgentIntegrationTests: XCTestCase {
         let victim = try host.startVictim()
         let agent = try host.startAgent(["--once"])
         XCTAssertEqual(agent.wait(timeout: 60), 0, host.logTail())
-        try waitForOutput(victim, Self.level1, timeout: 2)
+        try victim.expectBehaviour(Self.level1, timeout: 2)
 
         try host.addBaseline(id: "base-2", content: "release 2\n")
         try host.publish()
@@ -106,7 +95,7 @@ final class AgentIntegrationTests: XCTestCase {
         // Package names, as Debian's tools write them; a baseline of plain files names the agent's package.
         XCTAssertEqual(packages.split(separator: "\n").map(String.init), ["hotpatch-agent"])
         XCTAssertEqual(status.processes.patched, 1, "the running hotpatch stays until the reboot")
-        try assertSteadyOutput(victim, Self.level1, seconds: 0.2)
+        try victim.expectSteadyBehaviour(Self.level1, seconds: 0.2)
     }
 
     // MARK: Health
@@ -131,12 +120,12 @@ final class AgentIntegrationTests: XCTestCase {
         XCTAssertTrue(host.logLines(containing: "Quarantined hotpatch hp-bad").allSatisfy { $0.contains("error") }, host.logTail())
 
         let newcomer = try host.startVictim()
-        try assertSteadyOutput(newcomer, Self.original, seconds: 1.5)
+        try newcomer.expectSteadyBehaviour(Self.original, seconds: 1.5)
         XCTAssertTrue(newcomer.isAlive, "a quarantined hotpatch is not applied to new processes")
 
         try host.addHotpatch(level: 2)
         try host.publish()
-        try waitForOutput(newcomer, Self.level2)
+        try newcomer.expectBehaviour(Self.level2)
         let fixed = try host.waitForStatus("newer level applied") { $0.hotpatch?.id == "hp2" && $0.processes.patched == 1 }
         XCTAssertEqual(fixed.verdict, .exposed, "the quarantine is still reported until an administrator lifts it")
     }
@@ -154,22 +143,22 @@ final class AgentIntegrationTests: XCTestCase {
         XCTAssertEqual(read.status, 0, read.output)
         let decoded = try JSONDecoder().decode(AgentStatus.self, from: Data(read.output.utf8))
         XCTAssertEqual(decoded.verdict, .upToDate)
-        try assertSteadyOutput(victim, Self.level1, seconds: 0.2)
+        try victim.expectSteadyBehaviour(Self.level1, seconds: 0.2)
 
         let unenroll = try host.agentctl(["unenroll"])
         XCTAssertEqual(unenroll.status, 0, unenroll.output)
-        try waitForOutput(victim, Self.original)
+        try victim.expectBehaviour(Self.original)
         XCTAssertEqual(try host.waitForStatus("unenrolled") { !$0.enrolled }.verdict, .unenrolled)
 
         // Persisted: a restarted agent stays unenrolled and applies nothing.
         XCTAssertEqual(host.stopAgent(), 0)
         try host.startAgent()
         try host.waitForStatus("restarted") { $0.channel.lastCheck != nil && !$0.enrolled }
-        try assertSteadyOutput(victim, Self.original, seconds: 0.5)
+        try victim.expectSteadyBehaviour(Self.original, seconds: 0.5)
 
         let enroll = try host.agentctl(["enroll"])
         XCTAssertEqual(enroll.status, 0, enroll.output)
-        try waitForOutput(victim, Self.level1)
+        try victim.expectBehaviour(Self.level1)
         XCTAssertEqual(try host.waitForStatus("enrolled") { $0.enrolled && $0.processes.patched == 1 }.verdict, .upToDate)
     }
 
@@ -205,7 +194,7 @@ final class AgentIntegrationTests: XCTestCase {
         XCTAssertEqual(status.hotpatch?.id, "hp1")
         XCTAssertEqual(status.verdict, .upToDate)
         XCTAssertEqual(host.logLines(containing: "Applied hotpatch hp1").count, appliedBefore, "the second agent found the patch in place")
-        try assertSteadyOutput(victim, Self.level1, seconds: 0.2)
+        try victim.expectSteadyBehaviour(Self.level1, seconds: 0.2)
     }
 
     func testCorruptStateFile_isReportedAndKeptAsIs_andNothingIsPatched() throws {
@@ -227,7 +216,7 @@ final class AgentIntegrationTests: XCTestCase {
             status.reasons.contains { $0.message.contains("state file") }
         }
         XCTAssertEqual(status.verdict, .exposed)
-        try assertSteadyOutput(victim, Self.original, seconds: 1)
+        try victim.expectSteadyBehaviour(Self.original, seconds: 1)
         XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: stateFile))), bytes, "a corrupt state file is never silently reset")
         XCTAssertNotEqual(try host.agentctl(["unenroll"]).status, 0, "no change is accepted on top of an unreadable state")
     }
@@ -286,7 +275,7 @@ final class AgentIntegrationTests: XCTestCase {
         let last = try host.startAgent(["--once"])
         XCTAssertEqual(last.wait(timeout: 60), 0, host.logTail())
         for victim in longLived {
-            try waitForOutput(victim, Self.level2, timeout: 3)
+            try victim.expectBehaviour(Self.level2, timeout: 3)
             XCTAssertTrue(victim.isAlive)
         }
     }

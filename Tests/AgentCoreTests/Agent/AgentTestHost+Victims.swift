@@ -24,19 +24,31 @@ extension XCTestCase {
         try host.publish()
         let victim = try host.startVictim()
         try host.startAgent()
-        try waitForOutput(victim, AgentTestHost.level1Output)
+        try victim.expectBehaviour(AgentTestHost.level1Output)
         try host.waitForStatus("patched") { _ in host.listsAsPatched([victim]) }
         return (host, victim)
     }
+}
 
-    /// Waits until `victim` prints a line starting with `expected`; fails naming its last line if not.
-    func waitForOutput(_ victim: RunningProcess, _ expected: String, timeout: Double = 10,
-                       file: StaticString = #filePath, line: UInt = #line) throws {
+/// What a victim prints about its behaviour (`parse_length(100)=… banner=…`), as test assertions.
+extension RunningProcess {
+    /// Waits until the victim prints a line starting with `expected`; fails with its last line if not.
+    func expectBehaviour(_ expected: String, timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line) throws {
         do {
-            _ = try victim.waitForLine(timeout: timeout) { $0.hasPrefix(expected) }
+            _ = try waitForLine(timeout: timeout) { $0.hasPrefix(expected) }
         } catch {
-            XCTFail("PID \(victim.pid) never printed \(expected): last line \(victim.history.last ?? "none")", file: file, line: line)
+            XCTFail("PID \(pid) never printed \(expected): last line \(history.last ?? "none")", file: file, line: line)
             throw error
+        }
+    }
+
+    /// Reads the victim for `seconds`: every behaviour line starts with `expected`.
+    func expectSteadyBehaviour(_ expected: String, seconds: Double, file: StaticString = #filePath, line: UInt = #line) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        _ = try freshLine()
+        while Date() < deadline {
+            let text = try nextLine()
+            if text.hasPrefix("parse_length") { XCTAssertTrue(text.hasPrefix(expected), "PID \(pid): \(text)", file: file, line: line) }
         }
     }
 }

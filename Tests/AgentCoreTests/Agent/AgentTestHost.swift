@@ -26,9 +26,9 @@ final class AgentTestHost: @unchecked Sendable {
 
     /// Builds the victim, keys and a channel whose first baseline matches what is on disk.
     init(name: String) throws {
-        scratch = try TemporaryDirectory()
+        scratch = try TemporaryDirectory(prefix: "agent-test-host")
         root = scratch.path
-        products = ChannelBuilder.productsDirectory()
+        products = Products.directory
         channel = try ChannelBuilder(root: root, packBinary: products + "/hotpatch-pack")
         victimPath = try builder.build("victim.c", flags: ["-O0", "-g", "-pthread", "-fno-inline",
                                                          "-Wl,--build-id=0x" + Self.victimBuildID], as: "agent-victim")
@@ -165,8 +165,8 @@ final class AgentTestHost: @unchecked Sendable {
     func agentctl(_ arguments: [String], asUser uid: uid_t? = nil) throws -> (status: Int32, output: String) {
         var command = [products + "/agentctl", "--socket", socket] + arguments
         if let uid { command = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups"] + command }
-        let finished = try ChildProcess.run(command[0], Array(command.dropFirst()))
-        return (finished.status, String(decoding: finished.output + finished.errorOutput, as: UTF8.self))
+        let run = try Program.run(command[0], Array(command.dropFirst()))
+        return (run.status, run.output)
     }
 
     /// The last lines of the agent's log, for failure messages.

@@ -52,10 +52,9 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let configuration = try directory.write("agent.toml", "poll_interval = \"5m\"\n[.5\n")
-        let agent = (agentctlPath as NSString).deletingLastPathComponent + "/hotpatch-agent"
 
-        let run = try await runProgram(agent, ["--config", configuration, "--once", "--state-dir", directory.path + "/state"],
-                                       environment: ["SWIFT_BACKTRACE": "enable=no"])
+        let run = try await Program.run(Products.hotpatchAgent, ["--config", configuration, "--once", "--state-dir", directory.path + "/state"],
+                                        environment: ["SWIFT_BACKTRACE": "enable=no"])
 
         // Before the fix: toml++'s assertion aborted the agent (SIGABRT, 134 from a shell).
         #expect(run.status == 78, "\(run.stderr)")

@@ -1,10 +1,9 @@
 import AgentProtocol
 import Foundation
-import Glibc
 import Testing
 
-/// The built `agentctl` and `hotpatch-agent` binaries at their rough edges: usage errors, the busy
-/// exit status, and exit-status tables that say the same in --help, the man pages and docs/STATUS.md.
+/// The built `agentctl` and `hotpatch-agent` binaries at their rough edges: usage errors, help, the
+/// busy exit status, and exit-status tables that say the same in --help, the man pages and docs/STATUS.md.
 @Suite struct AgentctlUsageTests {
     @Test func agentctl_withoutACommand_printsUsageAndExits64() async throws {
         let run = try await runAgentctl([])
@@ -32,11 +31,25 @@ import Testing
         #expect(run.stderr.contains("--socket is 200 bytes long; a Unix socket path holds at most 107"), "\(run.stderr)")
     }
 
-    @Test func controlClient_withAnEmptyPath_saysItIsEmpty() throws {
-        #expect(throws: ControlClientError.socketPathEmpty) {
-            try ControlClient(socketPath: "", timeoutSeconds: 1).send(ControlRequest(command: .status))
+    @Test func agentctl_help_mentionsEverySubcommandAndTheVerdictStatuses() async throws {
+        let run = try await runAgentctl(["--help"])
+
+        #expect(run.status == 0)
+        for subcommand in ["status", "processes", "check", "apply", "revert", "enroll", "unenroll", "history", "--socket"] {
+            #expect(run.stdout.contains(subcommand), "help lacks \(subcommand)")
         }
-        #expect(ControlClientError.socketPathEmpty.description == "cannot reach hotpatch-agent: the socket path is empty")
+        let statusHelp = try await runAgentctl(["status", "--help"])
+        // Help wraps lines; compare with white space collapsed.
+        let flowing = statusHelp.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(flowing.contains("0 up-to-date, 1 hotpatch-pending, 2 reboot-required, 3 exposed, 4 unenrolled"))
+        #expect(statusHelp.stdout.contains("Examples:"))
+    }
+
+    @Test func agentctl_applyWithoutAnID_isAUsageError() async throws {
+        let run = try await runAgentctl(["--socket", "/nonexistent/control.sock", "apply"])
+
+        #expect(run.status == 64)
+        #expect(run.stderr.contains("Missing expected argument '<id>'"))
     }
 
     @Test func agentctl_whenItsUserHoldsEveryPlaceItMayHave_exits75WithTheAgentsBusyAnswer() async throws {
@@ -58,40 +71,8 @@ import Testing
         try await running.stop()
     }
 
-    @Test func controlClient_whenTheAgentsQueueOfNewConnectionsStaysFull_saysItIsBusy() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let listener = try FakeAgent(at: directory.socketPath, answer: nil)
-        defer { listener.close() }
-        // Fill the listen queue: non-blocking connects succeed until it is full.
-        var queued: [Int32] = []
-        defer { queued.forEach { _ = Glibc.close($0) } }
-        while queued.count < 100 {
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(directory.socketPath.utf8) + [0]) }
-            let result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            guard result == 0 else { _ = Glibc.close(fd); break }
-            queued.append(fd)
-        }
-        #expect(queued.count < 100, "the queue never filled")
-
-        let outcome = await blocking {
-            Result<ControlResponse, ControlClientError> { () throws(ControlClientError) in
-                try ControlClient(socketPath: directory.socketPath, timeoutSeconds: 0.3).send(ControlRequest(command: .status))
-            }
-        }
-
-        #expect(throws: ControlClientError.queueFull(path: directory.socketPath, seconds: 0.3)) { try outcome.get() }
-        #expect(ControlClientError.queueFull(path: "/s", seconds: 0.3).description
-            == "hotpatch-agent at /s is busy: its queue of new connections stayed full for 0.3 s; try again later")
-    }
-
     @Test func agentctl_everyExitStatusOfTheTable_isInItsHelpAndManPage() async throws {
-        let table = try section(of: try read("docs/STATUS.md"), from: "## Exit statuses of every `agentctl` command", to: "Errors go to")
+        let table = try section(of: try repositoryFile("docs/STATUS.md"), from: "## Exit statuses of every `agentctl` command", to: "Errors go to")
         let documented = Set(table.split(separator: "\n").compactMap { row -> Int? in
             let first = row.split(separator: "|").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             return Int(first)
@@ -100,23 +81,18 @@ import Testing
 
         let help = try await runAgentctl(["--help"]).stdout
         let helpStatuses = numbers(in: try section(of: help, from: "Exit status:", to: "USAGE"))
-        let manStatuses = manPageStatuses(try read("packaging/man/agentctl.8"))
+        let manStatuses = manPageStatuses(try repositoryFile("packaging/man/agentctl.8"))
         #expect(documented.subtracting(helpStatuses).isEmpty, "missing in --help: \(documented.subtracting(helpStatuses))")
         #expect(manStatuses == documented, "man page: \(manStatuses)")
     }
 
     @Test func hotpatchAgent_help_listsEveryExitStatusOfItsManPage_64Included() async throws {
-        let binary = (agentctlPath as NSString).deletingLastPathComponent + "/hotpatch-agent"
-        let help = try await runProgram(binary, ["--help"]).stdout
+        let help = try await Program.run(Products.hotpatchAgent, ["--help"]).stdout
         let helpStatuses = numbers(in: try section(of: help, from: "Exit statuses of --once:", to: "Example:"))
-        let manStatuses = manPageStatuses(try read("packaging/man/hotpatch-agent.8"))
+        let manStatuses = manPageStatuses(try repositoryFile("packaging/man/hotpatch-agent.8"))
 
         #expect(manStatuses == [0, 1, 2, 3, 4, 64, 78])
         #expect(helpStatuses == manStatuses, "--help: \(helpStatuses)")
-    }
-
-    private func read(_ relativePath: String) throws -> String {
-        try String(contentsOfFile: repositoryRoot + "/" + relativePath, encoding: .utf8)
     }
 
     /// The text between the first `start` and the next `end` after it.

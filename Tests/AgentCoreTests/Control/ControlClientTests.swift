@@ -37,17 +37,44 @@ import Testing
         #expect(detail.hasPrefix("not JSON"))
     }
 
-    @Test func agentctl_whenTheSocketMayNotBeOpened_exits77() async throws {
+
+    @Test func controlClient_withAnEmptyPath_saysItIsEmpty() throws {
+        #expect(throws: ControlClientError.socketPathEmpty) {
+            try ControlClient(socketPath: "", timeoutSeconds: 1).send(ControlRequest(command: .status))
+        }
+        #expect(ControlClientError.socketPathEmpty.description == "cannot reach hotpatch-agent: the socket path is empty")
+    }
+
+    @Test func controlClient_whenTheAgentsQueueOfNewConnectionsStaysFull_saysItIsBusy() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let running = try await RunningServer.start(at: directory.socketPath, handler: RecordingHandler())
-        chmod(directory.socketPath, 0o600)
+        let listener = try FakeAgent(at: directory.socketPath, answer: nil)
+        defer { listener.close() }
+        // Fill the listen queue: non-blocking connects succeed until it is full.
+        var queued: [Int32] = []
+        defer { queued.forEach { _ = Glibc.close($0) } }
+        while queued.count < 100 {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(directory.socketPath.utf8) + [0]) }
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard result == 0 else { _ = Glibc.close(fd); break }
+            queued.append(fd)
+        }
+        #expect(queued.count < 100, "the queue never filled")
 
-        let run = try await runAgentctl(["--socket", directory.socketPath, "status"], asNobody: true)
+        let outcome = await blocking {
+            Result<ControlResponse, ControlClientError> { () throws(ControlClientError) in
+                try ControlClient(socketPath: directory.socketPath, timeoutSeconds: 0.3).send(ControlRequest(command: .status))
+            }
+        }
 
-        #expect(run.status == 77)
-        #expect(run.stderr.contains("cannot reach hotpatch-agent at \(directory.socketPath): permission denied"))
-        try await running.stop()
+        #expect(throws: ControlClientError.queueFull(path: directory.socketPath, seconds: 0.3)) { try outcome.get() }
+        #expect(ControlClientError.queueFull(path: "/s", seconds: 0.3).description
+            == "hotpatch-agent at /s is busy: its queue of new connections stayed full for 0.3 s; try again later")
     }
 }
 

@@ -107,7 +107,7 @@ func waitUntilListening(_ path: String) async throws {
         }
         try await Task.sleep(for: .milliseconds(10))
     }
-    throw TestHandlerFailure(description: "nothing listens at \(path)")
+    throw FixtureError.setUp("nothing listens at \(path)")
 }
 
 /// A client socket under the test's full control: send part of a request, stay silent, read what comes.
@@ -126,7 +126,7 @@ final class RawSocket: @unchecked Sendable {
         if result != 0 {
             let code = errno
             Glibc.close(fd)
-            throw TestHandlerFailure(description: "connect \(path): \(String(cString: strerror(code)))")
+            throw FixtureError.setUp("connect \(path): \(String(cString: strerror(code)))")
         }
     }
 
@@ -184,54 +184,17 @@ func makeStaleSocket(at path: String) {
     Glibc.close(fd)
 }
 
-/// The result of running a program.
-struct ProgramRun {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-}
-
-/// The built `agentctl`, beside the test bundle in the build products folder.
-let agentctlPath: String = {
-    let products = Bundle.main.bundleURL.deletingLastPathComponent()
-    let candidates = [products, Bundle.main.bundleURL].map { $0.appendingPathComponent("agentctl").path }
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-}()
-
-/// Runs `agentctl` with `arguments`, as root or (through setpriv) as uid/gid 65534.
+/// Runs the built `agentctl` with `arguments`, as root or (through setpriv) as uid/gid 65534.
 func runAgentctl(_ arguments: [String], asNobody: Bool = false) async throws -> ProgramRun {
     if asNobody {
-        return try await runProgram("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", agentctlPath] + arguments)
+        return try await Program.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", Products.agentctl] + arguments)
     }
-    return try await runProgram(agentctlPath, arguments)
+    return try await Program.run(Products.agentctl, arguments)
 }
 
-/// Runs `program` with `arguments` (and `environment` instead of ours, when given) to its end.
-func runProgram(_ program: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> ProgramRun {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: program)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Read on threads of their own: the server under test shares this process's few cooperative threads.
-    async let stdout = blocking { out.fileHandleForReading.readDataToEndOfFile() }
-    async let stderr = blocking { err.fileHandleForReading.readDataToEndOfFile() }
-    let (outData, errData) = await (stdout, stderr)
-    while process.isRunning { try await Task.sleep(for: .milliseconds(5)) }
-    return ProgramRun(status: process.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
-}
-
-/// Runs blocking `work` on a thread of its own, so tests never hold the cooperative threads the
-/// in-process server needs (the machine has two cores).
-func blocking<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        Thread { continuation.resume(returning: work()) }.start()
-    }
+extension TemporaryDirectory {
+    /// The control socket path inside it.
+    var socketPath: String { path + "/control.sock" }
 }
 
 /// Sends `request` with a `ControlClient` on a thread of its own.

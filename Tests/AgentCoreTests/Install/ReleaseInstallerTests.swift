@@ -20,19 +20,6 @@ private func mode(of path: String) throws -> Int {
     try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as! Int
 }
 
-private func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: arguments[0])
-    process.arguments = Array(arguments.dropFirst())
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 /// Builds a real .deb installing `/opt/<name>/hello` with `content`; extra control lines (e.g. Depends) may be given.
 private func buildDeb(_ directory: TemporaryDirectory, name: String, version: String, content: String,
                       control extra: String = "") throws -> String {
@@ -47,18 +34,18 @@ private func buildDeb(_ directory: TemporaryDirectory, name: String, version: St
         \(extra)
         """.trimmingCharacters(in: .whitespacesAndNewlines) + "\n")
     let output = directory.path + "/\(name)_\(version)_all.deb"
-    let result = try run(["/usr/bin/dpkg-deb", "--root-owner-group", "--build", directory.path + "/" + tree, output])
+    let result = try Program.run("/usr/bin/dpkg-deb", ["--root-owner-group", "--build", directory.path + "/" + tree, output])
     #expect(result.status == 0, "\(result.output)")
     return output
 }
 
 private func installedVersion(_ name: String) throws -> String? {
-    let result = try run(["/usr/bin/dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", name])
+    let result = try Program.run("/usr/bin/dpkg-query", ["-W", "-f=${db:Status-Status} ${Version}", name])
     return result.status == 0 && result.output.hasPrefix("installed ") ? String(result.output.dropFirst(10)) : nil
 }
 
 private func purge(_ name: String) {
-    _ = try? run(["/usr/bin/dpkg", "--purge", name])
+    _ = try? Program.run("/usr/bin/dpkg", ["--purge", name])
     try? FileManager.default.removeItem(atPath: "/opt/\(name)")
 }
 

@@ -24,18 +24,18 @@ private func parseCatalog(_ text: String) throws -> [CatalogEntry] {
         if line.hasPrefix("#") { continue }
         if line.hasPrefix("-- ") {
             let id = String(line.dropFirst(3))
-            guard id.count == 32, id.allSatisfy(\.isHexDigit) else { throw TestFailure("bad entry line: \(line)") }
+            guard id.count == 32, id.allSatisfy(\.isHexDigit) else { throw FixtureError.setUp("bad entry line: \(line)") }
             entries.append(CatalogEntry(id: id, headers: [:], body: ""))
             inHeaders = true
             continue
         }
         guard !entries.isEmpty else {
-            if !line.isEmpty { throw TestFailure("text before the first entry: \(line)") }
+            if !line.isEmpty { throw FixtureError.setUp("text before the first entry: \(line)") }
             continue
         }
         if inHeaders {
             if line.isEmpty { inHeaders = false; continue }
-            guard let colon = line.firstIndex(of: ":") else { throw TestFailure("bad header: \(line)") }
+            guard let colon = line.firstIndex(of: ":") else { throw FixtureError.setUp("bad header: \(line)") }
             entries[entries.count - 1].headers[String(line[..<colon])] =
                 line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         } else {
@@ -78,23 +78,14 @@ private func parseCatalog(_ text: String) throws -> [CatalogEntry] {
     @Test func journalctlCompilesTheCatalogAndListsEveryEvent() throws {
         let journalctl = "/usr/bin/journalctl"
         guard FileManager.default.isExecutableFile(atPath: journalctl) else { return }  // parsed above regardless
-        let root = try makeTemporaryDirectory("hotpatch-catalog")
-        defer { removeTree(root) }
+        let scratch = try TemporaryDirectory(prefix: "hotpatch-catalog"), root = scratch.path
+        defer { scratch.remove() }
         let directory = root + "/usr/lib/systemd/catalog"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: catalogPath, toPath: directory + "/hotpatch-agent.catalog")
 
-        func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: journalctl)
-            process.arguments = ["--root=\(root)"] + arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        func run(_ arguments: [String]) throws -> ProgramRun {
+            try Program.run(journalctl, ["--root=\(root)"] + arguments)
         }
         let update = try run(["--update-catalog"])
         #expect(update.status == 0, "\(update.output)")

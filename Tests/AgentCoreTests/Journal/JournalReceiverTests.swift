@@ -46,19 +46,19 @@ func inPrivateMountNamespace<T: Sendable>(_ body: @escaping @Sendable () throws 
                         UnsafePointer<CChar>?, UnsafePointer<CChar>, UnsafePointer<CChar>?, UInt, UnsafeRawPointer?
                     ) -> Int32
                     guard let unsharePointer = dlsym(nil, "unshare"), let mountPointer = dlsym(nil, "mount") else {
-                        throw TestFailure("unshare/mount not found")
+                        throw FixtureError.setUp("unshare/mount not found")
                     }
                     let unshare = unsafeBitCast(unsharePointer, to: Unshare.self)
                     let mount = unsafeBitCast(mountPointer, to: Mount.self)
                     let cloneNewNS: Int32 = 0x0002_0000
                     let msRec: UInt = 16384, msPrivate: UInt = 1 << 18
-                    guard unshare(cloneNewNS) == 0 else { throw TestFailure("unshare: errno \(errno)") }
+                    guard unshare(cloneNewNS) == 0 else { throw FixtureError.setUp("unshare: errno \(errno)") }
                     // Private first, so the tmpfs below never propagates back to the host.
                     guard mount(nil, "/", nil, msRec | msPrivate, nil) == 0 else {
-                        throw TestFailure("make / private: errno \(errno)")
+                        throw FixtureError.setUp("make / private: errno \(errno)")
                     }
                     guard mount("tmpfs", "/run/systemd", "tmpfs", 0, nil) == 0 else {
-                        throw TestFailure("mount tmpfs on /run/systemd: errno \(errno)")
+                        throw FixtureError.setUp("mount tmpfs on /run/systemd: errno \(errno)")
                     }
                     return try body()
                 })

@@ -10,11 +10,11 @@ final class DatagramReceiver {
         self.path = path
         unlink(path)
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
+        guard fd >= 0 else { throw FixtureError.setUp("socket: errno \(errno)") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw TestFailure("path too long") }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw FixtureError.setUp("path too long") }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
@@ -22,7 +22,7 @@ final class DatagramReceiver {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard result == 0 else { throw TestFailure("bind \(path): errno \(errno)") }
+        guard result == 0 else { throw FixtureError.setUp("bind \(path): errno \(errno)") }
     }
 
     /// The next datagram, or nil when none arrives within `milliseconds`.
@@ -38,24 +38,4 @@ final class DatagramReceiver {
         close(fd)
         unlink(path)
     }
-}
-
-/// A plain error for test set-up failures.
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// A fresh temporary directory.
-func makeTemporaryDirectory(_ prefix: String) throws -> String {
-    var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
-    guard let result = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-        throw TestFailure("mkdtemp: errno \(errno)")
-    }
-    return String(cString: result)
-}
-
-/// Removes a directory tree, ignoring errors (clean-up only).
-func removeTree(_ path: String) {
-    try? FileManager.default.removeItem(atPath: path)
 }

@@ -47,7 +47,7 @@ final class ChannelThreatTests: XCTestCase {
         XCTAssertTrue(host.listsAsPatched([victim]), "\(host.processes())")
         XCTAssertNotNil(status.channel.error, "the channel's own field names the problem too")
         _ = try victim.freshLine()
-        try waitForOutput(victim, AgentTestHost.level1Output, timeout: 2)
+        try victim.expectBehaviour(AgentTestHost.level1Output, timeout: 2)
         let text = try host.agentctl(["status"])
         XCTAssertTrue(text.output.contains("channel index missing since"), text.output)
     }
@@ -60,7 +60,7 @@ final class ChannelThreatTests: XCTestCase {
 
         try host.startAgent()
         let newcomer = try host.startVictim()
-        try waitForOutput(newcomer, AgentTestHost.level1Output)
+        try newcomer.expectBehaviour(AgentTestHost.level1Output)
         let status = try host.waitForStatus("exposed after the restart") { status in
             status.verdict == .exposed && host.listsAsPatched([victim, newcomer])
         }
@@ -83,7 +83,7 @@ final class ChannelThreatTests: XCTestCase {
         XCTAssertEqual(host.stopAgent(), 0)
         try host.startAgent()
         let newcomer = try host.startVictim()
-        try waitForOutput(newcomer, AgentTestHost.level1Output)
+        try newcomer.expectBehaviour(AgentTestHost.level1Output)
         let restarted = try host.waitForStatus("exposed after the restart") { status in
             status.verdict == .exposed && self.reasonMentioning(status, "expired") != nil
                 && host.listsAsPatched([victim, newcomer])
@@ -104,7 +104,7 @@ final class ChannelThreatTests: XCTestCase {
 
         try host.startAgent()
         let newcomer = try host.startVictim()
-        try waitForOutput(newcomer, AgentTestHost.level1Output)
+        try newcomer.expectBehaviour(AgentTestHost.level1Output)
         let status = try host.waitForStatus("rollback refused") { status in
             status.verdict == .exposed && self.reasonMentioning(status, "rollback") != nil
         }

@@ -21,8 +21,8 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, within timeout: Duration) async
 
 @Suite struct WatchChannelDirectoryTests {
     @Test func aFileRenamedIntoTheDirectoryIsReported() async throws {
-        let root = try makeTemporaryDirectory("hotpatch-channel")
-        defer { removeTree(root) }
+        let scratch = try TemporaryDirectory(prefix: "hotpatch-channel"), root = scratch.path
+        defer { scratch.remove() }
         let watcher = try ChannelDirectoryWatcher(directory: root)
         let changes = watcher.changes()
         // Publishers write beside the channel and rename in, as rsync does.
@@ -32,8 +32,8 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, within timeout: Duration) async
     }
 
     @Test func aMissingDirectoryIsPickedUpWhenItIsCreatedLater() async throws {
-        let root = try makeTemporaryDirectory("hotpatch-channel")
-        defer { removeTree(root) }
+        let scratch = try TemporaryDirectory(prefix: "hotpatch-channel"), root = scratch.path
+        defer { scratch.remove() }
         // Two levels missing: the watcher climbs to `root` and follows the path back down.
         let channel = root + "/var/channel"
         let watcher = try ChannelDirectoryWatcher(directory: channel)
@@ -48,8 +48,8 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, within timeout: Duration) async
     }
 
     @Test func aBurstOfWritesIsCoalescedIntoOneChange() async throws {
-        let root = try makeTemporaryDirectory("hotpatch-channel")
-        defer { removeTree(root) }
+        let scratch = try TemporaryDirectory(prefix: "hotpatch-channel"), root = scratch.path
+        defer { scratch.remove() }
         let watcher = try ChannelDirectoryWatcher(directory: root)
         let changes = watcher.changes()
         for index in 0..<20 {
@@ -63,8 +63,8 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, within timeout: Duration) async
     }
 
     @Test func aDeletedAndRecreatedDirectoryIsWatchedAgain() async throws {
-        let root = try makeTemporaryDirectory("hotpatch-channel")
-        defer { removeTree(root) }
+        let scratch = try TemporaryDirectory(prefix: "hotpatch-channel"), root = scratch.path
+        defer { scratch.remove() }
         let channel = root + "/channel"
         try FileManager.default.createDirectory(atPath: channel, withIntermediateDirectories: false)
         let watcher = try ChannelDirectoryWatcher(directory: channel)
@@ -78,8 +78,8 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, within timeout: Duration) async
     }
 
     @Test func stopFinishesTheStreams() async throws {
-        let root = try makeTemporaryDirectory("hotpatch-channel")
-        defer { removeTree(root) }
+        let scratch = try TemporaryDirectory(prefix: "hotpatch-channel"), root = scratch.path
+        defer { scratch.remove() }
         let watcher = try ChannelDirectoryWatcher(directory: root)
         let changes = watcher.changes()
         watcher.stop()
@@ -98,8 +98,8 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, within timeout: Duration) async
 
 @Suite struct WatchShutdownTests {
     @Test func stoppingTwiceAndReleasingAfterTheThreadEndedIsHarmless() async throws {
-        let root = try makeTemporaryDirectory("hotpatch-channel")
-        defer { removeTree(root) }
+        let scratch = try TemporaryDirectory(prefix: "hotpatch-channel"), root = scratch.path
+        defer { scratch.remove() }
         var watcher: ChannelDirectoryWatcher? = try ChannelDirectoryWatcher(directory: root)
         let changes = watcher!.changes()
         watcher!.stop()

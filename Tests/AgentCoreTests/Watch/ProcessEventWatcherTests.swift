@@ -1,22 +1,8 @@
 @testable import AgentCore
 import Foundation
 import Glibc
+import LinuxSystem
 import Testing
-
-/// Starts `arguments` with posix_spawn and returns its pid (reaped by `reap`).
-private func spawn(_ arguments: [String]) throws -> pid_t {
-    var pid: pid_t = 0
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    let result = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
-    guard result == 0 else { throw TestFailure("posix_spawn \(arguments[0]): \(result)") }
-    return pid
-}
-
-private func reap(_ pid: pid_t) {
-    var status: Int32 = 0
-    _ = waitpid(pid, &status, 0)
-}
 
 /// Records every event with its arrival time, so an event that arrives before the test knows the
 /// pid (posix_spawn returns only after the child's exec) is not lost.
@@ -91,9 +77,9 @@ private final class EventRecorder: @unchecked Sendable {
         let recorder = EventRecorder(watcher.events())
         for _ in 0..<5 {
             let start = ContinuousClock.now
-            let pid = try spawn(["/bin/sleep", "0.2"])
+            let pid = try ChildProcess.spawn("/bin/sleep", ["0.2"])
             let result = await recorder.first(within: .seconds(2)) { $0 == .exec(pid: pid) }
-            reap(pid)
+            _ = ChildProcess.waitForExit(pid)
             let (event, arrived) = try #require(result, "no exec event for \(pid)")
             #expect(event == .exec(pid: pid))
             latencies.append(arrived - start)
@@ -107,11 +93,11 @@ private final class EventRecorder: @unchecked Sendable {
         let watcher = ProcessEventWatcher()
         try #require(watcher.mode == .netlink)
         let recorder = EventRecorder(watcher.events())
-        let pid = try spawn(["/bin/sh", "-c", "kill -SEGV $$"])
+        let pid = try ChildProcess.spawn("/bin/sh", ["-c", "kill -SEGV $$"])
         let result = await recorder.first(within: .seconds(3)) {
             if case .exit(pid, _, _) = $0 { true } else { false }
         }
-        reap(pid)
+        _ = ChildProcess.waitForExit(pid)
         let (event, _) = try #require(result)
         #expect(event == .exit(pid: pid, exitCode: 0, signal: SIGSEGV))
     }
@@ -120,11 +106,11 @@ private final class EventRecorder: @unchecked Sendable {
         let watcher = ProcessEventWatcher()
         try #require(watcher.mode == .netlink)
         let recorder = EventRecorder(watcher.events())
-        let pid = try spawn(["/bin/sh", "-c", "exit 3"])
+        let pid = try ChildProcess.spawn("/bin/sh", ["-c", "exit 3"])
         let result = await recorder.first(within: .seconds(3)) {
             if case .exit(pid, _, _) = $0 { true } else { false }
         }
-        reap(pid)
+        _ = ChildProcess.waitForExit(pid)
         let (event, _) = try #require(result)
         #expect(event == .exit(pid: pid, exitCode: 3, signal: nil))
     }

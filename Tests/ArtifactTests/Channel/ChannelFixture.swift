@@ -8,6 +8,7 @@ import Testing
 final class ChannelFixture {
     static let now = Date(timeIntervalSince1970: 1_750_000_000)
 
+    private let scratch: TemporaryDirectory
     let root: String
     var channel: String { root + "/channel" }
     var keys: String { root + "/keys" }
@@ -18,9 +19,10 @@ final class ChannelFixture {
     let fixFileBytes: [UInt8] = Array("#!/bin/sh\necho fixed\n".utf8)
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("channel-test-\(UUID().uuidString)").path
+        scratch = try TemporaryDirectory(prefix: "channel-test")
+        root = scratch.path
         index = ChannelIndex(version: 1, expires: RFC3339.format(Self.now.timeIntervalSince1970 + 86_400), releases: [])
-        for directory in [root, channel, keys, store] { try Self.makeDirectory(directory) }
+        for directory in [channel, keys, store] { try Self.makeDirectory(directory) }
         try Self.writeFile(keys + "/publisher.pub", Array(key.publicKey(comment: "test").fileText.utf8))
         let object = try write("hotpatches/hp1/fix.so", patchObjectBytes)
         let fixFile = try write("fixes/fix1/tool", fixFileBytes)
@@ -38,8 +40,6 @@ final class ChannelFixture {
         ]
         try publish()
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: root) }
 
     static func makeDirectory(_ path: String) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

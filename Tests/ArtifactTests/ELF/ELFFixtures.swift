@@ -2,63 +2,29 @@ import Foundation
 import Testing
 @testable import Artifact
 
-/// A temporary directory for compiled fixtures, removed when the test is done with it.
+/// A temporary directory for the ELF tests' compiled programs, removed when the test is done with it.
 final class FixtureDirectory {
-    let url: URL
+    private let directory: TemporaryDirectory
 
-    init() throws {
-        url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("elf-tests-\(UUID().uuidString)", isDirectory: true)
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
+    init() throws { directory = try TemporaryDirectory(prefix: "elf-tests") }
 
-    deinit { try? FileManager.default.removeItem(at: url) }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    func path(_ name: String) -> String { directory.file(name) }
 
     /// Writes `source` as NAME.c and compiles it with `cc ARGS -o NAME`; returns the output path.
     @discardableResult
     func compile(_ name: String, source: String, arguments: [String]) throws -> String {
-        let sourcePath = path(name + ".c")
-        try source.write(toFile: sourcePath, atomically: true, encoding: .utf8)
-        let output = path(name)
-        try run("/usr/bin/cc", arguments + ["-o", output, sourcePath])
-        return output
+        try FixtureBuilder.compile(text: source, to: path(name), flags: arguments)
     }
 
     /// Runs a tool, failing the test with its output when it exits non-zero.
     func run(_ tool: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw FixtureError(message: "\(tool) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))")
-        }
+        try Program.succeed(tool, arguments)
     }
 
     /// Runs a tool and returns its standard output.
     func output(_ tool: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try Program.run(tool, arguments).stdout
     }
-}
-
-struct FixtureError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
 }
 
 /// Small C programs used across the ELF tests.

@@ -9,9 +9,8 @@ import Testing
 extension LivePatchTests {
     @Test func find_whenExecutableWasDeletedOrReplacedOnDisk_stillMatchesAndPatchesThroughMapFiles() throws {
         let target = try Live.victimHotpatches().level1.targets[0]
-        let folder = NSTemporaryDirectory() + "hotpatch-replaced-\(getpid())"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let scratch = try TemporaryDirectory(prefix: "hotpatch-replaced"), folder = scratch.path
+        defer { scratch.remove() }
         let deletedPath = folder + "/victim-deleted", replacedPath = folder + "/victim-replaced"
         try FileManager.default.copyItem(atPath: Live.builder.victim(), toPath: deletedPath)
         try FileManager.default.copyItem(atPath: Live.builder.victim(), toPath: replacedPath)

@@ -35,7 +35,7 @@ enum Live {
     static func match(_ pid: Int32, _ buildID: BuildID, cache: ObjectCache = ObjectCache()) throws -> TargetMatch {
         let matches = TargetFinder(cache: cache).find(buildIDs: [buildID], in: ProcessID(pid))
         guard let match = matches.first else {
-            throw HotpatchFixtures.FixtureError.toolFailed("process \(pid) does not map \(buildID)")
+            throw FixtureError.setUp("process \(pid) does not map \(buildID)")
         }
         return match
     }

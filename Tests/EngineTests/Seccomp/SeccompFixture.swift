@@ -21,40 +21,28 @@ struct SeccompFixture: Sendable {
     var calls: [Call] = []
 
     /// Compiles and runs the fixture in a fresh temporary directory, once.
-    static let shared: Result<SeccompFixture, FixtureError> = Result { () throws(FixtureError) -> SeccompFixture in try build() }
-
-    struct FixtureError: Error, CustomStringConvertible, Sendable {
-        var description: String
-    }
+    static let shared: Result<SeccompFixture, any Error> = Result { try build() }
 
     /// Filters `names`, most recently installed first: the order PTRACE_SECCOMP_GET_FILTER gives.
     func installed(_ names: [String]) throws -> [SeccompFilter] {
         try names.reversed().map { name in
-            guard let instructions = filters[name] else { throw FixtureError(description: "no filter \(name)") }
+            guard let instructions = filters[name] else { throw FixtureError.setUp("no filter \(name)") }
             return try SeccompFilter(instructions: instructions)
         }
     }
 
     func call(_ name: String) throws -> Call {
         guard let call = calls.first(where: { $0.name == name }) else {
-            throw FixtureError(description: "fixture made no call \(name)")
+            throw FixtureError.setUp("fixture made no call \(name)")
         }
         return call
     }
 
-    private static func build() throws(FixtureError) -> SeccompFixture {
-        var template = Array("/tmp/seccomp-fixture-XXXXXX".utf8CString)
-        guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) })
-        else { throw FixtureError(description: "mkdtemp failed") }
-        defer { _ = try? shell("rm -rf '\(dir)'") }
-        let source = "\(dir)/fixture.c"
-        guard let file = fopen(source, "w") else { throw FixtureError(description: "cannot write \(source)") }
-        fputs(seccompFixtureSource, file)
-        fclose(file)
-        let status = try shell("cc -O1 -o '\(dir)/fixture' '\(source)' && '\(dir)/fixture' > '\(dir)/out'")
-        guard status == 0 else { throw FixtureError(description: "compiling or running the fixture failed: \(status)") }
-        guard let bytes = try? Files.read("\(dir)/out") else { throw FixtureError(description: "no fixture output") }
-        return try parse(String(decoding: bytes, as: UTF8.self))
+    private static func build() throws -> SeccompFixture {
+        let directory = try TemporaryDirectory(prefix: "seccomp-fixture")
+        defer { directory.remove() }
+        let program = try FixtureBuilder.compile(text: seccompFixtureSource, to: directory.file("fixture"), flags: ["-O1"])
+        return try parse(try Program.succeed(program).stdout)
     }
 
     private static func parse(_ text: String) throws(FixtureError) -> SeccompFixture {
@@ -63,7 +51,7 @@ struct SeccompFixture: Sendable {
         let lines = text.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         var i = 0
         func hex(_ s: String) throws(FixtureError) -> UInt64 {
-            guard let v = UInt64(s, radix: 16) else { throw FixtureError(description: "not hex: \(s)") }
+            guard let v = UInt64(s, radix: 16) else { throw FixtureError.setUp("not hex: \(s)") }
             return v
         }
         while i < lines.count {
@@ -71,10 +59,10 @@ struct SeccompFixture: Sendable {
             i += 1
             switch f.first {
             case "filter":
-                guard f.count == 3, let n = Int(f[2]), i + n <= lines.count else { throw FixtureError(description: "bad \(f)") }
+                guard f.count == 3, let n = Int(f[2]), i + n <= lines.count else { throw FixtureError.setUp("bad \(f)") }
                 var instructions: [BPFInstruction] = []
                 for line in lines[i..<(i + n)] {
-                    guard line.count == 4 else { throw FixtureError(description: "bad instruction \(line)") }
+                    guard line.count == 4 else { throw FixtureError.setUp("bad instruction \(line)") }
                     instructions.append(BPFInstruction(code: UInt16(try hex(line[0])), jumpIfTrue: UInt8(try hex(line[1])),
                                                        jumpIfFalse: UInt8(try hex(line[2])), k: UInt32(try hex(line[3]))))
                 }
@@ -85,7 +73,7 @@ struct SeccompFixture: Sendable {
             case "result":
                 outcomes[f[1]] = f[2...].joined(separator: " ")
             case "call":
-                guard f.count == 11 else { throw FixtureError(description: "bad \(f)") }
+                guard f.count == 11 else { throw FixtureError.setUp("bad \(f)") }
                 var arguments: [UInt64] = []
                 for word in f[5...] { arguments.append(try hex(word)) }
                 let data = SeccompData(systemCall: Int32(truncatingIfNeeded: try hex(f[4])),
@@ -93,24 +81,11 @@ struct SeccompFixture: Sendable {
                 fixture.calls.append(Call(name: f[1], filters: f[2].split(separator: ",").map(String.init),
                                           data: data, outcome: outcomes[f[1]] ?? "missing"))
             default:
-                throw FixtureError(description: "unexpected line \(f)")
+                throw FixtureError.setUp("unexpected line \(f)")
             }
         }
         return fixture
     }
-}
-
-/// Runs `command` with /bin/sh and returns its wait status. posix_spawn(3), waitpid(2).
-func shell(_ command: String) throws(SeccompFixture.FixtureError) -> Int32 {
-    var pid: pid_t = 0
-    let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
-    defer { argv.forEach { free($0) } }
-    guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0 else {
-        throw SeccompFixture.FixtureError(description: "posix_spawn /bin/sh failed")
-    }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-    return status
 }
 
 /// What a single-threaded process observes when it makes a call that meets `action`.

@@ -1,0 +1,66 @@
+import Foundation
+import Glibc
+
+/// A fresh directory (mkdtemp) for one test or fixture, removed with everything in it by `remove()`
+/// or when released. It is mode 0755, so a program run as another user (uid 65534 in the tests)
+/// reaches what is inside; and it sits under /tmp when `TMPDIR` is long, so a Unix socket inside
+/// stays within the 107-byte path limit.
+public final class TemporaryDirectory: @unchecked Sendable {
+    /// Its absolute path.
+    public let path: String
+
+    /// Creates `<temporary folder>/PREFIX.XXXXXX`.
+    public init(prefix: String = "hotpatch-test") throws {
+        var base = NSTemporaryDirectory()
+        if base.utf8.count > 40 { base = "/tmp/" }
+        if !base.hasSuffix("/") { base += "/" }
+        var template = Array((base + prefix + ".XXXXXX").utf8CString)
+        guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw FixtureError.setUp("cannot create a temporary directory \(base)\(prefix).XXXXXX: \(String(cString: strerror(errno)))")
+        }
+        path = String(cString: created)
+        chmod(path, 0o755)
+    }
+
+    deinit { remove() }
+
+    /// Removes the directory and everything in it (again harmless).
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+
+    /// The path of `name` inside it.
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    /// Writes `text` to `name` inside the directory (creating folders on the way, mode 0644) and
+    /// returns its path.
+    @discardableResult
+    public func write(_ name: String, _ text: String) throws -> String {
+        try write(name, bytes: Array(text.utf8))
+    }
+
+    /// Writes `bytes` to `name` inside the directory (creating folders on the way, mode 0644) and
+    /// returns its path.
+    @discardableResult
+    public func write(_ name: String, bytes: [UInt8]) throws -> String {
+        let target = file(name)
+        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        // O_CLOEXEC: a test that runs this file as a program (a fake systemctl or dpkg) would get
+        // ETXTBSY if a child spawned at the same moment by another test inherited our descriptor.
+        let descriptor = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw FixtureError.setUp("cannot write \(target): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw FixtureError.setUp("cannot write \(target): \(String(cString: strerror(errno)))") }
+            written += count
+        }
+        return target
+    }
+
+    /// The text of `name` inside the directory.
+    public func read(_ name: String) throws -> String {
+        try String(contentsOfFile: file(name), encoding: .utf8)
+    }
+}
