@@ -110,23 +110,3 @@ final class AgentProcess: @unchecked Sendable {
         return "exited with status \((status >> 8) & 0xff)"
     }
 }
-
-/// Runs a product command to its end and returns what it printed.
-enum Command {
-    struct Result {
-        var status: Int32
-        var output: String
-        var errors: String
-    }
-
-    /// Runs `path` with `arguments`; standard output and error are kept apart.
-    static func run(_ path: String, _ arguments: [String]) throws -> Result {
-        do {
-            let finished = try ChildProcess.run(path, arguments)
-            return Result(status: finished.status, output: String(decoding: finished.output, as: UTF8.self),
-                          errors: String(decoding: finished.errorOutput, as: UTF8.self))
-        } catch {
-            throw DemoFailure("starting \(path) failed: \(error)")
-        }
-    }
-}

@@ -428,12 +428,17 @@ struct AgentScenario {
     /// status 69 (agent not listening yet) gives nil.
     private func agentctl(_ arguments: [String], unreachableIsNil: Bool = false) throws -> String? {
         guard let socket = socket.value else { throw DemoFailure("agentctl asked before the agent started") }
-        let result = try Command.run(Products.path("agentctl", in: products), ["--socket", socket] + arguments)
+        let result: ProgramRun
+        do {
+            result = try Program.run(Products.path("agentctl", in: products), ["--socket", socket] + arguments)
+        } catch {
+            throw DemoFailure("\(error)")
+        }
         if result.status == 69 && unreachableIsNil { return nil }
         guard result.status == 0 else {
-            throw DemoFailure("agentctl \(arguments.joined(separator: " ")) exited with status \(result.status): \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw DemoFailure("agentctl \(arguments.joined(separator: " ")) exited with status \(result.status): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        return result.output
+        return result.stdout
     }
 
     private func agentctl(_ arguments: [String]) throws -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import HotpatchFixtures
 
 /// The demo's private temporary directory, laid out like a small host and its publisher. Nothing
 /// the demo or the agent writes is outside it: the agent gets every path by flag.
@@ -35,17 +36,10 @@ struct DemoHost {
 
     /// Creates a fresh temporary directory and the folders inside it.
     static func create() throws -> DemoHost {
-        var base = NSTemporaryDirectory()
-        // The control socket's path must fit in 107 bytes.
-        if base.utf8.count > 40 { base = "/tmp/" }
-        var template = Array(((base.hasSuffix("/") ? base : base + "/") + "hotpatch-demo.XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw DemoFailure("could not create a temporary directory in \(base): \(String(cString: strerror(errno)))")
-        }
-        let host = DemoHost(root: String(cString: made))
-        // The service runs as root here, but a channel, store and patch objects readable by all is
-        // what the agent expects (patched processes of any user open the patch object).
-        chmod(host.root, 0o755)
+        let host: DemoHost
+        do { host = DemoHost(root: try TemporaryDirectory.create(prefix: "hotpatch-demo")) } catch { throw DemoFailure("\(error)") }
+        // Mode 0755: the service runs as root here, but a channel, store and patch objects readable
+        // by all is what the agent expects (patched processes of any user open the patch object).
         for directory in [host.build, host.publisher, host.channel, host.keys, host.runtime, host.service, host.staging] {
             try FileSystem.makeDirectory(directory)
         }

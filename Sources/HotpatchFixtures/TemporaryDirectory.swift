@@ -11,6 +11,12 @@ public final class TemporaryDirectory: @unchecked Sendable {
 
     /// Creates `<temporary folder>/PREFIX.XXXXXX`.
     public init(prefix: String = "hotpatch-test") throws {
+        path = try Self.create(prefix: prefix)
+    }
+
+    /// Creates `<temporary folder>/PREFIX.XXXXXX` (mode 0755) and returns its path; the caller
+    /// removes it (for a directory that outlives this object, like the demo's with --keep).
+    public static func create(prefix: String) throws -> String {
         var base = NSTemporaryDirectory()
         if base.utf8.count > 40 { base = "/tmp/" }
         if !base.hasSuffix("/") { base += "/" }
@@ -18,8 +24,9 @@ public final class TemporaryDirectory: @unchecked Sendable {
         guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw FixtureError.setUp("cannot create a temporary directory \(base)\(prefix).XXXXXX: \(String(cString: strerror(errno)))")
         }
-        path = String(cString: created)
+        let path = String(cString: created)
         chmod(path, 0o755)
+        return path
     }
 
     deinit { remove() }
