@@ -110,3 +110,20 @@ enum JournalFields {
         return merged
     }
 }
+
+/// What the agent's two log handlers (journal, stderr) share: metadata set on the handler, merged
+/// with the provider's and the call's before an entry is written.
+public protocol AgentLogHandler: LogHandler {}
+
+extension AgentLogHandler {
+    /// Reads or writes one metadata value of this handler.
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    /// The handler's, the provider's and the call's metadata, the call's winning.
+    func mergedMetadata(_ event: LogEvent) -> Logger.Metadata {
+        JournalFields.merge(handler: metadata, provider: metadataProvider, call: event.metadata)
+    }
+}

@@ -7,7 +7,7 @@ import Logging
 /// Metadata keys become journal fields (`hotpatch.id` → `HOTPATCH_ID`, `event` → `MESSAGE_ID`), so
 /// `journalctl MESSAGE_ID=… HOTPATCH_ID=…` and the catalog work. It is a value type and `log` never
 /// throws: a journal that cannot be reached loses the entry rather than stalling the agent.
-public struct JournalLogHandler: LogHandler {
+public struct JournalLogHandler: AgentLogHandler {
     /// The logger's label (not sent: the journal identifies us by SYSLOG_IDENTIFIER).
     public let label: String
     /// Metadata attached to every entry from this handler.
@@ -23,15 +23,9 @@ public struct JournalLogHandler: LogHandler {
         self.metadataProvider = metadataProvider
     }
 
-    /// Reads or writes one metadata value of this handler.
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
     /// Sends one entry with `sd_journal_sendv`.
     public func log(event: LogEvent) {
-        let merged = JournalFields.merge(handler: metadata, provider: metadataProvider, call: event.metadata)
+        let merged = mergedMetadata(event)
         let fields = JournalFields.fields(
             level: event.level, message: event.message.description, metadata: merged, error: event.error,
             file: event.file, function: event.function, line: event.line)

@@ -3,7 +3,7 @@ import Logging
 
 /// A swift-log handler printing one line per entry on standard error:
 /// `<level> <message> key=value …`, for running in the foreground without journald.
-public struct StderrLogHandler: LogHandler {
+public struct StderrLogHandler: AgentLogHandler {
     /// The logger's label (not printed: lines stay short).
     public let label: String
     /// Metadata attached to every line from this handler.
@@ -26,15 +26,9 @@ public struct StderrLogHandler: LogHandler {
         self.fileDescriptor = fileDescriptor
     }
 
-    /// Reads or writes one metadata value of this handler.
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
     /// Writes one line; never throws, and a failed write is dropped.
     public func log(event: LogEvent) {
-        let merged = JournalFields.merge(handler: metadata, provider: metadataProvider, call: event.metadata)
+        let merged = mergedMetadata(event)
         var line = Self.format(level: event.level, message: event.message.description, metadata: merged)
         if let error = event.error { line += " error=" + Self.quoted(String(describing: error)) }
         line += "\n"
