@@ -48,7 +48,7 @@ let package = Package(
         // Builds and runs the C fixture programs for the tests, the demo and the benchmark.
         .target(name: "HotpatchFixtures", dependencies: ["Engine", "Artifact", "LinuxSystem"]),
         // The control protocol and status schema shared by the daemon and agentctl.
-        .target(name: "AgentProtocol"),
+        .target(name: "AgentProtocol", dependencies: ["LinuxSystem"]),
         // The daemon's logic and services; the executable only wires them.
         .target(
             name: "AgentCore",
@@ -97,6 +97,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem"]),
         .testTarget(name: "ArtifactTests", dependencies: ["Artifact", "LinuxSystem"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Artifact", "LinuxSystem", "HotpatchFixtures"]),
         .testTarget(

@@ -1,27 +1,26 @@
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// A shutdown signal every blocking wait of the server also polls: once fired, its read end stays
 /// readable, so accept and connection threads all wake and give up at once.
 final class ControlStopSignal: Sendable {
+    private let channel: WakeupChannel
     /// Polled by waiters.
-    let readEnd: Int32
-    private let writeEnd: Int32
+    var readEnd: Int32 { channel.read }
 
     /// A fresh, unfired signal.
-    init() throws {
-        (readEnd, writeEnd) = try ControlSystemCalls.socketPair()
+    init() throws(SystemError) {
+        channel = try WakeupChannel()
     }
 
     /// Wakes every waiter, now and later. Safe to call more than once and from any thread.
     func fire() {
-        var byte: UInt8 = 1
-        _ = withUnsafeBytes(of: &byte) { try? ControlSystemCalls.send(writeEnd, $0) }
+        channel.wake()
     }
 
     deinit {
-        ControlSystemCalls.close(readEnd)
-        ControlSystemCalls.close(writeEnd)
+        channel.close()
     }
 }
 
@@ -42,7 +41,7 @@ final class ControlConnection: Sendable {
     }
 
     deinit {
-        ControlSystemCalls.close(descriptor)
+        Descriptor.close(descriptor)
         gate?.leave(uid: peer?.uid)
     }
 }
@@ -60,7 +59,7 @@ enum ControlReadOutcome: Sendable, Equatable {
     /// The server is shutting down.
     case stopped
     /// A system call failed.
-    case failed(ControlSystemCallError)
+    case failed(SystemError)
 }
 
 /// Blocking reads and writes with deadlines, run on their own threads so a slow or silent client never
@@ -86,15 +85,15 @@ enum ControlConnectionIO {
             case .failed(let error): return .failed(error)
             }
             let wanted = min(chunk.count, limit + 1 - received.count)
-            let count: Int?
-            do {
-                count = try chunk.withUnsafeMutableBytes {
-                    try ControlSystemCalls.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
+            let outcome = chunk.withUnsafeMutableBytes { bytes in
+                Result { () throws(SystemError) in
+                    try Descriptor.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: bytes[..<wanted]), subject: "a control connection")
                 }
-            } catch let error as ControlSystemCallError {
-                return .failed(error)
-            } catch {
-                return .failed(ControlSystemCallError(call: "read", errno: EIO))
+            }
+            let count: Int?
+            switch outcome {
+            case .success(let read): count = read
+            case .failure(let error): return .failed(error)
             }
             guard let count else { continue }
             if count == 0 {
@@ -111,12 +110,12 @@ enum ControlConnectionIO {
         let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1000))
         var offset = 0
         while offset < bytes.count {
-            let sent: Int?
-            do {
-                sent = try bytes.withUnsafeBytes { try ControlSystemCalls.send(fd, UnsafeRawBufferPointer(rebasing: $0[offset...])) }
-            } catch {
-                return false
+            let outcome = bytes.withUnsafeBytes { buffer in
+                Result { () throws(SystemError) in
+                    try Socket.send(fd, UnsafeRawBufferPointer(rebasing: buffer[offset...]), flags: Int32(MSG_DONTWAIT), subject: "a control connection")
+                }
             }
+            guard case .success(let sent) = outcome else { return false }
             if let sent {
                 offset += sent
                 continue
@@ -136,7 +135,7 @@ enum ControlConnectionIO {
         return Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
     }
 
-    private enum Readiness { case ready, timedOut, stopped, failed(ControlSystemCallError) }
+    private enum Readiness { case ready, timedOut, stopped, failed(SystemError) }
 
     private static func waitUntilReady(_ fd: Int32, events: Int16, deadline: ContinuousClock.Instant,
                                        stop: ControlStopSignal) -> Readiness {
@@ -145,11 +144,10 @@ enum ControlConnectionIO {
             if milliseconds == 0 { return .timedOut }
             let revents: [Int16]
             do {
-                revents = try ControlSystemCalls.poll([fd, stop.readEnd], events: events, timeoutMilliseconds: milliseconds)
-            } catch let error as ControlSystemCallError {
-                return .failed(error)
+                revents = try Descriptor.poll([fd, stop.readEnd], events: events, timeoutMilliseconds: milliseconds,
+                                              subject: "a control connection")
             } catch {
-                return .failed(ControlSystemCallError(call: "poll", errno: EIO))
+                return .failed(error)
             }
             if revents[1] != 0 { return .stopped }
             if revents[0] != 0 { return .ready }
