@@ -21,6 +21,11 @@ import Testing
         let thread = Shared<pthread_t?>(nil)
         let outcome = Shared<Result<Int, SystemError>?>(nil)
         try Threads.startDetached {
+            // The test runner's threads may block signals; this one must take SIGUSR1.
+            var usr1 = sigset_t()
+            sigemptyset(&usr1)
+            sigaddset(&usr1, SIGUSR1)
+            pthread_sigmask(SIG_UNBLOCK, &usr1, nil)
             thread.update { $0 = pthread_self() }
             outcome.update { $0 = Result { () throws(SystemError) in
                 try SystemCall.run("read", "a test pair") { () -> Int in
