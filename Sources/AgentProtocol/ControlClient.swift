@@ -143,19 +143,18 @@ public struct ControlClient: Sendable {
     private func sendAll(_ bytes: [UInt8], on fd: Int32, deadline: ContinuousClock.Instant) throws(ControlClientError) {
         var offset = 0
         while offset < bytes.count {
-            let outcome = bytes.withUnsafeBytes { buffer in
-                Result { () throws(SystemError) in
-                    try Socket.send(fd, UnsafeRawBufferPointer(rebasing: buffer[offset...]), subject: socketPath)
-                }
+            let sent: Int?
+            do throws(SystemError) {
+                sent = try Socket.send(fd, bytes, from: offset, subject: socketPath)
+            } catch where error.errno == EPIPE || error.errno == ECONNRESET {
+                // The agent stopped reading (e.g. an oversized request) and may have answered why: read it.
+                return
+            } catch {
+                throw .system(error)
             }
-            switch outcome {
-            case .success(let sent?): offset += sent
-            // SO_SNDTIMEO passed with the agent not reading.
-            case .success(nil): throw .timedOut(path: socketPath, seconds: timeoutSeconds)
-            // The agent stopped reading (e.g. an oversized request) and may have answered why: read it.
-            case .failure(let error) where error.errno == EPIPE || error.errno == ECONNRESET: return
-            case .failure(let error): throw .system(error)
-            }
+            // nil: SO_SNDTIMEO passed with the agent not reading.
+            guard let sent else { throw .timedOut(path: socketPath, seconds: timeoutSeconds) }
+            offset += sent
         }
     }
 
@@ -172,16 +171,15 @@ public struct ControlClient: Sendable {
             } catch {
                 throw .system(error)
             }
-            let outcome = chunk.withUnsafeMutableBytes { buffer in
-                Result { () throws(SystemError) in try Descriptor.read(fd, into: buffer, subject: socketPath) }
-            }
             let count: Int
-            switch outcome {
-            case .success(let read?): count = read
-            case .success(nil): continue
-            // A reset ends the answer as the end of stream does.
-            case .failure(let error) where error.errno == ECONNRESET: count = 0
-            case .failure(let error): throw .system(error)
+            do throws(SystemError) {
+                guard let read = try Descriptor.read(fd, into: &chunk, subject: socketPath) else { continue }
+                count = read
+            } catch where error.errno == ECONNRESET {
+                // A reset ends the answer as the end of stream does.
+                count = 0
+            } catch {
+                throw .system(error)
             }
             if count > 0 {
                 received.append(contentsOf: chunk[..<count])

@@ -9,12 +9,13 @@ package enum Descriptor {
         _ = Glibc.close(fd)
     }
 
-    /// Reads what is available into `buffer`; nil when nothing is (EAGAIN), 0 at end of stream.
-    /// read(2).
-    package static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer,
+    /// Reads what is available into the start of `buffer`, at most `limit` bytes (default: all of
+    /// it); nil when nothing is (EAGAIN), 0 at end of stream. read(2).
+    package static func read(_ fd: Int32, into buffer: inout [UInt8], limit: Int? = nil,
                              subject: @autoclosure () -> String) throws(SystemError) -> Int? {
+        let count = min(limit ?? buffer.count, buffer.count)
         do throws(SystemError) {
-            return try SystemCall.run("read", subject()) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+            return try SystemCall.run("read", subject()) { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, count) } }
         } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
             return nil
         }

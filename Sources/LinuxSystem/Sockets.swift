@@ -12,9 +12,7 @@ public struct PeerCredentials: Sendable, Equatable {
 
     /// Credentials as given (tests, and callers that learnt them another way).
     public init(pid: ProcessID, uid: UInt32, gid: UInt32) {
-        self.pid = pid
-        self.uid = uid
-        self.gid = gid
+        (self.pid, self.uid, self.gid) = (pid, uid, gid)
     }
 
     /// Whether the peer runs as root.
@@ -109,13 +107,13 @@ package enum Socket {
         }
     }
 
-    /// Sends what fits of `bytes` without `SIGPIPE` (`flags` are added to MSG_NOSIGNAL); nil when
-    /// nothing fits now (EAGAIN on a non-blocking send). send(2).
-    package static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, flags: Int32 = 0,
+    /// Sends what fits of `bytes` from `offset` on, without `SIGPIPE` (`flags` are added to
+    /// MSG_NOSIGNAL); nil when nothing fits now (EAGAIN on a non-blocking send). send(2).
+    package static func send(_ fd: Int32, _ bytes: [UInt8], from offset: Int = 0, flags: Int32 = 0,
                              subject: @autoclosure () -> String) throws(SystemError) -> Int? {
         do throws(SystemError) {
             return try SystemCall.run("send", subject()) {
-                Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL) | flags)
+                bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL) | flags) }
             }
         } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
             return nil
@@ -124,10 +122,11 @@ package enum Socket {
 
     /// Receives one datagram (or what is available of a stream) into `buffer` without waiting;
     /// nil when nothing is there (EAGAIN). recv(2) with MSG_DONTWAIT.
-    package static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer,
-                                subject: @autoclosure () -> String) throws(SystemError) -> Int? {
+    package static func receive(_ fd: Int32, into buffer: inout [UInt8], subject: @autoclosure () -> String) throws(SystemError) -> Int? {
         do throws(SystemError) {
-            return try SystemCall.run("recv", subject()) { recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) }
+            return try SystemCall.run("recv", subject()) {
+                buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            }
         } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
             return nil
         }

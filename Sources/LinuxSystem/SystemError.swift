@@ -12,9 +12,7 @@ public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// A failure of `call` on `subject` with `errno`.
     public init(call: String, errno: Int32, subject: String) {
-        self.call = call
-        self.errno = errno
-        self.subject = subject
+        (self.call, self.errno, self.subject) = (call, errno, subject)
     }
 
     /// The one sentence form: what failed, where, and why.

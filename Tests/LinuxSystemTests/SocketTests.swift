@@ -30,15 +30,15 @@ import Testing
         defer { Descriptor.close(connection) }
         #expect(try Socket.peerCredentials(connection, subject: address.path).pid == ProcessID.current)
 
-        let sent = try Array("hello\n".utf8).withUnsafeBytes { try Socket.send(client, $0, subject: "client") }
+        let sent = try Socket.send(client, Array("hello\n".utf8), subject: "client")
         #expect(sent == 6)
         var buffer = [UInt8](repeating: 0, count: 16)
         #expect(try Descriptor.waitReadable([connection], timeoutMilliseconds: 5000, subject: "server") == [true])
-        let count = try buffer.withUnsafeMutableBytes { try Descriptor.read(connection, into: $0, subject: "server") }
+        let count = try Descriptor.read(connection, into: &buffer, subject: "server")
         #expect(count == 6)
         #expect(Array(buffer[0..<6]) == Array("hello\n".utf8))
         // Non-blocking and drained: nil, not an error.
-        #expect(try buffer.withUnsafeMutableBytes { try Descriptor.read(connection, into: $0, subject: "server") } == nil)
+        #expect(try Descriptor.read(connection, into: &buffer, subject: "server") == nil)
     }
 
     @Test func connectingToAMissingSocketIsENOENTNamingItsPath() throws {

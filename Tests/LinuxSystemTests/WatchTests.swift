@@ -13,10 +13,10 @@ import Testing
         #expect(watch >= 0)
         var buffer = [UInt8](repeating: 0, count: 4096)
         // Non-blocking: nothing yet.
-        #expect(try buffer.withUnsafeMutableBytes { try Descriptor.read(instance, into: $0, subject: "inotify") } == nil)
+        #expect(try Descriptor.read(instance, into: &buffer, subject: "inotify") == nil)
         try scratch.write("new", [1])
         #expect(try Descriptor.waitReadable([instance], timeoutMilliseconds: 5000, subject: "inotify") == [true])
-        let count = try #require(try buffer.withUnsafeMutableBytes { try Descriptor.read(instance, into: $0, subject: "inotify") })
+        let count = try #require(try Descriptor.read(instance, into: &buffer, subject: "inotify"))
         #expect(count >= 16)
         // struct inotify_event: int wd @0, uint32 mask @4.
         #expect(buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: Int32.self) } == watch)

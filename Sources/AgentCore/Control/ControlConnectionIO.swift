@@ -85,15 +85,11 @@ enum ControlConnectionIO {
             case .failed(let error): return .failed(error)
             }
             let wanted = min(chunk.count, limit + 1 - received.count)
-            let outcome = chunk.withUnsafeMutableBytes { bytes in
-                Result { () throws(SystemError) in
-                    try Descriptor.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: bytes[..<wanted]), subject: "a control connection")
-                }
-            }
             let count: Int?
-            switch outcome {
-            case .success(let read): count = read
-            case .failure(let error): return .failed(error)
+            do throws(SystemError) {
+                count = try Descriptor.read(fd, into: &chunk, limit: wanted, subject: "a control connection")
+            } catch {
+                return .failed(error)
             }
             guard let count else { continue }
             if count == 0 {
@@ -110,12 +106,12 @@ enum ControlConnectionIO {
         let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1000))
         var offset = 0
         while offset < bytes.count {
-            let outcome = bytes.withUnsafeBytes { buffer in
-                Result { () throws(SystemError) in
-                    try Socket.send(fd, UnsafeRawBufferPointer(rebasing: buffer[offset...]), flags: Int32(MSG_DONTWAIT), subject: "a control connection")
-                }
+            let sent: Int?
+            do throws(SystemError) {
+                sent = try Socket.send(fd, bytes, from: offset, flags: Int32(MSG_DONTWAIT), subject: "a control connection")
+            } catch {
+                return false
             }
-            guard case .success(let sent) = outcome else { return false }
             if let sent {
                 offset += sent
                 continue

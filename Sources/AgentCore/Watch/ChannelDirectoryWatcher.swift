@@ -191,12 +191,8 @@ private final class InotifyLoop: @unchecked Sendable {
         var needsRearm = false
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
-            let descriptor = inotifyFD
             // nil (EAGAIN): drained; an error: nothing more to read now either.
-            let count = buffer.withUnsafeMutableBytes { bytes in
-                try? Descriptor.read(descriptor, into: bytes, subject: "inotify")
-            }
-            guard let count, count > 0 else { break }
+            guard let count = try? Descriptor.read(inotifyFD, into: &buffer, subject: directory) ?? nil, count > 0 else { break }
             // struct inotify_event: int wd @0, uint32 mask @4, uint32 cookie @8, uint32 len @12,
             // then `len` bytes of NUL-padded name.
             buffer.withUnsafeBytes { bytes in

@@ -310,21 +310,18 @@ private final class KernelLogReader: Sendable {
     /// Reads every record available now (one record per read).
     private func drain(_ state: inout State) {
         while true {
-            let descriptor = fd
-            let outcome = state.buffer.withUnsafeMutableBytes { bytes in
-                Result { () throws(SystemError) in try Descriptor.read(descriptor, into: bytes, subject: "the kernel log") }
-            }
             let count: Int
-            switch outcome {
-            case .success(let read?): count = read
-            // EAGAIN: nothing more now.
-            case .success(nil): return
-            // EPIPE: records were overwritten before we read them; the next read goes on after the gap.
-            case .failure(let error) where error.errno == EPIPE: continue
-            // Anything else: give up until the next call.
-            case .failure: return
+            do throws(SystemError) {
+                // nil (EAGAIN): nothing more now.
+                guard let read = try Descriptor.read(fd, into: &state.buffer, subject: "the kernel log"), read > 0 else { return }
+                count = read
+            } catch where error.errno == EPIPE {
+                // Records were overwritten before we read them; the next read goes on after the gap.
+                continue
+            } catch {
+                // Anything else: give up until the next call.
+                return
             }
-            if count == 0 { return }
             let record = String(decoding: state.buffer[0..<count], as: UTF8.self)
             // Cheap filter first: almost no record is a fault report.
             guard record.contains("segfault at ") || record.contains("traps: "),

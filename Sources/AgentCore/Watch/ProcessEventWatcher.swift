@@ -216,9 +216,7 @@ enum ProcConnector {
             try Socket.bindNetlink(fd, groups: idxProc, subject: subject)
             let tag = RequestTag.random()
             let message = controlMessage(mcastListen, tag: tag)
-            _ = try message.withUnsafeBytes { bytes in
-                Result { () throws(SystemError) in try Socket.send(fd, bytes, subject: subject) }
-            }.get()
+            _ = try Socket.send(fd, message, subject: subject)
             try awaitAcknowledgement(fd, of: tag)
             return fd
         } catch {
@@ -244,15 +242,12 @@ enum ProcConnector {
                     call: "subscribe to process events", errno: ETIMEDOUT,
                     subject: subject + " (no acknowledgement; it ignores subscribers outside the initial PID and user namespaces, e.g. in a container)")
             }
-            let outcome = buffer.withUnsafeMutableBytes { bytes in
-                Result { () throws(SystemError) in try Socket.receive(fd, into: bytes, subject: subject) }
-            }
             let count: Int
-            switch outcome {
-            case .success(let received?): count = received
-            case .success(nil): continue
-            case .failure(let error) where error.errno == ENOBUFS: continue
-            case .failure(let error): throw error
+            do throws(SystemError) {
+                guard let received = try Socket.receive(fd, into: &buffer, subject: subject) else { continue }
+                count = received
+            } catch where error.errno == ENOBUFS {
+                continue
             }
             let messages = buffer.withUnsafeBytes { parse(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
             for case let .acknowledgement(code, _) in messages.filter({ $0.acknowledges(tag) }) {
@@ -267,7 +262,7 @@ enum ProcConnector {
     /// Tells the kernel we stop listening: it counts listeners and skips the work when none is left.
     static func unsubscribe(_ fd: Int32) {
         let message = controlMessage(mcastIgnore)
-        _ = message.withUnsafeBytes { try? Socket.send(fd, $0, flags: Int32(MSG_DONTWAIT), subject: subject) }
+        _ = try? Socket.send(fd, message, flags: Int32(MSG_DONTWAIT), subject: subject)
     }
 }
 
@@ -306,19 +301,16 @@ private final class ProcConnectorLoop: Sendable {
             }
             if ready[1] { return }
             guard ready[0] else { continue }
-            let descriptor = socket
-            let outcome = buffer.withUnsafeMutableBytes { bytes in
-                Result { () throws(SystemError) in try Socket.receive(descriptor, into: bytes, subject: ProcConnector.subject) }
-            }
             let count: Int
-            switch outcome {
-            case .success(let received?): count = received
-            case .success(nil): continue
-            // The kernel dropped events because we fell behind: the caller must rescan.
-            case .failure(let error) where error.errno == ENOBUFS:
+            do throws(SystemError) {
+                guard let received = try Socket.receive(socket, into: &buffer, subject: ProcConnector.subject) else { continue }
+                count = received
+            } catch where error.errno == ENOBUFS {
+                // The kernel dropped events because we fell behind: the caller must rescan.
                 broadcast.yield(.overrun)
                 continue
-            case .failure: return
+            } catch {
+                return
             }
             let messages = buffer.withUnsafeBytes { ProcConnector.parse(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
             for case .event(let event) in messages { broadcast.yield(event) }
