@@ -52,7 +52,7 @@ let package = Package(
         // and the benchmark never link it.
         .target(name: "TestSupport", dependencies: ["HotpatchFixtures", "LinuxSystem"]),
         // The control protocol and status schema shared by the daemon and agentctl.
-        .target(name: "AgentProtocol"),
+        .target(name: "AgentProtocol", dependencies: ["LinuxSystem"]),
         // The daemon's logic and services; the executable only wires them.
         .target(
             name: "AgentCore",
@@ -102,6 +102,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem", "TestSupport"]),
         .testTarget(name: "ArtifactTests", dependencies: ["Artifact", "LinuxSystem", "TestSupport"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "TestSupport"]),
         .testTarget(

@@ -1,15 +1,16 @@
 #!/bin/sh
 # Builds the libFuzzer harness for the channel index parser into .build-fuzz/channel-index-fuzzer.
-# The parser needs no Crypto and no Foundation: only the Channel files below and the model types.
+# The harness imports Artifact; the parser needs no Crypto: only the Channel files below and the
+# model types are compiled as that module (over LinuxSystem).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/.build-fuzz"
-mkdir -p "$out"
-engine="$root/Sources/Engine"
-swiftc -sanitize=fuzzer,address -parse-as-library -Onone -g \
-    -swift-version 6 -module-name ChannelIndexFuzz -use-ld=lld \
-    "$root/Fuzz/ChannelIndex/ChannelIndexFuzzer.swift" \
-    "$engine/Channel/ChannelJSON.swift" "$engine/Channel/ChannelIndex.swift" "$engine/Channel/ChannelPath.swift" \
-    "$engine/Channel/ChannelRefusal.swift" "$engine/Model/Hotpatch.swift" \
-    -o "$out/channel-index-fuzzer"
+work="$out/channel-index-modules"
+mkdir -p "$work"
+. "$root/Fuzz/modules.sh"
+artifact="$root/Sources/Artifact"
+linux_system_module
+module Artifact 6 "$artifact/Channel/ChannelJSON.swift" "$artifact/Channel/ChannelIndex.swift" \
+    "$artifact/Channel/ChannelPath.swift" "$artifact/Channel/ChannelRefusal.swift" "$artifact/Model/Hotpatch.swift"
+harness ChannelIndexFuzz "$out/channel-index-fuzzer" "$root/Fuzz/ChannelIndex/ChannelIndexFuzzer.swift"
 echo "built $out/channel-index-fuzzer"

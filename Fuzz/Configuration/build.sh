@@ -3,8 +3,8 @@
 # TOMLKit is built from the checkout `swift build` resolved (.build/checkouts/TOMLKit): its C++ part
 # (toml++) with coverage and ASan, its Swift part as an instrumented module. The agent's
 # configuration code is compiled into the harness with the little it needs (the error type, the file
-# system choke point, DurationText as a one-file Engine module, AgentProtocol). Nothing here is part
-# of `swift build`.
+# system wrapper over LinuxSystem, DurationText and the model as a small Artifact module,
+# AgentProtocol). Nothing here is part of `swift build`.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/.build-fuzz"
@@ -19,32 +19,29 @@ toml_assert=""
 [ "${TOML_ASSERTS:-on}" = off ] && toml_assert='-DTOML_ASSERT(expr)=static_cast<void>(0)'
 if [ "$(cat "$work/toml-asserts" 2>/dev/null)" != "${TOML_ASSERTS:-on}" ]; then rm -f "$work"/ctoml-*.o; fi
 echo "${TOML_ASSERTS:-on}" > "$work/toml-asserts"
-flags="-sanitize=fuzzer,address -parse-as-library -Onone -g -use-ld=lld"
+. "$root/Fuzz/modules.sh"
+extra_includes="-I $tomlkit/CTOML/include/CTOML"
 for source in "$tomlkit"/CTOML/Sources/*.cpp; do
     object="$work/ctoml-$(basename "$source" .cpp | tr -c 'A-Za-z0-9\n' '_').o"
     # shellcheck disable=SC2086
     [ "$object" -nt "$source" ] || clang++ -std=c++17 -w -DTOML_EXCEPTIONS=1 ${toml_assert:+"$toml_assert"} -fsanitize=fuzzer-no-link,address \
         -O1 -g -I "$tomlkit/CTOML/include" -c "$source" -o "$object"
 done
-module() { # name, Swift language mode, sources...: an instrumented module and its objects in $work/NAME
-    name=$1; mode=$2; shift 2
-    mkdir -p "$work/$name"
-    # shellcheck disable=SC2086
-    (cd "$work/$name" && swiftc $flags -swift-version "$mode" -I "$work" -I "$tomlkit/CTOML/include/CTOML" -module-name "$name" \
-        -emit-module -emit-module-path "$work/$name.swiftmodule" -c "$@")
-}
 # TOMLKit's folders have spaces in their names: link its (uniquely named) sources into one folder.
 mkdir -p "$work/tomlkit-sources"
 find "$tomlkit/TOMLKit" -name '*.swift' -exec ln -sf {} "$work/tomlkit-sources/" \;
 # TOMLKit's package declares tools version 5.4: Swift 5 language mode, as SwiftPM builds it.
 module TOMLKit 5 "$work"/tomlkit-sources/*.swift
-module Engine 6 "$root/Sources/Engine/Channel/DurationText.swift"
+linux_system_module
+module Artifact 6 "$root/Sources/Artifact/Channel/DurationText.swift" "$root/Sources/Artifact/Channel/ChannelPath.swift" \
+    "$root/Sources/Artifact/Model/Hotpatch.swift"
+# The configuration code imports the runtime Engine but uses none of it: an empty module stands in,
+# so the fuzzer links no ptrace code.
+: > "$work/EngineStandIn.swift"
+module Engine 6 "$work/EngineStandIn.swift"
 module AgentProtocol 6 "$root"/Sources/AgentProtocol/*.swift
 core="$root/Sources/AgentCore"
-# shellcheck disable=SC2086
-swiftc $flags -swift-version 6 -module-name ConfigurationFuzz -I "$work" -I "$tomlkit/CTOML/include/CTOML" \
-    "$root/Fuzz/Configuration/ConfigurationFuzzer.swift" \
+harness ConfigurationFuzz "$out/configuration-fuzzer" "$root/Fuzz/Configuration/ConfigurationFuzzer.swift" \
     "$core"/Config/*.swift "$core/AgentCoreError.swift" "$core/State/FileSystem.swift" "$core/State/AgentState.swift" \
-    "$work"/*/*.o "$work"/ctoml-*.o -lstdc++ \
-    -o "$out/configuration-fuzzer"
+    "$work"/ctoml-*.o -lstdc++
 echo "built $out/configuration-fuzzer"

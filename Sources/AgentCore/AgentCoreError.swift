@@ -1,16 +1,18 @@
 import Glibc
+import LinuxSystem
 
 /// Every error the agent's core reports: a closed set of cases, each carrying what a person needs
 /// to act (the file, the line, the release, the errno). To add a case, add it here together with
 /// its sentence in `description`; keep the sentence in the form "what failed: why".
-public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible, SystemErrorCarrying {
     /// The configuration (a file, or a flag when `path` is the flag's name) is refused.
     case configuration(path: String, line: Int?, reason: String)
     /// The state file exists but cannot be trusted (torn, truncated, altered or unreadable JSON).
     case corruptState(path: String, reason: String)
     /// The state file was written by a newer agent whose format this one does not know.
     case unsupportedStateFormat(path: String, formatVersion: Int)
-    /// A system call failed: its name, the errno, and the file or object it concerned.
+    /// A system call failed: its name, the errno, and the file or object it concerned (the system
+    /// layer's `SystemError`, worded the same way).
     case systemCall(name: String, errno: Int32, subject: String)
     /// A command the agent runs (dpkg, systemctl) could not start or exited with a failure.
     case commandFailed(command: String, status: Int32, output: String)
@@ -35,7 +37,7 @@ public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible 
             return "State file \(path) has format version \(version), newer than this agent understands "
                 + "(\(AgentState.currentFormatVersion)); run the newer agent, or move the file aside"
         case let .systemCall(name, number, subject):
-            return "Failed to \(name) \(subject): \(FileSystem.errorText(number))"
+            return SystemError(call: name, errno: number, subject: subject).description
         case let .commandFailed(command, status, output):
             let detail = output.trimmingTrailingNewlines
             let head = status == -1 ? "Failed to run \(command)" : "\(command) failed with exit status \(status)"
@@ -47,6 +49,19 @@ public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .untrustedPath(path, component, reason):
             return "Refusing to write \(path): \(component) \(reason)"
         }
+    }
+}
+
+extension AgentCoreError {
+    /// Wraps a failed system call of the system layer.
+    init(_ error: SystemError) {
+        self = .systemCall(name: error.call, errno: error.errno, subject: error.subject)
+    }
+
+    /// The failed system call, if this is one.
+    public var systemError: SystemError? {
+        guard case let .systemCall(name, number, subject) = self else { return nil }
+        return SystemError(call: name, errno: number, subject: subject)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// Why a request could not be exchanged with the agent; each message says what to do next.
 public enum ControlClientError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -22,12 +23,12 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
     /// The path is empty.
     case socketPathEmpty
     /// Another system call failed.
-    case systemCall(call: String, errno: Int32, path: String)
+    case system(SystemError)
 
     /// Whether the agent could not be reached at all (as opposed to answering badly).
     public var isUnreachable: Bool {
         switch self {
-        case .socketMissing, .notListening, .timedOut, .closedWithoutAnswer, .socketPathTooLong, .socketPathEmpty, .systemCall:
+        case .socketMissing, .notListening, .timedOut, .closedWithoutAnswer, .socketPathTooLong, .socketPathEmpty, .system:
             return true
         case .permissionDenied, .malformedAnswer, .queueFull: return false
         }
@@ -54,13 +55,13 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
             return "cannot reach hotpatch-agent at \(path): the path is \(path.utf8.count) bytes, longer than a Unix socket's \(Self.maximumPathBytes)"
         case .socketPathEmpty:
             return "cannot reach hotpatch-agent: the socket path is empty"
-        case .systemCall(let call, let code, let path):
-            return "cannot reach hotpatch-agent at \(path): \(call): \(String(cString: strerror(code)))"
+        case .system(let error):
+            return "cannot reach hotpatch-agent: \(error)"
         }
     }
 
     /// The longest socket path `sun_path` holds, without its terminating NUL.
-    public static let maximumPathBytes = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+    public static let maximumPathBytes = UnixSocketAddress.maximumPathBytes
 
     private static func format(_ seconds: Double) -> String {
         seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
@@ -110,66 +111,50 @@ public struct ControlClient: Sendable {
     public func exchange(_ line: [UInt8]) throws(ControlClientError) -> [UInt8] {
         let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1000))
         let socket = try connect()
-        defer { _ = close(socket) }
+        defer { Descriptor.close(socket) }
         try sendAll(line, on: socket, deadline: deadline)
         return try receiveLine(on: socket, deadline: deadline)
     }
 
     private func connect() throws(ControlClientError) -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(socketPath.utf8)
-        guard !pathBytes.isEmpty else { throw .socketPathEmpty }
-        guard pathBytes.count <= ControlClientError.maximumPathBytes else { throw .socketPathTooLong(path: socketPath) }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: pathBytes)
-            raw[pathBytes.count] = 0
-        }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .systemCall(call: "socket", errno: errno, path: socketPath) }
+        guard !socketPath.isEmpty else { throw .socketPathEmpty }
+        guard let address = UnixSocketAddress(path: socketPath) else { throw .socketPathTooLong(path: socketPath) }
+        let fd: Int32
+        do throws(SystemError) { fd = try Socket.unixStream(nonBlocking: false, subject: socketPath) } catch { throw .system(error) }
         // Bounds connect(2) when the agent's backlog is full, and each send(2).
-        var limit = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - timeoutSeconds.rounded(.down)) * 1_000_000))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var result: Int32
-        repeat {
-            result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
+        Socket.setSendTimeout(fd, seconds: timeoutSeconds)
+        do throws(SystemError) {
+            try Socket.connect(fd, to: address)
+            return fd
+        } catch {
+            Descriptor.close(fd)
+            switch error.errno {
+            case ENOENT, ENOTDIR: throw .socketMissing(path: socketPath)
+            case ECONNREFUSED: throw .notListening(path: socketPath)
+            case EACCES, EPERM: throw .permissionDenied(path: socketPath)
+            // A Unix socket's connect(2) fails with EAGAIN once SO_SNDTIMEO passes with the listen queue full.
+            case EAGAIN: throw .queueFull(path: socketPath, seconds: timeoutSeconds)
+            case ETIMEDOUT: throw .timedOut(path: socketPath, seconds: timeoutSeconds)
+            default: throw .system(error)
             }
-        } while result == -1 && errno == EINTR
-        if result == 0 { return fd }
-        let code = errno
-        _ = close(fd)
-        switch code {
-        case ENOENT, ENOTDIR: throw .socketMissing(path: socketPath)
-        case ECONNREFUSED: throw .notListening(path: socketPath)
-        case EACCES, EPERM: throw .permissionDenied(path: socketPath)
-        // A Unix socket's connect(2) fails with EAGAIN once SO_SNDTIMEO passes with the listen queue full.
-        case EAGAIN: throw .queueFull(path: socketPath, seconds: timeoutSeconds)
-        case ETIMEDOUT: throw .timedOut(path: socketPath, seconds: timeoutSeconds)
-        default: throw .systemCall(call: "connect", errno: code, path: socketPath)
         }
     }
 
     private func sendAll(_ bytes: [UInt8], on fd: Int32, deadline: ContinuousClock.Instant) throws(ControlClientError) {
         var offset = 0
         while offset < bytes.count {
-            let sent = bytes.withUnsafeBytes {
-                Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+            let sent: Int?
+            do throws(SystemError) {
+                sent = try Socket.send(fd, bytes, from: offset, subject: socketPath)
+            } catch where error.errno == EPIPE || error.errno == ECONNRESET {
+                // The agent stopped reading (e.g. an oversized request) and may have answered why: read it.
+                return
+            } catch {
+                throw .system(error)
             }
-            if sent >= 0 {
-                offset += sent
-                continue
-            }
-            let code = errno
-            switch code {
-            case EINTR: continue
-            // The agent stopped reading (e.g. an oversized request) and may have answered why: read it.
-            case EPIPE, ECONNRESET: return
-            case EAGAIN, EWOULDBLOCK: throw .timedOut(path: socketPath, seconds: timeoutSeconds)
-            default: throw .systemCall(call: "send", errno: code, path: socketPath)
-            }
+            // nil: SO_SNDTIMEO passed with the agent not reading.
+            guard let sent else { throw .timedOut(path: socketPath, seconds: timeoutSeconds) }
+            offset += sent
         }
     }
 
@@ -181,26 +166,28 @@ public struct ControlClient: Sendable {
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero else { throw .timedOut(path: socketPath, seconds: timeoutSeconds) }
             let milliseconds = Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = Glibc.poll(&poller, 1, milliseconds)
-            if ready == -1 {
-                if errno == EINTR { continue }
-                throw .systemCall(call: "poll", errno: errno, path: socketPath)
+            do throws(SystemError) {
+                guard try Descriptor.waitReadable([fd], timeoutMilliseconds: milliseconds, subject: socketPath)[0] else { continue }
+            } catch {
+                throw .system(error)
             }
-            if ready == 0 { continue }
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let count: Int
+            do throws(SystemError) {
+                guard let read = try Descriptor.read(fd, into: &chunk, subject: socketPath) else { continue }
+                count = read
+            } catch where error.errno == ECONNRESET {
+                // A reset ends the answer as the end of stream does.
+                count = 0
+            } catch {
+                throw .system(error)
+            }
             if count > 0 {
                 received.append(contentsOf: chunk[..<count])
-            } else if count == 0 {
-                guard !received.isEmpty else { throw .closedWithoutAnswer(path: socketPath) }
-                return received
-            } else if errno == ECONNRESET {
-                // Any answer already received is complete up to here; otherwise there is none.
-                guard !received.isEmpty else { throw .closedWithoutAnswer(path: socketPath) }
-                return received
-            } else if errno != EINTR && errno != EAGAIN {
-                throw .systemCall(call: "read", errno: errno, path: socketPath)
+                continue
             }
+            // Any answer already received is complete up to here; otherwise there is none.
+            guard !received.isEmpty else { throw .closedWithoutAnswer(path: socketPath) }
+            return received
         }
     }
 

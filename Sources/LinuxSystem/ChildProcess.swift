@@ -56,7 +56,7 @@ public enum ChildProcess {
     /// A pipe whose ends are close-on-exec (only the copies `spawn` duplicates reach a child).
     public static func pipe() throws(SystemError) -> (read: Int32, write: Int32) {
         var descriptors: [Int32] = [-1, -1]
-        guard Glibc.pipe(&descriptors) == 0 else { throw SystemError(call: "pipe", errno: errno, subject: "child output") }
+        try SystemCall.run("pipe", "child output") { Glibc.pipe(&descriptors) }
         for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
         return (descriptors[0], descriptors[1])
     }
@@ -64,7 +64,7 @@ public enum ChildProcess {
     /// Waits for `pid` to end (retrying EINTR) and returns its exit status, 128 + N when killed by signal N.
     public static func waitForExit(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        _ = try? SystemCall.run("waitpid", "process \(pid)") { waitpid(pid, &status, 0) }
         return exitCode(fromWaitStatus: status)
     }
 
@@ -93,12 +93,12 @@ public enum ChildProcess {
                            timeoutSeconds: Double? = nil) throws(SystemError) -> Finished {
         let output = try pipe()
         let errorOutput: (read: Int32, write: Int32)
-        do { errorOutput = try pipe() } catch {
+        do throws(SystemError) { errorOutput = try pipe() } catch {
             close(output.read); close(output.write)
             throw error
         }
         let child: pid_t
-        do {
+        do throws(SystemError) {
             child = try spawn(path, arguments, environment: environment, standardInput: .null,
                               standardOutput: .descriptor(output.write), standardError: .descriptor(errorOutput.write))
         } catch {
@@ -121,7 +121,6 @@ public enum ChildProcess {
         var open = [first, second]
         var chunk = [UInt8](repeating: 0, count: 65536)
         while open.contains(where: { $0 >= 0 }) {
-            var polled = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             var timeout: Int32 = -1
             if let deadline, !expired {
                 let remaining = deadline.timeIntervalSinceNow
@@ -132,16 +131,20 @@ public enum ChildProcess {
                     timeout = Int32(min(remaining * 1000 + 1, 60_000))
                 }
             }
-            let ready = poll(&polled, nfds_t(polled.count), timeout)
-            if ready < 0 {
-                if errno == EINTR { continue }
+            let revents: [Int16]
+            do {
+                revents = try Descriptor.poll(open, events: Int16(POLLIN), timeoutMilliseconds: timeout, subject: "child output")
+            } catch {
                 break
             }
-            for index in 0..<2 where open[index] >= 0 && polled[index].revents != 0 {
-                let count = read(open[index], &chunk, chunk.count)
-                if count > 0 {
+            for index in 0..<2 where open[index] >= 0 && revents[index] != 0 {
+                let descriptor = open[index]
+                let count = try? SystemCall.run("read", "child output") {
+                    chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress!, $0.count) }
+                }
+                if let count, count > 0 {
                     buffers[index].append(contentsOf: chunk[0..<count])
-                } else if count == 0 || errno != EINTR {
+                } else {
                     close(open[index])
                     open[index] = -1
                 }

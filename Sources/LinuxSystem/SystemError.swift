@@ -12,9 +12,7 @@ public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// A failure of `call` on `subject` with `errno`.
     public init(call: String, errno: Int32, subject: String) {
-        self.call = call
-        self.errno = errno
-        self.subject = subject
+        (self.call, self.errno, self.subject) = (call, errno, subject)
     }
 
     /// The one sentence form: what failed, where, and why.
@@ -57,7 +55,17 @@ public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
         case ENOTEMPTY: return "ENOTEMPTY"
         case ELOOP: return "ELOOP"
         case ENAMETOOLONG: return "ENAMETOOLONG"
+        case ENXIO: return "ENXIO"
+        case ETXTBSY: return "ETXTBSY"
+        case ESPIPE: return "ESPIPE"
         case ENOTSOCK: return "ENOTSOCK"
+        case EPROTONOSUPPORT: return "EPROTONOSUPPORT"
+        case EOPNOTSUPP: return "EOPNOTSUPP"
+        case EAFNOSUPPORT: return "EAFNOSUPPORT"
+        case EADDRNOTAVAIL: return "EADDRNOTAVAIL"
+        case ECONNABORTED: return "ECONNABORTED"
+        case ENOBUFS: return "ENOBUFS"
+        case ENOTCONN: return "ENOTCONN"
         case EADDRINUSE: return "EADDRINUSE"
         case ECONNREFUSED: return "ECONNREFUSED"
         case ECONNRESET: return "ECONNRESET"

@@ -1,6 +1,7 @@
 import Artifact
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// The publisher's view of a channel directory: reads and rewrites the (unsigned) index, copies
 /// release files in. Every file is written to a temporary name and renamed, with modes 0644/0755
@@ -123,9 +124,7 @@ struct ChannelWorkspace {
                 result.append(.init(kind: item.kind, file: .init(path: folder + "/" + item.name, sha256: digest.sha256, length: digest.length)))
             }
             try Self.makeDirectories(for: folder, under: directory)
-            guard rename(staging, target) == 0 else {
-                throw PackError("Failed to rename \(staging) to \(target): \(String(cString: strerror(errno)))")
-            }
+            do throws(SystemError) { try Files.rename(staging, to: target) } catch { throw PackError(error) }
         } catch {
             try? FileManager.default.removeItem(atPath: staging)
             throw error
@@ -139,13 +138,15 @@ struct ChannelWorkspace {
     }
 
     /// The permission bits of `source`, which must be a readable regular file; `option` names the
-    /// flag in the error ("cannot read --file source PATH: No such file or directory").
+    /// flag in the error ("cannot read --file source PATH: ENOENT (No such file or directory)").
     static func sourceMode(_ source: String, option: String) throws -> mode_t {
-        let fd = open(source, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw PackError("cannot read \(option) source \(source): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw PackError("cannot read \(option) source \(source): \(String(cString: strerror(errno)))") }
+        let info: stat
+        do throws(SystemError) {
+            let file = try OpenFile(path: source, flags: O_RDONLY | O_NONBLOCK)
+            info = try file.status()
+        } catch {
+            throw PackError("cannot read \(option) source \(source): \(SystemError.errnoText(error.errno))")
+        }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw PackError("cannot read \(option) source \(source): not a regular file")
         }
@@ -154,22 +155,20 @@ struct ChannelWorkspace {
 
     // MARK: File helpers
 
+    /// The whole file at `path`, however large (a package may be).
     static func read(_ path: String) throws -> [UInt8] {
-        do {
-            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw PackError("Failed to read \(path): \(error.localizedDescription)")
-        }
+        do throws(SystemError) { return try Files.read(path, limit: .max) } catch { throw PackError(error) }
     }
 
-    /// Creates `directory` (mode 0755) if needed.
+    /// Creates `directory` and its missing parents if needed (a symbolic link to a directory is
+    /// fine), and gives it mode 0755.
     static func makeDirectory(_ directory: String) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw PackError("Failed to create \(directory): \(error.localizedDescription)")
+        if let info = try? Files.status(directory), info.st_mode & S_IFMT == S_IFDIR {
+            // Already there.
+        } else {
+            do throws(SystemError) { try Files.makeDirectories(directory, mode: 0o755) } catch { throw PackError(error) }
         }
-        chmod(directory, 0o755)
+        try? Files.setMode(directory, 0o755)
     }
 
     /// Creates the folders of `relative` below `root`, each 0755.
@@ -183,36 +182,17 @@ struct ChannelWorkspace {
 
     /// Writes `bytes` to a temporary file beside `path`, fsyncs it, and renames it over `path`.
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw PackError("Failed to create \(temporary): \(String(cString: strerror(errno)))") }
-        var failure: String?
-        var done = 0
-        while done < bytes.count && failure == nil {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && errno != EINTR { failure = String(cString: strerror(errno)) } else if n > 0 { done += n }
-        }
-        if failure == nil && fchmod(fd, mode) != 0 { failure = String(cString: strerror(errno)) }
-        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-        close(fd)
-        if failure == nil && rename(temporary, path) != 0 { failure = String(cString: strerror(errno)) }
-        if let failure {
-            unlink(temporary)
-            throw PackError("Failed to write \(path): \(failure)")
-        }
+        do throws(SystemError) { try Files.writeAtomically(path, bytes: bytes, mode: mode) } catch { throw PackError(error) }
     }
 
     /// Writes `text` to a new file of mode `mode`; refuses to replace an existing file.
     static func createExclusively(_ text: String, at path: String, mode: mode_t) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else {
-            let reason = errno == EEXIST ? "it already exists (remove it first to replace it)" : String(cString: strerror(errno))
-            throw PackError("Failed to create \(path): \(reason)")
+        do throws(SystemError) {
+            try Files.createExclusively(path, bytes: Array(text.utf8), mode: mode)
+        } catch where error.errno == EEXIST {
+            throw PackError("Failed to create \(path): it already exists (remove it first to replace it)")
+        } catch {
+            throw PackError(error)
         }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        guard fchmod(fd, mode) == 0,
-              bytes.withUnsafeBytes({ write(fd, $0.baseAddress!, $0.count) }) == bytes.count, fsync(fd) == 0
-        else { throw PackError("Failed to write \(path): \(String(cString: strerror(errno)))") }
     }
 }

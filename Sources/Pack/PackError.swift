@@ -1,10 +1,14 @@
 import Artifact
+import LinuxSystem
 
 /// Why a hotpatch-pack command failed; printed on stderr with a non-zero exit status.
 struct PackError: Error, CustomStringConvertible {
     let description: String
 
     init(_ description: String) { self.description = description }
+
+    /// Wraps a failed system call: its own sentence says what failed, on which file, and why.
+    init(_ error: SystemError) { self.description = error.description }
 
     /// Wraps an Engine error (channel refusals, ELF problems) with what was being done.
     static func wrapping(_ error: any Error, while doing: String) -> PackError {

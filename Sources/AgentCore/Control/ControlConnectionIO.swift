@@ -1,27 +1,26 @@
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// A shutdown signal every blocking wait of the server also polls: once fired, its read end stays
 /// readable, so accept and connection threads all wake and give up at once.
 final class ControlStopSignal: Sendable {
+    private let channel: WakeupChannel
     /// Polled by waiters.
-    let readEnd: Int32
-    private let writeEnd: Int32
+    var readEnd: Int32 { channel.read }
 
     /// A fresh, unfired signal.
-    init() throws {
-        (readEnd, writeEnd) = try ControlSystemCalls.socketPair()
+    init() throws(SystemError) {
+        channel = try WakeupChannel()
     }
 
     /// Wakes every waiter, now and later. Safe to call more than once and from any thread.
     func fire() {
-        var byte: UInt8 = 1
-        _ = withUnsafeBytes(of: &byte) { try? ControlSystemCalls.send(writeEnd, $0) }
+        channel.wake()
     }
 
     deinit {
-        ControlSystemCalls.close(readEnd)
-        ControlSystemCalls.close(writeEnd)
+        channel.close()
     }
 }
 
@@ -42,7 +41,7 @@ final class ControlConnection: Sendable {
     }
 
     deinit {
-        ControlSystemCalls.close(descriptor)
+        Descriptor.close(descriptor)
         gate?.leave(uid: peer?.uid)
     }
 }
@@ -60,7 +59,7 @@ enum ControlReadOutcome: Sendable, Equatable {
     /// The server is shutting down.
     case stopped
     /// A system call failed.
-    case failed(ControlSystemCallError)
+    case failed(SystemError)
 }
 
 /// Blocking reads and writes with deadlines, run on their own threads so a slow or silent client never
@@ -87,14 +86,10 @@ enum ControlConnectionIO {
             }
             let wanted = min(chunk.count, limit + 1 - received.count)
             let count: Int?
-            do {
-                count = try chunk.withUnsafeMutableBytes {
-                    try ControlSystemCalls.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
-                }
-            } catch let error as ControlSystemCallError {
-                return .failed(error)
+            do throws(SystemError) {
+                count = try Descriptor.read(fd, into: &chunk, limit: wanted, subject: "a control connection")
             } catch {
-                return .failed(ControlSystemCallError(call: "read", errno: EIO))
+                return .failed(error)
             }
             guard let count else { continue }
             if count == 0 {
@@ -112,8 +107,8 @@ enum ControlConnectionIO {
         var offset = 0
         while offset < bytes.count {
             let sent: Int?
-            do {
-                sent = try bytes.withUnsafeBytes { try ControlSystemCalls.send(fd, UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+            do throws(SystemError) {
+                sent = try Socket.send(fd, bytes, from: offset, flags: Int32(MSG_DONTWAIT), subject: "a control connection")
             } catch {
                 return false
             }
@@ -136,7 +131,7 @@ enum ControlConnectionIO {
         return Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
     }
 
-    private enum Readiness { case ready, timedOut, stopped, failed(ControlSystemCallError) }
+    private enum Readiness { case ready, timedOut, stopped, failed(SystemError) }
 
     private static func waitUntilReady(_ fd: Int32, events: Int16, deadline: ContinuousClock.Instant,
                                        stop: ControlStopSignal) -> Readiness {
@@ -145,11 +140,10 @@ enum ControlConnectionIO {
             if milliseconds == 0 { return .timedOut }
             let revents: [Int16]
             do {
-                revents = try ControlSystemCalls.poll([fd, stop.readEnd], events: events, timeoutMilliseconds: milliseconds)
-            } catch let error as ControlSystemCallError {
-                return .failed(error)
+                revents = try Descriptor.poll([fd, stop.readEnd], events: events, timeoutMilliseconds: milliseconds,
+                                              subject: "a control connection")
             } catch {
-                return .failed(ControlSystemCallError(call: "poll", errno: EIO))
+                return .failed(error)
             }
             if revents[1] != 0 { return .stopped }
             if revents[0] != 0 { return .ready }

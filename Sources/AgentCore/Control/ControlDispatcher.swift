@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import LinuxSystem
 import Logging
 
 /// Parses, authorises and forwards one request to the agent: the socket-free heart of the control

@@ -1,6 +1,7 @@
 import AgentProtocol
 import Foundation
 import Glibc
+import LinuxSystem
 import Logging
 import ServiceLifecycle
 
@@ -13,7 +14,7 @@ public enum ControlServerError: Error, Sendable, Equatable, CustomStringConverti
     /// Something that is not a socket sits at the path; it is left alone.
     case notASocket(path: String)
     /// A system call failed while setting up the socket.
-    case systemCall(ControlSystemCallError, path: String)
+    case systemCall(SystemError, path: String)
 
     /// A message a person can act on.
     public var description: String {
@@ -70,11 +71,11 @@ public final class ControlServer: Service, Sendable {
     public func run() async throws {
         let listener = try ControlListener(path: socketPath)
         let stop: ControlStopSignal
-        do {
+        do throws(SystemError) {
             stop = try ControlStopSignal()
         } catch {
             listener.close()
-            throw ControlServerError.systemCall(error as? ControlSystemCallError ?? ControlSystemCallError(call: "socketpair", errno: EIO), path: socketPath)
+            throw ControlServerError.systemCall(error, path: socketPath)
         }
         defer { listener.close() }
         logger.info("Control socket listening", metadata: ["control.socket": "\(socketPath)"])
@@ -122,8 +123,9 @@ public final class ControlServer: Service, Sendable {
             let revents: [Int16]
             do {
                 let nextReport = refusals.compactMap(\.nextReport).min()
-                revents = try ControlSystemCalls.poll([listener, stop.readEnd], events: Int16(POLLIN),
-                                                      timeoutMilliseconds: ControlConnectionIO.pollTimeout(until: nextReport))
+                revents = try Descriptor.poll([listener, stop.readEnd], events: Int16(POLLIN),
+                                              timeoutMilliseconds: ControlConnectionIO.pollTimeout(until: nextReport),
+                                              subject: "the control socket")
             } catch {
                 logger.error("Failed to wait for control connections, stopping the control socket", metadata: ["control.error": "\(error)"])
                 return
@@ -132,9 +134,9 @@ public final class ControlServer: Service, Sendable {
             refusals.forEach { $0.reportIfDue() }
             while true {
                 let descriptor: Int32?
-                do {
-                    descriptor = try ControlSystemCalls.accept(listener)
-                } catch let error as ControlSystemCallError where error.errno == ECONNABORTED {
+                do throws(SystemError) {
+                    descriptor = try Socket.accept(listener, subject: "the control socket")
+                } catch where error.errno == ECONNABORTED {
                     continue
                 } catch {
                     // Out of descriptors or memory: pause instead of spinning on a listener that stays readable.
@@ -143,7 +145,7 @@ public final class ControlServer: Service, Sendable {
                     break
                 }
                 guard let descriptor else { break }
-                let peer = try? ControlSystemCalls.peerCredentials(descriptor)
+                let peer = try? Socket.peerCredentials(descriptor, subject: "a control connection")
                 guard let refusal = gate.enter(uid: peer?.uid) else {
                     deliver(ControlConnection(descriptor: descriptor, peer: peer, gate: gate))
                     continue
@@ -151,7 +153,7 @@ public final class ControlServer: Service, Sendable {
                 let refused = ControlConnection(descriptor: descriptor, peer: peer, gate: nil)
                 let answer = ControlResponse.busy(refusal.description)
                 ControlConnectionIO.writeAll(ControlResponseEncoding.line(answer), to: refused.descriptor, timeoutSeconds: 0, stop: nil)
-                connectionRefusals.record(uid: peer?.uid, details: ["control.peer.pid": "\(peer?.pid ?? -1)"])
+                connectionRefusals.record(uid: peer?.uid, details: ["control.peer.pid": "\(peer?.pid.rawValue ?? -1)"])
             }
         }
     }
@@ -169,10 +171,10 @@ public final class ControlServer: Service, Sendable {
         case .line(let line):
             response = await dispatcher.respond(toLine: line, peer: peer)
         case .tooLarge:
-            logger.debug("Refused oversized control request", metadata: ["control.peer.pid": "\(peer?.pid ?? -1)"])
+            logger.debug("Refused oversized control request", metadata: ["control.peer.pid": "\(peer?.pid.rawValue ?? -1)"])
             response = ControlResponse(ok: false, error: ControlRequestProblem.tooLarge.description)
         case .timedOut:
-            logger.debug("Dropped a silent control client", metadata: ["control.peer.pid": "\(peer?.pid ?? -1)"])
+            logger.debug("Dropped a silent control client", metadata: ["control.peer.pid": "\(peer?.pid.rawValue ?? -1)"])
             let answer = ControlResponse(ok: false, error: "no request within \(timeout) seconds")
             ControlConnectionIO.writeAll(ControlResponseEncoding.line(answer), to: connection.descriptor, timeoutSeconds: 0, stop: nil)
             return
@@ -207,52 +209,57 @@ final class ControlListener: Sendable {
     private let identity: (device: UInt64, inode: UInt64)
 
     /// Binds and listens on `path`, mode 0666; a stale socket nobody listens on is replaced.
-    init(path: String) throws {
-        guard let address = UnixSocketAddress(path: path) else { throw ControlServerError.socketPathTooLong(path: path) }
-        do {
-            try Self.removeStaleSocket(at: address)
-            let fd = try ControlSystemCalls.unixStreamSocket()
-            do {
-                try ControlSystemCalls.bind(fd, to: address)
+    init(path: String) throws(ControlServerError) {
+        guard let address = UnixSocketAddress(path: path) else { throw .socketPathTooLong(path: path) }
+        try Self.removeStaleSocket(at: address)
+        do throws(SystemError) {
+            let fd = try Socket.unixStream(nonBlocking: true, subject: path)
+            do throws(SystemError) {
+                try Socket.bind(fd, to: address)
                 // Any local user may read status; authorisation is per request, by SO_PEERCRED.
-                try ControlSystemCalls.chmod(path, 0o666)
-                try ControlSystemCalls.listen(fd, backlog: 64)
-                guard let bound = try ControlSystemCalls.identity(ofFileAt: path) else {
-                    throw ControlSystemCallError(call: "lstat", errno: ENOENT)
-                }
+                try Files.setMode(path, 0o666)
+                try Socket.listen(fd, backlog: 64, subject: path)
+                let bound = try Files.linkStatus(path)
                 descriptor = fd
-                identity = (bound.device, bound.inode)
+                identity = (UInt64(bound.st_dev), UInt64(bound.st_ino))
                 self.path = path
             } catch {
-                ControlSystemCalls.close(fd)
+                Descriptor.close(fd)
                 throw error
             }
-        } catch let error as ControlSystemCallError {
-            throw ControlServerError.systemCall(error, path: path)
+        } catch {
+            throw .systemCall(error, path: path)
         }
     }
 
     /// Closes the socket and unlinks its file, unless another server has replaced it meanwhile.
     func close() {
-        ControlSystemCalls.close(descriptor)
-        if let now = try? ControlSystemCalls.identity(ofFileAt: path), now.device == identity.device, now.inode == identity.inode {
-            try? ControlSystemCalls.unlink(path)
+        Descriptor.close(descriptor)
+        if let now = try? Files.linkStatus(path), UInt64(now.st_dev) == identity.device, UInt64(now.st_ino) == identity.inode {
+            try? Files.remove(path)
         }
     }
 
-    private static func removeStaleSocket(at address: UnixSocketAddress) throws {
-        guard let existing = try ControlSystemCalls.identity(ofFileAt: address.path) else { return }
-        guard existing.isSocket else { throw ControlServerError.notASocket(path: address.path) }
-        let probe = try ControlSystemCalls.unixStreamSocket()
-        defer { ControlSystemCalls.close(probe) }
-        do {
-            try ControlSystemCalls.connect(probe, to: address)
-        } catch let error as ControlSystemCallError where error.errno == ECONNREFUSED {
-            try ControlSystemCalls.unlink(address.path)
-            return
-        } catch let error as ControlSystemCallError where error.errno == EAGAIN {
-            // A full backlog: somebody is listening.
+    /// Removes a socket file nobody listens on; refuses to touch anything else.
+    private static func removeStaleSocket(at address: UnixSocketAddress) throws(ControlServerError) {
+        let existing: stat?
+        do throws(SystemError) { existing = try Files.linkStatusIfPresent(address.path) } catch { throw .systemCall(error, path: address.path) }
+        guard let existing else { return }
+        guard existing.st_mode & S_IFMT == S_IFSOCK else { throw .notASocket(path: address.path) }
+        do throws(SystemError) {
+            let probe = try Socket.unixStream(nonBlocking: true, subject: address.path)
+            defer { Descriptor.close(probe) }
+            do throws(SystemError) {
+                try Socket.connect(probe, to: address)
+            } catch where error.errno == ECONNREFUSED {
+                try Files.remove(address.path)
+                return
+            } catch where error.errno == EAGAIN {
+                // A full backlog: somebody is listening.
+            }
+        } catch {
+            throw .systemCall(error, path: address.path)
         }
-        throw ControlServerError.alreadyListening(path: address.path)
+        throw .alreadyListening(path: address.path)
     }
 }

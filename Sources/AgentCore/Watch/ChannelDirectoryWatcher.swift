@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 import Synchronization
 
 /// Watches the channel directory with inotify and reports, coalesced, that its contents changed.
@@ -11,7 +12,9 @@ public final class ChannelDirectoryWatcher: Sendable {
     /// The directory watched.
     public let directory: String
     private let broadcast = Broadcast<Void>(bufferingPolicy: .bufferingNewest(1))
-    private let wakeup: Wakeup
+    /// The thread closes the read end when it ends; the watcher closes the write end in its deinit,
+    /// so `stop()` never writes to a closed descriptor number that may have been reused meanwhile.
+    private let wakeup: WakeupChannel
 
     /// Events that mean the directory's contents changed.
     static let contentMask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB)
@@ -23,24 +26,29 @@ public final class ChannelDirectoryWatcher: Sendable {
     /// Starts watching `directory`; bursts of changes within `coalescing` are reported once.
     ///
     /// Throws when inotify itself is unavailable (e.g. `EMFILE`: too many instances).
-    public init(directory: String, coalescing: Duration = .milliseconds(200)) throws(WatchError) {
+    public init(directory: String, coalescing: Duration = .milliseconds(200)) throws(AgentCoreError) {
         self.directory = directory
-        let inotifyFD = try WatchSystem.check("inotify_init1") { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) }
-        let wakeup: Wakeup
-        do { wakeup = try WatchSystem.makeWakeup() } catch {
-            WatchSystem.close(inotifyFD)
-            throw error
+        let inotifyFD: Int32
+        let wakeup: WakeupChannel
+        do throws(SystemError) {
+            inotifyFD = try Inotify.create()
+            do throws(SystemError) { wakeup = try WakeupChannel() } catch {
+                Descriptor.close(inotifyFD)
+                throw error
+            }
+        } catch {
+            throw AgentCoreError(error)
         }
         self.wakeup = wakeup
         let loop = InotifyLoop(
             directory: directory, inotifyFD: inotifyFD, wakeup: wakeup, coalescing: coalescing,
             broadcast: broadcast)
-        do {
+        do throws(SystemError) {
             try loop.arm()
-            try WatchSystem.spawnThread { loop.run() }
+            try Threads.startDetached { loop.run() }
         } catch {
             loop.close()
-            throw error
+            throw AgentCoreError(error)
         }
     }
 
@@ -51,12 +59,12 @@ public final class ChannelDirectoryWatcher: Sendable {
 
     /// Stops watching and finishes every stream.
     public func stop() {
-        WatchSystem.wake(wakeup)
+        wakeup.wake()
     }
 
     deinit {
         stop()
-        WatchSystem.close(wakeup.write)
+        Descriptor.close(wakeup.write)
     }
 }
 
@@ -66,14 +74,14 @@ private final class InotifyLoop: @unchecked Sendable {
     // once in init, before that thread starts).
     let directory: String
     let inotifyFD: Int32
-    let wakeup: Wakeup
+    let wakeup: WakeupChannel
     let coalescing: Duration
     let broadcast: Broadcast<Void>
     /// The current watch and whether it is on the directory itself or on an ancestor.
     var watch: Int32 = -1
     var watchingTarget = false
 
-    init(directory: String, inotifyFD: Int32, wakeup: Wakeup, coalescing: Duration, broadcast: Broadcast<Void>) {
+    init(directory: String, inotifyFD: Int32, wakeup: WakeupChannel, coalescing: Duration, broadcast: Broadcast<Void>) {
         self.directory = directory
         self.inotifyFD = inotifyFD
         self.wakeup = wakeup
@@ -81,43 +89,40 @@ private final class InotifyLoop: @unchecked Sendable {
         self.broadcast = broadcast
     }
 
-    /// Closes what the thread owns (see `Wakeup`); the watcher's deinit closes the write end.
+    /// Closes what the thread owns; the watcher's deinit closes the wake-up's write end.
     func close() {
-        WatchSystem.close(inotifyFD)
-        WatchSystem.close(wakeup.read)
+        Descriptor.close(inotifyFD)
+        Descriptor.close(wakeup.read)
     }
 
     /// Watches the directory, or the nearest existing ancestor when it is missing.
     ///
     /// Adding the watch first and learning from ENOENT/ENOTDIR avoids a check-then-watch race; after
     /// watching an ancestor we try the directory again in case it appeared in between.
-    func arm() throws(WatchError) {
+    func arm() throws(SystemError) {
         if watch >= 0 {
-            _ = inotify_rm_watch(inotifyFD, watch)
+            Inotify.removeWatch(inotifyFD, watch)
             watch = -1
         }
         var path = directory
         var mask = ChannelDirectoryWatcher.contentMask
         while true {
-            let result = inotify_add_watch(inotifyFD, path, mask)
-            if result >= 0 {
-                watch = result
-                watchingTarget = path == directory
-                if !watchingTarget, inotify_add_watch(inotifyFD, directory, ChannelDirectoryWatcher.contentMask) >= 0 {
-                    // It appeared between the two calls: that second watch is the one we keep.
-                    _ = inotify_rm_watch(inotifyFD, watch)
-                    watch = inotify_add_watch(inotifyFD, directory, ChannelDirectoryWatcher.contentMask)
-                    watchingTarget = true
-                }
-                return
+            do throws(SystemError) {
+                watch = try Inotify.addWatch(inotifyFD, path: path, mask: mask)
+            } catch where error.errno == ENOENT || error.errno == ENOTDIR {
+                guard let parent = InotifyLoopPaths.parent(of: path) else { throw error }
+                path = parent
+                mask = ChannelDirectoryWatcher.ancestorMask
+                continue
             }
-            let code = errno
-            if code == EINTR { continue }
-            guard code == ENOENT || code == ENOTDIR, let parent = InotifyLoopPaths.parent(of: path) else {
-                throw WatchError(operation: "inotify_add_watch", errno: code, context: path)
+            watchingTarget = path == directory
+            if !watchingTarget, (try? Inotify.addWatch(inotifyFD, path: directory, mask: ChannelDirectoryWatcher.contentMask)) != nil {
+                // It appeared between the two calls: that second watch is the one we keep.
+                Inotify.removeWatch(inotifyFD, watch)
+                watch = (try? Inotify.addWatch(inotifyFD, path: directory, mask: ChannelDirectoryWatcher.contentMask)) ?? -1
+                watchingTarget = true
             }
-            path = parent
-            mask = ChannelDirectoryWatcher.ancestorMask
+            return
         }
     }
 
@@ -140,7 +145,9 @@ private final class InotifyLoop: @unchecked Sendable {
                 timeout = timeout < 0 ? burstTimeout : min(timeout, burstTimeout)
             }
             let ready: [Bool]
-            do { ready = try WatchSystem.poll([inotifyFD, wakeup.read], timeoutMilliseconds: timeout) } catch {
+            do {
+                ready = try Descriptor.waitReadable([inotifyFD, wakeup.read], timeoutMilliseconds: timeout, subject: directory)
+            } catch {
                 return
             }
             if ready[1] { return }
@@ -184,12 +191,8 @@ private final class InotifyLoop: @unchecked Sendable {
         var needsRearm = false
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                break  // EAGAIN: drained.
-            }
-            if count == 0 { break }
+            // nil (EAGAIN): drained; an error: nothing more to read now either.
+            guard let count = try? Descriptor.read(inotifyFD, into: &buffer, subject: directory) ?? nil, count > 0 else { break }
             // struct inotify_event: int wd @0, uint32 mask @4, uint32 cookie @8, uint32 len @12,
             // then `len` bytes of NUL-padded name.
             buffer.withUnsafeBytes { bytes in

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSystem
 import Synchronization
 
 /// A fault the kernel itself reported in its log (`/proc/sys/debug/exception-trace`): a user
@@ -217,13 +218,13 @@ public final class KernelFaultLog: Sendable {
     /// Whether the log could be opened.
     public let availability: Availability
     private let reader: KernelLogReader?
-    private let wakeup: Wakeup?
+    private let wakeup: WakeupChannel?
 
     /// Opens `/dev/kmsg` (or `path`, for tests) at its end; never throws, see `availability`.
     public init(path: String = "/dev/kmsg") {
         let fd: Int32
-        do {
-            fd = try WatchSystem.check("open", path) { open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        do throws(SystemError) {
+            fd = try SystemCall.run("open", path) { open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
         } catch {
             availability = .unavailable(reason: error.description)
             reader = nil
@@ -231,33 +232,32 @@ public final class KernelFaultLog: Sendable {
             return
         }
         // Only what happens from now on: the agent judges the deaths it sees, not old crashes.
-        _ = lseek(fd, 0, SEEK_END)
+        Descriptor.seekToEnd(fd)
         let reader = KernelLogReader(fd: fd)
         self.reader = reader
         availability = .reading
         // Without the thread, reports() still reads on demand; only a wrapped ring loses records.
-        guard let wakeup = try? WatchSystem.makeWakeup() else {
+        guard let wakeup = try? WakeupChannel() else {
             self.wakeup = nil
             return
         }
         do {
-            try WatchSystem.spawnThread { reader.follow(wakeup) }
+            try Threads.startDetached { reader.follow(wakeup) }
             self.wakeup = wakeup
         } catch {
-            WatchSystem.close(wakeup.read)
-            WatchSystem.close(wakeup.write)
+            wakeup.close()
             self.wakeup = nil
         }
     }
 
     deinit {
         stop()
-        if let wakeup { WatchSystem.close(wakeup.write) }
+        if let wakeup { Descriptor.close(wakeup.write) }
     }
 
     /// Stops following the log (reports() still reads on demand).
     public func stop() {
-        if let wakeup { WatchSystem.wake(wakeup) }
+        if let wakeup { wakeup.wake() }
     }
 
     /// Whether the kernel writes fault reports at all now (`debug.exception-trace` is not 0).
@@ -287,7 +287,7 @@ private final class KernelLogReader: Sendable {
 
     init(fd: Int32) { self.fd = fd }
 
-    deinit { WatchSystem.close(fd) }
+    deinit { Descriptor.close(fd) }
 
     func reports() -> [KernelFaultReport] {
         state.withLock { state in
@@ -297,11 +297,11 @@ private final class KernelLogReader: Sendable {
     }
 
     /// Reads records as they come until woken through `wakeup`.
-    func follow(_ wakeup: Wakeup) {
-        defer { WatchSystem.close(wakeup.read) }
+    func follow(_ wakeup: WakeupChannel) {
+        defer { Descriptor.close(wakeup.read) }
         while true {
             let ready: [Bool]
-            do { ready = try WatchSystem.poll([fd, wakeup.read], timeoutMilliseconds: -1) } catch { return }
+            do { ready = try Descriptor.waitReadable([fd, wakeup.read], timeoutMilliseconds: -1, subject: "the kernel log") } catch { return }
             if ready[1] { return }
             if ready[0] { state.withLock { drain(&$0) } }
         }
@@ -310,14 +310,18 @@ private final class KernelLogReader: Sendable {
     /// Reads every record available now (one record per read).
     private func drain(_ state: inout State) {
         while true {
-            let count = state.buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                // EPIPE: records were overwritten before we read them; the next read goes on after
-                // the gap. EAGAIN: nothing more now. Anything else: give up until the next call.
-                if errno == EINTR || errno == EPIPE { continue }
+            let count: Int
+            do throws(SystemError) {
+                // nil (EAGAIN): nothing more now.
+                guard let read = try Descriptor.read(fd, into: &state.buffer, subject: "the kernel log"), read > 0 else { return }
+                count = read
+            } catch where error.errno == EPIPE {
+                // Records were overwritten before we read them; the next read goes on after the gap.
+                continue
+            } catch {
+                // Anything else: give up until the next call.
                 return
             }
-            if count == 0 { return }
             let record = String(decoding: state.buffer[0..<count], as: UTF8.self)
             // Cheap filter first: almost no record is a fault report.
             guard record.contains("segfault at ") || record.contains("traps: "),

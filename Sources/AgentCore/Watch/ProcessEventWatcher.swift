@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 import Synchronization
 
 /// A process event from the kernel's proc connector, for thread-group leaders only.
@@ -28,7 +29,7 @@ public final class ProcessEventWatcher: Sendable {
     /// Whether events flow, or why the caller must scan instead.
     public let mode: WatchMode
     private let broadcast = Broadcast<ProcessEvent>(bufferingPolicy: .unbounded)
-    private let wakeup: Wakeup?
+    private let wakeup: WakeupChannel?
 
     /// Subscribes to process events; never throws, failure is reported through `mode`.
     public convenience init() {
@@ -37,29 +38,25 @@ public final class ProcessEventWatcher: Sendable {
 
     /// `netlinkProtocol` exists so tests can take the fallback path with a real failing socket(2).
     init(netlinkProtocol: Int32) {
-        do {
+        do throws(SystemError) {
             let socket = try ProcConnector.subscribe(netlinkProtocol: netlinkProtocol)
-            let wakeup: Wakeup
-            do { wakeup = try WatchSystem.makeWakeup() } catch {
+            let wakeup: WakeupChannel
+            do throws(SystemError) { wakeup = try WakeupChannel() } catch {
                 ProcConnector.unsubscribe(socket)
-                WatchSystem.close(socket)
+                Descriptor.close(socket)
                 throw error
             }
             let loop = ProcConnectorLoop(socket: socket, wakeup: wakeup, broadcast: broadcast)
-            do { try WatchSystem.spawnThread { loop.run() } } catch {
+            do throws(SystemError) { try Threads.startDetached { loop.run() } } catch {
                 loop.close()
-                WatchSystem.close(wakeup.write)
+                Descriptor.close(wakeup.write)
                 throw error
             }
             self.wakeup = wakeup
             self.mode = .netlink
-        } catch let error as WatchError {
-            self.wakeup = nil
-            self.mode = .scan(reason: error.description)
-            broadcast.finish()
         } catch {
             self.wakeup = nil
-            self.mode = .scan(reason: "\(error)")
+            self.mode = .scan(reason: error.description)
             broadcast.finish()
         }
     }
@@ -71,12 +68,12 @@ public final class ProcessEventWatcher: Sendable {
 
     /// Unsubscribes and finishes every stream.
     public func stop() {
-        if let wakeup { WatchSystem.wake(wakeup) }
+        if let wakeup { wakeup.wake() }
     }
 
     deinit {
         stop()
-        if let wakeup { WatchSystem.close(wakeup.write) }
+        if let wakeup { Descriptor.close(wakeup.write) }
     }
 }
 
@@ -211,64 +208,51 @@ enum ProcConnector {
 
     /// Opens, binds and subscribes a socket, then waits for the kernel's acknowledgement, since
     /// a refused subscription (EPERM) is only reported there, not by send(2).
-    static func subscribe(netlinkProtocol: Int32) throws(WatchError) -> Int32 {
-        let fd = try WatchSystem.check("open a netlink connector socket") {
-            socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkProtocol)
-        }
-        do {
+    static func subscribe(netlinkProtocol: Int32) throws(SystemError) -> Int32 {
+        let fd = try Socket.netlinkDatagram(protocol: netlinkProtocol, subject: subject)
+        do throws(SystemError) {
             // A large buffer makes overruns rare during exec storms (forced as root, else capped).
-            var size: Int32 = 4 << 20
-            if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(4)) != 0 {
-                _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(4))
-            }
-            // struct sockaddr_nl: u16 family @0, u16 pad @2, u32 pid @4 (0: kernel assigns),
-            // u32 groups @8 (the multicast group bitmask).
-            var address = [UInt8](repeating: 0, count: 12)
-            withUnsafeBytes(of: UInt16(AF_NETLINK)) { address.replaceSubrange(0..<2, with: $0) }
-            withUnsafeBytes(of: idxProc) { address.replaceSubrange(8..<12, with: $0) }
-            try WatchSystem.check("bind to the proc connector") {
-                address.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), 12) }
-            }
+            Socket.setReceiveBuffer(fd, bytes: 4 << 20)
+            try Socket.bindNetlink(fd, groups: idxProc, subject: subject)
             let tag = RequestTag.random()
             let message = controlMessage(mcastListen, tag: tag)
-            try WatchSystem.check("subscribe to process events") {
-                message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            }
+            _ = try Socket.send(fd, message, subject: subject)
             try awaitAcknowledgement(fd, of: tag)
             return fd
         } catch {
-            WatchSystem.close(fd)
+            Descriptor.close(fd)
             throw error
         }
     }
 
+    /// How the connector socket is named in errors.
+    static let subject = "the netlink proc connector (process events)"
+
     /// Reads until the subscription's acknowledgement; events and other listeners'
     /// acknowledgements before it are dropped (the caller scans once at start anyway). Outside
     /// the initial PID namespace the kernel ignores the request and no acknowledgement comes.
-    private static func awaitAcknowledgement(_ fd: Int32, of tag: RequestTag) throws(WatchError) {
+    private static func awaitAcknowledgement(_ fd: Int32, of tag: RequestTag) throws(SystemError) {
         let deadline = ContinuousClock.now + .seconds(1)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let remaining = ContinuousClock.now.duration(to: deadline)
             let milliseconds = Int32(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)
-            guard milliseconds > 0, try WatchSystem.poll([fd], timeoutMilliseconds: milliseconds)[0] else {
-                throw WatchError(
-                    operation: "subscribe to process events", errno: ETIMEDOUT,
-                    context: "(no acknowledgement from the proc connector; it ignores subscribers outside the initial PID and user namespaces, e.g. in a container)")
+            guard milliseconds > 0, try Descriptor.waitReadable([fd], timeoutMilliseconds: milliseconds, subject: subject)[0] else {
+                throw SystemError(
+                    call: "subscribe to process events", errno: ETIMEDOUT,
+                    subject: subject + " (no acknowledgement; it ignores subscribers outside the initial PID and user namespaces, e.g. in a container)")
             }
             let count: Int
-            do throws(WatchError) {
-                count = try WatchSystem.check("receive from the proc connector") {
-                    buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-                }
-            } catch {
-                if error.errno == EAGAIN || error.errno == ENOBUFS { continue }
-                throw error
+            do throws(SystemError) {
+                guard let received = try Socket.receive(fd, into: &buffer, subject: subject) else { continue }
+                count = received
+            } catch where error.errno == ENOBUFS {
+                continue
             }
             let messages = buffer.withUnsafeBytes { parse(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
             for case let .acknowledgement(code, _) in messages.filter({ $0.acknowledges(tag) }) {
                 guard code == 0 else {
-                    throw WatchError(operation: "subscribe to process events", errno: code, context: nil)
+                    throw SystemError(call: "subscribe to process events", errno: code, subject: subject)
                 }
                 return
             }
@@ -278,27 +262,28 @@ enum ProcConnector {
     /// Tells the kernel we stop listening: it counts listeners and skips the work when none is left.
     static func unsubscribe(_ fd: Int32) {
         let message = controlMessage(mcastIgnore)
-        _ = message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        _ = try? Socket.send(fd, message, flags: Int32(MSG_DONTWAIT), subject: subject)
     }
 }
 
 /// The watcher's thread: receives datagrams and fans events out until woken to stop.
 private final class ProcConnectorLoop: Sendable {
     let socket: Int32
-    let wakeup: Wakeup
+    let wakeup: WakeupChannel
     let broadcast: Broadcast<ProcessEvent>
 
-    init(socket: Int32, wakeup: Wakeup, broadcast: Broadcast<ProcessEvent>) {
+    init(socket: Int32, wakeup: WakeupChannel, broadcast: Broadcast<ProcessEvent>) {
         self.socket = socket
         self.wakeup = wakeup
         self.broadcast = broadcast
     }
 
-    /// Closes what the thread owns (see `Wakeup`); the watcher's deinit closes the write end.
+    /// Closes what the thread owns; the watcher's deinit closes the wake-up's write end (so `stop()`
+    /// never writes to a closed descriptor number that may have been reused meanwhile).
     func close() {
         ProcConnector.unsubscribe(socket)
-        WatchSystem.close(socket)
-        WatchSystem.close(wakeup.read)
+        Descriptor.close(socket)
+        Descriptor.close(wakeup.read)
     }
 
     func run() {
@@ -309,22 +294,23 @@ private final class ProcConnectorLoop: Sendable {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let ready: [Bool]
-            do { ready = try WatchSystem.poll([socket, wakeup.read], timeoutMilliseconds: -1) } catch { return }
+            do {
+                ready = try Descriptor.waitReadable([socket, wakeup.read], timeoutMilliseconds: -1, subject: ProcConnector.subject)
+            } catch {
+                return
+            }
             if ready[1] { return }
             guard ready[0] else { continue }
             let count: Int
-            do throws(WatchError) {
-                count = try WatchSystem.check("receive from the proc connector") {
-                    buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-                }
-            } catch {
-                switch error.errno {
-                case EAGAIN: continue
+            do throws(SystemError) {
+                guard let received = try Socket.receive(socket, into: &buffer, subject: ProcConnector.subject) else { continue }
+                count = received
+            } catch where error.errno == ENOBUFS {
                 // The kernel dropped events because we fell behind: the caller must rescan.
-                case ENOBUFS: broadcast.yield(.overrun)
-                default: return
-                }
+                broadcast.yield(.overrun)
                 continue
+            } catch {
+                return
             }
             let messages = buffer.withUnsafeBytes { ProcConnector.parse(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
             for case .event(let event) in messages { broadcast.yield(event) }

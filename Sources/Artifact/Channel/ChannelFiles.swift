@@ -9,13 +9,7 @@ enum ChannelFiles {
     static let chunkSize = 1 << 20
 
     /// The canonical absolute path of `path` (symbolic links resolved). realpath(3).
-    static func realPath(_ path: String) throws -> String {
-        guard let resolved = realpath(path, nil) else {
-            throw SystemError(call: "realpath", errno: Glibc.errno, subject: path)
-        }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
+    static func realPath(_ path: String) throws -> String { try Files.realPath(path) }
 
     /// The real path of `relative` inside the channel whose real path is `root`; refuses a path
     /// that a symbolic link takes outside `root`.
@@ -40,11 +34,7 @@ enum ChannelFiles {
     }
 
     /// The status of `path` itself (a symbolic link is not followed). lstat(2).
-    static func linkStatus(_ path: String) throws -> stat {
-        var info = stat()
-        try SystemCall.run("lstat", path) { lstat(path, &info) }
-        return info
-    }
+    static func linkStatus(_ path: String) throws -> stat { try Files.linkStatus(path) }
 
     // MARK: Permissions
 

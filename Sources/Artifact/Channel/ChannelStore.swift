@@ -45,7 +45,7 @@ struct ChannelStore {
                 let info = try ChannelFiles.linkStatus(path)
                 guard info.st_mode & S_IFMT == S_IFDIR else { throw SystemError(call: "mkdir", errno: ENOTDIR, subject: path) }
                 if mode == 0o700, info.st_mode & 0o777 != mode {
-                    try SystemCall.run("chmod", path) { chmod(path, mode) }
+                    try Files.setMode(path, mode)
                 }
             } catch {
                 throw .storeFailure(path: path, reason: ChannelFiles.reasonText(error))

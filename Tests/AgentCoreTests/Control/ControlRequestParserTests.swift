@@ -1,6 +1,7 @@
 import AgentCore
 import AgentProtocol
 import Foundation
+import LinuxSystem
 import Testing
 
 /// Request parsing, authorisation and the human texts, without sockets.
@@ -41,7 +42,7 @@ import Testing
     @Test func dispatcher_whenPeerIsNotRoot_refusesEveryPrivilegedCommandAndAnswersTheOthers() async {
         let handler = RecordingHandler()
         let dispatcher = ControlDispatcher(handler: handler, logger: quietLogger)
-        let peer = PeerCredentials(pid: 4242, uid: 1000, gid: 1000)
+        let peer = PeerCredentials(pid: ProcessID(4242), uid: 1000, gid: 1000)
 
         for command in ControlRequest.Command.allCases {
             let response = await dispatcher.respond(to: ControlRequest(command: command, id: "r1"), peer: peer)

@@ -2,6 +2,7 @@ import AgentCore
 import AgentProtocol
 import Foundation
 import Glibc
+import LinuxSystem
 import Logging
 import Testing
 
@@ -126,7 +127,7 @@ final class RawSocket: @unchecked Sendable {
         if result != 0 {
             let code = errno
             Glibc.close(fd)
-            throw FixtureError.setUp("connect \(path): \(String(cString: strerror(code)))")
+            throw FixtureError.setUp(SystemError(call: "connect", errno: code, subject: path).description)
         }
     }
 

@@ -90,7 +90,7 @@ private func purge(_ name: String) {
         _ = try installer.install(files: files, releaseID: "fix-1")
         Issue.record("install succeeded with a missing store copy")
     } catch let error as AgentCoreError {
-        #expect(error.description == "Failed to install release fix-1: /etc/app/other: Failed to open \(directory.path)/store/vanished: No such file or directory (errno 2); restored 2 replaced files")
+        #expect(error.description == "Failed to install release fix-1: /etc/app/other: open failed for \(directory.path)/store/vanished: ENOENT (No such file or directory); restored 2 replaced files")
     }
     #expect(try directory.read("root/etc/app/app.conf") == "old\n")
     #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/etc/app") == ["app.conf"])
@@ -107,7 +107,7 @@ private func purge(_ name: String) {
     ]
     let installer = ReleaseInstaller(backupDirectory: directory.path + "/backup", root: root)
     #expect(throws: AgentCoreError.installFailed(
-        releaseID: "fix-2", reason: "Failed to resolve \(root)/etc/missing (on the way to \(root)/etc/missing/file): No such file or directory (errno 2)",
+        releaseID: "fix-2", reason: "resolve failed for \(root)/etc/missing (on the way to \(root)/etc/missing/file): ENOENT (No such file or directory)",
         rollback: "nothing was changed")) {
         try installer.install(files: files, releaseID: "fix-2")
     }

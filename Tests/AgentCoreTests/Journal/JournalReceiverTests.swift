@@ -1,5 +1,6 @@
 @testable import AgentCore
 import Glibc
+import LinuxSystem
 import Logging
 import Testing
 
@@ -37,7 +38,7 @@ func parseNativeJournalDatagram(_ bytes: [UInt8]) -> [(name: String, value: Stri
 func inPrivateMountNamespace<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         do {
-            try WatchSystem.spawnThread {
+            try Threads.startDetached {
                 continuation.resume(with: Result {
                     // unshare and mount are not exported by the Glibc module (they need
                     // _GNU_SOURCE); look them up in libc instead of widening the shim for a test.

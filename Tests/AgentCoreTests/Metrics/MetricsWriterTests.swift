@@ -92,7 +92,7 @@ private func sampleStatus() -> AgentStatus {
         try MetricsWriter.write(sampleStatus(), to: path, now: Date())
         Issue.record("wrote into a missing directory")
     } catch let error as AgentCoreError {
-        #expect(error.description.hasPrefix("Failed to open \(directory.path)/missing/.hotpatch.prom.tmp-"))
-        #expect(error.description.hasSuffix(": No such file or directory (errno 2)"))
+        #expect(error.description.hasPrefix("open failed for \(directory.path)/missing/.hotpatch.prom.tmp-"))
+        #expect(error.description.hasSuffix(": ENOENT (No such file or directory)"))
     }
 }

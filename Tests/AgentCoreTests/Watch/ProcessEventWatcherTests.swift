@@ -44,13 +44,9 @@ private final class EventRecorder: @unchecked Sendable {
     /// that merely joined (as one in a container does: its own request is ignored there) sees the
     /// acknowledgement of another listener's request, and must not take it for its own.
     @Test func anotherListenersAcknowledgementReachesEverySocketButIsNotTheirs() throws {
-        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), ProcConnector.netlinkConnector)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        var address = [UInt8](repeating: 0, count: 12)
-        withUnsafeBytes(of: UInt16(AF_NETLINK)) { address.replaceSubrange(0..<2, with: $0) }
-        withUnsafeBytes(of: ProcConnector.idxProc) { address.replaceSubrange(8..<12, with: $0) }
-        try #require(address.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), 12) } == 0)
+        let fd = try Socket.netlinkDatagram(protocol: ProcConnector.netlinkConnector, subject: "a test listener")
+        defer { Descriptor.close(fd) }
+        try Socket.bindNetlink(fd, groups: ProcConnector.idxProc, subject: "a test listener")
 
         let other = ProcessEventWatcher()
         try #require(other.mode == .netlink)
@@ -61,7 +57,7 @@ private final class EventRecorder: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         let deadline = ContinuousClock.now + .seconds(2)
         while ContinuousClock.now < deadline, !seen.contains(where: { if case .acknowledgement = $0 { true } else { false } }) {
-            guard try WatchSystem.poll([fd], timeoutMilliseconds: 100)[0] else { continue }
+            guard try Descriptor.waitReadable([fd], timeoutMilliseconds: 100, subject: "a test listener")[0] else { continue }
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if count > 0 { seen += buffer.withUnsafeBytes { ProcConnector.parse(UnsafeRawBufferPointer(rebasing: $0[..<count])) } }
         }
