@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/demo, scripts/test, scripts/setup-deps and packaging/build-deps: checks that
 # refuse early and clearly, and installing what is missing. Source it; it defines functions only.
 

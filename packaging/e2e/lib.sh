@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers for packaging/e2e/run: the cache (tools and root file system), the container's life
-# (overlay, boot, exec, reboot, teardown) and small utilities. Sourced, never run.
+# (overlay, boot, exec, reboot, teardown) and small utilities. Sourced, never run, after
+# scripts/time-limit.sh (now_ms, secs_since).
 
 E2E_CACHE=${E2E_CACHE:-/var/cache/hotpatch-agent-e2e}
 E2E_SUITE=bookworm
@@ -11,8 +12,6 @@ E2E_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 log() { printf 'e2e: %s\n' "$*"; }
 indent() { sed 's/^/e2e:   | /'; }
 die() { printf 'e2e: FAILED: %s\n' "$*" >&2; exit 1; }
-now_ms() { date +%s%3N; }
-secs_since() { local t=$(( $(now_ms) - $1 )); printf '%d.%01d s' $((t / 1000)) $(((t % 1000) / 100)); }
 
 # The Debian mirror the host's apt uses for $E2E_SUITE: debootstrap builds the root file system
 # from it, and the container's apt-get installs the package's dependencies from it. Taken from the
