@@ -32,7 +32,8 @@ run_with_time_limit() {
         return 2
     fi
     local self=$BASHPID caller started watchdog status=0 watchdog_status=0
-    caller=$self:$(time_limit_start_time "$self")
+    time_limit_stat "/proc/$self/stat"
+    caller=$self:$time_limit_start
     started=$(now_ms)
     time_limit_watchdog "$who" "$limit" "$label" "$caller" "$on_timeout" &
     watchdog=$!
@@ -93,33 +94,34 @@ time_limit_watchdog() {
     exit 124
 }
 
+# The functions below read /proc with bash builtins only: a hung test may have many processes and
+# threads, on a machine busy enough that a fork per field took 20 s for 35 threads.
+
 # time_limit_process_tree PID: PID and its descendants, parents first, one "pid:start-time" a line
 # (the start time tells a process from a later one that reuses its pid).
 time_limit_process_tree() {
-    local start child
-    start=$(time_limit_start_time "$1") || return 0
-    printf '%s:%s\n' "$1" "$start"
+    local child
+    time_limit_stat "/proc/$1/stat" || return 0
+    printf '%s:%s\n' "$1" "$time_limit_start"
     for child in $(pgrep -P "$1"); do time_limit_process_tree "$child"; done
 }
 
-# time_limit_start_time PID: the process's start time in clock ticks since boot (/proc/PID/stat
-# field 22, counted after the command name, which may hold spaces and parentheses).
-time_limit_start_time() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    # shellcheck disable=SC2086 # split on purpose: the fields after the name
-    set -- $stat
-    printf '%s\n' "${20}"
+# time_limit_stat FILE: sets time_limit_state and time_limit_start from a /proc stat file (fields 3
+# and 22, counted after the command name, which may hold spaces and parentheses); fails when the
+# process is gone.
+time_limit_stat() {
+    local line fields
+    { read -r line <"$1"; } 2>/dev/null || return 1
+    read -ra fields <<<"${line##*) }"
+    time_limit_state=${fields[0]} time_limit_start=${fields[19]}
 }
 
 # time_limit_is PID:START: whether that process still runs (not exited, not a zombie awaiting its
 # parent). An empty START matches any process with that pid.
 time_limit_is() {
-    local pid=${1%%:*} start=${1#*:} state
-    state=$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ] || return 1
-    [ -z "$start" ] || [ "$(time_limit_start_time "$pid")" = "$start" ]
+    local start=${1#*:}
+    time_limit_stat "/proc/${1%%:*}/stat" && [ "$time_limit_state" != Z ] &&
+        { [ -z "$start" ] || [ "$time_limit_start" = "$start" ]; }
 }
 
 # time_limit_any_alive PID:START...: whether one of them still runs.
@@ -136,27 +138,39 @@ time_limit_signal() {
     local entries=("$@")
     for ((index = ${#entries[@]} - 1; index >= 0; index--)); do
         entry=${entries[index]}
-        time_limit_is "$entry" && kill "-$signal" "${entry%%:*}" 2>/dev/null
+        if time_limit_is "$entry"; then kill "-$signal" "${entry%%:*}" 2>/dev/null; fi
     done
     return 0
+}
+
+# time_limit_read VARIABLE FILE: the file's text without its last newline ("" when unreadable).
+time_limit_read() {
+    printf -v "$1" ''
+    { IFS= read -r -d '' "$1" <"$2"; } 2>/dev/null
+    printf -v "$1" '%s' "${!1%$'\n'}"
 }
 
 # time_limit_show_processes PID:START...: each process (command line, state, tracer, kernel wait
 # channel) and, when it has several, its threads, on stderr.
 time_limit_show_processes() {
-    local entry pid task
+    local entry pid arguments key value state tracer wchan task comm tasks
     for entry in "$@"; do
         time_limit_is "$entry" || continue
         pid=${entry%%:*}
-        printf '  process %s: %s [%s, TracerPid %s, wchan %s]\n' "$pid" \
-            "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" \
-            "$(awk '$1 == "State:" {print $2 $3}' "/proc/$pid/status" 2>/dev/null)" \
-            "$(awk '$1 == "TracerPid:" {print $2}' "/proc/$pid/status" 2>/dev/null)" \
-            "$(cat "/proc/$pid/wchan" 2>/dev/null)" >&2
-        [ "$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" -gt 1 ] || continue
-        for task in /proc/"$pid"/task/*; do
-            printf '    thread %s %s state=%s wchan=%s\n' "${task##*/}" "$(cat "$task/comm" 2>/dev/null)" \
-                "$(awk '{sub(/.*\) /, ""); print $1}' "$task/stat" 2>/dev/null)" "$(cat "$task/wchan" 2>/dev/null)" >&2
+        arguments=() state='' tracer=''
+        { mapfile -d '' -t arguments <"/proc/$pid/cmdline"; } 2>/dev/null
+        while IFS=$'\t' read -r key value; do
+            case $key in State:) state=$value ;; TracerPid:) tracer=$value ;; esac
+        done 2>/dev/null <"/proc/$pid/status"
+        time_limit_read wchan "/proc/$pid/wchan"
+        printf '  process %s: %s [%s, TracerPid %s, wchan %s]\n' "$pid" "${arguments[*]}" "$state" "$tracer" "$wchan" >&2
+        tasks=(/proc/"$pid"/task/*)
+        [ "${#tasks[@]}" -gt 1 ] || continue
+        for task in "${tasks[@]}"; do
+            time_limit_read comm "$task/comm"
+            time_limit_read wchan "$task/wchan"
+            time_limit_stat "$task/stat" || continue
+            printf '    thread %s %s state=%s wchan=%s\n' "${task##*/}" "$comm" "$time_limit_state" "$wchan" >&2
         done
     done
 }
