@@ -27,6 +27,10 @@ run_with_time_limit() {
     if [ "$1" = --on-timeout ]; then on_timeout=$2; shift 2; fi
     local who=$1 limit=$2 label=$3
     shift 3
+    if [[ ! $limit =~ ^[1-9][0-9]*$ ]]; then
+        printf '%s: run_with_time_limit: the time limit of %s is "%s", not a number of seconds\n' "$who" "$label" "$limit" >&2
+        return 2
+    fi
     if [ "$(type -t "$1")" != file ]; then
         printf '%s: run_with_time_limit: %s is not an executable (a shell function or builtin would run in this shell, beyond the watchdog'"'"'s reach)\n' "$who" "$1" >&2
         return 2
