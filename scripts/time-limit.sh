@@ -20,7 +20,7 @@ secs_since() {
 # more (e.g. stacks), then sends SIGTERM to the whole tree, so that a script's traps clean up, and
 # SIGKILL to whatever is left of it after TIME_LIMIT_GRACE seconds (default 10). The tree is
 # listed before any signal, so processes orphaned by the first kills are still found.
-# Every message is one line on stderr prefixed "WHO: "; the last says how long LABEL took and its
+# Its messages go to stderr, each prefixed "WHO: "; the last says how long LABEL took and its
 # status. Returns COMMAND's status, or 124 when the time limit stopped it.
 run_with_time_limit() {
     local on_timeout=
