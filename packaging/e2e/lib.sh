@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers for packaging/e2e/run: the cache (tools and root file system), the container's life
-# (overlay, boot, exec, reboot, teardown) and small utilities. Sourced, never run.
+# (overlay, boot, exec, reboot, teardown) and small utilities. Sourced, never run, after
+# scripts/time-limit.sh (now_ms, secs_since).
 
 E2E_CACHE=${E2E_CACHE:-/var/cache/hotpatch-agent-e2e}
 E2E_SUITE=bookworm
@@ -11,17 +12,60 @@ E2E_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 log() { printf 'e2e: %s\n' "$*"; }
 indent() { sed 's/^/e2e:   | /'; }
 die() { printf 'e2e: FAILED: %s\n' "$*" >&2; exit 1; }
-now_ms() { date +%s%3N; }
-secs_since() { local t=$(( $(now_ms) - $1 )); printf '%d.%01d s' $((t / 1000)) $(((t % 1000) / 100)); }
 
-# The Debian mirror the host's apt uses (first deb.debian.org-style URI for the main archive).
+# The Debian mirror the host's apt uses for $E2E_SUITE: debootstrap builds the root file system
+# from it, and the container's apt-get installs the package's dependencies from it. Taken from the
+# host's apt sources only (no address is written here); when none has the suite, says where it
+# looked and what to add, and fails (run it as mirror=$(host_mirror) || exit 1).
 host_mirror() {
     local uri
-    uri=$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-        | grep -v -e security -e cloud.google -e nodesource \
-        | sed -E 's/^URIs:[[:space:]]*//; s/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//; s/[[:space:]].*$//' \
-        | grep -E '/debian/?$' | head -n1)
-    printf '%s\n' "${uri:-http://deb.debian.org/debian}"
+    uri=$(apt_source_uri "$E2E_SUITE" /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources)
+    [[ -n $uri ]] || die "no Debian mirror for $E2E_SUITE in the host's apt sources: looked in /etc/apt/sources.list, /etc/apt/sources.list.d/*.list and /etc/apt/sources.list.d/*.sources for an enabled \"deb\" entry with suite $E2E_SUITE, component main and an http, https or file URI. Add one for your Debian mirror (e.g. the line \"deb http://<mirror>/debian $E2E_SUITE main\" in /etc/apt/sources.list.d/debian.list) and run again."
+    printf '%s\n' "$uri"
+}
+
+# apt_source_uri SUITE FILE...: the URI of the first enabled "deb" entry for SUITE with component
+# main in these apt source files (*.sources in deb822 form, others one-line), over http, https or
+# file (what debootstrap can use); nothing when there is none. Files that do not exist are skipped.
+apt_source_uri() {
+    local suite=$1 file
+    shift
+    for file in "$@"; do
+        [[ -f $file && -r $file ]] || continue
+        if [[ $file == *.sources ]]; then
+            awk -v suite="$suite" '
+                function flush() {
+                    if (found) return
+                    if (types ~ /(^| )deb( |$)/ && suites ~ ("(^| )" suite "( |$)") && components ~ /(^| )main( |$)/ && enabled != "no")
+                        for (i = 1; i <= n; i++) if (uri[i] ~ /^(https?|file):/) { print uri[i]; found = 1; exit }
+                    types = suites = components = enabled = ""; n = 0
+                }
+                /^#/ { next }
+                /^[ \t]*$/ { flush(); next }
+                /^[ \t]/ { next }   # a continuation line (a Signed-By key block)
+                {
+                    name = tolower($0); sub(/:.*/, "", name)
+                    value = $0; sub(/^[^:]*:[ \t]*/, "", value); gsub(/[ \t]+/, " ", value); sub(/ $/, "", value)
+                    if (name == "types") types = value
+                    else if (name == "suites") suites = value
+                    else if (name == "components") components = value
+                    else if (name == "enabled") enabled = tolower(value)
+                    else if (name == "uris") n = split(value, uri, " ")
+                }
+                END { flush() }' "$file"
+        else
+            awk -v suite="$suite" '
+                { sub(/#.*/, "") }
+                $1 != "deb" { next }
+                {
+                    line = $0; sub(/^[ \t]*deb[ \t]+/, "", line)
+                    if (line ~ /^\[/) sub(/^\[[^]]*\][ \t]*/, "", line)
+                    n = split(line, word, /[ \t]+/)
+                    if (n < 3 || word[2] != suite || word[1] !~ /^(https?|file):/) next
+                    for (i = 3; i <= n; i++) if (word[i] == "main") { print word[1]; exit }
+                }' "$file"
+        fi
+    done | head -n 1
 }
 
 # --- tools: systemd-nspawn matching the host's libsystemd-shared, and debootstrap, unpacked privately
@@ -57,7 +101,7 @@ nspawn() { "$E2E_TOOLS/usr/bin/systemd-nspawn" "$@"; }
 E2E_ROOTFS=
 ensure_rootfs() {
     local mirror key dir tmp t0
-    mirror=$(host_mirror)
+    mirror=$(host_mirror) || exit 1
     # Bump E2E_ROOTFS_RECIPE when the preparation below changes.
     local recipe="v1 $E2E_SUITE $E2E_VARIANT $E2E_INCLUDE $mirror"
     key=$(printf '%s' "$recipe" | sha256sum | cut -c1-16)
