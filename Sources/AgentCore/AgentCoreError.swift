@@ -11,9 +11,8 @@ public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible,
     case corruptState(path: String, reason: String)
     /// The state file was written by a newer agent whose format this one does not know.
     case unsupportedStateFormat(path: String, formatVersion: Int)
-    /// A system call failed: its name, the errno, and the file or object it concerned (the system
-    /// layer's `SystemError`, worded the same way).
-    case systemCall(name: String, errno: Int32, subject: String)
+    /// A system call failed: the system layer's error, wrapped.
+    case system(SystemError)
     /// A command the agent runs (dpkg, systemctl) could not start or exited with a failure.
     case commandFailed(command: String, status: Int32, output: String)
     /// Installing a baseline or fix failed; `rollback` says what was undone and what was not.
@@ -36,8 +35,8 @@ public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible,
         case let .unsupportedStateFormat(path, version):
             return "State file \(path) has format version \(version), newer than this agent understands "
                 + "(\(AgentState.currentFormatVersion)); run the newer agent, or move the file aside"
-        case let .systemCall(name, number, subject):
-            return SystemError(call: name, errno: number, subject: subject).description
+        case let .system(error):
+            return error.description
         case let .commandFailed(command, status, output):
             let detail = output.trimmingTrailingNewlines
             let head = status == -1 ? "Failed to run \(command)" : "\(command) failed with exit status \(status)"
@@ -54,14 +53,17 @@ public enum AgentCoreError: Error, Equatable, Sendable, CustomStringConvertible,
 
 extension AgentCoreError {
     /// Wraps a failed system call of the system layer.
-    init(_ error: SystemError) {
-        self = .systemCall(name: error.call, errno: error.errno, subject: error.subject)
+    init(_ error: SystemError) { self = .system(error) }
+
+    /// A failed system call `name` on `subject` (a path, a pid), for checks the agent makes itself.
+    static func systemCall(name: String, errno: Int32, subject: String) -> AgentCoreError {
+        .system(SystemError(call: name, errno: errno, subject: subject))
     }
 
     /// The failed system call, if this is one.
     public var systemError: SystemError? {
-        guard case let .systemCall(name, number, subject) = self else { return nil }
-        return SystemError(call: name, errno: number, subject: subject)
+        guard case let .system(error) = self else { return nil }
+        return error
     }
 }
 

@@ -1,5 +1,5 @@
 import Artifact
-import Engine
+import LinuxSystem
 import TOMLKit
 
 /// What the agent does with a baseline or fix that needs a reboot.
@@ -397,7 +397,7 @@ enum ConfigurationText {
 extension AgentCoreError {
     /// The reason part of the error's sentence, for wrapping in another message.
     var reasonText: String {
-        if case let .systemCall(_, number, _) = self { return FileSystem.errorText(number) }
+        if case let .system(error) = self { return SystemError.errnoText(error.errno) }
         return description
     }
 }

@@ -1,6 +1,5 @@
 import AgentProtocol
 import Artifact
-import Engine
 
 /// A baseline or fix installed and waiting for a reboot.
 public struct PendingRelease: Codable, Sendable, Equatable {

@@ -2,7 +2,7 @@ import Glibc
 import LinuxSystem
 
 /// AgentCore's file operations: the system layer's `Files`, with a failed call wrapped as
-/// `AgentCoreError.systemCall` (what failed, on which file, and the errno).
+/// `AgentCoreError.system` (what failed, on which file, and the errno).
 enum FileSystem {
     /// Runs `body`, wrapping a failed system call in AgentCore's error.
     static func wrapping<Result>(_ body: () throws(SystemError) -> Result) throws(AgentCoreError) -> Result {
@@ -12,10 +12,6 @@ enum FileSystem {
             throw AgentCoreError(error)
         }
     }
-
-    /// The errno's one wording ("ENOENT (No such file or directory)"), for messages that name the
-    /// file themselves.
-    static func errorText(_ number: Int32) -> String { SystemError.errnoText(number) }
 
     /// The status of `path` without following a final symbolic link, or nil when nothing is there.
     static func status(_ path: String) throws(AgentCoreError) -> stat? {

@@ -119,7 +119,8 @@ import Testing
         #expect(symlink("b", directory.path + "/a") == 0)
         #expect(symlink("a", directory.path + "/b") == 0)
         let error = try #require(throws: AgentCoreError.self) { try InstallPath.resolve(directory.path + "/a/x") }
-        guard case let .systemCall(_, number, subject) = error else { Issue.record("\(error)"); return }
+        guard case let .system(failure) = error else { Issue.record("\(error)"); return }
+        let number = failure.errno, subject = failure.subject
         #expect(number == ELOOP)
         #expect(subject.contains(directory.path + "/a/x"))
     }
@@ -128,7 +129,8 @@ import Testing
         let directory = try scratch()
         defer { directory.remove() }
         let error = try #require(throws: AgentCoreError.self) { try InstallPath.resolve(directory.path + "/etc/app/app.conf") }
-        guard case let .systemCall(_, number, subject) = error else { Issue.record("\(error)"); return }
+        guard case let .system(failure) = error else { Issue.record("\(error)"); return }
+        let number = failure.errno, subject = failure.subject
         #expect(number == ENOENT)
         #expect(subject.contains(directory.path + "/etc"))
         #expect(subject.contains(directory.path + "/etc/app/app.conf"))
