@@ -41,7 +41,7 @@ extension ELFFile {
         let entries = try dynamicEntries()
         func value(_ tag: Int64) -> UInt64? { entries.first { $0.tag == tag }?.value }
         if value(ELFDynamicEntry.DT_REL) != nil {
-            throw ArtifactError.malformedELF(path: path, reason: "has DT_REL relocations, which x86_64 does not use")
+            throw ArtifactError.malformedELF(path: path, reason: "has DT_REL relocations, which the host ABI does not use (only DT_RELA is read)")
         }
         if let entrySize = value(ELFDynamicEntry.DT_RELAENT), entrySize != 24 {
             throw ArtifactError.malformedELF(path: path, reason: "DT_RELAENT is \(entrySize), not 24")

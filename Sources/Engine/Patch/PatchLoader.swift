@@ -421,7 +421,6 @@ struct PatchLoader {
 extension MemoryMapping {
     /// The end of the user address space, as a mapping that closes the last hole.
     static let sentinel = MemoryMapping(start: HostArchitecture.userAddressSpaceEnd, end: HostArchitecture.userAddressSpaceEnd,
-                                        isReadable: false, isWritable: false,
-                                        isExecutable: false, isShared: false, offset: 0, deviceMajor: 0, deviceMinor: 0,
-                                        inode: 0, path: "", isDeleted: false)
+                                        isReadable: false, isWritable: false, isExecutable: false, isShared: false,
+                                        offset: 0, deviceMajor: 0, deviceMinor: 0, inode: 0, path: "", isDeleted: false)
 }
