@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "LinuxSystem", targets: ["LinuxSystem"]),
+        .library(name: "Architecture", targets: ["Architecture"]),
         .library(name: "Artifact", targets: ["Artifact"]),
         .library(name: "Engine", targets: ["Engine"]),
         .executable(name: "hotpatch-agent", targets: ["Agent"]),
@@ -33,18 +34,22 @@ let package = Package(
         // The system layer: the one place where system calls are made (files, sockets, watches,
         // child processes, ids) and errno becomes one error type. No ptrace here.
         .target(name: "LinuxSystem"),
+        // Every fact about the processor (ELF machine and relocations, system call numbers and
+        // registers, jump and stub encodings) behind one protocol; X86_64 is its one conformance.
+        // Pure: no ptrace, no system calls.
+        .target(name: "Architecture"),
         // The hotpatch artifact: channel format and verifier, the store, ELF reading, the hotpatch
         // model and the redirection planner. What hotpatch-pack needs, without any ptrace code.
         .target(
             name: "Artifact",
             dependencies: [
-                "LinuxSystem",
+                "LinuxSystem", "Architecture",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The runtime: ptrace and /proc/PID/mem, the process model, patching, seccomp, the host
         // fan-out, with every x86_64 fact behind the Architecture seam.
-        .target(name: "Engine", dependencies: ["CPtrace", "LinuxSystem", "Artifact"]),
+        .target(name: "Engine", dependencies: ["CPtrace", "LinuxSystem", "Artifact", "Architecture"]),
         // Builds and runs the C fixture programs for the tests, the demo and the benchmark.
         .target(name: "HotpatchFixtures", dependencies: ["Engine", "Artifact", "LinuxSystem"]),
         // What only the tests use, on top of HotpatchFixtures (which it re-exports): the built
@@ -103,8 +108,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem", "TestSupport"]),
-        .testTarget(name: "ArtifactTests", dependencies: ["Artifact", "LinuxSystem", "TestSupport"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "TestSupport"]),
+        .testTarget(name: "ArtifactTests", dependencies: ["Artifact", "LinuxSystem", "Architecture", "TestSupport"]),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["Engine", "Artifact", "LinuxSystem", "Architecture", "HotpatchFixtures", "CPtrace", "TestSupport"]
+        ),
         .testTarget(
             name: "AgentCoreTests",
             dependencies: ["AgentCore", "AgentProtocol", "Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "TestSupport"]

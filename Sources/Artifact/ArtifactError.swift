@@ -5,7 +5,7 @@ import LinuxSystem
 public enum ArtifactError: Error, Equatable, Sendable, CustomStringConvertible, SystemErrorCarrying {
     /// A system call failed while reading or storing an artifact.
     case system(SystemError)
-    /// An ELF file is truncated, inconsistent or not x86_64 ELF64.
+    /// An ELF file is truncated, inconsistent, or not an ELF64 object of the host architecture.
     case malformedELF(path: String, reason: String)
     /// A patch object uses something the Engine's loader cannot honour (TLS, text relocations, …).
     case unsupportedPatchObject(path: String, reason: String)

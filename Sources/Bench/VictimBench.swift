@@ -1,3 +1,4 @@
+import Artifact
 import Engine
 import Foundation
 import Glibc
@@ -79,23 +80,21 @@ enum VictimBench {
         var reverts: [ProcessPatchReport] = []
         var unexpected: [String] = []
         var checks = 0
+        /// One apply or revert; when it has the outcome wanted, the victim must print `line`.
+        func step(to desired: HotpatchTarget?, wanting outcome: PatchOutcome, line: String,
+                  _ label: String) throws -> ProcessPatchReport {
+            let report = try tracer.perform { patcher.reconcile(match, desired: desired, known: [target]) }
+            if report.outcome == outcome {
+                try expect(line, after: label)
+                checks += 1
+            } else {
+                unexpected.append("\(label): \(report.outcome)")
+            }
+            return report
+        }
         for cycle in 0..<cycles {
-            let applied = try tracer.perform { patcher.reconcile(match, desired: target, known: [target]) }
-            applies.append(applied)
-            if applied.outcome == .applied {
-                try expect("parse_length(100)=64 banner=2", after: "apply \(cycle + 1)")
-                checks += 1
-            } else {
-                unexpected.append("apply \(cycle + 1): \(applied.outcome)")
-            }
-            let reverted = try tracer.perform { patcher.reconcile(match, desired: nil, known: [target]) }
-            reverts.append(reverted)
-            if reverted.outcome == .reverted {
-                try expect("parse_length(100)=100 banner=1", after: "revert \(cycle + 1)")
-                checks += 1
-            } else {
-                unexpected.append("revert \(cycle + 1): \(reverted.outcome)")
-            }
+            applies.append(try step(to: target, wanting: .applied, line: "parse_length(100)=64 banner=2", "apply \(cycle + 1)"))
+            reverts.append(try step(to: nil, wanting: .reverted, line: "parse_length(100)=100 banner=1", "revert \(cycle + 1)"))
             if (cycle + 1) % 10 == 0 { log("  \(threads) threads: \(cycle + 1)/\(cycles) cycles") }
         }
         let alive = victim.process.isAlive

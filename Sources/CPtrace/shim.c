@@ -15,12 +15,24 @@ long cptrace_cont(pid_t tid, int signal) { return ptrace(PTRACE_CONT, tid, 0, (v
 long cptrace_detach(pid_t tid, int signal) { return ptrace(PTRACE_DETACH, tid, 0, (void *)(long)signal); }
 long cptrace_syscall(pid_t tid, int signal) { return ptrace(PTRACE_SYSCALL, tid, 0, (void *)(long)signal); }
 long cptrace_singlestep(pid_t tid, int signal) { return ptrace(PTRACE_SINGLESTEP, tid, 0, (void *)(long)signal); }
-long cptrace_listen(pid_t tid) { return ptrace(PTRACE_LISTEN, tid, 0, 0); }
+#ifdef PT_GETREGS
 long cptrace_getregs(pid_t tid, cptrace_regs *regs) { return ptrace(PTRACE_GETREGS, tid, 0, regs); }
 long cptrace_setregs(pid_t tid, const cptrace_regs *regs) { return ptrace(PTRACE_SETREGS, tid, 0, (void *)regs); }
+#else
+// Architectures without PTRACE_GETREGS (aarch64) reach the same block as the NT_PRSTATUS regset.
+#include <elf.h>
+#include <sys/uio.h>
+long cptrace_getregs(pid_t tid, cptrace_regs *regs) {
+    struct iovec io = { regs, sizeof *regs };
+    return ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &io);
+}
+long cptrace_setregs(pid_t tid, const cptrace_regs *regs) {
+    struct iovec io = { (void *)regs, sizeof *regs };
+    return ptrace(PTRACE_SETREGSET, tid, (void *)NT_PRSTATUS, &io);
+}
+#endif
 long cptrace_getsigmask(pid_t tid, uint64_t *mask) { return ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(*mask), mask); }
 long cptrace_setsigmask(pid_t tid, uint64_t mask) { return ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(mask), &mask); }
-long cptrace_getsiginfo(pid_t tid, siginfo_t *info) { return ptrace(PTRACE_GETSIGINFO, tid, 0, info); }
 long cptrace_geteventmsg(pid_t tid, unsigned long *message) { return ptrace(PTRACE_GETEVENTMSG, tid, 0, message); }
 long cptrace_seccomp_get_filter(pid_t tid, unsigned long index, cptrace_bpf_insn *buffer) {
     return ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)index, buffer);
@@ -33,7 +45,6 @@ int cptrace_wtermsig(int status) { return WTERMSIG(status); }
 int cptrace_wifstopped(int status) { return WIFSTOPPED(status); }
 int cptrace_wstopsig(int status) { return WSTOPSIG(status); }
 int cptrace_wevent(int status) { return (status >> 16) & 0xff; }
-int cptrace_signal_number(const siginfo_t *info) { return info->si_signo; }
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal) { return (int)syscall(SYS_tgkill, tgid, tid, signal); }
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+import Architecture
 import Testing
 @testable import Engine
 
@@ -11,13 +12,13 @@ private let far: UInt64 = 0x7fff_f000_0000
 }
 
 @Test func classify_whenOurJumpSitsAtEntry_isRedirected() {
-    let memory = Jump.relative(from: entry, to: near)! + original[5...]
+    let memory = HostArchitecture.nearJump(from: entry, to: near)! + original[5...]
     #expect(EntryPlan.classify(memory: memory, original: original, address: entry) { $0 == near }
         == .redirected(target: near, jumpLength: 5))
 }
 
 @Test func classify_whenJumpLeadsOutsideOurImages_isForeign() {
-    let memory = Jump.relative(from: entry, to: near)! + original[5...]
+    let memory = HostArchitecture.nearJump(from: entry, to: near)! + original[5...]
     #expect(EntryPlan.classify(memory: memory, original: original, address: entry) { _ in false } == .foreign)
 }
 
@@ -30,26 +31,26 @@ private let far: UInt64 = 0x7fff_f000_0000
 @Test func write_fromOriginal_writesRelativeJumpWhenReachable() throws {
     let write = try EntryPlan.write(from: .original, memory: original, original: original, address: entry,
                                     target: near, symbol: "f")
-    #expect(write?.bytes == Jump.relative(from: entry, to: near))
+    #expect(write?.bytes == HostArchitecture.nearJump(from: entry, to: near))
     #expect(write?.expected == Array(original[0..<5]))
 }
 
 @Test func write_whenAlreadyAtTarget_isNil() throws {
-    let memory = Jump.relative(from: entry, to: near)! + original[5...]
+    let memory = HostArchitecture.nearJump(from: entry, to: near)! + original[5...]
     #expect(try EntryPlan.write(from: .redirected(target: near, jumpLength: 5), memory: memory,
                                 original: original, address: entry, target: near, symbol: "f") == nil)
 }
 
 @Test func write_replacingAbsoluteByRelative_restoresTheBytesTheLongJumpHid() throws {
-    let memory = Jump.absolute(to: far) + original[14...]
+    let memory = HostArchitecture.farJump(to: far) + original[14...]
     let write = try EntryPlan.write(from: .redirected(target: far, jumpLength: 14), memory: memory,
                                     original: original, address: entry, target: near, symbol: "f")
-    #expect(write?.bytes == Jump.relative(from: entry, to: near)! + original[5..<14])
+    #expect(write?.bytes == HostArchitecture.nearJump(from: entry, to: near)! + original[5..<14])
     #expect(write?.window == entry..<(entry + 14))
 }
 
 @Test func write_revert_restoresExactlyTheJumpBytes() throws {
-    let memory = Jump.relative(from: entry, to: near)! + original[5...]
+    let memory = HostArchitecture.nearJump(from: entry, to: near)! + original[5...]
     let write = try EntryPlan.write(from: .redirected(target: near, jumpLength: 5), memory: memory,
                                     original: original, address: entry, target: nil, symbol: "f")
     #expect(write?.bytes == Array(original[0..<5]))

@@ -1,3 +1,4 @@
+import Architecture
 /// The content of a channel's `index.json`, parsed and checked for internal consistency.
 /// Pure: it needs neither Crypto nor the file system (see docs/CHANNEL.md for the format).
 public struct ChannelIndex: Equatable, Sendable {
@@ -236,8 +237,9 @@ public struct ChannelIndex: Equatable, Sendable {
             let entry = try Reader(value, at: "\(field).redirections[\(index)]", file: file,
                                    allowed: ["symbol", "offset", "size", "sha256", "replacement"])
             let size = try entry.uint64("size")
-            guard size >= 5 else {
-                throw .invalidValue(path: file, field: "\(entry.at).size", reason: "\(size) bytes cannot hold a 5-byte jump")
+            guard size >= UInt64(HostArchitecture.nearJumpLength) else {
+                throw .invalidValue(path: file, field: "\(entry.at).size",
+                                    reason: "\(size) bytes cannot hold a \(HostArchitecture.nearJumpLength)-byte jump")
             }
             return FunctionRedirection(symbol: try entry.symbol("symbol"), offset: try entry.uint64("offset"), size: size,
                                        sha256: try entry.sha256("sha256"), replacement: try entry.symbol("replacement"))

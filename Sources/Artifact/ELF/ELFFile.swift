@@ -1,7 +1,8 @@
+import Architecture
 import Glibc
 import LinuxSystem
 
-/// An x86_64 ELF64 little-endian object held in memory, parsed with every offset bounds-checked:
+/// An ELF64 little-endian object of the host architecture held in memory, parsed with every offset bounds-checked:
 /// any input either parses or throws `ArtifactError.malformedELF`, never traps.
 public struct ELFFile: Sendable {
     /// Where the bytes came from (used in error messages).
@@ -20,7 +21,7 @@ public struct ELFFile: Sendable {
     /// The largest file `load(path:)` reads.
     public static let maximumFileSize = 2 << 30
 
-    /// Parses `bytes`; validates ELF64, little-endian, EM_X86_64 and that every table lies inside the data.
+    /// Parses `bytes`; validates ELF64, little-endian, the host architecture's machine and that every table lies inside the data.
     public init(path: String, bytes: [UInt8]) throws {
         self.path = path
         self.bytes = bytes
@@ -173,7 +174,6 @@ struct ELFHeader {
     static let size = 64
     static let PN_XNUM: UInt16 = 0xffff
     static let SHN_XINDEX: UInt16 = 0xffff
-    static let EM_X86_64: UInt16 = 62
 
     /// Validates the identification bytes and table geometry of the header at the start of `bytes`.
     init(_ bytes: [UInt8], path: String, fileSize: UInt64) throws {
@@ -195,8 +195,10 @@ struct ELFHeader {
         guard record.u8(6) == 1, record.u32(20) == 1 else {
             throw ArtifactError.malformedELF(path: path, reason: "ELF version \(record.u8(6))/\(record.u32(20)) is not EV_CURRENT")
         }
-        guard record.u16(18) == ELFHeader.EM_X86_64 else {
-            throw ArtifactError.malformedELF(path: path, reason: "machine \(record.u16(18)) is not EM_X86_64 (62)")
+        guard record.u16(18) == HostArchitecture.elfMachine else {
+            throw ArtifactError.malformedELF(
+                path: path,
+                reason: "machine \(record.u16(18)) is not \(HostArchitecture.elfMachineName) (\(HostArchitecture.elfMachine))")
         }
         type = record.u16(16)
         programOffset = record.u64(32)

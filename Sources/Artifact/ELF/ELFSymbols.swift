@@ -41,7 +41,7 @@ extension ELFFile {
         let entries = try dynamicEntries()
         func value(_ tag: Int64) -> UInt64? { entries.first { $0.tag == tag }?.value }
         if value(ELFDynamicEntry.DT_REL) != nil {
-            throw ArtifactError.malformedELF(path: path, reason: "has DT_REL relocations, which x86_64 does not use")
+            throw ArtifactError.malformedELF(path: path, reason: "has DT_REL relocations, which the host ABI does not use (only DT_RELA is read)")
         }
         if let entrySize = value(ELFDynamicEntry.DT_RELAENT), entrySize != 24 {
             throw ArtifactError.malformedELF(path: path, reason: "DT_RELAENT is \(entrySize), not 24")
@@ -176,20 +176,23 @@ extension ELFFile {
         let range = contents(of: section)
         var offset = 0
         for _ in 0..<min(Int(section.info), range.count / 20 + 1) {
-            guard let definition = ByteRecord(bytes, at: range.lowerBound + offset, size: 20),
-                  offset <= range.count - 20 else {
-                throw ArtifactError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) runs past its end")
-            }
-            let auxOffset = offset + Int(definition.u32(12))
-            guard auxOffset >= 0, auxOffset <= range.count - 8,
-                  let aux = ByteRecord(bytes, at: range.lowerBound + auxOffset, size: 8) else {
-                throw ArtifactError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) has its name record outside the section")
-            }
+            let definition = try record(at: offset, size: 20, in: range, "\(label) entry at offset \(elfHex(offset)) runs past its end")
+            let aux = try record(at: offset + Int(definition.u32(12)), size: 8, in: range,
+                                 "\(label) entry at offset \(elfHex(offset)) has its name record outside the section")
             names[definition.u16(4) & 0x7fff] = try strings.string(at: aux.u32(0), for: "\(label) entry \(definition.u16(4))")
             let next = Int(definition.u32(16))
             if next == 0 { break }
             offset += next
         }
+    }
+
+    /// The `size`-byte record at `offset` of the section bytes `range`; `problem` says what is
+    /// wrong when it does not lie inside them (a negative `offset` never does).
+    private func record(at offset: Int, size: Int, in range: Range<Int>, _ problem: @autoclosure () -> String) throws -> ByteRecord {
+        guard offset >= 0, offset <= range.count - size, let record = ByteRecord(bytes, at: range.lowerBound + offset, size: size) else {
+            throw ArtifactError.malformedELF(path: path, reason: problem())
+        }
+        return record
     }
 
     /// Follows the `Elf64_Verneed` chain and each one's `Elf64_Vernaux` list, staying inside the section.
@@ -200,16 +203,13 @@ extension ELFFile {
         var budget = range.count / 16 + 1  // every record is 16 bytes: no honest chain is longer
         var offset = 0
         for _ in 0..<min(Int(section.info), budget) {
-            guard offset <= range.count - 16, let need = ByteRecord(bytes, at: range.lowerBound + offset, size: 16) else {
-                throw ArtifactError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) runs past its end")
-            }
+            let need = try record(at: offset, size: 16, in: range, "\(label) entry at offset \(elfHex(offset)) runs past its end")
             var auxOffset = offset + Int(need.u32(8))
             for _ in 0..<Int(need.u16(2)) {
                 budget -= 1
-                guard budget >= 0, auxOffset <= range.count - 16,
-                      let aux = ByteRecord(bytes, at: range.lowerBound + auxOffset, size: 16) else {
-                    throw ArtifactError.malformedELF(path: path, reason: "\(label) entry at offset \(elfHex(offset)) has a version record outside the section")
-                }
+                // A chain longer than the section could hold loops: its record counts as outside.
+                let aux = try record(at: budget >= 0 ? auxOffset : -1, size: 16, in: range,
+                                     "\(label) entry at offset \(elfHex(offset)) has a version record outside the section")
                 names[aux.u16(6) & 0x7fff] = try strings.string(at: aux.u32(8), for: "\(label) version \(aux.u16(6))")
                 let next = Int(aux.u32(12))
                 if next == 0 { break }

@@ -64,18 +64,6 @@ public struct ELFProgramHeader: Sendable, Equatable, Hashable {
     /// `p_align`.
     public var alignment: UInt64
 
-    /// Describes one program header.
-    public init(type: UInt32, flags: ELFSegmentFlags, offset: UInt64, virtualAddress: UInt64,
-                fileSize: UInt64, memorySize: UInt64, alignment: UInt64) {
-        self.type = type
-        self.flags = flags
-        self.offset = offset
-        self.virtualAddress = virtualAddress
-        self.fileSize = fileSize
-        self.memorySize = memorySize
-        self.alignment = alignment
-    }
-
     /// A loadable segment.
     public static let PT_LOAD: UInt32 = 1
     /// The dynamic section.
@@ -112,20 +100,6 @@ public struct ELFSection: Sendable, Equatable, Hashable {
     public var entrySize: UInt64
     /// `sh_addralign`, needed to pad notes.
     var addressAlignment: UInt64 = 0
-
-    /// Describes one section.
-    public init(name: String, type: UInt32, flags: UInt64, address: UInt64, offset: UInt64,
-                size: UInt64, link: UInt32, info: UInt32, entrySize: UInt64) {
-        self.name = name
-        self.type = type
-        self.flags = flags
-        self.address = address
-        self.offset = offset
-        self.size = size
-        self.link = link
-        self.info = info
-        self.entrySize = entrySize
-    }
 
     static let SHT_NULL: UInt32 = 0
     static let SHT_SYMTAB: UInt32 = 2
@@ -215,24 +189,10 @@ public struct ELFSymbol: Sendable, Hashable {
     /// The GNU symbol version name (from `.gnu.version_d` or `.gnu.version_r`), nil when unversioned.
     public var version: String?
     /// Whether the version is hidden (`sym@VER`, not the default `sym@@VER`).
-    public var isHiddenVersion: Bool
+    public var isHiddenVersion = false
 
     /// Whether this object defines the symbol (it is not SHN_UNDEF).
     public var isDefined: Bool { sectionIndex != ELFSymbol.SHN_UNDEF }
-
-    /// Describes one symbol.
-    public init(name: String, value: UInt64, size: UInt64, kind: ELFSymbolKind, binding: ELFSymbolBinding,
-                visibility: UInt8 = 0, sectionIndex: UInt16, version: String? = nil, isHiddenVersion: Bool = false) {
-        self.name = name
-        self.value = value
-        self.size = size
-        self.kind = kind
-        self.binding = binding
-        self.visibility = visibility
-        self.sectionIndex = sectionIndex
-        self.version = version
-        self.isHiddenVersion = isHiddenVersion
-    }
 
     static let SHN_UNDEF: UInt16 = 0
     static let SHN_ABS: UInt16 = 0xfff1
@@ -244,12 +204,6 @@ public struct ELFDynamicEntry: Sendable, Equatable, Hashable {
     public var tag: Int64
     /// `d_val` / `d_ptr`.
     public var value: UInt64
-
-    /// Describes one entry.
-    public init(tag: Int64, value: UInt64) {
-        self.tag = tag
-        self.value = value
-    }
 
     static let DT_NULL: Int64 = 0
     static let DT_PLTRELSZ: Int64 = 2
@@ -269,20 +223,12 @@ public struct ELFDynamicEntry: Sendable, Equatable, Hashable {
 public struct ELFRelocation: Sendable, Equatable, Hashable {
     /// `r_offset`: the link-time address of the word to relocate.
     public var offset: UInt64
-    /// `ELF64_R_TYPE(r_info)`, e.g. 8 for R_X86_64_RELATIVE.
+    /// `ELF64_R_TYPE(r_info)`: a number of the architecture's psABI (see `Architecture.relocationKind`).
     public var type: UInt32
     /// `r_addend`.
     public var addend: Int64
     /// The referenced symbol; nil when the symbol index is 0.
     public var symbol: ELFSymbol?
-
-    /// Describes one relocation.
-    public init(offset: UInt64, type: UInt32, addend: Int64, symbol: ELFSymbol?) {
-        self.offset = offset
-        self.type = type
-        self.addend = addend
-        self.symbol = symbol
-    }
 }
 
 /// What the process scanner needs to recognise a mapped object, read without loading the file.
@@ -295,12 +241,4 @@ public struct ELFIdentity: Sendable, Hashable {
     public var firstLoadVirtualAddress: UInt64
     /// `p_offset` of the lowest PT_LOAD, truncated to 4 KiB, as `/proc/PID/maps` shows that mapping's offset.
     public var firstLoadFileOffset: UInt64
-
-    /// Describes an identity.
-    public init(buildID: BuildID?, fileType: ELFFileType, firstLoadVirtualAddress: UInt64, firstLoadFileOffset: UInt64) {
-        self.buildID = buildID
-        self.fileType = fileType
-        self.firstLoadVirtualAddress = firstLoadVirtualAddress
-        self.firstLoadFileOffset = firstLoadFileOffset
-    }
 }

@@ -1,3 +1,4 @@
+import Architecture
 import LinuxSystem
 /// One PT_LOAD of a patch object as the Engine maps it: offsets are from the object's load base.
 public struct PatchSegment: Sendable, Equatable, Hashable {
@@ -15,18 +16,6 @@ public struct PatchSegment: Sendable, Equatable, Hashable {
     public var memoryEnd: UInt64
     /// The protections to map it with.
     public var flags: ELFSegmentFlags
-
-    /// Describes one segment.
-    public init(mapOffset: UInt64, mapLength: UInt64, fileOffset: UInt64, fileBackedLength: UInt64,
-                fileEnd: UInt64, memoryEnd: UInt64, flags: ELFSegmentFlags) {
-        self.mapOffset = mapOffset
-        self.mapLength = mapLength
-        self.fileOffset = fileOffset
-        self.fileBackedLength = fileBackedLength
-        self.fileEnd = fileEnd
-        self.memoryEnd = memoryEnd
-        self.flags = flags
-    }
 }
 
 /// An undefined symbol the patch object needs from the target process.
@@ -55,12 +44,6 @@ public struct RelocationWrite: Sendable, Equatable, Hashable {
     public var address: UInt64
     /// The value to store there (little-endian).
     public var value: UInt64
-
-    /// Describes one write.
-    public init(address: UInt64, value: UInt64) {
-        self.address = address
-        self.value = value
-    }
 }
 
 /// A `cc -shared -fPIC` object validated for the Engine's own loader, which maps and relocates it
@@ -78,8 +61,8 @@ public struct PatchObject: Sendable {
     let relocations: [ELFRelocation]
     let exports: [String: ELFSymbol]
 
-    /// x86_64 pages: segments are mapped with this granularity.
-    static let pageSize: UInt64 = 4096
+    /// Segments are mapped with this granularity.
+    static let pageSize = HostArchitecture.pageSize
     /// A sanity bound: a patch object larger than this is a mistake, and keeping spans small keeps
     /// every later address computation far from overflow.
     static let maximumImageSize: UInt64 = 1 << 30
@@ -147,19 +130,19 @@ public struct PatchObject: Sendable {
         var required: [RequiredSymbol] = []
         var seen: Set<RequiredSymbol> = []
         for relocation in relocations {
-            guard relocation.type != RelocationType.none else { continue }
-            guard RelocationType.supported.contains(relocation.type) else {
-                throw refuse("relocation \(RelocationType.name(relocation.type)) at offset \(elfHex(relocation.offset)) (\(RelocationType.why(relocation.type))) is not supported")
+            guard let kind = HostArchitecture.relocationKind(relocation.type) else {
+                throw refuse("relocation \(HostArchitecture.relocationName(relocation.type)) at offset \(elfHex(relocation.offset)) (\(HostArchitecture.relocationRefusal(relocation.type))) is not supported")
             }
+            if kind == .none { continue }
             guard loads.contains(where: { load in
                 load.flags.contains(.writable) && relocation.offset >= load.virtualAddress
                     && relocation.offset - load.virtualAddress < load.memorySize
                     && load.memorySize - (relocation.offset - load.virtualAddress) >= 8
             }) else {
-                throw refuse("relocation \(RelocationType.name(relocation.type)) at offset \(elfHex(relocation.offset)) lies outside every writable PT_LOAD (a text relocation); build it with -fPIC")
+                throw refuse("relocation \(HostArchitecture.relocationName(relocation.type)) at offset \(elfHex(relocation.offset)) lies outside every writable PT_LOAD (a text relocation); build it with -fPIC")
             }
             if let symbol = relocation.symbol, symbol.kind == .gnuIndirectFunction {
-                throw refuse("relocation \(RelocationType.name(relocation.type)) at offset \(elfHex(relocation.offset)) refers to \(symbol.name), a GNU indirect function (its resolver would have to run in the target), which is not supported")
+                throw refuse("relocation \(HostArchitecture.relocationName(relocation.type)) at offset \(elfHex(relocation.offset)) refers to \(symbol.name), a GNU indirect function (its resolver would have to run in the target), which is not supported")
             }
             if let symbol = relocation.symbol, !symbol.isDefined {
                 let need = RequiredSymbol(name: symbol.name, version: symbol.version, isWeak: symbol.binding == .weak)
@@ -202,12 +185,15 @@ public struct PatchObject: Sendable {
         var cache: [RequiredSymbol: UInt64] = [:]
         var writes: [RelocationWrite] = []
         writes.reserveCapacity(relocations.count)
-        for relocation in relocations where relocation.type != RelocationType.none {
+        for relocation in relocations {
+            // Validated in init: every type has a kind.
+            let kind = HostArchitecture.relocationKind(relocation.type) ?? .none
+            if kind == .none { continue }
             // Addresses and values wrap modulo 2^64 by definition of the relocation; the address itself
             // stays below loadBase + imageSize, checked above.
             let address = loadBase &+ relocation.offset
             let addend = UInt64(bitPattern: relocation.addend)
-            if relocation.type == RelocationType.relative {
+            if kind == .relative {
                 writes.append(RelocationWrite(address: address, value: loadBase &+ addend))
                 continue
             }
@@ -226,49 +212,13 @@ public struct PatchObject: Sendable {
                         symbolValue = 0
                         cache[need] = 0
                     } else {
-                        throw refuse("undefined symbol \(need.name)\(need.version.map { " (version \($0))" } ?? "") needed by relocation \(RelocationType.name(relocation.type)) at offset \(elfHex(relocation.offset)) cannot be resolved in the target process")
+                        throw refuse("undefined symbol \(need.name)\(need.version.map { " (version \($0))" } ?? "") needed by relocation \(HostArchitecture.relocationName(relocation.type)) at offset \(elfHex(relocation.offset)) cannot be resolved in the target process")
                     }
                 }
             }
-            let value = relocation.type == RelocationType.absolute64 ? symbolValue &+ addend : symbolValue
+            let value = kind == .symbolPlusAddend ? symbolValue &+ addend : symbolValue
             writes.append(RelocationWrite(address: address, value: value))
         }
         return writes
-    }
-}
-
-/// x86_64 relocation types, by the names the psABI gives them.
-enum RelocationType {
-    static let none: UInt32 = 0
-    static let absolute64: UInt32 = 1
-    static let globalData: UInt32 = 6
-    static let jumpSlot: UInt32 = 7
-    static let relative: UInt32 = 8
-    static let supported: Set<UInt32> = [none, absolute64, globalData, jumpSlot, relative]
-
-    private static let names: [UInt32: String] = [
-        0: "NONE", 1: "64", 2: "PC32", 3: "GOT32", 4: "PLT32", 5: "COPY", 6: "GLOB_DAT", 7: "JUMP_SLOT",
-        8: "RELATIVE", 9: "GOTPCREL", 10: "32", 11: "32S", 12: "16", 13: "PC16", 14: "8", 15: "PC8",
-        16: "DTPMOD64", 17: "DTPOFF64", 18: "TPOFF64", 19: "TLSGD", 20: "TLSLD", 21: "DTPOFF32",
-        22: "GOTTPOFF", 23: "TPOFF32", 24: "PC64", 25: "GOTOFF64", 26: "GOTPC32", 27: "GOT64",
-        28: "GOTPCREL64", 29: "GOTPC64", 30: "GOTPLT64", 31: "PLTOFF64", 32: "SIZE32", 33: "SIZE64",
-        34: "GOTPC32_TLSDESC", 35: "TLSDESC_CALL", 36: "TLSDESC", 37: "IRELATIVE", 38: "RELATIVE64",
-        41: "GOTPCRELX", 42: "REX_GOTPCRELX",
-    ]
-
-    /// "R_X86_64_NAME", or the number for a type the psABI does not define.
-    static func name(_ type: UInt32) -> String {
-        names[type].map { "R_X86_64_\($0)" } ?? "type \(type)"
-    }
-
-    /// Why a type cannot be honoured, in words a publisher can act on.
-    static func why(_ type: UInt32) -> String {
-        switch type {
-        case 16...23, 34...36: return "thread-local storage"
-        case 5: return "copy relocation: data would be copied out of another object"
-        case 37: return "GNU indirect function: its resolver would have to run in the target"
-        case 2, 4, 10, 11, 12, 13, 14, 15, 24: return "absolute or PC-relative code relocation; build with -fPIC"
-        default: return "unknown to the Engine's loader"
-        }
     }
 }

@@ -1,3 +1,4 @@
+import Architecture
 import Crypto
 import LinuxSystem
 
@@ -25,10 +26,10 @@ public struct PlannedTarget: Sendable, Equatable {
 /// Turns "replace these functions of the target with these of the patch object" into checked
 /// redirections (offset, size, hash of the original bytes), as `hotpatch-pack hotpatch` publishes them.
 public enum RedirectionPlanner {
-    /// The smallest function a `jmp rel32` fits in.
-    public static let minimumFunctionSize: UInt64 = 5
-    /// The size of `jmp [rip+0]; .quad target`, which reaches any address.
-    public static let absoluteJumpSize: UInt64 = 14
+    /// The smallest function the short jump fits in.
+    public static let minimumFunctionSize = UInt64(HostArchitecture.nearJumpLength)
+    /// The size of the jump that reaches any address.
+    public static let absoluteJumpSize = UInt64(HostArchitecture.farJumpLength)
 
     /// Plans the redirections; symbols come from the debug file's `.symtab`, else the target's
     /// `.symtab`, else its `.dynsym`. Every refusal is `ArtifactError.invalidHotpatch(id: target.path, …)`.
@@ -96,7 +97,7 @@ public enum RedirectionPlanner {
                 symbol: name, offset: function.value, size: function.size,
                 sha256: Hex.encode(SHA256.hash(data: original)), replacement: replacement))
             if function.size < absoluteJumpSize {
-                notes.append("\(name) is \(function.size) bytes: it needs the patch object mapped within ±2 GiB for a 5-byte jump (the \(absoluteJumpSize)-byte absolute jump does not fit)")
+                notes.append("\(name) is \(function.size) bytes: it needs the patch object mapped within \(HostArchitecture.nearJumpReachText) for a \(minimumFunctionSize)-byte jump (the \(absoluteJumpSize)-byte absolute jump does not fit)")
             }
             notes += cloneNotes(for: name, among: allNames)
         }

@@ -2,15 +2,16 @@
 #define CPTRACE_H
 
 // Non-variadic wrappers around ptrace(2) and the wait(2) status macros. Swift cannot call
-// variadic C functions nor expand function-like macros, so the Engine's system layer calls these.
-// Every wrapper returns what ptrace returns (-1 with errno on failure).
+// variadic C functions nor expand function-like macros; the Engine's Ptrace.swift is the only
+// caller. Every wrapper returns what ptrace returns (-1 with errno on failure).
 
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
 #include <signal.h>
 
-/// The general-purpose registers of one x86_64 thread (struct user_regs_struct).
+/// The general-purpose registers of one thread (struct user_regs_struct), the block the Engine
+/// reads by word index as its Architecture describes it.
 typedef struct user_regs_struct cptrace_regs;
 
 /// One classic-BPF instruction of a seccomp filter (struct sock_filter).
@@ -28,12 +29,10 @@ long cptrace_detach(pid_t tid, int signal);
 /// Resumes until the next system call entry or exit (or signal). PTRACE_SYSCALL.
 long cptrace_syscall(pid_t tid, int signal);
 long cptrace_singlestep(pid_t tid, int signal);
-long cptrace_listen(pid_t tid);
 long cptrace_getregs(pid_t tid, cptrace_regs *regs);
 long cptrace_setregs(pid_t tid, const cptrace_regs *regs);
 long cptrace_getsigmask(pid_t tid, uint64_t *mask);
 long cptrace_setsigmask(pid_t tid, uint64_t mask);
-long cptrace_getsiginfo(pid_t tid, siginfo_t *info);
 long cptrace_geteventmsg(pid_t tid, unsigned long *message);
 /// Copies filter number `index` (0 = most recently installed) into `buffer` (NULL asks for its
 /// length); returns the number of instructions. PTRACE_SECCOMP_GET_FILTER.
@@ -48,13 +47,9 @@ int cptrace_wstopsig(int status);
 /// The PTRACE_EVENT_* number of a ptrace-stop (status >> 16), 0 for a plain stop.
 int cptrace_wevent(int status);
 
-int cptrace_signal_number(const siginfo_t *info);
-
-/// PTRACE_EVENT_STOP, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT.
+/// PTRACE_EVENT_CLONE, PTRACE_EVENT_STOP.
 enum {
     CPTRACE_EVENT_CLONE = 3,
-    CPTRACE_EVENT_EXEC = 4,
-    CPTRACE_EVENT_EXIT = 6,
     CPTRACE_EVENT_STOP = 128,
 };
 
@@ -63,8 +58,6 @@ enum { CPTRACE_O_TRACESYSGOOD = 0x00000001, CPTRACE_O_TRACECLONE = 0x00000008 };
 
 /// tgkill(2), so a signal reaches exactly one thread.
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal);
-
-
 
 /// A per-thread deadline for blocking waits: arms a CLOCK_MONOTONIC timer that sends a real-time
 /// signal to the calling thread after `nanoseconds`, so a blocking waitpid(2) returns EINTR then.

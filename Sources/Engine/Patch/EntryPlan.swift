@@ -1,3 +1,5 @@
+import Architecture
+
 /// What a function's entry holds in one process, read from its memory.
 enum EntryState: Equatable {
     /// The original bytes the hotpatch was built for.
@@ -27,7 +29,7 @@ enum EntryPlan {
     static func classify(memory: [UInt8], original: [UInt8], address: UInt64,
                          isOurs: (UInt64) -> Bool) -> EntryState {
         if memory == original { return .original }
-        if let (target, length) = Jump.decode(memory, at: address), isOurs(target),
+        if let (target, length) = HostArchitecture.decodeJump(memory, at: address), isOurs(target),
            memory.count >= length, memory[length...] == original[length...] {
             return .redirected(target: target, jumpLength: length)
         }
@@ -53,8 +55,9 @@ enum EntryPlan {
             return EntryWrite(address: address, expected: Array(memory[0..<coveredLength]),
                               bytes: Array(original[0..<coveredLength]))
         }
-        guard let jump = Jump.best(from: address, to: target, room: UInt64(original.count)) else {
-            let needed = Jump.relative(from: address, to: target) == nil ? Jump.absoluteLength : Jump.relativeLength
+        guard let jump = HostArchitecture.bestJump(from: address, to: target, room: UInt64(original.count)) else {
+            let needed = HostArchitecture.nearJump(from: address, to: target) == nil
+                ? HostArchitecture.farJumpLength : HostArchitecture.nearJumpLength
             throw .functionTooShort(symbol: symbol, size: UInt64(original.count), needed: needed)
         }
         // A shorter jump replacing a longer one puts back the original bytes the longer one hid.

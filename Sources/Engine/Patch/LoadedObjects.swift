@@ -1,3 +1,4 @@
+import Architecture
 import Artifact
 import Glibc
 import LinuxSystem
@@ -87,18 +88,15 @@ public final class ObjectCache: Sendable {
         return object
     }
 
-    /// The file offset of a `syscall` instruction (0F 05) in an executable mapping of this file.
+    /// The file offset of a system call instruction in an executable mapping of this file.
     func syscallInstructionOffset(in mapping: MemoryMapping, path: String) -> UInt64? {
         let key = FileKey(mapping)
         if let known = syscallOffsets.withLock({ $0[key] }) { return known }
         var found: UInt64?
         if let file = try? OpenFile(path: path, flags: O_RDONLY),
-           let bytes = try? file.read(at: mapping.offset, count: Int(min(mapping.size, 4 << 20))) {
-            var index = 0
-            while index + 1 < bytes.count {
-                if bytes[index] == 0x0F && bytes[index + 1] == 0x05 { found = mapping.offset + UInt64(index); break }
-                index += 1
-            }
+           let bytes = try? file.read(at: mapping.offset, count: Int(min(mapping.size, 4 << 20))),
+           let index = HostArchitecture.firstSystemCallInstruction(in: bytes) {
+            found = mapping.offset + UInt64(index)
         }
         syscallOffsets.withLock { $0[key] = .some(found) }
         return found

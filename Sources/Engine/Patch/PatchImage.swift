@@ -1,3 +1,5 @@
+import Architecture
+
 /// A patch object mapped into a process by the Engine. The page before the image holds a record
 /// that marks it as complete (written last, after relocation), so an image half-loaded by an agent
 /// killed mid-way is never mistaken for a usable one, and our jumps are recognised from memory alone.
@@ -18,7 +20,10 @@ enum PatchImageMarker {
     /// 16 bytes that open the record.
     static let magic: [UInt8] = Array("HOTPATCH-AGENT".utf8) + [0, 1]
     /// The marker page's size.
-    static let pageSize: UInt64 = 4096
+    static let pageSize = HostArchitecture.pageSize
+    /// Where the injection stub starts in the marker page: after the record (at most 289 bytes)
+    /// and the path written for `openat`, which must stay shorter than this.
+    static let stubOffset: UInt64 = 0xE00
     /// Longest name kept in the record.
     static let maximumNameLength = 255
 

@@ -1,3 +1,4 @@
+import Architecture
 import Artifact
 import Glibc
 import LinuxSystem
@@ -21,8 +22,10 @@ struct PatchLoader {
     private static let mapFixedNoReplace: UInt64 = 0x10_0000
     private static let openFlags = UInt64(UInt32(bitPattern: O_RDONLY | O_CLOEXEC))
     private static let atCurrentDirectory = UInt64(bitPattern: -100)
-    /// Farthest distance kept between image and target so a `jmp rel32` always reaches.
-    static let nearReach: UInt64 = 0x7ff0_0000
+    /// Farthest distance kept between image and target so the short jump always reaches.
+    static let nearReach = HostArchitecture.nearJumpReach
+    /// Mask of the offset within a page.
+    private static let pageMask = HostArchitecture.pageSize - 1
 
     let patch: PatchObject
     /// The local path of the verified patch object.
@@ -32,13 +35,13 @@ struct PatchLoader {
     /// Its file name, which identifies the image in the process.
     var name: String { String(path.split(separator: "/").last ?? Substring(path)) }
 
-    /// A page-aligned address for `length` bytes, within rel32 reach of all of `object`, in a hole
+    /// A page-aligned address for `length` bytes, within short-jump reach of all of `object`, in a hole
     /// of `mappings`; below the object when possible (the heap grows up after executables).
     static func nearAddress(for length: UInt64, near object: LoadedObject, mappings: [MemoryMapping]) -> UInt64? {
         let low = object.mappings.map(\.start).min() ?? 0
         let high = object.mappings.map(\.end).max() ?? 0
         let windowLow = high > nearReach ? max(high - nearReach, 0x10_0000) : 0x10_0000
-        let windowHigh = min(low &+ nearReach, 0x7fff_ffff_f000)
+        let windowHigh = min(low &+ nearReach, HostArchitecture.userAddressSpaceEnd)
         var best: (address: UInt64, distance: UInt64)?
         var previousEnd: UInt64 = 0x10_0000
         var previousName = ""
@@ -46,8 +49,8 @@ struct PatchLoader {
             var gapLow = max(previousEnd, windowLow)
             if previousName == "[heap]" { gapLow = max(gapLow, previousEnd &+ (1 << 30)) }
             let gapHigh = min(mapping.start, windowHigh)
-            if gapHigh > gapLow, gapHigh - gapLow >= length + 0x1000 {
-                let address = gapHigh <= low ? (gapHigh - length) & ~0xfff : (gapLow + 0xfff) & ~0xfff
+            if gapHigh > gapLow, gapHigh - gapLow >= length + HostArchitecture.pageSize {
+                let address = gapHigh <= low ? (gapHigh - length) & ~pageMask : (gapLow + pageMask) & ~pageMask
                 let distance = address < low ? low - address : address - low
                 if best == nil || distance < best!.distance { best = (address, distance) }
             }
@@ -60,17 +63,17 @@ struct PatchLoader {
     /// Loads the patch into `pid` and returns the sealed image and how many calls were injected.
     /// Every thread must stop within `stopWithin` microseconds; `pause` receives how long they were
     /// held (first stop to last resume of each hold, summed over the re-stops), whatever the outcome.
-    func load(into pid: Int32, target: LoadedObject, mappings: [MemoryMapping], requireNear: Bool,
+    func load(into pid: ProcessID, target: LoadedObject, mappings: [MemoryMapping], requireNear: Bool,
               resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
               deadline: Monotonic.Instant, pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
         let imageSize = patch.imageSize
         let total = imageSize + PatchImageMarker.pageSize
         let near = PatchLoader.nearAddress(for: total, near: target, mappings: mappings)
         if near == nil && requireNear {
-            throw .unpatchable(.cannotMapPatchObject(detail: "no free address range within ±2 GiB of \(target.path) for a function shorter than a 14-byte jump"))
+            throw .unpatchable(.cannotMapPatchObject(detail: "no free address range within \(HostArchitecture.nearJumpReachText) of \(target.path) for a function shorter than a \(HostArchitecture.farJumpLength)-byte jump"))
         }
         guard let instruction = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: cache) else {
-            throw .unpatchable(.systemFailure(detail: "no syscall instruction found in process \(pid)'s code"))
+            throw .unpatchable(.systemFailure(detail: "no system call instruction found in process \(pid)'s code"))
         }
 
         // Everything that can be decided without touching the process is decided first.
@@ -107,35 +110,37 @@ struct PatchLoader {
         // The first call is safest in place of a system call a thread was interrupted in (see
         // below), and with every thread stopped any thread asleep in one will do, the leader first.
         // When none is, the process is let go and stopped again a few times (2 ms apart) to catch
-        // one asleep, before the call runs on the vDSO's `syscall` instead.
-        var sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: pid, memory: memory)
+        // one asleep, before the call runs on the vDSO's system call instruction instead.
+        let leaderThread = ThreadID(pid.rawValue)
+        var sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: leaderThread, memory: memory)
         var tries = 0
         while sleeper == nil, tries < 5 {
             tries += 1
             release(traced)
             Monotonic.sleep(microseconds: 2_000)
             traced = try holdEveryThread()
-            sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: pid, memory: memory)
+            sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: leaderThread, memory: memory)
         }
         defer { release(traced) }
         let held = traced.stoppedThreadIDs
-        guard let leader = held.contains(pid) ? pid : held.first else { throw .unpatchable(.processGone) }
+        guard let leader = held.contains(leaderThread) ? leaderThread : held.first else { throw .unpatchable(.processGone) }
 
         let reserveFlags = PatchLoader.mapPrivate | PatchLoader.mapAnonymous | (near == nil ? 0 : PatchLoader.mapFixedNoReplace)
         // Readable and executable from the start: the marker page will hold the injection stub. A
         // new r-x anonymous mapping is what MemoryDenyWriteExecute and PR_SET_MDWE still allow.
-        let reserve = PlannedSystemCall(label: "mmap(anonymous, PROT_READ|PROT_EXEC)", number: SystemCallNumber.mmap,
+        let calls = HostArchitecture.systemCalls
+        let reserve = PlannedSystemCall(label: "mmap(anonymous, PROT_READ|PROT_EXEC)", number: calls.mmap,
                                         arguments: [reservationHint, total, PatchLoader.protRead | PatchLoader.protExec,
                                                     reserveFlags, UInt64.max, 0])
         // What the stub runs if the agent dies mid-load: put the thread's own signal mask back.
-        let restoreMask = PlannedSystemCall(label: "rt_sigprocmask(SIG_SETMASK)", number: SystemCallNumber.rtSigprocmask,
-                                            arguments: [2, reservationHint + InjectionStub.offsetInMarkerPage, 0, 8])
-        let open = PlannedSystemCall(label: "openat(\(path))", number: SystemCallNumber.openat,
+        let restoreMask = PlannedSystemCall(label: "rt_sigprocmask(SIG_SETMASK)", number: calls.rtSigprocmask,
+                                            arguments: [2, reservationHint + PatchImageMarker.stubOffset, 0, 8])
+        let open = PlannedSystemCall(label: "openat(\(path))", number: calls.openat,
                                      arguments: [PatchLoader.atCurrentDirectory, reservationHint, PatchLoader.openFlags, 0])
-        let memfd = PlannedSystemCall(label: "memfd_create", number: SystemCallNumber.memfdCreate, arguments: [reservationHint, 1])
+        let memfd = PlannedSystemCall(label: "memfd_create", number: calls.memfdCreate, arguments: [reservationHint, 1])
         let segmentCalls = segmentMappings(base: reservationHint + PatchImageMarker.pageSize, fd: 3)
-        let close = PlannedSystemCall(label: "close", number: SystemCallNumber.close, arguments: [3])
-        let unmap = PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservationHint, total])
+        let close = PlannedSystemCall(label: "close", number: calls.close, arguments: [3])
+        let unmap = PlannedSystemCall(label: "munmap", number: calls.munmap, arguments: [reservationHint, total])
         // Whether the memfd path is needed under `gate`; throws the reason when the calls cannot all run.
         func needsMemfd(under gate: SeccompGate) throws(UnpatchableReason) -> Bool {
             for call in [reserve, restoreMask, close, unmap] + segmentCalls { try gate.check(call) }
@@ -154,7 +159,7 @@ struct PatchLoader {
         // thread is held: what they say stays true until the release. The sleeping thread chosen
         // above may have filters of its own (installed without TSYNC): if they refuse, the
         // leader's are asked, and the calls run in the leader.
-        var chosen: (tid: Int32, gate: SeccompGate, useMemfd: Bool)?
+        var chosen: (tid: ThreadID, gate: SeccompGate, useMemfd: Bool)?
         var refusal: UnpatchableReason?
         candidates: for candidate in [sleeper ?? leader] + (sleeper.map { $0 == leader ? [] : [leader] } ?? []) {
             do throws(UnpatchableReason) {
@@ -180,10 +185,11 @@ struct PatchLoader {
         }
         defer { try? injector.restore() }
         // A thread interrupted in a system call (the usual leader, asleep) runs the first call in
-        // place of that call, on its own `syscall`: if the agent died during it, the thread would
+        // place of that call, on its own instruction: if the agent died during it, the thread would
         // return into its own code rather than run on past the vDSO's instruction with our
-        // registers. Only a 64-bit `syscall` qualifies, and only if the filters allow the call there.
-        if let own = injector.restartedSystemCall, (try? memory.read(at: own, count: 2)) == [0x0F, 0x05],
+        // registers. Only the native system call instruction qualifies (not a compatibility
+        // entry), and only if the filters allow the call there.
+        if let own = injector.restartedSystemCall, PatchLoader.isSystemCallInstruction(at: own, memory: memory),
            gate.at(own).allows(reserve) {
             injector.runFirstCallInPlaceOfRestartedCall()
         }
@@ -212,15 +218,15 @@ struct PatchLoader {
         var mapped = false
         defer {
             if !mapped {
-                _ = try? inject(PlannedSystemCall(label: "munmap", number: SystemCallNumber.munmap, arguments: [reservation, total]),
+                _ = try? inject(PlannedSystemCall(label: "munmap", number: calls.munmap, arguments: [reservation, total]),
                                 removingStub: true)
             }
         }
         // From here on, calls run on a stub in the marker page that would resume the thread as it
         // was if the agent died (the seal record and the path below go before it).
         do {
-            let stubAddress = reservation + InjectionStub.offsetInMarkerPage
-            try memory.write(injector.stub.encode(), at: stubAddress)
+            let stubAddress = reservation + PatchImageMarker.stubOffset
+            try memory.write(injector.stub, at: stubAddress)
             injector.useStub(at: stubAddress)
         } catch {
             throw .unpatchable(.systemFailure(detail: "writing the injection stub into process \(pid): \(error)"))
@@ -229,7 +235,7 @@ struct PatchLoader {
 
         // The path (or memfd name) goes in the marker page, which the seal later overwrites.
         let text = useMemfd ? "hotpatch:" + name : path
-        if UInt64(text.utf8.count) >= InjectionStub.offsetInMarkerPage {
+        if UInt64(text.utf8.count) >= PatchImageMarker.stubOffset {
             throw .unpatchable(.patchObjectRejected(detail: "path \(path) is too long (\(text.utf8.count) bytes)"))
         }
         do { try memory.write(Array(text.utf8) + [0], at: reservation) } catch {
@@ -257,7 +263,7 @@ struct PatchLoader {
                 let copy = try OpenFile(path: "/proc/\(pid)/fd/\(fd)", flags: O_WRONLY)
                 try copy.write(content, at: 0)
             } catch {
-                _ = try? inject(PlannedSystemCall(label: "close", number: SystemCallNumber.close, arguments: [UInt64(fd)]))
+                _ = try? inject(PlannedSystemCall(label: "close", number: calls.close, arguments: [UInt64(fd)]))
                 throw .unpatchable(.cannotMapPatchObject(detail: "filling memfd in process \(pid): \(error)"))
             }
         }
@@ -266,7 +272,7 @@ struct PatchLoader {
             let result = try inject(call)
             if UInt64(bitPattern: result) != call.arguments[0] { mapError = mapFailure(call, result); break }
         }
-        _ = try inject(PlannedSystemCall(label: "close", number: SystemCallNumber.close, arguments: [UInt64(fd)]))
+        _ = try inject(PlannedSystemCall(label: "close", number: calls.close, arguments: [UInt64(fd)]))
         if let mapError { throw mapError }
         let injected = injector.callCount
         do {
@@ -279,7 +285,7 @@ struct PatchLoader {
         // a write fail, the reservation is unmapped again by a call in the same thread).
         do {
             for segment in patch.segments where segment.memoryEnd > segment.fileEnd {
-                let pageEnd = (segment.fileEnd + 0xfff) & ~0xfff
+                let pageEnd = (segment.fileEnd + PatchLoader.pageMask) & ~PatchLoader.pageMask
                 let zeroEnd = min(pageEnd, segment.memoryEnd)
                 if zeroEnd > segment.fileEnd, segment.fileBackedLength > 0 {
                     try memory.write([UInt8](repeating: 0, count: Int(zeroEnd - segment.fileEnd)), at: base + segment.fileEnd)
@@ -318,12 +324,12 @@ struct PatchLoader {
             if segment.flags.contains(.executable) { protection |= PatchLoader.protExec }
             let label = "mmap(\(PatchLoader.protectionText(protection)))"
             if segment.fileBackedLength > 0 {
-                calls.append(PlannedSystemCall(label: label, number: SystemCallNumber.mmap, arguments: [
+                calls.append(PlannedSystemCall(label: label, number: HostArchitecture.systemCalls.mmap, arguments: [
                     base + segment.mapOffset, segment.fileBackedLength, protection,
                     PatchLoader.mapPrivate | PatchLoader.mapFixed, fd, segment.fileOffset]))
             }
             if segment.mapLength > segment.fileBackedLength {
-                calls.append(PlannedSystemCall(label: label + " anonymous", number: SystemCallNumber.mmap, arguments: [
+                calls.append(PlannedSystemCall(label: label + " anonymous", number: HostArchitecture.systemCalls.mmap, arguments: [
                     base + segment.mapOffset + segment.fileBackedLength, segment.mapLength - segment.fileBackedLength,
                     protection, PatchLoader.mapPrivate | PatchLoader.mapFixed | PatchLoader.mapAnonymous, UInt64.max, 0]))
             }
@@ -355,27 +361,24 @@ struct PatchLoader {
     }
 
     /// Whether the process opening `path` would get our very file (same mount namespace view).
-    static func processSeesSameFile(pid: Int32, path: String) -> Bool {
+    static func processSeesSameFile(pid: ProcessID, path: String) -> Bool {
         guard let ours = try? Files.status(path), let theirs = try? Files.status("/proc/\(pid)/root" + path) else {
             return false
         }
         return ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino
     }
 
-    /// The address of a `syscall` instruction in the process: in the vDSO, else in a mapped object.
-    static func syscallInstruction(pid: Int32, mappings: [MemoryMapping], memory: borrowing ProcessMemory,
+    /// The address of a system call instruction in the process: in the vDSO, else in a mapped object.
+    static func syscallInstruction(pid: ProcessID, mappings: [MemoryMapping], memory: borrowing ProcessMemory,
                                    cache: ObjectCache) -> UInt64? {
         if let vdso = mappings.first(where: { $0.path == "[vdso]" }),
-           let bytes = try? memory.read(at: vdso.start, count: Int(min(vdso.size, 1 << 16))) {
-            var index = 0
-            while index + 1 < bytes.count {
-                if bytes[index] == 0x0F && bytes[index + 1] == 0x05 { return vdso.start + UInt64(index) }
-                index += 1
-            }
+           let bytes = try? memory.read(at: vdso.start, count: Int(min(vdso.size, 1 << 16))),
+           let index = HostArchitecture.firstSystemCallInstruction(in: bytes) {
+            return vdso.start + UInt64(index)
         }
         // Else a file-backed executable mapping; the offset is found once per file and cached.
         for mapping in mappings where mapping.isExecutable && mapping.isFileBacked {
-            let path = ProcFS.mappedFilePath(of: ProcessID(pid), mapping: mapping)
+            let path = ProcFS.mappedFilePath(of: pid, mapping: mapping)
             if let offset = cache.syscallInstructionOffset(in: mapping, path: path),
                offset >= mapping.offset, offset - mapping.offset < mapping.size {
                 return mapping.start + (offset - mapping.offset)
@@ -384,23 +387,29 @@ struct PatchLoader {
         return nil
     }
 
-    /// A held thread stopped inside a system call the kernel restarts on resume, on a 64-bit
-    /// `syscall` instruction of its own: the leader if it is one, else the first other such thread.
-    private static func threadAsleepInSystemCall(_ traced: TracedProcess, leader: Int32,
-                                                 memory: borrowing ProcessMemory) -> Int32? {
+    /// A held thread stopped inside a system call the kernel restarts on resume, on a native
+    /// system call instruction of its own: the leader if it is one, else the first other such thread.
+    private static func threadAsleepInSystemCall(_ traced: TracedProcess, leader: ThreadID,
+                                                 memory: borrowing ProcessMemory) -> ThreadID? {
         let held = traced.stoppedThreadIDs
         for tid in held.filter({ $0 == leader }) + held.filter({ $0 != leader }) {
             guard let registers = try? Ptrace.registers(tid), registers.resumeAddress != registers.instructionPointer,
-                  (try? memory.read(at: registers.resumeAddress, count: 2)) == [0x0F, 0x05] else { continue }
+                  isSystemCallInstruction(at: registers.resumeAddress, memory: memory) else { continue }
             return tid
         }
         return nil
     }
 
+    /// Whether the process's memory at `address` holds the native system call instruction.
+    private static func isSystemCallInstruction(at address: UInt64, memory: borrowing ProcessMemory) -> Bool {
+        let instruction = HostArchitecture.systemCallInstruction
+        return (try? memory.read(at: address, count: instruction.count)) == instruction
+    }
+
     /// Maps a stop failure to a load failure.
     static func failure(_ stop: StopFailure) -> LoadFailure {
         switch stop {
-        case let .tracedBy(tracer): return .unpatchable(.tracedBy(pid: tracer))
+        case let .tracedBy(tracer): return .unpatchable(.tracedBy(pid: tracer.rawValue))
         case .processGone: return .unpatchable(.processGone)
         case let .deadlineExceeded(stopped, total): return .busy("only \(stopped) of \(total) threads stopped before the deadline")
         case .groupStopped: return .busy("the process is stopped by a signal")
@@ -411,7 +420,7 @@ struct PatchLoader {
 
 extension MemoryMapping {
     /// The end of the user address space, as a mapping that closes the last hole.
-    static let sentinel = MemoryMapping(start: 0x7fff_ffff_f000, end: 0x7fff_ffff_f000, isReadable: false, isWritable: false,
-                                        isExecutable: false, isShared: false, offset: 0, deviceMajor: 0, deviceMinor: 0,
-                                        inode: 0, path: "", isDeleted: false)
+    static let sentinel = MemoryMapping(start: HostArchitecture.userAddressSpaceEnd, end: HostArchitecture.userAddressSpaceEnd,
+                                        isReadable: false, isWritable: false, isExecutable: false, isShared: false,
+                                        offset: 0, deviceMajor: 0, deviceMinor: 0, inode: 0, path: "", isDeleted: false)
 }

@@ -1,3 +1,4 @@
+import Architecture
 import Artifact
 import Crypto
 import Glibc
@@ -81,12 +82,12 @@ public final class Patcher {
         do {
             status = try ProcFS.status(of: pid)
             mappings = try ProcFS.maps(of: pid)
-            memory = try ProcessMemory(pid: pid.rawValue)
+            memory = try ProcessMemory(pid: pid)
         } catch {
             throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
         }
-        if status.tracerPID != 0 && !TracedProcess.isOurThread(status.tracerPID) {
-            throw .unpatchable(.tracedBy(pid: status.tracerPID))
+        if let tracer = status.tracer, !TracedProcess.isOurThread(tracer) {
+            throw .unpatchable(.tracedBy(pid: tracer.rawValue))
         }
         // Strict mode cannot be left: refuse it early. Filters are judged by the loader, with every
         // thread held (a process may install one at any moment; this look is already stale).
@@ -116,13 +117,14 @@ public final class Patcher {
             } catch {
                 throw .unpatchable(.patchObjectRejected(detail: "\(error)"))
             }
-            for redirection in desired.redirections where redirection.size < UInt64(Jump.relativeLength) {
-                throw .unpatchable(.functionTooShort(symbol: redirection.symbol, size: redirection.size, needed: Jump.relativeLength))
+            for redirection in desired.redirections where redirection.size < UInt64(HostArchitecture.nearJumpLength) {
+                throw .unpatchable(.functionTooShort(symbol: redirection.symbol, size: redirection.size,
+                                                     needed: HostArchitecture.nearJumpLength))
             }
             if let image = images.first(where: { $0.name == loader.name }) {
                 imageBase = image.base
             } else {
-                let needsNear = desired.redirections.contains { $0.size < UInt64(Jump.absoluteLength) }
+                let needsNear = desired.redirections.contains { $0.size < UInt64(HostArchitecture.farJumpLength) }
                 var references: [String: UInt64] = [:]
                 for reference in desired.references { references[reference.symbol] = object.loadBias &+ reference.offset }
                 let executable = try? ProcFS.executablePath(of: pid)
@@ -134,7 +136,7 @@ public final class Patcher {
                 let loaded: (image: PatchImage, injected: Int)
                 do {
                     defer { priority?.restore() }
-                    loaded = try loader.load(into: pid.rawValue, target: object, mappings: mappings, requireNear: needsNear,
+                    loaded = try loader.load(into: pid, target: object, mappings: mappings, requireNear: needsNear,
                                              resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
                                              deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
                                              pause: &report.loadPauseMicroseconds)
@@ -168,7 +170,7 @@ public final class Patcher {
             report.outcome = desired == nil ? .notApplied : .alreadyApplied
             return
         }
-        try stopAndWrite(pid: pid.rawValue, writes: writes, sites: sites, memory: memory, report: &report)
+        try stopAndWrite(pid: pid, writes: writes, sites: sites, memory: memory, report: &report)
         report.outcome = desired == nil ? .reverted : .applied
     }
 
@@ -219,7 +221,7 @@ public final class Patcher {
     }
 
     /// The stop window: stop every thread, check, evacuate, write, resume. Nothing is parsed here.
-    private func stopAndWrite(pid: Int32, writes: [EntryWrite], sites: [Site], memory: borrowing ProcessMemory,
+    private func stopAndWrite(pid: ProcessID, writes: [EntryWrite], sites: [Site], memory: borrowing ProcessMemory,
                               report: inout ProcessPatchReport) throws(LoadFailure) {
         let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
         defer { priority?.restore() }
@@ -280,7 +282,7 @@ public final class Patcher {
 
     /// The stopped threads inside a window (past its first byte) and not blocked in a system
     /// call: those `evacuate` would single-step.
-    private static func threadsToStep(_ traced: TracedProcess, windows: [Range<UInt64>]) -> [Int32] {
+    private static func threadsToStep(_ traced: TracedProcess, windows: [Range<UInt64>]) -> [ThreadID] {
         traced.stoppedThreadIDs.filter { tid in
             guard let registers = try? Ptrace.registers(tid) else { return false }
             let ip = registers.instructionPointer

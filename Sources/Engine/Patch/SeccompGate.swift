@@ -1,10 +1,12 @@
+import Architecture
 import LinuxSystem
+
 /// A system call the Engine intends to inject, with its exact arguments, so the target's seccomp
 /// filters can be asked about it first.
 struct PlannedSystemCall {
     /// For messages, e.g. "mmap(PROT_READ|PROT_EXEC)".
     let label: String
-    /// The x86_64 system call number.
+    /// The system call number (`HostArchitecture.systemCalls`).
     let number: Int
     /// Up to six arguments.
     let arguments: [UInt64]
@@ -23,10 +25,10 @@ struct SeccompGate {
 
     /// Reads the seccomp mode (`Seccomp:` of /proc/PID/task/TID/status) and the filters of thread
     /// `tid` of `pid`, which the caller holds stopped together with every other thread of the process.
-    init(process pid: Int32, thread tid: Int32, instruction: UInt64) throws(UnpatchableReason) {
+    init(process pid: ProcessID, thread tid: ThreadID, instruction: UInt64) throws(UnpatchableReason) {
         let mode: Int
         do {
-            mode = try ProcFS.status(of: ProcessID(pid), thread: ThreadID(tid)).seccompMode
+            mode = try ProcFS.status(of: pid, thread: tid).seccompMode
         } catch {
             if error.isProcessGone { throw .processGone }
             throw .seccompUnreadable(detail: "\(error)")
@@ -36,7 +38,7 @@ struct SeccompGate {
 
     /// Reads the filters of the stopped thread `tid`, whose seccomp `mode` was read while it was
     /// stopped; none when seccomp is off for it.
-    init(tid: Int32, mode: Int, instruction: UInt64) throws(UnpatchableReason) {
+    init(tid: ThreadID, mode: Int, instruction: UInt64) throws(UnpatchableReason) {
         self.instruction = instruction
         switch mode {
         case 0:
@@ -45,11 +47,7 @@ struct SeccompGate {
             throw .seccompStrictMode
         default:
             do {
-                filters = try Ptrace.seccompFilters(tid).map { program in
-                    try SeccompFilter(instructions: program.map {
-                        BPFInstruction(code: $0.code, jumpIfTrue: $0.jt, jumpIfFalse: $0.jf, k: $0.k)
-                    })
-                }
+                filters = try Ptrace.seccompFilters(tid).map(SeccompFilter.init(instructions:))
             } catch {
                 throw .seccompUnreadable(detail: "\(error)")
             }
@@ -61,7 +59,7 @@ struct SeccompGate {
         self.instruction = instruction
     }
 
-    /// The same filters, for calls made from the `syscall` instruction at `address` (a filter may
+    /// The same filters, for calls made from the system call instruction at `address` (a filter may
     /// look at the instruction pointer).
     func at(_ address: UInt64) -> SeccompGate { SeccompGate(filters: filters, instruction: address) }
 

@@ -1,40 +1,32 @@
+import Architecture
 import Glibc
-
-/// x86_64 system call numbers the Engine injects.
-enum SystemCallNumber {
-    static let close = 3
-    static let mmap = 9
-    static let mprotect = 10
-    static let munmap = 11
-    static let rtSigprocmask = 14
-    static let openat = 257
-    static let memfdCreate = 319
-}
+import LinuxSystem
 
 /// Runs system calls (never functions) inside a target thread that `TracedProcess` holds: it points
-/// the thread at a `syscall` instruction with the call's registers, resumes it with PTRACE_SYSCALL
-/// to the call's entry and then its exit, and reads the result there. No code of the target runs,
-/// so no lock it holds can deadlock us, and nothing is single-stepped: a system call stop arms
-/// nothing that outlives the agent (the kernel clears system call tracing when a tracer dies, and a
-/// thread in such a stop carries on without a signal).
+/// the thread at a system call instruction with the call's registers, resumes it with
+/// PTRACE_SYSCALL to the call's entry and then its exit, and reads the result there. No code of the
+/// target runs, so no lock it holds can deadlock us, and nothing is single-stepped: a system call
+/// stop arms nothing that outlives the agent (the kernel clears system call tracing when a tracer
+/// dies, and a thread in such a stop carries on without a signal).
 ///
-/// The first call runs on an existing `syscall` (vDSO or libc), or in place of the system call the
-/// thread was interrupted in (`runFirstCallInPlaceOfRestartedCall`), with the thread's own signal
-/// mask; at its exit the thread is at once given back its own state ("parked"), since a thread left
-/// past that instruction with our registers could not go on by itself. Once the caller has written
-/// an `InjectionStub` into the target (`useStub`), every later call runs on the stub's `syscall`
-/// with signals blocked, and the thread waits at the stub between calls: should the agent die,
-/// the thread runs on into the stub, which puts back its own registers and mask.
+/// The first call runs on an existing system call instruction (vDSO or libc), or in place of the
+/// system call the thread was interrupted in (`runFirstCallInPlaceOfRestartedCall`), with the
+/// thread's own signal mask; at its exit the thread is at once given back its own state ("parked"),
+/// since a thread left past that instruction with our registers could not go on by itself. Once
+/// the caller has written the injection stub (`Architecture.injectionStub`) into the target
+/// (`useStub`), every later call runs on the stub's system call instruction with signals blocked,
+/// and the thread waits at the stub between calls: should the agent die, the thread runs on into
+/// the stub, which puts back its own registers and mask.
 final class SystemCallInjector {
     private let traced: TracedProcess
     /// The thread the calls run in.
-    let tid: Int32
-    /// The address of the `syscall` instruction (0F 05) the calls run on.
+    let tid: ThreadID
+    /// The address of the system call instruction the calls run on.
     private(set) var instruction: UInt64
     private let savedRegisters: ThreadRegisters
     private let savedSignalMask: UInt64
     /// The first call takes the place of the system call the thread was interrupted in, on the
-    /// thread's own `syscall` instruction (see `runFirstCallInPlaceOfRestartedCall`).
+    /// thread's own system call instruction (see `runFirstCallInPlaceOfRestartedCall`).
     private var firstCallInPlace = false
     /// Calls run on the stub (and the thread waits on it between calls).
     private var onStub = false
@@ -48,8 +40,8 @@ final class SystemCallInjector {
     /// Signals that must stay deliverable: a fault during injection has to behave as it would.
     private static let faultSignals: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE]
 
-    /// Saves the thread's registers and signal mask; `instruction` is an existing `syscall`.
-    init(traced: TracedProcess, tid: Int32, instruction: UInt64) throws {
+    /// Saves the thread's registers and signal mask; `instruction` is an existing system call instruction.
+    init(traced: TracedProcess, tid: ThreadID, instruction: UInt64) throws {
         self.traced = traced
         self.tid = tid
         self.instruction = instruction
@@ -58,29 +50,21 @@ final class SystemCallInjector {
     }
 
     /// The stub that would resume this thread as it was; to be written into the target.
-    var stub: InjectionStub { InjectionStub(registers: savedRegisters, signalMask: savedSignalMask) }
+    var stub: [UInt8] { HostArchitecture.injectionStub(resuming: savedRegisters, signalMask: savedSignalMask) }
 
     /// The thread's own state as it continues when it runs on freely from a system call stop: the
-    /// kernel's restart fix-up already applied (see `InjectionStub.resume`), and orig_rax -1 so the
-    /// kernel applies none on top. What the stub restores, set with ptrace instead.
-    private var parkedRegisters: ThreadRegisters {
-        let stub = self.stub
-        var registers = savedRegisters
-        registers.rax = stub.resume.registers[0]
-        registers.instructionPointer = stub.resume.instructionPointer
-        registers.originalRAX = UInt64.max
-        return registers
-    }
+    /// kernel's restart rules already applied and no call pending (`Architecture.resumed`). What
+    /// the stub restores, set with ptrace instead.
+    private var parkedRegisters: ThreadRegisters { HostArchitecture.resumed(savedRegisters) }
 
-    /// The thread's own `syscall` instruction, if it was stopped inside a system call the kernel
-    /// will run again when it resumes (a restart code in rax): the 2 bytes before its rip.
+    /// The thread's own system call instruction, if it was stopped inside a system call the kernel
+    /// will run again when it resumes: where the kernel moves it back to.
     var restartedSystemCall: UInt64? {
-        let resumed = savedRegisters.resumeAddress
-        return resumed != savedRegisters.instructionPointer ? resumed : nil
+        HostArchitecture.systemCallRestartedOnResume(savedRegisters) == nil ? nil : savedRegisters.resumeAddress
     }
 
     /// Runs the first call in place of the system call the thread was interrupted in, which the
-    /// caller checked is a 64-bit `syscall` (0F 05) at `restartedSystemCall`. The thread is resumed
+    /// caller checked is the native system call instruction at `restartedSystemCall`. The thread is resumed
     /// with its own registers, so the kernel restarts its call, and the call is swapped for ours at
     /// its entry stop. Until that stop the thread holds nothing of ours; from there to the exit
     /// stop, where it is parked, a thread left to itself would return from its own call with our
@@ -105,8 +89,8 @@ final class SystemCallInjector {
         }
         var registers = savedRegisters
         registers.prepareSystemCall(number: number, arguments: arguments, at: instruction)
-        // The stub pushes (popfq): its stack starts below the red zone of the interrupted code.
-        registers.stackPointer = (savedRegisters.stackPointer &- InjectionStub.stackGap) & ~0xf
+        // The stub uses the stack: it starts below the red zone of the interrupted code.
+        registers.stackPointer = HostArchitecture.injectionStackPointer(below: savedRegisters.stackPointer)
         restored = false
         try Ptrace.setRegisters(tid, registers)
         if onStub && !signalsBlocked {
@@ -144,31 +128,32 @@ final class SystemCallInjector {
             }
             guard alive else { throw InjectionFailure.stop(.processGone) }
         }
-        // The thread's own call, restarted by the kernel: restart_syscall after -ERESTART_RESTARTBLOCK.
-        let restarted = InjectionStub.resume(rax: savedRegisters.rax, originalRAX: savedRegisters.originalRAX,
-                                             instructionPointer: savedRegisters.instructionPointer).rax
+        // The thread's own call, as the kernel restarts it (restart_syscall after -ERESTART_RESTARTBLOCK).
+        let restarted = HostArchitecture.systemCallRestartedOnResume(savedRegisters)
+        let past = own + UInt64(HostArchitecture.systemCallInstruction.count)
         try toNextStop()
         var entry = try Ptrace.registers(tid)
-        guard entry.instructionPointer == own + 2, entry.originalRAX == restarted else {
+        guard entry.instructionPointer == past, entry.currentSystemCall == restarted else {
             throw InjectionFailure.unexpectedLocation(entry.instructionPointer)
         }
         // An anonymous mmap ignores its descriptor, and any page-aligned offset will do: those keep
-        // the thread's own r8 and r9, which code after its own `syscall` may still use (glibc keeps
-        // the old cancellation type in r8 across a cancellable call).
+        // the thread's own fifth and sixth argument registers, which code after its own system call
+        // may still use (glibc keeps the old cancellation type in r8 across a cancellable call).
         var arguments = arguments
-        if number == SystemCallNumber.mmap, arguments.count == 6, arguments[3] & 0x20 != 0 {  // MAP_ANONYMOUS
-            arguments[4] = entry.generalRegister(8)
-            if entry.generalRegister(9) & 0xfff == 0 { arguments[5] = entry.generalRegister(9) }
+        if number == HostArchitecture.systemCalls.mmap, arguments.count == 6, arguments[3] & 0x20 != 0 {  // MAP_ANONYMOUS
+            arguments[4] = HostArchitecture.systemCallArgument(entry, 4)
+            let offset = HostArchitecture.systemCallArgument(entry, 5)
+            if offset & (HostArchitecture.pageSize - 1) == 0 { arguments[5] = offset }
         }
         entry.replaceEnteringSystemCall(number: number, arguments: arguments)
         try Ptrace.setRegisters(tid, entry)
         try toNextStop()
         let after = try Ptrace.registers(tid)
         try Ptrace.setRegisters(tid, parkedRegisters)
-        guard after.instructionPointer == own + 2, after.originalRAX == UInt64(number) else {
+        guard after.instructionPointer == past, after.currentSystemCall == number else {
             throw InjectionFailure.unexpectedLocation(after.instructionPointer)
         }
-        return Int64(bitPattern: after.rax)
+        return after.systemCallResult
     }
 
     /// Takes the thread prepared by `call` through the system call's entry and exit stops.
@@ -182,13 +167,14 @@ final class SystemCallInjector {
             guard alive else { throw InjectionFailure.stop(.processGone) }
         }
         let after = try Ptrace.registers(tid)
-        // Off the stub, the thread sits just past a `syscall` of the program with our registers:
-        // give it back its own state before anything else.
+        // Off the stub, the thread sits just past a system call instruction of the program with
+        // our registers: give it back its own state before anything else.
         if !onStub { try Ptrace.setRegisters(tid, parkedRegisters) }
-        guard after.instructionPointer == instruction + 2, after.originalRAX == UInt64(number) else {
+        guard after.instructionPointer == instruction + UInt64(HostArchitecture.systemCallInstruction.count),
+              after.currentSystemCall == number else {
             throw InjectionFailure.unexpectedLocation(after.instructionPointer)
         }
-        return Int64(bitPattern: after.rax)
+        return after.systemCallResult
     }
 
     /// Puts back the thread's registers and signal mask exactly as they were, so an interrupted
@@ -218,6 +204,6 @@ final class SystemCallInjector {
 enum InjectionFailure: Error {
     /// The thread could not be run to its stops (gone, deadline).
     case stop(StopFailure)
-    /// After the call the thread was somewhere else than right after the `syscall` instruction.
+    /// After the call the thread was somewhere else than right after the system call instruction.
     case unexpectedLocation(UInt64)
 }

@@ -1,11 +1,11 @@
-import CPtrace
 import Glibc
 import LinuxSystem
 
 /// Why a process could not be stopped, or stopped the way a patch needs it.
 enum StopFailure: Error, Equatable {
-    /// Another tracer (a debugger, strace, another agent) holds the thread.
-    case tracedBy(pid: Int32)
+    /// Another tracer (a debugger, strace, another agent) holds the thread; /proc names it by the
+    /// id of its tracing thread.
+    case tracedBy(ThreadID)
     /// The process exited or was killed while we worked on it.
     case processGone
     /// Not every thread stopped before the deadline.
@@ -39,9 +39,11 @@ final class TracedProcess {
     }
 
     /// The process (thread group) id.
-    let pid: Int32
+    let pid: ProcessID
+    /// The thread whose exit ends the hold: the leader, or the one thread `stopOneThread` holds.
+    private let anchor: ThreadID
     /// Every thread we seized, by thread id.
-    private(set) var threads: [Int32: Thread] = [:]
+    private(set) var threads: [ThreadID: Thread] = [:]
     /// When the first thread was asked to stop.
     private(set) var firstStop: Monotonic.Instant?
     /// How many threads were moved out of a patch window by single-stepping.
@@ -49,17 +51,20 @@ final class TracedProcess {
     /// Threads that vanished under a ptrace request (ESRCH) while held: dying, and ours to reap.
     /// Until their tracer reaps them the kernel keeps them as zombies, and the process's own
     /// parent cannot reap the process (a killed service would hang in "deactivating").
-    private var dying = Set<Int32>()
+    private var dying = Set<ThreadID>()
 
-    private init(pid: Int32) { self.pid = pid }
+    private init(pid: ProcessID, anchor: ThreadID) {
+        self.pid = pid
+        self.anchor = anchor
+    }
 
-    /// Seizes and stops the one thread `pid` (a thread id: the leader when it is the process id),
-    /// leaving the others running. The loader never does this (a running thread could add a seccomp
-    /// filter under the held one); the tracer-death tests use it to hold exactly one thread.
-    static func stopOneThread(pid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> TracedProcess {
-        let traced = TracedProcess(pid: pid)
+    /// Seizes and stops the one thread `tid` of `pid`, leaving the others running. The loader never
+    /// does this (a running thread could add a seccomp filter under the held one); the tracer-death
+    /// tests use it to hold exactly one thread.
+    static func stopOneThread(_ tid: ThreadID, of pid: ProcessID, deadline: Monotonic.Instant) throws(StopFailure) -> TracedProcess {
+        let traced = TracedProcess(pid: pid, anchor: tid)
         do throws(StopFailure) {
-            try traced.seizeAndInterrupt(pid, traceClones: false)
+            try traced.seizeAndInterrupt(tid, traceClones: false)
             try traced.waitUntilAllStopped(deadline: deadline)
             return traced
         } catch {
@@ -69,11 +74,11 @@ final class TracedProcess {
     }
 
     /// Seizes and stops every thread, including those created meanwhile, in one wait loop.
-    static func stopAllThreads(pid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> TracedProcess {
-        let traced = TracedProcess(pid: pid)
+    static func stopAllThreads(pid: ProcessID, deadline: Monotonic.Instant) throws(StopFailure) -> TracedProcess {
+        let traced = TracedProcess(pid: pid, anchor: ThreadID(pid.rawValue))
         do throws(StopFailure) {
             // Re-list until no new thread appears; TRACECLONE catches those born in between.
-            var seen = Set<Int32>()
+            var seen = Set<ThreadID>()
             while true {
                 let listed = try traced.listThreads()
                 let fresh = listed.filter { !seen.contains($0) }
@@ -92,60 +97,60 @@ final class TracedProcess {
         }
     }
 
-    private func listThreads() throws(StopFailure) -> [Int32] {
+    private func listThreads() throws(StopFailure) -> [ThreadID] {
         do {
-            return try Files.list("/proc/\(pid)/task").compactMap { Int32($0) }.sorted()
+            return try ProcFS.threadIDs(of: pid)
         } catch {
             throw .processGone
         }
     }
 
-    private func seizeAndInterrupt(_ tid: Int32, traceClones: Bool) throws(StopFailure) {
+    private func seizeAndInterrupt(_ tid: ThreadID, traceClones: Bool) throws(StopFailure) {
         if firstStop == nil { firstStop = Monotonic.now }
         // TRACESYSGOOD tells system call stops (SIGTRAP|0x80) from a real SIGTRAP, and a system
         // call stop whose tracer dies is resumed without any signal.
-        let options = UInt(CPTRACE_O_TRACESYSGOOD) | (traceClones ? UInt(CPTRACE_O_TRACECLONE) : 0)
-        if cptrace_seize(tid, options) == -1 {
-            let number = errno
-            if number == ESRCH { return }  // the thread exited between listing and seizing
-            if number == EPERM {
-                if let tracer = TracedProcess.tracer(of: tid), tracer != 0 {
+        do {
+            try Ptrace.seize(tid, options: traceClones ? [.markSystemCallStops, .traceClones] : .markSystemCallStops)
+        } catch {
+            if error.errno == ESRCH { return }  // the thread exited between listing and seizing
+            if error.errno == EPERM {
+                if let tracer = tracer(of: tid) {
                     // A clone born during the stop is attached to us by TRACECLONE before we seize
                     // it: it is ours, and it will report its first stop.
                     if TracedProcess.isOurThread(tracer) {
                         threads[tid] = Thread()
                         return
                     }
-                    throw .tracedBy(pid: tracer)
+                    throw .tracedBy(tracer)
                 }
                 // EPERM without another tracer: the thread is exiting.
-                if !TracedProcess.exists(pid) { throw .processGone }
+                if !exists { throw .processGone }
                 return
             }
-            throw .system(.systemCall(name: "ptrace(PTRACE_SEIZE)", errno: number, subject: "thread \(tid) of process \(pid)"))
+            throw .system(.system(SystemError(call: error.call, errno: error.errno, subject: "thread \(tid) of process \(pid)")))
         }
         threads[tid] = Thread()
-        if cptrace_interrupt(tid) == -1 && errno != ESRCH {
-            throw .system(.systemCall(name: "ptrace(PTRACE_INTERRUPT)", errno: errno, subject: "thread \(tid)"))
-        }
+        do { try Ptrace.interrupt(tid) } catch where error.errno != ESRCH {
+            throw .system(.system(error))
+        } catch {}
     }
 
     /// The next event of any held thread; fails when the process is gone or `deadline` passes first.
-    private func nextEvent(until deadline: Monotonic.Instant) throws(StopFailure) -> (tid: Int32, event: TraceEvent) {
-        let next: (tid: Int32, event: TraceEvent)?
+    private func nextEvent(until deadline: Monotonic.Instant) throws(StopFailure) -> (tid: ThreadID, event: TraceEvent) {
+        let next: (tid: ThreadID, event: TraceEvent)?
         do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(.system(error)) }
         guard let next else {
-            if !TracedProcess.exists(pid) { throw .processGone }
+            if !exists { throw .processGone }
             throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
         }
         return next
     }
 
-    /// Resumes `tid` with the ptrace request `name` made by `request`; false when the thread is gone.
-    private func resume(_ tid: Int32, _ name: String, _ request: () -> Int) throws(StopFailure) -> Bool {
-        if request() == -1 {
-            if errno == ESRCH { lose(tid); return false }
-            throw .system(.systemCall(name: "ptrace(\(name))", errno: errno, subject: "thread \(tid)"))
+    /// Resumes `tid` with the ptrace requests `request` makes; false when the thread is gone.
+    private func resume(_ tid: ThreadID, _ request: (ThreadID) throws(SystemError) -> Void) throws(StopFailure) -> Bool {
+        do { try request(tid) } catch {
+            if error.errno == ESRCH { lose(tid); return false }
+            throw .system(.system(error))
         }
         threads[tid]!.stopped = false
         threads[tid]!.atSystemCall = false
@@ -162,11 +167,11 @@ final class TracedProcess {
     }
 
     /// Applies one wait event to our view of the threads.
-    private func record(tid: Int32, event: TraceEvent) throws(StopFailure) {
+    private func record(tid: ThreadID, event: TraceEvent) throws(StopFailure) {
         switch event {
         case .exited, .killed:
             forgetExited(tid)
-            if tid == pid { throw .processGone }
+            if tid == anchor { throw .processGone }
         case let .stopped(signal, eventNumber):
             dying.remove(tid)
             if threads[tid] == nil {
@@ -175,12 +180,12 @@ final class TracedProcess {
             }
             threads[tid]!.stopped = true
             threads[tid]!.atSystemCall = false
-            if eventNumber == Int32(CPTRACE_EVENT_CLONE) {
-                var message: UInt = 0
-                if cptrace_geteventmsg(tid, &message) == 0, message != 0, threads[Int32(message)] == nil {
-                    threads[Int32(message)] = Thread()
+            if eventNumber == Ptrace.cloneEvent {
+                if let message = try? Ptrace.eventMessage(tid), message != 0, let born = Int32(exactly: message),
+                   threads[ThreadID(born)] == nil {
+                    threads[ThreadID(born)] = Thread()
                 }
-            } else if eventNumber == Int32(CPTRACE_EVENT_STOP) {
+            } else if eventNumber == Ptrace.interruptEvent {
                 if signal == SIGSTOP || signal == SIGTSTP || signal == SIGTTIN || signal == SIGTTOU {
                     throw .groupStopped
                 }
@@ -204,9 +209,9 @@ final class TracedProcess {
     /// SIGTRAP signal-delivery-stop of the step. A tracer that dies in between leaves it to a
     /// SIGTRAP it cannot survive (the kernel neither clears the flag nor drops the stop's signal on
     /// the tracer's death). This is kept to one instruction and two ptrace requests per step.
-    func singleStep(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+    func singleStep(_ tid: ThreadID, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
         guard threads[tid]?.stopped == true else { return false }
-        guard try resume(tid, "PTRACE_SINGLESTEP", { cptrace_singlestep(tid, 0) }) else { return false }
+        guard try resume(tid, Ptrace.singleStep) else { return false }
         while true {
             let (eventTid, event) = try nextEvent(until: deadline)
             if eventTid == tid, case let .stopped(signal, eventNumber) = event {
@@ -227,9 +232,13 @@ final class TracedProcess {
     /// the thread ends where the kernel applies its system call restart rules, so registers set
     /// there resume exactly as if the thread had been interrupted there. A signal that arrives
     /// meanwhile is kept for the detach. Returns false if the thread died.
-    func interruptStop(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+    func interruptStop(_ tid: ThreadID, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
         guard threads[tid]?.stopped == true else { return false }
-        guard try resume(tid, "PTRACE_CONT", { cptrace_interrupt(tid) == -1 ? -1 : cptrace_cont(tid, 0) }) else { return false }
+        let interruptThenResume = { (tid: ThreadID) throws(SystemError) in
+            try Ptrace.interrupt(tid)
+            try Ptrace.resume(tid)
+        }
+        guard try resume(tid, interruptThenResume) else { return false }
         while true {
             let (eventTid, event) = try nextEvent(until: deadline)
             guard eventTid == tid, case let .stopped(signal, eventNumber) = event else {
@@ -237,13 +246,13 @@ final class TracedProcess {
                 if eventTid == tid { return false }
                 continue
             }
-            if eventNumber == Int32(CPTRACE_EVENT_STOP) {
+            if eventNumber == Ptrace.interruptEvent {
                 threads[tid]!.stopped = true
                 return true
             }
             // A signal that arrived meanwhile: keep it for the detach, and go on to the stop.
             if TracedProcess.isProgramSignal(signal, event: eventNumber) { threads[tid]!.pendingSignal = signal }
-            guard try resume(tid, "PTRACE_CONT", { cptrace_cont(tid, 0) }) else { return false }
+            guard try resume(tid, { (tid: ThreadID) throws(SystemError) in try Ptrace.resume(tid) }) else { return false }
         }
     }
 
@@ -253,10 +262,10 @@ final class TracedProcess {
     /// single-step, this arms nothing that survives the tracer: on its death the kernel clears
     /// system call tracing and a thread in a system call stop carries on without a signal. Returns
     /// false if the thread died.
-    func runToSystemCallStop(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+    func runToSystemCallStop(_ tid: ThreadID, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
         guard threads[tid]?.stopped == true else { return false }
         while true {
-            guard try resume(tid, "PTRACE_SYSCALL", { cptrace_syscall(tid, 0) }) else { return false }
+            guard try resume(tid, Ptrace.resumeToSystemCall) else { return false }
             while true {
                 let (eventTid, event) = try nextEvent(until: deadline)
                 try record(tid: eventTid, event: event)
@@ -272,10 +281,10 @@ final class TracedProcess {
 
     /// Makes sure `tid` is stopped, asking it to stop (PTRACE_INTERRUPT) and waiting if it runs
     /// (after a wait that ran out of time). Returns false if the thread died.
-    func waitForStop(_ tid: Int32, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+    func waitForStop(_ tid: ThreadID, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
         guard let thread = threads[tid] else { return false }
         if thread.stopped { return true }
-        if cptrace_interrupt(tid) == -1 && errno == ESRCH { lose(tid); return false }
+        do { try Ptrace.interrupt(tid) } catch where error.errno == ESRCH { lose(tid); return false } catch {}
         while true {
             let (eventTid, event) = try nextEvent(until: deadline)
             try record(tid: eventTid, event: event)
@@ -284,13 +293,13 @@ final class TracedProcess {
     }
 
     /// Whether `tid` is stopped at a system call entry or exit (as `runToSystemCallStop` leaves it).
-    func isAtSystemCallStop(_ tid: Int32) -> Bool { threads[tid]?.atSystemCall == true }
+    func isAtSystemCallStop(_ tid: ThreadID) -> Bool { threads[tid]?.atSystemCall == true }
 
     /// Notes that a thread was single-stepped out of a patch window.
     func countEvacuation() { evacuations += 1 }
 
     /// The stopped threads' ids.
-    var stoppedThreadIDs: [Int32] { threads.filter { $0.value.stopped }.map(\.key).sorted() }
+    var stoppedThreadIDs: [ThreadID] { threads.filter { $0.value.stopped }.map(\.key).sorted() }
 
     /// Detaches every thread, re-delivering pending signals. Threads that had not stopped yet are
     /// waited for briefly so they can be detached too; returns when nothing of ours holds the process.
@@ -299,15 +308,16 @@ final class TracedProcess {
         // A thread seized but running (not stopped yet, or resumed by a single-step that blocked in
         // a system call) can only be detached once stopped: ask it to stop again.
         for (tid, thread) in threads where !thread.stopped {
-            _ = cptrace_interrupt(tid)
+            try? Ptrace.interrupt(tid)
         }
         while !threads.isEmpty {
             for (tid, thread) in threads where thread.stopped {
-                if cptrace_detach(tid, thread.pendingSignal) == 0 {
+                do {
+                    try Ptrace.detach(tid, signal: thread.pendingSignal)
                     threads[tid] = nil
-                } else if errno == ESRCH {
+                } catch where error.errno == ESRCH {
                     lose(tid)
-                }
+                } catch {}
             }
             if threads.isEmpty { break }
             // Seized but not yet stopped: wait for its stop (or death), then detach it.
@@ -332,13 +342,13 @@ final class TracedProcess {
     }
 
     /// Forgets a thread that a ptrace request found gone, remembering to reap it.
-    private func lose(_ tid: Int32) {
+    private func lose(_ tid: ThreadID) {
         threads[tid] = nil
         dying.insert(tid)
     }
 
     /// Forgets a thread whose exit we have reaped.
-    private func forgetExited(_ tid: Int32) {
+    private func forgetExited(_ tid: ThreadID) {
         threads[tid] = nil
         dying.remove(tid)
     }
@@ -355,28 +365,27 @@ final class TracedProcess {
                 // ESRCH also answers a request to a thread that was running, not dead: it has
                 // stopped now, so let it go with the signal it brought.
                 let pending = TracedProcess.isProgramSignal(signal, event: eventNumber) ? signal : 0
-                if cptrace_detach(tid, pending) == 0 { dying.remove(tid) }
+                if (try? Ptrace.detach(tid, signal: pending)) != nil { dying.remove(tid) }
             }
         }
         // Whatever is left over is reported later and reaped by the next poll.
         while let _ = (try? Ptrace.pollEvent()) ?? nil {}
     }
 
-    /// The TracerPid of a thread, if readable.
-    static func tracer(of tid: Int32) -> Int32? {
-        try? ProcFS.status(of: ProcessID(tid)).tracerPID
+    /// The thread tracing thread `tid` of this process, if any and readable.
+    private func tracer(of tid: ThreadID) -> ThreadID? {
+        (try? ProcFS.status(of: pid, thread: tid))?.tracer
     }
 
     /// Whether `tid` is a thread of the calling process. /proc/PID/status names a tracer by its
     /// thread id, not its process id.
-    static func isOurThread(_ tid: Int32) -> Bool {
-        var info = stat()
-        return stat("/proc/self/task/\(tid)", &info) == 0
+    static func isOurThread(_ tid: ThreadID) -> Bool {
+        (try? Files.status("/proc/self/task/\(tid)")) != nil
     }
 
-    /// Whether the process still exists (and is not a zombie).
-    static func exists(_ pid: Int32) -> Bool {
-        guard let status = try? ProcFS.status(of: ProcessID(pid)) else { return false }
+    /// Whether the anchor thread still exists (and is not a zombie).
+    private var exists: Bool {
+        guard let status = try? ProcFS.status(of: pid, thread: anchor) else { return false }
         return status.state != "Z" && status.state != "X"
     }
 }

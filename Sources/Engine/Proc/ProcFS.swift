@@ -30,7 +30,7 @@ public enum ProcFS {
 
     /// Nanoseconds thread `tid` of `pid` has spent on a CPU (first field of
     /// /proc/PID/task/TID/schedstat), or nil if unreadable.
-    static func cpuTime(process pid: Int32, thread tid: Int32) -> UInt64? {
+    static func cpuTime(process pid: ProcessID, thread tid: ThreadID) -> UInt64? {
         guard let bytes = try? Files.read("/proc/\(pid)/task/\(tid)/schedstat", limit: 256) else { return nil }
         return String(decoding: bytes, as: UTF8.self).split(separator: " ").first.flatMap { UInt64($0) }
     }

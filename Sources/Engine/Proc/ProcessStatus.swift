@@ -1,11 +1,13 @@
+import LinuxSystem
+
 /// The fields of /proc/PID/status that decide whether and how a process can be patched.
 public struct ProcessStatus: Sendable {
     /// The command name (`comm`, at most 15 bytes; the kernel escapes `\n` and `\\`).
     public var name: String
     /// The scheduler state letter: R, S, D, T, t, Z, X, I, …
     public var state: Character
-    /// The pid of the process tracing this one, 0 when none.
-    public var tracerPID: Int32
+    /// The thread tracing this one (`TracerPid:` names the tracer's thread id); nil when none.
+    public var tracer: ThreadID?
     /// 0 when seccomp is off, 1 in strict mode, 2 when filters are installed (later kernels may add more).
     public var seccompMode: Int
     /// How many filters are attached (`Seccomp_filters:`, kernel 5.9+); nil when the kernel does not say.
@@ -16,19 +18,6 @@ public struct ProcessStatus: Sendable {
     public var effectiveUID: UInt32
     /// The number of threads in the process.
     public var threadCount: Int
-
-    /// Describes a status.
-    public init(name: String, state: Character, tracerPID: Int32, seccompMode: Int, seccompFilterCount: Int?,
-                realUID: UInt32, effectiveUID: UInt32, threadCount: Int) {
-        self.name = name
-        self.state = state
-        self.tracerPID = tracerPID
-        self.seccompMode = seccompMode
-        self.seccompFilterCount = seccompFilterCount
-        self.realUID = realUID
-        self.effectiveUID = effectiveUID
-        self.threadCount = threadCount
-    }
 
     private static let nameKey = Array("Name".utf8)
     private static let stateKey = Array("State".utf8)
@@ -90,7 +79,7 @@ public struct ProcessStatus: Sendable {
             guard let tracer else { throw bad("no TracerPid: line") }
             guard let uids else { throw bad("no Uid: line") }
             guard let threads else { throw bad("no Threads: line") }
-            return ProcessStatus(name: name, state: state, tracerPID: tracer, seccompMode: mode,
+            return ProcessStatus(name: name, state: state, tracer: tracer == 0 ? nil : ThreadID(tracer), seccompMode: mode,
                                  seccompFilterCount: filters, realUID: uids.0, effectiveUID: uids.1,
                                  threadCount: threads)
         }

@@ -1,3 +1,4 @@
+import Architecture
 import Glibc
 
 /// One classic-BPF instruction of a seccomp filter (`struct sock_filter`).
@@ -49,18 +50,15 @@ public struct SeccompFilter: Sendable {
 public struct SeccompData: Sendable {
     /// The system call number (`nr`), for the ABI named by `architecture`.
     public var systemCall: Int32
-    /// The audit architecture of the calling ABI (`arch`), e.g. `SeccompData.x86_64`.
+    /// The audit architecture of the calling ABI (`arch`), e.g. `HostArchitecture.auditArchitecture`.
     public var architecture: UInt32
     /// The address just after the system call instruction (`instruction_pointer`).
     public var instructionPointer: UInt64
     /// The six system call arguments (`args`); missing ones read as 0, extra ones are ignored.
     public var arguments: [UInt64]
 
-    /// AUDIT_ARCH_X86_64, the architecture of a 64-bit x86 system call.
-    public static let x86_64: UInt32 = 0xC000_003E
-
-    /// Describes one system call; the architecture defaults to x86_64.
-    public init(systemCall: Int32, architecture: UInt32 = SeccompData.x86_64, instructionPointer: UInt64 = 0,
+    /// Describes one system call; the architecture defaults to the host's native ABI.
+    public init(systemCall: Int32, architecture: UInt32 = HostArchitecture.auditArchitecture, instructionPointer: UInt64 = 0,
                 arguments: [UInt64] = []) {
         self.systemCall = systemCall
         self.architecture = architecture
@@ -68,8 +66,8 @@ public struct SeccompData: Sendable {
         self.arguments = arguments
     }
 
-    /// The 32-bit word at byte `offset` of `struct seccomp_data` (x86_64 is little-endian, so a
-    /// 64-bit field's low half comes first). `offset` is validated: aligned and below 64.
+    /// The 32-bit word at byte `offset` of `struct seccomp_data` (little-endian, as every host the
+    /// package builds for: a 64-bit field's low half comes first). `offset` is validated: aligned and below 64.
     func word(at offset: UInt32) -> UInt32 {
         let value: UInt64
         switch offset {

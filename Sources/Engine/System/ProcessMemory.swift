@@ -6,10 +6,10 @@ import LinuxSystem
 struct ProcessMemory: ~Copyable {
     private let file: OpenFile
     /// The process whose memory this is.
-    let pid: Int32
+    let pid: ProcessID
 
     /// Opens /proc/PID/mem for reading and writing.
-    init(pid: Int32) throws {
+    init(pid: ProcessID) throws {
         self.pid = pid
         self.file = try OpenFile(path: "/proc/\(pid)/mem", flags: O_RDWR)
     }

@@ -1,97 +1,68 @@
+import Architecture
 import CPtrace
 import Glibc
 import LinuxSystem
 
-/// The x86_64 general registers of a stopped thread, kept as a Swift value so no C type leaves the
-/// system layer.
-public struct ThreadRegisters: Sendable, Equatable {
-    fileprivate var raw: cptrace_regs
+/// The general registers of a stopped thread: the kernel's register block (PTRACE_GETREGS), read
+/// and written by word index as `HostArchitecture` describes it, so no C type and no register name
+/// leaves this file.
+struct ThreadRegisters: Sendable, Equatable, RegisterWords {
+    fileprivate(set) var raw: cptrace_regs
 
-    /// The instruction pointer (rip).
-    public var instructionPointer: UInt64 {
-        get { raw.rip }
-        set { raw.rip = newValue }
-    }
-    /// The stack pointer (rsp).
-    public var stackPointer: UInt64 {
-        get { raw.rsp }
-        set { raw.rsp = newValue }
-    }
-    /// rax: the system call number on entry, its result on exit.
-    public var rax: UInt64 {
-        get { raw.rax }
-        set { raw.rax = newValue }
-    }
-    /// orig_rax: the system call the thread was in when it stopped, or -1 (UInt64.max) if none.
-    public var originalRAX: UInt64 {
-        get { raw.orig_rax }
-        set { raw.orig_rax = newValue }
-    }
+    /// The registers in the kernel's block `raw`.
+    init(raw: cptrace_regs) { self.raw = raw }
 
-    /// Where the thread will execute next when resumed. A thread stopped inside a restartable
-    /// system call is moved back onto its 2-byte `syscall` instruction by the kernel, so that is
-    /// where it resumes (the kernel's rule: `InjectionStub.resume`).
-    public var resumeAddress: UInt64 {
-        InjectionStub.resume(rax: raw.rax, originalRAX: raw.orig_rax, instructionPointer: raw.rip).instructionPointer
-    }
+    /// How many words the block holds; `HostArchitecture.registerWordCount` must say the same.
+    static let wordCount = MemoryLayout<cptrace_regs>.size / 8
 
-    /// rflags.
-    var flags: UInt64 { raw.eflags }
-
-    /// A general register by its x86-64 number (0 rax, 1 rcx, 2 rdx, 3 rbx, 4 rsp, 5 rbp, 6 rsi,
-    /// 7 rdi, 8 … 15 r8 … r15).
-    func generalRegister(_ number: UInt8) -> UInt64 {
-        switch number {
-        case 0: return raw.rax
-        case 1: return raw.rcx
-        case 2: return raw.rdx
-        case 3: return raw.rbx
-        case 4: return raw.rsp
-        case 5: return raw.rbp
-        case 6: return raw.rsi
-        case 7: return raw.rdi
-        case 8: return raw.r8
-        case 9: return raw.r9
-        case 10: return raw.r10
-        case 11: return raw.r11
-        case 12: return raw.r12
-        case 13: return raw.r13
-        case 14: return raw.r14
-        default: return raw.r15
+    /// Word `index` of the register block.
+    subscript(word index: Int) -> UInt64 {
+        get {
+            precondition(index >= 0 && index < ThreadRegisters.wordCount, "register word \(index) out of range")
+            return withUnsafeBytes(of: raw) { $0.load(fromByteOffset: index * 8, as: UInt64.self) }
+        }
+        set {
+            precondition(index >= 0 && index < ThreadRegisters.wordCount, "register word \(index) out of range")
+            withUnsafeMutableBytes(of: &raw) { $0.storeBytes(of: newValue, toByteOffset: index * 8, as: UInt64.self) }
         }
     }
 
-    public static func == (lhs: ThreadRegisters, rhs: ThreadRegisters) -> Bool {
-        withUnsafeBytes(of: lhs.raw) { l in withUnsafeBytes(of: rhs.raw) { r in l.elementsEqual(r) } }
+    /// The instruction pointer.
+    var instructionPointer: UInt64 {
+        get { self[word: HostArchitecture.instructionPointerWord] }
+        set { self[word: HostArchitecture.instructionPointerWord] = newValue }
     }
 
-    /// At a system call entry stop, replaces the call the kernel is about to run: number in
-    /// orig_rax (what the kernel reads after the stop), arguments in rdi, rsi, rdx, r10, r8, r9.
-    /// Where the thread returns afterwards (rip) is left alone.
-    mutating func replaceEnteringSystemCall(number: Int, arguments: [UInt64]) {
-        raw.orig_rax = UInt64(bitPattern: Int64(number))
-        setSystemCallArguments(arguments)
+    /// The stack pointer.
+    var stackPointer: UInt64 {
+        get { self[word: HostArchitecture.stackPointerWord] }
+        set { self[word: HostArchitecture.stackPointerWord] = newValue }
     }
 
-    /// rdi, rsi, rdx, r10, r8, r9 from `arguments`, zero where none is given.
-    private mutating func setSystemCallArguments(_ arguments: [UInt64]) {
-        let padded = arguments + Array(repeating: 0, count: max(0, 6 - arguments.count))
-        raw.rdi = padded[0]
-        raw.rsi = padded[1]
-        raw.rdx = padded[2]
-        raw.r10 = padded[3]
-        raw.r8 = padded[4]
-        raw.r9 = padded[5]
-    }
+    /// The system call the thread is in at a system call stop; nil when none.
+    var currentSystemCall: Int? { HostArchitecture.currentSystemCall(self) }
 
-    /// Sets the registers the x86_64 system call ABI reads: number in rax, arguments in
-    /// rdi, rsi, rdx, r10, r8, r9.
+    /// The result of the system call at its exit stop (a negative value is -errno).
+    var systemCallResult: Int64 { HostArchitecture.systemCallResult(self) }
+
+    /// Where the thread will execute next when resumed. A thread stopped inside a restartable
+    /// system call is moved back onto its system call instruction by the kernel, so that is where
+    /// it resumes (`Architecture.resumed`).
+    var resumeAddress: UInt64 { HostArchitecture.resumed(self).instructionPointer }
+
+    /// Sets the registers to run system call `number` with `arguments` on the instruction at
+    /// `instruction` (`Architecture.prepareSystemCall`).
     mutating func prepareSystemCall(number: Int, arguments: [UInt64], at instruction: UInt64) {
-        raw.rax = UInt64(bitPattern: Int64(number))
-        // -1 keeps the kernel from applying restart fix-ups to a call the thread was interrupted in.
-        raw.orig_rax = UInt64.max
-        setSystemCallArguments(arguments)
-        raw.rip = instruction
+        HostArchitecture.prepareSystemCall(&self, number: number, arguments: arguments, at: instruction)
+    }
+
+    /// At a system call entry stop, replaces the call the kernel is about to run.
+    mutating func replaceEnteringSystemCall(number: Int, arguments: [UInt64]) {
+        HostArchitecture.replaceEnteringSystemCall(&self, number: number, arguments: arguments)
+    }
+
+    static func == (lhs: ThreadRegisters, rhs: ThreadRegisters) -> Bool {
+        withUnsafeBytes(of: lhs.raw) { l in withUnsafeBytes(of: rhs.raw) { r in l.elementsEqual(r) } }
     }
 }
 
@@ -103,100 +74,106 @@ enum TraceEvent: Equatable {
     case exited(status: Int32)
     /// The thread was killed by a signal.
     case killed(signal: Int32)
-
-    /// A PTRACE_EVENT_STOP: the stop PTRACE_INTERRUPT (or a new traced clone) produces.
-    var isInterruptStop: Bool {
-        if case let .stopped(_, event) = self { return event == Int32(CPTRACE_EVENT_STOP) }
-        return false
-    }
-
-    /// A signal-delivery-stop: a signal is waiting to be delivered to the thread.
-    var deliverableSignal: Int32? {
-        if case let .stopped(signal, event) = self, event == 0, signal != SIGTRAP { return signal }
-        return nil
-    }
 }
 
-/// The ptrace(2) verbs the Engine uses, each through the errno choke point. All requests for a
-/// tracee must come from the OS thread that seized it.
+/// The ptrace(2) verbs the Engine uses, each through `SystemCall.run` (LinuxSystem); the only caller of the
+/// C shim. All requests for a tracee must come from the OS thread that seized it.
 enum Ptrace {
-    /// Attaches without stopping, asking to trace new threads too. PTRACE_SEIZE.
-    static func seize(_ tid: Int32) throws {
-        try SystemCall.run("ptrace(PTRACE_SEIZE)", "thread \(tid)") {
-            cptrace_seize(tid, UInt(CPTRACE_O_TRACECLONE))
-        }
+    /// PTRACE_O_* options of a seize.
+    struct Options: OptionSet {
+        let rawValue: UInt
+        /// PTRACE_O_TRACESYSGOOD: system call stops report SIGTRAP|0x80, told apart from a real SIGTRAP.
+        static let markSystemCallStops = Options(rawValue: UInt(CPTRACE_O_TRACESYSGOOD))
+        /// PTRACE_O_TRACECLONE: new threads are traced (and stopped) from birth.
+        static let traceClones = Options(rawValue: UInt(CPTRACE_O_TRACECLONE))
+    }
+
+    /// PTRACE_EVENT_CLONE: the thread created a thread, whose id `eventMessage` gives.
+    static let cloneEvent = Int32(CPTRACE_EVENT_CLONE)
+    /// PTRACE_EVENT_STOP: an interrupt stop (or a group stop, or a new clone's first stop).
+    static let interruptEvent = Int32(CPTRACE_EVENT_STOP)
+
+    /// Attaches without stopping. PTRACE_SEIZE.
+    static func seize(_ tid: ThreadID, options: Options) throws(SystemError) {
+        try SystemCall.run("ptrace(PTRACE_SEIZE)", "thread \(tid)") { cptrace_seize(tid.rawValue, options.rawValue) }
     }
 
     /// Asks a seized thread to stop. PTRACE_INTERRUPT.
-    static func interrupt(_ tid: Int32) throws {
-        try SystemCall.run("ptrace(PTRACE_INTERRUPT)", "thread \(tid)") { cptrace_interrupt(tid) }
+    static func interrupt(_ tid: ThreadID) throws(SystemError) {
+        try SystemCall.run("ptrace(PTRACE_INTERRUPT)", "thread \(tid)") { cptrace_interrupt(tid.rawValue) }
     }
 
     /// Detaches, delivering `signal` (0 for none). PTRACE_DETACH.
-    static func detach(_ tid: Int32, signal: Int32 = 0) throws {
-        try SystemCall.run("ptrace(PTRACE_DETACH)", "thread \(tid)") { cptrace_detach(tid, signal) }
+    static func detach(_ tid: ThreadID, signal: Int32 = 0) throws(SystemError) {
+        try SystemCall.run("ptrace(PTRACE_DETACH)", "thread \(tid)") { cptrace_detach(tid.rawValue, signal) }
     }
 
     /// Resumes, delivering `signal` (0 for none). PTRACE_CONT.
-    static func resume(_ tid: Int32, signal: Int32 = 0) throws {
-        try SystemCall.run("ptrace(PTRACE_CONT)", "thread \(tid)") { cptrace_cont(tid, signal) }
+    static func resume(_ tid: ThreadID, signal: Int32 = 0) throws(SystemError) {
+        try SystemCall.run("ptrace(PTRACE_CONT)", "thread \(tid)") { cptrace_cont(tid.rawValue, signal) }
+    }
+
+    /// Resumes until the next system call entry or exit (or signal). PTRACE_SYSCALL.
+    static func resumeToSystemCall(_ tid: ThreadID) throws(SystemError) {
+        try SystemCall.run("ptrace(PTRACE_SYSCALL)", "thread \(tid)") { cptrace_syscall(tid.rawValue, 0) }
     }
 
     /// Executes one instruction, then stops. PTRACE_SINGLESTEP.
-    static func singleStep(_ tid: Int32) throws {
-        try SystemCall.run("ptrace(PTRACE_SINGLESTEP)", "thread \(tid)") { cptrace_singlestep(tid, 0) }
+    static func singleStep(_ tid: ThreadID) throws(SystemError) {
+        try SystemCall.run("ptrace(PTRACE_SINGLESTEP)", "thread \(tid)") { cptrace_singlestep(tid.rawValue, 0) }
     }
 
     /// Reads the general registers. PTRACE_GETREGS.
-    static func registers(_ tid: Int32) throws -> ThreadRegisters {
+    static func registers(_ tid: ThreadID) throws(SystemError) -> ThreadRegisters {
         var regs = cptrace_regs()
-        try SystemCall.run("ptrace(PTRACE_GETREGS)", "thread \(tid)") { cptrace_getregs(tid, &regs) }
+        try SystemCall.run("ptrace(PTRACE_GETREGS)", "thread \(tid)") { cptrace_getregs(tid.rawValue, &regs) }
         return ThreadRegisters(raw: regs)
     }
 
     /// Writes the general registers. PTRACE_SETREGS.
-    static func setRegisters(_ tid: Int32, _ registers: ThreadRegisters) throws {
+    static func setRegisters(_ tid: ThreadID, _ registers: ThreadRegisters) throws(SystemError) {
         var regs = registers.raw
-        try SystemCall.run("ptrace(PTRACE_SETREGS)", "thread \(tid)") { cptrace_setregs(tid, &regs) }
+        try SystemCall.run("ptrace(PTRACE_SETREGS)", "thread \(tid)") { cptrace_setregs(tid.rawValue, &regs) }
     }
 
     /// The thread's blocked-signal mask. PTRACE_GETSIGMASK.
-    static func signalMask(_ tid: Int32) throws -> UInt64 {
+    static func signalMask(_ tid: ThreadID) throws(SystemError) -> UInt64 {
         var mask: UInt64 = 0
-        try SystemCall.run("ptrace(PTRACE_GETSIGMASK)", "thread \(tid)") { cptrace_getsigmask(tid, &mask) }
+        try SystemCall.run("ptrace(PTRACE_GETSIGMASK)", "thread \(tid)") { cptrace_getsigmask(tid.rawValue, &mask) }
         return mask
     }
 
     /// Replaces the thread's blocked-signal mask. PTRACE_SETSIGMASK.
-    static func setSignalMask(_ tid: Int32, _ mask: UInt64) throws {
-        try SystemCall.run("ptrace(PTRACE_SETSIGMASK)", "thread \(tid)") { cptrace_setsigmask(tid, mask) }
+    static func setSignalMask(_ tid: ThreadID, _ mask: UInt64) throws(SystemError) {
+        try SystemCall.run("ptrace(PTRACE_SETSIGMASK)", "thread \(tid)") { cptrace_setsigmask(tid.rawValue, mask) }
     }
 
     /// The message of the last ptrace event (a new thread's id after PTRACE_EVENT_CLONE).
-    static func eventMessage(_ tid: Int32) throws -> UInt {
+    /// PTRACE_GETEVENTMSG.
+    static func eventMessage(_ tid: ThreadID) throws(SystemError) -> UInt {
         var message: UInt = 0
-        try SystemCall.run("ptrace(PTRACE_GETEVENTMSG)", "thread \(tid)") { cptrace_geteventmsg(tid, &message) }
+        try SystemCall.run("ptrace(PTRACE_GETEVENTMSG)", "thread \(tid)") { cptrace_geteventmsg(tid.rawValue, &message) }
         return message
     }
 
     /// The seccomp filters of a stopped thread, most recently installed first.
     /// PTRACE_SECCOMP_GET_FILTER (needs CAP_SYS_ADMIN).
-    static func seccompFilters(_ tid: Int32) throws -> [[cptrace_bpf_insn]] {
-        var filters: [[cptrace_bpf_insn]] = []
+    static func seccompFilters(_ tid: ThreadID) throws(SystemError) -> [[BPFInstruction]] {
+        var filters: [[BPFInstruction]] = []
         var index: UInt = 0
         while true {
-            let count = cptrace_seccomp_get_filter(tid, index, nil)
+            let count = cptrace_seccomp_get_filter(tid.rawValue, index, nil)
             if count == -1 {
                 // ENOENT marks the end of the list.
                 if Glibc.errno == ENOENT { return filters }
-                throw EngineError.systemCall(name: "ptrace(PTRACE_SECCOMP_GET_FILTER)", errno: Glibc.errno,
-                                             subject: "thread \(tid), filter \(index)")
+                throw SystemError(call: "ptrace(PTRACE_SECCOMP_GET_FILTER)", errno: Glibc.errno,
+                                  subject: "thread \(tid), filter \(index)")
             }
             var program = [cptrace_bpf_insn](repeating: cptrace_bpf_insn(), count: count)
             try SystemCall.run("ptrace(PTRACE_SECCOMP_GET_FILTER)", "thread \(tid), filter \(index)") {
-                cptrace_seccomp_get_filter(tid, index, &program)
+                cptrace_seccomp_get_filter(tid.rawValue, index, &program)
             }
-            filters.append(program)
+            filters.append(program.map { BPFInstruction(code: $0.code, jumpIfTrue: $0.jt, jumpIfFalse: $0.jf, k: $0.k) })
             index += 1
         }
     }
@@ -204,18 +181,18 @@ enum Ptrace {
     /// Waits for any event of a tracee of this OS thread, without blocking; nil when none is ready.
     /// waitpid(-1, WNOHANG|__WALL|__WNOTHREAD): one loop for every thread, so a dead leader never
     /// makes us wait on siblings first.
-    static func pollEvent() throws(SystemError) -> (tid: Int32, event: TraceEvent)? {
+    static func pollEvent() throws(SystemError) -> (tid: ThreadID, event: TraceEvent)? {
         var status: Int32 = 0
         let tid = try SystemCall.run("waitpid", "tracees") {
             waitpid(-1, &status, WNOHANG | __WALL | __WNOTHREAD)
         }
         if tid == 0 { return nil }
-        return (tid, decode(status))
+        return (ThreadID(tid), decode(status))
     }
 
     /// Waits up to `deadline` for the next tracee event. It blocks in waitpid (so the CPU is free
     /// for the very tracee it waits for) and a per-thread timer interrupts it at the deadline.
-    static func nextEvent(until deadline: Monotonic.Instant) throws(SystemError) -> (tid: Int32, event: TraceEvent)? {
+    static func nextEvent(until deadline: Monotonic.Instant) throws(SystemError) -> (tid: ThreadID, event: TraceEvent)? {
         while true {
             do {
                 if let event = try pollEvent() { return event }
@@ -233,7 +210,7 @@ enum Ptrace {
             let tid = waitpid(-1, &status, __WALL | __WNOTHREAD)
             let number = errno
             cptrace_deadline_disarm()
-            if tid > 0 { return (tid, decode(status)) }
+            if tid > 0 { return (ThreadID(tid), decode(status)) }
             if number == ECHILD { return nil }
             if number != EINTR {
                 throw SystemError(call: "waitpid", errno: number, subject: "tracees")
@@ -248,39 +225,9 @@ enum Ptrace {
     }
 
     /// Sends `signal` to one thread. tgkill(2).
-    static func signalThread(process: Int32, thread: Int32, _ signal: Int32) throws {
+    static func signalThread(process: ProcessID, thread: ThreadID, _ signal: Int32) throws(SystemError) {
         try SystemCall.run("tgkill", "thread \(thread) of process \(process)") {
-            cptrace_tgkill(process, thread, signal)
+            cptrace_tgkill(process.rawValue, thread.rawValue, signal)
         }
-    }
-}
-
-/// CLOCK_MONOTONIC time, for deadlines and pause measurements.
-public enum Monotonic {
-    /// A point in monotonic time, in nanoseconds.
-    public struct Instant: Comparable, Sendable {
-        /// Nanoseconds since an arbitrary start.
-        public let nanoseconds: UInt64
-        public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
-        /// This instant moved `microseconds` later.
-        public func adding(microseconds: UInt64) -> Instant { Instant(nanoseconds: nanoseconds + microseconds * 1000) }
-        /// Microseconds from `earlier` to this instant (0 if `earlier` is later).
-        public func microseconds(since earlier: Instant) -> UInt64 {
-            nanoseconds >= earlier.nanoseconds ? (nanoseconds - earlier.nanoseconds) / 1000 : 0
-        }
-    }
-
-    /// The current time. clock_gettime(CLOCK_MONOTONIC).
-    public static var now: Instant {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Instant(nanoseconds: UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec))
-    }
-
-    /// Sleeps at least `microseconds`. nanosleep(2).
-    public static func sleep(microseconds: UInt64) {
-        var spec = timespec(tv_sec: Int(microseconds / 1_000_000), tv_nsec: Int(microseconds % 1_000_000) * 1000)
-        var remaining = timespec()
-        while nanosleep(&spec, &remaining) == -1 && errno == EINTR { spec = remaining }
     }
 }

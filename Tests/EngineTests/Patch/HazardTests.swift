@@ -40,7 +40,7 @@ extension LivePatchTests {
         #expect(victim.isAlive)
         #expect(try Live.behaviour(victim) == Live.original)
 
-        try Ptrace.signalThread(process: victim.pid, thread: parkedTID, SIGUSR2)
+        try Ptrace.signalThread(process: ProcessID(victim.pid), thread: ThreadID(parkedTID), SIGUSR2)
         _ = try victim.waitForLine { $0 == "unparked" }
         let applied = try Live.reconcile(victim, desired: target, known: [target])
         #expect(applied.outcome == .applied, "\(applied.outcome)")
@@ -135,7 +135,7 @@ extension LivePatchTests {
             let pid = victim.pid
             let deadline = Monotonic.now.adding(microseconds: 2_000_000)
             try Live.tracer.perform {
-                let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline)
+                let traced = try TracedProcess.stopAllThreads(pid: ProcessID(pid), deadline: deadline)
                 #expect(traced.stoppedThreadIDs.count >= 9)
                 kill(pid, SIGKILL)
                 traced.release()
@@ -166,7 +166,7 @@ extension LivePatchTests {
         let match = try Live.match(victim.pid, target.buildID)
         let rarely = target.redirections.first { $0.symbol == "rarely_called" }!
         let address = match.object.loadBias + rarely.offset
-        let memory = try ProcessMemory(pid: victim.pid)
+        let memory = try ProcessMemory(pid: ProcessID(victim.pid))
         try memory.write([0xCC], at: address)
 
         let report = try Live.reconcile(victim, desired: target, known: [target])

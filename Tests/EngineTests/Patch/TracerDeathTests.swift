@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HotpatchFixtures
 import LinuxSystem
+import Architecture
 import Testing
 @testable import Engine
 
@@ -21,35 +22,35 @@ extension LivePatchTests {
     /// Seizes thread `tid` of `pid` (or, `holdingEveryThread`, every thread, as a load does), maps an
     /// r-x page and writes the stub there with one call on an existing `syscall`, then runs `getpid`
     /// through the stub, leaving the thread holding our registers; the tracer never restores it.
-    private static func injectThroughStubAndAbandon(pid: Int32, tid: Int32, holdingEveryThread: Bool = false) throws {
+    private static func injectThroughStubAndAbandon(pid: ProcessID, tid: ThreadID, holdingEveryThread: Bool = false) throws {
         let deadline = Monotonic.now.adding(microseconds: 2_000_000)
         let traced = holdingEveryThread ? try TracedProcess.stopAllThreads(pid: pid, deadline: deadline)
-            : try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+            : try TracedProcess.stopOneThread(tid, of: pid, deadline: deadline)
         let memory = try ProcessMemory(pid: pid)
-        let mappings = try ProcFS.maps(of: ProcessID(pid))
+        let mappings = try ProcFS.maps(of: pid)
         let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
         let instruction = try #require(found)
         let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
-        let page = try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
+        let page = try injector.call(HostArchitecture.systemCalls.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
         #expect(page > 0)
-        let stub = UInt64(page) + InjectionStub.offsetInMarkerPage
-        try memory.write(injector.stub.encode(), at: stub)
+        let stub = UInt64(page) + PatchImageMarker.stubOffset
+        try memory.write(injector.stub, at: stub)
         injector.useStub(at: stub)
-        #expect(try injector.call(39, [], deadline: deadline) == Int64(pid))
-        #expect(try Ptrace.registers(tid).instructionPointer == stub + 2)
+        #expect(try injector.call(getpid, [], deadline: deadline) == Int64(pid.rawValue))
+        #expect(try Ptrace.registers(tid).instructionPointer == stub + UInt64(HostArchitecture.systemCallInstruction.count))
         _ = traced  // never released: the tracer's death detaches it
     }
 
     /// Seizes thread `tid` of `pid` and runs the first call (an r-x page) on an existing `syscall`,
     /// leaving the thread parked at that call's exit stop; the tracer never restores it.
-    private static func firstCallAndAbandon(pid: Int32, tid: Int32, inPlace: Bool = false) throws {
+    private static func firstCallAndAbandon(pid: ProcessID, tid: ThreadID, inPlace: Bool = false) throws {
         let memory = try ProcessMemory(pid: pid)
-        let mappings = try ProcFS.maps(of: ProcessID(pid))
+        let mappings = try ProcFS.maps(of: pid)
         let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
         let instruction = try #require(found)
         var attempt = 0
         var deadline = Monotonic.now.adding(microseconds: 2_000_000)
-        var traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+        var traced = try TracedProcess.stopOneThread(tid, of: pid, deadline: deadline)
         var injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
         // The leader sleeps most of the time but also prints: stop it again until it is caught asleep.
         while inPlace, injector.restartedSystemCall == nil, attempt < 50 {
@@ -58,41 +59,44 @@ extension LivePatchTests {
             traced.release()
             usleep(2_000)
             deadline = Monotonic.now.adding(microseconds: 2_000_000)
-            traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+            traced = try TracedProcess.stopOneThread(tid, of: pid, deadline: deadline)
             injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
         }
         if inPlace {
             let own = try #require(injector.restartedSystemCall, "the thread is asleep in a system call")
-            #expect(try memory.read(at: own, count: 2) == [0x0F, 0x05])
+            #expect(try memory.read(at: own, count: 2) == HostArchitecture.systemCallInstruction)
             injector.runFirstCallInPlaceOfRestartedCall()
         }
-        #expect(try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline) > 0)
+        #expect(try injector.call(HostArchitecture.systemCalls.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline) > 0)
         #expect(traced.isAtSystemCallStop(tid))
         _ = traced
     }
 
     /// Like `injectThroughStubAndAbandon`, but leaves the thread at the *entry* stop of a `getpid`
     /// on the stub: on the tracer's death the thread runs the call, then the stub.
-    private static func enterStubCallAndAbandon(pid: Int32, tid: Int32) throws {
+    private static func enterStubCallAndAbandon(pid: ProcessID, tid: ThreadID) throws {
         let deadline = Monotonic.now.adding(microseconds: 2_000_000)
-        let traced = try TracedProcess.stopOneThread(pid: tid, deadline: deadline)
+        let traced = try TracedProcess.stopOneThread(tid, of: pid, deadline: deadline)
         let memory = try ProcessMemory(pid: pid)
-        let mappings = try ProcFS.maps(of: ProcessID(pid))
+        let mappings = try ProcFS.maps(of: pid)
         let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
         let instruction = try #require(found)
         let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
-        let page = try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
-        let stub = UInt64(page) + InjectionStub.offsetInMarkerPage
-        try memory.write(injector.stub.encode(), at: stub)
+        let page = try injector.call(HostArchitecture.systemCalls.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
+        let stub = UInt64(page) + PatchImageMarker.stubOffset
+        try memory.write(injector.stub, at: stub)
         injector.useStub(at: stub)
-        #expect(try injector.call(39, [], deadline: deadline) == Int64(pid))
+        #expect(try injector.call(getpid, [], deadline: deadline) == Int64(pid.rawValue))
         var registers = try Ptrace.registers(tid)
-        registers.prepareSystemCall(number: 39, arguments: [], at: stub)
+        registers.prepareSystemCall(number: getpid, arguments: [], at: stub)
         try Ptrace.setRegisters(tid, registers)
         #expect(try traced.runToSystemCallStop(tid, deadline: deadline))
-        #expect(try Ptrace.registers(tid).originalRAX == 39)
+        #expect(try Ptrace.registers(tid).currentSystemCall == getpid)
         _ = traced
     }
+
+    /// getpid(2)'s number on x86_64: a call with a known result and no side effect.
+    private static let getpid = 39
 
     private static func blockedSignals(_ pid: Int32, _ tid: Int32) throws -> String {
         let status = try String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)
@@ -125,9 +129,9 @@ extension LivePatchTests {
         defer { victim.stop() }
         let before = try Self.blockedSignals(victim.pid, victim.pid)
         for _ in 0..<5 {
-            try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: victim.pid, tid: victim.pid) }
+            try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: ProcessID(victim.pid), tid: ThreadID(victim.pid)) }
             #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
-            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0)
+            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracer == nil)
             #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
             #expect(try Live.behaviour(victim) == Live.original)
         }
@@ -141,11 +145,14 @@ extension LivePatchTests {
         let pid = ProcessID(victim.pid)
         let before = try Self.blockedSignals(victim.pid, victim.pid)
         for round in 0..<5 {
-            try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: victim.pid, tid: victim.pid, holdingEveryThread: true) }
+            try Self.onDoomedTracer {
+                try Self.injectThroughStubAndAbandon(pid: pid, tid: ThreadID(victim.pid), holdingEveryThread: true)
+            }
             #expect(victim.isAlive, "round \(round): wait status \(String(describing: victim.waitStatus))")
             for thread in try ProcFS.threadIDs(of: pid) {
                 let status = try ProcFS.status(of: pid, thread: thread)
-                #expect(status.tracerPID == 0 && status.state != "t", "round \(round): thread \(thread) is \(status.state), traced by \(status.tracerPID)")
+                #expect(status.tracer == nil && status.state != "t",
+                        "round \(round): thread \(thread) is \(status.state), traced by \(String(describing: status.tracer))")
             }
         }
         #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
@@ -162,7 +169,7 @@ extension LivePatchTests {
         let worker = try Self.runningWorker(of: victim)
         let before = try Self.blockedSignals(victim.pid, worker)
         for round in 0..<20 {
-            try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: victim.pid, tid: worker) }
+            try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: ProcessID(victim.pid), tid: ThreadID(worker)) }
             #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
             let after = try Self.blockedSignals(victim.pid, worker)
             let state = (try? String(contentsOfFile: "/proc/\(victim.pid)/task/\(worker)/stat", encoding: .utf8)) ?? ""
@@ -183,12 +190,12 @@ extension LivePatchTests {
         let parked = Int32(parkedLine.dropFirst("parked tid=".count))!
         Thread.sleep(forTimeInterval: 0.05)
         let before = try Self.blockedSignals(victim.pid, parked)
-        try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: victim.pid, tid: parked) }
+        try Self.onDoomedTracer { try Self.injectThroughStubAndAbandon(pid: ProcessID(victim.pid), tid: ThreadID(parked)) }
         #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
         #expect(try Self.blockedSignals(victim.pid, parked) == before)
         Thread.sleep(forTimeInterval: 0.05)
         #expect(try ProcFS.status(of: ProcessID(parked)).state == "S", "back in pause()")
-        try Ptrace.signalThread(process: victim.pid, thread: parked, SIGUSR2)
+        try Ptrace.signalThread(process: ProcessID(victim.pid), thread: ThreadID(parked), SIGUSR2)
         _ = try victim.waitForLine { $0 == "unparked" }
         #expect(victim.isAlive)
     }
@@ -208,9 +215,11 @@ extension LivePatchTests {
         let before = try Self.blockedSignals(victim.pid, victim.pid)
         for _ in 0..<10 {
             Thread.sleep(forTimeInterval: 0.005)
-            try Self.onDoomedTracer { try Self.firstCallAndAbandon(pid: victim.pid, tid: victim.pid, inPlace: true) }
+            try Self.onDoomedTracer {
+                try Self.firstCallAndAbandon(pid: ProcessID(victim.pid), tid: ThreadID(victim.pid), inPlace: true)
+            }
             #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
-            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0)
+            #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracer == nil)
         }
         #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
         #expect(try Live.behaviour(victim) == Live.original)
@@ -226,16 +235,16 @@ extension LivePatchTests {
     /// on a busy worker: the victim lives on, untraced when `checkingTracer`, with its signal masks,
     /// its original behaviour and its workers making progress.
     private static func expectSurvivesDoomedTracers(checkingTracer: Bool,
-                                                    _ abandon: @escaping (Int32, Int32) throws -> Void) throws {
+                                                    _ abandon: @escaping (ProcessID, ThreadID) throws -> Void) throws {
         let victim = try Live.startVictim(["--threads", "1"])
         defer { victim.stop() }
         let worker = try runningWorker(of: victim)
         let before = (try blockedSignals(victim.pid, victim.pid), try blockedSignals(victim.pid, worker))
         for round in 0..<20 {
             let tid = round % 4 == 0 ? victim.pid : worker  // the sleeping leader restarts its nanosleep
-            try onDoomedTracer { try abandon(victim.pid, tid) }
+            try onDoomedTracer { try abandon(ProcessID(victim.pid), ThreadID(tid)) }
             #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
-            if checkingTracer { #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracerPID == 0) }
+            if checkingTracer { #expect(try ProcFS.status(of: ProcessID(victim.pid)).tracer == nil) }
         }
         #expect(try blockedSignals(victim.pid, victim.pid) == before.0)
         #expect(try blockedSignals(victim.pid, worker) == before.1)
@@ -254,15 +263,16 @@ extension LivePatchTests {
         let before = try Self.blockedSignals(victim.pid, victim.pid)
         try Live.tracer.perform {
             let deadline = Monotonic.now.adding(microseconds: 2_000_000)
-            let traced = try TracedProcess.stopOneThread(pid: victim.pid, deadline: deadline)
+            let pid = ProcessID(victim.pid)
+            let traced = try TracedProcess.stopOneThread(ThreadID(victim.pid), of: pid, deadline: deadline)
             defer { traced.release() }
-            let memory = try ProcessMemory(pid: victim.pid)
-            let mappings = try ProcFS.maps(of: ProcessID(victim.pid))
-            let found = PatchLoader.syscallInstruction(pid: victim.pid, mappings: mappings, memory: memory, cache: ObjectCache())
+            let memory = try ProcessMemory(pid: pid)
+            let mappings = try ProcFS.maps(of: pid)
+            let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: ObjectCache())
             let instruction = try #require(found)
-            let injector = try SystemCallInjector(traced: traced, tid: victim.pid, instruction: instruction)
+            let injector = try SystemCallInjector(traced: traced, tid: ThreadID(victim.pid), instruction: instruction)
             defer { try? injector.restore() }
-            _ = try injector.call(SystemCallNumber.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
+            _ = try injector.call(HostArchitecture.systemCalls.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
             #expect(try Self.blockedSignals(victim.pid, victim.pid) == before)
         }
         #expect(try Live.behaviour(victim) == Live.original)
@@ -277,8 +287,8 @@ extension LivePatchTests {
         for _ in 0..<10 {
             try Self.onDoomedTracer {
                 let deadline = Monotonic.now.adding(microseconds: 2_000_000)
-                let traced = try TracedProcess.stopOneThread(pid: worker, deadline: deadline)
-                for _ in 0..<3 { #expect(try traced.singleStep(worker, deadline: deadline)) }
+                let traced = try TracedProcess.stopOneThread(ThreadID(worker), of: ProcessID(victim.pid), deadline: deadline)
+                for _ in 0..<3 { #expect(try traced.singleStep(ThreadID(worker), deadline: deadline)) }
             }
             #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
         }

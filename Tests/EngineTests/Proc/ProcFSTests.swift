@@ -23,7 +23,7 @@ import Testing
 
     let status = try ProcFS.status(of: child.pid)
     #expect(status.name == "sleep")
-    #expect(status.threadCount == 1 && status.tracerPID == 0 && status.seccompMode == 0)
+    #expect(status.threadCount == 1 && status.tracer == nil && status.seccompMode == 0)
     #expect(status.realUID == getuid() && status.effectiveUID == geteuid())
 }
 

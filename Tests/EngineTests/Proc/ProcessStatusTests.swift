@@ -26,7 +26,7 @@ private let sample = """
     let s = try ProcessStatus.parse(Array(sample.utf8), path: "/proc/4242/status")
     #expect(s.name == "my worker")
     #expect(s.state == "S")
-    #expect(s.tracerPID == 917)
+    #expect(s.tracer == ThreadID(917))
     #expect(s.seccompMode == 2 && s.seccompFilterCount == 3)
     #expect(s.realUID == 1000 && s.effectiveUID == 0)
     #expect(s.threadCount == 7)

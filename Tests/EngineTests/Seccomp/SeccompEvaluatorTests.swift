@@ -1,3 +1,4 @@
+import Architecture
 import Glibc
 import Testing
 @testable import Engine
@@ -21,7 +22,7 @@ private func accumulator(_ instructions: [BPFInstruction], _ data: SeccompData =
     SeccompEvaluator.returnValue(of: try SeccompFilter(instructions: instructions + [s(RET_A)]), for: data)
 }
 
-private let sample = SeccompData(systemCall: 257, architecture: SeccompData.x86_64, instructionPointer: 0x1122_3344_5566_7788,
+private let sample = SeccompData(systemCall: 257, architecture: X86_64.auditArchitecture, instructionPointer: 0x1122_3344_5566_7788,
                                  arguments: [0x1_0000_0002, 0xaaaa_bbbb_cccc_dddd, 3, 4, 5, 0xffff_ffff_0000_0006])
 
 @Test(arguments: [

@@ -1,0 +1,149 @@
+/// What the hotpatch machinery must know about one processor architecture: how its ELF objects are
+/// marked and relocated, how its system calls are made and restarted, where a stopped thread's
+/// registers are, and how a jump is encoded. Every such fact lives in one conforming type (and its
+/// folder, `X86_64/`), so a port to another architecture is a new folder, not a hunt; the rest of
+/// the package asks `HostArchitecture`, which names the conformance this build runs on.
+///
+/// Registers are described by their index into the kernel's register block of a stopped thread
+/// (the words PTRACE_GETREGS fills), so the runtime reads and writes them through a word buffer
+/// without knowing their names.
+public protocol Architecture {
+    // MARK: ELF objects
+
+    /// `e_machine` of this architecture's ELF objects.
+    static var elfMachine: UInt16 { get }
+    /// The name the ELF specification gives `elfMachine`, for messages (e.g. "EM_X86_64").
+    static var elfMachineName: String { get }
+    /// What the loader does with relocation type `type`; nil when the loader does not apply it.
+    static func relocationKind(_ type: UInt32) -> RelocationKind?
+    /// The psABI's name of relocation type `type` (e.g. "R_X86_64_RELATIVE"), or "type N".
+    static func relocationName(_ type: UInt32) -> String
+    /// Why the loader cannot honour relocation type `type`, in words a publisher can act on.
+    static func relocationRefusal(_ type: UInt32) -> String
+
+    // MARK: Memory
+
+    /// The page size mappings are made with.
+    static var pageSize: UInt64 { get }
+    /// The first address past user space: no mapping can end beyond it.
+    static var userAddressSpaceEnd: UInt64 { get }
+
+    // MARK: Jumps written at a function's entry
+
+    /// The length of the short jump, which reaches `nearJumpReach` bytes either way.
+    static var nearJumpLength: Int { get }
+    /// The length of the jump that reaches any address.
+    static var farJumpLength: Int { get }
+    /// How far a patch image may lie from its target so the short jump always reaches.
+    static var nearJumpReach: UInt64 { get }
+    /// The short jump's reach in words, for messages (e.g. "±2 GiB").
+    static var nearJumpReachText: String { get }
+    /// The short jump from `address` to `target`, or nil when the target is out of its reach.
+    static func nearJump(from address: UInt64, to target: UInt64) -> [UInt8]?
+    /// The jump that reaches `target` from anywhere.
+    static func farJump(to target: UInt64) -> [UInt8]
+    /// The target and length of a jump of either form at the start of `bytes`, placed at `address`.
+    static func decodeJump(_ bytes: [UInt8], at address: UInt64) -> (target: UInt64, length: Int)?
+
+    // MARK: System calls
+
+    /// The audit architecture a seccomp filter sees for this ABI's system calls (`AUDIT_ARCH_*`).
+    static var auditArchitecture: UInt32 { get }
+    /// The numbers of the system calls the runtime injects.
+    static var systemCalls: SystemCallNumbers { get }
+    /// The system call instruction's bytes.
+    static var systemCallInstruction: [UInt8] { get }
+    /// The offset of the first system call instruction in `code` (bytes of executable memory), if any.
+    static func firstSystemCallInstruction(in code: [UInt8]) -> Int?
+
+    // MARK: A stopped thread's registers
+
+    /// How many 64-bit words the kernel's register block of one thread holds.
+    static var registerWordCount: Int { get }
+    /// The word holding the instruction pointer.
+    static var instructionPointerWord: Int { get }
+    /// The word holding the stack pointer.
+    static var stackPointerWord: Int { get }
+    /// The system call a thread stopped at a system call entry or exit is in; nil when none.
+    static func currentSystemCall(_ registers: some RegisterWords) -> Int?
+    /// The result of the system call a thread stopped at its exit made (a negative value is -errno).
+    static func systemCallResult(_ registers: some RegisterWords) -> Int64
+    /// System call argument `index` (0 … 5) as it stands in the registers.
+    static func systemCallArgument(_ registers: some RegisterWords, _ index: Int) -> UInt64
+    /// The system call the kernel runs again when a thread stopped on its way out of an interrupted
+    /// call resumes (the thread is moved back onto its system call instruction); nil when none.
+    static func systemCallRestartedOnResume(_ registers: some RegisterWords) -> Int?
+    /// The registers a thread stopped with `registers` continues with when it runs on by itself:
+    /// the kernel's restart rules already applied, and no system call pending, so none is applied
+    /// on top.
+    static func resumed<Registers: RegisterWords>(_ registers: Registers) -> Registers
+    /// Sets up `registers` to run system call `number` with `arguments` (at most six, zero where
+    /// none is given) on the system call instruction at `address`, with no pending call to restart.
+    static func prepareSystemCall(_ registers: inout some RegisterWords, number: Int, arguments: [UInt64], at address: UInt64)
+    /// At a system call entry stop, replaces the call the kernel is about to run; where the thread
+    /// returns afterwards is left alone.
+    static func replaceEnteringSystemCall(_ registers: inout some RegisterWords, number: Int, arguments: [UInt64])
+
+    // MARK: Code the runtime writes into a target
+
+    /// The stack pointer injected code may use in a thread whose stack pointer is `stackPointer`:
+    /// past the area below it the ABI lets interrupted code use (the red zone), aligned.
+    static func injectionStackPointer(below stackPointer: UInt64) -> UInt64
+    /// A self-restoring stub: its first instruction is the system call instruction the injected
+    /// calls run on; run on from there, it restores `signalMask` and the thread's state `resumed`
+    /// from `registers`, and jumps back to where the thread was. Position-independent.
+    static func injectionStub(resuming registers: some RegisterWords, signalMask: UInt64) -> [UInt8]
+}
+
+/// Read and write access to a stopped thread's registers by word index (see `Architecture`).
+public protocol RegisterWords {
+    /// Word `index` of the kernel's register block.
+    subscript(word index: Int) -> UInt64 { get set }
+}
+
+/// What a relocation asks the loader to store in its 8-byte word.
+public enum RelocationKind: Sendable, Equatable {
+    /// Nothing (a placeholder entry).
+    case none
+    /// The load base plus the addend.
+    case relative
+    /// The symbol's address plus the addend.
+    case symbolPlusAddend
+    /// The symbol's address (a GOT or PLT slot).
+    case symbol
+}
+
+/// The numbers of the system calls the runtime injects into a target, for one architecture.
+public struct SystemCallNumbers: Sendable {
+    /// close(2).
+    public var close: Int
+    /// mmap(2).
+    public var mmap: Int
+    /// munmap(2).
+    public var munmap: Int
+    /// rt_sigprocmask(2).
+    public var rtSigprocmask: Int
+    /// openat(2).
+    public var openat: Int
+    /// memfd_create(2).
+    public var memfdCreate: Int
+
+    /// Names each number.
+    public init(close: Int, mmap: Int, munmap: Int, rtSigprocmask: Int, openat: Int, memfdCreate: Int) {
+        self.close = close
+        self.mmap = mmap
+        self.munmap = munmap
+        self.rtSigprocmask = rtSigprocmask
+        self.openat = openat
+        self.memfdCreate = memfdCreate
+    }
+}
+
+extension Architecture {
+    /// The shortest jump from `address` to `target` that fits in `room` bytes, or nil if none does.
+    public static func bestJump(from address: UInt64, to target: UInt64, room: UInt64) -> [UInt8]? {
+        if room >= UInt64(nearJumpLength), let near = nearJump(from: address, to: target) { return near }
+        if room >= UInt64(farJumpLength) { return farJump(to: target) }
+        return nil
+    }
+}
