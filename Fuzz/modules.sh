@@ -29,3 +29,9 @@ harness() {
 linux_system_module() {
     module LinuxSystem 6 "$root"/Sources/LinuxSystem/*.swift
 }
+
+# The architecture seam (the host's ELF machine, relocation kinds, jumps), which Artifact imports.
+architecture_module() {
+    # shellcheck disable=SC2046
+    module Architecture 6 $(find "$root/Sources/Architecture" -name '*.swift' | sort)
+}

@@ -10,6 +10,7 @@ mkdir -p "$work"
 . "$root/Fuzz/modules.sh"
 artifact="$root/Sources/Artifact"
 linux_system_module
+architecture_module
 module Artifact 6 "$artifact/Channel/ChannelJSON.swift" "$artifact/Channel/ChannelIndex.swift" \
     "$artifact/Channel/ChannelPath.swift" "$artifact/Channel/ChannelRefusal.swift" "$artifact/Model/Hotpatch.swift"
 harness ChannelIndexFuzz "$out/channel-index-fuzzer" "$root/Fuzz/ChannelIndex/ChannelIndexFuzzer.swift"

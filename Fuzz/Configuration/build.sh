@@ -35,10 +35,6 @@ module TOMLKit 5 "$work"/tomlkit-sources/*.swift
 linux_system_module
 module Artifact 6 "$root/Sources/Artifact/Channel/DurationText.swift" "$root/Sources/Artifact/Channel/ChannelPath.swift" \
     "$root/Sources/Artifact/Model/Hotpatch.swift"
-# The configuration code imports the runtime Engine but uses none of it: an empty module stands in,
-# so the fuzzer links no ptrace code.
-: > "$work/EngineStandIn.swift"
-module Engine 6 "$work/EngineStandIn.swift"
 module AgentProtocol 6 "$root"/Sources/AgentProtocol/*.swift
 core="$root/Sources/AgentCore"
 harness ConfigurationFuzz "$out/configuration-fuzzer" "$root/Fuzz/Configuration/ConfigurationFuzzer.swift" \

@@ -11,6 +11,7 @@ mkdir -p "$work"
 . "$root/Fuzz/modules.sh"
 artifact="$root/Sources/Artifact"
 linux_system_module
+architecture_module
 # shellcheck disable=SC2046
 module Artifact 6 $(ls "$artifact"/ELF/*.swift | grep -v RedirectionPlanner.swift) \
     "$artifact"/Model/*.swift "$artifact/ArtifactError.swift" "$artifact/Channel/ChannelRefusal.swift"

@@ -86,9 +86,7 @@ enum AgentBench {
     }
 
     private static func temporaryDirectory() throws -> String {
-        var bytes = Array((NSTemporaryDirectory() + "/hotpatch-bench-agent-XXXXXX").utf8CString)
-        guard mkdtemp(&bytes) != nil else { throw BenchFailure("mkdtemp failed: errno \(errno)") }
-        return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        do { return try TemporaryDirectory.create(prefix: "hotpatch-bench-agent") } catch { throw BenchFailure("\(error)") }
     }
 
     private static func waitUntilIdle(_ children: [BenchChild]) throws {

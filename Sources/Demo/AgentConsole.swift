@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// Everything the agent demo prints. Lines come from the scenario and, concurrently, from the
 /// thread reading the agent's log, so every write takes the lock and is one whole line, unbuffered.
@@ -93,16 +94,7 @@ final class AgentConsole: @unchecked Sendable {
     private func write(_ text: String, to descriptor: Int32) {
         lock.lock()
         defer { lock.unlock() }
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            offset += written
-        }
+        try? Descriptor.writeAll(descriptor, Array(text.utf8), subject: "the console")
     }
 
     /// The agent's stderr line without its trailing `key=value` fields: `<level> <message>`.

@@ -48,9 +48,7 @@ final class AgentProcess: @unchecked Sendable {
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 8192)
         while true {
-            let count = read(descriptor, &chunk, chunk.count)
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
+            guard let count = try? Descriptor.read(descriptor, into: &chunk, subject: "the agent's output"), count > 0 else { break }
             buffer.append(contentsOf: chunk[0..<count])
             while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 onLine(String(decoding: buffer[..<newline], as: UTF8.self))
@@ -91,7 +89,7 @@ final class AgentProcess: @unchecked Sendable {
         Glibc.kill(pid, SIGKILL)
         lock.lock()
         var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
+        _ = try? SystemCall.run("waitpid", "the agent") { waitpid(pid, &raw, 0) }
         ended = true
         status = raw
         lock.unlock()

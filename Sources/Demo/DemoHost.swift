@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 
 /// The demo's private temporary directory, laid out like a small host and its publisher. Nothing
 /// the demo or the agent writes is outside it: the agent gets every path by flag.
@@ -75,14 +76,14 @@ struct DemoHost {
         }
         guard indexFiles.count == 2 else { throw DemoFailure("the publisher's channel \(source) has no signed index") }
         let staged = try indexFiles.sorted().map { name in (try stage(source + "/" + name), channel + "/" + name) }
-        for (from, to) in staged where rename(from, to) != 0 {
-            throw DemoFailure("rename \(from) → \(to): \(String(cString: strerror(errno)))")
+        for (from, to) in staged {
+            do { try Files.rename(from, to: to) } catch { throw DemoFailure("\(error)") }
         }
     }
 
     private func stageAndRename(_ from: String, to: String) throws {
         let staged = try stage(from)
-        guard rename(staged, to) == 0 else { throw DemoFailure("rename \(staged) → \(to): \(String(cString: strerror(errno)))") }
+        do { try Files.rename(staged, to: to) } catch { throw DemoFailure("\(error)") }
     }
 
     /// Copies `path` into the staging folder (mode 0644) and returns the copy's path.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSystem
 
 /// A fresh directory (mkdtemp) for one test or fixture, removed with everything in it by `remove()`
 /// or when released. It is mode 0755, so a program run as another user (uid 65534 in the tests)
@@ -22,7 +23,7 @@ public final class TemporaryDirectory: @unchecked Sendable {
         if !base.hasSuffix("/") { base += "/" }
         var template = Array((base + prefix + ".XXXXXX").utf8CString)
         guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw FixtureError.setUp("cannot create a temporary directory \(base)\(prefix).XXXXXX: \(String(cString: strerror(errno)))")
+            throw FixtureError.setUp(SystemError(call: "mkdtemp", errno: errno, subject: "\(base)\(prefix).XXXXXX").description)
         }
         let path = String(cString: created)
         chmod(path, 0o755)
@@ -51,17 +52,14 @@ public final class TemporaryDirectory: @unchecked Sendable {
         let target = file(name)
         try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
-        // O_CLOEXEC: a test that runs this file as a program (a fake systemctl or dpkg) would get
-        // ETXTBSY if a child spawned at the same moment by another test inherited our descriptor.
-        let descriptor = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw FixtureError.setUp("cannot write \(target): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        var written = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw FixtureError.setUp("cannot write \(target): \(String(cString: strerror(errno)))") }
-            written += count
+        // O_CLOEXEC (OpenFile always adds it): a test that runs this file as a program (a fake
+        // systemctl or dpkg) would get ETXTBSY if a child spawned at the same moment by another
+        // test inherited our descriptor.
+        do throws(SystemError) {
+            let file = try OpenFile(path: target, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+            try file.write(bytes)
+        } catch {
+            throw FixtureError.setUp(error.description)
         }
         return target
     }

@@ -9,6 +9,19 @@ package enum Descriptor {
         _ = Glibc.close(fd)
     }
 
+    /// Writes all of `bytes` in as few write(2) calls as the kernel allows (one, for a line on a
+    /// terminal or pipe, so concurrent writers' lines stay whole); a zero-byte write is EIO.
+    package static func writeAll(_ fd: Int32, _ bytes: [UInt8], subject: @autoclosure () -> String) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = try SystemCall.run("write", subject()) {
+                bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            }
+            if written == 0 { throw SystemError(call: "write", errno: EIO, subject: subject()) }
+            offset += written
+        }
+    }
+
     /// Reads what is available into the start of `buffer`, at most `limit` bytes (default: all of
     /// it); nil when nothing is (EAGAIN), 0 at end of stream. read(2).
     package static func read(_ fd: Int32, into buffer: inout [UInt8], limit: Int? = nil,

@@ -10,7 +10,7 @@ struct BenchmarkVerifyCommand: ParsableCommand {
         abstract: "Measure channel verification throughput against sha256sum on the same file.",
         discussion: """
             Builds a signed channel holding one file of --size bytes in a scratch folder, reads it \
-            once to warm the page cache, then times sha256sum on it and the Engine's verifier \
+            once to warm the page cache, then times sha256sum on it and the agent's verifier \
             (first with an empty store: copy into the store and hash the copy; then with the copy \
             already there). The ratio is verifier throughput over sha256sum throughput.
 

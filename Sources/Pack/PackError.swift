@@ -10,7 +10,7 @@ struct PackError: Error, CustomStringConvertible {
     /// Wraps a failed system call: its own sentence says what failed, on which file, and why.
     init(_ error: SystemError) { self.description = error.description }
 
-    /// Wraps an Engine error (channel refusals, ELF problems) with what was being done.
+    /// Wraps an artifact error (channel refusals, ELF problems) with what was being done.
     static func wrapping(_ error: any Error, while doing: String) -> PackError {
         PackError("Failed to \(doing): \(error)")
     }

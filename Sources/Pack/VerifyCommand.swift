@@ -8,7 +8,7 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check a channel exactly as the agent does; exit status 0 only if it is valid.",
         discussion: """
-            Runs the Engine's verifier: permissions (the channel must be writable only by root or \
+            Runs the agent's own verifier: permissions (the channel must be writable only by root or \
             by you), signature by a trusted key, expiry, format, and every file by hash and length \
             through a copy in a store (a temporary one unless --store is given).
 

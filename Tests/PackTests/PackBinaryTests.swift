@@ -5,3 +5,13 @@ import Testing
     // The CLI tests run the real binary; it sits in the same build products folder as the test bundle.
     #expect(FileManager.default.isExecutableFile(atPath: Products.hotpatchPack), "\(Products.hotpatchPack)")
 }
+
+/// The publisher's tool and the admin's client depend on the artifact and the system layer only:
+/// no ptrace code may reach them (issue 9's rule; the C shim's symbols are all `cptrace_…`).
+@Test(arguments: [Products.hotpatchPack, Products.agentctl])
+func binary_holdsNoPtraceSymbol(_ path: String) throws {
+    let symbols = try Program.succeed("nm", ["--defined-only", path]).stdout
+    let ptrace = symbols.split(separator: "\n").filter { $0.lowercased().contains("ptrace") }
+    #expect(!symbols.isEmpty)
+    #expect(ptrace.isEmpty, "\(path) links ptrace code: \(ptrace.prefix(5).joined(separator: "; "))")
+}

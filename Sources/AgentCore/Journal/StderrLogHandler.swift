@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 import Logging
 
 /// A swift-log handler printing one line per entry on standard error:
@@ -32,19 +33,8 @@ public struct StderrLogHandler: AgentLogHandler {
         var line = Self.format(level: event.level, message: event.message.description, metadata: merged)
         if let error = event.error { line += " error=" + Self.quoted(String(describing: error)) }
         line += "\n"
-        var bytes = Array(line.utf8)
-        // One write per line (retrying only EINTR and short writes) keeps concurrent lines whole.
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                offset += written
-            }
-        }
+        // One write per line keeps concurrent lines whole; a failed write is dropped.
+        try? Descriptor.writeAll(fileDescriptor, Array(line.utf8), subject: "standard error")
     }
 
     /// The line for one entry, without the newline; keys sorted so output is stable.

@@ -2,7 +2,7 @@ import Architecture
 /// The content of a channel's `index.json`, parsed and checked for internal consistency.
 /// Pure: it needs neither Crypto nor the file system (see docs/CHANNEL.md for the format).
 public struct ChannelIndex: Equatable, Sendable {
-    /// The index format this Engine reads and `hotpatch-pack` writes.
+    /// The index format the agent reads and `hotpatch-pack` writes.
     public static let currentFormat = 1
 
     /// Strictly increasing with each publication; the agent refuses a lower one (rollback).

@@ -7,7 +7,7 @@ public enum ChannelRefusal: Error, Equatable, Sendable, CustomStringConvertible 
     case malformedIndex(path: String, reason: String)
     /// The index is larger than the hard cap, so it was not read to the end.
     case indexTooLarge(path: String, limit: Int)
-    /// The index's `format` is not one this Engine understands.
+    /// The index's `format` is not one this agent understands.
     case unsupportedFormat(path: String, format: Int)
     /// A field that must be present is missing (`field` is a JSON path such as `releases[2].level`).
     case missingField(path: String, field: String)
@@ -17,7 +17,7 @@ public enum ChannelRefusal: Error, Equatable, Sendable, CustomStringConvertible 
     case unknownField(path: String, field: String)
     /// A field has the right type but a value the format forbids (bad hex, bad date, empty id, …).
     case invalidValue(path: String, field: String, reason: String)
-    /// A release's `kind` (or a file's `type`) is not one this Engine knows.
+    /// A release's `kind` (or a file's `type`) is not one this agent knows.
     case unknownKind(path: String, field: String, kind: String)
 
     // MARK: Signature and trust

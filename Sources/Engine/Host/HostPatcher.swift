@@ -123,6 +123,13 @@ public struct ExclusionPolicy: Sendable, Equatable {
             let components = Set(cgroup.split(whereSeparator: { $0 == "/" || $0 == "\n" || $0 == ":" }).map(String.init))
             for unit in units where components.contains(unit) { return .unit(unit) }
         }
+        return Self.protection(of: pid, agent: agent)
+    }
+
+    /// Why `pid` is never patched whatever the configuration says (the patching process itself,
+    /// PID 1), or nil: the rule the `Patcher` also applies to a process it is handed directly.
+    public static func protection(of pid: ProcessID, agent: ProcessID) -> ProcessExclusion? {
+        if pid == agent { return .agentItself }
         if pid.rawValue == 1 { return .initProcess }
         return nil
     }
@@ -179,7 +186,7 @@ public struct HostProcessReport: Sendable {
 extension ProcessPatchReport {
     /// The report of a process refused before anything was read or written.
     static func refused(_ match: TargetMatch, _ reason: UnpatchableReason) -> ProcessPatchReport {
-        ProcessPatchReport(pid: match.process.pid.rawValue, startTime: match.process.startTime, objectPath: match.object.path,
+        ProcessPatchReport(pid: match.process.pid, startTime: match.process.startTime, objectPath: match.object.path,
                            outcome: .unpatchable(reason), pauseMicroseconds: nil, totalMicroseconds: 0, threadCount: 0,
                            evacuatedThreads: 0, injectedSystemCalls: 0)
     }

@@ -409,7 +409,7 @@ struct PatchLoader {
     /// Maps a stop failure to a load failure.
     static func failure(_ stop: StopFailure) -> LoadFailure {
         switch stop {
-        case let .tracedBy(tracer): return .unpatchable(.tracedBy(pid: tracer.rawValue))
+        case let .tracedBy(tracer): return .unpatchable(.tracedBy(tracer: tracer))
         case .processGone: return .unpatchable(.processGone)
         case let .deadlineExceeded(stopped, total): return .busy("only \(stopped) of \(total) threads stopped before the deadline")
         case .groupStopped: return .busy("the process is stopped by a signal")

@@ -5,7 +5,7 @@ public enum UnpatchableReason: Error, Equatable, Sendable, CustomStringConvertib
     /// PID 1 or the patching process itself (configured exclusions are `ProcessExclusion`s).
     case protectedProcess(why: String)
     /// Another tracer (debugger, strace, another agent) holds the process.
-    case tracedBy(pid: Int32)
+    case tracedBy(tracer: ThreadID)
     /// Seccomp strict mode allows no system call we would need.
     case seccompStrictMode
     /// A seccomp filter would kill the process (or trap) on a system call we would inject.
@@ -31,7 +31,7 @@ public enum UnpatchableReason: Error, Equatable, Sendable, CustomStringConvertib
     public var description: String {
         switch self {
         case let .protectedProcess(why): return "protected process (\(why))"
-        case let .tracedBy(pid): return "traced by PID \(pid)"
+        case let .tracedBy(tracer): return "traced by PID \(tracer)"
         case .seccompStrictMode: return "seccomp strict mode allows no injected system call"
         case let .seccompWouldKill(call, action): return "seccomp filter would \(action) on \(call); not injected"
         case let .seccompDenies(call, number): return "seccomp filter denies \(call) with \(SystemError.errnoText(number))"
@@ -80,7 +80,7 @@ public enum PatchOutcome: Equatable, Sendable, CustomStringConvertible {
 /// One process's result, with the figures that matter to its owner.
 public struct ProcessPatchReport: Sendable {
     /// The process.
-    public var pid: Int32
+    public var pid: ProcessID
     /// Its start time (clock ticks since boot), so a reused pid is never confused with it.
     public var startTime: UInt64
     /// The patched object's path as the process maps it.

@@ -46,7 +46,7 @@ public final class Patcher {
     /// What is applied is read from the process itself; nothing depends on saved state.
     public func reconcile(_ match: TargetMatch, desired: HotpatchTarget?, known: [HotpatchTarget] = []) -> ProcessPatchReport {
         let started = Monotonic.now
-        var report = ProcessPatchReport(pid: match.process.pid.rawValue, startTime: match.process.startTime,
+        var report = ProcessPatchReport(pid: match.process.pid, startTime: match.process.startTime,
                                         objectPath: match.object.path, outcome: .notApplied, pauseMicroseconds: nil, totalMicroseconds: 0,
                                         threadCount: 0, evacuatedThreads: 0, injectedSystemCalls: 0)
         do throws(LoadFailure) {
@@ -73,8 +73,10 @@ public final class Patcher {
     private func run(_ match: TargetMatch, desired: HotpatchTarget?, known: [HotpatchTarget],
                      report: inout ProcessPatchReport) throws(LoadFailure) {
         let pid = match.process.pid
-        if pid.rawValue == 1 { throw .unpatchable(.protectedProcess(why: "PID 1")) }
-        if pid == ProcessID.current { throw .unpatchable(.protectedProcess(why: "the agent itself")) }
+        // The same rule as the host's exclusions, for callers that patch one process directly.
+        if let protected = ExclusionPolicy.protection(of: pid, agent: .current) {
+            throw .unpatchable(.protectedProcess(why: protected.description))
+        }
         guard ProcFS.isSameProcess(match.process) else { throw .unpatchable(.processGone) }
         let status: ProcessStatus
         let mappings: [MemoryMapping]
@@ -87,7 +89,7 @@ public final class Patcher {
             throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
         }
         if let tracer = status.tracer, !TracedProcess.isOurThread(tracer) {
-            throw .unpatchable(.tracedBy(pid: tracer.rawValue))
+            throw .unpatchable(.tracedBy(tracer: tracer))
         }
         // Strict mode cannot be left: refuse it early. Filters are judged by the loader, with every
         // thread held (a process may install one at any moment; this look is already stale).

@@ -1,4 +1,5 @@
 import Glibc
+import LinuxSystem
 
 /// CLOCK_MONOTONIC time, for deadlines and pause measurements.
 public enum Monotonic {
@@ -26,6 +27,10 @@ public enum Monotonic {
     public static func sleep(microseconds: UInt64) {
         var spec = timespec(tv_sec: Int(microseconds / 1_000_000), tv_nsec: Int(microseconds % 1_000_000) * 1000)
         var remaining = timespec()
-        while nanosleep(&spec, &remaining) == -1 && errno == EINTR { spec = remaining }
+        // Interrupted by a signal: sleep what remains.
+        _ = try? SystemCall.run("nanosleep", "\(microseconds) µs") { () -> Int32 in
+            defer { spec = remaining }
+            return nanosleep(&spec, &remaining)
+        }
     }
 }

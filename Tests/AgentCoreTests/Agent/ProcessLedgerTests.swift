@@ -19,7 +19,7 @@ import Testing
 
     private func report(_ pid: Int32, _ outcome: PatchOutcome, pause: UInt64? = nil, load: UInt64? = nil,
                         startTime: UInt64 = 100, library: String = "/usr/lib/libdemo.so") -> HostProcessReport {
-        var patch = ProcessPatchReport(pid: pid, startTime: startTime, objectPath: "/usr/lib/libdemo.so", outcome: outcome,
+        var patch = ProcessPatchReport(pid: ProcessID(pid), startTime: startTime, objectPath: "/usr/lib/libdemo.so", outcome: outcome,
                                        pauseMicroseconds: pause, totalMicroseconds: 10, threadCount: 1, evacuatedThreads: 0,
                                        injectedSystemCalls: 0)
         patch.loadPauseMicroseconds = load
@@ -54,7 +54,7 @@ import Testing
 
     @Test func unpatchable_recordsTheReason_andLogsOnlyWhenTheReasonChanges() throws {
         var ledger = ProcessLedger()
-        let reason = UnpatchableReason.tracedBy(pid: 77)
+        let reason = UnpatchableReason.tracedBy(tracer: ThreadID(77))
         let first = ledger.take([report(41, .unpatchable(reason))], fullPass: true, desired: desired, healthWindow: 60, now: now)
         #expect(ledger.records[ProcessID(41)]?.state == .unpatchable)
         #expect(ledger.records[ProcessID(41)]?.reason == "traced by PID 77")

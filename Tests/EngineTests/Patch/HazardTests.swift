@@ -152,7 +152,7 @@ extension LivePatchTests {
         defer { tracer.stop() }
         _ = try tracer.waitForLine { $0.hasPrefix("tracing") }
         let report = try Live.reconcile(victim, desired: target, known: [target])
-        #expect(report.outcome == .unpatchable(.tracedBy(pid: tracer.pid)))
+        #expect(report.outcome == .unpatchable(.tracedBy(tracer: ThreadID(tracer.pid))))
         tracer.stop()
         #expect(victim.isAlive)
         #expect(try Live.behaviour(victim) == Live.original)
