@@ -265,9 +265,12 @@ struct AgentScenario {
         console.field("installed", String(format: "W/opt/demo-service/VERSION now says \"demo-service 2.0\" (seen %.1f s after\n", seconds)
             + "publishing); the agent kept the 1.0 file under W/state/backup/demo-2/")
         let flag = FileSystem.read(host.rebootRequired) ?? ""
-        let expectedFlag = "*** System restart required ***\nhotpatch-agent: demo-2: planned baseline demo-2: \(why)\n"
-        guard flag == expectedFlag, FileSystem.read(host.rebootRequired + ".pkgs") == "demo-2\n" else {
-            throw DemoFailure("W/reboot-required holds \(flag.debugDescription) and .pkgs \(FileSystem.read(host.rebootRequired + ".pkgs").debugDescription); expected \(expectedFlag.debugDescription) and \"demo-2\\n\"")
+        // demo-2 installs only a plain file: .pkgs names the package whose agent installed it, as
+        // Debian's list names packages (not releases).
+        let expectedFlag = "*** System restart required ***\nhotpatch-agent: demo-2: planned baseline demo-2: \(why) (packages: hotpatch-agent)\n"
+        let expectedPackages = "hotpatch-agent\n"
+        guard flag == expectedFlag, FileSystem.read(host.rebootRequired + ".pkgs") == expectedPackages else {
+            throw DemoFailure("W/reboot-required holds \(flag.debugDescription) and .pkgs \(FileSystem.read(host.rebootRequired + ".pkgs").debugDescription); expected \(expectedFlag.debugDescription) and \(expectedPackages.debugDescription)")
         }
         console.command("cat W/reboot-required        # stands for /run/reboot-required, which is untouched", output: flag)
         try checkMetrics(host, agent: agent)
