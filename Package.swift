@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "Pack",
             dependencies: [
-                "Artifact", "LinuxSystem",
+                "Artifact", "Architecture", "LinuxSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

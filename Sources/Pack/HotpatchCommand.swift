@@ -1,3 +1,4 @@
+import Architecture
 import ArgumentParser
 import Artifact
 import Foundation
@@ -13,8 +14,8 @@ struct HotpatchCommand: ParsableCommand {
             target or its debug file (so stripped production binaries can be targeted; a stripped \
             shared library is still a valid target for its exported functions), records the \
             target's build-id, and checks that the patch object exports each replacement and uses \
-            only relocations the Engine supports. Functions shorter than a 5-byte jump are refused; \
-            those shorter than 14 bytes, compiler clones (.isra/.constprop/.part/.cold) and \
+            only relocations the agent's loader supports. Functions shorter than a \(HostArchitecture.nearJumpLength)-byte jump \
+            are refused; those shorter than \(HostArchitecture.farJumpLength) bytes, compiler clones (.isra/.constprop/.part/.cold) and \
             inlining are reported as warnings on stderr. Hotpatches are cumulative: level N must \
             contain every fix of levels 1..N-1 of the same baseline.
 

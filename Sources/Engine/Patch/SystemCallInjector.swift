@@ -138,9 +138,9 @@ final class SystemCallInjector {
         }
         // An anonymous mmap ignores its descriptor, and any page-aligned offset will do: those keep
         // the thread's own fifth and sixth argument registers, which code after its own system call
-        // may still use (glibc keeps the old cancellation type in r8 across a cancellable call).
+        // may still use (glibc keeps the old cancellation type in one of them across a cancellable call).
         var arguments = arguments
-        if number == HostArchitecture.systemCalls.mmap, arguments.count == 6, arguments[3] & 0x20 != 0 {  // MAP_ANONYMOUS
+        if number == HostArchitecture.systemCalls.mmap, arguments.count == 6, arguments[3] & UInt64(MAP_ANONYMOUS) != 0 {
             arguments[4] = HostArchitecture.systemCallArgument(entry, 4)
             let offset = HostArchitecture.systemCallArgument(entry, 5)
             if offset & (HostArchitecture.pageSize - 1) == 0 { arguments[5] = offset }
