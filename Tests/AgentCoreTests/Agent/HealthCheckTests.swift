@@ -25,9 +25,9 @@ import Testing
 
     private func report(thread: Int32 = 4400, process: Int32? = 4400, ip: UInt64 = 0x5004, time: UInt64 = 200_000_000,
                         mapping: String? = nil) -> KernelFaultReport {
-        KernelFaultReport(sequence: 7, timestampMicroseconds: time, command: "victim", threadID: thread, kind: "trap invalid opcode",
+        KernelFaultReport(sequence: 7, timestampMicroseconds: time, command: "victim", threadID: ThreadID(thread), kind: "trap invalid opcode",
                           instructionPointer: ip, mapping: mapping.map { .init(name: $0, start: 0x1000, size: 0x1000) },
-                          processID: process)
+                          processID: process.map(ProcessID.init))
     }
 
     private func counts(_ judgement: HealthCheck.Judgement?) -> Bool {
