@@ -93,6 +93,59 @@ public protocol Architecture {
     /// calls run on; run on from there, it restores `signalMask` and the thread's state `resumed`
     /// from `registers`, and jumps back to where the thread was. Position-independent.
     static func injectionStub(resuming registers: some RegisterWords, signalMask: UInt64) -> [UInt8]
+
+    // MARK: The kernel's reports of user faults
+
+    /// Text every line in which this architecture's kernel reports a user fault contains: a cheap
+    /// filter, since almost no kernel log record is one.
+    static var kernelFaultMarkers: [String] { get }
+    /// The fault `message` (the text of one kernel log record, after its `PRI,SEQ,…;` header)
+    /// reports in one of the forms this architecture's fault and trap handlers print; nil when it
+    /// is not such a line, was cut, or could be read two ways (the names in it are chosen by
+    /// whoever runs the faulting program).
+    static func parseKernelFault(_ message: Substring) -> KernelFaultLine?
+}
+
+/// What one kernel log line about a user fault says, whatever the architecture's wording.
+public struct KernelFaultLine: Sendable, Equatable {
+    /// The mapping that held the faulting instruction, as the kernel names it: the file's base name
+    /// (`memfd:NAME` for a memfd), and where the mapping lies.
+    public struct Mapping: Sendable, Equatable {
+        /// The mapped file's name (no directory).
+        public var name: String
+        /// The mapping's first address.
+        public var start: UInt64
+        /// The mapping's length in bytes.
+        public var size: UInt64
+
+        /// Names each part.
+        public init(name: String, start: UInt64, size: UInt64) {
+            self.name = name
+            self.start = start
+            self.size = size
+        }
+    }
+
+    /// The faulting thread's name (`comm`), as escaped by the kernel.
+    public var command: String
+    /// The faulting thread's id as printed (the kernel's `pid_t`; callers wrap it in their id type).
+    public var thread: Int32
+    /// What happened, in the kernel's words: `segfault`, `trap invalid opcode`, ….
+    public var kind: String
+    /// The faulting instruction's address.
+    public var instructionPointer: UInt64
+    /// The file mapping that held the instruction; nil when it was anonymous memory or the kernel
+    /// left the part out.
+    public var mapping: Mapping?
+
+    /// Names each part.
+    public init(command: String, thread: Int32, kind: String, instructionPointer: UInt64, mapping: Mapping?) {
+        self.command = command
+        self.thread = thread
+        self.kind = kind
+        self.instructionPointer = instructionPointer
+        self.mapping = mapping
+    }
 }
 
 /// Read and write access to a stopped thread's registers by word index (see `Architecture`).

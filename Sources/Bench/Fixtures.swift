@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 
 /// A fixture process registered with `ChildGuard`, killed and reaped on `stop()`.
 final class BenchChild {
@@ -32,29 +33,19 @@ final class BenchChild {
 /// tracer, could take a ptrace stop meant for it).
 struct ProcessCondition {
     var state: Character
-    var tracerPID: Int32
+    var tracer: ThreadID?
     var catchesSIGUSR1: Bool
 
     /// Nil when the process is gone.
     static func read(_ pid: Int32) -> ProcessCondition? {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/status") else { return nil }
-        var condition = ProcessCondition(state: "?", tracerPID: -1, catchesSIGUSR1: false)
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard fields.count >= 2 else { continue }
-            switch fields[0] {
-            case "State:": condition.state = fields[1].first ?? "?"
-            case "TracerPid:": condition.tracerPID = Int32(fields[1]) ?? -1
-            case "SigCgt:":
-                if let mask = UInt64(fields[1], radix: 16) { condition.catchesSIGUSR1 = mask & (1 << (UInt64(SIGUSR1) - 1)) != 0 }
-            default: continue
-            }
-        }
-        return condition
+        guard let status = try? ProcFS.status(of: ProcessID(pid)) else { return nil }
+        let usr1 = UInt64(1) << (UInt64(SIGUSR1) - 1)
+        return ProcessCondition(state: status.state, tracer: status.tracer,
+                                catchesSIGUSR1: status.caughtSignals.map { $0 & usr1 != 0 } ?? false)
     }
 
     /// Running or sleeping, not traced by anyone, not a zombie.
-    var isHealthyAndFree: Bool { (state == "S" || state == "R" || state == "D") && tracerPID == 0 }
+    var isHealthyAndFree: Bool { (state == "S" || state == "R" || state == "D") && tracer == nil }
 }
 
 /// The benchmark's fixtures: the multi-threaded victim with its hotpatches, and the idle sleeper

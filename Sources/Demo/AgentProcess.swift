@@ -28,7 +28,7 @@ final class AgentProcess: @unchecked Sendable {
         do {
             pid = try ChildProcess.spawn(path, arguments, environment: environment, standardInput: .null,
                                          standardOutput: .descriptor(pipe.write), standardError: .descriptor(pipe.write),
-                                         ownProcessGroup: true)
+                                         ownProcessGroup: true).rawValue
         } catch {
             close(pipe.read)
             throw DemoFailure("starting \(path) failed: \(error)")

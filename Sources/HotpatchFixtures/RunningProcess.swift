@@ -22,7 +22,7 @@ public final class RunningProcess: @unchecked Sendable {
         defer { close(pipe.write) }
         do {
             pid = try ChildProcess.spawn(path, arguments, environment: environment, standardOutput: .descriptor(pipe.write),
-                                         ownProcessGroup: ownProcessGroup)
+                                         ownProcessGroup: ownProcessGroup).rawValue
         } catch {
             close(pipe.read)
             throw error

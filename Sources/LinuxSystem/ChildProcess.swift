@@ -15,10 +15,10 @@ public enum ChildProcess {
         case descriptor(Int32)
     }
 
-    /// Starts `path` with `arguments` and returns its pid. `environment` nil means the caller's.
+    /// Starts `path` with `arguments` and returns its process id. `environment` nil means the caller's.
     public static func spawn(_ path: String, _ arguments: [String], environment: [String: String]? = nil,
                              standardInput: Stream = .inherit, standardOutput: Stream = .inherit,
-                             standardError: Stream = .inherit, ownProcessGroup: Bool = false) throws(SystemError) -> pid_t {
+                             standardError: Stream = .inherit, ownProcessGroup: Bool = false) throws(SystemError) -> ProcessID {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -50,7 +50,7 @@ public enum ChildProcess {
         var child: pid_t = 0
         let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
         guard result == 0 else { throw SystemError(call: "posix_spawn", errno: result, subject: path) }
-        return child
+        return ProcessID(child)
     }
 
     /// A pipe whose ends are close-on-exec (only the copies `spawn` duplicates reach a child).
@@ -62,9 +62,9 @@ public enum ChildProcess {
     }
 
     /// Waits for `pid` to end (retrying EINTR) and returns its exit status, 128 + N when killed by signal N.
-    public static func waitForExit(_ pid: pid_t) -> Int32 {
+    public static func waitForExit(_ pid: ProcessID) -> Int32 {
         var status: Int32 = 0
-        _ = try? SystemCall.run("waitpid", "process \(pid)") { waitpid(pid, &status, 0) }
+        _ = try? SystemCall.run("waitpid", "process \(pid)") { waitpid(pid.rawValue, &status, 0) }
         return exitCode(fromWaitStatus: status)
     }
 
@@ -97,7 +97,7 @@ public enum ChildProcess {
             close(output.read); close(output.write)
             throw error
         }
-        let child: pid_t
+        let child: ProcessID
         do throws(SystemError) {
             child = try spawn(path, arguments, environment: environment, standardInput: .null,
                               standardOutput: .descriptor(output.write), standardError: .descriptor(errorOutput.write))
@@ -109,7 +109,7 @@ public enum ChildProcess {
         close(errorOutput.write)
         // Both pipes are drained together: a child blocked on a full stderr pipe would never finish stdout.
         let deadline = timeoutSeconds.map { Date().addingTimeInterval($0) }
-        let (outputBytes, errorBytes) = drain(output.read, errorOutput.read, until: deadline) { kill(child, SIGKILL) }
+        let (outputBytes, errorBytes) = drain(output.read, errorOutput.read, until: deadline) { kill(child.rawValue, SIGKILL) }
         return Finished(status: waitForExit(child), output: outputBytes, errorOutput: errorBytes)
     }
 

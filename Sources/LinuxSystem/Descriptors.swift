@@ -3,6 +3,13 @@ import Glibc
 /// Calls on any open descriptor (a socket, an inotify instance, /dev/kmsg), given as the kernel's
 /// number. `subject` names what the descriptor is in errors ("the control socket", a path).
 package enum Descriptor {
+    /// Opens `path` with `flags` (O_CLOEXEC always added) and returns the descriptor, which the
+    /// caller owns and closes with `close(_:)`: for a descriptor kept beyond one scope (a log
+    /// followed by a thread); `OpenFile` closes itself instead. open(2).
+    package static func open(_ path: String, flags: Int32) throws(SystemError) -> Int32 {
+        try SystemCall.run("open", path) { Glibc.open(path, flags | O_CLOEXEC) }
+    }
+
     /// Closes `fd`, ignoring errors: after close(2) the descriptor is gone whatever it returns, so
     /// `EINTR` is not retried on Linux.
     package static func close(_ fd: Int32) {

@@ -146,15 +146,15 @@ public final class ProcessWatchService: Service, Sendable {
                 switch event {
                 case let .exec(pid):
                     // The dynamic linker maps libraries just after exec: look again shortly.
-                    await agent.processStarted(ProcessID(pid))
+                    await agent.processStarted(pid)
                     Task {
                         for delay in [5, 30] {
                             try? await Task.sleep(for: .milliseconds(delay))
-                            await agent.processStarted(ProcessID(pid))
+                            await agent.processStarted(pid)
                         }
                     }
                 case let .exit(pid, _, signal):
-                    await agent.processExited(ProcessID(pid), signal: signal)
+                    await agent.processExited(pid, signal: signal)
                 case .overrun:
                     await agent.rescan()
                 }

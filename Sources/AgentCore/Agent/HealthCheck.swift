@@ -4,13 +4,10 @@ import Foundation
 import Glibc
 import LinuxSystem
 
-/// The four user ids of a process (`Uid:` in /proc/PID/status): real, effective, saved, file system.
-struct ProcessCredentials: Sendable, Equatable, CustomStringConvertible {
-    var real: UInt32
-    var effective: UInt32
-    var saved: UInt32
-    var fileSystem: UInt32
+/// The four user ids of a process, as the Engine reads them from /proc/PID/status.
+typealias ProcessCredentials = ProcessStatus.UserIDs
 
+extension ProcessStatus.UserIDs {
     /// Whether no unprivileged user may signal, trace or write the process: kill(2) needs the
     /// sender's real or effective uid to equal the target's real or saved uid, ptrace and
     /// /proc/PID/mem need the caller's uid to equal all of the target's. With all four 0, only root
@@ -18,24 +15,9 @@ struct ProcessCredentials: Sendable, Equatable, CustomStringConvertible {
     /// user's real uid and is not root-only.
     var isRootOnly: Bool { real == 0 && effective == 0 && saved == 0 && fileSystem == 0 }
 
-    /// "real R, effective E, saved S, fs F".
-    var description: String { "real \(real), effective \(effective), saved \(saved), fs \(fileSystem)" }
-
-    /// The credentials in the text of /proc/PID/status, or nil if its `Uid:` line is missing or malformed.
-    static func parse(status text: String) -> ProcessCredentials? {
-        for line in text.split(separator: "\n") where line.hasPrefix("Uid:") {
-            let ids = line.dropFirst(4).split(whereSeparator: { $0 == " " || $0 == "\t" }).map { UInt32($0) }
-            guard ids.count == 4, let real = ids[0], let effective = ids[1], let saved = ids[2], let fs = ids[3] else {
-                return nil
-            }
-            return ProcessCredentials(real: real, effective: effective, saved: saved, fileSystem: fs)
-        }
-        return nil
-    }
-
-    /// The credentials of `pid` now (a zombie's too), or nil when it is gone.
+    /// The credentials of `pid` now (a zombie's too), or nil when it is gone or unreadable.
     static func read(_ pid: ProcessID) -> ProcessCredentials? {
-        (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)).flatMap { parse(status: $0) }
+        (try? ProcFS.status(of: pid))?.userIDs
     }
 }
 
@@ -159,7 +141,7 @@ enum HealthCheck {
             // process died before its maps could be read (a hotpatch that crashes at once), by the
             // kernel naming this hotpatch's patch image (a content-hash name) as the mapping.
             let own = sinceThePatch.filter { report in
-                report.threadID == death.pid.rawValue || report.processID == death.pid.rawValue
+                report.threadID == ThreadID(death.pid.rawValue) || report.processID == death.pid
                     || (report.processID == nil && (code?.region(containing: report.instructionPointer) != nil
                         || report.mapping.map { code?.imageNames.contains($0.name) == true } == true))
             }

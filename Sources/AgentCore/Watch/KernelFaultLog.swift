@@ -1,4 +1,5 @@
-import Foundation
+import Architecture
+import Engine
 import Glibc
 import LinuxSystem
 import Synchronization
@@ -12,14 +13,7 @@ import Synchronization
 public struct KernelFaultReport: Sendable, Equatable {
     /// The mapping that held the faulting instruction, as the kernel names it: the file's base name
     /// (`memfd:NAME` for a memfd), and where the mapping lies.
-    public struct Mapping: Sendable, Equatable {
-        /// The mapped file's name (no directory).
-        public var name: String
-        /// The mapping's first address.
-        public var start: UInt64
-        /// The mapping's length in bytes.
-        public var size: UInt64
-    }
+    public typealias Mapping = KernelFaultLine.Mapping
 
     /// The record's sequence number in the kernel log.
     public var sequence: UInt64
@@ -29,7 +23,7 @@ public struct KernelFaultReport: Sendable, Equatable {
     /// The faulting thread's name (`comm`), as escaped by the kernel.
     public var command: String
     /// The faulting thread's id (equal to the process id only for the main thread).
-    public var threadID: Int32
+    public var threadID: ThreadID
     /// What happened: `segfault`, `trap invalid opcode`, `trap divide error`, `general protection fault`, ….
     public var kind: String
     /// The faulting instruction's address.
@@ -38,20 +32,15 @@ public struct KernelFaultReport: Sendable, Equatable {
     /// left the part out.
     public var mapping: Mapping?
     /// The thread's process, when it could still be looked up as the record was read.
-    public var processID: Int32?
+    public var processID: ProcessID?
 }
 
 /// Decodes `/dev/kmsg` records into fault reports.
 ///
 /// A record is `PRI,SEQ,USEC,FLAGS[,…];MESSAGE`, then optional `\n KEY=VALUE` lines; the kernel
-/// escapes bytes below 0x20 and above 0x7e in MESSAGE as `\xNN`, so one record is one line. The two
-/// formats read here (arch/x86/mm/fault.c `show_signal_msg`, arch/x86/kernel/traps.c `show_signal`):
-///
-///     COMM[TID]: segfault at ADDR ip IP sp SP error CODE[ in NAME[OFFSET,START+SIZE]][ likely on CPU …]
-///     traps: COMM[TID] DESCRIPTION ip:IP sp:SP error:CODE[ in NAME[OFFSET,START+SIZE]]
-///
-/// (older kernels print `NAME[START+SIZE]`). COMM and NAME are chosen by whoever runs the faulting
-/// program, so a line that could be read two ways is refused rather than guessed.
+/// escapes bytes below 0x20 and above 0x7e in MESSAGE as `\xNN`, so one record is one line. What a
+/// fault line says in MESSAGE is the architecture's wording: `HostArchitecture.parseKernelFault`
+/// reads it.
 public enum KernelFaultRecord {
     /// The facility of records the kernel writes itself; userspace writes get LOG_USER or higher.
     static let kernelFacility = 0
@@ -65,133 +54,16 @@ public enum KernelFaultRecord {
         guard fields.count >= 4, let priority = Int(fields[0]), priority >= 0, priority >> 3 == kernelFacility,
               let sequence = UInt64(fields[1]), let time = UInt64(fields[2]) else { return nil }
         let message = firstLine[firstLine.index(after: semicolon)...]
-        var report = message.hasPrefix("traps: ") ? parseTrap(message.dropFirst("traps: ".count)) : parseSegfault(message)
-        report?.sequence = sequence
-        report?.timestampMicroseconds = time
-        return report
+        guard let line = HostArchitecture.parseKernelFault(message) else { return nil }
+        return KernelFaultReport(sequence: sequence, timestampMicroseconds: time, command: line.command,
+                                 threadID: ThreadID(line.thread), kind: line.kind, instructionPointer: line.instructionPointer,
+                                 mapping: line.mapping)
     }
 
-    /// `COMM[TID]: segfault at ADDR ip IP sp SP error CODE` and the tail.
-    private static func parseSegfault(_ message: Substring) -> KernelFaultReport? {
-        let anchor = "]: segfault at "
-        let occurrences = message.ranges(of: anchor)
-        // A second anchor can only come from a name someone chose: refuse to pick one.
-        guard occurrences.count == 1, let anchorRange = occurrences.first,
-              let (command, tid) = commandAndThread(message[..<anchorRange.lowerBound]) else { return nil }
-        var scanner = FieldScanner(message[anchorRange.upperBound...])
-        guard scanner.hex() != nil, scanner.literal(" ip "), let ip = scanner.hex(), scanner.literal(" sp "),
-              scanner.hex() != nil, scanner.literal(" error "), scanner.hex() != nil,
-              let tail = parseTail(scanner.rest, cpuSuffixAllowed: true) else { return nil }
-        return KernelFaultReport(sequence: 0, timestampMicroseconds: 0, command: command, threadID: tid, kind: "segfault",
-                                 instructionPointer: ip, mapping: tail.mapping)
+    /// Whether `record` may be a fault report at all: the architecture's words are in it.
+    static func mayReportFault(_ record: String) -> Bool {
+        HostArchitecture.kernelFaultMarkers.contains { record.contains($0) }
     }
-
-    /// `COMM[TID] DESCRIPTION ip:IP sp:SP error:CODE` and the tail (after `traps: `).
-    private static func parseTrap(_ message: Substring) -> KernelFaultReport? {
-        guard let ipRange = message.firstRange(of: " ip:") else { return nil }
-        let head = message[..<ipRange.lowerBound]
-        // The thread is the one `[digits] ` in the head; two mean a crafted name.
-        let candidates = head.indices.filter { head[$0] == "[" && threadNumber(at: $0, in: head) != nil }
-        guard candidates.count == 1, let open = candidates.first,
-              let (tid, afterThread) = threadNumber(at: open, in: head) else { return nil }
-        let kind = head[afterThread...]
-        guard kind.hasPrefix("trap ") || kind.hasPrefix("general protection") else { return nil }
-        var scanner = FieldScanner(message[ipRange.upperBound...])
-        guard let ip = scanner.hex(), scanner.literal(" sp:"), scanner.hex() != nil, scanner.literal(" error:"),
-              scanner.hex() != nil, let tail = parseTail(scanner.rest, cpuSuffixAllowed: false) else { return nil }
-        return KernelFaultReport(sequence: 0, timestampMicroseconds: 0, command: String(head[..<open]), threadID: tid, kind: String(kind),
-                                 instructionPointer: ip, mapping: tail.mapping)
-    }
-
-    /// `COMM[TID` followed by `]`: splits `text` (which ends just before that `]`) into name and id.
-    private static func commandAndThread(_ text: Substring) -> (String, Int32)? {
-        guard let open = text.lastIndex(of: "["),
-              let tid = Int32(text[text.index(after: open)...]), tid > 0 else { return nil }
-        return (String(text[..<open]), tid)
-    }
-
-    /// At `open` (a `[`) in `head`: `[DIGITS] ` → the number and the index after the space.
-    private static func threadNumber(at open: Substring.Index, in head: Substring) -> (Int32, Substring.Index)? {
-        let digits = head[head.index(after: open)...].prefix(while: \.isASCIIDigit)
-        guard !digits.isEmpty, let tid = Int32(digits), tid > 0 else { return nil }
-        let rest = head[digits.endIndex...]
-        guard rest.hasPrefix("] ") else { return nil }
-        return (tid, rest.index(rest.startIndex, offsetBy: 2))
-    }
-
-    /// What follows the registers in a well-formed line.
-    private enum Tail {
-        case bare
-        case mapping(KernelFaultReport.Mapping)
-
-        var mapping: KernelFaultReport.Mapping? {
-            if case let .mapping(mapping) = self { mapping } else { nil }
-        }
-    }
-
-    /// What may follow the registers: nothing, ` in NAME[…]`, and for segfaults ` likely on CPU …`.
-    /// Returns nil for anything else (the line is not one the kernel printed, or was cut).
-    private static func parseTail(_ tail: Substring, cpuSuffixAllowed: Bool) -> Tail? {
-        var tail = tail
-        if cpuSuffixAllowed, let cpu = tail.ranges(of: " likely on CPU ").last {
-            guard isCPUSuffix(tail[cpu.upperBound...]) else { return nil }
-            tail = tail[..<cpu.lowerBound]
-        }
-        if tail.isEmpty { return .bare }
-        guard tail.hasPrefix(" in "), tail.hasSuffix("]"), let open = tail.lastIndex(of: "[") else { return nil }
-        let name = tail[tail.index(tail.startIndex, offsetBy: 4)..<open]
-        let inside = tail[tail.index(after: open)..<tail.index(before: tail.endIndex)]
-        // "OFFSET,START+SIZE" (6.1 and later) or "START+SIZE".
-        let fields = inside.split(separator: ",", omittingEmptySubsequences: false)
-        guard !name.isEmpty, fields.count <= 2, let placement = fields.last,
-              fields.count == 1 || UInt64(fields[0], radix: 16) != nil else { return nil }
-        let parts = placement.split(separator: "+", omittingEmptySubsequences: false)
-        guard parts.count == 2, let start = UInt64(parts[0], radix: 16), let size = UInt64(parts[1], radix: 16) else {
-            return nil
-        }
-        return .mapping(KernelFaultReport.Mapping(name: String(name), start: start, size: size))
-    }
-
-    /// `N (core N, socket N)`.
-    private static func isCPUSuffix(_ text: Substring) -> Bool {
-        var scanner = FieldScanner(text)
-        return scanner.decimal() && scanner.literal(" (core ") && scanner.decimal() && scanner.literal(", socket ")
-            && scanner.decimal() && scanner.literal(")") && scanner.rest.isEmpty
-    }
-}
-
-/// Reads fixed fields off the front of a substring.
-private struct FieldScanner {
-    var rest: Substring
-
-    init(_ text: Substring) { rest = text }
-
-    /// Consumes `text` if the rest starts with it.
-    mutating func literal(_ text: String) -> Bool {
-        guard rest.hasPrefix(text) else { return false }
-        rest = rest.dropFirst(text.count)
-        return true
-    }
-
-    /// Consumes lowercase hex digits (1 to 16).
-    mutating func hex() -> UInt64? {
-        let digits = rest.prefix(while: { $0.isHexDigit && !$0.isUppercase })
-        guard !digits.isEmpty, digits.count <= 16, let value = UInt64(digits, radix: 16) else { return nil }
-        rest = rest[digits.endIndex...]
-        return value
-    }
-
-    /// Consumes decimal digits.
-    mutating func decimal() -> Bool {
-        let digits = rest.prefix(while: \.isASCIIDigit)
-        guard !digits.isEmpty else { return false }
-        rest = rest[digits.endIndex...]
-        return true
-    }
-}
-
-extension Character {
-    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
 /// Follows the kernel log (`/dev/kmsg`) from the moment it is opened and keeps the last fault
@@ -224,7 +96,7 @@ public final class KernelFaultLog: Sendable {
     public init(path: String = "/dev/kmsg") {
         let fd: Int32
         do throws(SystemError) {
-            fd = try SystemCall.run("open", path) { open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+            fd = try Descriptor.open(path, flags: O_RDONLY | O_NONBLOCK)
         } catch {
             availability = .unavailable(reason: error.description)
             reader = nil
@@ -262,8 +134,8 @@ public final class KernelFaultLog: Sendable {
 
     /// Whether the kernel writes fault reports at all now (`debug.exception-trace` is not 0).
     public static var kernelReportsFaults: Bool {
-        guard let text = try? String(contentsOfFile: exceptionTraceSwitch, encoding: .utf8) else { return false }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines) != "0"
+        guard let bytes = try? Files.read(exceptionTraceSwitch, limit: 64) else { return false }
+        return String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace) != ["0"]
     }
 
     /// The recent reports, oldest first, after reading everything logged so far; empty when the
@@ -324,22 +196,13 @@ private final class KernelLogReader: Sendable {
             }
             let record = String(decoding: state.buffer[0..<count], as: UTF8.self)
             // Cheap filter first: almost no record is a fault report.
-            guard record.contains("segfault at ") || record.contains("traps: "),
-                  var report = KernelFaultRecord.parse(record) else { continue }
-            report.processID = Self.process(ofThread: report.threadID)
+            guard KernelFaultRecord.mayReportFault(record), var report = KernelFaultRecord.parse(record) else { continue }
+            // The thread may already be gone (its process exited at the fault): then nil.
+            report.processID = try? ProcFS.process(ofThread: report.threadID)
             state.window.append(report)
             if state.window.count > KernelFaultLog.capacity {
                 state.window.removeFirst(state.window.count - KernelFaultLog.capacity)
             }
         }
-    }
-
-    /// The process `tid` belongs to, while the thread still exists (`Tgid:` in /proc/TID/status).
-    static func process(ofThread tid: Int32) -> Int32? {
-        guard let text = try? String(contentsOfFile: "/proc/\(tid)/status", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("Tgid:") {
-            return Int32(line.dropFirst("Tgid:".count).trimmingCharacters(in: .whitespaces))
-        }
-        return nil
     }
 }

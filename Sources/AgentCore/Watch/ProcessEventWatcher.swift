@@ -5,9 +5,9 @@ import Synchronization
 /// A process event from the kernel's proc connector, for thread-group leaders only.
 public enum ProcessEvent: Sendable, Equatable {
     /// Process `pid` called execve: it may now map a patch target.
-    case exec(pid: Int32)
+    case exec(pid: ProcessID)
     /// Process `pid` ended: `exitCode` as for exit(3), and `signal` when a signal killed it.
-    case exit(pid: Int32, exitCode: Int32, signal: Int32?)
+    case exit(pid: ProcessID, exitCode: Int32, signal: Int32?)
     /// The kernel dropped events (socket buffer overrun): rescan every process.
     case overrun
 }
@@ -164,12 +164,12 @@ enum ProcConnector {
                 }
             case eventExec:
                 guard let pid = field(16), let tgid = field(20), pid == tgid else { continue }
-                messages.append(.event(.exec(pid: Int32(bitPattern: pid))))
+                messages.append(.event(.exec(pid: ProcessID(Int32(bitPattern: pid)))))
             case eventExit:
                 guard let pid = field(16), let tgid = field(20), pid == tgid, let status = field(24) else {
                     continue
                 }
-                messages.append(.event(exitEvent(pid: Int32(bitPattern: pid), waitStatus: status)))
+                messages.append(.event(exitEvent(pid: ProcessID(Int32(bitPattern: pid)), waitStatus: status)))
             default:
                 continue
             }
@@ -179,7 +179,7 @@ enum ProcConnector {
 
     /// `exit_code` is the wait(2) status (`exit_signal` is only what the parent is sent, usually
     /// SIGCHLD): low 7 bits the fatal signal (0x80 is the core-dump flag), bits 8–15 the exit code.
-    static func exitEvent(pid: Int32, waitStatus: UInt32) -> ProcessEvent {
+    static func exitEvent(pid: ProcessID, waitStatus: UInt32) -> ProcessEvent {
         let signal = Int32(waitStatus & 0x7f)
         let code = Int32((waitStatus >> 8) & 0xff)
         return .exit(pid: pid, exitCode: signal == 0 ? code : 0, signal: signal == 0 ? nil : signal)

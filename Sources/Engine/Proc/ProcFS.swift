@@ -48,6 +48,13 @@ public enum ProcFS {
         return try ProcessStatus.parse(Files.read(path, limit: 1 << 20), path: path)
     }
 
+    /// The process thread `tid` belongs to (`Tgid:` of /proc/TID/status, which the kernel serves
+    /// for any thread id though it lists only processes); throws ENOENT once the thread is gone.
+    public static func process(ofThread tid: ThreadID) throws -> ProcessID {
+        let path = "/proc/\(tid)/status"
+        return try ProcessStatus.parse(Files.read(path, limit: 1 << 20), path: path).processID
+    }
+
     /// The identity (pid and start time) of `pid` (/proc/PID/stat).
     public static func identity(of pid: ProcessID) throws -> ProcessIdentity {
         let path = "/proc/\(pid)/stat"

@@ -1,26 +1,55 @@
 import LinuxSystem
 
-/// The fields of /proc/PID/status that decide whether and how a process can be patched.
+/// The fields of /proc/PID/status that decide whether and how a process can be patched, who may
+/// touch it, and which process a thread belongs to. The one reader of that file in the package.
 public struct ProcessStatus: Sendable {
+    /// The four user ids of a process (`Uid:`), in the kernel's order.
+    public struct UserIDs: Sendable, Equatable, CustomStringConvertible {
+        /// The real user id (who started it; kill(2) compares against it).
+        public var real: UInt32
+        /// The effective user id (what permission checks use).
+        public var effective: UInt32
+        /// The saved set-user-ID.
+        public var saved: UInt32
+        /// The file system user id.
+        public var fileSystem: UInt32
+
+        /// Names each id.
+        public init(real: UInt32, effective: UInt32, saved: UInt32, fileSystem: UInt32) {
+            self.real = real
+            self.effective = effective
+            self.saved = saved
+            self.fileSystem = fileSystem
+        }
+
+        /// "real R, effective E, saved S, fs F".
+        public var description: String { "real \(real), effective \(effective), saved \(saved), fs \(fileSystem)" }
+    }
+
     /// The command name (`comm`, at most 15 bytes; the kernel escapes `\n` and `\\`).
     public var name: String
     /// The scheduler state letter: R, S, D, T, t, Z, X, I, …
     public var state: Character
+    /// The process (thread group) this task belongs to (`Tgid:`): itself for a process, the
+    /// process for a thread read as /proc/TID/status.
+    public var processID: ProcessID
     /// The thread tracing this one (`TracerPid:` names the tracer's thread id); nil when none.
     public var tracer: ThreadID?
     /// 0 when seccomp is off, 1 in strict mode, 2 when filters are installed (later kernels may add more).
     public var seccompMode: Int
     /// How many filters are attached (`Seccomp_filters:`, kernel 5.9+); nil when the kernel does not say.
     public var seccompFilterCount: Int?
-    /// The real user id.
-    public var realUID: UInt32
-    /// The effective user id.
-    public var effectiveUID: UInt32
+    /// The user ids (`Uid:`): real, effective, saved, file system.
+    public var userIDs: UserIDs
+    /// The signals it has a handler for (`SigCgt:`, bit N-1 for signal N); nil when not printed.
+    public var caughtSignals: UInt64?
     /// The number of threads in the process.
     public var threadCount: Int
 
     private static let nameKey = Array("Name".utf8)
     private static let stateKey = Array("State".utf8)
+    private static let tgidKey = Array("Tgid".utf8)
+    private static let caughtKey = Array("SigCgt".utf8)
     private static let tracerKey = Array("TracerPid".utf8)
     private static let uidKey = Array("Uid".utf8)
     private static let threadsKey = Array("Threads".utf8)
@@ -28,12 +57,13 @@ public struct ProcessStatus: Sendable {
     private static let filtersKey = Array("Seccomp_filters".utf8)
 
     /// Parses the text of /proc/PID/status; `path` names the file in errors. Throws `malformedProcFile`
-    /// when Name, State, TracerPid, Uid or Threads is missing or unreadable. A kernel without
+    /// when Name, State, Tgid, TracerPid, Uid (all four ids) or Threads is missing or unreadable. A kernel without
     /// CONFIG_SECCOMP prints no `Seccomp:` line; that reads as mode 0.
     public static func parse(_ bytes: [UInt8], path: String) throws -> ProcessStatus {
         func bad(_ reason: String) -> EngineError { .malformedProcFile(path: path, reason: reason) }
         return try bytes.withUnsafeBufferPointer { buffer in
-            var name: String?, state: Character?, tracer: Int32?, uids: (UInt32, UInt32)?, threads: Int?
+            var name: String?, state: Character?, tgid: Int32?, tracer: Int32?, uids: UserIDs?, threads: Int?
+            var caught: UInt64?
             var mode = 0
             var filters: Int?
             var s = ByteScanner(buffer)
@@ -54,14 +84,23 @@ public struct ProcessStatus: Sendable {
                 if key.elementsEqual(stateKey) {
                     guard s.index < lineEnd, let b = s.peek, b > 0x20, b < 0x7f else { throw bad("State: has no letter") }
                     state = Character(Unicode.Scalar(b))
+                } else if key.elementsEqual(tgidKey) {
+                    guard let v = s.decimal(), v > 0, v <= UInt64(Int32.max) else { throw bad("Tgid: is not a pid") }
+                    tgid = Int32(v)
+                } else if key.elementsEqual(caughtKey) {
+                    guard let v = s.hex() else { throw bad("SigCgt: is not a signal mask") }
+                    caught = v
                 } else if key.elementsEqual(tracerKey) {
                     guard let v = s.decimal(), v <= UInt64(Int32.max) else { throw bad("TracerPid: is not a pid") }
                     tracer = Int32(v)
                 } else if key.elementsEqual(uidKey) {
-                    guard let real = s.decimal(), real <= UInt32.max else { throw bad("Uid: has no real uid") }
-                    s.skipBlanks()
-                    guard let effective = s.decimal(), effective <= UInt32.max else { throw bad("Uid: has no effective uid") }
-                    uids = (UInt32(real), UInt32(effective))
+                    var ids: [UInt32] = []
+                    for which in ["real", "effective", "saved", "fs"] {
+                        s.skipBlanks()
+                        guard s.index < lineEnd, let id = s.decimal(), id <= UInt32.max else { throw bad("Uid: has no \(which) uid") }
+                        ids.append(UInt32(id))
+                    }
+                    uids = UserIDs(real: ids[0], effective: ids[1], saved: ids[2], fileSystem: ids[3])
                 } else if key.elementsEqual(threadsKey) {
                     guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Threads: is not a count") }
                     threads = Int(v)
@@ -76,11 +115,12 @@ public struct ProcessStatus: Sendable {
             }
             guard let name else { throw bad("no Name: line") }
             guard let state else { throw bad("no State: line") }
+            guard let tgid else { throw bad("no Tgid: line") }
             guard let tracer else { throw bad("no TracerPid: line") }
             guard let uids else { throw bad("no Uid: line") }
             guard let threads else { throw bad("no Threads: line") }
-            return ProcessStatus(name: name, state: state, tracer: tracer == 0 ? nil : ThreadID(tracer), seccompMode: mode,
-                                 seccompFilterCount: filters, realUID: uids.0, effectiveUID: uids.1,
+            return ProcessStatus(name: name, state: state, processID: ProcessID(tgid), tracer: tracer == 0 ? nil : ThreadID(tracer),
+                                 seccompMode: mode, seccompFilterCount: filters, userIDs: uids, caughtSignals: caught,
                                  threadCount: threads)
         }
     }

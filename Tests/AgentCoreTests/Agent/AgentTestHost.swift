@@ -200,7 +200,7 @@ final class AgentProcess: @unchecked Sendable {
         // No JOURNAL_STREAM or NOTIFY_SOCKET from the runner's environment: this agent is in the foreground.
         let environment = ProcessInfo.processInfo.environment.filter { !["JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC"].contains($0.key) }
         pid = try ChildProcess.spawn(binary, arguments, environment: environment,
-                                     standardOutput: .descriptor(descriptor), standardError: .descriptor(descriptor))
+                                     standardOutput: .descriptor(descriptor), standardError: .descriptor(descriptor)).rawValue
     }
 
     deinit { kill(SIGKILL) }

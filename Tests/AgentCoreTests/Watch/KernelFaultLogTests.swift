@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 import Testing
 
 /// The /dev/kmsg records of real faults, as this kernel (6.18, x86-64) writes them.
@@ -18,7 +19,7 @@ private enum Records {
         #expect(report.sequence == 337)
         #expect(report.timestampMicroseconds == 186_623_669)
         #expect(report.command == "segv")
-        #expect(report.threadID == 4411)
+        #expect(report.threadID == ThreadID(4411))
         #expect(report.kind == "segfault")
         #expect(report.instructionPointer == 0x556a_9d62_5139)
         #expect(report.mapping == .init(name: "segv", start: 0x556a_9d62_5000, size: 0x1000))
@@ -27,7 +28,7 @@ private enum Records {
 
     @Test func trapRecords_giveTheirKindAndMapping() throws {
         let ill = try #require(KernelFaultRecord.parse(Records.invalidOpcode))
-        #expect(ill.threadID == 4412)
+        #expect(ill.threadID == ThreadID(4412))
         #expect(ill.command == "ill")
         #expect(ill.kind == "trap invalid opcode")
         #expect(ill.instructionPointer == 0x55c2_8e58_a12d)
@@ -35,7 +36,7 @@ private enum Records {
 
         let fpe = try #require(KernelFaultRecord.parse(Records.divideError))
         #expect(fpe.kind == "trap divide error")
-        #expect(fpe.threadID == 26285)
+        #expect(fpe.threadID == ThreadID(26285))
 
         let gp = try #require(KernelFaultRecord.parse(Records.generalProtection))
         #expect(gp.kind == "general protection fault")
@@ -58,15 +59,15 @@ private enum Records {
         #expect(report.mapping == nil)
         #expect(report.instructionPointer == 0x7f00_0000_0000)
         let bare = "6,12,5,-;traps: jit[92] trap invalid opcode ip:7f0000000000 sp:7ffc0a0b0c0d error:0"
-        #expect(KernelFaultRecord.parse(bare)?.threadID == 92)
+        #expect(KernelFaultRecord.parse(bare)?.threadID == ThreadID(92))
         // A dictionary line after the message, and a caller field in the prefix.
         #expect(KernelFaultRecord.parse(Records.segfault + "\n SUBSYSTEM=x") != nil)
-        #expect(KernelFaultRecord.parse("6,13,5,-,caller=T91;" + Records.segfault.split(separator: ";")[1])?.threadID == 4411)
+        #expect(KernelFaultRecord.parse("6,13,5,-,caller=T91;" + Records.segfault.split(separator: ";")[1])?.threadID == ThreadID(4411))
     }
 
     @Test func namesWithSpacesAndBrackets_stillGiveTheRightThread() throws {
         let report = try #require(KernelFaultRecord.parse("6,1,1,-;my [srv] x[4413]: segfault at 0 ip 0000000000401000 sp 00007ffc00000000 error 4 in my prog [v2][1000,401000+1000] likely on CPU 0 (core 0, socket 0)"))
-        #expect(report.threadID == 4413)
+        #expect(report.threadID == ThreadID(4413))
         #expect(report.command == "my [srv] x")
         #expect(report.mapping?.name == "my prog [v2]")
     }
@@ -185,14 +186,14 @@ private enum Records {
         let sent = try Self.run(fault, "raise-segv")
         let reports = log.reports().filter { $0.sequence > before && $0.command.hasPrefix("fault") }
         // The kernel may drop reports under its rate limit when other tests crash things too.
-        if let report = reports.first(where: { $0.threadID == segv }) {
+        if let report = reports.first(where: { $0.threadID == ThreadID(segv) }) {
             #expect(report.kind == "segfault")
             #expect(report.mapping?.name.hasPrefix("fault") == true)
         }
-        if let report = reports.first(where: { $0.threadID == ill }) { #expect(report.kind == "trap invalid opcode") }
-        #expect(!reports.contains { $0.threadID == sent || $0.processID == sent }, "raise(SIGSEGV) is no fault")
-        if let report = reports.first(where: { $0.threadID != threaded && $0.threadID > threaded && $0.threadID < sent }) {
-            #expect(report.processID == nil || report.processID == threaded, "a worker thread's report belongs to its process")
+        if let report = reports.first(where: { $0.threadID == ThreadID(ill) }) { #expect(report.kind == "trap invalid opcode") }
+        #expect(!reports.contains { $0.threadID == ThreadID(sent) || $0.processID == ProcessID(sent) }, "raise(SIGSEGV) is no fault")
+        if let report = reports.first(where: { $0.threadID > ThreadID(threaded) && $0.threadID < ThreadID(sent) }) {
+            #expect(report.processID == nil || report.processID == ProcessID(threaded), "a worker thread's report belongs to its process")
         }
         #expect(!reports.isEmpty, "no fault report at all: \(log.reports())")
     }

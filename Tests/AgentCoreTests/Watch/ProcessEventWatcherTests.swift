@@ -168,10 +168,10 @@ private final class EventRecorder: @unchecked Sendable {
             + message(what: 0x8000_0000, words: [200, 200, 3 << 8, 17, 1, 1])
             + message(what: 0x8000_0000, words: [300, 300, 0x8b, 17, 1, 1])
         #expect(parse(datagram) == [
-            .event(.exec(pid: 100)),
-            .event(.exit(pid: 200, exitCode: 3, signal: nil)),
+            .event(.exec(pid: ProcessID(100))),
+            .event(.exit(pid: ProcessID(200), exitCode: 3, signal: nil)),
             // 0x8b: SIGSEGV (11) with the core-dump flag.
-            .event(.exit(pid: 300, exitCode: 0, signal: 11)),
+            .event(.exit(pid: ProcessID(300), exitCode: 0, signal: 11)),
         ])
     }
 
@@ -195,14 +195,14 @@ private final class EventRecorder: @unchecked Sendable {
         // The wrap-around of ack + 1.
         let last = ProcConnector.RequestTag(ack: .max)
         #expect(parse(message(what: 0, words: [0], sequence: 1, ack: 0))[0].acknowledges(last))
-        #expect(!ProcConnector.Message.event(.exec(pid: 1)).acknowledges(ours))
+        #expect(!ProcConnector.Message.event(.exec(pid: ProcessID(1))).acknowledges(ours))
     }
 
     @Test func otherConnectorsOtherEventsAndTruncatedTailsAreIgnored() {
         let fork = message(what: 1, words: [1, 1, 2, 2])
         let otherConnector = message(what: 2, words: [5, 5], idx: 7)
         let truncated = Array(message(what: 2, words: [9, 9]).prefix(30))
-        #expect(parse(fork + otherConnector + message(what: 2, words: [6, 6]) + truncated) == [.event(.exec(pid: 6))])
+        #expect(parse(fork + otherConnector + message(what: 2, words: [6, 6]) + truncated) == [.event(.exec(pid: ProcessID(6)))])
     }
 
     @Test func subscribeMessageMatchesTheKernelLayout() {

@@ -24,7 +24,16 @@ import Testing
     let status = try ProcFS.status(of: child.pid)
     #expect(status.name == "sleep")
     #expect(status.threadCount == 1 && status.tracer == nil && status.seccompMode == 0)
-    #expect(status.realUID == getuid() && status.effectiveUID == geteuid())
+    #expect(status.userIDs.real == getuid() && status.userIDs.effective == geteuid())
+    #expect(status.processID == child.pid)
+}
+
+@Test func procFS_whenAskedForAThreadsProcess_namesTheThreadGroup() throws {
+    #expect(try ProcFS.process(ofThread: ThreadID.current) == ProcessID.current)
+    // The other threads of this test process, the main one among them (a pool thread may end meanwhile).
+    for thread in try ProcFS.threadIDs(of: ProcessID.current) {
+        do { #expect(try ProcFS.process(ofThread: thread) == ProcessID.current, "thread \(thread)") } catch where error.isProcessGone {}
+    }
 }
 
 @Test func procFS_whenChildIsKilledAndReaped_reportsProcessGone() throws {
@@ -36,7 +45,8 @@ import Testing
     #expect(!ProcFS.isSameProcess(identity))
     for read in [{ _ = try ProcFS.maps(of: child.pid) }, { _ = try ProcFS.status(of: child.pid) },
                  { _ = try ProcFS.identity(of: child.pid) }, { _ = try ProcFS.threadIDs(of: child.pid) },
-                 { _ = try ProcFS.executablePath(of: child.pid) }] {
+                 { _ = try ProcFS.executablePath(of: child.pid) },
+                 { _ = try ProcFS.process(ofThread: ThreadID(child.pid.rawValue)) }] {
         #expect { try read() } throws: { $0.isProcessGone }
     }
 }
