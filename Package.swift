@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: [
-                "Engine", "Artifact", "LinuxSystem", "AgentProtocol", "CSystemd",
+                "Engine", "Artifact", "Architecture", "LinuxSystem", "AgentProtocol", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
