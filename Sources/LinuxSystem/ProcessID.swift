@@ -14,6 +14,9 @@ public struct ProcessID: Hashable, Sendable, Comparable, CustomStringConvertible
     /// The decimal number, as /proc names it.
     public var description: String { String(rawValue) }
 
+    /// Its main thread (the thread-group leader), whose id the kernel makes equal to the process's.
+    public var mainThread: ThreadID { ThreadID(rawValue) }
+
     /// Orders by number, as /proc lists processes.
     public static func < (lhs: ProcessID, rhs: ProcessID) -> Bool { lhs.rawValue < rhs.rawValue }
 }

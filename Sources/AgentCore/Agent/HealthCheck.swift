@@ -141,7 +141,7 @@ enum HealthCheck {
             // process died before its maps could be read (a hotpatch that crashes at once), by the
             // kernel naming this hotpatch's patch image (a content-hash name) as the mapping.
             let own = sinceThePatch.filter { report in
-                report.threadID == ThreadID(death.pid.rawValue) || report.processID == death.pid
+                report.threadID == death.pid.mainThread || report.processID == death.pid
                     || (report.processID == nil && (code?.region(containing: report.instructionPointer) != nil
                         || report.mapping.map { code?.imageNames.contains($0.name) == true } == true))
             }

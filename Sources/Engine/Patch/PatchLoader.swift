@@ -111,7 +111,7 @@ struct PatchLoader {
         // below), and with every thread stopped any thread asleep in one will do, the leader first.
         // When none is, the process is let go and stopped again a few times (2 ms apart) to catch
         // one asleep, before the call runs on the vDSO's system call instruction instead.
-        let leaderThread = ThreadID(pid.rawValue)
+        let leaderThread = pid.mainThread
         var sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: leaderThread, memory: memory)
         var tries = 0
         while sleeper == nil, tries < 5 {

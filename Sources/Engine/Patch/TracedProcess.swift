@@ -75,7 +75,7 @@ final class TracedProcess {
 
     /// Seizes and stops every thread, including those created meanwhile, in one wait loop.
     static func stopAllThreads(pid: ProcessID, deadline: Monotonic.Instant) throws(StopFailure) -> TracedProcess {
-        let traced = TracedProcess(pid: pid, anchor: ThreadID(pid.rawValue))
+        let traced = TracedProcess(pid: pid, anchor: pid.mainThread)
         do throws(StopFailure) {
             // Re-list until no new thread appears; TRACECLONE catches those born in between.
             var seen = Set<ThreadID>()
