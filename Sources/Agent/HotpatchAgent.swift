@@ -18,11 +18,8 @@ struct HotpatchAgent: AsyncParsableCommand {
         /etc/hotpatch-agent/agent.toml (embedded defaults when missing); every key can be
         overridden by the flag of the same name. See docs/CONFIGURATION.md.
 
-        Exit statuses of --once: those of `agentctl status --exit-code` (docs/STATUS.md): 0 up to
-        date, 1 hotpatch pending (some process was still busy at --deadline), 2 a reboot is
-        required, 3 exposed (a process cannot be patched, the channel cannot be verified or a
-        release failed to install), 4 unenrolled. Any mode: 64 usage error (bad option or option
-        value), 78 configuration refused.
+        Exit statuses of --once: the verdict's, \(ExitStatus.verdictSummary); any mode: \
+        \(ExitStatus.summary([.usage, .configuration])). Meanings: \(ExitStatus.documentation).
 
         Example:
           hotpatch-agent --once --channel /srv/channel --trusted-keys /etc/hotpatch-agent/keys

@@ -12,8 +12,8 @@ struct StatusCommand: ParsableCommand {
             unenrolled (by precedence); every reason that holds follows.
 
             Exits 0 whenever the agent answered, whatever the verdict. With --exit-code the verdict \
-            becomes the exit status, for monitoring: 0 up-to-date, 1 hotpatch-pending, 2 reboot-required, \
-            3 exposed, 4 unenrolled. 69: the agent cannot be reached; 75: it is busy, try again later.
+            becomes the exit status, for monitoring: \(ExitStatus.verdictSummary). Meanings of these \
+            and the other statuses: \(ExitStatus.documentation).
 
             Examples:
               agentctl status
@@ -27,7 +27,7 @@ struct StatusCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the status as JSON (schema: docs/STATUS.md); stdout holds only the document.")
     var json = false
 
-    @Flag(name: .long, help: "Exit with the verdict's status: 0 up-to-date, 1 hotpatch-pending, 2 reboot-required, 3 exposed, 4 unenrolled.")
+    @Flag(name: .long, help: "Exit with the verdict's status: \(ExitStatus.verdictSummary).")
     var exitCode = false
 
     func run() throws {

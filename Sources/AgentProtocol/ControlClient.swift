@@ -25,15 +25,6 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
     /// Another system call failed.
     case system(SystemError)
 
-    /// Whether the agent could not be reached at all (as opposed to answering badly).
-    public var isUnreachable: Bool {
-        switch self {
-        case .socketMissing, .notListening, .timedOut, .closedWithoutAnswer, .socketPathTooLong, .socketPathEmpty, .system:
-            return true
-        case .permissionDenied, .malformedAnswer, .queueFull: return false
-        }
-    }
-
     /// A message a person can act on.
     public var description: String {
         switch self {

@@ -44,6 +44,38 @@ public enum ExitStatus: Sendable, CaseIterable {
         }
     }
 
+    /// Its name in the table of docs/STATUS.md ("Exit statuses") and in `--help`: a verdict's own
+    /// name, else a short word.
+    public var name: String {
+        switch self {
+        case .ok: return "ok"
+        case .hotpatchPending: return Verdict.hotpatchPending.rawValue
+        case .refused: return "refused"
+        case .rebootRequired: return Verdict.rebootRequired.rawValue
+        case .exposed: return Verdict.exposed.rawValue
+        case .unenrolled: return Verdict.unenrolled.rawValue
+        case .usage: return "usage"
+        case .unavailable: return "unavailable"
+        case .busy: return "busy"
+        case .protocolError: return "protocol-error"
+        case .noPermission: return "no-permission"
+        case .configuration: return "configuration"
+        }
+    }
+
+    /// "CODE NAME, …" for `statuses`, for `--help` (the meanings stay in docs/STATUS.md alone).
+    public static func summary(_ statuses: [ExitStatus]) -> String {
+        statuses.map { "\($0.code) \($0.name)" }.joined(separator: ", ")
+    }
+
+    /// "0 up-to-date, 1 hotpatch-pending, …": the status of each verdict, for `--help`.
+    public static var verdictSummary: String {
+        Verdict.allCases.map { "\($0.exitCode) \($0.rawValue)" }.joined(separator: ", ")
+    }
+
+    /// Where the meanings are documented, for `--help`.
+    public static let documentation = "docs/STATUS.md, \"Exit statuses\"; agentctl(8), EXIT STATUS"
+
     /// The status that reports `verdict` (`agentctl status --exit-code`, `hotpatch-agent --once`).
     public init(verdict: Verdict) {
         switch verdict {

@@ -42,7 +42,6 @@ int cptrace_wifexited(int status) { return WIFEXITED(status); }
 int cptrace_wexitstatus(int status) { return WEXITSTATUS(status); }
 int cptrace_wifsignaled(int status) { return WIFSIGNALED(status); }
 int cptrace_wtermsig(int status) { return WTERMSIG(status); }
-int cptrace_wifstopped(int status) { return WIFSTOPPED(status); }
 int cptrace_wstopsig(int status) { return WSTOPSIG(status); }
 int cptrace_wevent(int status) { return (status >> 16) & 0xff; }
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal) { return (int)syscall(SYS_tgkill, tgid, tid, signal); }

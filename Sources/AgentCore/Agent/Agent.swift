@@ -331,45 +331,22 @@ public actor Agent: AgentControlHandler {
 
     public func checkNow() async -> AgentStatus { await runCycle() }
 
-    public func apply(id: String) async throws -> String {
-        try requireWritableState()
-        guard let channel, channel.hotpatches.contains(where: { $0.id == id }) else {
-            throw AgentCoreError.unknownRelease(id: id)
-        }
-        let wasHeld = state.held.contains(id), wasQuarantined = state.quarantined[id] != nil
-        state.held.removeAll { $0 == id }
-        state.quarantined[id] = nil
-        log([.recorded(.released, release: id, "Administrator lifted \(wasQuarantined ? "the quarantine" : wasHeld ? "the hold" : "nothing") on \(id)",
-                       level: .notice, metadata: ["hotpatch.id": id])])
-        await runCycle()
-        return wasHeld || wasQuarantined ? "\(id): released and applied where it is the desired level" : "\(id): nothing held; reconciled"
-    }
+    public func apply(id: String) async throws -> String { try await administer(.apply(id: id)) }
 
-    public func revert(id: String) async throws -> String {
-        try requireWritableState()
-        guard let channel, channel.hotpatches.contains(where: { $0.id == id }) else {
-            throw AgentCoreError.unknownRelease(id: id)
-        }
-        if !state.held.contains(id) { state.held.append(id) }
-        log([.recorded(.held, release: id, "Administrator reverted and held \(id)", level: .notice, metadata: ["hotpatch.id": id])])
-        await runCycle()
-        return "\(id): reverted everywhere and held (agentctl apply \(id) to lift)"
-    }
+    public func revert(id: String) async throws -> String { try await administer(.revert(id: id)) }
 
-    public func enroll() async throws -> String {
-        try requireWritableState()
-        state.enrolled = true
-        log([.recorded(.enrolled, release: nil, "Host enrolled: hotpatches will be applied", level: .notice)])
-        await runCycle()
-        return "enrolled"
-    }
+    public func enroll() async throws -> String { try await administer(.enroll) }
 
-    public func unenroll() async throws -> String {
+    public func unenroll() async throws -> String { try await administer(.unenroll) }
+
+    /// Applies an administrator's decision (`AdminCommands`), logs it, then runs a cycle.
+    private func administer(_ command: AdminCommand) async throws -> String {
         try requireWritableState()
-        state.enrolled = false
-        log([.recorded(.unenrolled, release: nil, "Host unenrolled: reverting our hotpatches, applying none", level: .notice)])
+        let decision = try AdminCommands.decide(command, state: state, channel: channel)
+        state = decision.state
+        log(decision.events)
         await runCycle()
-        return "unenrolled: hotpatches reverted"
+        return decision.answer
     }
 
     private func requireWritableState() throws {

@@ -42,7 +42,6 @@ int cptrace_wifexited(int status);
 int cptrace_wexitstatus(int status);
 int cptrace_wifsignaled(int status);
 int cptrace_wtermsig(int status);
-int cptrace_wifstopped(int status);
 int cptrace_wstopsig(int status);
 /// The PTRACE_EVENT_* number of a ptrace-stop (status >> 16), 0 for a plain stop.
 int cptrace_wevent(int status);

@@ -62,7 +62,7 @@ public final class HostPatcher: Sendable {
             switch exclusion {
             case nil: result = .reconciled(patched.next()!)
             // Never attached: reported as the patcher would, so status shows it exposed.
-            case .initProcess?: result = .reconciled(.refused(match, .protectedProcess(why: "PID 1")))
+            case .initProcess?: result = .reconciled(.refused(match, .protectedProcess(why: ProcessExclusion.initProcess.description)))
             case let exclusion?: result = .excluded(exclusion)
             }
             return HostProcessReport(match: match, executable: executable, result: result)

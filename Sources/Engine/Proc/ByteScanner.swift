@@ -71,13 +71,6 @@ struct ByteScanner {
         return index > start ? value : nil
     }
 
-    /// Reads an optionally negative decimal number that fits in `Int64`.
-    mutating func signedDecimal() -> Int64? {
-        let negative = take(UInt8(ascii: "-"))
-        guard let magnitude = decimal(), magnitude <= UInt64(Int64.max) else { return nil }
-        return negative ? -Int64(magnitude) : Int64(magnitude)
-    }
-
     /// The text of `bytes[range]`, decoded as UTF-8 (invalid sequences become U+FFFD).
     func text(_ range: Range<Int>) -> String {
         String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)

@@ -35,12 +35,6 @@ struct ProcessMemory: ~Copyable {
             }
         }
     }
-
-    /// Reads one little-endian 64-bit word.
-    func readWord(at address: UInt64) throws -> UInt64 {
-        let bytes = try read(at: address, count: 8)
-        return bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
-    }
 }
 
 extension Array where Element == UInt8 {
