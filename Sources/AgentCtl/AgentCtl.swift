@@ -17,10 +17,9 @@ struct AgentCtl: ParsableCommand {
               agentctl --socket /tmp/agent/control.sock processes
               sudo agentctl check
 
-            Exit status: 0 when the agent answered (for status, whatever the verdict; see \
-            `agentctl status --help` for --exit-code), 1 when it refused the request, 64 on a usage error, \
-            69 when the agent cannot be reached, 75 when it is busy (too many connections open: try again \
-            later), 76 when its answer cannot be read, 77 when refused for lack of permission.
+            Exit status: \(ExitStatus.summary([.ok, .refused, .usage, .unavailable, .busy, .protocolError, .noPermission])) \
+            (for status, 0 whatever the verdict; `agentctl status --help` for --exit-code). \
+            Meanings: \(ExitStatus.documentation).
             """,
         subcommands: [
             StatusCommand.self, ProcessesCommand.self, HistoryCommand.self, CheckCommand.self,
