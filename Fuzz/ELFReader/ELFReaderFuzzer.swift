@@ -11,7 +11,7 @@ private let identityFile: Int32 = {
 }()
 
 /// libFuzzer entry point: parses the input as ELF and calls every accessor; any trap or sanitizer
-/// report is a bug, a thrown `EngineError` is the expected outcome for bad input.
+/// report is a bug, a thrown `ArtifactError` is the expected outcome for bad input.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzELFReader(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))

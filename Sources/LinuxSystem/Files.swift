@@ -118,6 +118,17 @@ package enum Files {
         }
     }
 
+    /// Creates the one directory `path` with `mode` (filtered by the umask) unless something is
+    /// already there, which is left as it is (the caller checks what it is); the parent must exist.
+    /// mkdir(2), EEXIST ignored.
+    package static func makeDirectoryIfAbsent(_ path: String, mode: mode_t) throws(SystemError) {
+        do throws(SystemError) {
+            try SystemCall.run("mkdir", path) { mkdir(path, mode) }
+        } catch where error.errno == EEXIST {
+            return
+        }
+    }
+
     /// Flushes a directory's entries (a rename in it) to disk. open(2) + fsync(2).
     package static func syncDirectory(_ path: String) throws(SystemError) {
         let directory = try OpenFile(path: path, flags: O_RDONLY | O_DIRECTORY)

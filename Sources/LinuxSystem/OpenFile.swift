@@ -30,6 +30,19 @@ package struct OpenFile: ~Copyable {
         }
     }
 
+    /// Reads until `buffer` is full or the file ends: fewer bytes than `buffer.count` only at end of
+    /// file (a single read(2) may return less). read(2), repeated.
+    package func read(filling buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
+        let descriptor = raw
+        var done = 0
+        while done < buffer.count {
+            let n = try SystemCall.run("read", path) { Glibc.read(descriptor, buffer.baseAddress! + done, buffer.count - done) }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
     /// Reads up to `count` bytes at `offset` into a new array (shorter at end of file). pread(2).
     package func read(at offset: UInt64, count: Int) throws(SystemError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: count)
@@ -101,6 +114,15 @@ package struct OpenFile: ~Copyable {
         var info = stat()
         let descriptor = raw
         try SystemCall.run("fstat", path) { fstat(descriptor, &info) }
+        return info
+    }
+
+    /// The status of `name` inside this open folder, a final symbolic link not followed (the
+    /// link itself is described); `path` names it in errors. fstatat(2) with AT_SYMLINK_NOFOLLOW.
+    package func linkStatus(of name: String, path: String) throws(SystemError) -> stat {
+        var info = stat()
+        let folder = raw
+        try SystemCall.run("fstatat", path) { fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) }
         return info
     }
 

@@ -1,14 +1,15 @@
 import Foundation
 import Glibc
 @testable import LinuxSystem
+import TestSupport
 import Testing
 
 @Suite struct FilesTests {
     @Test func anOpenFileReadsAtAnOffsetWholeAndInChunks() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
         let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        let path = try scratch.write("data", bytes)
+        let path = try scratch.write("data", bytes: bytes)
         let file = try OpenFile(path: path, flags: O_RDONLY)
         #expect(try file.read(at: 10, count: 5) == Array(bytes[10..<15]))
         #expect(try file.read(at: 99_998, count: 10) == Array(bytes[99_998...]))
@@ -17,9 +18,9 @@ import Testing
     }
 
     @Test func readingMoreThanTheLimitIsRefusedWithEFBIG() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
-        let path = try scratch.write("big", [UInt8](repeating: 1, count: 4097))
+        let path = try scratch.write("big", bytes: [UInt8](repeating: 1, count: 4097))
         #expect(throws: SystemError(call: "read", errno: EFBIG, subject: "\(path) (larger than 4096 bytes)")) {
             try Files.read(path, limit: 4096)
         }
@@ -27,7 +28,7 @@ import Testing
     }
 
     @Test func aMissingFileIsNilForTheIfPresentForms() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
         #expect(try Files.readIfPresent(scratch.path + "/missing") == nil)
         #expect(try Files.linkStatusIfPresent(scratch.path + "/missing") == nil)
@@ -38,7 +39,7 @@ import Testing
     }
 
     @Test func anAtomicWriteHasExactlyItsModeAndLeavesNoTemporaryFile() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
         let path = scratch.path + "/state.json"
         let previous = umask(0o077)
@@ -50,9 +51,9 @@ import Testing
     }
 
     @Test func aCopyRefusesASymbolicLinkAsItsSource() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
-        let target = try scratch.write("target", Array("secret".utf8))
+        let target = try scratch.write("target", bytes: Array("secret".utf8))
         #expect(symlink(target, scratch.path + "/link") == 0)
         #expect(throws: SystemError(call: "open", errno: ELOOP, subject: scratch.path + "/link")) {
             try Files.copyAtomically(from: scratch.path + "/link", to: scratch.path + "/copy", mode: 0o600)
@@ -62,19 +63,19 @@ import Testing
     }
 
     @Test func makingDirectoriesOverAFileIsENOTDIRAndOverADirectoryIsFine() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
         try Files.makeDirectories(scratch.path + "/a/b/c", mode: 0o700)
         try Files.makeDirectories(scratch.path + "/a/b/c", mode: 0o700)
         #expect(try Files.linkStatus(scratch.path + "/a/b").st_mode & S_IFMT == S_IFDIR)
-        try scratch.write("file", [1])
+        try scratch.write("file", bytes: [1])
         #expect(throws: SystemError(call: "mkdir", errno: ENOTDIR, subject: scratch.path + "/file")) {
             try Files.makeDirectories(scratch.path + "/file", mode: 0o700)
         }
     }
 
     @Test func anExclusiveCreateNeverReplacesAFile() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
         let path = scratch.path + "/key"
         try Files.createExclusively(path, bytes: [1, 2], mode: 0o600)
@@ -82,6 +83,70 @@ import Testing
             try Files.createExclusively(path, bytes: [3], mode: 0o600)
         }
         #expect(try Files.read(path) == [1, 2])
+    }
+
+    @Test func makingADirectoryIfAbsentLeavesWhatIsThereAndNeedsItsParent() throws {
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
+        defer { scratch.remove() }
+        let previous = umask(0o022)
+        defer { umask(previous) }
+        try Files.makeDirectoryIfAbsent(scratch.path + "/store", mode: 0o750)
+        #expect(try Files.linkStatus(scratch.path + "/store").st_mode & 0o7777 == 0o750)
+        try Files.setMode(scratch.path + "/store", 0o700)
+        try Files.makeDirectoryIfAbsent(scratch.path + "/store", mode: 0o755)
+        #expect(try Files.linkStatus(scratch.path + "/store").st_mode & 0o7777 == 0o700)
+        let file = try scratch.write("file", bytes: [1])
+        try Files.makeDirectoryIfAbsent(file, mode: 0o755)
+        #expect(try Files.linkStatus(file).st_mode & S_IFMT == S_IFREG)
+        #expect(throws: SystemError(call: "mkdir", errno: ENOENT, subject: scratch.path + "/missing/store")) {
+            try Files.makeDirectoryIfAbsent(scratch.path + "/missing/store", mode: 0o755)
+        }
+    }
+
+    @Test func aNameInAnOpenFolderIsDescribedWithoutFollowingALink() throws {
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
+        defer { scratch.remove() }
+        let target = try scratch.write("key", bytes: [1, 2, 3])
+        #expect(symlink(target, scratch.path + "/link") == 0)
+        let folder = try OpenFile(path: scratch.path, flags: O_RDONLY | O_DIRECTORY)
+        let key = try folder.linkStatus(of: "key", path: target)
+        #expect(key.st_mode & S_IFMT == S_IFREG)
+        #expect(key.st_size == 3)
+        #expect(try folder.linkStatus(of: "link", path: scratch.path + "/link").st_mode & S_IFMT == S_IFLNK)
+        #expect(throws: SystemError(call: "fstatat", errno: ENOENT, subject: scratch.path + "/gone")) {
+            try folder.linkStatus(of: "gone", path: scratch.path + "/gone")
+        }
+    }
+
+    @Test func readingToFillABufferStopsOnlyWhenItIsFullOrTheFileEnds() throws {
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
+        defer { scratch.remove() }
+        // A pipe returns what one write put in it, so a single read(2) would stop short.
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        let (readEnd, writeEnd) = (ends[0], ends[1])
+        let reader = try OpenFile(path: "/dev/fd/\(readEnd)", flags: O_RDONLY)
+        Glibc.close(readEnd)
+        let writer = Thread {
+            for chunk in 0..<4 {
+                var bytes = [UInt8](repeating: UInt8(chunk), count: 10)
+                _ = Glibc.write(writeEnd, &bytes, bytes.count)
+                usleep(2_000)
+            }
+            Glibc.close(writeEnd)
+        }
+        writer.start()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 25, alignment: 1)
+        defer { buffer.deallocate() }
+        #expect(try reader.read(filling: buffer) == 25)
+        #expect(Array(buffer) == [UInt8](repeating: 0, count: 10) + [UInt8](repeating: 1, count: 10) + [UInt8](repeating: 2, count: 5))
+        #expect(try reader.read(filling: buffer) == 15)
+        #expect(try reader.read(filling: buffer) == 0)
+
+        let path = try scratch.write("data", bytes: [7, 8, 9])
+        let file = try OpenFile(path: path, flags: O_RDONLY)
+        #expect(try file.read(filling: buffer) == 3)
+        #expect(Array(buffer[0..<3]) == [7, 8, 9])
     }
 
     @Test func pathsSplitIntoDirectoryAndName() {

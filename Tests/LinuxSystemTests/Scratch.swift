@@ -1,28 +1,6 @@
 import Foundation
 import Glibc
 
-/// A fresh directory under the temporary folder for one test, removed by `remove()` (call it in a
-/// `defer`).
-struct ScratchDirectory {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.path + "/linuxsystem-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-
-    /// Writes `bytes` to `name` inside the directory (with Foundation, not the code under test)
-    /// and returns its path.
-    @discardableResult
-    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-        let file = path + "/" + name
-        try Data(bytes).write(to: URL(fileURLWithPath: file))
-        return file
-    }
-}
-
 /// State shared between a test and a thread it starts.
 final class Shared<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()

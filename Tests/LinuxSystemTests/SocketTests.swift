@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 @testable import LinuxSystem
+import TestSupport
 import Testing
 
 @Suite struct SocketTests {
@@ -13,7 +14,7 @@ import Testing
     }
 
     @Test func aListenerAcceptsAConnectionAndSeesWhoConnected() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
         let address = try #require(UnixSocketAddress(path: scratch.path + "/s.sock"))
         let listener = try Socket.unixStream(nonBlocking: true, subject: address.path)
@@ -42,7 +43,7 @@ import Testing
     }
 
     @Test func connectingToAMissingSocketIsENOENTNamingItsPath() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
         let address = try #require(UnixSocketAddress(path: scratch.path + "/none.sock"))
         let client = try Socket.unixStream(nonBlocking: false, subject: address.path)

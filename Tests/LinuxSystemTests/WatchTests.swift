@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
 @testable import LinuxSystem
+import TestSupport
 import Testing
 
 @Suite struct InotifyTests {
     @Test func aFileCreatedInAWatchedDirectoryIsAnEvent() throws {
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
         let instance = try Inotify.create()
         defer { Descriptor.close(instance) }
@@ -14,7 +15,7 @@ import Testing
         var buffer = [UInt8](repeating: 0, count: 4096)
         // Non-blocking: nothing yet.
         #expect(try Descriptor.read(instance, into: &buffer, subject: "inotify") == nil)
-        try scratch.write("new", [1])
+        try scratch.write("new", bytes: [1])
         #expect(try Descriptor.waitReadable([instance], timeoutMilliseconds: 5000, subject: "inotify") == [true])
         let count = try #require(try Descriptor.read(instance, into: &buffer, subject: "inotify"))
         #expect(count >= 16)

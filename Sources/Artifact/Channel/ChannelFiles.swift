@@ -3,13 +3,14 @@ import Glibc
 import LinuxSystem
 
 /// File-system work of the verifier: resolving paths inside the channel, the StrictModes-like
-/// permission check, bounded reads and streaming SHA-256. Every libc call goes through `SystemCall`.
+/// permission check, bounded reads and streaming SHA-256. Every system call goes through the
+/// system layer's verbs (`Files`, `OpenFile`).
 enum ChannelFiles {
     /// Reads and hashes in chunks of this size.
     static let chunkSize = 1 << 20
 
     /// The canonical absolute path of `path` (symbolic links resolved). realpath(3).
-    static func realPath(_ path: String) throws -> String { try Files.realPath(path) }
+    static func realPath(_ path: String) throws(SystemError) -> String { try Files.realPath(path) }
 
     /// The real path of `relative` inside the channel whose real path is `root`; refuses a path
     /// that a symbolic link takes outside `root`.
@@ -25,16 +26,14 @@ enum ChannelFiles {
         return resolved
     }
 
-    /// A short text for an error thrown by a system call, for refusals.
+    /// The reason a refusal gives for a failed system call: the system layer's one sentence form
+    /// ("open failed for PATH: ENOENT (No such file or directory)"); any other error as it describes itself.
     static func reasonText(_ error: any Error) -> String {
-        if let failure = error as? SystemError {
-            return "\(failure.call): \(SystemError.errnoText(failure.errno))"
-        }
-        return "\(error)"
+        "\(error)"
     }
 
     /// The status of `path` itself (a symbolic link is not followed). lstat(2).
-    static func linkStatus(_ path: String) throws -> stat { try Files.linkStatus(path) }
+    static func linkStatus(_ path: String) throws(SystemError) -> stat { try Files.linkStatus(path) }
 
     // MARK: Permissions
 
@@ -114,10 +113,9 @@ enum ChannelFiles {
         var files: [(path: String, bytes: [UInt8])] = []
         for name in names.sorted() where !name.hasPrefix(".") {
             let path = directory + "/" + name
-            var seen = stat()
-            let folderDescriptor = folder.raw
+            let seen: stat
             do {
-                try SystemCall.run("fstatat", path) { fstatat(folderDescriptor, name, &seen, AT_SYMLINK_NOFOLLOW) }
+                seen = try folder.linkStatus(of: name, path: path)
             } catch {
                 throw .unreadableFile(path: path, reason: reasonText(error))
             }
@@ -179,27 +177,6 @@ enum ChannelFiles {
         }
     }
 
-    /// Reads up to `count` bytes into `buffer`; fewer only at end of file. read(2).
-    static func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, count: Int, path: String) throws -> Int {
-        var done = 0
-        while done < count {
-            let n = try SystemCall.run("read", path) { Glibc.read(fd, buffer.baseAddress! + done, count - done) }
-            if n == 0 { break }
-            done += n
-        }
-        return done
-    }
-
-    /// Writes all of `buffer[0..<count]`. write(2).
-    static func writeAll(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, count: Int, path: String) throws {
-        var done = 0
-        while done < count {
-            let n = try SystemCall.run("write", path) { Glibc.write(fd, buffer.baseAddress! + done, count - done) }
-            if n == 0 { throw SystemError(call: "write", errno: EIO, subject: path) }
-            done += n
-        }
-    }
-
     /// The outcome of hashing a file against a declared length.
     enum Measure: Equatable {
         /// Exactly `length` bytes, with this lowercase hex SHA-256.
@@ -210,35 +187,37 @@ enum ChannelFiles {
         case long
     }
 
-    /// Hashes the first `length` bytes from `fd` (its current position) in 1 MiB chunks, optionally
-    /// copying them to `copyTo`, then probes one byte further: never reads more than `length` + 1.
-    static func measure(_ fd: Int32, length: UInt64, path: String, buffer: UnsafeMutableRawBufferPointer,
-                        copyTo: Int32? = nil, copyPath: String = "") throws -> Measure {
+    /// Hashes the first `length` bytes of `file` (from its current position) in chunks of
+    /// `buffer`'s size, handing each chunk to `copy` as well, then probes one byte further: never
+    /// reads more than `length` + 1.
+    static func measure(_ file: borrowing OpenFile, length: UInt64, buffer: UnsafeMutableRawBufferPointer,
+                        copy: (UnsafeRawBufferPointer) throws(SystemError) -> Void = { _ in }) throws(SystemError) -> Measure {
         var hasher = SHA256()
         var remaining = length
         while remaining > 0 {
             let want = Int(min(UInt64(buffer.count), remaining))
-            let got = try readSome(fd, buffer, count: want, path: path)
+            let got = try file.read(filling: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
             if got > 0 {
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-                if let out = copyTo { try writeAll(out, buffer, count: got, path: copyPath) }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+                hasher.update(bufferPointer: chunk)
+                try copy(chunk)
             }
             remaining -= UInt64(got)
             if got < want { return .short(actual: length - remaining) }
         }
-        if try readSome(fd, buffer, count: 1, path: path) > 0 { return .long }
+        if try file.read(filling: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<1])) > 0 { return .long }
         return .complete(sha256: Hex.encode(hasher.finalize()))
     }
 
     /// Hashes a whole file (for the publisher's tool): its SHA-256 and length.
-    static func digest(path: String) throws -> (sha256: String, length: UInt64) {
+    static func digest(path: String) throws(SystemError) -> (sha256: String, length: UInt64) {
         let file = try OpenFile(path: path, flags: O_RDONLY)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
         defer { buffer.deallocate() }
         var hasher = SHA256()
         var length: UInt64 = 0
         while true {
-            let got = try readSome(file.raw, buffer, count: buffer.count, path: path)
+            let got = try file.read(filling: buffer)
             if got == 0 { break }
             hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
             length += UInt64(got)
@@ -249,8 +228,13 @@ enum ChannelFiles {
 
 /// SHA-256 and length of a whole file, as the index records them (used by `hotpatch-pack`).
 public enum ChannelFileDigest {
-    /// The file's lowercase hex SHA-256 and its length in bytes.
-    public static func compute(path: String) throws -> (sha256: String, length: UInt64) {
-        try ChannelFiles.digest(path: path)
+    /// The file's lowercase hex SHA-256 and its length in bytes; a file that cannot be read is
+    /// `ArtifactError.system`.
+    public static func compute(path: String) throws(ArtifactError) -> (sha256: String, length: UInt64) {
+        do throws(SystemError) {
+            return try ChannelFiles.digest(path: path)
+        } catch {
+            throw .system(error)
+        }
     }
 }

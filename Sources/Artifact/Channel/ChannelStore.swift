@@ -37,11 +37,8 @@ struct ChannelStore {
     /// is brought back to 0700).
     func prepare() throws(ChannelRefusal) {
         for (path, mode) in [(directory, mode_t(0o755)), (objectsDirectory, 0o755), (installsDirectory, 0o700)] {
-            do {
-                try SystemCall.run("mkdir", path) { () -> Int32 in
-                    let result = mkdir(path, mode)
-                    return result == -1 && Glibc.errno == EEXIST ? 0 : result
-                }
+            do throws(SystemError) {
+                try Files.makeDirectoryIfAbsent(path, mode: mode)
                 let info = try ChannelFiles.linkStatus(path)
                 guard info.st_mode & S_IFMT == S_IFDIR else { throw SystemError(call: "mkdir", errno: ENOTDIR, subject: path) }
                 if mode == 0o700, info.st_mode & 0o777 != mode {
@@ -75,17 +72,17 @@ struct ChannelStore {
         // Copy at most length + 1 bytes from the channel into a temporary file of the store.
         var suffix = SystemRandomNumberGenerator()
         let temporary = (installMode == nil ? objectsDirectory : installsDirectory) + "/.incoming-" + Hex.encode(withUnsafeBytes(of: suffix.next()) { Array($0) })
-        defer { _ = unlink(temporary) }
+        defer { try? Files.removeIfPresent(temporary) }
         do {
             let input = try OpenFile(path: source, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
             let info = try input.status()
             guard info.st_mode & S_IFMT == S_IFREG else { throw ChannelRefusal.notRegularFile(path: display) }
             let output = try OpenFile(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o400)
             // Exactly `mode`, whatever the umask (set before a byte is written).
-            let descriptor = output.raw
-            try SystemCall.run("fchmod", temporary) { fchmod(descriptor, mode) }
-            let copied = try ChannelFiles.measure(input.raw, length: reference.length, path: display, buffer: buffer,
-                                                  copyTo: output.raw, copyPath: temporary)
+            try output.setMode(mode)
+            let copied = try ChannelFiles.measure(input, length: reference.length, buffer: buffer) { (chunk) throws(SystemError) in
+                try output.write(chunk)
+            }
             switch copied {
             case let .short(actual):
                 throw ChannelRefusal.lengthMismatch(path: display, expected: reference.length, actual: actual)
@@ -109,7 +106,7 @@ struct ChannelStore {
         let measured: ChannelFiles.Measure
         do {
             let copy = try OpenFile(path: temporary, flags: O_RDONLY | O_NOFOLLOW)
-            measured = try ChannelFiles.measure(copy.raw, length: reference.length, path: temporary, buffer: buffer)
+            measured = try ChannelFiles.measure(copy, length: reference.length, buffer: buffer)
         } catch {
             throw .storeFailure(path: temporary, reason: ChannelFiles.reasonText(error))
         }
@@ -122,7 +119,7 @@ struct ChannelStore {
             throw .storeFailure(path: temporary, reason: "the copy's length changed while it was verified")
         }
         do {
-            try SystemCall.run("rename", temporary) { rename(temporary, target) }
+            try Files.rename(temporary, to: target)
         } catch {
             throw .storeFailure(path: target, reason: ChannelFiles.reasonText(error))
         }
@@ -140,17 +137,16 @@ struct ChannelStore {
            current == content { return }
         let temporary = path + ".incoming"
         do {
-            _ = unlink(temporary)
+            try? Files.removeIfPresent(temporary)
             do {
                 let file = try OpenFile(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
                 try file.write(content, at: 0)
-                try SystemCall.run("fsync", temporary) { fsync(file.raw) }
+                try file.sync()
             }
-            try SystemCall.run("rename", path) { rename(temporary, path) }
-            let folder = try OpenFile(path: directory, flags: O_RDONLY | O_DIRECTORY)
-            try SystemCall.run("fsync", directory) { fsync(folder.raw) }
+            try Files.rename(temporary, to: path)
+            try Files.syncDirectory(directory)
         } catch {
-            _ = unlink(temporary)
+            try? Files.removeIfPresent(temporary)
             throw .storeFailure(path: path, reason: ChannelFiles.reasonText(error))
         }
     }
@@ -185,7 +181,7 @@ struct ChannelStore {
     func removePublicCopies(of references: [ChannelIndex.FileReference], keeping: Set<String>) {
         for reference in references {
             let path = objectPath(for: reference)
-            if !keeping.contains(path) { _ = unlink(path) }
+            if !keeping.contains(path) { try? Files.removeIfPresent(path) }
         }
     }
 
@@ -196,12 +192,12 @@ struct ChannelStore {
         let valid: Bool
         if let info = try? file.status(), info.st_mode & S_IFMT == S_IFREG, UInt64(info.st_size) == reference.length,
            info.st_mode & 0o7777 == mode, info.st_uid == geteuid(),
-           let measured = try? ChannelFiles.measure(file.raw, length: reference.length, path: path, buffer: buffer) {
+           let measured = try? ChannelFiles.measure(file, length: reference.length, buffer: buffer) {
             valid = measured == .complete(sha256: reference.sha256)
         } else {
             valid = false
         }
-        if !valid { _ = unlink(path) }
+        if !valid { try? Files.removeIfPresent(path) }
         return valid
     }
 }

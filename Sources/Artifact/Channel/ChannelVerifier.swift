@@ -144,11 +144,11 @@ public struct ChannelVerifier: Sendable {
     /// accepted (the same index read again). The index is refused from the instant `now` reaches
     /// `expires`. An accepted index is kept, with its signature, in the store (see `verifyKept`).
     /// Throws `ArtifactError.channel` naming the file and the reason.
-    public func verify(highestAcceptedVersion: Int?, now: Date) throws -> VerifiedChannel {
-        do {
+    public func verify(highestAcceptedVersion: Int?, now: Date) throws(ArtifactError) -> VerifiedChannel {
+        do throws(ChannelRefusal) {
             return try run(highestAcceptedVersion: highestAcceptedVersion, now: now)
         } catch {
-            throw ArtifactError.channel(error)
+            throw .channel(error)
         }
     }
 
@@ -157,11 +157,11 @@ public struct ChannelVerifier: Sendable {
     /// hash and length. Neither `expires` nor the channel directory is looked at: this is what stays
     /// in force when the channel is missing, expired or rolled back. Nil when nothing was ever kept.
     /// Throws `ArtifactError.channel` naming the file and the reason.
-    public func verifyKept() throws -> VerifiedChannel? {
-        do {
+    public func verifyKept() throws(ArtifactError) -> VerifiedChannel? {
+        do throws(ChannelRefusal) {
             return try runKept()
         } catch {
-            throw ArtifactError.channel(error)
+            throw .channel(error)
         }
     }
 

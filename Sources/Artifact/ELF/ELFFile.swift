@@ -58,9 +58,16 @@ public struct ELFFile: Sendable {
         buildID = try ELFFile.findBuildID(bytes, programHeaders: programHeaders, sections: sections, path: path)
     }
 
-    /// Reads and parses a whole file of at most `maximumFileSize` bytes.
+    /// Reads and parses a whole file of at most `maximumFileSize` bytes. Throws `ArtifactError`:
+    /// `.system` when the file cannot be read, `.malformedELF` when it does not parse.
     public static func load(path: String) throws -> ELFFile {
-        try ELFFile(path: path, bytes: Files.read(path, limit: maximumFileSize))
+        let bytes: [UInt8]
+        do throws(SystemError) {
+            bytes = try Files.read(path, limit: maximumFileSize)
+        } catch {
+            throw ArtifactError.system(error)
+        }
+        return try ELFFile(path: path, bytes: bytes)
     }
 
     /// The first section called `name`.

@@ -1,3 +1,4 @@
+import Architecture
 import Glibc
 import LinuxSystem
 
@@ -9,7 +10,17 @@ extension ELFFile {
 
     /// Reads an object's build-id, type and first PT_LOAD with a few pread(2) calls (ELF header,
     /// program headers, PT_NOTE contents), never the whole file: it runs for every mapped object.
+    /// Throws `ArtifactError`: `.system` when the file cannot be read, `.malformedELF` when it does not parse.
     public static func readIdentity(path: String) throws -> ELFIdentity {
+        do {
+            return try scanIdentity(path: path)
+        } catch let error as SystemError {
+            throw ArtifactError.system(error)
+        }
+    }
+
+    /// `readIdentity`'s reading, whose failed system calls `readIdentity` wraps.
+    private static func scanIdentity(path: String) throws -> ELFIdentity {
         let file = try OpenFile(path: path, flags: O_RDONLY)
         let info = try file.status()
         let fileSize = UInt64(clamping: info.st_size)
@@ -57,7 +68,7 @@ extension ELFFile {
             }
         }
         return ELFIdentity(buildID: buildID, fileType: ELFFileType(raw: header.type),
-                           firstLoadVirtualAddress: ByteRange.alignDown(firstLoad.virtualAddress, 4096),
-                           firstLoadFileOffset: ByteRange.alignDown(firstLoad.offset, 4096))
+                           firstLoadVirtualAddress: ByteRange.alignDown(firstLoad.virtualAddress, HostArchitecture.pageSize),
+                           firstLoadFileOffset: ByteRange.alignDown(firstLoad.offset, HostArchitecture.pageSize))
     }
 }

@@ -68,14 +68,10 @@ public struct ELFProgramHeader: Sendable, Equatable, Hashable {
     public static let PT_LOAD: UInt32 = 1
     /// The dynamic section.
     public static let PT_DYNAMIC: UInt32 = 2
-    /// The program interpreter path.
-    public static let PT_INTERP: UInt32 = 3
     /// Notes such as the build-id.
     public static let PT_NOTE: UInt32 = 4
     /// The thread-local storage template.
     public static let PT_TLS: UInt32 = 7
-    /// The range made read-only after relocation.
-    public static let PT_GNU_RELRO: UInt32 = 0x6474_e552
 }
 
 /// One section header (`Elf64_Shdr`) with its name resolved.

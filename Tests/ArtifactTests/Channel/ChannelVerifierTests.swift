@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LinuxSystem
 import Testing
 @testable import Artifact
 
@@ -160,12 +161,14 @@ import Testing
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]) }
+        // The same pipe, opened as a file while its write end is open (else the open would wait for a writer).
+        let pipeFile = try OpenFile(path: "/dev/fd/\(fds[0])", flags: O_RDONLY)
         let payload = [UInt8](repeating: 7, count: 1000)
         #expect(payload.withUnsafeBytes { Glibc.write(fds[1], $0.baseAddress, $0.count) } == 1000)
         close(fds[1])
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
         defer { buffer.deallocate() }
-        #expect(try ChannelFiles.measure(fds[0], length: 100, path: "pipe", buffer: buffer) == .long)
+        #expect(try ChannelFiles.measure(pipeFile, length: 100, buffer: buffer) == .long)
         var rest = [UInt8](repeating: 0, count: 2000)
         let left = rest.withUnsafeMutableBytes { Glibc.read(fds[0], $0.baseAddress, $0.count) }
         #expect(left == 1000 - 101)
@@ -291,6 +294,36 @@ import Testing
         guard case let .malformedIndex(path, reason) = fixture.refusal() else { Issue.record("not refused"); return }
         #expect(path == fixture.channel + "/index.json")
         #expect(reason.contains("at byte"))
+    }
+
+    @Test func verify_whenChannelDirectoryIsMissing_refusesWithTheFailedCallInOneSentence() throws {
+        let fixture = try ChannelFixture()
+        try FileManager.default.removeItem(atPath: fixture.channel)
+        #expect(fixture.refusal() == .unreadableFile(
+            path: fixture.channel, reason: "realpath failed for \(fixture.channel): ENOENT (No such file or directory)"))
+    }
+
+    @Test func verify_whenTheStoreIsAFile_refusesAsStoreFailureNamingMkdir() throws {
+        let fixture = try ChannelFixture()
+        try FileManager.default.removeItem(atPath: fixture.store)
+        try ChannelFixture.writeFile(fixture.store, [1])
+        #expect(fixture.refusal() == .storeFailure(
+            path: fixture.store, reason: "mkdir failed for \(fixture.store): ENOTDIR (Not a directory)"))
+    }
+
+    @Test func verify_whenStoreFolderIsMissingItsParent_refusesAsStoreFailure() throws {
+        let fixture = try ChannelFixture()
+        let store = fixture.root + "/missing/store"
+        #expect(fixture.refusal(store: store) == .storeFailure(
+            path: store, reason: "mkdir failed for \(store): ENOENT (No such file or directory)"))
+    }
+
+    @Test func verify_whenInstallsFolderIsOpen_bringsItBackTo0700() throws {
+        let fixture = try ChannelFixture()
+        _ = try fixture.verify()
+        chmod(fixture.store + "/installs", 0o755)
+        _ = try fixture.verify()
+        #expect(try Files.linkStatus(fixture.store + "/installs").st_mode & 0o7777 == 0o700)
     }
 
     // MARK: Permissions

@@ -97,10 +97,8 @@ import Testing
         do {
             _ = try fixture.verifier().verifyKept()
             return nil
-        } catch let error as ArtifactError {
-            return error
         } catch {
-            return nil
+            return error
         }
     }
 }

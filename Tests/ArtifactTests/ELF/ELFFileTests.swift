@@ -1,4 +1,6 @@
 import Foundation
+import Glibc
+import LinuxSystem
 import Testing
 @testable import Artifact
 
@@ -110,6 +112,15 @@ import Testing
         let short = dir.path("short")
         try Data([0x7f, 0x45, 0x4c, 0x46, 2, 1]).write(to: URL(fileURLWithPath: short))
         expectMalformed("truncated ELF header") { _ = try ELFFile.readIdentity(path: short) }
+    }
+
+    @Test func loadAndReadIdentity_whenFileIsMissing_throwTheFailedCallAsAnArtifactError() throws {
+        let dir = try FixtureDirectory()
+        let missing = dir.path("missing.so")
+        let failure = ArtifactError.system(SystemError(call: "open", errno: ENOENT, subject: missing))
+        #expect(throws: failure) { _ = try ELFFile.load(path: missing) }
+        #expect(throws: failure) { _ = try ELFFile.readIdentity(path: missing) }
+        #expect(throws: failure) { _ = try PatchObject(path: missing) }
     }
 
     @Test func debugFile_keepsSymtabAndBuildIDButHasNoDynsymContents() throws {
