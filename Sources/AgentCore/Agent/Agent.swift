@@ -174,10 +174,10 @@ public actor Agent: AgentControlHandler {
                         policy: ChannelPolicy(allowGroupOrWorldWritable: configuration.allowWritableChannel))
     }
 
-    /// The verifier's refusal, typed (it throws only `ArtifactError.channel`).
-    private static func refusal(_ error: any Error, path: String) -> ChannelRefusal {
-        if case let .channel(refusal)? = error as? ArtifactError { return refusal }
-        return .unreadableFile(path: path, reason: "\(error)")
+    /// The verifier's refusal, typed (the verifier wraps everything it meets in `.channel`).
+    private static func refusal(_ error: ArtifactError, path: String) -> ChannelRefusal {
+        if case let .channel(refusal) = error { return refusal }
+        return .unreadableFile(path: path, reason: error.description)
     }
 
     /// The last verified index kept in the store, its signature checked again against the keys as
