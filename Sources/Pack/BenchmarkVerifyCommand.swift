@@ -100,14 +100,10 @@ struct BenchmarkVerifyCommand: ParsableCommand {
     }
 
     private func runSha256sum(_ path: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        process.arguments = [path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: output, as: UTF8.self)
+        let finished = try ChildProcess.run("/usr/bin/sha256sum", [path])
+        guard finished.status == 0 else {
+            throw PackError("sha256sum \(path) exited with status \(finished.status): \(String(decoding: finished.errorOutput, as: UTF8.self))")
+        }
+        return String(decoding: finished.output, as: UTF8.self)
     }
 }
