@@ -45,13 +45,8 @@ public final class RunningProcess: @unchecked Sendable {
             }
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0 else { throw FixtureError.timeout("no output line from pid \(pid) within \(timeout) s") }
-            var poller = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, Int32(min(remaining, 1) * 1000))
-            if ready > 0 {
-                var chunk = [UInt8](repeating: 0, count: 4096)
-                let count = read(output, &chunk, chunk.count)
-                if count <= 0 { throw FixtureError.timeout("pid \(pid) closed its output (exited?)") }
-                buffer.append(contentsOf: chunk[0..<count])
+            if try readable(waitingMilliseconds: Int32(min(remaining, 1) * 1000)) {
+                guard try readChunk(size: 4096) else { throw FixtureError.timeout("pid \(pid) closed its output (exited?)") }
             }
         }
     }
@@ -73,15 +68,30 @@ public final class RunningProcess: @unchecked Sendable {
 
     /// The most recent complete line after draining what is buffered now plus one fresh line.
     public func freshLine(timeout: Double = 5) throws -> String {
-        var poller = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
-        while poll(&poller, 1, 0) > 0 {
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = read(output, &chunk, chunk.count)
-            if count <= 0 { break }
-            buffer.append(contentsOf: chunk[0..<count])
-        }
+        while try readable(waitingMilliseconds: 0), try readChunk(size: 65536) {}
         if let last = buffer.lastIndex(of: UInt8(ascii: "\n")) { buffer.removeSubrange(...last) }
         return try nextLine(timeout: timeout)
+    }
+
+    /// Whether its output has something to read (or has closed) within `waitingMilliseconds`.
+    private func readable(waitingMilliseconds: Int32) throws -> Bool {
+        do {
+            return try Descriptor.waitReadable([output], timeoutMilliseconds: waitingMilliseconds, subject: "output of pid \(pid)")[0]
+        } catch {
+            throw FixtureError.setUp(error.description)
+        }
+    }
+
+    /// Appends what one read of its output returns to the buffer; false at the end of the output.
+    private func readChunk(size: Int) throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: size)
+        let count: Int?
+        do { count = try Descriptor.read(output, into: &chunk, subject: "output of pid \(pid)") } catch {
+            throw FixtureError.setUp(error.description)
+        }
+        guard let count, count > 0 else { return false }
+        buffer.append(contentsOf: chunk[0..<count])
+        return true
     }
 
     /// Whether the process is still running (not exited, not a zombie).
