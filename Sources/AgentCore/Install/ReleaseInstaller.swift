@@ -52,7 +52,7 @@ public struct ReleaseInstaller: Sendable {
     /// through a directory or link another user controls), and two destinations naming one file are
     /// refused. Never leaves a half-written file at a destination.
     public func install(files: [InstallableFile], releaseID: String) throws -> InstallResult {
-        let packages = files.filter { $0.kind == .debianPackage }
+        let packages = files.filter { $0.kind == .deb }
         func failure(_ reason: String, _ rollback: String) -> AgentCoreError {
             .installFailed(releaseID: releaseID, reason: reason, rollback: rollback)
         }
@@ -120,7 +120,7 @@ public struct ReleaseInstaller: Sendable {
                 guard let info = try? FileSystem.status(path), info.st_mode & S_IFMT == S_IFREG,
                       let digest = try? ChannelFileDigest.compute(path: path), digest.sha256 == file.sha256.lowercased()
                 else { return false }
-            case .debianPackage:
+            case .deb:
                 guard let deb = try? DebianPackage(path: file.storePath, dpkgDeb: tool("dpkg-deb")),
                       installedVersion(of: deb) == deb.version
                 else { return false }

@@ -40,7 +40,7 @@ public struct ChannelIndex: Equatable, Sendable {
 
     /// What a baseline or fix installs: a Debian package, or a plain file at an absolute destination.
     public struct InstallFile: Equatable, Sendable {
-        public enum Kind: Equatable, Sendable {
+        public enum Kind: Hashable, Sendable {
             /// Installed with dpkg/apt.
             case deb
             /// Installed atomically at `destination` with permission bits `mode`.

@@ -20,12 +20,8 @@ public struct ChannelPolicy: Sendable, Equatable {
 
 /// A file that a baseline or fix installs, already verified and copied into the store.
 public struct InstallableFile: Hashable, Sendable {
-    public enum Kind: Hashable, Sendable {
-        /// A Debian package, installed with dpkg/apt.
-        case debianPackage
-        /// A plain file installed atomically at an absolute `destination` with permission bits `mode`.
-        case file(destination: String, mode: UInt32)
-    }
+    /// What it is, as the index says (a Debian package, or a plain file with its destination and mode).
+    public typealias Kind = ChannelIndex.InstallFile.Kind
     public var kind: Kind
     /// Where it was in the channel, relative to the channel directory.
     public var channelPath: String
@@ -263,17 +259,12 @@ public struct ChannelVerifier: Sendable {
         func installable(_ files: [ChannelIndex.InstallFile]) throws(ChannelRefusal) -> [InstallableFile] {
             var out: [InstallableFile] = []
             for entry in files {
-                let kind: InstallableFile.Kind
                 let storeMode: mode_t
                 switch entry.kind {
-                case .deb:
-                    kind = .debianPackage
-                    storeMode = ChannelStore.packageMode
-                case let .file(destination, mode):
-                    kind = .file(destination: destination, mode: mode)
-                    storeMode = mode_t(mode & 0o777)
+                case .deb: storeMode = ChannelStore.packageMode
+                case let .file(_, mode): storeMode = mode_t(mode & 0o777)
                 }
-                out.append(InstallableFile(kind: kind, channelPath: entry.file.path, storePath: try admit(entry.file, storeMode),
+                out.append(InstallableFile(kind: entry.kind, channelPath: entry.file.path, storePath: try admit(entry.file, storeMode),
                                            sha256: entry.file.sha256, length: entry.file.length))
             }
             return out

@@ -13,7 +13,7 @@ private func plainFile(_ directory: TemporaryDirectory, store name: String, cont
 }
 
 private func debFile(_ path: String) -> InstallableFile {
-    InstallableFile(kind: .debianPackage, channelPath: "debs/x.deb", storePath: path, sha256: "", length: 0)
+    InstallableFile(kind: .deb, channelPath: "debs/x.deb", storePath: path, sha256: "", length: 0)
 }
 
 private func mode(of path: String) throws -> Int {
