@@ -42,6 +42,14 @@ public protocol Architecture {
     static func nearJump(from address: UInt64, to target: UInt64) -> [UInt8]?
     /// The jump that reaches `target` from anywhere.
     static func farJump(to target: UInt64) -> [UInt8]
+    /// The length of the entry hop: the smallest jump, written at the entry of a function too short
+    /// for the near jump, to a near jump placed in the padding just before that entry.
+    static var entryHopLength: Int { get }
+    /// The entry hop from `address` to `target` (a few bytes before it), or nil when out of its reach.
+    static func entryHop(from address: UInt64, to target: UInt64) -> [UInt8]?
+    /// Whether `bytes` are whole filler instructions (no-ops, traps) such as assemblers put between
+    /// functions: the only bytes before an entry that an entry hop's near jump may overwrite.
+    static func isFiller(_ bytes: [UInt8]) -> Bool
     /// The target and length of a jump of either form at the start of `bytes`, placed at `address`.
     static func decodeJump(_ bytes: [UInt8], at address: UInt64) -> (target: UInt64, length: Int)?
 

@@ -74,3 +74,60 @@ private let far: UInt64 = 0x7fff_f000_0000
                             address: entry, target: near, symbol: "g")
     }
 }
+
+// A 3-byte function (`xor %eax,%eax; ret`) after 5 bytes of padding: the classic hotpatch layout.
+private let paddedRegion: [UInt8] = [0x90, 0x90, 0x90, 0x90, 0x90, 0x31, 0xC0, 0xC3]
+private let paddedStart = entry - 5
+
+@Test func write_withPadding_putsTheNearJumpInThePaddingAndAHopAtTheEntry() throws {
+    let write = try #require(try EntryPlan.write(from: .original, memory: paddedRegion, original: paddedRegion,
+                                                 address: paddedStart, padding: 5, target: near, symbol: "tiny"))
+    #expect(write.address == paddedStart)
+    #expect(write.bytes == HostArchitecture.nearJump(from: paddedStart, to: near)! + [0xEB, 0xF9])
+    #expect(write.expected == Array(paddedRegion[0..<7]))
+    // Only the entry's two bytes are a window: no thread runs the padding.
+    #expect(write.window == entry..<(entry + 2))
+}
+
+@Test func classify_withPadding_recognisesTheHopAndItsJump() throws {
+    let write = try #require(try EntryPlan.write(from: .original, memory: paddedRegion, original: paddedRegion,
+                                                 address: paddedStart, padding: 5, target: near, symbol: "tiny"))
+    let memory = write.bytes + paddedRegion[7...]
+    #expect(EntryPlan.classify(memory: memory, original: paddedRegion, address: paddedStart, padding: 5) { $0 == near }
+        == .redirected(target: near, jumpLength: 7))
+    #expect(EntryPlan.classify(memory: memory, original: paddedRegion, address: paddedStart, padding: 5) { _ in false }
+        == .foreign)
+    // A hop that leads elsewhere is not ours.
+    var strayHop = memory
+    strayHop[6] = 0xFA
+    #expect(EntryPlan.classify(memory: strayHop, original: paddedRegion, address: paddedStart, padding: 5) { _ in true }
+        == .foreign)
+}
+
+@Test func write_withPadding_revertRestoresPaddingAndEntry() throws {
+    let memory = HostArchitecture.nearJump(from: paddedStart, to: near)! + [0xEB, 0xF9] + paddedRegion[7...]
+    let write = try #require(try EntryPlan.write(from: .redirected(target: near, jumpLength: 7), memory: memory,
+                                                 original: paddedRegion, address: paddedStart, padding: 5,
+                                                 target: nil, symbol: "tiny"))
+    #expect(write.bytes == Array(paddedRegion[0..<7]))
+    #expect(write.expected == Array(memory[0..<7]))
+}
+
+@Test func write_withPadding_whenImageOutOfNearReach_isTooShort() {
+    #expect(throws: UnpatchableReason.functionTooShort(symbol: "tiny", size: 3, needed: 5)) {
+        try EntryPlan.write(from: .original, memory: paddedRegion, original: paddedRegion, address: paddedStart,
+                            padding: 5, target: paddedStart &+ (1 << 40), symbol: "tiny")
+    }
+}
+
+@Test func isFiller_acceptsNopsAndTrapsOnly() {
+    #expect(HostArchitecture.isFiller([0x90, 0x90, 0xCC, 0x90, 0x90]))
+    #expect(HostArchitecture.isFiller([0x0F, 0x1F, 0x44, 0x00, 0x00]))
+    #expect(HostArchitecture.isFiller([0x66, 0x2E, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00]))
+    #expect(HostArchitecture.isFiller([0x66, 0x90, 0x0F, 0x1F, 0x00]))
+    #expect(HostArchitecture.isFiller([]))
+    // `ret`, a truncated nop, and a nop with a non-zero reg field are not filler.
+    #expect(!HostArchitecture.isFiller([0x90, 0x90, 0x90, 0x90, 0xC3]))
+    #expect(!HostArchitecture.isFiller([0x90, 0x90, 0x0F, 0x1F, 0x44]))
+    #expect(!HostArchitecture.isFiller([0x0F, 0x1F, 0x48, 0x00, 0x90]))
+}

@@ -78,6 +78,16 @@ public enum X86_64: Architecture {
         [0xFF, 0x25, 0, 0, 0, 0] + littleEndianBytes(target)
     }
 
+    /// `jmp rel8`: EB and an 8-bit displacement from the end of the instruction.
+    public static let entryHopLength = 2
+
+    /// `jmp rel8` from `address` to `target`, or nil if the target is out of its ±128-byte reach.
+    public static func entryHop(from address: UInt64, to target: UInt64) -> [UInt8]? {
+        let displacement = Int64(bitPattern: target &- (address &+ UInt64(entryHopLength)))
+        guard let value = Int8(exactly: displacement) else { return nil }
+        return [0xEB, UInt8(bitPattern: value)]
+    }
+
     /// The target and length of a `jmp rel32` or `jmp [rip+0]; .quad` at the start of `bytes`.
     public static func decodeJump(_ bytes: [UInt8], at address: UInt64) -> (target: UInt64, length: Int)? {
         if bytes.count >= nearJumpLength, bytes[0] == 0xE9 {

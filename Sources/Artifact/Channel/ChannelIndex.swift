@@ -235,14 +235,31 @@ public struct ChannelIndex: Equatable, Sendable {
                                 allowed: ["path", "sha256", "length"])
         let redirections = try reader.array("redirections").enumerated().map { (index, value) throws(ChannelRefusal) in
             let entry = try Reader(value, at: "\(field).redirections[\(index)]", file: file,
-                                   allowed: ["symbol", "offset", "size", "sha256", "replacement"])
+                                   allowed: ["symbol", "offset", "size", "sha256", "replacement", "padding"])
             let size = try entry.uint64("size")
-            guard size >= UInt64(HostArchitecture.nearJumpLength) else {
-                throw .invalidValue(path: file, field: "\(entry.at).size",
-                                    reason: "\(size) bytes cannot hold a \(HostArchitecture.nearJumpLength)-byte jump")
+            let offset = try entry.uint64("offset")
+            let padding = try entry.optionalUInt64("padding") ?? 0
+            let near = UInt64(HostArchitecture.nearJumpLength), hop = UInt64(HostArchitecture.entryHopLength)
+            switch padding {
+            case 0:
+                guard size >= near else {
+                    throw .invalidValue(path: file, field: "\(entry.at).size",
+                                        reason: "\(size) bytes cannot hold a \(near)-byte jump (and no padding is given for one before the entry)")
+                }
+            case near:
+                guard size >= hop, size < near else {
+                    throw .invalidValue(path: file, field: "\(entry.at).size",
+                                        reason: "\(size) bytes: padding is for functions of \(hop) to \(near - 1) bytes only")
+                }
+                guard offset >= padding else {
+                    throw .invalidValue(path: file, field: "\(entry.at).padding", reason: "\(padding) bytes before offset \(offset) lie before the object")
+                }
+            default:
+                throw .invalidValue(path: file, field: "\(entry.at).padding", reason: "is \(padding); only 0 or \(near) (the near jump's length) is allowed")
             }
-            return FunctionRedirection(symbol: try entry.symbol("symbol"), offset: try entry.uint64("offset"), size: size,
-                                       sha256: try entry.sha256("sha256"), replacement: try entry.symbol("replacement"))
+            return FunctionRedirection(symbol: try entry.symbol("symbol"), offset: offset, size: size,
+                                       sha256: try entry.sha256("sha256"), replacement: try entry.symbol("replacement"),
+                                       padding: padding)
         }
         guard !redirections.isEmpty else {
             throw .invalidValue(path: file, field: "\(field).redirections", reason: "is empty")
@@ -338,7 +355,8 @@ extension ChannelIndex.Release {
                                  ("offset", .number(String(redirection.offset))),
                                  ("size", .number(String(redirection.size))),
                                  ("sha256", .string(redirection.sha256)),
-                                 ("replacement", .string(redirection.replacement))])
+                                 ("replacement", .string(redirection.replacement))]
+                                + (redirection.padding == 0 ? [] : [("padding", .number(String(redirection.padding)))]))
                     })),
                     ("refs", .array(target.references.map { reference in
                         .object([("symbol", .string(reference.symbol)), ("offset", .number(String(reference.offset)))])
@@ -421,6 +439,10 @@ struct Reader {
             throw .invalidValue(path: file, field: name(key), reason: "\(text) is out of range")
         }
         return number
+    }
+
+    func optionalUInt64(_ key: String) throws(ChannelRefusal) -> UInt64? {
+        has(key) ? try uint64(key) : nil
     }
 
     func array(_ key: String) throws(ChannelRefusal) -> [JSONValue] {

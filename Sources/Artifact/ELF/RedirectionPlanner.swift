@@ -76,8 +76,9 @@ public enum RedirectionPlanner {
             guard function.size > 0 else {
                 throw refuse("function \(name) at \(elfHex(function.value)) has size 0 (no .size directive?), so its bytes cannot be checked")
             }
-            guard function.size >= minimumFunctionSize else {
-                throw refuse("function \(name) is \(function.size) bytes, shorter than the \(minimumFunctionSize)-byte jump that redirects it")
+            var padding: UInt64 = 0
+            if function.size < minimumFunctionSize {
+                padding = try entryHopPadding(for: function, named: name, target: target, sources: sources, refuse: refuse)
             }
             if let other = seenOffsets[function.value] {
                 throw refuse("functions \(other) and \(name) are the same code at \(elfHex(function.value)); redirect only one of them")
@@ -88,15 +89,17 @@ public enum RedirectionPlanner {
             }
             let original: [UInt8]
             do {
-                guard let count = Int(exactly: function.size) else { throw refuse("function \(name) is too large") }
-                original = try target.bytes(atVirtualAddress: function.value, count: count)
+                guard let count = Int(exactly: function.size + padding) else { throw refuse("function \(name) is too large") }
+                original = try target.bytes(atVirtualAddress: function.value - padding, count: count)
             } catch ArtifactError.malformedELF {
                 throw refuse("the \(function.size) bytes of \(name) at \(elfHex(function.value)) are not in the target file (is the target a debug file?)")
             }
             redirections.append(FunctionRedirection(
                 symbol: name, offset: function.value, size: function.size,
-                sha256: Hex.encode(SHA256.hash(data: original)), replacement: replacement))
-            if function.size < absoluteJumpSize {
+                sha256: Hex.encode(SHA256.hash(data: original)), replacement: replacement, padding: padding))
+            if padding > 0 {
+                notes.append("\(name) is \(function.size) bytes: it is redirected the classic hotpatch way, a \(HostArchitecture.entryHopLength)-byte hop at its entry to a \(minimumFunctionSize)-byte jump in the \(padding) bytes of padding before it, so the patch object must be mapped within \(HostArchitecture.nearJumpReachText)")
+            } else if function.size < absoluteJumpSize {
                 notes.append("\(name) is \(function.size) bytes: it needs the patch object mapped within \(HostArchitecture.nearJumpReachText) for a \(minimumFunctionSize)-byte jump (the \(absoluteJumpSize)-byte absolute jump does not fit)")
             }
             notes += cloneNotes(for: name, among: allNames)
@@ -119,6 +122,40 @@ public enum RedirectionPlanner {
             planned.append(TargetSymbolReference(symbol: name, offset: symbol.value))
         }
         return PlannedTarget(buildID: buildID, redirections: redirections, references: planned, notes: notes)
+    }
+
+    /// For a function shorter than the near jump: the padding before its entry that an entry hop's
+    /// near jump may use. Every byte from the end of the symbol before it to its entry must be
+    /// filler, and at least the near jump's length of it; symbol sizes come from a `.symtab`, since
+    /// `.dynsym` alone hides local functions that may lie just before.
+    static func entryHopPadding(for function: ELFSymbol, named name: String, target: ELFFile, sources: [SymbolSource],
+                                refuse: (String) -> ArtifactError) throws -> UInt64 {
+        let near = minimumFunctionSize, hop = UInt64(HostArchitecture.entryHopLength)
+        let tooShort = "function \(name) is \(function.size) bytes, shorter than the \(near)-byte jump that redirects it"
+        guard function.size >= hop else {
+            throw refuse("\(tooShort), and shorter than the \(hop)-byte hop that could reach a jump placed before it")
+        }
+        guard let table = sources.first(where: { $0.label.hasPrefix(".symtab") }) else {
+            throw refuse("\(tooShort); a jump in the padding before it needs a .symtab (the unstripped target or --debug-file) to prove the bytes before it belong to no function")
+        }
+        // The gap starts where the last symbol before the entry ends (or where its section starts).
+        let entry = function.value
+        var gapStart: UInt64 = entry >= 64 ? entry - 64 : 0
+        for symbol in table.symbols where symbol.isDefined && symbol.value < entry
+            && (symbol.kind == .function || symbol.kind == .object || symbol.kind == .gnuIndirectFunction) {
+            let end = symbol.value &+ symbol.size
+            if end > entry { throw refuse("\(tooShort), and \(symbol.name) overlaps its entry, so there is no padding before it") }
+            gapStart = max(gapStart, end)
+        }
+        if let section = target.sections.first(where: { $0.address != 0 && $0.address <= entry && entry < $0.address &+ $0.size }) {
+            gapStart = max(gapStart, section.address)
+        }
+        let gap = entry - gapStart
+        let bytes = gap == 0 ? [] : ((try? target.bytes(atVirtualAddress: gapStart, count: Int(gap))) ?? [])
+        guard gap >= near, HostArchitecture.isFiller(bytes) else {
+            throw refuse("\(tooShort), and the \(gap) bytes before its entry are not \(near) or more bytes of padding (no-ops or int3) outside every symbol, where a jump could go instead (build with -fpatchable-function-entry=\(near),\(near) to reserve them)")
+        }
+        return near
     }
 
     /// One symbol table to search, named for messages.

@@ -44,14 +44,37 @@ public struct FunctionRedirection: Hashable, Sendable, Codable {
     public var sha256: String
     /// The exported symbol in the patch object that replaces the function.
     public var replacement: String
+    /// Bytes of padding just before the entry that the redirect also uses: 0, or, for a function
+    /// shorter than the near jump, the near jump's length (the near jump goes in the padding and a
+    /// 2-byte hop at the entry reaches it). When non-zero, `sha256` covers the padding and the
+    /// function, `padding + size` bytes from `offset - padding`.
+    public var padding: UInt64
 
     /// Describes one redirection.
-    public init(symbol: String, offset: UInt64, size: UInt64, sha256: String, replacement: String) {
+    public init(symbol: String, offset: UInt64, size: UInt64, sha256: String, replacement: String, padding: UInt64 = 0) {
         self.symbol = symbol
         self.offset = offset
         self.size = size
         self.sha256 = sha256
         self.replacement = replacement
+        self.padding = padding
+    }
+
+    /// Where the bytes the redirect checks and writes begin: the padding it uses, else the entry.
+    public var regionOffset: UInt64 { offset - padding }
+    /// How many bytes the redirect checks: the padding it uses and the whole function.
+    public var regionSize: UInt64 { padding + size }
+
+    private enum CodingKeys: String, CodingKey { case symbol, offset, size, sha256, replacement, padding }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(symbol: try container.decode(String.self, forKey: .symbol),
+                  offset: try container.decode(UInt64.self, forKey: .offset),
+                  size: try container.decode(UInt64.self, forKey: .size),
+                  sha256: try container.decode(String.self, forKey: .sha256),
+                  replacement: try container.decode(String.self, forKey: .replacement),
+                  padding: try container.decodeIfPresent(UInt64.self, forKey: .padding) ?? 0)
     }
 }
 

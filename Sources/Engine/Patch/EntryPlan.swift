@@ -18,17 +18,37 @@ struct EntryWrite: Equatable {
     let expected: [UInt8]
     /// The bytes to write (a jump plus original bytes that a longer earlier jump had covered).
     let bytes: [UInt8]
-    /// No thread's instruction pointer may be in here while we write.
-    var window: Range<UInt64> { address..<(address + UInt64(bytes.count)) }
+    /// Bytes at the start of the write that are padding before the function's entry, which no
+    /// thread runs: the near jump of an entry hop.
+    var padding: Int = 0
+    /// No thread's instruction pointer may be in here while we write; at its first byte a thread
+    /// runs the new bytes whole, so that one is safe.
+    var window: Range<UInt64> { (address + UInt64(padding))..<(address + UInt64(bytes.count)) }
 }
 
 /// Pure decisions about function entries: what is there, and what to write.
+///
+/// The bytes are a function's region, from `address`: `padding` bytes before its entry (0, or the
+/// near jump's length for a function too short for that jump), then the function. With padding, the
+/// redirect is a near jump in the padding and an entry hop (a 2-byte jump) at the entry reaching it,
+/// the classic hotpatch layout; without, a jump at the entry.
 enum EntryPlan {
-    /// Classifies `memory` (the function's current bytes) against its verified `original` bytes.
+    /// Classifies `memory` (the region's current bytes) against its verified `original` bytes.
     /// `isOurs` tells whether an address lies in a patch image of ours.
-    static func classify(memory: [UInt8], original: [UInt8], address: UInt64,
+    static func classify(memory: [UInt8], original: [UInt8], address: UInt64, padding: Int = 0,
                          isOurs: (UInt64) -> Bool) -> EntryState {
         if memory == original { return .original }
+        guard memory.count == original.count else { return .foreign }
+        if padding > 0 {
+            let hopLength = HostArchitecture.entryHopLength
+            let covered = padding + hopLength
+            guard memory.count >= covered, padding == HostArchitecture.nearJumpLength,
+                  let hop = HostArchitecture.entryHop(from: address + UInt64(padding), to: address),
+                  Array(memory[padding..<covered]) == hop,
+                  let (target, length) = HostArchitecture.decodeJump(memory, at: address), length == padding,
+                  isOurs(target), memory[covered...] == original[covered...] else { return .foreign }
+            return .redirected(target: target, jumpLength: covered)
+        }
         if let (target, length) = HostArchitecture.decodeJump(memory, at: address), isOurs(target),
            memory.count >= length, memory[length...] == original[length...] {
             return .redirected(target: target, jumpLength: length)
@@ -38,7 +58,7 @@ enum EntryPlan {
 
     /// The write that moves an entry from `state` to a jump to `target` (or back to the original
     /// when `target` is nil); nil when it is already there.
-    static func write(from state: EntryState, memory: [UInt8], original: [UInt8], address: UInt64,
+    static func write(from state: EntryState, memory: [UInt8], original: [UInt8], address: UInt64, padding: Int = 0,
                       target: UInt64?, symbol: String) throws(UnpatchableReason) -> EntryWrite? {
         let coveredLength: Int
         switch state {
@@ -53,7 +73,17 @@ enum EntryPlan {
         guard let target else {
             if coveredLength == 0 { return nil }
             return EntryWrite(address: address, expected: Array(memory[0..<coveredLength]),
-                              bytes: Array(original[0..<coveredLength]))
+                              bytes: Array(original[0..<coveredLength]), padding: padding)
+        }
+        if padding > 0 {
+            // Only the near jump fits in the padding: the image must be within its reach.
+            guard padding == HostArchitecture.nearJumpLength, memory.count >= padding + HostArchitecture.entryHopLength,
+                  let near = HostArchitecture.nearJump(from: address, to: target),
+                  let hop = HostArchitecture.entryHop(from: address + UInt64(padding), to: address) else {
+                throw .functionTooShort(symbol: symbol, size: UInt64(original.count - padding), needed: HostArchitecture.nearJumpLength)
+            }
+            return EntryWrite(address: address, expected: Array(memory[0..<(padding + hop.count)]), bytes: near + hop,
+                              padding: padding)
         }
         guard let jump = HostArchitecture.bestJump(from: address, to: target, room: UInt64(original.count)) else {
             let needed = HostArchitecture.nearJump(from: address, to: target) == nil
