@@ -4,21 +4,22 @@ import Testing
 
 /// Functions shorter than the near jump: planned the classic hotpatch way when padding precedes them.
 @Suite struct ELFEntryHopPlannerTests {
-    /// `padded` is 3 bytes after 8 bytes of `nop`; `reserved` gets its 5 no-ops from GCC's
+    /// `padded` is 3 bytes after a function, the assembler's alignment and 8 bytes of `nop`; `reserved` gets its 5 no-ops from GCC's
     /// patchable_function_entry; `cramped` is 3 bytes right after the end of a function.
     static let target = FixtureSource.program + """
 
-    __asm__(".text\\n.p2align 4\\n.byte 0x90,0x90,0x90,0x90,0x90,0x90,0x90,0x90\\n"
+    __asm__(".text\\n.globl before_padded\\n.type before_padded,@function\\nbefore_padded: ret\\n.size before_padded,1\\n"
+            ".p2align 4\\n.byte 0x90,0x90,0x90,0x90,0x90,0x90,0x90,0x90\\n"
             ".globl padded\\n.type padded,@function\\npadded: xor %eax,%eax\\nret\\n.size padded,3\\n"
             ".globl before_cramped\\n.type before_cramped,@function\\nbefore_cramped: ret\\n.size before_cramped,1\\n"
             ".globl cramped\\n.type cramped,@function\\ncramped: xor %eax,%eax\\nret\\n.size cramped,3\\n"
             ".globl hop_too_big\\n.type hop_too_big,@function\\n.byte 0x90,0x90,0x90,0x90,0x90,0x90\\nhop_too_big: ret\\n.size hop_too_big,1\\n");
-    __attribute__((noinline, patchable_function_entry(5, 5))) int reserved(void) { return 0; }
+    __attribute__((noinline, patchable_function_entry(5, 5))) int reserved(int x) { return x; }
     """
 
     static func plan(_ name: String, stripped: Bool = false) throws -> (plan: PlannedTarget, target: ELFFile, symbol: ELFSymbol) {
         let dir = try FixtureDirectory()
-        let exe = try dir.compile("prog", source: target, arguments: ["-O1", "-Wl,--build-id=sha1"])
+        let exe = try dir.compile("prog", source: target, arguments: ["-O1", "-rdynamic", "-Wl,--build-id=sha1"])
         let unstripped = try ELFFile.load(path: exe)
         let symbol = try #require(try unstripped.symbols().first { $0.name == name })
         if stripped { try dir.run("/usr/bin/strip", ["--strip-unneeded", exe]) }
