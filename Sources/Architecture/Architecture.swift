@@ -81,6 +81,10 @@ public protocol Architecture {
     /// The system call the kernel runs again when a thread stopped on its way out of an interrupted
     /// call resumes (the thread is moved back onto its system call instruction); nil when none.
     static func systemCallRestartedOnResume(_ registers: some RegisterWords) -> Int?
+    /// The registers that run again a call the thread's stop alone failed with EINTR (epoll_wait,
+    /// sigtimedwait and the like, which the kernel does not restart after a stop); nil when the thread
+    /// is not on its way out of such a call.
+    static func rerunningCallFailedByStop<Registers: RegisterWords>(_ registers: Registers) -> Registers?
     /// The registers a thread stopped with `registers` continues with when it runs on by itself:
     /// the kernel's restart rules already applied, and no system call pending, so none is applied
     /// on top.

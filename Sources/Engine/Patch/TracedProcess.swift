@@ -1,3 +1,4 @@
+import Architecture
 import Glibc
 import LinuxSystem
 
@@ -312,6 +313,13 @@ final class TracedProcess {
         }
         while !threads.isEmpty {
             for (tid, thread) in threads where thread.stopped {
+                // Our stop alone made an epoll_wait or sigwaitinfo fail with EINTR, which the kernel
+                // does not restart: run it again, so the program never sees the stop. With a signal
+                // to deliver the EINTR is the program's own, and stays.
+                if thread.pendingSignal == 0, let registers = try? Ptrace.registers(tid),
+                   let rerun = HostArchitecture.rerunningCallFailedByStop(registers) {
+                    try? Ptrace.setRegisters(tid, rerun)
+                }
                 do {
                     try Ptrace.detach(tid, signal: thread.pendingSignal)
                     threads[tid] = nil
