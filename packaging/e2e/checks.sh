@@ -511,14 +511,8 @@ ZBOUND_LOG=/var/log/zbound-mt.log
 zbound_line() { tail -n 1 "$E2E_MERGED$ZBOUND_LOG" 2>/dev/null; }
 zgzip_line() { cexec journalctl -b -u zgzip-svc.service -o cat -n 1 --no-pager 2>/dev/null | tail -n 1; }
 zgzip_props() { cexec systemctl show -p NRestarts -p ExecMainPID -p ExecMainStartTimestampMonotonic zgzip-svc.service | sort | tr '\n' ' '; }
-# Container pids whose memory maps the targeted libz (by path: the library is the root's own file),
-# but the agent's own (it never patches itself) and the grep's.
-zlib_mappers() {
-    local agent
-    agent=$(cexec systemctl show -p MainPID --value "$AGENT_UNIT")
-    cexec sh -c "grep -l ' $ZLIB_PATH_IN\$' /proc/[0-9]*/maps 2>/dev/null" | cut -d/ -f3 \
-        | grep -vx -e "$agent" -e self | sort -n | tr '\n' ' '
-}
+# Container pids whose memory maps the targeted libz (by path: the library is the root's own file).
+zlib_mappers() { cexec sh -c "grep -l ' $ZLIB_PATH_IN\$' /proc/[0-9]*/maps 2>/dev/null" | cut -d/ -f3 | grep -vx self | sort -n | tr '\n' ' '; }
 # Both programs' latest lines show behaviour $1 ("before" or "after" the fix), within $2 seconds.
 zlib_behaviour() {
     local want_mt want_svc
@@ -534,7 +528,7 @@ zlib_behaviour() {
 
 ZB= ZG= ZB_PID=
 check_10() {
-    local props_before props_after mappers processes pid state t0 json bad=
+    local props_before props_after mappers processes pid state t0 json agent victim bad=
     say "target: $ZLIB_PATH_IN in the container, build-id $(readelf -n "$ZLIB_TARGET" | awk '/Build ID/ {print $3}'), from $E2E_SOURCE_VERSION"
     say "fix: deflate.c of that source package + upstream zlib commit e5546956 (deflateBound, level 0 and memLevel 9) -> $(basename "$FX/reallib/deflateBound-fix.so") (defines: $(nm -D --defined-only "$FX/reallib/deflateBound-fix.so" | awk '{print $3}' | tr '\n' ' '))"
     ZB_PID=$(cexec sh -c "nice -n 19 setsid /usr/local/bin/zbound-mt --threads 3 --interval-ms 250 >$ZBOUND_LOG 2>&1 </dev/null & echo \$!")
@@ -560,7 +554,9 @@ check_10() {
     # Every process that maps the library carries the fix, and none was restarted.
     mappers=$(zlib_mappers)
     processes=$(cexec agentctl processes --json 2>&1)
+    agent=$(cexec systemctl show -p MainPID --value "$AGENT_UNIT")
     for pid in $mappers; do
+        [[ $pid == "$agent" ]] && { say "pid $pid is the agent itself (it never patches itself)"; continue; }
         state=$(jq -r --argjson pid "$pid" '.[] | select(.pid == $pid) | "\(.state) \(.hotpatch) \(.pauseUsec)"' <<<"$processes" 2>/dev/null)
         say "pid $pid ($(cexec cat "/proc/$pid/comm" 2>/dev/null)): ${state:-not listed by agentctl processes}"
         [[ $state == "patched $ZLIB_HP_ID "* ]] || bad=1
@@ -572,7 +568,14 @@ check_10() {
     props_after=$(zgzip_props)
     [[ $props_after == "$props_before" ]] || { fail "zgzip-svc.service was restarted: before '$props_before', after '$props_after'"; return 1; }
     say "same processes: zbound-mt pid $ZB_PID alive; zgzip-svc.service $props_after"
-    say "victim meanwhile (level 2 names only libz): $(victim_line)"
+    # Issue 10 section 3: a level that names no fix for an object keeps that object's fix of the
+    # highest earlier level in force. Said here, not yet required by this check.
+    victim=$(victim_line)
+    if [[ $victim == *'parse_length(100)=64 banner=2'* ]]; then
+        say "victim meanwhile: $victim (victim-b2-hp1, level 1, stays in force under level 2, which names only libz)"
+    else
+        say "NOTE: victim meanwhile: $victim: level 2, which names only libz, took victim-b2-hp1 (level 1) out of the victim (levels are not yet cumulative per object, issue 10 section 3)"
+    fi
 
     # Reverted through the daemon: the old behaviour again, in the same processes.
     t0=$(now_ms)
@@ -583,6 +586,7 @@ check_10() {
     processes=$(cexec agentctl processes --json 2>&1)
     for pid in $mappers; do
         state=$(jq -r --argjson pid "$pid" '.[] | select(.pid == $pid) | "\(.state) \(.hotpatch)"' <<<"$processes" 2>/dev/null)
+        [[ $pid == "$agent" ]] && continue
         say "pid $pid after the revert: ${state:-not listed by agentctl processes}"
         [[ $state != *"$ZLIB_HP_ID"* ]] || bad=1
     done
