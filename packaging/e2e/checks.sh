@@ -60,16 +60,21 @@ victim_line() { cexec journalctl -b -u victim.service -o cat -n 1 --no-pager 2>/
 victim_props() { cexec systemctl show -p NRestarts -p ExecMainPID -p ExecMainStartTimestampMonotonic victim.service | sort | tr '\n' ' '; }
 victim_pid() { cexec systemctl show -p MainPID --value victim.service; }
 
-# Waits until the victim's latest line contains $1 (at most $2 seconds); prints the last line seen.
-wait_victim() {
+# Waits until the latest line printed by command $3... contains $1 (at most $2 seconds); prints the
+# last line seen.
+wait_line() {
     local want=$1 deadline=$(( $(now_ms) + $2 * 1000 )) line
+    shift 2
     while :; do
-        line=$(victim_line)
+        line=$("$@")
         [[ $line == *"$want"* ]] && { printf '%s\n' "$line"; return 0; }
         (( $(now_ms) < deadline )) || { printf '%s\n' "$line"; return 1; }
         sleep 0.25
     done
 }
+
+# Waits until the victim's latest line contains $1 (at most $2 seconds); prints the last line seen.
+wait_victim() { wait_line "$1" "$2" victim_line; }
 
 # The victim's parse_length lines since epoch second $1, counted by distinct behaviour.
 victim_behaviours_since() {
@@ -490,6 +495,105 @@ check_8() {
     line=$(wait_victim 'parse_length(100)=64 banner=2' 20) \
         || { fail "booted without the kill switch, the victim is not patched again: '$line'"; evidence; return 1; }
     say "booted without it: is-active=$(cexec systemctl is-active "$AGENT_UNIT"), victim (PID $(victim_pid)): $line"
+}
+
+# 10. A real Debian 12 library, fixed as zlib fixes it, in every running program that maps it.
+#     The target is the root file system's own libz.so.1 (zlib1g 1:1.2.13.dfsg-1, stripped, as
+#     installed); the patch object is its source package's deflate.c with upstream commit e5546956
+#     applied (packaging/e2e/reallib/build). Two programs map it: zbound-mt, multi-threaded,
+#     started from a shell, and zgzip-svc.service, a systemd service with a dynamic user and
+#     MemoryDenyWriteExecute=yes. Before: the bound deflateBound() gives for a stored (level 0)
+#     stream at memLevel 9 is too small, and their one-shot deflate() cannot finish. After the
+#     hotpatch (same processes): the bound fits and deflate() finishes. After `agentctl revert`:
+#     the old behaviour again, the same processes still running.
+ZLIB_HP_ID=zlib-deflatebound-hp
+ZBOUND_LOG=/var/log/zbound-mt.log
+zbound_line() { tail -n 1 "$E2E_MERGED$ZBOUND_LOG" 2>/dev/null; }
+zgzip_line() { cexec journalctl -b -u zgzip-svc.service -o cat -n 1 --no-pager 2>/dev/null | tail -n 1; }
+zgzip_props() { cexec systemctl show -p NRestarts -p ExecMainPID -p ExecMainStartTimestampMonotonic zgzip-svc.service | sort | tr '\n' ' '; }
+# Container pids whose memory maps the targeted libz (by path: the library is the root's own file).
+zlib_mappers() { cexec sh -c "grep -l ' $ZLIB_PATH_IN\$' /proc/[0-9]*/maps 2>/dev/null" | cut -d/ -f3 | grep -vx self | sort -n | tr '\n' ' '; }
+# Both programs' latest lines show behaviour $1 ("before" or "after" the fix), within $2 seconds.
+zlib_behaviour() {
+    local want_mt want_svc
+    if [[ $1 == after ]]; then want_mt='finished=3/3'; want_svc='result=complete'
+    else want_mt='finished=0/3'; want_svc='result=truncated'; fi
+    ZB=$(wait_line "$want_mt" "$2" zbound_line) \
+        || { fail "zbound-mt (pid $ZB_PID) does not show the behaviour $1 the fix ('$want_mt'): '$ZB'"; return 1; }
+    ZG=$(wait_line "$want_svc" "$2" zgzip_line) \
+        || { fail "zgzip-svc.service does not show the behaviour $1 the fix ('$want_svc'): '$ZG'"; return 1; }
+    say "$1 the fix: $ZB"
+    say "$1 the fix: $ZG"
+}
+
+ZB= ZG= ZB_PID=
+check_10() {
+    local props_before props_after mappers processes pid state t0 json agent victim bad=
+    say "target: $ZLIB_PATH_IN in the container, build-id $(readelf -n "$ZLIB_TARGET" | awk '/Build ID/ {print $3}'), from $E2E_SOURCE_VERSION"
+    say "fix: deflate.c of that source package + upstream zlib commit e5546956 (deflateBound, level 0 and memLevel 9) -> $(basename "$FX/reallib/deflateBound-fix.so") (defines: $(nm -D --defined-only "$FX/reallib/deflateBound-fix.so" | awk '{print $3}' | tr '\n' ' '))"
+    ZB_PID=$(cexec sh -c "nice -n 19 setsid /usr/local/bin/zbound-mt --threads 3 --interval-ms 250 >$ZBOUND_LOG 2>&1 </dev/null & echo \$!")
+    [[ $ZB_PID =~ ^[0-9]+$ ]] || { fail "zbound-mt did not start: '$ZB_PID'"; return 1; }
+    say "started zbound-mt (3 worker threads) from a shell: pid $ZB_PID; zgzip-svc.service: pid $(cexec systemctl show -p MainPID --value zgzip-svc.service)"
+    zlib_behaviour before 10 || { evidence; return 1; }
+    props_before=$(zgzip_props)
+    mappers=$(zlib_mappers)
+    say "processes mapping $ZLIB_PATH_IN: $mappers"
+    [[ " $mappers " == *" $ZB_PID "* ]] || { fail "zbound-mt (pid $ZB_PID) does not map $ZLIB_PATH_IN"; return 1; }
+
+    pack hotpatch --channel "$CHANNEL" --id "$ZLIB_HP_ID" --baseline deb12-b2 --level 2 \
+        --target "$ZLIB_TARGET" --path-hint "$ZLIB_PATH_IN" --patch "$FX/reallib/deflateBound-fix.so" \
+        --replace deflateBound=deflateBound --description "zlib deflateBound(): level 0 with memLevel 9 uses the stored-block bound (upstream e5546956)"
+    pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
+    next_second
+    t0=$(now_ms)
+    publish_into_container
+    say "published $ZLIB_HP_ID (baseline deb12-b2, level 2) into $CHANNEL_IN"
+    zlib_behaviour after 30 || { evidence; return 1; }
+    say "both programs fixed $(secs_since "$t0") after the publication"
+
+    # Every process that maps the library carries the fix, and none was restarted.
+    mappers=$(zlib_mappers)
+    processes=$(cexec agentctl processes --json 2>&1)
+    agent=$(cexec systemctl show -p MainPID --value "$AGENT_UNIT")
+    for pid in $mappers; do
+        [[ $pid == "$agent" ]] && { say "pid $pid is the agent itself (it never patches itself)"; continue; }
+        state=$(jq -r --argjson pid "$pid" '.[] | select(.pid == $pid) | "\(.state) \(.hotpatch) \(.pauseUsec)"' <<<"$processes" 2>/dev/null)
+        say "pid $pid ($(cexec cat "/proc/$pid/comm" 2>/dev/null)): ${state:-not listed by agentctl processes}"
+        [[ $state == "patched $ZLIB_HP_ID "* ]] || bad=1
+    done
+    [[ -z $bad ]] || { fail "a process that maps $ZLIB_PATH_IN is not patched with $ZLIB_HP_ID"; printf '%s\n' "$processes" | indent; evidence; return 1; }
+    json=$(journal_events "$APPLIED_ID" "$SINCE" | jq -c "select(.HOTPATCH_ID == \"$ZLIB_HP_ID\") | {TARGET_PID, PAUSE_USEC}")
+    say "applied entries: $(tr '\n' ' ' <<<"$json")"
+    cexec kill -0 "$ZB_PID" || { fail "zbound-mt (pid $ZB_PID) is gone"; return 1; }
+    props_after=$(zgzip_props)
+    [[ $props_after == "$props_before" ]] || { fail "zgzip-svc.service was restarted: before '$props_before', after '$props_after'"; return 1; }
+    say "same processes: zbound-mt pid $ZB_PID alive; zgzip-svc.service $props_after"
+    # Issue 10 section 3: a level that names no fix for an object keeps that object's fix of the
+    # highest earlier level in force. Said here, not yet required by this check.
+    victim=$(victim_line)
+    if [[ $victim == *'parse_length(100)=64 banner=2'* ]]; then
+        say "victim meanwhile: $victim (victim-b2-hp1, level 1, stays in force under level 2, which names only libz)"
+    else
+        say "NOTE: victim meanwhile: $victim: level 2, which names only libz, took victim-b2-hp1 (level 1) out of the victim (levels are not yet cumulative per object, issue 10 section 3)"
+    fi
+
+    # Reverted through the daemon: the old behaviour again, in the same processes.
+    t0=$(now_ms)
+    json=$(cexec agentctl revert "$ZLIB_HP_ID" 2>&1) || { fail "agentctl revert $ZLIB_HP_ID failed: $json"; evidence; return 1; }
+    say "agentctl revert $ZLIB_HP_ID: $json"
+    zlib_behaviour before 30 || { evidence; return 1; }
+    say "both programs back to the library's own code $(secs_since "$t0") after the revert"
+    processes=$(cexec agentctl processes --json 2>&1)
+    for pid in $mappers; do
+        state=$(jq -r --argjson pid "$pid" '.[] | select(.pid == $pid) | "\(.state) \(.hotpatch)"' <<<"$processes" 2>/dev/null)
+        [[ $pid == "$agent" ]] && continue
+        say "pid $pid after the revert: ${state:-not listed by agentctl processes}"
+        [[ $state != *"$ZLIB_HP_ID"* ]] || bad=1
+    done
+    [[ -z $bad ]] || { fail "agentctl processes still shows $ZLIB_HP_ID applied after the revert"; printf '%s\n' "$processes" | indent; return 1; }
+    cexec kill -0 "$ZB_PID" || { fail "zbound-mt (pid $ZB_PID) is gone after the revert"; return 1; }
+    [[ $(zgzip_props) == "$props_before" ]] || { fail "zgzip-svc.service was restarted by the revert: $(zgzip_props)"; return 1; }
+    cexec kill "$ZB_PID"
 }
 
 # 7. apt-get remove stops the service and keeps its state; purge removes it.

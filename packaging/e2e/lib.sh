@@ -137,6 +137,50 @@ ensure_rootfs() {
     log "rootfs: built in $(secs_since "$t0"), $(du -sh "$dir/root" | cut -f1) at $dir"
 }
 
+# --- the source package of a library of the root file system (check 10 builds its fix from it)
+
+# ensure_source BINARY_PACKAGE: unpacks the source package of the version of BINARY_PACKAGE that
+# the cached root file system has installed (apt-get source, from a deb-src entry for the host's
+# mirror, with apt state private to the cache: the host's apt configuration is not touched) and
+# sets E2E_SOURCE_DIR to it and E2E_SOURCE_VERSION to "name version". Cached, like the root.
+E2E_SOURCE_DIR= E2E_SOURCE_VERSION=
+ensure_source() {
+    local binary=$1 name version mirror dir apt tmp t0
+    read -r name version < <(dpkg-query --admindir="$E2E_ROOTFS/var/lib/dpkg" -W \
+        -f='${source:Package} ${source:Version}\n' "$binary" 2>/dev/null) \
+        || die "$binary is not installed in the cached root file system $E2E_ROOTFS"
+    E2E_SOURCE_VERSION="$name $version"
+    dir=$E2E_CACHE/sources/${name}_${version#*:}
+    E2E_SOURCE_DIR=$dir/src
+    [[ -e $dir/.complete ]] && return 0
+    t0=$(now_ms)
+    mirror=$(host_mirror) || exit 1
+    log "sources: apt-get source $name=$version from $mirror (first run only)"
+    rm -rf "$dir"
+    mkdir -p "$E2E_CACHE/sources"
+    tmp=$(mktemp -d "$E2E_CACHE/sources/.dl.XXXXXX")
+    apt=$tmp/apt
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
+    printf 'deb-src %s %s main\n' "$mirror" "$E2E_SUITE" >"$apt/sources.list"
+    local opts=(-q -o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
+    if ! apt-get "${opts[@]}" update >"$tmp/apt.log" 2>&1 \
+        || ! (cd "$tmp" && apt-get "${opts[@]}" source "$name=$version" >>"$tmp/apt.log" 2>&1); then
+        tail -n 20 "$tmp/apt.log" >&2
+        rm -rf "$tmp"
+        die "apt-get source $name=$version failed (a deb-src entry for $mirror $E2E_SUITE main)"
+    fi
+    local unpacked
+    unpacked=$(find "$tmp" -mindepth 1 -maxdepth 1 -type d -name "$name-*" | head -n 1)
+    [[ -n $unpacked ]] || { rm -rf "$tmp"; die "apt-get source $name=$version left no source tree in $tmp"; }
+    mkdir -p "$dir"
+    mv "$unpacked" "$E2E_SOURCE_DIR"
+    mv "$tmp"/*.dsc "$dir/" 2>/dev/null || true
+    rm -rf "$tmp"
+    touch "$dir/.complete"
+    log "sources: $name $version unpacked in $(secs_since "$t0") at $E2E_SOURCE_DIR"
+}
+
 # --- one test container: an overlay over the cached root, booted with systemd-nspawn
 
 E2E_WORK=        # temporary folder of this run (overlay upper/work, logs, channel staging)
