@@ -1,12 +1,7 @@
 # blocked_nanosleep: the only thread sleeps in nanosleep(2) while it is patched and reverted; the
 # sleep is restarted for the time left, never cut short or failed.
 run() {
-    case_init
-    cc_lib libblockedsleep.so "$SRC/lib.c"
-    cc_prog prog "$SRC/prog.c" -L. -lblockedsleep
-    cc_patch patch.so "$SRC/patch.c"
-    start p ./prog
-    expect p UNPATCHED
+    library_start libblockedsleep.so
     publish_hotpatch blocked_nanosleep-1 1 libblockedsleep.so patch.so --replace answer=answer_fixed
     blocked_in p 230
     apply_once

@@ -2,12 +2,7 @@
 # holds a return address into a function being replaced (busy, retried until --deadline, process
 # untouched), and patches once that thread has left it; reverted by the daemon in strict mode.
 run() {
-    case_init "strict_stack_check = true"
-    cc_lib libstrict.so "$SRC/lib.c"
-    cc_prog prog "$SRC/prog.c" -L. -lstrict
-    cc_patch patch.so "$SRC/patch.c"
-    start p ./prog
-    expect p UNPATCHED
+    library_start libstrict.so "strict_stack_check = true"
     publish_hotpatch strict_stack-1 1 libstrict.so patch.so --replace answer=answer_fixed --replace stuck=stuck_fixed
     ONCE_DEADLINE=3s agent_once
     [ "$ONCE_STATUS" -eq 1 ] || fail "with a thread inside stuck(), strict --once exited $ONCE_STATUS, not 1 (hotpatch pending): $(last_agent_problem)"
