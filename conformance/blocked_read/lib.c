@@ -1,0 +1,2 @@
+// blocked_read: the function the program calls after each line it reads.
+__attribute__((noipa)) int answer(int x) { return x > 1000000 ? -1 : x + 1; }

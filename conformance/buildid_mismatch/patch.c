@@ -1,0 +1,1 @@
+int answer_fixed(int x) { return x + 2; }

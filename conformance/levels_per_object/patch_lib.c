@@ -1,0 +1,1 @@
+int library_part_fixed(int x) { return x + 2; }

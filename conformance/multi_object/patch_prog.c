@@ -1,0 +1,1 @@
+int program_part_fixed(int x) { return x * 3; }

@@ -1,0 +1,1 @@
+int compute_fixed(int x) { return x + 2; }
