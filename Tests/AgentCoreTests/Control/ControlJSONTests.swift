@@ -33,12 +33,14 @@ import Testing
     }
 
     @Test func processesJSON_everyOptionalFieldUnset_isAKeyWithNull() throws {
-        let processes = [ProcessEntry(pid: 1, executable: "/usr/sbin/nginx", state: .unpatched)]
+        let processes = [ProcessEntry(pid: 1, executable: "/usr/sbin/nginx", state: .unpatched,
+                                      objects: [.init(path: "/usr/lib/libssl.so.3")])]
         let document = try JSONSerialization.jsonObject(with: ControlJSON.document(processes))
 
         let checked = expectNullForEveryUnsetOptional(of: processes, in: document)
 
-        #expect(checked == ["[].reason", "[].pauseUsec", "[].hotpatch"], "\(checked.sorted())")
+        #expect(checked == ["[].reason", "[].pauseUsec", "[].hotpatch", "[].objects[].buildId", "[].objects[].hotpatch",
+                            "[].objects[].level", "[].objects[].reason"], "\(checked.sorted())")
         #expect(Set(checked.map { String($0.dropFirst(3)) }) == (try nullableFields(documentedIn: "## `agentctl processes --json`")))
     }
 
