@@ -118,7 +118,7 @@ public final class Patcher {
         }
         guard ProcFS.isSameProcess(match.process) else { throw .unpatchable(.processGone) }
         let status: ProcessStatus
-        let mappings: [MemoryMapping]
+        var mappings: [MemoryMapping]
         let memory: ProcessMemory
         do {
             status = try ProcFS.status(of: pid)
@@ -142,19 +142,13 @@ public final class Patcher {
         // 1. Every object's entries, read and classified; any refusal stops the whole process.
         var work: [ObjectWork] = []
         for (index, matched) in match.objects.enumerated() {
-            let next: ObjectWork = try attributed(to: index, in: &report) { () throws(LoadFailure) -> ObjectWork in
-                guard let object = loaded.first(where: { $0.buildID == matched.buildID && $0.loadBias == matched.loadBias }) else {
-                    throw .unpatchable(.processGone)
-                }
-                let fix = desired.fix(for: object.buildID)
-                let others = known.filter { $0.target.buildID == object.buildID }
-                let sites = try readSites(pid: pid, targets: others.map(\.target) + (fix.map { [$0.target] } ?? []),
-                                          object: object, images: images, memory: memory)
-                // Refuse before touching anything: foreign bytes anywhere stop the whole process's patch.
-                for site in sites where site.state == .foreign {
-                    throw .unpatchable(.entryBytesDiffer(symbol: site.redirection.symbol, address: site.address))
-                }
-                return ObjectWork(index: index, object: object, fix: fix, known: others, sites: sites)
+            let next: ObjectWork
+            do throws(LoadFailure) {
+                next = try inspect(matched, index: index, among: loaded, pid: pid, desired: desired, known: known,
+                                   images: images, memory: memory)
+            } catch {
+                report.objects[index].refusal = Patcher.outcome(of: error)
+                throw error
             }
             report.objects[index].inspected = true
             report.objects[index].release = Patcher.fixInForce(next.sites, candidates: next.known + (next.fix.map { [$0] } ?? []),
@@ -196,6 +190,10 @@ public final class Patcher {
             report.injectedSystemCalls += loadedImage.injected
             images.append(loadedImage.image)
             work[position].imageBase = loadedImage.image.base
+            // The next image must find its room around this one.
+            do { mappings = try ProcFS.maps(of: pid) } catch {
+                throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
+            }
         }
 
         // 4. Every entry write of every object, planned.
@@ -216,6 +214,24 @@ public final class Patcher {
             report.outcome = wantsAFix ? .applied : .reverted
         }
         for item in work { report.objects[item.index].release = item.fix?.release }
+    }
+
+    /// Reads and classifies every entry any fix of `matched` touches, as the process maps it now.
+    private func inspect(_ matched: LoadedObject, index: Int, among loaded: [LoadedObject], pid: ProcessID,
+                         desired: DesiredFixes, known: [ObjectFix], images: [PatchImage],
+                         memory: borrowing ProcessMemory) throws(LoadFailure) -> ObjectWork {
+        guard let object = loaded.first(where: { $0.buildID == matched.buildID && $0.loadBias == matched.loadBias }) else {
+            throw .unpatchable(.processGone)
+        }
+        let fix = desired.fix(for: object.buildID)
+        let others = known.filter { $0.target.buildID == object.buildID }
+        let sites = try readSites(pid: pid, targets: others.map(\.target) + (fix.map { [$0.target] } ?? []),
+                                  object: object, images: images, memory: memory)
+        // Refuse before touching anything: foreign bytes anywhere stop the whole process's patch.
+        for site in sites where site.state == .foreign {
+            throw .unpatchable(.entryBytesDiffer(symbol: site.redirection.symbol, address: site.address))
+        }
+        return ObjectWork(index: index, object: object, fix: fix, known: others, sites: sites)
     }
 
     /// The patch object of `target`, read (cached) and checked: it exports every replacement, and

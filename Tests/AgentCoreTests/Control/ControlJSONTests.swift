@@ -57,6 +57,8 @@ import Testing
     @Test func statusJSON_keepsItsDocumentedBytes() throws {
         var status = AgentStatus.sample(verdict: .rebootRequired)
         status.baseline.pending = ["deb12-2024.06"]
+        status.hotpatch?.objects = [.init(buildId: "3f0c", path: "/usr/lib/x86_64-linux-gnu/libcrypto.so.3", hotpatch: "openssl-2024-04",
+                                          level: 1)]
 
         let text = String(decoding: try ControlJSON.document(status), as: UTF8.self)
 
@@ -83,7 +85,15 @@ import Testing
                 ],
                 "description" : null,
                 "id" : "openssl-2024-05",
-                "level" : 2
+                "level" : 2,
+                "objects" : [
+                  {
+                    "buildId" : "3f0c",
+                    "hotpatch" : "openssl-2024-04",
+                    "level" : 1,
+                    "path" : "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"
+                  }
+                ]
               },
               "lastPauseUsec" : 420,
               "processes" : {
