@@ -90,11 +90,35 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         public var cves: [String]
         /// Its description.
         public var description: String?
-        public init(id: String, level: Int, cves: [String], description: String? = nil) {
+        /// Each object this level fixes and the release whose fix it runs: levels are cumulative
+        /// per object, so an object the level does not name keeps an earlier level's fix.
+        public var objects: [ObjectFix]
+        public init(id: String, level: Int, cves: [String], description: String? = nil, objects: [ObjectFix] = []) {
             self.id = id
             self.level = level
             self.cves = cves
             self.description = description
+            self.objects = objects
+        }
+
+        /// One object's fix at the level in force.
+        public struct ObjectFix: Codable, Sendable, Equatable {
+            /// The object's GNU build-id (hex).
+            public var buildId: String
+            /// Where it usually lives (the publisher's path hint).
+            public var path: String
+            /// The release whose fix it runs.
+            public var hotpatch: String
+            /// That release's level.
+            public var level: Int
+
+            /// Describes one object's fix.
+            public init(buildId: String, path: String, hotpatch: String, level: Int) {
+                self.buildId = buildId
+                self.path = path
+                self.hotpatch = hotpatch
+                self.level = level
+            }
         }
     }
 
@@ -173,14 +197,41 @@ public struct ProcessEntry: Codable, Sendable, Equatable {
     public var pauseUsec: UInt64?
     /// The hotpatch applied in it, if any.
     public var hotpatch: String?
+    /// Each targeted object it maps, and the fix that object runs.
+    public var objects: [MappedObject]
     public init(pid: Int32, executable: String, state: State, reason: String? = nil, pauseUsec: UInt64? = nil,
-                hotpatch: String? = nil) {
+                hotpatch: String? = nil, objects: [MappedObject] = []) {
         self.pid = pid
         self.executable = executable
         self.state = state
         self.reason = reason
         self.pauseUsec = pauseUsec
         self.hotpatch = hotpatch
+        self.objects = objects
+    }
+
+    /// One targeted object a process maps, as read from the process at the last reconcile.
+    public struct MappedObject: Codable, Sendable, Equatable {
+        /// Its path as the process maps it.
+        public var path: String
+        /// Its GNU build-id (hex).
+        public var buildId: String?
+        /// The release whose fix it runs (levels are cumulative per object, so it may be a lower
+        /// level than the process's `hotpatch`); null when it runs its own code.
+        public var hotpatch: String?
+        /// That release's level.
+        public var level: Int?
+        /// Why this object kept the process from being patched, when it did.
+        public var reason: String?
+
+        /// Describes one object.
+        public init(path: String, buildId: String? = nil, hotpatch: String? = nil, level: Int? = nil, reason: String? = nil) {
+            self.path = path
+            self.buildId = buildId
+            self.hotpatch = hotpatch
+            self.level = level
+            self.reason = reason
+        }
     }
 }
 

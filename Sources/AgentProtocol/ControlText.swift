@@ -33,6 +33,9 @@ public enum ControlText {
 
         lines.append("  baseline:   \(baseline)")
         lines.append("  hotpatch:   \(hotpatch)")
+        if let objects = status.hotpatch?.objects, objects.count > 1 || objects.contains(where: { $0.hotpatch != status.hotpatch?.id }) {
+            for object in objects { lines.append("    object \(object.path): \(object.hotpatch) level \(object.level)") }
+        }
         lines.append("  processes:  \(counts.patched) patched, \(counts.pending) pending, \(counts.unpatchable) unpatchable")
         lines.append("  reboot:     \(reboot)")
         lines.append("  channel:    \(channel)")
@@ -49,13 +52,27 @@ public enum ControlText {
         return lines.joined(separator: "\n")
     }
 
-    /// The process table: PID, STATE, PAUSE, EXECUTABLE, REASON.
+    /// The process table: PID, STATE, PAUSE, EXECUTABLE, REASON. Under a process that maps several
+    /// targeted objects, or whose object runs another level's fix, one indented line per object
+    /// says which release's fix it runs (`object PATH: ID level N`, or `none`).
     public static func processes(_ entries: [ProcessEntry]) -> String {
         guard !entries.isEmpty else { return "No process maps a targeted object." }
-        let rows = entries.sorted { $0.pid < $1.pid }.map { entry in
+        let sorted = entries.sorted { $0.pid < $1.pid }
+        let rows = sorted.map { entry in
             [String(entry.pid), entry.state.rawValue, entry.pauseUsec.map(pause) ?? "-", entry.executable, entry.reason ?? "-"]
         }
-        return table(header: ["PID", "STATE", "PAUSE", "EXECUTABLE", "REASON"], rows: rows)
+        let lines = table(header: ["PID", "STATE", "PAUSE", "EXECUTABLE", "REASON"], rows: rows).split(separator: "\n").map(String.init)
+        var output = [lines[0]]
+        for (entry, line) in zip(sorted, lines.dropFirst()) {
+            output.append(line)
+            let detailed = entry.objects.count > 1 || entry.objects.contains { $0.hotpatch != nil && $0.hotpatch != entry.hotpatch }
+            guard detailed else { continue }
+            for object in entry.objects {
+                let fix = object.hotpatch.map { id in object.level.map { "\(id) level \($0)" } ?? id } ?? "none"
+                output.append("    object \(object.path): \(fix)" + (object.reason.map { " (refused: \($0))" } ?? ""))
+            }
+        }
+        return output.joined(separator: "\n")
     }
 
     /// The history table: TIME, EVENT, RELEASE, MESSAGE, oldest first.

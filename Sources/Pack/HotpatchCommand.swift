@@ -4,11 +4,11 @@ import Artifact
 import Foundation
 import LinuxSystem
 
-/// `hotpatch-pack hotpatch`: a hotpatch release from a real target and patch object.
+/// `hotpatch-pack hotpatch`: a hotpatch release from real targets and patch objects.
 struct HotpatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hotpatch",
-        abstract: "Add a hotpatch: functions of one ELF object redirected to a patch object.",
+        abstract: "Add a hotpatch: functions of one or more ELF objects redirected to patch objects.",
         discussion: """
             Reads each replaced function's offset, size and original bytes from the unstripped \
             target or its debug file (so stripped production binaries can be targeted; a stripped \
@@ -16,13 +16,28 @@ struct HotpatchCommand: ParsableCommand {
             target's build-id, and checks that the patch object exports each replacement and uses \
             only relocations the agent's loader supports. Functions shorter than a \(HostArchitecture.nearJumpLength)-byte jump \
             are refused; those shorter than \(HostArchitecture.farJumpLength) bytes, compiler clones (.isra/.constprop/.part/.cold) and \
-            inlining are reported as warnings on stderr. Hotpatches are cumulative: level N must \
-            contain every fix of levels 1..N-1 of the same baseline.
+            inlining are reported as warnings on stderr.
 
-            Example:
+            Several objects in one release: each --target ELF starts a target group, and the \
+            --debug-file, --patch, --replace, --ref and --path-hint after it, up to the next \
+            --target, belong to that target. Each group needs one --patch (a patch object of its \
+            own, with a file name no other group uses) and at least one --replace; no two groups \
+            may name objects with the same build-id. The agent changes all of a release's objects \
+            that a process maps in one stop, or none of them. With a single --target the group \
+            options may stand in any order. Nothing is written when any group is refused.
+
+            Hotpatches are cumulative per object: level N must contain every fix of levels \
+            1..N-1 of the same baseline, and a level that names no fix for an object keeps in \
+            force that object's fix from the highest earlier level that names it; a level that \
+            names an object replaces that object's earlier fix.
+
+            Examples:
               hotpatch-pack hotpatch --channel ./channel --id 2025.1-hp2 --baseline 2025.1 --level 2 \\
                   --target ./build/libfoo.so.1 --debug-file ./build/libfoo.so.1.debug \\
                   --patch ./fix.so --replace parse=parse_fixed --ref parse_table --cve CVE-2025-1234
+              hotpatch-pack hotpatch --channel ./channel --id 2025.1-hp3 --baseline 2025.1 --level 3 \\
+                  --target ./build/libssl.so.3 --patch ./ssl-fix.so --replace ssl_read=ssl_read_fixed \\
+                  --target ./build/libcrypto.so.3 --patch ./crypto-fix.so --replace bn_mul=bn_mul_fixed
             """
     )
 
@@ -37,14 +52,15 @@ struct HotpatchCommand: ParsableCommand {
     @Option(help: "Its cumulative level within the baseline, above every earlier level.")
     var level: Int
 
-    @Option(help: ArgumentHelp("The object to patch, as built (unstripped, or stripped with --debug-file).", valueName: "ELF"))
-    var target: String
+    @Option(help: ArgumentHelp("An object to patch, as built (unstripped, or stripped with --debug-file); starts a target group (repeatable).",
+                               valueName: "ELF"))
+    var target: [String]
 
-    @Option(help: ArgumentHelp("The target's separate debug file (same build-id).", valueName: "ELF"))
-    var debugFile: String?
+    @Option(help: ArgumentHelp("The target's separate debug file (same build-id); at most one per group.", valueName: "ELF"))
+    var debugFile: [String] = []
 
-    @Option(help: ArgumentHelp("The patch object (cc -shared -fPIC).", valueName: "OBJ.so"))
-    var patch: String
+    @Option(help: ArgumentHelp("The patch object (cc -shared -fPIC); one per group.", valueName: "OBJ.so"))
+    var patch: [String]
 
     @Option(name: .customLong("replace"),
             help: ArgumentHelp("A function of the target and the patch object's function replacing it (repeatable).",
@@ -55,13 +71,16 @@ struct HotpatchCommand: ParsableCommand {
             help: ArgumentHelp("A non-exported target symbol the patch object uses (repeatable).", valueName: "SYMBOL"))
     var references: [String] = []
 
-    @Option(help: ArgumentHelp("Where the target usually lives on hosts, for messages (default: --target).", valueName: "PATH"))
-    var pathHint: String?
+    @Option(help: ArgumentHelp("Where the target usually lives on hosts, for messages (default: --target); at most one per group.",
+                               valueName: "PATH"))
+    var pathHint: [String] = []
 
     @OptionGroup var text: ReleaseTextOptions
 
     func validate() throws {
         guard level >= 1 else { throw ValidationError("--level must be 1 or more") }
+        guard !target.isEmpty else { throw ValidationError("give --target ELF: the object to patch") }
+        guard !patch.isEmpty else { throw ValidationError("give --patch OBJ.so: the patch object") }
         guard !replacements.isEmpty else { throw ValidationError("give at least one --replace SYMBOL=REPLACEMENT") }
         for spec in replacements {
             let parts = spec.split(separator: "=", omittingEmptySubsequences: false)
@@ -71,7 +90,23 @@ struct HotpatchCommand: ParsableCommand {
         }
     }
 
+    /// The target groups of the command line this process was started with, checked against
+    /// what ArgumentParser read (the same options, the same values).
+    private func groups() throws -> [TargetGroup] {
+        // argv: hotpatch-pack hotpatch OPTIONS…; the root command takes no option of its own.
+        let groups = try TargetGroups.parse(Array(CommandLine.arguments.dropFirst(2)))
+        let same = groups.map(\.target) == target && groups.map(\.patch) == patch
+            && groups.flatMap { $0.replacements.map { "\($0.symbol)=\($0.replacement)" } }.sorted() == replacements.sorted()
+            && groups.flatMap(\.references).sorted() == references.sorted()
+            && groups.compactMap(\.debugFile).sorted() == debugFile.sorted() && groups.compactMap(\.pathHint).sorted() == pathHint.sorted()
+        guard same else {
+            throw PackError("Failed to read the target groups from the command line: give each option as --option VALUE or --option=VALUE")
+        }
+        return groups
+    }
+
     func run() throws {
+        let groups = try groups()
         let workspace = ChannelWorkspace(directory: channel.channel)
         var index = try workspace.loadIndex()
         try workspace.checkNewID(id, in: index)
@@ -83,34 +118,73 @@ struct HotpatchCommand: ParsableCommand {
             throw PackError("Level \(level) is not above level \(previous), the highest of baseline \(baseline)")
         }
 
-        let pairs = replacements.map { spec -> (symbol: String, replacement: String) in
-            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
-            return (parts[0], parts[1])
+        // Every group planned and checked before anything is written.
+        var plans: [(group: TargetGroup, plan: PlannedTarget)] = []
+        for group in groups {
+            let plan = try Self.plan(group, label: groups.count > 1 ? "\(group.label): " : "")
+            if let earlier = plans.first(where: { $0.plan.buildID == plan.buildID }) {
+                throw PackError("\(group.label) names the same object as \(earlier.group.label) (build-id \(plan.buildID)): give each object once, with all its replacements in one group")
+            }
+            if let earlier = plans.first(where: { Self.fileName($0.group.patch) == Self.fileName(group.patch) }) {
+                throw PackError("\(group.label) and \(earlier.group.label) both use a patch object named \(Self.fileName(group.patch)): each target needs a patch object of its own, with its own file name")
+            }
+            // Pack-time checks of one planned target: the single place every target passes
+            // through before the release is written (further checks are added here).
+            try Self.checkBeforePublishing(plan, of: group)
+            plans.append((group, plan))
         }
-        let plan: PlannedTarget
-        do {
-            let targetFile = try ELFFile.load(path: target)
-            let debug = try debugFile.map { try ELFFile.load(path: $0) }
-            let patchObject = try PatchObject(path: patch)
-            plan = try RedirectionPlanner.plan(target: targetFile, debugFile: debug, patchObject: patchObject,
-                                               replacements: pairs, references: references)
-        } catch {
-            throw PackError("\(error)")
+        for (group, plan) in plans {
+            for note in plan.notes { Standard.error("warning: " + (groups.count > 1 ? "\(group.label): " : "") + note) }
         }
-        for note in plan.notes { Standard.error("warning: \(note)") }
 
-        let name = (patch as NSString).lastPathComponent
-        let object = try workspace.addFile(patch, at: "hotpatches/\(id)/\(name)")
-        let hint = pathHint ?? URL(fileURLWithPath: target).standardizedFileURL.path
-        let entry = ChannelIndex.Target(buildID: plan.buildID, pathHint: hint, patchObject: object,
-                                        redirections: plan.redirections, references: plan.references)
-        index.releases.append(.hotpatch(id: id, baseline: baseline, level: level, description: text.description,
-                                        cves: text.cves, targets: [entry]))
-        try workspace.save(index)
-        print("Added hotpatch \(id) (baseline \(baseline), level \(level)) for build-id \(plan.buildID): "
-              + plan.redirections.map { "\($0.symbol)→\($0.replacement)" }.joined(separator: ", ")
-              + "; run 'hotpatch-pack publish' to sign")
+        let folder = "hotpatches/\(id)"
+        let folderExisted = FileManager.default.fileExists(atPath: workspace.directory + "/" + folder)
+        var entries: [ChannelIndex.Target] = []
+        do {
+            for (group, plan) in plans {
+                let object = try workspace.addFile(group.patch, at: "\(folder)/\(Self.fileName(group.patch))")
+                let hint = group.pathHint ?? URL(fileURLWithPath: group.target).standardizedFileURL.path
+                entries.append(ChannelIndex.Target(buildID: plan.buildID, pathHint: hint, patchObject: object,
+                                                   redirections: plan.redirections, references: plan.references))
+            }
+            index.releases.append(.hotpatch(id: id, baseline: baseline, level: level, description: text.description,
+                                            cves: text.cves, targets: entries))
+            try workspace.save(index)
+        } catch {
+            if !folderExisted { workspace.removeReleaseFolder(folder) }
+            throw error
+        }
+        let summaries = plans.map { _, plan in plan.redirections.map { "\($0.symbol)→\($0.replacement)" }.joined(separator: ", ") }
+        if plans.count == 1 {
+            print("Added hotpatch \(id) (baseline \(baseline), level \(level)) for build-id \(plans[0].plan.buildID): "
+                  + summaries[0] + "; run 'hotpatch-pack publish' to sign")
+        } else {
+            let objects = zip(plans, summaries).map { item, summary in "build-id \(item.plan.buildID) (\(item.group.target)): \(summary)" }
+            print("Added hotpatch \(id) (baseline \(baseline), level \(level)) for \(plans.count) objects: "
+                  + objects.joined(separator: "; ") + "; run 'hotpatch-pack publish' to sign")
+        }
     }
+
+    /// Plans one group's redirections from its target, debug file and patch object; `label`
+    /// prefixes an error when there are several groups.
+    private static func plan(_ group: TargetGroup, label: String) throws -> PlannedTarget {
+        do {
+            let targetFile = try ELFFile.load(path: group.target)
+            let debug = try group.debugFile.map { try ELFFile.load(path: $0) }
+            let patchObject = try PatchObject(path: group.patch)
+            return try RedirectionPlanner.plan(target: targetFile, debugFile: debug, patchObject: patchObject,
+                                               replacements: group.replacements, references: group.references)
+        } catch {
+            throw PackError("\(label)\(error)")
+        }
+    }
+
+    /// The checks every planned target passes before a release is written: today none beyond
+    /// planning itself (`RedirectionPlanner`); the checks that refuse at pack time what every
+    /// process would refuse go here, so each target of a release passes through them.
+    private static func checkBeforePublishing(_ plan: PlannedTarget, of group: TargetGroup) throws {}
+
+    private static func fileName(_ path: String) -> String { (path as NSString).lastPathComponent }
 }
 
 /// Writing to the standard streams without the non-Sendable C globals.

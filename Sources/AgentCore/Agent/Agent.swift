@@ -249,19 +249,21 @@ public actor Agent: AgentControlHandler {
             if pids == nil { ledger.forgetAll() }
             return
         }
-        let desired = channel.map { currentPlan($0) }?.desired
+        let plan = channel.map { currentPlan($0) }
+        let desired = plan?.desired
+        let fixes = plan?.fixes ?? .none
         let patcher = self.patcher
         let policy = ExclusionPolicy(executableGlobs: configuration.excludeExecutables, units: configuration.excludeUnits)
         let reports: [HostProcessReport] = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(returning: patcher.reconcile(among: pids, desired: desired, known: known, excluding: policy))
+                continuation.resume(returning: patcher.reconcile(among: pids, desired: fixes, known: known, excluding: policy))
             }
         }
         let window = Double(configuration.healthWindowSeconds)
         for transition in ledger.take(reports, fullPass: pids == nil, desired: desired, healthWindow: window, now: Date()) {
             switch transition.followUp {
             case .notePatched?:
-                notePatched(transition.match, desired: desired)
+                notePatched(transition.match, desired: fixes)
             case .observeCredentials?:
                 ledger.update(transition.pid) { $0.observe(ProcessCredentials.read(transition.pid)) }
                 health.watched[transition.pid]?.observe(ledger.records[transition.pid]?.credentials)
@@ -381,17 +383,24 @@ public actor Agent: AgentControlHandler {
     }
 
     /// What the health check knows of a process just patched: its credentials, and where the
-    /// hotpatch's code lies in it.
-    private func notePatched(_ match: TargetMatch, desired: Hotpatch?) {
+    /// hotpatch's code lies in it (every object's fix, whichever level it comes from, counts as the
+    /// code of the level in force: that is the level a crash quarantines).
+    private func notePatched(_ match: ProcessMatch, desired: DesiredFixes) {
         let pid = match.process.pid
         ledger.update(pid) { record in
             record.observe(ProcessCredentials.read(pid))
-            guard let desired else { return }
-            let code = PatchedCode.locate(desired, buildID: match.object.buildID, loadBias: match.object.loadBias,
-                                           mappings: (try? ProcFS.maps(of: pid)) ?? [])
-            record.patchedCode = record.patchedCode.map { $0.merged(with: code) } ?? code
+            guard let release = desired.release else { return }
+            let mappings = (try? ProcFS.maps(of: pid)) ?? []
+            var code = PatchedCode(hotpatchID: release.id)
+            for object in match.objects {
+                guard let fix = desired.fix(for: object.buildID) else { continue }
+                let inForce = Hotpatch(id: release.id, baseline: release.baseline, level: release.level, targets: [fix.target])
+                code = code.merged(with: PatchedCode.locate(inForce, buildID: object.buildID, loadBias: object.loadBias,
+                                                            mappings: mappings))
+            }
+            record.patchedCode = code
         }
-        guard desired != nil, let record = ledger.records[pid] else { return }
+        guard desired.release != nil, let record = ledger.records[pid] else { return }
         health.watch(record, window: Double(configuration.healthWindowSeconds))
     }
 }

@@ -24,9 +24,9 @@ struct ProcessLedger: Sendable {
     }
 
     /// One report's change: the event to log, if any, and what else to do with the process and
-    /// the targeted object it maps (a process mapping two gets a transition for each).
+    /// the targeted objects it maps (one transition a process, whatever number of objects).
     struct Transition: Sendable {
-        var match: TargetMatch
+        var match: ProcessMatch
         var event: AgentEvent?
         var followUp: FollowUp?
 
@@ -87,15 +87,25 @@ struct ProcessLedger: Sendable {
         return transitions
     }
 
-    private mutating func take(_ report: ProcessPatchReport, match: TargetMatch, executable: String, desired: Hotpatch?,
+    private mutating func take(_ report: ProcessPatchReport, match: ProcessMatch, executable: String, desired: Hotpatch?,
                                healthWindow: Double, now: Date) -> Transition? {
         let pid = match.process.pid
         var record = records[pid].flatMap { $0.identity == match.process ? $0 : nil }
             ?? ProcessRecord(identity: match.process, executable: executable, state: .unpatched)
-        var metadata = ["target.pid": "\(pid)", "target.exe": executable, "build.id": match.object.buildID?.description ?? ""]
+        record.objects = Self.objects(report.objects, before: record.objects)
+        var metadata = ["target.pid": "\(pid)", "target.exe": executable,
+                        "build.id": match.objects.compactMap { $0.buildID?.description }.joined(separator: " ")]
         if let desired {
             metadata["hotpatch.id"] = desired.id
             metadata["baseline.id"] = desired.baseline
+        }
+        // Object by object, when that says more than the process's level: several objects, or an
+        // object whose fix comes from another level (levels are cumulative per object).
+        var objectsText = ""
+        if record.objects.count > 1 || record.objects.contains(where: { $0.release != nil && $0.release?.id != desired?.id }) {
+            let summary = Self.summary(record.objects)
+            metadata["hotpatch.objects"] = summary
+            objectsText = " [\(summary)]"
         }
         if let pause = report.pauseMicroseconds {
             metadata["pause.usec"] = "\(pause)"
@@ -119,7 +129,7 @@ struct ProcessLedger: Sendable {
             transition.followUp = .notePatched
             transition.event = .recorded(
                 .applied, release: desired?.id,
-                "Applied hotpatch \(desired?.id ?? "?") to PID \(pid) (\(executable)), pause \(report.pauseMicroseconds ?? 0) µs\(loadPause)",
+                "Applied hotpatch \(desired?.id ?? "?") to PID \(pid) (\(executable))\(objectsText), pause \(report.pauseMicroseconds ?? 0) µs\(loadPause)",
                 level: .info, metadata: metadata)
         case .alreadyApplied:
             record.state = .patched
@@ -133,7 +143,7 @@ struct ProcessLedger: Sendable {
             record.state = .unpatched
             record.reason = nil
             record.hotpatch = nil
-            transition.event = .recorded(.reverted, release: nil, "Reverted our hotpatch in PID \(pid) (\(executable))",
+            transition.event = .recorded(.reverted, release: nil, "Reverted our hotpatch in PID \(pid) (\(executable))\(objectsText)",
                                          level: .info, metadata: metadata)
         case .notApplied:
             record.state = .unpatched
@@ -141,24 +151,43 @@ struct ProcessLedger: Sendable {
             record.reason = nil
         case let .busy(reason):
             record.state = .pending
-            record.reason = reason
+            record.reason = match.objects.count > 1 ? report.refusingObject.map { "\($0.path): \(reason)" } ?? reason : reason
             transition.event = .logged(nil, "PID \(pid) busy, will retry: \(reason)", level: .debug, metadata: metadata)
         case .unpatchable(.processGone):
             records[pid] = nil
             return nil
         case let .unpatchable(reason):
-            let changed = record.state != .unpatchable || record.reason != reason.description
+            // With several objects, say which one refused (nothing was written to any of them).
+            let why = match.objects.count > 1 ? report.refusingObject.map { "\($0.path): \(reason)" } ?? "\(reason)" : "\(reason)"
+            let changed = record.state != .unpatchable || record.reason != why
             record.state = .unpatchable
-            record.reason = reason.description
+            record.reason = why
             record.hotpatch = nil
             if changed {
-                metadata["reason"] = "\(reason)"
+                metadata["reason"] = why
                 transition.event = .recorded(.processUnpatchable, release: desired?.id,
-                                             "PID \(pid) (\(executable)) cannot be patched: \(reason)", level: .warning,
+                                             "PID \(pid) (\(executable)) cannot be patched: \(why)", level: .warning,
                                              metadata: metadata)
             }
         }
         records[pid] = record
         return transition.event == nil && transition.followUp == nil ? nil : transition
+    }
+
+    /// What each object runs after `reports`: an object whose entries were not read this time
+    /// (the process was refused before) keeps what was last read from it.
+    static func objects(_ reports: [ObjectPatchReport], before: [ObjectPatchReport]) -> [ObjectPatchReport] {
+        reports.map { report in
+            guard !report.inspected,
+                  let known = before.first(where: { $0.buildID == report.buildID && $0.path == report.path }) else { return report }
+            var kept = report
+            kept.release = known.release
+            return kept
+        }
+    }
+
+    /// `PATH ID (level N)` for each object (`PATH none` when it runs its own code), comma-separated.
+    static func summary(_ objects: [ObjectPatchReport]) -> String {
+        objects.map { "\($0.path) \($0.release?.description ?? "none")" }.joined(separator: ", ")
     }
 }

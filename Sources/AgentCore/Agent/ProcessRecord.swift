@@ -18,6 +18,8 @@ struct ProcessRecord: Sendable {
     var credentials: ProcessCredentials?
     /// Where the hotpatch's code lies in it, from when it was patched.
     var patchedCode: PatchedCode?
+    /// Each targeted object it maps and the fix that object runs, as last read from the process.
+    var objects: [ObjectPatchReport] = []
 
     /// Records the credentials seen now (nil: unreadable, keeps what was known).
     mutating func observe(_ seen: ProcessCredentials?) {
@@ -29,6 +31,10 @@ struct ProcessRecord: Sendable {
     /// The entry `agentctl processes` shows.
     var entry: ProcessEntry {
         ProcessEntry(pid: identity.pid.rawValue, executable: executable, state: state, reason: reason,
-                     pauseUsec: pauseUsec, hotpatch: hotpatch)
+                     pauseUsec: pauseUsec, hotpatch: hotpatch, objects: objects.map { object in
+                         ProcessEntry.MappedObject(path: object.path, buildId: object.buildID?.description,
+                                                   hotpatch: object.release?.id, level: object.release?.level,
+                                                   reason: object.refusal.map(\.description))
+                     })
     }
 }

@@ -7,6 +7,9 @@ import Engine
 public struct ReleasePlan: Sendable, Equatable {
     /// The hotpatch every process should run (nil: none).
     public var desired: Hotpatch?
+    /// What each object runs at that level: the fix of the highest level up to `desired` that
+    /// names it, quarantined and held levels passed over (levels are cumulative per object).
+    public var fixes: DesiredFixes
     /// Levels of the active baseline skipped because quarantined or held, with why.
     public var skipped: [String: String]
     /// A newer baseline to install (it then waits for a reboot).
@@ -23,7 +26,7 @@ public struct ReleasePlan: Sendable, Equatable {
             if case let .baseline(baseline) = release { return baseline }
             return nil
         }
-        var plan = ReleasePlan(desired: nil, skipped: [:], baselineToInstall: nil, fixesToInstall: [])
+        var plan = ReleasePlan(desired: nil, fixes: .none, skipped: [:], baselineToInstall: nil, fixesToInstall: [])
         // A newer baseline than the active one (or any, when none is active): install the newest
         // only — baselines are cumulative.
         let activeIndex = activeBaseline.flatMap { id in baselines.firstIndex { $0.id == id } }
@@ -56,6 +59,7 @@ public struct ReleasePlan: Sendable, Equatable {
             plan.desired = hotpatch
             break
         }
+        plan.fixes = .cumulative(desired: plan.desired, levels: levels, skipping: quarantined.union(held))
         return plan
     }
 

@@ -51,7 +51,13 @@ public enum StatusBuilder {
                 return []
             }
             let description = releases.first { $0.id == desired.id }?.description
-            hotpatch = .init(id: desired.id, level: desired.level, cves: Array(Set(cves)).sorted(), description: description)
+            let fixes = facts.plan.map { Array($0.fixes.fixes.values) } ?? []
+            let objects = fixes.compactMap { fix -> AgentStatus.HotpatchInForce.ObjectFix? in
+                guard let release = fix.release else { return nil }
+                return .init(buildId: fix.target.buildID.description, path: fix.target.pathHint, hotpatch: release.id, level: release.level)
+            }.sorted { ($0.path, $0.buildId) < ($1.path, $1.buildId) }
+            hotpatch = .init(id: desired.id, level: desired.level, cves: Array(Set(cves)).sorted(), description: description,
+                             objects: objects)
         }
         let counts = AgentStatus.ProcessCounts(
             patched: facts.records.filter { $0.state == .patched }.count,

@@ -37,20 +37,21 @@ public final class HostPatcher: Sendable {
     deinit { workers.forEach { $0.thread.shutdown() } }
 
     /// The processes (among `pids`, default all) that map an object some hotpatch in `hotpatches`
-    /// targets.
-    public func matches(for hotpatches: [Hotpatch], among pids: [ProcessID]? = nil) -> [TargetMatch] {
+    /// targets, each with all such objects it maps.
+    public func matches(for hotpatches: [Hotpatch], among pids: [ProcessID]? = nil) -> [ProcessMatch] {
         let buildIDs = Set(hotpatches.flatMap { $0.targets.map(\.buildID) })
-        return TargetFinder(cache: cache).find(buildIDs: buildIDs, among: pids)
+        return TargetFinder(cache: cache).processes(buildIDs: buildIDs, among: pids)
     }
 
     /// Finds the processes (among `pids`, default all) that map an object some hotpatch in `known`
-    /// targets and brings each one `policy` does not exclude to `desired` (nil: no hotpatch), in one
-    /// call. Returns one report per matching process, excluded ones included with their reason.
-    public func reconcile(among pids: [ProcessID]? = nil, desired: Hotpatch?, known: [Hotpatch],
+    /// targets and brings each one `policy` does not exclude to `desired` (each object to its fix,
+    /// in one stop a process), in one call. Returns one report per matching process, excluded ones
+    /// included with their reason.
+    public func reconcile(among pids: [ProcessID]? = nil, desired: DesiredFixes, known: [Hotpatch],
                           excluding policy: ExclusionPolicy) -> [HostProcessReport] {
-        let found = matches(for: known, among: pids).map { match -> (match: TargetMatch, executable: String, exclusion: ProcessExclusion?) in
+        let found = matches(for: known, among: pids).map { match -> (match: ProcessMatch, executable: String, exclusion: ProcessExclusion?) in
             let pid = match.process.pid
-            let executable = (try? ProcFS.executablePath(of: pid)) ?? match.object.path
+            let executable = (try? ProcFS.executablePath(of: pid)) ?? match.objects[0].path
             let exclusion = policy.exclusion(of: pid, executable: executable) {
                 try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
             }
@@ -69,10 +70,18 @@ public final class HostPatcher: Sendable {
         }
     }
 
-    /// Reconciles each match to `desired` (nil: no hotpatch), replacing or removing the jumps of any
-    /// level in `known`. Returns one report per match, in the order of `matches`.
-    public func reconcile(_ matches: [TargetMatch], desired: Hotpatch?, known: [Hotpatch]) -> [ProcessPatchReport] {
+    /// `reconcile(among:desired:known:excluding:)` at the level `desired` (nil: none), each object
+    /// running the fix of the highest level of `known` up to it that names the object.
+    public func reconcile(among pids: [ProcessID]? = nil, desired: Hotpatch?, known: [Hotpatch],
+                          excluding policy: ExclusionPolicy) -> [HostProcessReport] {
+        reconcile(among: pids, desired: .cumulative(desired: desired, levels: known), known: known, excluding: policy)
+    }
+
+    /// Reconciles each process to `desired`, all its objects in one stop, replacing or removing
+    /// the jumps of any level in `known`. Returns one report per match, in the order of `matches`.
+    public func reconcile(_ matches: [ProcessMatch], desired: DesiredFixes, known: [Hotpatch]) -> [ProcessPatchReport] {
         guard !matches.isEmpty else { return [] }
+        let knownFixes = ObjectFix.all(of: known)
         let next = Atomic<Int>(0)
         let results = Mutex<[Int: ProcessPatchReport]>([:])
         let group = DispatchGroup()
@@ -83,9 +92,9 @@ public final class HostPatcher: Sendable {
                     let index = next.add(1, ordering: .relaxed).oldValue
                     guard index < matches.count else { break }
                     let match = matches[index]
-                    let target = desired?.targets.first { $0.buildID == match.object.buildID }
-                    let others = known.flatMap(\.targets).filter { $0.buildID == match.object.buildID }
-                    let report = worker.patcher.reconcile(match, desired: target, known: others)
+                    let buildIDs = Set(match.objects.compactMap(\.buildID))
+                    let report = worker.patcher.reconcile(match, desired: desired,
+                                                          known: knownFixes.filter { buildIDs.contains($0.target.buildID) })
                     results.withLock { $0[index] = report }
                 }
                 group.leave()
@@ -93,6 +102,11 @@ public final class HostPatcher: Sendable {
         }
         group.wait()
         return results.withLock { collected in (0..<matches.count).map { collected[$0]! } }
+    }
+
+    /// `reconcile(_:desired:known:)` at the level `desired` (nil: none), levels cumulative per object.
+    public func reconcile(_ matches: [ProcessMatch], desired: Hotpatch?, known: [Hotpatch]) -> [ProcessPatchReport] {
+        reconcile(matches, desired: .cumulative(desired: desired, levels: known), known: known)
     }
 }
 
@@ -175,8 +189,8 @@ public struct HostProcessReport: Sendable {
         case reconciled(ProcessPatchReport)
     }
 
-    /// The process and the targeted object it maps.
-    public var match: TargetMatch
+    /// The process and the targeted objects it maps.
+    public var match: ProcessMatch
     /// Its executable path (the object's path when /proc/PID/exe cannot be read).
     public var executable: String
     /// What happened to it.
@@ -185,9 +199,11 @@ public struct HostProcessReport: Sendable {
 
 extension ProcessPatchReport {
     /// The report of a process refused before anything was read or written.
-    static func refused(_ match: TargetMatch, _ reason: UnpatchableReason) -> ProcessPatchReport {
-        ProcessPatchReport(pid: match.process.pid, startTime: match.process.startTime, objectPath: match.object.path,
-                           outcome: .unpatchable(reason), pauseMicroseconds: nil, totalMicroseconds: 0, threadCount: 0,
-                           evacuatedThreads: 0, injectedSystemCalls: 0)
+    static func refused(_ match: ProcessMatch, _ reason: UnpatchableReason) -> ProcessPatchReport {
+        var report = ProcessPatchReport(pid: match.process.pid, startTime: match.process.startTime, objectPath: match.objects[0].path,
+                                        outcome: .unpatchable(reason), pauseMicroseconds: nil, totalMicroseconds: 0, threadCount: 0,
+                                        evacuatedThreads: 0, injectedSystemCalls: 0)
+        report.objects = match.objects.map { ObjectPatchReport(path: $0.path, buildID: $0.buildID) }
+        return report
     }
 }

@@ -1,3 +1,4 @@
+import Artifact
 import LinuxSystem
 
 /// Why a process cannot be patched; each case names what a person would check.
@@ -83,7 +84,7 @@ public struct ProcessPatchReport: Sendable {
     public var pid: ProcessID
     /// Its start time (clock ticks since boot), so a reused pid is never confused with it.
     public var startTime: UInt64
-    /// The patched object's path as the process maps it.
+    /// The first targeted object's path as the process maps it (`objects` lists them all).
     public var objectPath: String
     /// What happened.
     public var outcome: PatchOutcome
@@ -102,4 +103,38 @@ public struct ProcessPatchReport: Sendable {
     public var injectedSystemCalls: Int
     /// Times the stop was released and taken again because a thread was inside a patch window.
     public var restops = 0
+    /// Each targeted object the process maps, in the order of the match: what it runs now.
+    public var objects: [ObjectPatchReport] = []
+
+    /// The object whose refusal kept the whole process from being patched, if one did.
+    public var refusingObject: ObjectPatchReport? { objects.first { $0.refusal != nil } }
+}
+
+/// One targeted object of a process after a reconcile: the fix in force in it, read from (or just
+/// written to) the process, and whether it is the object that refused the process's patch.
+public struct ObjectPatchReport: Sendable, Equatable {
+    /// Its path as the process maps it.
+    public var path: String
+    /// Its build-id.
+    public var buildID: BuildID?
+    /// The release whose fix it runs now; nil when it runs its own code, or when what it runs could
+    /// not be read (the process was refused before its entries were read).
+    public var release: FixRelease?
+    /// Whether its entries were read this time, so `release` is what the process holds now.
+    public var inspected: Bool
+    /// Whether its entries were written by this reconcile.
+    public var written: Bool
+    /// Why this object kept the process from being patched (nothing was written to any object).
+    public var refusal: PatchOutcome?
+
+    /// Describes one object's result.
+    public init(path: String, buildID: BuildID?, release: FixRelease? = nil, inspected: Bool = false, written: Bool = false,
+                refusal: PatchOutcome? = nil) {
+        self.path = path
+        self.buildID = buildID
+        self.release = release
+        self.inspected = inspected
+        self.written = written
+        self.refusal = refusal
+    }
 }

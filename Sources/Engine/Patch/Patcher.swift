@@ -41,24 +41,41 @@ public final class Patcher {
         self.cache = cache
     }
 
-    /// Brings `match`'s object to `desired` (nil: no hotpatch at all). `known` lists the other
-    /// levels of the same object's hotpatches, so their jumps are recognised and replaced or removed.
-    /// What is applied is read from the process itself; nothing depends on saved state.
-    public func reconcile(_ match: TargetMatch, desired: HotpatchTarget?, known: [HotpatchTarget] = []) -> ProcessPatchReport {
+    /// Brings every targeted object `match` maps to its fix in `desired` (an object without one
+    /// runs its own code again), in one stop of the process, or changes nothing. `known` lists
+    /// every other fix of the same objects (other levels), so their jumps are recognised and
+    /// replaced or removed. What is applied is read from the process itself; nothing depends on
+    /// saved state. The report says, object by object, which release's fix it runs, and which
+    /// object refused when the process could not be patched.
+    public func reconcile(_ match: ProcessMatch, desired: DesiredFixes, known: [ObjectFix] = []) -> ProcessPatchReport {
         let started = Monotonic.now
         var report = ProcessPatchReport(pid: match.process.pid, startTime: match.process.startTime,
-                                        objectPath: match.object.path, outcome: .notApplied, pauseMicroseconds: nil, totalMicroseconds: 0,
-                                        threadCount: 0, evacuatedThreads: 0, injectedSystemCalls: 0)
+                                        objectPath: match.objects.first?.path ?? "", outcome: .notApplied, pauseMicroseconds: nil,
+                                        totalMicroseconds: 0, threadCount: 0, evacuatedThreads: 0, injectedSystemCalls: 0)
+        report.objects = match.objects.map { ObjectPatchReport(path: $0.path, buildID: $0.buildID) }
         do throws(LoadFailure) {
             try run(match, desired: desired, known: known, report: &report)
         } catch {
-            switch error {
-            case let .busy(reason): report.outcome = .busy(reason: reason)
-            case let .unpatchable(reason): report.outcome = .unpatchable(reason)
-            }
+            report.outcome = Patcher.outcome(of: error)
         }
         report.totalMicroseconds = Monotonic.now.microseconds(since: started)
         return report
+    }
+
+    /// Brings `match`'s one object to `desired` (nil: no hotpatch at all); `known` lists the other
+    /// levels of the same object's hotpatches. The one-object form of `reconcile(_:desired:known:)`,
+    /// for a target handed over without a release.
+    public func reconcile(_ match: TargetMatch, desired: HotpatchTarget?, known: [HotpatchTarget] = []) -> ProcessPatchReport {
+        let fixes = desired.map { [$0.buildID: ObjectFix(target: $0, release: nil)] } ?? [:]
+        return reconcile(ProcessMatch(match), desired: DesiredFixes(release: nil, fixes: fixes),
+                         known: known.map { ObjectFix(target: $0, release: nil) })
+    }
+
+    private static func outcome(of failure: LoadFailure) -> PatchOutcome {
+        switch failure {
+        case let .busy(reason): return .busy(reason: reason)
+        case let .unpatchable(reason): return .unpatchable(reason)
+        }
     }
 
     /// One function as this process has it.
@@ -70,7 +87,29 @@ public final class Patcher {
         let state: EntryState
     }
 
-    private func run(_ match: TargetMatch, desired: HotpatchTarget?, known: [HotpatchTarget],
+    /// One targeted object of the process: its fix, the functions any of its fixes touches, and
+    /// (once planned) where its patch image lies and what its replacements' addresses are.
+    private struct ObjectWork {
+        let index: Int
+        let object: LoadedObject
+        let fix: ObjectFix?
+        let known: [ObjectFix]
+        let sites: [Site]
+        var patchObject: PatchObject?
+        var imageBase: UInt64?
+    }
+
+    /// Runs `body` for the object at `index` of the report: a failure is recorded as that
+    /// object's refusal before it stops the whole process.
+    private func attributed<T>(to index: Int, in report: inout ProcessPatchReport,
+                               _ body: () throws(LoadFailure) -> T) throws(LoadFailure) -> T {
+        do { return try body() } catch {
+            report.objects[index].refusal = Patcher.outcome(of: error)
+            throw error
+        }
+    }
+
+    private func run(_ match: ProcessMatch, desired: DesiredFixes, known: [ObjectFix],
                      report: inout ProcessPatchReport) throws(LoadFailure) {
         let pid = match.process.pid
         // The same rule as the host's exclusions, for callers that patch one process directly.
@@ -79,7 +118,7 @@ public final class Patcher {
         }
         guard ProcFS.isSameProcess(match.process) else { throw .unpatchable(.processGone) }
         let status: ProcessStatus
-        let mappings: [MemoryMapping]
+        var mappings: [MemoryMapping]
         let memory: ProcessMemory
         do {
             status = try ProcFS.status(of: pid)
@@ -96,67 +135,153 @@ public final class Patcher {
         if status.seccompMode == 1 { throw .unpatchable(.seccompStrictMode) }
         if status.state == "T" || status.state == "t" { throw .busy("the process is stopped by a signal") }
 
-        // The object as the process maps it now (it may have been re-scanned since the match).
-        guard let object = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
-            .first(where: { $0.buildID == match.object.buildID && $0.loadBias == match.object.loadBias }) else {
+        // The objects as the process maps them now (it may have been re-scanned since the match).
+        let loaded = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
+        var images = PatchImageMarker.images(in: mappings, memory: memory)
+
+        // 1. Every object's entries, read and classified; any refusal stops the whole process.
+        var work: [ObjectWork] = []
+        for (index, matched) in match.objects.enumerated() {
+            let next: ObjectWork
+            do throws(LoadFailure) {
+                next = try inspect(matched, index: index, among: loaded, pid: pid, desired: desired, known: known,
+                                   images: images, memory: memory)
+            } catch {
+                report.objects[index].refusal = Patcher.outcome(of: error)
+                throw error
+            }
+            report.objects[index].inspected = true
+            report.objects[index].release = Patcher.fixInForce(next.sites, candidates: next.known + (next.fix.map { [$0] } ?? []),
+                                                               images: images)
+            work.append(next)
+        }
+
+        // 2. Every patch object read and checked, still without touching the process.
+        for position in work.indices {
+            guard let fix = work[position].fix else { continue }
+            work[position].patchObject = try attributed(to: work[position].index, in: &report) { () throws(LoadFailure) -> PatchObject in
+                try Patcher.checkedPatchObject(fix.target, cache: cache)
+            }
+        }
+
+        // 3. Each patch image not mapped yet is loaded. Each load holds the process's threads on
+        // its own (a hold per image): mapping an image changes no behaviour, since nothing jumps to
+        // it before the one redirect stop below. An image loaded for a process that another object
+        // then refuses stays mapped, unused, and is found again by name on the next try.
+        for position in work.indices {
+            guard let fix = work[position].fix, let patchObject = work[position].patchObject else { continue }
+            let object = work[position].object
+            let loader = PatchLoader(patch: patchObject, path: fix.target.patchObjectPath, cache: cache)
+            if let image = images.first(where: { $0.name == loader.name }) {
+                work[position].imageBase = image.base
+                continue
+            }
+            var pause: UInt64?
+            let loadedImage: (image: PatchImage, injected: Int)
+            do throws(LoadFailure) {
+                loadedImage = try load(loader, fix: fix.target, into: pid, object: object, mappings: mappings,
+                                       memory: memory, pause: &pause)
+            } catch {
+                if let pause { report.loadPauseMicroseconds = (report.loadPauseMicroseconds ?? 0) + pause }
+                report.objects[work[position].index].refusal = Patcher.outcome(of: error)
+                throw error
+            }
+            if let pause { report.loadPauseMicroseconds = (report.loadPauseMicroseconds ?? 0) + pause }
+            report.injectedSystemCalls += loadedImage.injected
+            images.append(loadedImage.image)
+            work[position].imageBase = loadedImage.image.base
+            // The next image must find its room around this one.
+            do { mappings = try ProcFS.maps(of: pid) } catch {
+                throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
+            }
+        }
+
+        // 4. Every entry write of every object, planned.
+        var writes: [EntryWrite] = []
+        for item in work {
+            let planned = try attributed(to: item.index, in: &report) { () throws(LoadFailure) -> [EntryWrite] in
+                try Patcher.plannedWrites(item)
+            }
+            if !planned.isEmpty { report.objects[item.index].written = true }
+            writes += planned
+        }
+        let wantsAFix = work.contains { $0.fix != nil }
+        if writes.isEmpty {
+            report.outcome = wantsAFix ? .alreadyApplied : .notApplied
+        } else {
+            // 5. One stop for all of them.
+            try stopAndWrite(pid: pid, writes: writes, sites: work.flatMap(\.sites), memory: memory, report: &report)
+            report.outcome = wantsAFix ? .applied : .reverted
+        }
+        for item in work { report.objects[item.index].release = item.fix?.release }
+    }
+
+    /// Reads and classifies every entry any fix of `matched` touches, as the process maps it now.
+    private func inspect(_ matched: LoadedObject, index: Int, among loaded: [LoadedObject], pid: ProcessID,
+                         desired: DesiredFixes, known: [ObjectFix], images: [PatchImage],
+                         memory: borrowing ProcessMemory) throws(LoadFailure) -> ObjectWork {
+        guard let object = loaded.first(where: { $0.buildID == matched.buildID && $0.loadBias == matched.loadBias }) else {
             throw .unpatchable(.processGone)
         }
-        var images = PatchImageMarker.images(in: mappings, memory: memory)
-        let sites = try readSites(pid: pid, desired: desired, known: known, object: object, images: images, memory: memory)
-
+        let fix = desired.fix(for: object.buildID)
+        let others = known.filter { $0.target.buildID == object.buildID }
+        let sites = try readSites(pid: pid, targets: others.map(\.target) + (fix.map { [$0.target] } ?? []),
+                                  object: object, images: images, memory: memory)
         // Refuse before touching anything: foreign bytes anywhere stop the whole process's patch.
         for site in sites where site.state == .foreign {
             throw .unpatchable(.entryBytesDiffer(symbol: site.redirection.symbol, address: site.address))
         }
+        return ObjectWork(index: index, object: object, fix: fix, known: others, sites: sites)
+    }
 
-        var imageBase: UInt64?
-        var patchObject: PatchObject?
-        if let desired {
-            let loader: PatchLoader
-            do {
-                patchObject = try cache.patchObject(at: desired.patchObjectPath)
-                loader = PatchLoader(patch: patchObject!, path: desired.patchObjectPath, cache: cache)
-            } catch {
-                throw .unpatchable(.patchObjectRejected(detail: "\(error)"))
-            }
-            for redirection in desired.redirections where redirection.size < UInt64(HostArchitecture.nearJumpLength) {
+    /// The patch object of `target`, read (cached) and checked: it exports every replacement, and
+    /// no function it redirects is shorter than the shortest jump.
+    private static func checkedPatchObject(_ target: HotpatchTarget, cache: ObjectCache) throws(LoadFailure) -> PatchObject {
+        let patchObject: PatchObject
+        do { patchObject = try cache.patchObject(at: target.patchObjectPath) } catch {
+            throw .unpatchable(.patchObjectRejected(detail: "\(error)"))
+        }
+        for redirection in target.redirections {
+            guard redirection.size >= UInt64(HostArchitecture.nearJumpLength) else {
                 throw .unpatchable(.functionTooShort(symbol: redirection.symbol, size: redirection.size,
                                                      needed: HostArchitecture.nearJumpLength))
             }
-            if let image = images.first(where: { $0.name == loader.name }) {
-                imageBase = image.base
-            } else {
-                let needsNear = desired.redirections.contains { $0.size < UInt64(HostArchitecture.farJumpLength) }
-                var references: [String: UInt64] = [:]
-                for reference in desired.references { references[reference.symbol] = object.loadBias &+ reference.offset }
-                let executable = try? ProcFS.executablePath(of: pid)
-                var resolver = SymbolResolver(objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache),
-                                              executablePath: executable, references: references, cache: cache)
-                // Like the stop window, the injection is short and runs raised: the time the held
-                // threads spend between our requests is where the agent's death costs the most.
-                let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
-                let loaded: (image: PatchImage, injected: Int)
-                do {
-                    defer { priority?.restore() }
-                    loaded = try loader.load(into: pid, target: object, mappings: mappings, requireNear: needsNear,
-                                             resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
-                                             deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
-                                             pause: &report.loadPauseMicroseconds)
-                }
-                report.injectedSystemCalls = loaded.injected
-                images.append(loaded.image)
-                imageBase = loaded.image.base
+            guard patchObject.exportedAddress(of: redirection.replacement) != nil else {
+                throw .unpatchable(.patchObjectRejected(detail: "\(target.patchObjectPath) does not export \(redirection.replacement)"))
             }
         }
+        return patchObject
+    }
 
+    /// Maps `target`'s patch object into `pid` near `object`, with every thread held.
+    private func load(_ loader: PatchLoader, fix target: HotpatchTarget, into pid: ProcessID, object: LoadedObject,
+                      mappings: [MemoryMapping], memory: borrowing ProcessMemory,
+                      pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
+        let needsNear = target.redirections.contains { $0.size < UInt64(HostArchitecture.farJumpLength) }
+        var references: [String: UInt64] = [:]
+        for reference in target.references { references[reference.symbol] = object.loadBias &+ reference.offset }
+        let executable = try? ProcFS.executablePath(of: pid)
+        var resolver = SymbolResolver(objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache),
+                                      executablePath: executable, references: references, cache: cache)
+        // Like the stop window, the injection is short and runs raised: the time the held
+        // threads spend between our requests is where the agent's death costs the most.
+        let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
+        defer { priority?.restore() }
+        return try loader.load(into: pid, target: object, mappings: mappings, requireNear: needsNear,
+                               resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
+                               deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
+                               pause: &pause)
+    }
+
+    /// The writes that bring `item`'s entries to its fix (jumps into its image) or back to the
+    /// original bytes (no fix).
+    private static func plannedWrites(_ item: ObjectWork) throws(LoadFailure) -> [EntryWrite] {
         var writes: [EntryWrite] = []
-        for site in sites {
+        for site in item.sites {
             var target: UInt64?
-            if let desired, let base = imageBase, let patchObject,
-               let wanted = desired.redirections.first(where: { $0.offset == site.redirection.offset }) {
-                guard let value = patchObject.exportedAddress(of: wanted.replacement) else {
-                    throw .unpatchable(.patchObjectRejected(detail: "\(desired.patchObjectPath) does not export \(wanted.replacement)"))
-                }
+            if let fix = item.fix, let base = item.imageBase, let patchObject = item.patchObject,
+               let wanted = fix.target.redirections.first(where: { $0.offset == site.redirection.offset }),
+               let value = patchObject.exportedAddress(of: wanted.replacement) {
                 target = base &+ value
             }
             do throws(UnpatchableReason) {
@@ -168,19 +293,31 @@ public final class Patcher {
                 throw .unpatchable(error)
             }
         }
-        if writes.isEmpty {
-            report.outcome = desired == nil ? .notApplied : .alreadyApplied
-            return
-        }
-        try stopAndWrite(pid: pid, writes: writes, sites: sites, memory: memory, report: &report)
-        report.outcome = desired == nil ? .reverted : .applied
+        return writes
     }
 
-    /// Reads every function either level touches and classifies its entry.
-    private func readSites(pid: ProcessID, desired: HotpatchTarget?, known: [HotpatchTarget], object: LoadedObject,
+    /// The fix among `candidates` whose jumps are all in place (each into its own image), the
+    /// highest level first; nil when the object runs its own code or what it runs is no known fix.
+    private static func fixInForce(_ sites: [Site], candidates: [ObjectFix], images: [PatchImage]) -> FixRelease? {
+        let ordered = candidates.sorted { ($0.release?.level ?? 0) > ($1.release?.level ?? 0) }
+        for candidate in ordered {
+            let name = String(candidate.target.patchObjectPath.split(separator: "/").last ?? "")
+            guard let image = images.first(where: { $0.name == name }) else { continue }
+            let inPlace = candidate.target.redirections.allSatisfy { redirection in
+                guard let site = sites.first(where: { $0.redirection.offset == redirection.offset }),
+                      case let .redirected(target, _) = site.state else { return false }
+                return image.contains(target)
+            }
+            if inPlace, !candidate.target.redirections.isEmpty { return candidate.release }
+        }
+        return nil
+    }
+
+    /// Reads every function any of `targets` touches in `object` and classifies its entry.
+    private func readSites(pid: ProcessID, targets: [HotpatchTarget], object: LoadedObject,
                            images: [PatchImage], memory: borrowing ProcessMemory) throws(LoadFailure) -> [Site] {
         var byOffset: [UInt64: FunctionRedirection] = [:]
-        for target in known + (desired.map { [$0] } ?? []) where target.buildID == object.buildID {
+        for target in targets where target.buildID == object.buildID {
             for redirection in target.redirections { byOffset[redirection.offset] = redirection }
         }
         var sites: [Site] = []

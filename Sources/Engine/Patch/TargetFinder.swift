@@ -6,6 +6,30 @@ public struct TargetMatch: Sendable {
     public var process: ProcessIdentity
     /// The matched object as the process maps it.
     public var object: LoadedObject
+
+    /// Describes one (process, object) pair.
+    public init(process: ProcessIdentity, object: LoadedObject) {
+        self.process = process
+        self.object = object
+    }
+}
+
+/// A process with every targeted object it maps: the unit the `Patcher` works on, so all of a
+/// release's objects in one process change in one stop.
+public struct ProcessMatch: Sendable {
+    /// The process, with its start time so a reused pid is never mistaken for it.
+    public var process: ProcessIdentity
+    /// The targeted objects it maps, in address order (never empty).
+    public var objects: [LoadedObject]
+
+    /// Describes one process and its targeted objects.
+    public init(process: ProcessIdentity, objects: [LoadedObject]) {
+        self.process = process
+        self.objects = objects
+    }
+
+    /// The process of `match`, with its one object.
+    public init(_ match: TargetMatch) { self.init(process: match.process, objects: [match.object]) }
 }
 
 /// Finds running processes by the build-ids of the objects they map, reading each file's build-id
@@ -17,16 +41,25 @@ public struct TargetFinder: Sendable {
     /// A finder using `cache`.
     public init(cache: ObjectCache) { self.cache = cache }
 
-    /// Every (process, object) pair whose object's build-id is in `buildIDs`. Processes that vanish
-    /// while being scanned, and kernel threads, are skipped.
-    public func find(buildIDs: Set<BuildID>, among pids: [ProcessID]? = nil) -> [TargetMatch] {
+    /// Every process (among `pids`, default all) that maps an object whose build-id is in
+    /// `buildIDs`, with all such objects it maps. Processes that vanish while being scanned, and
+    /// kernel threads, are skipped.
+    public func processes(buildIDs: Set<BuildID>, among pids: [ProcessID]? = nil) -> [ProcessMatch] {
         guard !buildIDs.isEmpty else { return [] }
         let candidates = pids ?? ((try? ProcFS.processIDs()) ?? [])
-        var matches: [TargetMatch] = []
-        for pid in candidates {
-            matches.append(contentsOf: find(buildIDs: buildIDs, in: pid))
+        return candidates.compactMap { pid in
+            let matches = find(buildIDs: buildIDs, in: pid)
+            guard let first = matches.first else { return nil }
+            return ProcessMatch(process: first.process, objects: matches.map(\.object))
         }
-        return matches
+    }
+
+    /// Every (process, object) pair whose object's build-id is in `buildIDs`; a process mapping
+    /// two such objects gives two pairs (see `processes(buildIDs:among:)` for one entry a process).
+    public func find(buildIDs: Set<BuildID>, among pids: [ProcessID]? = nil) -> [TargetMatch] {
+        processes(buildIDs: buildIDs, among: pids).flatMap { match in
+            match.objects.map { TargetMatch(process: match.process, object: $0) }
+        }
     }
 
     /// The objects of one process whose build-id is in `buildIDs`.

@@ -11,10 +11,13 @@ import Testing
     private let desired = Hotpatch(id: "hp2", baseline: "B1", level: 2, targets: [])
     private let now = Date(timeIntervalSince1970: 1_800_000_000)
 
-    private func match(_ pid: Int32, startTime: UInt64 = 100, library: String = "/usr/lib/libdemo.so") -> TargetMatch {
-        TargetMatch(process: ProcessIdentity(pid: ProcessID(pid), startTime: startTime),
-                    object: LoadedObject(path: library, isDeleted: false, buildID: BuildID(hex: "abcd"),
-                                         loadBias: 0x7f00_0000_0000, mappings: [], readablePath: library))
+    private func match(_ pid: Int32, startTime: UInt64 = 100, library: String = "/usr/lib/libdemo.so") -> ProcessMatch {
+        ProcessMatch(process: ProcessIdentity(pid: ProcessID(pid), startTime: startTime), objects: [object(library)])
+    }
+
+    private func object(_ library: String, buildID: String = "abcd") -> LoadedObject {
+        LoadedObject(path: library, isDeleted: false, buildID: BuildID(hex: buildID), loadBias: 0x7f00_0000_0000,
+                     mappings: [], readablePath: library)
     }
 
     private func report(_ pid: Int32, _ outcome: PatchOutcome, pause: UInt64? = nil, load: UInt64? = nil,
@@ -136,12 +139,64 @@ import Testing
         #expect(ledger.excluded.isEmpty)
     }
 
-    @Test func processMappingTwoTargetedObjects_getsATransitionForEach_soBothAreNotedForHealth() {
+    /// A process mapping libA (whose fix is level 1's) and libB (level 2's), patched at level 2.
+    private func twoObjectReport(_ outcome: PatchOutcome, refusing: PatchOutcome? = nil, inspected: Bool = true) -> HostProcessReport {
+        let match = ProcessMatch(process: ProcessIdentity(pid: ProcessID(60), startTime: 100),
+                                 objects: [object("/usr/lib/libA.so", buildID: "aa01"), object("/usr/lib/libB.so", buildID: "bb02")])
+        var patch = ProcessPatchReport(pid: ProcessID(60), startTime: 100, objectPath: "/usr/lib/libA.so", outcome: outcome,
+                                       pauseMicroseconds: 80, totalMicroseconds: 10, threadCount: 1, evacuatedThreads: 0,
+                                       injectedSystemCalls: 0)
+        patch.objects = [
+            ObjectPatchReport(path: "/usr/lib/libA.so", buildID: BuildID(hex: "aa01"),
+                              release: inspected ? FixRelease(id: "hp1", level: 1) : nil, inspected: inspected),
+            ObjectPatchReport(path: "/usr/lib/libB.so", buildID: BuildID(hex: "bb02"),
+                              release: inspected && refusing == nil ? FixRelease(id: "hp2", level: 2) : nil, inspected: inspected,
+                              written: refusing == nil, refusal: refusing),
+        ]
+        return HostProcessReport(match: match, executable: "/usr/bin/app", result: .reconciled(patch))
+    }
+
+    @Test func processMappingTwoTargetedObjects_getsOneTransition_andEachObjectShowsTheFixItRuns() throws {
         var ledger = ProcessLedger()
-        let transitions = ledger.take([report(60, .applied), report(60, .applied, library: "/usr/lib/libother.so")],
-                                      fullPass: true, desired: desired, healthWindow: 60, now: now)
-        #expect(transitions.map(\.followUp) == [.notePatched, .notePatched])
-        #expect(transitions.map(\.match.object.path) == ["/usr/lib/libdemo.so", "/usr/lib/libother.so"])
-        #expect(ledger.records.count == 1)
+        let transitions = ledger.take([twoObjectReport(.applied)], fullPass: true, desired: desired, healthWindow: 60, now: now)
+
+        #expect(transitions.map(\.followUp) == [.notePatched])
+        #expect(transitions.first?.match.objects.map(\.path) == ["/usr/lib/libA.so", "/usr/lib/libB.so"])
+        let entry = try #require(ledger.records[ProcessID(60)]?.entry)
+        #expect(entry.state == .patched)
+        #expect(entry.hotpatch == "hp2")
+        #expect(entry.objects == [
+            ProcessEntry.MappedObject(path: "/usr/lib/libA.so", buildId: "aa01", hotpatch: "hp1", level: 1),
+            ProcessEntry.MappedObject(path: "/usr/lib/libB.so", buildId: "bb02", hotpatch: "hp2", level: 2),
+        ])
+        let event = try #require(transitions.first?.event)
+        #expect(event.message == "Applied hotpatch hp2 to PID 60 (/usr/bin/app) [/usr/lib/libA.so hp1 (level 1), /usr/lib/libB.so hp2 (level 2)], pause 80 µs")
+        #expect(event.metadata["build.id"] == "aa01 bb02")
+        #expect(event.metadata["hotpatch.objects"] == "/usr/lib/libA.so hp1 (level 1), /usr/lib/libB.so hp2 (level 2)")
+    }
+
+    @Test func oneObjectRefusing_makesTheProcessUnpatchable_namingThatObject() throws {
+        var ledger = ProcessLedger()
+        let reason = UnpatchableReason.entryBytesDiffer(symbol: "b_fn", address: 0x1000)
+        _ = ledger.take([twoObjectReport(.unpatchable(reason), refusing: .unpatchable(reason))], fullPass: true, desired: desired,
+                        healthWindow: 60, now: now)
+
+        let entry = try #require(ledger.records[ProcessID(60)]?.entry)
+        #expect(entry.state == .unpatchable)
+        #expect(entry.reason == "/usr/lib/libB.so: \(reason)")
+        #expect(entry.objects.map(\.reason) == [nil, "unpatchable: \(reason)"])
+        // What libA runs was read from the process: level 1's fix, still in force.
+        #expect(entry.objects.first?.hotpatch == "hp1")
+    }
+
+    @Test func objectsNotReadThisTime_keepWhatWasLastReadFromTheProcess() throws {
+        var ledger = ProcessLedger()
+        _ = ledger.take([twoObjectReport(.applied)], fullPass: true, desired: desired, healthWindow: 60, now: now)
+        _ = ledger.take([twoObjectReport(.busy(reason: "threads did not stop"), inspected: false)], fullPass: true,
+                        desired: desired, healthWindow: 60, now: now)
+
+        let entry = try #require(ledger.records[ProcessID(60)]?.entry)
+        #expect(entry.state == .pending)
+        #expect(entry.objects.map(\.hotpatch) == ["hp1", "hp2"])
     }
 }

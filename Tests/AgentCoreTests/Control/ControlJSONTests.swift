@@ -33,12 +33,14 @@ import Testing
     }
 
     @Test func processesJSON_everyOptionalFieldUnset_isAKeyWithNull() throws {
-        let processes = [ProcessEntry(pid: 1, executable: "/usr/sbin/nginx", state: .unpatched)]
+        let processes = [ProcessEntry(pid: 1, executable: "/usr/sbin/nginx", state: .unpatched,
+                                      objects: [.init(path: "/usr/lib/libssl.so.3")])]
         let document = try JSONSerialization.jsonObject(with: ControlJSON.document(processes))
 
         let checked = expectNullForEveryUnsetOptional(of: processes, in: document)
 
-        #expect(checked == ["[].reason", "[].pauseUsec", "[].hotpatch"], "\(checked.sorted())")
+        #expect(checked == ["[].reason", "[].pauseUsec", "[].hotpatch", "[].objects[].buildId", "[].objects[].hotpatch",
+                            "[].objects[].level", "[].objects[].reason"], "\(checked.sorted())")
         #expect(Set(checked.map { String($0.dropFirst(3)) }) == (try nullableFields(documentedIn: "## `agentctl processes --json`")))
     }
 
@@ -55,6 +57,8 @@ import Testing
     @Test func statusJSON_keepsItsDocumentedBytes() throws {
         var status = AgentStatus.sample(verdict: .rebootRequired)
         status.baseline.pending = ["deb12-2024.06"]
+        status.hotpatch?.objects = [.init(buildId: "3f0c", path: "/usr/lib/x86_64-linux-gnu/libcrypto.so.3", hotpatch: "openssl-2024-04",
+                                          level: 1)]
 
         let text = String(decoding: try ControlJSON.document(status), as: UTF8.self)
 
@@ -81,7 +85,15 @@ import Testing
                 ],
                 "description" : null,
                 "id" : "openssl-2024-05",
-                "level" : 2
+                "level" : 2,
+                "objects" : [
+                  {
+                    "buildId" : "3f0c",
+                    "hotpatch" : "openssl-2024-04",
+                    "level" : 1,
+                    "path" : "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"
+                  }
+                ]
               },
               "lastPauseUsec" : 420,
               "processes" : {

@@ -77,4 +77,42 @@ import Testing
         #expect(text.contains("channel error: signature by an untrusted key"))
         #expect(text.contains("  - exposed: sample reason for exposed\n  - hotpatch pending: pid 7 busy, retrying"))
     }
+
+    @Test func statusText_listsEachObjectsFix_whenTheLevelInForceFixesSeveralObjects() {
+        var status = AgentStatus.sample(verdict: .upToDate)
+        status.hotpatch?.objects = [.init(buildId: "aa", path: "/usr/lib/libA.so", hotpatch: "hp1", level: 1),
+                                    .init(buildId: "bb", path: "/usr/lib/libB.so", hotpatch: "openssl-2024-05", level: 2)]
+
+        let text = ControlText.status(status, now: Date(timeIntervalSince1970: 1_714_557_720))
+
+        #expect(text.contains("""
+              hotpatch:   openssl-2024-05 level 2 — CVE-2024-0001, CVE-2024-0002
+                object /usr/lib/libA.so: hp1 level 1
+                object /usr/lib/libB.so: openssl-2024-05 level 2
+              processes:
+            """), "\(text)")
+    }
+
+    @Test func processesText_addsALinePerObject_onlyForAProcessWithSeveralObjectsOrAnEarlierLevelsFix() {
+        let entries = [
+            ProcessEntry(pid: 7, executable: "/usr/bin/app", state: .patched, pauseUsec: 80, hotpatch: "hp2",
+                         objects: [.init(path: "/usr/lib/libA.so", buildId: "aa", hotpatch: "hp1", level: 1),
+                                   .init(path: "/usr/lib/libB.so", buildId: "bb", hotpatch: "hp2", level: 2)]),
+            ProcessEntry(pid: 8, executable: "/usr/bin/other", state: .unpatchable, reason: "/usr/lib/libB.so: traced",
+                         objects: [.init(path: "/usr/lib/libA.so", buildId: "aa"),
+                                   .init(path: "/usr/lib/libB.so", buildId: "bb", reason: "unpatchable: traced")]),
+            ProcessEntry(pid: 9, executable: "/usr/bin/simple", state: .patched, hotpatch: "hp2",
+                         objects: [.init(path: "/usr/lib/libB.so", buildId: "bb", hotpatch: "hp2", level: 2)]),
+        ]
+
+        let lines = ControlText.processes(entries).split(separator: "\n").map(String.init)
+
+        #expect(lines.count == 8, "\(lines)")
+        #expect(lines[1].hasPrefix("7 "))
+        #expect(lines[2] == "    object /usr/lib/libA.so: hp1 level 1")
+        #expect(lines[3] == "    object /usr/lib/libB.so: hp2 level 2")
+        #expect(lines[5] == "    object /usr/lib/libA.so: none")
+        #expect(lines[6] == "    object /usr/lib/libB.so: none (refused: unpatchable: traced)")
+        #expect(lines[7].hasPrefix("9 "))
+    }
 }
