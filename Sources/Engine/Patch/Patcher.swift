@@ -81,10 +81,17 @@ public final class Patcher {
     /// One function as this process has it.
     private struct Site {
         let redirection: FunctionRedirection
+        /// Where its region starts: the padding before the entry it uses, else the entry.
         let address: UInt64
+        /// Its region's bytes now, and as the hotpatch was built for.
         let memory: [UInt8]
         let original: [UInt8]
         let state: EntryState
+
+        /// The function's entry.
+        var entry: UInt64 { address + redirection.padding }
+        /// The function's body, entry first.
+        var body: Range<UInt64> { entry..<(entry + redirection.size) }
     }
 
     /// One targeted object of the process: its fix, the functions any of its fixes touches, and
@@ -229,7 +236,7 @@ public final class Patcher {
                                   object: object, images: images, memory: memory)
         // Refuse before touching anything: foreign bytes anywhere stop the whole process's patch.
         for site in sites where site.state == .foreign {
-            throw .unpatchable(.entryBytesDiffer(symbol: site.redirection.symbol, address: site.address))
+            throw .unpatchable(.entryBytesDiffer(symbol: site.redirection.symbol, address: site.entry))
         }
         return ObjectWork(index: index, object: object, fix: fix, known: others, sites: sites)
     }
@@ -242,7 +249,8 @@ public final class Patcher {
             throw .unpatchable(.patchObjectRejected(detail: "\(error)"))
         }
         for redirection in target.redirections {
-            guard redirection.size >= UInt64(HostArchitecture.nearJumpLength) else {
+            // A shorter function is redirected through the padding before it, which the planner checked.
+            guard redirection.padding > 0 || redirection.size >= UInt64(HostArchitecture.nearJumpLength) else {
                 throw .unpatchable(.functionTooShort(symbol: redirection.symbol, size: redirection.size,
                                                      needed: HostArchitecture.nearJumpLength))
             }
@@ -257,7 +265,7 @@ public final class Patcher {
     private func load(_ loader: PatchLoader, fix target: HotpatchTarget, into pid: ProcessID, object: LoadedObject,
                       mappings: [MemoryMapping], memory: borrowing ProcessMemory,
                       pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
-        let needsNear = target.redirections.contains { $0.size < UInt64(HostArchitecture.farJumpLength) }
+        let needsNear = target.redirections.contains { $0.padding > 0 || $0.size < UInt64(HostArchitecture.farJumpLength) }
         var references: [String: UInt64] = [:]
         for reference in target.references { references[reference.symbol] = object.loadBias &+ reference.offset }
         let executable = try? ProcFS.executablePath(of: pid)
@@ -286,7 +294,8 @@ public final class Patcher {
             }
             do throws(UnpatchableReason) {
                 if let write = try EntryPlan.write(from: site.state, memory: site.memory, original: site.original,
-                                                   address: site.address, target: target, symbol: site.redirection.symbol) {
+                                                   address: site.address, padding: Int(site.redirection.padding),
+                                                   target: target, symbol: site.redirection.symbol) {
                     writes.append(write)
                 }
             } catch {
@@ -322,13 +331,15 @@ public final class Patcher {
         }
         var sites: [Site] = []
         for redirection in byOffset.values.sorted(by: { $0.offset < $1.offset }) {
-            let address = object.loadBias &+ redirection.offset
-            guard redirection.size > 0, redirection.size <= 1 << 20 else {
-                throw .unpatchable(.patchObjectRejected(detail: "function \(redirection.symbol) has an implausible size \(redirection.size)"))
+            let address = object.loadBias &+ redirection.regionOffset
+            let entry = object.loadBias &+ redirection.offset
+            guard redirection.size > 0, redirection.size <= 1 << 20, redirection.padding <= redirection.offset,
+                  redirection.padding <= UInt64(HostArchitecture.nearJumpLength) else {
+                throw .unpatchable(.patchObjectRejected(detail: "function \(redirection.symbol) has an implausible size \(redirection.size) or padding \(redirection.padding)"))
             }
             let current: [UInt8]
-            do { current = try memory.read(at: address, count: Int(redirection.size)) } catch {
-                throw Patcher.gone(error) ?? .unpatchable(.entryBytesDiffer(symbol: redirection.symbol, address: address))
+            do { current = try memory.read(at: address, count: Int(redirection.regionSize)) } catch {
+                throw Patcher.gone(error) ?? .unpatchable(.entryBytesDiffer(symbol: redirection.symbol, address: entry))
             }
             let original: [UInt8]
             if Patcher.digest(current) == redirection.sha256 {
@@ -337,11 +348,12 @@ public final class Patcher {
                 // Our jump (or something else) is there: the original comes from the mapped file.
                 guard let fromFile = originalBytes(of: redirection, at: address, object: object, pid: pid),
                       Patcher.digest(fromFile) == redirection.sha256 else {
-                    throw .unpatchable(.entryBytesDiffer(symbol: redirection.symbol, address: address))
+                    throw .unpatchable(.entryBytesDiffer(symbol: redirection.symbol, address: entry))
                 }
                 original = fromFile
             }
-            let state = EntryPlan.classify(memory: current, original: original, address: address) { candidate in
+            let state = EntryPlan.classify(memory: current, original: original, address: address,
+                                           padding: Int(redirection.padding)) { candidate in
                 images.contains { $0.contains(candidate) }
             }
             sites.append(Site(redirection: redirection, address: address, memory: current, original: original, state: state))
@@ -349,14 +361,14 @@ public final class Patcher {
         return sites
     }
 
-    /// The function's bytes in the file the process mapped (through map_files: the very inode).
+    /// The function's region in the file the process mapped (through map_files: the very inode).
     private func originalBytes(of redirection: FunctionRedirection, at address: UInt64, object: LoadedObject,
                                pid: ProcessID) -> [UInt8]? {
         guard let mapping = object.mapping(containing: address) else { return nil }
         let path = ProcFS.mappedFilePath(of: pid, mapping: mapping)
         guard let file = try? OpenFile(path: path, flags: O_RDONLY) else { return nil }
-        let bytes = try? file.read(at: address - mapping.start + mapping.offset, count: Int(redirection.size))
-        return bytes?.count == Int(redirection.size) ? bytes : nil
+        let bytes = try? file.read(at: address - mapping.start + mapping.offset, count: Int(redirection.regionSize))
+        return bytes?.count == Int(redirection.regionSize) ? bytes : nil
     }
 
     /// The stop window: stop every thread, check, evacuate, write, resume. Nothing is parsed here.
@@ -463,12 +475,17 @@ public final class Patcher {
         }
     }
 
-    /// Conservative check: any stack word pointing into a replaced function's body means a frame
-    /// may return into old code, so we back off (strict mode only).
+    /// Conservative check: a thread running inside a replaced function's body, or any stack word
+    /// pointing into one, means old code may still run, so we back off (strict mode only).
     private func scanStacks(_ traced: TracedProcess, sites: [Site], memory: borrowing ProcessMemory) throws(LoadFailure) {
-        let bodies = sites.map { $0.address..<($0.address + $0.redirection.size) }
+        let bodies = sites.map(\.body)
         for tid in traced.stoppedThreadIDs {
             guard let registers = try? Ptrace.registers(tid) else { continue }
+            // At the entry the thread runs the new jump; anywhere after it, the old function.
+            let ip = registers.resumeAddress
+            if let hit = bodies.firstIndex(where: { $0.contains(ip) && ip != $0.lowerBound }) {
+                throw .busy("thread \(tid) is running inside \(sites[hit].redirection.symbol) (strict stack check)")
+            }
             var stack: [UInt8] = []
             var size = options.stackScanBytes
             while size >= 4096, stack.isEmpty {
