@@ -12,10 +12,8 @@ run() {
     apply_then_revert p multi_object-1
 }
 
-# LEAD: ADJUST AT MERGE. The command line for several objects in one release is being designed in
-# issue 10 section 3; this writes it as repeatable --target groups (each --target starts a group
-# that owns the --patch, --replace and --ref after it). Change only this function to the syntax
-# that lands (e.g. a manifest file).
+# Several objects in one release: each --target starts a group that owns the --patch, --replace
+# and --ref after it (docs/CHANNEL.md).
 publish_two_objects() {
     pack hotpatch --channel "$CW/channel" --id "$1" --baseline b1 --level "$2" \
         --target prog --patch patch_prog.so --replace program_part=program_part_fixed \
