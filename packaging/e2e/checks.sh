@@ -568,14 +568,11 @@ check_10() {
     props_after=$(zgzip_props)
     [[ $props_after == "$props_before" ]] || { fail "zgzip-svc.service was restarted: before '$props_before', after '$props_after'"; return 1; }
     say "same processes: zbound-mt pid $ZB_PID alive; zgzip-svc.service $props_after"
-    # Issue 10 section 3: a level that names no fix for an object keeps that object's fix of the
-    # highest earlier level in force. Said here, not yet required by this check.
+    # Levels are cumulative per object: level 2 names only libz, so the victim keeps level 1's fix.
     victim=$(victim_line)
-    if [[ $victim == *'parse_length(100)=64 banner=2'* ]]; then
-        say "victim meanwhile: $victim (victim-b2-hp1, level 1, stays in force under level 2, which names only libz)"
-    else
-        say "NOTE: victim meanwhile: $victim: level 2, which names only libz, took victim-b2-hp1 (level 1) out of the victim (levels are not yet cumulative per object, issue 10 section 3)"
-    fi
+    [[ $victim == *'parse_length(100)=64 banner=2'* ]] || {
+        fail "victim meanwhile: $victim, expected victim-b2-hp1's 'parse_length(100)=64 banner=2': level 2, which names only libz, must keep level 1's fix of the victim in force"; evidence; return 1; }
+    say "victim meanwhile: $victim (victim-b2-hp1, level 1, stays in force under level 2, which names only libz)"
 
     # Reverted through the daemon: the old behaviour again, in the same processes.
     t0=$(now_ms)
