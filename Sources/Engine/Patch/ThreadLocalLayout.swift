@@ -1,0 +1,72 @@
+import Artifact
+
+/// Where a loaded object's thread-locals live in a process, read from the dynamic linker's own
+/// records without running code: the object's `link_map` (found through `_r_debug.r_map`, matched by
+/// its dynamic section's address) holds its TLS module id and, when its block is in static TLS,
+/// that block's offset from the thread pointer. Those two fields are private to glibc; their
+/// offsets are read from the descriptors libc publishes for libthread_db
+/// (`_thread_db_link_map_l_tls_modid`, `_thread_db_link_map_l_tls_offset`).
+enum ThreadLocalLayout {
+    /// Public `struct link_map` fields (<link.h>): l_addr, l_name, l_ld, l_next.
+    private static let linkMapDynamicOffset: UInt64 = 16, linkMapNextOffset: UInt64 = 24
+    /// `struct r_debug`: int r_version, then `struct link_map *r_map` at 8.
+    private static let debugMapOffset: UInt64 = 8
+    /// No honest namespace has more objects; a longer chain is a loop.
+    private static let maximumObjects = 65_536
+
+    /// The module id and static block offset of `object`'s thread-locals in the process.
+    static func block(of object: LoadedObject, objects: [LoadedObject], cache: ObjectCache,
+                      memory: borrowing ProcessMemory) -> Result<(moduleID: UInt64, staticBlockOffset: UInt64?), SymbolProblem> {
+        func problem(_ text: String) -> Result<(moduleID: UInt64, staticBlockOffset: UInt64?), SymbolProblem> {
+            .failure(SymbolProblem(symbol: "", text: "the thread-locals of \(object.path) cannot be located in this process: \(text)"))
+        }
+        func word(at address: UInt64, bits: UInt32 = 64) -> UInt64? {
+            guard let bytes = try? memory.read(at: address, count: Int(bits / 8)) else { return nil }
+            return bytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        }
+        guard let facts = try? cache.linkFacts(of: object) else { return problem("its file cannot be read") }
+        guard facts.hasThreadLocalStorage else { return problem("it has no thread-local storage (no PT_TLS segment)") }
+        guard let dynamic = facts.dynamicAddress else { return problem("it has no dynamic section, so no link_map names it") }
+
+        var descriptors: [String: ObjectLinkFacts.FieldDescriptor]?
+        var debug: UInt64?
+        for candidate in objects {
+            if descriptors == nil, let found = try? cache.linkFacts(of: candidate).threadDebugDescriptors,
+               ObjectLinkFacts.threadDebugNames.allSatisfy({ found[$0] != nil }) {
+                descriptors = found
+            }
+            if debug == nil, let symbol = (try? cache.exports(of: candidate))?["_r_debug"]?.first {
+                debug = candidate.loadBias &+ symbol.value
+            }
+        }
+        guard let descriptors, let modidField = descriptors[ObjectLinkFacts.threadDebugNames[0]],
+              let offsetField = descriptors[ObjectLinkFacts.threadDebugNames[1]] else {
+            return problem("no loaded object publishes glibc's \(ObjectLinkFacts.threadDebugNames.joined(separator: " and ")) (is the C library glibc?)")
+        }
+        for field in [modidField, offsetField] where field.count != 1 || (field.bits != 32 && field.bits != 64) {
+            return problem("glibc describes a link_map TLS field as \(field.count) × \(field.bits) bits, not one 32- or 64-bit word")
+        }
+        guard let debug else { return problem("no loaded object exports _r_debug (the dynamic linker's list of objects)") }
+        guard var node = word(at: debug &+ debugMapOffset) else { return problem("_r_debug cannot be read") }
+        let wanted = object.loadBias &+ dynamic
+        for _ in 0..<maximumObjects where node != 0 {
+            guard let ld = word(at: node &+ linkMapDynamicOffset), let next = word(at: node &+ linkMapNextOffset) else {
+                return problem("the dynamic linker's list of objects cannot be read at 0x\(String(node, radix: 16))")
+            }
+            if ld == wanted {
+                guard let moduleID = word(at: node &+ UInt64(modidField.offset), bits: modidField.bits),
+                      let rawOffset = word(at: node &+ UInt64(offsetField.offset), bits: offsetField.bits) else {
+                    return problem("its link_map at 0x\(String(node, radix: 16)) cannot be read")
+                }
+                guard moduleID != 0 else { return problem("its link_map says it has no TLS module") }
+                // glibc marks a block not (yet) in static TLS with NO_TLS_OFFSET (0) or
+                // FORCED_DYNAMIC_TLS_OFFSET (-1) on architectures with the TCB at the thread pointer.
+                let allOnes: UInt64 = offsetField.bits == 64 ? .max : UInt64(UInt32.max)
+                let isStatic = rawOffset != 0 && rawOffset != allOnes
+                return .success((moduleID, isStatic ? rawOffset : nil))
+            }
+            node = next
+        }
+        return problem("no link_map in _r_debug's list has its dynamic section at 0x\(String(wanted, radix: 16))")
+    }
+}

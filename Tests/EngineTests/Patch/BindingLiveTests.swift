@@ -1,0 +1,163 @@
+import Artifact
+import Engine
+import Foundation
+import HotpatchFixtures
+import Testing
+
+/// The programs and patch objects of the binding tests: glibc's indirect functions, the target's
+/// static data and thread-locals (Fixtures/indirect_calls.c, target_state.c and their patches).
+enum BindingFixtures {
+    /// The indirect-calls program, unstripped (to plan from) and stripped (to run, as shipped).
+    static func indirectCalls() throws -> (unstripped: String, stripped: String) {
+        let unstripped = try Live.builder.build("indirect_calls.c", flags: ["-O0", "-pthread", "-fno-plt", "-Wl,--build-id"])
+        let stripped = unstripped + "-stripped"
+        if !FileManager.default.fileExists(atPath: stripped) {
+            try Program.succeed("strip", ["-o", stripped + ".tmp", unstripped])
+            try FileManager.default.moveItem(atPath: stripped + ".tmp", toPath: stripped)
+        }
+        return (unstripped, stripped)
+    }
+
+    /// A patch object built with every call through a GOT slot and no builtins folded away.
+    static func callingPatch(_ source: String) throws -> String {
+        try Live.builder.build(source, flags: ["-O2", "-shared", "-fPIC", "-fno-plt", "-fno-builtin"], suffix: ".so")
+    }
+
+    /// The target-state program, linked against its thread-local library by absolute path.
+    static func targetState() throws -> String {
+        let library = try Live.builder.build("target_state_lib.c", flags: ["-O0", "-shared", "-fPIC"], suffix: ".so")
+        return try Live.builder.build("target_state.c", flags: ["-O0", "-pthread", "-Wl,--build-id", library])
+    }
+
+    /// The hotpatch target replacing `replacements` of `program` with `patch`, planned as hotpatch-pack does.
+    static func plan(_ program: String, patch: String, _ replacements: [(String, String)],
+                     references: [String] = []) throws -> HotpatchTarget {
+        let plan = try RedirectionPlanner.plan(target: ELFFile.load(path: program), debugFile: nil,
+                                               patchObject: PatchObject(path: patch), replacements: replacements,
+                                               references: references)
+        return HotpatchTarget(buildID: plan.buildID, pathHint: program, patchObjectPath: patch,
+                              redirections: plan.redirections, references: plan.references)
+    }
+
+    /// "NAME=0xADDRESS" words of a line, by name.
+    static func addresses(in line: String) -> [String: String] {
+        var found: [String: String] = [:]
+        for word in line.split(separator: " ") {
+            let parts = word.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, parts[1].hasPrefix("0x") { found[String(parts[0])] = String(parts[1]) }
+        }
+        return found
+    }
+
+    /// The thirteen indirect functions the fixture and the patch both call.
+    static let indirectFunctions = ["strlen", "memcpy", "memset", "memcmp", "strcmp", "strchr", "memchr",
+                                    "strncpy", "strcpy", "stpcpy", "strnlen", "wmemset", "strstr"]
+}
+
+extension LivePatchTests {
+    @Test func load_bindsEveryIndirectFunctionToTheImplementationTheProcessItselfCalls() throws {
+        let program = try BindingFixtures.indirectCalls()
+        let patch = try BindingFixtures.callingPatch("patch_indirect_calls.c")
+        let target = try BindingFixtures.plan(program.unstripped, patch: patch,
+                                              [("tick", "tick_fixed"), ("format_record", "format_record_fixed")])
+        let process = try RunningProcess(program.stripped)
+        defer { process.stop() }
+        let own = BindingFixtures.addresses(in: try process.waitForLine(timeout: 10) { $0.hasPrefix("fixture ") })
+        _ = try process.waitForLine(timeout: 10) { $0 == "ready" }
+        #expect(own.count == BindingFixtures.indirectFunctions.count, "\(own)")
+
+        let report = try Live.reconcile(process, desired: target, known: [target])
+        #expect(report.outcome == .applied, "\(report.outcome)")
+        let bound = BindingFixtures.addresses(in: try process.waitForLine(timeout: 10) { $0.hasPrefix("patch ") })
+        for name in BindingFixtures.indirectFunctions {
+            #expect(bound[name] != nil && bound[name] == own[name], "\(name): patch bound \(bound[name] ?? "nothing"), process calls \(own[name] ?? "?")")
+        }
+    }
+
+    @Test func patchedFunction_callingSnprintfAndIndirectFunctions_runsCorrectlyInEveryThreadOfAStrippedProgram() throws {
+        let program = try BindingFixtures.indirectCalls()
+        let patch = try BindingFixtures.callingPatch("patch_indirect_calls.c")
+        let target = try BindingFixtures.plan(program.unstripped, patch: patch, [("format_record", "format_record_fixed")])
+        let process = try RunningProcess(program.stripped)
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0 == "ready" }
+        _ = try process.waitForLine { $0.hasSuffix(" original") }
+
+        #expect(try Live.reconcile(process, desired: target, known: [target]).outcome == .applied)
+        var patchedWorkers: Set<Substring> = []
+        let until = Date().addingTimeInterval(10)
+        while patchedWorkers.count < 3, Date() < until {
+            let line = try process.nextLine()
+            guard line.hasPrefix("worker="), !line.hasSuffix(" original") else { continue }
+            #expect(line.hasSuffix(" patched ok=1"), "\(line)")
+            patchedWorkers.insert(line.split(separator: " ")[0])
+        }
+        #expect(patchedWorkers.count == 3, "\(patchedWorkers)")
+        #expect(try Live.reconcile(process, desired: nil, known: [target]).outcome == .reverted)
+        _ = try process.waitForLine { $0.hasSuffix(" original") }
+        #expect(process.isAlive)
+    }
+
+    @Test func load_whenNoSlotOfTheProcessHoldsAnIndirectFunction_refusesNamingItAndLeavesTheProcessAlone() throws {
+        let program = try BindingFixtures.indirectCalls()
+        let patch = try BindingFixtures.callingPatch("patch_unbound_indirect.c")
+        let target = try BindingFixtures.plan(program.unstripped, patch: patch, [("format_record", "format_record_fixed")])
+        let process = try RunningProcess(program.stripped)
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0 == "ready" }
+
+        let report = try Live.reconcile(process, desired: target, known: [target])
+        guard case let .unpatchable(.patchObjectRejected(detail)) = report.outcome else {
+            Issue.record("expected a rejection, got \(report.outcome)")
+            return
+        }
+        #expect(detail.contains("strncat@GLIBC_2.2.5 is a GNU indirect function in /"), "\(detail)")
+        #expect(detail.contains("libc.so.6 and this process has no bound slot for it"), "\(detail)")
+        #expect(report.injectedSystemCalls == 0)
+        #expect(Live.mapsLines(process.pid, containing: "patch_unbound_indirect").isEmpty)
+        _ = try process.waitForLine { $0.hasSuffix(" original") }
+    }
+
+    @Test func patchCode_readsAndWritesTheTargetsStaticDataAndEachThreadsOwnThreadLocals() throws {
+        let program = try BindingFixtures.targetState()
+        let patch = try Live.builder.patchObject("patch_target_state.c")
+        let target = try BindingFixtures.plan(program, patch: patch, [("next_ticket", "next_ticket_fixed"), ("step", "step_fixed")],
+                                              references: ["counter.0", "limit", "scale", "exe_tls_gd", "exe_tls_ie"])
+        #expect(target.references.filter { $0.kind == .threadLocal }.map(\.symbol).sorted() == ["exe_tls_gd", "exe_tls_ie"])
+        let process = try RunningProcess(program)
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+        let before = try ticket(in: process.waitForLine { $0.hasPrefix("ticket=") })
+
+        let report = try Live.reconcile(process, desired: target, known: [target])
+        #expect(report.outcome == .applied, "\(report.outcome)")
+
+        // The static local goes on from where the original left it, 100 a call.
+        var tickets: [Int] = []
+        var totals: [Substring: [Int]] = [:]
+        let until = Date().addingTimeInterval(10)
+        while Date() < until, tickets.filter({ $0 >= before + 100 }).count < 4 || totals.count < 4 || totals.values.contains(where: { $0.count < 4 }) {
+            let line = try process.nextLine()
+            #expect(!line.contains("MISMATCH"), "\(line)")
+            if line.hasPrefix("ticket=") {
+                tickets.append(try ticket(in: line))
+            } else if line.hasPrefix("worker="), let total = line.split(separator: "=").last.flatMap({ Int($0) }) {
+                totals[line.split(separator: " ")[0], default: []].append(total)
+            }
+        }
+        let patched = tickets.drop { $0 < before + 100 }
+        #expect(patched.count >= 3 && zip(patched, patched.dropFirst()).allSatisfy { $1 - $0 == 100 }, "before \(before): \(tickets)")
+        #expect(patched.first.map { $0 - before <= 200 } == true, "before \(before): \(tickets)")
+        // Every worker's own thread-locals grew by 1000 a step once patched (50 steps between lines).
+        #expect(totals.count == 4, "\(totals)")
+        for (worker, seen) in totals {
+            #expect(zip(seen, seen.dropFirst()).contains { $1 - $0 >= 50 * 1000 }, "\(worker): \(seen)")
+        }
+        #expect(try Live.reconcile(process, desired: nil, known: [target]).outcome == .reverted)
+        #expect(process.isAlive)
+    }
+
+    private func ticket(in line: String) throws -> Int {
+        try #require(Int(line.dropFirst("ticket=".count)))
+    }
+}
