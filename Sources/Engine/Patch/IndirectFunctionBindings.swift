@@ -11,26 +11,26 @@ enum IndirectFunctionBindings {
     static func implementation(of symbol: RequiredSymbol, definition: ELFSymbol, in object: LoadedObject,
                                objects: [LoadedObject], cache: ObjectCache,
                                memory: borrowing ProcessMemory) -> Result<UInt64, SymbolProblem> {
-        // A word counts only if it points at code of the defining object: a lazy PLT slot still
-        // holds a stub of its own object, and anything else is not what the resolver returns.
-        func boundValue(at address: UInt64) -> UInt64? {
-            guard let bytes = try? memory.read(at: address, count: 8) else { return nil }
-            let value = bytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-            guard let mapping = object.mapping(containing: value), mapping.isExecutable else { return nil }
-            return value
-        }
         if let facts = try? cache.linkFacts(of: object) {
             for slot in facts.indirectSlots[definition.value] ?? [] {
-                if let value = boundValue(at: object.loadBias &+ slot) { return .success(value) }
+                if let value = boundCode(at: object.loadBias &+ slot, of: object, memory: memory) { return .success(value) }
             }
         }
         for other in objects where other != object {
             guard let facts = try? cache.linkFacts(of: other) else { continue }
             for slot in facts.symbolSlots[symbol.name] ?? [] where slot.version == definition.version {
-                if let value = boundValue(at: other.loadBias &+ slot.offset) { return .success(value) }
+                if let value = boundCode(at: other.loadBias &+ slot.offset, of: object, memory: memory) { return .success(value) }
             }
         }
         let name = definition.version.map { "\(symbol.name)@\($0)" } ?? symbol.name
-        return .failure(SymbolProblem(symbol: symbol.name, text: "\(name) is a GNU indirect function in \(object.path) and this process has no bound slot for it (no IRELATIVE relocation for its resolver, no bound GOT entry in another object): its implementation cannot be known without running its resolver"))
+        return .failure(SymbolProblem(text: "\(name) is a GNU indirect function in \(object.path) and this process has no bound slot for it (no IRELATIVE relocation for its resolver, no bound GOT entry in another object): its implementation cannot be known without running its resolver"))
+    }
+
+    /// The word at `address` if it points at code of `object`: a lazy PLT slot still holds a stub
+    /// of its own object, and anything else is not what the resolver returned.
+    private static func boundCode(at address: UInt64, of object: LoadedObject, memory: borrowing ProcessMemory) -> UInt64? {
+        guard let value = memory.littleEndianWord(at: address),
+              let mapping = object.mapping(containing: value), mapping.isExecutable else { return nil }
+        return value
     }
 }

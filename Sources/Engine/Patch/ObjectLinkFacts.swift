@@ -65,3 +65,11 @@ struct ObjectLinkFacts: Sendable {
         threadDebugDescriptors = descriptors
     }
 }
+
+extension ProcessMemory {
+    /// The little-endian word of `bytes` bytes (at most 8) at `address`, or nil when unreadable.
+    func littleEndianWord(at address: UInt64, bytes: Int = 8) -> UInt64? {
+        guard let read = try? self.read(at: address, count: bytes) else { return nil }
+        return read.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    }
+}

@@ -2,8 +2,6 @@ import Artifact
 
 /// Why one required symbol cannot be bound in a process.
 struct SymbolProblem: Error, Sendable {
-    /// The symbol's name.
-    var symbol: String
     /// What is wrong, in words a publisher can act on.
     var text: String
 }
@@ -36,16 +34,15 @@ struct SymbolResolver {
     mutating func readProcessBindings(for symbols: [RequiredSymbol], target: LoadedObject, memory: borrowing ProcessMemory) {
         for symbol in symbols {
             var result: Result<SymbolBinding, SymbolProblem>?
+            let found = references[symbol.name] == nil ? definition(of: symbol) : nil
             if symbol.isThreadLocal {
                 if let address = references[symbol.name] {
                     result = threadLocal(symbol, offset: address &- target.loadBias, in: target, memory: memory)
-                } else if let (object, definition) = definition(of: symbol) {
-                    guard case .tls = definition.kind else { continue }  // `resolve` explains the mismatch
-                    result = threadLocal(symbol, offset: definition.value, in: object, memory: memory)
+                } else if let found, found.symbol.kind == .tls {
+                    result = threadLocal(symbol, offset: found.symbol.value, in: found.object, memory: memory)
                 }
-            } else if references[symbol.name] == nil, let (object, definition) = definition(of: symbol),
-                      case .gnuIndirectFunction = definition.kind {
-                result = IndirectFunctionBindings.implementation(of: symbol, definition: definition, in: object,
+            } else if let found, found.symbol.kind == .gnuIndirectFunction {
+                result = IndirectFunctionBindings.implementation(of: symbol, definition: found.symbol, in: found.object,
                                                                  objects: objects, cache: cache, memory: memory)
                     .map(SymbolBinding.address)
             }
@@ -62,31 +59,32 @@ struct SymbolResolver {
     mutating func resolve(_ symbol: RequiredSymbol) -> SymbolBinding? {
         if let known = processBindings[symbol] { return known }
         if problems[symbol.name] != nil { return nil }
+        let found = references[symbol.name] == nil ? definition(of: symbol) : nil
         if symbol.isThreadLocal {
-            if let (object, definition) = definition(of: symbol), definition.kind != .tls {
-                problems[symbol.name] = "\(symbol.name) in \(object.path) is not a thread-local variable, but the patch object declares it __thread"
-            } else if references[symbol.name] != nil || definition(of: symbol) != nil {
+            if let found, found.symbol.kind != .tls {
+                problems[symbol.name] = "\(symbol.name) in \(found.object.path) is not a thread-local variable, but the patch object declares it __thread"
+            } else if references[symbol.name] != nil || found != nil {
                 problems[symbol.name] = "the thread-local \(symbol.name) was not located in the process"
             }
             return nil
         }
         if let address = references[symbol.name] { return .address(address) }
-        guard let (object, chosen) = definition(of: symbol) else { return nil }
-        switch chosen.kind {
+        guard let found else { return nil }
+        switch found.symbol.kind {
         case .gnuIndirectFunction:
-            problems[symbol.name] = "\(symbol) in \(object.path) is a GNU indirect function (IFUNC) whose implementation was not read from the process"
+            problems[symbol.name] = "\(symbol) in \(found.object.path) is a GNU indirect function (IFUNC) whose implementation was not read from the process"
             return nil
         case .tls:
-            problems[symbol.name] = "\(symbol.name) in \(object.path) is a thread-local variable; declare it `extern __thread` in the patch object"
+            problems[symbol.name] = "\(symbol.name) in \(found.object.path) is a thread-local variable; declare it `extern __thread` in the patch object"
             return nil
         default:
-            return .address(object.loadBias &+ chosen.value)
+            return .address(found.object.loadBias &+ found.symbol.value)
         }
     }
 
     /// The first loaded object exporting `symbol` and its definition there: the version asked
     /// for (else an unversioned one), or for an unversioned request the default version.
-    private func definition(of symbol: RequiredSymbol) -> (LoadedObject, ELFSymbol)? {
+    private func definition(of symbol: RequiredSymbol) -> (object: LoadedObject, symbol: ELFSymbol)? {
         for object in objects {
             guard let table = try? cache.exports(of: object), let candidates = table[symbol.name] else { continue }
             let chosen: ELFSymbol?
@@ -104,8 +102,8 @@ struct SymbolResolver {
     private func threadLocal(_ symbol: RequiredSymbol, offset: UInt64, in object: LoadedObject,
                              memory: borrowing ProcessMemory) -> Result<SymbolBinding, SymbolProblem> {
         ThreadLocalLayout.block(of: object, objects: objects, cache: cache, memory: memory).map { block in
-            .threadLocal(ThreadLocalBinding(moduleID: block.moduleID, offset: offset,
+            SymbolBinding.threadLocal(ThreadLocalBinding(moduleID: block.moduleID, offset: offset,
                                             staticBlockOffset: block.staticBlockOffset, object: object.path))
-        }.mapError { SymbolProblem(symbol: symbol.name, text: "\(symbol.name): \($0.text)") }
+        }.mapError { SymbolProblem(text: "\(symbol.name): \($0.text)") }
     }
 }

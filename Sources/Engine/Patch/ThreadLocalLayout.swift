@@ -18,11 +18,7 @@ enum ThreadLocalLayout {
     static func block(of object: LoadedObject, objects: [LoadedObject], cache: ObjectCache,
                       memory: borrowing ProcessMemory) -> Result<(moduleID: UInt64, staticBlockOffset: UInt64?), SymbolProblem> {
         func problem(_ text: String) -> Result<(moduleID: UInt64, staticBlockOffset: UInt64?), SymbolProblem> {
-            .failure(SymbolProblem(symbol: "", text: "the thread-locals of \(object.path) cannot be located in this process: \(text)"))
-        }
-        func word(at address: UInt64, bits: UInt32 = 64) -> UInt64? {
-            guard let bytes = try? memory.read(at: address, count: Int(bits / 8)) else { return nil }
-            return bytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+            .failure(SymbolProblem(text: "the thread-locals of \(object.path) cannot be located in this process: \(text)"))
         }
         guard let facts = try? cache.linkFacts(of: object) else { return problem("its file cannot be read") }
         guard facts.hasThreadLocalStorage else { return problem("it has no thread-local storage (no PT_TLS segment)") }
@@ -47,15 +43,16 @@ enum ThreadLocalLayout {
             return problem("glibc describes a link_map TLS field as \(field.count) × \(field.bits) bits, not one 32- or 64-bit word")
         }
         guard let debug else { return problem("no loaded object exports _r_debug (the dynamic linker's list of objects)") }
-        guard var node = word(at: debug &+ debugMapOffset) else { return problem("_r_debug cannot be read") }
+        guard var node = memory.littleEndianWord(at: debug &+ debugMapOffset) else { return problem("_r_debug cannot be read") }
         let wanted = object.loadBias &+ dynamic
         for _ in 0..<maximumObjects where node != 0 {
-            guard let ld = word(at: node &+ linkMapDynamicOffset), let next = word(at: node &+ linkMapNextOffset) else {
+            guard let ld = memory.littleEndianWord(at: node &+ linkMapDynamicOffset),
+                  let next = memory.littleEndianWord(at: node &+ linkMapNextOffset) else {
                 return problem("the dynamic linker's list of objects cannot be read at 0x\(String(node, radix: 16))")
             }
             if ld == wanted {
-                guard let moduleID = word(at: node &+ UInt64(modidField.offset), bits: modidField.bits),
-                      let rawOffset = word(at: node &+ UInt64(offsetField.offset), bits: offsetField.bits) else {
+                guard let moduleID = memory.littleEndianWord(at: node &+ UInt64(modidField.offset), bytes: Int(modidField.bits / 8)),
+                      let rawOffset = memory.littleEndianWord(at: node &+ UInt64(offsetField.offset), bytes: Int(offsetField.bits / 8)) else {
                     return problem("its link_map at 0x\(String(node, radix: 16)) cannot be read")
                 }
                 guard moduleID != 0 else { return problem("its link_map says it has no TLS module") }

@@ -26,7 +26,13 @@ enum BindingFixtures {
     /// The target-state program, linked against its thread-local library by absolute path.
     static func targetState() throws -> String {
         let library = try Live.builder.build("target_state_lib.c", flags: ["-O0", "-shared", "-fPIC"], suffix: ".so")
-        return try Live.builder.build("target_state.c", flags: ["-O0", "-pthread", "-Wl,--build-id", library])
+        return try Live.builder.build("target_state.c", flags: ["-O0", "-pthread", "-Wl,--build-id", "-Wl,--no-as-needed", library])
+    }
+
+    /// The loader that opens `late_tls_lib` with dlopen, and that library.
+    static func lateThreadLocals() throws -> (loader: String, library: String) {
+        let library = try Live.builder.build("late_tls_lib.c", flags: ["-O0", "-shared", "-fPIC", "-Wl,--build-id"], suffix: ".so")
+        return (try Live.builder.build("late_tls_loader.c", flags: ["-O0"]), library)
     }
 
     /// The hotpatch target replacing `replacements` of `program` with `patch`, planned as hotpatch-pack does.
@@ -159,5 +165,38 @@ extension LivePatchTests {
 
     private func ticket(in line: String) throws -> Int {
         try #require(Int(line.dropFirst("ticket=".count)))
+    }
+
+    @Test func threadLocalOfALibraryOpenedWithDlopen_bindsByGlobalDynamicAndRefusesInitialExec() throws {
+        let built = try BindingFixtures.lateThreadLocals()
+        let process = try RunningProcess(built.loader, [built.library])
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0 == "ready" }
+
+        let initialExec = try BindingFixtures.plan(built.library, patch: Live.builder.patchObject("patch_late_tls_initial_exec.c"),
+                                                   [("late_step", "late_step_fixed")])
+        let refused = try Live.reconcile(process, desired: initialExec, known: [initialExec])
+        guard case let .unpatchable(.patchObjectRejected(detail)) = refused.outcome else {
+            Issue.record("expected a rejection, got \(refused.outcome)")
+            return
+        }
+        #expect(detail.contains("by the initial-exec model, but that object's thread-locals are not in static TLS"), "\(detail)")
+
+        let globalDynamic = try BindingFixtures.plan(built.library, patch: Live.builder.patchObject("patch_late_tls.c"),
+                                                     [("late_step", "late_step_fixed")])
+        let before = try value(in: process.waitForLine { $0.hasPrefix("value=") })
+        #expect(try Live.reconcile(process, desired: globalDynamic, known: [globalDynamic]).outcome == .applied)
+        // The thread's own counter goes on from where the library left it, 100 a call.
+        var values: [Int] = []
+        while values.count < 4 {
+            let next = try value(in: process.waitForLine { $0.hasPrefix("value=") })
+            if next >= before + 100 { values.append(next) }
+        }
+        #expect(zip(values, values.dropFirst()).allSatisfy { $1 - $0 == 100 }, "before \(before): \(values)")
+        #expect(values[0] - before <= 200, "before \(before): \(values)")
+    }
+
+    private func value(in line: String) throws -> Int {
+        try #require(Int(line.dropFirst("value=".count)))
     }
 }
