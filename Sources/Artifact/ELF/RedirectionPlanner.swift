@@ -134,11 +134,13 @@ public enum RedirectionPlanner {
     }
 
     /// Why the GNU indirect function `name` cannot be redirected, with the implementations the
-    /// symbol tables offer (GCC and glibc name them `__NAME_variant` or `NAME_variant`).
+    /// symbol tables offer (glibc names them `__NAME_variant`, GCC's target clones `NAME.variant.N`;
+    /// `NAME.resolver` is the resolver itself).
     static func indirectFunctionRefusal(_ name: String, among sources: [SymbolSource]) -> String {
-        let prefixes = ["__\(name)_", "\(name)_"]
+        let prefixes = ["__\(name)_", "\(name)."]
         let implementations = Set(sources.flatMap(\.symbols).filter { symbol in
-            symbol.kind == .function && symbol.isDefined && prefixes.contains { symbol.name.hasPrefix($0) }
+            symbol.kind == .function && symbol.isDefined && symbol.name != "\(name).resolver"
+                && prefixes.contains { symbol.name.hasPrefix($0) }
         }.map(\.name)).sorted()
         let named = implementations.isEmpty
             ? "find them in the target's .symtab or its debug file (readelf -sW FILE | grep \(name))"
