@@ -1,8 +1,10 @@
 // A multi-threaded program that calls glibc's GNU indirect functions (strlen, memcpy, …) through
 // its own GOT slots (built with -fno-plt) and prints, first, the implementation each slot holds:
-// the code this process itself runs for each. Three workers format records; `tick` does nothing
-// until a patch replaces it.
+// the code this process itself runs for each. It then prints what its dynamic linker resolves
+// (dlsym) for indirect functions it never imports, so only libc's own slots can tell a patch.
+// Three workers format records; `tick` does nothing until a patch replaces it.
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,9 @@
 #define EACH_FUNCTION(X) X(strlen) X(memcpy) X(memset) X(memcmp) X(strcmp) X(strchr) X(memchr) \
     X(strncpy) X(strcpy) X(stpcpy) X(strnlen) X(wmemset) X(strstr)
 #define PRINT_SLOT(name) printf(" %s=%p", #name, OWN_SLOT(name));
+/* Indirect functions this program does not import (no slot of its own). */
+#define EACH_UNIMPORTED(X) X(strrchr) X(memmove) X(strcasecmp) X(strncmp) X(strcspn) X(strpbrk) X(strspn) X(memrchr)
+#define PRINT_RESOLVED(name) printf(" %s=%p", #name, dlsym(RTLD_DEFAULT, #name));
 
 __attribute__((noinline)) void format_record(int worker, unsigned long round, char *out, size_t size) {
     snprintf(out, size, "worker=%d round=%lu original", worker, round);
@@ -37,6 +42,9 @@ static void *work(void *argument) {
 int main(void) {
     printf("fixture");
     EACH_FUNCTION(PRINT_SLOT)
+    printf("\n");
+    printf("resolved");
+    EACH_UNIMPORTED(PRINT_RESOLVED)
     printf("\n");
     pthread_t threads[3];
     for (long i = 0; i < 3; i++) pthread_create(&threads[i], NULL, work, (void *)i);

@@ -1,5 +1,5 @@
 // Patch object for indirect_calls: prints once the implementations its own GOT slots were bound
-// to (tick_fixed), and formats records with snprintf and the indirect functions, checking each
+// to, for the functions the program imports and for some it does not (tick_fixed), and formats records with snprintf and the indirect functions, checking each
 // result (format_record_fixed). Built with -fno-plt -fno-builtin so every call goes through a slot.
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #define OWN_SLOT(name) ({ void *slot_; __asm__("movq " #name "@GOTPCREL(%%rip), %0" : "=r"(slot_)); slot_; })
 #define EACH_FUNCTION(X) X(strlen) X(memcpy) X(memset) X(memcmp) X(strcmp) X(strchr) X(memchr) \
     X(strncpy) X(strcpy) X(stpcpy) X(strnlen) X(wmemset) X(strstr)
+#define EACH_UNIMPORTED(X) X(strrchr) X(memmove) X(strcasecmp) X(strncmp) X(strcspn) X(strpbrk) X(strspn) X(memrchr)
 #define PRINT_SLOT(name) printf(" %s=%p", #name, OWN_SLOT(name));
 
 static int printed;
@@ -17,6 +18,7 @@ void tick_fixed(void) {
     printed = 1;
     printf("patch");
     EACH_FUNCTION(PRINT_SLOT)
+    EACH_UNIMPORTED(PRINT_SLOT)
     printf("\n");
     fflush(stdout);
 }

@@ -55,6 +55,10 @@ enum BindingFixtures {
         return found
     }
 
+    /// Indirect functions the fixture never imports: only libc's own IRELATIVE slots hold them.
+    static let unimportedIndirectFunctions = ["strrchr", "memmove", "strcasecmp", "strncmp", "strcspn", "strpbrk",
+                                              "strspn", "memrchr"]
+
     /// The thirteen indirect functions the fixture and the patch both call.
     static let indirectFunctions = ["strlen", "memcpy", "memset", "memcmp", "strcmp", "strchr", "memchr",
                                     "strncpy", "strcpy", "stpcpy", "strnlen", "wmemset", "strstr"]
@@ -69,15 +73,19 @@ extension LivePatchTests {
         let process = try RunningProcess(program.stripped)
         defer { process.stop() }
         let own = BindingFixtures.addresses(in: try process.waitForLine(timeout: 10) { $0.hasPrefix("fixture ") })
+        // For functions the program does not import, its dynamic linker's own answer (dlsym).
+        let resolved = BindingFixtures.addresses(in: try process.waitForLine(timeout: 10) { $0.hasPrefix("resolved ") })
         _ = try process.waitForLine(timeout: 10) { $0 == "ready" }
         #expect(own.count == BindingFixtures.indirectFunctions.count, "\(own)")
+        #expect(resolved.count == BindingFixtures.unimportedIndirectFunctions.count, "\(resolved)")
 
         let report = try Live.reconcile(process, desired: target, known: [target])
         #expect(report.outcome == .applied, "\(report.outcome)")
         let bound = BindingFixtures.addresses(in: try process.waitForLine(timeout: 10) { $0.hasPrefix("patch ") })
-        for name in BindingFixtures.indirectFunctions {
-            #expect(bound[name] != nil && bound[name] == own[name], "\(name): patch bound \(bound[name] ?? "nothing"), process calls \(own[name] ?? "?")")
+        for (name, expected) in own.merging(resolved, uniquingKeysWith: { first, _ in first }) {
+            #expect(bound[name] == expected, "\(name): patch bound \(bound[name] ?? "nothing"), process uses \(expected)")
         }
+        #expect(bound.count == own.count + resolved.count, "\(bound)")
     }
 
     @Test func patchedFunction_callingSnprintfAndIndirectFunctions_runsCorrectlyInEveryThreadOfAStrippedProgram() throws {
