@@ -42,7 +42,9 @@ enum ThreadLocalLayout {
         for field in [modidField, offsetField] where field.count != 1 || (field.bits != 32 && field.bits != 64) {
             return problem("glibc describes a link_map TLS field as \(field.count) × \(field.bits) bits, not one 32- or 64-bit word")
         }
-        guard let debug else { return problem("no loaded object exports _r_debug (the dynamic linker's list of objects)") }
+        guard let debug = debug ?? debugFromDynamicSection(objects: objects, cache: cache, memory: memory) else {
+            return problem("no loaded object exports _r_debug and no dynamic section has DT_DEBUG set (the dynamic linker's list of objects)")
+        }
         guard var node = memory.littleEndianWord(at: debug &+ debugMapOffset) else { return problem("_r_debug cannot be read") }
         let wanted = object.loadBias &+ dynamic
         for _ in 0..<maximumObjects where node != 0 {
@@ -65,5 +67,23 @@ enum ThreadLocalLayout {
             node = next
         }
         return problem("no link_map in _r_debug's list has its dynamic section at 0x\(String(wanted, radix: 16))")
+    }
+
+    /// The `r_debug` address the dynamic linker stored in the DT_DEBUG entry of the executable's
+    /// dynamic section (read from the process: the file holds 0 there).
+    static func debugFromDynamicSection(objects: [LoadedObject], cache: ObjectCache,
+                                                memory: borrowing ProcessMemory) -> UInt64? {
+        for object in objects {
+            guard let dynamic = (try? cache.linkFacts(of: object))?.dynamicAddress else { continue }
+            let start = object.loadBias &+ dynamic
+            for index in 0..<UInt64(1024) {
+                guard let tag = memory.littleEndianWord(at: start &+ index * 16), tag != 0 else { break }
+                if Int64(bitPattern: tag) == ELFDynamicEntry.DT_DEBUG {
+                    if let value = memory.littleEndianWord(at: start &+ index * 16 &+ 8), value != 0 { return value }
+                    break
+                }
+            }
+        }
+        return nil
     }
 }

@@ -1,0 +1,54 @@
+import Artifact
+import Foundation
+import HotpatchFixtures
+import LinuxSystem
+import Testing
+@testable import Engine
+
+/// Reading a live process's TLS layout from its dynamic linker's records (target_state: four
+/// threads, thread-locals in the executable and in a library loaded at start-up).
+extension LivePatchTests {
+    @Test func threadLocalLayout_readsModuleIDsAndStaticBlocksFromTheLinkMaps() throws {
+        let program = try BindingFixtures.targetState()
+        let process = try RunningProcess(program)
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+        let pid = ProcessID(process.pid)
+        let cache = ObjectCache()
+        let objects = LoadedObjects.of(pid: pid, mappings: try ProcFS.maps(of: pid), cache: cache)
+        let memory = try ProcessMemory(pid: pid)
+        let executable = try #require(objects.first { $0.path == program })
+        let library = try #require(objects.first { $0.path.contains("target_state_lib") })
+        let loader = try #require(objects.first { $0.path.contains("ld-linux") })
+
+        // The executable is always module 1; libraries loaded at start-up follow, all in static TLS.
+        let main = try ThreadLocalLayout.block(of: executable, objects: objects, cache: cache, memory: memory).get()
+        let shared = try ThreadLocalLayout.block(of: library, objects: objects, cache: cache, memory: memory).get()
+        #expect(main.moduleID == 1)
+        #expect(shared.moduleID > 1)
+        #expect(main.staticBlockOffset != nil && shared.staticBlockOffset != nil)
+        #expect(main.staticBlockOffset != shared.staticBlockOffset)
+
+        // An object without thread-locals is named as such.
+        guard case let .failure(problem) = ThreadLocalLayout.block(of: loader, objects: objects, cache: cache, memory: memory) else {
+            Issue.record("\(loader.path) has no PT_TLS, yet a block was found")
+            return
+        }
+        #expect(problem.text.contains("has no thread-local storage (no PT_TLS segment)"), "\(problem.text)")
+    }
+
+    @Test func threadLocalLayout_findsTheSameDebugRecordThroughDTDebugAsThroughRDebug() throws {
+        let program = try BindingFixtures.targetState()
+        let process = try RunningProcess(program)
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+        let pid = ProcessID(process.pid)
+        let cache = ObjectCache()
+        let objects = LoadedObjects.of(pid: pid, mappings: try ProcFS.maps(of: pid), cache: cache)
+        let memory = try ProcessMemory(pid: pid)
+        let loader = try #require(objects.first { $0.path.contains("ld-linux") })
+        let exported = try #require(try cache.exports(of: loader)["_r_debug"]?.first)
+        #expect(ThreadLocalLayout.debugFromDynamicSection(objects: objects, cache: cache, memory: memory)
+                == loader.loadBias + exported.value)
+    }
+}
