@@ -220,7 +220,7 @@ public struct PatchObject: Sendable {
     /// The words to write once the object is mapped at `loadBase` (page-aligned), with `resolve`
     /// giving each undefined symbol's address (see `relocationWrites(loadBase:bind:)`).
     public func relocationWrites(loadBase: UInt64, resolve: (RequiredSymbol) -> UInt64?) throws -> [RelocationWrite] {
-        try relocationWrites(loadBase: loadBase) { need in resolve(need).map(SymbolBinding.address) }
+        try relocationWrites(loadBase: loadBase, bind: { need in resolve(need).map(SymbolBinding.address) })
     }
 
     /// The words to write once the object is mapped at `loadBase` (page-aligned): RELATIVE is

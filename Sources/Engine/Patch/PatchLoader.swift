@@ -77,8 +77,9 @@ struct PatchLoader {
         }
 
         // Everything that can be decided without touching the process is decided first. The words
-        // that bind indirect functions and thread-locals were written by the dynamic linker long
-        // before and do not change, so they are read while the process runs.
+        // that bind indirect functions and thread-locals are read while the process runs: the
+        // dynamic linker wrote them when it loaded each object and does not move them (a lazy slot
+        // it has not bound yet is not used).
         resolver.readProcessBindings(for: patch.requiredSymbols, target: target, memory: memory)
         let reservationHint = near ?? 0
         var writes: [RelocationWrite] = []
