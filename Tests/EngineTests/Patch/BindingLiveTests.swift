@@ -207,4 +207,32 @@ extension LivePatchTests {
     private func value(in line: String) throws -> Int {
         try #require(Int(line.dropFirst("value=".count)))
     }
+
+    @Test func load_whenThreadLocalnessDisagreesWithTheLoadedObject_refusesNamingTheSymbolAndObject() throws {
+        let program = try BindingFixtures.targetState()
+        let directory = try TemporaryDirectory(prefix: "binding-test")
+        defer { directory.remove() }
+        let cases = [
+            ("declares_function_thread_local", "extern __thread long lib_tls_sum; long step_fixed(void) { return lib_tls_sum; }\n",
+             "lib_tls_sum in ", "target_state_lib", "is not a thread-local variable, but the patch object declares it __thread"),
+            ("declares_thread_local_plain", "extern long lib_tls_ie; long step_fixed(void) { return lib_tls_ie; }\n",
+             "lib_tls_ie in ", "target_state_lib", "is a thread-local variable; declare it `extern __thread` in the patch object"),
+        ]
+        let process = try RunningProcess(program)
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+        for (name, source, symbol, object, why) in cases {
+            let patch = try FixtureBuilder.compile(text: source, to: directory.file(name + ".so"), flags: ["-O2", "-shared", "-fPIC"])
+            let target = try BindingFixtures.plan(program, patch: patch, [("step", "step_fixed")])
+            let report = try Live.reconcile(process, desired: target, known: [target])
+            guard case let .unpatchable(.patchObjectRejected(detail)) = report.outcome else {
+                Issue.record("\(name): expected a rejection, got \(report.outcome)")
+                continue
+            }
+            #expect(detail.contains(symbol) && detail.contains(object) && detail.contains(why), "\(name): \(detail)")
+            #expect(report.injectedSystemCalls == 0)
+        }
+        let line = try process.waitForLine { $0.hasPrefix("worker=") }
+        #expect(!line.contains("MISMATCH"), "\(line)")
+    }
 }
