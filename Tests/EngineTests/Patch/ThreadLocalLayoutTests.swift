@@ -8,15 +8,23 @@ import Testing
 /// Reading a live process's TLS layout from its dynamic linker's records (target_state: four
 /// threads, thread-locals in the executable and in a library loaded at start-up).
 extension LivePatchTests {
-    @Test func threadLocalLayout_readsModuleIDsAndStaticBlocksFromTheLinkMaps() throws {
+    /// target_state, started and ready, with its path, and the objects it maps.
+    static func runningTargetState() throws -> (RunningProcess, String, ObjectCache, [LoadedObject]) {
         let program = try BindingFixtures.targetState()
         let process = try RunningProcess(program)
-        defer { process.stop() }
-        _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+        do { _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") } } catch {
+            process.stop()
+            throw error
+        }
         let pid = ProcessID(process.pid)
         let cache = ObjectCache()
-        let objects = LoadedObjects.of(pid: pid, mappings: try ProcFS.maps(of: pid), cache: cache)
-        let memory = try ProcessMemory(pid: pid)
+        return (process, program, cache, LoadedObjects.of(pid: pid, mappings: try ProcFS.maps(of: pid), cache: cache))
+    }
+
+    @Test func threadLocalLayout_readsModuleIDsAndStaticBlocksFromTheLinkMaps() throws {
+        let (process, program, cache, objects) = try Self.runningTargetState()
+        defer { process.stop() }
+        let memory = try ProcessMemory(pid: ProcessID(process.pid))
         let executable = try #require(objects.first { $0.path == program })
         let library = try #require(objects.first { $0.path.contains("target_state_lib") })
         let loader = try #require(objects.first { $0.path.contains("ld-linux") })
@@ -38,14 +46,9 @@ extension LivePatchTests {
     }
 
     @Test func threadLocalLayout_findsTheSameDebugRecordThroughDTDebugAsThroughRDebug() throws {
-        let program = try BindingFixtures.targetState()
-        let process = try RunningProcess(program)
+        let (process, _, cache, objects) = try Self.runningTargetState()
         defer { process.stop() }
-        _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
-        let pid = ProcessID(process.pid)
-        let cache = ObjectCache()
-        let objects = LoadedObjects.of(pid: pid, mappings: try ProcFS.maps(of: pid), cache: cache)
-        let memory = try ProcessMemory(pid: pid)
+        let memory = try ProcessMemory(pid: ProcessID(process.pid))
         let loader = try #require(objects.first { $0.path.contains("ld-linux") })
         let exported = try #require(try cache.exports(of: loader)["_r_debug"]?.first)
         #expect(ThreadLocalLayout.debugFromDynamicSection(objects: objects, cache: cache, memory: memory)
