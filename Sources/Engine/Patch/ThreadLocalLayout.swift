@@ -14,10 +14,13 @@ enum ThreadLocalLayout {
     /// No honest namespace has more objects; a longer chain is a loop.
     private static let maximumObjects = 65_536
 
+    /// An object's TLS module id and, when its block is in static TLS, the block's offset.
+    typealias Block = (moduleID: UInt64, staticBlockOffset: UInt64?)
+
     /// The module id and static block offset of `object`'s thread-locals in the process.
     static func block(of object: LoadedObject, objects: [LoadedObject], cache: ObjectCache,
-                      memory: borrowing ProcessMemory) -> Result<(moduleID: UInt64, staticBlockOffset: UInt64?), SymbolProblem> {
-        func problem(_ text: String) -> Result<(moduleID: UInt64, staticBlockOffset: UInt64?), SymbolProblem> {
+                      memory: borrowing ProcessMemory) -> Result<Block, SymbolProblem> {
+        func problem(_ text: String) -> Result<Block, SymbolProblem> {
             .failure(SymbolProblem(text: "the thread-locals of \(object.path) cannot be located in this process: \(text)"))
         }
         guard let facts = try? cache.linkFacts(of: object) else { return problem("its file cannot be read") }
@@ -47,7 +50,9 @@ enum ThreadLocalLayout {
         }
         guard var node = memory.littleEndianWord(at: debug &+ debugMapOffset) else { return problem("_r_debug cannot be read") }
         let wanted = object.loadBias &+ dynamic
-        for _ in 0..<maximumObjects where node != 0 {
+        var remaining = maximumObjects
+        while node != 0, remaining > 0 {
+            remaining -= 1
             guard let ld = memory.littleEndianWord(at: node &+ linkMapDynamicOffset),
                   let next = memory.littleEndianWord(at: node &+ linkMapNextOffset) else {
                 return problem("the dynamic linker's list of objects cannot be read at 0x\(String(node, radix: 16))")
@@ -72,7 +77,7 @@ enum ThreadLocalLayout {
     /// The `r_debug` address the dynamic linker stored in the DT_DEBUG entry of the executable's
     /// dynamic section (read from the process: the file holds 0 there).
     static func debugFromDynamicSection(objects: [LoadedObject], cache: ObjectCache,
-                                                memory: borrowing ProcessMemory) -> UInt64? {
+                                        memory: borrowing ProcessMemory) -> UInt64? {
         for object in objects {
             guard let dynamic = (try? cache.linkFacts(of: object))?.dynamicAddress else { continue }
             let start = object.loadBias &+ dynamic
