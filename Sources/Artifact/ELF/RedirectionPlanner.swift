@@ -134,14 +134,17 @@ public enum RedirectionPlanner {
     }
 
     /// Why the GNU indirect function `name` cannot be redirected, with the implementations the
-    /// symbol tables offer (glibc names them `__NAME_variant`, GCC's target clones `NAME.variant.N`;
-    /// `NAME.resolver` is the resolver itself).
+    /// symbol tables offer: local functions named as glibc names them (`__NAME_variant`) or as
+    /// GCC's target clones are (`NAME.variant.N`; `NAME.resolver` is the resolver itself). Global
+    /// look-alikes such as `__strcpy_chk` are other functions.
     static func indirectFunctionRefusal(_ name: String, among sources: [SymbolSource]) -> String {
         let prefixes = ["__\(name)_", "\(name)."]
-        let implementations = Set(sources.flatMap(\.symbols).filter { symbol in
-            symbol.kind == .function && symbol.isDefined && symbol.name != "\(name).resolver"
-                && prefixes.contains { symbol.name.hasPrefix($0) }
-        }.map(\.name)).sorted()
+        let resolver = "\(name).resolver"
+        func isImplementation(_ symbol: ELFSymbol) -> Bool {
+            guard symbol.kind == .function, symbol.binding == .local, symbol.isDefined, symbol.name != resolver else { return false }
+            return prefixes.contains { symbol.name.hasPrefix($0) }
+        }
+        let implementations = Set(sources.flatMap(\.symbols).filter(isImplementation).map(\.name)).sorted()
         let named = implementations.isEmpty
             ? "find them in the target's .symtab or its debug file (readelf -sW FILE | grep \(name))"
             : "candidates in the symbol tables: \(implementations.prefix(16).joined(separator: ", "))\(implementations.count > 16 ? ", …" : "")"

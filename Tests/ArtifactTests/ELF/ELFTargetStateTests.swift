@@ -203,4 +203,20 @@ import Testing
         })
         #expect(plan.redirections.count == 2)
     }
+
+    @Test func plan_whenTargetIsGlibcsStrlen_refusesAndSaysWhereItsImplementationsAreNamed() throws {
+        let libc = try ELFFile.load(path: "/lib/x86_64-linux-gnu/libc.so.6")
+        let strlen = try #require(try libc.dynamicSymbols().first { $0.name == "strlen" })
+        try #require(strlen.kind == .gnuIndirectFunction)
+        let patch = try Self.patch(FixtureDirectory(), "unsigned long strlen_fixed(const char *s) { unsigned long n = 0; while (s[n]) n++; return n; }\n")
+        // The shipped libc is stripped: its implementations are named only in the debug file.
+        ELFRedirectionPlannerTests.expectInvalid("strlen is a GNU indirect function: its symbol is the resolver") {
+            _ = try RedirectionPlanner.plan(target: libc, debugFile: nil, patchObject: patch,
+                                            replacements: [("strlen", "strlen_fixed")], references: [])
+        }
+        ELFRedirectionPlannerTests.expectInvalid("find them in the target's .symtab or its debug file (readelf -sW FILE | grep strlen)") {
+            _ = try RedirectionPlanner.plan(target: libc, debugFile: nil, patchObject: patch,
+                                            replacements: [("strlen", "strlen_fixed")], references: [])
+        }
+    }
 }
