@@ -20,6 +20,13 @@ public protocol Architecture {
     static func relocationName(_ type: UInt32) -> String
     /// Why the loader cannot honour relocation type `type`, in words a publisher can act on.
     static func relocationRefusal(_ type: UInt32) -> String
+    /// The relocation type a dynamic linker fills with the result of running an indirect
+    /// function's resolver (its addend): R_X86_64_IRELATIVE and its kin.
+    static var indirectRelativeRelocationType: UInt32 { get }
+    /// A thread-local's offset from the thread pointer, for the variable `offset` bytes into a
+    /// static TLS block that the dynamic linker placed `blockOffset` from the thread pointer (glibc's
+    /// `l_tls_offset`; its sign and meaning follow the architecture's TLS variant).
+    static func threadPointerOffset(blockOffset: UInt64, variableOffset: UInt64) -> UInt64
 
     // MARK: Memory
 
@@ -176,6 +183,15 @@ public enum RelocationKind: Sendable, Equatable {
     case symbolPlusAddend
     /// The symbol's address (a GOT or PLT slot).
     case symbol
+    /// The module id of the thread-local symbol's object (the index into a thread's DTV), for
+    /// `__tls_get_addr` (global-dynamic model).
+    case threadLocalModule
+    /// The thread-local symbol's offset in its object's TLS block, plus the addend
+    /// (global-dynamic model, the second word `__tls_get_addr` is given).
+    case threadLocalOffset
+    /// The thread-local symbol's address minus the thread pointer, plus the addend; defined only
+    /// for an object whose block is in static TLS (initial-exec model).
+    case threadPointerOffset
 }
 
 /// The numbers of the system calls the runtime injects into a target, for one architecture.

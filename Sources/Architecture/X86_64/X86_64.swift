@@ -9,15 +9,28 @@ public enum X86_64: Architecture {
     public static let elfMachineName = "EM_X86_64"
 
     /// R_X86_64_NONE, _64, _GLOB_DAT, _JUMP_SLOT and _RELATIVE: what a `cc -shared -fPIC` object
-    /// without TLS needs. GLOB_DAT and JUMP_SLOT store the symbol's address alone.
+    /// needs (GLOB_DAT and JUMP_SLOT store the symbol's address alone); and for the target's
+    /// thread-locals, _DTPMOD64 and _DTPOFF64 (global-dynamic) and _TPOFF64 (initial-exec).
     public static func relocationKind(_ type: UInt32) -> RelocationKind? {
         switch type {
         case 0: return RelocationKind.none
         case 1: return .symbolPlusAddend
         case 6, 7: return .symbol
         case 8: return .relative
+        case 16: return .threadLocalModule
+        case 17: return .threadLocalOffset
+        case 18: return .threadPointerOffset
         default: return nil
         }
+    }
+
+    /// R_X86_64_IRELATIVE.
+    public static let indirectRelativeRelocationType: UInt32 = 37
+
+    /// TLS variant II: the static blocks lie below the thread pointer, a module's block at
+    /// `tp - l_tls_offset`, so a variable is `offset - l_tls_offset` from it.
+    public static func threadPointerOffset(blockOffset: UInt64, variableOffset: UInt64) -> UInt64 {
+        variableOffset &- blockOffset
     }
 
     private static let relocationNames: [UInt32: String] = [
@@ -38,7 +51,8 @@ public enum X86_64: Architecture {
     /// Why a type cannot be honoured, in words a publisher can act on.
     public static func relocationRefusal(_ type: UInt32) -> String {
         switch type {
-        case 16...23, 34...36: return "thread-local storage"
+        case 34...36: return "TLS descriptor (-mtls-dialect=gnu2); build with the default TLS dialect"
+        case 19...23: return "thread-local storage code relocation, which belongs in object files, not in a linked patch object"
         case 5: return "copy relocation: data would be copied out of another object"
         case 37: return "GNU indirect function: its resolver would have to run in the target"
         case 2, 4, 10, 11, 12, 13, 14, 15, 24: return "absolute or PC-relative code relocation; build with -fPIC"

@@ -265,8 +265,12 @@ public struct ChannelIndex: Equatable, Sendable {
             throw .invalidValue(path: file, field: "\(field).redirections", reason: "is empty")
         }
         let references = try (reader.optionalArray("refs") ?? []).enumerated().map { (index, value) throws(ChannelRefusal) in
-            let entry = try Reader(value, at: "\(field).refs[\(index)]", file: file, allowed: ["symbol", "offset"])
-            return TargetSymbolReference(symbol: try entry.symbol("symbol"), offset: try entry.uint64("offset"))
+            let entry = try Reader(value, at: "\(field).refs[\(index)]", file: file, allowed: ["symbol", "offset", "kind"])
+            let kindText = try entry.optionalString("kind") ?? TargetSymbolReference.Kind.address.rawValue
+            guard let kind = TargetSymbolReference.Kind(rawValue: kindText) else {
+                throw .invalidValue(path: file, field: "\(entry.at).kind", reason: "'\(kindText)' is not \"address\" or \"tls\"")
+            }
+            return TargetSymbolReference(symbol: try entry.symbol("symbol"), offset: try entry.uint64("offset"), kind: kind)
         }
         return Target(buildID: buildID, pathHint: try reader.string("path_hint"), patchObject: try fileReference(object),
                       redirections: redirections, references: references)
@@ -359,7 +363,9 @@ extension ChannelIndex.Release {
                                 + (redirection.padding == 0 ? [] : [("padding", .number(String(redirection.padding)))]))
                     })),
                     ("refs", .array(target.references.map { reference in
-                        .object([("symbol", .string(reference.symbol)), ("offset", .number(String(reference.offset)))])
+                        // An address reference is written as before the kind existed, so older agents read it.
+                        .object([("symbol", .string(reference.symbol)), ("offset", .number(String(reference.offset)))]
+                                + (reference.kind == .address ? [] : [("kind", .string(reference.kind.rawValue))]))
                     })),
                 ])
             }

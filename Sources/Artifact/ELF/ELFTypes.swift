@@ -212,6 +212,8 @@ public struct ELFDynamicEntry: Sendable, Equatable, Hashable {
     static let DT_JMPREL: Int64 = 23
     static let DT_FLAGS: Int64 = 30
     static let DT_RELR: Int64 = 36
+    /// DT_DEBUG: the dynamic linker stores the address of its `r_debug` here at start-up.
+    public static let DT_DEBUG: Int64 = 21
     static let DF_TEXTREL: UInt64 = 0x4
 }
 

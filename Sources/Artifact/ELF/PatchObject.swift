@@ -26,16 +26,55 @@ public struct RequiredSymbol: Sendable, Hashable, CustomStringConvertible {
     public var version: String?
     /// Whether it is a weak reference, which may stay unresolved (it then binds to 0).
     public var isWeak: Bool
+    /// Whether the patch object declares it thread-local (STT_TLS): a `__thread` variable of the
+    /// target, reached through its TLS block rather than an address.
+    public var isThreadLocal: Bool
 
     /// Describes one required symbol.
-    public init(name: String, version: String?, isWeak: Bool) {
+    public init(name: String, version: String?, isWeak: Bool, isThreadLocal: Bool = false) {
         self.name = name
         self.version = version
         self.isWeak = isWeak
+        self.isThreadLocal = isThreadLocal
+    }
+
+    /// The requirement `symbol` (an undefined entry of `.dynsym`) stands for.
+    init(undefined symbol: ELFSymbol) {
+        self.init(name: symbol.name, version: symbol.version, isWeak: symbol.binding == .weak,
+                  isThreadLocal: symbol.kind == .tls)
     }
 
     /// `name@version`, as readelf prints it.
     public var description: String { version.map { "\(name)@\($0)" } ?? name }
+}
+
+/// What one required symbol is bound to in one process.
+public enum SymbolBinding: Sendable, Equatable, Hashable {
+    /// An address: a function or a variable.
+    case address(UInt64)
+    /// A thread-local variable of a loaded object, located through that object's TLS block.
+    case threadLocal(ThreadLocalBinding)
+}
+
+/// Where a target's thread-local variable lives, as the process's dynamic linker laid it out.
+public struct ThreadLocalBinding: Sendable, Equatable, Hashable {
+    /// The object's TLS module id (glibc's `l_tls_modid`): its index in every thread's DTV.
+    public var moduleID: UInt64
+    /// The variable's offset in the object's TLS block (its symbol value).
+    public var offset: UInt64
+    /// Where the object's block lies relative to the thread pointer when it is in static TLS
+    /// (glibc's `l_tls_offset`); nil when its block is allocated per thread on demand.
+    public var staticBlockOffset: UInt64?
+    /// The object, for messages.
+    public var object: String
+
+    /// Describes one thread-local binding.
+    public init(moduleID: UInt64, offset: UInt64, staticBlockOffset: UInt64?, object: String) {
+        self.moduleID = moduleID
+        self.offset = offset
+        self.staticBlockOffset = staticBlockOffset
+        self.object = object
+    }
 }
 
 /// One relocated word to write into the target process.
@@ -47,7 +86,8 @@ public struct RelocationWrite: Sendable, Equatable, Hashable {
 }
 
 /// A `cc -shared -fPIC` object validated for the Engine's own loader, which maps and relocates it
-/// from outside the target process (no dlopen, no constructors, no TLS).
+/// from outside the target process (no dlopen, no constructors, no thread-locals of its own; it may
+/// use the target's).
 public struct PatchObject: Sendable {
     /// The parsed object.
     public let elf: ELFFile
@@ -81,7 +121,7 @@ public struct PatchObject: Sendable {
             throw refuse("is \(elf.fileType), not a shared object (ET_DYN); build it with cc -shared -fPIC")
         }
         if let tls = elf.programHeaders.first(where: { $0.type == ELFProgramHeader.PT_TLS }) {
-            throw refuse("has a PT_TLS segment (thread-local storage, \(tls.memorySize) bytes), which is not supported")
+            throw refuse("defines thread-locals (a PT_TLS segment of \(tls.memorySize) bytes); a patch object cannot have thread-locals of its own (no thread of the target has room for them): keep the state in the target, or in ordinary variables of the patch")
         }
         let loads = elf.programHeaders.filter { $0.type == ELFProgramHeader.PT_LOAD }
             .sorted { $0.virtualAddress < $1.virtualAddress }
@@ -145,16 +185,19 @@ public struct PatchObject: Sendable {
                 throw refuse("relocation \(HostArchitecture.relocationName(relocation.type)) at offset \(elfHex(relocation.offset)) refers to \(symbol.name), a GNU indirect function (its resolver would have to run in the target), which is not supported")
             }
             if let symbol = relocation.symbol, !symbol.isDefined {
-                let need = RequiredSymbol(name: symbol.name, version: symbol.version, isWeak: symbol.binding == .weak)
+                let need = RequiredSymbol(undefined: symbol)
                 if seen.insert(need).inserted { required.append(need) }
+            } else if kind.isThreadLocal {
+                throw refuse("relocation \(HostArchitecture.relocationName(relocation.type)) at offset \(elfHex(relocation.offset)) refers to \(relocation.symbol.map { "\($0.name), a thread-local of the patch object itself" } ?? "the patch object's own thread-locals"); a patch object cannot have thread-locals of its own")
             }
         }
         self.relocations = relocations
         requiredSymbols = required
 
         let dynamicSymbols = try elf.dynamicSymbols()
-        for symbol in try dynamicSymbols + elf.symbols() where symbol.kind == .tls {
-            throw refuse("symbol \(symbol.name) is thread-local (STT_TLS), which is not supported")
+        // Undefined STT_TLS symbols are the target's thread-locals, which the patch may use.
+        for symbol in try dynamicSymbols + elf.symbols() where symbol.kind == .tls && symbol.isDefined {
+            throw refuse("defines thread-local \(symbol.name); a patch object cannot have thread-locals of its own (no thread of the target has room for them)")
         }
 
         var exports: [String: ELFSymbol] = [:]
@@ -174,15 +217,23 @@ public struct PatchObject: Sendable {
     /// The exported symbol itself, to tell functions from data.
     func exportedSymbol(named name: String) -> ELFSymbol? { exports[name] }
 
+    /// The words to write once the object is mapped at `loadBase` (page-aligned), with `resolve`
+    /// giving each undefined symbol's address (see `relocationWrites(loadBase:bind:)`).
+    public func relocationWrites(loadBase: UInt64, resolve: (RequiredSymbol) -> UInt64?) throws -> [RelocationWrite] {
+        try relocationWrites(loadBase: loadBase, bind: { need in resolve(need).map(SymbolBinding.address) })
+    }
+
     /// The words to write once the object is mapped at `loadBase` (page-aligned): RELATIVE is
     /// base + addend; symbols the object defines bind to it (like -Bsymbolic); undefined ones go
-    /// through `resolve`, weak ones binding to 0 when it finds nothing.
-    public func relocationWrites(loadBase: UInt64, resolve: (RequiredSymbol) -> UInt64?) throws -> [RelocationWrite] {
+    /// through `bind`, weak ones binding to address 0 when it finds nothing. Thread-local
+    /// relocations need a thread-local binding: DTPMOD64 its module id, DTPOFF64 its offset in the
+    /// block, TPOFF64 its offset from the thread pointer (static TLS only).
+    public func relocationWrites(loadBase: UInt64, bind: (RequiredSymbol) -> SymbolBinding?) throws -> [RelocationWrite] {
         func refuse(_ reason: String) -> ArtifactError { .unsupportedPatchObject(path: elf.path, reason: reason) }
         guard ByteRange.add(loadBase, imageSize) != nil else {
             throw refuse("load base \(elfHex(loadBase)) leaves no room for the \(elfHex(imageSize))-byte image")
         }
-        var cache: [RequiredSymbol: UInt64] = [:]
+        var cache: [RequiredSymbol: SymbolBinding] = [:]
         var writes: [RelocationWrite] = []
         writes.reserveCapacity(relocations.count)
         for relocation in relocations {
@@ -193,32 +244,58 @@ public struct PatchObject: Sendable {
             // stays below loadBase + imageSize, checked above.
             let address = loadBase &+ relocation.offset
             let addend = UInt64(bitPattern: relocation.addend)
+            let name = HostArchitecture.relocationName(relocation.type)
             if kind == .relative {
                 writes.append(RelocationWrite(address: address, value: loadBase &+ addend))
                 continue
             }
-            var symbolValue: UInt64 = 0
+            var binding = SymbolBinding.address(0)
             if let symbol = relocation.symbol {
                 if symbol.isDefined {
-                    symbolValue = symbol.sectionIndex == ELFSymbol.SHN_ABS ? symbol.value : loadBase &+ symbol.value
+                    // Validated in init: the object defines no thread-locals.
+                    binding = .address(symbol.sectionIndex == ELFSymbol.SHN_ABS ? symbol.value : loadBase &+ symbol.value)
                 } else {
-                    let need = RequiredSymbol(name: symbol.name, version: symbol.version, isWeak: symbol.binding == .weak)
+                    let need = RequiredSymbol(undefined: symbol)
                     if let known = cache[need] {
-                        symbolValue = known
-                    } else if let found = resolve(need) {
-                        symbolValue = found
+                        binding = known
+                    } else if let found = bind(need) {
+                        binding = found
                         cache[need] = found
-                    } else if need.isWeak {
-                        symbolValue = 0
-                        cache[need] = 0
+                    } else if need.isWeak && !kind.isThreadLocal {
+                        cache[need] = binding
                     } else {
-                        throw refuse("undefined symbol \(need.name)\(need.version.map { " (version \($0))" } ?? "") needed by relocation \(HostArchitecture.relocationName(relocation.type)) at offset \(elfHex(relocation.offset)) cannot be resolved in the target process")
+                        throw refuse("undefined symbol \(need.name)\(need.version.map { " (version \($0))" } ?? "") needed by relocation \(name) at offset \(elfHex(relocation.offset)) cannot be resolved in the target process")
                     }
                 }
             }
-            let value = kind == .symbolPlusAddend ? symbolValue &+ addend : symbolValue
+            let value: UInt64
+            switch (kind, binding) {
+            case let (.symbol, .address(symbolAddress)): value = symbolAddress
+            case let (.symbolPlusAddend, .address(symbolAddress)): value = symbolAddress &+ addend
+            case let (.threadLocalModule, .threadLocal(local)): value = local.moduleID
+            case let (.threadLocalOffset, .threadLocal(local)): value = local.offset &+ addend
+            case let (.threadPointerOffset, .threadLocal(local)):
+                guard let block = local.staticBlockOffset else {
+                    throw refuse("relocation \(name) at offset \(elfHex(relocation.offset)) reaches thread-local \(relocation.symbol?.name ?? "?") of \(local.object) by the initial-exec model, but that object's thread-locals are not in static TLS in this process (it was loaded with dlopen); build the patch with the global-dynamic model (the default for -fPIC, no tls_model attribute)")
+                }
+                value = HostArchitecture.threadPointerOffset(blockOffset: block, variableOffset: local.offset &+ addend)
+            case (_, .threadLocal):
+                throw refuse("relocation \(name) at offset \(elfHex(relocation.offset)) needs the address of \(relocation.symbol?.name ?? "?"), which is a thread-local variable in the target; declare it __thread in the patch")
+            default:
+                throw refuse("relocation \(name) at offset \(elfHex(relocation.offset)) is thread-local, but \(relocation.symbol?.name ?? "its symbol") is not a thread-local variable in the target")
+            }
             writes.append(RelocationWrite(address: address, value: value))
         }
         return writes
+    }
+}
+
+extension RelocationKind {
+    /// Whether the relocation locates a thread-local variable rather than an address.
+    var isThreadLocal: Bool {
+        switch self {
+        case .threadLocalModule, .threadLocalOffset, .threadPointerOffset: return true
+        case .none, .relative, .symbol, .symbolPlusAddend: return false
+        }
     }
 }

@@ -69,7 +69,7 @@ public enum RedirectionPlanner {
             switch function.kind {
             case .function: break
             case .gnuIndirectFunction:
-                throw refuse("\(name) is a GNU indirect function: its address is the resolver, not the code that runs; redirect the implementation it selects")
+                throw refuse(indirectFunctionRefusal(name, among: sources))
             default:
                 throw refuse("\(name) is not a function (symbol type \(function.kind))")
             }
@@ -109,17 +109,23 @@ public enum RedirectionPlanner {
         }
         notes.append("inlined copies of \(redirections.map(\.symbol).joined(separator: ", ")) cannot be seen without DWARF: a caller that inlined one keeps the old code")
 
-        let required = Set(patchObject.requiredSymbols.map(\.name))
         var planned: [TargetSymbolReference] = []
         for name in references {
-            guard required.contains(name) else {
+            guard let need = patchObject.requiredSymbols.first(where: { $0.name == name }) else {
                 throw refuse("reference \(name) is not needed: patch object \(patchObject.elf.path) has no relocation against an undefined \(name)")
             }
             guard !planned.contains(where: { $0.symbol == name }) else { continue }
             guard let symbol = try find(name, in: sources, refuse: refuse) else {
                 throw refuse("reference \(name) is not defined in the target (searched \(searched))")
             }
-            planned.append(TargetSymbolReference(symbol: name, offset: symbol.value))
+            // A thread-local's st_value is its offset in the object's TLS block, not an address.
+            let isThreadLocal = symbol.kind == .tls
+            if isThreadLocal != need.isThreadLocal {
+                throw refuse(isThreadLocal
+                    ? "reference \(name) is a thread-local variable of the target, but patch object \(patchObject.elf.path) does not declare it __thread"
+                    : "reference \(name) is not a thread-local variable of the target (symbol type \(symbol.kind)), but patch object \(patchObject.elf.path) declares it __thread")
+            }
+            planned.append(TargetSymbolReference(symbol: name, offset: symbol.value, kind: isThreadLocal ? .threadLocal : .address))
         }
         return PlannedTarget(buildID: buildID, redirections: redirections, references: planned, notes: notes)
     }
@@ -164,6 +170,24 @@ public enum RedirectionPlanner {
         let symbols: [ELFSymbol]
     }
 
+    /// Why the GNU indirect function `name` cannot be redirected, with the implementations the
+    /// symbol tables offer: local functions named as glibc names them (`__NAME_variant`) or as
+    /// GCC's target clones are (`NAME.variant.N`; `NAME.resolver` is the resolver itself). Global
+    /// look-alikes such as `__strcpy_chk` are other functions.
+    static func indirectFunctionRefusal(_ name: String, among sources: [SymbolSource]) -> String {
+        let prefixes = ["__\(name)_", "\(name)."]
+        let resolver = "\(name).resolver"
+        func isImplementation(_ symbol: ELFSymbol) -> Bool {
+            guard symbol.kind == .function, symbol.binding == .local, symbol.isDefined, symbol.name != resolver else { return false }
+            return prefixes.contains { symbol.name.hasPrefix($0) }
+        }
+        let implementations = Set(sources.flatMap(\.symbols).filter(isImplementation).map(\.name)).sorted()
+        let named = implementations.isEmpty
+            ? "find them in the target's .symtab or its debug file (readelf -sW FILE | grep \(name))"
+            : "candidates in the symbol tables: \(implementations.prefix(16).joined(separator: ", "))\(implementations.count > 16 ? ", …" : "")"
+        return "\(name) is a GNU indirect function: its symbol is the resolver that picks an implementation when the program starts, not code that runs later, so redirecting it changes nothing; redirect the implementations it may select instead, each named as a function (\(named))"
+    }
+
     /// The one definition of `name` in the first table that defines it: a global one wins (and,
     /// in `.dynsym`, its default version); several distinct local ones are ambiguous.
     static func find(_ name: String, in sources: [SymbolSource], refuse: (String) -> ArtifactError) throws -> ELFSymbol? {
@@ -176,12 +200,26 @@ public enum RedirectionPlanner {
             var byAddress: [UInt64: ELFSymbol] = [:]
             for symbol in candidates where byAddress[symbol.value] == nil { byAddress[symbol.value] = symbol }
             guard byAddress.count == 1, let only = byAddress.values.first else {
-                let places = byAddress.keys.sorted().map { elfHex($0) }.joined(separator: ", ")
-                throw refuse("\(name) is ambiguous in \(source.label): \(byAddress.count) definitions at \(places)")
+                let files = sourceFiles(of: name, in: source.symbols)
+                let places = byAddress.keys.sorted().map { address in
+                    elfHex(address) + (files[address].map { " (in \($0))" } ?? "")
+                }.joined(separator: ", ")
+                throw refuse("\(name) is ambiguous in \(source.label): \(byAddress.count) definitions at \(places); the patch can reach only one, so name a symbol that is unique (or rename the static in the source)")
             }
             return only
         }
         return nil
+    }
+
+    /// The source file (the STT_FILE symbol that precedes it in `.symtab`) of each local `name`, by value.
+    static func sourceFiles(of name: String, in symbols: [ELFSymbol]) -> [UInt64: String] {
+        var files: [UInt64: String] = [:]
+        var current: String?
+        for symbol in symbols {
+            if symbol.kind == .file { current = symbol.name; continue }
+            if symbol.name == name, symbol.binding == .local, let current { files[symbol.value] = current }
+        }
+        return files
     }
 
     /// Notes for GCC clones of `name` (NAME.isra.N, .constprop.N, .part.N, .cold and combinations).

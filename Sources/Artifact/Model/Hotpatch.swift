@@ -80,15 +80,27 @@ public struct FunctionRedirection: Hashable, Sendable, Codable {
 
 /// A non-exported symbol of the target that the patch object needs, located by offset.
 public struct TargetSymbolReference: Hashable, Sendable, Codable {
+    /// What a reference's offset locates.
+    public enum Kind: String, Hashable, Sendable, Codable {
+        /// An address: the offset is from the target object's load base (functions, static data).
+        case address
+        /// A thread-local (`__thread`) variable: the offset is into the object's TLS block.
+        case threadLocal = "tls"
+    }
+
     /// The name the patch object uses for it (an undefined symbol in the patch object).
     public var symbol: String
-    /// Its address as an offset from the target object's load base.
+    /// Its address as an offset from the target object's load base, or for a thread-local its
+    /// offset in the object's TLS block.
     public var offset: UInt64
+    /// What `offset` locates; channel JSON leaves it out for an address.
+    public var kind: Kind
 
     /// Describes one reference.
-    public init(symbol: String, offset: UInt64) {
+    public init(symbol: String, offset: UInt64, kind: Kind = .address) {
         self.symbol = symbol
         self.offset = offset
+        self.kind = kind
     }
 }
 

@@ -47,6 +47,7 @@ struct FileKey: Hashable, Sendable {
 public final class ObjectCache: Sendable {
     private let identities = Mutex<[FileKey: ELFIdentity?]>([:])
     private let exports = Mutex<[FileKey: [String: [ELFSymbol]]]>([:])
+    private let linkFacts = Mutex<[FileKey: ObjectLinkFacts]>([:])
     private let syscallOffsets = Mutex<[FileKey: UInt64?]>([:])
     private let patchObjects = Mutex<[String: (stamp: [Int], object: PatchObject)]>([:])
 
@@ -76,6 +77,15 @@ public final class ObjectCache: Sendable {
         }
         exports.withLock { $0[key] = table }
         return table
+    }
+
+    /// The relocation slots, dynamic section and TLS facts of `object` (see `ObjectLinkFacts`).
+    func linkFacts(of object: LoadedObject) throws -> ObjectLinkFacts {
+        let key = object.fileKey
+        if let known = linkFacts.withLock({ $0[key] }) { return known }
+        let facts = try ObjectLinkFacts(elf: ELFFile.load(path: object.readablePath))
+        linkFacts.withLock { $0[key] = facts }
+        return facts
     }
 
     /// The parsed patch object at `path`, parsed once per file version (device, inode, size, mtime).

@@ -76,7 +76,11 @@ struct PatchLoader {
             throw .unpatchable(.systemFailure(detail: "no system call instruction found in process \(pid)'s code"))
         }
 
-        // Everything that can be decided without touching the process is decided first.
+        // Everything that can be decided without touching the process is decided first. The words
+        // that bind indirect functions and thread-locals are read while the process runs: the
+        // dynamic linker wrote them when it loaded each object and does not move them (a lazy slot
+        // it has not bound yet is not used).
+        resolver.readProcessBindings(for: patch.requiredSymbols, target: target, memory: memory)
         let reservationHint = near ?? 0
         var writes: [RelocationWrite] = []
         if let near {
@@ -305,11 +309,17 @@ struct PatchLoader {
     private func relocate(base: UInt64, resolver: inout SymbolResolver) throws(LoadFailure) -> [RelocationWrite] {
         var local = resolver
         defer { resolver = local }
+        var unresolved: RequiredSymbol?
         do {
-            return try patch.relocationWrites(loadBase: base) { local.resolve($0) }
+            return try patch.relocationWrites(loadBase: base, bind: { need in
+                let binding = local.resolve(need)
+                if binding == nil { unresolved = need }
+                return binding
+            })
         } catch {
-            let detail = local.problems.values.sorted().first.map { "\(error); \($0)" } ?? "\(error)"
-            throw .unpatchable(.patchObjectRejected(detail: detail))
+            // The resolver knows why a symbol it found cannot be used; the loader only that it failed.
+            let problem = unresolved.flatMap { local.problems[$0.name] }
+            throw .unpatchable(.patchObjectRejected(detail: problem.map { "\(error); \($0)" } ?? "\(error)"))
         }
     }
 
