@@ -57,6 +57,9 @@ public protocol Architecture {
     /// Whether `bytes` are whole filler instructions (no-ops, traps) such as assemblers put between
     /// functions: the only bytes before an entry that an entry hop's near jump may overwrite.
     static func isFiller(_ bytes: [UInt8]) -> Bool
+    /// Where libgcc_s keeps its registered unwind tables, read from the code of its
+    /// `__register_frame_info_bases` (`bytes`, linked at `address`); nil when it is not recognised.
+    static func unwinderRegistry(inRegisterFunction bytes: [UInt8], at address: UInt64) -> UnwinderRegistryLayout?
     /// The target and length of a jump of either form at the start of `bytes`, placed at `address`.
     static func decodeJump(_ bytes: [UInt8], at address: UInt64) -> (target: UInt64, length: Int)?
 
@@ -226,5 +229,41 @@ extension Architecture {
         if room >= UInt64(nearJumpLength), let near = nearJump(from: address, to: target) { return near }
         if room >= UInt64(farJumpLength) { return farJump(to: target) }
         return nil
+    }
+}
+
+/// Where libgcc_s's unwinder keeps the unwind tables registered with `__register_frame_info`, as
+/// link-time addresses in libgcc_s, and the record such a registration adds (GCC's `struct object`:
+/// pc_begin, tbase, dbase, the table, flags, next; six words).
+public struct UnwinderRegistryLayout: Sendable, Equatable {
+    /// The `pthread_mutex_t` that guards the list; its first word is 0 when nobody holds it.
+    public var lock: UInt64
+    /// The head of the list of tables not yet searched (`unseen_objects`).
+    public var listHead: UInt64
+    /// The 32-bit flag that tells the unwinder any table was registered at all.
+    public var anyRegisteredFlag: UInt64
+    /// The flags word of a new record (its encoding "omit" and nothing sorted yet).
+    public var initialFlags: UInt64
+
+    /// Describes a layout.
+    public init(lock: UInt64, listHead: UInt64, anyRegisteredFlag: UInt64, initialFlags: UInt64) {
+        self.lock = lock
+        self.listHead = listHead
+        self.anyRegisteredFlag = anyRegisteredFlag
+        self.initialFlags = initialFlags
+    }
+
+    /// The size of one record.
+    public static let recordSize = 48
+    /// Where in a record its table's address goes.
+    public static let tableOffset = 24
+
+    /// A record for the table at `table`, placed before `next` in the list.
+    public func record(table: UInt64, next: UInt64) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for word in [UInt64.max, 0, 0, table, initialFlags, next] {
+            withUnsafeBytes(of: word.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        return bytes
     }
 }

@@ -296,12 +296,27 @@ struct PatchLoader {
                 }
             }
             for run in PatchLoader.coalesce(writes) { try memory.write(run.bytes, at: run.address) }
+        } catch {
+            throw .unpatchable(.systemFailure(detail: "relocating the patch object in process \(pid): \(error)"))
+        }
+        // Its unwind tables join libgcc_s's list before the seal: an image that is used can be
+        // unwound through.
+        if let registration = try UnwindRegistration.plan(patch: patch, base: base,
+                                                          objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache),
+                                                          memory: memory) {
+            do {
+                for write in registration.writes { try memory.write(write.bytes, at: write.address) }
+            } catch {
+                throw .unpatchable(.systemFailure(detail: "registering the patch's unwind tables in process \(pid): \(error)"))
+            }
+        }
+        do {
             let image = PatchImage(base: base, size: imageSize, name: name)
             try memory.write(PatchImageMarker.encode(image), at: reservation)
             mapped = true
             return (image, injected)
         } catch {
-            throw .unpatchable(.systemFailure(detail: "relocating the patch object in process \(pid): \(error)"))
+            throw .unpatchable(.systemFailure(detail: "sealing the patch image in process \(pid): \(error)"))
         }
     }
 

@@ -1,0 +1,98 @@
+import Architecture
+import Artifact
+import Synchronization
+
+/// Registers a patch image's unwind tables (its `.eh_frame`) with the process's libgcc_s as
+/// `__register_frame_info` would, by writing the unwinder's list from outside, so that no code of
+/// the process runs. Without it, a C++ exception or a thread cancellation unwinding through a
+/// replacement function finds no table for its frame, and the process aborts (`terminate called…`).
+///
+/// It is done while every thread is held and only when the list's lock is free: then no thread is
+/// inside the unwinder, and what a thread does next sees the list whole. The record lives in the
+/// slack after the image's last writable segment (private to the process); its table word tells a
+/// later look that the image is registered already.
+struct UnwindRegistration {
+    /// The writes, in order: the record, the list head, the unwinder's "any registered" flag.
+    let writes: [(address: UInt64, bytes: [UInt8])]
+
+    /// libgcc_s's layout, once per file (nil: the file's registration code was not recognised).
+    private static let layouts = Mutex<[FileKey: UnwinderRegistryLayout?]>([:])
+
+    /// The writes that register the image of `patch` at `base` with each libgcc_s among `objects`;
+    /// nil when there is nothing to do (no table, no libgcc_s, registered already).
+    static func plan(patch: PatchObject, base: UInt64, objects: [LoadedObject],
+                     memory: borrowing ProcessMemory) throws(LoadFailure) -> UnwindRegistration? {
+        let unwinders = objects.filter { ($0.path.split(separator: "/").last ?? "").hasPrefix("libgcc_s.so") }
+        guard !unwinders.isEmpty, let table = try tableAddress(in: patch) else { return nil }
+        guard let slot = recordOffset(in: patch) else {
+            throw .unpatchable(.cannotMapPatchObject(detail: "\(patch.elf.path): no room after its last writable segment for the \(UnwinderRegistryLayout.recordSize)-byte record that registers its unwind tables with libgcc_s"))
+        }
+        let record = base &+ slot
+        var writes: [(address: UInt64, bytes: [UInt8])] = []
+        for unwinder in unwinders {
+            guard let layout = layout(of: unwinder) else {
+                throw .unpatchable(.cannotMapPatchObject(detail: "\(unwinder.path): its __register_frame_info_bases is not one the agent recognises, so the patch's unwind tables cannot be registered (a C++ exception or cancellation through a replaced function would abort the process)"))
+            }
+            do {
+                // Past the segment's memory the page may hold file bytes, not zeros: only our own
+                // table's address there means the record is in place.
+                let registered = try memory.read(at: record + UInt64(UnwinderRegistryLayout.tableOffset), count: 8)
+                if registered.withUnsafeBytes({ $0.loadUnaligned(as: UInt64.self) }).littleEndian == base &+ table { return nil }
+                let lock = try memory.read(at: unwinder.loadBias &+ layout.lock, count: 4)
+                if lock != [0, 0, 0, 0] {
+                    throw LoadFailure.busy("a thread holds libgcc_s's unwinder lock (it is unwinding)")
+                }
+                let head = try memory.read(at: unwinder.loadBias &+ layout.listHead, count: 8)
+                let next = head.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+                // One record per image: a second libgcc_s (never seen in practice) is refused above
+                // only if unrecognised; it gets no record of its own.
+                guard writes.isEmpty else { continue }
+                var address: [UInt8] = []
+                withUnsafeBytes(of: record.littleEndian) { address.append(contentsOf: $0) }
+                writes = [(record, layout.record(table: base &+ table, next: next)),
+                          (unwinder.loadBias &+ layout.listHead, address),
+                          (unwinder.loadBias &+ layout.anyRegisteredFlag, [1, 0, 0, 0])]
+            } catch let failure as LoadFailure {
+                throw failure
+            } catch {
+                throw .unpatchable(.systemFailure(detail: "reading libgcc_s's unwinder list in process \(memory.pid): \(error)"))
+            }
+        }
+        return UnwindRegistration(writes: writes)
+    }
+
+    /// The link-time address of the patch object's `.eh_frame`, nil when it has none; refused when
+    /// it lacks the zero word that ends the table (the unwinder would read past it).
+    static func tableAddress(in patch: PatchObject) throws(LoadFailure) -> UInt64? {
+        guard let section = patch.elf.section(named: ".eh_frame"), section.size > 4 else { return nil }
+        let end = try? patch.elf.bytes(atVirtualAddress: section.address + section.size - 4, count: 4)
+        guard end == [0, 0, 0, 0] else {
+            throw .unpatchable(.patchObjectRejected(detail: "\(patch.elf.path): its .eh_frame does not end with the zero terminator (link it with cc -shared, which adds it)"))
+        }
+        return section.address
+    }
+
+    /// Where the record goes: 8-aligned, after the memory of the last writable segment that has
+    /// room before the end of its last page.
+    static func recordOffset(in patch: PatchObject) -> UInt64? {
+        for segment in patch.segments.reversed() where segment.flags.contains(.writable) {
+            let start = (segment.memoryEnd + 7) & ~7
+            if segment.mapOffset + segment.mapLength >= start + UInt64(UnwinderRegistryLayout.recordSize) { return start }
+        }
+        return nil
+    }
+
+    /// The registry layout of the libgcc_s `object` maps, read once per file.
+    static func layout(of object: LoadedObject) -> UnwinderRegistryLayout? {
+        if let known = layouts.withLock({ $0[object.fileKey] }) { return known }
+        var found: UnwinderRegistryLayout?
+        if let elf = try? ELFFile.load(path: object.readablePath),
+           let function = try? elf.dynamicSymbols().first(where: { $0.name == "__register_frame_info_bases" && $0.isDefined }),
+           function.size > 0, function.size < 4096,
+           let bytes = try? elf.bytes(atVirtualAddress: function.value, count: Int(function.size)) {
+            found = HostArchitecture.unwinderRegistry(inRegisterFunction: bytes, at: function.value)
+        }
+        layouts.withLock { $0[object.fileKey] = .some(found) }
+        return found
+    }
+}
