@@ -2,6 +2,7 @@ import Architecture
 import Artifact
 import Foundation
 import HotpatchFixtures
+import LinuxSystem
 import Testing
 @testable import Engine
 
