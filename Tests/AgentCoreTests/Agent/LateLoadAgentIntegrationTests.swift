@@ -36,6 +36,8 @@ final class LateLoadAgentIntegrationTests: XCTestCase {
         // A full pass only every 10 minutes: only the watch on the library can patch the loader in time.
         try host.startAgent(["--poll-interval", "10m"])
         try host.waitForStatus("hotpatch in force") { $0.hotpatch?.id == "late1" }
+        // After the first full pass (READY=1's "Started:"), nothing but the watch looks at the loader.
+        _ = try waitForLog(host, "Started: ")
         _ = try waitForLog(host, "Watching 1 file that holds a targeted object")
         XCTAssertFalse(host.processes().contains { $0.pid == loader.pid }, "before its dlopen the loader maps no target")
 
