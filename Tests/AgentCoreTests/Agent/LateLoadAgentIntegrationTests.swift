@@ -51,6 +51,26 @@ final class LateLoadAgentIntegrationTests: XCTestCase {
         XCTAssertTrue(loader.isAlive)
     }
 
+    func testAProgramThatLinksTheLibraryStartedAfterTheHotpatch_isPatchedAsItStarts() throws {
+        let host = try AgentTestHost(name: "late-start")
+        let fixture = try LateLoadFixture(in: host.root, buildID: Self.buildID)
+        let program = try fixture.linkedProgram(in: host.root)
+        try host.channel.addHotpatch(id: "late1", baseline: AgentTestHost.firstBaseline, level: 1, target: fixture.library,
+                                     patch: try LateLoadFixture.patchObject(in: host.root),
+                                     replacements: ["late_value": "late_value_fixed"], description: "late_value returns 2")
+        try host.publish()
+        try host.startAgent(["--poll-interval", "10m"])
+        _ = try waitForLog(host, "Started: ")
+
+        let started = try RunningProcess(program)
+        let patchedAfter = try started.lateValue(2, timeout: 10)
+        print("program linking the library, started after the hotpatch: patched \(patchedAfter) µs after main began")
+        XCTAssertLessThan(patchedAfter, 1_000_000, "patched at its start, not at the next full pass\n\(host.logTail())")
+        try host.waitForStatus("listed as patched") { _ in
+            host.processes().contains { $0.pid == started.pid && $0.state == .patched }
+        }
+    }
+
     func testWithoutCapSysAdmin_theAgentSaysWhyItCannotWatchTheTargetedFiles_andKeepsRunning() throws {
         let host = try AgentTestHost(name: "late-load-fallback")
         try host.publish()

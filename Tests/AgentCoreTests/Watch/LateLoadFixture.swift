@@ -26,6 +26,14 @@ struct LateLoadFixture {
                                    flags: ["-O2", "-shared", "-fPIC"])
     }
 
+    /// A program linked against the library (found through its run path): it prints
+    /// `late_value=N at_us=T` whenever the value changes (T: microseconds since `main` began).
+    func linkedProgram(in directory: String) throws -> String {
+        let libraryDirectory = (library as NSString).deletingLastPathComponent
+        return try FixtureBuilder.compile(text: Self.linkedSource, to: directory + "/late-linked",
+                                          flags: ["-O1", "-Wl,--no-as-needed", library, "-Wl,-rpath," + libraryDirectory])
+    }
+
     /// Starts the loader on `library` and waits until it is ready to be told to load it.
     static func start(_ loader: String, loading library: String) throws -> RunningProcess {
         let process = try RunningProcess(loader, [library])
@@ -81,9 +89,39 @@ struct LateLoadFixture {
         """
 }
 
+extension LateLoadFixture {
+    static let linkedSource = """
+        #include <stdio.h>
+        #include <time.h>
+        #include <unistd.h>
+
+        int late_value(void);
+
+        static long microseconds(void) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            return now.tv_sec * 1000000L + now.tv_nsec / 1000;
+        }
+
+        int main(void) {
+            long start = microseconds();
+            int last = -1;
+            for (;;) {
+                int now = late_value();
+                if (now != last) {
+                    printf("late_value=%d at_us=%ld\\n", now, microseconds() - start);
+                    fflush(stdout);
+                    last = now;
+                }
+                usleep(1000);
+            }
+        }
+        """
+}
+
 extension RunningProcess {
-    /// After SIGUSR1: waits for the line saying `late_value()` returns `value`, and returns when
-    /// (microseconds after the dlopen call began).
+    /// Waits for the line saying `late_value()` returns `value`, and returns when (microseconds
+    /// after the loader's dlopen call, or the linked program's `main`, began).
     func lateValue(_ value: Int, timeout: Double) throws -> Int {
         let line = try waitForLine(timeout: timeout) { $0.hasPrefix("late_value=\(value) ") }
         guard let field = line.split(separator: " ").last, field.hasPrefix("at_us="), let at = Int(field.dropFirst(6)) else {
