@@ -45,9 +45,8 @@ struct LateLoadFixture {
         int late_value(void) { return 1; }
         """
 
-    static let loaderSource = """
-        #include <dlfcn.h>
-        #include <signal.h>
+    /// What both programs share: the clock, and the loop that reports `late_value()`'s changes.
+    static let reportingSource = """
         #include <stdio.h>
         #include <time.h>
         #include <unistd.h>
@@ -57,6 +56,25 @@ struct LateLoadFixture {
             clock_gettime(CLOCK_MONOTONIC, &now);
             return now.tv_sec * 1000000L + now.tv_nsec / 1000;
         }
+
+        static void report_forever(int (*value)(void), long start) {
+            int last = -1;
+            for (;;) {
+                int now = value();
+                if (now != last) {
+                    printf("late_value=%d at_us=%ld\\n", now, microseconds() - start);
+                    fflush(stdout);
+                    last = now;
+                }
+                usleep(1000);
+            }
+        }
+
+        """
+
+    static let loaderSource = reportingSource + """
+        #include <dlfcn.h>
+        #include <signal.h>
 
         int main(int argc, char **argv) {
             if (argc != 2) return 2;
@@ -74,47 +92,15 @@ struct LateLoadFixture {
                 printf("dlopen failed: %s\\n", dlerror());
                 return 1;
             }
-            int (*value)(void) = (int (*)(void))dlsym(handle, "late_value");
-            int last = -1;
-            for (;;) {
-                int now = value();
-                if (now != last) {
-                    printf("late_value=%d at_us=%ld\\n", now, microseconds() - start);
-                    fflush(stdout);
-                    last = now;
-                }
-                usleep(1000);
-            }
+            report_forever((int (*)(void))dlsym(handle, "late_value"), start);
         }
         """
-}
 
-extension LateLoadFixture {
-    static let linkedSource = """
-        #include <stdio.h>
-        #include <time.h>
-        #include <unistd.h>
-
+    static let linkedSource = reportingSource + """
         int late_value(void);
 
-        static long microseconds(void) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            return now.tv_sec * 1000000L + now.tv_nsec / 1000;
-        }
-
         int main(void) {
-            long start = microseconds();
-            int last = -1;
-            for (;;) {
-                int now = late_value();
-                if (now != last) {
-                    printf("late_value=%d at_us=%ld\\n", now, microseconds() - start);
-                    fflush(stdout);
-                    last = now;
-                }
-                usleep(1000);
-            }
+            report_forever(late_value, microseconds());
         }
         """
 }
