@@ -49,6 +49,7 @@ final class LateLoadAgentIntegrationTests: XCTestCase {
             host.processes().contains { $0.pid == loader.pid && $0.state == .patched }
         }
         XCTAssertTrue(loader.isAlive)
+        XCTAssertEqual(host.stopAgent(), 0, "SIGTERM ends the watches with the agent\n\(host.logTail())")
     }
 
     func testAProgramThatLinksTheLibraryStartedAfterTheHotpatch_isPatchedAsItStarts() throws {
