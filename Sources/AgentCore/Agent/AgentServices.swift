@@ -1,4 +1,5 @@
 import AgentProtocol
+import Artifact
 import Engine
 import Foundation
 import LinuxSystem
@@ -108,9 +109,12 @@ public final class AgentLoopService: Service, Sendable {
     }
 }
 
-/// Patches new processes soon after exec, and watches patched ones die: netlink process events
-/// when the kernel lets us subscribe, else a periodic scan (status says which). It also follows
-/// the kernel log's fault reports, the health check's witness of a real crash.
+/// Patches new processes soon after exec, and running ones soon after they map a targeted object
+/// (a library `dlopen`ed after the hotpatch is in force), and watches patched ones die: netlink
+/// process events when the kernel lets us subscribe, else a periodic scan; fanotify marks on the
+/// targeted files when the kernel lets us make them, else the next full pass (logged, and status
+/// says which). It also follows the kernel log's fault reports, the health check's witness of a
+/// real crash.
 public final class ProcessWatchService: Service, Sendable {
     private let agent: Agent
     private let logger: Logger
@@ -127,6 +131,8 @@ public final class ProcessWatchService: Service, Sendable {
     public func run() async throws {
         let watcher = ProcessEventWatcher()
         defer { watcher.stop() }
+        let mappings = MappingWatch()
+        defer { mappings.stop() }
         let subscribed: Bool
         if case .scan = watcher.mode { subscribed = false } else { subscribed = true }
         // Said first: the first status (READY=1, agentctl) already tells how new processes are found.
@@ -137,46 +143,160 @@ public final class ProcessWatchService: Service, Sendable {
         await agent.useKernelFaultLog(faults)
         if case let .scan(reason) = watcher.mode {
             logger.notice("Process events unavailable (\(reason)); scanning every \(scanIntervalSeconds) s instead")
-            await scanUntilShutdown()
-            return
         }
-        let agent = self.agent
+        if case let .scan(reason) = mappings.mode {
+            logger.notice("Cannot watch the targeted files (\(reason)); a library a running process loads later is patched at the next full pass instead")
+        }
+        let followUps = FollowUps(agent: agent)
         await cancelWhenGracefulShutdown {
-            for await event in watcher.events() {
-                switch event {
-                case let .exec(pid):
-                    // The dynamic linker maps libraries just after exec: look again shortly.
-                    await agent.processStarted(pid)
-                    Task {
-                        for delay in [5, 30] {
-                            try? await Task.sleep(for: .milliseconds(delay))
-                            await agent.processStarted(pid)
-                        }
-                    }
-                case let .exit(pid, _, signal):
-                    await agent.processExited(pid, signal: signal)
-                case .overrun:
-                    await agent.rescan()
-                }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await followUps.run() }
+                group.addTask { await self.followProcessEvents(watcher, followUps: followUps) }
+                guard case .fanotify = mappings.mode else { return }
+                let marks = MarkKeeper(watch: mappings, logger: self.logger)
+                group.addTask { await marks.follow(self.agent) }
+                group.addTask { await self.followMappings(mappings, followUps: followUps) }
             }
-        }
-        if !Task.isCancelled && !Task.isShuttingDownGracefully {
-            // The event stream ended on its own: fall back to scanning.
-            await agent.setProcessWatch("scan")
-            logger.warning("Process events stopped; scanning every \(scanIntervalSeconds) s instead")
-            await scanUntilShutdown()
         }
     }
 
-    private func scanUntilShutdown() async {
-        let agent = self.agent
-        let interval = scanIntervalSeconds
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(interval))
-                if Task.isCancelled { break }
+    /// Exec events ask for looks at the new process; exits go to the health check. Scans instead
+    /// when process events are unavailable or stop.
+    private func followProcessEvents(_ watcher: ProcessEventWatcher, followUps: FollowUps) async {
+        if case .scan = watcher.mode {
+            await scanUntilCancelled()
+            return
+        }
+        for await event in watcher.events() {
+            switch event {
+            case let .exec(pid):
+                // The dynamic linker maps libraries just after exec: look now and again shortly.
+                await followUps.note(pid, .exec)
+            case let .exit(pid, _, signal):
+                await agent.processExited(pid, signal: signal)
+            case .overrun:
                 await agent.rescan()
             }
+        }
+        if !Task.isCancelled {
+            // The event stream ended on its own: fall back to scanning.
+            await agent.setProcessWatch("scan")
+            logger.warning("Process events stopped; scanning every \(scanIntervalSeconds) s instead")
+            await scanUntilCancelled()
+        }
+    }
+
+    /// Opens of the targeted files ask for looks at the process that made them.
+    private func followMappings(_ mappings: MappingWatch, followUps: FollowUps) async {
+        for await event in mappings.events() {
+            switch event {
+            case let .opened(pid): await followUps.note(pid, .open)
+            case .overflow: await agent.rescan()
+            }
+        }
+        if !Task.isCancelled {
+            logger.warning("Stopped watching the targeted files; a library a running process loads later is patched at the next full pass instead")
+        }
+    }
+
+    private func scanUntilCancelled() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(scanIntervalSeconds))
+            if Task.isCancelled { break }
+            await agent.rescan()
+        }
+    }
+}
+
+/// Looks at processes again when `FollowUpSchedule` says, one at a time through the agent (which
+/// serialises its patching anyway).
+actor FollowUps {
+    private let agent: Agent
+    private var schedule = FollowUpSchedule()
+    private let trigger = CycleTrigger()
+
+    /// Follow-ups of `agent`.
+    init(agent: Agent) { self.agent = agent }
+
+    /// A sign that `pid` may just have mapped a targeted object.
+    func note(_ pid: ProcessID, _ sign: FollowUpSchedule.Sign) async {
+        schedule.note(pid, sign, at: .now)
+        await trigger.signal()
+    }
+
+    /// Takes the looks as they fall due, until cancelled.
+    func run() async {
+        while !Task.isCancelled {
+            for pid in schedule.takeDue(now: .now) { await agent.processStarted(pid) }
+            guard let next = schedule.nextLook else {
+                await trigger.wait(seconds: 3600)
+                continue
+            }
+            let wait = ContinuousClock.now.duration(to: next)
+            if wait > .zero { await trigger.wait(seconds: Double(wait.components.seconds) + Double(wait.components.attoseconds) * 1e-18) }
+        }
+    }
+}
+
+/// Keeps the mapping watch's marks on the files that hold a targeted object: after every cycle
+/// it marks what is new, and when the verified index changes it starts over from its targets.
+final class MarkKeeper: @unchecked Sendable {
+    // @unchecked: used by one task at a time (the marking task), its work done on a global queue.
+    private let watch: MappingWatch
+    private let logger: Logger
+    private var files = TargetedFiles()
+    /// The index version the targets were read for (`.some(nil)`: no index yet; nil: not read yet).
+    private var version: Int??
+    private var reportedCount = 0
+
+    init(watch: MappingWatch, logger: Logger) {
+        self.watch = watch
+        self.logger = logger
+    }
+
+    /// Refreshes the marks after every status `agent` publishes (every cycle), until cancelled.
+    func follow(_ agent: Agent) async {
+        let (statuses, continuation) = AsyncStream.makeStream(of: AgentStatus.self, bufferingPolicy: .bufferingNewest(1))
+        defer { continuation.finish() }
+        await agent.onStatus { continuation.yield($0) }
+        continuation.yield(await agent.status())
+        for await status in statuses {
+            let configuration = await agent.configuration
+            let listed = await agent.processes().map { ProcessID($0.pid) }
+            // Off the cooperative pool: reading /proc and ELF notes blocks.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().async {
+                    self.refresh(version: status.channel.version, configuration: configuration, listed: listed)
+                    done.resume()
+                }
+            }
+        }
+    }
+
+    private func refresh(version: Int?, configuration: AgentConfiguration, listed: [ProcessID]) {
+        if self.version != .some(version) {
+            self.version = .some(version)
+            if files.retarget(targets(configuration)) { watch.removeAll() }
+        }
+        watch.add(files.files(listed: listed))
+        let count = watch.markedCount
+        guard count != reportedCount else { return }
+        reportedCount = count
+        let files = count == 1 ? "1 file that holds" : "\(count) files that hold"
+        logger.info("Watching \(files) a targeted object: a running process that loads one is patched as it maps it")
+    }
+
+    /// Every object the verified index in force targets, read back from the agent's store (the
+    /// index the agent verified last, checked again).
+    private func targets(_ configuration: AgentConfiguration) -> [HotpatchTarget] {
+        let verifier = ChannelVerifier(channelDirectory: configuration.channelDirectory,
+                                       trustedKeysDirectory: configuration.trustedKeysDirectory,
+                                       storeDirectory: configuration.storeDirectory)
+        do {
+            return try verifier.verifyKept()?.hotpatches.flatMap(\.targets) ?? []
+        } catch {
+            logger.warning("Failed to read the targets of the verified index kept in \(configuration.storeDirectory) for the file watch: \(error), ignoring")
+            return []
         }
     }
 }

@@ -1,0 +1,246 @@
+import Glibc
+import LinuxSystem
+import Synchronization
+
+/// How a running process that maps a targeted object only later (a library it `dlopen`s after
+/// the hotpatch is in force) is noticed.
+public enum MappingWatchMode: Sendable, Equatable {
+    /// fanotify marks on the files that hold a targeted object report every open of them at once.
+    case fanotify
+    /// fanotify is unavailable (the reason says why): such a process is found by the next full pass.
+    case scan(reason: String)
+
+    /// The word `agentctl status --json` shows: "fanotify" or "scan" (as `processWatch` says
+    /// "netlink" or "scan").
+    public var statusName: String {
+        switch self {
+        case .fanotify: return "fanotify"
+        case .scan: return "scan"
+        }
+    }
+}
+
+/// What the mapping watch reports.
+public enum MappingEvent: Sendable, Equatable {
+    /// Process `pid` opened a watched file: a loader maps it next.
+    case opened(pid: ProcessID)
+    /// The kernel's queue overflowed and events were lost: look at every process again.
+    case overflow
+}
+
+/// Watches the files that hold a targeted object with fanotify, and reports the processes that
+/// open them (a dynamic loader opens a library, then maps it).
+///
+/// Only opens are watched: a loader's close of the library comes after the mapping, but the
+/// mapping holds the file open, so the kernel reports that close only when the library is
+/// unmapped (at `dlclose` or exit), too late to be of use.
+///
+/// Marks are on the files themselves (inode marks), never on mounts, so the rest of the host's
+/// opens cost nothing; each open of a marked file queues one small event and never
+/// waits for the agent (notification class, not permission class). Events caused by the agent
+/// itself (it reads the targets' build-ids) are dropped. Creating the instance needs
+/// `CAP_SYS_ADMIN`; without it (or on a kernel without fanotify) `mode` is `.scan(reason:)`,
+/// `events()` finishes at once and marking does nothing.
+public final class MappingWatch: Sendable {
+    /// Whether opens are reported, or why not.
+    public let mode: MappingWatchMode
+    private let broadcast = Broadcast<MappingEvent>(bufferingPolicy: .unbounded)
+    private let wakeup: WakeupChannel?
+    private let marks: MarkTable
+
+    /// The events each marked file reports.
+    static let markedEvents: Fanotify.Events = .open
+
+    /// Creates the fanotify instance and its reading thread; never throws, failure is reported
+    /// through `mode`.
+    public init() {
+        do throws(SystemError) {
+            let fd = try Fanotify.create()
+            let wakeup: WakeupChannel
+            do throws(SystemError) { wakeup = try WakeupChannel() } catch {
+                Descriptor.close(fd)
+                throw error
+            }
+            let marks = MarkTable(fd: fd)
+            let loop = FanotifyLoop(marks: marks, wakeup: wakeup, broadcast: broadcast, agent: .current)
+            do throws(SystemError) { try Threads.startDetached { loop.run() } } catch {
+                loop.close()
+                Descriptor.close(wakeup.write)
+                throw error
+            }
+            self.marks = marks
+            self.wakeup = wakeup
+            self.mode = .fanotify
+        } catch {
+            self.marks = MarkTable(fd: -1)
+            self.wakeup = nil
+            self.mode = .scan(reason: error.description)
+            broadcast.finish()
+        }
+    }
+
+    /// A stream of every later event; already finished when fanotify is unavailable or after `stop()`.
+    public func events() -> AsyncStream<MappingEvent> {
+        broadcast.makeStream()
+    }
+
+    /// Marks each of `paths` (a file that holds a targeted object; `/proc/PID/map_files/…` reaches
+    /// the very file a process mapped, in whatever mount namespace it lives) that is not marked
+    /// yet. Returns the paths that could not be marked, with why (gone meanwhile, unreadable).
+    @discardableResult
+    public func add(_ paths: [String]) -> [String: SystemError] {
+        marks.add(paths, events: Self.markedEvents)
+    }
+
+    /// Removes every mark (the targets changed); files still targeted are marked again by `add`.
+    /// An open in between is not reported: the periodic full pass still finds that process.
+    public func removeAll() {
+        marks.removeAll()
+    }
+
+    /// How many files are marked.
+    public var markedCount: Int { marks.count }
+
+    /// Stops watching and finishes every stream.
+    public func stop() {
+        wakeup?.wake()
+    }
+
+    deinit {
+        stop()
+        if let wakeup { Descriptor.close(wakeup.write) }
+    }
+}
+
+/// A file's identity: the device and inode `stat` gives through every link.
+struct FileIdentity: Hashable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+
+    /// The identity of the file `path` leads to. stat(2).
+    init(path: String) throws(SystemError) {
+        let info = try Files.status(path)
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
+}
+
+/// The fanotify instance and the files marked on it, shared by the watch (which marks) and its
+/// thread (which reads, then closes). Marking holds the lock, so the descriptor number is never
+/// used after the thread closed it (it may have been reused by then).
+private final class MarkTable: Sendable {
+    private struct State {
+        var fd: Int32
+        var marked: Set<FileIdentity> = []
+    }
+    private let state: Mutex<State>
+
+    init(fd: Int32) { state = Mutex(State(fd: fd)) }
+
+    /// The instance, or nil once closed.
+    var descriptor: Int32? { state.withLock { $0.fd >= 0 ? $0.fd : nil } }
+
+    var count: Int { state.withLock { $0.marked.count } }
+
+    func add(_ paths: [String], events: Fanotify.Events) -> [String: SystemError] {
+        var failures: [String: SystemError] = [:]
+        state.withLock { state in
+            guard state.fd >= 0 else { return }
+            for path in paths {
+                do throws(SystemError) {
+                    let identity = try FileIdentity(path: path)
+                    guard !state.marked.contains(identity) else { continue }
+                    try Fanotify.mark(state.fd, path: path, events: events)
+                    state.marked.insert(identity)
+                } catch {
+                    failures[path] = error
+                }
+            }
+        }
+        return failures
+    }
+
+    func removeAll() {
+        state.withLock { state in
+            guard state.fd >= 0 else { return }
+            try? Fanotify.removeAllMarks(state.fd)
+            state.marked.removeAll()
+        }
+    }
+
+    /// Closes the instance (its marks go with it).
+    func close() {
+        state.withLock { state in
+            if state.fd >= 0 { Descriptor.close(state.fd) }
+            state.fd = -1
+            state.marked.removeAll()
+        }
+    }
+}
+
+/// The watch's thread: reads events and fans the openers out until woken to stop, then closes
+/// what it owns.
+private final class FanotifyLoop: Sendable {
+    let marks: MarkTable
+    let fd: Int32
+    let wakeup: WakeupChannel
+    let broadcast: Broadcast<MappingEvent>
+    /// The agent's own pid: its reads of the targets are not news.
+    let agent: ProcessID
+
+    init(marks: MarkTable, wakeup: WakeupChannel, broadcast: Broadcast<MappingEvent>, agent: ProcessID) {
+        self.marks = marks
+        self.fd = marks.descriptor ?? -1
+        self.wakeup = wakeup
+        self.broadcast = broadcast
+        self.agent = agent
+    }
+
+    /// Closes what the thread owns; the watch's deinit closes the wake-up's write end (so `stop()`
+    /// never writes to a closed descriptor number that may have been reused meanwhile).
+    func close() {
+        marks.close()
+        Descriptor.close(wakeup.read)
+    }
+
+    func run() {
+        defer {
+            close()
+            broadcast.finish()
+        }
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let ready: [Bool]
+            do {
+                ready = try Descriptor.waitReadable([fd, wakeup.read], timeoutMilliseconds: -1, subject: Fanotify.subject)
+            } catch {
+                return
+            }
+            if ready[1] { return }
+            guard ready[0] else { continue }
+            let events: [Fanotify.Event]
+            do throws(SystemError) {
+                guard let read = try Fanotify.readEvents(fd, into: &buffer) else { continue }
+                events = read
+            } catch {
+                return
+            }
+            for event in MappingEvents.from(events, agent: agent) { broadcast.yield(event) }
+        }
+    }
+}
+
+/// Turns fanotify's records into what the agent acts on.
+enum MappingEvents {
+    /// One `.opened` per process in `events` (in first-seen order, the agent's own dropped), and
+    /// `.overflow` first when the kernel lost some.
+    static func from(_ events: [Fanotify.Event], agent: ProcessID) -> [MappingEvent] {
+        var out: [MappingEvent] = events.contains { $0.events.contains(.overflow) } ? [.overflow] : []
+        var seen: Set<ProcessID> = []
+        for event in events where !event.events.contains(.overflow) {
+            guard let pid = event.pid, pid != agent, seen.insert(pid).inserted else { continue }
+            out.append(.opened(pid: pid))
+        }
+        return out
+    }
+}

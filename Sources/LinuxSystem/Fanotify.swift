@@ -1,0 +1,121 @@
+import Glibc
+
+/// fanotify(7), notification class only: which process opened one of the files marked.
+///
+/// Glibc's Swift module does not import `<sys/fanotify.h>`: the two calls are found by dlsym in the
+/// already loaded libc (as `gettid` and `accept4` are), the constants are the kernel's ABI values
+/// from `<linux/fanotify.h>`, and event records are read at fixed offsets, so no C shim is needed.
+/// Creating an instance needs `CAP_SYS_ADMIN`; without it the kernel says EPERM.
+package enum Fanotify {
+    /// What happened to a marked file, as the `mask` of a mark and of an event.
+    package struct Events: OptionSet, Sendable, Hashable {
+        package let rawValue: UInt64
+        package init(rawValue: UInt64) { self.rawValue = rawValue }
+
+        /// The file was opened (FAN_OPEN).
+        package static let open = Events(rawValue: 0x20)
+        /// The kernel's queue was full and events were lost (FAN_Q_OVERFLOW); never marked.
+        package static let overflow = Events(rawValue: 0x4000)
+    }
+
+    /// One event: what happened, and to whom it happened first.
+    package struct Event: Sendable, Equatable {
+        /// The events this record reports (the kernel merges repeats on the same file).
+        package var events: Events
+        /// The process that opened the file; nil for a queue overflow, or when the kernel
+        /// could not name it in our PID namespace.
+        package var pid: ProcessID?
+
+        /// An event of `events` caused by `pid`.
+        package init(events: Events, pid: ProcessID?) {
+            self.events = events
+            self.pid = pid
+        }
+    }
+
+    /// How the instance is named in errors.
+    package static let subject = "a fanotify instance"
+
+    /// A new notification-only instance, close-on-exec and non-blocking, whose event descriptors
+    /// are opened read-only and close-on-exec (64-bit kernels add O_LARGEFILE themselves).
+    /// fanotify_init(2) with FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK.
+    package static func create() throws(SystemError) -> Int32 {
+        guard let initialise = initFunction else { throw SystemError(call: "fanotify_init", errno: ENOSYS, subject: subject) }
+        let flags = classNotif | cloexec | nonblock
+        return try SystemCall.run("fanotify_init", subject) { initialise(flags, UInt32(O_RDONLY | O_CLOEXEC)) }
+    }
+
+    /// Marks the file at `path` itself (its inode, found through symbolic links, `/proc/PID/map_files`
+    /// entries included), not its mount, for `events`; marking a file again adds to its mask.
+    /// fanotify_mark(2) with FAN_MARK_ADD.
+    package static func mark(_ fd: Int32, path: String, events: Events) throws(SystemError) {
+        guard let mark = markFunction else { throw SystemError(call: "fanotify_mark", errno: ENOSYS, subject: path) }
+        try SystemCall.run("fanotify_mark", path) { mark(fd, markAdd, events.rawValue, AT_FDCWD, path) }
+    }
+
+    /// Removes every file mark of the instance at once. fanotify_mark(2) with FAN_MARK_FLUSH.
+    package static func removeAllMarks(_ fd: Int32) throws(SystemError) {
+        guard let mark = markFunction else { throw SystemError(call: "fanotify_mark", errno: ENOSYS, subject: subject) }
+        try SystemCall.run("fanotify_mark", subject) { mark(fd, markFlush, 0, AT_FDCWD, "/") }
+    }
+
+    /// Reads every event pending on `fd` into `buffer` (as many reads as it takes), closing the
+    /// descriptor the kernel opened for each; nil when none is pending. read(2).
+    package static func readEvents(_ fd: Int32, into buffer: inout [UInt8]) throws(SystemError) -> [Event]? {
+        var events: [Event]?
+        while let count = try Descriptor.read(fd, into: &buffer, subject: subject), count > 0 {
+            let records = buffer.withUnsafeBytes { parse(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            records.descriptors.forEach(Descriptor.close)
+            events = (events ?? []) + records.events
+        }
+        return events
+    }
+
+    /// Decodes the event records in `bytes`, and the descriptors they carry (the caller closes them).
+    ///
+    ///     struct fanotify_event_metadata (24 bytes): u32 event_len @0, u8 vers @4, u8 reserved @5,
+    ///         u16 metadata_len @6, u64 mask @8, s32 fd @16, s32 pid @20
+    ///
+    /// A record of another version, or a malformed tail, ends the parse with an overflow event:
+    /// what it held is unknown, so the caller must look at every process again.
+    package static func parse(_ bytes: UnsafeRawBufferPointer) -> (events: [Event], descriptors: [Int32]) {
+        var events: [Event] = []
+        var descriptors: [Int32] = []
+        var offset = 0
+        while offset < bytes.count {
+            guard offset + metadataSize <= bytes.count else {
+                events.append(Event(events: .overflow, pid: nil))
+                break
+            }
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            let version = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt8.self)
+            guard version == metadataVersion, length >= metadataSize, offset + length <= bytes.count else {
+                events.append(Event(events: .overflow, pid: nil))
+                break
+            }
+            let mask = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)
+            let descriptor = bytes.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self)
+            let pid = bytes.loadUnaligned(fromByteOffset: offset + 20, as: Int32.self)
+            if descriptor >= 0 { descriptors.append(descriptor) }
+            events.append(Event(events: Events(rawValue: mask), pid: pid > 0 ? ProcessID(pid) : nil))
+            offset += length
+        }
+        return (events, descriptors)
+    }
+
+    /// The size of one record's fixed part, and the layout version this parser reads.
+    package static let metadataSize = 24
+    package static let metadataVersion: UInt8 = 3  // FANOTIFY_METADATA_VERSION
+
+    private static let classNotif: UInt32 = 0x0  // FAN_CLASS_NOTIF
+    private static let cloexec: UInt32 = 0x1  // FAN_CLOEXEC
+    private static let nonblock: UInt32 = 0x2  // FAN_NONBLOCK
+    private static let markAdd: UInt32 = 0x1  // FAN_MARK_ADD
+    private static let markFlush: UInt32 = 0x80  // FAN_MARK_FLUSH (without FAN_MARK_MOUNT: file marks)
+
+    private typealias Init = @convention(c) (UInt32, UInt32) -> Int32
+    private typealias Mark = @convention(c) (Int32, UInt32, UInt64, Int32, UnsafePointer<CChar>?) -> Int32
+    /// Looked up once; nil in a libc without them (the calls then fail with ENOSYS).
+    private static let initFunction: Init? = dlsym(nil, "fanotify_init").map { unsafeBitCast($0, to: Init.self) }
+    private static let markFunction: Mark? = dlsym(nil, "fanotify_mark").map { unsafeBitCast($0, to: Mark.self) }
+}
