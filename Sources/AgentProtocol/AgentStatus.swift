@@ -51,6 +51,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var enrolled: Bool
     /// How new processes are noticed: "netlink" (process events) or "scan" (periodic).
     public var processWatch: String
+    /// How a running process that loads a targeted library later is noticed: "fanotify" or "scan" (the next poll).
+    public var mappingWatch: String
     /// The last patch pause measured, in microseconds.
     public var lastPauseUsec: UInt64?
     /// The agent's version.
@@ -167,7 +169,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
 
     public init(verdict: Verdict, reasons: [Reason], baseline: Baseline, hotpatch: HotpatchInForce?,
                 processes: ProcessCounts, reboot: Reboot, channel: Channel, enrolled: Bool,
-                processWatch: String, lastPauseUsec: UInt64?, agentVersion: String) {
+                processWatch: String, mappingWatch: String = "scan", lastPauseUsec: UInt64?, agentVersion: String) {
         self.verdict = verdict
         self.reasons = reasons
         self.baseline = baseline
@@ -177,6 +179,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         self.channel = channel
         self.enrolled = enrolled
         self.processWatch = processWatch
+        self.mappingWatch = mappingWatch
         self.lastPauseUsec = lastPauseUsec
         self.agentVersion = agentVersion
     }

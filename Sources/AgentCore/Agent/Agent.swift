@@ -88,6 +88,12 @@ public actor Agent: AgentControlHandler {
     /// Records how new processes are noticed.
     public func setProcessWatch(_ mode: String) { processWatch = mode }
 
+    /// How running processes that map a target later are noticed ("fanotify" or "scan"); set by the process watcher.
+    public private(set) var mappingWatch = "scan"
+
+    /// Records how running processes that map a target later are noticed.
+    public func setMappingWatch(_ mode: String) { mappingWatch = mode }
+
     /// Replaces the configuration (SIGHUP). Keys that cannot change while the agent runs keep
     /// their running values and are named in a warning; returns them. A new `strict_stack_check`
     /// takes a new patcher, used from the next reconcile on (one in flight keeps its own).
@@ -316,7 +322,7 @@ public actor Agent: AgentControlHandler {
             state: state, stateProblem: stateProblem, records: ledger.sorted, excludedCount: ledger.excluded.count,
             lastPause: ledger.lastPause, channel: channel, standing: standing, lastCheck: lastCheck, plan: plan,
             bootID: bootID, faultReportsUnavailable: health.faultReportsUnavailable, configuration: configuration,
-            processWatch: processWatch, agentVersion: version))
+            processWatch: processWatch, mappingWatch: mappingWatch, agentVersion: version))
     }
 
     private func publish() -> AgentStatus {

@@ -137,6 +137,7 @@ public final class ProcessWatchService: Service, Sendable {
         if case .scan = watcher.mode { subscribed = false } else { subscribed = true }
         // Said first: the first status (READY=1, agentctl) already tells how new processes are found.
         await agent.setProcessWatch(subscribed ? "netlink" : "scan")
+        await agent.setMappingWatch(mappings.mode.statusName)
         // The kernel's own fault reports tell a real crash from a signal someone sent.
         let faults = KernelFaultLog()
         defer { faults.stop() }
@@ -195,6 +196,7 @@ public final class ProcessWatchService: Service, Sendable {
             }
         }
         if !Task.isCancelled {
+            await agent.setMappingWatch("scan")
             logger.warning("Stopped watching the targeted files; a library a running process loads later is patched at the next full pass instead")
         }
     }

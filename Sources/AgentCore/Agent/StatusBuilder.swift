@@ -32,6 +32,8 @@ struct StatusFacts: Sendable {
     var configuration: AgentConfiguration
     /// How new processes are noticed: "netlink" or "scan".
     var processWatch: String
+    /// How a running process that maps a target later is noticed: "fanotify" or "scan".
+    var mappingWatch: String = "scan"
     /// The agent's version.
     var agentVersion: String
 }
@@ -72,7 +74,7 @@ public enum StatusBuilder {
             channel: .init(version: facts.channel?.version ?? state.acceptedIndexVersion,
                            lastCheck: facts.lastCheck.map { RFC3339.format($0.timeIntervalSince1970) },
                            error: facts.standing?.error, path: facts.configuration.channelDirectory),
-            enrolled: state.enrolled, processWatch: facts.processWatch, lastPauseUsec: facts.lastPause,
+            enrolled: state.enrolled, processWatch: facts.processWatch, mappingWatch: facts.mappingWatch, lastPauseUsec: facts.lastPause,
             agentVersion: facts.agentVersion)
     }
 

@@ -40,6 +40,7 @@ final class LateLoadAgentIntegrationTests: XCTestCase {
         _ = try waitForLog(host, "Started: ")
         _ = try waitForLog(host, "Watching 1 file that holds a targeted object")
         XCTAssertFalse(host.processes().contains { $0.pid == loader.pid }, "before its dlopen the loader maps no target")
+        XCTAssertEqual(host.status()?.mappingWatch, "fanotify")
 
         loader.signal(SIGUSR1)
         let patchedAfter = try loader.lateValue(2, timeout: 10)
@@ -84,7 +85,8 @@ final class LateLoadAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(lines.count, 1, "said once")
         XCTAssertTrue(lines[0].contains("fanotify_init failed") && lines[0].contains("EPERM"), lines[0])
         XCTAssertTrue(lines[0].contains("next full pass"), lines[0])
-        try host.waitForStatus("first cycle") { $0.channel.lastCheck != nil }
+        let status = try host.waitForStatus("first cycle") { $0.channel.lastCheck != nil }
+        XCTAssertEqual(status.mappingWatch, "scan")
         XCTAssertNil(agent.wait(timeout: 0.5), "the agent keeps running\n\(host.logTail())")
     }
 }

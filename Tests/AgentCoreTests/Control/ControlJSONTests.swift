@@ -96,6 +96,7 @@ import Testing
                 ]
               },
               "lastPauseUsec" : 420,
+              "mappingWatch" : "fanotify",
               "processes" : {
                 "patched" : 3,
                 "pending" : 1,

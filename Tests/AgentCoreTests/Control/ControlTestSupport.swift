@@ -53,6 +53,7 @@ extension AgentStatus {
             channel: Channel(version: 7, lastCheck: "2024-05-01T10:00:00Z", error: nil, path: "/srv/channel"),
             enrolled: verdict != .unenrolled,
             processWatch: "netlink",
+            mappingWatch: "fanotify",
             lastPauseUsec: 420,
             agentVersion: "0.1.0"
         )
