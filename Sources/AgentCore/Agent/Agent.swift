@@ -173,6 +173,9 @@ public actor Agent: AgentControlHandler {
     /// Whether some process waits for a retry (busy), so the loop should come back soon.
     public var hasPendingProcesses: Bool { ledger.hasPending }
 
+    /// Every object the verified index in force targets (the mapping watch marks their files).
+    public var targetedObjects: [HotpatchTarget] { channel?.hotpatches.flatMap(\.targets) ?? [] }
+
     private static func makeVerifier(_ configuration: AgentConfiguration) -> ChannelVerifier {
         ChannelVerifier(channelDirectory: configuration.channelDirectory,
                         trustedKeysDirectory: configuration.trustedKeysDirectory,

@@ -241,14 +241,12 @@ actor FollowUps {
 }
 
 /// Keeps the mapping watch's marks on the files that hold a targeted object: after every cycle
-/// it marks what is new, and when the verified index changes it starts over from its targets.
+/// it marks what is new, and when the targets change it starts over from them.
 final class MarkKeeper: @unchecked Sendable {
     // @unchecked: used by one task at a time (the marking task), its work done on a global queue.
     private let watch: MappingWatch
     private let logger: Logger
     private var files = TargetedFiles()
-    /// The index version the targets were read for (`.some(nil)`: no index yet; nil: not read yet).
-    private var version: Int??
     private var reportedCount = 0
 
     init(watch: MappingWatch, logger: Logger) {
@@ -262,44 +260,27 @@ final class MarkKeeper: @unchecked Sendable {
         defer { continuation.finish() }
         await agent.onStatus { continuation.yield($0) }
         continuation.yield(await agent.status())
-        for await status in statuses {
-            let configuration = await agent.configuration
+        for await _ in statuses {
+            let targets = await agent.targetedObjects
             let listed = await agent.processes().map { ProcessID($0.pid) }
             // Off the cooperative pool: reading /proc and ELF notes blocks.
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
                 DispatchQueue.global().async {
-                    self.refresh(version: status.channel.version, configuration: configuration, listed: listed)
+                    self.refresh(targets: targets, listed: listed)
                     done.resume()
                 }
             }
         }
     }
 
-    private func refresh(version: Int?, configuration: AgentConfiguration, listed: [ProcessID]) {
-        if self.version != .some(version) {
-            self.version = .some(version)
-            if files.retarget(targets(configuration)) { watch.removeAll() }
-        }
+    private func refresh(targets: [HotpatchTarget], listed: [ProcessID]) {
+        if files.retarget(targets) { watch.removeAll() }
         watch.add(files.files(listed: listed))
         let count = watch.markedCount
         guard count != reportedCount else { return }
         reportedCount = count
         let files = count == 1 ? "1 file that holds" : "\(count) files that hold"
         logger.info("Watching \(files) a targeted object: a running process that loads one is patched as it maps it")
-    }
-
-    /// Every object the verified index in force targets, read back from the agent's store (the
-    /// index the agent verified last, checked again).
-    private func targets(_ configuration: AgentConfiguration) -> [HotpatchTarget] {
-        let verifier = ChannelVerifier(channelDirectory: configuration.channelDirectory,
-                                       trustedKeysDirectory: configuration.trustedKeysDirectory,
-                                       storeDirectory: configuration.storeDirectory)
-        do {
-            return try verifier.verifyKept()?.hotpatches.flatMap(\.targets) ?? []
-        } catch {
-            logger.warning("Failed to read the targets of the verified index kept in \(configuration.storeDirectory) for the file watch: \(error), ignoring")
-            return []
-        }
     }
 }
 
