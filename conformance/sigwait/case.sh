@@ -1,4 +1,4 @@
-# sigwait: a thread blocked in sigwait and one in sigsuspend while the process is patched and
+# sigwait: a thread blocked in sigwaitinfo and one in sigsuspend while the process is patched and
 # reverted; each still wakes for its own signal only, and then runs the code in force.
 run() {
     case_init
@@ -19,7 +19,7 @@ run() {
     daemon_stop
 }
 
-# both_signals STATE: SIGUSR1 wakes the sigwait thread, SIGUSR2 the sigsuspend one; each
+# both_signals STATE: SIGUSR1 wakes the sigwaitinfo thread, SIGUSR2 the sigsuspend one; each
 # prints STATE.
 both_signals() {
     kill -USR1 "$PID_p"

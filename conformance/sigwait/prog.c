@@ -1,8 +1,9 @@
-// Two threads wait for signals while the process is patched: one in sigwait(SIGUSR1), the main
+// Two threads wait for signals while the process is patched: one in sigwaitinfo(SIGUSR1), the main
 // thread in sigsuspend (SIGUSR2, caught by a handler). Each wakes only for its signal, calls
 // answer() and prints its state with its name. A wait that fails or ends without its signal is BAD.
-// (sigwait, as glibc implements it, retries the EINTR that Linux returns from rt_sigtimedwait when
-// a waiting thread is stopped and resumed, signal(7); sigwaitinfo would pass it on.)
+// (sigwaitinfo passes on the EINTR that Linux returns from rt_sigtimedwait when a waiting thread is
+// stopped and resumed, signal(7), unlike glibc's sigwait, which retries it: the agent must run the
+// call again itself, so the program never sees its stop.)
 #include <errno.h>
 #include <signal.h>
 #include "conformance.h"
@@ -27,9 +28,10 @@ static void *sigwaiter(void *unused) {
     sigemptyset(&usr1);
     sigaddset(&usr1, SIGUSR1);
     for (;;) {
-        int got = 0, failed = sigwait(&usr1, &got);
-        if (failed != 0) bad("sigwait failed: %s", strerror(failed));
-        else if (got != SIGUSR1) bad("sigwait returned signal %d", got);
+        siginfo_t info;
+        int got = sigwaitinfo(&usr1, &info);
+        if (got < 0) bad("sigwaitinfo failed: %s", strerror(errno));
+        else if (got != SIGUSR1) bad("sigwaitinfo returned signal %d", got);
         else report_state("sigwait");
     }
     return NULL;

@@ -141,11 +141,18 @@ public enum RedirectionPlanner {
         guard function.size >= hop else {
             throw refuse("\(tooShort), and shorter than the \(hop)-byte hop that could reach a jump placed before it")
         }
+        // GCC's -fpatchable-function-entry lists each no-op area it reserved before an entry: proof
+        // enough, with or without a symbol table (a size-0 start-up symbol such as frame_dummy may
+        // precede the first function, hiding where the gap starts).
+        let entry = function.value
+        if entry >= near, reservedEntryAreas(in: target).contains(entry - near),
+           let reserved = try? target.bytes(atVirtualAddress: entry - near, count: Int(near)), HostArchitecture.isFiller(reserved) {
+            return near
+        }
         guard let table = sources.first(where: { $0.label.hasPrefix(".symtab") }) else {
             throw refuse("\(tooShort); a jump in the padding before it needs a .symtab (the unstripped target or --debug-file) to prove the bytes before it belong to no function")
         }
         // The gap starts where the last symbol before the entry ends (or where its section starts).
-        let entry = function.value
         var gapStart: UInt64 = entry >= 64 ? entry - 64 : 0
         for symbol in table.symbols where symbol.isDefined && symbol.value < entry
             && (symbol.kind == .function || symbol.kind == .object || symbol.kind == .gnuIndirectFunction) {
@@ -162,6 +169,25 @@ public enum RedirectionPlanner {
             throw refuse("\(tooShort), and the \(gap) bytes before its entry are not \(near) or more bytes of padding (no-ops or int3) outside every symbol, where a jump could go instead (build with -fpatchable-function-entry=\(near),\(near) to reserve them)")
         }
         return near
+    }
+
+    /// The starts of the no-op areas GCC's `-fpatchable-function-entry` reserved, from its
+    /// `__patchable_function_entries` section: the words themselves, or, in a position-independent
+    /// object, the addends of the relative relocations that fill them.
+    static func reservedEntryAreas(in target: ELFFile) -> Set<UInt64> {
+        guard let section = target.section(named: "__patchable_function_entries"), section.size >= 8, section.size < 1 << 24 else { return [] }
+        var starts: Set<UInt64> = []
+        if let bytes = try? target.bytes(atVirtualAddress: section.address, count: Int(section.size)) {
+            for index in stride(from: 0, to: bytes.count - 7, by: 8) {
+                let word = bytes[index..<(index + 8)].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+                if word != 0 { starts.insert(word) }
+            }
+        }
+        for relocation in (try? target.relocations()) ?? []
+        where relocation.offset >= section.address && relocation.offset - section.address < section.size {
+            starts.insert(UInt64(bitPattern: relocation.addend))
+        }
+        return starts
     }
 
     /// One symbol table to search, named for messages.

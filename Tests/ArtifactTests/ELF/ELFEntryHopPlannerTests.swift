@@ -60,4 +60,9 @@ import Testing
             _ = try Self.plan("padded", stripped: true)
         }
     }
+
+    @Test func plan_whenGCCReservedTheArea_acceptsItFromItsListEvenWhenStripped() throws {
+        let (plan, _, symbol) = try Self.plan("reserved", stripped: true)
+        #expect(plan.redirections.first?.padding == 5 && plan.redirections.first?.offset == symbol.value)
+    }
 }

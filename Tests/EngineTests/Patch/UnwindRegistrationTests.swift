@@ -9,7 +9,7 @@ extension LivePatchTests {
     /// A C++ exception thrown below a replacement function unwinds through its frame: the image's
     /// tables are registered with the process's libgcc_s when it is loaded.
     @Test func apply_whenAnExceptionPassesThroughTheReplacement_isCaughtAsBeforeAndTheProcessLives() throws {
-        let victimPath = try Live.builder.build("cxx_thrower.cpp", flags: ["-O1", "-rdynamic", "-lstdc++"])
+        let victimPath = try Live.builder.build("cxx_thrower.cpp", flags: ["-O1", "-rdynamic", "-Wl,--no-as-needed", "-lstdc++"])
         let patchPath = try Live.builder.patchObject("patch_cxx_thrower.cpp")
         let plan = try RedirectionPlanner.plan(target: ELFFile.load(path: victimPath), debugFile: nil,
                                                patchObject: PatchObject(path: patchPath),
