@@ -71,7 +71,7 @@ struct HotpatchCommand: ParsableCommand {
             help: ArgumentHelp("A non-exported target symbol the patch object uses (repeatable).", valueName: "SYMBOL"))
     var references: [String] = []
 
-    @Option(help: ArgumentHelp("Where the target usually lives on hosts, for messages (default: --target); at most one per group.",
+    @Option(help: ArgumentHelp("The absolute path the target has on hosts (default: --target's absolute path); the agent watches that file for late loads; at most one per group.",
                                valueName: "PATH"))
     var pathHint: [String] = []
 

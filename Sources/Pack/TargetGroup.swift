@@ -95,7 +95,13 @@ enum TargetGroups {
             }
             replacements.append((String(parts[0]), String(parts[1])))
         }
+        let pathHint = try single("--path-hint")
+        // Hosts read the hint as a file path: the agent marks that file to see a library loaded
+        // later, and a relative path would name whatever lies under the agent's working folder.
+        if let pathHint, !pathHint.hasPrefix("/") {
+            throw PackError("\(label): --path-hint \(pathHint) is relative; give the absolute path the object has on hosts (e.g. /usr/lib/x86_64-linux-gnu/libz.so.1)")
+        }
         return TargetGroup(number: number, target: target, debugFile: try single("--debug-file"), patch: patches[0],
-                           replacements: replacements, references: values("--ref"), pathHint: try single("--path-hint"))
+                           replacements: replacements, references: values("--ref"), pathHint: pathHint)
     }
 }

@@ -101,4 +101,10 @@ import Testing
         try expectRefused(Self.start + Self.groupOfTarget + ["--target", "libdemo.so", "--patch", "fix-lib.so", "--replace", "lib_fn=missing_fixed"],
                           saying: "target group 2 (--target libdemo.so): ", in: try prepare())
     }
+
+    @Test func relativePathHint_isRefusedNamingTheGroup() throws {
+        let scratch = try prepare()
+        try expectRefused(Self.start + Self.groupOfTarget + ["--path-hint", "lib/target"],
+                          saying: "--path-hint lib/target is relative; give the absolute path", in: scratch)
+    }
 }
