@@ -112,8 +112,12 @@ import Testing
 
     @Test func hotpatch_onStrippedSharedLibraryWithoutDebugFile_usesDynsym() throws {
         let scratch = try prepare()
+        // Its own patch object: fix.so needs `counter`, which nothing a process mapping libdemo.so has
+        // defines, so publishing it would be refused.
+        try scratch.write("lib_fix.c", "int lib_fn_fixed(int x) { return x * 7; }\n")
+        try Shell.sh("cc -shared -fPIC -O1 -Wl,--build-id -o lib_fix.so lib_fix.c", in: scratch.path)
         try scratch.packOK("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
-                           "--target", "libdemo.so.stripped", "--patch", "fix.so", "--replace", "lib_fn=parse_fixed")
+                           "--target", "libdemo.so.stripped", "--patch", "lib_fix.so", "--replace", "lib_fn=lib_fn_fixed")
         let facts = try readelfFacts("lib_fn", in: "libdemo.so.stripped", bytesFrom: "libdemo.so.stripped", scratch: scratch)
         let redirection = try #require(try verifiedHotpatch(scratch).targets.first?.redirections.first)
         #expect(redirection.offset == facts.offset && redirection.size == facts.size && redirection.sha256 == facts.sha256)
