@@ -30,11 +30,14 @@ enum EntrySafety {
     /// a thread taking one would execute the middle of the jump. A branch to `entry` itself is
     /// fine: it runs the whole jump, and at offset 0 nothing of the old function has run yet, so
     /// arriving there is a fresh call of the new function with the state the old code itself
-    /// treated as a fresh call (GCC's loop to the entry is a self tail call).
+    /// treated as a fresh call (GCC's loop to the entry is a self tail call). A branch that itself
+    /// starts inside the jump is fine too: the jump overwrites it, so it never runs again (the
+    /// agent writes only while no thread is inside those bytes).
     static func branchesIntoJump(at entry: UInt64, length: Int, among instructions: [DecodedInstruction]) -> [DecodedInstruction] {
-        instructions.filter { instruction in
-            guard let target = instruction.branchTarget, target > entry else { return false }
-            return target - entry < UInt64(length)
+        func inside(_ address: UInt64) -> Bool { address >= entry && address - entry < UInt64(length) }
+        return instructions.filter { instruction in
+            guard let target = instruction.branchTarget, target != entry, inside(target) else { return false }
+            return !inside(instruction.address)
         }
     }
 

@@ -22,7 +22,9 @@ import Testing
                 ".globl entry_loop_fn\\n.type entry_loop_fn,@function\\nentry_loop_fn:\\n"
                 "1: add %edi, %eax\\n dec %esi\\n jnz 1b\\n ret\\n.size entry_loop_fn, .-entry_loop_fn\\n"
                 ".globl far_loop_fn\\n.type far_loop_fn,@function\\nfar_loop_fn:\\n"
-                " mov $0, %eax\\n1: add %edi, %eax\\n dec %esi\\n jnz 1b\\n nop\\n nop\\n ret\\n.size far_loop_fn, .-far_loop_fn\\n"
+                " mov $0, %eax\\n1: add %edi, %eax\\n dec %esi\\n .fill 6, 1, 0x90\\n jnz 1b\\n ret\\n.size far_loop_fn, .-far_loop_fn\\n"
+                ".globl inner_branch_fn\\n.type inner_branch_fn,@function\\ninner_branch_fn:\\n"
+                " test %edi, %edi\\n je 1f\\n1: lea 1(%rdi), %eax\\n ret\\n.size inner_branch_fn, .-inner_branch_fn\\n"
                 ".globl tiny_fn\\n.type tiny_fn,@function\\ntiny_fn:\\n xor %eax, %eax\\n ret\\n.size tiny_fn, 8\\n"
                 ".globl after_fn\\n.type after_fn,@function\\nafter_fn:\\n mov $2, %eax\\n ret\\n.size after_fn, .-after_fn\\n"
                 ".p2align 12\\n.skip 4094\\n"
@@ -142,6 +144,12 @@ import Testing
         try hotpatchAndPublish(scratch, target: "libentry.so", patch: "fix.so", replace: "entry_loop_fn=fixed")
     }
 
+    @Test func publish_branchThatTheJumpOverwritesItself_passes() throws {
+        // `je` at offset 2 goes to offset 4, inside the jump, but the jump overwrites the `je` too.
+        let scratch = try prepare()
+        try hotpatchAndPublish(scratch, target: "libentry.so", patch: "fix.so", replace: "inner_branch_fn=fixed")
+    }
+
     @Test func publish_jumpRunningPastTheFunctionsCode_isRefused() throws {
         let scratch = try prepare()
         try addUncheckedHotpatch(scratch, id: "hp1", level: 1, target: "libentry.so", patch: "fix.so", replace: ("tiny_fn", "fixed"))
@@ -152,7 +160,7 @@ import Testing
     @Test func publish_branchTargetInsideOnlyTheAbsoluteJump_warns() throws {
         let scratch = try prepare()
         let stderr = try hotpatchAndPublish(scratch, target: "libentry.so", patch: "fix.so", replace: "far_loop_fn=fixed")
-        #expect(stderr.contains("warning: release hp1: far_loop_fn: jne at far_loop_fn+0x9 jumps to far_loop_fn+0x5, inside the 14-byte absolute jump"),
+        #expect(stderr.contains("warning: release hp1: far_loop_fn: jne at far_loop_fn+0xf jumps to far_loop_fn+0x5, inside the 14-byte absolute jump"),
                 "\(stderr)")
     }
 
