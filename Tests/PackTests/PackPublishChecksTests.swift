@@ -110,6 +110,14 @@ import Testing
         return result.stderr
     }
 
+    /// Prepares a scratch folder, adds an unchecked hotpatch replacing `replace.0` of `target` and
+    /// expects `publish` to refuse it; returns the folder and what publish printed.
+    func refusedAtPublish(target: String, patch: String, replace: (String, String)) throws -> (Scratch, String) {
+        let scratch = try prepare()
+        try addUncheckedHotpatch(scratch, id: "hp1", level: 1, target: target, patch: patch, replace: replace)
+        return (scratch, try publishRefused(scratch))
+    }
+
     /// Adds the hotpatch through `hotpatch-pack hotpatch` and publishes it; both must succeed.
     @discardableResult
     func hotpatchAndPublish(_ scratch: Scratch, target: String, patch: String, replace: String,
@@ -132,9 +140,7 @@ import Testing
     }
 
     @Test func publish_loopHeadInsideTheJump_isRefused() throws {
-        let scratch = try prepare()
-        try addUncheckedHotpatch(scratch, id: "hp1", level: 1, target: "libentry.so", patch: "fix.so", replace: ("loop_head_fn", "fixed"))
-        let stderr = try publishRefused(scratch)
+        let (_, stderr) = try refusedAtPublish(target: "libentry.so", patch: "fix.so", replace: ("loop_head_fn", "fixed"))
         #expect(stderr.contains("Release hp1: Refusing to redirect loop_head_fn"), "\(stderr)")
         #expect(stderr.contains("would overwrite a branch target: jne at loop_head_fn+0x6 jumps to loop_head_fn+0x2"), "\(stderr)")
     }
@@ -151,9 +157,7 @@ import Testing
     }
 
     @Test func publish_jumpRunningPastTheFunctionsCode_isRefused() throws {
-        let scratch = try prepare()
-        try addUncheckedHotpatch(scratch, id: "hp1", level: 1, target: "libentry.so", patch: "fix.so", replace: ("tiny_fn", "fixed"))
-        let stderr = try publishRefused(scratch)
+        let (_, stderr) = try refusedAtPublish(target: "libentry.so", patch: "fix.so", replace: ("tiny_fn", "fixed"))
         #expect(stderr.contains("would run past its code into after_fn, which starts at tiny_fn+0x3"), "\(stderr)")
     }
 
@@ -189,9 +193,7 @@ import Testing
     }
 
     @Test func publish_undefinedSymbolNoDependencyDefines_isRefused() throws {
-        let scratch = try prepare()
-        try addUncheckedHotpatch(scratch, id: "hp1", level: 1, target: "app", patch: "fix_missing.so", replace: ("work", "work_fixed"))
-        let stderr = try publishRefused(scratch)
+        let (scratch, stderr) = try refusedAtPublish(target: "app", patch: "fix_missing.so", replace: ("work", "work_fixed"))
         #expect(stderr.contains("Release hp1: Refusing patch object"), "\(stderr)")
         #expect(stderr.contains("undefined symbol helper_b cannot be resolved in the target process"), "\(stderr)")
         #expect(stderr.contains("libhelper_a.so (\(scratch.path)/libhelper_a.so)"), "\(stderr)")
