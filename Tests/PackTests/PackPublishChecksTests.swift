@@ -83,14 +83,15 @@ import Testing
 
     /// Adds hotpatch `id` straight into the channel's index, planned by the real planner but with
     /// none of the pack-time checks, as an older hotpatch-pack or a hand edit would leave it.
+    /// `shipping` is the file put into the channel in place of `patch` (default: `patch` itself).
     func addUncheckedHotpatch(_ scratch: Scratch, id: String, level: Int, target: String, patch: String,
-                              replace: (String, String)) throws {
+                              replace: (String, String), shipping: String? = nil) throws {
         let plan = try RedirectionPlanner.plan(target: try ELFFile.load(path: scratch.path + "/" + target), debugFile: nil,
                                                patchObject: try PatchObject(path: scratch.path + "/" + patch),
                                                replacements: [replace], references: [])
         let relative = "hotpatches/\(id)/\(patch)"
         try FileManager.default.createDirectory(atPath: scratch.path + "/channel/hotpatches/\(id)", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: scratch.path + "/" + patch, toPath: scratch.path + "/channel/" + relative)
+        try FileManager.default.copyItem(atPath: scratch.path + "/" + (shipping ?? patch), toPath: scratch.path + "/channel/" + relative)
         let digest = try ChannelFileDigest.compute(path: scratch.path + "/channel/" + relative)
         var index = try scratch.index()
         let entry = ChannelIndex.Target(buildID: plan.buildID, pathHint: scratch.path + "/" + target,
@@ -182,6 +183,19 @@ import Testing
             if case let .hotpatch(_, _, _, _, _, targets) = release { return targets.first?.redirections.first } else { return nil }
         }.first)
         #expect(redirection.offset % 4096 > 4096 - 5, "cross_page_fn at \(redirection.offset) does not cross a page in its first 5 bytes")
+    }
+
+    // MARK: The patch object
+
+    @Test func publish_patchObjectWithThreadLocalsOfItsOwn_isRefusedAsTheAgentRefusesIt() throws {
+        let scratch = try prepare()
+        try scratch.write("fix_tls.c", "__thread int per_thread;\nint fixed(int x) { return x + per_thread; }\n")
+        try Shell.sh("cc -shared -fPIC -O1 -Wl,--build-id -o fix_tls.so fix_tls.c", in: scratch.path)
+        try addUncheckedHotpatch(scratch, id: "hp1", level: 1, target: "libentry.so", patch: "fix.so", replace: ("crc32", "fixed"),
+                                 shipping: "fix_tls.so")
+        let stderr = try publishRefused(scratch)
+        #expect(stderr.contains("Release hp1: ") && stderr.contains("channel/hotpatches/hp1/fix.so") && stderr.contains("PT_TLS"),
+                "\(stderr)")
     }
 
     // MARK: Undefined symbols
