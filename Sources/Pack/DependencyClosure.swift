@@ -41,7 +41,9 @@ struct DependencyClosure {
             let (object, inherited) = queue[next]
             next += 1
             guard let dynamic = try? DynamicStrings(object) else { continue }
-            let origin = (object.path as NSString).deletingLastPathComponent
+            // $ORIGIN is the directory of the object as opened, made absolute (a target given as
+            // "app" has its origin in the current directory).
+            let origin = URL(fileURLWithPath: object.path).deletingLastPathComponent().path
             let ownRPath = dynamic.runPath.isEmpty ? expand(dynamic.rPath, origin: origin) : []
             let rPath = ownRPath + inherited
             let runPath = expand(dynamic.runPath, origin: origin)
