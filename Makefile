@@ -1,8 +1,9 @@
 # Packaging entry points. Building and testing the code itself: swift build / scripts/test (README).
 #
-#   make deb        dist/hotpatch-agent_<version>_<arch>.deb (packaging/build-deb: installs the Debian
-#                   build tools when missing, builds the release binaries, runs dpkg-buildpackage
-#                   and lintian)
+#   make deb        dist/hotpatch-agent_<version>_<arch>.deb (hosts: agent, agentctl) and
+#                   dist/hotpatch-pack_<version>_<arch>.deb (publishers: hotpatch-pack)
+#                   (packaging/build-deb: installs the Debian build tools when missing, builds the
+#                   release binaries, runs dpkg-buildpackage and lintian)
 #   make verify     systemd-analyze verify and security on the unit, against the built package
 #   make clean      remove dist/ and the packaging build trees
 #

@@ -31,6 +31,13 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // Capstone (libcapstone-dev), the disassembler hotpatch-pack checks function entries with.
+        // Linked by the Pack target only: the host's agent and agentctl never carry it.
+        .systemLibrary(
+            name: "CCapstone",
+            pkgConfig: "capstone",
+            providers: [.apt(["libcapstone-dev"])]
+        ),
         // The system layer: the one place where system calls are made (files, sockets, watches,
         // child processes, ids) and errno becomes one error type. No ptrace here.
         .target(name: "LinuxSystem"),
@@ -89,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "Pack",
             dependencies: [
-                "Artifact", "Architecture", "LinuxSystem",
+                "Artifact", "Architecture", "LinuxSystem", "CCapstone",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

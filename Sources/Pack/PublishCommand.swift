@@ -8,8 +8,12 @@ struct PublishCommand: ParsableCommand {
         commandName: "publish",
         abstract: "Increment the index version, set its expiry, and sign it.",
         discussion: """
-            Checks every file the index names (hash and length) first, then writes index.json and \
-            index.json.sig, each to a temporary file renamed into place. Agents refuse the index \
+            Checks every file the index names (hash and length) first, and runs the checks of \
+            'hotpatch-pack hotpatch' again on every hotpatch target: its patch object (from the \
+            channel) always; its undefined symbols and its function entries when the target itself \
+            is at its path hint with the recorded build-id (otherwise a note says they were \
+            skipped). Only then writes index.json and index.json.sig, each to a temporary file \
+            renamed into place. Agents refuse the index \
             from the moment it expires, so publish again before then (e.g. from cron). It signs \
             with the key it is given; which keys are trusted is decided on each host.
 
@@ -22,6 +26,11 @@ struct PublishCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The private key from 'hotpatch-pack keygen'.", valueName: "FILE"))
     var privateKey: String
+
+    @Option(name: .customLong("provider"),
+            help: ArgumentHelp("An object that defines symbols the patch objects use, beyond the targets' dependencies (repeatable).",
+                               valueName: "ELF"))
+    var providers: [String] = []
 
     @Option(help: ArgumentHelp("How long the index stays valid: 90s, 5m, 2h, 7d, or seconds.", valueName: "DURATION"))
     var expiresIn: String = "7d"
@@ -54,6 +63,7 @@ struct PublishCommand: ParsableCommand {
                 }
             }
         }
+        try checkHotpatches(in: index, workspace: workspace)
         let seconds = DurationText.seconds(expiresIn) ?? 0
         index.version += 1
         index.expires = RFC3339.format(Date().timeIntervalSince1970.rounded(.down) + Double(seconds))
@@ -63,5 +73,35 @@ struct PublishCommand: ParsableCommand {
         try ChannelWorkspace.writeAtomically(Array(signature.fileText.utf8), to: workspace.signaturePath, mode: 0o644)
         print("Published \(workspace.indexPath) version \(index.version), expires \(index.expires), "
               + "signed by key \(key.publicKey().fingerprint)")
+    }
+
+    /// Runs `PublishChecks` again on every hotpatch target of `index`, as far as this machine has
+    /// its files; prints warnings and notes on stderr, throws the first refusal.
+    func checkHotpatches(in index: ChannelIndex, workspace: ChannelWorkspace) throws {
+        for release in index.releases {
+            guard case let .hotpatch(id, _, _, _, _, targets) = release else { continue }
+            for target in targets {
+                let patchPath = workspace.directory + "/" + target.patchObject.path
+                let patchObject: PatchObject
+                do { patchObject = try PatchObject(path: patchPath) } catch {
+                    throw PackError("Release \(id): \(error)")
+                }
+                guard let elf = try? ELFFile.load(path: target.pathHint), elf.buildID == target.buildID else {
+                    Standard.error("note: release \(id): no file with build-id \(target.buildID) at \(target.pathHint), "
+                                   + "so its undefined symbols and function entries were not checked again")
+                    continue
+                }
+                let plan = PlannedTarget(buildID: target.buildID, redirections: target.redirections,
+                                         references: target.references, notes: [])
+                let warnings: [String]
+                do {
+                    warnings = try PublishChecks.check(target: elf, debugFile: nil, patchObject: patchObject, plan: plan,
+                                                       providers: providers)
+                } catch {
+                    throw PackError("Release \(id): \(error)")
+                }
+                for warning in warnings { Standard.error("warning: release \(id): \(warning)") }
+            }
+        }
     }
 }

@@ -15,3 +15,16 @@ func binary_holdsNoPtraceSymbol(_ path: String) throws {
     #expect(!symbols.isEmpty)
     #expect(ptrace.isEmpty, "\(path) links ptrace code: \(ptrace.prefix(5).joined(separator: "; "))")
 }
+
+/// Capstone, the publisher's disassembler, stays out of the host's binaries: neither the agent nor
+/// agentctl links it or holds a symbol of it; hotpatch-pack, which disassembles, does (so the
+/// probe finds it where it is).
+@Test(arguments: [(Products.hotpatchAgent, false), (Products.agentctl, false), (Products.hotpatchPack, true)])
+func binary_linksCapstoneOnlyInThePublishersTool(_ path: String, _ expected: Bool) throws {
+    let symbols = try Program.succeed("nm", [path]).stdout.split(separator: "\n")
+    let capstone = symbols.filter { $0.hasSuffix(" cs_disasm") || $0.hasSuffix(" cs_open") }
+    let libraries = try Program.succeed("ldd", [path]).stdout
+    #expect(!symbols.isEmpty)
+    #expect(capstone.isEmpty != expected, "\(path): Capstone symbols \(capstone.prefix(2))")
+    #expect(libraries.contains("libcapstone") == expected, "\(path) needs: \(libraries)")
+}

@@ -100,7 +100,7 @@ import Testing
         let scratch = try prepare()
         try scratch.packOK("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
                            "--target", "target.stripped", "--debug-file", "target.debug", "--patch", "fix.so",
-                           "--replace", "parse=parse_fixed", "--path-hint", "/usr/bin/target")
+                           "--replace", "parse=parse_fixed", "--path-hint", "/usr/bin/target", "--ref", "counter")
         let hotpatch = try verifiedHotpatch(scratch)
         let facts = try readelfFacts("parse", in: "target", bytesFrom: "target.stripped", scratch: scratch)
         let target = try #require(hotpatch.targets.first)
@@ -112,8 +112,12 @@ import Testing
 
     @Test func hotpatch_onStrippedSharedLibraryWithoutDebugFile_usesDynsym() throws {
         let scratch = try prepare()
+        // Its own patch object: fix.so needs `counter`, which nothing a process mapping libdemo.so has
+        // defines, so publishing it would be refused.
+        try scratch.write("lib_fix.c", "int lib_fn_fixed(int x) { return x * 7; }\n")
+        try Shell.sh("cc -shared -fPIC -O1 -Wl,--build-id -o lib_fix.so lib_fix.c", in: scratch.path)
         try scratch.packOK("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
-                           "--target", "libdemo.so.stripped", "--patch", "fix.so", "--replace", "lib_fn=parse_fixed")
+                           "--target", "libdemo.so.stripped", "--patch", "lib_fix.so", "--replace", "lib_fn=lib_fn_fixed")
         let facts = try readelfFacts("lib_fn", in: "libdemo.so.stripped", bytesFrom: "libdemo.so.stripped", scratch: scratch)
         let redirection = try #require(try verifiedHotpatch(scratch).targets.first?.redirections.first)
         #expect(redirection.offset == facts.offset && redirection.size == facts.size && redirection.sha256 == facts.sha256)
@@ -122,7 +126,7 @@ import Testing
     @Test func hotpatch_whenFunctionIsShorterThanTheJump_fails() throws {
         let scratch = try prepare()
         let result = try scratch.pack("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
-                                      "--target", "target", "--patch", "fix.so", "--replace", "short_fn=other_fixed")
+                                      "--target", "target", "--patch", "fix.so", "--replace", "short_fn=other_fixed", "--ref", "counter")
         #expect(result.status != 0)
         #expect(result.stderr.contains("shorter than the 5-byte jump"))
         #expect(try scratch.index().releases.count == 1)
@@ -131,21 +135,21 @@ import Testing
     @Test func hotpatch_whenFunctionIsShorterThanAbsoluteJump_warns() throws {
         let scratch = try prepare()
         let result = try scratch.packOK("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
-                                        "--target", "target", "--patch", "fix.so", "--replace", "mid_fn=other_fixed")
+                                        "--target", "target", "--patch", "fix.so", "--replace", "mid_fn=other_fixed", "--ref", "counter")
         #expect(result.stderr.contains("warning: mid_fn is 6 bytes"))
     }
 
     @Test func hotpatch_whenCloneOfReplacedFunctionExists_warns() throws {
         let scratch = try prepare()
         let result = try scratch.packOK("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
-                                        "--target", "target", "--patch", "fix.so", "--replace", "parse=parse_fixed")
+                                        "--target", "target", "--patch", "fix.so", "--replace", "parse=parse_fixed", "--ref", "counter")
         #expect(result.stderr.contains("warning: parse.isra.0 is a GCC clone of parse"))
     }
 
     @Test func hotpatch_whenReplacementIsNotExported_fails() throws {
         let scratch = try prepare()
         let result = try scratch.pack("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
-                                      "--target", "target", "--patch", "fix.so", "--replace", "parse=missing_fixed")
+                                      "--target", "target", "--patch", "fix.so", "--replace", "parse=missing_fixed", "--ref", "counter")
         #expect(result.status != 0)
         #expect(result.stderr.contains("missing_fixed"))
     }
@@ -153,9 +157,9 @@ import Testing
     @Test func hotpatch_whenLevelIsNotAboveThePrevious_fails() throws {
         let scratch = try prepare()
         try scratch.packOK("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "2",
-                           "--target", "target", "--patch", "fix.so", "--replace", "parse=parse_fixed")
+                           "--target", "target", "--patch", "fix.so", "--replace", "parse=parse_fixed", "--ref", "counter")
         let result = try scratch.pack("hotpatch", "--channel", "channel", "--id", "hp2", "--baseline", "B1", "--level", "2",
-                                      "--target", "target", "--patch", "fix.so", "--replace", "parse=parse_fixed")
+                                      "--target", "target", "--patch", "fix.so", "--replace", "parse=parse_fixed", "--ref", "counter")
         #expect(result.status != 0)
         #expect(result.stderr.contains("not above level 2"))
     }
