@@ -75,6 +75,11 @@ struct HotpatchCommand: ParsableCommand {
                                valueName: "PATH"))
     var pathHint: [String] = []
 
+    @Option(name: .customLong("provider"),
+            help: ArgumentHelp("An object that defines symbols the patch objects use, beyond the targets' dependencies (repeatable; for every group).",
+                               valueName: "ELF"))
+    var providers: [String] = []
+
     @OptionGroup var text: ReleaseTextOptions
 
     func validate() throws {
@@ -120,8 +125,10 @@ struct HotpatchCommand: ParsableCommand {
 
         // Every group planned and checked before anything is written.
         var plans: [(group: TargetGroup, plan: PlannedTarget)] = []
+        var warnings: [(group: TargetGroup, text: String)] = []
         for group in groups {
-            let plan = try Self.plan(group, label: groups.count > 1 ? "\(group.label): " : "")
+            let label = groups.count > 1 ? "\(group.label): " : ""
+            let (plan, files) = try Self.plan(group, label: label)
             if let earlier = plans.first(where: { $0.plan.buildID == plan.buildID }) {
                 throw PackError("\(group.label) names the same object as \(earlier.group.label) (build-id \(plan.buildID)): give each object once, with all its replacements in one group")
             }
@@ -129,12 +136,13 @@ struct HotpatchCommand: ParsableCommand {
                 throw PackError("\(group.label) and \(earlier.group.label) both use a patch object named \(Self.fileName(group.patch)): each target needs a patch object of its own, with its own file name")
             }
             // Pack-time checks of one planned target: the single place every target passes
-            // through before the release is written (further checks are added here).
-            try Self.checkBeforePublishing(plan, of: group)
+            // through before the release is written.
+            let found = try Self.checkBeforePublishing(plan, of: group, files: files, providers: providers, label: label)
+            warnings += (plan.notes + found).map { (group, $0) }
             plans.append((group, plan))
         }
-        for (group, plan) in plans {
-            for note in plan.notes { Standard.error("warning: " + (groups.count > 1 ? "\(group.label): " : "") + note) }
+        for (group, text) in warnings {
+            Standard.error("warning: " + (groups.count > 1 ? "\(group.label): " : "") + text)
         }
 
         let folder = "hotpatches/\(id)"
@@ -167,22 +175,38 @@ struct HotpatchCommand: ParsableCommand {
 
     /// Plans one group's redirections from its target, debug file and patch object; `label`
     /// prefixes an error when there are several groups.
-    private static func plan(_ group: TargetGroup, label: String) throws -> PlannedTarget {
+    /// The files a group names, as read for planning and checked afterwards.
+    private struct GroupFiles {
+        let target: ELFFile
+        let debug: ELFFile?
+        let patchObject: PatchObject
+    }
+
+    private static func plan(_ group: TargetGroup, label: String) throws -> (PlannedTarget, GroupFiles) {
         do {
-            let targetFile = try ELFFile.load(path: group.target)
-            let debug = try group.debugFile.map { try ELFFile.load(path: $0) }
-            let patchObject = try PatchObject(path: group.patch)
-            return try RedirectionPlanner.plan(target: targetFile, debugFile: debug, patchObject: patchObject,
-                                               replacements: group.replacements, references: group.references)
+            let files = GroupFiles(target: try ELFFile.load(path: group.target),
+                                   debug: try group.debugFile.map { try ELFFile.load(path: $0) },
+                                   patchObject: try PatchObject(path: group.patch))
+            let plan = try RedirectionPlanner.plan(target: files.target, debugFile: files.debug, patchObject: files.patchObject,
+                                                   replacements: group.replacements, references: group.references)
+            return (plan, files)
         } catch {
             throw PackError("\(label)\(error)")
         }
     }
 
-    /// The checks every planned target passes before a release is written: today none beyond
-    /// planning itself (`RedirectionPlanner`); the checks that refuse at pack time what every
-    /// process would refuse go here, so each target of a release passes through them.
-    private static func checkBeforePublishing(_ plan: PlannedTarget, of group: TargetGroup) throws {}
+    /// The checks every planned target passes before a release is written, so each target of a
+    /// release is refused at pack time for what every process would refuse (`PublishChecks`);
+    /// returns their warnings.
+    private static func checkBeforePublishing(_ plan: PlannedTarget, of group: TargetGroup, files: GroupFiles,
+                                              providers: [String], label: String) throws -> [String] {
+        do {
+            return try PublishChecks.check(target: files.target, debugFile: files.debug, patchObject: files.patchObject,
+                                           plan: plan, providers: providers)
+        } catch {
+            throw PackError("\(label)\(error)")
+        }
+    }
 
     private static func fileName(_ path: String) -> String { (path as NSString).lastPathComponent }
 }

@@ -146,6 +146,28 @@ import Testing
         #expect(stderr.contains("would overwrite a branch target: jne at loop_head_fn+0x6 jumps to loop_head_fn+0x2"), "\(stderr)")
     }
 
+    @Test func hotpatch_loopHeadInsideTheJump_isRefusedBeforeAnythingIsWritten() throws {
+        let scratch = try prepare()
+        let before = try scratch.index().releases.count
+        let result = try Pack.run(["hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
+                                   "--target", "libentry.so", "--patch", "fix.so", "--replace", "loop_head_fn=fixed"], in: scratch.path)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("would overwrite a branch target: jne at loop_head_fn+0x6"), "\(result.stderr)")
+        #expect(try scratch.index().releases.count == before)
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/channel/hotpatches/hp1"))
+    }
+
+    @Test func hotpatch_undefinedSymbolGivenWithProvider_passesWhereItWouldBeRefusedWithout() throws {
+        let scratch = try prepare()
+        let arguments = ["hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
+                         "--target", "app", "--patch", "fix_missing.so", "--replace", "work=work_fixed"]
+        let refused = try Pack.run(arguments, in: scratch.path)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("undefined symbol helper_b cannot be resolved"), "\(refused.stderr)")
+        let passed = try Pack.run(arguments + ["--provider", "extra/libhelper_b.so"], in: scratch.path)
+        #expect(passed.status == 0, "\(passed.stderr)")
+    }
+
     @Test func publish_loopBackToTheEntryItself_passes() throws {
         let scratch = try prepare()
         try hotpatchAndPublish(scratch, target: "libentry.so", patch: "fix.so", replace: "entry_loop_fn=fixed")
