@@ -4,11 +4,14 @@ import Testing
 
 /// `hotpatch-pack hotpatch` with several target groups in one release, through the real binary.
 @Suite struct PackMultiTargetTests {
-    /// `target`, `target.stripped` + `target.debug`, `libdemo.so`, and three copies of one patch
-    /// object under different names (`fix.so`, `fix-lib.so`, `other/fix.so`), with channel and baseline B1.
+    /// `target`, `target.stripped` + `target.debug`, `libdemo.so`, the target's patch object under
+    /// two names (`fix.so`, `other/fix.so`), and the library's (`fix-lib.so`, which needs only its
+    /// own code: the target's `counter` is not the library's to give), with channel and baseline B1.
     func prepare() throws -> Scratch {
         let scratch = try PackHotpatchTests().prepare()
-        try Shell.sh("cp fix.so fix-lib.so && mkdir other && cp fix.so other/fix.so", in: scratch.path)
+        try scratch.write("fix-lib.c", "int parse_fixed(int x) { return x * 7 + 2; }\n")
+        try Shell.sh("cc -shared -fPIC -O1 -Wl,--build-id -o fix-lib.so fix-lib.c && mkdir other && cp fix.so other/fix.so",
+                     in: scratch.path)
         return scratch
     }
 
@@ -48,7 +51,8 @@ import Testing
 
     @Test func singleTarget_takesItsOptionsInAnyOrder_asBefore() throws {
         let scratch = try prepare()
-        let result = try Pack.run(Self.start + ["--patch", "fix.so", "--replace", "parse=parse_fixed", "--target", "target"], in: scratch.path)
+        let result = try Pack.run(Self.start + ["--patch", "fix.so", "--ref", "counter", "--replace", "parse=parse_fixed", "--target", "target"],
+                                  in: scratch.path)
         #expect(result.status == 0, "\(result.stderr)")
         let hotpatch = try PackHotpatchTests().verifiedHotpatch(scratch)
         #expect(hotpatch.targets.map { $0.redirections.map(\.symbol) } == [["parse"]])
@@ -56,7 +60,7 @@ import Testing
 
     @Test func optionsWrittenWithEquals_belongToTheirGroup() throws {
         let scratch = try prepare()
-        let result = try Pack.run(Self.start + ["--target=target", "--patch=fix.so", "--replace=parse=parse_fixed",
+        let result = try Pack.run(Self.start + ["--target=target", "--patch=fix.so", "--ref=counter", "--replace=parse=parse_fixed",
                                                 "--target=libdemo.so", "--patch=fix-lib.so", "--replace=lib_fn=parse_fixed"],
                                   in: scratch.path)
         #expect(result.status == 0, "\(result.stderr)")
