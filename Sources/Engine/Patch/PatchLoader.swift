@@ -94,6 +94,8 @@ struct PatchLoader {
             }
         }
 
+        let unwind = try UnwindRegistration.prepare(patch: patch, objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache))
+
         // Every thread is held for the whole load, not only the one the calls run in: a thread left
         // running could install a seccomp filter (its own, or with SECCOMP_FILTER_FLAG_TSYNC one that
         // reaches the held thread too) between the check of the filters and an injected call, and
@@ -301,11 +303,10 @@ struct PatchLoader {
         }
         // Its unwind tables join libgcc_s's list before the seal: an image that is used can be
         // unwound through.
-        if let registration = try UnwindRegistration.plan(patch: patch, base: base,
-                                                          objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache),
-                                                          memory: memory) {
+        if let unwind {
+            let writes = try unwind.writes(base: base, memory: memory)
             do {
-                for write in registration.writes { try memory.write(write.bytes, at: write.address) }
+                for write in writes { try memory.write(write.bytes, at: write.address) }
             } catch {
                 throw .unpatchable(.systemFailure(detail: "registering the patch's unwind tables in process \(pid): \(error)"))
             }

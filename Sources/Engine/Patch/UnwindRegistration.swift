@@ -7,58 +7,65 @@ import Synchronization
 /// the process runs. Without it, a C++ exception or a thread cancellation unwinding through a
 /// replacement function finds no table for its frame, and the process aborts (`terminate called…`).
 ///
-/// It is done while every thread is held and only when the list's lock is free: then no thread is
-/// inside the unwinder, and what a thread does next sees the list whole. The record lives in the
+/// What it takes is decided before the load (`prepare`); the writes are made while every thread
+/// is held and only when the list's lock is free: then no thread is inside the unwinder, and what
+/// a thread does next sees the list whole. The record lives in the
 /// slack after the image's last writable segment (private to the process); its table word tells a
 /// later look that the image is registered already.
 struct UnwindRegistration {
-    /// The writes, in order: the record, the list head, the unwinder's "any registered" flag.
-    let writes: [(address: UInt64, bytes: [UInt8])]
+    /// The image's table and record, as link-time offsets in the patch object.
+    let table: UInt64
+    let recordOffset: UInt64
+    /// The libgcc_s the process maps, and where its list lives.
+    let unwinder: LoadedObject
+    let layout: UnwinderRegistryLayout
 
     /// libgcc_s's layout, once per file (nil: the file's registration code was not recognised).
     private static let layouts = Mutex<[FileKey: UnwinderRegistryLayout?]>([:])
 
-    /// The writes that register the image of `patch` at `base` with each libgcc_s among `objects`;
-    /// nil when there is nothing to do (no table, no libgcc_s, registered already).
-    static func plan(patch: PatchObject, base: UInt64, objects: [LoadedObject],
-                     memory: borrowing ProcessMemory) throws(LoadFailure) -> UnwindRegistration? {
-        let unwinders = objects.filter { ($0.path.split(separator: "/").last ?? "").hasPrefix("libgcc_s.so") }
-        guard !unwinders.isEmpty, let table = try tableAddress(in: patch) else { return nil }
+    /// What registering `patch`'s tables takes in a process with `objects` mapped, decided before
+    /// any thread is held; nil when there is nothing to do (no table, no libgcc_s).
+    static func prepare(patch: PatchObject, objects: [LoadedObject]) throws(LoadFailure) -> UnwindRegistration? {
+        // One unwinder per process in practice; should a second libgcc_s be mapped, the first one
+        // (in address order) is the one the process's own code was bound to at start-up.
+        guard let unwinder = objects.first(where: { ($0.path.split(separator: "/").last ?? "").hasPrefix("libgcc_s.so") }),
+              let table = try tableAddress(in: patch) else { return nil }
         guard let slot = recordOffset(in: patch) else {
             throw .unpatchable(.cannotMapPatchObject(detail: "\(patch.elf.path): no room after its last writable segment for the \(UnwinderRegistryLayout.recordSize)-byte record that registers its unwind tables with libgcc_s"))
         }
-        let record = base &+ slot
-        var writes: [(address: UInt64, bytes: [UInt8])] = []
-        for unwinder in unwinders {
-            guard let layout = layout(of: unwinder) else {
-                throw .unpatchable(.cannotMapPatchObject(detail: "\(unwinder.path): its __register_frame_info_bases is not one the agent recognises, so the patch's unwind tables cannot be registered (a C++ exception or cancellation through a replaced function would abort the process)"))
-            }
-            do {
-                // Past the segment's memory the page may hold file bytes, not zeros: only our own
-                // table's address there means the record is in place.
-                let registered = try memory.read(at: record + UInt64(UnwinderRegistryLayout.tableOffset), count: 8)
-                if registered.withUnsafeBytes({ $0.loadUnaligned(as: UInt64.self) }).littleEndian == base &+ table { return nil }
-                let lock = try memory.read(at: unwinder.loadBias &+ layout.lock, count: 4)
-                if lock != [0, 0, 0, 0] {
-                    throw LoadFailure.busy("a thread holds libgcc_s's unwinder lock (it is unwinding)")
-                }
-                let head = try memory.read(at: unwinder.loadBias &+ layout.listHead, count: 8)
-                let next = head.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
-                // One record per image: a second libgcc_s (never seen in practice) is refused above
-                // only if unrecognised; it gets no record of its own.
-                guard writes.isEmpty else { continue }
-                var address: [UInt8] = []
-                withUnsafeBytes(of: record.littleEndian) { address.append(contentsOf: $0) }
-                writes = [(record, layout.record(table: base &+ table, next: next)),
-                          (unwinder.loadBias &+ layout.listHead, address),
-                          (unwinder.loadBias &+ layout.anyRegisteredFlag, [1, 0, 0, 0])]
-            } catch let failure as LoadFailure {
-                throw failure
-            } catch {
-                throw .unpatchable(.systemFailure(detail: "reading libgcc_s's unwinder list in process \(memory.pid): \(error)"))
-            }
+        guard let layout = layout(of: unwinder) else {
+            throw .unpatchable(.cannotMapPatchObject(detail: "\(unwinder.path): its __register_frame_info_bases is not one the agent recognises, so the patch's unwind tables cannot be registered (a C++ exception or cancellation through a replaced function would abort the process)"))
         }
-        return UnwindRegistration(writes: writes)
+        return UnwindRegistration(table: table, recordOffset: slot, unwinder: unwinder, layout: layout)
+    }
+
+    /// The writes that register the image mapped at `base`, in order: the record, the list head,
+    /// the unwinder's "any registered" flag; none when the record is in place already. Read with
+    /// every thread held, so the lock's state holds until they are written.
+    func writes(base: UInt64, memory: borrowing ProcessMemory) throws(LoadFailure) -> [(address: UInt64, bytes: [UInt8])] {
+        let record = base &+ recordOffset
+        let bias = unwinder.loadBias
+        do {
+            // Past the segment's memory the page may hold file bytes, not zeros: only our own
+            // table's address there means the record is in place.
+            let registered = try memory.read(at: record + UInt64(UnwinderRegistryLayout.tableOffset), count: 8)
+            if registered.withUnsafeBytes({ $0.loadUnaligned(as: UInt64.self) }).littleEndian == base &+ table { return [] }
+            let lock = try memory.read(at: bias &+ layout.lock, count: 4)
+            if lock != [0, 0, 0, 0] {
+                throw LoadFailure.busy("a thread holds libgcc_s's unwinder lock (it is unwinding)")
+            }
+            let head = try memory.read(at: bias &+ layout.listHead, count: 8)
+            let next = head.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+            var address: [UInt8] = []
+            withUnsafeBytes(of: record.littleEndian) { address.append(contentsOf: $0) }
+            return [(record, layout.record(table: base &+ table, next: next)),
+                    (bias &+ layout.listHead, address),
+                    (bias &+ layout.anyRegisteredFlag, [1, 0, 0, 0])]
+        } catch let failure as LoadFailure {
+            throw failure
+        } catch {
+            throw .unpatchable(.systemFailure(detail: "reading libgcc_s's unwinder list in process \(memory.pid): \(error)"))
+        }
     }
 
     /// The link-time address of the patch object's `.eh_frame`, nil when it has none; refused when
