@@ -435,7 +435,7 @@ public final class Patcher {
     /// call: those `evacuate` would single-step.
     private static func threadsToStep(_ traced: TracedProcess, windows: [Range<UInt64>]) -> [ThreadID] {
         traced.stoppedThreadIDs.filter { tid in
-            guard let registers = try? Ptrace.registers(tid) else { return false }
+            guard let registers = traced.registers(of: tid) else { return false }
             let ip = registers.instructionPointer
             return ip == registers.resumeAddress && windows.contains { $0.contains(ip) && ip != $0.lowerBound }
         }
@@ -446,7 +446,7 @@ public final class Patcher {
         for tid in traced.stoppedThreadIDs {
             var steps = 0
             while true {
-                guard let registers = try? Ptrace.registers(tid) else { break }
+                guard let registers = traced.registers(of: tid) else { break }
                 let ip = registers.resumeAddress
                 // ip == start is safe: the thread would run our jump, complete, from its first byte.
                 guard windows.contains(where: { $0.contains(ip) && ip != $0.lowerBound }) else { break }
@@ -480,7 +480,7 @@ public final class Patcher {
     private func scanStacks(_ traced: TracedProcess, sites: [Site], memory: borrowing ProcessMemory) throws(LoadFailure) {
         let bodies = sites.map(\.body)
         for tid in traced.stoppedThreadIDs {
-            guard let registers = try? Ptrace.registers(tid) else { continue }
+            guard let registers = traced.registers(of: tid) else { continue }
             // At the entry the thread runs the new jump; anywhere after it, the old function.
             let ip = registers.resumeAddress
             if let hit = bodies.firstIndex(where: { $0.contains(ip) && ip != $0.lowerBound }) {

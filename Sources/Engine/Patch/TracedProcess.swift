@@ -28,6 +28,8 @@ final class TracedProcess {
         var atSystemCall = false
         /// A signal that arrived while we held the thread; delivered again on detach.
         var pendingSignal: Int32 = 0
+        /// Its registers as read in this stop (`registers(of:)`); forgotten when it runs.
+        var registers: ThreadRegisters?
     }
 
     /// The stop signal of a system call stop: SIGTRAP|0x80 with PTRACE_O_TRACESYSGOOD.
@@ -155,7 +157,20 @@ final class TracedProcess {
         }
         threads[tid]!.stopped = false
         threads[tid]!.atSystemCall = false
+        threads[tid]!.registers = nil
         return true
+    }
+
+    /// The registers of `tid`, stopped, read once per stop: the stop window looks at each thread
+    /// several times (who is in a patch window, the strict check, the release) and each read is a
+    /// system call while every thread waits. nil when the thread is gone or not stopped. Only for
+    /// threads whose registers nothing else changes during this stop (not an injection thread).
+    func registers(of tid: ThreadID) -> ThreadRegisters? {
+        guard threads[tid]?.stopped == true else { return nil }
+        if let known = threads[tid]!.registers { return known }
+        let read = try? Ptrace.registers(tid)
+        threads[tid]!.registers = read
+        return read
     }
 
     /// Collects stops until every held thread is stopped; adopts new clones; forgets dead threads.
@@ -316,7 +331,7 @@ final class TracedProcess {
                 // Our stop alone made an epoll_wait or sigwaitinfo fail with EINTR, which the kernel
                 // does not restart: run it again, so the program never sees the stop. With a signal
                 // to deliver the EINTR is the program's own, and stays.
-                if thread.pendingSignal == 0, let registers = try? Ptrace.registers(tid),
+                if thread.pendingSignal == 0, let registers = thread.registers ?? (try? Ptrace.registers(tid)),
                    let rerun = HostArchitecture.rerunningCallFailedByStop(registers) {
                     try? Ptrace.setRegisters(tid, rerun)
                 }
