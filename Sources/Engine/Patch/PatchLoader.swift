@@ -33,7 +33,10 @@ struct PatchLoader {
     /// Facts about mapped files, shared across processes.
     let cache: ObjectCache
     /// Its file name, which identifies the image in the process.
-    var name: String { String(path.split(separator: "/").last ?? Substring(path)) }
+    var name: String { PatchLoader.name(of: path) }
+
+    /// The file name of the patch object at `path`: the name its image has in a process.
+    static func name(of path: String) -> String { String(path.split(separator: "/").last ?? Substring(path)) }
 
     /// A page-aligned address for `length` bytes, within short-jump reach of all of `object`, in a hole
     /// of `mappings`; below the object when possible (the heap grows up after executables).
@@ -94,7 +97,7 @@ struct PatchLoader {
             }
         }
 
-        let unwind = try UnwindRegistration.prepare(patch: patch, objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache))
+        let unwind = try UnwindRegistration.prepare(patch: patch, objects: resolver.loadedObjects)
 
         // Every thread is held for the whole load, not only the one the calls run in: a thread left
         // running could install a seccomp filter (its own, or with SECCOMP_FILTER_FLAG_TSYNC one that

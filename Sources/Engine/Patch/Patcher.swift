@@ -197,9 +197,15 @@ public final class Patcher {
             report.injectedSystemCalls += loadedImage.injected
             images.append(loadedImage.image)
             work[position].imageBase = loadedImage.image.base
-            // The next image must find its room around this one.
-            do { mappings = try ProcFS.maps(of: pid) } catch {
-                throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
+            // The next image must find its room around this one (a read of the maps only when
+            // another image is still to be loaded).
+            let anotherLoad = work[(position + 1)...].contains { item in
+                item.fix.map { fix in !images.contains { $0.name == PatchLoader.name(of: fix.target.patchObjectPath) } } ?? false
+            }
+            if anotherLoad {
+                do { mappings = try ProcFS.maps(of: pid) } catch {
+                    throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
+                }
             }
         }
 
@@ -310,7 +316,7 @@ public final class Patcher {
     private static func fixInForce(_ sites: [Site], candidates: [ObjectFix], images: [PatchImage]) -> FixRelease? {
         let ordered = candidates.sorted { ($0.release?.level ?? 0) > ($1.release?.level ?? 0) }
         for candidate in ordered {
-            let name = String(candidate.target.patchObjectPath.split(separator: "/").last ?? "")
+            let name = PatchLoader.name(of: candidate.target.patchObjectPath)
             guard let image = images.first(where: { $0.name == name }) else { continue }
             let inPlace = candidate.target.redirections.allSatisfy { redirection in
                 guard let site = sites.first(where: { $0.redirection.offset == redirection.offset }),

@@ -19,6 +19,9 @@ struct SymbolResolver {
     /// Why a symbol could not be resolved, when it was found but is unusable; by symbol name.
     private(set) var problems: [String: String] = [:]
 
+    /// The process's loaded objects, the executable first.
+    var loadedObjects: [LoadedObject] { objects }
+
     /// A resolver over `objects` (the executable first) with `references` as absolute addresses.
     init(objects: [LoadedObject], executablePath: String?, references: [String: UInt64], cache: ObjectCache) {
         let main = objects.filter { $0.path == executablePath }
