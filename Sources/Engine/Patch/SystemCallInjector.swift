@@ -196,7 +196,9 @@ final class SystemCallInjector {
         }
         try Ptrace.setSignalMask(tid, savedSignalMask)
         signalsBlocked = false
-        try Ptrace.setRegisters(tid, savedRegisters)
+        // A call our stop failed with EINTR runs again, as the release does for the other threads.
+        try Ptrace.setRegisters(tid, HostArchitecture.rerunningCallFailedByStop(savedRegisters) ?? savedRegisters)
+        traced.settle(tid)
     }
 }
 

@@ -30,6 +30,9 @@ final class TracedProcess {
         var pendingSignal: Int32 = 0
         /// Its registers as read in this stop (`registers(of:)`); forgotten when it runs.
         var registers: ThreadRegisters?
+        /// Its registers were put back by whoever changed them (an injection), final for the
+        /// release; forgotten when it runs.
+        var settled = false
     }
 
     /// The stop signal of a system call stop: SIGTRAP|0x80 with PTRACE_O_TRACESYSGOOD.
@@ -158,8 +161,13 @@ final class TracedProcess {
         threads[tid]!.stopped = false
         threads[tid]!.atSystemCall = false
         threads[tid]!.registers = nil
+        threads[tid]!.settled = false
         return true
     }
+
+    /// Notes that `tid`'s registers were put back as they must run on (an injection's restore,
+    /// which already re-runs a call the stop failed): the release leaves them alone.
+    func settle(_ tid: ThreadID) { threads[tid]?.settled = true }
 
     /// The registers of `tid`, stopped, read once per stop: the stop window looks at each thread
     /// several times (who is in a patch window, the strict check, the release) and each read is a
@@ -331,7 +339,7 @@ final class TracedProcess {
                 // Our stop alone made an epoll_wait or sigwaitinfo fail with EINTR, which the kernel
                 // does not restart: run it again, so the program never sees the stop. With a signal
                 // to deliver the EINTR is the program's own, and stays.
-                if thread.pendingSignal == 0, let registers = thread.registers ?? (try? Ptrace.registers(tid)),
+                if thread.pendingSignal == 0, !thread.settled, let registers = thread.registers ?? (try? Ptrace.registers(tid)),
                    let rerun = HostArchitecture.rerunningCallFailedByStop(registers) {
                     try? Ptrace.setRegisters(tid, rerun)
                 }
