@@ -1,8 +1,10 @@
 # ifunc: the fix calls strlen, memcpy, memset, strchr and strcmp (IFUNCs in glibc) and snprintf;
-# no flag is needed. Needs issue 10 section 1; until then the agent refuses the patch object.
+# no flag is needed.
 run() {
-    # Calls stay calls (gcc would otherwise inline memset and strcmp here).
-    LIB_FLAGS=(-fno-builtin)
+    # Calls stay calls (gcc would otherwise inline memset and strcmp here). The library depends on
+    # libc, as real ones do (it calls nothing of libc itself, so the linker would drop the
+    # dependency): hotpatch-pack resolves the fix's symbols in the target's dependencies.
+    LIB_FLAGS=(-fno-builtin -Wl,--no-as-needed)
     library_case libifunc.so --replace greet=greet_fixed
 }
 
