@@ -49,6 +49,7 @@ public final class ObjectCache: Sendable {
     private let exports = Mutex<[FileKey: [String: [ELFSymbol]]]>([:])
     private let linkFacts = Mutex<[FileKey: ObjectLinkFacts]>([:])
     private let syscallOffsets = Mutex<[FileKey: UInt64?]>([:])
+    private let unwinderLayouts = Mutex<[FileKey: UnwinderRegistryLayout?]>([:])
     private let patchObjects = Mutex<[String: (stamp: [Int], object: PatchObject)]>([:])
 
     /// An empty cache.
@@ -96,6 +97,22 @@ public final class ObjectCache: Sendable {
         let object = try PatchObject(path: path)
         patchObjects.withLock { $0[path] = (stamp, object) }
         return object
+    }
+
+    /// Where the libgcc_s `object` keeps its registered unwind tables, read from its
+    /// `__register_frame_info_bases`; nil when that code is not recognised.
+    func unwinderLayout(of object: LoadedObject) -> UnwinderRegistryLayout? {
+        let key = object.fileKey
+        if let known = unwinderLayouts.withLock({ $0[key] }) { return known }
+        var found: UnwinderRegistryLayout?
+        if let elf = try? ELFFile.load(path: object.readablePath),
+           let function = try? elf.dynamicSymbols().first(where: { $0.name == "__register_frame_info_bases" && $0.isDefined }),
+           function.size > 0, function.size < 4096,
+           let bytes = try? elf.bytes(atVirtualAddress: function.value, count: Int(function.size)) {
+            found = HostArchitecture.unwinderRegistry(inRegisterFunction: bytes, at: function.value)
+        }
+        unwinderLayouts.withLock { $0[key] = .some(found) }
+        return found
     }
 
     /// The file offset of a system call instruction in an executable mapping of this file.

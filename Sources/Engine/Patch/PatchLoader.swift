@@ -97,7 +97,7 @@ struct PatchLoader {
             }
         }
 
-        let unwind = try UnwindRegistration.prepare(patch: patch, objects: resolver.loadedObjects)
+        let unwind = try UnwindRegistration.prepare(patch: patch, objects: resolver.loadedObjects, cache: cache)
 
         // Every thread is held for the whole load, not only the one the calls run in: a thread left
         // running could install a seccomp filter (its own, or with SECCOMP_FILTER_FLAG_TSYNC one that

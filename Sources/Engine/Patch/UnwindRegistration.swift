@@ -1,6 +1,5 @@
 import Architecture
 import Artifact
-import Synchronization
 
 /// Registers a patch image's unwind tables (its `.eh_frame`) with the process's libgcc_s as
 /// `__register_frame_info` would, by writing the unwinder's list from outside, so that no code of
@@ -20,12 +19,9 @@ struct UnwindRegistration {
     let unwinder: LoadedObject
     let layout: UnwinderRegistryLayout
 
-    /// libgcc_s's layout, once per file (nil: the file's registration code was not recognised).
-    private static let layouts = Mutex<[FileKey: UnwinderRegistryLayout?]>([:])
-
     /// What registering `patch`'s tables takes in a process with `objects` mapped, decided before
     /// any thread is held; nil when there is nothing to do (no table, no libgcc_s).
-    static func prepare(patch: PatchObject, objects: [LoadedObject]) throws(LoadFailure) -> UnwindRegistration? {
+    static func prepare(patch: PatchObject, objects: [LoadedObject], cache: ObjectCache) throws(LoadFailure) -> UnwindRegistration? {
         // One unwinder per process in practice; should a second libgcc_s be mapped, the first one
         // (in address order) is the one the process's own code was bound to at start-up.
         guard let unwinder = objects.first(where: { ($0.path.split(separator: "/").last ?? "").hasPrefix("libgcc_s.so") }),
@@ -33,7 +29,7 @@ struct UnwindRegistration {
         guard let slot = recordOffset(in: patch) else {
             throw .unpatchable(.cannotMapPatchObject(detail: "\(patch.elf.path): no room after its last writable segment for the \(UnwinderRegistryLayout.recordSize)-byte record that registers its unwind tables with libgcc_s"))
         }
-        guard let layout = layout(of: unwinder) else {
+        guard let layout = cache.unwinderLayout(of: unwinder) else {
             throw .unpatchable(.cannotMapPatchObject(detail: "\(unwinder.path): its __register_frame_info_bases is not one the agent recognises, so the patch's unwind tables cannot be registered (a C++ exception or cancellation through a replaced function would abort the process)"))
         }
         return UnwindRegistration(table: table, recordOffset: slot, unwinder: unwinder, layout: layout)
@@ -87,19 +83,5 @@ struct UnwindRegistration {
             if segment.mapOffset + segment.mapLength >= start + UInt64(UnwinderRegistryLayout.recordSize) { return start }
         }
         return nil
-    }
-
-    /// The registry layout of the libgcc_s `object` maps, read once per file.
-    static func layout(of object: LoadedObject) -> UnwinderRegistryLayout? {
-        if let known = layouts.withLock({ $0[object.fileKey] }) { return known }
-        var found: UnwinderRegistryLayout?
-        if let elf = try? ELFFile.load(path: object.readablePath),
-           let function = try? elf.dynamicSymbols().first(where: { $0.name == "__register_frame_info_bases" && $0.isDefined }),
-           function.size > 0, function.size < 4096,
-           let bytes = try? elf.bytes(atVirtualAddress: function.value, count: Int(function.size)) {
-            found = HostArchitecture.unwinderRegistry(inRegisterFunction: bytes, at: function.value)
-        }
-        layouts.withLock { $0[object.fileKey] = .some(found) }
-        return found
     }
 }
