@@ -8,7 +8,7 @@ import ServiceLifecycle
 /// `hotpatch-agent`: wiring only — configuration, logging, the agent and its services.
 @main
 struct HotpatchAgent: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = "0.2.0"
 
     static let configuration = CommandConfiguration(
         commandName: "hotpatch-agent",
