@@ -186,8 +186,8 @@ public final class Patcher {
             var pause: UInt64?
             let loadedImage: (image: PatchImage, injected: Int)
             do throws(LoadFailure) {
-                loadedImage = try load(loader, fix: fix.target, into: pid, object: object, mappings: mappings,
-                                       memory: memory, pause: &pause)
+                loadedImage = try load(loader, fix: fix.target, into: pid, object: object, objects: loaded,
+                                       mappings: mappings, memory: memory, pause: &pause)
             } catch {
                 if let pause { report.loadPauseMicroseconds = (report.loadPauseMicroseconds ?? 0) + pause }
                 report.objects[work[position].index].refusal = Patcher.outcome(of: error)
@@ -267,16 +267,16 @@ public final class Patcher {
         return patchObject
     }
 
-    /// Maps `target`'s patch object into `pid` near `object`, with every thread held.
+    /// Maps `target`'s patch object into `pid` near `object`, with every thread held. `objects` are
+    /// the files the process maps (images loaded since are anonymous and change none of them).
     private func load(_ loader: PatchLoader, fix target: HotpatchTarget, into pid: ProcessID, object: LoadedObject,
-                      mappings: [MemoryMapping], memory: borrowing ProcessMemory,
+                      objects: [LoadedObject], mappings: [MemoryMapping], memory: borrowing ProcessMemory,
                       pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
         let needsNear = target.redirections.contains { $0.padding > 0 || $0.size < UInt64(HostArchitecture.farJumpLength) }
         var references: [String: UInt64] = [:]
         for reference in target.references { references[reference.symbol] = object.loadBias &+ reference.offset }
         let executable = try? ProcFS.executablePath(of: pid)
-        var resolver = SymbolResolver(objects: LoadedObjects.of(pid: pid, mappings: mappings, cache: cache),
-                                      executablePath: executable, references: references, cache: cache)
+        var resolver = SymbolResolver(objects: objects, executablePath: executable, references: references, cache: cache)
         // Like the stop window, the injection is short and runs raised: the time the held
         // threads spend between our requests is where the agent's death costs the most.
         let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
