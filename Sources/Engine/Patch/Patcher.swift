@@ -247,8 +247,9 @@ public final class Patcher {
         return ObjectWork(index: index, object: object, fix: fix, known: others, sites: sites)
     }
 
-    /// The patch object of `target`, read (cached) and checked: it exports every replacement, and
-    /// no function it redirects is shorter than the shortest jump.
+    /// The patch object of `target`, read (cached) and checked: it exports every replacement, no
+    /// function it redirects is shorter than the shortest jump, and it declares each referenced
+    /// symbol as the reference's kind says (thread-local or not).
     private static func checkedPatchObject(_ target: HotpatchTarget, cache: ObjectCache) throws(LoadFailure) -> PatchObject {
         let patchObject: PatchObject
         do { patchObject = try cache.patchObject(at: target.patchObjectPath) } catch {
@@ -263,6 +264,14 @@ public final class Patcher {
             guard patchObject.exportedAddress(of: redirection.replacement) != nil else {
                 throw .unpatchable(.patchObjectRejected(detail: "\(target.patchObjectPath) does not export \(redirection.replacement)"))
             }
+        }
+        // A reference locates an address or a TLS offset; read as the other, the patch would touch
+        // the wrong memory, so its kind and the patch's declaration must agree.
+        for reference in target.references {
+            guard let need = patchObject.requiredSymbols.first(where: { $0.name == reference.symbol }),
+                  need.isThreadLocal != (reference.kind == .threadLocal) else { continue }
+            let declared = need.isThreadLocal ? "declares it __thread" : "declares it an ordinary symbol"
+            throw .unpatchable(.patchObjectRejected(detail: "\(target.patchObjectPath) \(declared), but the release's reference to \(reference.symbol) is of kind \(reference.kind.rawValue); rebuild the patch with the declaration the target has (\(reference.kind == .threadLocal ? "extern __thread" : "no __thread"))"))
         }
         return patchObject
     }

@@ -171,6 +171,33 @@ extension LivePatchTests {
         #expect(process.isAlive)
     }
 
+    @Test func referenceKindThatDisagreesWithThePatchsDeclaration_isRefusedBeforeTheProcessIsTouched() throws {
+        let program = try BindingFixtures.targetState()
+        let patch = try Live.builder.patchObject("patch_target_state.c")
+        var target = try BindingFixtures.plan(program, patch: patch, [("next_ticket", "next_ticket_fixed"), ("step", "step_fixed")],
+                                              references: ["counter.0", "limit", "scale", "exe_tls_gd", "exe_tls_ie"])
+        // A hand-edited manifest that calls the thread-local an address (its TLS offset would be
+        // read as an offset from the load base).
+        target.references = target.references.map { reference in
+            var changed = reference
+            if reference.symbol == "exe_tls_gd" { changed.kind = .address }
+            return changed
+        }
+        let process = try RunningProcess(program)
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+
+        let report = try Live.reconcile(process, desired: target, known: [target])
+        guard case let .unpatchable(.patchObjectRejected(detail)) = report.outcome else {
+            Issue.record("expected a refusal, got \(report.outcome)")
+            return
+        }
+        #expect(detail.contains("exe_tls_gd") && detail.contains("__thread"), "\(detail)")
+        #expect(report.injectedSystemCalls == 0)
+        #expect(Live.mapsLines(process.pid, containing: "patch_target_state").isEmpty)
+        #expect(process.isAlive)
+    }
+
     private func ticket(in line: String) throws -> Int {
         try #require(Int(line.dropFirst("ticket=".count)))
     }
