@@ -149,7 +149,9 @@ final class OpenStormThreatTests: XCTestCase {
         // A full pass only every 10 minutes: the storm and the loader meet the watch alone.
         let agent = try host.startAgent(["--poll-interval", "10m"])
         try host.waitForStatus("hotpatch in force") { $0.hotpatch?.id == "late1" && $0.mappingWatch == "fanotify" }
-        try host.waitForStatus("the library watched") { _ in !host.logLines(containing: "Watching 1 file that holds a targeted object").isEmpty }
+        try host.waitForStatus("the first pass over and the library watched") { _ in
+            !host.logLines(containing: "Started: ").isEmpty && !host.logLines(containing: "Watching 1 file that holds a targeted object").isEmpty
+        }
 
         let idleCPU = Self.cpuSeconds(agent.pid)
         Thread.sleep(forTimeInterval: 1)
@@ -169,8 +171,9 @@ final class OpenStormThreatTests: XCTestCase {
 
         XCTAssertEqual(result.failures, 0)
         XCTAssertGreaterThan(result.opens, 10_000, "thousands of opens a second")
-        // At most a tenth of one CPU over the storm: its looks are paced, its reads merged.
-        XCTAssertLessThan(used, 0.1 * lasted, "the agent used \(used) s of CPU in a \(lasted) s storm of \(result.opens) opens\n\(host.logTail())")
+        // At most a fifth of one CPU over the storm, the load meanwhile included: its looks are
+        // paced, its reads merged (unpaced, the agent used two thirds of a CPU).
+        XCTAssertLessThan(used, 0.2 * lasted, "the agent used \(used) s of CPU in a \(lasted) s storm of \(result.opens) opens\n\(host.logTail())")
         XCTAssertLessThan(patchedAfter, 1_000_000, "a library loaded during the storm is patched within a second\n\(host.logTail())")
         // The opener maps nothing of the target: never listed, never touched; it ran to its end.
         XCTAssertFalse(host.processes().contains { $0.pid == process.pid })

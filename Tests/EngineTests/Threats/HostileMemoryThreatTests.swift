@@ -74,12 +74,12 @@ extension LivePatchTests {
         // MARK: Indirect functions
 
         @Test func anIndirectFunctionsSlotPointingAnywhereButItsObjectsCode_isRefusedNamingTheSlot_neverCalled() throws {
-            let program = try BindingFixtures.indirectCalls()
-            let patch = try BindingFixtures.callingPatch("patch_indirect_calls.c")
-            let target = try BindingFixtures.plan(program.unstripped, patch: patch,
-                                                  [("tick", "tick_fixed"), ("format_record", "format_record_fixed")])
+            let (program, patch) = (try BindingFixtures.indirectCalls(), try BindingFixtures.callingPatch("patch_indirect_calls.c"))
+            let replacements = [("tick", "tick_fixed"), ("format_record", "format_record_fixed")]
+            let target = try BindingFixtures.plan(program.unstripped, patch: patch, replacements)
             let process = try RunningProcess(program.stripped)
             defer { process.stop() }
+            // What its dynamic linker resolves for strpbrk (dlsym), the truth to bind to at the end.
             let resolved = BindingFixtures.addresses(in: try process.waitForLine(timeout: 10) { $0.hasPrefix("resolved ") })
             _ = try process.waitForLine(timeout: 10) { $0 == "ready" }
             let entries = try Self.entryBytes(process, target)
@@ -160,11 +160,20 @@ extension LivePatchTests {
 
         // MARK: libgcc_s's list of unwind tables
 
-        /// The C++ thrower (its exceptions pass through `through`) and its fix, planned.
-        private static func thrower() throws -> (program: String, patch: String, target: HotpatchTarget) {
+        /// The C++ thrower (its exceptions pass through `through`) running and catching, and its
+        /// fix, planned.
+        private static func startThrower() throws -> (process: RunningProcess, patch: String, target: HotpatchTarget) {
             let program = try Live.builder.build("cxx_thrower.cpp", flags: ["-O1", "-rdynamic", "-Wl,--no-as-needed", "-lstdc++"])
             let patch = try Live.builder.patchObject("patch_cxx_thrower.cpp")
-            return (program, patch, try BindingFixtures.plan(program, patch: patch, [("through", "through_fixed")]))
+            let target = try BindingFixtures.plan(program, patch: patch, [("through", "through_fixed")])
+            let process = try RunningProcess(program, [])
+            do {
+                _ = try process.waitForLine(timeout: 10) { $0 == "caught 1" }
+            } catch {
+                process.stop()
+                throw error
+            }
+            return (process, patch, target)
         }
 
         /// Where the unwinder's lock, list head and flag are in `pid`.
@@ -176,10 +185,8 @@ extension LivePatchTests {
         }
 
         @Test func anUnwinderLockHeldForever_isBusyEveryTime_neverAHang_andThePatchGoesInOnceItIsFree() throws {
-            let (program, patch, target) = try Self.thrower()
-            let process = try RunningProcess(program, [])
+            let (process, patch, target) = try Self.startThrower()
             defer { process.stop() }
-            _ = try process.waitForLine(timeout: 10) { $0 == "caught 1" }
             let entries = try Self.entryBytes(process, target)
             let unwinder = try Self.unwinder(in: process.pid)
             // Nothing is registered yet, so the program's own exceptions never take this lock: it
@@ -202,12 +209,9 @@ extension LivePatchTests {
         }
 
         @Test func anUnwinderListThatLibgccNeverMade_isRefused_andNotWokenForTheProcessToFollow() throws {
-            let (program, patch, target) = try Self.thrower()
-            let process = try RunningProcess(program, [])
+            let (process, patch, target) = try Self.startThrower()
             defer { process.stop() }
-            _ = try process.waitForLine(timeout: 10) { $0 == "caught 1" }
-            let entries = try Self.entryBytes(process, target)
-            let unwinder = try Self.unwinder(in: process.pid)
+            let (entries, unwinder) = (try Self.entryBytes(process, target), try Self.unwinder(in: process.pid))
             // A list head the process planted while no table is registered: its unwinder never
             // looks at it until the "any registered" flag is raised, which registering would do.
             let planted = try Self.plant(0x4141_4141_4141_4141, at: unwinder.head, in: process.pid)
