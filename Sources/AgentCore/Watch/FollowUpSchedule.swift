@@ -8,8 +8,8 @@ import LinuxSystem
 /// of times a second, or exec'ing in a loop) is looked at by this schedule's pace, not by its own:
 /// each process has `burst` signs at once and then one each `signSpacing` (a token bucket). A sign
 /// beyond that is not dropped but deferred to the moment the next one is allowed, and every sign
-/// until then is covered by it, so each sign still gets every look it asks for, at most
-/// `signSpacing` × `burst` late. A storm of any rate thus costs each process at most
+/// until then is covered by it, so each sign still gets every look it asks for, less than
+/// `signSpacing` late. A storm of any rate thus costs each process at most
 /// `burst` + T / `signSpacing` counted signs in T, about one look per `signSpacing`.
 struct FollowUpSchedule {
     /// A sign, and the looks it asks for.
