@@ -213,23 +213,29 @@ public final class ProcessWatchService: Service, Sendable {
 /// Looks at processes again when `FollowUpSchedule` says, one at a time through the agent (which
 /// serialises its patching anyway).
 actor FollowUps {
-    private let agent: Agent
+    private let look: @Sendable (ProcessID) async -> Void
     private var schedule = FollowUpSchedule()
     private let trigger = CycleTrigger()
 
-    /// Follow-ups of `agent`.
-    init(agent: Agent) { self.agent = agent }
+    /// Follow-ups of `agent`: each look reconciles that one process.
+    init(agent: Agent) { self.init { await agent.processStarted($0) } }
+
+    /// Follow-ups that call `look` for each look, one at a time.
+    init(look: @escaping @Sendable (ProcessID) async -> Void) { self.look = look }
 
     /// A sign that `pid` may just have mapped a targeted object.
     func note(_ pid: ProcessID, _ sign: FollowUpSchedule.Sign) async {
+        let next = schedule.nextLook
         schedule.note(pid, sign, at: .now)
-        await trigger.signal()
+        // Only a look earlier than the one waited for needs the loop awake: a storm of signs whose
+        // looks are covered already costs no wake-up.
+        if schedule.nextLook != next { await trigger.signal() }
     }
 
     /// Takes the looks as they fall due, until cancelled.
     func run() async {
         while !Task.isCancelled {
-            for pid in schedule.takeDue(now: .now) { await agent.processStarted(pid) }
+            for pid in schedule.takeDue(now: .now) { await look(pid) }
             guard let next = schedule.nextLook else {
                 await trigger.wait(seconds: 3600)
                 continue

@@ -37,7 +37,9 @@ public enum MappingEvent: Sendable, Equatable {
 ///
 /// Marks are on the files themselves (inode marks), never on mounts, so the rest of the host's
 /// opens cost nothing; each open of a marked file queues one small event and never
-/// waits for the agent (notification class, not permission class). Events caused by the agent
+/// waits for the agent (notification class, not permission class). After each read the thread
+/// pauses 5 ms, so the kernel merges a process's repeated opens into one record: an open storm
+/// costs the agent a bounded number of reads, and `FollowUpSchedule` bounds the looks it causes. Events caused by the agent
 /// itself (it reads the targets' build-ids) are dropped. Creating the instance needs
 /// `CAP_SYS_ADMIN`; without it (or on a kernel without fanotify) `mode` is `.scan(reason:)`,
 /// `events()` finishes at once and marking does nothing.
@@ -50,6 +52,10 @@ public final class MappingWatch: Sendable {
 
     /// The events each marked file reports.
     static let markedEvents: Fanotify.Events = .open
+    /// How long the reading thread waits after each read before it reads again. A process opening
+    /// a marked file in a loop (thousands of times a second) then wakes the agent at most 200
+    /// times a second, with one record per process and file; a single open is still read at once.
+    static let readPauseMilliseconds: Int32 = 5
 
     /// Creates the fanotify instance and its reading thread; never throws, failure is reported
     /// through `mode`.
@@ -226,6 +232,10 @@ private final class FanotifyLoop: Sendable {
                 return
             }
             for event in MappingEvents.from(events, agent: agent) { broadcast.yield(event) }
+            // Let opens queue before the next read: the kernel merges one process's repeated
+            // opens of one file into one record meanwhile.
+            guard let woken = try? Descriptor.waitReadable([wakeup.read], timeoutMilliseconds: MappingWatch.readPauseMilliseconds,
+                                                           subject: Fanotify.subject), !woken[0] else { return }
         }
     }
 }

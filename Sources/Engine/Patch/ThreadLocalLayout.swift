@@ -7,12 +7,13 @@ import Artifact
 /// offsets are read from the descriptors libc publishes for libthread_db
 /// (`_thread_db_link_map_l_tls_modid`, `_thread_db_link_map_l_tls_offset`).
 enum ThreadLocalLayout {
-    /// Public `struct link_map` fields (<link.h>): l_addr, l_name, l_ld, l_next.
-    private static let linkMapDynamicOffset: UInt64 = 16, linkMapNextOffset: UInt64 = 24
+    /// Public `struct link_map` fields (<link.h>): l_addr, l_name, l_ld, l_next (l_ld's 8 bytes
+    /// on from l_ld).
+    private static let linkMapDynamicOffset: UInt64 = 16
     /// `struct r_debug`: int r_version, then `struct link_map *r_map` at 8.
     private static let debugMapOffset: UInt64 = 8
-    /// No honest namespace has more objects; a longer chain is a loop.
-    private static let maximumObjects = 65_536
+    /// No honest namespace has more objects; a longer chain is refused.
+    static let maximumObjects = 65_536
 
     /// An object's TLS module id and, when its block is in static TLS, the block's offset.
     typealias Block = (moduleID: UInt64, staticBlockOffset: UInt64?)
@@ -50,13 +51,23 @@ enum ThreadLocalLayout {
         }
         guard var node = memory.littleEndianWord(at: debug &+ debugMapOffset) else { return problem("_r_debug cannot be read") }
         let wanted = object.loadBias &+ dynamic
-        var remaining = maximumObjects
-        while node != 0, remaining > 0 {
-            remaining -= 1
-            guard let ld = memory.littleEndianWord(at: node &+ linkMapDynamicOffset),
-                  let next = memory.littleEndianWord(at: node &+ linkMapNextOffset) else {
+        // The list is the process's memory: its code may have made it loop, endless or point
+        // nowhere. Each node is read once, and the walk ends at a node seen before or past
+        // `maximumObjects`, with the reason.
+        var visited: Set<UInt64> = []
+        while node != 0 {
+            guard visited.count < maximumObjects else {
+                return problem("the dynamic linker's list of objects (_r_debug) is longer than \(maximumObjects) objects, which no dynamic linker makes")
+            }
+            guard visited.insert(node).inserted else {
+                return problem("the dynamic linker's list of objects (_r_debug) loops back to 0x\(String(node, radix: 16)) after \(visited.count) objects, which no dynamic linker makes")
+            }
+            // l_ld and l_next are adjacent: one read of both.
+            guard let fields = try? memory.read(at: node &+ linkMapDynamicOffset, count: 16) else {
                 return problem("the dynamic linker's list of objects cannot be read at 0x\(String(node, radix: 16))")
             }
+            let ld = fields.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+            let next = fields.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }.littleEndian
             if ld == wanted {
                 guard let moduleID = memory.littleEndianWord(at: node &+ UInt64(modidField.offset), bytes: Int(modidField.bits / 8)),
                       let rawOffset = memory.littleEndianWord(at: node &+ UInt64(offsetField.offset), bytes: Int(offsetField.bits / 8)) else {

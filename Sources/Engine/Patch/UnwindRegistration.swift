@@ -52,6 +52,14 @@ struct UnwindRegistration {
             }
             let head = try memory.read(at: bias &+ layout.listHead, count: 8)
             let next = head.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+            // libgcc_s raises the flag with every table it lists, and until then its unwinder
+            // looks at neither list. A list without the flag was written by the process itself
+            // (its memory is its own): raising the flag would wake it, and the process's next
+            // exception would follow what the process put there. Refused, never followed.
+            let anyRegistered = try memory.read(at: bias &+ layout.anyRegisteredFlag, count: 4)
+            if next != 0, anyRegistered == [0, 0, 0, 0] {
+                throw LoadFailure.unpatchable(.cannotMapPatchObject(detail: "\(unwinder.path): its list of registered unwind tables starts at 0x\(String(next, radix: 16)) although no table was ever registered (its flag is 0): the process's memory is not what libgcc_s wrote, so the patch's unwind tables cannot be added to it"))
+            }
             var address: [UInt8] = []
             withUnsafeBytes(of: record.littleEndian) { address.append(contentsOf: $0) }
             return [(record, layout.record(table: base &+ table, next: next)),

@@ -252,6 +252,37 @@ private final class MappingRecorder: @unchecked Sendable {
         #expect(looks([(0, .exec), (10, .open)], through: 50) == [0, 4, 14, 29, 39])
     }
 
+    @Test func signsBeyondABurstOfThree_areDeferredToTheProcesssPace_notDropped() {
+        // The exec and two opens are counted at once; the third open waits for the pace (25 ms).
+        #expect(looks([(0, .exec), (1, .open), (2, .open), (3, .open)], through: 60) == [0, 4, 6, 29, 31, 54])
+    }
+
+    @Test func aProcessOpeningATargetedFileTenThousandTimesASecond_isLookedAtByThePace_andForgottenAfter() {
+        var schedule = FollowUpSchedule()
+        var taken: [Double] = []
+        var signs: [Double] = []
+        // An open every 0.1 ms for a second, the schedule consulted as often.
+        for tenth in 0...12_000 {
+            let now = Double(tenth) / 10
+            if now <= 1000 {
+                schedule.note(pid, .open, at: at(now))
+                signs.append(now)
+            }
+            if !schedule.takeDue(now: at(now)).isEmpty { taken.append(now) }
+        }
+        let spacing = Double(FollowUpSchedule.signSpacing.components.attoseconds) * 1e-15
+        let allowed = 2 * (FollowUpSchedule.burst + Int(1000 / spacing) + 1)
+        #expect(taken.count <= allowed, "\(taken.count) looks for \(signs.count) opens")
+        // Each open still has a look at least 5 ms after it, and one at least 30 ms after it,
+        // each less than a spacing late (1 ms slack).
+        let lateness = spacing + 1
+        for sign in signs {
+            #expect(taken.contains { $0 >= sign + 4 && $0 <= sign + 5 + lateness }, "open at \(sign) ms")
+            #expect(taken.contains { $0 >= sign + 29 && $0 <= sign + 30 + lateness }, "open at \(sign) ms")
+        }
+        #expect(schedule.trackedCount == 0, "a process done signing is forgotten")
+    }
+
     @Test func processesDueTogetherAreEachTakenOnce() {
         var schedule = FollowUpSchedule()
         schedule.note(ProcessID(7), .exec, at: at(0))
