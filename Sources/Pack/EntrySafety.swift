@@ -41,11 +41,20 @@ enum EntrySafety {
         }
     }
 
+    /// What the check found in a redirection it lets through.
+    struct Findings {
+        /// Lines for the publisher.
+        var warnings: [String] = []
+        /// Code branches into the bytes only the far jump overwrites, so the redirection must be
+        /// published as near-only (`FunctionRedirection.nearOnly`).
+        var nearOnly = false
+    }
+
     /// Checks one redirection: `function` is its code in the target, `coldParts` any cold part,
     /// `symbols` every symbol known for the target (another one starting inside the jump means the
-    /// jump runs into other code). Returns warnings; throws the refusal.
+    /// jump runs into other code). Returns what it found; throws the refusal.
     static func check(_ redirection: FunctionRedirection, function: Code, coldParts: [Code], symbols: [ELFSymbol],
-                      targetPath: String, disassembler: Disassembler) throws(PackError) -> [String] {
+                      targetPath: String, disassembler: Disassembler) throws(PackError) -> Findings {
         let name = redirection.symbol
         let entry = redirection.offset
         let length = overwrittenLength(size: redirection.size)
@@ -66,13 +75,13 @@ enum EntrySafety {
                          + "calls to \(intruder.name) would land inside the jump")
         }
 
-        var warnings: [String] = []
+        var findings = Findings()
         let farLength = HostArchitecture.farJumpLength
         for code in [function] + coldParts {
             let instructions = disassembler.decode(code.bytes, at: code.address)
             let decoded = instructions.reduce(0) { $0 + $1.length }
             if decoded < code.bytes.count {
-                warnings.append("\(code.name): Capstone decodes only its first \(decoded) of \(code.bytes.count) bytes as x86-64 "
+                findings.warnings.append("\(code.name): Capstone decodes only its first \(decoded) of \(code.bytes.count) bytes as x86-64 "
                                 + "instructions; branches from the rest into the entry of \(name) were not checked")
             }
             if let branch = branchesIntoJump(at: entry, length: length, among: instructions).first,
@@ -84,13 +93,15 @@ enum EntrySafety {
             if redirection.size >= UInt64(farLength),
                let branch = branchesIntoJump(at: entry, length: farLength, among: instructions).first,
                let target = branch.branchTarget {
-                warnings.append("\(name): \(branch.mnemonic) at \(at(branch.address, in: code)) jumps to \(name)+\(hex(target - entry)), "
-                                + "inside the \(farLength)-byte absolute jump but past the \(length)-byte one: the agent writes the "
-                                + "\(length)-byte jump when it maps the patch object within \(HostArchitecture.nearJumpReachText) of "
-                                + "the target, which it tries first; only in a process with no free range there would this loop break")
+                findings.nearOnly = true
+                findings.warnings.append("\(name): \(branch.mnemonic) at \(at(branch.address, in: code)) jumps to \(name)+\(hex(target - entry)), "
+                                         + "inside the \(farLength)-byte absolute jump but past the \(length)-byte one: the release marks "
+                                         + "\(name) near_only, so the agent will use only the \(length)-byte jump for it, and refuses a process "
+                                         + "in which it finds no free range within \(HostArchitecture.nearJumpReachText) of the target for "
+                                         + "the patch object (rare) rather than break this loop")
             }
         }
-        return warnings
+        return findings
     }
 }
 

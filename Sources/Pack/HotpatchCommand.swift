@@ -16,7 +16,10 @@ struct HotpatchCommand: ParsableCommand {
             target's build-id, and checks that the patch object exports each replacement and uses \
             only relocations the agent's loader supports. Functions shorter than a \(HostArchitecture.nearJumpLength)-byte jump \
             are refused; those shorter than \(HostArchitecture.farJumpLength) bytes, compiler clones (.isra/.constprop/.part/.cold) and \
-            inlining are reported as warnings on stderr.
+            inlining are reported as warnings on stderr. Each function's entry is disassembled: \
+            a branch target inside the \(HostArchitecture.nearJumpLength)-byte jump is refused, and one \
+            that only the \(HostArchitecture.farJumpLength)-byte jump would cover marks the function \
+            near_only (a warning says so), so the agent uses only the shorter jump for it.
 
             Several objects in one release: each --target ELF starts a target group, and the \
             --debug-file, --patch, --replace, --ref and --path-hint after it, up to the next \
@@ -128,7 +131,8 @@ struct HotpatchCommand: ParsableCommand {
         var warnings: [(group: TargetGroup, text: String)] = []
         for group in groups {
             let label = groups.count > 1 ? "\(group.label): " : ""
-            let (plan, files) = try Self.plan(group, label: label)
+            let (planned, files) = try Self.plan(group, label: label)
+            var plan = planned
             if let earlier = plans.first(where: { $0.plan.buildID == plan.buildID }) {
                 throw PackError("\(group.label) names the same object as \(earlier.group.label) (build-id \(plan.buildID)): give each object once, with all its replacements in one group")
             }
@@ -137,8 +141,9 @@ struct HotpatchCommand: ParsableCommand {
             }
             // Pack-time checks of one planned target: the single place every target passes
             // through before the release is written.
-            let found = try Self.checkBeforePublishing(plan, of: group, files: files, providers: providers, label: label)
-            warnings += (plan.notes + found).map { (group, $0) }
+            let passed = try Self.checkBeforePublishing(plan, of: group, files: files, providers: providers, label: label)
+            plan.redirections = passed.redirections
+            warnings += (plan.notes + passed.warnings).map { (group, $0) }
             plans.append((group, plan))
         }
         for (group, text) in warnings {
@@ -197,9 +202,9 @@ struct HotpatchCommand: ParsableCommand {
 
     /// The checks every planned target passes before a release is written, so each target of a
     /// release is refused at pack time for what every process would refuse (`PublishChecks`);
-    /// returns their warnings.
+    /// returns their warnings and the redirections to publish.
     private static func checkBeforePublishing(_ plan: PlannedTarget, of group: TargetGroup, files: GroupFiles,
-                                              providers: [String], label: String) throws -> [String] {
+                                              providers: [String], label: String) throws -> PublishChecks.Passed {
         do {
             return try PublishChecks.check(target: files.target, debugFile: files.debug, patchObject: files.patchObject,
                                            plan: plan, providers: providers)

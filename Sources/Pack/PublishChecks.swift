@@ -6,11 +6,20 @@ import Artifact
 /// (relocations, sections, patch-side TLS, text relocations, IFUNC targets, short functions) is
 /// not repeated here: the caller has built both before calling.
 enum PublishChecks {
+    /// What a target that passed the checks is published with.
+    struct Passed {
+        /// Lines for stderr.
+        var warnings: [String]
+        /// The target's redirections, each marked `nearOnly` where the entry check requires it
+        /// (a mark already there is kept).
+        var redirections: [FunctionRedirection]
+    }
+
     /// Checks the patch object's undefined symbols against what the target provides (its `--ref`s,
     /// its exports, its `DT_NEEDED` closure on this machine, the `providers`), and every redirected
-    /// function's entry with the disassembler. Returns warnings for stderr; throws the refusal.
+    /// function's entry with the disassembler. Returns what to publish; throws the refusal.
     static func check(target: ELFFile, debugFile: ELFFile?, patchObject: PatchObject, plan: PlannedTarget,
-                      providers: [String]) throws(PackError) -> [String] {
+                      providers: [String]) throws(PackError) -> Passed {
         try checkSymbols(target: target, patchObject: patchObject, references: plan.references.map(\.symbol),
                          providerPaths: providers)
         return try checkEntries(target: target, debugFile: debugFile, redirections: plan.redirections)
@@ -72,14 +81,14 @@ enum PublishChecks {
     }
 
     /// Disassembles each redirected function (and its cold part) and checks its entry (`EntrySafety`).
-    static func checkEntries(target: ELFFile, debugFile: ELFFile?, redirections: [FunctionRedirection]) throws(PackError) -> [String] {
+    static func checkEntries(target: ELFFile, debugFile: ELFFile?, redirections: [FunctionRedirection]) throws(PackError) -> Passed {
         let disassembler = try Disassembler()
         let symbols: [ELFSymbol]
         do { symbols = try (debugFile?.symbols() ?? []) + target.symbols() + target.dynamicSymbols() } catch {
             throw PackError.wrapping(error, while: "read the symbol tables of \(target.path)")
         }
-        var warnings: [String] = []
-        for redirection in redirections {
+        var passed = Passed(warnings: [], redirections: [])
+        for var redirection in redirections {
             let function: EntrySafety.Code
             var coldParts: [EntrySafety.Code] = []
             do {
@@ -94,10 +103,13 @@ enum PublishChecks {
             } catch {
                 throw PackError.wrapping(error, while: "read the code of \(redirection.symbol) from \(target.path)")
             }
-            warnings += try EntrySafety.check(redirection, function: function, coldParts: coldParts, symbols: symbols,
-                                              targetPath: target.path, disassembler: disassembler)
+            let findings = try EntrySafety.check(redirection, function: function, coldParts: coldParts, symbols: symbols,
+                                                 targetPath: target.path, disassembler: disassembler)
+            passed.warnings += findings.warnings
+            redirection.nearOnly = redirection.nearOnly || findings.nearOnly
+            passed.redirections.append(redirection)
         }
-        return warnings
+        return passed
     }
 
     /// The `size` bytes at `address` of `target`.

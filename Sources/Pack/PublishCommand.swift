@@ -63,7 +63,7 @@ struct PublishCommand: ParsableCommand {
                 }
             }
         }
-        try checkHotpatches(in: index, workspace: workspace)
+        try checkHotpatches(in: &index, workspace: workspace)
         let seconds = DurationText.seconds(expiresIn) ?? 0
         index.version += 1
         index.expires = RFC3339.format(Date().timeIntervalSince1970.rounded(.down) + Double(seconds))
@@ -76,11 +76,13 @@ struct PublishCommand: ParsableCommand {
     }
 
     /// Runs `PublishChecks` again on every hotpatch target of `index`, as far as this machine has
-    /// its files; prints warnings and notes on stderr, throws the first refusal.
-    func checkHotpatches(in index: ChannelIndex, workspace: ChannelWorkspace) throws {
-        for release in index.releases {
-            guard case let .hotpatch(id, _, _, _, _, targets) = release else { continue }
-            for target in targets {
+    /// its files; marks near-only the redirections the entry check requires (an index written
+    /// without the mark gets it before it is signed); prints warnings and notes on stderr, throws
+    /// the first refusal.
+    func checkHotpatches(in index: inout ChannelIndex, workspace: ChannelWorkspace) throws {
+        for position in index.releases.indices {
+            guard case .hotpatch(let id, let baseline, let level, let text, let cves, var targets) = index.releases[position] else { continue }
+            for (slot, target) in targets.enumerated() {
                 let patchPath = workspace.directory + "/" + target.patchObject.path
                 let patchObject: PatchObject
                 do { patchObject = try PatchObject(path: patchPath) } catch {
@@ -93,15 +95,20 @@ struct PublishCommand: ParsableCommand {
                 }
                 let plan = PlannedTarget(buildID: target.buildID, redirections: target.redirections,
                                          references: target.references, notes: [])
-                let warnings: [String]
+                let passed: PublishChecks.Passed
                 do {
-                    warnings = try PublishChecks.check(target: elf, debugFile: nil, patchObject: patchObject, plan: plan,
-                                                       providers: providers)
+                    passed = try PublishChecks.check(target: elf, debugFile: nil, patchObject: patchObject, plan: plan,
+                                                     providers: providers)
                 } catch {
                     throw PackError("Release \(id): \(error)")
                 }
-                for warning in warnings { Standard.error("warning: release \(id): \(warning)") }
+                for warning in passed.warnings { Standard.error("warning: release \(id): \(warning)") }
+                for (before, after) in zip(target.redirections, passed.redirections) where after.nearOnly && !before.nearOnly {
+                    Standard.error("note: release \(id): \(after.symbol) is now marked near_only in the index")
+                }
+                targets[slot].redirections = passed.redirections
             }
+            index.releases[position] = .hotpatch(id: id, baseline: baseline, level: level, description: text, cves: cves, targets: targets)
         }
     }
 }

@@ -75,6 +75,22 @@ private let far: UInt64 = 0x7fff_f000_0000
     }
 }
 
+@Test func write_whenNearOnlyAndTargetOutOfNearReach_refusesWhereItWouldWriteTheFarJump() throws {
+    #expect(throws: UnpatchableReason.noRoomForNearJump(symbol: "loop", address: entry, need: .branchTargetUnderFarJump)) {
+        try EntryPlan.write(from: .original, memory: original, original: original, address: entry, nearOnly: true,
+                            target: far, symbol: "loop")
+    }
+    // The same function without the mark takes the far jump.
+    let write = try EntryPlan.write(from: .original, memory: original, original: original, address: entry, target: far, symbol: "loop")
+    #expect(write?.bytes == HostArchitecture.farJump(to: far))
+}
+
+@Test func write_whenNearOnlyAndTargetInReach_writesTheNearJump() throws {
+    let write = try EntryPlan.write(from: .original, memory: original, original: original, address: entry, nearOnly: true,
+                                    target: near, symbol: "loop")
+    #expect(write?.bytes == HostArchitecture.nearJump(from: entry, to: near))
+}
+
 // A 3-byte function (`xor %eax,%eax; ret`) after 5 bytes of padding: the classic hotpatch layout.
 private let paddedRegion: [UInt8] = [0x90, 0x90, 0x90, 0x90, 0x90, 0x31, 0xC0, 0xC3]
 private let paddedStart = entry - 5

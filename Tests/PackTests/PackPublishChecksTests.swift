@@ -184,11 +184,41 @@ import Testing
         #expect(stderr.contains("would run past its code into after_fn, which starts at tiny_fn+0x3"), "\(stderr)")
     }
 
-    @Test func publish_branchTargetInsideOnlyTheAbsoluteJump_warns() throws {
+    /// The redirections of the published index's one hotpatch, by symbol.
+    func publishedRedirections(_ scratch: Scratch) throws -> [String: FunctionRedirection] {
+        var found: [String: FunctionRedirection] = [:]
+        for case let .hotpatch(_, _, _, _, _, targets) in try scratch.index().releases {
+            for redirection in targets.flatMap(\.redirections) { found[redirection.symbol] = redirection }
+        }
+        return found
+    }
+
+    @Test func hotpatch_branchTargetInsideOnlyTheAbsoluteJump_publishesItNearOnlyAndSaysSo() throws {
         let scratch = try prepare()
-        let stderr = try hotpatchAndPublish(scratch, target: "libentry.so", patch: "fix.so", replace: "far_loop_fn=fixed")
-        #expect(stderr.contains("warning: release hp1: far_loop_fn: jne at far_loop_fn+0xf jumps to far_loop_fn+0x5, inside the 14-byte absolute jump"),
-                "\(stderr)")
+        let added = try scratch.packOK("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
+                                       "--target", "libentry.so", "--patch", "fix.so",
+                                       "--replace", "far_loop_fn=fixed", "--replace", "crc32=fixed")
+        #expect(added.stderr.contains("warning: far_loop_fn: jne at far_loop_fn+0xf jumps to far_loop_fn+0x5, inside the 14-byte absolute jump"),
+                "\(added.stderr)")
+        #expect(added.stderr.contains("the agent will use only the 5-byte jump for it"), "\(added.stderr)")
+        let published = try scratch.packOK("publish", "--channel", "channel", "--private-key", "publisher.key")
+        #expect(published.stderr.contains("warning: release hp1: far_loop_fn: jne at far_loop_fn+0xf"), "\(published.stderr)")
+        #expect(!published.stderr.contains("is now marked near_only"), "\(published.stderr)")
+
+        let redirections = try publishedRedirections(scratch)
+        #expect(redirections["far_loop_fn"]?.nearOnly == true)
+        #expect(redirections["crc32"]?.nearOnly == false)
+        let text = try String(contentsOfFile: scratch.path + "/channel/index.json", encoding: .utf8)
+        #expect(text.components(separatedBy: #""near_only": true"#).count == 2, "\(text)")
+    }
+
+    @Test func publish_indexWrittenWithoutNearOnly_marksTheFunctionBeforeSigning() throws {
+        let scratch = try prepare()
+        try addUncheckedHotpatch(scratch, id: "hp1", level: 1, target: "libentry.so", patch: "fix.so", replace: ("far_loop_fn", "fixed"))
+        #expect(try publishedRedirections(scratch)["far_loop_fn"]?.nearOnly == false)
+        let published = try scratch.packOK("publish", "--channel", "channel", "--private-key", "publisher.key")
+        #expect(published.stderr.contains("note: release hp1: far_loop_fn is now marked near_only in the index"), "\(published.stderr)")
+        #expect(try publishedRedirections(scratch)["far_loop_fn"]?.nearOnly == true)
     }
 
     @Test func publish_endbr64Entry_passes() throws {

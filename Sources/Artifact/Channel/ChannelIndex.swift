@@ -235,7 +235,7 @@ public struct ChannelIndex: Equatable, Sendable {
                                 allowed: ["path", "sha256", "length"])
         let redirections = try reader.array("redirections").enumerated().map { (index, value) throws(ChannelRefusal) in
             let entry = try Reader(value, at: "\(field).redirections[\(index)]", file: file,
-                                   allowed: ["symbol", "offset", "size", "sha256", "replacement", "padding"])
+                                   allowed: ["symbol", "offset", "size", "sha256", "replacement", "padding", "near_only"])
             let size = try entry.uint64("size")
             let offset = try entry.uint64("offset")
             let padding = try entry.optionalUInt64("padding") ?? 0
@@ -259,7 +259,7 @@ public struct ChannelIndex: Equatable, Sendable {
             }
             return FunctionRedirection(symbol: try entry.symbol("symbol"), offset: offset, size: size,
                                        sha256: try entry.sha256("sha256"), replacement: try entry.symbol("replacement"),
-                                       padding: padding)
+                                       padding: padding, nearOnly: try entry.optionalBool("near_only") ?? false)
         }
         guard !redirections.isEmpty else {
             throw .invalidValue(path: file, field: "\(field).redirections", reason: "is empty")
@@ -360,7 +360,8 @@ extension ChannelIndex.Release {
                                  ("size", .number(String(redirection.size))),
                                  ("sha256", .string(redirection.sha256)),
                                  ("replacement", .string(redirection.replacement))]
-                                + (redirection.padding == 0 ? [] : [("padding", .number(String(redirection.padding)))]))
+                                + (redirection.padding == 0 ? [] : [("padding", .number(String(redirection.padding)))])
+                                + (redirection.nearOnly ? [("near_only", .bool(true))] : []))
                     })),
                     ("refs", .array(target.references.map { reference in
                         // An address reference is written as before the kind existed, so older agents read it.
@@ -425,6 +426,10 @@ struct Reader {
             throw .wrongFieldType(path: file, field: name(key), expected: "true or false")
         }
         return flag
+    }
+
+    func optionalBool(_ key: String) throws(ChannelRefusal) -> Bool? {
+        has(key) ? try bool(key) : nil
     }
 
     func int(_ key: String) throws(ChannelRefusal) -> Int {

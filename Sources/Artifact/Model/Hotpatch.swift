@@ -1,3 +1,5 @@
+import Architecture
+
 /// A GNU build-id: the bytes of an ELF object's NT_GNU_BUILD_ID note, shown as lowercase hex.
 public struct BuildID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
     /// The raw note bytes.
@@ -49,15 +51,21 @@ public struct FunctionRedirection: Hashable, Sendable, Codable {
     /// 2-byte hop at the entry reaches it). When non-zero, `sha256` covers the padding and the
     /// function, `padding + size` bytes from `offset - padding`.
     public var padding: UInt64
+    /// Only the near jump may be written at the entry, never the longer far jump: code of the
+    /// function branches into the bytes only the far jump would overwrite (`hotpatch-pack` found
+    /// it with the disassembler), so a thread taking that branch would run the far jump's middle.
+    public var nearOnly: Bool
 
     /// Describes one redirection.
-    public init(symbol: String, offset: UInt64, size: UInt64, sha256: String, replacement: String, padding: UInt64 = 0) {
+    public init(symbol: String, offset: UInt64, size: UInt64, sha256: String, replacement: String, padding: UInt64 = 0,
+                nearOnly: Bool = false) {
         self.symbol = symbol
         self.offset = offset
         self.size = size
         self.sha256 = sha256
         self.replacement = replacement
         self.padding = padding
+        self.nearOnly = nearOnly
     }
 
     /// Where the bytes the redirect checks and writes begin: the padding it uses, else the entry.
@@ -65,7 +73,18 @@ public struct FunctionRedirection: Hashable, Sendable, Codable {
     /// How many bytes the redirect checks: the padding it uses and the whole function.
     public var regionSize: UInt64 { padding + size }
 
-    private enum CodingKeys: String, CodingKey { case symbol, offset, size, sha256, replacement, padding }
+    /// Why only the near jump can redirect this function, or nil when the far jump may too.
+    public var nearJumpNeed: NearJumpNeed? {
+        if padding > 0 { return .entryHop }
+        if nearOnly { return .branchTargetUnderFarJump }
+        if size < UInt64(HostArchitecture.farJumpLength) { return .shorterThanFarJump }
+        return nil
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case symbol, offset, size, sha256, replacement, padding
+        case nearOnly = "near_only"
+    }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -74,8 +93,32 @@ public struct FunctionRedirection: Hashable, Sendable, Codable {
                   size: try container.decode(UInt64.self, forKey: .size),
                   sha256: try container.decode(String.self, forKey: .sha256),
                   replacement: try container.decode(String.self, forKey: .replacement),
-                  padding: try container.decodeIfPresent(UInt64.self, forKey: .padding) ?? 0)
+                  padding: try container.decodeIfPresent(UInt64.self, forKey: .padding) ?? 0,
+                  nearOnly: try container.decodeIfPresent(Bool.self, forKey: .nearOnly) ?? false)
     }
+
+    /// Writes `near_only` only when set, so a redirection without it reads as before the flag existed.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(symbol, forKey: .symbol)
+        try container.encode(offset, forKey: .offset)
+        try container.encode(size, forKey: .size)
+        try container.encode(sha256, forKey: .sha256)
+        try container.encode(replacement, forKey: .replacement)
+        try container.encode(padding, forKey: .padding)
+        if nearOnly { try container.encode(true, forKey: .nearOnly) }
+    }
+}
+
+/// Why a function can be redirected only with the near jump (`jmp rel32` on x86-64), so the patch
+/// image must lie within its reach of the target.
+public enum NearJumpNeed: Hashable, Sendable {
+    /// The redirect uses the padding before the entry, which holds only the near jump.
+    case entryHop
+    /// Code of the function branches into the bytes only the far jump would overwrite (`near_only`).
+    case branchTargetUnderFarJump
+    /// The function is shorter than the far jump.
+    case shorterThanFarJump
 }
 
 /// A non-exported symbol of the target that the patch object needs, located by offset.

@@ -57,9 +57,10 @@ enum EntryPlan {
     }
 
     /// The write that moves an entry from `state` to a jump to `target` (or back to the original
-    /// when `target` is nil); nil when it is already there.
+    /// when `target` is nil); nil when it is already there. A `nearOnly` function never gets the
+    /// far jump: code branches into the bytes only that jump would cover.
     static func write(from state: EntryState, memory: [UInt8], original: [UInt8], address: UInt64, padding: Int = 0,
-                      target: UInt64?, symbol: String) throws(UnpatchableReason) -> EntryWrite? {
+                      nearOnly: Bool = false, target: UInt64?, symbol: String) throws(UnpatchableReason) -> EntryWrite? {
         let coveredLength: Int
         switch state {
         case .foreign:
@@ -84,6 +85,9 @@ enum EntryPlan {
             }
             return EntryWrite(address: address, expected: Array(memory[0..<(padding + hop.count)]), bytes: near + hop,
                               padding: padding)
+        }
+        if nearOnly, HostArchitecture.nearJump(from: address, to: target) == nil {
+            throw .noRoomForNearJump(symbol: symbol, address: address, need: .branchTargetUnderFarJump)
         }
         guard let jump = HostArchitecture.bestJump(from: address, to: target, room: UInt64(original.count)) else {
             let needed = HostArchitecture.nearJump(from: address, to: target) == nil

@@ -66,14 +66,16 @@ struct PatchLoader {
     /// Loads the patch into `pid` and returns the sealed image and how many calls were injected.
     /// Every thread must stop within `stopWithin` microseconds; `pause` receives how long they were
     /// held (first stop to last resume of each hold, summed over the re-stops), whatever the outcome.
-    func load(into pid: ProcessID, target: LoadedObject, mappings: [MemoryMapping], requireNear: Bool,
+    /// `requireNearFor` is a function of `target` that only the near jump can redirect, if any: with
+    /// one, a process with no room near the target is refused before anything is injected.
+    func load(into pid: ProcessID, target: LoadedObject, mappings: [MemoryMapping], requireNearFor needsNear: FunctionRedirection?,
               resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
               deadline: Monotonic.Instant, pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
         let imageSize = patch.imageSize
         let total = imageSize + PatchImageMarker.pageSize
         let near = PatchLoader.nearAddress(for: total, near: target, mappings: mappings)
-        if near == nil && requireNear {
-            throw .unpatchable(.cannotMapPatchObject(detail: "no free address range within \(HostArchitecture.nearJumpReachText) of \(target.path) for a function shorter than a \(HostArchitecture.farJumpLength)-byte jump"))
+        if near == nil, let needsNear, let need = needsNear.nearJumpNeed {
+            throw .unpatchable(.noRoomForNearJump(symbol: needsNear.symbol, address: target.loadBias &+ needsNear.offset, need: need))
         }
         guard let instruction = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: cache) else {
             throw .unpatchable(.systemFailure(detail: "no system call instruction found in process \(pid)'s code"))

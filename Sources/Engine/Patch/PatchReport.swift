@@ -1,3 +1,4 @@
+import Architecture
 import Artifact
 import LinuxSystem
 
@@ -19,6 +20,9 @@ public enum UnpatchableReason: Error, Equatable, Sendable, CustomStringConvertib
     case entryBytesDiffer(symbol: String, address: UInt64)
     /// A function is too short for the jump that can reach its replacement.
     case functionTooShort(symbol: String, size: UInt64, needed: Int)
+    /// A function can be redirected only with the near jump (`need` says why), and no address
+    /// range within that jump's reach of its entry is free for the patch image.
+    case noRoomForNearJump(symbol: String, address: UInt64, need: NearJumpNeed)
     /// The process exited before or during the patch.
     case processGone
     /// The patch object cannot be loaded into this process (unresolved symbol, unsupported content).
@@ -41,6 +45,18 @@ public enum UnpatchableReason: Error, Equatable, Sendable, CustomStringConvertib
             return "entry bytes of \(symbol) at 0x\(String(address, radix: 16)) differ from the hotpatch's original"
         case let .functionTooShort(symbol, size, needed):
             return "function \(symbol) is \(size) bytes, shorter than the \(needed)-byte jump that reaches its replacement"
+        case let .noRoomForNearJump(symbol, address, need):
+            let near = HostArchitecture.nearJumpLength, far = HostArchitecture.farJumpLength
+            let why: String
+            switch need {
+            case .branchTargetUnderFarJump:
+                why = "its own code branches into its bytes \(near)-\(far - 1), which the \(far)-byte absolute jump would overwrite (hotpatch-pack marked it near_only)"
+            case .entryHop: why = "it is redirected through the padding before its entry, which holds only that jump"
+            case .shorterThanFarJump: why = "it is shorter than the \(far)-byte absolute jump"
+            }
+            return "function \(symbol) at 0x\(String(address, radix: 16)) can take only the \(near)-byte jump (\(why)), "
+                + "but no free address range within \(HostArchitecture.nearJumpReachText) of it is left for the patch object; "
+                + "nothing was changed: the process must free address space near it (or be restarted) before it can be patched"
         case .processGone: return "process gone"
         case let .patchObjectRejected(detail): return "patch object rejected: \(detail)"
         case let .cannotMapPatchObject(detail): return "cannot map patch object: \(detail)"

@@ -281,7 +281,8 @@ public final class Patcher {
     private func load(_ loader: PatchLoader, fix target: HotpatchTarget, into pid: ProcessID, object: LoadedObject,
                       objects: [LoadedObject], mappings: [MemoryMapping], memory: borrowing ProcessMemory,
                       pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
-        let needsNear = target.redirections.contains { $0.padding > 0 || $0.size < UInt64(HostArchitecture.farJumpLength) }
+        // A function only the near jump can redirect (entry hop, too short, near_only) needs the image within its reach.
+        let needsNear = target.redirections.first { $0.nearJumpNeed != nil }
         var references: [String: UInt64] = [:]
         for reference in target.references { references[reference.symbol] = object.loadBias &+ reference.offset }
         let executable = try? ProcFS.executablePath(of: pid)
@@ -290,7 +291,7 @@ public final class Patcher {
         // threads spend between our requests is where the agent's death costs the most.
         let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
         defer { priority?.restore() }
-        return try loader.load(into: pid, target: object, mappings: mappings, requireNear: needsNear,
+        return try loader.load(into: pid, target: object, mappings: mappings, requireNearFor: needsNear,
                                resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
                                deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
                                pause: &pause)
@@ -310,7 +311,8 @@ public final class Patcher {
             do throws(UnpatchableReason) {
                 if let write = try EntryPlan.write(from: site.state, memory: site.memory, original: site.original,
                                                    address: site.address, padding: Int(site.redirection.padding),
-                                                   target: target, symbol: site.redirection.symbol) {
+                                                   nearOnly: site.redirection.nearOnly, target: target,
+                                                   symbol: site.redirection.symbol) {
                     writes.append(write)
                 }
             } catch {
