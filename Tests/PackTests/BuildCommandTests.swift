@@ -49,7 +49,7 @@ import Testing
         let scratch = try prepare()
         try scratch.write("bad.diff", "--- a/demo.c\n+++ b/demo.c\n@@ -1 +1\n")
         try scratch.write("stale.diff", BuildDriverTests.fix.replacingOccurrences(of: " int sum = 0;", with: " long sum = 0;"))
-        try Shell.sh("cp released/libdemo.so released/libmissing.so", in: scratch.path)
+        try Shell.sh("cc -shared -fPIC -Wl,--build-id -o released/libmissing.so source/util.c", in: scratch.path)
         let before = try Data(contentsOf: URL(fileURLWithPath: scratch.path + "/channel/index.json"))
         let result = try build(scratch, overrides)
         #expect(result.status != 0)

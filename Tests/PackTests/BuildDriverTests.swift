@@ -131,14 +131,16 @@ import Testing
         #expect(try String(contentsOfFile: scratch.path + "/work/original-build.log", encoding: .utf8).contains("line 1\n"))
     }
 
-    @Test func prepare_targetNotBuilt_listsSimilarNames() throws {
+    @Test func prepare_targetNotBuilt_listsWhatTheBuildMade() throws {
         let scratch = try project()
-        try Shell.sh("cp released/libdemo.so released/libother.so", in: scratch.path)
+        // Another library (its own SONAME), which the build does not make.
+        try Shell.sh("cc -shared -fPIC -Wl,--build-id -Wl,-soname,libother.so.1 -o released/libother.so source/util.c", in: scratch.path)
         #expect {
             try BuildDriver.prepare(request(scratch, target: "released/libother.so"))
         } throws: { error in
             let message = "\(error)"
-            return message.contains("has no ELF file named libother.so") && message.contains("does --build build it?")
+            return message.contains("has no ELF file named libother.so nor with DT_SONAME libother.so.1")
+                && message.contains("does --build build it?") && message.contains("Its ELF files: libdemo.so")
         }
     }
 

@@ -23,9 +23,10 @@ package enum TargetLocator {
         case 1:
             return candidates[0]
         case 0:
-            let named = files.filter { Files.baseName($0).hasPrefix(name.prefix { $0 != "." }) }.map(relative)
-            throw PackError("--target \(released.path): \(build) (\(root)) has no ELF file \(rule) (symbolic links, .o and .a files do not count); does --build build it?"
-                            + (named.isEmpty ? "" : " ELF files with similar names: \(named.sorted().joined(separator: ", "))"))
+            let built = files.map(relative).sorted()
+            let listed = built.prefix(10).joined(separator: ", ") + (built.count > 10 ? " and \(built.count - 10) more" : "")
+            throw PackError("--target \(released.path): \(build) (\(root)) has no ELF file \(rule) (symbolic links, .o and .a files do not count); does --build build it? "
+                            + (built.isEmpty ? "It has no ELF file at all." : "Its ELF files: \(listed)"))
         default:
             throw PackError("--target \(released.path): \(build) (\(root)) has \(candidates.count) ELF files \(rule): \(candidates.map(relative).sorted().joined(separator: ", ")); the rule needs exactly one (rename the released object's copy, or build only one of them)")
         }
