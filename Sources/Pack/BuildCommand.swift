@@ -56,14 +56,7 @@ struct BuildCommand: ParsableCommand {
 
     @OptionGroup var channel: ChannelOption
 
-    @Option(help: "The hotpatch's id (letters, digits, '.', '_', '+', '-').")
-    var id: String
-
-    @Option(help: "The baseline the hotpatch applies to.")
-    var baseline: String
-
-    @Option(help: "Its cumulative level within the baseline, above every earlier level.")
-    var level: Int
+    @OptionGroup var release: HotpatchReleaseOptions
 
     @Option(help: ArgumentHelp("The released source tree (copied; never changed).", valueName: "DIR"))
     var source: String
@@ -91,7 +84,6 @@ struct BuildCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard level >= 1 else { throw ValidationError("--level must be 1 or more") }
         guard !diff.isEmpty else { throw ValidationError("give --diff FIX.diff: the fix, as a unified diff") }
         guard !target.isEmpty else { throw ValidationError("give --target ELF: the released object to patch") }
         guard !build.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--build is empty: give the command that builds the source") }
@@ -102,9 +94,9 @@ struct BuildCommand: ParsableCommand {
 
     func run() throws {
         let workspace = ChannelWorkspace(directory: channel.channel)
-        let release = HotpatchAddition(id: id, baseline: baseline, level: level, text: text, providers: [])
+        let addition = release.addition(text: text, providers: [])
         // The channel is checked before the builds, which may take long, and again when writing.
-        _ = try release.checkIndex(of: workspace)
+        _ = try addition.checkIndex(of: workspace)
 
         let request = BuildRequest(source: source, diffs: diff, command: build, targets: target, debugFiles: debugFile, keepWork: keepWork)
         let prepared = try BuildDriver.prepare(request) { Standard.error("hotpatch-pack build: " + $0) }
@@ -138,10 +130,12 @@ struct BuildCommand: ParsableCommand {
             throw PackError("Refused: nothing to patch: the diffs change no function of \(target.joined(separator: ", ")); nothing was written to \(channel.channel)")
         }
 
-        // Each patch object gets a file name of its own in the channel: hotpatch-<released name>.so.
+        // Each patch object gets a file name of its own in the channel: hotpatch-<released name>
+        // (with .so added to an executable's name).
         var groups: [TargetGroup] = []
         for (offset, item) in changed {
-            let name = "hotpatch-\(Files.baseName(item.target.builds.releasedPath)).so"
+            let released = Files.baseName(item.target.builds.releasedPath)
+            let name = "hotpatch-" + released + (released.contains(".so") ? "" : ".so")
             let copy = prepared.work.root + "/publish/\(offset + 1)/" + name
             do throws(SystemError) {
                 try Files.makeDirectories(Files.directoryName(copy), mode: 0o755)
@@ -153,10 +147,14 @@ struct BuildCommand: ParsableCommand {
                                       debugFile: item.target.builds.debugFilePath, patch: copy,
                                       replacements: item.patch.replacements, references: item.patch.references.map(\.symbol),
                                       pathHint: nil, resolvedReferences: item.patch.references))
-            report.targets[offset].patchObject = "hotpatches/\(id)/\(name)"
+            report.targets[offset].patchObject = "hotpatches/\(release.id)/\(name)"
         }
-        _ = try release.add(groups, to: workspace)
-        report.release = BuildReport.Release(channel: channel.channel, id: id, baseline: baseline, level: level)
+        // The planner's note that inlined copies cannot be seen does not hold here: the generator
+        // read the inlining from DWARF and replaced the callers.
+        _ = try addition.add(groups, to: workspace) { warning in
+            if !warning.contains("cannot be seen without DWARF") { Standard.error("warning: " + warning) }
+        }
+        report.release = BuildReport.Release(channel: channel.channel, id: release.id, baseline: release.baseline, level: release.level)
         print(json ? report.json() : report.text())
     }
 }

@@ -43,14 +43,7 @@ struct HotpatchCommand: ParsableCommand {
 
     @OptionGroup var channel: ChannelOption
 
-    @Option(help: "The hotpatch's id (letters, digits, '.', '_', '+', '-').")
-    var id: String
-
-    @Option(help: "The baseline the hotpatch applies to.")
-    var baseline: String
-
-    @Option(help: "Its cumulative level within the baseline, above every earlier level.")
-    var level: Int
+    @OptionGroup var release: HotpatchReleaseOptions
 
     @Option(help: ArgumentHelp("An object to patch, as built (unstripped, or stripped with --debug-file); starts a target group (repeatable).",
                                valueName: "ELF"))
@@ -83,7 +76,6 @@ struct HotpatchCommand: ParsableCommand {
     @OptionGroup var text: ReleaseTextOptions
 
     func validate() throws {
-        guard level >= 1 else { throw ValidationError("--level must be 1 or more") }
         guard !target.isEmpty else { throw ValidationError("give --target ELF: the object to patch") }
         guard !patch.isEmpty else { throw ValidationError("give --patch OBJ.so: the patch object") }
         guard !replacements.isEmpty else { throw ValidationError("give at least one --replace SYMBOL=REPLACEMENT") }
@@ -111,9 +103,9 @@ struct HotpatchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let release = HotpatchAddition(id: id, baseline: baseline, level: level, text: text, providers: providers)
-        let written = try release.add(try groups(), to: ChannelWorkspace(directory: channel.channel))
-        print(release.summary(of: written))
+        let addition = release.addition(text: text, providers: providers)
+        let written = try addition.add(try groups(), to: ChannelWorkspace(directory: channel.channel))
+        print(addition.summary(of: written))
     }
 }
 

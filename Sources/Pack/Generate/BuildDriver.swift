@@ -16,16 +16,6 @@ package struct BuildRequest: Sendable {
     package var debugFiles: [String]
     /// Where to keep the work directory (`--keep-work`); nil for a temporary one.
     package var keepWork: String?
-
-    /// A request.
-    package init(source: String, diffs: [String], command: String, targets: [String], debugFiles: [String], keepWork: String?) {
-        self.source = source
-        self.diffs = diffs
-        self.command = command
-        self.targets = targets
-        self.debugFiles = debugFiles
-        self.keepWork = keepWork
-    }
 }
 
 /// One `--target`, found in both builds: what the generator gets, and what the report says.
