@@ -24,6 +24,24 @@ package struct BuildReport: Codable, Sendable, Equatable {
         package var references: [TargetSymbolReference]
         /// The patch object's path in the channel once the release is written.
         package var patchObject: String?
+
+        private enum CodingKeys: String, CodingKey {
+            case released, buildId, original, patched, reproducible, changes, replacements, references, patchObject
+        }
+
+        /// Encodes every field, `patch_object` as null when nothing was written (not left out).
+        package func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(released, forKey: .released)
+            try container.encode(buildId, forKey: .buildId)
+            try container.encode(original, forKey: .original)
+            try container.encode(patched, forKey: .patched)
+            try container.encode(reproducible, forKey: .reproducible)
+            try container.encode(changes, forKey: .changes)
+            try container.encode(replacements, forKey: .replacements)
+            try container.encode(references, forKey: .references)
+            try container.encode(patchObject, forKey: .patchObject)
+        }
     }
 
     /// One redirection.
@@ -48,6 +66,19 @@ package struct BuildReport: Codable, Sendable, Equatable {
     package var release: Release?
     /// The work directory when it is kept, else nil (it was removed).
     package var workDirectory: String?
+
+    private enum CodingKeys: String, CodingKey {
+        case targets, refusals, release, workDirectory
+    }
+
+    /// Encodes every field, `release` and `work_directory` as null when unset (never left out).
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(targets, forKey: .targets)
+        try container.encode(refusals, forKey: .refusals)
+        try container.encode(release, forKey: .release)
+        try container.encode(workDirectory, forKey: .workDirectory)
+    }
 
     /// The report as JSON: snake_case keys, sorted, one line per value.
     package func json() -> String {
