@@ -108,7 +108,7 @@ package enum BuildDriver {
         }
         let objects = try CompilerWrapper.compiledObjects(log: log, buildRoot: work.buildPath, finalRoot: copy)
         guard !objects.isEmpty else {
-            throw PackError("\(label.prefix(1).uppercased() + label.dropFirst()) compiled nothing through the compiler wrapper (CC=\(wrapper.cc), CXX=\(wrapper.cxx)): the build must compile its sources with $CC and $CXX. A Makefile that sets CC itself overrides the environment: pass them on make's command line, --build 'make CC=\"$CC\" CXX=\"$CXX\"' (its output is in \(work.buildLog(name)))")
+            throw PackError("\(label.prefix(1).uppercased() + label.dropFirst()) compiled nothing through the compiler wrapper (CC=\(wrapper.cc), CXX=\(wrapper.cxx)): the build must compile its sources with $CC and $CXX. A Makefile that sets CC itself overrides the environment: pass them on make's command line, --build 'make CC=\"$CC\" CXX=\"$CXX\"'. A source tree whose objects are built already compiles nothing: give a clean tree, or start --build with 'make clean &&' (its output is in \(work.buildLog(name)))")
         }
         progress("\(label): \(objects.count) object\(objects.count == 1 ? "" : "s") compiled")
         return SourceBuild(root: copy, compiledObjects: objects)
