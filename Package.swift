@@ -38,6 +38,13 @@ let package = Package(
             pkgConfig: "capstone",
             providers: [.apt(["libcapstone-dev"])]
         ),
+        // elfutils' libdw (libdw-dev), which hotpatch-pack build reads DWARF inlining with.
+        // Linked by the Pack target only, like Capstone.
+        .systemLibrary(
+            name: "CLibdw",
+            pkgConfig: "libdw",
+            providers: [.apt(["libdw-dev"])]
+        ),
         // The system layer: the one place where system calls are made (files, sockets, watches,
         // child processes, ids) and errno becomes one error type. No ptrace here.
         .target(name: "LinuxSystem"),
@@ -96,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "Pack",
             dependencies: [
-                "Artifact", "Architecture", "LinuxSystem", "CCapstone",
+                "Artifact", "Architecture", "LinuxSystem", "CCapstone", "CLibdw",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -124,7 +131,8 @@ let package = Package(
             name: "AgentCoreTests",
             dependencies: ["AgentCore", "AgentProtocol", "Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "TestSupport"]
         ),
-        // Drives the built hotpatch-pack binary as a publisher would.
-        .testTarget(name: "PackTests", dependencies: ["Artifact", "LinuxSystem", "TestSupport"]),
+        // Drives the built hotpatch-pack binary as a publisher would, and tests the parts of
+        // `hotpatch-pack build` (diffs, the compiler wrapper, DWARF) directly.
+        .testTarget(name: "PackTests", dependencies: ["Pack", "Artifact", "LinuxSystem", "TestSupport"]),
     ]
 )

@@ -93,7 +93,7 @@ struct DependencyClosure {
     }
 }
 
-/// The `DT_NEEDED`, `DT_RPATH` and `DT_RUNPATH` strings of an object, read from its dynamic
+/// The `DT_NEEDED`, `DT_RPATH`, `DT_RUNPATH` and `DT_SONAME` strings of an object, read from its dynamic
 /// string table (`DT_STRTAB`, `DT_STRSZ`) through its segments.
 struct DynamicStrings {
     /// `DT_NEEDED` names, in order.
@@ -102,10 +102,13 @@ struct DynamicStrings {
     var rPath: [String] = []
     /// `DT_RUNPATH` values (colon-separated lists).
     var runPath: [String] = []
+    /// `DT_SONAME`, the name a shared library is loaded by.
+    var soname: String?
 
     static let DT_NEEDED: Int64 = 1
     static let DT_STRTAB: Int64 = 5
     static let DT_STRSZ: Int64 = 10
+    static let DT_SONAME: Int64 = 14
     static let DT_RPATH: Int64 = 15
     static let DT_RUNPATH: Int64 = 29
 
@@ -127,6 +130,7 @@ struct DynamicStrings {
             case Self.DT_NEEDED: needed.append(try string(at: entry.value))
             case Self.DT_RPATH: rPath.append(try string(at: entry.value))
             case Self.DT_RUNPATH: runPath.append(try string(at: entry.value))
+            case Self.DT_SONAME: soname = try string(at: entry.value)
             default: continue
             }
         }

@@ -46,14 +46,7 @@ struct HotpatchCommand: ParsableCommand {
 
     @OptionGroup var channel: ChannelOption
 
-    @Option(help: "The hotpatch's id (letters, digits, '.', '_', '+', '-').")
-    var id: String
-
-    @Option(help: "The baseline the hotpatch applies to.")
-    var baseline: String
-
-    @Option(help: "Its cumulative level within the baseline, above every earlier level.")
-    var level: Int
+    @OptionGroup var release: HotpatchReleaseOptions
 
     @Option(help: ArgumentHelp("An object to patch, as built (unstripped, or stripped with --debug-file); starts a target group (repeatable).",
                                valueName: "ELF"))
@@ -86,7 +79,6 @@ struct HotpatchCommand: ParsableCommand {
     @OptionGroup var text: ReleaseTextOptions
 
     func validate() throws {
-        guard level >= 1 else { throw ValidationError("--level must be 1 or more") }
         guard !target.isEmpty else { throw ValidationError("give --target ELF: the object to patch") }
         guard !patch.isEmpty else { throw ValidationError("give --patch OBJ.so: the patch object") }
         guard !replacements.isEmpty else { throw ValidationError("give at least one --replace SYMBOL=REPLACEMENT") }
@@ -114,106 +106,10 @@ struct HotpatchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let groups = try groups()
-        let workspace = ChannelWorkspace(directory: channel.channel)
-        var index = try workspace.loadIndex()
-        try workspace.checkNewID(id, in: index)
-        try workspace.checkBaselineExists(baseline, in: index)
-        let previous = index.releases.compactMap { release -> Int? in
-            if case let .hotpatch(_, base, level, _, _, _) = release, base == baseline { return level } else { return nil }
-        }.max()
-        if let previous, level <= previous {
-            throw PackError("Level \(level) is not above level \(previous), the highest of baseline \(baseline)")
-        }
-
-        // Every group planned and checked before anything is written.
-        var plans: [(group: TargetGroup, plan: PlannedTarget)] = []
-        var warnings: [(group: TargetGroup, text: String)] = []
-        for group in groups {
-            let label = groups.count > 1 ? "\(group.label): " : ""
-            let (planned, files) = try Self.plan(group, label: label)
-            var plan = planned
-            if let earlier = plans.first(where: { $0.plan.buildID == plan.buildID }) {
-                throw PackError("\(group.label) names the same object as \(earlier.group.label) (build-id \(plan.buildID)): give each object once, with all its replacements in one group")
-            }
-            if let earlier = plans.first(where: { Self.fileName($0.group.patch) == Self.fileName(group.patch) }) {
-                throw PackError("\(group.label) and \(earlier.group.label) both use a patch object named \(Self.fileName(group.patch)): each target needs a patch object of its own, with its own file name")
-            }
-            // Pack-time checks of one planned target: the single place every target passes
-            // through before the release is written.
-            let passed = try Self.checkBeforePublishing(plan, of: group, files: files, providers: providers, label: label)
-            plan.redirections = passed.redirections
-            warnings += (plan.notes + passed.warnings).map { (group, $0) }
-            plans.append((group, plan))
-        }
-        for (group, text) in warnings {
-            Standard.error("warning: " + (groups.count > 1 ? "\(group.label): " : "") + text)
-        }
-
-        let folder = "hotpatches/\(id)"
-        let folderExisted = FileManager.default.fileExists(atPath: workspace.directory + "/" + folder)
-        var entries: [ChannelIndex.Target] = []
-        do {
-            for (group, plan) in plans {
-                let object = try workspace.addFile(group.patch, at: "\(folder)/\(Self.fileName(group.patch))")
-                let hint = group.pathHint ?? URL(fileURLWithPath: group.target).standardizedFileURL.path
-                entries.append(ChannelIndex.Target(buildID: plan.buildID, pathHint: hint, patchObject: object,
-                                                   redirections: plan.redirections, references: plan.references))
-            }
-            index.releases.append(.hotpatch(id: id, baseline: baseline, level: level, description: text.description,
-                                            cves: text.cves, targets: entries))
-            try workspace.save(index)
-        } catch {
-            if !folderExisted { workspace.removeReleaseFolder(folder) }
-            throw error
-        }
-        let summaries = plans.map { _, plan in plan.redirections.map { "\($0.symbol)→\($0.replacement)" }.joined(separator: ", ") }
-        if plans.count == 1 {
-            print("Added hotpatch \(id) (baseline \(baseline), level \(level)) for build-id \(plans[0].plan.buildID): "
-                  + summaries[0] + "; run 'hotpatch-pack publish' to sign")
-        } else {
-            let objects = zip(plans, summaries).map { item, summary in "build-id \(item.plan.buildID) (\(item.group.target)): \(summary)" }
-            print("Added hotpatch \(id) (baseline \(baseline), level \(level)) for \(plans.count) objects: "
-                  + objects.joined(separator: "; ") + "; run 'hotpatch-pack publish' to sign")
-        }
+        let addition = release.addition(text: text, providers: providers)
+        let written = try addition.add(try groups(), to: ChannelWorkspace(directory: channel.channel))
+        print(addition.summary(of: written))
     }
-
-    /// Plans one group's redirections from its target, debug file and patch object; `label`
-    /// prefixes an error when there are several groups.
-    /// The files a group names, as read for planning and checked afterwards.
-    private struct GroupFiles {
-        let target: ELFFile
-        let debug: ELFFile?
-        let patchObject: PatchObject
-    }
-
-    private static func plan(_ group: TargetGroup, label: String) throws -> (PlannedTarget, GroupFiles) {
-        do {
-            let files = GroupFiles(target: try ELFFile.load(path: group.target),
-                                   debug: try group.debugFile.map { try ELFFile.load(path: $0) },
-                                   patchObject: try PatchObject(path: group.patch))
-            let plan = try RedirectionPlanner.plan(target: files.target, debugFile: files.debug, patchObject: files.patchObject,
-                                                   replacements: group.replacements, references: group.references)
-            return (plan, files)
-        } catch {
-            throw PackError("\(label)\(error)")
-        }
-    }
-
-    /// The checks every planned target passes before a release is written, so each target of a
-    /// release is refused at pack time for what every process would refuse (`PublishChecks`);
-    /// returns their warnings and the redirections to publish.
-    private static func checkBeforePublishing(_ plan: PlannedTarget, of group: TargetGroup, files: GroupFiles,
-                                              providers: [String], label: String) throws -> PublishChecks.Passed {
-        do {
-            return try PublishChecks.check(target: files.target, debugFile: files.debug, patchObject: files.patchObject,
-                                           plan: plan, providers: providers)
-        } catch {
-            throw PackError("\(label)\(error)")
-        }
-    }
-
-    private static func fileName(_ path: String) -> String { (path as NSString).lastPathComponent }
 }
 
 /// Writing to the standard streams without the non-Sendable C globals.

@@ -2,10 +2,11 @@ import Artifact
 import LinuxSystem
 
 /// Why a hotpatch-pack command failed; printed on stderr with a non-zero exit status.
-struct PackError: Error, CustomStringConvertible {
-    let description: String
+/// Package access: `hotpatch-pack build`'s generator throws it from `package` functions.
+package struct PackError: Error, CustomStringConvertible {
+    package let description: String
 
-    init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 
     /// Wraps a failed system call: its own sentence says what failed, on which file, and why.
     init(_ error: SystemError) { self.description = error.description }

@@ -1,3 +1,5 @@
+import Artifact
+
 /// One object a hotpatch release patches, as given on the command line: `--target ELF` and the
 /// options that follow it up to the next `--target`.
 struct TargetGroup: Equatable, Sendable {
@@ -15,6 +17,9 @@ struct TargetGroup: Equatable, Sendable {
     var references: [String]
     /// Where the object usually lives on hosts.
     var pathHint: String?
+    /// The target symbols the patch object uses, already located by offset (`hotpatch-pack
+    /// build`'s generator does so); when set, `references` is not looked up.
+    var resolvedReferences: [TargetSymbolReference]? = nil
 
     /// `target group N (--target ELF)`, for messages.
     var label: String { "target group \(number) (--target \(target))" }
@@ -22,7 +27,7 @@ struct TargetGroup: Equatable, Sendable {
     static func == (lhs: TargetGroup, rhs: TargetGroup) -> Bool {
         lhs.number == rhs.number && lhs.target == rhs.target && lhs.debugFile == rhs.debugFile && lhs.patch == rhs.patch
             && lhs.replacements.map { "\($0.symbol)=\($0.replacement)" } == rhs.replacements.map { "\($0.symbol)=\($0.replacement)" }
-            && lhs.references == rhs.references && lhs.pathHint == rhs.pathHint
+            && lhs.references == rhs.references && lhs.pathHint == rhs.pathHint && lhs.resolvedReferences == rhs.resolvedReferences
     }
 }
 

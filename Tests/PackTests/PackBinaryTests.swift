@@ -28,3 +28,10 @@ func binary_linksCapstoneOnlyInThePublishersTool(_ path: String, _ expected: Boo
     #expect(capstone.isEmpty != expected, "\(path): Capstone symbols \(capstone.prefix(2))")
     #expect(libraries.contains("libcapstone") == expected, "\(path) needs: \(libraries)")
 }
+
+/// elfutils' libdw, `hotpatch-pack build`'s DWARF reader, is the publisher's too: hosts never need it.
+@Test(arguments: [(Products.hotpatchAgent, false), (Products.agentctl, false), (Products.hotpatchPack, true)])
+func binary_linksLibdwOnlyInThePublishersTool(_ path: String, _ expected: Bool) throws {
+    let libraries = try Program.succeed("ldd", [path]).stdout
+    #expect(libraries.contains("libdw.so") == expected, "\(path) needs: \(libraries)")
+}

@@ -1,0 +1,160 @@
+import ArgumentParser
+import Artifact
+import Foundation
+import LinuxSystem
+
+/// `hotpatch-pack build`: a hotpatch release generated from the released source and a fix as a diff.
+struct BuildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Add a hotpatch generated from the released source and a fix given as a diff.",
+        discussion: """
+            Copies --source twice into a work directory (original/ and patched/), applies each \
+            --diff to the patched copy with GNU patch -p1 (unified diffs, diff -u or git diff with \
+            a/ b/ prefixes), and runs --build with sh -c in each copy's root: first the source as \
+            released, then the patched one, both moved for their build to the same path (the work \
+            directory's build/), so the paths the compiler records are the same in both.
+
+            Compiler: the builds run with CC and CXX set to a wrapper in the work directory, which \
+            runs the compiler the caller's CC and CXX name (else cc and c++) with the build's own \
+            arguments plus -ffunction-sections -fdata-sections, and records each object compiled \
+            with -c. CFLAGS and every other variable stay as the caller set them, the same for both \
+            builds. make takes CC from the environment unless the Makefile assigns it (CC = gcc): \
+            then pass it on make's command line, --build 'make CC="$CC" CXX="$CXX"'. A build that \
+            compiles nothing through the wrapper is refused.
+
+            Targets: each --target is a released object (executable or shared library) as hosts \
+            run it: offsets, original bytes and build-id come from it, or from the --debug-file of \
+            the same build-id when it is stripped. Its rebuild is the regular ELF file (not a \
+            symbolic link, not .o or .a) under each build copy with the same file name; if there is \
+            none, the one with the same DT_SONAME. None or several is an error that lists them. \
+            When the rebuild is byte-identical to the released object the report says "reproducible \
+            build"; otherwise the generator matches each function to the released object.
+
+            The generator compares the two builds function by function (modulo relocations) and \
+            writes a patch object with the changed and new functions and the callers of changed \
+            inlined functions (DWARF, so build with -g). The release is then added exactly as \
+            'hotpatch-pack hotpatch' adds one, with the same checks. Changes that cannot be \
+            hotpatched (a global's initial value, a struct layout, thread-local layout, source that \
+            does not match the released object) are refused with the reason; a refusal, a diff that \
+            does not apply, a failed build or a missing target writes nothing to the channel.
+
+            The report (text, or --json) lists per target the rebuilds, whether the build is \
+            reproducible, each change (changed-function, new-function, inlined-caller, refused) \
+            and the release written. The work directory is temporary, or kept with --keep-work DIR \
+            (a new or empty directory outside --source); after a failed build it is left in place \
+            with the build's whole output.
+
+            Example:
+              hotpatch-pack build --channel ./channel --id 2025.1-hp2 --baseline 2025.1 --level 2 \\
+                  --source ./libfoo-1.2.3 --diff ./CVE-2025-1234.diff \\
+                  --build './configure && make CC="$CC"' \\
+                  --target ./released/libfoo.so.1.2.3 --debug-file ./released/libfoo.so.1.2.3.debug \\
+                  --cve CVE-2025-1234 --description 'bounds check in parse'
+            """
+    )
+
+    @OptionGroup var channel: ChannelOption
+
+    @OptionGroup var release: HotpatchReleaseOptions
+
+    @Option(help: ArgumentHelp("The released source tree (copied; never changed).", valueName: "DIR"))
+    var source: String
+
+    @Option(help: ArgumentHelp("A unified diff of the fix, applied with -p1 in the source's root (repeatable, applied in order).",
+                               valueName: "FIX.diff"))
+    var diff: [String] = []
+
+    @Option(help: ArgumentHelp("The command that builds the source, run with sh -c in the copy's root, CC and CXX exported.",
+                               valueName: "COMMAND"))
+    var build: String
+
+    @Option(help: ArgumentHelp("A released object to patch, as hosts run it (repeatable).", valueName: "ELF"))
+    var target: [String] = []
+
+    @Option(help: ArgumentHelp("The debug file of a stripped --target, paired with it by build-id (repeatable).", valueName: "ELF"))
+    var debugFile: [String] = []
+
+    @OptionGroup var text: ReleaseTextOptions
+
+    @Option(help: ArgumentHelp("Keep the work directory here (a new or empty directory outside --source).", valueName: "DIR"))
+    var keepWork: String?
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard !diff.isEmpty else { throw ValidationError("give --diff FIX.diff: the fix, as a unified diff") }
+        guard !target.isEmpty else { throw ValidationError("give --target ELF: the released object to patch") }
+        guard !build.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--build is empty: give the command that builds the source") }
+        if let duplicate = Dictionary(grouping: target.map(BuildDriver.absolute), by: { $0 }).first(where: { $0.value.count > 1 }) {
+            throw ValidationError("--target \(duplicate.key) is given twice")
+        }
+    }
+
+    func run() throws {
+        let workspace = ChannelWorkspace(directory: channel.channel)
+        let addition = release.addition(text: text, providers: [])
+        // The channel is checked before the builds, which may take long, and again when writing.
+        _ = try addition.checkIndex(of: workspace)
+
+        let request = BuildRequest(source: source, diffs: diff, command: build, targets: target, debugFiles: debugFile, keepWork: keepWork)
+        let prepared = try BuildDriver.prepare(request) { Standard.error("hotpatch-pack build: " + $0) }
+        defer { prepared.work.remove() }
+
+        var report = BuildReport(targets: [], refusals: [], release: nil, workDirectory: prepared.work.isKept ? prepared.work.root : nil)
+        var generated: [(target: PreparedTarget, patch: GeneratedPatch)] = []
+        for target in prepared.targets {
+            if target.isReproducible {
+                Standard.error("hotpatch-pack build: \(target.builds.releasedPath): reproducible build: the rebuild is byte-identical to the released object")
+            } else {
+                Standard.error("hotpatch-pack build: \(target.builds.releasedPath): the rebuild is not byte-identical to the released object: functions will be matched to the released object")
+            }
+            let patch = try generatePatch(for: target.builds)
+            generated.append((target, patch))
+            report.targets.append(BuildReport.Target(
+                released: target.builds.releasedPath, buildId: target.buildID.description,
+                original: target.builds.originalObjectPath, patched: target.builds.patchedObjectPath,
+                reproducible: target.isReproducible, changes: patch.changes,
+                replacements: patch.replacements.map { BuildReport.Replacement(symbol: $0.symbol, replacement: $0.replacement) },
+                references: patch.references, patchObject: nil))
+        }
+        report.refusals = generated.flatMap { $0.patch.changes.filter { $0.kind == .refused } }
+        guard report.refusals.isEmpty else {
+            print(json ? report.json() : report.text())
+            throw PackError("Refused: \(report.refusals.map { "\($0.object): \($0.symbol): \($0.reason)" }.joined(separator: "; ")); nothing was written to \(channel.channel)")
+        }
+        let changed = generated.enumerated().filter { !$0.element.patch.replacements.isEmpty }
+        guard !changed.isEmpty else {
+            print(json ? report.json() : report.text())
+            throw PackError("Refused: nothing to patch: the diffs change no function of \(target.joined(separator: ", ")); nothing was written to \(channel.channel)")
+        }
+
+        // Each patch object gets a file name of its own in the channel: hotpatch-<released name>
+        // (with .so added to an executable's name).
+        var groups: [TargetGroup] = []
+        for (offset, item) in changed {
+            let released = Files.baseName(item.target.builds.releasedPath)
+            let name = "hotpatch-" + released + (released.contains(".so") ? "" : ".so")
+            let copy = prepared.work.root + "/publish/\(offset + 1)/" + name
+            do throws(SystemError) {
+                try Files.makeDirectories(Files.directoryName(copy), mode: 0o755)
+                try Files.writeAtomically(copy, bytes: try Files.read(item.patch.patchObjectPath, limit: ELFFile.maximumFileSize), mode: 0o644)
+            } catch {
+                throw PackError(error)
+            }
+            groups.append(TargetGroup(number: groups.count + 1, target: item.target.builds.releasedPath,
+                                      debugFile: item.target.builds.debugFilePath, patch: copy,
+                                      replacements: item.patch.replacements, references: item.patch.references.map(\.symbol),
+                                      pathHint: nil, resolvedReferences: item.patch.references))
+            report.targets[offset].patchObject = "hotpatches/\(release.id)/\(name)"
+        }
+        // The planner's note that inlined copies cannot be seen does not hold here: the generator
+        // read the inlining from DWARF and replaced the callers.
+        _ = try addition.add(groups, to: workspace) { warning in
+            if !warning.contains("cannot be seen without DWARF") { Standard.error("warning: " + warning) }
+        }
+        report.release = BuildReport.Release(channel: channel.channel, id: release.id, baseline: release.baseline, level: release.level)
+        print(json ? report.json() : report.text())
+    }
+}
