@@ -124,7 +124,7 @@ let package = Package(
             name: "AgentCoreTests",
             dependencies: ["AgentCore", "AgentProtocol", "Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "TestSupport"]
         ),
-        // Drives the built hotpatch-pack binary as a publisher would.
-        .testTarget(name: "PackTests", dependencies: ["Artifact", "LinuxSystem", "TestSupport"]),
+        // Drives the built hotpatch-pack binary as a publisher would, and tests its generator directly.
+        .testTarget(name: "PackTests", dependencies: ["Artifact", "LinuxSystem", "TestSupport", "Pack"]),
     ]
 )

@@ -1,0 +1,195 @@
+import Artifact
+import Engine
+import Foundation
+import LinuxSystem
+@testable import Pack
+import Testing
+
+/// One generator case: a small C library as released and as fixed, each compiled the way the build
+/// driver's compiler wrapper compiles (`-ffunction-sections -fdata-sections`) and linked into a
+/// released-like shared object.
+final class GeneratorCase {
+    let scratch: Scratch
+    var path: String { scratch.path }
+
+    /// Compiles `original` and `patched` (both as `lib.c`, so they carry the same STT_FILE) and links each into `libcase.so`.
+    init(original: String, patched: String) throws {
+        scratch = try Scratch()
+        for (folder, source) in [("orig", original), ("patched", patched)] {
+            try Shell.sh("mkdir -p \(folder) work", in: path)
+            try scratch.write("\(folder)/lib.c", source)
+            try Shell.sh("cc -c -O2 -fPIC -ffunction-sections -fdata-sections lib.c -o lib.o && cc -shared -Wl,--build-id -o libcase.so lib.o",
+                         in: "\(path)/\(folder)")
+        }
+    }
+
+    /// What the build driver hands the generator for `libcase.so`, the original build's library standing for the released one.
+    var builds: TargetBuilds {
+        func build(_ folder: String) -> SourceBuild {
+            SourceBuild(root: "\(path)/\(folder)", compiledObjects: [
+                CompiledObject(objectPath: "\(path)/\(folder)/lib.o", sourcePath: "\(path)/\(folder)/lib.c", relativePath: "lib.o"),
+            ])
+        }
+        return TargetBuilds(releasedPath: "\(path)/orig/libcase.so", debugFilePath: nil, originalObjectPath: "\(path)/orig/libcase.so",
+                            original: build("orig"), patchedObjectPath: "\(path)/patched/libcase.so", patched: build("patched"),
+                            workDirectory: "\(path)/work")
+    }
+
+    /// Generates the patch; a refusal fails the test with its message.
+    func generate() throws -> GeneratedPatch {
+        do { return try generatePatch(for: builds) } catch {
+            Issue.record("generation refused: \(error)")
+            throw error
+        }
+    }
+
+    /// The refusal's message, or nil when the generation succeeded.
+    func refusal() -> String? {
+        do { _ = try generatePatch(for: builds); return nil } catch { return error.description }
+    }
+
+    /// A program linked against the released library that prints `value=CALL` every 20 ms.
+    func program(calling call: String, declaring declaration: String) throws -> String {
+        try scratch.write("main.c", """
+            #include <stdio.h>
+            #include <unistd.h>
+            \(declaration);
+            int main(void) {
+                printf("ready\\n");
+                fflush(stdout);
+                for (;;) { printf("value=%d\\n", \(call)); fflush(stdout); usleep(20000); }
+            }
+            """)
+        try Shell.sh("cc -O1 -o main main.c -L orig -lcase -Wl,-rpath,\(path)/orig", in: path)
+        return "\(path)/main"
+    }
+
+    /// The release target for `patch`, planned and checked as `hotpatch-pack hotpatch` plans and checks one.
+    func target(_ patch: GeneratedPatch) throws -> HotpatchTarget {
+        let released = try ELFFile.load(path: builds.releasedPath)
+        let object = try PatchObject(path: patch.patchObjectPath)
+        var plan = try RedirectionPlanner.plan(target: released, debugFile: nil, patchObject: object,
+                                               replacements: patch.replacements, references: [])
+        plan.references = patch.references
+        _ = try PublishChecks.check(target: released, debugFile: nil, patchObject: object, plan: plan, providers: [])
+        return HotpatchTarget(buildID: plan.buildID, pathHint: builds.releasedPath, patchObjectPath: patch.patchObjectPath,
+                              redirections: plan.redirections, references: plan.references)
+    }
+
+    /// Starts `program`, checks it prints `before`, applies `target` live, and checks it then prints `after`.
+    func applyLive(_ target: HotpatchTarget, to program: String, before: String, after: String) throws {
+        try applyLive(target, to: program, before: before, until: after)
+    }
+
+    /// Starts `program`, checks it prints `before`, applies `target` live, and checks it then prints `until` within 5 s.
+    func applyLive(_ target: HotpatchTarget, to program: String, before: String, until after: String) throws {
+        let process = try RunningProcess(program)
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0 == "ready" }
+        _ = try process.waitForLine(timeout: 5) { $0 == before }
+        let tracer = TracerThread(name: "generator-test")
+        defer { tracer.shutdown() }
+        let patcher = Patcher()
+        let match = try #require(TargetFinder(cache: patcher.cache).find(buildIDs: [target.buildID], in: ProcessID(process.pid)).first)
+        var report = try tracer.perform { patcher.reconcile(match, desired: target, known: [target]) }
+        for _ in 0..<20 {
+            guard case .busy = report.outcome else { break }
+            Thread.sleep(forTimeInterval: 0.01)
+            report = try tracer.perform { patcher.reconcile(match, desired: target, known: [target]) }
+        }
+        #expect(report.outcome == .applied, "\(report.outcome)")
+        _ = try process.freshLine()
+        #expect(try process.waitForLine(timeout: 5) { $0 == after } == after)
+        #expect(process.isAlive)
+    }
+}
+
+/// `hotpatch-pack build`'s generator: functions compared modulo relocations, data changes refused,
+/// and each generated patch applied to a live process of the released build.
+@Suite(.serialized) struct PatchGeneratorTests {
+    @Test func boundsCheckAdded_replacesTheFunction_andTheLiveProcessGetsTheCheck() throws {
+        let table = "static int table[16] = {0, 10, 20, 30, 40, 50, 60, 70, 80, 90};\n"
+        let fixture = try GeneratorCase(
+            original: table + "int lookup(int i) { return table[i]; }\nint untouched(int i) { return i + 1; }\n",
+            patched: table + "int lookup(int i) { if (i < 0 || i >= 8) return -1; return table[i]; }\nint untouched(int i) { return i + 1; }\n")
+        let patch = try fixture.generate()
+        #expect(patch.replacements.map(\.symbol) == ["lookup"])
+        #expect(patch.changes.map(\.kind) == [.changedFunction])
+        // The table stays the target's: reached through a reference at its released offset.
+        #expect(patch.references.map(\.symbol) == ["table"])
+        let program = try fixture.program(calling: "lookup(9)", declaring: "int lookup(int)")
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=90", after: "value=-1")
+    }
+
+    @Test func newHelperFunction_travelsInThePatchObject_andTheChangedCallerUsesIt() throws {
+        let fixture = try GeneratorCase(
+            original: "int compute(int x) { return x + 1; }\n",
+            patched: """
+                static __attribute__((noinline)) int clamp(int x) { return x > 100 ? 100 : x; }
+                int compute(int x) { return clamp(x) + 1; }
+
+                """)
+        let patch = try fixture.generate()
+        #expect(patch.replacements.map(\.symbol) == ["compute"])
+        #expect(Set(patch.changes.map { "\($0.kind.rawValue) \($0.symbol)" }) == ["changed-function compute", "new-function clamp"])
+        let program = try fixture.program(calling: "compute(1000)", declaring: "int compute(int)")
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=1001", after: "value=101")
+    }
+
+    @Test func changedStaticFunction_calledByAnUnchangedExportedOne_isReplacedInPlace() throws {
+        let caller = "int run(int x) { return scale(x) + 5; }\n"
+        let fixture = try GeneratorCase(
+            original: "static __attribute__((noinline)) int scale(int x) { return x * 2; }\n" + caller,
+            patched: "static __attribute__((noinline)) int scale(int x) { return x * 3; }\n" + caller)
+        let patch = try fixture.generate()
+        #expect(patch.replacements.map(\.symbol) == ["scale"])
+        #expect(patch.changes.map(\.symbol) == ["scale"])
+        let program = try fixture.program(calling: "run(10)", declaring: "int run(int)")
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=25", after: "value=35")
+    }
+
+    @Test func changedGlobalInitializer_isRefused_namingTheVariable() throws {
+        let fixture = try GeneratorCase(
+            original: "int limit = 10;\nint get_limit(void) { return limit; }\n",
+            patched: "int limit = 20;\nint get_limit(void) { return limit; }\n")
+        let refusal = try #require(fixture.refusal())
+        #expect(refusal.contains("limit: global variable limit: its initial value changed"), "\(refusal)")
+        #expect(!refusal.contains("nothing to patch"))
+    }
+
+    @Test func changedArraySize_isRefused_namingTheVariableAndBothSizes() throws {
+        let fixture = try GeneratorCase(
+            original: "int slots[4];\nint slot(int i) { return slots[i & 3]; }\n",
+            patched: "int slots[8];\nint slot(int i) { return slots[i & 3]; }\n")
+        let refusal = try #require(fixture.refusal())
+        #expect(refusal.contains("global variable slots: its size changed from 16 to 32 bytes"), "\(refusal)")
+    }
+
+    @Test func newStaticLocal_isCarriedInThePatchObject() throws {
+        let fixture = try GeneratorCase(
+            original: "int tick(int x) { return x + 1; }\n",
+            patched: "int tick(int x) { static int calls; calls += x; return x + calls; }\n")
+        let patch = try fixture.generate()
+        #expect(patch.replacements.map(\.symbol) == ["tick"])
+        #expect(patch.references.isEmpty)
+        let program = try fixture.program(calling: "tick(1)", declaring: "int tick(int)")
+        // The new counter lives in the patch object, counting up from 0 once the patch is in.
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=2", until: "value=6")
+    }
+
+    @Test func diffChangingNothingExecutable_isRefused_nothingToPatch() throws {
+        let fixture = try GeneratorCase(
+            original: "int same(int x) { return x * 7; }\n",
+            patched: "/* A comment only. */\nint same(int x) { return x * 7; }\n")
+        let refusal = try #require(fixture.refusal())
+        #expect(refusal.contains("nothing to patch"), "\(refusal)")
+    }
+
+    @Test func newGlobalVariable_isRefused_namingIt() throws {
+        let fixture = try GeneratorCase(
+            original: "int count_up(int x) { return x + 1; }\n",
+            patched: "int seen;\nint count_up(int x) { seen = x; return x + 1; }\n")
+        let refusal = try #require(fixture.refusal())
+        #expect(refusal.contains("new global variable seen"), "\(refusal)")
+    }
+}
