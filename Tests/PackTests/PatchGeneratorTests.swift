@@ -123,29 +123,29 @@ final class GeneratorCase {
 
     @Test func newHelperFunction_travelsInThePatchObject_andTheChangedCallerUsesIt() throws {
         let fixture = try GeneratorCase(
-            original: "int compute(int x) { return x + 1; }\n",
+            original: "int compute(int x) { return x * 3 + 1; }\n",
             patched: """
                 static __attribute__((noinline)) int clamp(int x) { return x > 100 ? 100 : x; }
-                int compute(int x) { return clamp(x) + 1; }
+                int compute(int x) { return clamp(x) * 3 + 1; }
 
                 """)
         let patch = try fixture.generate()
         #expect(patch.replacements.map(\.symbol) == ["compute"])
         #expect(Set(patch.changes.map { "\($0.kind.rawValue) \($0.symbol)" }) == ["changed-function compute", "new-function clamp"])
         let program = try fixture.program(calling: "compute(1000)", declaring: "int compute(int)")
-        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=1001", after: "value=101")
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=3001", after: "value=301")
     }
 
     @Test func changedStaticFunction_calledByAnUnchangedExportedOne_isReplacedInPlace() throws {
         let caller = "int run(int x) { return scale(x) + 5; }\n"
         let fixture = try GeneratorCase(
-            original: "static __attribute__((noinline)) int scale(int x) { return x * 2; }\n" + caller,
-            patched: "static __attribute__((noinline)) int scale(int x) { return x * 3; }\n" + caller)
+            original: "static __attribute__((noinline)) int scale(int x) { return (x * 2) ^ (x >> 3); }\n" + caller,
+            patched: "static __attribute__((noinline)) int scale(int x) { return (x * 3) ^ (x >> 3); }\n" + caller)
         let patch = try fixture.generate()
         #expect(patch.replacements.map(\.symbol) == ["scale"])
         #expect(patch.changes.map(\.symbol) == ["scale"])
         let program = try fixture.program(calling: "run(10)", declaring: "int run(int)")
-        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=25", after: "value=35")
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=26", after: "value=36")
     }
 
     @Test func changedGlobalInitializer_isRefused_namingTheVariable() throws {
@@ -167,14 +167,14 @@ final class GeneratorCase {
 
     @Test func newStaticLocal_isCarriedInThePatchObject() throws {
         let fixture = try GeneratorCase(
-            original: "int tick(int x) { return x + 1; }\n",
-            patched: "int tick(int x) { static int calls; calls += x; return x + calls; }\n")
+            original: "int tick(int x) { return x * 5 + 1; }\n",
+            patched: "int tick(int x) { static int calls; calls += x; return x * 5 + calls; }\n")
         let patch = try fixture.generate()
         #expect(patch.replacements.map(\.symbol) == ["tick"])
         #expect(patch.references.isEmpty)
         let program = try fixture.program(calling: "tick(1)", declaring: "int tick(int)")
         // The new counter lives in the patch object, counting up from 0 once the patch is in.
-        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=2", until: "value=6")
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=6", until: "value=9")
     }
 
     @Test func diffChangingNothingExecutable_isRefused_nothingToPatch() throws {

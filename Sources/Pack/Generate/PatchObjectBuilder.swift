@@ -48,11 +48,14 @@ struct PatchObjectBuilder {
     mutating func build(_ contributions: [Contribution]) -> RelocatableObjectWriter {
         for (number, contribution) in contributions.enumerated() { carrySections(of: contribution, number: number) }
         for (number, contribution) in contributions.enumerated() { defineSymbols(of: contribution, number: number) }
-        // Carried sections grow the list while their relocations are read (unnamed data they use).
+        for (number, contribution) in contributions.enumerated() { carryUnwindTables(of: contribution, number: number) }
+        // Carried sections grow the list while their relocations are read (unnamed data they use);
+        // the unwind tables' relocations are converted already.
         var done = 0
         while done < writer.sections.count {
-            let key = outputSection.first { $0.value == done }!.key
-            convertRelocations(of: contributions[key.contribution], number: key.contribution, section: key.index, output: done)
+            if let key = outputSection.first(where: { $0.value == done })?.key {
+                convertRelocations(of: contributions[key.contribution], number: key.contribution, section: key.index, output: done)
+            }
             done += 1
         }
         return writer
@@ -103,40 +106,101 @@ struct PatchObjectBuilder {
         let object = contribution.unit.patched
         let owner = object.namedSymbols(inSection: index).first { $0.kind == .function }?.name ?? object.sections[index].name
         for relocation in object.relocations(ofSection: index) {
-            let converted: RelocatableObjectWriter.Relocation?
-            switch object.place(of: relocation) {
-            case let .unnamed(section, addend):
-                let target = object.sections[section]
-                guard target.isAllocated, !target.isExecutable || outputSection[SectionKey(contribution: number, index: section)] != nil else {
-                    refusals.append((owner, "\(owner) refers to an unnamed place in \(target.name), which the patch object cannot reach; build with -ffunction-sections so each function has a section and a symbol"))
-                    continue
-                }
-                let carried = carry(target, number: number)
-                converted = .init(offset: relocation.offset, type: relocation.type, symbol: sectionSymbol(carried), addend: addend)
-            case let .named(symbol, delta):
-                let symbolIndex = object.symbols.firstIndex { $0 == symbol }!
-                if let local = outputSymbol[SectionKey(contribution: number, index: symbolIndex)] {
-                    converted = .init(offset: relocation.offset, type: relocation.type, symbol: local, addend: delta)
-                } else {
-                    let name = contribution.unit.staticLocalNames[symbol.name] ?? symbol.name
-                    converted = external(name, symbol: symbol, local: symbol.binding == .local, relocation: relocation, delta: delta,
-                                         in: contribution, section: index, output: output, owner: owner)
-                }
-            case let .external(symbol):
-                if let carried = carriedGlobal[symbol.name] {
-                    converted = .init(offset: relocation.offset, type: relocation.type, symbol: carried, addend: relocation.addend)
-                } else {
-                    converted = external(symbol.name, symbol: symbol, local: false, relocation: relocation, delta: relocation.addend,
-                                         in: contribution, section: index, output: output, owner: owner)
-                }
+            convert(relocation, at: relocation.offset, of: contribution, number: number, output: output, owner: owner)
+        }
+    }
+
+    /// Converts one relocation of `contribution`'s object, applied at `offset` of output section `output`.
+    private mutating func convert(_ relocation: RelocatableObject.Relocation, at offset: UInt64, of contribution: Contribution, number: Int,
+                                  output: Int, owner: String) {
+        let object = contribution.unit.patched
+        var moved = relocation
+        moved.offset = offset
+        let converted: RelocatableObjectWriter.Relocation?
+        switch object.place(of: relocation) {
+        case let .unnamed(section, addend):
+            let target = object.sections[section]
+            guard target.isAllocated, !target.isExecutable || outputSection[SectionKey(contribution: number, index: section)] != nil else {
+                refusals.append((owner, "\(owner) refers to an unnamed place in \(target.name), which the patch object cannot reach; build with -ffunction-sections so each function has a section and a symbol"))
+                return
             }
-            guard let converted else { continue }
-            writer.sections[output].relocations.append(converted)
-            // The dynamic linker writes 8-byte words; in read-only data that would be a text relocation.
-            if converted.type == 1, writer.sections[output].flags & RelocatableObject.SHF_EXECINSTR == 0 {
-                writer.sections[output].flags |= RelocatableObject.SHF_WRITE
-                writer.sections[output].flags &= ~(RelocatableObject.SHF_MERGE | RelocatableObject.SHF_STRINGS)
+            let carried = carry(target, number: number)
+            converted = .init(offset: offset, type: relocation.type, symbol: sectionSymbol(carried), addend: addend)
+        case let .named(symbol, delta):
+            let symbolIndex = object.symbols.firstIndex { $0 == symbol }!
+            if let local = outputSymbol[SectionKey(contribution: number, index: symbolIndex)] {
+                converted = .init(offset: offset, type: relocation.type, symbol: local, addend: delta)
+            } else {
+                let name = contribution.unit.staticLocalNames[symbol.name] ?? symbol.name
+                converted = external(name, symbol: symbol, local: symbol.binding == .local, relocation: moved, delta: delta,
+                                     in: contribution, output: output, owner: owner)
             }
+        case let .external(symbol):
+            if let carried = carriedGlobal[symbol.name] {
+                converted = .init(offset: offset, type: relocation.type, symbol: carried, addend: relocation.addend)
+            } else {
+                converted = external(symbol.name, symbol: symbol, local: false, relocation: moved, delta: relocation.addend,
+                                     in: contribution, output: output, owner: owner)
+            }
+        }
+        guard let converted else { return }
+        writer.sections[output].relocations.append(converted)
+        // The dynamic linker writes 8-byte words; in read-only data that would be a text relocation.
+        if converted.type == 1, writer.sections[output].flags & RelocatableObject.SHF_EXECINSTR == 0 {
+            writer.sections[output].flags |= RelocatableObject.SHF_WRITE
+            writer.sections[output].flags &= ~(RelocatableObject.SHF_MERGE | RelocatableObject.SHF_STRINGS)
+        }
+    }
+
+    /// The unwind tables of the carried functions: each object's `.eh_frame` cut down to the FDEs
+    /// of carried sections and the CIEs they use, so that an exception or a thread cancellation
+    /// unwinds through a replacement (the agent registers the table with libgcc_s).
+    private mutating func carryUnwindTables(of contribution: Contribution, number: Int) {
+        let object = contribution.unit.patched
+        guard let table = object.sections.first(where: { $0.name == ".eh_frame" && !$0.isNoBits }) else { return }
+        let relocations = object.relocations(ofSection: table.index)
+        let bytes = table.bytes
+        func u32(_ at: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * UInt32($1)) } }
+        var kept: [UInt8] = []
+        var keptRelocations: [(RelocatableObject.Relocation, UInt64)] = []
+        var newCIE: [Int: Int] = [:]
+        func copy(_ start: Int, _ end: Int) -> Int {
+            let at = kept.count
+            kept += bytes[start..<end]
+            for relocation in relocations where Int(relocation.offset) >= start && Int(relocation.offset) < end {
+                keptRelocations.append((relocation, UInt64(at + Int(relocation.offset) - start)))
+            }
+            return at
+        }
+        var position = 0
+        while position + 8 <= bytes.count {
+            let length = Int(u32(position))
+            guard length != 0, length != 0xffff_ffff, position + 4 + length <= bytes.count else { break }
+            let end = position + 4 + length, identifier = Int(u32(position + 4))
+            defer { position = end }
+            guard identifier != 0, position + 4 - identifier >= 0 else { continue }
+            // An FDE: kept when its first relocation (the start address) reaches a carried section.
+            guard let start = relocations.first(where: { Int($0.offset) == position + 8 }) else { continue }
+            let reached: Int?
+            switch object.place(of: start) {
+            case let .named(symbol, _): reached = Int(symbol.sectionIndex)
+            case let .unnamed(section, _): reached = section
+            case .external: reached = nil
+            }
+            guard let reached, outputSection[SectionKey(contribution: number, index: reached)] != nil else { continue }
+            let cie = position + 4 - identifier
+            if newCIE[cie] == nil, cie + 4 <= bytes.count { newCIE[cie] = copy(cie, cie + 4 + Int(u32(cie))) }
+            guard let cieAt = newCIE[cie] else { continue }
+            let at = copy(position, end)
+            let pointer = UInt32(at + 4 - cieAt)
+            for shift in 0..<4 { kept[at + 4 + shift] = UInt8(truncatingIfNeeded: pointer >> (8 * UInt32(shift))) }
+        }
+        guard !kept.isEmpty else { return }
+        writer.sections.append(.init(name: ".eh_frame", type: table.type, flags: table.flags, alignment: table.alignment,
+                                     entrySize: table.entrySize, bytes: kept, size: UInt64(kept.count)))
+        let output = writer.sections.count - 1
+        for (relocation, offset) in keptRelocations {
+            convert(relocation, at: offset, of: contribution, number: number, output: output, owner: ".eh_frame of \(contribution.unit.compiled.relativePath)")
         }
     }
 
@@ -148,7 +212,7 @@ struct PatchObjectBuilder {
     /// target (or a library) exports it, else through a reference at its released offset; the
     /// instruction is moved to the GOT or PLT where a PC-relative field could not reach the target.
     private mutating func external(_ name: String, symbol: ELFSymbol, local: Bool, relocation: RelocatableObject.Relocation, delta: Int64,
-                                   in contribution: Contribution, section: Int, output: Int, owner: String) -> RelocatableObjectWriter.Relocation? {
+                                   in contribution: Contribution, output: Int, owner: String) -> RelocatableObjectWriter.Relocation? {
         let threadLocal = symbol.kind == .tls
         var symbolName = name
         let definedInTarget: ELFSymbol?
