@@ -11,26 +11,44 @@ import Testing
 final class GeneratorCase {
     let scratch: Scratch
     var path: String { scratch.path }
+    /// The source files, compiled in this order.
+    let files: [String]
+    /// The folder whose `libcase.so` stands for the released object.
+    let releasedFolder: String
 
     /// Compiles `original` and `patched` (both as `lib.c`, so they carry the same STT_FILE) and links each into `libcase.so`.
-    init(original: String, patched: String) throws {
+    convenience init(original: String, patched: String) throws {
+        try self.init(files: ["lib.c": (original, patched)])
+    }
+
+    /// Compiles each file's original and patched text into `orig/` and `patched/` and links each
+    /// folder's objects into `libcase.so`; with `released`, the released object is built apart, in
+    /// `released/`, from those texts (a release that is not the source the builds start from).
+    init(files: [String: (original: String, patched: String)], released: [String: String]? = nil) throws {
         scratch = try Scratch()
-        for (folder, source) in [("orig", original), ("patched", patched)] {
+        self.files = files.keys.sorted()
+        releasedFolder = released == nil ? "orig" : "released"
+        var folders = [("orig", files.mapValues(\.original)), ("patched", files.mapValues(\.patched))]
+        if let released { folders.append(("released", released)) }
+        for (folder, sources) in folders {
             try Shell.sh("mkdir -p \(folder) work", in: path)
-            try scratch.write("\(folder)/lib.c", source)
-            try Shell.sh("cc -c -O2 -fPIC -ffunction-sections -fdata-sections lib.c -o lib.o && cc -shared -Wl,--build-id -o libcase.so lib.o",
-                         in: "\(path)/\(folder)")
+            for (file, text) in sources {
+                try scratch.write("\(folder)/\(file)", text)
+                try Shell.sh("cc -c -O2 -fPIC -ffunction-sections -fdata-sections \(file) -o \(file.dropLast(2)).o", in: "\(path)/\(folder)")
+            }
+            try Shell.sh("cc -shared -Wl,--build-id -o libcase.so *.o", in: "\(path)/\(folder)")
         }
     }
 
-    /// What the build driver hands the generator for `libcase.so`, the original build's library standing for the released one.
+    /// What the build driver hands the generator for `libcase.so`.
     var builds: TargetBuilds {
         func build(_ folder: String) -> SourceBuild {
-            SourceBuild(root: "\(path)/\(folder)", compiledObjects: [
-                CompiledObject(objectPath: "\(path)/\(folder)/lib.o", sourcePath: "\(path)/\(folder)/lib.c", relativePath: "lib.o"),
-            ])
+            SourceBuild(root: "\(path)/\(folder)", compiledObjects: files.map { file in
+                let object = "\(file.dropLast(2)).o"
+                return CompiledObject(objectPath: "\(path)/\(folder)/\(object)", sourcePath: "\(path)/\(folder)/\(file)", relativePath: object)
+            })
         }
-        return TargetBuilds(releasedPath: "\(path)/orig/libcase.so", debugFilePath: nil, originalObjectPath: "\(path)/orig/libcase.so",
+        return TargetBuilds(releasedPath: "\(path)/\(releasedFolder)/libcase.so", debugFilePath: nil, originalObjectPath: "\(path)/orig/libcase.so",
                             original: build("orig"), patchedObjectPath: "\(path)/patched/libcase.so", patched: build("patched"),
                             workDirectory: "\(path)/work")
     }
@@ -60,7 +78,7 @@ final class GeneratorCase {
                 for (;;) { printf("value=%d\\n", \(call)); fflush(stdout); usleep(20000); }
             }
             """)
-        try Shell.sh("cc -O1 -o main main.c -L orig -lcase -Wl,-rpath,\(path)/orig", in: path)
+        try Shell.sh("cc -O1 -o main main.c -L \(releasedFolder) -lcase -Wl,-rpath,\(path)/\(releasedFolder)", in: path)
         return "\(path)/main"
     }
 
@@ -114,6 +132,8 @@ final class GeneratorCase {
             patched: table + "int lookup(int i) { if (i < 0 || i >= 8) return -1; return table[i]; }\nint untouched(int i) { return i + 1; }\n")
         let patch = try fixture.generate()
         #expect(patch.replacements.map(\.symbol) == ["lookup"])
+        // Its unwind table travels with it.
+        #expect(try ELFFile.load(path: patch.patchObjectPath).section(named: ".eh_frame") != nil)
         #expect(patch.changes.map(\.kind) == [.changedFunction])
         // The table stays the target's: reached through a reference at its released offset.
         #expect(patch.references.map(\.symbol) == ["table"])
@@ -191,5 +211,36 @@ final class GeneratorCase {
             patched: "int seen;\nint count_up(int x) { seen = x; return x + 1; }\n")
         let refusal = try #require(fixture.refusal())
         #expect(refusal.contains("new global variable seen"), "\(refusal)")
+    }
+
+    @Test func diffTouchingTwoObjects_replacesBoth_andACallBetweenThemLandsOnTheReplacement() throws {
+        let fixture = try GeneratorCase(files: [
+            "front.c": ("int weight(int x);\nint total(int x) { return weight(x) + 1000; }\n",
+                        "int weight(int x);\nint total(int x) { return weight(x) + 2000; }\n"),
+            "back.c": ("int weight(int x) { return x * 2 + 3; }\n", "int weight(int x) { return x * 4 + 3; }\n"),
+        ])
+        let patch = try fixture.generate()
+        #expect(Set(patch.replacements.map(\.symbol)) == ["total", "weight"])
+        let program = try fixture.program(calling: "total(10)", declaring: "int total(int)")
+        // 10 * 4 + 3 + 2000: the changed total calls the changed weight's replacement, not the old code.
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=1023", after: "value=2043")
+    }
+
+    @Test func changedFunction_whoseReleasedCodeIsNotTheRebuilds_isRefused_sourceDoesNotMatch() throws {
+        let fixture = try GeneratorCase(
+            files: ["lib.c": ("int price(int x) { return x * 3 + 7; }\n", "int price(int x) { return x * 3 + 9; }\n")],
+            released: ["lib.c": "int price(int x) { return x * 5 + 7; }\n"])
+        let refusal = try #require(fixture.refusal())
+        #expect(refusal.contains("changed function price (lib.o)"), "\(refusal)")
+        #expect(refusal.contains("the source does not match the released object"), "\(refusal)")
+    }
+
+    @Test func staticVariableReadDirectly_isRefused_namingTheFunctionAndTheVariable() throws {
+        let state = "static int level = 3;\nvoid set_level(int x) { level = x; }\n"
+        let fixture = try GeneratorCase(
+            original: state + "int report(int x) { return x + level; }\n",
+            patched: state + "int report(int x) { return x * 2 + level; }\n")
+        let refusal = try #require(fixture.refusal())
+        #expect(refusal.contains("report reads or writes level of the target directly"), "\(refusal)")
     }
 }
