@@ -116,7 +116,7 @@ struct PatchObjectBuilder {
         let object = contribution.unit.patched
         var moved = relocation
         moved.offset = offset
-        let converted: RelocatableObjectWriter.Relocation?
+        let converted: RelocatableObject.Relocation?
         switch object.place(of: relocation) {
         case let .unnamed(section, addend):
             let target = object.sections[section]
@@ -125,11 +125,11 @@ struct PatchObjectBuilder {
                 return
             }
             let carried = carry(target, number: number)
-            converted = .init(offset: offset, type: relocation.type, symbol: sectionSymbol(carried), addend: addend)
+            converted = .init(offset: offset, type: relocation.type, symbolIndex: sectionSymbol(carried), addend: addend)
         case let .named(symbol, delta):
             let symbolIndex = object.symbols.firstIndex { $0 == symbol }!
             if let local = outputSymbol[SectionKey(contribution: number, index: symbolIndex)] {
-                converted = .init(offset: offset, type: relocation.type, symbol: local, addend: delta)
+                converted = .init(offset: offset, type: relocation.type, symbolIndex: local, addend: delta)
             } else {
                 let name = contribution.unit.staticLocalNames[symbol.name] ?? symbol.name
                 converted = external(name, symbol: symbol, local: symbol.binding == .local, relocation: moved, delta: delta,
@@ -137,7 +137,7 @@ struct PatchObjectBuilder {
             }
         case let .external(symbol):
             if let carried = carriedGlobal[symbol.name] {
-                converted = .init(offset: offset, type: relocation.type, symbol: carried, addend: relocation.addend)
+                converted = .init(offset: offset, type: relocation.type, symbolIndex: carried, addend: relocation.addend)
             } else {
                 converted = external(symbol.name, symbol: symbol, local: false, relocation: moved, delta: relocation.addend,
                                      in: contribution, output: output, owner: owner)
@@ -175,10 +175,11 @@ struct PatchObjectBuilder {
         var position = 0
         while position + 8 <= bytes.count {
             let length = Int(u32(position))
-            guard length != 0, length != 0xffff_ffff, position + 4 + length <= bytes.count else { break }
+            // A 64-bit record (length 0xffffffff) or a truncated one ends the walk: GCC writes neither.
+            guard length >= 4, length != 0xffff_ffff, position + 4 + length <= bytes.count else { break }
             let end = position + 4 + length, identifier = Int(u32(position + 4))
             defer { position = end }
-            guard identifier != 0, position + 4 - identifier >= 0 else { continue }
+            guard identifier != 0, length >= 12, position + 4 - identifier >= 0 else { continue }
             // An FDE: kept when its first relocation (the start address) reaches a carried section.
             guard let start = relocations.first(where: { Int($0.offset) == position + 8 }) else { continue }
             let reached: Int?
@@ -189,7 +190,9 @@ struct PatchObjectBuilder {
             }
             guard let reached, outputSection[SectionKey(contribution: number, index: reached)] != nil else { continue }
             let cie = position + 4 - identifier
-            if newCIE[cie] == nil, cie + 4 <= bytes.count { newCIE[cie] = copy(cie, cie + 4 + Int(u32(cie))) }
+            if newCIE[cie] == nil, cie + 4 <= bytes.count, cie + 4 + Int(u32(cie)) <= bytes.count {
+                newCIE[cie] = copy(cie, cie + 4 + Int(u32(cie)))
+            }
             guard let cieAt = newCIE[cie] else { continue }
             let at = copy(position, end)
             let pointer = UInt32(at + 4 - cieAt)
@@ -212,7 +215,7 @@ struct PatchObjectBuilder {
     /// target (or a library) exports it, else through a reference at its released offset; the
     /// instruction is moved to the GOT or PLT where a PC-relative field could not reach the target.
     private mutating func external(_ name: String, symbol: ELFSymbol, local: Bool, relocation: RelocatableObject.Relocation, delta: Int64,
-                                   in contribution: Contribution, output: Int, owner: String) -> RelocatableObjectWriter.Relocation? {
+                                   in contribution: Contribution, output: Int, owner: String) -> RelocatableObject.Relocation? {
         let threadLocal = symbol.kind == .tls
         var symbolName = name
         let definedInTarget: ELFSymbol?
@@ -269,7 +272,7 @@ struct PatchObjectBuilder {
             refusals.append((owner, "\(owner) reaches \(name) of the target by a \(kind), which only works inside the target itself; build with -fPIC and, for thread-locals, the global-dynamic model"))
             return nil
         }
-        return .init(offset: relocation.offset, type: type, symbol: target, addend: delta)
+        return .init(offset: relocation.offset, type: type, symbolIndex: target, addend: delta)
     }
 
     private mutating func undefinedSymbol(_ name: String, threadLocal: Bool, weak: Bool) -> Int {

@@ -10,7 +10,8 @@ struct RelocatableObjectWriter {
         var entrySize: UInt64
         var bytes: [UInt8]
         var size: UInt64
-        var relocations: [Relocation] = []
+        /// Its relocations; `symbolIndex` is an index into `symbols`.
+        var relocations: [RelocatableObject.Relocation] = []
     }
 
     /// A symbol; `section` is an index into `sections` (nil: undefined).
@@ -22,14 +23,6 @@ struct RelocatableObjectWriter {
         var section: Int?
         var value: UInt64 = 0
         var size: UInt64 = 0
-    }
-
-    /// A relocation of a section; `symbol` is an index into `symbols`.
-    struct Relocation {
-        var offset: UInt64
-        var type: UInt32
-        var symbol: Int
-        var addend: Int64
     }
 
     static let STT_NOTYPE: UInt8 = 0, STT_OBJECT: UInt8 = 1, STT_FUNC: UInt8 = 2, STT_SECTION: UInt8 = 3, STT_TLS: UInt8 = 6
@@ -73,7 +66,7 @@ struct RelocatableObjectWriter {
             var table = Bytes()
             for relocation in section.relocations {
                 table.u64(relocation.offset)
-                table.u64(UInt64(newIndex[relocation.symbol] ?? 0) << 32 | UInt64(relocation.type))
+                table.u64(UInt64(newIndex[relocation.symbolIndex] ?? 0) << 32 | UInt64(relocation.type))
                 table.u64(UInt64(bitPattern: relocation.addend))
             }
             headers.append(Header(name: sectionNames.add(".rela" + section.name), type: RelocatableObject.SHT_RELA,
