@@ -235,12 +235,20 @@ final class GeneratorCase {
         #expect(refusal.contains("the source does not match the released object"), "\(refusal)")
     }
 
-    @Test func staticVariableReadDirectly_isRefused_namingTheFunctionAndTheVariable() throws {
-        let state = "static int level = 3;\nvoid set_level(int x) { level = x; }\n"
+    @Test func staticVariableReadAndWrittenDirectly_isReachedThroughStubs_andTheTargetsCopyChanges() throws {
+        let state = "static int level = 3;\nint get_level(void) { return level; }\nvoid set_level(int x) { level = x; }\n"
         let fixture = try GeneratorCase(
             original: state + "int report(int x) { return x + level; }\n",
-            patched: state + "int report(int x) { return x * 2 + level; }\n")
-        let refusal = try #require(fixture.refusal())
-        #expect(refusal.contains("report reads or writes level of the target directly"), "\(refusal)")
+            patched: state + "int report(int x) { level += 1; return x * 2 + level; }\n")
+        let patch = try fixture.generate()
+        #expect(patch.replacements.map(\.symbol) == ["report"])
+        #expect(patch.references.map(\.symbol) == ["level"])
+        let relocatable = String(patch.patchObjectPath.dropLast(3)) + ".o"
+        #expect(try ELFFile.load(path: relocatable).section(named: ".text.hotpatch.stubs") != nil)
+        // The replacement counts in the target's own variable, which its unchanged code reads too.
+        let program = try fixture.program(
+            calling: "probe()",
+            declaring: "int report(int); int get_level(void); static int probe(void) { int r = report(10); return r * 1000 + get_level(); }")
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=13003", until: "value=30010")
     }
 }

@@ -34,6 +34,10 @@ struct PatchObjectBuilder {
     private(set) var references: [TargetSymbolReference] = []
     /// Released function → replacement.
     private(set) var replacements: [(symbol: String, replacement: String)] = []
+    /// The section holding `AccessStub`s, once one is needed.
+    private var stubSection: Int?
+    /// Decodes carried code for the stubs, opened when first needed.
+    private var disassembler: Disassembler?
     /// Why a function cannot travel, one line per problem.
     private(set) var refusals: [(symbol: String, reason: String)] = []
 
@@ -263,8 +267,12 @@ struct PatchObjectBuilder {
                 type = (0x40...0x4f).contains(bytes[field - 3]) ? 42 : 41
                 writer.sections[output].bytes = bytes
             } else {
-                refusals.append((owner, "\(owner) reads or writes \(name) of the target directly (a PC-relative memory operand at offset \(hex(relocation.offset))), which a patch object mapped away from the target cannot do without text relocations; access it through a pointer (or make it a global with default visibility, which -fPIC code reaches through the GOT)"))
-                return nil
+                switch stub(at: field, in: output, reaching: target, delta: delta) {
+                case let .success(jump): return jump
+                case let .failure(refusal):
+                    refusals.append((owner, "\(owner) reads or writes \(name) of the target directly (a PC-relative memory operand at offset \(hex(relocation.offset))), and \(refusal.reason); a patch object mapped away from the target reaches its data only through the GOT. Access it through a pointer, or make it a global with default visibility, which -fPIC code reaches through the GOT"))
+                    return nil
+                }
             }
         default:
             let kind = [20: "local-dynamic thread-local access", 21: "local-dynamic thread-local offset", 23: "local-exec thread-local access",
@@ -273,6 +281,43 @@ struct PatchObjectBuilder {
             return nil
         }
         return .init(offset: relocation.offset, type: type, symbolIndex: target, addend: delta)
+    }
+
+    /// Moves the instruction holding the PC-relative field at `field` of output section `output`
+    /// into an `AccessStub` reaching undefined symbol `target` through the GOT; returns the
+    /// relocation of the jump that replaces it.
+    private mutating func stub(at field: Int, in output: Int, reaching target: Int, delta: Int64) -> Result<RelocatableObject.Relocation, StubRefusal> {
+        guard writer.sections[output].flags & RelocatableObject.SHF_EXECINSTR != 0 else {
+            return .failure(StubRefusal("it is data, not code"))
+        }
+        if disassembler == nil { disassembler = try? Disassembler() }
+        let code = writer.sections[output].bytes
+        guard let decoded = disassembler?.decode(code, at: 0).first(where: { Int($0.address) < field && field < Int($0.address) + $0.length }) else {
+            return .failure(StubRefusal("the instruction there could not be decoded"))
+        }
+        let start = Int(decoded.address), length = decoded.length
+        guard length >= 5 else { return .failure(StubRefusal("the instruction is shorter than a jump")) }
+        let made: AccessStub
+        switch AccessStub.make(for: Array(code[start..<(start + length)]), mnemonic: decoded.mnemonic, field: field - start, delta: delta) {
+        case let .success(stub): made = stub
+        case let .failure(refusal): return .failure(refusal)
+        }
+        if stubSection == nil {
+            writer.sections.append(.init(name: ".text.hotpatch.stubs", type: 1, flags: RelocatableObject.SHF_ALLOC | RelocatableObject.SHF_EXECINSTR,
+                                         alignment: 16, entrySize: 0, bytes: [], size: 0))
+            stubSection = writer.sections.count - 1
+            writer.symbols.append(.init(name: "", kind: RelocatableObjectWriter.STT_SECTION, binding: RelocatableObjectWriter.STB_LOCAL, section: stubSection))
+        }
+        guard let stubs = stubSection else { return .failure(StubRefusal("no stub section")) }
+        let at = writer.sections[stubs].bytes.count
+        writer.sections[stubs].bytes += made.bytes
+        writer.sections[stubs].size = UInt64(writer.sections[stubs].bytes.count)
+        writer.sections[stubs].relocations.append(.init(offset: UInt64(at + made.globalOffsetField), type: 42, symbolIndex: target, addend: -4))
+        writer.sections[stubs].relocations.append(.init(offset: UInt64(at + made.returnField), type: 2, symbolIndex: sectionSymbol(output),
+                                                        addend: Int64(start + length) - 4))
+        // The instruction becomes `jmp stub`, padded with no-ops to its length.
+        writer.sections[output].bytes.replaceSubrange(start..<(start + length), with: [0xe9, 0, 0, 0, 0] + [UInt8](repeating: 0x90, count: length - 5))
+        return .success(.init(offset: UInt64(start + 1), type: 2, symbolIndex: sectionSymbol(stubs), addend: Int64(at) - 4))
     }
 
     private mutating func undefinedSymbol(_ name: String, threadLocal: Bool, weak: Bool) -> Int {
