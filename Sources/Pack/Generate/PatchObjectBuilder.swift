@@ -68,9 +68,7 @@ struct PatchObjectBuilder {
     private mutating func carry(_ section: RelocatableObject.Section, number: Int) -> Int {
         let key = SectionKey(contribution: number, index: section.index)
         if let known = outputSection[key] { return known }
-        writer.sections.append(.init(name: section.name, type: section.type, flags: section.flags, alignment: section.alignment,
-                                     entrySize: section.entrySize, bytes: section.bytes, size: section.size))
-        let index = writer.sections.count - 1
+        let index = writer.append(section)
         outputSection[key] = index
         writer.symbols.append(.init(name: "", kind: RelocatableObjectWriter.STT_SECTION, binding: RelocatableObjectWriter.STB_LOCAL, section: index))
         return index
@@ -148,7 +146,7 @@ struct PatchObjectBuilder {
             }
         }
         guard let converted else { return }
-        writer.sections[output].relocations.append(converted)
+        writer.relocations[output, default: []].append(converted)
         // The dynamic linker writes 8-byte words; in read-only data that would be a text relocation.
         if converted.type == 1, writer.sections[output].flags & RelocatableObject.SHF_EXECINSTR == 0 {
             writer.sections[output].flags |= RelocatableObject.SHF_WRITE
@@ -203,9 +201,10 @@ struct PatchObjectBuilder {
             for shift in 0..<4 { kept[at + 4 + shift] = UInt8(truncatingIfNeeded: pointer >> (8 * UInt32(shift))) }
         }
         guard !kept.isEmpty else { return }
-        writer.sections.append(.init(name: ".eh_frame", type: table.type, flags: table.flags, alignment: table.alignment,
-                                     entrySize: table.entrySize, bytes: kept, size: UInt64(kept.count)))
-        let output = writer.sections.count - 1
+        var unwind = table
+        unwind.bytes = kept
+        unwind.size = UInt64(kept.count)
+        let output = writer.append(unwind)
         for (relocation, offset) in keptRelocations {
             convert(relocation, at: offset, of: contribution, number: number, output: output, owner: ".eh_frame of \(contribution.unit.compiled.relativePath)")
         }
@@ -303,17 +302,17 @@ struct PatchObjectBuilder {
         case let .failure(refusal): return .failure(refusal)
         }
         if stubSection == nil {
-            writer.sections.append(.init(name: ".text.hotpatch.stubs", type: 1, flags: RelocatableObject.SHF_ALLOC | RelocatableObject.SHF_EXECINSTR,
-                                         alignment: 16, entrySize: 0, bytes: [], size: 0))
-            stubSection = writer.sections.count - 1
+            stubSection = writer.append(RelocatableObject.Section(
+                index: 0, name: ".text.hotpatch.stubs", type: 1, flags: RelocatableObject.SHF_ALLOC | RelocatableObject.SHF_EXECINSTR,
+                size: 0, alignment: 16, entrySize: 0, bytes: []))
             writer.symbols.append(.init(name: "", kind: RelocatableObjectWriter.STT_SECTION, binding: RelocatableObjectWriter.STB_LOCAL, section: stubSection))
         }
         guard let stubs = stubSection else { return .failure(StubRefusal("no stub section")) }
         let at = writer.sections[stubs].bytes.count
         writer.sections[stubs].bytes += made.bytes
         writer.sections[stubs].size = UInt64(writer.sections[stubs].bytes.count)
-        writer.sections[stubs].relocations.append(.init(offset: UInt64(at + made.globalOffsetField), type: 42, symbolIndex: target, addend: -4))
-        writer.sections[stubs].relocations.append(.init(offset: UInt64(at + made.returnField), type: 2, symbolIndex: sectionSymbol(output),
+        writer.relocations[stubs, default: []].append(.init(offset: UInt64(at + made.globalOffsetField), type: 42, symbolIndex: target, addend: -4))
+        writer.relocations[stubs, default: []].append(.init(offset: UInt64(at + made.returnField), type: 2, symbolIndex: sectionSymbol(output),
                                                         addend: Int64(start + length) - 4))
         // The instruction becomes `jmp stub`, padded with no-ops to its length.
         writer.sections[output].bytes.replaceSubrange(start..<(start + length), with: [0xe9, 0, 0, 0, 0] + [UInt8](repeating: 0x90, count: length - 5))

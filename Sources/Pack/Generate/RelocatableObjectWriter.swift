@@ -1,19 +1,6 @@
 /// Writes an x86-64 ELF64 relocatable object (ET_REL) from sections, symbols and RELA
 /// relocations: the patch object before the system linker turns it into a shared object.
 struct RelocatableObjectWriter {
-    /// A section with contents (or a size, for SHT_NOBITS).
-    struct Section {
-        var name: String
-        var type: UInt32
-        var flags: UInt64
-        var alignment: UInt64
-        var entrySize: UInt64
-        var bytes: [UInt8]
-        var size: UInt64
-        /// Its relocations; `symbolIndex` is an index into `symbols`.
-        var relocations: [RelocatableObject.Relocation] = []
-    }
-
     /// A symbol; `section` is an index into `sections` (nil: undefined).
     struct Symbol {
         var name: String
@@ -28,8 +15,19 @@ struct RelocatableObjectWriter {
     static let STT_NOTYPE: UInt8 = 0, STT_OBJECT: UInt8 = 1, STT_FUNC: UInt8 = 2, STT_SECTION: UInt8 = 3, STT_TLS: UInt8 = 6
     static let STB_LOCAL: UInt8 = 0, STB_GLOBAL: UInt8 = 1, STB_WEAK: UInt8 = 2
 
-    var sections: [Section] = []
+    /// The sections, in output order (index N is section header N + 1).
+    var sections: [RelocatableObject.Section] = []
+    /// Each section's relocations by its index in `sections`; `symbolIndex` is an index into `symbols`.
+    var relocations: [Int: [RelocatableObject.Relocation]] = [:]
     var symbols: [Symbol] = []
+
+    /// Adds `section` (as read from a compiled object, or made) and returns its index.
+    mutating func append(_ section: RelocatableObject.Section) -> Int {
+        var added = section
+        added.index = sections.count
+        sections.append(added)
+        return sections.count - 1
+    }
 
     /// The object file's bytes.
     func bytes() -> [UInt8] {
@@ -61,10 +59,12 @@ struct RelocatableObjectWriter {
             headers.append(Header(name: sectionNames.add(section.name), type: section.type, flags: section.flags & ~RelocatableObject.SHF_GROUP,
                                   bytes: section.bytes, size: section.size, alignment: section.alignment, entrySize: section.entrySize))
         }
-        let symbolTableIndex = UInt32(1 + sections.count + sections.filter { !$0.relocations.isEmpty }.count + 1)
-        for (index, section) in sections.enumerated() where !section.relocations.isEmpty {
+        let relocated = sections.indices.filter { !(relocations[$0] ?? []).isEmpty }
+        let symbolTableIndex = UInt32(1 + sections.count + relocated.count + 1)
+        for index in relocated {
+            let section = sections[index]
             var table = Bytes()
-            for relocation in section.relocations {
+            for relocation in relocations[index] ?? [] {
                 table.u64(relocation.offset)
                 table.u64(UInt64(newIndex[relocation.symbolIndex] ?? 0) << 32 | UInt64(relocation.type))
                 table.u64(UInt64(bitPattern: relocation.addend))
