@@ -251,4 +251,16 @@ final class GeneratorCase {
             declaring: "int report(int); int get_level(void); static int probe(void) { int r = report(10); return r * 1000 + get_level(); }")
         try fixture.applyLive(try fixture.target(patch), to: program, before: "value=13003", until: "value=30010")
     }
+
+    @Test func changedConstantTable_travelsWithEveryFunctionReadingIt() throws {
+        let table = { (last: Int) in "static const int steps[6] = {1, 2, 3, 5, 8, \(last)};\n" }
+        let users = "int step(int i) { return steps[i % 6]; }\nint first_steps(void) { return steps[0] + steps[5]; }\n"
+        let fixture = try GeneratorCase(original: table(13) + users, patched: table(21) + users)
+        let patch = try fixture.generate()
+        // Neither function's code changed, but both read the table: both use the new copy.
+        #expect(Set(patch.replacements.map(\.symbol)) == ["first_steps", "step"])
+        #expect(patch.references.isEmpty)
+        let program = try fixture.program(calling: "step(5) * 100 + first_steps()", declaring: "int step(int); int first_steps(void)")
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=1314", after: "value=2122")
+    }
 }

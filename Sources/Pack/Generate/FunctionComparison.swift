@@ -204,7 +204,6 @@ extension ComparedUnit {
                 result.added.append(name)
             }
         }
-        result.changed = changed.sorted()
         result.added.sort()
         result.removed = before.keys.filter { after[$0] == nil && Self.owner(ofColdPart: $0, among: before) == nil }.sorted()
 
@@ -222,6 +221,17 @@ extension ComparedUnit {
                 }
                 continue
             }
+            let constant = !threadLocal && new.symbol.binding == .local && !new.section.isWritable && !old.section.isWritable
+            if constant, old.symbol.size != new.symbol.size || !same(old, new) {
+                // Read-only data of this file alone (a const table, GCC's CSWTCH switch tables): the
+                // patch carries the new copy, and every function here that reads it is replaced, so
+                // none keeps reading the old one.
+                result.addedVariables.append(new.symbol.name)
+                for (user, definition) in after where before[user] != nil && reads(new.symbol.name, definition) {
+                    changed.insert(Self.owner(ofColdPart: user, among: after) ?? user)
+                }
+                continue
+            }
             if old.symbol.size != new.symbol.size {
                 result.refusals.append((name, "\(what) \(name): its size changed from \(old.symbol.size) to \(new.symbol.size) bytes (a changed type or array length); the running target keeps the old layout, which unchanged code still uses"))
             } else if old.symbol.kind != new.symbol.kind || (old.section.isThreadLocal != new.section.isThreadLocal) {
@@ -232,7 +242,16 @@ extension ComparedUnit {
                     : "\(what) \(name): its initial value changed; the running process keeps the value it has (the initializer ran at load time), so the fix would not take. Keep the old initializer and assign the new value in a changed function, or ship the fix as a release that restarts"))
             }
         }
+        result.changed = changed.sorted()
         return result
+    }
+
+    /// Whether the patched build's `function` refers to the variable `name` of its object.
+    private func reads(_ name: String, _ function: Definition) -> Bool {
+        patched.relocations(ofSection: function.section.index).contains { relocation in
+            if case let .named(symbol, _) = patched.place(of: relocation) { return symbol.name == name && symbol.binding == .local }
+            return false
+        }
     }
 
     /// The function a cold part (`NAME.cold`, `NAME.cold.N`) was split from, when it is one.
