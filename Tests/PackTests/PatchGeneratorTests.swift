@@ -205,6 +205,13 @@ final class GeneratorCase {
         #expect(refusal.contains("nothing to patch"), "\(refusal)")
     }
 
+    @Test func objectsBuiltWithLinkTimeOptimisation_areRefused_namingTheObject() throws {
+        let fixture = try GeneratorCase(original: "int lto(int x) { return x * 3 + 1; }\n", patched: "int lto(int x) { return x * 3 + 2; }\n")
+        try Shell.sh("cc -c -O2 -fPIC -flto -ffunction-sections -fdata-sections lib.c -o lib.o", in: fixture.path + "/patched")
+        let refusal = try #require(fixture.refusal())
+        #expect(refusal.contains("patched/lib.o was compiled with link-time optimisation (-flto)"), "\(refusal)")
+    }
+
     @Test func newGlobalVariable_isRefused_namingIt() throws {
         let fixture = try GeneratorCase(
             original: "int count_up(int x) { return x + 1; }\n",

@@ -91,6 +91,9 @@ enum PatchGenerator {
             var original: RelocatableObject?
             if let old = originals[compiled.relativePath] { original = try RelocatableObject(path: old.objectPath) }
             if !linkedFiles.isEmpty, let file = patched.sourceFileName ?? original?.sourceFileName, !linkedFiles.contains(file) { continue }
+            if patched.sections.contains(where: { $0.name.hasPrefix(".gnu.lto_") }) {
+                throw PackError("Refusing to generate a hotpatch: \(compiled.objectPath) was compiled with link-time optimisation (-flto), so it holds compiler bytecode, not the machine code that runs; functions can only be compared in objects built without -flto (add -fno-lto to the build's flags for the generation)")
+            }
             units.append(ComparedUnit(original: original, patched: patched, compiled: compiled,
                                       staticLocalNames: ComparedUnit.staticLocalNames(original: original, patched: patched)))
         }
