@@ -212,6 +212,16 @@ final class GeneratorCase {
         #expect(refusal.contains("patched/lib.o was compiled with link-time optimisation (-flto)"), "\(refusal)")
     }
 
+    @Test func changedStaticFunction_whoseNameTwoFilesUse_isRefused_askingForARename() throws {
+        let helper = { (factor: Int) in "static __attribute__((noinline)) int helper(int x) { return (x * \(factor)) ^ (x >> 2); }\n" }
+        let fixture = try GeneratorCase(files: [
+            "one.c": (helper(3) + "int one(int x) { return helper(x); }\n", helper(5) + "int one(int x) { return helper(x); }\n"),
+            "two.c": (helper(7) + "int two(int x) { return helper(x); }\n", helper(7) + "int two(int x) { return helper(x); }\n"),
+        ])
+        let refusal = try #require(fixture.refusal())
+        #expect(refusal.contains("changed function helper (one.o) is defined several times in the released object"), "\(refusal)")
+    }
+
     @Test func newGlobalVariable_isRefused_namingIt() throws {
         let fixture = try GeneratorCase(
             original: "int count_up(int x) { return x + 1; }\n",
