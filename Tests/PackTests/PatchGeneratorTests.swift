@@ -243,6 +243,20 @@ final class GeneratorCase {
         try fixture.applyLive(try fixture.target(patch), to: program, before: "value=1023", after: "value=2043")
     }
 
+    @Test func changedFunction_callingAHiddenFunctionOfAnotherFile_reachesItThroughAReference() throws {
+        let hidden = "__attribute__((visibility(\"hidden\"))) int offset_of(int x) { return (x << 4) ^ 3; }\n"
+        let caller = "__attribute__((visibility(\"hidden\"))) int offset_of(int x);\n"
+        let fixture = try GeneratorCase(files: [
+            "offsets.c": (hidden, hidden),
+            "entry.c": (caller + "int entry(int x) { return offset_of(x) + 1; }\n", caller + "int entry(int x) { return offset_of(x) + 2; }\n"),
+        ])
+        let patch = try fixture.generate()
+        #expect(patch.replacements.map(\.symbol) == ["entry"])
+        #expect(patch.references.map(\.symbol) == ["offset_of"])
+        let program = try fixture.program(calling: "entry(2)", declaring: "int entry(int)")
+        try fixture.applyLive(try fixture.target(patch), to: program, before: "value=36", after: "value=37")
+    }
+
     @Test func changedFunction_whoseReleasedCodeIsNotTheRebuilds_isRefused_sourceDoesNotMatch() throws {
         let fixture = try GeneratorCase(
             files: ["lib.c": ("int price(int x) { return x * 3 + 7; }\n", "int price(int x) { return x * 3 + 9; }\n")],

@@ -227,7 +227,7 @@ struct PatchObjectBuilder {
             if local {
                 definedInTarget = try released.definition(of: name, sourceFile: contribution.unit.patched.sourceFileName)
             } else if !released.exports(name) {
-                definedInTarget = try released.definition(of: name, sourceFile: nil, globalOnly: true)
+                definedInTarget = try released.definition(of: name, sourceFile: nil, linkedGlobally: true)
             } else {
                 definedInTarget = nil
             }

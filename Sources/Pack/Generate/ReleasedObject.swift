@@ -45,15 +45,17 @@ struct ReleasedObject {
     /// Whether other objects can bind `name` through the released object's dynamic symbol table.
     func exports(_ name: String) -> Bool { exported.contains(name) }
 
-    /// The one definition of `name`: a global one, else (unless `globalOnly`) the local one of
-    /// `sourceFile` (the STT_FILE the compiler wrote), else the only local one. Nil when it is not
-    /// there; throws when several locals of that name remain.
-    func definition(of name: String, sourceFile: String?, globalOnly: Bool = false) throws(PackError) -> ELFSymbol? {
+    /// The one definition of `name`: a global one, else the local one of `sourceFile` (the STT_FILE
+    /// the compiler wrote), else the only local one. With `linkedGlobally`, locals count only when
+    /// hidden globals the linker made local (ld lists them after an STT_FILE with an empty name),
+    /// never a file's static.
+    /// Nil when it is not there; throws when several locals of that name remain.
+    func definition(of name: String, sourceFile: String?, linkedGlobally: Bool = false) throws(PackError) -> ELFSymbol? {
         let defined = symbols.indices.filter {
             symbols[$0].name == name && symbols[$0].isDefined && symbols[$0].kind != .section && symbols[$0].kind != .file
+                && (!linkedGlobally || symbols[$0].binding != .local || (fileOfSymbol[$0] ?? "").isEmpty)
         }
         if let global = defined.first(where: { symbols[$0].binding != .local }) { return symbols[global] }
-        if globalOnly { return nil }
         var distinct = Dictionary(defined.map { (symbols[$0].value, $0) }, uniquingKeysWith: { first, _ in first })
         if distinct.count > 1, let sourceFile {
             distinct = distinct.filter { fileOfSymbol[$0.value] == sourceFile }
