@@ -24,7 +24,7 @@ final class GeneratorCase {
     /// Compiles each file's original and patched text into `orig/` and `patched/` and links each
     /// folder's objects into `libcase.so`; with `released`, the released object is built apart, in
     /// `released/`, from those texts (a release that is not the source the builds start from).
-    init(files: [String: (original: String, patched: String)], released: [String: String]? = nil) throws {
+    init(files: [String: (original: String, patched: String)], released: [String: String]? = nil, executable: Bool = false) throws {
         scratch = try Scratch()
         self.files = files.keys.sorted()
         releasedFolder = released == nil ? "orig" : "released"
@@ -34,9 +34,11 @@ final class GeneratorCase {
             try Shell.sh("mkdir -p \(folder) work", in: path)
             for (file, text) in sources {
                 try scratch.write("\(folder)/\(file)", text)
-                try Shell.sh("cc -c -O2 -fPIC -ffunction-sections -fdata-sections \(file) -o \(file.dropLast(2)).o", in: "\(path)/\(folder)")
+                try Shell.sh("cc -c -O2 \(executable ? "-fPIE" : "-fPIC") -ffunction-sections -fdata-sections \(file) -o \(file.dropLast(2)).o",
+                             in: "\(path)/\(folder)")
             }
-            try Shell.sh("cc -shared -Wl,--build-id -o libcase.so *.o", in: "\(path)/\(folder)")
+            // An executable target keeps the name: the generator only reads what it is.
+            try Shell.sh("cc \(executable ? "-pie" : "-shared") -Wl,--build-id -o libcase.so *.o", in: "\(path)/\(folder)")
         }
     }
 
@@ -255,6 +257,26 @@ final class GeneratorCase {
         #expect(patch.references.map(\.symbol) == ["offset_of"])
         let program = try fixture.program(calling: "entry(2)", declaring: "int entry(int)")
         try fixture.applyLive(try fixture.target(patch), to: program, before: "value=36", after: "value=37")
+    }
+
+    @Test func executableTarget_changedFunctionUsingItsGlobalsAndLibc_isPatchedLive() throws {
+        let program = { (limit: Int) in """
+            #include <stdio.h>
+            #include <unistd.h>
+            int calls;
+            static int scale = 7;
+            __attribute__((noinline)) int measure(int x) { calls++; return x > \(limit) ? \(limit) : x * scale; }
+            int main(void) {
+                printf("ready\\n");
+                fflush(stdout);
+                for (;;) { printf("value=%d\\n", measure(40)); fflush(stdout); usleep(20000); scale = 7 + (calls < 0); }
+            }
+
+            """ }
+        let fixture = try GeneratorCase(files: ["prog.c": (program(1000), program(30))], executable: true)
+        let patch = try fixture.generate()
+        #expect(patch.replacements.map(\.symbol) == ["measure"])
+        try fixture.applyLive(try fixture.target(patch), to: "\(fixture.path)/orig/libcase.so", before: "value=280", after: "value=30")
     }
 
     @Test func changedFunction_whoseReleasedCodeIsNotTheRebuilds_isRefused_sourceDoesNotMatch() throws {
