@@ -132,7 +132,7 @@ let package = Package(
             dependencies: ["AgentCore", "AgentProtocol", "Engine", "Artifact", "LinuxSystem", "HotpatchFixtures", "TestSupport"]
         ),
         // Drives the built hotpatch-pack binary as a publisher would, and tests the parts of
-        // `hotpatch-pack build` (diffs, the compiler wrapper, DWARF) directly.
+        // `hotpatch-pack build` (diffs, the compiler wrapper, DWARF, the generator) directly.
         .testTarget(name: "PackTests", dependencies: ["Pack", "Artifact", "LinuxSystem", "TestSupport"]),
     ]
 )

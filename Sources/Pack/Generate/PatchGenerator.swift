@@ -1,0 +1,110 @@
+import Artifact
+import LinuxSystem
+
+/// Compares the unpatched and patched builds of one target function by function (modulo
+/// relocations), matches each changed function to the released object, and writes the patch
+/// object: the inputs of an ordinary hotpatch target group. Throws, listing every refused change
+/// (with what the publisher can do), when any change cannot be hotpatched or nothing executable changed.
+func generatePatch(for builds: TargetBuilds) throws(PackError) -> GeneratedPatch {
+    let released = try ReleasedObject(builds)
+    let objectName = Files.baseName(builds.releasedPath)
+    let units = try PatchGenerator.pairedUnits(builds)
+    var changes: [GeneratedChange] = []
+    var contributions: [PatchObjectBuilder.Contribution] = []
+    func refuse(_ symbol: String, _ reason: String) {
+        changes.append(GeneratedChange(symbol: symbol, object: objectName, kind: .refused, reason: reason))
+    }
+
+    for unit in units {
+        let difference = unit.difference()
+        for refusal in difference.refusals { refuse(refusal.symbol, refusal.reason) }
+        let file = unit.compiled.relativePath
+        var changed: [String] = []
+        for name in difference.changed {
+            guard let original = unit.original, let built = unit.functions(of: original)[name] else { continue }
+            let symbol: ELFSymbol?
+            do { symbol = try released.definition(of: name, sourceFile: original.sourceFileName) } catch {
+                refuse(name, "changed function \(name) (\(file)): \(error); the channel names a function by its symbol, so rename the static function in the source")
+                continue
+            }
+            guard let symbol, symbol.kind == .function else {
+                refuse(name, "changed function \(name) (\(file)) is not a function of the released object \(released.elf.path): the source does not match the released object (or the released build inlined it everywhere; patch its callers)")
+                continue
+            }
+            if released.isAmbiguous(name) {
+                refuse(name, "changed function \(name) (\(file)) is defined several times in the released object (static functions of several files); the channel names a function by its symbol, so rename the static function in the source")
+                continue
+            }
+            if !released.isReproduced && !released.matches(symbol, built, in: original) {
+                refuse(name, "changed function \(name) (\(file)): its released bytes (\(symbol.size) bytes at \(hex(symbol.value))) differ from the unpatched rebuild's (\(built.symbol.size) bytes), so the source does not match the released object; build the same source version with the same compiler and flags as the release")
+                continue
+            }
+            changed.append(name)
+            changes.append(GeneratedChange(symbol: name, object: objectName, kind: .changedFunction,
+                                           reason: "its code changed (\(file)); replaced by \(name)\(PatchObjectBuilder.replacementSuffix)"))
+        }
+        for name in difference.added {
+            changes.append(GeneratedChange(symbol: name, object: objectName, kind: .newFunction,
+                                           reason: "new in \(file); carried in the patch object"))
+        }
+        if !changed.isEmpty || !difference.added.isEmpty || !difference.addedVariables.isEmpty {
+            contributions.append(.init(unit: unit, changed: changed, added: difference.added, addedVariables: difference.addedVariables))
+        }
+    }
+    let refused = changes.filter { $0.kind == .refused }
+    if refused.isEmpty, !changes.contains(where: { $0.kind == .changedFunction }) {
+        refuse("", "nothing to patch: the diff changes no function of \(objectName) that the released object runs")
+    }
+    try PatchGenerator.throwIfRefused(changes, object: objectName)
+
+    var builder = PatchObjectBuilder(released: released)
+    let object = builder.build(contributions)
+    for refusal in builder.refusals { refuse(refusal.symbol, refusal.reason) }
+    try PatchGenerator.throwIfRefused(changes, object: objectName)
+
+    let relocatable = builds.workDirectory + "/" + objectName + ".hotpatch.o"
+    let patchPath = builds.workDirectory + "/" + objectName + ".hotpatch.so"
+    do { try Files.writeAtomically(relocatable, bytes: object.bytes(), mode: 0o644) } catch {
+        throw PackError(error)
+    }
+    try PatchObjectBuilder.link(relocatable, into: patchPath)
+    return GeneratedPatch(patchObjectPath: patchPath, replacements: builder.replacements, references: builder.references, changes: changes)
+}
+
+/// The steps of `generatePatch` that are not the comparison or the object itself.
+enum PatchGenerator {
+    /// The compiled objects of the patched build paired with the unpatched build's by relative
+    /// path, keeping those linked into the target: their source file (STT_FILE) is one the linked
+    /// target names, or every object when the linked targets have no symbol table.
+    static func pairedUnits(_ builds: TargetBuilds) throws(PackError) -> [ComparedUnit] {
+        var linkedFiles: Set<String> = []
+        for path in [builds.originalObjectPath, builds.patchedObjectPath] {
+            do { linkedFiles.formUnion(try ELFFile.load(path: path).symbols().filter { $0.kind == .file }.map(\.name)) } catch {
+                throw PackError.wrapping(error, while: "read the symbol table of the built target \(path)")
+            }
+        }
+        let originals = Dictionary(builds.original.compiledObjects.map { ($0.relativePath, $0) }, uniquingKeysWith: { _, last in last })
+        var units: [ComparedUnit] = []
+        var seen: Set<String> = []
+        for compiled in builds.patched.compiledObjects where seen.insert(compiled.relativePath).inserted {
+            let patched = try RelocatableObject(path: compiled.objectPath)
+            var original: RelocatableObject?
+            if let old = originals[compiled.relativePath] { original = try RelocatableObject(path: old.objectPath) }
+            if !linkedFiles.isEmpty, let file = patched.sourceFileName ?? original?.sourceFileName, !linkedFiles.contains(file) { continue }
+            if patched.sections.contains(where: { $0.name.hasPrefix(".gnu.lto_") }) {
+                throw PackError("Refusing to generate a hotpatch: \(compiled.objectPath) was compiled with link-time optimisation (-flto), so it holds compiler bytecode, not the machine code that runs; functions can only be compared in objects built without -flto (add -fno-lto to the build's flags for the generation)")
+            }
+            units.append(ComparedUnit(original: original, patched: patched, compiled: compiled,
+                                      staticLocalNames: ComparedUnit.staticLocalNames(original: original, patched: patched)))
+        }
+        return units
+    }
+
+    /// Throws one error listing every refused change, when there is any.
+    static func throwIfRefused(_ changes: [GeneratedChange], object: String) throws(PackError) {
+        let refused = changes.filter { $0.kind == .refused }
+        guard !refused.isEmpty else { return }
+        let lines = refused.map { "  - " + ($0.symbol.isEmpty ? "" : "\($0.symbol): ") + $0.reason }
+        throw PackError("Refusing to generate a hotpatch for \(object): \(refused.count == 1 ? "one change" : "\(refused.count) changes") cannot be hotpatched:\n" + lines.joined(separator: "\n"))
+    }
+}
