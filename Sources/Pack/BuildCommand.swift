@@ -110,7 +110,8 @@ struct BuildCommand: ParsableCommand {
             } else {
                 Standard.error("hotpatch-pack build: \(target.builds.releasedPath): the rebuild is not byte-identical to the released object: functions will be matched to the released object")
             }
-            let patch = try generatePatch(for: target.builds)
+            // Refusals come back as changes, so the report (text or JSON) lists each one.
+            let patch = try generatePatchOrRefusals(for: target.builds)
             generated.append((target, patch))
             report.targets.append(BuildReport.Target(
                 released: target.builds.releasedPath, buildId: target.buildID.description,

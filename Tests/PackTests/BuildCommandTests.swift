@@ -36,6 +36,41 @@ import Testing
         }
     }
 
+    @Test func build_boundsCheckDiff_writesAHotpatchReleaseAndReportsItAsJSON() throws {
+        let scratch = try prepare()
+        let result = try Pack.run(["build", "--channel", "channel", "--id", "B1-hp1", "--baseline", "B1", "--level", "1",
+                                   "--source", "source", "--diff", "fix.diff", "--build", "make",
+                                   "--target", "released/libdemo.so", "--json"], in: scratch.path)
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect((report?["refusals"] as? [Any])?.isEmpty == true && report?["release"] as? String == "B1-hp1", "stdout: \(result.stdout)")
+        let index = try String(contentsOfFile: scratch.path + "/channel/index.json", encoding: .utf8)
+        #expect(index.contains("\"B1-hp1\"") && index.contains("parse.hotpatch"), "\(index)")
+        #expect(FileManager.default.fileExists(atPath: scratch.path + "/channel/hotpatches/B1-hp1/hotpatch-libdemo.so"))
+    }
+
+    @Test func build_dataOnlyDiff_isRefusedNamingTheVariableInTheJSONReportAndWritesNothing() throws {
+        let scratch = try prepare()
+        try scratch.write("data.diff", """
+            --- a/util.c
+            +++ b/util.c
+            @@ -1 +1,2 @@
+            +int limit = 64;
+             int scale(int x) { return x * 3; }
+
+            """)
+        let before = try Data(contentsOf: URL(fileURLWithPath: scratch.path + "/channel/index.json"))
+        let result = try Pack.run(["build", "--channel", "channel", "--id", "B1-hp1", "--baseline", "B1", "--level", "1",
+                                   "--source", "source", "--diff", "data.diff", "--build", "make",
+                                   "--target", "released/libdemo.so", "--json"], in: scratch.path)
+        #expect(result.status != 0)
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let refusals = report?["refusals"] as? [[String: Any]] ?? []
+        #expect(refusals.contains { ($0["symbol"] as? String) == "limit" }, "stdout: \(result.stdout)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: scratch.path + "/channel/index.json")) == before)
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/channel/hotpatches"))
+    }
+
     @Test(arguments: [
         (["--diff": "bad.diff"], "Malformed diff bad.diff, line 3: malformed hunk header"),
         (["--diff": "stale.diff"], "--diff stale.diff does not apply to the source: demo.c: hunk #1"),

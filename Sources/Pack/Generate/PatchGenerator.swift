@@ -6,6 +6,15 @@ import LinuxSystem
 /// object: the inputs of an ordinary hotpatch target group. Throws, listing every refused change
 /// (with what the publisher can do), when any change cannot be hotpatched or nothing executable changed.
 func generatePatch(for builds: TargetBuilds) throws(PackError) -> GeneratedPatch {
+    let patch = try generatePatchOrRefusals(for: builds)
+    try PatchGenerator.throwIfRefused(patch.changes, object: Files.baseName(builds.releasedPath))
+    return patch
+}
+
+/// `generatePatch(for:)` for a caller that reports refusals itself: a refused generation returns
+/// no patch object (an empty path, no replacements) and its `changes` hold every refusal; only
+/// an input that cannot be read at all throws.
+func generatePatchOrRefusals(for builds: TargetBuilds) throws(PackError) -> GeneratedPatch {
     let released = try ReleasedObject(builds)
     let objectName = Files.baseName(builds.releasedPath)
     let units = try PatchGenerator.pairedUnits(builds)
@@ -55,12 +64,16 @@ func generatePatch(for builds: TargetBuilds) throws(PackError) -> GeneratedPatch
     if refused.isEmpty, !changes.contains(where: { $0.kind == .changedFunction }) {
         refuse("", "nothing to patch: the diff changes no function of \(objectName) that the released object runs")
     }
-    try PatchGenerator.throwIfRefused(changes, object: objectName)
+    if changes.contains(where: { $0.kind == .refused }) {
+        return GeneratedPatch(patchObjectPath: "", replacements: [], references: [], changes: changes)
+    }
 
     var builder = PatchObjectBuilder(released: released)
     let object = builder.build(contributions)
     for refusal in builder.refusals { refuse(refusal.symbol, refusal.reason) }
-    try PatchGenerator.throwIfRefused(changes, object: objectName)
+    if changes.contains(where: { $0.kind == .refused }) {
+        return GeneratedPatch(patchObjectPath: "", replacements: [], references: [], changes: changes)
+    }
 
     let relocatable = builds.workDirectory + "/" + objectName + ".hotpatch.o"
     let patchPath = builds.workDirectory + "/" + objectName + ".hotpatch.so"
