@@ -43,7 +43,7 @@ import Testing
                                    "--target", "released/libdemo.so", "--json"], in: scratch.path)
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
-        #expect((report?["refusals"] as? [Any])?.isEmpty == true && report?["release"] as? String == "B1-hp1", "stdout: \(result.stdout)")
+        #expect((report?["refusals"] as? [Any])?.isEmpty == true && (report?["release"] as? [String: Any])?["id"] as? String == "B1-hp1", "stdout: \(result.stdout)")
         let index = try String(contentsOfFile: scratch.path + "/channel/index.json", encoding: .utf8)
         #expect(index.contains("\"B1-hp1\"") && index.contains("parse.hotpatch"), "\(index)")
         #expect(FileManager.default.fileExists(atPath: scratch.path + "/channel/hotpatches/B1-hp1/hotpatch-libdemo.so"))
