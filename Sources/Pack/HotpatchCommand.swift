@@ -114,14 +114,7 @@ struct HotpatchCommand: ParsableCommand {
         let groups = try groups()
         let workspace = ChannelWorkspace(directory: channel.channel)
         var index = try workspace.loadIndex()
-        try workspace.checkNewID(id, in: index)
-        try workspace.checkBaselineExists(baseline, in: index)
-        let previous = index.releases.compactMap { release -> Int? in
-            if case let .hotpatch(_, base, level, _, _, _) = release, base == baseline { return level } else { return nil }
-        }.max()
-        if let previous, level <= previous {
-            throw PackError("Level \(level) is not above level \(previous), the highest of baseline \(baseline)")
-        }
+        try workspace.checkNewHotpatch(id: id, baseline: baseline, level: level, in: index)
 
         // Every group planned and checked before anything is written.
         var plans: [(group: TargetGroup, plan: PlannedTarget)] = []
@@ -156,7 +149,7 @@ struct HotpatchCommand: ParsableCommand {
                                                    redirections: plan.redirections, references: plan.references))
             }
             index.releases.append(.hotpatch(id: id, baseline: baseline, level: level, description: text.description,
-                                            cves: text.cves, targets: entries))
+                                            cves: text.cves, targets: entries, kernel: []))
             try workspace.save(index)
         } catch {
             if !folderExisted { workspace.removeReleaseFolder(folder) }

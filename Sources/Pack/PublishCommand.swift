@@ -79,7 +79,7 @@ struct PublishCommand: ParsableCommand {
     /// its files; prints warnings and notes on stderr, throws the first refusal.
     func checkHotpatches(in index: ChannelIndex, workspace: ChannelWorkspace) throws {
         for release in index.releases {
-            guard case let .hotpatch(id, _, _, _, _, targets) = release else { continue }
+            guard case let .hotpatch(id, _, _, _, _, targets, _) = release else { continue }
             for target in targets {
                 let patchPath = workspace.directory + "/" + target.patchObject.path
                 let patchObject: PatchObject
