@@ -43,14 +43,7 @@ struct HotpatchCommand: ParsableCommand {
 
     @OptionGroup var channel: ChannelOption
 
-    @Option(help: "The hotpatch's id (letters, digits, '.', '_', '+', '-').")
-    var id: String
-
-    @Option(help: "The baseline the hotpatch applies to.")
-    var baseline: String
-
-    @Option(help: "Its cumulative level within the baseline, above every earlier level.")
-    var level: Int
+    @OptionGroup var hotpatch: HotpatchLevelOptions
 
     @Option(help: ArgumentHelp("An object to patch, as built (unstripped, or stripped with --debug-file); starts a target group (repeatable).",
                                valueName: "ELF"))
@@ -83,7 +76,6 @@ struct HotpatchCommand: ParsableCommand {
     @OptionGroup var text: ReleaseTextOptions
 
     func validate() throws {
-        guard level >= 1 else { throw ValidationError("--level must be 1 or more") }
         guard !target.isEmpty else { throw ValidationError("give --target ELF: the object to patch") }
         guard !patch.isEmpty else { throw ValidationError("give --patch OBJ.so: the patch object") }
         guard !replacements.isEmpty else { throw ValidationError("give at least one --replace SYMBOL=REPLACEMENT") }
@@ -114,7 +106,7 @@ struct HotpatchCommand: ParsableCommand {
         let groups = try groups()
         let workspace = ChannelWorkspace(directory: channel.channel)
         var index = try workspace.loadIndex()
-        try workspace.checkNewHotpatch(id: id, baseline: baseline, level: level, in: index)
+        try hotpatch.checkNew(in: index, workspace: workspace)
 
         // Every group planned and checked before anything is written.
         var plans: [(group: TargetGroup, plan: PlannedTarget)] = []
@@ -138,7 +130,7 @@ struct HotpatchCommand: ParsableCommand {
             Standard.error("warning: " + (groups.count > 1 ? "\(group.label): " : "") + text)
         }
 
-        let folder = "hotpatches/\(id)"
+        let folder = "hotpatches/\(hotpatch.id)"
         let folderExisted = FileManager.default.fileExists(atPath: workspace.directory + "/" + folder)
         var entries: [ChannelIndex.Target] = []
         do {
@@ -148,7 +140,7 @@ struct HotpatchCommand: ParsableCommand {
                 entries.append(ChannelIndex.Target(buildID: plan.buildID, pathHint: hint, patchObject: object,
                                                    redirections: plan.redirections, references: plan.references))
             }
-            index.releases.append(.hotpatch(id: id, baseline: baseline, level: level, description: text.description,
+            index.releases.append(.hotpatch(id: hotpatch.id, baseline: hotpatch.baseline, level: hotpatch.level, description: text.description,
                                             cves: text.cves, targets: entries, kernel: []))
             try workspace.save(index)
         } catch {
@@ -157,11 +149,11 @@ struct HotpatchCommand: ParsableCommand {
         }
         let summaries = plans.map { _, plan in plan.redirections.map { "\($0.symbol)→\($0.replacement)" }.joined(separator: ", ") }
         if plans.count == 1 {
-            print("Added hotpatch \(id) (baseline \(baseline), level \(level)) for build-id \(plans[0].plan.buildID): "
+            print("Added hotpatch \(hotpatch.id) (baseline \(hotpatch.baseline), level \(hotpatch.level)) for build-id \(plans[0].plan.buildID): "
                   + summaries[0] + "; run 'hotpatch-pack publish' to sign")
         } else {
             let objects = zip(plans, summaries).map { item, summary in "build-id \(item.plan.buildID) (\(item.group.target)): \(summary)" }
-            print("Added hotpatch \(id) (baseline \(baseline), level \(level)) for \(plans.count) objects: "
+            print("Added hotpatch \(hotpatch.id) (baseline \(hotpatch.baseline), level \(hotpatch.level)) for \(plans.count) objects: "
                   + objects.joined(separator: "; ") + "; run 'hotpatch-pack publish' to sign")
         }
     }

@@ -1,11 +1,26 @@
+import ArgumentParser
 import Artifact
 
-extension ChannelWorkspace {
-    /// Refuses a new hotpatch release (processes or kernel) whose id is malformed or taken, whose
-    /// baseline the index does not define, or whose level is not above that baseline's highest.
-    func checkNewHotpatch(id: String, baseline: String, level: Int, in index: ChannelIndex) throws {
-        try checkNewID(id, in: index)
-        try checkBaselineExists(baseline, in: index)
+/// The options naming a new hotpatch release, common to `hotpatch` (processes) and `kernel`.
+struct HotpatchLevelOptions: ParsableArguments {
+    @Option(help: "The hotpatch's id (letters, digits, '.', '_', '+', '-').")
+    var id: String
+
+    @Option(help: "The baseline the hotpatch applies to.")
+    var baseline: String
+
+    @Option(help: "Its cumulative level within the baseline, above every earlier level.")
+    var level: Int
+
+    func validate() throws {
+        guard level >= 1 else { throw ValidationError("--level must be 1 or more") }
+    }
+
+    /// Refuses the release when its id is malformed or taken, its baseline is not in `index`, or
+    /// its level is not above that baseline's highest (processes and kernel levels count alike).
+    func checkNew(in index: ChannelIndex, workspace: ChannelWorkspace) throws {
+        try workspace.checkNewID(id, in: index)
+        try workspace.checkBaselineExists(baseline, in: index)
         let previous = index.releases.compactMap { release -> Int? in
             if case let .hotpatch(_, base, level, _, _, _, _) = release, base == baseline { return level } else { return nil }
         }.max()

@@ -43,14 +43,7 @@ struct KernelCommand: ParsableCommand {
 
     @OptionGroup var channel: ChannelOption
 
-    @Option(help: "The hotpatch's id (letters, digits, '.', '_', '+', '-').")
-    var id: String
-
-    @Option(help: "The baseline the hotpatch applies to.")
-    var baseline: String
-
-    @Option(help: "Its cumulative level within the baseline, above every earlier level.")
-    var level: Int
+    @OptionGroup var hotpatch: HotpatchLevelOptions
 
     @Option(help: ArgumentHelp("A kernel live patch module, as Kbuild built it; starts a module group (repeatable).",
                                valueName: "FILE.ko"))
@@ -70,7 +63,6 @@ struct KernelCommand: ParsableCommand {
     @OptionGroup var text: ReleaseTextOptions
 
     func validate() throws {
-        guard level >= 1 else { throw ValidationError("--level must be 1 or more") }
         guard !module.isEmpty else { throw ValidationError("give --module FILE.ko: the kernel live patch module") }
     }
 
@@ -83,10 +75,10 @@ struct KernelCommand: ParsableCommand {
         }
         let workspace = ChannelWorkspace(directory: channel.channel)
         var index = try workspace.loadIndex()
-        try workspace.checkNewHotpatch(id: id, baseline: baseline, level: level, in: index)
+        try hotpatch.checkNew(in: index, workspace: workspace)
 
         // Every module read and checked, and the resulting index checked, before anything is written.
-        let folder = "hotpatches/\(id)"
+        let folder = "hotpatches/\(hotpatch.id)"
         var planned: [(group: KernelGroup, entry: ChannelIndex.KernelModule)] = []
         for group in groups {
             let label = groups.count > 1 ? "\(group.label): " : ""
@@ -100,7 +92,7 @@ struct KernelCommand: ParsableCommand {
             planned.append((group, entry))
         }
         var candidate = index
-        candidate.releases.append(release(planned.map(\.entry)))
+        candidate.releases.append(hotpatchRelease(planned.map(\.entry)))
         do throws(ChannelRefusal) {
             _ = try ChannelIndex.parse(candidate.encoded(), path: workspace.indexPath)
         } catch {
@@ -115,19 +107,19 @@ struct KernelCommand: ParsableCommand {
                     throw PackError("\(group.module) changed while it was being added (SHA-256 \(copied.sha256), read as \(entry.module.sha256))")
                 }
             }
-            index.releases.append(release(planned.map(\.entry)))
+            index.releases.append(hotpatchRelease(planned.map(\.entry)))
             try workspace.save(index)
         } catch {
             if !folderExisted { workspace.removeReleaseFolder(folder) }
             throw error
         }
         let modules = planned.map { "\($0.entry.livepatch) for \($0.entry.release) (build-id \($0.entry.buildID))" }
-        print("Added kernel hotpatch \(id) (baseline \(baseline), level \(level)): " + modules.joined(separator: "; ")
+        print("Added kernel hotpatch \(hotpatch.id) (baseline \(hotpatch.baseline), level \(hotpatch.level)): " + modules.joined(separator: "; ")
               + "; run 'hotpatch-pack publish' to sign")
     }
 
-    private func release(_ kernel: [ChannelIndex.KernelModule]) -> ChannelIndex.Release {
-        .hotpatch(id: id, baseline: baseline, level: level, description: text.description, cves: text.cves,
+    private func hotpatchRelease(_ kernel: [ChannelIndex.KernelModule]) -> ChannelIndex.Release {
+        .hotpatch(id: hotpatch.id, baseline: hotpatch.baseline, level: hotpatch.level, description: text.description, cves: text.cves,
                   targets: [], kernel: kernel)
     }
 
