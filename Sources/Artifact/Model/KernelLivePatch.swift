@@ -12,14 +12,6 @@ public struct KernelLivePatch: Hashable, Sendable {
     /// The module's SHA-256 as the signed index states it (lowercase hex).
     public var moduleSHA256: String
 
-    /// Describes one kernel live patch module.
-    public init(kernelRelease: String, buildID: BuildID, livepatchName: String, modulePath: String, moduleSHA256: String) {
-        self.kernelRelease = kernelRelease
-        self.buildID = buildID
-        self.livepatchName = livepatchName
-        self.modulePath = modulePath
-        self.moduleSHA256 = moduleSHA256
-    }
 }
 
 /// The rules for the names a kernel live patch entry carries, shared by the index parser,

@@ -82,12 +82,6 @@ public struct KernelHealth: Hashable, Sendable {
     /// `/sys/kernel/oops_count`, where present.
     public var oopsCount: UInt64?
 
-    /// Describes one reading.
-    public init(taint: KernelTaint, oopsCount: UInt64?) {
-        self.taint = taint
-        self.oopsCount = oopsCount
-    }
-
     /// Reads both signals under `paths`.
     public static func read(_ paths: KernelPaths = KernelPaths()) throws(EngineError) -> KernelHealth {
         KernelHealth(taint: try RunningKernel.taint(paths), oopsCount: try RunningKernel.oopsCount(paths))

@@ -7,12 +7,6 @@ public struct KernelFix: Hashable, Sendable, CustomStringConvertible {
     /// The hotpatch release (id and level) that carries it.
     public var release: FixRelease
 
-    /// Describes one fix.
-    public init(patch: KernelLivePatch, release: FixRelease) {
-        self.patch = patch
-        self.release = release
-    }
-
     /// `NAME from ID (level N)`.
     public var description: String { "\(patch.livepatchName) from \(release)" }
 }

@@ -10,13 +10,6 @@ public struct LivePatchState: Hashable, Sendable {
     /// `transition`: tasks are still being switched to the patch (or back from it).
     public var inTransition: Bool
 
-    /// Describes one live patch.
-    public init(name: String, enabled: Bool, inTransition: Bool) {
-        self.name = name
-        self.enabled = enabled
-        self.inTransition = inTransition
-    }
-
     /// Complete: applied, and every task switched.
     public var isInForce: Bool { enabled && !inTransition }
 }
@@ -30,13 +23,6 @@ public struct BlockingTask: Hashable, Sendable, CustomStringConvertible {
     public var tid: ThreadID
     /// Its command name (`comm`).
     public var command: String
-
-    /// Describes one task.
-    public init(pid: ProcessID, tid: ThreadID, command: String) {
-        self.pid = pid
-        self.tid = tid
-        self.command = command
-    }
 
     /// `comm (pid P, tid T)`.
     public var description: String { "\(command) (pid \(pid), tid \(tid))" }

@@ -1,4 +1,4 @@
-import Artifact
+@testable import Artifact
 import Glibc
 import LinuxSystem
 import Testing

@@ -1,4 +1,4 @@
-import Artifact
+@testable import Artifact
 import Foundation
 import LinuxSystem
 import Testing
