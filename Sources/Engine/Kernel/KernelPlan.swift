@@ -97,13 +97,15 @@ public enum KernelPlan {
         guard let fix = desiredFix(desired: desired, releases: releases, kernel: kernel.buildID, skipping: skipping) else {
             return ours.isEmpty ? .nothingToDo : .revert(ours.map(\.name))
         }
-        if let reason = kernel.unavailability { return .notApplicable(fix, reason) }
         let name = fix.patch.livepatchName
+        // In force first: a host that switches module loading off once its modules are loaded
+        // (modules_disabled) keeps the fix it has.
+        if snapshot.patch(name)?.isInForce == true, snapshot.transition == nil { return .inForce(fix) }
+        if let reason = kernel.unavailability { return .notApplicable(fix, reason) }
         if let transition = snapshot.transition {
             guard let ourFix = known[transition.name] else { return .waitForOtherTransition(patch: transition.name) }
             return .followTransition(transition.name == name ? fix : ourFix, patch: transition.name)
         }
-        if snapshot.patch(name)?.isInForce == true { return .inForce(fix) }
         return .apply(fix, replacing: snapshot.patches.filter { $0.enabled && $0.name != name }.map(\.name))
     }
 }

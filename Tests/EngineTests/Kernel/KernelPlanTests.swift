@@ -98,6 +98,13 @@ import Testing
         }
     }
 
+    @Test func decide_whenModuleLoadingWasSwitchedOffAfterTheFixLoaded_reportsItInForce() {
+        let levels = [release(1, [module("lp1")])]
+        let fix = KernelFix(patch: module("lp1"), release: FixRelease(id: "B1-hp1", level: 1))
+        #expect(KernelPlan.decide(desired: levels[0].hotpatch, releases: levels, kernel: kernel(disabled: true),
+                                  snapshot: snapshot([applied("lp1")])) == .inForce(fix))
+    }
+
     @Test func decide_duringATransition_followsOursAndWaitsForAnothers() {
         let levels = [release(1, [module("lp1")]), release(2, [module("lp2")])]
         let ours = LivePatchState(name: "lp2", enabled: true, inTransition: true)
