@@ -12,6 +12,7 @@ artifact="$root/Sources/Artifact"
 linux_system_module
 architecture_module
 module Artifact 6 "$artifact/Channel/ChannelJSON.swift" "$artifact/Channel/ChannelIndex.swift" \
-    "$artifact/Channel/ChannelPath.swift" "$artifact/Channel/ChannelRefusal.swift" "$artifact/Model/Hotpatch.swift"
+    "$artifact/Channel/ChannelKernel.swift" "$artifact/Channel/ChannelPath.swift" "$artifact/Channel/ChannelRefusal.swift" \
+    "$artifact/Model/Hotpatch.swift" "$artifact/Model/KernelLivePatch.swift"
 harness ChannelIndexFuzz "$out/channel-index-fuzzer" "$root/Fuzz/ChannelIndex/ChannelIndexFuzzer.swift"
 echo "built $out/channel-index-fuzzer"

@@ -56,7 +56,7 @@ struct BuildCommand: ParsableCommand {
 
     @OptionGroup var channel: ChannelOption
 
-    @OptionGroup var release: HotpatchReleaseOptions
+    @OptionGroup var release: HotpatchLevelOptions
 
     @Option(help: ArgumentHelp("The released source tree (copied; never changed).", valueName: "DIR"))
     var source: String

@@ -6,9 +6,10 @@ import Foundation
 /// same planning and the same pack-time checks (`PublishChecks`) as a hand-written one.
 struct HotpatchAddition {
     /// The release's id, baseline and cumulative level.
-    var id: String
-    var baseline: String
-    var level: Int
+    var levels: HotpatchLevelOptions
+    var id: String { levels.id }
+    var baseline: String { levels.baseline }
+    var level: Int { levels.level }
     /// Its description and CVE ids.
     var text: ReleaseTextOptions
     /// `--provider` objects, for every group.
@@ -24,14 +25,7 @@ struct HotpatchAddition {
     /// baseline's highest; returns the index read. Safe to call before any work, and again by `add`.
     func checkIndex(of workspace: ChannelWorkspace) throws -> ChannelIndex {
         let index = try workspace.loadIndex()
-        try workspace.checkNewID(id, in: index)
-        try workspace.checkBaselineExists(baseline, in: index)
-        let previous = index.releases.compactMap { release -> Int? in
-            if case let .hotpatch(_, base, level, _, _, _) = release, base == baseline { return level } else { return nil }
-        }.max()
-        if let previous, level <= previous {
-            throw PackError("Level \(level) is not above level \(previous), the highest of baseline \(baseline)")
-        }
+        try levels.checkNew(in: index, workspace: workspace)
         return index
     }
 
@@ -76,7 +70,7 @@ struct HotpatchAddition {
                                                    redirections: written.plan.redirections, references: written.plan.references))
             }
             index.releases.append(.hotpatch(id: id, baseline: baseline, level: level, description: text.description,
-                                            cves: text.cves, targets: entries))
+                                            cves: text.cves, targets: entries, kernel: []))
             try workspace.save(index)
         } catch {
             if !folderExisted { workspace.removeReleaseFolder(folder) }

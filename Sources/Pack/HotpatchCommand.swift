@@ -46,7 +46,7 @@ struct HotpatchCommand: ParsableCommand {
 
     @OptionGroup var channel: ChannelOption
 
-    @OptionGroup var release: HotpatchReleaseOptions
+    @OptionGroup var release: HotpatchLevelOptions
 
     @Option(help: ArgumentHelp("An object to patch, as built (unstripped, or stripped with --debug-file); starts a target group (repeatable).",
                                valueName: "ELF"))

@@ -18,7 +18,8 @@ struct HotpatchPack: ParsableCommand {
               hotpatch-pack publish --channel ./channel --private-key publisher.key
               hotpatch-pack verify --channel ./channel --trusted-keys ./keys
             """,
-        subcommands: [KeygenCommand.self, InitCommand.self, HotpatchCommand.self, BuildCommand.self, BaselineCommand.self,
+        subcommands: [KeygenCommand.self, InitCommand.self, HotpatchCommand.self, BuildCommand.self, KernelCommand.self,
+                       BaselineCommand.self,
                       FixCommand.self, PublishCommand.self, VerifyCommand.self, ListCommand.self,
                       BenchmarkVerifyCommand.self]
     )
@@ -55,26 +56,6 @@ struct InstallFileOptions: ParsableArguments {
     }
 }
 
-/// The options naming a hotpatch release: its id, baseline and level.
-struct HotpatchReleaseOptions: ParsableArguments {
-    @Option(help: "The hotpatch's id (letters, digits, '.', '_', '+', '-').")
-    var id: String
-
-    @Option(help: "The baseline the hotpatch applies to.")
-    var baseline: String
-
-    @Option(help: "Its cumulative level within the baseline, above every earlier level.")
-    var level: Int
-
-    func validate() throws {
-        guard level >= 1 else { throw ValidationError("--level must be 1 or more") }
-    }
-
-    /// The release these options name, with its text and `--provider` objects.
-    func addition(text: ReleaseTextOptions, providers: [String]) -> HotpatchAddition {
-        HotpatchAddition(id: id, baseline: baseline, level: level, text: text, providers: providers)
-    }
-}
 
 /// The options common to releases: description and CVE ids.
 struct ReleaseTextOptions: ParsableArguments {

@@ -30,9 +30,13 @@ struct ListCommand: ParsableCommand {
         for release in index.releases {
             var line: String
             switch release {
-            case let .hotpatch(id, baseline, level, _, _, targets):
+            case let .hotpatch(id, baseline, level, _, _, targets, kernel):
                 let functions = targets.flatMap(\.redirections).map(\.symbol).joined(separator: ",")
-                line = "hotpatch  \(id)  baseline \(baseline) level \(level)  \(targets.count) target(s): \(functions)"
+                line = "hotpatch  \(id)  baseline \(baseline) level \(level)"
+                if !targets.isEmpty || kernel.isEmpty { line += "  \(targets.count) target(s): \(functions)" }
+                if !kernel.isEmpty {
+                    line += "  \(kernel.count) kernel(s): " + kernel.map { "\($0.livepatch)@\($0.release)" }.joined(separator: ",")
+                }
             case let .baseline(id, planned, _, _, files):
                 line = "baseline  \(id)  \(planned ? "planned" : "unplanned")  \(files.count) file(s)"
             case let .fix(id, baseline, _, _, files):

@@ -31,11 +31,9 @@ struct TargetGroup: Equatable, Sendable {
     }
 }
 
-/// Splits `hotpatch-pack hotpatch`'s arguments into target groups. ArgumentParser checks the
-/// options themselves but keeps no order between different options, so the groups are read from
-/// the arguments in order: each `--target` opens a group and the group options after it belong to
-/// it. With a single `--target`, every group option belongs to it wherever it stands (the
-/// single-target command line of earlier versions).
+/// Splits `hotpatch-pack hotpatch`'s arguments into target groups (see `OptionGroups`): each
+/// `--target` opens a group; with a single `--target`, every group option belongs to it wherever
+/// it stands (the single-target command line of earlier versions).
 enum TargetGroups {
     /// The options that belong to a target group.
     static let groupOptions: Set<String> = ["--target", "--debug-file", "--patch", "--replace", "--ref", "--path-hint"]
@@ -45,34 +43,8 @@ enum TargetGroups {
     /// the first of several `--target`s, a group has no or two `--patch`, two `--debug-file` or
     /// `--path-hint`, no `--replace`, or a `--replace` that is not `SYMBOL=REPLACEMENT`.
     static func parse(_ arguments: [String]) throws(PackError) -> [TargetGroup] {
-        var pairs: [(option: String, value: String)] = []
-        var index = 0
-        while index < arguments.count {
-            let word = arguments[index]
-            index += 1
-            if word == "--" { break }
-            if let equals = word.firstIndex(of: "="), groupOptions.contains(String(word[..<equals])) {
-                pairs.append((String(word[..<equals]), String(word[word.index(after: equals)...])))
-            } else if groupOptions.contains(word) {
-                guard index < arguments.count else { throw PackError("\(word) needs a value") }
-                pairs.append((word, arguments[index]))
-                index += 1
-            }
-        }
-        let targetCount = pairs.filter { $0.option == "--target" }.count
-        guard targetCount > 0 else { throw PackError("give --target ELF: the object to patch") }
-        if targetCount > 1, let stray = pairs.first, stray.option != "--target" {
-            throw PackError("\(stray.option) \(stray.value) comes before the first --target: with several targets, each group starts with --target ELF and the options after it belong to that target")
-        }
-        // With one target, its options may stand anywhere: gather them behind it.
-        if targetCount == 1 {
-            pairs = pairs.filter { $0.option == "--target" } + pairs.filter { $0.option != "--target" }
-        }
-        var raw: [[(option: String, value: String)]] = []
-        for pair in pairs {
-            if pair.option == "--target" { raw.append([]) }
-            raw[raw.count - 1].append(pair)
-        }
+        let raw = try OptionGroups(options: groupOptions, starter: "--target", valueName: "ELF", noun: "target").split(arguments)
+        guard !raw.isEmpty else { throw PackError("give --target ELF: the object to patch") }
         return try raw.enumerated().map { (offset, options) throws(PackError) in try group(number: offset + 1, options) }
     }
 

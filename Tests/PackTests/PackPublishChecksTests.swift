@@ -97,7 +97,7 @@ import Testing
         let entry = ChannelIndex.Target(buildID: plan.buildID, pathHint: scratch.path + "/" + target,
                                         patchObject: .init(path: relative, sha256: digest.sha256, length: digest.length),
                                         redirections: plan.redirections, references: plan.references)
-        index.releases.append(.hotpatch(id: id, baseline: "B1", level: level, description: "", cves: [], targets: [entry]))
+        index.releases.append(.hotpatch(id: id, baseline: "B1", level: level, description: "", cves: [], targets: [entry], kernel: []))
         try Data(index.encoded()).write(to: URL(fileURLWithPath: scratch.path + "/channel/index.json"))
     }
 
@@ -232,7 +232,7 @@ import Testing
         let scratch = try prepare()
         try hotpatchAndPublish(scratch, target: "libentry.so", patch: "fix.so", replace: "cross_page_fn=fixed")
         let redirection = try #require(try scratch.index().releases.compactMap { release -> FunctionRedirection? in
-            if case let .hotpatch(_, _, _, _, _, targets) = release { return targets.first?.redirections.first } else { return nil }
+            if case let .hotpatch(_, _, _, _, _, targets, _) = release { return targets.first?.redirections.first } else { return nil }
         }.first)
         #expect(redirection.offset % 4096 > 4096 - 5, "cross_page_fn at \(redirection.offset) does not cross a page in its first 5 bytes")
     }

@@ -75,13 +75,15 @@ public struct ChannelIndex: Equatable, Sendable {
 
     /// A release of any kind. `id`, `description` and `cves` are common to all.
     public enum Release: Equatable, Sendable {
-        case hotpatch(id: String, baseline: String, level: Int, description: String, cves: [String], targets: [Target])
+        /// Process targets and kernel live patch modules; at least one of the two is non-empty.
+        case hotpatch(id: String, baseline: String, level: Int, description: String, cves: [String], targets: [Target],
+                      kernel: [KernelModule])
         case baseline(id: String, planned: Bool, description: String, cves: [String], files: [InstallFile])
         case fix(id: String, baseline: String, description: String, cves: [String], files: [InstallFile])
 
         public var id: String {
             switch self {
-            case let .hotpatch(id, _, _, _, _, _), let .baseline(id, _, _, _, _), let .fix(id, _, _, _, _): return id
+            case let .hotpatch(id, _, _, _, _, _, _), let .baseline(id, _, _, _, _), let .fix(id, _, _, _, _): return id
             }
         }
 
@@ -95,20 +97,20 @@ public struct ChannelIndex: Equatable, Sendable {
 
         public var releaseDescription: String {
             switch self {
-            case let .hotpatch(_, _, _, text, _, _), let .baseline(_, _, text, _, _), let .fix(_, _, text, _, _): return text
+            case let .hotpatch(_, _, _, text, _, _, _), let .baseline(_, _, text, _, _), let .fix(_, _, text, _, _): return text
             }
         }
 
         public var cves: [String] {
             switch self {
-            case let .hotpatch(_, _, _, _, cves, _), let .baseline(_, _, _, cves, _), let .fix(_, _, _, cves, _): return cves
+            case let .hotpatch(_, _, _, _, cves, _, _), let .baseline(_, _, _, cves, _), let .fix(_, _, _, cves, _): return cves
             }
         }
 
         /// Every channel file the release refers to.
         public var fileReferences: [FileReference] {
             switch self {
-            case let .hotpatch(_, _, _, _, _, targets): return targets.map(\.patchObject)
+            case let .hotpatch(_, _, _, _, _, targets, kernel): return targets.map(\.patchObject) + kernel.map(\.module)
             case let .baseline(_, _, _, _, files), let .fix(_, _, _, _, files): return files.map(\.file)
             }
         }
@@ -156,16 +158,19 @@ public struct ChannelIndex: Equatable, Sendable {
         }
         switch kind {
         case "hotpatch":
-            let reader = try Reader(value, at: field, file: file, allowed: common + ["baseline", "level", "targets"])
+            let reader = try Reader(value, at: field, file: file, allowed: common + ["baseline", "level", "targets", "kernel"])
             let targets = try reader.array("targets").enumerated().map { (index, value) throws(ChannelRefusal) in
                 try target(value, at: "\(field).targets[\(index)]", file: file)
             }
-            guard !targets.isEmpty else { throw .invalidValue(path: file, field: "\(field).targets", reason: "is empty") }
+            let kernel = try kernelModules(reader)
+            guard !targets.isEmpty || !kernel.isEmpty else {
+                throw .invalidValue(path: file, field: "\(field).targets", reason: "is empty, and the release has no kernel entries")
+            }
             let level = try reader.int("level")
             guard level >= 1 else { throw .invalidValue(path: file, field: "\(field).level", reason: "must be 1 or more") }
             return .hotpatch(id: try reader.id(), baseline: try reader.id("baseline"), level: level,
                              description: try reader.optionalString("description") ?? "",
-                             cves: try reader.cves(), targets: targets)
+                             cves: try reader.cves(), targets: targets, kernel: kernel)
         case "baseline":
             let reader = try Reader(value, at: field, file: file, allowed: common + ["planned", "files"])
             return .baseline(id: try reader.id(), planned: try reader.bool("planned"),
@@ -216,7 +221,7 @@ public struct ChannelIndex: Equatable, Sendable {
         }
     }
 
-    private static func fileReference(_ reader: Reader) throws(ChannelRefusal) -> FileReference {
+    static func fileReference(_ reader: Reader) throws(ChannelRefusal) -> FileReference {
         let path = try reader.string("path")
         if let problem = ChannelPath.problemWithRelative(path) {
             throw .unsafePath(path: reader.file, entry: path, reason: problem)
@@ -287,7 +292,7 @@ public struct ChannelIndex: Equatable, Sendable {
         var lastLevel: [String: Int] = [:]
         for release in releases {
             switch release {
-            case let .hotpatch(id, baseline, level, _, _, _):
+            case let .hotpatch(id, baseline, level, _, _, _, _):
                 guard baselines.contains(baseline) else { throw .unknownBaseline(path: path, release: id, baseline: baseline) }
                 if let previous = lastLevel[baseline], level <= previous {
                     throw .levelsNotIncreasing(path: path, release: id, baseline: baseline, level: level, previous: previous)
@@ -299,6 +304,7 @@ public struct ChannelIndex: Equatable, Sendable {
                 break
             }
         }
+        try checkKernelModuleNames(path: path)
     }
 
     // MARK: Printing
@@ -348,7 +354,7 @@ extension ChannelIndex.Release {
             })
         }
         switch self {
-        case let .hotpatch(id, baseline, level, text, cves, targets):
+        case let .hotpatch(id, baseline, level, text, cves, targets, kernel):
             let targetValues: [JSONValue] = targets.map { target in
                 .object([
                     ("build_id", .string(target.buildID.description)),
@@ -371,7 +377,10 @@ extension ChannelIndex.Release {
                 ])
             }
             return .object(common(id, "hotpatch") + [("baseline", .string(baseline)), ("level", .number(String(level)))]
-                           + tail(text, cves) + [("targets", .array(targetValues))])
+                           + tail(text, cves) + [("targets", .array(targetValues))]
+                           // Written only when present, so an index without kernel entries stays
+                           // readable by agents that predate them.
+                           + (kernel.isEmpty ? [] : [("kernel", .array(kernel.map(\.jsonValue)))]))
         case let .baseline(id, planned, text, cves, list):
             return .object(common(id, "baseline") + [("planned", .bool(planned))] + tail(text, cves) + [("files", files(list))])
         case let .fix(id, baseline, text, cves, list):

@@ -37,7 +37,18 @@ public struct HotpatchRelease: Hashable, Sendable {
     public var hotpatch: Hotpatch
     public var description: String
     public var cves: [String]
+    /// Its kernel live patch modules, one per kernel build (empty for a processes-only release);
+    /// every `modulePath` is a verified copy in the store.
+    public var kernel: [KernelLivePatch] = []
     public var id: String { hotpatch.id }
+
+    /// Describes a verified hotpatch release.
+    public init(hotpatch: Hotpatch, description: String, cves: [String], kernel: [KernelLivePatch] = []) {
+        self.hotpatch = hotpatch
+        self.description = description
+        self.cves = cves
+        self.kernel = kernel
+    }
 }
 
 /// A verified baseline: a cumulative update that needs a reboot.
@@ -101,6 +112,10 @@ public struct VerifiedChannel: Sendable {
     /// The hotpatches, ready for the Engine (patch objects in the store).
     public var hotpatches: [Hotpatch] {
         releases.compactMap { if case let .hotpatch(release) = $0 { return release.hotpatch } else { return nil } }
+    }
+    /// The hotpatch releases, in publication order (with their kernel live patch modules).
+    public var hotpatchReleases: [HotpatchRelease] {
+        releases.compactMap { if case let .hotpatch(release) = $0 { return release } else { return nil } }
     }
     /// The baselines, oldest first: the last one is the newest baseline.
     public var baselines: [BaselineRelease] {
@@ -272,7 +287,7 @@ public struct ChannelVerifier: Sendable {
         var releases: [ChannelRelease] = []
         for release in index.releases {
             switch release {
-            case let .hotpatch(id, baseline, level, text, cves, targets):
+            case let .hotpatch(id, baseline, level, text, cves, targets, kernel):
                 var verifiedTargets: [HotpatchTarget] = []
                 for target in targets {
                     verifiedTargets.append(HotpatchTarget(buildID: target.buildID, pathHint: target.pathHint,
@@ -280,7 +295,12 @@ public struct ChannelVerifier: Sendable {
                                                           redirections: target.redirections, references: target.references))
                 }
                 let hotpatch = Hotpatch(id: id, baseline: baseline, level: level, targets: verifiedTargets)
-                releases.append(.hotpatch(HotpatchRelease(hotpatch: hotpatch, description: text, cves: cves)))
+                var modules: [KernelLivePatch] = []
+                for entry in kernel {
+                    modules.append(KernelLivePatch(kernelRelease: entry.release, buildID: entry.buildID, livepatchName: entry.livepatch,
+                                                   modulePath: try admit(entry.module, nil), moduleSHA256: entry.module.sha256))
+                }
+                releases.append(.hotpatch(HotpatchRelease(hotpatch: hotpatch, description: text, cves: cves, kernel: modules)))
             case let .baseline(id, planned, text, cves, files):
                 releases.append(.baseline(BaselineRelease(id: id, planned: planned, description: text, cves: cves,
                                                           files: try installable(files))))

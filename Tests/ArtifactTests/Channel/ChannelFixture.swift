@@ -34,7 +34,7 @@ final class ChannelFixture {
             references: [TargetSymbolReference(symbol: "table", offset: 0x4010)])
         index.releases = [
             .baseline(id: "B1", planned: true, description: "first baseline", cves: [], files: []),
-            .hotpatch(id: "hp1", baseline: "B1", level: 1, description: "fix parse", cves: ["CVE-2025-0001"], targets: [target]),
+            .hotpatch(id: "hp1", baseline: "B1", level: 1, description: "fix parse", cves: ["CVE-2025-0001"], targets: [target], kernel: []),
             .fix(id: "fix1", baseline: "B1", description: "new tool", cves: [],
                  files: [.init(kind: .file(destination: "/usr/local/bin/tool", mode: 0o755), file: fixFile)]),
         ]

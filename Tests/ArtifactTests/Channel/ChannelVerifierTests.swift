@@ -181,10 +181,10 @@ import Testing
         // Version 2 ships a new patch object at the same path.
         let newBytes = oldBytes.map { $0 ^ 0x5a }
         let reference = try fixture.write("hotpatches/hp1/fix.so", newBytes)
-        guard case let .hotpatch(id, baseline, level, text, cves, targets) = fixture.index.releases[1] else { return }
+        guard case let .hotpatch(id, baseline, level, text, cves, targets, kernel) = fixture.index.releases[1] else { return }
         var target = targets[0]
         target.patchObject = reference
-        fixture.index.releases[1] = .hotpatch(id: id, baseline: baseline, level: level, description: text, cves: cves, targets: [target])
+        fixture.index.releases[1] = .hotpatch(id: id, baseline: baseline, level: level, description: text, cves: cves, targets: [target], kernel: kernel)
         fixture.index.version = 2
         try fixture.publish()
         // The mirror serves the new index with the file of version 1.
@@ -262,8 +262,8 @@ import Testing
 
     @Test func verify_whenLevelsAreNotIncreasing_refusesAsLevelsNotIncreasing() throws {
         let fixture = try ChannelFixture()
-        guard case let .hotpatch(_, baseline, _, text, cves, targets) = fixture.index.releases[1] else { return }
-        fixture.index.releases.append(.hotpatch(id: "hp2", baseline: baseline, level: 1, description: text, cves: cves, targets: targets))
+        guard case let .hotpatch(_, baseline, _, text, cves, targets, kernel) = fixture.index.releases[1] else { return }
+        fixture.index.releases.append(.hotpatch(id: "hp2", baseline: baseline, level: 1, description: text, cves: cves, targets: targets, kernel: kernel))
         try fixture.publish()
         #expect(fixture.refusal() == .levelsNotIncreasing(path: fixture.channel + "/index.json", release: "hp2",
                                                           baseline: "B1", level: 1, previous: 1))
