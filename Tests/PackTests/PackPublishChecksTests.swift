@@ -187,7 +187,7 @@ import Testing
     /// The redirections of the published index's one hotpatch, by symbol.
     func publishedRedirections(_ scratch: Scratch) throws -> [String: FunctionRedirection] {
         var found: [String: FunctionRedirection] = [:]
-        for case let .hotpatch(_, _, _, _, _, targets) in try scratch.index().releases {
+        for case let .hotpatch(_, _, _, _, _, targets, _) in try scratch.index().releases {
             for redirection in targets.flatMap(\.redirections) { found[redirection.symbol] = redirection }
         }
         return found
