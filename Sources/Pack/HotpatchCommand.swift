@@ -14,8 +14,9 @@ struct HotpatchCommand: ParsableCommand {
             target or its debug file (so stripped production binaries can be targeted; a stripped \
             shared library is still a valid target for its exported functions), records the \
             target's build-id, and checks that the patch object exports each replacement and uses \
-            only relocations the agent's loader supports. Functions shorter than a \(HostArchitecture.nearJumpLength)-byte jump \
-            are refused; those shorter than \(HostArchitecture.farJumpLength) bytes, compiler clones (.isra/.constprop/.part/.cold) and \
+            only relocations the agent's loader supports. A function shorter than the \(HostArchitecture.nearJumpLength)-byte jump \
+            is redirected through the filler before its entry when the filler is proven unused (a jump there \
+            and a 2-byte hop at the entry), and refused otherwise; those shorter than \(HostArchitecture.farJumpLength) bytes, compiler clones (.isra/.constprop/.part/.cold) and \
             inlining are reported as warnings on stderr. Each function's entry is disassembled: \
             a branch target inside the \(HostArchitecture.nearJumpLength)-byte jump is refused, and one \
             that only the \(HostArchitecture.farJumpLength)-byte jump would cover marks the function \
