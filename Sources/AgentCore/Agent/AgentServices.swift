@@ -187,14 +187,22 @@ public final class ProcessWatchService: Service, Sendable {
         }
     }
 
-    /// Opens of the targeted files ask for looks at the process that made them.
+    /// How long after a pass over every process that a queue overflow caused, another overflow
+    /// waits for its own pass. A storm of opens overflows the kernel's queue at every read; one
+    /// pass per interval still finds what the lost events named.
+    static let overflowRescanIntervalMilliseconds = 250
+
+    /// Opens of the targeted files ask for looks at the process that made them. Overflows (events
+    /// lost) ask for a pass over every process: at most one per interval, the last one kept.
     private func followMappings(_ mappings: MappingWatch, followUps: FollowUps) async {
+        let rescans = OverflowRescans(agent: agent, intervalMilliseconds: Self.overflowRescanIntervalMilliseconds)
         for await event in mappings.events() {
             switch event {
             case let .opened(pid): await followUps.note(pid, .open)
-            case .overflow: await agent.rescan()
+            case .overflow: await rescans.request()
             }
         }
+        await rescans.cancel()
         if !Task.isCancelled {
             await agent.setMappingWatch("scan")
             logger.warning("Stopped watching the targeted files; a library a running process loads later is patched at the next full pass instead")
@@ -207,6 +215,50 @@ public final class ProcessWatchService: Service, Sendable {
             if Task.isCancelled { break }
             await agent.rescan()
         }
+    }
+}
+
+/// Passes over every process asked for by queue overflows: the first at once, then at most one
+/// per interval; requests meanwhile are folded into one pass at the interval's end, so none is lost.
+actor OverflowRescans {
+    private let agent: Agent
+    private let interval: Duration
+    private var lastStarted: ContinuousClock.Instant?
+    private var pending: Task<Void, Never>?
+
+    /// Rescans through `agent`, at most one per `intervalMilliseconds`.
+    init(agent: Agent, intervalMilliseconds: Int) {
+        self.agent = agent
+        self.interval = .milliseconds(intervalMilliseconds)
+    }
+
+    /// Asks for a pass over every process: now when the last one is an interval old, else once at
+    /// the interval's end (one pass for every request until then).
+    func request() async {
+        guard pending == nil else { return }
+        let now = ContinuousClock.now
+        if let last = lastStarted, now < last + interval {
+            pending = Task { [agent, last, interval] in
+                try? await Task.sleep(until: last + interval, clock: .continuous)
+                guard !Task.isCancelled else { return }
+                self.started()
+                await agent.rescan()
+            }
+            return
+        }
+        lastStarted = now
+        await agent.rescan()
+    }
+
+    private func started() {
+        lastStarted = ContinuousClock.now
+        pending = nil
+    }
+
+    /// Drops a pass not started yet (the watch has ended).
+    func cancel() {
+        pending?.cancel()
+        pending = nil
     }
 }
 

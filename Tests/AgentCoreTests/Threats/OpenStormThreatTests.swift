@@ -171,9 +171,10 @@ final class OpenStormThreatTests: XCTestCase {
 
         XCTAssertEqual(result.failures, 0)
         XCTAssertGreaterThan(result.opens, 10_000, "thousands of opens a second")
-        // At most a fifth of one CPU over the storm, the load meanwhile included: its looks are
-        // paced, its reads merged (unpaced, the agent used two thirds of a CPU).
-        XCTAssertLessThan(used, 0.2 * lasted, "the agent used \(used) s of CPU in a \(lasted) s storm of \(result.opens) opens\n\(host.logTail())")
+        // The storm's share of the agent's CPU (what it used beyond its own idle rate, measured
+        // just before) stays under a fifth of one CPU: its looks are paced, its reads merged, its
+        // overflow passes folded (unpaced, the agent used two thirds of a CPU).
+        XCTAssertLessThan(used - idle * lasted, 0.2 * lasted, "the agent used \(used) s of CPU (idle rate \(idle) s a second) in a \(lasted) s storm of \(result.opens) opens\n\(host.logTail())")
         XCTAssertLessThan(patchedAfter, 1_000_000, "a library loaded during the storm is patched within a second\n\(host.logTail())")
         // The opener maps nothing of the target: never listed, never touched; it ran to its end.
         XCTAssertFalse(host.processes().contains { $0.pid == process.pid })
