@@ -7,13 +7,13 @@ import Testing
 /// is refused naming both; a build without -g is noted in the report.
 @Suite(.serialized) struct InlinedCallerGeneratorTests {
     /// A `static inline` helper with an out-of-line copy (its address is taken) inlined into
-    /// `doubled` with `mode` 0, so `doubled` is `x * 2` and does not change when only the other
-    /// branch of the helper does.
+    /// `doubled` (twice, with `mode` 0), so `doubled` does not change when only the other branch
+    /// of the helper does; `doubled` is 12 bytes, long enough for the redirection's jump.
     static func library(modeZero: String = "x * 2", otherwise: String = "x + 1", doubledAdds: String = "") -> String {
         """
         static inline int scale(int x, int mode) { if (mode == 0) return \(modeZero); return \(otherwise); }
         int (*volatile scale_pointer)(int, int) = scale;
-        __attribute__((noinline)) int doubled(int x) { return scale(x, 0)\(doubledAdds); }
+        __attribute__((noinline)) int doubled(int x) { return scale(x, 0) + scale(x >> 3, 0) * 7\(doubledAdds); }
         int through_pointer(int x, int mode) { return scale_pointer(x, mode); }
 
         """

@@ -132,8 +132,7 @@ enum PatchGenerator {
 
     /// Throws one error listing every refused change, when there is any.
     static func throwIfRefused(_ changes: [GeneratedChange], object: String) throws(PackError) {
-        if let note = inlining.note { notes.append(note) }
-    let refused = changes.filter { $0.kind == .refused }
+        let refused = changes.filter { $0.kind == .refused }
         guard !refused.isEmpty else { return }
         let lines = refused.map { "  - " + ($0.symbol.isEmpty ? "" : "\($0.symbol): ") + $0.reason }
         throw PackError("Refusing to generate a hotpatch for \(object): \(refused.count == 1 ? "one change" : "\(refused.count) changes") cannot be hotpatched:\n" + lines.joined(separator: "\n"))
