@@ -108,8 +108,15 @@ enum PatchGenerator {
     /// target names, or every object when the linked targets have no symbol table.
     static func pairedUnits(_ builds: TargetBuilds) throws(PackError) -> [ComparedUnit] {
         var linkedFiles: Set<String> = []
+        var linkedFunctions: Set<SizedFunction> = []
         for path in [builds.originalObjectPath, builds.patchedObjectPath] {
-            do { linkedFiles.formUnion(try ELFFile.load(path: path).symbols().filter { $0.kind == .file }.map(\.name)) } catch {
+            do {
+                let symbols = try ELFFile.load(path: path).symbols()
+                linkedFiles.formUnion(symbols.filter { $0.kind == .file }.map(\.name))
+                if path == builds.originalObjectPath {
+                    linkedFunctions = Set(symbols.filter { $0.kind == .function }.map { SizedFunction(name: $0.name, size: $0.size) })
+                }
+            } catch {
                 throw PackError.wrapping(error, while: "read the symbol table of the built target \(path)")
             }
         }
@@ -127,7 +134,39 @@ enum PatchGenerator {
             units.append(ComparedUnit(original: original, patched: patched, compiled: compiled,
                                       staticLocalNames: ComparedUnit.staticLocalNames(original: original, patched: patched)))
         }
-        return units
+        return linkedUnits(units, linkedFunctions: linkedFunctions)
+    }
+
+    /// A function by name and size, as a symbol table lists it.
+    struct SizedFunction: Hashable {
+        var name: String
+        var size: UInt64
+    }
+
+    /// Keeps, of several objects compiled from one source file (libtool's PIC `.libs/x.o` and
+    /// non-PIC `x.o`, a second variant of the library built from a copy with other flags), the
+    /// ones the target linked: those whose every function has its name and size in the unpatched
+    /// linked target, an identical second compile dropped (two files of one name in different
+    /// folders both stay). When none matches, or the file is compiled once, every object stays.
+    static func linkedUnits(_ units: [ComparedUnit], linkedFunctions: Set<SizedFunction>) -> [ComparedUnit] {
+        let byFile = Dictionary(grouping: units.indices) { units[$0].patched.sourceFileName ?? units[$0].compiled.relativePath }
+        var dropped: Set<Int> = []
+        for (_, indices) in byFile where indices.count > 1 {
+            var kept: [Set<SizedFunction>] = []
+            for index in indices {
+                guard let original = units[index].original else { continue }
+                let functions = Set(original.symbols.filter { $0.kind == .function && original.section(of: $0) != nil }
+                    .map { SizedFunction(name: $0.name, size: $0.size) })
+                // Linked, and not a second identical compile of what is already kept.
+                if !functions.isEmpty, functions.isSubset(of: linkedFunctions), !kept.contains(functions) {
+                    kept.append(functions)
+                } else {
+                    dropped.insert(index)
+                }
+            }
+            if kept.isEmpty { dropped.subtract(indices) }
+        }
+        return units.indices.filter { !dropped.contains($0) }.map { units[$0] }
     }
 
     /// Throws one error listing every refused change, when there is any.
