@@ -118,7 +118,7 @@ struct BuildCommand: ParsableCommand {
                 original: target.builds.originalObjectPath, patched: target.builds.patchedObjectPath,
                 reproducible: target.isReproducible, changes: patch.changes,
                 replacements: patch.replacements.map { BuildReport.Replacement(symbol: $0.symbol, replacement: $0.replacement) },
-                references: patch.references, patchObject: nil))
+                references: patch.references, patchObject: nil, notes: patch.notes))
         }
         report.refusals = generated.flatMap { $0.patch.changes.filter { $0.kind == .refused } }
         guard report.refusals.isEmpty else {

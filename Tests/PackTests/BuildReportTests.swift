@@ -23,7 +23,7 @@ import Testing
         #expect(object["work_directory"] is NSNull)
         let target = try #require((object["targets"] as? [[String: Any]])?.first)
         #expect(Set(target.keys) == ["released", "build_id", "original", "patched", "reproducible", "changes", "replacements",
-                                     "references", "patch_object"])
+                                     "references", "patch_object", "notes"])
         let kinds = (target["changes"] as? [[String: Any]])?.compactMap { $0["kind"] as? String }
         #expect(kinds == ["changed-function", "inlined-caller"])
         #expect((target["references"] as? [[String: Any]])?.first?["offset"] as? Int == 0x4010)

@@ -23,8 +23,10 @@ final class GeneratorCase {
 
     /// Compiles each file's original and patched text into `orig/` and `patched/` and links each
     /// folder's objects into `libcase.so`; with `released`, the released object is built apart, in
-    /// `released/`, from those texts (a release that is not the source the builds start from).
-    init(files: [String: (original: String, patched: String)], released: [String: String]? = nil, executable: Bool = false) throws {
+    /// `released/`, from those texts (a release that is not the source the builds start from);
+    /// `flags` are added to every compile (`-g` for DWARF).
+    init(files: [String: (original: String, patched: String)], released: [String: String]? = nil, executable: Bool = false,
+         flags: String = "") throws {
         scratch = try Scratch()
         self.files = files.keys.sorted()
         releasedFolder = released == nil ? "orig" : "released"
@@ -34,7 +36,7 @@ final class GeneratorCase {
             try Shell.sh("mkdir -p \(folder) work", in: path)
             for (file, text) in sources {
                 try scratch.write("\(folder)/\(file)", text)
-                try Shell.sh("cc -c -O2 \(executable ? "-fPIE" : "-fPIC") -ffunction-sections -fdata-sections \(file) -o \(file.dropLast(2)).o",
+                try Shell.sh("cc -c -O2 \(flags) \(executable ? "-fPIE" : "-fPIC") -ffunction-sections -fdata-sections \(file) -o \(file.dropLast(2)).o",
                              in: "\(path)/\(folder)")
             }
             // An executable target keeps the name: the generator only reads what it is.

@@ -24,9 +24,11 @@ package struct BuildReport: Codable, Sendable, Equatable {
         package var references: [TargetSymbolReference]
         /// The patch object's path in the channel once the release is written.
         package var patchObject: String?
+        /// What the generator noted that is neither a change nor a refusal (a build without DWARF).
+        package var notes: [String] = []
 
         private enum CodingKeys: String, CodingKey {
-            case released, buildId, original, patched, reproducible, changes, replacements, references, patchObject
+            case released, buildId, original, patched, reproducible, changes, replacements, references, patchObject, notes
         }
 
         /// Encodes every field, `patch_object` as null when nothing was written (not left out).
@@ -41,6 +43,7 @@ package struct BuildReport: Codable, Sendable, Equatable {
             try container.encode(replacements, forKey: .replacements)
             try container.encode(references, forKey: .references)
             try container.encode(patchObject, forKey: .patchObject)
+            try container.encode(notes, forKey: .notes)
         }
     }
 
@@ -98,6 +101,7 @@ package struct BuildReport: Codable, Sendable, Equatable {
             lines.append(target.reproducible
                 ? "  reproducible build: the rebuild is byte-identical to the released object"
                 : "  the rebuild is not byte-identical to the released object: functions are matched to the released object")
+            lines += target.notes.map { "  note: \($0)" }
             if target.changes.isEmpty { lines.append("  no function changed") }
             for change in target.changes {
                 lines.append("  \(change.kind.rawValue): \(change.symbol)" + (change.reason.isEmpty ? "" : ": \(change.reason)"))

@@ -76,14 +76,18 @@ package struct GeneratedPatch: Sendable {
     package var references: [TargetSymbolReference]
     /// Function by function: what changed and what the generator did about it.
     package var changes: [GeneratedChange]
+    /// What the publisher should know that is neither a change nor a refusal (a build without
+    /// DWARF, so inlining into unchanged callers could not be looked up).
+    package var notes: [String]
 
     /// A generated patch.
     package init(patchObjectPath: String, replacements: [(symbol: String, replacement: String)],
-                 references: [TargetSymbolReference], changes: [GeneratedChange]) {
+                 references: [TargetSymbolReference], changes: [GeneratedChange], notes: [String] = []) {
         self.patchObjectPath = patchObjectPath
         self.replacements = replacements
         self.references = references
         self.changes = changes
+        self.notes = notes
     }
 }
 

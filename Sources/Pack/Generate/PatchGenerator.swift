@@ -20,37 +20,53 @@ func generatePatchOrRefusals(for builds: TargetBuilds) throws(PackError) -> Gene
     let units = try PatchGenerator.pairedUnits(builds)
     var changes: [GeneratedChange] = []
     var contributions: [PatchObjectBuilder.Contribution] = []
+    var notes: [String] = []
     func refuse(_ symbol: String, _ reason: String) {
         changes.append(GeneratedChange(symbol: symbol, object: objectName, kind: .refused, reason: reason))
     }
 
-    for unit in units {
-        let difference = unit.difference()
+    let differences = units.map { $0.difference() }
+    // Every function a changed function is inlined into runs the old inlined copy: it is replaced too.
+    let inlining = InlinedCallers(units: units, changed: Set(differences.flatMap(\.changed)))
+    for (unit, difference) in zip(units, differences) {
         for refusal in difference.refusals { refuse(refusal.symbol, refusal.reason) }
         let file = unit.compiled.relativePath
+        let ownChanges = Set(difference.changed)
+        let inlinedCallers = (inlining.callers[file] ?? [:]).keys.filter { !ownChanges.contains($0) && !difference.added.contains($0) }
         var changed: [String] = []
-        for name in difference.changed {
+        for name in (difference.changed + inlinedCallers).sorted() {
             guard let original = unit.original, let built = unit.functions(of: original)[name] else { continue }
+            let inlined = inlining.inlined(into: name, of: file)
+            let inlinedText = inlined.map { "changed function \($0)" }.joined(separator: ", ")
+            // The refusals name the function and, for a caller, the changed function inlined into it.
+            let subject = ownChanges.contains(name) ? "changed function \(name) (\(file))"
+                : "function \(name) (\(file); \(inlinedText) is inlined into it)"
             let symbol: ELFSymbol?
             do { symbol = try released.definition(of: name, sourceFile: original.sourceFileName) } catch {
-                refuse(name, "changed function \(name) (\(file)): \(error); the channel names a function by its symbol, so rename the static function in the source")
+                refuse(name, "\(subject): \(error); the channel names a function by its symbol, so rename the static function in the source")
                 continue
             }
             guard let symbol, symbol.kind == .function else {
-                refuse(name, "changed function \(name) (\(file)) is not a function of the released object \(released.elf.path): the source does not match the released object (or the released build inlined it everywhere; patch its callers)")
+                refuse(name, "\(subject) is not a function of the released object \(released.elf.path): the source does not match the released object (or the released build inlined it everywhere; patch its callers)")
                 continue
             }
             if released.isAmbiguous(name) {
-                refuse(name, "changed function \(name) (\(file)) is defined several times in the released object (static functions of several files); the channel names a function by its symbol, so rename the static function in the source")
+                refuse(name, "\(subject) is defined several times in the released object (static functions of several files); the channel names a function by its symbol, so rename the static function in the source")
                 continue
             }
             if !released.isReproduced && !released.matches(symbol, built, in: original) {
-                refuse(name, "changed function \(name) (\(file)): its released bytes (\(symbol.size) bytes at \(hex(symbol.value))) differ from the unpatched rebuild's (\(built.symbol.size) bytes), so the source does not match the released object; build the same source version with the same compiler and flags as the release")
+                refuse(name, "\(subject): its released bytes (\(symbol.size) bytes at \(hex(symbol.value))) differ from the unpatched rebuild's (\(built.symbol.size) bytes), so the source does not match the released object; build the same source version with the same compiler and flags as the release")
                 continue
             }
             changed.append(name)
-            changes.append(GeneratedChange(symbol: name, object: objectName, kind: .changedFunction,
-                                           reason: "its code changed (\(file)); replaced by \(name)\(PatchObjectBuilder.replacementSuffix)"))
+            let replacedBy = "replaced by \(name)\(PatchObjectBuilder.replacementSuffix)"
+            if !ownChanges.contains(name) {
+                changes.append(GeneratedChange(symbol: name, object: objectName, kind: .inlinedCaller,
+                                               reason: "its code is the same (\(file)), but \(inlinedText) is inlined into it; \(replacedBy)"))
+            } else {
+                changes.append(GeneratedChange(symbol: name, object: objectName, kind: .changedFunction,
+                                               reason: "its code changed (\(file))" + (inlined.isEmpty ? "" : ", and \(inlinedText) is inlined into it") + "; \(replacedBy)"))
+            }
         }
         for name in difference.added {
             changes.append(GeneratedChange(symbol: name, object: objectName, kind: .newFunction,
@@ -60,19 +76,20 @@ func generatePatchOrRefusals(for builds: TargetBuilds) throws(PackError) -> Gene
             contributions.append(.init(unit: unit, changed: changed, added: difference.added, addedVariables: difference.addedVariables))
         }
     }
+    if let note = inlining.note { notes.append(note) }
     let refused = changes.filter { $0.kind == .refused }
     if refused.isEmpty, !changes.contains(where: { $0.kind == .changedFunction }) {
         refuse("", "nothing to patch: the diff changes no function of \(objectName) that the released object runs")
     }
     if changes.contains(where: { $0.kind == .refused }) {
-        return GeneratedPatch(patchObjectPath: "", replacements: [], references: [], changes: changes)
+        return GeneratedPatch(patchObjectPath: "", replacements: [], references: [], changes: changes, notes: notes)
     }
 
     var builder = PatchObjectBuilder(released: released)
     let object = builder.build(contributions)
     for refusal in builder.refusals { refuse(refusal.symbol, refusal.reason) }
     if changes.contains(where: { $0.kind == .refused }) {
-        return GeneratedPatch(patchObjectPath: "", replacements: [], references: [], changes: changes)
+        return GeneratedPatch(patchObjectPath: "", replacements: [], references: [], changes: changes, notes: notes)
     }
 
     let relocatable = builds.workDirectory + "/" + objectName + ".hotpatch.o"
@@ -81,7 +98,7 @@ func generatePatchOrRefusals(for builds: TargetBuilds) throws(PackError) -> Gene
         throw PackError(error)
     }
     try PatchObjectBuilder.link(relocatable, into: patchPath)
-    return GeneratedPatch(patchObjectPath: patchPath, replacements: builder.replacements, references: builder.references, changes: changes)
+    return GeneratedPatch(patchObjectPath: patchPath, replacements: builder.replacements, references: builder.references, changes: changes, notes: notes)
 }
 
 /// The steps of `generatePatch` that are not the comparison or the object itself.
@@ -91,8 +108,15 @@ enum PatchGenerator {
     /// target names, or every object when the linked targets have no symbol table.
     static func pairedUnits(_ builds: TargetBuilds) throws(PackError) -> [ComparedUnit] {
         var linkedFiles: Set<String> = []
+        var linkedFunctions: Set<SizedFunction> = []
         for path in [builds.originalObjectPath, builds.patchedObjectPath] {
-            do { linkedFiles.formUnion(try ELFFile.load(path: path).symbols().filter { $0.kind == .file }.map(\.name)) } catch {
+            do {
+                let symbols = try ELFFile.load(path: path).symbols()
+                linkedFiles.formUnion(symbols.filter { $0.kind == .file }.map(\.name))
+                if path == builds.originalObjectPath {
+                    linkedFunctions = Set(symbols.filter { $0.kind == .function }.map { SizedFunction(name: $0.name, size: $0.size) })
+                }
+            } catch {
                 throw PackError.wrapping(error, while: "read the symbol table of the built target \(path)")
             }
         }
@@ -110,7 +134,39 @@ enum PatchGenerator {
             units.append(ComparedUnit(original: original, patched: patched, compiled: compiled,
                                       staticLocalNames: ComparedUnit.staticLocalNames(original: original, patched: patched)))
         }
-        return units
+        return linkedUnits(units, linkedFunctions: linkedFunctions)
+    }
+
+    /// A function by name and size, as a symbol table lists it.
+    struct SizedFunction: Hashable {
+        var name: String
+        var size: UInt64
+    }
+
+    /// Keeps, of several objects compiled from one source file (libtool's PIC `.libs/x.o` and
+    /// non-PIC `x.o`, a second variant of the library built from a copy with other flags), the
+    /// ones the target linked: those whose every function has its name and size in the unpatched
+    /// linked target, an identical second compile dropped (two files of one name in different
+    /// folders both stay). When none matches, or the file is compiled once, every object stays.
+    static func linkedUnits(_ units: [ComparedUnit], linkedFunctions: Set<SizedFunction>) -> [ComparedUnit] {
+        let byFile = Dictionary(grouping: units.indices) { units[$0].patched.sourceFileName ?? units[$0].compiled.relativePath }
+        var dropped: Set<Int> = []
+        for (_, indices) in byFile where indices.count > 1 {
+            var kept: [Set<SizedFunction>] = []
+            for index in indices {
+                guard let original = units[index].original else { continue }
+                let functions = Set(original.symbols.filter { $0.kind == .function && original.section(of: $0) != nil }
+                    .map { SizedFunction(name: $0.name, size: $0.size) })
+                // Linked, and not a second identical compile of what is already kept.
+                if !functions.isEmpty, functions.isSubset(of: linkedFunctions), !kept.contains(functions) {
+                    kept.append(functions)
+                } else {
+                    dropped.insert(index)
+                }
+            }
+            if kept.isEmpty { dropped.subtract(indices) }
+        }
+        return units.indices.filter { !dropped.contains($0) }.map { units[$0] }
     }
 
     /// Throws one error listing every refused change, when there is any.
