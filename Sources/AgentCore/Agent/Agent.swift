@@ -313,9 +313,12 @@ public actor Agent: AgentControlHandler {
                     paths: paths, stallSeconds: stall, mayLoadModules: KernelLivePatching.agentHasSysModule()))
             }
         }
-        kernelFailedAttempt = result.failedAttempt.map { ($0, version) }
-        if let (key, reason) = result.quarantine {
-            state.quarantined[key] = reason
+        kernelFailedAttempt = result.failedAttempt.map { (key: $0, channelVersion: version) }
+        // A fix not retried keeps the status of its failure, with the kernel's own reason.
+        if notRetrying != nil, result.failedAttempt == notRetrying, result.events.isEmpty, kernelStatus?.state == .failed { return }
+        if let quarantine = result.quarantine {
+            let reason = quarantine.reason
+            state.quarantined[quarantine.key] = reason
             log([.recorded(.quarantined, release: result.status?.hotpatch,
                            "Quarantined the kernel live patch of \(result.status?.hotpatch ?? "?") for kernel \(result.status?.release ?? "?"): \(reason)",
                            level: .error, metadata: KernelLivePatching.metadata(result.status ?? .init(release: "", buildId: nil, state: .failed)))])

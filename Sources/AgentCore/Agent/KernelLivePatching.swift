@@ -66,6 +66,13 @@ enum KernelLivePatching {
             .max { $0.level < $1.level }
     }
 
+    /// Why the kernel cannot take a module, without the "not applicable: " the state already says.
+    static func reason(_ unavailability: KernelUnavailability) -> String {
+        let text = unavailability.description
+        let prefix = "not applicable: "
+        return text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text
+    }
+
     /// The fix a decision is about, if any.
     static func fix(of decision: KernelDecision) -> KernelFix? {
         switch decision {
@@ -108,7 +115,7 @@ enum KernelLivePatching {
         case let .notApplicable(fix, reason):
             describe(fix)
             status.state = .notApplicable
-            status.reason = reason.description
+            status.reason = Self.reason(reason)
         case let .unchanged(decision):
             switch decision {
             case .inForce: status.state = .applied
@@ -120,7 +127,7 @@ enum KernelLivePatching {
                 // No release for this kernel: say why a module could not be loaded anyway, without a fix.
                 if let reason = kernel.unavailability {
                     status.state = .notApplicable
-                    status.reason = reason.description
+                    status.reason = Self.reason(reason)
                 }
             }
         }
@@ -210,21 +217,21 @@ enum KernelLivePatching {
         if case let .apply(fix, _) = decision {
             let key = quarantineKey(id: fix.release.id, kernel: kernel.buildID?.description ?? "")
             if !mayLoadModules {
-                let status = status(kernel: kernel, decision: decision, outcome: nil)
-                return KernelCycleResult(status: status, events: events(decision: decision, outcome: nil, status: status))
+                let refused = Self.status(kernel: kernel, decision: decision, outcome: nil)
+                return KernelCycleResult(status: refused, events: events(decision: decision, outcome: nil, status: refused))
             }
             if key == notRetrying {
-                var status = status(kernel: kernel, decision: decision, outcome: .unchanged(decision))
-                status.state = .failed
-                status.reason = "failed before with this channel version; retried when the channel changes or on agentctl apply \(fix.release.id)"
-                return KernelCycleResult(status: status, events: [], failedAttempt: key)
+                var waiting = Self.status(kernel: kernel, decision: decision, outcome: .unchanged(decision))
+                waiting.state = .failed
+                waiting.reason = "failed before with this channel version; retried when the channel changes or on agentctl apply \(fix.release.id)"
+                return KernelCycleResult(status: waiting, events: [], failedAttempt: key)
             }
         }
         let before = try? KernelHealth.read(paths)
         let patcher = KernelPatcher(paths: paths, stallSeconds: stallSeconds)
         let outcome = patcher.perform(decision, releases: releases, kernel: kernel)
-        var status = status(kernel: kernel, decision: decision, outcome: outcome)
-        var result = KernelCycleResult(status: status, events: events(decision: decision, outcome: outcome, status: status))
+        var reported = Self.status(kernel: kernel, decision: decision, outcome: outcome)
+        var result = KernelCycleResult(status: reported, events: events(decision: decision, outcome: outcome, status: reported))
         if case let .failed(fix?, _) = outcome { result.failedAttempt = quarantineKey(id: fix.release.id, kernel: kernel.buildID?.description ?? "") }
         guard case let .applied(fix, _, unexpectedTaint) = outcome, let before else { return result }
         var signal = (try? KernelHealth.read(paths)).flatMap { $0.failureSignal(since: before) }
@@ -234,15 +241,16 @@ enum KernelLivePatching {
         // that release for this kernel, as a crash does for a process.
         let reverted = patcher.revert([fix.patch.livepatchName])
         let why = "after the apply the kernel reported \(signal)"
-        status.state = .failed
-        status.reason = {
-            if case .reverted = reverted { return "\(why); reverted and quarantined for this kernel" }
-            return "\(why); quarantined for this kernel, and reverting it did not finish: \(reverted)"
-        }()
-        result.status = status
+        reported.state = .failed
+        if case .reverted = reverted {
+            reported.reason = "\(why); reverted and quarantined for this kernel"
+        } else {
+            reported.reason = "\(why); quarantined for this kernel, and reverting it did not finish: \(reverted)"
+        }
+        result.status = reported
         result.events.append(.recorded(.kernelFailed, release: fix.release.id,
-                                       "Kernel live patch \(fix) failed its health check on kernel \(kernel.release): \(status.reason ?? why)",
-                                       level: .error, metadata: metadata(status)))
+                                       "Kernel live patch \(fix) failed its health check on kernel \(kernel.release): \(reported.reason ?? why)",
+                                       level: .error, metadata: metadata(reported)))
         result.quarantine = (quarantineKey(id: fix.release.id, kernel: kernel.buildID?.description ?? ""), why)
         return result
     }

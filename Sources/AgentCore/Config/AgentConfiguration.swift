@@ -247,7 +247,11 @@ public struct AgentConfiguration: Sendable, Equatable {
         case .strictStackCheck: strictStackCheck = try value.boolean(name)
         case .healthWindow: healthWindowSeconds = try value.duration(name)
         case .deadline: onceDeadlineSeconds = try value.duration(name)
-        case .kernelTransitionTimeout: kernelTransitionTimeoutSeconds = try value.duration(name)
+        case .kernelTransitionTimeout:
+            let seconds = try value.duration(name)
+            // An apply may wait three times this, inside one cycle, which the loop allows 15 minutes.
+            guard seconds <= 300 else { throw ConfigurationReason("\(name) must be at most 5m (an apply may wait three times it), not \(seconds) s") }
+            kernelTransitionTimeoutSeconds = seconds
         }
     }
 }

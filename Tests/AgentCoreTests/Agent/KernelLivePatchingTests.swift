@@ -21,7 +21,7 @@ import Testing
         KernelFix(patch: module(name), release: FixRelease(id: "B1-hp\(level)", level: level))
     }
 
-    private func kernel(modules: Bool = true) -> RunningKernel {
+    private func runningKernel(modules: Bool = true) -> RunningKernel {
         RunningKernel(release: "6.1.0-57-amd64", buildID: running, modulesSupported: modules, livePatchSupported: modules,
                       modulesDisabled: false, lockdown: nil, signatureEnforced: false)
     }
@@ -38,7 +38,7 @@ import Testing
     // MARK: Status and verdict
 
     @Test func status_applied_isUpToDateAndNamesTheLevelInForce() {
-        let kernel = KernelLivePatching.status(kernel: kernel(), decision: .inForce(fix(2, "lp2")), outcome: .unchanged(.inForce(fix(2, "lp2"))))
+        let kernel = KernelLivePatching.status(kernel: runningKernel(), decision: .inForce(fix(2, "lp2")), outcome: .unchanged(.inForce(fix(2, "lp2"))))
         #expect(kernel == .init(release: "6.1.0-57-amd64", buildId: "5757", state: .applied, hotpatch: "B1-hp2", level: 2, livepatch: "lp2"))
         let status = StatusBuilder.status(facts(kernel: kernel))
         #expect(status.verdict == .upToDate)
@@ -47,10 +47,10 @@ import Testing
     }
 
     @Test func status_whenNoReleaseForAKernelWithoutModules_isNotApplicableButAddsNoReason() {
-        let kernel = KernelLivePatching.status(kernel: kernel(modules: false), decision: .nothingToDo, outcome: .unchanged(.nothingToDo))
+        let kernel = KernelLivePatching.status(kernel: runningKernel(modules: false), decision: .nothingToDo, outcome: .unchanged(.nothingToDo))
         #expect(kernel.state == .notApplicable)
         #expect(kernel.hotpatch == nil)
-        #expect(kernel.reason == KernelUnavailability.noModuleSupport.description)
+        #expect(kernel.reason == "the kernel has no loadable module support (/proc/modules is absent)")
         let status = StatusBuilder.status(facts(kernel: kernel))
         #expect(status.verdict == .upToDate)
         #expect(status.reasons.isEmpty)
@@ -58,15 +58,15 @@ import Testing
 
     @Test func status_whenTheFixCannotBeLoaded_isExposedWithTheReason() {
         let decision = KernelDecision.notApplicable(fix(1, "lp1"), .moduleLoadingDisabled)
-        let kernel = KernelLivePatching.status(kernel: kernel(), decision: decision, outcome: .notApplicable(fix(1, "lp1"), .moduleLoadingDisabled))
+        let kernel = KernelLivePatching.status(kernel: runningKernel(), decision: decision, outcome: .notApplicable(fix(1, "lp1"), .moduleLoadingDisabled))
         let status = StatusBuilder.status(facts(kernel: kernel))
         #expect(status.verdict == .exposed)
-        #expect(status.reasons.map(\.message) == ["kernel 6.1.0-57-amd64: B1-hp1 level 1 (lp1) not applicable: \(KernelUnavailability.moduleLoadingDisabled)"])
+        #expect(status.reasons.map(\.message) == ["kernel 6.1.0-57-amd64: B1-hp1 level 1 (lp1) not applicable: module loading is disabled until the next boot (kernel.modules_disabled = 1)"])
     }
 
     @Test func status_whenTheAgentLacksCapSysModule_isNotApplicableWithTheUnitReason() {
         let decision = KernelDecision.apply(fix(1, "lp1"), replacing: [])
-        let kernel = KernelLivePatching.status(kernel: kernel(), decision: decision, outcome: nil)
+        let kernel = KernelLivePatching.status(kernel: runningKernel(), decision: decision, outcome: nil)
         #expect(kernel.state == .notApplicable)
         #expect(kernel.reason == "the agent's unit does not grant CAP_SYS_MODULE (see OPERATIONS.md)")
         #expect(StatusBuilder.status(facts(kernel: kernel)).verdict == .exposed)
@@ -76,7 +76,7 @@ import Testing
 
     @Test func status_failed_isExposed() {
         let outcome = KernelOutcome.failed(fix(1, "lp1"), .loadRefused(errno: ENOEXEC))
-        let kernel = KernelLivePatching.status(kernel: kernel(), decision: .apply(fix(1, "lp1"), replacing: []), outcome: outcome)
+        let kernel = KernelLivePatching.status(kernel: runningKernel(), decision: .apply(fix(1, "lp1"), replacing: []), outcome: outcome)
         #expect(kernel.state == .failed)
         #expect(kernel.reason?.contains("ENOEXEC") == true)
         let status = StatusBuilder.status(facts(kernel: kernel))
@@ -87,7 +87,7 @@ import Testing
     @Test func status_inTransition_isHotpatchPendingWithTheBlockingTasks() {
         let blocking = [BlockingTask(pid: ProcessID(812), tid: ThreadID(815), command: "kworker/0:1")]
         let outcome = KernelOutcome.inTransition(patch: "lp2", blocking: blocking, seconds: 61)
-        let kernel = KernelLivePatching.status(kernel: kernel(), decision: .apply(fix(2, "lp2"), replacing: ["lp1"]), outcome: outcome)
+        let kernel = KernelLivePatching.status(kernel: runningKernel(), decision: .apply(fix(2, "lp2"), replacing: ["lp1"]), outcome: outcome)
         #expect(kernel.state == .inTransition)
         #expect(kernel.transitionSeconds == 61)
         #expect(kernel.blocking == [.init(pid: 812, tid: 815, comm: "kworker/0:1")])
@@ -136,7 +136,7 @@ import Testing
     @Test func events_replacingAnotherLevel_isKernelReplacedWithTheKernelFields() {
         let decision = KernelDecision.apply(fix(2, "lp2"), replacing: ["lp1"])
         let outcome = KernelOutcome.applied(fix(2, "lp2"), seconds: 1.25, unexpectedTaint: KernelTaint(mask: 0))
-        let status = KernelLivePatching.status(kernel: kernel(), decision: decision, outcome: outcome)
+        let status = KernelLivePatching.status(kernel: runningKernel(), decision: decision, outcome: outcome)
         let events = KernelLivePatching.events(decision: decision, outcome: outcome, status: status)
         #expect(events.map(\.event) == [.kernelReplaced])
         let fields = Dictionary(uniqueKeysWithValues: events[0].metadata.map { (JournalFields.fieldName(forKey: $0.key), $0.value) })
@@ -156,7 +156,7 @@ import Testing
             (.inForce(fix(1, "lp1")), .unchanged(.inForce(fix(1, "lp1"))), nil),
         ]
         for (decision, outcome, expected) in cases {
-            let status = KernelLivePatching.status(kernel: kernel(), decision: decision, outcome: outcome)
+            let status = KernelLivePatching.status(kernel: runningKernel(), decision: decision, outcome: outcome)
             #expect(KernelLivePatching.events(decision: decision, outcome: outcome, status: status).map(\.event) == (expected.map { [$0] } ?? []),
                     "\(outcome)")
         }
