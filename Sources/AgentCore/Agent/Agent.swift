@@ -54,6 +54,9 @@ public actor Agent: AgentControlHandler {
     private var kernelFailedAttempt: (key: String, channelVersion: Int?)?
     /// Where the kernel's files are (the root in production).
     private let kernelPaths = KernelPaths()
+    /// While a cycle's kernel step runs (it may wait minutes for a transition): when it began, and
+    /// the releases it works with, so status reads the transition live meanwhile.
+    private var kernelStepInFlight: (since: Date, releases: [HotpatchRelease])?
 
     /// Opens the state (a corrupt file is reported, never reset) and prepares the patcher.
     public init(configuration: AgentConfiguration, logger: Logger, version: String, workers: Int? = nil) {
@@ -306,6 +309,8 @@ public actor Agent: AgentControlHandler {
         let notRetrying = kernelFailedAttempt.flatMap { $0.channelVersion == version ? $0.key : nil }
         let paths = kernelPaths
         let stall = Double(configuration.kernelTransitionTimeoutSeconds)
+        kernelStepInFlight = (Date(), releases)
+        defer { kernelStepInFlight = nil }
         let result: KernelCycleResult = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(returning: KernelLivePatching.run(
@@ -378,7 +383,14 @@ public actor Agent: AgentControlHandler {
             state: state, stateProblem: stateProblem, records: ledger.sorted, excludedCount: ledger.excluded.count,
             lastPause: ledger.lastPause, channel: channel, standing: standing, lastCheck: lastCheck, plan: plan,
             bootID: bootID, faultReportsUnavailable: health.faultReportsUnavailable, configuration: configuration,
-            processWatch: processWatch, mappingWatch: mappingWatch, agentVersion: version, kernel: kernelStatus))
+            processWatch: processWatch, mappingWatch: mappingWatch, agentVersion: version, kernel: kernelNow()))
+    }
+
+    /// The kernel's status: the last cycle's, or while a cycle waits for a transition, the
+    /// transition as the kernel shows it now (with the tasks that hold it up).
+    private func kernelNow() -> AgentStatus.Kernel? {
+        guard let inFlight = kernelStepInFlight else { return kernelStatus }
+        return KernelLivePatching.liveTransition(releases: inFlight.releases, paths: kernelPaths, since: inFlight.since) ?? kernelStatus
     }
 
     private func publish() -> AgentStatus {

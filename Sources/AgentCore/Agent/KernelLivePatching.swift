@@ -202,6 +202,19 @@ enum KernelLivePatching {
         }
     }
 
+    /// The kernel's status read live while a cycle's apply waits for its transition (the cycle's
+    /// own status comes only when it returns): nil when no transition is under way.
+    static func liveTransition(releases: [HotpatchRelease], paths: KernelPaths, since start: Date) -> AgentStatus.Kernel? {
+        guard let kernel = try? RunningKernel.read(paths), let snapshot = try? LivePatchSnapshot.read(paths),
+              let transition = snapshot.transition else { return nil }
+        let known = KernelPlan.knownFixes(releases: releases, kernel: kernel.buildID)[transition.name]
+        let blocking = (try? LivePatchSnapshot.blockingTasks(of: transition, paths: paths)) ?? []
+        return AgentStatus.Kernel(
+            release: kernel.release, buildId: kernel.buildID?.description, state: .inTransition, hotpatch: known?.release.id,
+            level: known?.release.level, livepatch: transition.name, transitionSeconds: Date().timeIntervalSince(start),
+            blocking: blocking.map { .init(pid: $0.pid.rawValue, tid: $0.tid.rawValue, comm: $0.command) })
+    }
+
     /// One cycle on the kernel under `paths` (blocking: up to three times `stallSeconds`): reads
     /// the kernel, decides with `desired` (nil: only our patches are reverted, nothing is loaded),
     /// performs, and checks the kernel's health after an apply. `notRetrying` is the fix

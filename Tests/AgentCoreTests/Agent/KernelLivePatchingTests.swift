@@ -236,4 +236,29 @@ import Testing
             #expect(KernelLivePatching.reason(result.status) == nil)
         }
     }
+
+    @Test func liveTransition_whileACycleWaits_namesTheLevelAndTheBlockingTasks() throws {
+        let (directory, paths) = try kernelTree(modules: true)
+        defer { directory.remove() }
+        let buildID = try #require(try RunningKernel.read(paths).buildID)
+        var patch = module("lp2")
+        patch.buildID = buildID
+        let release = HotpatchRelease(hotpatch: Hotpatch(id: "B1-hp2", baseline: "B1", level: 2, targets: []), description: "", cves: [],
+                                      kernel: [patch])
+        #expect(KernelLivePatching.liveTransition(releases: [release], paths: paths, since: Date()) == nil)
+        let folder = paths.livePatch("lp2"), task = paths.path("proc/812/task/815")
+        for made in [folder, task] { try FileManager.default.createDirectory(atPath: made, withIntermediateDirectories: true) }
+        try "1\n".write(toFile: folder + "/enabled", atomically: true, encoding: .utf8)
+        try "1\n".write(toFile: folder + "/transition", atomically: true, encoding: .utf8)
+        try "0\n".write(toFile: task + "/patch_state", atomically: true, encoding: .utf8)
+        try "reader\n".write(toFile: task + "/comm", atomically: true, encoding: .utf8)
+
+        let live = try #require(KernelLivePatching.liveTransition(releases: [release], paths: paths, since: Date(timeIntervalSinceNow: -5)))
+        #expect(live.state == .inTransition)
+        #expect(live.hotpatch == "B1-hp2")
+        #expect(live.level == 2)
+        #expect(live.livepatch == "lp2")
+        #expect(live.blocking == [.init(pid: 812, tid: 815, comm: "reader")])
+        #expect((live.transitionSeconds ?? 0) >= 5)
+    }
 }
