@@ -42,6 +42,7 @@ struct HotpatchAgent: AsyncParsableCommand {
     @Option(name: .customLong("allow-writable-channel"), help: "true or false: accept a channel writable by others than root.") var allowWritableChannel: String?
     @Option(name: .customLong("strict-stack-check"), help: "true or false: do not patch while a stack holds a return address into a patched function.") var strictStackCheck: String?
     @Option(name: .customLong("health-window"), help: "A fatal crash this soon after patching quarantines the hotpatch, e.g. 60s.") var healthWindow: String?
+    @Option(name: .customLong("kernel-transition-timeout"), help: "How long a kernel live patch's transition may take before it counts as stalled, e.g. 60s.") var kernelTransitionTimeout: String?
     @Option(name: .customLong("log-target"), help: "auto, journal or stderr.") var logTarget: String = "auto"
     @Flag(help: "Run one full cycle in the foreground, then exit.") var once = false
 
@@ -100,6 +101,7 @@ struct HotpatchAgent: AsyncParsableCommand {
             (.pollInterval, pollInterval), (.reboot, rebootPolicy), (.rebootWindow, rebootWindow),
             (.rebootRequiredFile, rebootRequiredFile), (.metricsFile, metricsFile), (.deadline, deadline),
             (.allowWritableChannel, allowWritableChannel), (.strictStackCheck, strictStackCheck), (.healthWindow, healthWindow),
+            (.kernelTransitionTimeout, kernelTransitionTimeout),
         ]
         for (key, value) in single { if let value { try configuration.override(key, with: [value]) } }
         if !excludeExecutable.isEmpty { try configuration.override(.excludeExecutables, with: excludeExecutable) }

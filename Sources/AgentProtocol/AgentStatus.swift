@@ -57,6 +57,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var lastPauseUsec: UInt64?
     /// The agent's version.
     public var agentVersion: String
+    /// The running kernel and its live patch (null before the agent's first cycle).
+    public var kernel: Kernel?
 
     /// One reason behind the verdict.
     public struct Reason: Codable, Sendable, Equatable {
@@ -167,9 +169,73 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         }
     }
 
+    /// The running kernel and the state of its live patch (docs/STATUS.md).
+    public struct Kernel: Codable, Sendable, Equatable {
+        /// What the agent has done with the kernel's live patch.
+        public enum State: String, Codable, Sendable, CaseIterable {
+            /// No release has a module for this kernel, and none of ours is loaded.
+            case none
+            /// The fix's live patch is in force (transition complete).
+            case applied
+            /// A transition is under way (applying, or reverting a stalled patch).
+            case inTransition = "in-transition"
+            /// Loading or removing failed, or the fix was reverted on a failure signal.
+            case failed
+            /// A fix exists for this kernel, but this kernel or the agent's unit cannot load it.
+            case notApplicable = "not-applicable"
+        }
+
+        /// One task that has not switched to the new patch state yet.
+        public struct BlockingTask: Codable, Sendable, Equatable {
+            public var pid: Int32
+            public var tid: Int32
+            /// Its command name (`comm`).
+            public var comm: String
+            /// Describes one blocking task.
+            public init(pid: Int32, tid: Int32, comm: String) {
+                self.pid = pid
+                self.tid = tid
+                self.comm = comm
+            }
+        }
+
+        /// `uname -r`.
+        public var release: String
+        /// The kernel's GNU build-id (hex), null when /sys/kernel/notes has none.
+        public var buildId: String?
+        public var state: State
+        /// The hotpatch release whose module is in force (or being applied), null when none.
+        public var hotpatch: String?
+        /// That release's level.
+        public var level: Int?
+        /// The live patch's name (its folder under /sys/kernel/livepatch).
+        public var livepatch: String?
+        /// How long the transition has lasted, in seconds, while in transition.
+        public var transitionSeconds: Double?
+        /// The tasks holding the transition up, while in transition.
+        public var blocking: [BlockingTask]
+        /// Why it failed or is not applicable.
+        public var reason: String?
+
+        /// Describes the kernel's live patch state.
+        public init(release: String, buildId: String?, state: State, hotpatch: String? = nil, level: Int? = nil,
+                    livepatch: String? = nil, transitionSeconds: Double? = nil, blocking: [BlockingTask] = [], reason: String? = nil) {
+            self.release = release
+            self.buildId = buildId
+            self.state = state
+            self.hotpatch = hotpatch
+            self.level = level
+            self.livepatch = livepatch
+            self.transitionSeconds = transitionSeconds
+            self.blocking = blocking
+            self.reason = reason
+        }
+    }
+
     public init(verdict: Verdict, reasons: [Reason], baseline: Baseline, hotpatch: HotpatchInForce?,
                 processes: ProcessCounts, reboot: Reboot, channel: Channel, enrolled: Bool,
-                processWatch: String, mappingWatch: String = "scan", lastPauseUsec: UInt64?, agentVersion: String) {
+                processWatch: String, mappingWatch: String = "scan", lastPauseUsec: UInt64?, agentVersion: String,
+                kernel: Kernel? = nil) {
         self.verdict = verdict
         self.reasons = reasons
         self.baseline = baseline
@@ -182,6 +248,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         self.mappingWatch = mappingWatch
         self.lastPauseUsec = lastPauseUsec
         self.agentVersion = agentVersion
+        self.kernel = kernel
     }
 }
 

@@ -2,7 +2,26 @@ import Foundation
 
 /// The human forms of `agentctl`'s answers: pure functions of the answer and the current time.
 public enum ControlText {
-    /// The status summary: the verdict first, then baseline, hotpatch, processes, reboot, channel, reasons.
+    /// The kernel's line: its release, then the live patch's state.
+    public static func kernelLine(_ kernel: AgentStatus.Kernel) -> String {
+        let fix = kernel.hotpatch.map { id in "\(id) level \(kernel.level.map(String.init) ?? "?") (\(kernel.livepatch ?? "?"))" }
+        switch kernel.state {
+        case .none:
+            return "\(kernel.release): no live patch"
+        case .applied:
+            return "\(kernel.release): \(fix ?? "live patch") applied"
+        case .inTransition:
+            let seconds = kernel.transitionSeconds.map { " for \(Int($0.rounded())) s" } ?? ""
+            let tasks = kernel.blocking.isEmpty ? "" : ", blocked by " + kernel.blocking.map { "\($0.comm) (pid \($0.pid), tid \($0.tid))" }.joined(separator: ", ")
+            return "\(kernel.release): \(fix ?? "live patch") in transition\(seconds)\(tasks)"
+        case .failed:
+            return "\(kernel.release): \(fix ?? "live patch") failed: \(kernel.reason ?? "no reason given")"
+        case .notApplicable:
+            return "\(kernel.release): \(fix ?? "live patch") not applicable: \(kernel.reason ?? "no reason given")"
+        }
+    }
+
+    /// The status summary: the verdict first, then baseline, hotpatch, kernel, processes, reboot, channel, reasons.
     public static func status(_ status: AgentStatus, now: Date = Date()) -> String {
         var lines: [String] = []
         let phrase = status.verdict.phrase
@@ -36,6 +55,7 @@ public enum ControlText {
         if let objects = status.hotpatch?.objects, objects.count > 1 || objects.contains(where: { $0.hotpatch != status.hotpatch?.id }) {
             for object in objects { lines.append("    object \(object.path): \(object.hotpatch) level \(object.level)") }
         }
+        if let kernel = status.kernel { lines.append("  kernel:     \(kernelLine(kernel))") }
         lines.append("  processes:  \(counts.patched) patched, \(counts.pending) pending, \(counts.unpatchable) unpatchable")
         lines.append("  reboot:     \(reboot)")
         lines.append("  channel:    \(channel)")

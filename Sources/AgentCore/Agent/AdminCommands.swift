@@ -30,9 +30,12 @@ enum AdminCommands {
         switch command {
         case let .apply(id):
             try requireHotpatch(id, in: channel)
-            let wasHeld = state.held.contains(id), wasQuarantined = state.quarantined[id] != nil
+            // A kernel quarantine (`ID@kernel:BUILD-ID`) of the same release is lifted with it.
+            let kernelKeys = state.quarantined.keys.filter { $0.hasPrefix(id + "@kernel:") }
+            let wasHeld = state.held.contains(id), wasQuarantined = state.quarantined[id] != nil || !kernelKeys.isEmpty
             state.held.removeAll { $0 == id }
             state.quarantined[id] = nil
+            for key in kernelKeys { state.quarantined[key] = nil }
             let lifted = wasQuarantined ? "the quarantine" : wasHeld ? "the hold" : "nothing"
             return AdminDecision(
                 state: state,

@@ -47,6 +47,16 @@ public actor Agent: AgentControlHandler {
     private var waiters: [CheckedContinuation<Void, Never>] = []
     /// What the crash health check reads and remembers (see `processExited`).
     private var health = HealthWatch()
+    /// The running kernel's live patch after the last cycle (nil before the first).
+    private var kernelStatus: AgentStatus.Kernel?
+    /// The kernel fix (`KernelLivePatching.quarantineKey`) that failed to load, and the channel
+    /// version it failed with: not loaded again until the channel changes or an `apply`.
+    private var kernelFailedAttempt: (key: String, channelVersion: Int?)?
+    /// Where the kernel's files are (the root in production).
+    private let kernelPaths = KernelPaths()
+    /// While a cycle's kernel step runs (it may wait minutes for a transition): when it began, and
+    /// the releases it works with, so status reads the transition live meanwhile.
+    private var kernelStepInFlight: (since: Date, releases: [HotpatchRelease])?
 
     /// Opens the state (a corrupt file is reported, never reset) and prepares the patcher.
     public init(configuration: AgentConfiguration, logger: Logger, version: String, workers: Int? = nil) {
@@ -144,6 +154,7 @@ public actor Agent: AgentControlHandler {
             log(events)
         }
         await reconcileAll()
+        await reconcileKernel()
         save()
         return publish()
     }
@@ -283,6 +294,53 @@ public actor Agent: AgentControlHandler {
         }
     }
 
+    // MARK: Reconciling the kernel
+
+    /// Brings the running kernel's live patch to the processes' desired level (nil when unenrolled
+    /// or without a channel: only our patches are reverted, nothing is loaded). The patcher blocks
+    /// for up to three times the stall time, so it runs off the actor: status and the control
+    /// socket keep answering, and the loop's heartbeat allows a cycle far longer.
+    private func reconcileKernel() async {
+        let desired = state.enrolled ? plan?.desired : nil
+        let releases = channel?.hotpatchReleases ?? []
+        let skipping = Set(state.quarantined.keys).union(state.held)
+        let quarantined = state.quarantined
+        let version = channel?.version
+        let notRetrying = kernelFailedAttempt.flatMap { $0.channelVersion == version ? $0.key : nil }
+        let paths = kernelPaths
+        let stall = Double(configuration.kernelTransitionTimeoutSeconds)
+        kernelStepInFlight = (Date(), releases)
+        defer { kernelStepInFlight = nil }
+        let result: KernelCycleResult = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: KernelLivePatching.run(
+                    desired: desired, releases: releases, skipping: skipping, quarantined: quarantined, notRetrying: notRetrying,
+                    paths: paths, stallSeconds: stall, mayLoadModules: KernelLivePatching.agentHasSysModule()))
+            }
+        }
+        kernelFailedAttempt = result.failedAttempt.map { (key: $0, channelVersion: version) }
+        // A fix not retried keeps the status of its failure, with the kernel's own reason.
+        if notRetrying != nil, result.failedAttempt == notRetrying, result.events.isEmpty, kernelStatus?.state == .failed { return }
+        if let quarantine = result.quarantine {
+            let reason = quarantine.reason
+            state.quarantined[quarantine.key] = reason
+            log([.recorded(.quarantined, release: result.status?.hotpatch,
+                           "Quarantined the kernel live patch of \(result.status?.hotpatch ?? "?") for kernel \(result.status?.release ?? "?"): \(reason)",
+                           level: .error, metadata: KernelLivePatching.metadata(result.status ?? .init(release: "", buildId: nil, state: .failed)))])
+        }
+        // Log only what changed: a transition followed cycle after cycle is said once.
+        if Self.kernelChanged(from: kernelStatus, to: result.status) || result.quarantine != nil { log(result.events) }
+        kernelStatus = result.status
+    }
+
+    /// Whether the kernel's status changed in what the journal reports (not the seconds or tasks).
+    private static func kernelChanged(from old: AgentStatus.Kernel?, to new: AgentStatus.Kernel?) -> Bool {
+        func key(_ status: AgentStatus.Kernel?) -> [String?] {
+            [status?.state.rawValue, status?.hotpatch, status?.livepatch, status?.reason, status?.buildId]
+        }
+        return key(old) != key(new)
+    }
+
     /// A new process (exec) or one to look at again: reconcile just that one.
     public func processStarted(_ pid: ProcessID) async {
         await lock()
@@ -325,7 +383,14 @@ public actor Agent: AgentControlHandler {
             state: state, stateProblem: stateProblem, records: ledger.sorted, excludedCount: ledger.excluded.count,
             lastPause: ledger.lastPause, channel: channel, standing: standing, lastCheck: lastCheck, plan: plan,
             bootID: bootID, faultReportsUnavailable: health.faultReportsUnavailable, configuration: configuration,
-            processWatch: processWatch, mappingWatch: mappingWatch, agentVersion: version))
+            processWatch: processWatch, mappingWatch: mappingWatch, agentVersion: version, kernel: kernelNow()))
+    }
+
+    /// The kernel's status: the last cycle's, or while a cycle waits for a transition, the
+    /// transition as the kernel shows it now (with the tasks that hold it up).
+    private func kernelNow() -> AgentStatus.Kernel? {
+        guard let inFlight = kernelStepInFlight else { return kernelStatus }
+        return KernelLivePatching.liveTransition(releases: inFlight.releases, paths: kernelPaths, since: inFlight.since) ?? kernelStatus
     }
 
     private func publish() -> AgentStatus {
@@ -355,6 +420,7 @@ public actor Agent: AgentControlHandler {
         try requireWritableState()
         let decision = try AdminCommands.decide(command, state: state, channel: channel)
         state = decision.state
+        if case .apply = command { kernelFailedAttempt = nil }
         log(decision.events)
         await runCycle()
         return decision.answer

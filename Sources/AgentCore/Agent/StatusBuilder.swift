@@ -36,6 +36,8 @@ struct StatusFacts: Sendable {
     var mappingWatch: String = "scan"
     /// The agent's version.
     var agentVersion: String
+    /// The running kernel's live patch after the last cycle (nil before the first).
+    var kernel: AgentStatus.Kernel? = nil
 }
 
 /// Builds the agent's status (verdict, reasons, counts) and its one-line summary from the facts.
@@ -75,7 +77,7 @@ public enum StatusBuilder {
                            lastCheck: facts.lastCheck.map { RFC3339.format($0.timeIntervalSince1970) },
                            error: facts.standing?.error, path: facts.configuration.channelDirectory),
             enrolled: state.enrolled, processWatch: facts.processWatch, mappingWatch: facts.mappingWatch, lastPauseUsec: facts.lastPause,
-            agentVersion: facts.agentVersion)
+            agentVersion: facts.agentVersion, kernel: facts.kernel)
     }
 
     /// Every reason that holds, in a fixed order (state, enrollment, channel, processes, releases, notes).
@@ -98,9 +100,16 @@ public enum StatusBuilder {
             default: break
             }
         }
+        if let kernelReason = KernelLivePatching.reason(facts.kernel) { reasons.append(kernelReason) }
         let offered = Set((facts.channel?.hotpatches ?? []).map(\.id))
         for (id, why) in state.quarantined.sorted(by: { $0.key < $1.key }) where offered.contains(id) {
             reasons.append(.init(verdict: .exposed, message: "hotpatch \(id) quarantined (agentctl apply \(id) to retry): \(why)"))
+        }
+        for (key, why) in state.quarantined.sorted(by: { $0.key < $1.key }) {
+            guard let buildID = facts.kernel?.buildId,
+                  let id = KernelLivePatching.quarantinedForKernel([key: why], kernel: buildID).first, offered.contains(id) else { continue }
+            reasons.append(.init(verdict: .exposed,
+                                 message: "kernel live patch of hotpatch \(id) quarantined for this kernel (agentctl apply \(id) to retry): \(why)"))
         }
         for id in state.held.sorted() {
             reasons.append(.init(verdict: .upToDate, message: "hotpatch \(id) held by an administrator (agentctl apply \(id) to lift)"))

@@ -46,6 +46,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var strictStackCheck = false
     /// `health_window`: a patched process dying of a fatal signal within this many seconds reverts and quarantines the hotpatch.
     public var healthWindowSeconds = 60
+    /// `kernel_transition_timeout`: how long a kernel live patch's transition may take before it
+    /// counts as stalled (then the blocking tasks are signalled and it is waited for once more,
+    /// then reverted), in seconds.
+    public var kernelTransitionTimeoutSeconds = 60
     /// `deadline`: how long `--once` retries busy processes before giving up, in seconds.
     public var onceDeadlineSeconds = 30
 
@@ -190,6 +194,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         case .strictStackCheck: return .boolean(strictStackCheck)
         case .healthWindow: return .integer(healthWindowSeconds)
         case .deadline: return .integer(onceDeadlineSeconds)
+        case .kernelTransitionTimeout: return .integer(kernelTransitionTimeoutSeconds)
         }
     }
 
@@ -242,6 +247,11 @@ public struct AgentConfiguration: Sendable, Equatable {
         case .strictStackCheck: strictStackCheck = try value.boolean(name)
         case .healthWindow: healthWindowSeconds = try value.duration(name)
         case .deadline: onceDeadlineSeconds = try value.duration(name)
+        case .kernelTransitionTimeout:
+            let seconds = try value.duration(name)
+            // An apply may wait three times this, inside one cycle, which the loop allows 15 minutes.
+            guard seconds <= 300 else { throw ConfigurationReason("\(name) must be at most 5m (an apply may wait three times it), not \(seconds) s") }
+            kernelTransitionTimeoutSeconds = seconds
         }
     }
 }

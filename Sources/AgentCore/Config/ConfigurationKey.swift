@@ -30,6 +30,8 @@ public enum ConfigurationKey: String, CaseIterable, Sendable {
     case healthWindow = "health_window"
     /// How long `--once` retries busy processes.
     case deadline
+    /// How long a kernel live patch's transition may take before it counts as stalled.
+    case kernelTransitionTimeout = "kernel_transition_timeout"
 
     /// The flag of `hotpatch-agent` that overrides this key (list keys: repeat the flag).
     public var flag: String {
@@ -49,6 +51,7 @@ public enum ConfigurationKey: String, CaseIterable, Sendable {
         case .strictStackCheck: return "--strict-stack-check"
         case .healthWindow: return "--health-window"
         case .deadline: return "--deadline"
+        case .kernelTransitionTimeout: return "--kernel-transition-timeout"
         }
     }
 
@@ -66,7 +69,7 @@ public enum ConfigurationKey: String, CaseIterable, Sendable {
         switch self {
         case .channel, .stateDir, .runtimeDir, .metricsFile: return false
         case .trustedKeys, .pollInterval, .reboot, .rebootWindow, .rebootRequiredFile, .excludeExecutables, .excludeUnits,
-             .allowWritableChannel, .strictStackCheck, .healthWindow, .deadline:
+             .allowWritableChannel, .strictStackCheck, .healthWindow, .deadline, .kernelTransitionTimeout:
             return true
         }
     }

@@ -24,6 +24,18 @@ public enum JournalEvent: String, CaseIterable, Sendable {
     case held
     /// `agentctl apply`: an administrator lifted a hold or quarantine (or asked to reconcile).
     case released
+    /// A kernel live patch was loaded and its transition completed.
+    case kernelApplied = "kernel-applied"
+    /// A kernel live patch replaced another (atomic replace: level N+1 over N).
+    case kernelReplaced = "kernel-replaced"
+    /// Our kernel live patches were disabled and unloaded.
+    case kernelReverted = "kernel-reverted"
+    /// A kernel live patch's transition stalled (in transition past the stall time, or reverted).
+    case kernelStalled = "kernel-stalled"
+    /// Loading or removing a kernel live patch failed, or a health signal reverted it.
+    case kernelFailed = "kernel-failed"
+    /// A kernel live patch exists for the running kernel, but it cannot be loaded here.
+    case kernelNotApplicable = "kernel-not-applicable"
 
     /// The journal `MESSAGE_ID`: 32 lowercase hex digits, fixed forever.
     public var messageID: String {
@@ -45,6 +57,12 @@ public enum JournalEvent: String, CaseIterable, Sendable {
         case .unenrolled: "1c8cad7b6ac84280976df3bce3b7aa33"
         case .held: "4b42b95450ca4cc6aa6478c0373cab55"
         case .released: "a4235490809546d99d9d7a58d17529f7"
+        case .kernelApplied: "81c6857cf81a43d79b62c47378e192cb"
+        case .kernelReplaced: "006c8a2f84114290878bb901618ea095"
+        case .kernelReverted: "67e1d6c91d0c497d9b2cbee16a21717f"
+        case .kernelStalled: "3249774575ba4c8eba9bf0861c58a7f6"
+        case .kernelFailed: "86183a0210ac42dfacebd342e32acbaa"
+        case .kernelNotApplicable: "3fac65a694794bca9ec230a749b69ce7"
         }
     }
 
@@ -53,7 +71,9 @@ public enum JournalEvent: String, CaseIterable, Sendable {
         switch self {
         case .checked: .info
         case .applied, .reverted, .baselineInstalled, .rebootRequired, .enrolled, .unenrolled, .held, .released: .notice
-        case .processUnpatchable, .healthIgnored: .warning
+        case .kernelApplied, .kernelReplaced, .kernelReverted: .notice
+        case .processUnpatchable, .healthIgnored, .kernelNotApplicable, .kernelStalled: .warning
+        case .kernelFailed: .error
         // A quarantine means a patched process crashed: the issue asks for priority `err`.
         case .applyFailed, .quarantined, .verificationFailed: .error
         case .started, .stopping, .reloaded: .info

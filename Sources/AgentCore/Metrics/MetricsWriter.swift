@@ -26,6 +26,13 @@ public enum MetricsWriter {
             ([("state", "pending")], "\(status.processes.pending)"),
             ([("state", "unpatchable")], "\(status.processes.unpatchable)"),
         ])
+        let kernelLevel = status.kernel?.state == .applied ? status.kernel?.level ?? 0 : 0
+        metric("hotpatch_kernel_level", "gauge", "The level of the kernel live patch in force in the running kernel (0 for none).",
+               status.kernel.map { [([("release", $0.release)], "\(kernelLevel)")] } ?? [])
+        metric("hotpatch_kernel_in_transition", "gauge", "1 while a kernel live patch's transition is under way.",
+               status.kernel.map { [([("release", $0.release)], $0.state == .inTransition ? "1" : "0")] } ?? [])
+        metric("hotpatch_kernel_state", "gauge", "The kernel live patch's state: 1 for the current one, 0 for the others.",
+               status.kernel.map { kernel in AgentStatus.Kernel.State.allCases.map { ([("state", $0.rawValue)], $0 == kernel.state ? "1" : "0") } } ?? [])
         metric("hotpatch_reboot_required", "gauge", "1 when a baseline or fix waits for a reboot.",
                [([], status.reboot.required ? "1" : "0")])
         let lastCheck = status.channel.lastCheck.flatMap(parseRFC3339)

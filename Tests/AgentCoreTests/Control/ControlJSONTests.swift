@@ -15,6 +15,7 @@ import Testing
                                 processWatch: "scan", lastPauseUsec: nil, agentVersion: "0.1.0")
         var sectionsPresent = unset
         sectionsPresent.hotpatch = .init(id: "hp1", level: 1, cves: [])
+        sectionsPresent.kernel = .init(release: "6.1.0-21-amd64", buildId: nil, state: .none)
         return [unset, sectionsPresent]
     }()
 
@@ -27,7 +28,9 @@ import Testing
 
         // Today's optional fields, so the walk itself is known to find them.
         #expect(checked.isSuperset(of: ["baseline.active", "hotpatch", "hotpatch.description", "channel.version",
-                                        "channel.lastCheck", "channel.error", "lastPauseUsec"]), "\(checked.sorted())")
+                                        "channel.lastCheck", "channel.error", "lastPauseUsec", "kernel", "kernel.buildId",
+                                        "kernel.hotpatch", "kernel.level", "kernel.livepatch", "kernel.transitionSeconds",
+                                        "kernel.reason"]), "\(checked.sorted())")
         #expect(checked == (try nullableFields(documentedIn: "## `agentctl status --json`")),
                 "docs/STATUS.md's \"or null\" fields differ from the optional fields of AgentStatus")
     }
@@ -59,6 +62,9 @@ import Testing
         status.baseline.pending = ["deb12-2024.06"]
         status.hotpatch?.objects = [.init(buildId: "3f0c", path: "/usr/lib/x86_64-linux-gnu/libcrypto.so.3", hotpatch: "openssl-2024-04",
                                           level: 1)]
+        status.kernel = .init(release: "6.1.0-21-amd64", buildId: "a1b2", state: .inTransition, hotpatch: "openssl-2024-05", level: 2,
+                              livepatch: "livepatch_cve_2024_0003", transitionSeconds: 12.5,
+                              blocking: [.init(pid: 812, tid: 815, comm: "kworker/0:1")])
 
         let text = String(decoding: try ControlJSON.document(status), as: UTF8.self)
 
@@ -94,6 +100,23 @@ import Testing
                     "path" : "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"
                   }
                 ]
+              },
+              "kernel" : {
+                "blocking" : [
+                  {
+                    "comm" : "kworker/0:1",
+                    "pid" : 812,
+                    "tid" : 815
+                  }
+                ],
+                "buildId" : "a1b2",
+                "hotpatch" : "openssl-2024-05",
+                "level" : 2,
+                "livepatch" : "livepatch_cve_2024_0003",
+                "reason" : null,
+                "release" : "6.1.0-21-amd64",
+                "state" : "in-transition",
+                "transitionSeconds" : 12.5
               },
               "lastPauseUsec" : 420,
               "mappingWatch" : "fanotify",

@@ -58,7 +58,7 @@ private func parseCatalog(_ text: String) throws -> [CatalogEntry] {
         let text = try repositoryFile(catalogFile)
         let known: Set<String> = [
             "HOTPATCH_ID", "BASELINE_ID", "TARGET_PID", "TARGET_EXE", "BUILD_ID", "PAUSE_USEC", "LOAD_PAUSE_USEC", "REASON", "CVE",
-            "CHANNEL_VERSION",
+            "CHANNEL_VERSION", "HOTPATCH_KERNEL_RELEASE", "HOTPATCH_KERNEL_BUILD_ID", "HOTPATCH_LIVEPATCH",
         ]
         let pattern = try NSRegularExpression(pattern: "@([A-Z0-9_]+)@")
         let matches = pattern.matches(in: text, range: NSRange(text.startIndex..., in: text))

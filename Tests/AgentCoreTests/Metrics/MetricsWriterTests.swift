@@ -36,6 +36,12 @@ private func sampleStatus() -> AgentStatus {
         hotpatch_processes{state="patched"} 12
         hotpatch_processes{state="pending"} 1
         hotpatch_processes{state="unpatchable"} 2
+        # HELP hotpatch_kernel_level The level of the kernel live patch in force in the running kernel (0 for none).
+        # TYPE hotpatch_kernel_level gauge
+        # HELP hotpatch_kernel_in_transition 1 while a kernel live patch's transition is under way.
+        # TYPE hotpatch_kernel_in_transition gauge
+        # HELP hotpatch_kernel_state The kernel live patch's state: 1 for the current one, 0 for the others.
+        # TYPE hotpatch_kernel_state gauge
         # HELP hotpatch_reboot_required 1 when a baseline or fix waits for a reboot.
         # TYPE hotpatch_reboot_required gauge
         hotpatch_reboot_required 1
