@@ -41,8 +41,8 @@ enum KernelLivePatching {
 
     /// Whether this process may load modules (CAP_SYS_MODULE in its effective set).
     static func agentHasSysModule() -> Bool {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return false }
-        return hasSysModule(procStatus: text)
+        guard let bytes = try? Files.read("/proc/self/status", limit: 1 << 16) else { return false }
+        return hasSysModule(procStatus: String(decoding: bytes, as: UTF8.self))
     }
 
     /// The quarantine key of release `id` for the kernel with `buildID`: kept in the state's
