@@ -77,6 +77,13 @@ func generatePatchOrRefusals(for builds: TargetBuilds) throws(PackError) -> Gene
         }
     }
     if let note = inlining.note { notes.append(note) }
+    // A structure whose layout changed is refused where the running target meets it in the old layout.
+    let replaced = Set(changes.filter { $0.kind != .refused }.map { InlinedCallers.sourceName($0.symbol) })
+    let layouts = StructLayoutCheck(units: units, replaced: replaced)
+    for refusal in layouts.refusals { refuse(refusal.symbol, refusal.reason) }
+    if !layouts.objectsWithoutDWARF.isEmpty, inlining.note == nil {
+        notes.append("no DWARF in \(layouts.objectsWithoutDWARF.prefix(5).joined(separator: ", ")) (built without -g): structure layouts were not compared; add -g to the build's flags")
+    }
     let refused = changes.filter { $0.kind == .refused }
     if refused.isEmpty, !changes.contains(where: { $0.kind == .changedFunction }) {
         refuse("", "nothing to patch: the diff changes no function of \(objectName) that the released object runs")
