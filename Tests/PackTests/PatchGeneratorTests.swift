@@ -36,19 +36,30 @@ final class GeneratorCase {
             try Shell.sh("mkdir -p \(folder) work", in: path)
             for (file, text) in sources {
                 try scratch.write("\(folder)/\(file)", text)
-                try Shell.sh("cc -c -O2 \(flags) \(executable ? "-fPIE" : "-fPIC") -ffunction-sections -fdata-sections \(file) -o \(file.dropLast(2)).o",
+                try Shell.sh("\(Self.compiler(for: file)) -c -O2 \(flags) \(executable ? "-fPIE" : "-fPIC") -ffunction-sections -fdata-sections \(file) -o \(Self.objectName(file))",
                              in: "\(path)/\(folder)")
             }
             // An executable target keeps the name: the generator only reads what it is.
-            try Shell.sh("cc \(executable ? "-pie" : "-shared") -Wl,--build-id -o libcase.so *.o", in: "\(path)/\(folder)")
+            let linker = sources.keys.contains { $0.hasSuffix(".cpp") } ? "c++" : "cc"
+            try Shell.sh("\(linker) \(executable ? "-pie" : "-shared") -Wl,--build-id -o libcase.so *.o", in: "\(path)/\(folder)")
         }
+    }
+
+    /// `lib.c` → `lib.o`, `lib.cpp` → `lib.o`.
+    static func objectName(_ file: String) -> String {
+        String(file[..<(file.lastIndex(of: ".") ?? file.endIndex)]) + ".o"
+    }
+
+    /// C++ for `.cpp` files, C for the rest.
+    static func compiler(for file: String) -> String {
+        file.hasSuffix(".cpp") ? "c++" : "cc"
     }
 
     /// What the build driver hands the generator for `libcase.so`.
     var builds: TargetBuilds {
         func build(_ folder: String) -> SourceBuild {
             SourceBuild(root: "\(path)/\(folder)", compiledObjects: files.map { file in
-                let object = "\(file.dropLast(2)).o"
+                let object = Self.objectName(file)
                 return CompiledObject(objectPath: "\(path)/\(folder)/\(object)", sourcePath: "\(path)/\(folder)/\(file)", relativePath: object)
             })
         }

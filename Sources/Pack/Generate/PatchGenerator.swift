@@ -28,6 +28,12 @@ func generatePatchOrRefusals(for builds: TargetBuilds) throws(PackError) -> Gene
     let differences = units.map { $0.difference() }
     // Every function a changed function is inlined into runs the old inlined copy: it is replaced too.
     let inlining = InlinedCallers(units: units, changed: Set(differences.flatMap(\.changed)))
+    // C++ inline functions and template instances (weak, in COMDAT groups) are compiled into every
+    // object that uses them, and the linker keeps one copy: the patch carries one too.
+    var carriedVagueLinkage: Set<String> = []
+    func isDuplicateVagueLinkage(_ name: String, _ definition: ComparedUnit.Definition?) -> Bool {
+        definition?.symbol.binding == .weak && !carriedVagueLinkage.insert(name).inserted
+    }
     for (unit, difference) in zip(units, differences) {
         for refusal in difference.refusals { refuse(refusal.symbol, refusal.reason) }
         let file = unit.compiled.relativePath
@@ -36,6 +42,7 @@ func generatePatchOrRefusals(for builds: TargetBuilds) throws(PackError) -> Gene
         var changed: [String] = []
         for name in (difference.changed + inlinedCallers).sorted() {
             guard let original = unit.original, let built = unit.functions(of: original)[name] else { continue }
+            if isDuplicateVagueLinkage(name, built) { continue }
             let inlined = inlining.inlined(into: name, of: file)
             let inlinedText = inlined.map { "changed function \($0)" }.joined(separator: ", ")
             // The refusals name the function and, for a caller, the changed function inlined into it.
@@ -68,12 +75,14 @@ func generatePatchOrRefusals(for builds: TargetBuilds) throws(PackError) -> Gene
                                                reason: "its code changed (\(file))" + (inlined.isEmpty ? "" : ", and \(inlinedText) is inlined into it") + "; \(replacedBy)"))
             }
         }
-        for name in difference.added {
+        let patchedFunctions = unit.functions(of: unit.patched)
+        let added = difference.added.filter { !isDuplicateVagueLinkage($0, patchedFunctions[$0]) }
+        for name in added {
             changes.append(GeneratedChange(symbol: name, object: objectName, kind: .newFunction,
                                            reason: "new in \(file); carried in the patch object"))
         }
-        if !changed.isEmpty || !difference.added.isEmpty || !difference.addedVariables.isEmpty {
-            contributions.append(.init(unit: unit, changed: changed, added: difference.added, addedVariables: difference.addedVariables))
+        if !changed.isEmpty || !added.isEmpty || !difference.addedVariables.isEmpty {
+            contributions.append(.init(unit: unit, changed: changed, added: added, addedVariables: difference.addedVariables))
         }
     }
     if let note = inlining.note { notes.append(note) }
@@ -104,7 +113,15 @@ func generatePatchOrRefusals(for builds: TargetBuilds) throws(PackError) -> Gene
     do { try Files.writeAtomically(relocatable, bytes: object.bytes(), mode: 0o644) } catch {
         throw PackError(error)
     }
-    try PatchObjectBuilder.link(relocatable, into: patchPath)
+    var inputs = [relocatable]
+    if object.sections.contains(where: { $0.name == ".eh_frame" }) {
+        let end = builds.workDirectory + "/" + objectName + ".hotpatch-unwind-end.o"
+        do { try Files.writeAtomically(end, bytes: PatchObjectBuilder.unwindTableEnd().bytes(), mode: 0o644) } catch {
+            throw PackError(error)
+        }
+        inputs.append(end)
+    }
+    try PatchObjectBuilder.link(inputs, into: patchPath)
     return GeneratedPatch(patchObjectPath: patchPath, replacements: builder.replacements, references: builder.references, changes: changes, notes: notes)
 }
 

@@ -132,6 +132,13 @@ struct PatchObjectBuilder {
             let symbolIndex = object.symbols.firstIndex { $0 == symbol }!
             if let local = outputSymbol[SectionKey(contribution: number, index: symbolIndex)] {
                 converted = .init(offset: offset, type: relocation.type, symbolIndex: local, addend: delta)
+            } else if symbol.name.hasPrefix("DW.ref."), let section = object.section(of: symbol) {
+                // The C++ personality routine's address, which unwind tables read indirectly: the
+                // patch object keeps its own word, relocated against the routine by name (the
+                // target's copy is hidden data a patch mapped away from it cannot reach).
+                let carried = carry(section, number: number)
+                converted = .init(offset: offset, type: relocation.type, symbolIndex: sectionSymbol(carried),
+                                  addend: Int64(bitPattern: symbol.value) &+ delta)
             } else {
                 let name = contribution.unit.staticLocalNames[symbol.name] ?? symbol.name
                 converted = external(name, symbol: symbol, local: symbol.binding == .local, relocation: moved, delta: delta,
@@ -330,8 +337,22 @@ struct PatchObjectBuilder {
     /// Links `object` (a relocatable object) into the shared object at `path` with the system
     /// compiler: no start files or libraries (the target's process provides them), a build-id, no
     /// executable stack.
-    static func link(_ object: String, into path: String) throws(PackError) {
-        let arguments = ["cc", "-shared", "-nostdlib", "-Wl,--build-id", "-Wl,-z,noexecstack", "-o", path, object]
+    /// An object holding only the zero word that ends an `.eh_frame` table (what crtend.o adds to
+    /// a normal link, which `-nostdlib` leaves out), linked after the patch object: libgcc_s stops
+    /// reading a table there, and the agent refuses to register a table without it. A separate
+    /// object because ld drops a zero word inside an object's own `.eh_frame`.
+    static func unwindTableEnd() -> RelocatableObjectWriter {
+        var writer = RelocatableObjectWriter()
+        _ = writer.append(RelocatableObject.Section(index: 0, name: ".eh_frame", type: 1, flags: RelocatableObject.SHF_ALLOC,
+                                                    size: 4, alignment: 4, entrySize: 0, bytes: [0, 0, 0, 0]))
+        return writer
+    }
+
+    /// Links `objects`, in order, into the shared patch object at `path`.
+    static func link(_ objects: [String], into path: String) throws(PackError) {
+        // No RELRO: it would end the writable segment at a page boundary, leaving no room after it
+        // for the record that registers the unwind tables (the agent does not apply RELRO anyway).
+        let arguments = ["cc", "-shared", "-nostdlib", "-Wl,--build-id", "-Wl,-z,noexecstack", "-Wl,-z,norelro", "-o", path] + objects
         let finished: ChildProcess.Finished
         do { finished = try ChildProcess.run("/usr/bin/env", arguments) } catch {
             throw PackError("Failed to run cc to link the patch object: \(error)")
