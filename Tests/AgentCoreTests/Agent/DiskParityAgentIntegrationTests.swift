@@ -69,6 +69,9 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
         let package = uniquePackage("a")
         defer { purge(package) }
         let deb = try buildDeb(host, name: package, version: "2.0", content: fixedLibrary, destination: program.libraryA)
+        // The publisher keeps V as released: once the package is installed, libA's path holds V'.
+        let released = host.root + "/released-" + (program.libraryA as NSString).lastPathComponent
+        try FileManager.default.copyItem(atPath: program.libraryA, toPath: released)
 
         let running = try RunningProcess(program.program)
         defer { running.stop() }
@@ -114,9 +117,13 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
         // A later level still reaches the process that maps the deleted file (build-id read through
         // the mapping, never from the path), and leaves the fixed file's process alone.
         try host.channel.run(["hotpatch", "--channel", host.channel.channel, "--id", "hp2", "--baseline", AgentTestHost.firstBaseline,
-                              "--level", "2", "--target", program.libraryA, "--patch", program.fixA2, "--replace", "a_value=a_value_fixed"])
+                              "--level", "2", "--target", released, "--path-hint", program.libraryA, "--patch", program.fixA2,
+                              "--replace", "a_value=a_value_fixed"])
         try host.publish()
-        try running.expectBehaviour("a=301 b=3")
+        do { try running.expectBehaviour("a=301 b=3") } catch {
+            XCTFail("level 2 did not reach the process on the deleted file\n--- agent log ---\n\(host.logTail(lines: 60))")
+            throw error
+        }
         try host.waitForStatus("level 2 on the deleted file") { $0.hotpatch?.id == "hp2" && host.listsAsPatched([running]) }
         try started.expectSteadyBehaviour("a=101 b=3", seconds: 0.5)
         XCTAssertTrue(try mapsDeleted(running.pid, program.libraryA))
