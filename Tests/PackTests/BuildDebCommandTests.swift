@@ -308,6 +308,31 @@ final class DebianPackageFixture {
         #expect(!FileManager.default.fileExists(atPath: fixture.path + "/channel/hotpatches"))
     }
 
+    @Test func noDebSrcEntry_isRefused_namingTheSourcesFileToAdd() throws {
+        let scratch = try Scratch()
+        try scratch.channelWithBaseline()
+        try scratch.write("fix.diff", DebianPackageFixture.boundsCheck)
+        // An apt configuration with no sources at all, as on a machine without a deb-src entry.
+        try FileManager.default.createDirectory(atPath: scratch.path + "/no-sources.d", withIntermediateDirectories: true)
+        try scratch.write("apt.conf", """
+            Dir::Etc::SourceList "\(scratch.path)/no-sources.list";
+            Dir::Etc::SourceParts "\(scratch.path)/no-sources.d";
+
+            """)
+        try scratch.write("no-sources.list", "")
+        let before = try Data(contentsOf: URL(fileURLWithPath: scratch.path + "/channel/index.json"))
+        var environment = ProcessInfo.processInfo.environment
+        environment["APT_CONFIG"] = scratch.path + "/apt.conf"
+        let result = try Program.run(Products.hotpatchPack, ["build-deb", "--channel", "channel", "--id", "B1-hp1", "--baseline", "B1", "--level", "1",
+                                                             "--package", "expat", "--version", "2.5.0-1+deb12u2", "--diff", "fix.diff"],
+                                     environment: environment, in: scratch.path)
+        #expect(result.status != 0)
+        for phrase in ["no deb-src entry", "/etc/apt/sources.list.d/hotpatch-deb-src.sources", "Types: deb-src", "apt-get update", "--dsc"] {
+            #expect(result.stderr.contains(phrase), "stderr lacks \(phrase): \(result.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: scratch.path + "/channel/index.json")) == before)
+    }
+
     /// Each bad input: the phrase its error must hold.
     enum BadInput: String, CaseIterable {
         case diffThatDoesNotApply, buildThatFails, packageWithoutELFObject, missingBuildDependencies, malformedDSC
