@@ -41,7 +41,9 @@ struct BuildCommand: ParsableCommand {
 
             The report (text, or --json) lists per target the rebuilds, whether the build is \
             reproducible, each change (changed-function, new-function, inlined-caller, refused) \
-            and the release written. The work directory is temporary, or kept with --keep-work DIR \
+            and the release written. --with-deb FILE.deb (repeatable) adds the fixed Debian \
+            packages to the release, as for 'hotpatch-pack hotpatch': the agent installs them once \
+            the running processes are patched, with no reboot. The work directory is temporary, or kept with --keep-work DIR \
             (a new or empty directory outside --source); after a failed build it is left in place \
             with the build's whole output.
 
@@ -83,6 +85,8 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @OptionGroup var withDeb: WithDebOptions
+
     func validate() throws {
         guard !diff.isEmpty else { throw ValidationError("give --diff FIX.diff: the fix, as a unified diff") }
         guard !target.isEmpty else { throw ValidationError("give --target ELF: the released object to patch") }
@@ -94,7 +98,7 @@ struct BuildCommand: ParsableCommand {
 
     func run() throws {
         let workspace = ChannelWorkspace(directory: channel.channel)
-        let addition = release.addition(text: text, providers: [])
+        let addition = release.addition(text: text, providers: [], withDeb: withDeb)
         // The channel is checked before the builds, which may take long, and again when writing.
         _ = try addition.checkIndex(of: workspace)
 
