@@ -58,7 +58,7 @@ final class Scratch {
 }
 
 @Suite struct PackCLITests {
-    @Test(arguments: ["", "keygen", "init", "hotpatch", "build", "baseline", "fix", "publish", "verify", "list", "benchmark-verify"])
+    @Test(arguments: ["", "keygen", "init", "hotpatch", "build", "build-deb", "kernel", "baseline", "fix", "publish", "verify", "list", "benchmark-verify"])
     func help_forEveryCommand_showsAnExample(command: String) throws {
         let scratch = try Scratch()
         let result = try Pack.run(command.isEmpty ? ["--help"] : [command, "--help"], in: scratch.path)
