@@ -21,7 +21,8 @@ struct KernelCycleResult: Sendable {
 /// The agent's side of kernel live patches: the desired hotpatch (the processes' own, nil when
 /// unenrolled) is turned into a `KernelDecision`, carried out by the Engine's `KernelPatcher`,
 /// and reported as status, journal events and a quarantine. The pure parts (`status`, `events`,
-/// `desiredForKernel`, `hasSysModule`) are tested without a kernel; the patcher is proven in qemu.
+/// `desiredForKernel`, `hasSysModule`) are tested without a kernel, a whole cycle (`run`) against a
+/// simulated kernel (KernelCycleTests), and the patcher on a real kernel in qemu (packaging/kernel-e2e).
 enum KernelLivePatching {
     /// The reason a fix for this kernel is not applicable when the agent cannot load modules.
     static let missingCapabilityReason = "the agent's unit does not grant CAP_SYS_MODULE (see OPERATIONS.md)"
