@@ -21,7 +21,8 @@ struct KernelCycleResult: Sendable {
 /// The agent's side of kernel live patches: the desired hotpatch (the processes' own, nil when
 /// unenrolled) is turned into a `KernelDecision`, carried out by the Engine's `KernelPatcher`,
 /// and reported as status, journal events and a quarantine. The pure parts (`status`, `events`,
-/// `desiredForKernel`, `hasSysModule`) are tested without a kernel; the patcher is proven in qemu.
+/// `desiredForKernel`, `hasSysModule`) are tested without a kernel, a whole cycle (`run`) against a
+/// simulated kernel (KernelCycleTests), and the patcher on a real kernel in qemu (packaging/kernel-e2e).
 enum KernelLivePatching {
     /// The reason a fix for this kernel is not applicable when the agent cannot load modules.
     static let missingCapabilityReason = "the agent's unit does not grant CAP_SYS_MODULE (see OPERATIONS.md)"
@@ -177,8 +178,12 @@ enum KernelLivePatching {
                               "Kernel live patch \(named) still in transition on \(kernel) after \(fields["hotpatch.kernel.transition_seconds"] ?? "?") s\(tasks); following it",
                               level: .warning, metadata: fields)]
         case let .failed(_, failure):
-            if case .transitionStalled = failure {
-                return [.recorded(.kernelStalled, release: status.hotpatch, "Kernel live patch \(named) on \(kernel): \(failure)", level: .warning, metadata: fields)]
+            if case let .transitionStalled(blocking, seconds, _) = failure {
+                var stalledFields = fields
+                stalledFields["hotpatch.kernel.transition_seconds"] = String(format: "%.1f", seconds)
+                if !blocking.isEmpty { stalledFields["hotpatch.kernel.blocking"] = blocking.map(\.description).joined(separator: ", ") }
+                return [.recorded(.kernelStalled, release: status.hotpatch, "Kernel live patch \(named) on \(kernel): \(status.reason ?? failure.description)",
+                                  level: .warning, metadata: stalledFields)]
             }
             return [.recorded(.kernelFailed, release: status.hotpatch, "Kernel live patch \(named) failed on \(kernel): \(failure)", level: .error, metadata: fields)]
         case let .notApplicable(_, reason):
@@ -215,12 +220,42 @@ enum KernelLivePatching {
             blocking: blocking.map { .init(pid: $0.pid.rawValue, tid: $0.tid.rawValue, comm: $0.command) })
     }
 
+    /// Why a channel whose desired level carries kernel modules has none for the running kernel
+    /// (they are for other builds), or nil when the level carries none at all. Said in the kernel's
+    /// status only: without a release for this kernel the verdict is as if the agent knew no kernels.
+    static func otherKernelsReason(desired: Hotpatch?, releases: [HotpatchRelease], kernel: RunningKernel) -> String? {
+        guard let desired else { return nil }
+        let others = releases
+            .filter { $0.hotpatch.baseline == desired.baseline && $0.hotpatch.level <= desired.level }
+            .flatMap(\.kernel)
+            .filter { $0.buildID != kernel.buildID }
+        guard !others.isEmpty else { return nil }
+        var builds: [String] = []
+        for module in others {
+            let build = "\(module.kernelRelease) (build-id \(module.buildID))"
+            if !builds.contains(build) { builds.append(build) }
+        }
+        return "no live patch module for this kernel build (build-id \(kernel.buildID?.description ?? "unknown")) up to level \(desired.level): "
+            + "the modules there are for \(builds.joined(separator: ", ")); nothing loaded"
+    }
+
+    /// What the kernel holds after a failed attempt, for its reason: the fix of ours still in
+    /// force (an earlier level the failed one was to replace), or that none is.
+    static func remainingInForce(releases: [HotpatchRelease], kernel: RunningKernel, paths: KernelPaths) -> String {
+        guard let snapshot = try? LivePatchSnapshot.read(paths),
+              let fix = KernelPlan.inForce(releases: releases, kernel: kernel.buildID, snapshot: snapshot) else {
+            return "no live patch of ours is in force"
+        }
+        return "\(fix.patch.livepatchName) from \(fix.release.id) level \(fix.release.level) remains in force"
+    }
+
     /// One cycle on the kernel under `paths` (blocking: up to three times `stallSeconds`): reads
     /// the kernel, decides with `desired` (nil: only our patches are reverted, nothing is loaded),
     /// performs, and checks the kernel's health after an apply. `notRetrying` is the fix
     /// (`quarantineKey`) that failed before with the same channel: not loaded again.
     static func run(desired: Hotpatch?, releases: [HotpatchRelease], skipping: Set<String>, quarantined: [String: String],
-                    notRetrying: String?, paths: KernelPaths, stallSeconds: Double, mayLoadModules: Bool) -> KernelCycleResult {
+                    notRetrying: String?, paths: KernelPaths, stallSeconds: Double, mayLoadModules: Bool,
+                    control: any KernelModuleControl = SystemKernelModuleControl()) -> KernelCycleResult {
         guard let kernel = try? RunningKernel.read(paths) else { return KernelCycleResult(status: nil, events: []) }
         let forKernel = quarantinedForKernel(quarantined, kernel: kernel.buildID?.description)
         let desiredHere = desiredForKernel(desired, releases: releases, quarantined: forKernel)
@@ -241,9 +276,21 @@ enum KernelLivePatching {
             }
         }
         let before = try? KernelHealth.read(paths)
-        let patcher = KernelPatcher(paths: paths, stallSeconds: stallSeconds)
+        let patcher = KernelPatcher(paths: paths, control: control, stallSeconds: stallSeconds)
         let outcome = patcher.perform(decision, releases: releases, kernel: kernel)
         var reported = Self.status(kernel: kernel, decision: decision, outcome: outcome)
+        if case .failed = outcome, let reason = reported.reason {
+            reported.reason = "\(reason); \(remainingInForce(releases: releases, kernel: kernel, paths: paths))"
+        }
+        if case .unchanged(.nothingToDo) = outcome, reported.state == .none,
+           let why = otherKernelsReason(desired: desiredHere, releases: releases, kernel: kernel) {
+            reported.state = .notApplicable
+            reported.reason = why
+            return KernelCycleResult(status: reported, events: [
+                .recorded(.kernelNotApplicable, release: nil, "Kernel live patch not applicable on kernel \(kernel.release): \(why)",
+                          level: .notice, metadata: metadata(reported)),
+            ])
+        }
         var result = KernelCycleResult(status: reported, events: events(decision: decision, outcome: outcome, status: reported))
         if case let .failed(fix?, _) = outcome { result.failedAttempt = quarantineKey(id: fix.release.id, kernel: kernel.buildID?.description ?? "") }
         guard case let .applied(fix, _, unexpectedTaint) = outcome, let before else { return result }

@@ -9,10 +9,11 @@ public enum KernelFailure: Equatable, Sendable, CustomStringConvertible {
     /// without CAP_SYS_MODULE or with loading locked, EEXIST for a name already loaded, EBUSY while
     /// another live patch is in transition).
     case loadRefused(errno: Int32)
-    /// The transition did not finish within the stall time, twice (the second time after a fake
-    /// signal to the blocking tasks), so the patch was reverted and unloaded; `blocking` are the
-    /// tasks that held it up.
-    case transitionStalled(blocking: [BlockingTask], seconds: Double)
+    /// The transition did not finish within the stall time, twice, so the patch was reverted and
+    /// unloaded; `blocking` are the tasks that held it up. `signalled`: between the two waits the
+    /// agent wrote to the patch's `signal` attribute (kernels 4.15 to 5.0); later kernels have
+    /// none and send the fake signal themselves every 15 s of a transition.
+    case transitionStalled(blocking: [BlockingTask], seconds: Double, signalled: Bool)
     /// The patch's folder under /sys/kernel/livepatch went away during its transition (someone
     /// else disabled it).
     case vanished(patch: String)
@@ -25,9 +26,11 @@ public enum KernelFailure: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .loadRefused(errno): return "the kernel refused the module: \(KernelFailure.errnoText(errno))"
-        case let .transitionStalled(blocking, seconds):
+        case let .transitionStalled(blocking, seconds, signalled):
             let tasks = blocking.isEmpty ? "no task named" : blocking.map(\.description).joined(separator: ", ")
-            return "the transition stalled for \(Int(seconds.rounded())) s (blocked by \(tasks)) and was reverted"
+            let signal = signalled ? "the blocking tasks were sent the fake signal through sysfs"
+                : "the kernel has no signal attribute and sends the fake signal itself"
+            return "the transition stalled for \(Int(seconds.rounded())) s (blocked by \(tasks); \(signal)) and was reverted"
         case let .vanished(patch): return "live patch \(patch) disappeared during its transition"
         case let .unloadRefused(module, errno): return "the kernel refused to unload \(module): \(KernelFailure.errnoText(errno))"
         case let .system(error): return error.description
@@ -103,6 +106,8 @@ public struct KernelHealth: Hashable, Sendable {
 public struct KernelPatcher: Sendable {
     /// Where the kernel's files are.
     public var paths: KernelPaths
+    /// The kernel's loader and attributes (the system's; a simulated kernel in tests).
+    package var control: any KernelModuleControl
     /// How long a transition may take before it counts as stalled (then once more after a fake
     /// signal, then the patch is reverted). Above 15 s by default: the kernel itself sends a fake
     /// signal to the blocking tasks every 15 s of a transition (since 5.1).
@@ -112,7 +117,13 @@ public struct KernelPatcher: Sendable {
 
     /// A patcher for the kernel under `paths`.
     public init(paths: KernelPaths = KernelPaths(), stallSeconds: Double = 30, pollMicroseconds: UInt64 = 100_000) {
+        self.init(paths: paths, control: SystemKernelModuleControl(), stallSeconds: stallSeconds, pollMicroseconds: pollMicroseconds)
+    }
+
+    /// A patcher for the kernel under `paths` driven through `control`.
+    package init(paths: KernelPaths, control: any KernelModuleControl, stallSeconds: Double, pollMicroseconds: UInt64 = 100_000) {
         self.paths = paths
+        self.control = control
         self.stallSeconds = stallSeconds
         self.pollMicroseconds = pollMicroseconds
     }
@@ -160,7 +171,7 @@ public struct KernelPatcher: Sendable {
             let snapshot = try LivePatchSnapshot.read(paths)
             if snapshot.loadedModules.contains(name), snapshot.patch(name) == nil { try unloadModule(name) }
             do throws(SystemError) {
-                try KernelModules.load(module)
+                try control.load(module)
             } catch {
                 return .failed(fix, .loadRefused(errno: error.errno))
             }
@@ -174,7 +185,8 @@ public struct KernelPatcher: Sendable {
             return .failed(fix, .system(.malformedProcFile(path: fix.patch.modulePath, reason: "\(error)")))
         }
         do {
-            if try waitWithSignal(name, removing: false) == nil {
+            let (heldUp, signalled) = try waitWithSignal(name, removing: false)
+            if heldUp == nil {
                 var added = KernelTaint(mask: 0)
                 if let before, let after = try? KernelHealth.read(paths) { added = after.taint.added(since: before.taint) }
                 return .applied(fix, seconds: seconds(since: start), unexpectedTaint: added.removing(.expectedFromLivePatch))
@@ -183,7 +195,7 @@ public struct KernelPatcher: Sendable {
             let blocking = try LivePatchSnapshot.blockingTasks(of: stalled, paths: paths)
             let elapsed = seconds(since: start)
             switch revert([name]) {
-            case .reverted: return .failed(fix, .transitionStalled(blocking: blocking, seconds: elapsed))
+            case .reverted: return .failed(fix, .transitionStalled(blocking: blocking, seconds: elapsed, signalled: signalled))
             case let other: return other
             }
         } catch let error as VanishedPatch {
@@ -200,7 +212,7 @@ public struct KernelPatcher: Sendable {
         let start = Monotonic.now
         do {
             guard let state = try LivePatchSnapshot.readPatch(patch, paths: paths) else { return .unchanged(.followTransition(fix, patch: patch)) }
-            if try waitWithSignal(patch, removing: !state.enabled) == nil {
+            if try waitWithSignal(patch, removing: !state.enabled).stalled == nil {
                 if state.enabled { return .applied(fix, seconds: seconds(since: start), unexpectedTaint: KernelTaint(mask: 0)) }
                 try unloadModule(patch)
                 return .reverted([patch], seconds: seconds(since: start))
@@ -226,12 +238,12 @@ public struct KernelPatcher: Sendable {
         for name in names {
             do {
                 if try LivePatchSnapshot.readPatch(name, paths: paths)?.enabled == true {
-                    do throws(SystemError) { try KernelModules.writeAttribute("0", to: paths.livePatch(name) + "/enabled") } catch {
+                    do throws(SystemError) { try control.writeAttribute("0", to: paths.livePatch(name) + "/enabled") } catch {
                         // ENOENT: its removal finished meanwhile.
                         if error.errno != ENOENT { throw EngineError.system(error) }
                     }
                 }
-                if let stalled = try waitWithSignal(name, removing: true) {
+                if let stalled = try waitWithSignal(name, removing: true).stalled {
                     return .inTransition(patch: name, blocking: try LivePatchSnapshot.blockingTasks(of: stalled, paths: paths),
                                          seconds: seconds(since: start))
                 }
@@ -254,12 +266,18 @@ public struct KernelPatcher: Sendable {
 
     /// Waits for the transition of `name` to end; when it stalls, writes 1 to its `signal` file
     /// where the kernel has one (4.15 to 5.0; later kernels signal by themselves every 15 s) and
-    /// waits once more. Returns nil when it ended, else the stalled state.
-    private func waitWithSignal(_ name: String, removing: Bool) throws -> LivePatchState? {
-        guard try waitForTransition(name, removing: removing) != nil else { return nil }
+    /// waits once more. Returns nil when it ended, else the stalled state; and whether it signalled.
+    private func waitWithSignal(_ name: String, removing: Bool) throws -> (stalled: LivePatchState?, signalled: Bool) {
+        guard try waitForTransition(name, removing: removing) != nil else { return (nil, false) }
         let signal = paths.livePatch(name) + "/signal"
-        if try KernelFiles.exists(signal) { try? KernelModules.writeAttribute("1", to: signal) }
-        return try waitForTransition(name, removing: removing)
+        var signalled = false
+        if try KernelFiles.exists(signal) {
+            do throws(SystemError) {
+                try control.writeAttribute("1", to: signal)
+                signalled = true
+            } catch {}
+        }
+        return (try waitForTransition(name, removing: removing), signalled)
     }
 
     /// Polls `name` for up to `stallSeconds`: nil once it is in force (applying) or its folder is
@@ -279,7 +297,7 @@ public struct KernelPatcher: Sendable {
                 last = state
             }
             if Monotonic.now >= deadline { return last }
-            Monotonic.sleep(microseconds: pollMicroseconds)
+            control.pause(microseconds: pollMicroseconds)
         }
     }
 
@@ -289,14 +307,14 @@ public struct KernelPatcher: Sendable {
         let deadline = Monotonic.now.adding(microseconds: 1_000_000)
         while true {
             do throws(SystemError) {
-                try KernelModules.unload(name)
+                try control.unload(name)
                 return
             } catch {
                 if error.errno == ENOENT { return }
                 guard error.errno == EWOULDBLOCK || error.errno == EBUSY, Monotonic.now < deadline else {
                     throw UnloadRefused(name: name, errno: error.errno)
                 }
-                Monotonic.sleep(microseconds: 20_000)
+                control.pause(microseconds: 20_000)
             }
         }
     }

@@ -150,7 +150,7 @@ import Testing
         let cases: [(KernelDecision, KernelOutcome, JournalEvent?)] = [
             (.apply(fix(1, "lp1"), replacing: []), .applied(fix(1, "lp1"), seconds: 1, unexpectedTaint: KernelTaint(mask: 0)), .kernelApplied),
             (.revert(["lp1"]), .reverted(["lp1"], seconds: 1), .kernelReverted),
-            (.apply(fix(1, "lp1"), replacing: []), .failed(fix(1, "lp1"), .transitionStalled(blocking: [], seconds: 180)), .kernelStalled),
+            (.apply(fix(1, "lp1"), replacing: []), .failed(fix(1, "lp1"), .transitionStalled(blocking: [], seconds: 180, signalled: false)), .kernelStalled),
             (.apply(fix(1, "lp1"), replacing: []), .failed(fix(1, "lp1"), .loadRefused(errno: EPERM)), .kernelFailed),
             (.notApplicable(fix(1, "lp1"), .signatureEnforced), .notApplicable(fix(1, "lp1"), .signatureEnforced), .kernelNotApplicable),
             (.inForce(fix(1, "lp1")), .unchanged(.inForce(fix(1, "lp1"))), nil),

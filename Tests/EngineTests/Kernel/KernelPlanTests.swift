@@ -157,7 +157,10 @@ import Testing
         #expect(KernelFailure.loadRefused(errno: ENOEXEC).description.contains("ENOEXEC (Exec format error)"))
         #expect(KernelFailure.loadRefused(errno: EKEYREJECTED).description.contains("EKEYREJECTED"))
         let stalled = KernelFailure.transitionStalled(blocking: [BlockingTask(pid: ProcessID(42), tid: ThreadID(43), command: "holder")],
-                                                      seconds: 61.6)
-        #expect(stalled.description == "the transition stalled for 62 s (blocked by holder (pid 42, tid 43)) and was reverted")
+                                                      seconds: 61.6, signalled: false)
+        #expect(stalled.description == "the transition stalled for 62 s (blocked by holder (pid 42, tid 43); "
+            + "the kernel has no signal attribute and sends the fake signal itself) and was reverted")
+        let signalled = KernelFailure.transitionStalled(blocking: [], seconds: 20, signalled: true)
+        #expect(signalled.description.contains("(blocked by no task named; the blocking tasks were sent the fake signal through sysfs)"))
     }
 }
