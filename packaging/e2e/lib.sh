@@ -181,6 +181,32 @@ ensure_source() {
     log "sources: $name $version unpacked in $(secs_since "$t0") at $E2E_SOURCE_DIR"
 }
 
+# --- a binary package of another suite (check 11's bookworm-security update), from the host's apt
+
+# ensure_deb PACKAGE VERSION: downloads PACKAGE=VERSION for the machine's architecture with the
+# host's apt (`apt-get download`: its sources must reach the suite that has it, e.g.
+# bookworm-security) into the cache once, and sets E2E_DEB to its path. Nothing is installed.
+E2E_DEB=
+ensure_deb() {
+    local package=$1 version=$2 arch dir tmp
+    arch=$(dpkg --print-architecture)
+    dir=$E2E_CACHE/debs
+    E2E_DEB=$dir/${package}_${version#*:}_${arch}.deb
+    [[ -s $E2E_DEB ]] && return 0
+    mkdir -p "$dir"
+    tmp=$(mktemp -d "$dir/.dl.XXXXXX")
+    if ! (cd "$tmp" && apt-get download -q "$package=$version" >"$tmp/apt.log" 2>&1) \
+        && ! { apt-get update -q >>"$tmp/apt.log" 2>&1 && (cd "$tmp" && apt-get download -q "$package=$version" >>"$tmp/apt.log" 2>&1); }; then
+        tail -n 10 "$tmp/apt.log" >&2
+        rm -rf "$tmp"
+        die "apt-get download $package=$version failed: the host's apt sources must reach the suite that has it (for $package $version: bookworm-security)"
+    fi
+    [[ -s $tmp/$(basename "$E2E_DEB") ]] || { ls "$tmp" >&2; rm -rf "$tmp"; die "apt-get download $package=$version left no $(basename "$E2E_DEB")"; }
+    mv "$tmp/$(basename "$E2E_DEB")" "$E2E_DEB"
+    rm -rf "$tmp"
+    log "debs: downloaded $package $version ($(du -h "$E2E_DEB" | cut -f1)) into $dir"
+}
+
 # --- one test container: an overlay over the cached root, booted with systemd-nspawn
 
 E2E_WORK=        # temporary folder of this run (overlay upper/work, logs, channel staging)
