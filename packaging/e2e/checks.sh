@@ -6,6 +6,7 @@
 APPLIED_ID=dd23786464f3442c8c85d35313ba3cbc
 VERIFY_FAILED_ID=3b14140c65d245b498a8113957d2d9a0
 REBOOT_REQUIRED_ID=0bb2d2e4e104443983743621334aa25c
+PACKAGES_INSTALLED_ID=3ee18f694484489f8e796b71c0a2a0e8
 AGENT_UNIT=hotpatch-agent.service
 CHANNEL_IN=/var/lib/hotpatch-agent/channel
 
@@ -667,19 +668,23 @@ check_11() {
     [[ -e $E2E_CACHE/build-deb-expat.warm ]] && warm=warm || warm="cold: expat is built twice"
     say "hotpatch-pack build-deb --package $EXPAT_SOURCE --version $EXPAT_VERSION ($warm; work directory $E2E_CACHE/build-deb-expat) …"
     t0=$(now_ms)
+    # The source package comes from the cache (--dsc: the host's apt needs no deb-src entry); the
+    # shipped libexpat1 at the released version is downloaded by build-deb (--binary).
     if ! "$PACK" build-deb --channel "$CHANNEL" --id "$EXPAT_HP_ID" --baseline deb12-b2 --level "$EXPAT_LEVEL" \
-            --package "$EXPAT_SOURCE" --version "$EXPAT_VERSION" --diff "$HERE/reallib/expat-CVE-2026-77214.diff" \
+            --package "$EXPAT_SOURCE" --version "$EXPAT_VERSION" --dsc "$EXPAT_DSC" \
+            --diff "$HERE/reallib/expat-CVE-2026-77214.diff" \
             --binary libexpat1 --with-deb "$EXPAT_FIXED_DEB" --install-build-deps \
             --work-dir "$E2E_CACHE/build-deb-expat" --cve "$EXPAT_CVE" \
             --description "expat XML_ParseBuffer: refuse a length beyond the buffer (no read past it); with libexpat1 $EXPAT_FIXED_VERSION" \
-            >"$E2E_WORK/build-deb.log" 2>&1; then
+            --json >"$E2E_WORK/build-deb.json" 2>"$E2E_WORK/build-deb.log"; then
         fail "hotpatch-pack build-deb failed after $(secs_since "$t0") (last lines of its output):"
-        tail -n 40 "$E2E_WORK/build-deb.log" | indent
+        tail -n 30 "$E2E_WORK/build-deb.log" | indent
+        head -c 3000 "$E2E_WORK/build-deb.json" | indent
         return 1
     fi
     touch "$E2E_CACHE/build-deb-expat.warm"
-    say "hotpatch-pack build-deb took $(secs_since "$t0"); its report:"
-    tail -n 15 "$E2E_WORK/build-deb.log" | indent
+    say "hotpatch-pack build-deb took $(secs_since "$t0"); steps: $(jq -r '.steps | map("\(.name) \(.seconds) s" + (if .reused then " (reused)" else "" end)) | join(", ")' "$E2E_WORK/build-deb.json" 2>&1)"
+    say "its changes: $(jq -r '[.. | objects | select(has("kind") and has("symbol")) | "\(.kind) \(.symbol)"] | unique | join(", ")' "$E2E_WORK/build-deb.json" 2>&1)"
     index=$(jq -c --arg id "$EXPAT_HP_ID" '[.. | objects | select(.id? == $id and .kind? == "hotpatch")] | first' "$CHANNEL/index.json")
     jq -e --arg b "$released_id" 'any(.targets[]; .build_id == $b) and any(.files[]?; .type == "deb")' >/dev/null <<<"$index" \
         || { fail "the release in the channel must target build-id $released_id and carry the update as a deb: $index"; return 1; }
@@ -739,13 +744,16 @@ check_11() {
     say "agentctl status after: verdict=$(jq -r .verdict <<<"$status") reboot.required=$(jq -r .reboot.required <<<"$status") hotpatch=$(jq -r '.hotpatch.id // "none"' <<<"$status") level $(jq -r '.hotpatch.level // "-"' <<<"$status"); no /run/reboot-required"
     jq -e '.verdict != "exposed" and .reboot.required == false' >/dev/null <<<"$status" \
         || { fail "after the update the verdict must not be exposed and no reboot required: $(jq -c '{verdict, reasons, reboot}' <<<"$status")"; return 1; }
-    where=$(jq -c '[paths(type == "string") as $p | select(getpath($p) | test("libexpat1")) | "\($p | map(tostring) | join(".")): \(getpath($p))"]' <<<"$status")
-    [[ $where != "[]" ]] || { fail "agentctl status --json says nothing of the installed libexpat1: $status"; return 1; }
-    say "agentctl status --json on the install: $where"
-    events=$(cexec journalctl -u "$AGENT_UNIT" -o json --no-pager --since "@$SINCE" 2>/dev/null \
-        | jq -c --arg v "$EXPAT_FIXED_VERSION" 'select((.MESSAGE | tostring) as $m | ($m | contains("libexpat1")) and (($m | contains($v)) or ($m | test("install"; "i")))) | {MESSAGE_ID, MESSAGE}')
-    [[ -n $events ]] || { fail "the agent's journal has no entry on installing libexpat1 $EXPAT_FIXED_VERSION since the publication"; evidence; return 1; }
-    say "journal:"; printf '%s\n' "$events" | indent
+    jq -e '.processes.vulnerable == 0' >/dev/null <<<"$status" \
+        || { fail "agentctl status --json counts processes still running vulnerable code: $(jq -c .processes <<<"$status")"; evidence; return 1; }
+    where=$(jq -c --arg id "$EXPAT_HP_ID" '.fixedPackages[]? | select(.hotpatch == $id)' <<<"$status")
+    jq -e --arg v "$EXPAT_FIXED_VERSION" --arg old "$EXPAT_VERSION" '.state == "installed"
+        and any(.packages[]; .name == "libexpat1" and .version == $v and .action == "installed" and .previousVersion == $old)' >/dev/null <<<"$where" \
+        || { fail "agentctl status --json does not show libexpat1 $EXPAT_FIXED_VERSION installed (from $EXPAT_VERSION) by $EXPAT_HP_ID: fixedPackages $(jq -c '.fixedPackages' <<<"$status")"; return 1; }
+    say "agentctl status --json: fixedPackages $where; processes $(jq -c .processes <<<"$status")"
+    events=$(journal_events "$PACKAGES_INSTALLED_ID" "$SINCE" | jq -c 'del(.__CURSOR, .__REALTIME_TIMESTAMP, .__MONOTONIC_TIMESTAMP, ._BOOT_ID, ._MACHINE_ID, ._HOSTNAME, ._TRANSPORT, ._UID, ._GID, ._CAP_EFFECTIVE, ._SELINUX_CONTEXT, ._SYSTEMD_CGROUP, ._SYSTEMD_SLICE, ._SYSTEMD_INVOCATION_ID, ._STREAM_ID, ._SOURCE_REALTIME_TIMESTAMP, ._CMDLINE, ._EXE, ._COMM, ._PID, ._SYSTEMD_UNIT, SYSLOG_IDENTIFIER, SYSLOG_FACILITY, CODE_FILE, CODE_LINE, CODE_FUNC)')
+    [[ $events == *libexpat1* ]] || { fail "the agent's journal has no packages-installed entry (MESSAGE_ID=$PACKAGES_INSTALLED_ID) naming libexpat1 since the publication: '$events'"; evidence; return 1; }
+    say "journal (MESSAGE_ID=$PACKAGES_INSTALLED_ID):"; printf '%s\n' "$events" | indent
 
     # A new process loads the update from disk; the agent leaves it alone (it maps no target).
     new_pid=$(cexec sh -c "/usr/local/bin/xmlbuf-svc --rounds 14 --interval-ms 250 >/var/log/xmlbuf-new.log 2>&1 </dev/null & echo \$!")

@@ -142,8 +142,9 @@ ensure_rootfs() {
 # ensure_source BINARY_PACKAGE: unpacks the source package of the version of BINARY_PACKAGE that
 # the cached root file system has installed (apt-get source, from a deb-src entry for the host's
 # mirror, with apt state private to the cache: the host's apt configuration is not touched) and
-# sets E2E_SOURCE_DIR to it and E2E_SOURCE_VERSION to "name version". Cached, like the root.
-E2E_SOURCE_DIR= E2E_SOURCE_VERSION=
+# sets E2E_SOURCE_DIR to it, E2E_SOURCE_VERSION to "name version" and E2E_SOURCE_DSC to the .dsc,
+# kept with its tarballs beside it (hotpatch-pack build-deb --dsc). Cached, like the root.
+E2E_SOURCE_DIR= E2E_SOURCE_VERSION= E2E_SOURCE_DSC=
 ensure_source() {
     local binary=$1 name version mirror dir apt tmp t0
     read -r name version < <(dpkg-query --admindir="$E2E_ROOTFS/var/lib/dpkg" -W \
@@ -152,6 +153,7 @@ ensure_source() {
     E2E_SOURCE_VERSION="$name $version"
     dir=$E2E_CACHE/sources/${name}_${version#*:}
     E2E_SOURCE_DIR=$dir/src
+    E2E_SOURCE_DSC=$dir/${name}_${version#*:}.dsc
     [[ -e $dir/.complete ]] && return 0
     t0=$(now_ms)
     mirror=$(host_mirror) || exit 1
@@ -175,7 +177,8 @@ ensure_source() {
     [[ -n $unpacked ]] || { rm -rf "$tmp"; die "apt-get source $name=$version left no source tree in $tmp"; }
     mkdir -p "$dir"
     mv "$unpacked" "$E2E_SOURCE_DIR"
-    mv "$tmp"/*.dsc "$dir/" 2>/dev/null || true
+    # The .dsc and the files it lists (the tarballs): a source package that dpkg-source -x unpacks.
+    find "$tmp" -mindepth 1 -maxdepth 1 -type f \( -name '*.dsc' -o -name '*.tar.*' -o -name '*.diff.gz' \) -exec mv {} "$dir/" \;
     rm -rf "$tmp"
     touch "$dir/.complete"
     log "sources: $name $version unpacked in $(secs_since "$t0") at $E2E_SOURCE_DIR"
