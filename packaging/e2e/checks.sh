@@ -702,8 +702,8 @@ check_11() {
     EXPAT_APPLIED=1
     say "after the fix ($(secs_since "$t0") after the publication): $line"
     # The package upgraded on disk by the agent, once the processes were patched.
-    version=$(wait_line "$EXPAT_FIXED_VERSION" 60 cexec dpkg-query -W -f='${Version}' libexpat1) \
-        || { fail "dpkg-query -W libexpat1 says '$version' 60 s after the publication; expected $EXPAT_FIXED_VERSION (installed by the agent)"; evidence; return 1; }
+    version=$(wait_line "installed $EXPAT_FIXED_VERSION" 60 cexec dpkg-query -W -f='${db:Status-Status} ${Version}' libexpat1) \
+        || { fail "dpkg-query -W libexpat1 says '$version' 60 s after the publication; expected installed $EXPAT_FIXED_VERSION (by the agent)"; evidence; return 1; }
     say "dpkg-query -W libexpat1: $version ($(secs_since "$t0") after the publication); on disk: $EXPAT_PATH_IN build-id $(build_id_of "$E2E_MERGED$EXPAT_PATH_IN")"
     [[ $(build_id_of "$E2E_MERGED$EXPAT_PATH_IN") == "$fixed_id" ]] || { fail "$EXPAT_PATH_IN on disk is not the update's library"; return 1; }
 
@@ -740,7 +740,8 @@ check_11() {
     if ! kill -0 "$NSPAWN_PID" 2>/dev/null; then
         fail "the container is down (reboot = \"auto\" since check 6: the agent asked for a reboot)"; return 1
     fi
-    status=$(status_json)
+    # The agent records the install once dpkg is done: give it a moment past dpkg's own status.
+    status=$(wait_status '(.fixedPackages // []) | any(.state == "installed")' 15)
     say "agentctl status after: verdict=$(jq -r .verdict <<<"$status") reboot.required=$(jq -r .reboot.required <<<"$status") hotpatch=$(jq -r '.hotpatch.id // "none"' <<<"$status") level $(jq -r '.hotpatch.level // "-"' <<<"$status"); no /run/reboot-required"
     jq -e '.verdict != "exposed" and .reboot.required == false' >/dev/null <<<"$status" \
         || { fail "after the update the verdict must not be exposed and no reboot required: $(jq -c '{verdict, reasons, reboot}' <<<"$status")"; return 1; }
@@ -751,20 +752,20 @@ check_11() {
         and any(.packages[]; .name == "libexpat1" and .version == $v and .action == "installed" and .previousVersion == $old)' >/dev/null <<<"$where" \
         || { fail "agentctl status --json does not show libexpat1 $EXPAT_FIXED_VERSION installed (from $EXPAT_VERSION) by $EXPAT_HP_ID: fixedPackages $(jq -c '.fixedPackages' <<<"$status")"; return 1; }
     say "agentctl status --json: fixedPackages $where; processes $(jq -c .processes <<<"$status")"
-    events=$(journal_events "$PACKAGES_INSTALLED_ID" "$SINCE" | jq -c 'del(.__CURSOR, .__REALTIME_TIMESTAMP, .__MONOTONIC_TIMESTAMP, ._BOOT_ID, ._MACHINE_ID, ._HOSTNAME, ._TRANSPORT, ._UID, ._GID, ._CAP_EFFECTIVE, ._SELINUX_CONTEXT, ._SYSTEMD_CGROUP, ._SYSTEMD_SLICE, ._SYSTEMD_INVOCATION_ID, ._STREAM_ID, ._SOURCE_REALTIME_TIMESTAMP, ._CMDLINE, ._EXE, ._COMM, ._PID, ._SYSTEMD_UNIT, SYSLOG_IDENTIFIER, SYSLOG_FACILITY, CODE_FILE, CODE_LINE, CODE_FUNC)')
+    events=$(wait_journal_event "$PACKAGES_INSTALLED_ID" "$SINCE" 10 | jq -c 'del(.__CURSOR, .__REALTIME_TIMESTAMP, .__MONOTONIC_TIMESTAMP, ._BOOT_ID, ._MACHINE_ID, ._HOSTNAME, ._TRANSPORT, ._UID, ._GID, ._CAP_EFFECTIVE, ._SELINUX_CONTEXT, ._SYSTEMD_CGROUP, ._SYSTEMD_SLICE, ._SYSTEMD_INVOCATION_ID, ._STREAM_ID, ._SOURCE_REALTIME_TIMESTAMP, ._CMDLINE, ._EXE, ._COMM, ._PID, ._SYSTEMD_UNIT, SYSLOG_IDENTIFIER, SYSLOG_FACILITY, CODE_FILE, CODE_LINE, CODE_FUNC)')
     [[ $events == *libexpat1* ]] || { fail "the agent's journal has no packages-installed entry (MESSAGE_ID=$PACKAGES_INSTALLED_ID) naming libexpat1 since the publication: '$events'"; evidence; return 1; }
     say "journal (MESSAGE_ID=$PACKAGES_INSTALLED_ID):"; printf '%s\n' "$events" | indent
 
     # A new process loads the update from disk; the agent leaves it alone (it maps no target).
-    new_pid=$(cexec sh -c "/usr/local/bin/xmlbuf-svc --rounds 14 --interval-ms 250 >/var/log/xmlbuf-new.log 2>&1 </dev/null & echo \$!")
+    new_pid=$(cexec sh -c "setsid /usr/local/bin/xmlbuf-svc --rounds 20 --interval-ms 250 >/var/log/xmlbuf-new.log 2>&1 </dev/null & echo \$!")
     [[ $new_pid =~ ^[0-9]+$ ]] || { fail "the new xmlbuf-svc process did not start: '$new_pid'"; return 1; }
-    sleep 2.6   # more than one of the agent's scans (every 2 s in a container); it runs 3.5 s
+    sleep 2.6   # more than one of the agent's scans (every 2 s in a container); it runs 5 s
     processes=$(cexec agentctl processes --json 2>&1)
     cexec kill -0 "$new_pid" 2>/dev/null || { fail "the new process $new_pid ended before agentctl processes was asked (a loaded machine?)"; return 1; }
     if jq -e --argjson pid "$new_pid" 'any(.[]; .pid == $pid)' >/dev/null <<<"$processes"; then
         fail "agentctl processes lists the new process $new_pid, which maps the updated library, not a target"; return 1
     fi
-    wait_line gone 5 cexec sh -c "kill -0 $new_pid 2>/dev/null && echo running || echo gone" >/dev/null
+    wait_line gone 8 cexec sh -c "kill -0 $new_pid 2>/dev/null && echo running || echo gone" >/dev/null
     out=$(cat "$E2E_MERGED/var/log/xmlbuf-new.log")
     [[ $out == *"build-id $fixed_id"* && $out == *'oversized=41 '*'then=ok'* ]] \
         || { fail "a new process (pid $new_pid) does not load the update's library and behave fixed: $out"; return 1; }
