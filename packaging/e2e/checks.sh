@@ -669,7 +669,9 @@ check_11() {
     say "hotpatch-pack build-deb --package $EXPAT_SOURCE --version $EXPAT_VERSION ($warm; work directory $E2E_CACHE/build-deb-expat) …"
     t0=$(now_ms)
     # The source package comes from the cache (--dsc: the host's apt needs no deb-src entry); the
-    # shipped libexpat1 at the released version is downloaded by build-deb (--binary).
+    # shipped libexpat1 at the released version is downloaded by build-deb (--binary). The work
+    # directory is the cache's: one run at a time uses it (the cache's lock, fd 9 of run).
+    flock 9
     if ! "$PACK" build-deb --channel "$CHANNEL" --id "$EXPAT_HP_ID" --baseline deb12-b2 --level "$EXPAT_LEVEL" \
             --package "$EXPAT_SOURCE" --version "$EXPAT_VERSION" --dsc "$EXPAT_DSC" \
             --diff "$HERE/reallib/expat-CVE-2026-77214.diff" \
@@ -677,12 +679,14 @@ check_11() {
             --work-dir "$E2E_CACHE/build-deb-expat" --cve "$EXPAT_CVE" \
             --description "expat XML_ParseBuffer: refuse a length beyond the buffer (no read past it); with libexpat1 $EXPAT_FIXED_VERSION" \
             --json >"$E2E_WORK/build-deb.json" 2>"$E2E_WORK/build-deb.log"; then
+        flock -u 9
         fail "hotpatch-pack build-deb failed after $(secs_since "$t0") (last lines of its output):"
         tail -n 30 "$E2E_WORK/build-deb.log" | indent
         head -c 3000 "$E2E_WORK/build-deb.json" | indent
         return 1
     fi
     touch "$E2E_CACHE/build-deb-expat.warm"
+    flock -u 9
     say "hotpatch-pack build-deb took $(secs_since "$t0"); steps: $(jq -r '.steps | map("\(.name) \(.seconds) s" + (if .reused then " (reused)" else "" end)) | join(", ")' "$E2E_WORK/build-deb.json" 2>&1)"
     say "its changes: $(jq -r '[.. | objects | select(has("kind") and has("symbol")) | "\(.kind) \(.symbol)"] | unique | join(", ")' "$E2E_WORK/build-deb.json" 2>&1)"
     index=$(jq -c --arg id "$EXPAT_HP_ID" '[.. | objects | select(.id? == $id and .kind? == "hotpatch")] | first' "$CHANNEL/index.json")
