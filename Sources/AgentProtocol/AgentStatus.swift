@@ -59,6 +59,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var agentVersion: String
     /// The running kernel and its live patch (null before the agent's first cycle).
     public var kernel: Kernel?
+    /// The fixed Debian packages hotpatch releases carry, and whether they are on disk.
+    public var fixedPackages: [FixedPackages]
 
     /// One reason behind the verdict.
     public struct Reason: Codable, Sendable, Equatable {
@@ -131,10 +133,14 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         public var patched: Int
         public var pending: Int
         public var unpatchable: Int
-        public init(patched: Int = 0, pending: Int = 0, unpatchable: Int = 0) {
+        /// Processes that map an object the level in force fixes without running its fix: still
+        /// running vulnerable code until patched, restarted or gone (`agentctl processes` names them).
+        public var vulnerable: Int
+        public init(patched: Int = 0, pending: Int = 0, unpatchable: Int = 0, vulnerable: Int = 0) {
             self.patched = patched
             self.pending = pending
             self.unpatchable = unpatchable
+            self.vulnerable = vulnerable
         }
     }
 
@@ -232,10 +238,63 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         }
     }
 
+    /// The fixed packages one hotpatch release carries (`hotpatch-pack --with-deb`), on disk or not.
+    public struct FixedPackages: Codable, Sendable, Equatable {
+        /// Where the release's packages stand.
+        public enum State: String, Codable, Sendable {
+            /// On disk: installed by the agent, or already at the carried version or newer.
+            case installed
+            /// The release is in force and its packages are not installed yet (the next cycle does).
+            case pending
+            /// The install failed (see `reason`); retried on a new channel version or after a backoff.
+            case failed
+        }
+
+        /// One package.
+        public struct Package: Codable, Sendable, Equatable {
+            public var name: String
+            public var architecture: String
+            /// The version the release carries.
+            public var version: String
+            /// `installed` (dpkg installed it) or `already-current` (the installed version was this one or newer).
+            public var action: String
+            /// The version installed before (null: it was not installed).
+            public var previousVersion: String?
+
+            /// Describes one package.
+            public init(name: String, architecture: String, version: String, action: String, previousVersion: String?) {
+                self.name = name
+                self.architecture = architecture
+                self.version = version
+                self.action = action
+                self.previousVersion = previousVersion
+            }
+        }
+
+        /// The hotpatch release that carries them.
+        public var hotpatch: String
+        public var state: State
+        /// When they were installed (RFC 3339), null unless `installed`.
+        public var installedAt: String?
+        /// Why the install failed (dpkg's reason, the attempt and the next one), null unless `failed`.
+        public var reason: String?
+        /// Each package (empty unless `installed`).
+        public var packages: [Package]
+
+        /// Describes one release's packages.
+        public init(hotpatch: String, state: State, installedAt: String?, reason: String?, packages: [Package]) {
+            self.hotpatch = hotpatch
+            self.state = state
+            self.installedAt = installedAt
+            self.reason = reason
+            self.packages = packages
+        }
+    }
+
     public init(verdict: Verdict, reasons: [Reason], baseline: Baseline, hotpatch: HotpatchInForce?,
                 processes: ProcessCounts, reboot: Reboot, channel: Channel, enrolled: Bool,
                 processWatch: String, mappingWatch: String = "scan", lastPauseUsec: UInt64?, agentVersion: String,
-                kernel: Kernel? = nil) {
+                kernel: Kernel? = nil, fixedPackages: [FixedPackages] = []) {
         self.verdict = verdict
         self.reasons = reasons
         self.baseline = baseline
@@ -249,6 +308,31 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         self.lastPauseUsec = lastPauseUsec
         self.agentVersion = agentVersion
         self.kernel = kernel
+        self.fixedPackages = fixedPackages
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case verdict, reasons, baseline, hotpatch, processes, reboot, channel, enrolled, processWatch, mappingWatch,
+             lastPauseUsec, agentVersion, kernel, fixedPackages
+    }
+
+    /// Decodes a status; `fixedPackages`, which an older agent does not send, is then empty.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        verdict = try container.decode(Verdict.self, forKey: .verdict)
+        reasons = try container.decode([Reason].self, forKey: .reasons)
+        baseline = try container.decode(Baseline.self, forKey: .baseline)
+        hotpatch = try container.decodeIfPresent(HotpatchInForce.self, forKey: .hotpatch)
+        processes = try container.decode(ProcessCounts.self, forKey: .processes)
+        reboot = try container.decode(Reboot.self, forKey: .reboot)
+        channel = try container.decode(Channel.self, forKey: .channel)
+        enrolled = try container.decode(Bool.self, forKey: .enrolled)
+        processWatch = try container.decode(String.self, forKey: .processWatch)
+        mappingWatch = try container.decode(String.self, forKey: .mappingWatch)
+        lastPauseUsec = try container.decodeIfPresent(UInt64.self, forKey: .lastPauseUsec)
+        agentVersion = try container.decode(String.self, forKey: .agentVersion)
+        kernel = try container.decodeIfPresent(Kernel.self, forKey: .kernel)
+        fixedPackages = try container.decodeIfPresent([FixedPackages].self, forKey: .fixedPackages) ?? []
     }
 }
 
@@ -269,8 +353,13 @@ public struct ProcessEntry: Codable, Sendable, Equatable {
     public var hotpatch: String?
     /// Each targeted object it maps, and the fix that object runs.
     public var objects: [MappedObject]
+    /// The systemd unit it runs in (from its cgroup), null when it has none.
+    public var unit: String?
+    /// Whether it still runs vulnerable code: it maps an object the level in force fixes and does
+    /// not run that fix (it could not be patched). The verdict is `exposed` while such a process lives.
+    public var vulnerable: Bool
     public init(pid: Int32, executable: String, state: State, reason: String? = nil, pauseUsec: UInt64? = nil,
-                hotpatch: String? = nil, objects: [MappedObject] = []) {
+                hotpatch: String? = nil, objects: [MappedObject] = [], unit: String? = nil, vulnerable: Bool = false) {
         self.pid = pid
         self.executable = executable
         self.state = state
@@ -278,6 +367,8 @@ public struct ProcessEntry: Codable, Sendable, Equatable {
         self.pauseUsec = pauseUsec
         self.hotpatch = hotpatch
         self.objects = objects
+        self.unit = unit
+        self.vulnerable = vulnerable
     }
 
     /// One targeted object a process maps, as read from the process at the last reconcile.
@@ -293,14 +384,18 @@ public struct ProcessEntry: Codable, Sendable, Equatable {
         public var level: Int?
         /// Why this object kept the process from being patched, when it did.
         public var reason: String?
+        /// Whether the level in force fixes this object and the process does not run that fix.
+        public var vulnerable: Bool
 
         /// Describes one object.
-        public init(path: String, buildId: String? = nil, hotpatch: String? = nil, level: Int? = nil, reason: String? = nil) {
+        public init(path: String, buildId: String? = nil, hotpatch: String? = nil, level: Int? = nil, reason: String? = nil,
+                    vulnerable: Bool = false) {
             self.path = path
             self.buildId = buildId
             self.hotpatch = hotpatch
             self.level = level
             self.reason = reason
+            self.vulnerable = vulnerable
         }
     }
 }

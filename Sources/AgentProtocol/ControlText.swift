@@ -56,7 +56,9 @@ public enum ControlText {
             for object in objects { lines.append("    object \(object.path): \(object.hotpatch) level \(object.level)") }
         }
         if let kernel = status.kernel { lines.append("  kernel:     \(kernelLine(kernel))") }
-        lines.append("  processes:  \(counts.patched) patched, \(counts.pending) pending, \(counts.unpatchable) unpatchable")
+        lines.append("  processes:  \(counts.patched) patched, \(counts.pending) pending, \(counts.unpatchable) unpatchable"
+                     + (counts.vulnerable > 0 ? " (\(counts.vulnerable) still running vulnerable code: agentctl processes)" : ""))
+        for packages in status.fixedPackages { lines.append("  packages:   \(fixedPackagesLine(packages))") }
         lines.append("  reboot:     \(reboot)")
         lines.append("  channel:    \(channel)")
         if let error = status.channel.error { lines.append("  channel error: \(error)") }
@@ -72,9 +74,30 @@ public enum ControlText {
         return lines.joined(separator: "\n")
     }
 
+    /// The `packages:` line of one hotpatch release's fixed packages: `ID: installed NAME VERSION
+    /// (was V), …`, `ID: pending (installed after its processes are patched)`, `ID: install failed: …`.
+    public static func fixedPackagesLine(_ packages: AgentStatus.FixedPackages) -> String {
+        switch packages.state {
+        case .installed:
+            let list = packages.packages.map { package in
+                let before = package.previousVersion.map { "was \($0)" } ?? "was not installed"
+                return package.action == "already-current"
+                    ? "\(package.name) \(package.previousVersion ?? package.version) (already current)"
+                    : "\(package.name) \(package.version) (\(before))"
+            }
+            return "\(packages.hotpatch): installed on disk, no reboot needed — " + list.joined(separator: ", ")
+        case .pending:
+            return "\(packages.hotpatch): not on disk yet (installed after its processes are patched)"
+        case .failed:
+            return "\(packages.hotpatch): install failed, the hotpatch stays applied — \(packages.reason ?? "no reason given")"
+        }
+    }
+
     /// The process table: PID, STATE, PAUSE, EXECUTABLE, REASON. Under a process that maps several
     /// targeted objects, or whose object runs another level's fix, one indented line per object
-    /// says which release's fix it runs (`object PATH: ID level N`, or `none`).
+    /// says which release's fix it runs (`object PATH: ID level N`, or `none`). Under a process that
+    /// still runs vulnerable code (it could not be patched), a line names the objects and its
+    /// systemd unit, and a last paragraph lists those processes' units to restart.
     public static func processes(_ entries: [ProcessEntry]) -> String {
         guard !entries.isEmpty else { return "No process maps a targeted object." }
         let sorted = entries.sorted { $0.pid < $1.pid }
@@ -86,11 +109,24 @@ public enum ControlText {
         for (entry, line) in zip(sorted, lines.dropFirst()) {
             output.append(line)
             let detailed = entry.objects.count > 1 || entry.objects.contains { $0.hotpatch != nil && $0.hotpatch != entry.hotpatch }
-            guard detailed else { continue }
-            for object in entry.objects {
-                let fix = object.hotpatch.map { id in object.level.map { "\(id) level \($0)" } ?? id } ?? "none"
-                output.append("    object \(object.path): \(fix)" + (object.reason.map { " (refused: \($0))" } ?? ""))
+            if detailed {
+                for object in entry.objects {
+                    let fix = object.hotpatch.map { id in object.level.map { "\(id) level \($0)" } ?? id } ?? "none"
+                    output.append("    object \(object.path): \(fix)" + (object.reason.map { " (refused: \($0))" } ?? ""))
+                }
             }
+            if entry.vulnerable {
+                let objects = entry.objects.filter(\.vulnerable).map(\.path)
+                output.append("    still running vulnerable code: \(objects.joined(separator: ", "))"
+                              + (entry.unit.map { " (unit \($0))" } ?? " (no systemd unit)"))
+            }
+        }
+        let vulnerable = sorted.filter(\.vulnerable)
+        if !vulnerable.isEmpty {
+            let units = Array(Set(vulnerable.compactMap(\.unit))).sorted()
+            output.append("")
+            output.append("\(vulnerable.count) process(es) still run vulnerable code: each stays exposed until the agent patches it, it is restarted (it then loads the fixed file, once that is on disk) or it ends."
+                          + (units.isEmpty ? "" : " Units to restart: \(units.joined(separator: " ")) (systemctl restart UNIT)."))
         }
         return output.joined(separator: "\n")
     }

@@ -41,7 +41,9 @@ struct BuildCommand: ParsableCommand {
 
             The report (text, or --json) lists per target the rebuilds, whether the build is \
             reproducible, each change (changed-function, new-function, inlined-caller, refused) \
-            and the release written. The work directory is temporary, or kept with --keep-work DIR \
+            and the release written. --with-deb FILE.deb (repeatable) adds the fixed Debian \
+            packages to the release, as for 'hotpatch-pack hotpatch': the agent installs them once \
+            the running processes are patched, with no reboot. The work directory is temporary, or kept with --keep-work DIR \
             (a new or empty directory outside --source); after a failed build it is left in place \
             with the build's whole output.
 
@@ -83,6 +85,8 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @OptionGroup var withDeb: WithDebOptions
+
     func validate() throws {
         guard !diff.isEmpty else { throw ValidationError("give --diff FIX.diff: the fix, as a unified diff") }
         guard !target.isEmpty else { throw ValidationError("give --target ELF: the released object to patch") }
@@ -94,7 +98,7 @@ struct BuildCommand: ParsableCommand {
 
     func run() throws {
         let workspace = ChannelWorkspace(directory: channel.channel)
-        let addition = release.addition(text: text, providers: [])
+        let addition = release.addition(text: text, providers: [], withDeb: withDeb)
         // The channel is checked before the builds, which may take long, and again when writing.
         _ = try addition.checkIndex(of: workspace)
 
@@ -102,60 +106,9 @@ struct BuildCommand: ParsableCommand {
         let prepared = try BuildDriver.prepare(request) { Standard.error("hotpatch-pack build: " + $0) }
         defer { prepared.work.remove() }
 
-        var report = BuildReport(targets: [], refusals: [], release: nil, workDirectory: prepared.work.isKept ? prepared.work.root : nil)
-        var generated: [(target: PreparedTarget, patch: GeneratedPatch)] = []
-        for target in prepared.targets {
-            if target.isReproducible {
-                Standard.error("hotpatch-pack build: \(target.builds.releasedPath): reproducible build: the rebuild is byte-identical to the released object")
-            } else {
-                Standard.error("hotpatch-pack build: \(target.builds.releasedPath): the rebuild is not byte-identical to the released object: functions will be matched to the released object")
-            }
-            // Refusals come back as changes, so the report (text or JSON) lists each one.
-            let patch = try generatePatchOrRefusals(for: target.builds)
-            generated.append((target, patch))
-            report.targets.append(BuildReport.Target(
-                released: target.builds.releasedPath, buildId: target.buildID.description,
-                original: target.builds.originalObjectPath, patched: target.builds.patchedObjectPath,
-                reproducible: target.isReproducible, changes: patch.changes,
-                replacements: patch.replacements.map { BuildReport.Replacement(symbol: $0.symbol, replacement: $0.replacement) },
-                references: patch.references, patchObject: nil, notes: patch.notes))
-        }
-        report.refusals = generated.flatMap { $0.patch.changes.filter { $0.kind == .refused } }
-        guard report.refusals.isEmpty else {
-            print(json ? report.json() : report.text())
-            throw PackError("Refused: \(report.refusals.map { "\($0.object): \($0.symbol): \($0.reason)" }.joined(separator: "; ")); nothing was written to \(channel.channel)")
-        }
-        let changed = generated.enumerated().filter { !$0.element.patch.replacements.isEmpty }
-        guard !changed.isEmpty else {
-            print(json ? report.json() : report.text())
-            throw PackError("Refused: nothing to patch: the diffs change no function of \(target.joined(separator: ", ")); nothing was written to \(channel.channel)")
-        }
-
-        // Each patch object gets a file name of its own in the channel: hotpatch-<released name>
-        // (with .so added to an executable's name).
-        var groups: [TargetGroup] = []
-        for (offset, item) in changed {
-            let released = Files.baseName(item.target.builds.releasedPath)
-            let name = "hotpatch-" + released + (released.contains(".so") ? "" : ".so")
-            let copy = prepared.work.root + "/publish/\(offset + 1)/" + name
-            do throws(SystemError) {
-                try Files.makeDirectories(Files.directoryName(copy), mode: 0o755)
-                try Files.writeAtomically(copy, bytes: try Files.read(item.patch.patchObjectPath, limit: ELFFile.maximumFileSize), mode: 0o644)
-            } catch {
-                throw PackError(error)
-            }
-            groups.append(TargetGroup(number: groups.count + 1, target: item.target.builds.releasedPath,
-                                      debugFile: item.target.builds.debugFilePath, patch: copy,
-                                      replacements: item.patch.replacements, references: item.patch.references.map(\.symbol),
-                                      pathHint: nil, resolvedReferences: item.patch.references))
-            report.targets[offset].patchObject = "hotpatches/\(release.id)/\(name)"
-        }
-        // The planner's note that inlined copies cannot be seen does not hold here: the generator
-        // read the inlining from DWARF and replaced the callers.
-        _ = try addition.add(groups, to: workspace) { warning in
-            if !warning.contains("cannot be seen without DWARF") { Standard.error("warning: " + warning) }
-        }
-        report.release = BuildReport.Release(channel: channel.channel, id: release.id, baseline: release.baseline, level: release.level)
-        print(json ? report.json() : report.text())
+        let outcome = try GeneratedRelease.generate(prepared, release: release, addition: addition, workspace: workspace,
+                                                    channel: channel.channel) { Standard.error("hotpatch-pack build: " + $0) }
+        print(json ? outcome.report.json() : outcome.report.text())
+        if let refusal = outcome.refusal { throw refusal }
     }
 }

@@ -14,6 +14,8 @@ struct HotpatchAddition {
     var text: ReleaseTextOptions
     /// `--provider` objects, for every group.
     var providers: [String]
+    /// `--with-deb` files: the fixed Debian packages the release carries (see `WithDebOptions`).
+    var debs: [String] = []
 
     /// One target of the release as written: its group and its checked plan.
     struct WrittenTarget {
@@ -21,20 +23,24 @@ struct HotpatchAddition {
         var plan: PlannedTarget
     }
 
-    /// Refuses an id that is taken or malformed, an unknown baseline, or a level not above the
-    /// baseline's highest; returns the index read. Safe to call before any work, and again by `add`.
+    /// Refuses an id that is taken or malformed, an unknown baseline, a level not above the
+    /// baseline's highest, or a `--with-deb` file that is not a Debian binary package; returns the
+    /// index read. Safe to call before any work, and again by `add`.
     func checkIndex(of workspace: ChannelWorkspace) throws -> ChannelIndex {
         let index = try workspace.loadIndex()
         try levels.checkNew(in: index, workspace: workspace)
+        _ = try CarriedPackage.readAll(debs)
         return index
     }
 
-    /// Plans and checks every group, then copies the patch objects into the channel and adds the
-    /// release to its (unsigned) index; nothing is written when any group is refused, and the
-    /// copied files are removed again when the index cannot be saved. Warnings go to `warn`.
+    /// Plans and checks every group and reads every `--with-deb` package, then copies the patch
+    /// objects (and the packages, under `packages/`) into the channel and adds the release to its
+    /// (unsigned) index; nothing is written when any group or package is refused, and the copied
+    /// files are removed again when the index cannot be saved. Warnings go to `warn`.
     func add(_ groups: [TargetGroup], to workspace: ChannelWorkspace,
              warn: (String) -> Void = { Standard.error("warning: " + $0) }) throws -> [WrittenTarget] {
         var index = try checkIndex(of: workspace)
+        let packages = try CarriedPackage.readAll(debs)
 
         // Every group planned and checked before anything is written.
         var plans: [WrittenTarget] = []
@@ -62,6 +68,7 @@ struct HotpatchAddition {
         let folder = "hotpatches/\(id)"
         let folderExisted = FileManager.default.fileExists(atPath: workspace.directory + "/" + folder)
         var entries: [ChannelIndex.Target] = []
+        var files: [ChannelIndex.InstallFile] = []
         do {
             for written in plans {
                 let object = try workspace.addFile(written.group.patch, at: "\(folder)/\(Self.fileName(written.group.patch))")
@@ -69,8 +76,13 @@ struct HotpatchAddition {
                 entries.append(ChannelIndex.Target(buildID: written.plan.buildID, pathHint: hint, patchObject: object,
                                                    redirections: written.plan.redirections, references: written.plan.references))
             }
+            // A folder of their own: a package's file name cannot collide with a patch object's.
+            for package in packages {
+                files.append(ChannelIndex.InstallFile(
+                    kind: .deb, file: try workspace.addFile(package.path, at: "\(folder)/packages/\(Self.fileName(package.path))")))
+            }
             index.releases.append(.hotpatch(id: id, baseline: baseline, level: level, description: text.description,
-                                            cves: text.cves, targets: entries, kernel: []))
+                                            cves: text.cves, targets: entries, kernel: [], files: files))
             try workspace.save(index)
         } catch {
             if !folderExisted { workspace.removeReleaseFolder(folder) }
@@ -82,13 +94,17 @@ struct HotpatchAddition {
     /// The line `hotpatch-pack hotpatch` prints for a release it added.
     func summary(of written: [WrittenTarget]) -> String {
         let summaries = written.map { $0.plan.redirections.map { "\($0.symbol)→\($0.replacement)" }.joined(separator: ", ") }
+        // The files were read when the release was written: the same names and versions.
+        let packages = (try? CarriedPackage.readAll(debs)) ?? []
+        let carried = packages.isEmpty ? ""
+            : "; carries \(packages.map { "\($0.name) \($0.version) (\($0.architecture))" }.joined(separator: ", ")), installed after the patch, no reboot"
         if written.count == 1 {
             return "Added hotpatch \(id) (baseline \(baseline), level \(level)) for build-id \(written[0].plan.buildID): "
-                + summaries[0] + "; run 'hotpatch-pack publish' to sign"
+                + summaries[0] + carried + "; run 'hotpatch-pack publish' to sign"
         }
         let objects = zip(written, summaries).map { item, summary in "build-id \(item.plan.buildID) (\(item.group.target)): \(summary)" }
         return "Added hotpatch \(id) (baseline \(baseline), level \(level)) for \(written.count) objects: "
-            + objects.joined(separator: "; ") + "; run 'hotpatch-pack publish' to sign"
+            + objects.joined(separator: "; ") + carried + "; run 'hotpatch-pack publish' to sign"
     }
 
     /// The files a group names, as read for planning and checked afterwards.

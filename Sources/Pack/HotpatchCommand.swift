@@ -30,6 +30,14 @@ struct HotpatchCommand: ParsableCommand {
             that a process maps in one stop, or none of them. With a single --target the group \
             options may stand in any order. Nothing is written when any group is refused.
 
+            Fixed packages on disk: --with-deb FILE.deb (repeatable) adds a Debian binary package \
+            to the release (copied under hotpatches/ID/packages/). The agent first patches every \
+            running process that maps a target, then installs the packages with dpkg, so \
+            processes started later load the fixed files; it asks for no reboot and no restart, \
+            and names each process it could not patch as still running vulnerable code. Each \
+            file must be a real .deb (read with dpkg-deb); anything else is refused and nothing \
+            is written.
+
             Hotpatches are cumulative per object: level N must contain every fix of levels \
             1..N-1 of the same baseline, and a level that names no fix for an object keeps in \
             force that object's fix from the highest earlier level that names it; a level that \
@@ -42,6 +50,9 @@ struct HotpatchCommand: ParsableCommand {
               hotpatch-pack hotpatch --channel ./channel --id 2025.1-hp3 --baseline 2025.1 --level 3 \\
                   --target ./build/libssl.so.3 --patch ./ssl-fix.so --replace ssl_read=ssl_read_fixed \\
                   --target ./build/libcrypto.so.3 --patch ./crypto-fix.so --replace bn_mul=bn_mul_fixed
+              hotpatch-pack hotpatch --channel ./channel --id 2025.1-hp4 --baseline 2025.1 --level 4 \\
+                  --target ./released/libfoo.so.1.2.3 --patch ./foo-fix.so --replace parse=parse_fixed \\
+                  --with-deb ./libfoo1_1.2.3-1+deb12u1_amd64.deb --cve CVE-2025-2345
             """
     )
 
@@ -79,6 +90,8 @@ struct HotpatchCommand: ParsableCommand {
 
     @OptionGroup var text: ReleaseTextOptions
 
+    @OptionGroup var withDeb: WithDebOptions
+
     func validate() throws {
         guard !target.isEmpty else { throw ValidationError("give --target ELF: the object to patch") }
         guard !patch.isEmpty else { throw ValidationError("give --patch OBJ.so: the patch object") }
@@ -107,7 +120,7 @@ struct HotpatchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let addition = release.addition(text: text, providers: providers)
+        let addition = release.addition(text: text, providers: providers, withDeb: withDeb)
         let written = try addition.add(try groups(), to: ChannelWorkspace(directory: channel.channel))
         print(addition.summary(of: written))
     }

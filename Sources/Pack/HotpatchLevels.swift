@@ -16,9 +16,10 @@ struct HotpatchLevelOptions: ParsableArguments {
         guard level >= 1 else { throw ValidationError("--level must be 1 or more") }
     }
 
-    /// The process release these options name, with its text and `--provider` objects.
-    func addition(text: ReleaseTextOptions, providers: [String]) -> HotpatchAddition {
-        HotpatchAddition(levels: self, text: text, providers: providers)
+    /// The process release these options name, with its text, `--provider` objects and the
+    /// `--with-deb` packages it carries.
+    func addition(text: ReleaseTextOptions, providers: [String], withDeb: WithDebOptions = WithDebOptions()) -> HotpatchAddition {
+        HotpatchAddition(levels: self, text: text, providers: providers, debs: withDeb.debs)
     }
 
     /// Refuses the release when its id is malformed or taken, its baseline is not in `index`, or
@@ -27,7 +28,7 @@ struct HotpatchLevelOptions: ParsableArguments {
         try workspace.checkNewID(id, in: index)
         try workspace.checkBaselineExists(baseline, in: index)
         let previous = index.releases.compactMap { release -> Int? in
-            if case let .hotpatch(_, base, level, _, _, _, _) = release, base == baseline { return level } else { return nil }
+            if case let .hotpatch(_, base, level, _, _, _, _, _) = release, base == baseline { return level } else { return nil }
         }.max()
         if let previous, level <= previous {
             throw PackError("Level \(level) is not above level \(previous), the highest of baseline \(baseline)")

@@ -18,7 +18,7 @@ struct HotpatchPack: ParsableCommand {
               hotpatch-pack publish --channel ./channel --private-key publisher.key
               hotpatch-pack verify --channel ./channel --trusted-keys ./keys
             """,
-        subcommands: [KeygenCommand.self, InitCommand.self, HotpatchCommand.self, BuildCommand.self, KernelCommand.self,
+        subcommands: [KeygenCommand.self, InitCommand.self, HotpatchCommand.self, BuildCommand.self, BuildDebCommand.self, KernelCommand.self,
                        BaselineCommand.self,
                       FixCommand.self, PublishCommand.self, VerifyCommand.self, ListCommand.self,
                       BenchmarkVerifyCommand.self]

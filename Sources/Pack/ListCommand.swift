@@ -30,13 +30,14 @@ struct ListCommand: ParsableCommand {
         for release in index.releases {
             var line: String
             switch release {
-            case let .hotpatch(id, baseline, level, _, _, targets, kernel):
+            case let .hotpatch(id, baseline, level, _, _, targets, kernel, files):
                 let functions = targets.flatMap(\.redirections).map(\.symbol).joined(separator: ",")
                 line = "hotpatch  \(id)  baseline \(baseline) level \(level)"
                 if !targets.isEmpty || kernel.isEmpty { line += "  \(targets.count) target(s): \(functions)" }
                 if !kernel.isEmpty {
                     line += "  \(kernel.count) kernel(s): " + kernel.map { "\($0.livepatch)@\($0.release)" }.joined(separator: ",")
                 }
+                if !files.isEmpty { line += "  \(files.count) package(s)" }
             case let .baseline(id, planned, _, _, files):
                 line = "baseline  \(id)  \(planned ? "planned" : "unplanned")  \(files.count) file(s)"
             case let .fix(id, baseline, _, _, files):

@@ -81,7 +81,7 @@ struct PublishCommand: ParsableCommand {
     /// the first refusal.
     func checkHotpatches(in index: inout ChannelIndex, workspace: ChannelWorkspace) throws {
         for position in index.releases.indices {
-            guard case .hotpatch(let id, let baseline, let level, let text, let cves, var targets, let kernel) = index.releases[position] else { continue }
+            guard case .hotpatch(let id, let baseline, let level, let text, let cves, var targets, let kernel, let files) = index.releases[position] else { continue }
             for (slot, target) in targets.enumerated() {
                 let patchPath = workspace.directory + "/" + target.patchObject.path
                 let patchObject: PatchObject
@@ -109,7 +109,7 @@ struct PublishCommand: ParsableCommand {
                 targets[slot].redirections = passed.redirections
             }
             index.releases[position] = .hotpatch(id: id, baseline: baseline, level: level, description: text, cves: cves, targets: targets,
-                                                 kernel: kernel)
+                                                 kernel: kernel, files: files)
         }
     }
 }

@@ -51,4 +51,14 @@ import Testing
             "\(error)".contains("broken.dsc is not a Debian source control file")
         }
     }
+
+    @Test func controlWithoutPackageList_takesItsBinaryPackagesFromTheBinaryField() throws {
+        let control = try DebianSourceControl(text: "Source: hpdemo\nBinary: libhpdemo1, hpdemo-dev,\n hpdemo-doc\nVersion: 1.0\n", path: "hpdemo.dsc")
+        #expect(control.binaries.map(\.name) == ["libhpdemo1", "hpdemo-dev", "hpdemo-doc"])
+        #expect(control.runtimePackages(architecture: "amd64") == ["libhpdemo1"])
+    }
+
+    @Test func malformedVersion_isRefused_namingTheFile() {
+        #expect(throws: PackError.self) { try DebianSourceControl(text: "Source: hpdemo\nVersion: not a version\n", path: "bad.dsc") }
+    }
 }

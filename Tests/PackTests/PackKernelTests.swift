@@ -90,14 +90,14 @@ import Testing
         let notes = try Shell.sh("readelf -n vmlinux", in: scratch.path)
         let expected = try #require(notes.split(separator: "\n").first { $0.contains("Build ID:") }?.split(separator: " ").last.map(String.init))
         try packOK(scratch, Self.start + ["--module", "lp1.ko", "--kernel-release", Self.release, "--kernel-notes", "vmlinux"])
-        guard case let .hotpatch(_, _, _, _, _, _, kernel)? = try scratch.index().releases.last else { Issue.record("no release"); return }
+        guard case let .hotpatch(_, _, _, _, _, _, kernel, _)? = try scratch.index().releases.last else { Issue.record("no release"); return }
         #expect(kernel.first?.buildID.description == expected)
 
         // This machine's /sys/kernel/notes, copied as a publisher would copy it from a host.
         try Shell.sh("cat /sys/kernel/notes > notes", in: scratch.path)
         try packOK(scratch, ["kernel", "--channel", "channel", "--id", "k2", "--baseline", "B1", "--level", "2",
                             "--module", "lp2.ko", "--kernel-release", Self.release, "--kernel-notes", "notes"])
-        guard case let .hotpatch(_, _, _, _, _, _, second)? = try scratch.index().releases.last,
+        guard case let .hotpatch(_, _, _, _, _, _, second, _)? = try scratch.index().releases.last,
               let id = second.first?.buildID else { Issue.record("no release"); return }
         let raw = Array(try Data(contentsOf: URL(fileURLWithPath: scratch.path + "/notes")))
         #expect(raw.indices.contains { raw[$0...].starts(with: Array("GNU\0".utf8) + id.bytes) })

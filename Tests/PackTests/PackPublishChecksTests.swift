@@ -187,7 +187,7 @@ import Testing
     /// The redirections of the published index's one hotpatch, by symbol.
     func publishedRedirections(_ scratch: Scratch) throws -> [String: FunctionRedirection] {
         var found: [String: FunctionRedirection] = [:]
-        for case let .hotpatch(_, _, _, _, _, targets, _) in try scratch.index().releases {
+        for case let .hotpatch(_, _, _, _, _, targets, _, _) in try scratch.index().releases {
             for redirection in targets.flatMap(\.redirections) { found[redirection.symbol] = redirection }
         }
         return found
@@ -232,7 +232,7 @@ import Testing
         let scratch = try prepare()
         try hotpatchAndPublish(scratch, target: "libentry.so", patch: "fix.so", replace: "cross_page_fn=fixed")
         let redirection = try #require(try scratch.index().releases.compactMap { release -> FunctionRedirection? in
-            if case let .hotpatch(_, _, _, _, _, targets, _) = release { return targets.first?.redirections.first } else { return nil }
+            if case let .hotpatch(_, _, _, _, _, targets, _, _) = release { return targets.first?.redirections.first } else { return nil }
         }.first)
         #expect(redirection.offset % 4096 > 4096 - 5, "cross_page_fn at \(redirection.offset) does not cross a page in its first 5 bytes")
     }

@@ -38,6 +38,8 @@ public actor Agent: AgentControlHandler {
     private var ledger = ProcessLedger()
     private var plan: ReleasePlan?
     private var installation: ReleaseInstallation
+    /// Brings the fixed packages of the hotpatch in force to the disk, after its patch pass.
+    private let carriedPackages: CarriedPackageInstallation
     /// How new processes are noticed ("netlink" or "scan"); set by the process watcher.
     public private(set) var processWatch = "scan"
     private var statusListeners: [@Sendable (AgentStatus) -> Void] = []
@@ -82,6 +84,7 @@ public actor Agent: AgentControlHandler {
         installation = ReleaseInstallation(
             actions: .host(stateDirectory: configuration.stateDirectory),
             bootID: bootID, rebootRequiredFile: configuration.rebootRequiredFile)
+        carriedPackages = .host(stateDirectory: configuration.stateDirectory)
     }
 
     private static func patchOptions(_ configuration: AgentConfiguration) -> PatchOptions {
@@ -154,6 +157,8 @@ public actor Agent: AgentControlHandler {
             log(events)
         }
         await reconcileAll()
+        // Memory first, then the disk: the pass above patched every matching process.
+        if let channel { log(carriedPackages.run(plan: plan, channel: channel, state: &state, now: Date())) }
         await reconcileKernel()
         save()
         return publish()
@@ -292,6 +297,8 @@ public actor Agent: AgentControlHandler {
             }
             if let event = transition.event { log([event]) }
         }
+        ledger.describeNew { pid in (SystemdUnit.unit(of: pid), SystemdUnit.command(of: pid)) }
+        log(ledger.vulnerableNotices(at: fixes))
     }
 
     // MARK: Reconciling the kernel
@@ -401,7 +408,7 @@ public actor Agent: AgentControlHandler {
 
     // MARK: Control
 
-    public func processes() -> [ProcessEntry] { ledger.sorted.map(\.entry) }
+    public func processes() -> [ProcessEntry] { ledger.sorted.map { $0.entry(at: plan?.fixes ?? .none) } }
 
     public func history() -> [HistoryEntry] { state.history }
 

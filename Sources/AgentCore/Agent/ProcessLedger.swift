@@ -174,6 +174,50 @@ struct ProcessLedger: Sendable {
         return transition.event == nil && transition.followUp == nil ? nil : transition
     }
 
+    /// Reads, for every record not described yet, what names it to an administrator (its systemd
+    /// unit and command name) through `describe`, which does the I/O; once per process.
+    mutating func describeNew(_ describe: (ProcessID) -> (unit: String?, command: String?)) {
+        for (pid, record) in records where !record.described {
+            let found = describe(pid)
+            records[pid]?.unit = found.unit
+            records[pid]?.command = found.command
+            records[pid]?.described = true
+        }
+    }
+
+    /// One `process-vulnerable` line for each process that runs vulnerable code at `fixes` (the
+    /// level in force: it maps an object the level fixes and could not be patched) and was not
+    /// named with this release and reason before; a process that no longer runs any is forgotten,
+    /// so it is named again if it falls back. In pid order.
+    mutating func vulnerableNotices(at fixes: DesiredFixes) -> [AgentEvent] {
+        var events: [AgentEvent] = []
+        for pid in records.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let record = records[pid] else { continue }
+            let objects = record.vulnerableObjects(at: fixes)
+            guard let release = fixes.release, !objects.isEmpty else {
+                records[pid]?.vulnerableNotice = nil
+                continue
+            }
+            let reason = record.reason ?? (record.state == .unpatched ? "not patched" : "\(record.state.rawValue)")
+            let notice = release.id + "\u{0}" + reason
+            guard record.vulnerableNotice != notice else { continue }
+            records[pid]?.vulnerableNotice = notice
+            let paths = objects.map(\.path).joined(separator: ", ")
+            let command = record.command ?? Files.baseName(record.executable)
+            let placement = record.unit.map { "unit \($0)" } ?? "no systemd unit"
+            let restart = record.unit.map { "systemctl restart \($0)" } ?? "restart it"
+            var metadata = ["target.pid": "\(pid)", "target.exe": record.executable, "target.comm": command,
+                            "target.objects": paths, "build.id": objects.compactMap { $0.buildID?.description }.joined(separator: " "),
+                            "hotpatch.id": release.id, "baseline.id": release.baseline, "reason": reason]
+            if let unit = record.unit { metadata["target.unit"] = unit }
+            events.append(.logged(
+                .processVulnerable,
+                "PID \(pid) (\(command), \(placement)) still runs vulnerable code: \(paths) without the fix of hotpatch \(release.id) (\(reason)); it stays exposed until it is patched, restarted (\(restart)) or gone",
+                level: .warning, metadata: metadata))
+        }
+        return events
+    }
+
     /// What each object runs after `reports`: an object whose entries were not read this time
     /// (the process was refused before) keeps what was last read from it.
     static func objects(_ reports: [ObjectPatchReport], before: [ObjectPatchReport]) -> [ObjectPatchReport] {

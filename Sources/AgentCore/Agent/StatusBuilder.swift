@@ -63,10 +63,12 @@ public enum StatusBuilder {
             hotpatch = .init(id: desired.id, level: desired.level, cves: Array(Set(cves)).sorted(), description: description,
                              objects: objects)
         }
+        let inForce = facts.plan?.fixes ?? .none
         let counts = AgentStatus.ProcessCounts(
             patched: facts.records.filter { $0.state == .patched }.count,
             pending: facts.records.filter { $0.state == .pending }.count,
-            unpatchable: facts.records.filter { $0.state == .unpatchable }.count)
+            unpatchable: facts.records.filter { $0.state == .unpatchable }.count,
+            vulnerable: facts.records.filter { !$0.vulnerableObjects(at: inForce).isEmpty }.count)
         return AgentStatus(
             verdict: verdict, reasons: reasons,
             baseline: .init(active: state.activeBaseline, pending: state.pendingReboot.map(\.id)),
@@ -77,7 +79,8 @@ public enum StatusBuilder {
                            lastCheck: facts.lastCheck.map { RFC3339.format($0.timeIntervalSince1970) },
                            error: facts.standing?.error, path: facts.configuration.channelDirectory),
             enrolled: state.enrolled, processWatch: facts.processWatch, mappingWatch: facts.mappingWatch, lastPauseUsec: facts.lastPause,
-            agentVersion: facts.agentVersion, kernel: facts.kernel)
+            agentVersion: facts.agentVersion, kernel: facts.kernel,
+            fixedPackages: CarriedPackageInstallation.status(state: state, plan: facts.plan, channel: facts.channel))
     }
 
     /// Every reason that holds, in a fixed order (state, enrollment, channel, processes, releases, notes).
@@ -91,10 +94,18 @@ public enum StatusBuilder {
             reasons.append(.init(verdict: .unenrolled, message: "host is unenrolled: hotpatches are reverted and none is applied (agentctl enroll)"))
         }
         if let channelReason = facts.standing?.reason { reasons.append(channelReason) }
+        let fixes = facts.plan?.fixes ?? .none
         for record in facts.records {
+            let vulnerable = record.vulnerableObjects(at: fixes)
+            // Named with its unit, as `agentctl processes` and the journal name it.
+            let stillVulnerable = vulnerable.isEmpty ? ""
+                : "; it still runs vulnerable code: \(vulnerable.map(\.path).joined(separator: ", "))"
+                    + (record.unit.map { " (unit \($0))" } ?? "")
             switch record.state {
             case .unpatchable:
-                reasons.append(.init(verdict: .exposed, message: "PID \(record.identity.pid) (\(record.executable)) cannot be patched: \(record.reason ?? "")"))
+                reasons.append(.init(verdict: .exposed, message: "PID \(record.identity.pid) (\(record.executable)) cannot be patched: \(record.reason ?? "")" + stillVulnerable))
+            case .unpatched where !vulnerable.isEmpty:
+                reasons.append(.init(verdict: .exposed, message: "PID \(record.identity.pid) (\(record.executable)) is not patched" + stillVulnerable))
             case .pending:
                 reasons.append(.init(verdict: .hotpatchPending, message: "PID \(record.identity.pid) (\(record.executable)): \(record.reason ?? "pending"), retrying"))
             default: break
@@ -118,6 +129,17 @@ public enum StatusBuilder {
             reasons.append(.init(verdict: .exposed,
                                  message: "\(failed.kind) \(failed.id) failed to install (attempt \(failed.attempts), retried on a new channel version or after \(RFC3339.format(failed.retryAfter))): \(failed.reason)"))
         }
+        for packages in CarriedPackageInstallation.status(state: state, plan: facts.plan, channel: facts.channel) {
+            switch packages.state {
+            case .installed: break
+            case .pending:
+                reasons.append(.init(verdict: .hotpatchPending,
+                                     message: "the fixed packages of hotpatch \(packages.hotpatch) are not on disk yet: installed after its processes are patched"))
+            case .failed:
+                reasons.append(.init(verdict: .hotpatchPending,
+                                     message: "the fixed packages of hotpatch \(packages.hotpatch) failed to install (the hotpatch stays applied; new processes load the unfixed file and are patched): \(packages.reason ?? "")"))
+            }
+        }
         for pending in state.pendingReboot {
             reasons.append(.init(verdict: .rebootRequired, message: "\(pending.id) installed, waiting for a reboot: \(pending.reason)"))
         }
@@ -140,7 +162,8 @@ public enum StatusBuilder {
         var parts = [status.verdict.phrase]
         if let baseline = status.baseline.active { parts.append("baseline \(baseline)") }
         if let hotpatch = status.hotpatch { parts.append("hotpatch \(hotpatch.id) level \(hotpatch.level)") }
-        parts.append("\(status.processes.patched) patched, \(status.processes.pending) pending, \(status.processes.unpatchable) unpatchable")
+        parts.append("\(status.processes.patched) patched, \(status.processes.pending) pending, \(status.processes.unpatchable) unpatchable"
+                     + (status.processes.vulnerable > 0 ? ", \(status.processes.vulnerable) still vulnerable" : ""))
         if status.reboot.required { parts.append("reboot required") }
         return parts.joined(separator: "; ")
     }

@@ -109,6 +109,49 @@ public struct ReleaseInstaller: Sendable {
                              installedFiles: plainFiles.map(\.destination))
     }
 
+    /// Installs the fixed Debian packages a hotpatch release carries, after its processes were
+    /// patched: each package whose installed version (`dpkg-query`, for its architecture) is
+    /// already the carried one or newer (`dpkg --compare-versions … ge …`) is left alone; the rest
+    /// go through `install(files:releaseID:)` (one `dpkg --install` of the verified store copies).
+    /// Returns what was done with each package, in the release's order. Never asks for a reboot:
+    /// the running processes already run the fix in memory, and new ones load the fixed files.
+    /// Throws `AgentCoreError.installFailed` with dpkg's reason, and which package versions changed.
+    public func installCarried(packages: [InstallableFile], releaseID: String) throws -> [CarriedPackageState] {
+        var debs: [DebianPackage] = []
+        do {
+            for package in packages {
+                guard package.kind == .deb else {
+                    throw AgentCoreError.systemCall(name: "install", errno: EINVAL,
+                                                    subject: "\(package.channelPath) (a hotpatch carries Debian packages only)")
+                }
+                debs.append(try DebianPackage(path: package.storePath, dpkgDeb: tool("dpkg-deb")))
+            }
+        } catch {
+            throw AgentCoreError.installFailed(releaseID: releaseID, reason: "\(error)", rollback: "nothing was changed")
+        }
+        var states: [CarriedPackageState] = []
+        var toInstall: [InstallableFile] = []
+        for (file, deb) in zip(packages, debs) {
+            let installed = installedVersion(of: deb)
+            if let installed, versionIsAtLeast(installed, deb.version) {
+                states.append(.init(name: deb.name, architecture: deb.architecture, version: deb.version,
+                                    action: .alreadyCurrent, previousVersion: installed))
+            } else {
+                states.append(.init(name: deb.name, architecture: deb.architecture, version: deb.version,
+                                    action: .installed, previousVersion: installed))
+                toInstall.append(file)
+            }
+        }
+        if !toInstall.isEmpty { _ = try install(files: toInstall, releaseID: releaseID) }
+        return states
+    }
+
+    /// Whether Debian version `installed` is `wanted` or newer (`dpkg --compare-versions A ge B`);
+    /// false when dpkg cannot compare them (then the package is installed, and dpkg decides).
+    private func versionIsAtLeast(_ installed: String, _ wanted: String) -> Bool {
+        (try? Command.run(dpkg, ["--compare-versions", installed, "ge", wanted]))?.status == 0
+    }
+
     /// Whether the disk already holds this content: every plain file's SHA-256 equals the declared
     /// one and every package is installed at the package's version. An empty list matches. Used on
     /// first start to adopt the current baseline without a reboot.

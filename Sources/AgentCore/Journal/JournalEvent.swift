@@ -36,6 +36,13 @@ public enum JournalEvent: String, CaseIterable, Sendable {
     case kernelFailed = "kernel-failed"
     /// A kernel live patch exists for the running kernel, but it cannot be loaded here.
     case kernelNotApplicable = "kernel-not-applicable"
+    /// The fixed packages a hotpatch carries were installed on disk after its processes were patched.
+    case packagesInstalled = "packages-installed"
+    /// Installing the fixed packages a hotpatch carries failed (the hotpatch stays applied).
+    case packagesInstallFailed = "packages-install-failed"
+    /// A process maps an object the hotpatch in force fixes but could not be patched: it still runs
+    /// vulnerable code (named with its systemd unit).
+    case processVulnerable = "process-vulnerable"
 
     /// The journal `MESSAGE_ID`: 32 lowercase hex digits, fixed forever.
     public var messageID: String {
@@ -63,6 +70,9 @@ public enum JournalEvent: String, CaseIterable, Sendable {
         case .kernelStalled: "3249774575ba4c8eba9bf0861c58a7f6"
         case .kernelFailed: "86183a0210ac42dfacebd342e32acbaa"
         case .kernelNotApplicable: "3fac65a694794bca9ec230a749b69ce7"
+        case .packagesInstalled: "3ee18f694484489f8e796b71c0a2a0e8"
+        case .packagesInstallFailed: "2f8f3e0b20af42e6bcba14ddcec287f7"
+        case .processVulnerable: "8f471036c175410c924e1c3326dfba8a"
         }
     }
 
@@ -71,9 +81,9 @@ public enum JournalEvent: String, CaseIterable, Sendable {
         switch self {
         case .checked: .info
         case .applied, .reverted, .baselineInstalled, .rebootRequired, .enrolled, .unenrolled, .held, .released: .notice
-        case .kernelApplied, .kernelReplaced, .kernelReverted: .notice
-        case .processUnpatchable, .healthIgnored, .kernelNotApplicable, .kernelStalled: .warning
-        case .kernelFailed: .error
+        case .kernelApplied, .kernelReplaced, .kernelReverted, .packagesInstalled: .notice
+        case .processUnpatchable, .healthIgnored, .kernelNotApplicable, .kernelStalled, .processVulnerable: .warning
+        case .kernelFailed, .packagesInstallFailed: .error
         // A quarantine means a patched process crashed: the issue asks for priority `err`.
         case .applyFailed, .quarantined, .verificationFailed: .error
         case .started, .stopping, .reloaded: .info

@@ -26,6 +26,9 @@ public enum MetricsWriter {
             ([("state", "pending")], "\(status.processes.pending)"),
             ([("state", "unpatchable")], "\(status.processes.unpatchable)"),
         ])
+        metric("hotpatch_processes_vulnerable", "gauge",
+               "Processes that map an object the hotpatch in force fixes but could not be patched: still running vulnerable code.",
+               [([], "\(status.processes.vulnerable)")])
         let kernelLevel = status.kernel?.state == .applied ? status.kernel?.level ?? 0 : 0
         metric("hotpatch_kernel_level", "gauge", "The level of the kernel live patch in force in the running kernel (0 for none).",
                status.kernel.map { [([("release", $0.release)], "\(kernelLevel)")] } ?? [])

@@ -71,6 +71,59 @@ public struct FailedInstall: Codable, Sendable, Equatable {
     }
 }
 
+/// One Debian package a hotpatch release carries, as the agent found it and left it on disk.
+public struct CarriedPackageState: Codable, Sendable, Equatable {
+    /// What the agent did with it.
+    public enum Action: String, Codable, Sendable {
+        /// dpkg installed the carried version.
+        case installed
+        /// The installed version was already this one or newer (`dpkg --compare-versions`): left alone.
+        case alreadyCurrent = "already-current"
+    }
+    /// `Package:`.
+    public var name: String
+    /// `Architecture:`.
+    public var architecture: String
+    /// The version the release carries.
+    public var version: String
+    public var action: Action
+    /// The version installed before the agent looked (nil: the package was not installed).
+    public var previousVersion: String?
+
+    /// Describes one package.
+    public init(name: String, architecture: String, version: String, action: Action, previousVersion: String?) {
+        self.name = name
+        self.architecture = architecture
+        self.version = version
+        self.action = action
+        self.previousVersion = previousVersion
+    }
+}
+
+/// The fixed packages of one hotpatch release, brought to the disk once its processes were
+/// patched: installed (once; never again for this release), or failed and retried with a backoff.
+public struct CarriedInstall: Codable, Sendable, Equatable {
+    /// The hotpatch release.
+    public var release: String
+    /// Each package and what was done with it (empty while the install fails).
+    public var packages: [CarriedPackageState]
+    /// When they were installed (RFC 3339); nil while the install fails.
+    public var installedAt: String?
+    /// The last failure (kind "hotpatch"), while the install fails.
+    public var failure: FailedInstall?
+
+    /// Describes one release's packages on disk.
+    public init(release: String, packages: [CarriedPackageState], installedAt: String?, failure: FailedInstall?) {
+        self.release = release
+        self.packages = packages
+        self.installedAt = installedAt
+        self.failure = failure
+    }
+
+    /// Whether the packages are on disk (installed now, or found current).
+    public var isInstalled: Bool { installedAt != nil && failure == nil }
+}
+
 /// What the agent must remember across restarts and reboots. What is applied is never stored: it is
 /// re-read from the processes, so losing the agent at any moment loses nothing.
 public struct AgentState: Codable, Sendable, Equatable {
@@ -105,6 +158,9 @@ public struct AgentState: Codable, Sendable, Equatable {
     /// automatic reboot per boot, so a host that does not reboot, or a boot id the agent cannot see
     /// change, never becomes a reboot loop.
     public var autoRebootBootID: String?
+    /// The fixed packages hotpatch releases carried, by release in the order first tried: what was
+    /// installed (so a restart or a re-scan never installs a release's packages again) or why not.
+    public var carriedInstalls: [CarriedInstall] = []
 
     /// A fresh state, as on a host the agent has never run on.
     public init() {}
@@ -117,7 +173,7 @@ public struct AgentState: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case formatVersion, acceptedIndexVersion, activeBaseline, bootID, pendingReboot, installedReleases, failedInstalls,
-             quarantined, held, enrolled, history, autoRebootBootID
+             quarantined, held, enrolled, history, autoRebootBootID, carriedInstalls
     }
 
     /// Decodes a state file; fields a future version adds are ignored, fields an older one lacks take
@@ -136,5 +192,6 @@ public struct AgentState: Codable, Sendable, Equatable {
         enrolled = try container.decodeIfPresent(Bool.self, forKey: .enrolled) ?? true
         history = try container.decodeIfPresent([HistoryEntry].self, forKey: .history) ?? []
         autoRebootBootID = try container.decodeIfPresent(String.self, forKey: .autoRebootBootID)
+        carriedInstalls = try container.decodeIfPresent([CarriedInstall].self, forKey: .carriedInstalls) ?? []
     }
 }

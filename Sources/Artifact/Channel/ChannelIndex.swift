@@ -39,6 +39,7 @@ public struct ChannelIndex: Equatable, Sendable {
     }
 
     /// What a baseline or fix installs: a Debian package, or a plain file at an absolute destination.
+    /// A hotpatch release may carry Debian packages only (the fixed packages it brings to the disk).
     public struct InstallFile: Equatable, Sendable {
         public enum Kind: Hashable, Sendable {
             /// Installed with dpkg/apt.
@@ -75,15 +76,17 @@ public struct ChannelIndex: Equatable, Sendable {
 
     /// A release of any kind. `id`, `description` and `cves` are common to all.
     public enum Release: Equatable, Sendable {
-        /// Process targets and kernel live patch modules; at least one of the two is non-empty.
+        /// Process targets and kernel live patch modules (at least one of the two is non-empty), and
+        /// the fixed Debian packages the agent installs once the processes are patched (`files`, all
+        /// of type deb; empty when the release brings nothing to the disk).
         case hotpatch(id: String, baseline: String, level: Int, description: String, cves: [String], targets: [Target],
-                      kernel: [KernelModule])
+                      kernel: [KernelModule], files: [InstallFile] = [])
         case baseline(id: String, planned: Bool, description: String, cves: [String], files: [InstallFile])
         case fix(id: String, baseline: String, description: String, cves: [String], files: [InstallFile])
 
         public var id: String {
             switch self {
-            case let .hotpatch(id, _, _, _, _, _, _), let .baseline(id, _, _, _, _), let .fix(id, _, _, _, _): return id
+            case let .hotpatch(id, _, _, _, _, _, _, _), let .baseline(id, _, _, _, _), let .fix(id, _, _, _, _): return id
             }
         }
 
@@ -97,21 +100,35 @@ public struct ChannelIndex: Equatable, Sendable {
 
         public var releaseDescription: String {
             switch self {
-            case let .hotpatch(_, _, _, text, _, _, _), let .baseline(_, _, text, _, _), let .fix(_, _, text, _, _): return text
+            case let .hotpatch(_, _, _, text, _, _, _, _), let .baseline(_, _, text, _, _), let .fix(_, _, text, _, _): return text
             }
         }
 
         public var cves: [String] {
             switch self {
-            case let .hotpatch(_, _, _, _, cves, _, _), let .baseline(_, _, _, cves, _), let .fix(_, _, _, cves, _): return cves
+            case let .hotpatch(_, _, _, _, cves, _, _, _), let .baseline(_, _, _, cves, _), let .fix(_, _, _, cves, _): return cves
             }
         }
 
         /// Every channel file the release refers to.
         public var fileReferences: [FileReference] {
             switch self {
-            case let .hotpatch(_, _, _, _, _, targets, kernel): return targets.map(\.patchObject) + kernel.map(\.module)
+            case let .hotpatch(_, _, _, _, _, _, _, files): return loadedFileReferences + files.map(\.file)
             case let .baseline(_, _, _, _, files), let .fix(_, _, _, _, files): return files.map(\.file)
+            }
+        }
+
+        /// The files the agent loads rather than installs: a hotpatch's patch objects and kernel
+        /// modules (empty for a baseline or fix).
+        public var loadedFileReferences: [FileReference] {
+            guard case let .hotpatch(_, _, _, _, _, targets, kernel, _) = self else { return [] }
+            return targets.map(\.patchObject) + kernel.map(\.module)
+        }
+
+        /// What the release installs: a baseline's or fix's files, a hotpatch's fixed packages.
+        public var installFiles: [InstallFile] {
+            switch self {
+            case let .hotpatch(_, _, _, _, _, _, _, files), let .baseline(_, _, _, _, files), let .fix(_, _, _, _, files): return files
             }
         }
     }
@@ -158,7 +175,7 @@ public struct ChannelIndex: Equatable, Sendable {
         }
         switch kind {
         case "hotpatch":
-            let reader = try Reader(value, at: field, file: file, allowed: common + ["baseline", "level", "targets", "kernel"])
+            let reader = try Reader(value, at: field, file: file, allowed: common + ["baseline", "level", "targets", "kernel", "files"])
             let targets = try reader.array("targets").enumerated().map { (index, value) throws(ChannelRefusal) in
                 try target(value, at: "\(field).targets[\(index)]", file: file)
             }
@@ -168,9 +185,15 @@ public struct ChannelIndex: Equatable, Sendable {
             }
             let level = try reader.int("level")
             guard level >= 1 else { throw .invalidValue(path: file, field: "\(field).level", reason: "must be 1 or more") }
-            return .hotpatch(id: try reader.id(), baseline: try reader.id("baseline"), level: level,
+            let id = try reader.id()
+            let packages = try reader.has("files") ? installFiles(reader, at: field, file: file) : []
+            if let index = packages.firstIndex(where: { $0.kind != .deb }) {
+                throw .invalidValue(path: file, field: "\(field).files[\(index)].type",
+                                    reason: "hotpatch release \(id) carries a plain file: a hotpatch carries only Debian packages (type deb), installed once its processes are patched; ship plain files in a baseline or fix")
+            }
+            return .hotpatch(id: id, baseline: try reader.id("baseline"), level: level,
                              description: try reader.optionalString("description") ?? "",
-                             cves: try reader.cves(), targets: targets, kernel: kernel)
+                             cves: try reader.cves(), targets: targets, kernel: kernel, files: packages)
         case "baseline":
             let reader = try Reader(value, at: field, file: file, allowed: common + ["planned", "files"])
             return .baseline(id: try reader.id(), planned: try reader.bool("planned"),
@@ -186,7 +209,7 @@ public struct ChannelIndex: Equatable, Sendable {
         }
     }
 
-    /// The `files` of a baseline or fix. Two plain files with one destination are refused: the
+    /// The `files` of a baseline, fix or hotpatch. Two plain files with one destination are refused: the
     /// second would overwrite the first, and a rollback could not know which content to restore.
     private static func installFiles(_ reader: Reader, at field: String, file: String) throws(ChannelRefusal) -> [InstallFile] {
         var destinations: [String: Int] = [:]
@@ -292,7 +315,7 @@ public struct ChannelIndex: Equatable, Sendable {
         var lastLevel: [String: Int] = [:]
         for release in releases {
             switch release {
-            case let .hotpatch(id, baseline, level, _, _, _, _):
+            case let .hotpatch(id, baseline, level, _, _, _, _, _):
                 guard baselines.contains(baseline) else { throw .unknownBaseline(path: path, release: id, baseline: baseline) }
                 if let previous = lastLevel[baseline], level <= previous {
                     throw .levelsNotIncreasing(path: path, release: id, baseline: baseline, level: level, previous: previous)
@@ -354,7 +377,7 @@ extension ChannelIndex.Release {
             })
         }
         switch self {
-        case let .hotpatch(id, baseline, level, text, cves, targets, kernel):
+        case let .hotpatch(id, baseline, level, text, cves, targets, kernel, packages):
             let targetValues: [JSONValue] = targets.map { target in
                 .object([
                     ("build_id", .string(target.buildID.description)),
@@ -380,7 +403,10 @@ extension ChannelIndex.Release {
                            + tail(text, cves) + [("targets", .array(targetValues))]
                            // Written only when present, so an index without kernel entries stays
                            // readable by agents that predate them.
-                           + (kernel.isEmpty ? [] : [("kernel", .array(kernel.map(\.jsonValue)))]))
+                           + (kernel.isEmpty ? [] : [("kernel", .array(kernel.map(\.jsonValue)))])
+                           // Likewise for the fixed packages: an agent that predates them refuses
+                           // the field rather than patch without bringing the disk along.
+                           + (packages.isEmpty ? [] : [("files", files(packages))]))
         case let .baseline(id, planned, text, cves, list):
             return .object(common(id, "baseline") + [("planned", .bool(planned))] + tail(text, cves) + [("files", files(list))])
         case let .fix(id, baseline, text, cves, list):

@@ -64,7 +64,7 @@ extension ChannelIndex {
         struct Key: Hashable { var baseline: String; var buildID: BuildID; var name: String }
         var first: [Key: (release: String, sha256: String)] = [:]
         for (releaseIndex, release) in releases.enumerated() {
-            guard case let .hotpatch(id, baseline, _, _, _, _, kernel) = release else { continue }
+            guard case let .hotpatch(id, baseline, _, _, _, _, kernel, _) = release else { continue }
             for (index, entry) in kernel.enumerated() {
                 let key = Key(baseline: baseline, buildID: entry.buildID, name: entry.livepatch)
                 if let earlier = first[key] {

@@ -18,7 +18,8 @@ public struct ChannelPolicy: Sendable, Equatable {
     }
 }
 
-/// A file that a baseline or fix installs, already verified and copied into the store.
+/// A file that a baseline or fix installs (or a package a hotpatch carries), already verified and
+/// copied into the store.
 public struct InstallableFile: Hashable, Sendable {
     /// What it is, as the index says (a Debian package, or a plain file with its destination and mode).
     public typealias Kind = ChannelIndex.InstallFile.Kind
@@ -40,14 +41,19 @@ public struct HotpatchRelease: Hashable, Sendable {
     /// Its kernel live patch modules, one per kernel build (empty for a processes-only release);
     /// every `modulePath` is a verified copy in the store.
     public var kernel: [KernelLivePatch] = []
+    /// The fixed Debian packages it brings to the disk once its processes are patched (all of kind
+    /// deb, verified copies in the store; empty for a release that changes memory only).
+    public var packages: [InstallableFile] = []
     public var id: String { hotpatch.id }
 
     /// Describes a verified hotpatch release.
-    public init(hotpatch: Hotpatch, description: String, cves: [String], kernel: [KernelLivePatch] = []) {
+    public init(hotpatch: Hotpatch, description: String, cves: [String], kernel: [KernelLivePatch] = [],
+                packages: [InstallableFile] = []) {
         self.hotpatch = hotpatch
         self.description = description
         self.cves = cves
         self.kernel = kernel
+        self.packages = packages
     }
 }
 
@@ -225,8 +231,8 @@ public struct ChannelVerifier: Sendable {
             admitted[key] = copy
             return copy
         }
-        let patchObjects = index.releases.filter { $0.kind == "hotpatch" }.flatMap(\.fileReferences)
-        store.removePublicCopies(of: index.releases.filter { $0.kind != "hotpatch" }.flatMap(\.fileReferences),
+        let patchObjects = index.releases.flatMap(\.loadedFileReferences)
+        store.removePublicCopies(of: index.releases.flatMap { $0.installFiles.map(\.file) },
                                  keeping: Set(patchObjects.map { store.objectPath(for: $0) }))
         try store.keepIndex(indexBytes, signature: signatureBytes, maxIndexBytes: policy.maxIndexBytes)
         return VerifiedChannel(version: index.version, expires: Date(timeIntervalSince1970: index.expiresSeconds),
@@ -287,7 +293,7 @@ public struct ChannelVerifier: Sendable {
         var releases: [ChannelRelease] = []
         for release in index.releases {
             switch release {
-            case let .hotpatch(id, baseline, level, text, cves, targets, kernel):
+            case let .hotpatch(id, baseline, level, text, cves, targets, kernel, files):
                 var verifiedTargets: [HotpatchTarget] = []
                 for target in targets {
                     verifiedTargets.append(HotpatchTarget(buildID: target.buildID, pathHint: target.pathHint,
@@ -300,7 +306,8 @@ public struct ChannelVerifier: Sendable {
                     modules.append(KernelLivePatch(kernelRelease: entry.release, buildID: entry.buildID, livepatchName: entry.livepatch,
                                                    modulePath: try admit(entry.module, nil), moduleSHA256: entry.module.sha256))
                 }
-                releases.append(.hotpatch(HotpatchRelease(hotpatch: hotpatch, description: text, cves: cves, kernel: modules)))
+                releases.append(.hotpatch(HotpatchRelease(hotpatch: hotpatch, description: text, cves: cves, kernel: modules,
+                                                          packages: try installable(files))))
             case let .baseline(id, planned, text, cves, files):
                 releases.append(.baseline(BaselineRelease(id: id, planned: planned, description: text, cves: cves,
                                                           files: try installable(files))))

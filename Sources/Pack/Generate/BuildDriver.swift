@@ -84,13 +84,13 @@ package enum BuildDriver {
     }
 
     /// A failed build, which leaves the work directory in place.
-    private struct BuildFailure: Error {
+    struct BuildFailure: Error {
         var error: PackError
     }
 
     /// Builds the copy at `copy`: moves it to the work directory's build path (both builds run at
     /// the same absolute path), runs the command, moves it back, and reads what the wrapper logged.
-    private static func build(_ copy: String, named name: String, label: String, command: String, environment: [String: String],
+    static func build(_ copy: String, named name: String, label: String, command: String, environment: [String: String],
                               wrapper: CompilerWrapper, work: WorkDirectory, progress: (String) -> Void) throws -> SourceBuild {
         progress("running \(label) in \(work.buildPath)")
         do throws(SystemError) { try Files.rename(copy, to: work.buildPath) } catch { throw PackError(error) }
@@ -115,7 +115,7 @@ package enum BuildDriver {
     }
 
     /// Finds one target in both builds and checks the rebuilds against it.
-    private static func prepareTarget(_ released: ELFFile, number: Int, debugFile: String?, original: SourceBuild,
+    static func prepareTarget(_ released: ELFFile, number: Int, debugFile: String?, original: SourceBuild,
                                       patched: SourceBuild, work: WorkDirectory) throws(PackError) -> PreparedTarget {
         guard let buildID = released.buildID else {
             throw PackError("--target \(released.path) has no GNU build-id note, which hosts find it by (link it with -Wl,--build-id)")

@@ -1,9 +1,8 @@
 import Foundation
 
-/// A Debian source package's control file (`.dsc`), as `apt-get source SRC=V` downloads it: the
-/// first building block of `hotpatch-pack build-deb` (issue 11), which is not a command yet. It
-/// says which binary packages the source builds (whose shipped ELF files are the targets) and
-/// where `dpkg-source -x` unpacks it.
+/// A Debian source package's control file (`.dsc`), as `apt-get source SRC=V` downloads it, read
+/// by `hotpatch-pack build-deb`: it says which binary packages the source builds (whose shipped
+/// ELF files are the targets) and where `dpkg-source -x` unpacks it.
 package struct DebianSourceControl: Sendable, Equatable {
     /// One line of `Package-List`.
     package struct Binary: Sendable, Equatable {
@@ -21,7 +20,8 @@ package struct DebianSourceControl: Sendable, Equatable {
     package var source: String
     /// `Version:` (`2.5.0-1+deb12u2`, an epoch `1:` included when there is one).
     package var version: String
-    /// `Package-List:`, in order.
+    /// `Package-List:`, in order; from `Binary:` (each a `deb` of any architecture, section
+    /// unknown) when the `.dsc` is older than `Package-List`.
     package var binaries: [Binary]
 
     /// Parses the text of a `.dsc` (an OpenPGP clear-signed one included); `path` names it in errors.
@@ -46,7 +46,17 @@ package struct DebianSourceControl: Sendable, Equatable {
         }
         self.source = source
         self.version = version
-        binaries = try (fields["Package-List"] ?? []).map { line throws(PackError) in
+        guard !source.contains(" "), !version.contains(" "), version.first?.isNumber == true else {
+            throw PackError("\(path) is not a Debian source control file: Source: '\(source)' or Version: '\(version)' is malformed")
+        }
+        let listed = fields["Package-List"] ?? []
+        guard !listed.isEmpty else {
+            let names = (fields["Binary"] ?? []).joined(separator: ",").split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            binaries = names.map { Binary(name: $0, type: "deb", section: "", architectures: ["any"]) }
+            return
+        }
+        binaries = try listed.map { line throws(PackError) in
             let words = line.split(separator: " ").map(String.init)
             guard words.count >= 4 else {
                 throw PackError("\(path): Package-List line '\(line)' has fewer than the four fields name, type, section, priority")

@@ -162,7 +162,7 @@ import Testing
 
         #expect(transitions.map(\.followUp) == [.notePatched])
         #expect(transitions.first?.match.objects.map(\.path) == ["/usr/lib/libA.so", "/usr/lib/libB.so"])
-        let entry = try #require(ledger.records[ProcessID(60)]?.entry)
+        let entry = try #require(ledger.records[ProcessID(60)]?.entry())
         #expect(entry.state == .patched)
         #expect(entry.hotpatch == "hp2")
         #expect(entry.objects == [
@@ -181,7 +181,7 @@ import Testing
         _ = ledger.take([twoObjectReport(.unpatchable(reason), refusing: .unpatchable(reason))], fullPass: true, desired: desired,
                         healthWindow: 60, now: now)
 
-        let entry = try #require(ledger.records[ProcessID(60)]?.entry)
+        let entry = try #require(ledger.records[ProcessID(60)]?.entry())
         #expect(entry.state == .unpatchable)
         #expect(entry.reason == "/usr/lib/libB.so: \(reason)")
         #expect(entry.objects.map(\.reason) == [nil, "unpatchable: \(reason)"])
@@ -195,7 +195,7 @@ import Testing
         _ = ledger.take([twoObjectReport(.busy(reason: "threads did not stop"), inspected: false)], fullPass: true,
                         desired: desired, healthWindow: 60, now: now)
 
-        let entry = try #require(ledger.records[ProcessID(60)]?.entry)
+        let entry = try #require(ledger.records[ProcessID(60)]?.entry())
         #expect(entry.state == .pending)
         #expect(entry.objects.map(\.hotpatch) == ["hp1", "hp2"])
     }

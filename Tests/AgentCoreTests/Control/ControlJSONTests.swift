@@ -16,6 +16,9 @@ import Testing
         var sectionsPresent = unset
         sectionsPresent.hotpatch = .init(id: "hp1", level: 1, cves: [])
         sectionsPresent.kernel = .init(release: "6.1.0-21-amd64", buildId: nil, state: .none)
+        sectionsPresent.fixedPackages = [.init(hotpatch: "hp1", state: .pending, installedAt: nil, reason: nil, packages: [
+            .init(name: "libfoo1", architecture: "amd64", version: "1.2-2", action: "installed", previousVersion: nil),
+        ])]
         return [unset, sectionsPresent]
     }()
 
@@ -30,7 +33,8 @@ import Testing
         #expect(checked.isSuperset(of: ["baseline.active", "hotpatch", "hotpatch.description", "channel.version",
                                         "channel.lastCheck", "channel.error", "lastPauseUsec", "kernel", "kernel.buildId",
                                         "kernel.hotpatch", "kernel.level", "kernel.livepatch", "kernel.transitionSeconds",
-                                        "kernel.reason"]), "\(checked.sorted())")
+                                        "kernel.reason", "fixedPackages[].installedAt", "fixedPackages[].reason",
+                                        "fixedPackages[].packages[].previousVersion"]), "\(checked.sorted())")
         #expect(checked == (try nullableFields(documentedIn: "## `agentctl status --json`")),
                 "docs/STATUS.md's \"or null\" fields differ from the optional fields of AgentStatus")
     }
@@ -43,7 +47,7 @@ import Testing
         let checked = expectNullForEveryUnsetOptional(of: processes, in: document)
 
         #expect(checked == ["[].reason", "[].pauseUsec", "[].hotpatch", "[].objects[].buildId", "[].objects[].hotpatch",
-                            "[].objects[].level", "[].objects[].reason"], "\(checked.sorted())")
+                            "[].objects[].level", "[].objects[].reason", "[].unit"], "\(checked.sorted())")
         #expect(Set(checked.map { String($0.dropFirst(3)) }) == (try nullableFields(documentedIn: "## `agentctl processes --json`")))
     }
 
@@ -84,6 +88,9 @@ import Testing
                 "version" : 7
               },
               "enrolled" : true,
+              "fixedPackages" : [
+
+              ],
               "hotpatch" : {
                 "cves" : [
                   "CVE-2024-0001",
@@ -123,7 +130,8 @@ import Testing
               "processes" : {
                 "patched" : 3,
                 "pending" : 1,
-                "unpatchable" : 0
+                "unpatchable" : 0,
+                "vulnerable" : 0
               },
               "processWatch" : "netlink",
               "reasons" : [

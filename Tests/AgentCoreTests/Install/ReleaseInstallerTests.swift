@@ -170,6 +170,49 @@ struct DpkgInstallTests {
         }
         #expect(try directory.read("root/etc/app.conf") == "old\n")
     }
+
+    @Test func installCarried_installsANewerPackage_andLeavesOneAlreadyAtThatVersionOrNewerAlone() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let name = "hotpatch-test-" + UUID().uuidString.prefix(8).lowercased()
+        defer { purge(name) }
+        let installer = ReleaseInstaller(backupDirectory: directory.path + "/backup", root: directory.path + "/root")
+        let first = try buildDeb(directory, name: name, version: "1.0-1", content: "vulnerable\n")
+        #expect(try installer.installCarried(packages: [debFile(first)], releaseID: "hp1")
+                    == [.init(name: name, architecture: "all", version: "1.0-1", action: .installed, previousVersion: nil)])
+        let fixed = try buildDeb(directory, name: name, version: "1.0-1+deb12u1", content: "fixed\n")
+        #expect(try installer.installCarried(packages: [debFile(fixed)], releaseID: "hp2")
+                    == [.init(name: name, architecture: "all", version: "1.0-1+deb12u1", action: .installed, previousVersion: "1.0-1")])
+        #expect(try installedVersion(name) == "1.0-1+deb12u1")
+        #expect(try String(contentsOfFile: "/opt/\(name)/hello", encoding: .utf8) == "fixed\n")
+
+        // An older carried version, or the same one, is never installed over what is there.
+        for (version, release) in [("1.0-1", "hp3"), ("1.0-1+deb12u1", "hp4")] {
+            let carried = try buildDeb(directory, name: name, version: version, content: "carried \(version)\n")
+            #expect(try installer.installCarried(packages: [debFile(carried)], releaseID: release)
+                        == [.init(name: name, architecture: "all", version: version, action: .alreadyCurrent,
+                                  previousVersion: "1.0-1+deb12u1")])
+        }
+        #expect(try installedVersion(name) == "1.0-1+deb12u1")
+        #expect(try String(contentsOfFile: "/opt/\(name)/hello", encoding: .utf8) == "fixed\n")
+    }
+
+    @Test func installCarried_whenDpkgFails_throwsItsReasonNamingTheRelease() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let name = "hotpatch-test-" + UUID().uuidString.prefix(8).lowercased()
+        defer { purge(name) }
+        let deb = try buildDeb(directory, name: name, version: "2.0-1", content: "hello\n",
+                               control: "Depends: hotpatch-test-missing-dependency-\(name)")
+        let installer = ReleaseInstaller(backupDirectory: directory.path + "/backup", root: directory.path + "/root")
+        do {
+            _ = try installer.installCarried(packages: [debFile(deb)], releaseID: "hp9")
+            Issue.record("dpkg accepted a package with a missing dependency")
+        } catch let error as AgentCoreError {
+            #expect(error.description.hasPrefix("Failed to install release hp9: dpkg --install exited with status 1: "), "\(error)")
+            #expect(error.description.contains("hotpatch-test-missing-dependency-\(name)"), "\(error)")
+        }
+    }
 }
 
 @Test func install_whenDebIsNotAPackage_changesNothing() throws {

@@ -59,6 +59,7 @@ private func parseCatalog(_ text: String) throws -> [CatalogEntry] {
         let known: Set<String> = [
             "HOTPATCH_ID", "BASELINE_ID", "TARGET_PID", "TARGET_EXE", "BUILD_ID", "PAUSE_USEC", "LOAD_PAUSE_USEC", "REASON", "CVE",
             "CHANNEL_VERSION", "HOTPATCH_KERNEL_RELEASE", "HOTPATCH_KERNEL_BUILD_ID", "HOTPATCH_LIVEPATCH",
+            "TARGET_COMM", "TARGET_UNIT", "TARGET_OBJECTS", "HOTPATCH_PACKAGES",
         ]
         let pattern = try NSRegularExpression(pattern: "@([A-Z0-9_]+)@")
         let matches = pattern.matches(in: text, range: NSRange(text.startIndex..., in: text))

@@ -9,7 +9,7 @@ private func sampleStatus() -> AgentStatus {
         reasons: [.init(verdict: .rebootRequired, message: "fix-openssl-3 installed")],
         baseline: .init(active: "base \"2025\\q1\"\nx", pending: ["fix-openssl-3"]),
         hotpatch: .init(id: "hp-base-3", level: 3, cves: ["CVE-2025-0001"]),
-        processes: .init(patched: 12, pending: 1, unpatchable: 2),
+        processes: .init(patched: 12, pending: 1, unpatchable: 2, vulnerable: 1),
         reboot: .init(required: true, reasons: ["fix-openssl-3"], policy: "request"),
         channel: .init(version: 42, lastCheck: "2025-03-01T02:00:00Z", error: nil, path: "/var/lib/hotpatch-agent/channel"),
         enrolled: true, processWatch: "netlink", lastPauseUsec: 180, agentVersion: "1.0")
@@ -36,6 +36,9 @@ private func sampleStatus() -> AgentStatus {
         hotpatch_processes{state="patched"} 12
         hotpatch_processes{state="pending"} 1
         hotpatch_processes{state="unpatchable"} 2
+        # HELP hotpatch_processes_vulnerable Processes that map an object the hotpatch in force fixes but could not be patched: still running vulnerable code.
+        # TYPE hotpatch_processes_vulnerable gauge
+        hotpatch_processes_vulnerable 1
         # HELP hotpatch_kernel_level The level of the kernel live patch in force in the running kernel (0 for none).
         # TYPE hotpatch_kernel_level gauge
         # HELP hotpatch_kernel_in_transition 1 while a kernel live patch's transition is under way.

@@ -18,7 +18,7 @@ import Testing
 
     static func redirection(_ text: String) throws(ChannelRefusal) -> FunctionRedirection? {
         let index = try ChannelIndex.parse(Array(text.utf8), path: "index.json")
-        for case let .hotpatch(_, _, _, _, _, targets, _) in index.releases { return targets.first?.redirections.first }
+        for case let .hotpatch(_, _, _, _, _, targets, _, _) in index.releases { return targets.first?.redirections.first }
         return nil
     }
 

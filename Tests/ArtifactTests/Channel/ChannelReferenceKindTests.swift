@@ -9,13 +9,13 @@ import Testing
     static func index(_ fixture: ChannelFixture, references: [TargetSymbolReference]) -> ChannelIndex {
         var index = fixture.index
         index.releases = index.releases.map { release in
-            guard case let .hotpatch(id, baseline, level, description, cves, targets, kernel) = release else { return release }
+            guard case let .hotpatch(id, baseline, level, description, cves, targets, kernel, files) = release else { return release }
             return .hotpatch(id: id, baseline: baseline, level: level, description: description, cves: cves,
                              targets: targets.map { target in
                                  var changed = target
                                  changed.references = references
                                  return changed
-                             }, kernel: kernel)
+                             }, kernel: kernel, files: files)
         }
         return index
     }
@@ -35,7 +35,7 @@ import Testing
         let fixture = try ChannelFixture()
         #expect(!fixture.indexText.contains("\"tls\""))
         let parsed = try ChannelIndex.parse(fixture.index.encoded(), path: "index.json")
-        guard case let .hotpatch(_, _, _, _, _, targets, _)? = parsed.releases.first(where: {
+        guard case let .hotpatch(_, _, _, _, _, targets, _, _)? = parsed.releases.first(where: {
             if case .hotpatch = $0 { return true } else { return false }
         }) else {
             Issue.record("no hotpatch in \(parsed)")

@@ -181,7 +181,7 @@ import Testing
         // Version 2 ships a new patch object at the same path.
         let newBytes = oldBytes.map { $0 ^ 0x5a }
         let reference = try fixture.write("hotpatches/hp1/fix.so", newBytes)
-        guard case let .hotpatch(id, baseline, level, text, cves, targets, kernel) = fixture.index.releases[1] else { return }
+        guard case let .hotpatch(id, baseline, level, text, cves, targets, kernel, _) = fixture.index.releases[1] else { return }
         var target = targets[0]
         target.patchObject = reference
         fixture.index.releases[1] = .hotpatch(id: id, baseline: baseline, level: level, description: text, cves: cves, targets: [target], kernel: kernel)
@@ -262,7 +262,7 @@ import Testing
 
     @Test func verify_whenLevelsAreNotIncreasing_refusesAsLevelsNotIncreasing() throws {
         let fixture = try ChannelFixture()
-        guard case let .hotpatch(_, baseline, _, text, cves, targets, kernel) = fixture.index.releases[1] else { return }
+        guard case let .hotpatch(_, baseline, _, text, cves, targets, kernel, _) = fixture.index.releases[1] else { return }
         fixture.index.releases.append(.hotpatch(id: "hp2", baseline: baseline, level: 1, description: text, cves: cves, targets: targets, kernel: kernel))
         try fixture.publish()
         #expect(fixture.refusal() == .levelsNotIncreasing(path: fixture.channel + "/index.json", release: "hp2",

@@ -1,0 +1,102 @@
+import AgentProtocol
+import Artifact
+import Engine
+import Foundation
+
+/// Brings the fixed packages of the hotpatch in force to the disk, after the pass that patched
+/// the running processes, so processes started later load the fixed files ("disk parity"). Once
+/// per release: what was installed is kept in the state, and a restart or a re-scan never installs
+/// it again. No reboot is asked for, and no process is restarted. Every rule is on the state; the
+/// one effect goes through `install`; every line to log is returned.
+struct CarriedPackageInstallation: Sendable {
+    /// Installs a release's packages (`ReleaseInstaller.installCarried`); throws dpkg's reason.
+    var install: @Sendable (_ packages: [InstallableFile], _ releaseID: String) throws -> [CarriedPackageState]
+
+    /// The real installer (dpkg), backups under `stateDirectory/backup` (unused by packages).
+    static func host(stateDirectory: String) -> CarriedPackageInstallation {
+        let installer = ReleaseInstaller(backupDirectory: stateDirectory + "/backup")
+        return CarriedPackageInstallation(install: { try installer.installCarried(packages: $0, releaseID: $1) })
+    }
+
+    /// The hotpatch releases whose packages belong on disk at `plan`'s level, in level order: the
+    /// level in force and every earlier level whose fix some object still runs (levels are
+    /// cumulative per object, so such a level's packages still hold that object's fixed file).
+    /// Releases without packages, and none at all when no level is in force (unenrolled, held,
+    /// quarantined), are left out.
+    static func releasesInForce(_ plan: ReleasePlan?, channel: VerifiedChannel) -> [HotpatchRelease] {
+        guard let plan, let desired = plan.desired else { return [] }
+        let inForce = Set(plan.fixes.fixes.values.compactMap { $0.release?.id }).union([desired.id])
+        return channel.hotpatchReleases.filter { inForce.contains($0.id) && !$0.packages.isEmpty }
+            .sorted { $0.hotpatch.level < $1.hotpatch.level }
+    }
+
+    /// Installs the packages of every release in force not installed yet (a failure is retried on
+    /// a new channel version or after its backoff, never on every cycle). Call it after the patch
+    /// pass over every process: memory first, then the disk.
+    func run(plan: ReleasePlan?, channel: VerifiedChannel, state: inout AgentState, now: Date) -> [AgentEvent] {
+        var events: [AgentEvent] = []
+        let seconds = now.timeIntervalSince1970
+        for release in Self.releasesInForce(plan, channel: channel) {
+            let previous = state.carriedInstalls.first { $0.release == release.id }
+            if previous?.isInstalled == true { continue }
+            if let failure = previous?.failure, !failure.isDue(channelVersion: channel.version, now: seconds) { continue }
+            var record = CarriedInstall(release: release.id, packages: [], installedAt: nil, failure: nil)
+            let metadata = ["hotpatch.id": release.id, "baseline.id": release.hotpatch.baseline]
+            do {
+                record.packages = try install(release.packages, release.id)
+                record.installedAt = RFC3339.format(seconds)
+                let list = Self.describe(record.packages)
+                events.append(.recorded(.packagesInstalled, release: release.id,
+                                        "Installed the fixed packages of hotpatch \(release.id) on disk: \(list); no reboot or restart is needed (running processes run the hotpatch)",
+                                        level: .notice, metadata: metadata.merging(["hotpatch.packages": list]) { $1 }))
+            } catch {
+                let failure = FailedInstall(id: release.id, kind: "hotpatch", reason: "\(error)", now: seconds,
+                                            attempts: (previous?.failure?.attempts ?? 0) + 1, channelVersion: channel.version)
+                record.failure = failure
+                events.append(.recorded(.packagesInstallFailed, release: release.id,
+                                        "Failed to install the fixed packages of hotpatch \(release.id) (attempt \(failure.attempts); next on a new channel version or after \(RFC3339.format(failure.retryAfter))); the hotpatch stays applied: \(error)",
+                                        level: .error, metadata: metadata.merging(["reason": "\(error)"]) { $1 }))
+            }
+            state.carriedInstalls.removeAll { $0.release == release.id }
+            state.carriedInstalls.append(record)
+        }
+        return events
+    }
+
+    /// `name version (installed; was V)`, comma-separated, as the journal and status say it.
+    static func describe(_ packages: [CarriedPackageState]) -> String {
+        packages.map { package in
+            let before = package.previousVersion.map { "was \($0)" } ?? "was not installed"
+            switch package.action {
+            case .installed: return "\(package.name) \(package.version) (installed; \(before))"
+            case .alreadyCurrent: return "\(package.name) \(package.version) (already at \(package.previousVersion ?? "?"); left alone)"
+            }
+        }.joined(separator: ", ")
+    }
+
+    /// What status shows of the packages on disk: every release of the active baseline whose
+    /// packages were installed (a revert or hold does not downgrade them), and the releases in
+    /// force whose install failed or has not run yet.
+    static func status(state: AgentState, plan: ReleasePlan?, channel: VerifiedChannel?) -> [AgentStatus.FixedPackages] {
+        guard let channel else { return [] }
+        let ofActiveBaseline = channel.hotpatchReleases.filter { $0.hotpatch.baseline == state.activeBaseline && !$0.packages.isEmpty }
+        let inForce = Set(releasesInForce(plan, channel: channel).map(\.id))
+        return ofActiveBaseline.compactMap { release -> AgentStatus.FixedPackages? in
+            let record = state.carriedInstalls.first { $0.release == release.id }
+            if let record, record.isInstalled {
+                return AgentStatus.FixedPackages(hotpatch: release.id, state: .installed, installedAt: record.installedAt, reason: nil,
+                             packages: record.packages.map {
+                                 .init(name: $0.name, architecture: $0.architecture, version: $0.version, action: $0.action.rawValue,
+                                       previousVersion: $0.previousVersion)
+                             })
+            }
+            guard inForce.contains(release.id) else { return nil }
+            if let failure = record?.failure {
+                return AgentStatus.FixedPackages(hotpatch: release.id, state: .failed, installedAt: nil,
+                             reason: "attempt \(failure.attempts), retried on a new channel version or after \(RFC3339.format(failure.retryAfter)): \(failure.reason)",
+                             packages: [])
+            }
+            return AgentStatus.FixedPackages(hotpatch: release.id, state: .pending, installedAt: nil, reason: nil, packages: [])
+        }
+    }
+}
