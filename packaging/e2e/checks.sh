@@ -688,7 +688,7 @@ check_11() {
     touch "$E2E_CACHE/build-deb-expat.warm"
     flock -u 9
     say "hotpatch-pack build-deb took $(secs_since "$t0"); steps: $(jq -r '.steps | map("\(.name) \(.seconds) s" + (if .reused then " (reused)" else "" end)) | join(", ")' "$E2E_WORK/build-deb.json" 2>&1)"
-    say "its changes: $(jq -r '[.. | objects | select(has("kind") and has("symbol")) | "\(.kind) \(.symbol)"] | unique | join(", ")' "$E2E_WORK/build-deb.json" 2>&1)"
+    say "its changes: $(jq -r '[.targets[]? | (.released | split("/") | last) as $t | .changes[]? | "\($t): \(.kind) \(.symbol)"] | join(", ")' "$E2E_WORK/build-deb.json" 2>&1)"
     index=$(jq -c --arg id "$EXPAT_HP_ID" '[.. | objects | select(.id? == $id and .kind? == "hotpatch")] | first' "$CHANNEL/index.json")
     jq -e --arg b "$released_id" 'any(.targets[]; .build_id == $b) and any(.files[]?; .type == "deb")' >/dev/null <<<"$index" \
         || { fail "the release in the channel must target build-id $released_id and carry the update as a deb: $index"; return 1; }
