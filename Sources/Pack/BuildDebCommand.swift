@@ -48,6 +48,10 @@ struct BuildDebCommand: ParsableCommand {
             written to the channel; ship the update as a fix instead (hotpatch-pack fix --deb \
             V'.deb), and the agent asks for a reboot.
 
+            --with-deb FILE (repeatable): the fixed packages (V') the release carries, as for \
+            'hotpatch-pack build': the agent patches the running processes, then installs them, \
+            and asks for no reboot.
+
             The report (text, or --json) is 'hotpatch-pack build's, plus the source package, \
             version, shipped packages and objects (path, build-id, reproducible, debug file) and \
             the time of each step (fetch-source, build-deps, fetch-shipped, reference-build, \
@@ -57,6 +61,7 @@ struct BuildDebCommand: ParsableCommand {
               hotpatch-pack build-deb --channel ./channel --id 2025.1-hp4 --baseline 2025.1 --level 4 \\
                   --package expat --version 2.5.0-1+deb12u2 --binary libexpat1 \\
                   --diff ./expat-CVE.diff --install-build-deps --work-dir ./work-expat \\
+                  --with-deb ./libexpat1_2.5.0-1+deb12u5_amd64.deb \\
                   --cve CVE-2024-45492 --description 'expat: XML_ParseBuffer bounds'
             """
     )
@@ -96,6 +101,8 @@ struct BuildDebCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @OptionGroup var withDeb: WithDebOptions
+
     func validate() throws {
         guard !diff.isEmpty else { throw ValidationError("give --diff FIX.diff: the fix, as a unified diff") }
         guard !package.isEmpty, !package.contains(" "), !package.contains("=") else { throw ValidationError("--package \(package) is not a source package name") }
@@ -105,7 +112,7 @@ struct BuildDebCommand: ParsableCommand {
 
     func run() throws {
         let workspace = ChannelWorkspace(directory: channel.channel)
-        let addition = release.addition(text: text, providers: [])
+        let addition = release.addition(text: text, providers: [], withDeb: withDeb)
         // The channel is checked before the fetches and builds, which may take long, and again when writing.
         _ = try addition.checkIndex(of: workspace)
 
@@ -128,18 +135,21 @@ struct BuildDebCommand: ParsableCommand {
                                                     workspace: workspace, channel: channel.channel, progress: progress)
         } catch {
             print(json ? report.json() : report.text())
-            throw PackError("Not hotpatchable: \(error); nothing was written to \(channel.channel). \(Self.fixAdvice(package: package))")
+            throw PackError("Not hotpatchable: \(error); nothing was written to \(channel.channel). \(fixAdvice)")
         }
         report.steps.append(DebianBuildStep(name: "generation", seconds: (Date().timeIntervalSince(start) * 10).rounded() / 10, reused: false))
         report.build = outcome.report
         print(json ? report.json() : report.text())
         if let refusal = outcome.refusal {
-            throw PackError("Not hotpatchable: \(refusal). \(Self.fixAdvice(package: package))")
+            throw PackError("Not hotpatchable: \(refusal). \(fixAdvice)")
         }
     }
 
-    /// What the publisher does with an update that cannot be hotpatched.
-    static func fixAdvice(package: String) -> String {
-        "Ship the update as a fix instead: hotpatch-pack fix --channel DIR --id ID --baseline B --deb PKG_V'.deb (each binary package of \(package) at the fixed version); hosts install it and the agent asks for a reboot"
+    /// What the publisher does with an update that cannot be hotpatched: the `--with-deb`
+    /// packages, when given, are the fix's.
+    var fixAdvice: String {
+        let debs = withDeb.debs.isEmpty ? "--deb PKG_V'.deb (each binary package of \(package) at the fixed version)"
+            : withDeb.debs.map { "--deb \($0)" }.joined(separator: " ")
+        return "Ship the update as a fix instead: hotpatch-pack fix --channel \(channel.channel) --id ID --baseline \(release.baseline) \(debs); hosts install it and the agent asks for a reboot"
     }
 }

@@ -185,7 +185,7 @@ final class DebianPackageFixture {
 
     @Test func boundsCheckDiff_writesTheReleaseForTheShippedObject_reproducible_andTheLiveProcessGetsTheCheck() throws {
         let fixture = try DebianPackageFixture()
-        let result = try fixture.buildDeb(["--json", "--cve", "CVE-2099-0001"], debs: [fixture.libraryDeb, fixture.docDeb])
+        let result = try fixture.buildDeb(["--json", "--cve", "CVE-2099-0001", "--with-deb", fixture.libraryDeb], debs: [fixture.libraryDeb, fixture.docDeb])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let report = try DebianPackageFixture.report(result)
         #expect(report["source_package"] as? String == "hpdemo" && report["version"] as? String == "1.0")
@@ -207,11 +207,12 @@ final class DebianPackageFixture {
         #expect(shipped.first { $0["name"] as? String == "hpdemo-doc" }?["skipped"] is String, "hpdemo-doc has no ELF object: \(shipped)")
         let steps = DebianPackageFixture.steps(report)
         #expect(Set(steps.keys) == ["fetch-source", "build-deps", "fetch-shipped", "reference-build", "original-build", "patched-build", "generation"])
-        #expect(result.stderr.contains("reproducible") || report.description.contains("reproducible"))
 
         let index = try fixture.scratch.index()
-        guard case let .hotpatch(id, _, _, _, cves, targets, _)? = index.releases.last else { Issue.record("no hotpatch release"); return }
+        guard case let .hotpatch(id, _, _, _, cves, targets, _, files)? = index.releases.last else { Issue.record("no hotpatch release"); return }
         #expect(id == "B1-hp1" && cves == ["CVE-2099-0001"])
+        // --with-deb: the release carries the (here: same) package for the agent to install afterwards.
+        #expect(files.map(\.kind) == [.deb] && files.first?.file.path.hasSuffix("libhpdemo1_1.0_\(fixture.architecture).deb") == true, "\(files)")
         let target = try #require(targets.first)
         #expect(targets.count == 1 && target.buildID == buildID && target.pathHint == object["path"] as? String)
         #expect(target.redirections.map(\.symbol).contains("hpdemo_lookup"))
@@ -299,10 +300,10 @@ final class DebianPackageFixture {
 
             """)
         let before = try fixture.indexBytes()
-        let result = try fixture.buildDeb(["--json"], diff: "data.diff")
+        let result = try fixture.buildDeb(["--json", "--with-deb", fixture.libraryDeb], diff: "data.diff")
         #expect(result.status != 0)
-        #expect(result.stderr.contains("Not hotpatchable") && result.stderr.contains("hotpatch-pack fix") && result.stderr.contains("reboot"),
-                "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("Not hotpatchable") && result.stderr.contains("hotpatch-pack fix") && result.stderr.contains("reboot")
+                && result.stderr.contains("--deb \(fixture.libraryDeb)"), "stderr: \(result.stderr)")
         #expect((try DebianPackageFixture.report(result)["refusals"] as? [[String: Any]])?.contains { $0["symbol"] as? String == "hpdemo_limit" } == true)
         #expect(try fixture.indexBytes() == before)
         #expect(!FileManager.default.fileExists(atPath: fixture.path + "/channel/hotpatches"))
