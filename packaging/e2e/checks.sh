@@ -756,7 +756,7 @@ check_11() {
         and any(.packages[]; .name == "libexpat1" and .version == $v and .action == "installed" and .previousVersion == $old)' >/dev/null <<<"$where" \
         || { fail "agentctl status --json does not show libexpat1 $EXPAT_FIXED_VERSION installed (from $EXPAT_VERSION) by $EXPAT_HP_ID: fixedPackages $(jq -c '.fixedPackages' <<<"$status")"; return 1; }
     say "agentctl status --json: fixedPackages $where; processes $(jq -c .processes <<<"$status")"
-    events=$(wait_journal_event "$PACKAGES_INSTALLED_ID" "$SINCE" 10 | jq -c 'del(.__CURSOR, .__REALTIME_TIMESTAMP, .__MONOTONIC_TIMESTAMP, ._BOOT_ID, ._MACHINE_ID, ._HOSTNAME, ._TRANSPORT, ._UID, ._GID, ._CAP_EFFECTIVE, ._SELINUX_CONTEXT, ._SYSTEMD_CGROUP, ._SYSTEMD_SLICE, ._SYSTEMD_INVOCATION_ID, ._STREAM_ID, ._SOURCE_REALTIME_TIMESTAMP, ._CMDLINE, ._EXE, ._COMM, ._PID, ._SYSTEMD_UNIT, SYSLOG_IDENTIFIER, SYSLOG_FACILITY, CODE_FILE, CODE_LINE, CODE_FUNC)')
+    events=$(wait_journal_event "$PACKAGES_INSTALLED_ID" "$SINCE" 10 | jq -c '{MESSAGE_ID, PRIORITY, MESSAGE} + with_entries(select(.key | startswith("HOTPATCH")))')
     [[ $events == *libexpat1* ]] || { fail "the agent's journal has no packages-installed entry (MESSAGE_ID=$PACKAGES_INSTALLED_ID) naming libexpat1 since the publication: '$events'"; evidence; return 1; }
     say "journal (MESSAGE_ID=$PACKAGES_INSTALLED_ID):"; printf '%s\n' "$events" | indent
 
