@@ -6,6 +6,7 @@
 APPLIED_ID=dd23786464f3442c8c85d35313ba3cbc
 VERIFY_FAILED_ID=3b14140c65d245b498a8113957d2d9a0
 REBOOT_REQUIRED_ID=0bb2d2e4e104443983743621334aa25c
+PACKAGES_INSTALLED_ID=3ee18f694484489f8e796b71c0a2a0e8
 AGENT_UNIT=hotpatch-agent.service
 CHANNEL_IN=/var/lib/hotpatch-agent/channel
 
@@ -507,6 +508,7 @@ check_8() {
 #     hotpatch (same processes): the bound fits and deflate() finishes. After `agentctl revert`:
 #     the old behaviour again, the same processes still running.
 ZLIB_HP_ID=zlib-deflatebound-hp
+ZLIB_LEVEL=3   # above check 11's level 2 of the same baseline
 ZBOUND_LOG=/var/log/zbound-mt.log
 zbound_line() { tail -n 1 "$E2E_MERGED$ZBOUND_LOG" 2>/dev/null; }
 zgzip_line() { cexec journalctl -b -u zgzip-svc.service -o cat -n 1 --no-pager 2>/dev/null | tail -n 1; }
@@ -540,14 +542,14 @@ check_10() {
     say "processes mapping $ZLIB_PATH_IN: $mappers"
     [[ " $mappers " == *" $ZB_PID "* ]] || { fail "zbound-mt (pid $ZB_PID) does not map $ZLIB_PATH_IN"; return 1; }
 
-    pack hotpatch --channel "$CHANNEL" --id "$ZLIB_HP_ID" --baseline deb12-b2 --level 2 \
+    pack hotpatch --channel "$CHANNEL" --id "$ZLIB_HP_ID" --baseline deb12-b2 --level "$ZLIB_LEVEL" \
         --target "$ZLIB_TARGET" --path-hint "$ZLIB_PATH_IN" --patch "$FX/reallib/deflateBound-fix.so" \
         --replace deflateBound=deflateBound --description "zlib deflateBound(): level 0 with memLevel 9 uses the stored-block bound (upstream e5546956)"
     pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
     next_second
     t0=$(now_ms)
     publish_into_container
-    say "published $ZLIB_HP_ID (baseline deb12-b2, level 2) into $CHANNEL_IN"
+    say "published $ZLIB_HP_ID (baseline deb12-b2, level $ZLIB_LEVEL) into $CHANNEL_IN"
     zlib_behaviour after 30 || { evidence; return 1; }
     say "both programs fixed $(secs_since "$t0") after the publication"
 
@@ -568,11 +570,19 @@ check_10() {
     props_after=$(zgzip_props)
     [[ $props_after == "$props_before" ]] || { fail "zgzip-svc.service was restarted: before '$props_before', after '$props_after'"; return 1; }
     say "same processes: zbound-mt pid $ZB_PID alive; zgzip-svc.service $props_after"
-    # Levels are cumulative per object: level 2 names only libz, so the victim keeps level 1's fix.
+    # Levels are cumulative per object: level 3 names only libz, so the victim keeps level 1's fix
+    # and xmlbuf-svc level 2's (check 11).
     victim=$(victim_line)
     [[ $victim == *'parse_length(100)=64 banner=2'* ]] || {
-        fail "victim meanwhile: $victim, expected victim-b2-hp1's 'parse_length(100)=64 banner=2': level 2, which names only libz, must keep level 1's fix of the victim in force"; evidence; return 1; }
-    say "victim meanwhile: $victim (victim-b2-hp1, level 1, stays in force under level 2, which names only libz)"
+        fail "victim meanwhile: $victim, expected victim-b2-hp1's 'parse_length(100)=64 banner=2': level $ZLIB_LEVEL, which names only libz, must keep level 1's fix of the victim in force"; evidence; return 1; }
+    say "victim meanwhile: $victim (victim-b2-hp1, level 1, stays in force under level $ZLIB_LEVEL, which names only libz)"
+    if [[ -n $EXPAT_APPLIED ]]; then
+        local xml
+        xml=$(xmlbuf_line)
+        [[ $xml == *'oversized=41 '*'then=ok'* ]] || {
+            fail "xmlbuf-svc meanwhile: '$xml', expected check 11's fix ('oversized=41 … then=ok'): level $ZLIB_LEVEL, which names only libz, must keep level 2's fix of libexpat in force"; evidence; return 1; }
+        say "xmlbuf-svc meanwhile: $xml ($EXPAT_HP_ID, level $EXPAT_LEVEL, stays in force too)"
+    fi
 
     # Reverted through the daemon: the old behaviour again, in the same processes.
     t0=$(now_ms)
@@ -591,6 +601,180 @@ check_10() {
     cexec kill -0 "$ZB_PID" || { fail "zbound-mt (pid $ZB_PID) is gone after the revert"; return 1; }
     [[ $(zgzip_props) == "$props_before" ]] || { fail "zgzip-svc.service was restarted by the revert: $(zgzip_props)"; return 1; }
     cexec kill "$ZB_PID"
+}
+
+# 11. A Debian security update with no restart (issue 11 §2). The library is the root file system's
+#     own libexpat.so.1.8.10 (libexpat1 2.5.0-1+deb12u2, bookworm main, stripped); the fix is a
+#     real CVE's, reallib/expat-CVE-2026-77214.diff (XML_ParseBuffer refuses a length beyond the
+#     buffer XML_GetBuffer gave: no read past it into the heap); `hotpatch-pack build-deb` turns it
+#     into a hotpatch for the library as Debian shipped it, and the release carries
+#     bookworm-security's libexpat1 2.5.0-1+deb12u5. Two programs map the library: xmlbuf-svc.service
+#     (reallib/xmlbuf-svc.c: the reproducer every 250 ms, DynamicUser=yes,
+#     MemoryDenyWriteExecute=yes) and dbus-daemon (dbus.service, the container's system bus, which
+#     reads its configuration with expat). Before: the reproducer reads past the buffer (error 4,
+#     the parser left failed). After the publication: every process that mapped the library is
+#     patched, keeps its PID, the reproducer is refused (error 41) and the parser still parses;
+#     dbus-daemon still answers, and reloads its XML configuration through the patched code; the
+#     agent installed 2.5.0-1+deb12u5 on disk (no reboot asked for), and a new process loads it.
+EXPAT_RELEASED_VERSION=2.5.0-1+deb12u2   # what the diff and the update are paired with
+EXPAT_HP_ID=expat-cve-2026-77214-hp
+EXPAT_LEVEL=2
+EXPAT_CVE=CVE-2026-77214
+EXPAT_APPLIED=
+xmlbuf_line() { cexec journalctl -b -u xmlbuf-svc.service -o cat -n 1 --no-pager 2>/dev/null | tail -n 1; }
+unit_props() { cexec systemctl show -p NRestarts -p ExecMainPID -p ExecMainStartTimestampMonotonic "$1" | sort | tr '\n' ' '; }
+# Container pids whose maps hold the targeted libexpat (by path; " (deleted)" once dpkg replaced it).
+expat_mappers() { cexec sh -c "grep -lE ' $EXPAT_PATH_IN( \\(deleted\\))?\$' /proc/[0-9]*/maps 2>/dev/null" | cut -d/ -f3 | sort -n | tr '\n' ' '; }
+build_id_of() { readelf -n "$1" 2>/dev/null | awk '/Build ID/ {print $3}'; }
+dbus_call() { cexec busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus "$@" 2>&1; }
+
+check_11() {
+    local t_all t0 out line status props_before props_after dbus_before dbus_after dbus_pid svc_pid
+    local mappers processes pid state agent bad= version fixed_id released_id index where events new_pid warm
+    t_all=$(now_ms)
+    released_id=$(build_id_of "$EXPAT_TARGET")
+    mkdir -p "$E2E_WORK/expat-fixed"
+    dpkg-deb -x "$EXPAT_FIXED_DEB" "$E2E_WORK/expat-fixed"
+    fixed_id=$(build_id_of "$(find "$E2E_WORK/expat-fixed" -name 'libexpat.so.1.8.10' | head -n 1)")
+    say "target: $EXPAT_PATH_IN in the container, libexpat1 $EXPAT_VERSION (bookworm main), build-id $released_id"
+    say "update: $(basename "$EXPAT_FIXED_DEB") (bookworm-security), its libexpat.so.1.8.10 build-id ${fixed_id:-?}"
+    [[ $EXPAT_VERSION == "$EXPAT_RELEASED_VERSION" ]] || {
+        fail "the root file system has libexpat1 $EXPAT_VERSION; the fix (reallib/expat-CVE-2026-77214.diff) and the update ($EXPAT_FIXED_VERSION) are paired with $EXPAT_RELEASED_VERSION"; return 1; }
+    [[ -n $fixed_id && $fixed_id != "$released_id" ]] || { fail "the update's library has no build-id of its own ('$fixed_id')"; return 1; }
+    if cexec test -e /run/reboot-required; then fail "/run/reboot-required exists before the update (from an earlier check): cannot tell whether the update asks for a reboot"; return 1; fi
+    status=$(status_json)
+    say "agentctl status before: verdict=$(jq -r .verdict <<<"$status") hotpatch=$(jq -r '.hotpatch.id // "none"' <<<"$status") level $(jq -r '.hotpatch.level // "-"' <<<"$status")"
+
+    # The two programs, before.
+    t0=$(now_ms)
+    cexec systemctl start xmlbuf-svc.service || { fail "xmlbuf-svc.service did not start"; return 1; }
+    line=$(wait_line 'oversized=' 10 xmlbuf_line)
+    [[ $line == *'oversized=4 '*'then=error(4)'* ]] \
+        || { fail "before the update xmlbuf-svc should read past its buffer ('oversized=4 … then=error(4)'): '$line'"; evidence; return 1; }
+    svc_pid=$(cexec systemctl show -p MainPID --value xmlbuf-svc.service)
+    say "xmlbuf-svc.service (PID $svc_pid, uid $(cexec stat -c %u "/proc/$svc_pid"), MemoryDenyWriteExecute=$(cexec systemctl show -p MemoryDenyWriteExecute --value xmlbuf-svc.service)): $(cexec journalctl -b -u xmlbuf-svc.service -o cat --no-pager | grep -m1 'build-id')"
+    say "before: $line"
+    out=$(dbus_call GetId) || { fail "busctl call GetId (the system bus) failed before the update: $out"; return 1; }
+    dbus_pid=$(cexec systemctl show -p MainPID --value dbus.service)
+    say "dbus.service (dbus-daemon PID $dbus_pid): busctl call … GetId: $out"
+    props_before=$(unit_props xmlbuf-svc.service)
+    dbus_before=$(unit_props dbus.service)
+    mappers=$(expat_mappers)
+    say "processes mapping $EXPAT_PATH_IN: $(for pid in $mappers; do printf '%s(%s) ' "$pid" "$(cexec cat "/proc/$pid/comm" 2>/dev/null)"; done)($(secs_since "$t0"))"
+    [[ " $mappers " == *" $svc_pid "* && " $mappers " == *" $dbus_pid "* ]] \
+        || { fail "xmlbuf-svc (pid $svc_pid) and dbus-daemon (pid $dbus_pid) must both map $EXPAT_PATH_IN: $mappers"; return 1; }
+
+    # The release: generated from Debian's source at the released version, carrying the update.
+    [[ -e $E2E_CACHE/build-deb-expat.warm ]] && warm=warm || warm="cold: expat is built twice"
+    say "hotpatch-pack build-deb --package $EXPAT_SOURCE --version $EXPAT_VERSION ($warm; work directory $E2E_CACHE/build-deb-expat) …"
+    t0=$(now_ms)
+    # The source package comes from the cache (--dsc: the host's apt needs no deb-src entry); the
+    # shipped libexpat1 at the released version is downloaded by build-deb (--binary). The work
+    # directory is the cache's: one run at a time uses it (the cache's lock, fd 9 of run).
+    flock 9
+    if ! "$PACK" build-deb --channel "$CHANNEL" --id "$EXPAT_HP_ID" --baseline deb12-b2 --level "$EXPAT_LEVEL" \
+            --package "$EXPAT_SOURCE" --version "$EXPAT_VERSION" --dsc "$EXPAT_DSC" \
+            --diff "$HERE/reallib/expat-CVE-2026-77214.diff" \
+            --binary libexpat1 --with-deb "$EXPAT_FIXED_DEB" --install-build-deps \
+            --work-dir "$E2E_CACHE/build-deb-expat" --cve "$EXPAT_CVE" \
+            --description "expat XML_ParseBuffer: refuse a length beyond the buffer (no read past it); with libexpat1 $EXPAT_FIXED_VERSION" \
+            --json >"$E2E_WORK/build-deb.json" 2>"$E2E_WORK/build-deb.log"; then
+        flock -u 9
+        fail "hotpatch-pack build-deb failed after $(secs_since "$t0") (last lines of its output):"
+        tail -n 30 "$E2E_WORK/build-deb.log" | indent
+        head -c 3000 "$E2E_WORK/build-deb.json" | indent
+        return 1
+    fi
+    touch "$E2E_CACHE/build-deb-expat.warm"
+    flock -u 9
+    say "hotpatch-pack build-deb took $(secs_since "$t0"); steps: $(jq -r '.steps | map("\(.name) \(.seconds) s" + (if .reused then " (reused)" else "" end)) | join(", ")' "$E2E_WORK/build-deb.json" 2>&1)"
+    say "its changes: $(jq -r '[.targets[]? | (.released | split("/") | last) as $t | .changes[]? | "\($t): \(.kind) \(.symbol)"] | join(", ")' "$E2E_WORK/build-deb.json" 2>&1)"
+    index=$(jq -c --arg id "$EXPAT_HP_ID" '[.. | objects | select(.id? == $id and .kind? == "hotpatch")] | first' "$CHANNEL/index.json")
+    jq -e --arg b "$released_id" 'any(.targets[]; .build_id == $b) and any(.files[]?; .type == "deb")' >/dev/null <<<"$index" \
+        || { fail "the release in the channel must target build-id $released_id and carry the update as a deb: $index"; return 1; }
+    say "release $EXPAT_HP_ID: targets $(jq -r '[.targets[] | "\(.build_id[0:12])… (\(.redirections | map(.symbol) | join(",")))"] | join(" ")' <<<"$index"), files $(jq -r '[.files[] | "\(.type) \(.path)"] | join(" ")' <<<"$index")"
+    pack publish --channel "$CHANNEL" --private-key "$PUB/publisher.key"
+    next_second
+    t0=$(now_ms)
+    publish_into_container
+    say "published $EXPAT_HP_ID (baseline deb12-b2, level $EXPAT_LEVEL) into $CHANNEL_IN"
+
+    # Applied live: the same processes, behaving fixed.
+    line=$(wait_line 'oversized=41 ' 30 xmlbuf_line) \
+        || { fail "xmlbuf-svc does not refuse the oversized length within 30 s: '$line'"; evidence; return 1; }
+    [[ $line == *'then=ok'* ]] || { fail "after the fix the correct call must succeed ('then=ok'): '$line'"; evidence; return 1; }
+    EXPAT_APPLIED=1
+    say "after the fix ($(secs_since "$t0") after the publication): $line"
+    # The package upgraded on disk by the agent, once the processes were patched.
+    version=$(wait_line "installed $EXPAT_FIXED_VERSION" 60 cexec dpkg-query -W -f='${db:Status-Status} ${Version}' libexpat1) \
+        || { fail "dpkg-query -W libexpat1 says '$version' 60 s after the publication; expected installed $EXPAT_FIXED_VERSION (by the agent)"; evidence; return 1; }
+    say "dpkg-query -W libexpat1: $version ($(secs_since "$t0") after the publication); on disk: $EXPAT_PATH_IN build-id $(build_id_of "$E2E_MERGED$EXPAT_PATH_IN")"
+    [[ $(build_id_of "$E2E_MERGED$EXPAT_PATH_IN") == "$fixed_id" ]] || { fail "$EXPAT_PATH_IN on disk is not the update's library"; return 1; }
+
+    processes=$(cexec agentctl processes --json 2>&1)
+    agent=$(cexec systemctl show -p MainPID --value "$AGENT_UNIT")
+    for pid in $mappers; do
+        [[ $pid == "$agent" ]] && { say "pid $pid is the agent itself (it never patches itself)"; continue; }
+        state=$(jq -r --argjson pid "$pid" --arg id "$EXPAT_HP_ID" '.[] | select(.pid == $pid)
+            | "\(.state) \(if any(.objects[]?; .hotpatch == $id) or .hotpatch == $id then $id else (.hotpatch // "-") end) pause=\(.pauseUsec // "-")µs"' <<<"$processes" 2>/dev/null)
+        say "pid $pid ($(cexec cat "/proc/$pid/comm" 2>/dev/null)): ${state:-not listed by agentctl processes}"
+        [[ $state == "patched $EXPAT_HP_ID "* ]] || bad=1
+    done
+    [[ -z $bad ]] || { fail "a process that mapped libexpat1 $EXPAT_VERSION is not patched with $EXPAT_HP_ID"; printf '%s\n' "$processes" | indent; evidence; return 1; }
+    props_after=$(unit_props xmlbuf-svc.service)
+    dbus_after=$(unit_props dbus.service)
+    [[ $props_after == "$props_before" ]] || { fail "xmlbuf-svc.service was restarted: before '$props_before', after '$props_after'"; return 1; }
+    [[ $dbus_after == "$dbus_before" ]] || { fail "dbus.service was restarted: before '$dbus_before', after '$dbus_after'"; return 1; }
+    say "same processes: xmlbuf-svc.service $props_after; dbus.service $dbus_after"
+    for unit in xmlbuf-svc.service dbus.service; do
+        [[ $(cexec systemctl is-active "$unit") == active ]] || { fail "$unit is not active after the update"; return 1; }
+    done
+    # dbus-daemon still serves, and parses its XML configuration again through the patched code.
+    out=$(dbus_call GetId) || { fail "busctl call GetId failed after the update: $out"; evidence; return 1; }
+    say "busctl call … GetId: $out"
+    out=$(dbus_call ReloadConfig) || { fail "busctl call … ReloadConfig (dbus-daemon parses its XML configuration with expat) failed after the update: $out"; evidence; return 1; }
+    out=$(dbus_call GetId) || { fail "busctl call GetId failed after ReloadConfig: $out"; evidence; return 1; }
+    [[ $(cexec systemctl show -p MainPID --value dbus.service) == "$dbus_pid" ]] || { fail "dbus-daemon's PID changed after ReloadConfig"; return 1; }
+    say "busctl call … ReloadConfig, then GetId: $out (dbus-daemon PID $dbus_pid)"
+
+    # No reboot, no exposure; the install in status and in the journal.
+    if cexec test -e /run/reboot-required; then
+        fail "the update wrote /run/reboot-required: $(cexec cat /run/reboot-required 2>&1 | tr '\n' ' ')"; return 1
+    fi
+    if ! kill -0 "$NSPAWN_PID" 2>/dev/null; then
+        fail "the container is down (reboot = \"auto\" since check 6: the agent asked for a reboot)"; return 1
+    fi
+    # The agent records the install once dpkg is done: give it a moment past dpkg's own status.
+    status=$(wait_status '(.fixedPackages // []) | any(.state == "installed")' 15)
+    say "agentctl status after: verdict=$(jq -r .verdict <<<"$status") reboot.required=$(jq -r .reboot.required <<<"$status") hotpatch=$(jq -r '.hotpatch.id // "none"' <<<"$status") level $(jq -r '.hotpatch.level // "-"' <<<"$status"); no /run/reboot-required"
+    jq -e '.verdict != "exposed" and .reboot.required == false' >/dev/null <<<"$status" \
+        || { fail "after the update the verdict must not be exposed and no reboot required: $(jq -c '{verdict, reasons, reboot}' <<<"$status")"; return 1; }
+    jq -e '.processes.vulnerable == 0' >/dev/null <<<"$status" \
+        || { fail "agentctl status --json counts processes still running vulnerable code: $(jq -c .processes <<<"$status")"; evidence; return 1; }
+    where=$(jq -c --arg id "$EXPAT_HP_ID" '.fixedPackages[]? | select(.hotpatch == $id)' <<<"$status")
+    jq -e --arg v "$EXPAT_FIXED_VERSION" --arg old "$EXPAT_VERSION" '.state == "installed"
+        and any(.packages[]; .name == "libexpat1" and .version == $v and .action == "installed" and .previousVersion == $old)' >/dev/null <<<"$where" \
+        || { fail "agentctl status --json does not show libexpat1 $EXPAT_FIXED_VERSION installed (from $EXPAT_VERSION) by $EXPAT_HP_ID: fixedPackages $(jq -c '.fixedPackages' <<<"$status")"; return 1; }
+    say "agentctl status --json: fixedPackages $where; processes $(jq -c .processes <<<"$status")"
+    events=$(wait_journal_event "$PACKAGES_INSTALLED_ID" "$SINCE" 10 | jq -c '{MESSAGE_ID, PRIORITY, MESSAGE} + with_entries(select(.key | startswith("HOTPATCH")))')
+    [[ $events == *libexpat1* ]] || { fail "the agent's journal has no packages-installed entry (MESSAGE_ID=$PACKAGES_INSTALLED_ID) naming libexpat1 since the publication: '$events'"; evidence; return 1; }
+    say "journal (MESSAGE_ID=$PACKAGES_INSTALLED_ID):"; printf '%s\n' "$events" | indent
+
+    # A new process loads the update from disk; the agent leaves it alone (it maps no target).
+    new_pid=$(cexec sh -c "setsid /usr/local/bin/xmlbuf-svc --rounds 20 --interval-ms 250 >/var/log/xmlbuf-new.log 2>&1 </dev/null & echo \$!")
+    [[ $new_pid =~ ^[0-9]+$ ]] || { fail "the new xmlbuf-svc process did not start: '$new_pid'"; return 1; }
+    sleep 2.6   # more than one of the agent's scans (every 2 s in a container); it runs 5 s
+    processes=$(cexec agentctl processes --json 2>&1)
+    cexec kill -0 "$new_pid" 2>/dev/null || { fail "the new process $new_pid ended before agentctl processes was asked (a loaded machine?)"; return 1; }
+    if jq -e --argjson pid "$new_pid" 'any(.[]; .pid == $pid)' >/dev/null <<<"$processes"; then
+        fail "agentctl processes lists the new process $new_pid, which maps the updated library, not a target"; return 1
+    fi
+    wait_line gone 8 cexec sh -c "kill -0 $new_pid 2>/dev/null && echo running || echo gone" >/dev/null
+    out=$(cat "$E2E_MERGED/var/log/xmlbuf-new.log")
+    [[ $out == *"build-id $fixed_id"* && $out == *'oversized=41 '*'then=ok'* ]] \
+        || { fail "a new process (pid $new_pid) does not load the update's library and behave fixed: $out"; return 1; }
+    say "new process $new_pid (not listed by agentctl processes): $(head -n 1 <<<"$out" | cut -d' ' -f2-); $(tail -n 1 <<<"$out" | cut -d' ' -f2-)"
+    say "check 11 in all: $(secs_since "$t_all")"
 }
 
 # 7. apt-get remove stops the service and keeps its state; purge removes it.

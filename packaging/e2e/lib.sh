@@ -142,8 +142,9 @@ ensure_rootfs() {
 # ensure_source BINARY_PACKAGE: unpacks the source package of the version of BINARY_PACKAGE that
 # the cached root file system has installed (apt-get source, from a deb-src entry for the host's
 # mirror, with apt state private to the cache: the host's apt configuration is not touched) and
-# sets E2E_SOURCE_DIR to it and E2E_SOURCE_VERSION to "name version". Cached, like the root.
-E2E_SOURCE_DIR= E2E_SOURCE_VERSION=
+# sets E2E_SOURCE_DIR to it, E2E_SOURCE_VERSION to "name version" and E2E_SOURCE_DSC to the .dsc,
+# kept with its tarballs beside it (hotpatch-pack build-deb --dsc). Cached, like the root.
+E2E_SOURCE_DIR= E2E_SOURCE_VERSION= E2E_SOURCE_DSC=
 ensure_source() {
     local binary=$1 name version mirror dir apt tmp t0
     read -r name version < <(dpkg-query --admindir="$E2E_ROOTFS/var/lib/dpkg" -W \
@@ -152,6 +153,7 @@ ensure_source() {
     E2E_SOURCE_VERSION="$name $version"
     dir=$E2E_CACHE/sources/${name}_${version#*:}
     E2E_SOURCE_DIR=$dir/src
+    E2E_SOURCE_DSC=$dir/${name}_${version#*:}.dsc
     [[ -e $dir/.complete ]] && return 0
     t0=$(now_ms)
     mirror=$(host_mirror) || exit 1
@@ -175,10 +177,37 @@ ensure_source() {
     [[ -n $unpacked ]] || { rm -rf "$tmp"; die "apt-get source $name=$version left no source tree in $tmp"; }
     mkdir -p "$dir"
     mv "$unpacked" "$E2E_SOURCE_DIR"
-    mv "$tmp"/*.dsc "$dir/" 2>/dev/null || true
+    # The .dsc and the files it lists (the tarballs): a source package that dpkg-source -x unpacks.
+    find "$tmp" -mindepth 1 -maxdepth 1 -type f \( -name '*.dsc' -o -name '*.tar.*' -o -name '*.diff.gz' \) -exec mv {} "$dir/" \;
     rm -rf "$tmp"
     touch "$dir/.complete"
     log "sources: $name $version unpacked in $(secs_since "$t0") at $E2E_SOURCE_DIR"
+}
+
+# --- a binary package of another suite (check 11's bookworm-security update), from the host's apt
+
+# ensure_deb PACKAGE VERSION: downloads PACKAGE=VERSION for the machine's architecture with the
+# host's apt (`apt-get download`: its sources must reach the suite that has it, e.g.
+# bookworm-security) into the cache once, and sets E2E_DEB to its path. Nothing is installed.
+E2E_DEB=
+ensure_deb() {
+    local package=$1 version=$2 arch dir tmp
+    arch=$(dpkg --print-architecture)
+    dir=$E2E_CACHE/debs
+    E2E_DEB=$dir/${package}_${version#*:}_${arch}.deb
+    [[ -s $E2E_DEB ]] && return 0
+    mkdir -p "$dir"
+    tmp=$(mktemp -d "$dir/.dl.XXXXXX")
+    if ! (cd "$tmp" && apt-get download -q "$package=$version" >"$tmp/apt.log" 2>&1) \
+        && ! { apt-get update -q >>"$tmp/apt.log" 2>&1 && (cd "$tmp" && apt-get download -q "$package=$version" >>"$tmp/apt.log" 2>&1); }; then
+        tail -n 10 "$tmp/apt.log" >&2
+        rm -rf "$tmp"
+        die "apt-get download $package=$version failed: the host's apt sources must reach the suite that has it (for $package $version: bookworm-security)"
+    fi
+    [[ -s $tmp/$(basename "$E2E_DEB") ]] || { ls "$tmp" >&2; rm -rf "$tmp"; die "apt-get download $package=$version left no $(basename "$E2E_DEB")"; }
+    mv "$tmp/$(basename "$E2E_DEB")" "$E2E_DEB"
+    rm -rf "$tmp"
+    log "debs: downloaded $package $version ($(du -h "$E2E_DEB" | cut -f1)) into $dir"
 }
 
 # --- one test container: an overlay over the cached root, booted with systemd-nspawn
