@@ -85,11 +85,7 @@ package struct BuildReport: Codable, Sendable, Equatable {
 
     /// The report as JSON: snake_case keys, sorted, one line per value.
     package func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        // Every field is a string, number, bool, array or nil: encoding cannot fail.
-        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        reportJSON(self)
     }
 
     /// The report as text.
@@ -121,4 +117,13 @@ package struct BuildReport: Codable, Sendable, Equatable {
         if let workDirectory { lines.append("Work directory kept: \(workDirectory)") }
         return lines.joined(separator: "\n")
     }
+}
+
+/// A report as the generator's commands print it with `--json`: snake_case keys, sorted, one line
+/// per value. Every field of a report is a string, number, bool, array or nil: encoding cannot fail.
+func reportJSON(_ report: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    return (try? encoder.encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
 }

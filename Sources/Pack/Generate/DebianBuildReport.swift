@@ -34,10 +34,7 @@ package struct DebianBuildReport: Encodable, Sendable {
 
     /// The report as JSON: snake_case keys, sorted.
     package func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        reportJSON(self)
     }
 
     /// The report as text.

@@ -64,15 +64,19 @@ package struct InlinedCalls: Sendable, Equatable {
         }
     }
 
-    /// Calls `body` with each child of `die` (dwarf_child, dwarf_siblingof).
     private static func visitChildren(of die: inout Dwarf_Die, _ body: (inout Dwarf_Die) -> Void) {
-        var child = Dwarf_Die()
-        guard dwarf_child(&die, &child) == 0 else { return }
-        while true {
-            body(&child)
-            var next = Dwarf_Die()
-            guard dwarf_siblingof(&child, &next) == 0 else { return }
-            child = next
-        }
+        forEachDWARFChild(of: &die, body)
+    }
+}
+
+/// Calls `body` with each child of `die` in order (dwarf_child, then dwarf_siblingof).
+func forEachDWARFChild(of die: inout Dwarf_Die, _ body: (inout Dwarf_Die) -> Void) {
+    var child = Dwarf_Die()
+    guard dwarf_child(&die, &child) == 0 else { return }
+    while true {
+        body(&child)
+        var next = Dwarf_Die()
+        guard dwarf_siblingof(&child, &next) == 0 else { return }
+        child = next
     }
 }
