@@ -115,6 +115,7 @@ struct BuildDebCommand: ParsableCommand {
         let addition = release.addition(text: text, providers: [], withDeb: withDeb)
         // The channel is checked before the fetches and builds, which may take long, and again when writing.
         _ = try addition.checkIndex(of: workspace)
+        try checkCarriedPackagesAreTheUpdate()
 
         var request = DebianBuildRequest(package: package, version: version, diffs: diff)
         request.binaries = binary
@@ -134,14 +135,30 @@ struct BuildDebCommand: ParsableCommand {
             outcome = try GeneratedRelease.generate(prepared.builds, pathHints: prepared.targetPaths, release: release, addition: addition,
                                                     workspace: workspace, channel: channel.channel, progress: progress)
         } catch {
+            // Not a refusal (those come back in the outcome): the channel, the disk or an object
+            // failed, which says nothing about whether the fix can be hotpatched.
             print(json ? report.json() : report.text())
-            throw PackError("Not hotpatchable: \(error); nothing was written to \(channel.channel). \(fixAdvice)")
+            throw PackError("Failed to generate or add the hotpatch: \(error); nothing was written to \(channel.channel)")
         }
         report.steps.append(DebianBuildStep(name: "generation", seconds: (Date().timeIntervalSince(start) * 10).rounded() / 10, reused: false))
         report.build = outcome.report
         print(json ? report.json() : report.text())
         if let refusal = outcome.refusal {
             throw PackError("Not hotpatchable: \(refusal). \(fixAdvice)")
+        }
+    }
+
+    /// Refuses `--with-deb` packages that are not the update of this source package: another
+    /// source's, or one not newer than `--version` (the shipped V itself would leave every host's
+    /// disk vulnerable while the agent reports the package installed).
+    func checkCarriedPackagesAreTheUpdate() throws {
+        for carried in try withDeb.packages() {
+            guard carried.sourceName == package else {
+                throw PackError("--with-deb \(carried.path): \(carried.name) \(carried.version) is built from source package \(carried.sourceName), not \(package): carry the fixed binary packages of \(package)")
+            }
+            guard try DebianTools.isVersion(carried.sourceVersion, newerThan: version) else {
+                throw PackError("--with-deb \(carried.path): \(carried.name) is from \(package) \(carried.sourceVersion), not newer than --version \(version): carry the fixed update (V'), not the version hosts run")
+            }
         }
     }
 

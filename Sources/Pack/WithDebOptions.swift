@@ -29,6 +29,10 @@ struct CarriedPackage: Equatable {
     var version: String
     /// `Architecture:`.
     var architecture: String
+    /// The source package it was built from (`Source:`, else its own name).
+    var sourceName: String = ""
+    /// The source package's version (`Source:`'s version, else `Version:`).
+    var sourceVersion: String = ""
 
     /// The first bytes of every Debian binary package: an ar archive whose first member is
     /// `debian-binary` (deb(5)).
@@ -73,16 +77,17 @@ struct CarriedPackage: Equatable {
         let dpkgDeb = try Tools.find("dpkg-deb")
         let finished: ChildProcess.Finished
         do throws(SystemError) {
-            finished = try ChildProcess.run(dpkgDeb, ["--show", "--showformat=${Package}\\t${Version}\\t${Architecture}", path])
+            finished = try ChildProcess.run(dpkgDeb, ["--show", "--showformat=${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\t${source:Version}", path])
         } catch {
             throw PackError(error)
         }
         let fields = String(decoding: finished.output, as: UTF8.self).split(separator: "\t", omittingEmptySubsequences: false)
-        guard finished.status == 0, fields.count == 3, fields.allSatisfy({ !$0.isEmpty }) else {
+        guard finished.status == 0, fields.count == 5, fields.allSatisfy({ !$0.isEmpty }) else {
             let said = String(decoding: finished.errorOutput, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             throw PackError("--with-deb \(path): dpkg-deb cannot read its control file (exit status \(finished.status))"
                             + (said.isEmpty ? "" : ": \(said)"))
         }
-        return CarriedPackage(path: path, name: String(fields[0]), version: String(fields[1]), architecture: String(fields[2]))
+        return CarriedPackage(path: path, name: String(fields[0]), version: String(fields[1]), architecture: String(fields[2]),
+                              sourceName: String(fields[3]), sourceVersion: String(fields[4]))
     }
 }

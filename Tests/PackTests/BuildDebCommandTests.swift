@@ -13,6 +13,14 @@ final class DebianPackageFixture {
     var path: String { scratch.path }
     var dsc: String { path + "/hpdemo_1.0.dsc" }
     var libraryDeb: String { path + "/shipped/libhpdemo1_1.0_\(architecture).deb" }
+
+    /// The shipped library package repacked as the update (version 1.1), the V' a release carries.
+    func updatedLibraryDeb() throws -> String {
+        let updated = path + "/update/libhpdemo1_1.1_\(architecture).deb"
+        try Shell.sh("mkdir -p update && dpkg-deb -R \(libraryDeb) update/root && sed -i 's/^Version: .*/Version: 1.1/' update/root/DEBIAN/control"
+                     + " && dpkg-deb --root-owner-group --build update/root \(updated) >/dev/null", in: path)
+        return updated
+    }
     var docDeb: String { path + "/shipped/hpdemo-doc_1.0_all.deb" }
     let architecture: String
 
@@ -185,7 +193,8 @@ final class DebianPackageFixture {
 
     @Test func boundsCheckDiff_writesTheReleaseForTheShippedObject_reproducible_andTheLiveProcessGetsTheCheck() throws {
         let fixture = try DebianPackageFixture()
-        let result = try fixture.buildDeb(["--json", "--cve", "CVE-2099-0001", "--with-deb", fixture.libraryDeb], debs: [fixture.libraryDeb, fixture.docDeb])
+        let result = try fixture.buildDeb(["--json", "--cve", "CVE-2099-0001", "--with-deb", try fixture.updatedLibraryDeb()],
+                                          debs: [fixture.libraryDeb, fixture.docDeb])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let report = try DebianPackageFixture.report(result)
         #expect(report["source_package"] as? String == "hpdemo" && report["version"] as? String == "1.0")
@@ -211,8 +220,8 @@ final class DebianPackageFixture {
         let index = try fixture.scratch.index()
         guard case let .hotpatch(id, _, _, _, cves, targets, _, files)? = index.releases.last else { Issue.record("no hotpatch release"); return }
         #expect(id == "B1-hp1" && cves == ["CVE-2099-0001"])
-        // --with-deb: the release carries the (here: same) package for the agent to install afterwards.
-        #expect(files.map(\.kind) == [.deb] && files.first?.file.path.hasSuffix("libhpdemo1_1.0_\(fixture.architecture).deb") == true, "\(files)")
+        // --with-deb: the release carries the updated package for the agent to install afterwards.
+        #expect(files.map(\.kind) == [.deb] && files.first?.file.path.hasSuffix("libhpdemo1_1.1_\(fixture.architecture).deb") == true, "\(files)")
         let target = try #require(targets.first)
         #expect(targets.count == 1 && target.buildID == buildID && target.pathHint == object["path"] as? String)
         #expect(target.redirections.map(\.symbol).contains("hpdemo_lookup"))
@@ -300,13 +309,27 @@ final class DebianPackageFixture {
 
             """)
         let before = try fixture.indexBytes()
-        let result = try fixture.buildDeb(["--json", "--with-deb", fixture.libraryDeb], diff: "data.diff")
+        let update = try fixture.updatedLibraryDeb()
+        let result = try fixture.buildDeb(["--json", "--with-deb", update], diff: "data.diff")
         #expect(result.status != 0)
         #expect(result.stderr.contains("Not hotpatchable") && result.stderr.contains("hotpatch-pack fix") && result.stderr.contains("reboot")
-                && result.stderr.contains("--deb \(fixture.libraryDeb)"), "stderr: \(result.stderr)")
+                && result.stderr.contains("--deb \(update)"), "stderr: \(result.stderr)")
         #expect((try DebianPackageFixture.report(result)["refusals"] as? [[String: Any]])?.contains { $0["symbol"] as? String == "hpdemo_limit" } == true)
         #expect(try fixture.indexBytes() == before)
         #expect(!FileManager.default.fileExists(atPath: fixture.path + "/channel/hotpatches"))
+    }
+
+    @Test func withDebOfTheShippedVersionOrAnotherSource_isRefusedBeforeTheBuilds_andWritesNothing() throws {
+        let fixture = try DebianPackageFixture()
+        let before = try fixture.indexBytes()
+        let same = try fixture.buildDeb(["--with-deb", fixture.libraryDeb])
+        #expect(same.status != 0 && same.stderr.contains("is from hpdemo 1.0, not newer than --version 1.0"), "stderr: \(same.stderr)")
+        let other = try PackWithDebTests.makeDeb(fixture.scratch, name: "otherpkg", version: "2.0")
+        let foreign = try fixture.buildDeb(["--with-deb", other])
+        #expect(foreign.status != 0 && foreign.stderr.contains("is built from source package otherpkg, not hpdemo"), "stderr: \(foreign.stderr)")
+        // Refused before anything was fetched or built.
+        #expect(!same.stderr.contains("reference build") && !foreign.stderr.contains("reference build"))
+        #expect(try fixture.indexBytes() == before)
     }
 
     @Test func noDebSrcEntry_isRefused_namingTheSourcesFileToAdd() throws {

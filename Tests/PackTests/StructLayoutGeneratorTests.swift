@@ -75,6 +75,21 @@ import Testing
         #expect(patch.replacements.map(\.symbol) == ["bump"])
     }
 
+    @Test func structsPointingAtEachOther_eachReachesTheOther_whicheverIsWalkedFirst() throws {
+        let fixture = try Self.withDWARF(
+            original: """
+                struct parent; struct child { struct parent *up; int n; };
+                struct parent { struct child *first; int x; };
+                int from_parent(struct parent *p) { return p->x; }
+                int from_child(struct child *c) { return c->up->x; }
+
+                """,
+            patched: "int unused;\n")
+        let layouts = try StructLayouts.read(path: fixture.path + "/orig/lib.o")
+        #expect(layouts.functions["from_parent"]?["struct child"] == .shared)
+        #expect(layouts.functions["from_child"]?["struct parent"] == .shared, "\(layouts.functions)")
+    }
+
     @Test func layoutsRead_recordMembersOffsetsAndWhoReachesThem() throws {
         let fixture = try Self.withDWARF(
             original: """

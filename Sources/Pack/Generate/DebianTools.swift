@@ -51,6 +51,16 @@ package enum DebianTools {
         return sums
     }
 
+    /// Whether Debian version `candidate` is newer than `base` (`dpkg --compare-versions A gt B`);
+    /// throws when dpkg cannot compare them (a malformed version).
+    package static func isVersion(_ candidate: String, newerThan base: String) throws(PackError) -> Bool {
+        let output = try run("dpkg", ["--compare-versions", candidate, "gt", base])
+        guard output.trimmed.isEmpty, output.status <= 1 else {
+            throw PackError("dpkg cannot compare versions \(candidate) and \(base): \(output.trimmed)")
+        }
+        return output.status == 0
+    }
+
     /// The Debian architecture of this machine (`amd64`).
     package static func architecture() throws(PackError) -> String {
         let output = try run("dpkg", ["--print-architecture"])

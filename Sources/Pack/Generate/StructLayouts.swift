@@ -59,6 +59,8 @@ package struct StructLayouts: Sendable, Equatable {
         /// Type DIE offset → the aggregates it reaches (true when through a pointer).
         var reached: [Dwarf_Off: [String: Bool]] = [:]
         var inProgress: Set<Dwarf_Off> = []
+        /// Set when a type's walk met a type still being walked: its result is then incomplete.
+        var cutAtBackEdge = false
         /// Anonymous aggregate offset → the typedef naming it.
         var typedefNames: [Dwarf_Off: String] = [:]
 
@@ -133,8 +135,17 @@ package struct StructLayouts: Sendable, Equatable {
         mutating func reach(_ type: inout Dwarf_Die) -> [String: Bool] {
             let offset = cdw_offset(&type)
             if let known = reached[offset] { return known }
-            guard inProgress.insert(offset).inserted else { return [:] }
-            defer { inProgress.remove(offset) }
+            guard inProgress.insert(offset).inserted else {
+                // A back edge (struct A → B * → A): what A reaches is being added up further out.
+                cutAtBackEdge = true
+                return [:]
+            }
+            let cutOutside = cutAtBackEdge
+            cutAtBackEdge = false
+            defer {
+                inProgress.remove(offset)
+                cutAtBackEdge = inProgress.isEmpty ? false : cutAtBackEdge || cutOutside
+            }
             var found: [String: Bool] = [:]
             func add(_ more: [String: Bool], throughPointer: Bool) {
                 for (key, viaPointer) in more { found[key] = (found[key] ?? true) && (viaPointer || throughPointer) }
@@ -154,7 +165,9 @@ package struct StructLayouts: Sendable, Equatable {
                     add(reach(&next), throughPointer: kind == CDW_INDIRECTION)
                 }
             }
-            reached[offset] = found
+            // A result cut at a back edge lacks what the types further out reach: kept only for the
+            // outermost type, whose own result includes all of it.
+            if !cutAtBackEdge || inProgress.count == 1 { reached[offset] = found }
             return found
         }
 
