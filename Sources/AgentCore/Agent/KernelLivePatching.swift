@@ -178,7 +178,7 @@ enum KernelLivePatching {
                               "Kernel live patch \(named) still in transition on \(kernel) after \(fields["hotpatch.kernel.transition_seconds"] ?? "?") s\(tasks); following it",
                               level: .warning, metadata: fields)]
         case let .failed(_, failure):
-            if case let .transitionStalled(blocking, seconds, _) = failure {
+            if case let .transitionStalled(blocking, seconds, _, _) = failure {
                 var stalledFields = fields
                 stalledFields["hotpatch.kernel.transition_seconds"] = String(format: "%.1f", seconds)
                 if !blocking.isEmpty { stalledFields["hotpatch.kernel.blocking"] = blocking.map(\.description).joined(separator: ", ") }
@@ -221,14 +221,16 @@ enum KernelLivePatching {
     }
 
     /// Why a channel whose desired level carries kernel modules has none for the running kernel
-    /// (they are for other builds), or nil when the level carries none at all. Said in the kernel's
-    /// status only: without a release for this kernel the verdict is as if the agent knew no kernels.
+    /// (they are for other builds), or nil when the level carries none at all or some level up to
+    /// it has one for this build (held or quarantined, say). Said in the kernel's status only:
+    /// without a release for this kernel the verdict is as if the agent knew no kernels.
     static func otherKernelsReason(desired: Hotpatch?, releases: [HotpatchRelease], kernel: RunningKernel) -> String? {
         guard let desired else { return nil }
-        let others = releases
+        let modules = releases
             .filter { $0.hotpatch.baseline == desired.baseline && $0.hotpatch.level <= desired.level }
             .flatMap(\.kernel)
-            .filter { $0.buildID != kernel.buildID }
+        guard !modules.contains(where: { $0.buildID == kernel.buildID }) else { return nil }
+        let others = modules.filter { $0.buildID != kernel.buildID }
         guard !others.isEmpty else { return nil }
         var builds: [String] = []
         for module in others {
@@ -249,10 +251,11 @@ enum KernelLivePatching {
         return "\(fix.patch.livepatchName) from \(fix.release.id) level \(fix.release.level) remains in force"
     }
 
-    /// One cycle on the kernel under `paths` (blocking: up to three times `stallSeconds`): reads
-    /// the kernel, decides with `desired` (nil: only our patches are reverted, nothing is loaded),
-    /// performs, and checks the kernel's health after an apply. `notRetrying` is the fix
-    /// (`quarantineKey`) that failed before with the same channel: not loaded again.
+    /// One cycle on the kernel under `paths` (blocking: up to four times `stallSeconds`, two waits
+    /// for the transition and two for its revert): reads the kernel, decides with `desired` (nil:
+    /// only our patches are reverted, nothing is loaded), performs, and checks the kernel's health
+    /// after an apply. `notRetrying` is the fix (`quarantineKey`) that failed before with the same
+    /// channel: not loaded again, and still named while the reversal of its stalled transition is followed.
     static func run(desired: Hotpatch?, releases: [HotpatchRelease], skipping: Set<String>, quarantined: [String: String],
                     notRetrying: String?, paths: KernelPaths, stallSeconds: Double, mayLoadModules: Bool,
                     control: any KernelModuleControl = SystemKernelModuleControl()) -> KernelCycleResult {
@@ -282,8 +285,26 @@ enum KernelLivePatching {
         if case .failed = outcome, let reason = reported.reason {
             reported.reason = "\(reason); \(remainingInForce(releases: releases, kernel: kernel, paths: paths))"
         }
+        if case let .followTransition(fix, _) = decision, quarantineKey(id: fix.release.id, kernel: kernel.buildID?.description ?? "") == notRetrying {
+            // The reversal of the failed fix's stalled transition: the failure stands (the fix is
+            // still not loaded again) while it is followed and once it ends.
+            switch outcome {
+            case .reverted:
+                reported.state = .failed
+                reported.hotpatch = fix.release.id
+                reported.level = fix.release.level
+                reported.livepatch = fix.patch.livepatchName
+                reported.reason = "its stalled transition has now been reverted; not loaded again until the channel changes or on agentctl apply \(fix.release.id); "
+                    + remainingInForce(releases: releases, kernel: kernel, paths: paths)
+                return KernelCycleResult(status: reported, events: events(decision: decision, outcome: outcome, status: reported), failedAttempt: notRetrying)
+            case .inTransition:
+                return KernelCycleResult(status: reported, events: events(decision: decision, outcome: outcome, status: reported), failedAttempt: notRetrying)
+            default:
+                break
+            }
+        }
         if case .unchanged(.nothingToDo) = outcome, reported.state == .none,
-           let why = otherKernelsReason(desired: desiredHere, releases: releases, kernel: kernel) {
+           let why = otherKernelsReason(desired: desired, releases: releases, kernel: kernel) {
             reported.state = .notApplicable
             reported.reason = why
             return KernelCycleResult(status: reported, events: [

@@ -12,8 +12,10 @@ public enum KernelFailure: Equatable, Sendable, CustomStringConvertible {
     /// The transition did not finish within the stall time, twice, so the patch was reverted and
     /// unloaded; `blocking` are the tasks that held it up. `signalled`: between the two waits the
     /// agent wrote to the patch's `signal` attribute (kernels 4.15 to 5.0); later kernels have
-    /// none and send the fake signal themselves every 15 s of a transition.
-    case transitionStalled(blocking: [BlockingTask], seconds: Double, signalled: Bool)
+    /// none and send the fake signal themselves every 15 s of a transition. `revertBlocking` is nil
+    /// when the revert completed; else the revert itself ran out of time too, held up by these
+    /// tasks, and the reversal is still under way (the next cycle follows it).
+    case transitionStalled(blocking: [BlockingTask], seconds: Double, signalled: Bool, revertBlocking: [BlockingTask]? = nil)
     /// The patch's folder under /sys/kernel/livepatch went away during its transition (someone
     /// else disabled it).
     case vanished(patch: String)
@@ -26,11 +28,13 @@ public enum KernelFailure: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .loadRefused(errno): return "the kernel refused the module: \(KernelFailure.errnoText(errno))"
-        case let .transitionStalled(blocking, seconds, signalled):
-            let tasks = blocking.isEmpty ? "no task named" : blocking.map(\.description).joined(separator: ", ")
+        case let .transitionStalled(blocking, seconds, signalled, revertBlocking):
+            func named(_ tasks: [BlockingTask]) -> String { tasks.isEmpty ? "no task named" : tasks.map(\.description).joined(separator: ", ") }
             let signal = signalled ? "the blocking tasks were sent the fake signal through sysfs"
                 : "the kernel has no signal attribute and sends the fake signal itself"
-            return "the transition stalled for \(Int(seconds.rounded())) s (blocked by \(tasks); \(signal)) and was reverted"
+            let stalled = "the transition stalled for \(Int(seconds.rounded())) s (blocked by \(named(blocking)); \(signal))"
+            guard let revertBlocking else { return stalled + " and was reverted" }
+            return stalled + "; its revert is itself still in transition (blocked by \(named(revertBlocking))) and is followed by the next cycles"
         case let .vanished(patch): return "live patch \(patch) disappeared during its transition"
         case let .unloadRefused(module, errno): return "the kernel refused to unload \(module): \(KernelFailure.errnoText(errno))"
         case let .system(error): return error.description
@@ -191,13 +195,7 @@ public struct KernelPatcher: Sendable {
                 if let before, let after = try? KernelHealth.read(paths) { added = after.taint.added(since: before.taint) }
                 return .applied(fix, seconds: seconds(since: start), unexpectedTaint: added.removing(.expectedFromLivePatch))
             }
-            guard let stalled = try LivePatchSnapshot.readPatch(name, paths: paths) else { return .failed(fix, .vanished(patch: name)) }
-            let blocking = try LivePatchSnapshot.blockingTasks(of: stalled, paths: paths)
-            let elapsed = seconds(since: start)
-            switch revert([name]) {
-            case .reverted: return .failed(fix, .transitionStalled(blocking: blocking, seconds: elapsed, signalled: signalled))
-            case let other: return other
-            }
+            return try revertStalled(name, fix: fix, since: start, signalled: signalled)
         } catch let error as VanishedPatch {
             return .failed(fix, .vanished(patch: error.name))
         } catch let error as EngineError {
@@ -207,16 +205,39 @@ public struct KernelPatcher: Sendable {
         }
     }
 
-    /// Follows a transition of `patch` already under way (towards `fix` or away from it) to its end.
+    /// Reverts `name`, whose forward transition towards `fix` stalled through both waits: the
+    /// failure names the tasks that held it up, and those holding up the revert when it stalls too.
+    private func revertStalled(_ name: String, fix: KernelFix, since start: Monotonic.Instant, signalled: Bool) throws -> KernelOutcome {
+        guard let stalled = try LivePatchSnapshot.readPatch(name, paths: paths) else { return .failed(fix, .vanished(patch: name)) }
+        let blocking = try LivePatchSnapshot.blockingTasks(of: stalled, paths: paths)
+        let elapsed = seconds(since: start)
+        switch revert([name]) {
+        case .reverted:
+            return .failed(fix, .transitionStalled(blocking: blocking, seconds: elapsed, signalled: signalled))
+        case let .inTransition(_, revertBlocking, _):
+            // Reported as the failure it is, so the fix is not loaded again while (and after) the
+            // reversal is followed: else each revert ending would invite the same stalling load.
+            return .failed(fix, .transitionStalled(blocking: blocking, seconds: seconds(since: start), signalled: signalled,
+                                                   revertBlocking: revertBlocking))
+        case let other:
+            return other
+        }
+    }
+
+    /// Follows a transition of `patch` already under way (towards `fix` or away from it) to its
+    /// end. A forward transition (of ours: `fix`'s, or the one it was to replace) that stalls
+    /// through both waits is reverted and fails as in `apply`; a reversal is followed until it ends.
     public func follow(_ patch: String, fix: KernelFix) -> KernelOutcome {
         let start = Monotonic.now
         do {
             guard let state = try LivePatchSnapshot.readPatch(patch, paths: paths) else { return .unchanged(.followTransition(fix, patch: patch)) }
-            if try waitWithSignal(patch, removing: !state.enabled).stalled == nil {
+            let (stalled, signalled) = try waitWithSignal(patch, removing: !state.enabled)
+            if stalled == nil {
                 if state.enabled { return .applied(fix, seconds: seconds(since: start), unexpectedTaint: KernelTaint(mask: 0)) }
                 try unloadModule(patch)
                 return .reverted([patch], seconds: seconds(since: start))
             }
+            if state.enabled { return try revertStalled(patch, fix: fix, since: start, signalled: signalled) }
             let now = try LivePatchSnapshot.readPatch(patch, paths: paths) ?? state
             return .inTransition(patch: patch, blocking: try LivePatchSnapshot.blockingTasks(of: now, paths: paths),
                                  seconds: seconds(since: start))

@@ -26,6 +26,8 @@ final class SimulatedKernel: KernelModuleControl, @unchecked Sendable {
         var sleepsInPatchedCode = false
         /// Its sleep is interruptible: the fake signal makes it leave the function and switch.
         var interruptible = false
+        /// Once switched to the patch, it sleeps in a function the patch brings: it cannot switch back.
+        var sleepsInNewCode = false
     }
 
     struct Patch {
@@ -154,7 +156,9 @@ final class SimulatedKernel: KernelModuleControl, @unchecked Sendable {
     func pause(microseconds: UInt64) {
         lock.withLock {
             guard let index = patches.firstIndex(where: \.inTransition) else { return }
-            for task in tasks where !task.sleepsInPatchedCode { taskStates[task.tid] = goal }
+            for task in tasks where !task.sleepsInPatchedCode && !(task.sleepsInNewCode && taskStates[task.tid] == 1) {
+                taskStates[task.tid] = goal
+            }
             guard tasks.allSatisfy({ taskStates[$0.tid] == goal }) else { return }
             patches[index].inTransition = false
             taskStates = [:]
@@ -309,24 +313,69 @@ final class SimulatedKernel: KernelModuleControl, @unchecked Sendable {
         #expect(result.status?.reason?.hasSuffix("no live patch of ours is in force") == true)
     }
 
-    @Test func cycle_followingAHeldTransition_reportsItInTransitionWithTheTaskAndHowLong() throws {
+    @Test func cycle_whenTheRevertOfAStalledApplyAlsoStalls_failsNamingBothAndNeverLoadsTheFixAgain() throws {
+        let kernel = try SimulatedKernel()
+        let l1 = release(1, module: try kernel.moduleFile("klp_l1"), name: "klp_l1", kernel: kernel)
+        kernel.tasks.append(.init(pid: 812, tid: 812, comm: "cat", sleepsInPatchedCode: true))
+        kernel.tasks.append(.init(pid: 900, tid: 901, comm: "reader", sleepsInNewCode: true))
+        let key = KernelLivePatching.quarantineKey(id: "B1-hp1", kernel: kernel.buildID.description)
+        let result = cycle(kernel, desired: l1, releases: [l1])
+        #expect(kernel.livePatchFolders == ["klp_l1"])  // still reversing
+        let status = try #require(result.status)
+        #expect(status.state == .failed)
+        let reason = try #require(status.reason)
+        #expect(reason.contains("blocked by cat (pid 812, tid 812)"))
+        #expect(reason.contains("its revert is itself still in transition (blocked by reader (pid 900, tid 901))"))
+        #expect(result.events.map(\.event) == [.kernelStalled])
+        #expect(result.failedAttempt == key)
+        // The next cycles follow the reversal, keeping the failure so the fix is not loaded again.
+        let following = cycle(kernel, desired: l1, releases: [l1], notRetrying: result.failedAttempt)
+        #expect(following.status?.state == .inTransition)
+        #expect(KernelLivePatching.reason(following.status)?.verdict == .hotpatchPending)
+        #expect(following.failedAttempt == key)
+        kernel.tasks[3].sleepsInNewCode = false
+        let reverted = cycle(kernel, desired: l1, releases: [l1], notRetrying: following.failedAttempt)
+        #expect(kernel.livePatchFolders.isEmpty)
+        #expect(kernel.loadedModules.isEmpty)
+        #expect(reverted.events.map(\.event) == [.kernelReverted])
+        #expect(reverted.status?.state == .failed)
+        #expect(reverted.status?.hotpatch == "B1-hp1")
+        #expect(reverted.failedAttempt == key)
+        let after = cycle(kernel, desired: l1, releases: [l1], notRetrying: reverted.failedAttempt)
+        #expect(kernel.loads == ["klp_l1"])
+        #expect(after.status?.state == .failed)
+        #expect(after.failedAttempt == key)
+    }
+
+    @Test func cycle_followingOurTransitionThatCompletes_reportsItApplied() throws {
+        let kernel = try SimulatedKernel()
+        let l1 = release(1, module: try kernel.moduleFile("klp_l1"), name: "klp_l1", kernel: kernel)
+        // A transition begun before the agent (re)started.
+        try kernel.load(try OpenFile(path: try kernel.moduleFile("klp_l1"), flags: O_RDONLY))
+        #expect(cycle(kernel, desired: l1, releases: [l1]).status?.state == .applied)
+        #expect(kernel.loads == ["klp_l1"])
+    }
+
+    @Test func cycle_followingOurTransitionThatStallsThroughBothWaits_revertsItAndDoesNotLoadItAgain() throws {
         let kernel = try SimulatedKernel()
         let l1 = release(1, module: try kernel.moduleFile("klp_l1"), name: "klp_l1", kernel: kernel)
         // A transition begun before the agent (re)started, held up by a task.
         kernel.tasks.append(.init(pid: 812, tid: 815, comm: "reader", sleepsInPatchedCode: true))
-        let file = try OpenFile(path: try kernel.moduleFile("klp_l1"), flags: O_RDONLY)
-        try kernel.load(file)
+        try kernel.load(try OpenFile(path: try kernel.moduleFile("klp_l1"), flags: O_RDONLY))
         let result = cycle(kernel, desired: l1, releases: [l1])
+        #expect(kernel.livePatchFolders.isEmpty)
+        #expect(kernel.loadedModules.isEmpty)
         let status = try #require(result.status)
-        #expect(status.state == .inTransition)
-        #expect(status.blocking == [.init(pid: 812, tid: 815, comm: "reader")])
-        #expect((status.transitionSeconds ?? 0) >= 0.6)
-        #expect(KernelLivePatching.reason(status)?.verdict == .hotpatchPending)
+        #expect(status.state == .failed)
+        #expect(status.reason?.contains("the transition stalled for") == true)
+        #expect(status.reason?.contains("blocked by reader (pid 812, tid 815)") == true)
+        #expect(status.reason?.hasSuffix("no live patch of ours is in force") == true)
+        #expect(KernelLivePatching.reason(status)?.verdict == .exposed)
         #expect(result.events.map(\.event) == [.kernelStalled])
-        // Once the task leaves the function, the next cycle finds the transition complete.
-        kernel.tasks[2].sleepsInPatchedCode = false
-        kernel.pause(microseconds: 0)
-        #expect(cycle(kernel, desired: l1, releases: [l1]).status?.state == .applied)
+        #expect(result.failedAttempt == KernelLivePatching.quarantineKey(id: "B1-hp1", kernel: kernel.buildID.description))
+        let again = cycle(kernel, desired: l1, releases: [l1], notRetrying: result.failedAttempt)
+        #expect(kernel.loads == ["klp_l1"])
+        #expect(again.status?.state == .failed)
     }
 
     @Test func cycle_whenTheKernelCannotTakeTheModule_loadsNothingAndNamesEachReason() throws {
@@ -363,6 +412,19 @@ final class SimulatedKernel: KernelModuleControl, @unchecked Sendable {
             + "the modules there are for 6.1.0-56-amd64 (build-id 565656); nothing loaded")
         #expect(result.events.map(\.event) == [.kernelNotApplicable])
         #expect(KernelLivePatching.reason(status) == nil)
+    }
+
+    @Test func cycle_withAHeldModuleForThisKernelAndModulesForOtherBuilds_doesNotSayThisBuildHasNone() throws {
+        let kernel = try SimulatedKernel()
+        let l1 = release(1, module: try kernel.moduleFile("klp_l1"), name: "klp_l1", kernel: kernel)
+        var l2 = release(2, module: try kernel.moduleFile("klp_l2"), name: "klp_l2", kernel: kernel, buildID: BuildID(bytes: [0x56, 0x56, 0x56]))
+        l2.kernel[0].kernelRelease = "6.1.0-56-amd64"
+        let result = cycle(kernel, desired: l2, releases: [l1, l2], quarantined: ["B1-hp1": "held by the operator"])
+        #expect(kernel.loads.isEmpty)
+        let status = try #require(result.status)
+        #expect(status.reason == nil)
+        #expect(status.state == .none)
+        #expect(result.events.isEmpty)
     }
 
     @Test func cycle_whenTheKernelRefusesTheModule_reportsItsErrnoAndLoadsNothing() throws {
