@@ -305,7 +305,7 @@ public actor Agent: AgentControlHandler {
 
     /// Brings the running kernel's live patch to the processes' desired level (nil when unenrolled
     /// or without a channel: only our patches are reverted, nothing is loaded). The patcher blocks
-    /// for up to three times the stall time, so it runs off the actor: status and the control
+    /// for up to four times the stall time, so it runs off the actor: status and the control
     /// socket keep answering, and the loop's heartbeat allows a cycle far longer.
     private func reconcileKernel() async {
         let desired = state.enrolled ? plan?.desired : nil
