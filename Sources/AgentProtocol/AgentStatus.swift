@@ -256,7 +256,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
             public var architecture: String
             /// The version the release carries.
             public var version: String
-            /// `installed` (dpkg installed it) or `already-current` (the installed version was this one or newer).
+            /// `installed` (dpkg installed it), `already-current` (the installed version was this one or newer), or `not-installed` (the host does not have the package: left alone, never added).
             public var action: String
             /// The version installed before (null: it was not installed).
             public var previousVersion: String?

@@ -12,12 +12,12 @@ public enum ControlText {
             return "\(kernel.release): \(fix ?? "live patch") applied"
         case .inTransition:
             let seconds = kernel.transitionSeconds.map { " for \(Int($0.rounded())) s" } ?? ""
-            let tasks = kernel.blocking.isEmpty ? "" : ", blocked by " + kernel.blocking.map { "\($0.comm) (pid \($0.pid), tid \($0.tid))" }.joined(separator: ", ")
+            let tasks = kernel.blocking.isEmpty ? "" : ", blocked by " + kernel.blocking.map { "\(printable($0.comm)) (pid \($0.pid), tid \($0.tid))" }.joined(separator: ", ")
             return "\(kernel.release): \(fix ?? "live patch") in transition\(seconds)\(tasks)"
         case .failed:
-            return "\(kernel.release): \(fix ?? "live patch") failed: \(kernel.reason ?? "no reason given")"
+            return "\(kernel.release): \(fix ?? "live patch") failed: \(kernel.reason.map(printable) ?? "no reason given")"
         case .notApplicable:
-            return "\(kernel.release): \(fix ?? "live patch") not applicable: \(kernel.reason ?? "no reason given")"
+            return "\(kernel.release): \(fix ?? "live patch") not applicable: \(kernel.reason.map(printable) ?? "no reason given")"
         }
     }
 
@@ -68,7 +68,7 @@ public enum ControlText {
         } else {
             lines.append("Reasons:")
             for reason in status.reasons.sorted(by: { $0.verdict > $1.verdict }) {
-                lines.append("  - \(reason.verdict.phrase): \(reason.message)")
+                lines.append("  - \(reason.verdict.phrase): \(printable(reason.message))")
             }
         }
         return lines.joined(separator: "\n")
@@ -81,15 +81,17 @@ public enum ControlText {
         case .installed:
             let list = packages.packages.map { package in
                 let before = package.previousVersion.map { "was \($0)" } ?? "was not installed"
-                return package.action == "already-current"
-                    ? "\(package.name) \(package.previousVersion ?? package.version) (already current)"
-                    : "\(package.name) \(package.version) (\(before))"
+                switch package.action {
+                case "already-current": return "\(package.name) \(package.previousVersion ?? package.version) (already current)"
+                case "not-installed": return "\(package.name) \(package.version) (not installed here, left alone)"
+                default: return "\(package.name) \(package.version) (\(before))"
+                }
             }
             return "\(packages.hotpatch): installed on disk, no reboot needed — " + list.joined(separator: ", ")
         case .pending:
             return "\(packages.hotpatch): not on disk yet (installed after its processes are patched)"
         case .failed:
-            return "\(packages.hotpatch): install failed, the hotpatch stays applied — \(packages.reason ?? "no reason given")"
+            return "\(packages.hotpatch): install failed, the hotpatch stays applied — \(packages.reason.map(printable) ?? "no reason given")"
         }
     }
 
@@ -102,7 +104,8 @@ public enum ControlText {
         guard !entries.isEmpty else { return "No process maps a targeted object." }
         let sorted = entries.sorted { $0.pid < $1.pid }
         let rows = sorted.map { entry in
-            [String(entry.pid), entry.state.rawValue, entry.pauseUsec.map(pause) ?? "-", entry.executable, entry.reason ?? "-"]
+            [String(entry.pid), entry.state.rawValue, entry.pauseUsec.map(pause) ?? "-", printable(entry.executable),
+             entry.reason.map(printable) ?? "-"]
         }
         let lines = table(header: ["PID", "STATE", "PAUSE", "EXECUTABLE", "REASON"], rows: rows).split(separator: "\n").map(String.init)
         var output = [lines[0]]
@@ -112,29 +115,64 @@ public enum ControlText {
             if detailed {
                 for object in entry.objects {
                     let fix = object.hotpatch.map { id in object.level.map { "\(id) level \($0)" } ?? id } ?? "none"
-                    output.append("    object \(object.path): \(fix)" + (object.reason.map { " (refused: \($0))" } ?? ""))
+                    output.append("    object \(printable(object.path)): \(printable(fix))" + (object.reason.map { " (refused: \(printable($0)))" } ?? ""))
                 }
             }
             if entry.vulnerable {
-                let objects = entry.objects.filter(\.vulnerable).map(\.path)
+                let objects = entry.objects.filter(\.vulnerable).map { printable($0.path) }
                 output.append("    still running vulnerable code: \(objects.joined(separator: ", "))"
-                              + (entry.unit.map { " (unit \($0))" } ?? " (no systemd unit)"))
+                              + (entry.unit.map { " (unit \(printable($0)))" } ?? " (no systemd unit)"))
             }
         }
         let vulnerable = sorted.filter(\.vulnerable)
         if !vulnerable.isEmpty {
-            let units = Array(Set(vulnerable.compactMap(\.unit))).sorted()
+            let units = Array(Set(vulnerable.compactMap(\.unit).filter(isRestartableSystemService))).sorted().map(printable)
+            let others = vulnerable.filter { !($0.unit.map(isRestartableSystemService) ?? false) }.map { String($0.pid) }
             output.append("")
             output.append("\(vulnerable.count) process(es) still run vulnerable code: each stays exposed until the agent patches it, it is restarted (it then loads the fixed file, once that is on disk) or it ends."
-                          + (units.isEmpty ? "" : " Units to restart: \(units.joined(separator: " ")) (systemctl restart UNIT)."))
+                          + (units.isEmpty ? "" : " Units to restart: \(units.joined(separator: " ")) (systemctl restart UNIT).")
+                          + (others.isEmpty ? "" : " Not in a system service (a scope, a user's unit or none): restart the program of PID \(others.joined(separator: ", "))."))
         }
         return output.joined(separator: "\n")
+    }
+
+    /// `text` safe to print on a terminal: every character that is not printable (C0 and C1
+    /// controls such as ESC, DEL, line and paragraph separators, other format characters) and the
+    /// backslash are escaped (`\x1b`, `\\`, `\u{2028}`), so a name taken from a process or the host
+    /// (a cgroup, a command, a path) cannot move the cursor, recolour or forge lines.
+    public static func printable(_ text: String) -> String {
+        var result = ""
+        for scalar in text.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned:
+                result += scalar.value <= 0xFF
+                    ? "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                    : "\\u{" + String(scalar.value, radix: 16) + "}"
+            default:
+                if scalar == "\\" { result += "\\\\" } else { result.unicodeScalars.append(scalar) }
+            }
+        }
+        return result
+    }
+
+    /// Whether `unit` (as `ProcessEntry.unit` gives it) is a system service, which
+    /// `systemctl restart` can restart: not a scope (a scope is never restarted, only its
+    /// programs), and not a user's unit (`app.service (user 1000)`, named by that user).
+    public static func isRestartableSystemService(_ unit: String) -> Bool {
+        unit.hasSuffix(".service") && !unit.contains(" ")
+    }
+
+    /// What restarts a process in `unit`: `systemctl restart UNIT` for a system service, else
+    /// "restart the program" (a scope, a user's unit, no unit).
+    public static func restartAdvice(unit: String?) -> String {
+        guard let unit, isRestartableSystemService(unit) else { return "restart the program" }
+        return "systemctl restart \(printable(unit))"
     }
 
     /// The history table: TIME, EVENT, RELEASE, MESSAGE, oldest first.
     public static func history(_ entries: [HistoryEntry]) -> String {
         guard !entries.isEmpty else { return "No actions recorded yet." }
-        let rows = entries.map { [$0.time, $0.event, $0.release ?? "-", $0.message] }
+        let rows = entries.map { [$0.time, $0.event, $0.release.map(printable) ?? "-", printable($0.message)] }
         return table(header: ["TIME", "EVENT", "RELEASE", "MESSAGE"], rows: rows)
     }
 

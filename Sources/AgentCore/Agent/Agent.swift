@@ -158,7 +158,9 @@ public actor Agent: AgentControlHandler {
         }
         await reconcileAll()
         // Memory first, then the disk: the pass above patched every matching process.
-        if let channel { log(carriedPackages.run(plan: plan, channel: channel, state: &state, now: Date())) }
+        if let channel {
+            log(carriedPackages.run(plan: plan, channel: channel, state: &state, now: Date(), exposed: stillExposed(at: plan)))
+        }
         await reconcileKernel()
         save()
         return publish()
@@ -299,6 +301,16 @@ public actor Agent: AgentControlHandler {
         }
         ledger.describeNew { pid in (SystemdUnit.unit(of: pid), SystemdUnit.command(of: pid)) }
         log(ledger.vulnerableNotices(at: fixes))
+    }
+
+    /// The matching processes that still run vulnerable code at `plan`'s level: refused, being
+    /// retried, or excluded by configuration.
+    private func stillExposed(at plan: ReleasePlan?) -> CarriedPackageInstallation.StillExposed {
+        let fixes = plan?.fixes ?? .none
+        let records = ledger.sorted
+        return .init(unpatched: records.filter { !$0.vulnerableObjects(at: fixes).isEmpty }.count,
+                     pending: records.filter { $0.state == .pending }.count,
+                     excluded: ledger.excluded.count)
     }
 
     // MARK: Reconciling the kernel

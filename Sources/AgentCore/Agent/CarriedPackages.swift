@@ -30,10 +30,47 @@ struct CarriedPackageInstallation: Sendable {
             .sorted { $0.hotpatch.level < $1.hotpatch.level }
     }
 
+    /// The matching processes that still run vulnerable code when the packages go to disk: the
+    /// fixed files reach them only when they are patched, restarted or gone.
+    struct StillExposed: Sendable, Equatable {
+        /// Processes the agent could not patch (unpatchable, or refused objects) at the level in force.
+        var unpatched: Int
+        /// Processes whose patching is being retried (busy, hotpatch-pending).
+        var pending: Int
+        /// Processes `exclude_executables`/`exclude_units` keep the agent away from: not patched,
+        /// by the administrator's choice.
+        var excluded: Int
+        /// Nothing runs vulnerable code.
+        static let none = StillExposed(unpatched: 0, pending: 0, excluded: 0)
+        /// Every process still running vulnerable code.
+        var total: Int { unpatched + pending + excluded }
+    }
+
+    /// The journal's line once `release`'s packages (`list`) are on disk: no reboot is needed; no
+    /// restart either when every process runs the hotpatch, else how many processes still run
+    /// the vulnerable code, why, and where to see them.
+    static func installedMessage(release: String, list: String, exposed: StillExposed) -> String {
+        let head = "Installed the fixed packages of hotpatch \(release) on disk: \(list); "
+        guard exposed.total > 0 else {
+            return head + "no reboot or restart is needed (running processes run the hotpatch)"
+        }
+        var why: [String] = []
+        if exposed.unpatched > 0 { why.append("\(exposed.unpatched) could not be patched") }
+        if exposed.pending > 0 { why.append("\(exposed.pending) pending a retry") }
+        if exposed.excluded > 0 {
+            why.append("\(exposed.excluded) excluded by configuration (exclude_executables/exclude_units: not patched, by the administrator's choice)")
+        }
+        return head + "no reboot is needed, but \(exposed.total) process(es) still run the vulnerable code ("
+            + why.joined(separator: ", ")
+            + "): each loads the fixed files only once patched or restarted; see `agentctl processes`"
+    }
+
     /// Installs the packages of every release in force not installed yet (a failure is retried on
     /// a new channel version or after its backoff, never on every cycle). Call it after the patch
     /// pass over every process: memory first, then the disk.
-    func run(plan: ReleasePlan?, channel: VerifiedChannel, state: inout AgentState, now: Date) -> [AgentEvent] {
+    /// `exposed` counts the processes that still run vulnerable code, for the journal's line.
+    func run(plan: ReleasePlan?, channel: VerifiedChannel, state: inout AgentState, now: Date,
+             exposed: StillExposed = .none) -> [AgentEvent] {
         var events: [AgentEvent] = []
         let seconds = now.timeIntervalSince1970
         for release in Self.releasesInForce(plan, channel: channel) {
@@ -47,7 +84,7 @@ struct CarriedPackageInstallation: Sendable {
                 record.installedAt = RFC3339.format(seconds)
                 let list = Self.describe(record.packages)
                 events.append(.recorded(.packagesInstalled, release: release.id,
-                                        "Installed the fixed packages of hotpatch \(release.id) on disk: \(list); no reboot or restart is needed (running processes run the hotpatch)",
+                                        Self.installedMessage(release: release.id, list: list, exposed: exposed),
                                         level: .notice, metadata: metadata.merging(["hotpatch.packages": list]) { $1 }))
             } catch {
                 let failure = FailedInstall(id: release.id, kind: "hotpatch", reason: "\(error)", now: seconds,
@@ -70,6 +107,7 @@ struct CarriedPackageInstallation: Sendable {
             switch package.action {
             case .installed: return "\(package.name) \(package.version) (installed; \(before))"
             case .alreadyCurrent: return "\(package.name) \(package.version) (already at \(package.previousVersion ?? "?"); left alone)"
+            case .notInstalled: return "\(package.name) \(package.version) (not installed here, left alone)"
             }
         }.joined(separator: ", ")
     }

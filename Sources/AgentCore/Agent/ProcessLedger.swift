@@ -205,7 +205,7 @@ struct ProcessLedger: Sendable {
             let paths = objects.map(\.path).joined(separator: ", ")
             let command = record.command ?? Files.baseName(record.executable)
             let placement = record.unit.map { "unit \($0)" } ?? "no systemd unit"
-            let restart = record.unit.map { "systemctl restart \($0)" } ?? "restart it"
+            let restart = ControlText.restartAdvice(unit: record.unit)
             var metadata = ["target.pid": "\(pid)", "target.exe": record.executable, "target.comm": command,
                             "target.objects": paths, "build.id": objects.compactMap { $0.buildID?.description }.joined(separator: " "),
                             "hotpatch.id": release.id, "baseline.id": release.baseline, "reason": reason]

@@ -110,8 +110,9 @@ public struct ReleaseInstaller: Sendable {
     }
 
     /// Installs the fixed Debian packages a hotpatch release carries, after its processes were
-    /// patched: each package whose installed version (`dpkg-query`, for its architecture) is
-    /// already the carried one or newer (`dpkg --compare-versions … ge …`) is left alone; the rest
+    /// patched: each package not installed on this host (`dpkg-query`, for its architecture) is
+    /// left alone (only upgrades, like `apt-get --only-upgrade`), as is each whose installed
+    /// version is already the carried one or newer (`dpkg --compare-versions … ge …`); the rest
     /// go through `install(files:releaseID:)` (one `dpkg --install` of the verified store copies).
     /// Returns what was done with each package, in the release's order. Never asks for a reboot:
     /// the running processes already run the fix in memory, and new ones load the fixed files.
@@ -132,8 +133,14 @@ public struct ReleaseInstaller: Sendable {
         var states: [CarriedPackageState] = []
         var toInstall: [InstallableFile] = []
         for (file, deb) in zip(packages, debs) {
-            let installed = installedVersion(of: deb)
-            if let installed, versionIsAtLeast(installed, deb.version) {
+            guard let installed = installedVersion(of: deb) else {
+                // Only upgrade what the host has (`apt-get --only-upgrade`): a carried package the
+                // host never installed is not the host's to gain.
+                states.append(.init(name: deb.name, architecture: deb.architecture, version: deb.version,
+                                    action: .notInstalled, previousVersion: nil))
+                continue
+            }
+            if versionIsAtLeast(installed, deb.version) {
                 states.append(.init(name: deb.name, architecture: deb.architecture, version: deb.version,
                                     action: .alreadyCurrent, previousVersion: installed))
             } else {

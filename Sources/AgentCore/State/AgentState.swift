@@ -79,6 +79,9 @@ public struct CarriedPackageState: Codable, Sendable, Equatable {
         case installed
         /// The installed version was already this one or newer (`dpkg --compare-versions`): left alone.
         case alreadyCurrent = "already-current"
+        /// The package was not installed on this host: left alone, as `apt-get --only-upgrade`
+        /// would (a release carrying a library and its `-dev` package must not add either).
+        case notInstalled = "not-installed"
     }
     /// `Package:`.
     public var name: String

@@ -19,7 +19,7 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
 
     /// A `.deb` named `name` at `version` whose one file is `content` (copied) installed at `destination`.
     private func buildDeb(_ host: AgentTestHost, name: String, version: String, content: String, destination: String) throws -> String {
-        let tree = host.root + "/deb-\(name)"
+        let tree = host.root + "/deb-\(name)-\(version)"
         try FileManager.default.createDirectory(atPath: tree + "/DEBIAN", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: tree + (destination as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
@@ -35,6 +35,15 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
         let output = host.root + "/\(name)_\(version)_all.deb"
         try Program.succeed("/usr/bin/dpkg-deb", ["--root-owner-group", "--build", tree, output])
         return output
+    }
+
+    /// Installs `name` 1.0 holding the library at `path` as released: the host has the package the
+    /// hotpatch's `.deb` upgrades (the agent only upgrades installed packages).
+    private func installAsReleased(_ host: AgentTestHost, name: String, library path: String) throws {
+        let released = host.root + "/as-released-\(name)"
+        try FileManager.default.copyItem(atPath: path, toPath: released)
+        let deb = try buildDeb(host, name: name, version: "1.0", content: released, destination: path)
+        try Program.succeed("/usr/bin/dpkg", ["--install", deb])
     }
 
     /// A package name no other test or run uses.
@@ -68,7 +77,12 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
                                              suffix: ".so", as: "two-objects-a_value-fixed")
         let package = uniquePackage("a")
         defer { purge(package) }
+        try installAsReleased(host, name: package, library: program.libraryA)
         let deb = try buildDeb(host, name: package, version: "2.0", content: fixedLibrary, destination: program.libraryA)
+        // A second carried package this host does not have (a -dev package): left alone.
+        let notHere = uniquePackage("a-dev")
+        defer { purge(notHere) }
+        let notHereDeb = try buildDeb(host, name: notHere, version: "2.0", content: fixedLibrary, destination: "/opt/\(notHere)/liba.so")
         // The publisher keeps V as released: once the package is installed, libA's path holds V'.
         let released = host.root + "/released-" + (program.libraryA as NSString).lastPathComponent
         try FileManager.default.copyItem(atPath: program.libraryA, toPath: released)
@@ -79,7 +93,7 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
 
         try host.channel.run(["hotpatch", "--channel", host.channel.channel, "--id", "hp1", "--baseline", AgentTestHost.firstBaseline,
                               "--level", "1", "--target", program.libraryA, "--patch", program.fixA, "--replace", "a_value=a_value_fixed",
-                              "--with-deb", deb, "--cve", "CVE-2026-1001"])
+                              "--with-deb", deb, "--with-deb", notHereDeb, "--cve", "CVE-2026-1001"])
         try host.publish()
         try host.startAgent()
         try running.expectBehaviour("a=101 b=3")
@@ -91,7 +105,11 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(try packageState(package), "installed 2.0")
         XCTAssertEqual(installed.fixedPackages, [.init(hotpatch: "hp1", state: .installed, installedAt: installed.fixedPackages[0].installedAt,
                                                        reason: nil, packages: [.init(name: package, architecture: "all", version: "2.0",
-                                                                                     action: "installed", previousVersion: nil)])])
+                                                                                     action: "installed", previousVersion: "1.0"),
+                                                                               .init(name: notHere, architecture: "all", version: "2.0",
+                                                                                     action: "not-installed", previousVersion: nil)])])
+        XCTAssertNil(try packageState(notHere), "a carried package the host does not have is never installed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/opt/\(notHere)/liba.so"))
         XCTAssertTrue(try mapsDeleted(running.pid, program.libraryA), "dpkg replaced the library by a rename")
         // No reboot and no restart: the running process kept its pid and runs the fix.
         XCTAssertEqual(installed.verdict, .upToDate, "\(installed.reasons)")
@@ -101,10 +119,10 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
         // Memory first, then the disk.
         let log = try String(contentsOfFile: host.agentLog, encoding: .utf8)
         let applied = try XCTUnwrap(log.range(of: "Applied hotpatch hp1 to PID \(running.pid)"), host.logTail())
-        let disk = try XCTUnwrap(log.range(of: "Installed the fixed packages of hotpatch hp1 on disk: \(package) 2.0"), host.logTail())
+        let disk = try XCTUnwrap(log.range(of: "Installed the fixed packages of hotpatch hp1 on disk: \(package) 2.0 (installed; was 1.0), \(notHere) 2.0 (not installed here, left alone); no reboot or restart is needed"), host.logTail())
         XCTAssertLessThan(applied.lowerBound, disk.lowerBound)
         let text = try host.agentctl(["status"])
-        XCTAssertTrue(text.output.contains("packages:   hp1: installed on disk, no reboot needed — \(package) 2.0 (was not installed)"),
+        XCTAssertTrue(text.output.contains("packages:   hp1: installed on disk, no reboot needed — \(package) 2.0 (was 1.0), \(notHere) 2.0 (not installed here, left alone)"),
                       text.output)
 
         // A process started now loads the fixed file: fixed without the agent, which does not list it.
@@ -150,6 +168,7 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
                                              suffix: ".so", as: "two-objects-b_value-fixed")
         let package = uniquePackage("b")
         defer { purge(package) }
+        try installAsReleased(host, name: package, library: program.libraryB)
         let deb = try buildDeb(host, name: package, version: "2.0", content: fixedLibrary, destination: program.libraryB)
 
         // One process the agent can patch, one whose b_value entry was rewritten (foreign bytes: refused).
@@ -172,6 +191,11 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
 
         // The package went to disk all the same, with no reboot; the refused process runs the old code.
         XCTAssertEqual(try packageState(package), "installed 2.0")
+        // The journal does not say that no restart is needed: one process still runs the old code.
+        let installedLine = try XCTUnwrap(host.logLines(containing: "Installed the fixed packages of hotpatch hp1").first, host.logTail())
+        XCTAssertTrue(installedLine.contains("no reboot is needed, but 1 process(es) still run the vulnerable code ("), installedLine)
+        XCTAssertTrue(installedLine.contains("see `agentctl processes`"), installedLine)
+        XCTAssertFalse(installedLine.contains("no reboot or restart is needed"), installedLine)
         XCTAssertFalse(exposed.reboot.required)
         XCTAssertFalse(FileManager.default.fileExists(atPath: host.rebootRequiredFile))
         try refused.expectSteadyBehaviour(TwoObjectProgram.original, seconds: 0.3)

@@ -95,6 +95,28 @@ import Testing
         #expect(calls.all.count == 2)
     }
 
+    @Test func run_whenProcessesStillRunVulnerableCode_saysHowManyWhyAndWhereToSeeThem_notThatNoRestartIsNeeded() {
+        let channel = Self.channel()
+        var state = AgentState()
+        let exposed = CarriedPackageInstallation.StillExposed(unpatched: 1, pending: 2, excluded: 3)
+        let events = installation(Calls()).run(plan: Self.plan(channel), channel: channel, state: &state, now: now, exposed: exposed)
+        #expect(events.count == 2)
+        #expect(events[0].message == "Installed the fixed packages of hotpatch hp1 on disk: liba1.deb 2.0 (installed; was 1.0); no reboot is needed, but 6 process(es) still run the vulnerable code (1 could not be patched, 2 pending a retry, 3 excluded by configuration (exclude_executables/exclude_units: not patched, by the administrator's choice)): each loads the fixed files only once patched or restarted; see `agentctl processes`")
+        #expect(!events.contains { $0.message.contains("no reboot or restart is needed") })
+        let excludedOnly = CarriedPackageInstallation.installedMessage(release: "hp1", list: "x", exposed: .init(unpatched: 0, pending: 0, excluded: 1))
+        #expect(excludedOnly.contains("1 process(es) still run the vulnerable code (1 excluded by configuration"), "\(excludedOnly)")
+    }
+
+    @Test func describe_aCarriedPackageNotInstalledHere_saysItWasLeftAlone() {
+        let packages: [CarriedPackageState] = [.init(name: "libexpat1-dev", architecture: "amd64", version: "2.5.0-1+deb12u1",
+                                                     action: .notInstalled, previousVersion: nil)]
+        #expect(CarriedPackageInstallation.describe(packages) == "libexpat1-dev 2.5.0-1+deb12u1 (not installed here, left alone)")
+        let line = ControlText.fixedPackagesLine(.init(hotpatch: "hp1", state: .installed, installedAt: nil, reason: nil, packages: [
+            .init(name: "libexpat1-dev", architecture: "amd64", version: "2.5.0-1+deb12u1", action: "not-installed", previousVersion: nil),
+        ]))
+        #expect(line == "hp1: installed on disk, no reboot needed — libexpat1-dev 2.5.0-1+deb12u1 (not installed here, left alone)")
+    }
+
     @Test func run_whenDpkgFails_recordsTheFailure_retriesOnANewChannelVersionOrAfterTheBackoff_only() throws {
         let calls = Calls()
         let channel = Self.channel()
@@ -287,7 +309,13 @@ import Testing
     @Test(arguments: [
         ("0::/system.slice/nginx.service\n", "nginx.service"),
         ("0::/user.slice/user-1000.slice/session-3.scope\n", "session-3.scope"),
-        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service\n", "foo.service"),
+        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service\n", "foo.service (user 1000)"),
+        // The user's delegated subtree: names chosen by the user never read as a system unit.
+        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service\n", "sshd.service (user 1000)"),
+        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/user@0.service/sshd.service\n", "user@0.service (user 1000)"),
+        ("0::/user.slice/user-1000.slice/user@1000.service/init.scope\n", "init.scope (user 1000)"),
+        ("0::/system.slice/docker-4f1c.scope/system.slice/sshd.service\n", "docker-4f1c.scope"),
+        ("0::/system.slice/\u{1b}[2Jx.service\n", "\u{1b}[2Jx.service"),
         ("0::/system.slice/docker-4f1c.scope/inner\n", "docker-4f1c.scope"),
         ("0::/init.scope\n", "init.scope"),
         ("12:pids:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n0::/system.slice/cron.service\n", "cron.service"),
@@ -296,8 +324,40 @@ import Testing
         ("0::/\n", nil),
         ("", nil),
     ] as [(String, String?)])
-    func unit_isTheServiceOrScopeLeafOfTheCgroup(cgroup: String, unit: String?) {
+    func unit_isTheFirstServiceOrScopeBelowTheSlices_andAUserManagersUnitNamesItsOwner(cgroup: String, unit: String?) {
         #expect(SystemdUnit.unit(cgroup: cgroup) == unit)
+    }
+
+    @Test func restartAdvice_isSystemctlForASystemServiceOnly_andRestartTheProgramForAScopeOrAUserUnit() {
+        #expect(ControlText.restartAdvice(unit: "nginx.service") == "systemctl restart nginx.service")
+        #expect(ControlText.restartAdvice(unit: "sshd.service (user 1000)") == "restart the program")
+        #expect(ControlText.restartAdvice(unit: "session-3.scope") == "restart the program")
+        #expect(ControlText.restartAdvice(unit: nil) == "restart the program")
+        var record = Self.record(71, .unpatchable, objects: [Self.object("/usr/lib/libb.so.1", Self.libB)], reason: "refused",
+                                 unit: "sshd.service (user 1000)")
+        record.command = "sshd"
+        var entry = record.entry(at: Self.plan(Self.channel()).fixes)
+        let table = ControlText.processes([entry])
+        #expect(!table.contains("systemctl restart"), "\(table)")
+        #expect(!table.contains("Units to restart"), "\(table)")
+        #expect(table.contains("(unit sshd.service (user 1000))"), "\(table)")
+        #expect(table.hasSuffix("Not in a system service (a scope, a user's unit or none): restart the program of PID 71."), "\(table)")
+        entry.unit = "session-3.scope"
+        #expect(!ControlText.processes([entry]).contains("systemctl"))
+    }
+
+    @Test func controlText_escapesControlCharactersOfNamesFromProcessesAndTheHost() {
+        #expect(ControlText.printable("a\u{1b}[2Jb\u{7f}\u{9b}c\n\\é\u{2028}") == "a\\x1b[2Jb\\x7f\\x9bc\\x0a\\\\é\\u{2028}")
+        let record = Self.record(72, .unpatchable, objects: [Self.object("/usr/lib/libb.so.1\u{1b}]0;x", Self.libB)],
+                                 reason: "refused \u{1b}[31m", unit: "\u{1b}[2Jx.service")
+        var entry = record.entry(at: Self.plan(Self.channel()).fixes)
+        entry.executable = "/usr/bin/app\u{1b}[1A"
+        let table = ControlText.processes([entry])
+        #expect(!table.unicodeScalars.contains("\u{1b}"), "\(table)")
+        #expect(table.contains("/usr/bin/app\\x1b[1A"), "\(table)")
+        #expect(table.contains("(unit \\x1b[2Jx.service)"), "\(table)")
+        let history = ControlText.history([HistoryEntry(time: "t", event: "e", release: nil, message: "PID 1 (x\u{1b}[2J)")])
+        #expect(!history.unicodeScalars.contains("\u{1b}"), "\(history)")
     }
 
     @Test func unit_ofThisProcess_matchesItsOwnCgroupFile() throws {

@@ -178,8 +178,7 @@ struct DpkgInstallTests {
         defer { purge(name) }
         let installer = ReleaseInstaller(backupDirectory: directory.path + "/backup", root: directory.path + "/root")
         let first = try buildDeb(directory, name: name, version: "1.0-1", content: "vulnerable\n")
-        #expect(try installer.installCarried(packages: [debFile(first)], releaseID: "hp1")
-                    == [.init(name: name, architecture: "all", version: "1.0-1", action: .installed, previousVersion: nil)])
+        _ = try installer.install(files: [debFile(first)], releaseID: "baseline")
         let fixed = try buildDeb(directory, name: name, version: "1.0-1+deb12u1", content: "fixed\n")
         #expect(try installer.installCarried(packages: [debFile(fixed)], releaseID: "hp2")
                     == [.init(name: name, architecture: "all", version: "1.0-1+deb12u1", action: .installed, previousVersion: "1.0-1")])
@@ -197,6 +196,19 @@ struct DpkgInstallTests {
         #expect(try String(contentsOfFile: "/opt/\(name)/hello", encoding: .utf8) == "fixed\n")
     }
 
+    @Test func installCarried_whenThePackageIsNotInstalledOnTheHost_leavesItAloneAndSaysSo() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let name = "hotpatch-test-" + UUID().uuidString.prefix(8).lowercased()
+        defer { purge(name) }
+        let installer = ReleaseInstaller(backupDirectory: directory.path + "/backup", root: directory.path + "/root")
+        let carried = try buildDeb(directory, name: name, version: "1.0-1+deb12u1", content: "fixed\n")
+        #expect(try installer.installCarried(packages: [debFile(carried)], releaseID: "hp1")
+                    == [.init(name: name, architecture: "all", version: "1.0-1+deb12u1", action: .notInstalled, previousVersion: nil)])
+        #expect(try installedVersion(name) == nil)
+        #expect(!FileManager.default.fileExists(atPath: "/opt/\(name)/hello"))
+    }
+
     @Test func installCarried_whenDpkgFails_throwsItsReasonNamingTheRelease() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -205,6 +217,8 @@ struct DpkgInstallTests {
         let deb = try buildDeb(directory, name: name, version: "2.0-1", content: "hello\n",
                                control: "Depends: hotpatch-test-missing-dependency-\(name)")
         let installer = ReleaseInstaller(backupDirectory: directory.path + "/backup", root: directory.path + "/root")
+        let previous = try buildDeb(directory, name: name, version: "1.0-1", content: "vulnerable\n")
+        _ = try installer.install(files: [debFile(previous)], releaseID: "baseline")
         do {
             _ = try installer.installCarried(packages: [debFile(deb)], releaseID: "hp9")
             Issue.record("dpkg accepted a package with a missing dependency")
