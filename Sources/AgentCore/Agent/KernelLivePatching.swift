@@ -226,9 +226,9 @@ enum KernelLivePatching {
     /// without a release for this kernel the verdict is as if the agent knew no kernels.
     static func otherKernelsReason(desired: Hotpatch?, releases: [HotpatchRelease], kernel: RunningKernel) -> String? {
         guard let desired else { return nil }
-        let modules = releases
-            .filter { $0.hotpatch.baseline == desired.baseline && $0.hotpatch.level <= desired.level }
-            .flatMap(\.kernel)
+        // The desired release's own modules: an earlier level's module for this build (in force,
+        // held or quarantined) does not make this statement false.
+        let modules = releases.filter { $0.hotpatch.id == desired.id }.flatMap(\.kernel)
         guard !modules.contains(where: { $0.buildID == kernel.buildID }) else { return nil }
         let others = modules.filter { $0.buildID != kernel.buildID }
         guard !others.isEmpty else { return nil }
@@ -237,7 +237,7 @@ enum KernelLivePatching {
             let build = "\(module.kernelRelease) (build-id \(module.buildID))"
             if !builds.contains(build) { builds.append(build) }
         }
-        return "no live patch module for this kernel build (build-id \(kernel.buildID?.description ?? "unknown")) up to level \(desired.level): "
+        return "no live patch module for this kernel build (build-id \(kernel.buildID?.description ?? "unknown")) in \(desired.id) (level \(desired.level)): "
             + "the modules there are for \(builds.joined(separator: ", ")); nothing loaded"
     }
 
