@@ -58,6 +58,32 @@ import Testing
         #expect(openDescriptors(on: path) == 0)
     }
 
+    @Test func aFileIDInstanceReportsTheOpenersPid_andTheKernelOpensNoDescriptorForIt() throws {
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
+        defer { scratch.remove() }
+        let path = try scratch.write("library.so", "bytes\n")
+        let fd = try Fanotify.create(reporting: .fileIDs)
+        defer { Descriptor.close(fd) }
+        try Fanotify.mark(fd, path: path, events: .open)
+        let children = try (0..<5).map { _ in try cat(path) }
+        let events = try collect(fd, milliseconds: 500)
+        // Each record is a fixed part followed by a file handle: parsed by its length, never an overflow.
+        #expect(!events.contains { $0.events.contains(.overflow) }, "\(events)")
+        for child in children { #expect(events.contains(Fanotify.Event(events: .open, pid: child)), "\(events)") }
+        #expect(openDescriptors(on: path) == 0)
+    }
+
+    @Test func theErrorsOfAFilesystemWithoutHandles_areTheOnesADescriptorInstanceStillWatches() {
+        // Linux 6.18 encodes a handle on every filesystem of this machine (proc, sysfs, tmpfs
+        // included), so the kernel's refusals are checked as the kernel documents them.
+        for errno in [EOPNOTSUPP, EXDEV, ENODEV] {
+            #expect(Fanotify.fileIDsUnsupported(SystemError(call: "fanotify_mark", errno: errno, subject: "f")))
+        }
+        for errno in [ENOENT, EACCES, ENOSPC, EPERM] {
+            #expect(!Fanotify.fileIDsUnsupported(SystemError(call: "fanotify_mark", errno: errno, subject: "f")))
+        }
+    }
+
     @Test func anUnmarkedFileInTheSameDirectoryIsNoEvent() throws {
         let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }

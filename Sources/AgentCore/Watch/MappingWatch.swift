@@ -39,7 +39,12 @@ public enum MappingEvent: Sendable, Equatable {
 /// opens cost nothing; each open of a marked file queues one small event and never
 /// waits for the agent (notification class, not permission class). After each read the thread
 /// pauses 5 ms, so the kernel merges a process's repeated opens into one record: an open storm
-/// costs the agent a bounded number of reads, and `FollowUpSchedule` bounds the looks it causes. Events caused by the agent
+/// costs the agent a bounded number of reads, and `FollowUpSchedule` bounds the looks it causes.
+/// Records name the file by handle, not by a descriptor (FAN_REPORT_FID): for a descriptor the
+/// kernel would open the file anew in the agent's context for every record read, and the agent
+/// would close it, which made a storm of opens by any local user cost the agent most of a CPU.
+/// A file on a filesystem that cannot encode handles is marked on a second, descriptor-reporting
+/// instance instead; a kernel without FAN_REPORT_FID gets that one alone. Events caused by the agent
 /// itself (it reads the targets' build-ids) are dropped. Creating the instance needs
 /// `CAP_SYS_ADMIN`; without it (or on a kernel without fanotify) `mode` is `.scan(reason:)`,
 /// `events()` finishes at once and marking does nothing.
@@ -61,13 +66,18 @@ public final class MappingWatch: Sendable {
     /// through `mode`.
     public init() {
         do throws(SystemError) {
-            let fd = try Fanotify.create()
-            let wakeup: WakeupChannel
-            do throws(SystemError) { wakeup = try WakeupChannel() } catch {
-                Descriptor.close(fd)
+            let byHandle = try? Fanotify.create(reporting: .fileIDs)
+            let byDescriptor: Int32
+            do throws(SystemError) { byDescriptor = try Fanotify.create(reporting: .descriptors) } catch {
+                if let byHandle { Descriptor.close(byHandle) }
                 throw error
             }
-            let marks = MarkTable(fd: fd)
+            let marks = MarkTable(byHandle: byHandle ?? -1, byDescriptor: byDescriptor)
+            let wakeup: WakeupChannel
+            do throws(SystemError) { wakeup = try WakeupChannel() } catch {
+                marks.close()
+                throw error
+            }
             let loop = FanotifyLoop(marks: marks, wakeup: wakeup, broadcast: broadcast, agent: .current)
             do throws(SystemError) { try Threads.startDetached { loop.run() } } catch {
                 loop.close()
@@ -78,7 +88,7 @@ public final class MappingWatch: Sendable {
             self.wakeup = wakeup
             self.mode = .fanotify
         } catch {
-            self.marks = MarkTable(fd: -1)
+            self.marks = MarkTable(byHandle: -1, byDescriptor: -1)
             self.wakeup = nil
             self.mode = .scan(reason: error.description)
             broadcast.finish()
@@ -131,32 +141,42 @@ struct FileIdentity: Hashable, Sendable {
     }
 }
 
-/// The fanotify instance and the files marked on it, shared by the watch (which marks) and its
-/// thread (which reads, then closes). Marking holds the lock, so the descriptor number is never
+/// The fanotify instances and the files marked on them, shared by the watch (which marks) and its
+/// thread (which reads, then closes). Marking holds the lock, so a descriptor number is never
 /// used after the thread closed it (it may have been reused by then).
 private final class MarkTable: Sendable {
     private struct State {
-        var fd: Int32
+        /// The instance reporting file handles (-1 when the kernel has none), where files are marked first.
+        var byHandle: Int32
+        /// The instance reporting descriptors, for files whose filesystem cannot encode handles.
+        var byDescriptor: Int32
         var marked: Set<FileIdentity> = []
     }
     private let state: Mutex<State>
 
-    init(fd: Int32) { state = Mutex(State(fd: fd)) }
+    init(byHandle: Int32, byDescriptor: Int32) { state = Mutex(State(byHandle: byHandle, byDescriptor: byDescriptor)) }
 
-    /// The instance, or nil once closed.
-    var descriptor: Int32? { state.withLock { $0.fd >= 0 ? $0.fd : nil } }
+    /// Both instances (-1 for one that does not exist), or nil once closed.
+    var descriptors: [Int32]? {
+        state.withLock { $0.byDescriptor >= 0 ? [$0.byHandle, $0.byDescriptor] : nil }
+    }
 
     var count: Int { state.withLock { $0.marked.count } }
 
     func add(_ paths: [String], events: Fanotify.Events) -> [String: SystemError] {
         var failures: [String: SystemError] = [:]
         state.withLock { state in
-            guard state.fd >= 0 else { return }
+            guard state.byDescriptor >= 0 else { return }
             for path in paths {
                 do throws(SystemError) {
                     let identity = try FileIdentity(path: path)
                     guard !state.marked.contains(identity) else { continue }
-                    try Fanotify.mark(state.fd, path: path, events: events)
+                    do throws(SystemError) {
+                        guard state.byHandle >= 0 else { throw SystemError(call: "fanotify_init", errno: EOPNOTSUPP, subject: path) }
+                        try Fanotify.mark(state.byHandle, path: path, events: events)
+                    } catch where Fanotify.fileIDsUnsupported(error) {
+                        try Fanotify.mark(state.byDescriptor, path: path, events: events)
+                    }
                     state.marked.insert(identity)
                 } catch {
                     failures[path] = error
@@ -168,17 +188,19 @@ private final class MarkTable: Sendable {
 
     func removeAll() {
         state.withLock { state in
-            guard state.fd >= 0 else { return }
-            try? Fanotify.removeAllMarks(state.fd)
+            guard state.byDescriptor >= 0 else { return }
+            if state.byHandle >= 0 { try? Fanotify.removeAllMarks(state.byHandle) }
+            try? Fanotify.removeAllMarks(state.byDescriptor)
             state.marked.removeAll()
         }
     }
 
-    /// Closes the instance (its marks go with it).
+    /// Closes the instances (their marks go with them).
     func close() {
         state.withLock { state in
-            if state.fd >= 0 { Descriptor.close(state.fd) }
-            state.fd = -1
+            for fd in [state.byHandle, state.byDescriptor] where fd >= 0 { Descriptor.close(fd) }
+            state.byHandle = -1
+            state.byDescriptor = -1
             state.marked.removeAll()
         }
     }
@@ -188,7 +210,8 @@ private final class MarkTable: Sendable {
 /// what it owns.
 private final class FanotifyLoop: Sendable {
     let marks: MarkTable
-    let fd: Int32
+    /// The instances read (poll(2) skips a -1).
+    let instances: [Int32]
     let wakeup: WakeupChannel
     let broadcast: Broadcast<MappingEvent>
     /// The agent's own pid: its reads of the targets are not news.
@@ -196,7 +219,7 @@ private final class FanotifyLoop: Sendable {
 
     init(marks: MarkTable, wakeup: WakeupChannel, broadcast: Broadcast<MappingEvent>, agent: ProcessID) {
         self.marks = marks
-        self.fd = marks.descriptor ?? -1
+        self.instances = marks.descriptors ?? [-1, -1]
         self.wakeup = wakeup
         self.broadcast = broadcast
         self.agent = agent
@@ -218,19 +241,20 @@ private final class FanotifyLoop: Sendable {
         while true {
             let ready: [Bool]
             do {
-                ready = try Descriptor.waitReadable([fd, wakeup.read], timeoutMilliseconds: -1, subject: Fanotify.subject)
+                ready = try Descriptor.waitReadable(instances + [wakeup.read], timeoutMilliseconds: -1, subject: Fanotify.subject)
             } catch {
                 return
             }
-            if ready[1] { return }
-            guard ready[0] else { continue }
-            let events: [Fanotify.Event]
+            if ready[instances.count] { return }
+            var events: [Fanotify.Event] = []
             do throws(SystemError) {
-                guard let read = try Fanotify.readEvents(fd, into: &buffer) else { continue }
-                events = read
+                for (fd, isReady) in zip(instances, ready) where isReady {
+                    events += try Fanotify.readEvents(fd, into: &buffer) ?? []
+                }
             } catch {
                 return
             }
+            guard !events.isEmpty else { continue }
             for event in MappingEvents.from(events, agent: agent) { broadcast.yield(event) }
             // Let opens queue before the next read: the kernel merges one process's repeated
             // opens of one file into one record meanwhile.
