@@ -46,28 +46,35 @@ public final class HostPatcher: Sendable {
     /// Finds the processes (among `pids`, default all) that map an object some hotpatch in `known`
     /// targets and brings each one `policy` does not exclude to `desired` (each object to its fix,
     /// in one stop a process), in one call. Returns one report per matching process, excluded ones
-    /// included with their reason.
+    /// included with their reason, in the order of `pids` (of /proc when nil).
+    ///
+    /// The scan is spread over the workers with the patching: each worker takes the next process,
+    /// reads its maps and, when it matches, patches it at once, so the scan of 1,000 processes no
+    /// longer runs on one thread before any patch starts (issue 13, docs/PERFORMANCE.md).
     public func reconcile(among pids: [ProcessID]? = nil, desired: DesiredFixes, known: [Hotpatch],
                           excluding policy: ExclusionPolicy) -> [HostProcessReport] {
-        let found = matches(for: known, among: pids).map { match -> (match: ProcessMatch, executable: String, exclusion: ProcessExclusion?) in
+        let buildIDs = Set(known.flatMap { $0.targets.map(\.buildID) })
+        guard !buildIDs.isEmpty else { return [] }
+        let candidates = pids ?? ((try? ProcFS.processIDs()) ?? [])
+        let finder = TargetFinder(cache: cache)
+        let knownFixes = ObjectFix.all(of: known)
+        let reports = onWorkers(count: candidates.count) { worker, index -> HostProcessReport? in
+            guard let match = finder.process(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
             let pid = match.process.pid
             let executable = (try? ProcFS.executablePath(of: pid)) ?? match.objects[0].path
             let exclusion = policy.exclusion(of: pid, executable: executable) {
                 try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
             }
-            return (match, executable, exclusion)
-        }
-        var patched = reconcile(found.filter { $0.exclusion == nil }.map(\.match), desired: desired, known: known).makeIterator()
-        return found.map { match, executable, exclusion in
             let result: HostProcessReport.Result
             switch exclusion {
-            case nil: result = .reconciled(patched.next()!)
+            case nil: result = .reconciled(Self.reconcile(match, on: worker, desired: desired, knownFixes: knownFixes))
             // Never attached: reported as the patcher would, so status shows it exposed.
             case .initProcess?: result = .reconciled(.refused(match, .protectedProcess(why: ProcessExclusion.initProcess.description)))
             case let exclusion?: result = .excluded(exclusion)
             }
             return HostProcessReport(match: match, executable: executable, result: result)
         }
+        return reports.compactMap { $0 }
     }
 
     /// `reconcile(among:desired:known:excluding:)` at the level `desired` (nil: none), each object
@@ -80,28 +87,39 @@ public final class HostPatcher: Sendable {
     /// Reconciles each process to `desired`, all its objects in one stop, replacing or removing
     /// the jumps of any level in `known`. Returns one report per match, in the order of `matches`.
     public func reconcile(_ matches: [ProcessMatch], desired: DesiredFixes, known: [Hotpatch]) -> [ProcessPatchReport] {
-        guard !matches.isEmpty else { return [] }
         let knownFixes = ObjectFix.all(of: known)
+        return onWorkers(count: matches.count) { worker, index in
+            Self.reconcile(matches[index], on: worker, desired: desired, knownFixes: knownFixes)
+        }
+    }
+
+    /// Reconciles one process on `worker`'s thread, with the fixes of `knownFixes` for the objects it maps.
+    private static func reconcile(_ match: ProcessMatch, on worker: Worker, desired: DesiredFixes, knownFixes: [ObjectFix]) -> ProcessPatchReport {
+        let buildIDs = Set(match.objects.compactMap(\.buildID))
+        return worker.patcher.reconcile(match, desired: desired, known: knownFixes.filter { buildIDs.contains($0.target.buildID) })
+    }
+
+    /// Runs `body` for every index below `count` on the workers' threads, each worker taking the
+    /// next index as it finishes one; returns the results in index order.
+    private func onWorkers<Result: Sendable>(count: Int, _ body: @escaping @Sendable (Worker, Int) -> Result) -> [Result] {
+        guard count > 0 else { return [] }
         let next = Atomic<Int>(0)
-        let results = Mutex<[Int: ProcessPatchReport]>([:])
+        let results = Mutex<[Int: Result]>([:])
         let group = DispatchGroup()
-        for worker in workers.prefix(matches.count) {
+        for worker in workers.prefix(count) {
             group.enter()
             worker.thread.submit {
                 while true {
                     let index = next.add(1, ordering: .relaxed).oldValue
-                    guard index < matches.count else { break }
-                    let match = matches[index]
-                    let buildIDs = Set(match.objects.compactMap(\.buildID))
-                    let report = worker.patcher.reconcile(match, desired: desired,
-                                                          known: knownFixes.filter { buildIDs.contains($0.target.buildID) })
-                    results.withLock { $0[index] = report }
+                    guard index < count else { break }
+                    let result = body(worker, index)
+                    results.withLock { $0[index] = result }
                 }
                 group.leave()
             }
         }
         group.wait()
-        return results.withLock { collected in (0..<matches.count).map { collected[$0]! } }
+        return results.withLock { collected in (0..<count).map { collected[$0]! } }
     }
 
     /// `reconcile(_:desired:known:)` at the level `desired` (nil: none), levels cumulative per object.

@@ -47,11 +47,15 @@ public struct TargetFinder: Sendable {
     public func processes(buildIDs: Set<BuildID>, among pids: [ProcessID]? = nil) -> [ProcessMatch] {
         guard !buildIDs.isEmpty else { return [] }
         let candidates = pids ?? ((try? ProcFS.processIDs()) ?? [])
-        return candidates.compactMap { pid in
-            let matches = find(buildIDs: buildIDs, in: pid)
-            guard let first = matches.first else { return nil }
-            return ProcessMatch(process: first.process, objects: matches.map(\.object))
-        }
+        return candidates.compactMap { process(buildIDs: buildIDs, pid: $0) }
+    }
+
+    /// Process `pid` with every object it maps whose build-id is in `buildIDs`; nil when it maps
+    /// none, is gone, or is a kernel thread.
+    public func process(buildIDs: Set<BuildID>, pid: ProcessID) -> ProcessMatch? {
+        let matches = find(buildIDs: buildIDs, in: pid)
+        guard let first = matches.first else { return nil }
+        return ProcessMatch(process: first.process, objects: matches.map(\.object))
     }
 
     /// Every (process, object) pair whose object's build-id is in `buildIDs`; a process mapping
