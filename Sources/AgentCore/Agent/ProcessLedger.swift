@@ -14,6 +14,11 @@ struct ProcessLedger: Sendable {
     private(set) var excluded: Set<ProcessID> = []
     /// The last patch pause measured, in microseconds.
     private(set) var lastPause: UInt64?
+    /// The records changed since `vulnerableNotices` last looked, and the level it looked at: an
+    /// exec on a busy host reconciles one new pid, and looking again at 500 unchanged records for
+    /// each made most of the idle agent's CPU (issue 13).
+    private var changedSinceNotices: Set<ProcessID> = []
+    private var noticedAt: DesiredFixes?
 
     /// What the caller must do about one process after its report.
     enum FollowUp: Equatable, Sendable {
@@ -44,6 +49,7 @@ struct ProcessLedger: Sendable {
     mutating func forgetAll() {
         records = [:]
         excluded = []
+        changedSinceNotices = []
     }
 
     /// Forgets a process that ended; returns its record, if it had one.
@@ -57,6 +63,7 @@ struct ProcessLedger: Sendable {
         guard var record = records[pid] else { return }
         change(&record)
         records[pid] = record
+        changedSinceNotices.insert(pid)
     }
 
     /// Takes the reports of one pass. A full pass (`fullPass`) is the whole truth: processes it did
@@ -171,13 +178,15 @@ struct ProcessLedger: Sendable {
             }
         }
         records[pid] = record
+        changedSinceNotices.insert(pid)
         return transition.event == nil && transition.followUp == nil ? nil : transition
     }
 
     /// Reads, for every record not described yet, what names it to an administrator (its systemd
     /// unit and command name) through `describe`, which does the I/O; once per process.
     mutating func describeNew(_ describe: (ProcessID) -> (unit: String?, command: String?)) {
-        for (pid, record) in records where !record.described {
+        // Only a record taken since the last notices can be new (records are made only by `take`).
+        for pid in changedSinceNotices where records[pid]?.described == false {
             let found = describe(pid)
             records[pid]?.unit = found.unit
             records[pid]?.command = found.command
@@ -188,10 +197,14 @@ struct ProcessLedger: Sendable {
     /// One `process-vulnerable` line for each process that runs vulnerable code at `fixes` (the
     /// level in force: it maps an object the level fixes and could not be patched) and was not
     /// named with this release and reason before; a process that no longer runs any is forgotten,
-    /// so it is named again if it falls back. In pid order.
+    /// so it is named again if it falls back. In pid order. Looks only at the records changed since
+    /// the last call, unless `fixes` differs from that call's.
     mutating func vulnerableNotices(at fixes: DesiredFixes) -> [AgentEvent] {
         var events: [AgentEvent] = []
-        for pid in records.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+        let looked = noticedAt == fixes ? changedSinceNotices : Set(records.keys)
+        noticedAt = fixes
+        changedSinceNotices = []
+        for pid in looked.sorted(by: { $0.rawValue < $1.rawValue }) {
             guard let record = records[pid] else { continue }
             let objects = record.vulnerableObjects(at: fixes)
             guard let release = fixes.release, !objects.isEmpty else {

@@ -275,6 +275,32 @@ import Testing
         #expect(ledger.vulnerableNotices(at: fixes).count == 1, "named again when it falls back")
     }
 
+    @Test func vulnerableNotices_lookOnlyAtRecordsChangedSinceTheLast_yetNameAProcessWhoseReasonChanged() throws {
+        var ledger = ProcessLedger()
+        let fixes = Self.plan(Self.channel()).fixes
+        func report(_ pid: Int32, tracer: Int32) -> HostProcessReport {
+            HostProcessReport(
+                match: ProcessMatch(process: ProcessIdentity(pid: ProcessID(pid), startTime: 5),
+                                    objects: [LoadedObject(path: "/usr/lib/libb.so.1", isDeleted: false, buildID: Self.libB,
+                                                           loadBias: 0x7f00_0000_0000, mappings: [], readablePath: "/usr/lib/libb.so.1")]),
+                executable: "/usr/sbin/nginx",
+                result: .reconciled(ProcessPatchReport(pid: ProcessID(pid), startTime: 5, objectPath: "/usr/lib/libb.so.1",
+                                                       outcome: .unpatchable(.tracedBy(tracer: ThreadID(tracer))), pauseMicroseconds: nil,
+                                                       totalMicroseconds: 1, threadCount: 1, evacuatedThreads: 0, injectedSystemCalls: 0,
+                                                       objects: [ObjectPatchReport(path: "/usr/lib/libb.so.1", buildID: Self.libB)])))
+        }
+        _ = ledger.take((71...73).map { report($0, tracer: 9) }, fullPass: true, desired: fixes.release, healthWindow: 60, now: now)
+        #expect(ledger.vulnerableNotices(at: fixes).compactMap { $0.metadata["target.pid"] } == ["71", "72", "73"])
+        // One process reconciled again (an exec's pass over its pid): the others are not said again.
+        _ = ledger.take([report(72, tracer: 9)], fullPass: false, desired: fixes.release, healthWindow: 60, now: now)
+        #expect(ledger.vulnerableNotices(at: fixes).isEmpty)
+        // Its reason changed: named again, alone.
+        _ = ledger.take([report(72, tracer: 10)], fullPass: false, desired: fixes.release, healthWindow: 60, now: now)
+        let again = ledger.vulnerableNotices(at: fixes)
+        #expect(again.compactMap { $0.metadata["target.pid"] } == ["72"])
+        #expect(again.first?.metadata["reason"] == "traced by PID 10")
+    }
+
     @Test func status_ofAVulnerableProcess_isExposed_namingItsObjectsAndUnit_untilItIsGone() {
         let channel = Self.channel()
         var configuration = AgentConfiguration()
