@@ -52,6 +52,10 @@ final class TracedProcess {
     private(set) var threads: [ThreadID: Thread] = [:]
     /// When the first thread was asked to stop.
     private(set) var firstStop: Monotonic.Instant?
+    /// When `stopAllThreads` had seized and asked every thread to stop (the list read again and
+    /// found complete), and when every one had stopped: where the stop's own time goes.
+    private(set) var allSeized: Monotonic.Instant?
+    private(set) var allStopped: Monotonic.Instant?
     /// How many threads were moved out of a patch window by single-stepping.
     private(set) var evacuations = 0
     /// Threads that vanished under a ptrace request (ESRCH) while held: dying, and ours to reap.
@@ -95,7 +99,9 @@ final class TracedProcess {
                 }
             }
             if traced.threads.isEmpty { throw StopFailure.processGone }
+            traced.allSeized = Monotonic.now
             try traced.waitUntilAllStopped(deadline: deadline)
+            traced.allStopped = Monotonic.now
             return traced
         } catch {
             traced.release()
