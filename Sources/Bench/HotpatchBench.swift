@@ -203,7 +203,7 @@ struct HotpatchBench: ParsableCommand {
                                     formatMicroseconds(victim.loadPause.median), ratio(victim.loadPause.median, floor.median),
                                     String(victim.pauseSteps.restoppedStops)])
             }
-            out.append("Busy victim, \(first.cycles) apply/revert cycles each, SIGUSR1 every \(report.victimSignalMicroseconds == 0 ? "(none)" : formatMicroseconds(report.victimSignalMicroseconds)) (pause: the redirect's stop, every one but the first apply's; floor: every thread seized, stopped and released at the same priority with nothing written, \(first.floor.count) samples, one just before each stop; ratio: pause / floor; restopped: pauses whose stop was first released and taken again, a thread being inside a patch window)")
+            out.append("Busy victim, \(first.cycles) apply/revert cycles each, SIGUSR1 every \(report.victimSignalMicroseconds == 0 ? "(none)" : formatMicroseconds(report.victimSignalMicroseconds)) (pause: the redirect's stop, every one but the first apply's; floor: every thread seized, stopped and released at the same priority with nothing written, \(first.floor.count) samples, one next to each stop, before it and after it in turn; ratio: pause / floor; restopped: pauses whose stop was first released and taken again, a thread being inside a patch window)")
             out.append(floors.render())
             var table = TextTable(header: ["busy threads", "apply med", "apply p99", "revert med", "load pause med", "load pause max", "1st apply pause",
                                            "1st apply total", "injected", "evacuations", "signals sent/seen", "alive"])

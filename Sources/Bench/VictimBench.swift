@@ -58,8 +58,8 @@ struct VictimResult: Codable {
     var pause: Distribution
     var applyPause: Distribution
     var revertPause: Distribution
-    /// The floor on the same victim, one sample just before each stop of the cycles (the first
-    /// apply's included): every thread seized, stopped and released at the stop window's
+    /// The floor on the same victim, one sample next to each stop of the cycles (the first
+    /// apply's included; before the stop in even cycles, after it in odd ones): every thread seized, stopped and released at the stop window's
     /// priority, nothing written (`Patcher.stopFloor`).
     var floor: Distribution
     /// Floor samples that stayed busy (a thread did not stop in time): no sample.
@@ -152,10 +152,13 @@ enum VictimBench {
         var unexpected: [String] = []
         var checks = 0
         /// One apply or revert; when it has the outcome wanted, the victim must print `line`.
-        func step(to desired: HotpatchTarget?, wanting outcome: PatchOutcome, line: String,
+        /// The floor is sampled next to each stop, before it in even cycles and after it in odd
+        /// ones: whichever comes first finds the tracer idle since the last output check.
+        func step(to desired: HotpatchTarget?, wanting outcome: PatchOutcome, line: String, floorFirst: Bool,
                   _ label: String) throws -> ProcessPatchReport {
-            try sampleFloor()
+            if floorFirst { try sampleFloor() }
             let (report, times) = try tracer.perform { (patcher.reconcile(match, desired: desired, known: [target]), patcher.lastStopWindow) }
+            if !floorFirst { try sampleFloor() }
             steps.append((report, times))
             if report.outcome == outcome {
                 try expect(line, after: label)
@@ -166,8 +169,11 @@ enum VictimBench {
             return report
         }
         for cycle in 0..<cycles {
-            applies.append(try step(to: target, wanting: .applied, line: "parse_length(100)=64 banner=2", "apply \(cycle + 1)"))
-            reverts.append(try step(to: nil, wanting: .reverted, line: "parse_length(100)=100 banner=1", "revert \(cycle + 1)"))
+            let floorFirst = cycle % 2 == 0
+            applies.append(try step(to: target, wanting: .applied, line: "parse_length(100)=64 banner=2", floorFirst: floorFirst,
+                                    "apply \(cycle + 1)"))
+            reverts.append(try step(to: nil, wanting: .reverted, line: "parse_length(100)=100 banner=1", floorFirst: floorFirst,
+                                    "revert \(cycle + 1)"))
             if (cycle + 1) % 10 == 0 { log("  \(threads) threads: \(cycle + 1)/\(cycles) cycles") }
         }
         let signalsSent = signals?.stop() ?? 0

@@ -437,7 +437,7 @@ public final class Patcher {
         let windows = writes.map(\.window)
         var deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
         var traced: TracedProcess
-        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
+        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {
             throw PatchLoader.failure(error)
         }
         var earlierStops: UInt64 = 0
@@ -463,7 +463,7 @@ public final class Patcher {
                     return now == before
                 }
             deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
-            do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
+            do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {
                 throw PatchLoader.failure(error)
             }
             report.restops += 1
@@ -476,18 +476,23 @@ public final class Patcher {
             // evacuation and the release use).
             _ = Patcher.threadsToStep(traced, windows: windows)
             clock.mark(\.checked)
-            for write in writes {
-                let now = try? memory.read(at: write.address, count: write.expected.count)
-                guard now == write.expected else { throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning") }
+            let found = Patcher.read(writes, count: { $0.expected.count }, memory: memory)
+            for (write, now) in zip(writes, found) where now != write.expected {
+                throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning")
             }
             clock.mark(\.verified)
             try evacuate(traced, windows: windows, deadline: deadline)
             if options.strictStackCheck { try scanStacks(traced, sites: sites, memory: memory) }
             clock.mark(\.evacuated)
             for write in writes {
-                do { try memory.write(write.bytes, at: write.address) } catch {
+                do { try memory.write(write.bytes, at: write.address, verify: false) } catch {
                     throw .unpatchable(.systemFailure(detail: "writing the jump at 0x\(String(write.address, radix: 16)): \(error)"))
                 }
+            }
+            // Every write read back, still with every thread held.
+            let written = Patcher.read(writes, count: { $0.bytes.count }, memory: memory)
+            for (write, back) in zip(writes, written) where back != write.bytes {
+                throw .unpatchable(.systemFailure(detail: "writing the jump at 0x\(String(write.address, radix: 16)): the bytes read back differ"))
             }
             clock.mark(\.written)
         } catch {
@@ -507,9 +512,9 @@ public final class Patcher {
     }
 
     /// Stops every thread of `process` and lets them go again, writing nothing, exactly as the
-    /// stop window does (same priority, same seize, wait and release, registers read once per
-    /// thread by the release's check for calls our stop failed): the floor a redirect's pause can
-    /// reach on this process now. Refused like a patch for a protected, vanished or traced process.
+    /// stop window does (same priority, same seize and wait, each thread's registers read as it
+    /// stops, same release): the floor a redirect's pause can reach on this process now. Refused
+    /// like a patch for a protected, vanished or traced process.
     public func stopFloor(of process: ProcessIdentity) throws(StopFloorRefusal) -> StopWindowTimes {
         lastStopWindow = nil
         let pid = process.pid
@@ -521,7 +526,7 @@ public final class Patcher {
         defer { priority?.restore() }
         let deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
         let traced: TracedProcess
-        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
+        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {
             throw StopFloorRefusal(outcome: Patcher.outcome(of: PatchLoader.failure(error)))
         }
         var clock = StopWindowClock(traced, enabled: true)
@@ -530,6 +535,21 @@ public final class Patcher {
         let times = clock.times!
         if options.timesStopWindow { lastStopWindow = times }
         return times
+    }
+
+    /// The bytes at each write's address, `count` of them per write: one read of `/proc/PID/mem`
+    /// for all of them when they lie within one page's length (a release's functions often sit
+    /// side by side), else one read each; nil for a write whose bytes could not be read.
+    static func read(_ writes: [EntryWrite], count: (EntryWrite) -> Int, memory: borrowing ProcessMemory) -> [[UInt8]?] {
+        if writes.count > 1, let low = writes.map(\.address).min(),
+           let high = writes.map({ $0.address + UInt64(count($0)) }).max(), high - low <= 4096,
+           let span = try? memory.read(at: low, count: Int(high - low)) {
+            return writes.map { write in
+                let offset = Int(write.address - low)
+                return Array(span[offset..<(offset + count(write))])
+            }
+        }
+        return writes.map { try? memory.read(at: $0.address, count: count($0)) }
     }
 
     /// The stopped threads inside a window (past its first byte) and not blocked in a system

@@ -62,6 +62,8 @@ final class TracedProcess {
     /// Until their tracer reaps them the kernel keeps them as zombies, and the process's own
     /// parent cannot reap the process (a killed service would hang in "deactivating").
     private var dying = Set<ThreadID>()
+    /// Read each thread's registers as it stops (`stopAllThreads(readingRegisters:)`).
+    private var readsRegistersAtStop = false
 
     private init(pid: ProcessID, anchor: ThreadID) {
         self.pid = pid
@@ -83,9 +85,15 @@ final class TracedProcess {
         }
     }
 
-    /// Seizes and stops every thread, including those created meanwhile, in one wait loop.
-    static func stopAllThreads(pid: ProcessID, deadline: Monotonic.Instant) throws(StopFailure) -> TracedProcess {
+    /// Seizes and stops every thread, including those created meanwhile, in one wait loop. With
+    /// `readingRegisters`, each thread's registers are read (`registers(of:)`) as soon as it stops,
+    /// while the others are still on their way: the stop window needs them all, and only the last
+    /// thread's read is then left after the last stop. Not for a hold whose registers an injection
+    /// changes.
+    static func stopAllThreads(pid: ProcessID, deadline: Monotonic.Instant,
+                               readingRegisters: Bool = false) throws(StopFailure) -> TracedProcess {
         let traced = TracedProcess(pid: pid, anchor: pid.mainThread)
+        traced.readsRegistersAtStop = readingRegisters
         do throws(StopFailure) {
             // Re-list until no new thread appears; TRACECLONE catches those born in between.
             var seen = Set<ThreadID>()
@@ -192,6 +200,7 @@ final class TracedProcess {
         while threads.values.contains(where: { !$0.stopped }) {
             let (tid, event) = try nextEvent(until: deadline)
             try record(tid: tid, event: event)
+            if readsRegistersAtStop { _ = registers(of: tid) }
         }
         if threads.isEmpty { throw .processGone }
     }
