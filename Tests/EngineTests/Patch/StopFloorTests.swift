@@ -45,8 +45,12 @@ extension LivePatchTests {
         }
         stormer.start()
         defer { storming.set() }
-        for _ in 0..<200 {
+        // At least 200 floors and a second of storm: on a loaded machine the stormer may get little CPU.
+        let until = Date().addingTimeInterval(1)
+        var floors = 0
+        while floors < 200 || Date() < until {
             _ = try Live.tracer.perform { () -> StopWindowTimes in try patcher.stopFloor(of: identity) }
+            floors += 1
         }
         storming.set()
         let line = try victim.freshLine()
@@ -105,5 +109,23 @@ extension LivePatchTests {
         #expect(none.outcome == .notApplied)
         #expect(try Live.tracer.perform { patcher.lastStopWindow } == nil)
         #expect(try Live.behaviour(victim) == Live.original)
+    }
+
+    @Test func stopAllThreads_readingRegisters_holdsEachThreadsRegistersAsItStopped() throws {
+        let victim = try Live.startVictim(["--threads", "4"])
+        defer { victim.stop() }
+        let pid = ProcessID(victim.pid)
+        let compared = try Live.tracer.perform { () -> [(ThreadID, Bool)] in
+            let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: Monotonic.now.adding(microseconds: 2_000_000),
+                                                          readingRegisters: true)
+            defer { traced.release() }
+            return traced.stoppedThreadIDs.map { tid in
+                // Nothing ran since the stop: what was kept is what the thread holds now.
+                (tid, traced.registers(of: tid) != nil && traced.registers(of: tid) == (try? Ptrace.registers(tid)))
+            }
+        }
+        #expect(compared.count == 5)
+        for (tid, same) in compared { #expect(same, "thread \(tid)") }
+        #expect(Self.runsFree(victim.pid))
     }
 }
