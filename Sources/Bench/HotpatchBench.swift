@@ -38,6 +38,8 @@ struct BenchReport: Codable {
     var machine: Machine
     var command: String
     var schedFIFO: Bool
+    /// The interval of the signals sent to the busy victim (0: none).
+    var victimSignalMicroseconds: UInt64
     var victims: [VictimResult]
     var fleets: [FleetResult]
     var agent: AgentBenchResult?
@@ -54,6 +56,9 @@ struct HotpatchBench: ParsableCommand {
 
     @Option(help: "Fresh victims per thread count whose first apply's load pause is measured (the cycles' victim included).")
     var loadSamples = 5
+
+    @Option(help: "Send the busy victim SIGUSR1 every this many microseconds during its cycles, as a timer would (0: none).")
+    var victimSignalUs: UInt64 = 2000
 
     @Option(help: "Idle sleeper counts to patch at once, comma-separated (empty: skip).")
     var processes = "100,1000"
@@ -116,7 +121,8 @@ struct HotpatchBench: ParsableCommand {
         var victims: [VictimResult] = []
         for count in threadCounts {
             log("victim with \(count) busy threads, \(cycles) apply/revert cycles")
-            victims.append(try VictimBench.run(threads: count, cycles: cycles, loadSamples: loadSamples, fixtures: fixtures,
+            victims.append(try VictimBench.run(threads: count, cycles: cycles, loadSamples: loadSamples,
+                                               signalIntervalMicroseconds: victimSignalUs, fixtures: fixtures,
                                                options: options, log: log))
         }
         var fleets: [FleetResult] = []
@@ -132,7 +138,7 @@ struct HotpatchBench: ParsableCommand {
             agent = try AgentBench.run(processes: agentProcesses, execSamples: agentExecSamples, log: log)
         }
         let report = BenchReport(machine: .describe(loadAtStart: loadAtStart), command: CommandLine.arguments.joined(separator: " "),
-                                 schedFIFO: !normalPriority, victims: victims, fleets: fleets, agent: agent,
+                                 schedFIFO: !normalPriority, victimSignalMicroseconds: victimSignalUs, victims: victims, fleets: fleets, agent: agent,
                                  goals: Self.goals(victims: victims, fleets: fleets, agent: agent))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -172,6 +178,10 @@ struct HotpatchBench: ParsableCommand {
         if let four = victims.first(where: { $0.busyThreads == 4 }) { goals["median pause <= 100 us at 4 threads"] = four.pause.median <= 100 }
         if let many = victims.first(where: { $0.busyThreads == 32 }) { goals["median pause <= 400 us at 32 threads"] = many.pause.median <= 400 }
         if !victims.isEmpty { goals["p99 pause <= 2 ms"] = victims.allSatisfy { $0.pause.p99 <= 2000 } }
+        for victim in victims where [1, 4, 32].contains(victim.busyThreads) && victim.floor.count > 0 {
+            goals["median pause <= 1.25x the floor at \(victim.busyThreads) threads"] =
+                Double(victim.pause.median) <= 1.25 * Double(victim.floor.median)
+        }
         if let thousand = fleets.first(where: { $0.processes == 1000 }) { goals["1000 processes patched in <= 0.5 s"] = thousand.apply.totalMicroseconds <= 500_000 }
         if let agent, agent.execToPatched.count > 0 { goals["agent: every new process patched <= 100 ms after exec"] = agent.execToPatched.max <= 100_000 }
         return goals
@@ -181,22 +191,52 @@ struct HotpatchBench: ParsableCommand {
         let machine = report.machine
         var out = ["hotpatch-bench: \(machine.cpus) CPUs (\(machine.cpuModel)), kernel \(machine.kernel), \(machine.memory); load average \(machine.loadAverageAtStart) at start, \(machine.loadAverage) at end; stop window at \(report.schedFIFO ? "SCHED_FIFO" : "normal priority")", ""]
         if !report.victims.isEmpty {
-            var table = TextTable(header: ["busy threads", "held", "stops", "pause med", "p99", "max",
-                                           "apply med", "apply p99", "revert med", "load pause med", "load pause max", "1st apply pause",
-                                           "1st apply total", "injected", "evacuations", "alive"])
+            let first = report.victims[0]
+            var floors = TextTable(header: ["busy threads", "held", "stops", "pause med", "floor med", "ratio", "pause p99", "floor p99", "ratio",
+                                            "pause max", "floor max", "ratio", "load pause med", "ratio", "restopped"])
             for victim in report.victims {
-                table.rows.append([String(victim.busyThreads), String(victim.heldThreads), String(victim.pause.count),
-                                   formatMicroseconds(victim.pause.median), formatMicroseconds(victim.pause.p99), formatMicroseconds(victim.pause.max),
+                let pause = victim.pause, floor = victim.floor
+                floors.rows.append([String(victim.busyThreads), String(victim.heldThreads), String(pause.count),
+                                    formatMicroseconds(pause.median), formatMicroseconds(floor.median), ratio(pause.median, floor.median),
+                                    formatMicroseconds(pause.p99), formatMicroseconds(floor.p99), ratio(pause.p99, floor.p99),
+                                    formatMicroseconds(pause.max), formatMicroseconds(floor.max), ratio(pause.max, floor.max),
+                                    formatMicroseconds(victim.loadPause.median), ratio(victim.loadPause.median, floor.median),
+                                    String(victim.pauseSteps.restoppedStops)])
+            }
+            out.append("Busy victim, \(first.cycles) apply/revert cycles each, SIGUSR1 every \(report.victimSignalMicroseconds == 0 ? "(none)" : formatMicroseconds(report.victimSignalMicroseconds)) (pause: the redirect's stop, every one but the first apply's; floor: every thread seized, stopped and released at the same priority with nothing written, \(first.floor.count) samples, one next to each stop, before it and after it in turn; ratio: pause / floor; restopped: pauses whose stop was first released and taken again, a thread being inside a patch window)")
+            out.append(floors.render())
+            var table = TextTable(header: ["busy threads", "apply med", "apply p99", "revert med", "load pause med", "load pause max", "1st apply pause",
+                                           "1st apply total", "injected", "evacuations", "signals sent/seen", "alive"])
+            for victim in report.victims {
+                table.rows.append([String(victim.busyThreads),
                                    formatMicroseconds(victim.applyTotal.median), formatMicroseconds(victim.applyTotal.p99),
                                    formatMicroseconds(victim.revertTotal.median),
                                    formatMicroseconds(victim.loadPause.median), formatMicroseconds(victim.loadPause.max),
                                    formatMicroseconds(victim.firstApply.pauseMicroseconds), formatMicroseconds(victim.firstApply.totalMicroseconds),
-                                   String(victim.firstApply.injectedSystemCalls), String(victim.evacuations), victim.aliveAtEnd ? "yes" : "NO"])
+                                   String(victim.firstApply.injectedSystemCalls), String(victim.evacuations),
+                                   "\(victim.signalsSent)/\(victim.signalsSeen)", victim.aliveAtEnd ? "yes" : "NO"])
             }
-            out.append("Busy victim, \(report.victims[0].cycles) apply/revert cycles each (pause: the redirect's stop, every one but the first apply's; apply: whole operation of applies 2..N; load pause: every thread held while the patch object is mapped, once per process, over \(report.victims[0].loadPause.count) fresh victims)")
+            out.append("")
+            out.append("(apply: whole operation of applies 2..N; load pause: every thread held while the patch object is mapped, once per process, over \(first.loadPause.count) fresh victims)")
             out.append(table.render())
+            var steps = TextTable(header: ["busy threads", "stop", "seize", "all stopped", "check", "verify", "evacuate", "write", "release",
+                                           "pause", "earlier stops"])
+            for victim in report.victims {
+                for (name, part) in [("pause", victim.pauseSteps), ("floor", victim.floorSteps)] {
+                    steps.rows.append([String(victim.busyThreads), name, formatMicroseconds(part.seize), formatMicroseconds(part.stop),
+                                       formatMicroseconds(part.check), formatMicroseconds(part.verify), formatMicroseconds(part.evacuate),
+                                       formatMicroseconds(part.write), formatMicroseconds(part.release), formatMicroseconds(part.pause),
+                                       part.restoppedStops == 0 ? "-" : "\(part.restoppedStops) × \(formatMicroseconds(part.earlierStops))"])
+                }
+            }
+            out.append("")
+            out.append("Where the pause goes (median of each step's own length; seize: every thread seized and asked to stop, the list read again; all stopped: waiting for the last stop; check: registers against the windows; verify: entries read again; write: written and read back; release: every thread detached; earlier stops: stops released and taken again, median of their summed holds)")
+            out.append(steps.render())
             for victim in report.victims where victim.loadsBusy > 0 {
                 out.append("  \(victim.busyThreads) threads: \(victim.loadsBusy) fresh victims stayed busy (a thread did not stop in time) for 20 tries; no load pause from them")
+            }
+            for victim in report.victims where victim.floorsBusy > 0 {
+                out.append("  \(victim.busyThreads) threads: \(victim.floorsBusy) floor samples stayed busy (a thread did not stop in time)")
             }
             for victim in report.victims where !victim.unexpectedOutcomes.isEmpty {
                 out.append("  \(victim.busyThreads) threads, unexpected: \(victim.unexpectedOutcomes.prefix(5).joined(separator: "; "))")
@@ -236,4 +276,9 @@ struct HotpatchBench: ParsableCommand {
         for (goal, met) in report.goals.sorted(by: { $0.key < $1.key }) { out.append("  [\(met ? "met" : "MISSED")] \(goal)") }
         return out.joined(separator: "\n")
     }
+}
+
+/// `value` / `base` as "1.42×"; "-" without a base.
+func ratio(_ value: UInt64, _ base: UInt64) -> String {
+    base == 0 ? "-" : String(format1: Double(value) / Double(base), digits: 2) + "×"
 }

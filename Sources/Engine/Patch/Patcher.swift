@@ -22,9 +22,46 @@ public struct PatchOptions: Sendable {
     public var stackScanBytes = 64 * 1024
     /// Run the stop window at SCHED_FIFO, so the pause is not stretched by our own preemption.
     public var raiseSchedulingPriority = true
+    /// Time the steps of each stop window (`Patcher.lastStopWindow`): for the benchmark's
+    /// breakdown, not the agent.
+    public var timesStopWindow = false
 
     /// The defaults.
     public init() {}
+}
+
+/// Where the time of one stop window went: microseconds from the first thread asked to stop to the
+/// end of each step, in order (a step that did not run ends where the one before it did).
+public struct StopWindowTimes: Sendable, Equatable {
+    /// Every thread seized and asked to stop, the thread list read again and found complete.
+    public var seized: UInt64 = 0
+    /// Every thread stopped.
+    public var stopped: UInt64 = 0
+    /// Every thread's instruction pointer compared with the patch windows (its registers read).
+    public var checked: UInt64 = 0
+    /// Every entry read again and found as planned.
+    public var verified: UInt64 = 0
+    /// Threads inside a window single-stepped out (and the strict stack check, when on).
+    public var evacuated: UInt64 = 0
+    /// Every entry written and read back.
+    public var written: UInt64 = 0
+    /// Every thread detached: the pause.
+    public var released: UInt64 = 0
+    /// Threads held.
+    public var threads = 0
+    /// Stops released and taken again because a thread was inside a window (these times are the
+    /// last stop's), and how long those earlier stops held the process in all.
+    public var restops = 0
+    public var earlierStopsMicroseconds: UInt64 = 0
+
+    /// No step timed yet.
+    public init() {}
+}
+
+/// Why a floor measurement (`Patcher.stopFloor`) stopped nothing, or not every thread.
+public struct StopFloorRefusal: Error, Sendable {
+    /// The outcome a patch would have had: busy (a thread did not stop in time) or unpatchable.
+    public let outcome: PatchOutcome
 }
 
 /// Applies, replaces and reverts hotpatches in live processes. All calls on one instance must come
@@ -34,6 +71,9 @@ public final class Patcher {
     public let options: PatchOptions
     /// Shared facts about mapped files.
     public let cache: ObjectCache
+    /// The steps of the last stop window (a redirect's or a floor's), when
+    /// `PatchOptions.timesStopWindow` is set; nil when the last operation stopped nothing.
+    public private(set) var lastStopWindow: StopWindowTimes?
 
     /// A patcher with `options`, sharing `cache` with its target finder.
     public init(options: PatchOptions = PatchOptions(), cache: ObjectCache = ObjectCache()) {
@@ -49,6 +89,7 @@ public final class Patcher {
     /// object refused when the process could not be patched.
     public func reconcile(_ match: ProcessMatch, desired: DesiredFixes, known: [ObjectFix] = []) -> ProcessPatchReport {
         let started = Monotonic.now
+        lastStopWindow = nil
         var report = ProcessPatchReport(pid: match.process.pid, startTime: match.process.startTime,
                                         objectPath: match.objects.first?.path ?? "", outcome: .notApplied, pauseMicroseconds: nil,
                                         totalMicroseconds: 0, threadCount: 0, evacuatedThreads: 0, injectedSystemCalls: 0)
@@ -396,9 +437,10 @@ public final class Patcher {
         let windows = writes.map(\.window)
         var deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
         var traced: TracedProcess
-        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
+        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {
             throw PatchLoader.failure(error)
         }
+        var earlierStops: UInt64 = 0
         // A thread caught inside a window is single-stepped out, and a single-step is the one
         // moment a thread cannot survive the agent's death (see `TracedProcess.singleStep`). Most
         // such threads are just passing through: let the process run a moment and stop it again,
@@ -407,7 +449,9 @@ public final class Patcher {
             let inside = Patcher.threadsToStep(traced, windows: windows)
             if inside.isEmpty { break }
             let ran = inside.map { ProcFS.cpuTime(process: pid, thread: $0) }
+            let first = traced.firstStop
             traced.release()
+            if let first { earlierStops += Monotonic.now.microseconds(since: first) }
             // On a busy machine a released thread may wait for a CPU for milliseconds: stop again
             // only once every thread that was inside has run (or after 20 ms).
             let patience = Monotonic.now.adding(microseconds: 20_000)
@@ -419,33 +463,93 @@ public final class Patcher {
                     return now == before
                 }
             deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
-            do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline) } catch {
+            do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {
                 throw PatchLoader.failure(error)
             }
             report.restops += 1
         }
+        var clock = StopWindowClock(traced, enabled: options.timesStopWindow)
         var failure: LoadFailure?
         do throws(LoadFailure) {
             report.threadCount = traced.threads.count
-            for write in writes {
-                let now = try? memory.read(at: write.address, count: write.expected.count)
-                guard now == write.expected else { throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning") }
+            // The registers of every thread, read once for this stop (the same reads the
+            // evacuation and the release use).
+            _ = Patcher.threadsToStep(traced, windows: windows)
+            clock.mark(\.checked)
+            let found = Patcher.read(writes, count: { $0.expected.count }, memory: memory)
+            for (write, now) in zip(writes, found) where now != write.expected {
+                throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning")
             }
+            clock.mark(\.verified)
             try evacuate(traced, windows: windows, deadline: deadline)
             if options.strictStackCheck { try scanStacks(traced, sites: sites, memory: memory) }
+            clock.mark(\.evacuated)
             for write in writes {
-                do { try memory.write(write.bytes, at: write.address) } catch {
+                do { try memory.write(write.bytes, at: write.address, verify: false) } catch {
                     throw .unpatchable(.systemFailure(detail: "writing the jump at 0x\(String(write.address, radix: 16)): \(error)"))
                 }
             }
+            // Every write read back, still with every thread held.
+            let written = Patcher.read(writes, count: { $0.bytes.count }, memory: memory)
+            for (write, back) in zip(writes, written) where back != write.bytes {
+                throw .unpatchable(.systemFailure(detail: "writing the jump at 0x\(String(write.address, radix: 16)): the bytes read back differ"))
+            }
+            clock.mark(\.written)
         } catch {
             failure = error
         }
         report.evacuatedThreads = traced.evacuations
         let first = traced.firstStop
         traced.release()
+        clock.mark(\.released)
         if let first { report.pauseMicroseconds = Monotonic.now.microseconds(since: first) }
+        if var times = clock.times {
+            times.restops = report.restops
+            times.earlierStopsMicroseconds = earlierStops
+            lastStopWindow = times
+        }
         if let failure { throw failure }
+    }
+
+    /// Stops every thread of `process` and lets them go again, writing nothing, exactly as the
+    /// stop window does (same priority, same seize and wait, each thread's registers read as it
+    /// stops, same release): the floor a redirect's pause can reach on this process now. Refused
+    /// like a patch for a protected, vanished or traced process.
+    public func stopFloor(of process: ProcessIdentity) throws(StopFloorRefusal) -> StopWindowTimes {
+        lastStopWindow = nil
+        let pid = process.pid
+        if let protected = ExclusionPolicy.protection(of: pid, agent: .current) {
+            throw StopFloorRefusal(outcome: .unpatchable(.protectedProcess(why: protected.description)))
+        }
+        guard ProcFS.isSameProcess(process) else { throw StopFloorRefusal(outcome: .unpatchable(.processGone)) }
+        let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
+        defer { priority?.restore() }
+        let deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
+        let traced: TracedProcess
+        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {
+            throw StopFloorRefusal(outcome: Patcher.outcome(of: PatchLoader.failure(error)))
+        }
+        var clock = StopWindowClock(traced, enabled: true)
+        traced.release()
+        clock.mark(\.released)
+        let times = clock.times!
+        if options.timesStopWindow { lastStopWindow = times }
+        return times
+    }
+
+    /// The bytes at each write's address, `count` of them per write: one read of `/proc/PID/mem`
+    /// for all of them when they lie within one page's length (a release's functions often sit
+    /// side by side), else one read each; nil for a write whose bytes could not be read.
+    static func read(_ writes: [EntryWrite], count: (EntryWrite) -> Int, memory: borrowing ProcessMemory) -> [[UInt8]?] {
+        if writes.count > 1, let low = writes.map(\.address).min(),
+           let high = writes.map({ $0.address + UInt64(count($0)) }).max(), high - low <= 4096,
+           let span = try? memory.read(at: low, count: Int(high - low)) {
+            return writes.map { write in
+                let offset = Int(write.address - low)
+                return Array(span[offset..<(offset + count(write))])
+            }
+        }
+        return writes.map { try? memory.read(at: $0.address, count: count($0)) }
     }
 
     /// The stopped threads inside a window (past its first byte) and not blocked in a system
@@ -526,6 +630,39 @@ public final class Patcher {
     }
 
     static func digest(_ bytes: [UInt8]) -> String { Hex.encode(SHA256.hash(data: bytes)) }
+}
+
+/// Marks the end of each step of one stop window, from the stop's first request.
+private struct StopWindowClock {
+    private(set) var times: StopWindowTimes?
+    private let start: Monotonic.Instant
+
+    /// Starts from `traced`'s first stop, with its seize and stop already timed; times nothing
+    /// unless `enabled`.
+    init(_ traced: TracedProcess, enabled: Bool) {
+        start = traced.firstStop ?? Monotonic.now
+        guard enabled else { return }
+        var times = StopWindowTimes()
+        times.threads = traced.threads.count
+        times.seized = traced.allSeized.map { $0.microseconds(since: start) } ?? 0
+        times.stopped = traced.allStopped.map { $0.microseconds(since: start) } ?? times.seized
+        times.checked = times.stopped
+        times.verified = times.stopped
+        times.evacuated = times.stopped
+        times.written = times.stopped
+        self.times = times
+    }
+
+    /// Ends the step `step` now; the later ones end here too until marked themselves.
+    mutating func mark(_ step: WritableKeyPath<StopWindowTimes, UInt64>) {
+        guard times != nil else { return }
+        let now = Monotonic.now.microseconds(since: start)
+        times![keyPath: step] = now
+        let order: [WritableKeyPath<StopWindowTimes, UInt64>] = [\.checked, \.verified, \.evacuated, \.written, \.released]
+        if let index = order.firstIndex(of: step) {
+            for later in order[(index + 1)...] { times![keyPath: later] = now }
+        }
+    }
 }
 
 /// Raises the calling thread to SCHED_FIFO for the stop window and puts it back afterwards.

@@ -52,12 +52,18 @@ final class TracedProcess {
     private(set) var threads: [ThreadID: Thread] = [:]
     /// When the first thread was asked to stop.
     private(set) var firstStop: Monotonic.Instant?
+    /// When `stopAllThreads` had seized and asked every thread to stop (the list read again and
+    /// found complete), and when every one had stopped: where the stop's own time goes.
+    private(set) var allSeized: Monotonic.Instant?
+    private(set) var allStopped: Monotonic.Instant?
     /// How many threads were moved out of a patch window by single-stepping.
     private(set) var evacuations = 0
     /// Threads that vanished under a ptrace request (ESRCH) while held: dying, and ours to reap.
     /// Until their tracer reaps them the kernel keeps them as zombies, and the process's own
     /// parent cannot reap the process (a killed service would hang in "deactivating").
     private var dying = Set<ThreadID>()
+    /// Read each thread's registers as it stops (`stopAllThreads(readingRegisters:)`).
+    private var readsRegistersAtStop = false
 
     private init(pid: ProcessID, anchor: ThreadID) {
         self.pid = pid
@@ -79,9 +85,15 @@ final class TracedProcess {
         }
     }
 
-    /// Seizes and stops every thread, including those created meanwhile, in one wait loop.
-    static func stopAllThreads(pid: ProcessID, deadline: Monotonic.Instant) throws(StopFailure) -> TracedProcess {
+    /// Seizes and stops every thread, including those created meanwhile, in one wait loop. With
+    /// `readingRegisters`, each thread's registers are read (`registers(of:)`) as soon as it stops,
+    /// while the others are still on their way: the stop window needs them all, and only the last
+    /// thread's read is then left after the last stop. Not for a hold whose registers an injection
+    /// changes.
+    static func stopAllThreads(pid: ProcessID, deadline: Monotonic.Instant,
+                               readingRegisters: Bool = false) throws(StopFailure) -> TracedProcess {
         let traced = TracedProcess(pid: pid, anchor: pid.mainThread)
+        traced.readsRegistersAtStop = readingRegisters
         do throws(StopFailure) {
             // Re-list until no new thread appears; TRACECLONE catches those born in between.
             var seen = Set<ThreadID>()
@@ -95,7 +107,9 @@ final class TracedProcess {
                 }
             }
             if traced.threads.isEmpty { throw StopFailure.processGone }
+            traced.allSeized = Monotonic.now
             try traced.waitUntilAllStopped(deadline: deadline)
+            traced.allStopped = Monotonic.now
             return traced
         } catch {
             traced.release()
@@ -186,6 +200,7 @@ final class TracedProcess {
         while threads.values.contains(where: { !$0.stopped }) {
             let (tid, event) = try nextEvent(until: deadline)
             try record(tid: tid, event: event)
+            if readsRegistersAtStop { _ = registers(of: tid) }
         }
         if threads.isEmpty { throw .processGone }
     }
