@@ -13,7 +13,8 @@ struct AgentBenchResult: Codable {
     var processWatch: String
     /// `hotpatch-pack publish` of the release (signing and writing the index).
     var publishMicroseconds: UInt64
-    /// From the new index in the channel to the agent reporting every process patched.
+    /// From the new index in the channel (`hotpatch-pack publish` returned: its last act renames the
+    /// signature, the publication's commit point, into place) to the agent reporting every process patched.
     var landingToAllPatchedMicroseconds: UInt64
     /// From the exec of a new matching process to the agent reporting it patched.
     var execToPatched: Distribution

@@ -12,8 +12,10 @@ struct PublishCommand: ParsableCommand {
             'hotpatch-pack hotpatch' again on every hotpatch target: its patch object (from the \
             channel) always; its undefined symbols and its function entries when the target itself \
             is at its path hint with the recorded build-id (otherwise a note says they were \
-            skipped). Only then writes index.json and index.json.sig, each to a temporary file \
-            renamed into place. Agents refuse the index \
+            skipped). Only then writes index.json and then index.json.sig, each to a temporary \
+            file fsynced and renamed into place: the signature, written last, is the commit point \
+            (an agent that reads between the two renames waits for it; a sync tool copying the \
+            channel must write it last too, see docs/CHANNEL.md). Agents refuse the index \
             from the moment it expires, so publish again before then (e.g. from cron). It signs \
             with the key it is given; which keys are trusted is decided on each host.
 

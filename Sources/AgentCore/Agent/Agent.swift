@@ -32,6 +32,10 @@ public actor Agent: AgentControlHandler {
     private var standing: ChannelStanding?
     /// When the index was first seen missing (RFC 3339), while it stays missing.
     private var indexMissingSince: String?
+    /// When the channel was first found mid-publication, while every check since found it so, and
+    /// how many checks found it so (they back off).
+    private var incompleteSince: Date?
+    private var incompleteChecks = 0
     /// Why the store's last verified index could not be brought back at start, if it could not.
     private var keptChannelProblem: ChannelRefusal?
     private var lastCheck: Date?
@@ -142,7 +146,15 @@ public actor Agent: AgentControlHandler {
             return publish()
         }
         log(installation.confirmRebootIfBooted(&state))
+        let firstCheck = standing == nil
         verifyChannel()
+        if case .incomplete? = standing?.check, !firstCheck {
+            // A publication is landing and the channel in force has not changed, so neither has the
+            // rest of the cycle's work: it runs once the publication completes, or at the latest
+            // when it is refused (`ChannelStanding.settleSeconds`). The first cycle runs it all, on
+            // the index kept in the store.
+            return publish()
+        }
         if let channel {
             log(installation.adoptBaselineOnFirstStart(channel, state: &state))
             log(installation.installReleases(currentPlan(channel), channel: channel, state: &state, now: Date()))
@@ -191,6 +203,18 @@ public actor Agent: AgentControlHandler {
     /// Whether some process waits for a retry (busy), so the loop should come back soon.
     public var hasPendingProcesses: Bool { ledger.hasPending }
 
+    /// While the last check found a publication incomplete: seconds until the channel is to be
+    /// checked again; nil otherwise. The watcher reports the commit point at once, but not what a
+    /// sync tool writes into the channel's subfolders, so the loop also comes back by itself: 50 ms
+    /// after the first such check, doubling, and never later than the end of the settle time, so a
+    /// publication that stays incomplete is reported on time.
+    public var channelRecheckSeconds: Double? {
+        guard case .incomplete? = standing?.check, let since = incompleteSince, let lastCheck else { return nil }
+        let backoff = 0.05 * Double(1 << min(max(incompleteChecks - 1, 0), 10))
+        let settled = since.addingTimeInterval(ChannelStanding.settleSeconds).timeIntervalSinceNow
+        return max(0, min(lastCheck.addingTimeInterval(backoff).timeIntervalSinceNow, settled + 0.001))
+    }
+
     /// Every object the verified index in force targets (the mapping watch marks their files).
     public var targetedObjects: [HotpatchTarget] { channel?.hotpatches.flatMap(\.targets) ?? [] }
 
@@ -220,26 +244,42 @@ public actor Agent: AgentControlHandler {
     }
 
     private func verifyChannel() {
-        lastCheck = Date()
+        let now = Date()
+        lastCheck = now
         let indexPath = configuration.channelDirectory + "/" + ChannelVerifier.indexFileName
         let check: ChannelStanding.Check
         var verified: VerifiedChannel?
+        var incomplete = false
         if FileManager.default.fileExists(atPath: indexPath) {
             indexMissingSince = nil
-            do {
-                verified = try Self.makeVerifier(configuration).verify(highestAcceptedVersion: state.acceptedIndexVersion, now: Date())
+            switch Self.makeVerifier(configuration).check(highestAcceptedVersion: state.acceptedIndexVersion, now: now) {
+            case let .verified(channel):
+                verified = channel
                 check = .verified
-            } catch {
-                check = .refused(Self.refusal(error, path: indexPath))
+            case let .incomplete(refusal):
+                incomplete = true
+                let since = incompleteSince ?? now
+                if incompleteSince == nil {
+                    logger.debug("Channel publication incomplete (\(refusal.path): \(refusal.reason)); waiting up to \(Int(ChannelStanding.settleSeconds)) s for it to complete")
+                }
+                incompleteSince = since
+                incompleteChecks += 1
+                check = ChannelStanding.incomplete(refusal, since: since, now: now)
+            case let .refused(refusal):
+                check = .refused(refusal)
             }
         } else {
-            if indexMissingSince == nil { indexMissingSince = RFC3339.format(Date().timeIntervalSince1970) }
+            if indexMissingSince == nil { indexMissingSince = RFC3339.format(now.timeIntervalSince1970) }
             check = .missing
+        }
+        if !incomplete {
+            incompleteSince = nil
+            incompleteChecks = 0
         }
         let standing = ChannelStanding.after(
             check, channelDirectory: configuration.channelDirectory, verifiedVersion: verified?.version,
             lastVerifiedVersion: channel?.version, everAccepted: state.acceptedIndexVersion != nil,
-            missingSince: indexMissingSince, keptProblem: keptChannelProblem)
+            missingSince: indexMissingSince, keptProblem: keptChannelProblem, previous: self.standing)
         if let verified {
             let isNew = verified.version != channel?.version
             channel = verified

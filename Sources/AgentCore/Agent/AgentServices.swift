@@ -45,7 +45,8 @@ actor CycleTrigger {
 }
 
 /// Runs the agent's cycles: the first at start (then READY=1), then one every poll interval, at
-/// once when the channel directory changes, and sooner while some process is busy (backoff).
+/// once when the channel directory changes, sooner while some process is busy (backoff), and
+/// while a publication is incomplete (`Agent.channelRecheckSeconds`).
 public final class AgentLoopService: Service, Sendable {
     private let agent: Agent
     private let notifier: SystemdNotifier
@@ -94,8 +95,11 @@ public final class AgentLoopService: Service, Sendable {
             while !Task.isCancelled {
                 let pending = await self.agent.hasPendingProcesses
                 let interval = Double(await self.agent.configuration.pollIntervalSeconds)
-                let wait = pending ? min(retryDelay, interval) : interval
+                var wait = pending ? min(retryDelay, interval) : interval
                 retryDelay = pending ? min(retryDelay * 2, 60) : 1
+                // A publication seen incomplete is checked again soon, even if nothing the watcher
+                // sees changes (a sync tool's writes into subfolders), and refused on time.
+                if let recheck = await self.agent.channelRecheckSeconds { wait = min(wait, recheck) }
                 self.heartbeat.beat(allowing: .seconds(wait) + Self.cycleAllowance)
                 await trigger.wait(seconds: wait)
                 if Task.isCancelled { break }

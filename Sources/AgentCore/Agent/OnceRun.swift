@@ -4,11 +4,17 @@ import Foundation
 /// `hotpatch-agent --once`: one full cycle, busy processes retried until a deadline, then a report
 /// on stderr and an exit status from the shared table (`ExitStatus`, docs/STATUS.md).
 public enum OnceRun {
-    /// Runs one cycle of `agent`, then retries busy processes with backoff (50 ms doubling to 2 s)
-    /// until none is busy or `deadlineSeconds` have passed. Returns the status at the end.
+    /// Runs one cycle of `agent` (again while the channel is mid-publication), then retries busy
+    /// processes with backoff (50 ms doubling to 2 s) until none is busy or `deadlineSeconds` have
+    /// passed. Returns the status at the end.
     public static func run(_ agent: Agent, deadlineSeconds: Int) async -> AgentStatus {
         let deadline = Date().addingTimeInterval(Double(deadlineSeconds))
         var status = await agent.runCycle()
+        // A publication landing as the run starts is waited for (at most the settle time), as the daemon does.
+        while let recheck = await agent.channelRecheckSeconds, Date() < deadline {
+            try? await Task.sleep(for: .seconds(min(recheck, max(0, deadline.timeIntervalSinceNow))))
+            status = await agent.runCycle()
+        }
         var delay = 0.05
         while await agent.hasPendingProcesses, Date() < deadline {
             try? await Task.sleep(for: .seconds(min(delay, max(0, deadline.timeIntervalSinceNow))))

@@ -137,6 +137,20 @@ public struct VerifiedChannel: Sendable {
     public var indexSHA256: String
 }
 
+/// What a check of the channel found (`ChannelVerifier.check`).
+public enum ChannelCheckOutcome: Sendable {
+    /// Every check passed.
+    case verified(VerifiedChannel)
+    /// What a publisher or a sync tool produces while it writes the channel, so it may complete by
+    /// itself: the index without its signature, a signature that is malformed or does not match the
+    /// index's bytes, a file the signed index names that is missing or shorter than declared, or an
+    /// entry that vanished while it was checked. `refusal` is what it is reported as if it persists.
+    case incomplete(ChannelRefusal)
+    /// Anything else: a key not trusted, an expired or rolled-back index, a parse error of a signed
+    /// index, a complete file with another hash, unsafe permissions, the store failing…
+    case refused(ChannelRefusal)
+}
+
 /// Verifies a channel directory as the agent does: signature by a trusted key, freshness,
 /// format and consistency, permissions, and every file by hash and length through a copy in the store.
 public struct ChannelVerifier: Sendable {
@@ -162,10 +176,66 @@ public struct ChannelVerifier: Sendable {
     /// `expires`. An accepted index is kept, with its signature, in the store (see `verifyKept`).
     /// Throws `ArtifactError.channel` naming the file and the reason.
     public func verify(highestAcceptedVersion: Int?, now: Date) throws(ArtifactError) -> VerifiedChannel {
+        var step = Step.permissions
         do throws(ChannelRefusal) {
-            return try run(highestAcceptedVersion: highestAcceptedVersion, now: now)
+            return try run(highestAcceptedVersion: highestAcceptedVersion, now: now, step: &step)
         } catch {
             throw .channel(error)
+        }
+    }
+
+    /// Verifies the channel as `verify` does, and tells a publication still being written (the
+    /// commit point, `index.json.sig`, not yet renamed into place after its index; a file the signed
+    /// index names not synced yet) from a refusal. The caller decides how long an incomplete
+    /// channel may stay so before it reports it (the agent: `ChannelStanding.settleSeconds`).
+    public func check(highestAcceptedVersion: Int?, now: Date) -> ChannelCheckOutcome {
+        var step = Step.permissions
+        do throws(ChannelRefusal) {
+            return .verified(try run(highestAcceptedVersion: highestAcceptedVersion, now: now, step: &step))
+        } catch {
+            return Self.isUnfinishedPublication(error, at: step) ? .incomplete(error) : .refused(error)
+        }
+    }
+
+    /// Where `run` was when it refused: what a refusal means depends on it.
+    enum Step {
+        /// The channel's permissions (an entry may vanish under a sync tool's renames).
+        case permissions
+        /// The trusted keys: the host's own, never incomplete.
+        case keys
+        /// Reading `index.json`.
+        case index
+        /// Reading `index.json.sig`.
+        case signatureFile
+        /// Checking the signature over the index's bytes.
+        case signature
+        /// Parsing the authenticated index, rollback and expiry: a signed index is complete.
+        case content
+        /// The files the index names, copied into the store.
+        case files
+    }
+
+    /// Whether `refusal`, met at `step`, is what a publisher or sync tool mid-write produces
+    /// (a file not there yet, the signature of the previous index, a short copy) rather than a fault.
+    static func isUnfinishedPublication(_ refusal: ChannelRefusal, at step: Step) -> Bool {
+        switch (step, refusal) {
+        case (.signatureFile, .missingSignature), (.signature, .badSignature), (.files, .lengthMismatch):
+            return true
+        case let (.permissions, .unreadableFile(path, _)), let (.index, .unreadableFile(path, _)),
+             let (.signatureFile, .unreadableFile(path, _)), let (.files, .unreadableFile(path, _)):
+            return isAbsent(path)
+        default:
+            return false
+        }
+    }
+
+    /// Whether nothing is at `path` (or one of its folders is missing) now.
+    private static func isAbsent(_ path: String) -> Bool {
+        do throws(SystemError) {
+            _ = try ChannelFiles.linkStatus(path)
+            return false
+        } catch {
+            return error.errno == ENOENT || error.errno == ENOTDIR
         }
     }
 
@@ -182,28 +252,35 @@ public struct ChannelVerifier: Sendable {
         }
     }
 
-    private func run(highestAcceptedVersion: Int?, now: Date) throws(ChannelRefusal) -> VerifiedChannel {
+    private func run(highestAcceptedVersion: Int?, now: Date, step: inout Step) throws(ChannelRefusal) -> VerifiedChannel {
+        step = .index
         let root: String
         do { root = try ChannelFiles.realPath(channelDirectory) } catch {
             throw .unreadableFile(path: channelDirectory, reason: ChannelFiles.reasonText(error))
         }
+        step = .permissions
         if !policy.allowGroupOrWorldWritable { try ChannelFiles.checkPermissions(root: root) }
+        step = .keys
         let keys = try loadTrustedKeys()
 
         // Authenticate the exact bytes before parsing anything.
+        step = .index
         let indexDisplay = root + "/" + Self.indexFileName
         let signatureDisplay = root + "/" + Self.signatureFileName
         let indexPath = try ChannelFiles.resolve(Self.indexFileName, inChannel: root)
         let indexBytes = try ChannelFiles.readSmallFile(indexPath, limit: policy.maxIndexBytes,
                                                         tooLarge: .indexTooLarge(path: indexDisplay, limit: policy.maxIndexBytes))
+        step = .signatureFile
         if (try? ChannelFiles.linkStatus(signatureDisplay)) == nil { throw .missingSignature(path: signatureDisplay) }
         let signaturePath = try ChannelFiles.resolve(Self.signatureFileName, inChannel: root)
         let signatureBytes = try ChannelFiles.readSmallFile(signaturePath, limit: 4096,
                                                             tooLarge: .badSignature(path: signatureDisplay, reason: "larger than 4096 bytes"))
+        step = .signature
         let key = try authenticate(indexBytes, signature: signatureBytes, keys: keys,
                                    indexDisplay: indexDisplay, signatureDisplay: signatureDisplay)
 
         // Parse, then check freshness against the caller's state and the clock.
+        step = .content
         let index = try ChannelIndex.parse(indexBytes, path: indexDisplay)
         if let highest = highestAcceptedVersion, index.version < highest {
             throw .rollback(path: indexDisplay, version: index.version, highestAccepted: highest)
@@ -216,6 +293,7 @@ public struct ChannelVerifier: Sendable {
         // Copy every file into the store and verify the copy.
         let store = ChannelStore(directory: storeDirectory)
         try store.prepare()
+        step = .files
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ChannelFiles.chunkSize, alignment: 64)
         defer { buffer.deallocate() }
         var admitted: [String: String] = [:]

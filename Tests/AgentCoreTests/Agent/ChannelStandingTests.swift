@@ -1,6 +1,7 @@
 import AgentProtocol
 import Artifact
 import Engine
+import Foundation
 import Testing
 @testable import AgentCore
 
@@ -69,5 +70,46 @@ import Testing
         #expect(standing(.refused(expired), last: 4, everAccepted: true) == first)
         #expect(standing(.refused(badSignature), last: 4, everAccepted: true) != first)
         #expect(standing(.refused(expired), last: 5, everAccepted: true) != first, "another version in force says something new")
+    }
+
+    // MARK: A publication being written
+
+    private let mismatch = ChannelRefusal.badSignature(path: "/srv/channel/index.json",
+                                                       reason: "the signature in index.json.sig does not match these bytes")
+    private let firstSeen = Date(timeIntervalSince1970: 1_764_583_200)  // 2025-12-01T10:00:00Z
+
+    @Test func incomplete_withinTheSettleTime_keepsTheLastVerifiedVersion_withNoErrorAndNothingLogged() {
+        let check = ChannelStanding.incomplete(mismatch, since: firstSeen, now: firstSeen.addingTimeInterval(ChannelStanding.settleSeconds - 0.1))
+        #expect(check == .incomplete(since: "2025-12-01T10:00:00Z", refusal: mismatch))
+        let result = standing(check, last: 4, everAccepted: true)
+        #expect(result.versionInForce == 4)
+        #expect(result.error == nil, "a publication being written is no failure")
+        #expect(result.logLine == nil)
+        #expect(result.reason == .init(verdict: .upToDate, message:
+            "channel publication incomplete since 2025-12-01T10:00:00Z (/srv/channel/index.json: bad signature: the signature in index.json.sig does not match these bytes); "
+            + "waiting up to 5 s for it to complete, keeping verified version 4 in force"))
+    }
+
+    @Test func incomplete_pastTheSettleTime_isTheRefusalItIs_inTodaysWords() {
+        let check = ChannelStanding.incomplete(mismatch, since: firstSeen, now: firstSeen.addingTimeInterval(ChannelStanding.settleSeconds))
+        #expect(check == .refused(mismatch))
+        #expect(standing(check, last: 4, everAccepted: true).logLine == "Failed to verify the channel: \(mismatch); keeping verified version 4 in force")
+    }
+
+    @Test func incomplete_afterAnExposure_staysExposed_whileItWaits() {
+        let expiredBefore = standing(.refused(expired), last: 4, everAccepted: true)
+        let waiting = ChannelStanding.after(.incomplete(since: "2025-12-01T10:00:00Z", refusal: mismatch), channelDirectory: directory,
+                                            lastVerifiedVersion: 4, everAccepted: true, missingSince: nil, keptProblem: nil,
+                                            previous: expiredBefore)
+        #expect(waiting.reason?.verdict == .exposed)
+        #expect(waiting.error == nil)
+        let stillWaiting = ChannelStanding.after(.incomplete(since: "2025-12-01T10:00:00Z", refusal: mismatch), channelDirectory: directory,
+                                                 lastVerifiedVersion: 4, everAccepted: true, missingSince: nil, keptProblem: nil,
+                                                 previous: waiting)
+        #expect(stillWaiting.reason?.verdict == .exposed)
+        let afterVerified = ChannelStanding.after(.incomplete(since: "2025-12-01T10:00:00Z", refusal: mismatch), channelDirectory: directory,
+                                                  lastVerifiedVersion: 4, everAccepted: true, missingSince: nil, keptProblem: nil,
+                                                  previous: standing(.verified, verified: 4, last: 3, everAccepted: true))
+        #expect(afterVerified.reason?.verdict == .upToDate)
     }
 }
