@@ -182,7 +182,10 @@ struct HotpatchBench: ParsableCommand {
             goals["median pause <= 1.25x the floor at \(victim.busyThreads) threads"] =
                 Double(victim.pause.median) <= 1.25 * Double(victim.floor.median)
         }
-        if let thousand = fleets.first(where: { $0.processes == 1000 }) { goals["1000 processes patched in <= 0.5 s"] = thousand.apply.totalMicroseconds <= 500_000 }
+        if let thousand = fleets.first(where: { $0.processes == 1000 }) {
+            goals["1000 processes patched in <= 0.5 s"] = thousand.apply.totalMicroseconds <= 500_000
+            goals["1000 processes patched in <= 150 ms (issue 13)"] = thousand.apply.totalMicroseconds <= 150_000
+        }
         if let agent, agent.execToPatched.count > 0 { goals["agent: every new process patched <= 100 ms after exec"] = agent.execToPatched.max <= 100_000 }
         return goals
     }
@@ -244,12 +247,12 @@ struct HotpatchBench: ParsableCommand {
             out.append("")
         }
         if !report.fleets.isEmpty {
-            var table = TextTable(header: ["processes", "pass", "scan", "patch", "total", "per-process med", "p99",
+            var table = TextTable(header: ["processes", "pass", "scan alone", "scan+patch", "per-process med", "p99",
                                            "pause med", "pause max", "load pause med", "load pause max", "injected", "outcomes"])
             for fleet in report.fleets {
                 for (name, pass) in [("apply", fleet.apply), ("revert", fleet.revert)] {
                     table.rows.append([String(fleet.processes), name, formatMicroseconds(pass.scanMicroseconds),
-                                       formatMicroseconds(pass.patchMicroseconds), formatMicroseconds(pass.totalMicroseconds),
+                                       formatMicroseconds(pass.totalMicroseconds),
                                        formatMicroseconds(pass.perProcessTotal.median), formatMicroseconds(pass.perProcessTotal.p99),
                                        formatMicroseconds(pass.pause.median), formatMicroseconds(pass.pause.max),
                                        pass.loadPause.count == 0 ? "-" : formatMicroseconds(pass.loadPause.median),
@@ -258,7 +261,7 @@ struct HotpatchBench: ParsableCommand {
                 }
             }
             let workers = report.fleets[0].workers
-            out.append("Idle single-threaded sleepers, \(workers) tracer workers (scan: matches over all \(report.fleets.last!.apply.hostProcesses) host processes; patch: reconcile)")
+            out.append("Idle single-threaded sleepers, \(workers) tracer workers (scan+patch: the agent's pass over all \(report.fleets.last!.apply.hostProcesses) host processes, the workers scanning and patching together; scan alone: the matches over the same processes, measured after it)")
             out.append(table.render())
             for fleet in report.fleets {
                 out.append("  \(fleet.processes): started in \(formatMicroseconds(fleet.startMicroseconds)); all \(fleet.aliveAfterRevert) alive, free and untraced after revert; \(fleet.sampleChecked) sampled printed 64 patched and 100 reverted")
