@@ -99,6 +99,8 @@ extension LivePatchTests {
         let target = try Live.victimHotpatches().level1.targets[0]
         let victim = try Live.startVictim(["--threads", "2", "--catch-quiet-signals"])
         defer { victim.stop() }
+        let status = try ProcFS.status(of: ProcessID(victim.pid), thread: ThreadID(victim.pid))
+        #expect(PatchLoader.stoppingSignals(status: status).isEmpty, "no signal can end the program here")
         let report = try Live.reconcile(victim, desired: target, known: [target])
         #expect(report.outcome == .applied, "\(report.outcome)")
         #expect(report.injectedSystemCalls == (try Self.oneStopCalls(target)), "the same calls, ending on one that changes nothing")
