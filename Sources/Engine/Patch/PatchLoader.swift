@@ -205,11 +205,11 @@ struct PatchLoader {
         defer { try? injector.restore() }
         // The first signal the thread does not block itself: with the agent gone, the kernel then
         // discards it (ignored, not blocked) rather than leave it pending. Else a stop per call.
-        let stop = signals.first { signal in
+        let programStop = signals.first { signal in
             guard case let .signal(number, _, _) = signal else { return false }
             return injector.signalMask & (UInt64(1) << UInt64(number - 1)) == 0
         } ?? .systemCallStops
-        if stop == .systemCallStops {
+        if programStop == .systemCallStops {
             do { try gate.check(quietEnding) } catch { throw .unpatchable(error) }
         }
         // A thread interrupted in a system call (the usual leader, asleep) runs the first call in
@@ -222,14 +222,19 @@ struct PatchLoader {
             injector.runFirstCallInPlaceOfRestartedCall()
         }
         func inject(_ call: PlannedSystemCall, removingStub: Bool = false) throws(LoadFailure) -> Int64 {
-            do {
-                if removingStub { return try injector.callRemovingStub(call.number, call.arguments, deadline: deadline) }
-                return try injector.call(call.number, call.arguments, deadline: deadline)
-            } catch let failure as InjectionFailure {
+            let outcome = Result<Int64, any Error> {
+                removingStub ? try injector.callRemovingStub(call.number, call.arguments, deadline: deadline)
+                    : try injector.call(call.number, call.arguments, deadline: deadline)
+            }
+            switch outcome {
+            case let .success(result):
+                return result
+            case let .failure(error):
+                guard let failure = error as? InjectionFailure else {
+                    throw .unpatchable(.systemFailure(detail: "injected \(call.label): \(error)"))
+                }
                 if case let .stop(stop) = failure { throw PatchLoader.failure(stop) }
                 throw .unpatchable(.systemFailure(detail: "injected \(call.label) left the thread at an unexpected address"))
-            } catch {
-                throw .unpatchable(.systemFailure(detail: "injected \(call.label): \(error)"))
             }
         }
         func mapFailure(_ label: String, _ result: Int64) -> LoadFailure {
@@ -267,8 +272,8 @@ struct PatchLoader {
         }
         /// Runs `steps`, then `cleanups`, as one program, and returns every result (nil where a
         /// call did not run).
-        func run(_ steps: [Step], cleanups: [InjectionProgram.Cleanup]) throws(LoadFailure) -> [Int64?] {
-            let program = InjectionProgram(calls: steps.map(\.call), cleanups: cleanups, ending: stop.ending)
+        func runProgram(_ steps: [Step], cleanups: [InjectionProgram.Cleanup]) throws(LoadFailure) -> [Int64?] {
+            let program = InjectionProgram(calls: steps.map(\.call), cleanups: cleanups, ending: programStop.ending)
             let size = HostArchitecture.injectionProgram(program, stubDistance: 0).bytes.count
             let offset = (PatchImageMarker.stubOffset - UInt64(size)) & ~15
             let encoded = HostArchitecture.injectionProgram(program, stubDistance: Int(PatchImageMarker.stubOffset - offset))
@@ -289,7 +294,7 @@ struct PatchLoader {
                 stubWritten = true
             }
             do {
-                return try injector.run(encoded, at: reservation + offset, stop: stop, memory: memory, deadline: deadline)
+                return try injector.run(encoded, at: reservation + offset, stop: programStop, memory: memory, deadline: deadline)
             } catch let failure as InjectionFailure {
                 if case let .stop(stop) = failure { throw PatchLoader.failure(stop) }
                 throw .unpatchable(.systemFailure(detail: "the injected program left the thread at an unexpected address"))
@@ -333,7 +338,7 @@ struct PatchLoader {
             let openStep = Step(label: open.label, call: .init(number: open.number, arguments: [
                 .value(PatchLoader.atCurrentDirectory), .value(reservation), .value(PatchLoader.openFlags), .value(0)], expectation: .descriptor))
             let steps = [openStep] + mappingSteps(fd: .resultOf(0))
-            let results = try run(steps, cleanups: [.init(number: calls.close, arguments: [.resultOf(0)], guardArgument: 0)])
+            let results = try runProgram(steps, cleanups: [.init(number: calls.close, arguments: [.resultOf(0)], guardArgument: 0)])
             if let fd = results[0], fd < 0 {
                 // The process may not see or may not read our file (mount namespace, uid): copy it.
                 do { content = try Files.read(path, limit: 1 << 30) } catch {
@@ -349,7 +354,7 @@ struct PatchLoader {
         if useMemfd && !mappedFromFile {
             let create = Step(label: memfd.label, call: .init(number: memfd.number, arguments: [.value(reservation), .value(1)],
                                                                expectation: .descriptor))
-            let created = try run([create], cleanups: [])
+            let created = try runProgram([create], cleanups: [])
             if let failure = firstFailure(of: [create], in: created) { throw failure }
             guard let fd = created[0] else { throw mapFailure(memfd.label, -Int64(EIO)) }
             let closeMemfd = InjectionProgram.Cleanup(number: calls.close, arguments: [.value(UInt64(fd))], guardArgument: 0)
@@ -357,11 +362,11 @@ struct PatchLoader {
                 let copy = try OpenFile(path: "/proc/\(pid)/fd/\(fd)", flags: O_WRONLY)
                 try copy.write(content, at: 0)
             } catch {
-                _ = try? run([], cleanups: [closeMemfd])
+                _ = try? runProgram([], cleanups: [closeMemfd])
                 throw .unpatchable(.cannotMapPatchObject(detail: "filling memfd in process \(pid): \(error)"))
             }
             let steps = mappingSteps(fd: .value(UInt64(fd)))
-            let results = try run(steps, cleanups: [closeMemfd])
+            let results = try runProgram(steps, cleanups: [closeMemfd])
             mapError = firstFailure(of: steps, in: results) ?? closeFailure(results.last)
         }
         if let mapError { throw mapError }
