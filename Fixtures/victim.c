@@ -5,7 +5,10 @@
 // usage: victim [--threads N] [--interval-ms MS] [--seccomp MODE] [--spawn-threads] [--mdwe] [--parked]
 //   --parked: one more thread blocks in pause() inside parked_call's first bytes until SIGUSR2.
 //   --spinner: one more thread loops inside spin_call's first bytes.
-//   MODE: deny-mmap-errno | deny-openat-errno | kill-mmap | kill-openat | trap-mmap | systemd-mdwe
+//   --catch-quiet-signals: handlers for SIGURG, SIGWINCH and SIGCHLD (ignored by default), counted
+//     in signals=.
+//   MODE: deny-mmap-errno | deny-openat-errno | kill-mmap | kill-openat | trap-mmap | systemd-mdwe |
+//     kill-tgkill | deny-file-mmap-errno (an mmap with a descriptor fails with EPERM)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
@@ -108,6 +111,7 @@ static void *spawner(void *arg) {
 
 static void on_usr1(int sig) { (void)sig; atomic_fetch_add_explicit(&signals_seen, 1, memory_order_relaxed); }
 static void on_usr2(int sig) { (void)sig; unpark = 1; }
+static void on_quiet(int sig) { (void)sig; atomic_fetch_add_explicit(&signals_seen, 1, memory_order_relaxed); }
 
 #define ARCH_CHECK \
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)), \
@@ -150,6 +154,18 @@ static void install_seccomp(const char *mode) {
         if (wx != MAP_FAILED || errno != EPERM) { fprintf(stderr, "victim: W+X mmap was not refused\n"); exit(5); }
         return;
     }
+    if (strcmp(mode, "deny-file-mmap-errno") == 0) {
+        struct sock_filter f[] = {
+            ARCH_CHECK,
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 3),
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[4])),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xFFFFFFFF, 1, 0),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        install(f, sizeof f / sizeof f[0]);
+        return;
+    }
     long nr = -1;
     unsigned int action = 0;
     if (strcmp(mode, "deny-mmap-errno") == 0) { nr = SYS_mmap; action = SECCOMP_RET_ERRNO | EPERM; }
@@ -157,6 +173,7 @@ static void install_seccomp(const char *mode) {
     else if (strcmp(mode, "kill-mmap") == 0) { nr = SYS_mmap; action = SECCOMP_RET_KILL_PROCESS; }
     else if (strcmp(mode, "kill-openat") == 0) { nr = SYS_openat; action = SECCOMP_RET_KILL_PROCESS; }
     else if (strcmp(mode, "trap-mmap") == 0) { nr = SYS_mmap; action = SECCOMP_RET_TRAP; }
+    else if (strcmp(mode, "kill-tgkill") == 0) { nr = SYS_tgkill; action = SECCOMP_RET_KILL_PROCESS; }
     else { fprintf(stderr, "victim: unknown seccomp mode %s\n", mode); exit(2); }
     struct sock_filter f[] = {
         ARCH_CHECK,
@@ -168,7 +185,7 @@ static void install_seccomp(const char *mode) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0;
+    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0, catch_quiet = 0;
     const char *seccomp_mode = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
@@ -178,11 +195,17 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--mdwe") == 0) mdwe = 1;
         else if (strcmp(argv[i], "--parked") == 0) park = 1;
         else if (strcmp(argv[i], "--spinner") == 0) spin = 1;
+        else if (strcmp(argv[i], "--catch-quiet-signals") == 0) catch_quiet = 1;
         else { fprintf(stderr, "victim: unknown argument %s\n", argv[i]); return 2; }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGUSR1, on_usr1);
     signal(SIGUSR2, on_usr2);
+    if (catch_quiet) {
+        signal(SIGURG, on_quiet);
+        signal(SIGWINCH, on_quiet);
+        signal(SIGCHLD, on_quiet);
+    }
     if (mdwe) {
         // PR_SET_MDWE (65) with PR_MDWE_REFUSE_EXEC_GAIN (1), kernel >= 6.3.
         if (prctl(65, 1, 0, 0, 0) != 0) { printf("mdwe-unsupported errno=%d\n", errno); return 4; }

@@ -115,6 +115,9 @@ public protocol Architecture {
     /// calls run on; run on from there, it restores `signalMask` and the thread's state `resumed`
     /// from `registers`, and jumps back to where the thread was. Position-independent.
     static func injectionStub(resuming registers: some RegisterWords, signalMask: UInt64) -> [UInt8]
+    /// The code of `program`, to be written `stubDistance` bytes before a stub (`injectionStub`)
+    /// whose system call instruction its ending runs on. Position-independent.
+    static func injectionProgram(_ program: InjectionProgram, stubDistance: Int) -> EncodedInjectionProgram
 
     // MARK: The kernel's reports of user faults
 
@@ -211,15 +214,18 @@ public struct SystemCallNumbers: Sendable {
     public var openat: Int
     /// memfd_create(2).
     public var memfdCreate: Int
+    /// tgkill(2), with which an injected program stops its thread once it is done.
+    public var tgkill: Int
 
     /// Names each number.
-    public init(close: Int, mmap: Int, munmap: Int, rtSigprocmask: Int, openat: Int, memfdCreate: Int) {
+    public init(close: Int, mmap: Int, munmap: Int, rtSigprocmask: Int, openat: Int, memfdCreate: Int, tgkill: Int) {
         self.close = close
         self.mmap = mmap
         self.munmap = munmap
         self.rtSigprocmask = rtSigprocmask
         self.openat = openat
         self.memfdCreate = memfdCreate
+        self.tgkill = tgkill
     }
 }
 

@@ -123,7 +123,7 @@ public enum X86_64: Architecture {
     public static let auditArchitecture: UInt32 = 0xC000_003E
     /// From arch/x86/entry/syscalls/syscall_64.tbl.
     public static let systemCalls = SystemCallNumbers(close: 3, mmap: 9, munmap: 11, rtSigprocmask: 14, openat: 257,
-                                                      memfdCreate: 319)
+                                                      memfdCreate: 319, tgkill: 234)
     /// restart_syscall(2), which continues a call interrupted with -ERESTART_RESTARTBLOCK.
     static let restartSyscall = 219
     /// `syscall`: 0F 05.

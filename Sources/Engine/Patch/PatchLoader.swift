@@ -137,8 +137,8 @@ struct PatchLoader {
         guard let leader = held.contains(leaderThread) ? leaderThread : held.first else { throw .unpatchable(.processGone) }
 
         let reserveFlags = PatchLoader.mapPrivate | PatchLoader.mapAnonymous | (near == nil ? 0 : PatchLoader.mapFixedNoReplace)
-        // Readable and executable from the start: the marker page will hold the injection stub. A
-        // new r-x anonymous mapping is what MemoryDenyWriteExecute and PR_SET_MDWE still allow.
+        // Readable and executable from the start: the marker page will hold the injection stub and
+        // program. A new r-x anonymous mapping is what MemoryDenyWriteExecute and PR_SET_MDWE still allow.
         let calls = HostArchitecture.systemCalls
         let reserve = PlannedSystemCall(label: "mmap(anonymous, PROT_READ|PROT_EXEC)", number: calls.mmap,
                                         arguments: [reservationHint, total, PatchLoader.protRead | PatchLoader.protExec,
@@ -152,6 +152,8 @@ struct PatchLoader {
         let segmentCalls = segmentMappings(base: reservationHint + PatchImageMarker.pageSize, fd: 3)
         let close = PlannedSystemCall(label: "close", number: calls.close, arguments: [3])
         let unmap = PlannedSystemCall(label: "munmap", number: calls.munmap, arguments: [reservationHint, total])
+        let quietEnding = PlannedSystemCall(SystemCallInjector.ProgramStop.systemCallStops.ending,
+                                            label: "rt_sigprocmask(SIG_BLOCK, NULL)")
         // Whether the memfd path is needed under `gate`; throws the reason when the calls cannot all run.
         func needsMemfd(under gate: SeccompGate) throws(UnpatchableReason) -> Bool {
             for call in [reserve, restoreMask, close, unmap] + segmentCalls { try gate.check(call) }
@@ -170,19 +172,25 @@ struct PatchLoader {
         // thread is held: what they say stays true until the release. The sleeping thread chosen
         // above may have filters of its own (installed without TSYNC): if they refuse, the
         // leader's are asked, and the calls run in the leader.
-        var chosen: (tid: ThreadID, gate: SeccompGate, useMemfd: Bool)?
+        var chosen: (tid: ThreadID, gate: SeccompGate, useMemfd: Bool, signals: [SystemCallInjector.ProgramStop])?
         var refusal: UnpatchableReason?
         candidates: for candidate in [sleeper ?? leader] + (sleeper.map { $0 == leader ? [] : [leader] } ?? []) {
             do throws(UnpatchableReason) {
-                let gate = try SeccompGate(process: pid, thread: candidate, instruction: instruction)
-                chosen = (candidate, gate, try needsMemfd(under: gate))
+                let status = try SeccompGate.status(of: pid, thread: candidate)
+                let gate = try SeccompGate(thread: candidate, status: status, instruction: instruction)
+                let useMemfd = try needsMemfd(under: gate)
+                let signals = PatchLoader.stoppingSignals(status: status).filter { gate.allows(PlannedSystemCall($0.ending, label: "tgkill")) }
+                // Without a signal to stop on, the program's calls stop one by one, and end on a
+                // call that must pass too.
+                if signals.isEmpty { try gate.check(quietEnding) }
+                chosen = (candidate, gate, useMemfd, signals)
                 break candidates
             } catch {
                 if error == .processGone { throw .unpatchable(error) }
                 refusal = refusal ?? error
             }
         }
-        guard let (tid, gate, memfdNeeded) = chosen else { throw .unpatchable(refusal ?? .processGone) }
+        guard let (tid, gate, memfdNeeded, signals) = chosen else { throw .unpatchable(refusal ?? .processGone) }
         var useMemfd = memfdNeeded
 
         if useMemfd && content.isEmpty {
@@ -195,6 +203,15 @@ struct PatchLoader {
             throw .unpatchable(.systemFailure(detail: "\(error)"))
         }
         defer { try? injector.restore() }
+        // The first signal the thread does not block itself: with the agent gone, the kernel then
+        // discards it (ignored, not blocked) rather than leave it pending. Else a stop per call.
+        let programStop = signals.first { signal in
+            guard case let .signal(number, _, _) = signal else { return false }
+            return injector.signalMask & (UInt64(1) << UInt64(number - 1)) == 0
+        } ?? .systemCallStops
+        if programStop == .systemCallStops {
+            do { try gate.check(quietEnding) } catch { throw .unpatchable(error) }
+        }
         // A thread interrupted in a system call (the usual leader, asleep) runs the first call in
         // place of that call, on its own instruction: if the agent died during it, the thread would
         // return into its own code rather than run on past the vDSO's instruction with our
@@ -205,24 +222,29 @@ struct PatchLoader {
             injector.runFirstCallInPlaceOfRestartedCall()
         }
         func inject(_ call: PlannedSystemCall, removingStub: Bool = false) throws(LoadFailure) -> Int64 {
-            do {
-                if removingStub { return try injector.callRemovingStub(call.number, call.arguments, deadline: deadline) }
-                return try injector.call(call.number, call.arguments, deadline: deadline)
-            } catch let failure as InjectionFailure {
+            let outcome = Result<Int64, any Error> {
+                removingStub ? try injector.callRemovingStub(call.number, call.arguments, deadline: deadline)
+                    : try injector.call(call.number, call.arguments, deadline: deadline)
+            }
+            switch outcome {
+            case let .success(result):
+                return result
+            case let .failure(error):
+                guard let failure = error as? InjectionFailure else {
+                    throw .unpatchable(.systemFailure(detail: "injected \(call.label): \(error)"))
+                }
                 if case let .stop(stop) = failure { throw PatchLoader.failure(stop) }
                 throw .unpatchable(.systemFailure(detail: "injected \(call.label) left the thread at an unexpected address"))
-            } catch {
-                throw .unpatchable(.systemFailure(detail: "injected \(call.label): \(error)"))
             }
         }
-        func mapFailure(_ call: PlannedSystemCall, _ result: Int64) -> LoadFailure {
-            .unpatchable(.cannotMapPatchObject(detail: "\(call.label) in process \(pid) failed with \(SystemError.errnoText(Int32(-result)))"))
+        func mapFailure(_ label: String, _ result: Int64) -> LoadFailure {
+            .unpatchable(.cannotMapPatchObject(detail: "\(label) in process \(pid) failed with \(SystemError.errnoText(Int32(-result)))"))
         }
 
         let reservationResult = try inject(reserve)
         if reservationResult < 0 && reservationResult > -4096 {
             if -reservationResult == Int64(EEXIST) { throw .busy("the chosen address range was taken meanwhile") }
-            throw mapFailure(reserve, reservationResult)
+            throw mapFailure(reserve.label, reservationResult)
         }
         let reservation = UInt64(bitPattern: reservationResult)
         let base = reservation + PatchImageMarker.pageSize
@@ -233,57 +255,120 @@ struct PatchLoader {
                                 removingStub: true)
             }
         }
-        // From here on, calls run on a stub in the marker page that would resume the thread as it
-        // was if the agent died (the seal record and the path below go before it).
-        do {
-            let stubAddress = reservation + PatchImageMarker.stubOffset
-            try memory.write(injector.stub, at: stubAddress)
-            injector.useStub(at: stubAddress)
-        } catch {
-            throw .unpatchable(.systemFailure(detail: "writing the injection stub into process \(pid): \(error)"))
-        }
         if near == nil { writes = try relocate(base: base, resolver: &resolver) }
 
-        // The path (or memfd name) goes in the marker page, which the seal later overwrites.
-        let text = useMemfd ? "hotpatch:" + name : path
-        if UInt64(text.utf8.count) >= PatchImageMarker.stubOffset {
-            throw .unpatchable(.patchObjectRejected(detail: "path \(path) is too long (\(text.utf8.count) bytes)"))
+        // The rest runs as programs (`InjectionProgram`) written into the marker page, after the
+        // path (or memfd name) and before the stub, which every program ends on: from here on the
+        // thread holds only registers that lead through the stub, which would resume it as it was
+        // if the agent died (the seal record and the wipe at the end overwrite all three).
+        let stubAddress = reservation + PatchImageMarker.stubOffset
+        let stub = injector.stub
+        var stubWritten = false
+        var text = useMemfd ? "hotpatch:" + name : path
+        /// One call of a program, and its label for messages.
+        struct Step {
+            let label: String
+            let call: InjectionProgram.Call
         }
-        do { try memory.write(Array(text.utf8) + [0], at: reservation) } catch {
-            throw .unpatchable(.systemFailure(detail: "writing the patch path into process \(pid): \(error)"))
+        /// Runs `steps`, then `cleanups`, as one program, and returns every result (nil where a
+        /// call did not run).
+        func runProgram(_ steps: [Step], cleanups: [InjectionProgram.Cleanup]) throws(LoadFailure) -> [Int64?] {
+            let program = InjectionProgram(calls: steps.map(\.call), cleanups: cleanups, ending: programStop.ending)
+            let size = HostArchitecture.injectionProgram(program, stubDistance: 0).bytes.count
+            let offset = (PatchImageMarker.stubOffset - UInt64(size)) & ~15
+            let encoded = HostArchitecture.injectionProgram(program, stubDistance: Int(PatchImageMarker.stubOffset - offset))
+            let name = Array(text.utf8) + [0]
+            if UInt64(name.count) > offset {
+                throw .unpatchable(.patchObjectRejected(detail: "path \(path) is too long (\(text.utf8.count) bytes)"))
+            }
+            // The name, the program and (the first time) the stub, in one write.
+            var page = name + [UInt8](repeating: 0, count: Int(offset) - name.count) + encoded.bytes
+            if !stubWritten {
+                page += [UInt8](repeating: 0, count: Int(PatchImageMarker.stubOffset - offset) - encoded.bytes.count) + stub
+            }
+            do { try memory.write(page, at: reservation) } catch {
+                throw .unpatchable(.systemFailure(detail: "writing the injected program into process \(pid): \(error)"))
+            }
+            if !stubWritten {
+                injector.useStub(at: stubAddress)
+                stubWritten = true
+            }
+            do {
+                return try injector.run(encoded, at: reservation + offset, stop: programStop, memory: memory, deadline: deadline)
+            } catch let failure as InjectionFailure {
+                if case let .stop(stop) = failure { throw PatchLoader.failure(stop) }
+                throw .unpatchable(.systemFailure(detail: "the injected program left the thread at an unexpected address"))
+            } catch {
+                throw .unpatchable(.systemFailure(detail: "running the injected program in process \(pid): \(error)"))
+            }
         }
-        var fd: Int64 = -1
+        /// The first step whose result is not the expected one, as a failure naming it.
+        func firstFailure(of steps: [Step], in results: [Int64?]) -> LoadFailure? {
+            for (step, result) in zip(steps, results) {
+                guard let result else { return nil }
+                switch step.call.expectation {
+                case .descriptor where result < 0:
+                    return mapFailure(step.label, result)
+                case let .value(expected) where UInt64(bitPattern: result) != expected:
+                    if result < 0 && result > -4096 { return mapFailure(step.label, result) }
+                    return .unpatchable(.cannotMapPatchObject(detail: "\(step.label) in process \(pid) placed the segment at 0x\(String(UInt64(bitPattern: result), radix: 16)) instead of 0x\(String(expected, radix: 16))"))
+                default:
+                    continue
+                }
+            }
+            return nil
+        }
+        /// The failure of a cleanup's close, reported as such: a descriptor the process may still hold.
+        func closeFailure(_ result: Int64??) -> LoadFailure? {
+            guard let ran = result, let result = ran, result < 0 else { return nil }
+            return mapFailure("close", result)
+        }
+        func mappingSteps(fd: InjectionProgram.Argument) -> [Step] {
+            segmentMappings(base: base, fd: 0).map { planned in
+                var arguments = planned.arguments.map { InjectionProgram.Argument.value($0) }
+                if planned.arguments[3] & PatchLoader.mapAnonymous == 0 { arguments[4] = fd }
+                return Step(label: planned.label, call: .init(number: planned.number, arguments: arguments, expectation: .value(planned.arguments[0])))
+            }
+        }
+
+        var mapError: LoadFailure?
+        var mappedFromFile = false
         if !useMemfd {
-            fd = try inject(PlannedSystemCall(label: open.label, number: open.number,
-                                              arguments: [PatchLoader.atCurrentDirectory, reservation, PatchLoader.openFlags, 0]))
-            if fd < 0 {
+            // openat, the mappings from its descriptor, and its close, in one program.
+            let openStep = Step(label: open.label, call: .init(number: open.number, arguments: [
+                .value(PatchLoader.atCurrentDirectory), .value(reservation), .value(PatchLoader.openFlags), .value(0)], expectation: .descriptor))
+            let steps = [openStep] + mappingSteps(fd: .resultOf(0))
+            let results = try runProgram(steps, cleanups: [.init(number: calls.close, arguments: [.resultOf(0)], guardArgument: 0)])
+            if let fd = results[0], fd < 0 {
                 // The process may not see or may not read our file (mount namespace, uid): copy it.
                 do { content = try Files.read(path, limit: 1 << 30) } catch {
                     throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
                 }
                 useMemfd = true
-                do { try memory.write(Array(("hotpatch:" + name).utf8) + [0], at: reservation) } catch {
-                    throw .unpatchable(.systemFailure(detail: "\(error)"))
-                }
+                text = "hotpatch:" + name
+            } else {
+                mappedFromFile = true
+                mapError = firstFailure(of: steps, in: results) ?? closeFailure(results.last)
             }
         }
-        if useMemfd {
-            fd = try inject(PlannedSystemCall(label: memfd.label, number: memfd.number, arguments: [reservation, 1]))
-            if fd < 0 { throw mapFailure(memfd, fd) }
+        if useMemfd && !mappedFromFile {
+            let create = Step(label: memfd.label, call: .init(number: memfd.number, arguments: [.value(reservation), .value(1)],
+                                                               expectation: .descriptor))
+            let created = try runProgram([create], cleanups: [])
+            if let failure = firstFailure(of: [create], in: created) { throw failure }
+            guard let fd = created[0] else { throw mapFailure(memfd.label, -Int64(EIO)) }
+            let closeMemfd = InjectionProgram.Cleanup(number: calls.close, arguments: [.value(UInt64(fd))], guardArgument: 0)
             do {
                 let copy = try OpenFile(path: "/proc/\(pid)/fd/\(fd)", flags: O_WRONLY)
                 try copy.write(content, at: 0)
             } catch {
-                _ = try? inject(PlannedSystemCall(label: "close", number: calls.close, arguments: [UInt64(fd)]))
+                _ = try? runProgram([], cleanups: [closeMemfd])
                 throw .unpatchable(.cannotMapPatchObject(detail: "filling memfd in process \(pid): \(error)"))
             }
+            let steps = mappingSteps(fd: .value(UInt64(fd)))
+            let results = try runProgram(steps, cleanups: [closeMemfd])
+            mapError = firstFailure(of: steps, in: results) ?? closeFailure(results.last)
         }
-        var mapError: LoadFailure?
-        for call in segmentMappings(base: base, fd: UInt64(fd)) {
-            let result = try inject(call)
-            if UInt64(bitPattern: result) != call.arguments[0] { mapError = mapFailure(call, result); break }
-        }
-        _ = try inject(PlannedSystemCall(label: "close", number: calls.close, arguments: [UInt64(fd)]))
         if let mapError { throw mapError }
         let injected = injector.callCount
         do {
@@ -291,7 +376,6 @@ struct PatchLoader {
         } catch {
             throw .unpatchable(.systemFailure(detail: "\(error)"))
         }
-
         // Relocate and seal from outside, through /proc/PID/mem (the threads are still held: should
         // a write fail, the reservation is unmapped again by a call in the same thread).
         do {
@@ -318,7 +402,10 @@ struct PatchLoader {
         }
         do {
             let image = PatchImage(base: base, size: imageSize, name: name)
-            try memory.write(PatchImageMarker.encode(image), at: reservation)
+            // The record, and zeros over the rest of the marker page: the path, the program and the
+            // stub (which holds the injection thread's registers of that moment) are not left behind.
+            let record = PatchImageMarker.encode(image)
+            try memory.write(record + [UInt8](repeating: 0, count: Int(PatchImageMarker.pageSize) - record.count), at: reservation)
             mapped = true
             return (image, injected)
         } catch {
@@ -416,6 +503,19 @@ struct PatchLoader {
             }
         }
         return nil
+    }
+
+    /// The signals, best first, with which an injected program may stop its thread in a process
+    /// whose thread has `status`: ones whose default action is to ignore them and that the process
+    /// has no handler for (`SigCgt`), so that one delivered with no agent left to suppress it does
+    /// nothing. (SIGCONT, ignored by default too, is not one: sending it resumes a stopped
+    /// process.) None when the thread's ids in its own pid namespace are unknown.
+    static func stoppingSignals(status: ProcessStatus) -> [SystemCallInjector.ProgramStop] {
+        guard let process = status.namespaceProcessID, let thread = status.namespaceThreadID,
+              let caught = status.caughtSignals else { return [] }
+        return [SIGURG, SIGWINCH, SIGCHLD].filter { caught & (UInt64(1) << UInt64($0 - 1)) == 0 }.map {
+            .signal($0, processID: UInt64(process), threadID: UInt64(thread))
+        }
     }
 
     /// A held thread stopped inside a system call the kernel restarts on resume, on a native

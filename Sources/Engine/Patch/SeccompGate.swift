@@ -10,6 +10,18 @@ struct PlannedSystemCall {
     let number: Int
     /// Up to six arguments.
     let arguments: [UInt64]
+
+    /// Names each part.
+    init(label: String, number: Int, arguments: [UInt64]) {
+        self.label = label
+        self.number = number
+        self.arguments = arguments
+    }
+
+    /// The call an injected program ends with.
+    init(_ ending: InjectionProgram.Ending, label: String) {
+        self.init(label: label, number: ending.number, arguments: ending.arguments)
+    }
 }
 
 /// The target thread's seccomp filters, evaluated for each call before it is injected: a call a
@@ -26,14 +38,23 @@ struct SeccompGate {
     /// Reads the seccomp mode (`Seccomp:` of /proc/PID/task/TID/status) and the filters of thread
     /// `tid` of `pid`, which the caller holds stopped together with every other thread of the process.
     init(process pid: ProcessID, thread tid: ThreadID, instruction: UInt64) throws(UnpatchableReason) {
-        let mode: Int
+        try self.init(thread: tid, status: try SeccompGate.status(of: pid, thread: tid), instruction: instruction)
+    }
+
+    /// Reads the filters of thread `tid`, whose `status` (its seccomp mode) was read while it and
+    /// every other thread of its process were held, as they still are.
+    init(thread tid: ThreadID, status: ProcessStatus, instruction: UInt64) throws(UnpatchableReason) {
+        try self.init(tid: tid, mode: status.seccompMode, instruction: instruction)
+    }
+
+    /// /proc/PID/task/TID/status, for its seccomp mode; a process that is gone says so.
+    static func status(of pid: ProcessID, thread tid: ThreadID) throws(UnpatchableReason) -> ProcessStatus {
         do {
-            mode = try ProcFS.status(of: pid, thread: tid).seccompMode
+            return try ProcFS.status(of: pid, thread: tid)
         } catch {
             if error.isProcessGone { throw .processGone }
             throw .seccompUnreadable(detail: "\(error)")
         }
-        try self.init(tid: tid, mode: mode, instruction: instruction)
     }
 
     /// Reads the filters of the stopped thread `tid`, whose seccomp `mode` was read while it was

@@ -17,6 +17,13 @@ import LinuxSystem
 /// (`useStub`), every later call runs on the stub's system call instruction with signals blocked,
 /// and the thread waits at the stub between calls: should the agent die, the thread runs on into
 /// the stub, which puts back its own registers and mask.
+///
+/// Many calls are cheaper as one program (`run(_:at:…)`, `Architecture.injectionProgram`): the
+/// thread runs them all without a stop and stops once, at its ending on the stub's instruction,
+/// either by sending itself a signal the process ignores (`ProgramStop.signal`: one stop for the
+/// whole program) or, where no such signal can be used, at every system call as above
+/// (`ProgramStop.systemCallStops`). Either way nothing is armed that outlives the agent: should it
+/// die, the program runs to its end and into the stub.
 final class SystemCallInjector {
     private let traced: TracedProcess
     /// The thread the calls run in.
@@ -25,6 +32,8 @@ final class SystemCallInjector {
     private(set) var instruction: UInt64
     private let savedRegisters: ThreadRegisters
     private let savedSignalMask: UInt64
+    /// The thread's own signal mask, as it was when it was stopped.
+    var signalMask: UInt64 { savedSignalMask }
     /// The first call takes the place of the system call the thread was interrupted in, on the
     /// thread's own system call instruction (see `runFirstCallInPlaceOfRestartedCall`).
     private var firstCallInPlace = false
@@ -39,6 +48,35 @@ final class SystemCallInjector {
 
     /// Signals that must stay deliverable: a fault during injection has to behave as it would.
     private static let faultSignals: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE]
+    /// The mask the thread runs on the stub with: every signal blocked but the faults and `open`.
+    private static func stubMask(leavingOpen open: Int32? = nil) -> UInt64 {
+        var mask = UInt64.max
+        for signal in faultSignals + (open.map { [$0] } ?? []) { mask &= ~(UInt64(1) << UInt64(signal - 1)) }
+        return mask
+    }
+
+    /// How the thread is stopped once a program is done.
+    enum ProgramStop: Equatable {
+        /// The ending sends `signal` to the thread itself: the only stop of the whole program, at the
+        /// signal's delivery. The signal must be one the process neither catches nor the thread
+        /// blocks (so that, with the agent gone, the kernel discards it or delivers it to no effect),
+        /// and `processID`/`threadID` are the ids the process knows itself and the thread by.
+        case signal(Int32, processID: UInt64, threadID: UInt64)
+        /// Every system call stops the thread (PTRACE_SYSCALL); the program's end is the entry
+        /// stop of its ending, a call that changes nothing.
+        case systemCallStops
+
+        /// The call that ends a program run this way.
+        var ending: InjectionProgram.Ending {
+            switch self {
+            case let .signal(signal, process, thread):
+                InjectionProgram.Ending(number: HostArchitecture.systemCalls.tgkill, arguments: [process, thread, UInt64(signal)])
+            case .systemCallStops:
+                // rt_sigprocmask(SIG_BLOCK, NULL, NULL, 8): without a set, the mask stays as it is.
+                InjectionProgram.Ending(number: HostArchitecture.systemCalls.rtSigprocmask, arguments: [0, 0, 0, 8])
+            }
+        }
+    }
 
     /// Saves the thread's registers and signal mask; `instruction` is an existing system call instruction.
     init(traced: TracedProcess, tid: ThreadID, instruction: UInt64) throws {
@@ -95,12 +133,67 @@ final class SystemCallInjector {
         try Ptrace.setRegisters(tid, registers)
         if onStub && !signalsBlocked {
             // Only now: a thread that runs on from here passes through the stub, which unblocks.
-            var blockAll = UInt64.max
-            for signal in SystemCallInjector.faultSignals { blockAll &= ~(UInt64(1) << UInt64(signal - 1)) }
-            try Ptrace.setSignalMask(tid, blockAll)
+            try Ptrace.setSignalMask(tid, SystemCallInjector.stubMask())
             signalsBlocked = true
         }
         return try run(number, deadline: deadline)
+    }
+
+    /// Runs `program`, written at `address` with the stub in place (`useStub`), and returns its
+    /// results (`EncodedInjectionProgram.results`, read from `memory`): the thread stops once the
+    /// program is done, as `stop` says, which must be how the program's ending was chosen
+    /// (`ProgramStop.ending`). Every call that ran counts in `callCount`, the ending included.
+    /// The thread then waits at that stop, holding our registers; `restore` puts it back.
+    func run(_ program: EncodedInjectionProgram, at address: UInt64, stop: ProgramStop, memory: borrowing ProcessMemory,
+             deadline: Monotonic.Instant) throws -> [Int64?] {
+        guard onStub, !stubRemoved else { throw InjectionFailure.unexpectedLocation(address) }
+        var registers = savedRegisters
+        registers.prepareSystemCall(number: 0, arguments: [], at: address)
+        // The result slots lie just below the stack the stub would use, past the red zone; what
+        // the thread's stack held there is put back once they are read.
+        let slots = HostArchitecture.injectionStackPointer(below: savedRegisters.stackPointer) - UInt64(program.stackBytes)
+        registers.stackPointer = slots
+        let underneath = try memory.read(at: slots, count: program.stackBytes)
+        restored = false
+        try Ptrace.setRegisters(tid, registers)
+        // As for a call on the stub: the mask changes only once the registers lead into it.
+        if case let .signal(signal, _, _) = stop {
+            try Ptrace.setSignalMask(tid, SystemCallInjector.stubMask(leavingOpen: signal))
+        } else {
+            try Ptrace.setSignalMask(tid, SystemCallInjector.stubMask())
+        }
+        signalsBlocked = true
+        let end = instruction + UInt64(HostArchitecture.systemCallInstruction.count)
+        let ending = stop.ending.number
+        func isEnd(_ registers: ThreadRegisters) -> Bool {
+            registers.instructionPointer == end && registers.currentSystemCall == ending
+        }
+        var alive = false
+        switch stop {
+        case let .signal(own, _, _):
+            let tid = tid
+            do {
+                alive = try traced.runToOwnSignal(tid, deadline: deadline) { signal in
+                    // The ending's signal, delivered as the ending returns: ours. The same signal
+                    // anywhere else came from outside, and is the program's.
+                    signal == own && (try? Ptrace.registers(tid)).map(isEnd) == true
+                }
+            } catch {
+                throw InjectionFailure.stop(error)
+            }
+        case .systemCallStops:
+            while true {
+                do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch { throw InjectionFailure.stop(error) }
+                if !alive { break }
+                let registers = try Ptrace.registers(tid)
+                if isEnd(registers) { break }
+            }
+        }
+        guard alive else { throw InjectionFailure.stop(.processGone) }
+        let results = EncodedInjectionProgram.results(from: try memory.read(at: slots, count: 8 * program.resultCount))
+        try memory.write(underneath, at: slots, verify: false)
+        callCount += results.filter { $0 != nil }.count + 1
+        return results
     }
 
     /// Runs a last call that unmaps the stub (the failure path's `munmap` of the reservation): the

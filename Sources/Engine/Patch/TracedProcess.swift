@@ -318,6 +318,29 @@ final class TracedProcess {
         }
     }
 
+    /// Resumes `tid` with PTRACE_CONT until the signal-delivery-stop `isAwaited` recognises (given
+    /// the stop's signal): a signal the thread sent itself to report that injected code is done,
+    /// which is not the program's and is not kept for the detach (released from that stop, the
+    /// thread never receives it). Other signals are kept for the detach and the thread is resumed;
+    /// a group stop ends the wait with `.groupStopped`. Returns false if the thread died.
+    func runToOwnSignal(_ tid: ThreadID, deadline: Monotonic.Instant, isAwaited: (Int32) -> Bool) throws(StopFailure) -> Bool {
+        guard threads[tid]?.stopped == true else { return false }
+        while true {
+            guard try resume(tid, { (tid: ThreadID) throws(SystemError) in try Ptrace.resume(tid) }) else { return false }
+            while true {
+                let (eventTid, event) = try nextEvent(until: deadline)
+                if eventTid == tid, case let .stopped(signal, eventNumber) = event, eventNumber == 0, isAwaited(signal) {
+                    threads[tid]!.stopped = true
+                    return true
+                }
+                try record(tid: eventTid, event: event)
+                guard eventTid == tid else { continue }
+                guard let thread = threads[tid], thread.stopped else { return false }
+                break
+            }
+        }
+    }
+
     /// Makes sure `tid` is stopped, asking it to stop (PTRACE_INTERRUPT) and waiting if it runs
     /// (after a wait that ran out of time). Returns false if the thread died.
     func waitForStop(_ tid: ThreadID, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {

@@ -45,6 +45,12 @@ public struct ProcessStatus: Sendable {
     public var caughtSignals: UInt64?
     /// The number of threads in the process.
     public var threadCount: Int
+    /// The process's id in its own (innermost) pid namespace, the last field of `NStgid:`; nil when
+    /// the kernel does not print it (before 4.1).
+    public var namespaceProcessID: Int32? = nil
+    /// The task's id in its own pid namespace, the last field of `NSpid:` (the thread id that
+    /// `gettid` returns in it, for /proc/PID/task/TID/status); nil when not printed.
+    public var namespaceThreadID: Int32? = nil
 
     private static let nameKey = Array("Name".utf8)
     private static let stateKey = Array("State".utf8)
@@ -55,6 +61,8 @@ public struct ProcessStatus: Sendable {
     private static let threadsKey = Array("Threads".utf8)
     private static let seccompKey = Array("Seccomp".utf8)
     private static let filtersKey = Array("Seccomp_filters".utf8)
+    private static let namespaceTgidKey = Array("NStgid".utf8)
+    private static let namespacePidKey = Array("NSpid".utf8)
 
     /// Parses the text of /proc/PID/status; `path` names the file in errors. Throws `malformedProcFile`
     /// when Name, State, Tgid, TracerPid, Uid (all four ids) or Threads is missing or unreadable. A kernel without
@@ -66,6 +74,7 @@ public struct ProcessStatus: Sendable {
             var caught: UInt64?
             var mode = 0
             var filters: Int?
+            var namespaceTgid: Int32?, namespacePid: Int32?
             var s = ByteScanner(buffer)
             while !s.isAtEnd {
                 let lineEnd = s.next(UInt8(ascii: "\n"))
@@ -111,6 +120,16 @@ public struct ProcessStatus: Sendable {
                 } else if key.elementsEqual(filtersKey) {
                     guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Seccomp_filters: is not a count") }
                     filters = Int(v)
+                } else if key.elementsEqual(namespaceTgidKey) || key.elementsEqual(namespacePidKey) {
+                    // One id per pid namespace, outermost first: the last is the process's own view.
+                    var last: UInt64?
+                    while s.index < lineEnd, let v = s.decimal() {
+                        last = v
+                        s.skipBlanks()
+                    }
+                    // Unreadable, it is left out: only the injection's one-stop ending uses it.
+                    let id = last.flatMap { $0 > 0 && $0 <= UInt64(Int32.max) ? Int32($0) : nil }
+                    if key.elementsEqual(namespaceTgidKey) { namespaceTgid = id } else { namespacePid = id }
                 }
             }
             guard let name else { throw bad("no Name: line") }
@@ -121,7 +140,7 @@ public struct ProcessStatus: Sendable {
             guard let threads else { throw bad("no Threads: line") }
             return ProcessStatus(name: name, state: state, processID: ProcessID(tgid), tracer: tracer == 0 ? nil : ThreadID(tracer),
                                  seccompMode: mode, seccompFilterCount: filters, userIDs: uids, caughtSignals: caught,
-                                 threadCount: threads)
+                                 threadCount: threads, namespaceProcessID: namespaceTgid, namespaceThreadID: namespacePid)
         }
     }
 }
