@@ -18,13 +18,16 @@ struct AgentBenchResult: Codable {
     var landingToAllPatchedMicroseconds: UInt64
     /// From the exec of a new matching process to the agent reporting it patched.
     var execToPatched: Distribution
+    /// The agent's idle cost with `idle.processes` patched processes around it (nil: not measured).
+    var idle: AgentIdleCost?
 }
 
 enum AgentBench {
     /// The bench sleeper's build-id: its own, so the agent never patches another fixture.
     static let sleeperBuildID = "b3f1a2c4d5e6f708192a3b4c5d6e7f80"
 
-    static func run(processes count: Int, execSamples: Int, log: (String) -> Void) throws -> AgentBenchResult {
+    static func run(processes count: Int, execSamples: Int, idleProcesses: Int, idleSeconds: Double,
+                    log: (String) -> Void) throws -> AgentBenchResult {
         let builder = FixtureBuilder()
         let sleeper = try builder.build("sleeper.c", flags: ["-O0", "-Wl,--build-id=0x" + sleeperBuildID], as: "agent-bench-sleeper")
         let products = ChannelBuilder.productsDirectory()
@@ -81,9 +84,24 @@ enum AgentBench {
         }
         let exec = Distribution(execSamplesMicros)
         log("  exec → patched: median \(formatMicroseconds(exec.median)), max \(formatMicroseconds(exec.max)) over \(execSamples)")
+
+        // Idle: more sleepers up to `idleProcesses`, all patched, then nothing changes.
+        var idle: AgentIdleCost?
+        if idleProcesses > 0 {
+            for _ in children.count..<max(children.count, idleProcesses) { children.append(try BenchChild(sleeper)) }
+            let all = Set(children.map(\.pid))
+            _ = try waitFor("all \(all.count) sleepers patched", timeout: 120, client: client, every: 20_000) { _, processes in
+                processes.filter { all.contains($0.pid) && $0.state == .patched }.count == all.count
+            }
+            Thread.sleep(forTimeInterval: 3)  // the follow-up looks of the last starts are over
+            let cost = try AgentIdleCost.measure(pid: agent.pid, processes: all.count, seconds: idleSeconds)
+            log("  idle with \(cost.processes) patched processes: \(String(format: "%.2f", cost.cpuPercent)) % of a CPU over \(String(format: "%.1f", cost.seconds)) s (\(cost.hostForks) forks on the host meanwhile), RSS \(cost.residentKiB) KiB")
+            idle = cost
+        }
         return AgentBenchResult(processes: count, processWatch: ready.processWatch,
                                 publishMicroseconds: landed.microseconds(since: publishStart),
-                                landingToAllPatchedMicroseconds: allPatched.microseconds(since: landed), execToPatched: exec)
+                                landingToAllPatchedMicroseconds: allPatched.microseconds(since: landed), execToPatched: exec,
+                                idle: idle)
     }
 
     private static func temporaryDirectory() throws -> String {

@@ -78,6 +78,12 @@ struct HotpatchBench: ParsableCommand {
     @Option(help: "New processes started after the release, each timed from exec to patched by the agent.")
     var agentExecSamples = 20
 
+    @Option(help: "Patched processes around the agent while its idle cost is measured (0: skip that measure).")
+    var agentIdleProcesses = 500
+
+    @Option(help: "Seconds the agent's idle CPU is measured over.")
+    var agentIdleSeconds = 10.0
+
     @Flag(help: "Keep the tracer at normal priority during the stop window (default: SCHED_FIFO).")
     var normalPriority = false
 
@@ -135,7 +141,8 @@ struct HotpatchBench: ParsableCommand {
         var agent: AgentBenchResult?
         if agentProcesses > 0 {
             log("the agent: a release landing with \(agentProcesses) matching processes, then \(agentExecSamples) new ones")
-            agent = try AgentBench.run(processes: agentProcesses, execSamples: agentExecSamples, log: log)
+            agent = try AgentBench.run(processes: agentProcesses, execSamples: agentExecSamples, idleProcesses: agentIdleProcesses,
+                                       idleSeconds: agentIdleSeconds, log: log)
         }
         let report = BenchReport(machine: .describe(loadAtStart: loadAtStart), command: CommandLine.arguments.joined(separator: " "),
                                  schedFIFO: !normalPriority, victimSignalMicroseconds: victimSignalUs, victims: victims, fleets: fleets, agent: agent,
@@ -185,6 +192,13 @@ struct HotpatchBench: ParsableCommand {
         if let thousand = fleets.first(where: { $0.processes == 1000 }) {
             goals["1000 processes patched in <= 0.5 s"] = thousand.apply.totalMicroseconds <= 500_000
             goals["1000 processes patched in <= 150 ms (issue 13)"] = thousand.apply.totalMicroseconds <= 150_000
+        }
+        if let agent, agent.processes == 100 {
+            goals["agent: landing to all 100 processes patched <= 50 ms (issue 13)"] = agent.landingToAllPatchedMicroseconds <= 50_000
+        }
+        if let idle = agent?.idle {
+            goals["agent idle with \(idle.processes) processes: RSS <= 20 MiB (issue 13)"] = idle.residentKiB <= 20 * 1024
+            goals["agent idle with \(idle.processes) processes: CPU <= 0.5 % (issue 13)"] = idle.cpuPercent <= 0.5
         }
         if let agent, agent.execToPatched.count > 0 { goals["agent: every new process patched <= 100 ms after exec"] = agent.execToPatched.max <= 100_000 }
         return goals
@@ -273,6 +287,9 @@ struct HotpatchBench: ParsableCommand {
             out.append("  release landing → all \(agent.processes) matching processes patched: \(formatMicroseconds(agent.landingToAllPatchedMicroseconds)) (publishing it took \(formatMicroseconds(agent.publishMicroseconds)))")
             let exec = agent.execToPatched
             out.append("  exec → patched, \(exec.count) new processes: median \(formatMicroseconds(exec.median)), min \(formatMicroseconds(exec.min)), max \(formatMicroseconds(exec.max))")
+            if let idle = agent.idle {
+                out.append("  idle with \(idle.processes) patched processes: CPU \(String(format: "%.2f", idle.cpuPercent)) % of one CPU over \(String(format: "%.1f", idle.seconds)) s (\(idle.hostForks) forks on the host meanwhile: the process watch hears of each); RSS \(idle.residentKiB / 1024) MiB (anonymous \(idle.anonymousKiB / 1024) MiB, file-backed \(idle.fileKiB / 1024) MiB)")
+            }
             out.append("")
         }
         out.append("Goals:")
