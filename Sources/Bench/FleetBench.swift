@@ -6,11 +6,11 @@ import HotpatchFixtures
 
 /// One pass (apply or revert) over every idle process.
 struct FleetPass: Codable {
-    /// Wall time of `HostPatcher.matches` alone over every process on the host, measured right
+    /// Wall time of `HostPatcher.matches` alone (one thread) over every process on the host, measured right
     /// after the pass (what the scan costs; the pass itself scans on the workers).
     var scanMicroseconds: UInt64
     /// Wall time of the pass the agent makes, `HostPatcher.reconcile(among:…excluding:)` over every
-    /// process on the host: the workers scan and patch together.
+    /// process on the host: the workers scan, then patch.
     var patchMicroseconds: UInt64
     /// The pass's wall time (the same as `patchMicroseconds`: the scan is inside it).
     var totalMicroseconds: UInt64

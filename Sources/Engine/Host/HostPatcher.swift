@@ -48,33 +48,36 @@ public final class HostPatcher: Sendable {
     /// in one stop a process), in one call. Returns one report per matching process, excluded ones
     /// included with their reason, in the order of `pids` (of /proc when nil).
     ///
-    /// The scan is spread over the workers with the patching: each worker takes the next process,
-    /// reads its maps and, when it matches, patches it at once, so the scan of 1,000 processes no
-    /// longer runs on one thread before any patch starts (issue 13, docs/PERFORMANCE.md).
+    /// The scan is spread over the workers (each takes the next process and reads its maps), then
+    /// the matches are patched on them. Not both at once: the caller reads what its health check
+    /// needs from each patched process (its credentials) when the call returns, and a process a
+    /// broken fix kills at once must still be there to read, so the last patches end the call.
     public func reconcile(among pids: [ProcessID]? = nil, desired: DesiredFixes, known: [Hotpatch],
                           excluding policy: ExclusionPolicy) -> [HostProcessReport] {
         let buildIDs = Set(known.flatMap { $0.targets.map(\.buildID) })
         guard !buildIDs.isEmpty else { return [] }
         let candidates = pids ?? ((try? ProcFS.processIDs()) ?? [])
         let finder = TargetFinder(cache: cache)
-        let knownFixes = ObjectFix.all(of: known)
-        let reports = onWorkers(count: candidates.count) { worker, index -> HostProcessReport? in
+        let found = onWorkers(count: candidates.count) { _, index -> (match: ProcessMatch, executable: String, exclusion: ProcessExclusion?)? in
             guard let match = finder.process(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
             let pid = match.process.pid
             let executable = (try? ProcFS.executablePath(of: pid)) ?? match.objects[0].path
             let exclusion = policy.exclusion(of: pid, executable: executable) {
                 try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
             }
+            return (match, executable, exclusion)
+        }.compactMap { $0 }
+        var patched = reconcile(found.filter { $0.exclusion == nil }.map(\.match), desired: desired, known: known).makeIterator()
+        return found.map { match, executable, exclusion in
             let result: HostProcessReport.Result
             switch exclusion {
-            case nil: result = .reconciled(Self.reconcile(match, on: worker, desired: desired, knownFixes: knownFixes))
+            case nil: result = .reconciled(patched.next()!)
             // Never attached: reported as the patcher would, so status shows it exposed.
             case .initProcess?: result = .reconciled(.refused(match, .protectedProcess(why: ProcessExclusion.initProcess.description)))
             case let exclusion?: result = .excluded(exclusion)
             }
             return HostProcessReport(match: match, executable: executable, result: result)
         }
-        return reports.compactMap { $0 }
     }
 
     /// `reconcile(among:desired:known:excluding:)` at the level `desired` (nil: none), each object

@@ -7,7 +7,7 @@ import TestSupport
 import Testing
 
 extension LivePatchTests {
-    @Test func hostReconcile_scansAndPatchesOnTheWorkers_reportingEveryMatchInPidOrderWithExclusions() throws {
+    @Test func hostReconcile_scansOnTheWorkersThenPatches_reportingEveryMatchInPidOrderWithExclusions() throws {
         let hotpatch = try Live.victimHotpatches().level1
         // The sixth victim runs a copy of the executable (same build-id) that a glob excludes: never attached.
         let scratch = try TemporaryDirectory(prefix: "host-reconcile")
