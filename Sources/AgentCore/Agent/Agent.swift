@@ -137,7 +137,13 @@ public actor Agent: AgentControlHandler {
 
     /// One full cycle: verify, install, reconcile every process, save, report. Returns the status.
     @discardableResult
-    public func runCycle() async -> AgentStatus {
+    public func runCycle() async -> AgentStatus { await runCycle(evenWhileLanding: false) }
+
+    /// `runCycle()`; with `evenWhileLanding`, the whole cycle runs on the channel in force even
+    /// while a publication is landing (an administrator's command changed the state: it must take
+    /// effect and be saved now, not when the publication completes).
+    @discardableResult
+    private func runCycle(evenWhileLanding: Bool) async -> AgentStatus {
         await lock()
         defer { unlock() }
         if let stateProblem {
@@ -148,11 +154,12 @@ public actor Agent: AgentControlHandler {
         log(installation.confirmRebootIfBooted(&state))
         let firstCheck = standing == nil
         verifyChannel()
-        if case .incomplete? = standing?.check, !firstCheck {
+        if case .incomplete? = standing?.check, !firstCheck, !evenWhileLanding {
             // A publication is landing and the channel in force has not changed, so neither has the
             // rest of the cycle's work: it runs once the publication completes, or at the latest
             // when it is refused (`ChannelStanding.settleSeconds`). The first cycle runs it all, on
-            // the index kept in the store.
+            // the index kept in the store. What changed the state above (a reboot confirmed) is saved.
+            save()
             return publish()
         }
         if let channel {
@@ -481,7 +488,7 @@ public actor Agent: AgentControlHandler {
         state = decision.state
         if case .apply = command { kernelFailedAttempt = nil }
         log(decision.events)
-        await runCycle()
+        await runCycle(evenWhileLanding: true)
         return decision.answer
     }
 

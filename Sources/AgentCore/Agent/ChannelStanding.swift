@@ -96,9 +96,10 @@ struct ChannelStanding: Equatable, Sendable {
     }
 
     /// Why the channel's own index is not the one in force (status's `channel.error`), or nil; a
-    /// publication still being written is no failure.
+    /// publication still being written is no failure, unless the host was exposed before it began
+    /// (a refused or missing channel stays an error while the next publication lands).
     var error: String? {
-        if case .incomplete = check { return nil }
+        if case .incomplete = check, reason?.verdict != .exposed { return nil }
         return reason?.message
     }
 

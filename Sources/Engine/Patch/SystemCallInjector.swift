@@ -188,6 +188,17 @@ final class SystemCallInjector {
                 let registers = try Ptrace.registers(tid)
                 if isEnd(registers) { break }
             }
+            // That was the ending's entry stop: run it to its exit, so the thread is parked as
+            // after any other call (a call that follows, such as the failure path's munmap, counts
+            // on an exit stop; from an entry stop its first stop would be this one's exit, and the
+            // call itself would be skipped).
+            if alive {
+                do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch { throw InjectionFailure.stop(error) }
+                if alive {
+                    let exit = try Ptrace.registers(tid)
+                    guard isEnd(exit) else { throw InjectionFailure.unexpectedLocation(exit.instructionPointer) }
+                }
+            }
         }
         guard alive else { throw InjectionFailure.stop(.processGone) }
         let results = EncodedInjectionProgram.results(from: try memory.read(at: slots, count: 8 * program.resultCount))

@@ -121,6 +121,26 @@ final class ChannelCommitPointAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(host.stopAgent(), 0)
     }
 
+    func testAnAdministratorsRevert_whileAPublicationLands_takesEffectAtOnce() throws {
+        let (host, mirror, victim) = try hostWithMirror("commit-point-admin")
+        try host.addHotpatch(level: 2)
+        try host.publish()
+        try syncReleaseFiles(host, to: mirror)
+        try land(ChannelFileName.index, of: host, in: mirror)  // The signature never comes in this test.
+        try host.waitForStatus("waiting for the signature", timeout: 3) { self.incompleteReason($0) != nil }
+
+        let start = Date()
+        let reverted = try host.agentctl(["revert", "hp1"])
+        XCTAssertEqual(reverted.status, 0, reverted.output)
+        try victim.expectBehaviour("parse_length(100)=100 banner=1", timeout: 10)
+        let took = Date().timeIntervalSince(start)
+        XCTAssertLessThan(took, 3, "the revert waited for the publication (settle time 5 s)\n\(host.logTail())")
+        let history = try host.send(.history).history ?? []
+        XCTAssertTrue(history.contains { $0.release == "hp1" && $0.event == "held" }, "\(history)")
+        XCTAssertTrue(history.contains { $0.event == "reverted" }, "\(history)")
+        XCTAssertEqual(host.stopAgent(), 0)
+    }
+
     func testASignatureThatNeverMatches_isRefusedAfterTheSettleTime_likeAnyRefusal_andTheReleaseStays() throws {
         let (host, mirror, victim) = try hostWithMirror("commit-point-settle")
         try host.addHotpatch(level: 2)

@@ -102,7 +102,7 @@ import Testing
                                             lastVerifiedVersion: 4, everAccepted: true, missingSince: nil, keptProblem: nil,
                                             previous: expiredBefore)
         #expect(waiting.reason?.verdict == .exposed)
-        #expect(waiting.error == nil)
+        #expect(waiting.error == waiting.reason?.message, "an exposed status always says why in channel.error")
         let stillWaiting = ChannelStanding.after(.incomplete(since: "2025-12-01T10:00:00Z", refusal: mismatch), channelDirectory: directory,
                                                  lastVerifiedVersion: 4, everAccepted: true, missingSince: nil, keptProblem: nil,
                                                  previous: waiting)
@@ -111,5 +111,6 @@ import Testing
                                                   lastVerifiedVersion: 4, everAccepted: true, missingSince: nil, keptProblem: nil,
                                                   previous: standing(.verified, verified: 4, last: 3, everAccepted: true))
         #expect(afterVerified.reason?.verdict == .upToDate)
+        #expect(afterVerified.error == nil, "a publication landing after a verified one is no error")
     }
 }

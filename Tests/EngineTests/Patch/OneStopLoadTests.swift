@@ -109,6 +109,35 @@ extension LivePatchTests {
         #expect(line.hasSuffix("signals=0"), "no handler ran: \(line)")
     }
 
+    @Test func load_whenAMappingFailsWhileStoppingAtEachCall_undoesTheLoadToo() throws {
+        // The failure path's munmap follows the program's ending: stopping at each call, the
+        // thread must be parked after that ending, or the munmap is skipped and the reservation
+        // (path, program, stub) stays in the process.
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let name = PatchLoader.name(of: target.patchObjectPath)
+        let victim = try Live.startVictim(["--threads", "2", "--catch-quiet-signals"])
+        defer { victim.stop() }
+        let descriptors = try Self.descriptors(victim.pid)
+        let mappings = Self.loadMappings(victim.pid, name: name)
+        try Self.setDataLimit(of: victim.pid, to: "4096:")
+        let report = try Live.reconcile(victim, desired: target, known: [target])
+        try Self.setDataLimit(of: victim.pid, to: "unlimited:")
+
+        guard case let .unpatchable(.cannotMapPatchObject(detail)) = report.outcome else {
+            Issue.record("\(report.outcome)")
+            return
+        }
+        #expect(detail.contains("ENOMEM"), "\(detail)")
+        #expect(victim.isAlive)
+        #expect(Self.loadMappings(victim.pid, name: name) == mappings, "nothing of the load is left mapped")
+        #expect(try Self.descriptors(victim.pid) == descriptors, "no descriptor is left open")
+        let retried = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(retried.outcome == .applied, "\(retried.outcome)")
+        #expect(try Live.behaviour(victim) == Live.level1)
+        let line = try victim.freshLine()
+        #expect(line.hasSuffix("signals=0"), "no handler ran: \(line)")
+    }
+
     @Test func load_whenSeccompWouldKillOnTgkill_neverSendsTheSignalAndStillLoads() throws {
         let target = try Live.victimHotpatches().level1.targets[0]
         let victim = try Live.startVictim(["--threads", "2", "--seccomp", "kill-tgkill"])
