@@ -34,6 +34,28 @@ extension LivePatchTests {
         Live.mapsLines(pid, containing: name) + Live.mapsLines(pid, containing: " r-xp 00000000 00:00 0 ")
     }
 
+    /// Loads `target` into `victim` with its soft RLIMIT_DATA at one page (private writable
+    /// mappings count against it: the patch object's writable segment cannot be mapped, ENOMEM,
+    /// after its read-only and code segments were), expects the load undone (the victim alive,
+    /// nothing of the load mapped, no descriptor left open) and returns the refusal's detail; nil
+    /// (an issue recorded) when the load was not refused for its mapping.
+    private static func loadFailingOnTheDataLimit(_ victim: RunningProcess, _ target: HotpatchTarget) throws -> String? {
+        let name = PatchLoader.name(of: target.patchObjectPath)
+        let descriptors = try descriptors(victim.pid)
+        let mappings = loadMappings(victim.pid, name: name)
+        try setDataLimit(of: victim.pid, to: "4096:")
+        let report = try Live.reconcile(victim, desired: target, known: [target])
+        try setDataLimit(of: victim.pid, to: "unlimited:")
+        guard case let .unpatchable(.cannotMapPatchObject(detail)) = report.outcome else {
+            Issue.record("\(report.outcome)")
+            return nil
+        }
+        #expect(victim.isAlive)
+        #expect(loadMappings(victim.pid, name: name) == mappings, "nothing of the load is left mapped")
+        #expect(try Self.descriptors(victim.pid) == descriptors, "no descriptor is left open")
+        return detail
+    }
+
     /// How many calls a load of `target`'s patch object makes when it stops once: the reservation,
     /// openat, one mmap per file-backed part and per .bss part of a segment, close, and the ending.
     private static func oneStopCalls(_ target: HotpatchTarget) throws -> Int {
@@ -66,26 +88,11 @@ extension LivePatchTests {
 
     @Test func load_whenAMappingFailsInTheMiddleOfTheProgram_namesTheCallAndItsErrnoAndUndoesTheLoad() throws {
         let target = try Live.victimHotpatches().level1.targets[0]
-        let name = PatchLoader.name(of: target.patchObjectPath)
         let victim = try Live.startVictim(["--threads", "2"])
         defer { victim.stop() }
-        let descriptors = try Self.descriptors(victim.pid)
-        let mappings = Self.loadMappings(victim.pid, name: name)
-        // Private writable mappings count against RLIMIT_DATA: at one page, the patch object's
-        // writable segment cannot be mapped (ENOMEM) after its read-only and code segments were.
-        try Self.setDataLimit(of: victim.pid, to: "4096:")
-        let report = try Live.reconcile(victim, desired: target, known: [target])
-        try Self.setDataLimit(of: victim.pid, to: "unlimited:")
-
-        guard case let .unpatchable(.cannotMapPatchObject(detail)) = report.outcome else {
-            Issue.record("\(report.outcome)")
-            return
-        }
+        guard let detail = try Self.loadFailingOnTheDataLimit(victim, target) else { return }
         // The writable segment is mapped after openat and the read-only and code segments.
         #expect(detail.contains("mmap(PROT_READ|PROT_WRITE)") && detail.contains("ENOMEM"), "\(detail)")
-        #expect(victim.isAlive)
-        #expect(Self.loadMappings(victim.pid, name: name) == mappings, "nothing of the load is left mapped")
-        #expect(try Self.descriptors(victim.pid) == descriptors, "no descriptor is left open")
         #expect(try Live.behaviour(victim) == Live.original)
 
         let retried = try Live.reconcile(victim, desired: target, known: [target])
@@ -114,23 +121,10 @@ extension LivePatchTests {
         // thread must be parked after that ending, or the munmap is skipped and the reservation
         // (path, program, stub) stays in the process.
         let target = try Live.victimHotpatches().level1.targets[0]
-        let name = PatchLoader.name(of: target.patchObjectPath)
         let victim = try Live.startVictim(["--threads", "2", "--catch-quiet-signals"])
         defer { victim.stop() }
-        let descriptors = try Self.descriptors(victim.pid)
-        let mappings = Self.loadMappings(victim.pid, name: name)
-        try Self.setDataLimit(of: victim.pid, to: "4096:")
-        let report = try Live.reconcile(victim, desired: target, known: [target])
-        try Self.setDataLimit(of: victim.pid, to: "unlimited:")
-
-        guard case let .unpatchable(.cannotMapPatchObject(detail)) = report.outcome else {
-            Issue.record("\(report.outcome)")
-            return
-        }
+        guard let detail = try Self.loadFailingOnTheDataLimit(victim, target) else { return }
         #expect(detail.contains("ENOMEM"), "\(detail)")
-        #expect(victim.isAlive)
-        #expect(Self.loadMappings(victim.pid, name: name) == mappings, "nothing of the load is left mapped")
-        #expect(try Self.descriptors(victim.pid) == descriptors, "no descriptor is left open")
         let retried = try Live.reconcile(victim, desired: target, known: [target])
         #expect(retried.outcome == .applied, "\(retried.outcome)")
         #expect(try Live.behaviour(victim) == Live.level1)
