@@ -88,6 +88,8 @@ public protocol Architecture {
     static func systemCallResult(_ registers: some RegisterWords) -> Int64
     /// System call argument `index` (0 … 5) as it stands in the registers.
     static func systemCallArgument(_ registers: some RegisterWords, _ index: Int) -> UInt64
+    /// Whether a thread in a system call stop stands at the call's entry (not its exit).
+    static func isSystemCallEntry(_ registers: some RegisterWords) -> Bool
     /// The system call the kernel runs again when a thread stopped on its way out of an interrupted
     /// call resumes (the thread is moved back onto its system call instruction); nil when none.
     static func systemCallRestartedOnResume(_ registers: some RegisterWords) -> Int?
@@ -216,9 +218,12 @@ public struct SystemCallNumbers: Sendable {
     public var memfdCreate: Int
     /// tgkill(2), with which an injected program stops its thread once it is done.
     public var tgkill: Int
+    /// mprotect(2), with which the dynamic linker makes an object's relocated data read-only
+    /// (RELRO): where the exec gate holds a new process.
+    public var mprotect: Int
 
     /// Names each number.
-    public init(close: Int, mmap: Int, munmap: Int, rtSigprocmask: Int, openat: Int, memfdCreate: Int, tgkill: Int) {
+    public init(close: Int, mmap: Int, munmap: Int, rtSigprocmask: Int, openat: Int, memfdCreate: Int, tgkill: Int, mprotect: Int) {
         self.close = close
         self.mmap = mmap
         self.munmap = munmap
@@ -226,6 +231,7 @@ public struct SystemCallNumbers: Sendable {
         self.openat = openat
         self.memfdCreate = memfdCreate
         self.tgkill = tgkill
+        self.mprotect = mprotect
     }
 }
 

@@ -99,3 +99,33 @@ int cptrace_deadline_disarm(void) {
     memset(&spec, 0, sizeof spec);
     return timer_settime(cptrace_deadline_timer, 0, &spec, NULL);
 }
+
+#include <poll.h>
+#include <sys/prctl.h>
+
+pid_t cptrace_start_watchdog(int heartbeat_fd, pid_t agent, int timeout_ms) {
+    pid_t child = fork();
+    if (child != 0) return child;
+    // The child: async-signal-safe calls only (the parent has threads).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != agent) _exit(0);
+    prctl(PR_SET_NAME, "hotpatch-gatedog");
+    if (heartbeat_fd > 3) syscall(SYS_close_range, 3, heartbeat_fd - 1, 0);
+    syscall(SYS_close_range, heartbeat_fd + 1, ~0U, 0);
+    char buffer[64];
+    for (;;) {
+        struct pollfd wait = { .fd = heartbeat_fd, .events = POLLIN };
+        int ready = poll(&wait, 1, timeout_ms);
+        if (ready < 0) {
+            if (errno == EINTR) continue;
+            _exit(1);
+        }
+        if (ready == 0) {
+            kill(agent, SIGKILL);
+            _exit(2);
+        }
+        ssize_t got = read(heartbeat_fd, buffer, sizeof buffer);
+        if (got == 0) _exit(0);
+        if (got < 0 && errno != EINTR && errno != EAGAIN) _exit(1);
+    }
+}

@@ -16,6 +16,23 @@ package enum Fanotify {
         package static let open = Events(rawValue: 0x20)
         /// The kernel's queue was full and events were lost (FAN_Q_OVERFLOW); never marked.
         package static let overflow = Events(rawValue: 0x4000)
+        /// The file is being opened, and the opener waits for a permission instance's answer
+        /// (FAN_OPEN_PERM).
+        package static let openPermission = Events(rawValue: 0x10000)
+        /// The file is being opened for execve (or uselib), and the opener waits for the answer
+        /// (FAN_OPEN_EXEC_PERM, Linux 5.0); reported as its own event, before `openPermission`.
+        package static let openExecPermission = Events(rawValue: 0x40000)
+    }
+
+    /// One permission event: the opener waits in the kernel until `answer` is called with
+    /// `descriptor` (an open descriptor of the file, for the reader to close after answering).
+    package struct PermissionRequest: Sendable, Equatable {
+        /// The events asked about (`openPermission`, `openExecPermission`).
+        package var events: Events
+        /// The opening thread (FAN_REPORT_TID); nil when the kernel could not name it here.
+        package var thread: ProcessID?
+        /// The descriptor that names the event in the answer.
+        package var descriptor: Int32
     }
 
     /// One event: what happened, and to whom it happened first.
@@ -55,6 +72,37 @@ package enum Fanotify {
         guard let initialise = initFunction else { throw SystemError(call: "fanotify_init", errno: ENOSYS, subject: subject) }
         let flags = classNotif | cloexec | nonblock | (reporting == .fileIDs ? reportFID : 0)
         return try SystemCall.run("fanotify_init", subject) { initialise(flags, UInt32(O_RDONLY | O_CLOEXEC)) }
+    }
+
+    /// A new permission-class instance (FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK |
+    /// FAN_REPORT_TID): every open of a file it marks for `openPermission` or `openExecPermission`
+    /// waits until the reader answers, and records name the opening thread. Each record carries a
+    /// descriptor (a permission instance cannot report file handles). When the instance is closed
+    /// (its reader's process died) the kernel allows every pending and later open.
+    package static func createPermissionInstance() throws(SystemError) -> Int32 {
+        guard let initialise = initFunction else { throw SystemError(call: "fanotify_init", errno: ENOSYS, subject: subject) }
+        let flags = classContent | cloexec | nonblock | reportTID
+        return try SystemCall.run("fanotify_init", subject) { initialise(flags, UInt32(O_RDONLY | O_CLOEXEC)) }
+    }
+
+    /// Reads every permission event pending on `fd` (a permission instance) into `buffer`; nil
+    /// when none is pending. Every request must be answered, then its descriptor closed.
+    package static func readPermissionRequests(_ fd: Int32, into buffer: inout [UInt8]) throws(SystemError) -> [PermissionRequest]? {
+        var requests: [PermissionRequest]?
+        while let count = try Descriptor.read(fd, into: &buffer, subject: subject), count > 0 {
+            let parsed: [(event: Event, descriptor: Int32)] = buffer.withUnsafeBytes { Fanotify.records(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            requests = (requests ?? []) + parsed.map { PermissionRequest(events: $0.event.events, thread: $0.event.pid, descriptor: $0.descriptor) }
+        }
+        return requests
+    }
+
+    /// Answers the permission event named by `descriptor`: the opener goes on (allowed) or its
+    /// open fails with EPERM. write(2) of a struct fanotify_response { s32 fd; u32 response; }.
+    package static func answer(_ fd: Int32, descriptor: Int32, allow: Bool) throws(SystemError) {
+        var response = [UInt8](repeating: 0, count: 8)
+        withUnsafeBytes(of: descriptor.littleEndian) { response.replaceSubrange(0..<4, with: $0) }
+        withUnsafeBytes(of: (allow ? allowResponse : denyResponse).littleEndian) { response.replaceSubrange(4..<8, with: $0) }
+        try Descriptor.writeAll(fd, response, subject: subject)
     }
 
     /// Whether `error`, from marking a file on a `.fileIDs` instance, means the file's filesystem
@@ -99,28 +147,32 @@ package enum Fanotify {
     /// A record of another version, or a malformed tail, ends the parse with an overflow event:
     /// what it held is unknown, so the caller must look at every process again.
     package static func parse(_ bytes: UnsafeRawBufferPointer) -> (events: [Event], descriptors: [Int32]) {
-        var events: [Event] = []
-        var descriptors: [Int32] = []
+        let parsed = records(bytes)
+        return (parsed.map(\.event), parsed.map(\.descriptor).filter { $0 >= 0 })
+    }
+
+    /// `parse`, each event with the descriptor its record carries (-1 for none).
+    package static func records(_ bytes: UnsafeRawBufferPointer) -> [(event: Event, descriptor: Int32)] {
+        var events: [(event: Event, descriptor: Int32)] = []
         var offset = 0
         while offset < bytes.count {
             guard offset + metadataSize <= bytes.count else {
-                events.append(Event(events: .overflow, pid: nil))
+                events.append((Event(events: .overflow, pid: nil), -1))
                 break
             }
             let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
             let version = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt8.self)
             guard version == metadataVersion, length >= metadataSize, offset + length <= bytes.count else {
-                events.append(Event(events: .overflow, pid: nil))
+                events.append((Event(events: .overflow, pid: nil), -1))
                 break
             }
             let mask = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)
             let descriptor = bytes.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self)
             let pid = bytes.loadUnaligned(fromByteOffset: offset + 20, as: Int32.self)
-            if descriptor >= 0 { descriptors.append(descriptor) }
-            events.append(Event(events: Events(rawValue: mask), pid: pid > 0 ? ProcessID(pid) : nil))
+            events.append((Event(events: Events(rawValue: mask), pid: pid > 0 ? ProcessID(pid) : nil), descriptor))
             offset += length
         }
-        return (events, descriptors)
+        return events
     }
 
     /// The size of one record's fixed part, and the layout version this parser reads.
@@ -131,6 +183,10 @@ package enum Fanotify {
     private static let cloexec: UInt32 = 0x1  // FAN_CLOEXEC
     private static let nonblock: UInt32 = 0x2  // FAN_NONBLOCK
     private static let reportFID: UInt32 = 0x200  // FAN_REPORT_FID
+    private static let classContent: UInt32 = 0x4  // FAN_CLASS_CONTENT
+    private static let reportTID: UInt32 = 0x100  // FAN_REPORT_TID
+    private static let allowResponse: UInt32 = 0x1  // FAN_ALLOW
+    private static let denyResponse: UInt32 = 0x2  // FAN_DENY
     private static let markAdd: UInt32 = 0x1  // FAN_MARK_ADD
     private static let markFlush: UInt32 = 0x80  // FAN_MARK_FLUSH (without FAN_MARK_MOUNT: file marks)
 

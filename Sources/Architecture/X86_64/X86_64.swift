@@ -123,7 +123,7 @@ public enum X86_64: Architecture {
     public static let auditArchitecture: UInt32 = 0xC000_003E
     /// From arch/x86/entry/syscalls/syscall_64.tbl.
     public static let systemCalls = SystemCallNumbers(close: 3, mmap: 9, munmap: 11, rtSigprocmask: 14, openat: 257,
-                                                      memfdCreate: 319, tgkill: 234)
+                                                      memfdCreate: 319, tgkill: 234, mprotect: 10)
     /// restart_syscall(2), which continues a call interrupted with -ERESTART_RESTARTBLOCK.
     static let restartSyscall = 219
     /// `syscall`: 0F 05.
@@ -170,6 +170,12 @@ public enum X86_64: Architecture {
     /// rax.
     public static func systemCallResult(_ registers: some RegisterWords) -> Int64 {
         Int64(bitPattern: registers[word: Word.rax])
+    }
+
+    /// At an entry stop the kernel has set rax to -ENOSYS, and no call returns that at its exit
+    /// for a number it knows.
+    public static func isSystemCallEntry(_ registers: some RegisterWords) -> Bool {
+        systemCallResult(registers) == -38
     }
 
     /// rdi, rsi, rdx, r10, r8 or r9.

@@ -46,14 +46,24 @@ int cptrace_wstopsig(int status);
 /// The PTRACE_EVENT_* number of a ptrace-stop (status >> 16), 0 for a plain stop.
 int cptrace_wevent(int status);
 
-/// PTRACE_EVENT_CLONE, PTRACE_EVENT_STOP.
+/// PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP.
 enum {
     CPTRACE_EVENT_CLONE = 3,
+    CPTRACE_EVENT_EXEC = 4,
     CPTRACE_EVENT_STOP = 128,
 };
 
-/// PTRACE_O_TRACESYSGOOD (system call stops report SIGTRAP|0x80), PTRACE_O_TRACECLONE.
-enum { CPTRACE_O_TRACESYSGOOD = 0x00000001, CPTRACE_O_TRACECLONE = 0x00000008 };
+/// PTRACE_O_TRACESYSGOOD (system call stops report SIGTRAP|0x80), PTRACE_O_TRACECLONE,
+/// PTRACE_O_TRACEEXEC (a stop at the end of a successful execve, not a SIGTRAP).
+enum { CPTRACE_O_TRACESYSGOOD = 0x00000001, CPTRACE_O_TRACECLONE = 0x00000008, CPTRACE_O_TRACEEXEC = 0x00000010 };
+
+/// Forks a watchdog process that kills `agent` with SIGKILL when nothing arrives on
+/// `heartbeat_fd` (a pipe's read end) for `timeout_ms` milliseconds, and exits when the pipe's
+/// other end closes (the agent ended) or the agent dies (PR_SET_PDEATHSIG). The child closes every
+/// other descriptor at once, so it never holds what the agent's death must release (a fanotify
+/// group whose pending permission events are then allowed). Only async-signal-safe calls run in
+/// the child. Returns the child's pid, or -1 with errno set.
+pid_t cptrace_start_watchdog(int heartbeat_fd, pid_t agent, int timeout_ms);
 
 /// tgkill(2), so a signal reaches exactly one thread.
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal);

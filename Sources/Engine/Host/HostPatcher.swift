@@ -56,7 +56,8 @@ public final class HostPatcher: Sendable {
                           excluding policy: ExclusionPolicy) -> [HostProcessReport] {
         let buildIDs = Set(known.flatMap { $0.targets.map(\.buildID) })
         guard !buildIDs.isEmpty else { return [] }
-        let candidates = pids ?? ((try? ProcFS.processIDs()) ?? [])
+        // A process the exec gate holds at its start is patched by that hold (a seize here would fail).
+        let candidates = (pids ?? ((try? ProcFS.processIDs()) ?? [])).filter { !StartHolds.contains($0) }
         let finder = TargetFinder(cache: cache)
         let found = onWorkers(count: candidates.count) { _, index -> (match: ProcessMatch, executable: String, exclusion: ProcessExclusion?)? in
             guard let match = finder.process(buildIDs: buildIDs, pid: candidates[index]) else { return nil }

@@ -70,7 +70,8 @@ struct PatchLoader {
     /// one, a process with no room near the target is refused before anything is injected.
     func load(into pid: ProcessID, target: LoadedObject, mappings: [MemoryMapping], requireNearFor needsNear: FunctionRedirection?,
               resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
-              deadline: Monotonic.Instant, pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
+              deadline: Monotonic.Instant, holding held: TracedProcess? = nil,
+              pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
         let imageSize = patch.imageSize
         let total = imageSize + PatchImageMarker.pageSize
         let near = PatchLoader.nearAddress(for: total, near: target, mappings: mappings)
@@ -105,14 +106,21 @@ struct PatchLoader {
         // running could install a seccomp filter (its own, or with SECCOMP_FILTER_FLAG_TSYNC one that
         // reaches the held thread too) between the check of the filters and an injected call, and
         // the call the check let through would kill the process. Held, none can.
+        // A hold taken over from the exec gate (`held`) is used as it is, its other threads
+        // stopped too, and never released here.
         func holdEveryThread() throws(LoadFailure) -> TracedProcess {
             let stopDeadline = min(deadline, Monotonic.now.adding(microseconds: stopWithin))
+            if let held {
+                do { try held.holdRemainingThreads(deadline: stopDeadline) } catch { throw PatchLoader.failure(error) }
+                return held
+            }
             do { return try TracedProcess.stopAllThreads(pid: pid, deadline: stopDeadline) } catch {
                 throw PatchLoader.failure(error)
             }
         }
         // Each hold, first stop to last resume, counts towards the load's pause.
         func release(_ traced: TracedProcess) {
+            guard traced !== held else { return }
             let first = traced.firstStop
             traced.release()
             if let first { pause = (pause ?? 0) + Monotonic.now.microseconds(since: first) }
@@ -125,7 +133,7 @@ struct PatchLoader {
         let leaderThread = pid.mainThread
         var sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: leaderThread, memory: memory)
         var tries = 0
-        while sleeper == nil, tries < 5 {
+        while sleeper == nil, tries < 5, held == nil {
             tries += 1
             release(traced)
             Monotonic.sleep(microseconds: 2_000)

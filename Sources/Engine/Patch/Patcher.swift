@@ -74,6 +74,9 @@ public final class Patcher {
     /// The steps of the last stop window (a redirect's or a floor's), when
     /// `PatchOptions.timesStopWindow` is set; nil when the last operation stopped nothing.
     public private(set) var lastStopWindow: StopWindowTimes?
+    /// The hold taken over from the exec gate for the reconcile in progress: every stop of it uses
+    /// this hold (its other threads stopped too) instead of seizing anew, and none releases it.
+    private var adopted: TracedProcess?
 
     /// A patcher with `options`, sharing `cache` with its target finder.
     public init(options: PatchOptions = PatchOptions(), cache: ObjectCache = ObjectCache()) {
@@ -110,6 +113,16 @@ public final class Patcher {
         let fixes = desired.map { [$0.buildID: ObjectFix(target: $0, release: nil)] } ?? [:]
         return reconcile(ProcessMatch(match), desired: DesiredFixes(release: nil, fixes: fixes),
                          known: known.map { ObjectFix(target: $0, release: nil) })
+    }
+
+    /// `reconcile(_:desired:known:)` for a new process the exec gate holds at its start (`hold`,
+    /// stopped right after its file's relocation): the loads and the redirect use that hold, with
+    /// any other thread of the process stopped too, and leave it held; the caller releases it.
+    /// Must run on the thread that seized it.
+    public func reconcile(_ match: ProcessMatch, desired: DesiredFixes, known: [ObjectFix] = [], holding hold: StartHold) -> ProcessPatchReport {
+        adopted = hold.traced
+        defer { adopted = nil }
+        return reconcile(match, desired: desired, known: known)
     }
 
     private static func outcome(of failure: LoadFailure) -> PatchOutcome {
@@ -181,7 +194,8 @@ public final class Patcher {
         // Strict mode cannot be left: refuse it early. Filters are judged by the loader, with every
         // thread held (a process may install one at any moment; this look is already stale).
         if status.seccompMode == 1 { throw .unpatchable(.seccompStrictMode) }
-        if status.state == "T" || status.state == "t" { throw .busy("the process is stopped by a signal") }
+        // A process held at its start is in our tracing stop ("t"), which is no signal's.
+        if adopted == nil, status.state == "T" || status.state == "t" { throw .busy("the process is stopped by a signal") }
 
         // The objects as the process maps them now (it may have been re-scanned since the match).
         let loaded = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
@@ -335,7 +349,7 @@ public final class Patcher {
         return try loader.load(into: pid, target: object, mappings: mappings, requireNearFor: needsNear,
                                resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
                                deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
-                               pause: &pause)
+                               holding: adopted, pause: &pause)
     }
 
     /// The writes that bring `item`'s entries to its fix (jumps into its image) or back to the
@@ -437,7 +451,15 @@ public final class Patcher {
         let windows = writes.map(\.window)
         var deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
         var traced: TracedProcess
-        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {
+        let windowStart = Monotonic.now
+        do throws(StopFailure) {
+            if let adopted {
+                try adopted.holdRemainingThreads(deadline: deadline)
+                traced = adopted
+            } else {
+                traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true)
+            }
+        } catch {
             throw PatchLoader.failure(error)
         }
         var earlierStops: UInt64 = 0
@@ -445,7 +467,9 @@ public final class Patcher {
         // moment a thread cannot survive the agent's death (see `TracedProcess.singleStep`). Most
         // such threads are just passing through: let the process run a moment and stop it again,
         // and step only a thread that is still inside after a few tries.
-        for _ in 0..<options.restopsBeforeEvacuation {
+        // A hold taken over from the exec gate is never let go in between (the process would run
+        // on into its own code): a thread inside is stepped out at once.
+        for _ in 0..<(adopted == nil ? options.restopsBeforeEvacuation : 0) {
             let inside = Patcher.threadsToStep(traced, windows: windows)
             if inside.isEmpty { break }
             let ran = inside.map { ProcFS.cpuTime(process: pid, thread: $0) }
@@ -499,8 +523,8 @@ public final class Patcher {
             failure = error
         }
         report.evacuatedThreads = traced.evacuations
-        let first = traced.firstStop
-        traced.release()
+        let first = adopted == nil ? traced.firstStop : windowStart
+        if adopted == nil { traced.release() }
         clock.mark(\.released)
         if let first { report.pauseMicroseconds = Monotonic.now.microseconds(since: first) }
         if var times = clock.times {

@@ -95,26 +95,51 @@ final class TracedProcess {
         let traced = TracedProcess(pid: pid, anchor: pid.mainThread)
         traced.readsRegistersAtStop = readingRegisters
         do throws(StopFailure) {
-            // Re-list until no new thread appears; TRACECLONE catches those born in between.
-            var seen = Set<ThreadID>()
-            while true {
-                let listed = try traced.listThreads()
-                let fresh = listed.filter { !seen.contains($0) }
-                if fresh.isEmpty { break }
-                for tid in fresh {
-                    seen.insert(tid)
-                    if traced.threads[tid] == nil { try traced.seizeAndInterrupt(tid, traceClones: true) }
-                }
-            }
-            if traced.threads.isEmpty { throw StopFailure.processGone }
-            traced.allSeized = Monotonic.now
-            try traced.waitUntilAllStopped(deadline: deadline)
-            traced.allStopped = Monotonic.now
+            try traced.holdRemainingThreads(deadline: deadline)
             return traced
         } catch {
             traced.release()
             throw error
         }
+    }
+
+    /// Seizes and stops every thread of the process not held yet, including those created
+    /// meanwhile, in one wait loop: the whole of `stopAllThreads`, and how a hold taken over from
+    /// the exec gate (one thread held) comes to hold the others too. On failure the caller releases.
+    func holdRemainingThreads(deadline: Monotonic.Instant) throws(StopFailure) {
+        // Re-list until no new thread appears; TRACECLONE catches those born in between.
+        var seen = Set<ThreadID>()
+        while true {
+            let listed = try listThreads()
+            let fresh = listed.filter { !seen.contains($0) }
+            if fresh.isEmpty { break }
+            for tid in fresh {
+                seen.insert(tid)
+                if threads[tid] == nil { try seizeAndInterrupt(tid, traceClones: true) }
+            }
+        }
+        if threads.isEmpty { throw StopFailure.processGone }
+        allSeized = Monotonic.now
+        try waitUntilAllStopped(deadline: deadline)
+        allStopped = Monotonic.now
+    }
+
+    /// Seizes thread `tid` of `pid` without asking it to stop, tracing its execve (the exec gate's
+    /// hold: the thread is blocked in the kernel on the gate's permission event, and stops on its
+    /// own way on: at the exec's end, or at the stop `waitForStop` asks for).
+    static func seizeWaiting(_ tid: ThreadID, of pid: ProcessID) throws(StopFailure) -> TracedProcess {
+        let traced = TracedProcess(pid: pid, anchor: tid)
+        traced.firstStop = Monotonic.now
+        do { try Ptrace.seize(tid, options: [.markSystemCallStops, .traceExec]) } catch {
+            if error.errno == ESRCH { throw .processGone }
+            if error.errno == EPERM {
+                if let tracer = traced.tracer(of: tid) { throw .tracedBy(tracer) }
+                throw .processGone
+            }
+            throw .system(.system(SystemError(call: error.call, errno: error.errno, subject: "thread \(tid) of process \(pid)")))
+        }
+        traced.threads[tid] = Thread()
+        return traced
     }
 
     private func listThreads() throws(StopFailure) -> [ThreadID] {

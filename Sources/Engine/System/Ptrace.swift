@@ -86,10 +86,14 @@ enum Ptrace {
         static let markSystemCallStops = Options(rawValue: UInt(CPTRACE_O_TRACESYSGOOD))
         /// PTRACE_O_TRACECLONE: new threads are traced (and stopped) from birth.
         static let traceClones = Options(rawValue: UInt(CPTRACE_O_TRACECLONE))
+        /// PTRACE_O_TRACEEXEC: a successful execve stops with PTRACE_EVENT_EXEC instead of a SIGTRAP.
+        static let traceExec = Options(rawValue: UInt(CPTRACE_O_TRACEEXEC))
     }
 
     /// PTRACE_EVENT_CLONE: the thread created a thread, whose id `eventMessage` gives.
     static let cloneEvent = Int32(CPTRACE_EVENT_CLONE)
+    /// PTRACE_EVENT_EXEC: the thread finished an execve (its new program is mapped, nothing of it ran).
+    static let execEvent = Int32(CPTRACE_EVENT_EXEC)
     /// PTRACE_EVENT_STOP: an interrupt stop (or a group stop, or a new clone's first stop).
     static let interruptEvent = Int32(CPTRACE_EVENT_STOP)
 

@@ -1,0 +1,202 @@
+import Architecture
+import Glibc
+import LinuxSystem
+import Synchronization
+
+/// A file as the kernel names it: device (major, minor) and inode, as /proc/PID/maps shows a
+/// mapping's file and stat(2) any path.
+public struct StartFile: Hashable, Sendable, CustomStringConvertible {
+    /// The device's major and minor numbers.
+    public let deviceMajor: UInt32
+    public let deviceMinor: UInt32
+    /// The inode number.
+    public let inode: UInt64
+
+    /// The file of `status` (stat(2) or fstat(2)), its `st_dev` split as glibc's major()/minor() do.
+    public init(_ status: stat) {
+        let device = UInt64(status.st_dev)
+        deviceMajor = UInt32(truncatingIfNeeded: ((device >> 8) & 0xfff) | ((device >> 32) & ~UInt64(0xfff)))
+        deviceMinor = UInt32(truncatingIfNeeded: (device & 0xff) | ((device >> 12) & ~UInt64(0xff)))
+        inode = UInt64(status.st_ino)
+    }
+
+    /// The file a mapping maps.
+    init(_ mapping: MemoryMapping) {
+        deviceMajor = mapping.deviceMajor
+        deviceMinor = mapping.deviceMinor
+        inode = mapping.inode
+    }
+
+    /// The file that `path` leads to (through links). stat(2).
+    public init(path: String) throws(SystemError) { self.init(try Files.status(path)) }
+
+    /// "MAJOR:MINOR inode N".
+    public var description: String { "\(deviceMajor):\(deviceMinor) inode \(inode)" }
+}
+
+/// Why a new process could not be held at its start.
+public enum StartHoldRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Another tracer (a debugger, strace, or the gate itself for an earlier file) holds it.
+    case traced(by: ThreadID)
+    /// It exited before it could be seized.
+    case gone
+    /// ptrace refused in another way.
+    case system(String)
+
+    /// Why, for the journal.
+    public var description: String {
+        switch self {
+        case let .traced(tracer): return "traced by thread \(tracer)"
+        case .gone: return "it exited"
+        case let .system(detail): return detail
+        }
+    }
+}
+
+/// Where the stepping of a held process ended.
+public enum StartHoldOutcome: Sendable, Equatable {
+    /// Stopped just after the dynamic linker made the file's relocated data read-only (its RELRO
+    /// `mprotect`): the file is mapped and relocated, and none of its code has run. Patch now.
+    case relocated
+    /// The process never mapped the file within the first system calls after the open: a reader
+    /// (a backup, `cat`, `ldd`), not a loader.
+    case notMapped
+    /// The bound (time or system calls) ran out first, or the process stopped on a signal, or the
+    /// exec failed: the reason. The process is patched later by the usual path.
+    case notReached(String)
+    /// The process ended meanwhile.
+    case gone
+}
+
+/// The processes held at their start now. The host's passes leave them alone (a seize would fail
+/// and read as busy); the hold's own patch reports them.
+public enum StartHolds {
+    private static let held = Mutex<Set<ProcessID>>([])
+
+    /// Whether `pid` is held at its start now.
+    public static func contains(_ pid: ProcessID) -> Bool { held.withLock { $0.contains(pid) } }
+
+    static func insert(_ pid: ProcessID) { _ = held.withLock { $0.insert(pid) } }
+    static func remove(_ pid: ProcessID) { _ = held.withLock { $0.remove(pid) } }
+}
+
+/// One new process held by the exec gate from the moment it opens a targeted file (as an
+/// `execve` of it, or a loader's `openat`) until that file is mapped and relocated, and no code of
+/// it has run: the point where a hotpatch makes the process run the fix from its first call.
+///
+/// The thread is seized while the kernel holds it on the gate's permission event (the caller
+/// answers the event right after), then run from system call stop to system call stop: a stop
+/// that arms nothing, so if the agent dies at any point the kernel detaches the thread and it
+/// carries on as if never traced (no breakpoint, no single-step). All calls must come from the OS
+/// thread that seized it.
+public final class StartHold {
+    /// The process and the thread that opened the file.
+    public let pid: ProcessID
+    public let thread: ThreadID
+    /// The file whose start is waited for.
+    public let file: StartFile
+    let traced: TracedProcess
+    private var mapped: Bool
+    private let atExec: Bool
+    private var released = false
+    /// Every file whose RELRO `mprotect` the process made while held: mapped and relocated.
+    public private(set) var relocatedFiles: Set<StartFile> = []
+    /// System call stops (entries and exits) the stepping took.
+    public private(set) var systemCallStops = 0
+    /// When the thread was seized.
+    public let seizedAt: Monotonic.Instant
+
+    private init(pid: ProcessID, thread: ThreadID, file: StartFile, atExec: Bool, traced: TracedProcess) {
+        self.pid = pid
+        self.thread = thread
+        self.file = file
+        self.atExec = atExec
+        self.mapped = false
+        self.traced = traced
+        self.seizedAt = Monotonic.now
+    }
+
+    /// Seizes thread `tid` of process `pid`, which opened `file` (by `execve` when `atExec`) and
+    /// waits for the gate's answer. An exec is held only in the thread group's leader: an exec in
+    /// another thread changes its id on the way.
+    public static func seize(thread tid: ThreadID, of pid: ProcessID, file: StartFile, atExec: Bool) throws(StartHoldRefusal) -> StartHold {
+        let traced: TracedProcess
+        do { traced = try TracedProcess.seizeWaiting(tid, of: pid) } catch {
+            switch error {
+            case let .tracedBy(tracer): throw .traced(by: tracer)
+            case .processGone: throw .gone
+            default: throw .system("\(error)")
+            }
+        }
+        StartHolds.insert(pid)
+        return StartHold(pid: pid, thread: tid, file: file, atExec: atExec, traced: traced)
+    }
+
+    /// Runs the thread from system call stop to system call stop until the dynamic linker has made
+    /// `file`'s relocated data read-only, and leaves it stopped right after (an interrupt stop, as
+    /// a patch's own hold would). Gives up when the file is not mapped within `mappingStops` stops
+    /// of the open, or after `stopLimit` stops, or at `deadline`.
+    public func runToRelocated(deadline: Monotonic.Instant, stopLimit: Int = 50_000, mappingStops: Int = 64) -> StartHoldOutcome {
+        let calls = HostArchitecture.systemCalls
+        do throws(StopFailure) {
+            guard try traced.waitForStop(thread, deadline: deadline) else { return .gone }
+            if atExec {
+                // The first stop comes after the exec: its new program must be the file.
+                guard (try? StartFile(path: "/proc/\(pid)/exe")) == file else { return .notReached("the exec did not run the file") }
+                mapped = true
+            }
+            var protecting: StartFile?
+            while true {
+                guard systemCallStops < stopLimit else { return .notReached("\(stopLimit) system call stops without the file's relocation") }
+                if !mapped && systemCallStops >= mappingStops { return .notMapped }
+                guard try traced.runToSystemCallStop(thread, deadline: deadline) else { return .gone }
+                systemCallStops += 1
+                guard let registers = try? Ptrace.registers(thread), let call = HostArchitecture.currentSystemCall(registers) else { continue }
+                let entry = HostArchitecture.isSystemCallEntry(registers)
+                if entry, call == calls.mmap, !mapped {
+                    // mmap(addr, length, prot, flags, fd, offset): a loader maps the file it opened.
+                    let fd = Int32(truncatingIfNeeded: HostArchitecture.systemCallArgument(registers, 4))
+                    if fd >= 0, (try? StartFile(path: "/proc/\(pid)/fd/\(fd)")) == file { mapped = true }
+                } else if entry, call == calls.mprotect, HostArchitecture.systemCallArgument(registers, 2) == Self.protRead {
+                    protecting = mappedFile(at: HostArchitecture.systemCallArgument(registers, 0))
+                } else if !entry, call == calls.mprotect, let protected = protecting {
+                    protecting = nil
+                    guard HostArchitecture.systemCallResult(registers) == 0 else { continue }
+                    relocatedFiles.insert(protected)
+                    if protected == file {
+                        guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
+                        return .relocated
+                    }
+                } else if !entry {
+                    protecting = nil
+                }
+            }
+        } catch {
+            switch error {
+            case .processGone: return .gone
+            case .deadlineExceeded: return .notReached("the deadline passed before the file's relocation")
+            case .groupStopped: return .notReached("the process was stopped by a signal")
+            default: return .notReached("\(error)")
+            }
+        }
+    }
+
+    /// The file mapped at `address` in the process now, if any.
+    private func mappedFile(at address: UInt64) -> StartFile? {
+        guard let mappings = try? ProcFS.maps(of: pid),
+              let mapping = mappings.first(where: { $0.start <= address && address < $0.end }), mapping.inode != 0 else { return nil }
+        return StartFile(mapping)
+    }
+
+    /// Lets the process go (every thread detached, any signal that arrived meanwhile delivered).
+    public func release() {
+        guard !released else { return }
+        released = true
+        traced.release()
+        StartHolds.remove(pid)
+    }
+
+    deinit { release() }
+
+    private static let protRead: UInt64 = 0x1
+}

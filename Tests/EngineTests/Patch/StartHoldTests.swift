@@ -1,0 +1,119 @@
+import Artifact
+@testable import Engine
+import Foundation
+import Glibc
+import HotpatchFixtures
+import LinuxSystem
+import Synchronization
+import Testing
+
+/// A minimal exec gate on a real fanotify permission instance: the same steps as the agent's,
+/// on one tracer thread, for `requests` permission events.
+private final class TestGate: @unchecked Sendable {
+    let instance: Int32
+    let file: StartFile
+    let tracer = TracerThread(name: "test-start-gate")
+    let outcomes = Mutex<[StartHoldOutcome]>([])
+    let reports = Mutex<[HostProcessReport]>([])
+
+    init(marking path: String, events: Fanotify.Events) throws {
+        instance = try Fanotify.createPermissionInstance()
+        try Fanotify.mark(instance, path: path, events: events)
+        file = try StartFile(path: path)
+    }
+
+    deinit {
+        tracer.shutdown()
+        Descriptor.close(instance)
+    }
+
+    /// Answers `requests` events (holding each opener until relocated and patching it to
+    /// `desired` when `patch`), then returns; every event is answered whatever happens.
+    func serve(requests: Int, hotpatch: Hotpatch, patch: Bool = true, beforeAnswer: @escaping @Sendable (ProcessID) -> Void = { _ in }) {
+        let done = DispatchSemaphore(value: 0)
+        tracer.submit { [self] in
+            defer { done.signal() }
+            let patcher = StartPatcher(cache: ObjectCache())
+            var buffer = [UInt8](repeating: 0, count: 8192)
+            var served = 0
+            while served < requests {
+                guard let ready = try? Descriptor.waitReadable([instance], timeoutMilliseconds: 10_000, subject: "gate"), ready[0] else { return }
+                for request in ((try? Fanotify.readPermissionRequests(instance, into: &buffer)) ?? nil) ?? [] {
+                    served += 1
+                    var hold: StartHold?
+                    if let thread = request.thread, let pid = try? ProcFS.process(ofThread: ThreadID(thread.rawValue)) {
+                        hold = try? StartHold.seize(thread: ThreadID(thread.rawValue), of: pid, file: file,
+                                                    atExec: request.events.contains(.openExecPermission))
+                        beforeAnswer(pid)
+                    }
+                    try? Fanotify.answer(instance, descriptor: request.descriptor, allow: true)
+                    Descriptor.close(request.descriptor)
+                    guard let hold else { continue }
+                    let outcome = hold.runToRelocated(deadline: Monotonic.now.adding(microseconds: 2_000_000))
+                    outcomes.withLock { $0.append(outcome) }
+                    if outcome == .relocated, patch,
+                       let report = patcher.patch(hold, desired: .cumulative(desired: hotpatch, levels: [hotpatch]), known: [hotpatch],
+                                                  excluding: ExclusionPolicy()) {
+                        reports.withLock { $0.append(report) }
+                    }
+                    hold.release()
+                }
+            }
+        }
+        self.done = done
+    }
+
+    private var done: DispatchSemaphore?
+
+    /// Waits until `serve` returned.
+    func wait() { done?.wait() }
+}
+
+extension LivePatchTests {
+    @Test func startHold_whenTheTargetExecutableIsExecuted_theNewProcessRunsTheFixFromItsFirstCall() throws {
+        let hotpatch = try Live.victimHotpatches().level1
+        let victim = try Live.builder.victim()
+        let runs = 8
+        let gate = try TestGate(marking: victim, events: .openExecPermission)
+        gate.serve(requests: runs, hotpatch: hotpatch)
+        for run in 0..<runs {
+            let once = try RunningProcess(victim, ["--once"])
+            let line = try once.waitForLine(timeout: 10) { $0.hasPrefix("parse_length") }
+            #expect(line == Live.level1, "run \(run): its first call ran \(line)")
+            #expect(once.stop(within: 5))
+        }
+        gate.wait()
+        #expect(gate.outcomes.withLock { $0 } == Array(repeating: .relocated, count: runs))
+        for report in gate.reports.withLock({ $0 }) {
+            guard case let .reconciled(patch) = report.result else { Issue.record("excluded: \(report.result)"); continue }
+            #expect(patch.outcome == .applied)
+        }
+    }
+
+    @Test func startHold_withoutAPatch_theProcessRunsItsOwnCodeUntouched_andIsNeitherStoppedNorTracedAfter() throws {
+        let hotpatch = try Live.victimHotpatches().level1
+        let victim = try Live.builder.victim()
+        let gate = try TestGate(marking: victim, events: .openExecPermission)
+        gate.serve(requests: 1, hotpatch: hotpatch, patch: false)
+        let process = try RunningProcess(victim, ["--interval-ms", "20", "--threads", "1"])
+        defer { process.stop() }
+        _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+        gate.wait()
+        #expect(gate.outcomes.withLock { $0 } == [.relocated])
+        #expect(try Live.behaviour(process) == Live.original)
+        let status = try ProcFS.status(of: ProcessID(process.pid))
+        #expect(status.tracer == nil, "released: no tracer")
+        #expect(status.state != "t" && status.state != "T")
+    }
+
+    @Test func startHold_whenTheOpenerOnlyReadsTheFile_letsItGoAsNotMapped() throws {
+        let hotpatch = try Live.victimHotpatches().level1
+        let victim = try Live.builder.victim()
+        let gate = try TestGate(marking: victim, events: .openPermission)
+        gate.serve(requests: 1, hotpatch: hotpatch)
+        let reader = try RunningProcess("/bin/sh", ["-c", "cat \"$0\" > /dev/null; echo read", victim])
+        _ = try reader.waitForLine(timeout: 10) { $0 == "read" }
+        gate.wait()
+        #expect(gate.outcomes.withLock { $0 } == [.notMapped] || gate.outcomes.withLock { $0 } == [.gone])
+    }
+}
