@@ -41,6 +41,7 @@ struct HotpatchAgent: AsyncParsableCommand {
     @Option(name: .customLong("deadline"), help: "With --once: how long busy processes are retried, e.g. 30s.") var deadline: String?
     @Option(name: .customLong("allow-writable-channel"), help: "true or false: accept a channel writable by others than root.") var allowWritableChannel: String?
     @Option(name: .customLong("strict-stack-check"), help: "true or false: do not patch while a stack holds a return address into a patched function.") var strictStackCheck: String?
+    @Option(name: .customLong("exec-gate"), help: "true or false: hold a new process that execs or loads a targeted file until it is patched, so it runs the fix from its first call.") var execGate: String?
     @Option(name: .customLong("health-window"), help: "A fatal crash this soon after patching quarantines the hotpatch, e.g. 60s.") var healthWindow: String?
     @Option(name: .customLong("kernel-transition-timeout"), help: "How long a kernel live patch's transition may take before it counts as stalled, e.g. 60s.") var kernelTransitionTimeout: String?
     @Option(name: .customLong("log-target"), help: "auto, journal or stderr.") var logTarget: String = "auto"
@@ -100,7 +101,7 @@ struct HotpatchAgent: AsyncParsableCommand {
             (.channel, channel), (.trustedKeys, trustedKeys), (.stateDir, stateDir), (.runtimeDir, runtimeDir),
             (.pollInterval, pollInterval), (.reboot, rebootPolicy), (.rebootWindow, rebootWindow),
             (.rebootRequiredFile, rebootRequiredFile), (.metricsFile, metricsFile), (.deadline, deadline),
-            (.allowWritableChannel, allowWritableChannel), (.strictStackCheck, strictStackCheck), (.healthWindow, healthWindow),
+            (.allowWritableChannel, allowWritableChannel), (.strictStackCheck, strictStackCheck), (.execGate, execGate), (.healthWindow, healthWindow),
             (.kernelTransitionTimeout, kernelTransitionTimeout),
         ]
         for (key, value) in single { if let value { try configuration.override(key, with: [value]) } }

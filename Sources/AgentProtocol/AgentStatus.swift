@@ -53,6 +53,9 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var processWatch: String
     /// How a running process that loads a targeted library later is noticed: "fanotify" or "scan" (the next poll).
     public var mappingWatch: String
+    /// Whether new processes are patched before their first call (the exec gate), and what it did;
+    /// null from an agent without one.
+    public var execGate: ExecGateStatus?
     /// The last patch pause measured, in microseconds.
     public var lastPauseUsec: UInt64?
     /// The agent's version.
@@ -61,6 +64,35 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var kernel: Kernel?
     /// The fixed Debian packages hotpatch releases carry, and whether they are on disk.
     public var fixedPackages: [FixedPackages]
+
+    /// The exec gate: a new process that execs or loads a targeted file is held at its start and
+    /// patched before its first call.
+    public struct ExecGateStatus: Codable, Sendable, Equatable {
+        /// "fanotify" (on) or "off".
+        public var mode: String
+        /// Why it is off (null when on).
+        public var reason: String?
+        /// New processes held at their start and patched there.
+        public var patched: Int
+        /// Held, then let go to the usual path unpatched (the file was only read, not relocated in
+        /// time, or the process ended).
+        public var letGo: Int
+        /// Openers of a targeted file allowed at once without a hold (no gate thread free, traced
+        /// already, a second open of a held process, the agent's own reads).
+        public var notHeld: Int
+        /// Why the last process let go was (null when none was).
+        public var lastLetGo: String?
+
+        /// A gate status with these facts.
+        public init(mode: String, reason: String?, patched: Int, letGo: Int, notHeld: Int, lastLetGo: String? = nil) {
+            self.lastLetGo = lastLetGo
+            self.mode = mode
+            self.reason = reason
+            self.patched = patched
+            self.letGo = letGo
+            self.notHeld = notHeld
+        }
+    }
 
     /// One reason behind the verdict.
     public struct Reason: Codable, Sendable, Equatable {
@@ -293,8 +325,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
 
     public init(verdict: Verdict, reasons: [Reason], baseline: Baseline, hotpatch: HotpatchInForce?,
                 processes: ProcessCounts, reboot: Reboot, channel: Channel, enrolled: Bool,
-                processWatch: String, mappingWatch: String = "scan", lastPauseUsec: UInt64?, agentVersion: String,
-                kernel: Kernel? = nil, fixedPackages: [FixedPackages] = []) {
+                processWatch: String, mappingWatch: String = "scan", execGate: ExecGateStatus? = nil, lastPauseUsec: UInt64?,
+                agentVersion: String, kernel: Kernel? = nil, fixedPackages: [FixedPackages] = []) {
         self.verdict = verdict
         self.reasons = reasons
         self.baseline = baseline
@@ -305,6 +337,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         self.enrolled = enrolled
         self.processWatch = processWatch
         self.mappingWatch = mappingWatch
+        self.execGate = execGate
         self.lastPauseUsec = lastPauseUsec
         self.agentVersion = agentVersion
         self.kernel = kernel
@@ -312,11 +345,12 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case verdict, reasons, baseline, hotpatch, processes, reboot, channel, enrolled, processWatch, mappingWatch,
+        case verdict, reasons, baseline, hotpatch, processes, reboot, channel, enrolled, processWatch, mappingWatch, execGate,
              lastPauseUsec, agentVersion, kernel, fixedPackages
     }
 
-    /// Decodes a status; `fixedPackages`, which an older agent does not send, is then empty.
+    /// Decodes a status; `fixedPackages` and `execGate`, which an older agent does not send, are
+    /// then empty and null.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         verdict = try container.decode(Verdict.self, forKey: .verdict)
@@ -329,6 +363,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         enrolled = try container.decode(Bool.self, forKey: .enrolled)
         processWatch = try container.decode(String.self, forKey: .processWatch)
         mappingWatch = try container.decode(String.self, forKey: .mappingWatch)
+        execGate = try container.decodeIfPresent(ExecGateStatus.self, forKey: .execGate)
         lastPauseUsec = try container.decodeIfPresent(UInt64.self, forKey: .lastPauseUsec)
         agentVersion = try container.decode(String.self, forKey: .agentVersion)
         kernel = try container.decodeIfPresent(Kernel.self, forKey: .kernel)

@@ -2,6 +2,14 @@ import Foundation
 
 /// The human forms of `agentctl`'s answers: pure functions of the answer and the current time.
 public enum ControlText {
+    /// The exec gate's line: whether new processes run the fix from their first call, and counts.
+    public static func execGateLine(_ gate: AgentStatus.ExecGateStatus) -> String {
+        guard gate.mode == "fanotify" else {
+            return "patched soon after they start (exec gate off: \(printable(gate.reason ?? "unknown reason")))"
+        }
+        return "patched before their first call (exec gate: \(gate.patched) patched at start, \(gate.letGo) let go, \(gate.notHeld) not held)"
+    }
+
     /// The kernel's line: its release, then the live patch's state.
     public static func kernelLine(_ kernel: AgentStatus.Kernel) -> String {
         let fix = kernel.hotpatch.map { id in "\(id) level \(kernel.level.map(String.init) ?? "?") (\(kernel.livepatch ?? "?"))" }
@@ -59,6 +67,7 @@ public enum ControlText {
         lines.append("  processes:  \(counts.patched) patched, \(counts.pending) pending, \(counts.unpatchable) unpatchable"
                      + (counts.vulnerable > 0 ? " (\(counts.vulnerable) still running vulnerable code: agentctl processes)" : ""))
         for packages in status.fixedPackages { lines.append("  packages:   \(fixedPackagesLine(packages))") }
+        if let gate = status.execGate { lines.append("  new processes: \(execGateLine(gate))") }
         lines.append("  reboot:     \(reboot)")
         lines.append("  channel:    \(channel)")
         if let error = status.channel.error { lines.append("  channel error: \(error)") }

@@ -111,6 +111,31 @@ public actor Agent: AgentControlHandler {
     /// Records how running processes that map a target later are noticed.
     public func setMappingWatch(_ mode: String) { mappingWatch = mode }
 
+    /// The exec gate, once the process watcher has started it (status reads its counts).
+    private var execGate: ExecGate?
+
+    /// Records the exec gate whose mode and counts status shows.
+    public func useExecGate(_ gate: ExecGate) { execGate = gate }
+
+    /// What the exec gate applies to a new process now: the level in force for the verified
+    /// channel's hotpatches; nil without a channel, hotpatches or readable state (openers are then
+    /// let go at once).
+    public var startPlan: StartPlan? {
+        guard let channel, stateProblem == nil, !channel.hotpatches.isEmpty else { return nil }
+        let plan = currentPlan(channel)
+        return StartPlan(desired: plan.fixes, known: channel.hotpatches,
+                         policy: ExclusionPolicy(executableGlobs: configuration.excludeExecutables, units: configuration.excludeUnits))
+    }
+
+    /// A new process the exec gate patched at its start (or found excluded): recorded like a look
+    /// at that one process.
+    public func processPatchedAtStart(_ report: HostProcessReport) async {
+        await lock()
+        defer { unlock() }
+        guard let channel, stateProblem == nil else { return }
+        record([report], fullPass: false, plan: currentPlan(channel))
+    }
+
     /// Replaces the configuration (SIGHUP). Keys that cannot change while the agent runs keep
     /// their running values and are named in a warning; returns them. A new `strict_stack_check`
     /// takes a new patcher, used from the next reconcile on (one in flight keeps its own).
@@ -324,7 +349,6 @@ public actor Agent: AgentControlHandler {
             return
         }
         let plan = channel.map { currentPlan($0) }
-        let desired = plan?.desired
         let fixes = plan?.fixes ?? .none
         let patcher = self.patcher
         let policy = ExclusionPolicy(executableGlobs: configuration.excludeExecutables, units: configuration.excludeUnits)
@@ -333,8 +357,16 @@ public actor Agent: AgentControlHandler {
                 continuation.resume(returning: patcher.reconcile(among: pids, desired: fixes, known: known, excluding: policy))
             }
         }
+        record(reports, fullPass: pids == nil, plan: plan)
+    }
+
+    /// Takes `reports` into the ledger (a full pass when `fullPass`), with their follow-ups and
+    /// journal lines, at `plan`'s level.
+    private func record(_ reports: [HostProcessReport], fullPass: Bool, plan: ReleasePlan?) {
+        let desired = plan?.desired
+        let fixes = plan?.fixes ?? .none
         let window = Double(configuration.healthWindowSeconds)
-        for transition in ledger.take(reports, fullPass: pids == nil, desired: desired, healthWindow: window, now: Date()) {
+        for transition in ledger.take(reports, fullPass: fullPass, desired: desired, healthWindow: window, now: Date()) {
             switch transition.followUp {
             case .notePatched?:
                 notePatched(transition.match, desired: fixes)
@@ -449,7 +481,17 @@ public actor Agent: AgentControlHandler {
             state: state, stateProblem: stateProblem, records: ledger.sorted, excludedCount: ledger.excluded.count,
             lastPause: ledger.lastPause, channel: channel, standing: standing, lastCheck: lastCheck, plan: plan,
             bootID: bootID, faultReportsUnavailable: health.faultReportsUnavailable, configuration: configuration,
-            processWatch: processWatch, mappingWatch: mappingWatch, agentVersion: version, kernel: kernelNow()))
+            processWatch: processWatch, mappingWatch: mappingWatch, execGate: execGateStatus, agentVersion: version, kernel: kernelNow()))
+    }
+
+    /// The exec gate's status now.
+    private var execGateStatus: AgentStatus.ExecGateStatus? {
+        guard let execGate else { return nil }
+        let tally = execGate.tally
+        let reason: String?
+        if case let .off(why) = execGate.mode { reason = why } else { reason = nil }
+        return .init(mode: execGate.mode.statusName, reason: reason, patched: tally.patched, letGo: tally.letGo, notHeld: tally.notHeld,
+                     lastLetGo: tally.lastLetGo)
     }
 
     /// The kernel's status: the last cycle's, or while a cycle waits for a transition, the

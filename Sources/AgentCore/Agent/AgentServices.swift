@@ -137,6 +137,9 @@ public final class ProcessWatchService: Service, Sendable {
         defer { watcher.stop() }
         let mappings = MappingWatch()
         defer { mappings.stop() }
+        let gate = ExecGate(enabled: await agent.configuration.execGate)
+        defer { gate.stop() }
+        await agent.useExecGate(gate)
         let subscribed: Bool
         if case .scan = watcher.mode { subscribed = false } else { subscribed = true }
         // Said first: the first status (READY=1, agentctl) already tells how new processes are found.
@@ -152,14 +155,20 @@ public final class ProcessWatchService: Service, Sendable {
         if case let .scan(reason) = mappings.mode {
             logger.notice("Cannot watch the targeted files (\(reason)); a library a running process loads later is patched at the next full pass instead")
         }
+        if case let .off(reason) = gate.mode {
+            logger.notice("Exec gate off (\(reason)): a new process is patched soon after it starts, and may run unfixed code until then")
+        }
         let followUps = FollowUps(agent: agent)
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await followUps.run() }
                 group.addTask { await self.followProcessEvents(watcher, followUps: followUps) }
-                guard case .fanotify = mappings.mode else { return }
-                let marks = MarkKeeper(watch: mappings, logger: self.logger)
+                group.addTask {
+                    for await report in gate.reports() { await self.agent.processPatchedAtStart(report) }
+                }
+                let marks = MarkKeeper(watch: mappings, gate: gate, logger: self.logger)
                 group.addTask { await marks.follow(self.agent) }
+                guard case .fanotify = mappings.mode else { return }
                 group.addTask { await self.followMappings(mappings, followUps: followUps) }
             }
         }
@@ -302,17 +311,20 @@ actor FollowUps {
     }
 }
 
-/// Keeps the mapping watch's marks on the files that hold a targeted object: after every cycle
-/// it marks what is new, and when the targets change it starts over from them.
+/// Keeps the mapping watch's and the exec gate's marks on the files that hold a targeted object,
+/// and the gate's plan on the level in force: after every cycle it marks what is new, and when
+/// the targets change it starts over from them.
 final class MarkKeeper: @unchecked Sendable {
     // @unchecked: used by one task at a time (the marking task), its work done on a global queue.
     private let watch: MappingWatch
+    private let gate: ExecGate
     private let logger: Logger
     private var files = TargetedFiles()
     private var reportedCount = 0
 
-    init(watch: MappingWatch, logger: Logger) {
+    init(watch: MappingWatch, gate: ExecGate, logger: Logger) {
         self.watch = watch
+        self.gate = gate
         self.logger = logger
     }
 
@@ -325,6 +337,7 @@ final class MarkKeeper: @unchecked Sendable {
         for await _ in statuses {
             let targets = await agent.targetedObjects
             let listed = await agent.processes().map { ProcessID($0.pid) }
+            gate.update(await agent.startPlan)
             // Off the cooperative pool: reading /proc and ELF notes blocks.
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
                 DispatchQueue.global().async {
@@ -336,9 +349,14 @@ final class MarkKeeper: @unchecked Sendable {
     }
 
     private func refresh(targets: [HotpatchTarget], listed: [ProcessID]) {
-        if files.retarget(targets) { watch.removeAll() }
-        watch.add(files.files(listed: listed))
-        let count = watch.markedCount
+        if files.retarget(targets) {
+            watch.removeAll()
+            gate.removeAll()
+        }
+        let wanted = files.files(listed: listed)
+        watch.add(wanted)
+        gate.add(wanted)
+        let count = max(watch.markedCount, gate.markedCount)
         guard count != reportedCount else { return }
         reportedCount = count
         let files = count == 1 ? "1 file that holds" : "\(count) files that hold"

@@ -34,6 +34,8 @@ struct StatusFacts: Sendable {
     var processWatch: String
     /// How a running process that maps a target later is noticed: "fanotify" or "scan".
     var mappingWatch: String = "scan"
+    /// The exec gate's mode and counts (nil before the process watcher starts it).
+    var execGate: AgentStatus.ExecGateStatus? = nil
     /// The agent's version.
     var agentVersion: String
     /// The running kernel's live patch after the last cycle (nil before the first).
@@ -78,7 +80,8 @@ public enum StatusBuilder {
             channel: .init(version: facts.channel?.version ?? state.acceptedIndexVersion,
                            lastCheck: facts.lastCheck.map { RFC3339.format($0.timeIntervalSince1970) },
                            error: facts.standing?.error, path: facts.configuration.channelDirectory),
-            enrolled: state.enrolled, processWatch: facts.processWatch, mappingWatch: facts.mappingWatch, lastPauseUsec: facts.lastPause,
+            enrolled: state.enrolled, processWatch: facts.processWatch, mappingWatch: facts.mappingWatch, execGate: facts.execGate,
+            lastPauseUsec: facts.lastPause,
             agentVersion: facts.agentVersion, kernel: facts.kernel,
             fixedPackages: CarriedPackageInstallation.status(state: state, plan: facts.plan, channel: facts.channel))
     }

@@ -44,6 +44,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var allowWritableChannel = false
     /// `strict_stack_check`: refuse to patch while any thread's stack holds a return address into a patched function.
     public var strictStackCheck = false
+    /// `exec_gate`: hold a new process that execs or loads a targeted file until it is patched, so
+    /// it runs the fix from its first call (fanotify permission events; off: patched soon after it starts).
+    public var execGate = true
     /// `health_window`: a patched process dying of a fatal signal within this many seconds reverts and quarantines the hotpatch.
     public var healthWindowSeconds = 60
     /// `kernel_transition_timeout`: how long a kernel live patch's transition may take before it
@@ -192,6 +195,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         case .excludeUnits: return .strings(excludeUnits)
         case .allowWritableChannel: return .boolean(allowWritableChannel)
         case .strictStackCheck: return .boolean(strictStackCheck)
+        case .execGate: return .boolean(execGate)
         case .healthWindow: return .integer(healthWindowSeconds)
         case .deadline: return .integer(onceDeadlineSeconds)
         case .kernelTransitionTimeout: return .integer(kernelTransitionTimeoutSeconds)
@@ -245,6 +249,7 @@ public struct AgentConfiguration: Sendable, Equatable {
             excludeUnits = units
         case .allowWritableChannel: allowWritableChannel = try value.boolean(name)
         case .strictStackCheck: strictStackCheck = try value.boolean(name)
+        case .execGate: execGate = try value.boolean(name)
         case .healthWindow: healthWindowSeconds = try value.duration(name)
         case .deadline: onceDeadlineSeconds = try value.duration(name)
         case .kernelTransitionTimeout:

@@ -32,6 +32,8 @@ public enum ConfigurationKey: String, CaseIterable, Sendable {
     case deadline
     /// How long a kernel live patch's transition may take before it counts as stalled.
     case kernelTransitionTimeout = "kernel_transition_timeout"
+    /// Hold new processes that exec or load a targeted file until patched (fanotify permission events).
+    case execGate = "exec_gate"
 
     /// The flag of `hotpatch-agent` that overrides this key (list keys: repeat the flag).
     public var flag: String {
@@ -52,6 +54,7 @@ public enum ConfigurationKey: String, CaseIterable, Sendable {
         case .healthWindow: return "--health-window"
         case .deadline: return "--deadline"
         case .kernelTransitionTimeout: return "--kernel-transition-timeout"
+        case .execGate: return "--exec-gate"
         }
     }
 
@@ -59,7 +62,7 @@ public enum ConfigurationKey: String, CaseIterable, Sendable {
     public var isList: Bool { self == .excludeExecutables || self == .excludeUnits }
 
     /// Whether the key holds a boolean (the flag takes `true` or `false`).
-    public var isBoolean: Bool { self == .allowWritableChannel || self == .strictStackCheck }
+    public var isBoolean: Bool { self == .allowWritableChannel || self == .strictStackCheck || self == .execGate }
 
     /// Whether SIGHUP (`systemctl reload`) applies a new value of this key to the running agent.
     /// The others are opened once at start (the watched channel directory, the state directory and
@@ -67,7 +70,7 @@ public enum ConfigurationKey: String, CaseIterable, Sendable {
     /// running value, names the key and says a restart is needed (docs/CONFIGURATION.md).
     public var appliesOnReload: Bool {
         switch self {
-        case .channel, .stateDir, .runtimeDir, .metricsFile: return false
+        case .channel, .stateDir, .runtimeDir, .metricsFile, .execGate: return false
         case .trustedKeys, .pollInterval, .reboot, .rebootWindow, .rebootRequiredFile, .excludeExecutables, .excludeUnits,
              .allowWritableChannel, .strictStackCheck, .healthWindow, .deadline, .kernelTransitionTimeout:
             return true

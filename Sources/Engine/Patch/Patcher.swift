@@ -689,13 +689,14 @@ private struct StopWindowClock {
     }
 }
 
-/// Raises the calling thread to SCHED_FIFO for the stop window and puts it back afterwards.
-struct SchedulingPriority {
+/// Raises the calling thread to SCHED_FIFO for the stop window (and the exec gate's answering
+/// thread for its life) and puts it back afterwards.
+public struct SchedulingPriority {
     private let policy: Int32
     private let previous: sched_param
 
     /// Raises the calling thread, or returns nil if the system refuses (no CAP_SYS_NICE).
-    static func raise() -> SchedulingPriority? {
+    public static func raise() -> SchedulingPriority? {
         let policy = sched_getscheduler(0)
         var previous = sched_param()
         sched_getparam(0, &previous)
@@ -705,7 +706,7 @@ struct SchedulingPriority {
     }
 
     /// Restores the thread's previous policy.
-    func restore() {
+    public func restore() {
         var previous = self.previous
         sched_setscheduler(0, policy, &previous)
     }

@@ -139,7 +139,7 @@ public final class StartHold {
     public func runToRelocated(deadline: Monotonic.Instant, stopLimit: Int = 50_000, mappingStops: Int = 64) -> StartHoldOutcome {
         let calls = HostArchitecture.systemCalls
         do throws(StopFailure) {
-            guard try traced.waitForStop(thread, deadline: deadline) else { return .gone }
+            guard try traced.awaitStop(thread, deadline: deadline) else { return .gone }
             if atExec {
                 // The first stop comes after the exec: its new program must be the file.
                 guard (try? StartFile(path: "/proc/\(pid)/exe")) == file else { return .notReached("the exec did not run the file") }

@@ -124,9 +124,10 @@ final class TracedProcess {
         allStopped = Monotonic.now
     }
 
-    /// Seizes thread `tid` of `pid` without asking it to stop, tracing its execve (the exec gate's
-    /// hold: the thread is blocked in the kernel on the gate's permission event, and stops on its
-    /// own way on: at the exec's end, or at the stop `waitForStop` asks for).
+    /// Seizes thread `tid` of `pid` and asks it to stop, tracing its execve (the exec gate's hold:
+    /// the thread is blocked in the kernel on the gate's permission event, which the interrupt
+    /// does not end; it stops when it goes on, at its exec's end or on its way back to user space).
+    /// `awaitStop` waits for that stop.
     static func seizeWaiting(_ tid: ThreadID, of pid: ProcessID) throws(StopFailure) -> TracedProcess {
         let traced = TracedProcess(pid: pid, anchor: tid)
         traced.firstStop = Monotonic.now
@@ -139,6 +140,12 @@ final class TracedProcess {
             throw .system(.system(SystemError(call: error.call, errno: error.errno, subject: "thread \(tid) of process \(pid)")))
         }
         traced.threads[tid] = Thread()
+        // Asked to stop at once: it stops on its way back to user space, whenever the permission
+        // event is answered, and never runs a single instruction of its own before that.
+        do { try Ptrace.interrupt(tid) } catch {
+            traced.release()
+            throw error.errno == ESRCH ? .processGone : .system(.system(error))
+        }
         return traced
     }
 
@@ -372,6 +379,14 @@ final class TracedProcess {
         guard let thread = threads[tid] else { return false }
         if thread.stopped { return true }
         do { try Ptrace.interrupt(tid) } catch where error.errno == ESRCH { lose(tid); return false } catch {}
+        return try awaitStop(tid, deadline: deadline)
+    }
+
+    /// Waits for the stop of `tid`, already asked for (`seizeWaiting`'s interrupt). Returns false
+    /// if the thread died.
+    func awaitStop(_ tid: ThreadID, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+        guard let thread = threads[tid] else { return false }
+        if thread.stopped { return true }
         while true {
             let (eventTid, event) = try nextEvent(until: deadline)
             try record(tid: eventTid, event: event)

@@ -1,0 +1,330 @@
+import Artifact
+import Engine
+import Glibc
+import LinuxSystem
+import Synchronization
+
+/// Whether new processes are patched before their first call (the exec gate), or why not.
+public enum ExecGateMode: Sendable, Equatable {
+    /// fanotify permission events on the targeted files hold each new opener until patched.
+    case fanotify
+    /// Off (the reason says why: configuration, no permission events): a new process is patched
+    /// soon after its exec, as before, and may run unfixed code meanwhile.
+    case off(reason: String)
+
+    /// The word `agentctl status --json` shows: "fanotify" or "off".
+    public var statusName: String {
+        switch self {
+        case .fanotify: return "fanotify"
+        case .off: return "off"
+        }
+    }
+}
+
+/// What the gate applies to a new process: the level the host runs now, and who is excluded.
+public struct StartPlan: Sendable {
+    /// Each targeted object's fix at the desired level.
+    public var desired: DesiredFixes
+    /// Every hotpatch of the channel (their targets' build-ids, and jumps to recognise).
+    public var known: [Hotpatch]
+    /// The configured exclusions.
+    public var policy: ExclusionPolicy
+}
+
+/// What the gate did, counted since the agent started (status and metrics).
+public struct ExecGateCounts: Sendable, Equatable {
+    /// Permission events answered.
+    public var answered = 0
+    /// Openers held until their file was relocated, then patched (or found already patched).
+    public var patched = 0
+    /// Openers held but let go before patching: the file was only read, or never relocated in
+    /// time, or the process ended (the usual path patches those that live on).
+    public var letGo = 0
+    /// Why the last one let go was (its outcome, or "not a target here" when it mapped nothing targeted).
+    public var lastLetGo: String?
+    /// Openers allowed at once without a hold: no gate thread free, already traced, not a leader's exec.
+    public var notHeld = 0
+}
+
+/// The exec gate: makes a new process run the fix from its first call of a patched function.
+///
+/// Every file that holds a targeted object is marked for fanotify permission events (an execve of
+/// it, and any open). The kernel holds the opener until the gate answers; a gate thread seizes it
+/// with ptrace first, then answers at once (the answer never waits for the patch), and runs it from
+/// system call stop to system call stop until the dynamic linker has relocated the file and made
+/// its relocated data read-only, before any constructor or code of it runs; there the process is
+/// patched and let go (`StartHold`). Unrelated files are never marked, so other execs and opens
+/// never wait.
+///
+/// Bounds, so that the gate can never hold the host: an event finds no free gate thread → it is
+/// allowed at once; a hold ends after `holdMilliseconds` (the usual path patches the process
+/// later); the agent's own opens are allowed at once; and a separate watchdog process kills the
+/// agent when the gate's heartbeat stops (a stopped or hung agent), whereupon the kernel allows
+/// every waiting opener and detaches every held thread. Nothing armed survives the agent.
+public final class ExecGate: Sendable {
+    /// Whether the gate works, or why not.
+    public let mode: ExecGateMode
+    private let instance: Int32
+    private let wakeup: WakeupChannel?
+    private let shared = GateShared()
+    private let marked = Mutex<Set<StartFile>>([])
+    private let broadcast = Broadcast<HostProcessReport>(bufferingPolicy: .unbounded)
+
+    /// How many gate threads hold and patch new processes at once.
+    public static let defaultThreads = 2
+    /// The longest a hold waits for its file's relocation before letting the process go.
+    static let holdMilliseconds: UInt64 = 500
+    /// The heartbeat's period, and how long without one before the watchdog kills the agent.
+    static let heartbeatMilliseconds: Int32 = 250
+    static let watchdogTimeoutMilliseconds: Int32 = 3_000
+    /// A gate thread busy longer than this (a hold and its patch are bounded far below) means a
+    /// hang: the heartbeat stops and the watchdog ends the agent.
+    static let stuckMilliseconds: UInt64 = 6_000
+
+    /// Starts the gate when `enabled`; never throws, failure is reported through `mode`.
+    public init(enabled: Bool, threads: Int = ExecGate.defaultThreads, cache: ObjectCache = ObjectCache()) {
+        guard enabled else {
+            (instance, wakeup, mode) = (-1, nil, .off(reason: "turned off by configuration (exec_gate = false)"))
+            broadcast.finish()
+            return
+        }
+        do throws(SystemError) {
+            let instance = try Fanotify.createPermissionInstance()
+            let wakeup: WakeupChannel
+            do throws(SystemError) { wakeup = try WakeupChannel() } catch {
+                Descriptor.close(instance)
+                throw error
+            }
+            let loop = GateLoop(instance: instance, wakeup: wakeup, threads: max(1, threads), cache: cache, shared: shared,
+                                broadcast: broadcast)
+            do throws(SystemError) { try Threads.startDetached { loop.run() } } catch {
+                loop.shutDownWorkers()
+                Descriptor.close(instance)
+                wakeup.close()
+                throw error
+            }
+            (self.instance, self.wakeup, self.mode) = (instance, wakeup, .fanotify)
+        } catch {
+            (instance, wakeup, mode) = (-1, nil, .off(reason: "fanotify permission events are unavailable: \(error.description)"))
+            broadcast.finish()
+        }
+    }
+
+    /// The level new processes get now; nil until the agent has a verified channel (openers are
+    /// then let go at once).
+    public func update(_ plan: StartPlan?) { shared.plan.withLock { $0 = plan } }
+
+    /// Marks each of `paths` (files that hold a targeted object) not marked yet, for an execve of
+    /// it and for any open. Returns the paths that could not be marked, with why.
+    @discardableResult
+    public func add(_ paths: [String]) -> [String: SystemError] {
+        guard case .fanotify = mode else { return [:] }
+        var failures: [String: SystemError] = [:]
+        marked.withLock { marked in
+            for path in paths {
+                do throws(SystemError) {
+                    let file = try StartFile(path: path)
+                    guard !marked.contains(file) else { continue }
+                    try Fanotify.mark(instance, path: path, events: [.openPermission, .openExecPermission])
+                    marked.insert(file)
+                } catch {
+                    failures[path] = error
+                }
+            }
+        }
+        return failures
+    }
+
+    /// Removes every mark (the targets changed); `add` marks what is still targeted.
+    public func removeAll() {
+        guard case .fanotify = mode else { return }
+        marked.withLock { marked in
+            try? Fanotify.removeAllMarks(instance)
+            marked.removeAll()
+        }
+    }
+
+    /// How many files are marked.
+    public var markedCount: Int { marked.withLock { $0.count } }
+
+    /// What the gate did so far.
+    public var tally: ExecGateCounts { shared.counts.withLock { $0 } }
+
+    /// Each process the gate patched (or found excluded), as the host's passes report them.
+    public func reports() -> AsyncStream<HostProcessReport> { broadcast.makeStream() }
+
+    /// Stops the gate: the thread answers what is pending, closes the instance (the kernel allows
+    /// every later open) and ends the watchdog.
+    public func stop() { wakeup?.wake() }
+
+    deinit {
+        stop()
+        if let wakeup { Descriptor.close(wakeup.write) }
+    }
+}
+
+/// What the gate and its threads share: the plan in force and the counts.
+private final class GateShared: Sendable {
+    let plan = Mutex<StartPlan?>(nil)
+    let counts = Mutex(ExecGateCounts())
+}
+
+/// The gate's answering thread and its workers.
+private final class GateLoop: Sendable {
+    let instance: Int32
+    let wakeup: WakeupChannel
+    let workers: [GateWorker]
+    let shared: GateShared
+    let broadcast: Broadcast<HostProcessReport>
+    /// Workers free to take an event.
+    let idle: Mutex<[Int]>
+
+    init(instance: Int32, wakeup: WakeupChannel, threads: Int, cache: ObjectCache, shared: GateShared,
+         broadcast: Broadcast<HostProcessReport>) {
+        self.instance = instance
+        self.wakeup = wakeup
+        self.workers = (0..<threads).map { GateWorker(index: $0, cache: cache) }
+        self.shared = shared
+        self.broadcast = broadcast
+        self.idle = Mutex(Array(0..<threads))
+    }
+
+    func shutDownWorkers() { workers.forEach { $0.thread.shutdown() } }
+
+    func run() {
+        // Raised like a stop window: the answer is what every opener of a target waits for, and
+        // the heartbeat must not starve on a loaded host.
+        _ = SchedulingPriority.raise()
+        let watchdog = try? HangWatchdog(timeoutMilliseconds: ExecGate.watchdogTimeoutMilliseconds)
+        defer {
+            // Answer whatever is still pending, then close: the kernel allows every later open.
+            answerAllPending()
+            Descriptor.close(instance)
+            Descriptor.close(wakeup.read)
+            watchdog?.stop()
+            shutDownWorkers()
+            broadcast.finish()
+        }
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            if !anyWorkerStuck { watchdog?.beat() }
+            guard let ready = try? Descriptor.waitReadable([instance, wakeup.read], timeoutMilliseconds: ExecGate.heartbeatMilliseconds,
+                                                           subject: Fanotify.subject) else { return }
+            if ready[1] { return }
+            guard ready[0] else { continue }
+            let requests: [Fanotify.PermissionRequest]
+            do throws(SystemError) { requests = try Fanotify.readPermissionRequests(instance, into: &buffer) ?? [] } catch { return }
+            for request in requests { dispatch(request) }
+        }
+    }
+
+    /// Hands `request` to a free worker, or answers it at once.
+    private func dispatch(_ request: Fanotify.PermissionRequest) {
+        guard request.descriptor >= 0 else { return }  // an overflow record: nothing waits on it
+        if let thread = request.thread, Self.isAgentThread(thread) {
+            answer(request)
+            return
+        }
+        guard let thread = request.thread,
+              // A second event of a process held already (the open after its exec's, a library
+              // opened while the executable is being relocated): its hold covers it.
+              !(request.events == .openPermission && StartHolds.contains(thread)),
+              shared.plan.withLock({ $0 != nil }),
+              let index = idle.withLock({ $0.popLast() }) else {
+            allow(request, held: false)
+            return
+        }
+        let worker = workers[index]
+        worker.busySince.withLock { $0 = Monotonic.now }
+        worker.thread.submit { [self] in
+            defer {
+                worker.busySince.withLock { $0 = nil }
+                idle.withLock { $0.append(index) }
+            }
+            let report = worker.serve(request, plan: { self.shared.plan.withLock { $0 } }, answer: { self.answer(request) },
+                                      counts: shared)
+            if let report { broadcast.yield(report) }
+        }
+    }
+
+    /// Allows `request` and closes its descriptor.
+    private func answer(_ request: Fanotify.PermissionRequest) {
+        try? Fanotify.answer(instance, descriptor: request.descriptor, allow: true)
+        Descriptor.close(request.descriptor)
+        shared.counts.withLock { $0.answered += 1 }
+    }
+
+    private func allow(_ request: Fanotify.PermissionRequest, held: Bool) {
+        answer(request)
+        if !held { shared.counts.withLock { $0.notHeld += 1 } }
+    }
+
+    /// Allows every event still pending (the gate is stopping).
+    private func answerAllPending() {
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while let requests = (try? Fanotify.readPermissionRequests(instance, into: &buffer)) ?? nil {
+            for request in requests where request.descriptor >= 0 { allow(request, held: false) }
+        }
+    }
+
+    /// Whether a worker has been busy far longer than any hold and patch can take.
+    private var anyWorkerStuck: Bool {
+        let now = Monotonic.now
+        return workers.contains { worker in
+            worker.busySince.withLock { since in since.map { now.microseconds(since: $0) > ExecGate.stuckMilliseconds * 1000 } ?? false }
+        }
+    }
+
+    /// Whether `thread` is one of the agent's own (its reads of the targets).
+    private static func isAgentThread(_ thread: ProcessID) -> Bool {
+        thread == .current || access("/proc/self/task/\(thread.rawValue)", F_OK) == 0
+    }
+}
+
+/// One gate thread: seizes the opener, answers, holds it to its file's relocation, patches it.
+private final class GateWorker: @unchecked Sendable {
+    // @unchecked: `patcher` is used on `thread` alone; `busySince` is locked.
+    let thread: TracerThread
+    let patcher: StartPatcher
+    let busySince = Mutex<Monotonic.Instant?>(nil)
+
+    init(index: Int, cache: ObjectCache) {
+        thread = TracerThread(name: "hotpatch-gate-\(index)")
+        patcher = StartPatcher(cache: cache)
+    }
+
+    /// Serves one event on this worker's thread; the event is answered on every path, right after
+    /// the seize (or at once when there is nothing to hold).
+    func serve(_ request: Fanotify.PermissionRequest, plan: () -> StartPlan?, answer: () -> Void,
+               counts shared: GateShared) -> HostProcessReport? {
+        var hold: StartHold?
+        if let tid = request.thread, let pid = try? ProcFS.process(ofThread: ThreadID(tid.rawValue)),
+           let file = try? StartFile(path: "/proc/self/fd/\(request.descriptor)") {
+            let atExec = request.events.contains(.openExecPermission)
+            // An exec in another thread than the leader changes that thread's id on the way.
+            if !atExec || pid.rawValue == tid.rawValue {
+                hold = try? StartHold.seize(thread: ThreadID(tid.rawValue), of: pid, file: file, atExec: atExec)
+            }
+        }
+        answer()
+        guard let hold else {
+            shared.counts.withLock { $0.notHeld += 1 }
+            return nil
+        }
+        defer { hold.release() }
+        let outcome = hold.runToRelocated(deadline: Monotonic.now.adding(microseconds: ExecGate.holdMilliseconds * 1000))
+        let report = outcome == .relocated ? plan().flatMap { plan in
+            patcher.patch(hold, desired: plan.desired, known: plan.known, excluding: plan.policy)
+        } : nil
+        guard let report else {
+            let why = outcome == .relocated ? "relocated, but nothing targeted to patch" : "\(outcome)"
+            shared.counts.withLock {
+                $0.letGo += 1
+                $0.lastLetGo = why
+            }
+            return nil
+        }
+        shared.counts.withLock { $0.patched += 1 }
+        return report
+    }
+}

@@ -1,0 +1,152 @@
+import AgentProtocol
+import Foundation
+import Glibc
+import HotpatchFixtures
+import XCTest
+
+/// The real `hotpatch-agent` and new processes whose first act is to call a patched function (a
+/// cron job, a CGI program, a command-line tool): with the exec gate, each one runs the fix from
+/// that first call, whether the target is the executable, a library it links, or one it
+/// `dlopen`s first; and the gate never holds a process past the agent's death or hang. Needs root.
+final class ExecGateAgentIntegrationTests: XCTestCase {
+    private static let libraryBuildID = "e8ec9a7e0000400080000000000000c3"
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(geteuid() == 0, "the agent patches processes through ptrace: run as root")
+    }
+
+    private func waitForLog(_ host: AgentTestHost, _ text: String, timeout: Double = 15) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if !host.logLines(containing: text).isEmpty { return }
+            usleep(20_000)
+        }
+        throw FixtureError.timeout("no log line with '\(text)'\n--- agent log ---\n\(host.logTail())")
+    }
+
+    /// A host whose level-1 hotpatch of the victim executable is in force and whose gate marks it.
+    private func gatedHost(_ name: String, arguments: [String] = []) throws -> AgentTestHost {
+        let host = try AgentTestHost(name: name)
+        try host.addHotpatch(level: 1)
+        try host.publish()
+        try host.startAgent(arguments)
+        try host.waitForStatus("hotpatch in force") { $0.hotpatch?.id == "hp1" }
+        try waitForLog(host, "Watching 1 file that holds a targeted object")
+        return host
+    }
+
+    /// Runs `path arguments` to its end and returns its first line (nil if it printed none within `timeout`).
+    private func firstLine(of path: String, _ arguments: [String], timeout: Double = 10) throws -> String? {
+        let process = try RunningProcess(path, arguments)
+        defer { _ = process.stop(within: 5) }
+        return try? process.nextLine(timeout: timeout)
+    }
+
+    func testShortLivedRunsOfTheTargetedExecutable_eachRunTheFixFromTheirFirstCall() throws {
+        let host = try gatedHost("exec-gate-executable")
+        let runs = 20
+        var lines: [String] = []
+        for _ in 0..<runs { lines.append(try firstLine(of: host.victimPath, ["--once"]) ?? "no output") }
+        let fixed = lines.filter { $0 == AgentTestHost.level1Output }.count
+        print("exec gate, targeted executable: \(fixed)/\(runs) short-lived processes ran the fix")
+        XCTAssertEqual(fixed, runs, "\(lines)\n\(host.logTail())")
+        let status = try host.waitForStatus("gate counts") { ($0.execGate?.patched ?? 0) >= runs }
+        XCTAssertEqual(status.execGate?.mode, "fanotify")
+        XCTAssertNil(status.execGate?.reason)
+        XCTAssertEqual(host.stopAgent(), 0, host.logTail())
+    }
+
+    func testShortLivedProgramsThatLinkOrDlopenTheTargetedLibrary_eachRunTheFixFromTheirFirstCall() throws {
+        let host = try AgentTestHost(name: "exec-gate-library")
+        let fixture = try LateLoadFixture(in: host.root, buildID: Self.libraryBuildID)
+        let linked = try FixtureBuilder.compile(text: Self.linkedFirstCall, to: host.root + "/first-call-linked",
+                                                flags: ["-O1", "-Wl,--no-as-needed", fixture.library,
+                                                        "-Wl,-rpath," + (fixture.library as NSString).deletingLastPathComponent])
+        let loader = try FixtureBuilder.compile(text: Self.dlopenFirstCall, to: host.root + "/first-call-dlopen", flags: ["-O1", "-ldl"])
+        try host.channel.addHotpatch(id: "late1", baseline: AgentTestHost.firstBaseline, level: 1, target: fixture.library,
+                                     patch: try LateLoadFixture.patchObject(in: host.root),
+                                     replacements: ["late_value": "late_value_fixed"], description: "late_value returns 2")
+        try host.publish()
+        try host.startAgent()
+        try host.waitForStatus("hotpatch in force") { $0.hotpatch?.id == "late1" }
+        try waitForLog(host, "Watching 1 file that holds a targeted object")
+
+        let runs = 10
+        var linkedLines: [String] = []
+        var loaderLines: [String] = []
+        for _ in 0..<runs {
+            linkedLines.append(try firstLine(of: linked, []) ?? "no output")
+            loaderLines.append(try firstLine(of: loader, [fixture.library]) ?? "no output")
+        }
+        let linkedFixed = linkedLines.filter { $0 == "late_value=2" }.count
+        let loaderFixed = loaderLines.filter { $0 == "late_value=2" }.count
+        print("exec gate, library linked at start: \(linkedFixed)/\(runs); dlopened first: \(loaderFixed)/\(runs) ran the fix; "
+              + "gate \(String(describing: host.status()?.execGate))")
+        XCTAssertEqual(linkedFixed, runs, "\(linkedLines)\n\(String(describing: host.status()?.execGate))\n\(host.logTail(lines: 80))")
+        XCTAssertEqual(loaderFixed, runs, "\(loaderLines)\n\(host.logTail())")
+        XCTAssertEqual(host.stopAgent(), 0, host.logTail())
+    }
+
+    func testKillingTheAgentWhileNewProcessesStart_neverLeavesOneStoppedOrTraced() throws {
+        let host = try gatedHost("exec-gate-kill")
+        let runs = 150
+        // A shell that starts the target again and again, printing each run's line, then "done".
+        let loop = try RunningProcess("/bin/sh", ["-c", "i=0; while [ $i -lt \(runs) ]; do \"$0\" --once; i=$((i+1)); done; echo done",
+                                                  host.victimPath])
+        defer { _ = loop.stop(within: 5) }
+        // Kill the agent in the middle of the loop, at whatever step of a hold it is.
+        _ = try loop.waitForLine(timeout: 20) { _ in true }
+        usleep(useconds_t.random(in: 20_000...120_000))
+        host.agent?.kill(SIGKILL)
+        var lines: [String] = []
+        while true {
+            let line = try loop.nextLine(timeout: 20)
+            if line == "done" { break }
+            lines.append(line)
+        }
+        XCTAssertEqual(lines.count + 1, runs, "every run ended: none was left stopped or traced")
+        XCTAssertTrue(lines.allSatisfy { $0 == AgentTestHost.level1Output || $0 == "parse_length(100)=100 banner=1" }, "\(lines)")
+    }
+
+    func testAStoppedAgent_isKilledByItsWatchdog_andTheOpenersItHeldGoOn() throws {
+        let host = try gatedHost("exec-gate-stopped")
+        guard let agent = host.agent else { return XCTFail("no agent") }
+        agent.kill(SIGSTOP)
+        let started = Date()
+        let line = try firstLine(of: host.victimPath, ["--once"], timeout: 15)
+        let waited = Date().timeIntervalSince(started)
+        print("exec gate, agent stopped: the exec went on after \(String(format: "%.2f", waited)) s")
+        XCTAssertEqual(line, "parse_length(100)=100 banner=1", "the exec ran, unpatched")
+        XCTAssertLessThan(waited, 8, "bounded by the watchdog's timeout")
+        XCTAssertEqual(agent.wait(timeout: 5), 128 + SIGKILL, "the watchdog killed the stopped agent\n\(host.logTail())")
+    }
+
+    func testWithTheGateTurnedOff_statusSaysSoAndWhy() throws {
+        let host = try gatedHost("exec-gate-off", arguments: ["--exec-gate", "false"])
+        let status = try XCTUnwrap(host.status())
+        XCTAssertEqual(status.execGate?.mode, "off")
+        XCTAssertTrue(status.execGate?.reason?.contains("exec_gate") == true || status.execGate?.reason?.contains("ExecGate") == true,
+                      "\(String(describing: status.execGate))")
+        let (code, text) = try host.agentctl(["status"])
+        XCTAssertEqual(code, 0)
+        XCTAssertTrue(text.contains("exec gate off"), text)
+        XCTAssertEqual(host.stopAgent(), 0, host.logTail())
+    }
+
+    static let linkedFirstCall = """
+        #include <stdio.h>
+        int late_value(void);
+        int main(void) { printf("late_value=%d\\n", late_value()); return 0; }
+        """
+
+    static let dlopenFirstCall = """
+        #include <dlfcn.h>
+        #include <stdio.h>
+        int main(int argc, char **argv) {
+            void *handle = dlopen(argv[1], RTLD_NOW);
+            if (!handle) { printf("dlopen failed: %s\\n", dlerror()); return 1; }
+            printf("late_value=%d\\n", ((int (*)(void))dlsym(handle, "late_value"))());
+            return 0;
+        }
+        """
+}
