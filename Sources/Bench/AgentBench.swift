@@ -20,13 +20,15 @@ struct AgentBenchResult: Codable {
     var execToPatched: Distribution
     /// The agent's idle cost with `idle.processes` patched processes around it (nil: not measured).
     var idle: AgentIdleCost?
+    /// Short-lived processes and the exec gate (nil: not measured).
+    var execWindow: ExecWindowResult?
 }
 
 enum AgentBench {
     /// The bench sleeper's build-id: its own, so the agent never patches another fixture.
     static let sleeperBuildID = "b3f1a2c4d5e6f708192a3b4c5d6e7f80"
 
-    static func run(processes count: Int, execSamples: Int, idleProcesses: Int, idleSeconds: Double,
+    static func run(processes count: Int, execSamples: Int, idleProcesses: Int, idleSeconds: Double, shortLivedRuns: Int = 40,
                     log: (String) -> Void) throws -> AgentBenchResult {
         let builder = FixtureBuilder()
         let sleeper = try builder.build("sleeper.c", flags: ["-O0", "-Wl,--build-id=0x" + sleeperBuildID], as: "agent-bench-sleeper")
@@ -56,6 +58,8 @@ enum AgentBench {
         let client = ControlClient(socketPath: root + "/run/" + ControlProtocol.socketName, timeoutSeconds: 10)
         let ready = try waitFor("the agent's first cycle", timeout: 60, client: client) { status, _ in status.channel.lastCheck != nil }
         log("  agent ready (process watch: \(ready.processWatch)); \(count) sleepers idle")
+        // Before the release: nothing is marked, no exec or open waits for the agent.
+        let before = shortLivedRuns > 0 ? try ExecTimings.measure(program: sleeper, samples: shortLivedRuns) : nil
 
         try channel.addHotpatch(id: "bench-hp1", baseline: "bench-base", level: 1, target: sleeper,
                                 patch: try builder.patchObject("patch_level1.c"),
@@ -85,6 +89,19 @@ enum AgentBench {
         let exec = Distribution(execSamplesMicros)
         log("  exec → patched: median \(formatMicroseconds(exec.median)), max \(formatMicroseconds(exec.max)) over \(execSamples)")
 
+        var execWindow: ExecWindowResult?
+        if let before {
+            let gated = try ExecTimings.measure(program: sleeper, samples: shortLivedRuns)
+            let gate = (try? client.send(ControlRequest(command: .status)).status?.execGate?.mode) ?? nil
+            let window = ExecWindowResult(
+                runs: shortLivedRuns, ranTheFix: gated.targetLines.filter { $0 == "parse_length(100)=64" }.count, gate: gate ?? "unknown",
+                targetBefore: Distribution(before.target), targetGated: Distribution(gated.target),
+                readBefore: Distribution(before.read), readGated: Distribution(gated.read),
+                otherBefore: Distribution(before.other), otherGated: Distribution(gated.other))
+            log("  exec window: \(window.ranTheFix)/\(window.runs) short-lived processes ran the fix (exec gate: \(window.gate))")
+            execWindow = window
+        }
+
         // Idle: more sleepers up to `idleProcesses`, all patched, then nothing changes.
         var idle: AgentIdleCost?
         if idleProcesses > 0 {
@@ -101,7 +118,7 @@ enum AgentBench {
         return AgentBenchResult(processes: count, processWatch: ready.processWatch,
                                 publishMicroseconds: landed.microseconds(since: publishStart),
                                 landingToAllPatchedMicroseconds: allPatched.microseconds(since: landed), execToPatched: exec,
-                                idle: idle)
+                                idle: idle, execWindow: execWindow)
     }
 
     private static func temporaryDirectory() throws -> String {

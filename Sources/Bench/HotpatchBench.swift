@@ -78,6 +78,9 @@ struct HotpatchBench: ParsableCommand {
     @Option(help: "New processes started after the release, each timed from exec to patched by the agent.")
     var agentExecSamples = 20
 
+    @Option(help: "Short-lived runs of the target while the hotpatch is in force, for the exec window (0: skip).")
+    var agentShortLived = 40
+
     @Option(help: "Patched processes around the agent while its idle cost is measured (0: skip that measure).")
     var agentIdleProcesses = 500
 
@@ -142,7 +145,7 @@ struct HotpatchBench: ParsableCommand {
         if agentProcesses > 0 {
             log("the agent: a release landing with \(agentProcesses) matching processes, then \(agentExecSamples) new ones")
             agent = try AgentBench.run(processes: agentProcesses, execSamples: agentExecSamples, idleProcesses: agentIdleProcesses,
-                                       idleSeconds: agentIdleSeconds, log: log)
+                                       idleSeconds: agentIdleSeconds, shortLivedRuns: agentShortLived, log: log)
         }
         let report = BenchReport(machine: .describe(loadAtStart: loadAtStart), command: CommandLine.arguments.joined(separator: " "),
                                  schedFIFO: !normalPriority, victimSignalMicroseconds: victimSignalUs, victims: victims, fleets: fleets, agent: agent,
@@ -199,6 +202,9 @@ struct HotpatchBench: ParsableCommand {
         if let idle = agent?.idle {
             goals["agent idle with \(idle.processes) processes: RSS <= 20 MiB (issue 13)"] = idle.residentKiB <= 20 * 1024
             goals["agent idle with \(idle.processes) processes: CPU <= 0.5 % (issue 13)"] = idle.cpuPercent <= 0.5
+        }
+        if let window = agent?.execWindow {
+            goals["exec window: every short-lived process runs the fix from its first call (issue 13)"] = window.ranTheFix == window.runs
         }
         if let agent, agent.execToPatched.count > 0 { goals["agent: every new process patched <= 100 ms after exec"] = agent.execToPatched.max <= 100_000 }
         return goals
@@ -289,6 +295,15 @@ struct HotpatchBench: ParsableCommand {
             out.append("  exec → patched, \(exec.count) new processes: median \(formatMicroseconds(exec.median)), min \(formatMicroseconds(exec.min)), max \(formatMicroseconds(exec.max))")
             if let idle = agent.idle {
                 out.append("  idle with \(idle.processes) patched processes: CPU \(String(format: "%.2f", idle.cpuPercent)) % of one CPU over \(String(format: "%.1f", idle.seconds)) s (\(idle.hostForks) forks on the host meanwhile: the process watch hears of each); RSS \(idle.residentKiB / 1024) MiB (anonymous \(idle.anonymousKiB / 1024) MiB, file-backed \(idle.fileKiB / 1024) MiB)")
+            }
+            if let window = agent.execWindow {
+                out.append("  exec window: \(window.ranTheFix)/\(window.runs) short-lived processes ran the fix (exec gate: \(window.gate)); spawn to exit, median (p99), before the release → with the hotpatch in force:")
+                func pair(_ label: String, _ before: Distribution, _ gated: Distribution) -> String {
+                    "    \(label): \(formatMicroseconds(before.median)) (\(formatMicroseconds(before.p99))) → \(formatMicroseconds(gated.median)) (\(formatMicroseconds(gated.p99))), added \(formatSignedMicroseconds(Int64(gated.median) - Int64(before.median))) at the median"
+                }
+                out.append(pair("exec of the target (calls the patched function, exits)", window.targetBefore, window.targetGated))
+                out.append(pair("open of the target (cat reads it)", window.readBefore, window.readGated))
+                out.append(pair("any other exec (/bin/true)", window.otherBefore, window.otherGated))
             }
             out.append("")
         }

@@ -30,6 +30,11 @@ func formatMicroseconds(_ value: UInt64) -> String {
     return String(format1: Double(value) / 1_000_000, digits: 2) + " s"
 }
 
+/// A difference of microseconds with its sign: "+120 µs", "-3 µs".
+func formatSignedMicroseconds(_ value: Int64) -> String {
+    (value < 0 ? "-" : "+") + formatMicroseconds(value.magnitude)
+}
+
 extension String {
     /// A fixed-point rendering without Foundation's locale machinery.
     init(format1 value: Double, digits: Int) {

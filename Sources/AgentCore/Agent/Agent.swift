@@ -127,13 +127,21 @@ public actor Agent: AgentControlHandler {
                          policy: ExclusionPolicy(executableGlobs: configuration.excludeExecutables, units: configuration.excludeUnits))
     }
 
-    /// A new process the exec gate patched at its start (or found excluded): recorded like a look
-    /// at that one process.
-    public func processPatchedAtStart(_ report: HostProcessReport) async {
+    /// A new process the exec gate patched at its start (or found excluded): its report recorded
+    /// like a look at that one process, with the user ids read while it was held; nothing when
+    /// it was recorded already.
+    public func processPatchedAtStart(_ pid: ProcessID) async {
+        guard let start = execGate?.takeReport(pid) else { return }
+        await record(start)
+    }
+
+    /// Records one process the exec gate patched.
+    private func record(_ start: StartReport) async {
         await lock()
         defer { unlock() }
+        let pid = start.report.match.process.pid
         guard let channel, stateProblem == nil else { return }
-        record([report], fullPass: false, plan: currentPlan(channel))
+        record([start.report], fullPass: false, plan: currentPlan(channel), credentials: [pid: start.credentials])
     }
 
     /// Replaces the configuration (SIGHUP). Keys that cannot change while the agent runs keep
@@ -362,7 +370,8 @@ public actor Agent: AgentControlHandler {
 
     /// Takes `reports` into the ledger (a full pass when `fullPass`), with their follow-ups and
     /// journal lines, at `plan`'s level.
-    private func record(_ reports: [HostProcessReport], fullPass: Bool, plan: ReleasePlan?) {
+    private func record(_ reports: [HostProcessReport], fullPass: Bool, plan: ReleasePlan?,
+                        credentials known: [ProcessID: ProcessCredentials?] = [:]) {
         let desired = plan?.desired
         let fixes = plan?.fixes ?? .none
         let window = Double(configuration.healthWindowSeconds)
@@ -371,7 +380,8 @@ public actor Agent: AgentControlHandler {
             case .notePatched?:
                 notePatched(transition.match, desired: fixes)
             case .observeCredentials?:
-                ledger.update(transition.pid) { $0.observe(ProcessCredentials.read(transition.pid)) }
+                let credentials = known[transition.pid] ?? ProcessCredentials.read(transition.pid)
+                ledger.update(transition.pid) { $0.observe(credentials) }
                 health.watched[transition.pid]?.observe(ledger.records[transition.pid]?.credentials)
             case nil:
                 break
@@ -452,6 +462,8 @@ public actor Agent: AgentControlHandler {
     /// suspect: revert it everywhere, quarantine it, and say so loudly. Any other crash-looking
     /// death is only logged.
     public func processExited(_ pid: ProcessID, signal: Int32?) async {
+        // Patched at its start and dead before its report was taken: record it first.
+        if ledger.records[pid] == nil, let start = execGate?.takeReport(pid) { await record(start) }
         let listed = ledger.remove(pid)
         if health.watched[pid] == nil, busy, let signal, HealthCheck.crashSignals.contains(signal) {
             // A patch in flight may be recording this very process (a broken hotpatch can kill it

@@ -164,7 +164,7 @@ public final class ProcessWatchService: Service, Sendable {
                 group.addTask { await followUps.run() }
                 group.addTask { await self.followProcessEvents(watcher, followUps: followUps) }
                 group.addTask {
-                    for await report in gate.reports() { await self.agent.processPatchedAtStart(report) }
+                    for await pid in gate.patchedProcesses() { await self.agent.processPatchedAtStart(pid) }
                 }
                 let marks = MarkKeeper(watch: mappings, gate: gate, logger: self.logger)
                 group.addTask { await marks.follow(self.agent) }

@@ -46,6 +46,34 @@ public struct ExecGateCounts: Sendable, Equatable {
     public var notHeld = 0
 }
 
+/// How many holds the gate may start: a token bucket (`capacity` at once, `perSecond` more each
+/// second). Each hold costs the agent about a millisecond of CPU (stepping the process to its
+/// relocation, then the patch), and anyone who may run a targeted program could start thousands a
+/// second: beyond the budget an opener is let go at once and patched by the usual path, as
+/// without the gate.
+struct HoldBudget: Sendable, Equatable {
+    let capacity: Double
+    let perSecond: Double
+    private var tokens: Double
+    private var last: Monotonic.Instant?
+
+    /// A full bucket.
+    init(capacity: Double, perSecond: Double) {
+        self.capacity = capacity
+        self.perSecond = perSecond
+        self.tokens = capacity
+    }
+
+    /// Takes one hold's token at `now`; false when none is left.
+    mutating func take(now: Monotonic.Instant) -> Bool {
+        if let last { tokens = min(capacity, tokens + Double(now.microseconds(since: last)) * perSecond / 1_000_000) }
+        last = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
+
 /// The exec gate: makes a new process run the fix from its first call of a patched function.
 ///
 /// Every file that holds a targeted object is marked for fanotify permission events (an execve of
@@ -61,6 +89,12 @@ public struct ExecGateCounts: Sendable, Equatable {
 /// later); the agent's own opens are allowed at once; and a separate watchdog process kills the
 /// agent when the gate's heartbeat stops (a stopped or hung agent), whereupon the kernel allows
 /// every waiting opener and detaches every held thread. Nothing armed survives the agent.
+///
+/// And bounds so that no local user can make it cost the agent much: holds are budgeted
+/// (`HoldBudget`: 20 at once, 100 a second); an opener found to read the file rather than map it
+/// is let go at once on its later opens; events are read 4 KiB at a time (each carries a
+/// descriptor the kernel opens in the agent) and a large batch is followed by a 5 ms pause, in
+/// which the openers wait (an open storm paces itself to the agent's answers).
 public final class ExecGate: Sendable {
     /// Whether the gate works, or why not.
     public let mode: ExecGateMode
@@ -68,7 +102,7 @@ public final class ExecGate: Sendable {
     private let wakeup: WakeupChannel?
     private let shared = GateShared()
     private let marked = Mutex<Set<StartFile>>([])
-    private let broadcast = Broadcast<HostProcessReport>(bufferingPolicy: .unbounded)
+    private let broadcast = Broadcast<ProcessID>(bufferingPolicy: .unbounded)
 
     /// How many gate threads hold and patch new processes at once.
     public static let defaultThreads = 2
@@ -77,6 +111,12 @@ public final class ExecGate: Sendable {
     /// The heartbeat's period, and how long without one before the watchdog kills the agent.
     static let heartbeatMilliseconds: Int32 = 250
     static let watchdogTimeoutMilliseconds: Int32 = 3_000
+    /// The hold budget's burst and rate.
+    static let holdBurst: Double = 20
+    static let holdsPerSecond: Double = 100
+    /// A batch of at least this many events is followed by `stormPauseMilliseconds`.
+    static let stormBatch = 32
+    static let stormPauseMilliseconds: Int32 = 5
     /// A gate thread busy longer than this (a hold and its patch are bounded far below) means a
     /// hang: the heartbeat stops and the watchdog ends the agent.
     static let stuckMilliseconds: UInt64 = 6_000
@@ -150,8 +190,12 @@ public final class ExecGate: Sendable {
     /// What the gate did so far.
     public var tally: ExecGateCounts { shared.counts.withLock { $0 } }
 
-    /// Each process the gate patched (or found excluded), as the host's passes report them.
-    public func reports() -> AsyncStream<HostProcessReport> { broadcast.makeStream() }
+    /// Each process the gate patched (or found excluded); `takeReport` gives its report.
+    public func patchedProcesses() -> AsyncStream<ProcessID> { broadcast.makeStream() }
+
+    /// The report of `pid`'s patch at its start, with its credentials read while it was held, once:
+    /// whoever asks first (the process's report, or its exit) records it.
+    public func takeReport(_ pid: ProcessID) -> StartReport? { shared.reports.withLock { $0.removeValue(forKey: pid) } }
 
     /// Stops the gate: the thread answers what is pending, closes the instance (the kernel allows
     /// every later open) and ends the watchdog.
@@ -163,10 +207,28 @@ public final class ExecGate: Sendable {
     }
 }
 
-/// What the gate and its threads share: the plan in force and the counts.
+/// A process patched at its start: the host's report, and its user ids read while it was still
+/// held (a process a broken fix kills at once is gone before the agent could read them).
+public struct StartReport: Sendable {
+    /// What the patch did.
+    public var report: HostProcessReport
+    /// Its real, effective, saved and file-system user ids, for the health check.
+    var credentials: ProcessCredentials?
+}
+
+/// What the gate and its threads share: the plan in force, the counts, the reports not taken yet.
 private final class GateShared: Sendable {
     let plan = Mutex<StartPlan?>(nil)
     let counts = Mutex(ExecGateCounts())
+    let reports = Mutex<[ProcessID: StartReport]>([:])
+
+    /// Keeps `report` until taken (at most 4,096: the oldest are the agent's to have missed).
+    func keep(_ report: StartReport, for pid: ProcessID) {
+        reports.withLock { reports in
+            if reports.count >= 4_096 { reports.removeAll() }
+            reports[pid] = report
+        }
+    }
 }
 
 /// The gate's answering thread and its workers.
@@ -175,12 +237,20 @@ private final class GateLoop: Sendable {
     let wakeup: WakeupChannel
     let workers: [GateWorker]
     let shared: GateShared
-    let broadcast: Broadcast<HostProcessReport>
+    let broadcast: Broadcast<ProcessID>
     /// Workers free to take an event.
     let idle: Mutex<[Int]>
+    /// Holds left to start (answering thread only, but kept locked for Sendable).
+    let budget = Mutex(HoldBudget(capacity: ExecGate.holdBurst, perSecond: ExecGate.holdsPerSecond))
+    /// Openers (by thread id) found to read a targeted file, not map it: never held again.
+    let readers = Mutex<Set<ProcessID>>([])
+    /// Their later events, answered together when `slowLaneDue` comes: an opener that reads a
+    /// targeted file in a loop then opens it about 200 times a second, whatever its pace, and costs
+    /// the agent next to nothing (each answer is a read of an event, a write, a close).
+    let slowLane = Mutex<(requests: [Fanotify.PermissionRequest], due: Monotonic.Instant?)>(([], nil))
 
     init(instance: Int32, wakeup: WakeupChannel, threads: Int, cache: ObjectCache, shared: GateShared,
-         broadcast: Broadcast<HostProcessReport>) {
+         broadcast: Broadcast<ProcessID>) {
         self.instance = instance
         self.wakeup = wakeup
         self.workers = (0..<threads).map { GateWorker(index: $0, cache: cache) }
@@ -198,6 +268,7 @@ private final class GateLoop: Sendable {
         let watchdog = try? HangWatchdog(timeoutMilliseconds: ExecGate.watchdogTimeoutMilliseconds)
         defer {
             // Answer whatever is still pending, then close: the kernel allows every later open.
+            answerSlowLane()
             answerAllPending()
             Descriptor.close(instance)
             Descriptor.close(wakeup.read)
@@ -205,16 +276,25 @@ private final class GateLoop: Sendable {
             shutDownWorkers()
             broadcast.finish()
         }
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        var buffer = [UInt8](repeating: 0, count: 4 * 1024)
         while true {
             if !anyWorkerStuck { watchdog?.beat() }
-            guard let ready = try? Descriptor.waitReadable([instance, wakeup.read], timeoutMilliseconds: ExecGate.heartbeatMilliseconds,
+            let due = slowLane.withLock { $0.due }
+            let timeout = due.map { Int32(min(UInt64(ExecGate.heartbeatMilliseconds), Monotonic.now < $0 ? $0.microseconds(since: Monotonic.now) / 1000 + 1 : 0)) }
+                ?? ExecGate.heartbeatMilliseconds
+            guard let ready = try? Descriptor.waitReadable([instance, wakeup.read], timeoutMilliseconds: timeout,
                                                            subject: Fanotify.subject) else { return }
             if ready[1] { return }
+            if let due, Monotonic.now >= due { answerSlowLane() }
             guard ready[0] else { continue }
             let requests: [Fanotify.PermissionRequest]
             do throws(SystemError) { requests = try Fanotify.readPermissionRequests(instance, into: &buffer) ?? [] } catch { return }
             for request in requests { dispatch(request) }
+            if requests.count >= ExecGate.stormBatch {
+                // A storm of opens: let the kernel queue them a moment (their openers wait).
+                guard let woken = try? Descriptor.waitReadable([wakeup.read], timeoutMilliseconds: ExecGate.stormPauseMilliseconds,
+                                                               subject: Fanotify.subject), !woken[0] else { return }
+            }
         }
     }
 
@@ -230,7 +310,10 @@ private final class GateLoop: Sendable {
               // opened while the executable is being relocated): its hold covers it.
               !(request.events == .openPermission && StartHolds.contains(thread)),
               shared.plan.withLock({ $0 != nil }),
+              !readers.withLock({ $0.contains(thread) }),
+              budget.withLock({ $0.take(now: Monotonic.now) }),
               let index = idle.withLock({ $0.popLast() }) else {
+            if let thread = request.thread, readers.withLock({ $0.contains(thread) }), enterSlowLane(request) { return }
             allow(request, held: false)
             return
         }
@@ -242,8 +325,36 @@ private final class GateLoop: Sendable {
                 idle.withLock { $0.append(index) }
             }
             let report = worker.serve(request, plan: { self.shared.plan.withLock { $0 } }, answer: { self.answer(request) },
-                                      counts: shared)
+                                      counts: shared, onReader: { self.noteReader(thread) })
             if let report { broadcast.yield(report) }
+        }
+    }
+
+    /// Queues a known reader's event for the next slow-lane answer; false when the lane is full
+    /// (256 waiting: each holds a descriptor), and the caller answers at once.
+    private func enterSlowLane(_ request: Fanotify.PermissionRequest) -> Bool {
+        slowLane.withLock { lane in
+            guard lane.requests.count < 256 else { return false }
+            lane.requests.append(request)
+            if lane.due == nil { lane.due = Monotonic.now.adding(microseconds: UInt64(ExecGate.stormPauseMilliseconds) * 1000) }
+            return true
+        }
+    }
+
+    /// Answers every event in the slow lane.
+    private func answerSlowLane() {
+        let waiting = slowLane.withLock { lane in
+            defer { lane = ([], nil) }
+            return lane.requests
+        }
+        for request in waiting { allow(request, held: false) }
+    }
+
+    /// Remembers a reader (bounded: the set starts over when it holds 4,096).
+    private func noteReader(_ thread: ProcessID) {
+        readers.withLock { readers in
+            if readers.count >= 4_096 { readers.removeAll() }
+            readers.insert(thread)
         }
     }
 
@@ -296,7 +407,7 @@ private final class GateWorker: @unchecked Sendable {
     /// Serves one event on this worker's thread; the event is answered on every path, right after
     /// the seize (or at once when there is nothing to hold).
     func serve(_ request: Fanotify.PermissionRequest, plan: () -> StartPlan?, answer: () -> Void,
-               counts shared: GateShared) -> HostProcessReport? {
+               counts shared: GateShared, onReader: () -> Void) -> ProcessID? {
         var hold: StartHold?
         if let tid = request.thread, let pid = try? ProcFS.process(ofThread: ThreadID(tid.rawValue)),
            let file = try? StartFile(path: "/proc/self/fd/\(request.descriptor)") {
@@ -313,6 +424,7 @@ private final class GateWorker: @unchecked Sendable {
         }
         defer { hold.release() }
         let outcome = hold.runToRelocated(deadline: Monotonic.now.adding(microseconds: ExecGate.holdMilliseconds * 1000))
+        if outcome == .notMapped { onReader() }
         let report = outcome == .relocated ? plan().flatMap { plan in
             patcher.patch(hold, desired: plan.desired, known: plan.known, excluding: plan.policy)
         } : nil
@@ -324,7 +436,10 @@ private final class GateWorker: @unchecked Sendable {
             }
             return nil
         }
+        // Kept before the release: once let go, a process a broken fix kills may exit before the
+        // agent takes the report, and its exit looks the report up.
+        shared.keep(StartReport(report: report, credentials: ProcessCredentials.read(hold.pid)), for: hold.pid)
         shared.counts.withLock { $0.patched += 1 }
-        return report
+        return hold.pid
     }
 }

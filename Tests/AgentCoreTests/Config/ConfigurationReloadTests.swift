@@ -7,7 +7,7 @@ import Testing
 @Suite struct ConfigurationReloadTests {
     @Test func keysOpenedOnceAtStart_needARestart_everyOtherKeyAppliesOnReload() {
         let restart = ConfigurationKey.allCases.filter { !$0.appliesOnReload }
-        #expect(restart == [.channel, .stateDir, .runtimeDir, .metricsFile])
+        #expect(restart == [.channel, .stateDir, .runtimeDir, .metricsFile, .execGate])
     }
 
     @Test func documentation_saysForEveryKeyWhetherReloadAppliesIt() throws {

@@ -16,6 +16,7 @@ import Testing
         var sectionsPresent = unset
         sectionsPresent.hotpatch = .init(id: "hp1", level: 1, cves: [])
         sectionsPresent.kernel = .init(release: "6.1.0-21-amd64", buildId: nil, state: .none)
+        sectionsPresent.execGate = .init(mode: "off", reason: nil, patched: 0, letGo: 0, notHeld: 0)
         sectionsPresent.fixedPackages = [.init(hotpatch: "hp1", state: .pending, installedAt: nil, reason: nil, packages: [
             .init(name: "libfoo1", architecture: "amd64", version: "1.2-2", action: "installed", previousVersion: nil),
         ])]
@@ -88,6 +89,7 @@ import Testing
                 "version" : 7
               },
               "enrolled" : true,
+              "execGate" : null,
               "fixedPackages" : [
 
               ],

@@ -63,11 +63,14 @@ final class HealthThreatTests: XCTestCase {
     }
 
     /// Starts the suite's victim under `prefix` (a setpriv command line), which execs it in place.
-    private func startVictim(_ host: AgentTestHost, prefix: [String]) throws -> RunningProcess {
+    /// Starts the victim; waits for its first report unless it may die first (`awaitingOutput`
+    /// false: started while a broken hotpatch is in force, the exec gate patches it before its
+    /// first call, which kills it).
+    private func startVictim(_ host: AgentTestHost, prefix: [String], awaitingOutput: Bool = true) throws -> RunningProcess {
         let command = prefix + [try healthVictim(), "--threads", "2", "--interval-ms", "20"]
         let victim = try RunningProcess(command[0], Array(command.dropFirst()))
         started.append(victim)
-        _ = try victim.line(timeout: 5) { $0.hasPrefix("parse_length") }
+        if awaitingOutput { _ = try victim.line(timeout: 5) { $0.hasPrefix("parse_length") } }
         return victim
     }
 
@@ -190,7 +193,7 @@ final class HealthThreatTests: XCTestCase {
         let host = try makeHost("health-user-crash", crashing: true)
         try host.startAgent()
         let before = try host.waitForStatus("first cycle") { $0.channel.lastCheck != nil }
-        let victim = try startVictim(host, prefix: Self.asNobody)
+        let victim = try startVictim(host, prefix: Self.asNobody, awaitingOutput: false)
         XCTAssertEqual(waitForDeath(victim, timeout: 15), SIGILL, "the broken hotpatch kills nobody's victim")
         let line = try ignoredLine(host, pid: victim.pid)
         XCTAssertTrue(line.contains("uids real \(Self.nobody)"), line)
@@ -222,6 +225,21 @@ final class HealthThreatTests: XCTestCase {
             XCTAssertFalse(host.logLines(containing: "not confirmed").isEmpty, host.logTail())
             try bystander.expectBehaviour(Self.original)
         }
+    }
+
+    func testARealFaultInTheHotpatch_ofARootProcessPatchedAtItsStart_quarantinesToo() throws {
+        // The exec gate patches a process started while the broken fix is in force before its
+        // first call, which kills it at once: its user ids, read while it was held, still count.
+        let host = try makeHost("health-root-crash-at-start", crashing: true)
+        try host.startAgent()
+        _ = try host.waitForStatus("first cycle") { $0.channel.lastCheck != nil && $0.execGate?.mode == "fanotify" }
+        try host.waitForStatus("the target watched") { _ in !host.logLines(containing: "Watching 1 file").isEmpty }
+        let victim = try startVictim(host, prefix: [], awaitingOutput: false)
+        XCTAssertEqual(waitForDeath(victim, timeout: 15), SIGILL)
+        let status = try host.waitForStatus("quarantined") { status in status.reasons.contains { $0.message.contains("quarantined") } }
+        XCTAssertEqual(status.verdict, .exposed)
+        XCTAssertEqual(status.execGate?.patched, 1, "patched at its start, not by a later look")
+        XCTAssertNotNil(host.logLines(containing: "Quarantined hotpatch hp-bad").first, host.logTail())
     }
 
     func testARealFaultInTheHotpatch_ofARootProcess_stillQuarantines_withTheKernelsReportAsReason() throws {

@@ -170,7 +170,11 @@ final class OpenStormThreatTests: XCTestCase {
         print("open storm by nobody against the agent: \(result.opens) opens in \(String(format: "%.2f", lasted)) s; agent CPU \(String(format: "%.2f", used)) s (idle: \(String(format: "%.2f", idle)) s a second); a dlopen meanwhile patched after \(patchedAfter) µs")
 
         XCTAssertEqual(result.failures, 0)
-        XCTAssertGreaterThan(result.opens, 10_000, "thousands of opens a second")
+        // The exec gate holds each open of the library until it answers: the stormer's first open
+        // is held and found to read, not map; its later opens wait in the gate's slow lane, answered
+        // together every 5 ms (about 200 a second), so the storm is paced by the agent, not the other way.
+        XCTAssertGreaterThan(result.opens, 500, "the storm ran to its end")
+        XCTAssertLessThan(Double(result.opens), 1_000 * lasted, "paced by the gate's slow lane, not thousands a second")
         // The storm's share of the agent's CPU (what it used beyond its own idle rate, measured
         // just before) stays under half of one CPU: its looks are paced, its reads spaced, its
         // overflow passes folded, its records carry file handles (no descriptor opened for the

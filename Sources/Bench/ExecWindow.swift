@@ -1,0 +1,55 @@
+import Engine
+import Foundation
+import Glibc
+import LinuxSystem
+
+/// The exec window (issue 13 §1): whether short-lived processes started while a hotpatch is in
+/// force run the fix from their first call, and what the exec gate adds to an exec or open of a
+/// targeted file, and to any other exec. Each figure is spawn to exit of a program that calls the
+/// patched function once and exits (the target), of `cat` reading the target, and of `/bin/true`.
+struct ExecWindowResult: Codable {
+    /// Short-lived runs of the target while the hotpatch was in force, and how many printed the fix.
+    var runs: Int
+    var ranTheFix: Int
+    /// The agent's exec gate ("fanotify" or "off").
+    var gate: String
+    /// Spawn to exit before the release landed (no mark anywhere), and with the hotpatch in force.
+    var targetBefore: Distribution
+    var targetGated: Distribution
+    var readBefore: Distribution
+    var readGated: Distribution
+    var otherBefore: Distribution
+    var otherGated: Distribution
+}
+
+/// One side of the measurement: `samples` runs of each program, interleaved.
+struct ExecTimings {
+    var target: [UInt64] = []
+    var read: [UInt64] = []
+    var other: [UInt64] = []
+    /// What each run of the target printed first.
+    var targetLines: [String] = []
+
+    /// Runs the target (`program --once`), `cat program` and `/bin/true`, `samples` times each.
+    static func measure(program: String, samples: Int) throws -> ExecTimings {
+        var timings = ExecTimings()
+        for _ in 0..<samples {
+            let (targetTime, output) = try timed(program, ["--once"])
+            timings.target.append(targetTime)
+            timings.targetLines.append(output.split(separator: "\n").first.map(String.init) ?? "")
+            timings.read.append(try timed("/bin/cat", [program]).microseconds)
+            timings.other.append(try timed("/bin/true", []).microseconds)
+        }
+        return timings
+    }
+
+    /// Spawn to exit of `path arguments`, and its output.
+    private static func timed(_ path: String, _ arguments: [String]) throws -> (microseconds: UInt64, output: String) {
+        let start = Monotonic.now
+        let finished: ChildProcess.Finished
+        do { finished = try ChildProcess.run(path, arguments, timeoutSeconds: 10) } catch { throw BenchFailure("\(path): \(error)") }
+        let elapsed = Monotonic.now.microseconds(since: start)
+        guard finished.status == 0 else { throw BenchFailure("\(path) \(arguments.joined(separator: " ")) exited \(finished.status)") }
+        return (elapsed, String(decoding: finished.output, as: UTF8.self))
+    }
+}
