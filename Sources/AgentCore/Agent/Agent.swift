@@ -136,12 +136,11 @@ public actor Agent: AgentControlHandler {
     }
 
     /// Records one process the exec gate patched.
-    private func record(_ start: StartReport) async {
+    private func record(_ start: HostProcessReport) async {
         await lock()
         defer { unlock() }
-        let pid = start.report.match.process.pid
         guard let channel, stateProblem == nil else { return }
-        record([start.report], fullPass: false, plan: currentPlan(channel), credentials: [pid: start.credentials])
+        record([start], fullPass: false, plan: currentPlan(channel))
     }
 
     /// Replaces the configuration (SIGHUP). Keys that cannot change while the agent runs keep
@@ -370,11 +369,13 @@ public actor Agent: AgentControlHandler {
 
     /// Takes `reports` into the ledger (a full pass when `fullPass`), with their follow-ups and
     /// journal lines, at `plan`'s level.
-    private func record(_ reports: [HostProcessReport], fullPass: Bool, plan: ReleasePlan?,
-                        credentials known: [ProcessID: ProcessCredentials?] = [:]) {
+    private func record(_ reports: [HostProcessReport], fullPass: Bool, plan: ReleasePlan?) {
         let desired = plan?.desired
         let fixes = plan?.fixes ?? .none
         let window = Double(configuration.healthWindowSeconds)
+        // User ids read by the patcher around each patch: the process may be gone by now.
+        var known: [ProcessID: ProcessCredentials] = [:]
+        for report in reports { known[report.match.process.pid] = report.userIDs }
         for transition in ledger.take(reports, fullPass: fullPass, desired: desired, healthWindow: window, now: Date()) {
             switch transition.followUp {
             case .notePatched?:

@@ -193,9 +193,9 @@ public final class ExecGate: Sendable {
     /// Each process the gate patched (or found excluded); `takeReport` gives its report.
     public func patchedProcesses() -> AsyncStream<ProcessID> { broadcast.makeStream() }
 
-    /// The report of `pid`'s patch at its start, with its credentials read while it was held, once:
+    /// The report of `pid`'s patch at its start (its user ids read while it was held), once:
     /// whoever asks first (the process's report, or its exit) records it.
-    public func takeReport(_ pid: ProcessID) -> StartReport? { shared.reports.withLock { $0.removeValue(forKey: pid) } }
+    public func takeReport(_ pid: ProcessID) -> HostProcessReport? { shared.reports.withLock { $0.removeValue(forKey: pid) } }
 
     /// Stops the gate: the thread answers what is pending, closes the instance (the kernel allows
     /// every later open) and ends the watchdog.
@@ -207,23 +207,14 @@ public final class ExecGate: Sendable {
     }
 }
 
-/// A process patched at its start: the host's report, and its user ids read while it was still
-/// held (a process a broken fix kills at once is gone before the agent could read them).
-public struct StartReport: Sendable {
-    /// What the patch did.
-    public var report: HostProcessReport
-    /// Its real, effective, saved and file-system user ids, for the health check.
-    var credentials: ProcessCredentials?
-}
-
 /// What the gate and its threads share: the plan in force, the counts, the reports not taken yet.
 private final class GateShared: Sendable {
     let plan = Mutex<StartPlan?>(nil)
     let counts = Mutex(ExecGateCounts())
-    let reports = Mutex<[ProcessID: StartReport]>([:])
+    let reports = Mutex<[ProcessID: HostProcessReport]>([:])
 
     /// Keeps `report` until taken (at most 4,096: the oldest are the agent's to have missed).
-    func keep(_ report: StartReport, for pid: ProcessID) {
+    func keep(_ report: HostProcessReport, for pid: ProcessID) {
         reports.withLock { reports in
             if reports.count >= 4_096 { reports.removeAll() }
             reports[pid] = report
@@ -438,7 +429,7 @@ private final class GateWorker: @unchecked Sendable {
         }
         // Kept before the release: once let go, a process a broken fix kills may exit before the
         // agent takes the report, and its exit looks the report up.
-        shared.keep(StartReport(report: report, credentials: ProcessCredentials.read(hold.pid)), for: hold.pid)
+        shared.keep(report, for: hold.pid)
         shared.counts.withLock { $0.patched += 1 }
         return hold.pid
     }

@@ -68,16 +68,28 @@ public final class HostPatcher: Sendable {
             }
             return (match, executable, exclusion)
         }.compactMap { $0 }
-        var patched = reconcile(found.filter { $0.exclusion == nil }.map(\.match), desired: desired, known: known).makeIterator()
+        let toPatch = found.filter { $0.exclusion == nil }.map(\.match)
+        let knownFixes = ObjectFix.all(of: known)
+        var patched = onWorkers(count: toPatch.count) { worker, index in
+            let pid = toPatch[index].process.pid
+            let before = (try? ProcFS.status(of: pid))?.userIDs
+            let report = Self.reconcile(toPatch[index], on: worker, desired: desired, knownFixes: knownFixes)
+            let userIDs = report.outcome == .applied ? ((try? ProcFS.status(of: pid))?.userIDs ?? before) : nil
+            return (report, userIDs)
+        }.makeIterator()
         return found.map { match, executable, exclusion in
             let result: HostProcessReport.Result
+            var userIDs: ProcessStatus.UserIDs?
             switch exclusion {
-            case nil: result = .reconciled(patched.next()!)
+            case nil:
+                let (report, read) = patched.next()!
+                result = .reconciled(report)
+                userIDs = read
             // Never attached: reported as the patcher would, so status shows it exposed.
             case .initProcess?: result = .reconciled(.refused(match, .protectedProcess(why: ProcessExclusion.initProcess.description)))
             case let exclusion?: result = .excluded(exclusion)
             }
-            return HostProcessReport(match: match, executable: executable, result: result)
+            return HostProcessReport(match: match, executable: executable, result: result, userIDs: userIDs)
         }
     }
 
@@ -217,6 +229,18 @@ public struct HostProcessReport: Sendable {
     public var executable: String
     /// What happened to it.
     public var result: Result
+    /// Its user ids, read on the worker right around its patch (after it, or before it when it
+    /// was gone by then): a process a broken fix kills at once is dead before the caller could
+    /// read them, and the health check judges a death by them. nil when not patched or unreadable.
+    public var userIDs: ProcessStatus.UserIDs?
+
+    /// A report of `match`.
+    public init(match: ProcessMatch, executable: String, result: Result, userIDs: ProcessStatus.UserIDs? = nil) {
+        self.match = match
+        self.executable = executable
+        self.result = result
+        self.userIDs = userIDs
+    }
 }
 
 extension ProcessPatchReport {

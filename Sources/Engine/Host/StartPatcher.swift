@@ -34,6 +34,8 @@ public final class StartPatcher {
         let mapped = Set(match.objects.compactMap(\.buildID))
         let knownFixes = ObjectFix.all(of: known).filter { mapped.contains($0.target.buildID) }
         let report = patcher.reconcile(match, desired: desired, known: knownFixes, holding: hold)
-        return HostProcessReport(match: match, executable: executable, result: .reconciled(report))
+        // Read while it is still held: once let go, a broken fix may kill it at its first call.
+        let userIDs = report.outcome == .applied ? (try? ProcFS.status(of: pid))?.userIDs : nil
+        return HostProcessReport(match: match, executable: executable, result: .reconciled(report), userIDs: userIDs)
     }
 }

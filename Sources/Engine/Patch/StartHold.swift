@@ -149,7 +149,7 @@ public final class StartHold {
             while true {
                 guard systemCallStops < stopLimit else { return .notReached("\(stopLimit) system call stops without the file's relocation") }
                 if !mapped && systemCallStops >= mappingStops { return .notMapped }
-                guard try traced.runToSystemCallStop(thread, deadline: deadline) else { return .gone }
+                guard try traced.runToSystemCallStop(thread, deadline: deadline, deliveringSignals: true) else { return .gone }
                 systemCallStops += 1
                 guard let registers = try? Ptrace.registers(thread), let call = HostArchitecture.currentSystemCall(registers) else { continue }
                 let entry = HostArchitecture.isSystemCallEntry(registers)

@@ -333,10 +333,19 @@ final class TracedProcess {
     /// single-step, this arms nothing that survives the tracer: on its death the kernel clears
     /// system call tracing and a thread in a system call stop carries on without a signal. Returns
     /// false if the thread died.
-    func runToSystemCallStop(_ tid: ThreadID, deadline: Monotonic.Instant) throws(StopFailure) -> Bool {
+    ///
+    /// With `deliveringSignals` (a process held at its start, whose own code may run while it is
+    /// stepped) a signal is delivered as it comes instead, as if the process were not traced: its
+    /// handler runs, it dies, or it stops (then `.groupStopped`).
+    func runToSystemCallStop(_ tid: ThreadID, deadline: Monotonic.Instant, deliveringSignals: Bool = false) throws(StopFailure) -> Bool {
         guard threads[tid]?.stopped == true else { return false }
         while true {
-            guard try resume(tid, Ptrace.resumeToSystemCall) else { return false }
+            var signal: Int32 = 0
+            if deliveringSignals, let pending = threads[tid]?.pendingSignal, pending != 0 {
+                signal = pending
+                threads[tid]!.pendingSignal = 0
+            }
+            guard try resume(tid, { (tid: ThreadID) throws(SystemError) in try Ptrace.resumeToSystemCall(tid, signal: signal) }) else { return false }
             while true {
                 let (eventTid, event) = try nextEvent(until: deadline)
                 try record(tid: eventTid, event: event)

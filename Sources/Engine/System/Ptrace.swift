@@ -118,8 +118,8 @@ enum Ptrace {
     }
 
     /// Resumes until the next system call entry or exit (or signal). PTRACE_SYSCALL.
-    static func resumeToSystemCall(_ tid: ThreadID) throws(SystemError) {
-        try SystemCall.run("ptrace(PTRACE_SYSCALL)", "thread \(tid)") { cptrace_syscall(tid.rawValue, 0) }
+    static func resumeToSystemCall(_ tid: ThreadID, signal: Int32 = 0) throws(SystemError) {
+        try SystemCall.run("ptrace(PTRACE_SYSCALL)", "thread \(tid)") { cptrace_syscall(tid.rawValue, signal) }
     }
 
     /// Executes one instruction, then stops. PTRACE_SINGLESTEP.

@@ -116,4 +116,26 @@ extension LivePatchTests {
         gate.wait()
         #expect(gate.outcomes.withLock { $0 } == [.notMapped] || gate.outcomes.withLock { $0 } == [.gone])
     }
+
+    @Test func startHold_whenTheOpenerStopsItselfWhileHeld_letsItGoStoppedAndUntraced() throws {
+        let hotpatch = try Live.victimHotpatches().level1
+        let victim = try Live.builder.victim()
+        let gate = try TestGate(marking: victim, events: .openPermission)
+        gate.serve(requests: 1, hotpatch: hotpatch)
+        let shell = try RunningProcess("/bin/sh", ["-c", "exec 3< \"$0\"; kill -STOP $$; echo resumed", victim])
+        defer { _ = shell.stop(within: 5) }
+        gate.wait()
+        #expect(gate.outcomes.withLock { $0 } == [.notReached("the process was stopped by a signal")])
+        // Stopped by its own signal, as it asked, and no longer traced.
+        let deadline = Date().addingTimeInterval(5)
+        var status = try ProcFS.status(of: ProcessID(shell.pid))
+        while status.state != "T", Date() < deadline {
+            usleep(10_000)
+            status = try ProcFS.status(of: ProcessID(shell.pid))
+        }
+        #expect(status.state == "T")
+        #expect(status.tracer == nil)
+        shell.signal(SIGCONT)
+        #expect(try shell.waitForLine(timeout: 5) { $0 == "resumed" } == "resumed")
+    }
 }
