@@ -92,9 +92,11 @@ enum AgentBench {
         var execWindow: ExecWindowResult?
         if let before {
             let gated = try ExecTimings.measure(program: sleeper, samples: shortLivedRuns)
-            let gate = (try? client.send(ControlRequest(command: .status)).status?.execGate?.mode) ?? nil
+            let gate = (try? client.send(ControlRequest(command: .status)).status?.execGate) ?? nil
+            let counts = gate.map { "\($0.patched) patched at start, \($0.letGo) let go (last: \($0.lastLetGo ?? "none")), \($0.notHeld) not held" } ?? "none"
             let window = ExecWindowResult(
-                runs: shortLivedRuns, ranTheFix: gated.targetLines.filter { $0 == "parse_length(100)=64" }.count, gate: gate ?? "unknown",
+                runs: shortLivedRuns, ranTheFix: gated.targetLines.filter { $0 == "parse_length(100)=64" }.count, gate: gate?.mode ?? "unknown",
+                gateCounts: counts,
                 targetBefore: Distribution(before.target), targetGated: Distribution(gated.target),
                 readBefore: Distribution(before.read), readGated: Distribution(gated.read),
                 otherBefore: Distribution(before.other), otherGated: Distribution(gated.other))

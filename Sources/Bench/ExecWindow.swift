@@ -13,6 +13,8 @@ struct ExecWindowResult: Codable {
     var ranTheFix: Int
     /// The agent's exec gate ("fanotify" or "off").
     var gate: String
+    /// Its counts after the runs (status `execGate`): patched at start, let go, not held, and why the last was let go.
+    var gateCounts: String
     /// Spawn to exit before the release landed (no mark anywhere), and with the hotpatch in force.
     var targetBefore: Distribution
     var targetGated: Distribution

@@ -297,7 +297,7 @@ struct HotpatchBench: ParsableCommand {
                 out.append("  idle with \(idle.processes) patched processes: CPU \(String(format: "%.2f", idle.cpuPercent)) % of one CPU over \(String(format: "%.1f", idle.seconds)) s (\(idle.hostForks) forks on the host meanwhile: the process watch hears of each); RSS \(idle.residentKiB / 1024) MiB (anonymous \(idle.anonymousKiB / 1024) MiB, file-backed \(idle.fileKiB / 1024) MiB)")
             }
             if let window = agent.execWindow {
-                out.append("  exec window: \(window.ranTheFix)/\(window.runs) short-lived processes ran the fix (exec gate: \(window.gate)); spawn to exit, median (p99), before the release → with the hotpatch in force:")
+                out.append("  exec window: \(window.ranTheFix)/\(window.runs) short-lived processes ran the fix (exec gate: \(window.gate); \(window.gateCounts)); spawn to exit, median (p99), before the release → with the hotpatch in force:")
                 func pair(_ label: String, _ before: Distribution, _ gated: Distribution) -> String {
                     "    \(label): \(formatMicroseconds(before.median)) (\(formatMicroseconds(before.p99))) → \(formatMicroseconds(gated.median)) (\(formatMicroseconds(gated.p99))), added \(formatSignedMicroseconds(Int64(gated.median) - Int64(before.median))) at the median"
                 }

@@ -47,10 +47,11 @@ public struct ExecGateCounts: Sendable, Equatable {
 }
 
 /// How many holds the gate may start: a token bucket (`capacity` at once, `perSecond` more each
-/// second). Each hold costs the agent about a millisecond of CPU (stepping the process to its
-/// relocation, then the patch), and anyone who may run a targeted program could start thousands a
-/// second: beyond the budget an opener is let go at once and patched by the usual path, as
-/// without the gate.
+/// second). A hold costs the agent the stepping of the process to its relocation (a few hundred
+/// system call stops) on top of the patch the usual path would make anyway, and anyone who may
+/// run a targeted program could start thousands a second: beyond the budget an opener is let go
+/// at once and patched by the usual path, as without the gate. Generous on purpose (a host where
+/// libc is targeted execs a targeted file at every exec): it only bounds a storm.
 struct HoldBudget: Sendable, Equatable {
     let capacity: Double
     let perSecond: Double
@@ -91,7 +92,7 @@ struct HoldBudget: Sendable, Equatable {
 /// every waiting opener and detaches every held thread. Nothing armed survives the agent.
 ///
 /// And bounds so that no local user can make it cost the agent much: holds are budgeted
-/// (`HoldBudget`: 20 at once, 100 a second); an opener found to read the file rather than map it
+/// (`HoldBudget`: 100 at once, 1,000 a second); an opener found to read the file rather than map it
 /// is let go at once on its later opens; events are read 4 KiB at a time (each carries a
 /// descriptor the kernel opens in the agent) and a large batch is followed by a 5 ms pause, in
 /// which the openers wait (an open storm paces itself to the agent's answers).
@@ -112,8 +113,8 @@ public final class ExecGate: Sendable {
     static let heartbeatMilliseconds: Int32 = 250
     static let watchdogTimeoutMilliseconds: Int32 = 3_000
     /// The hold budget's burst and rate.
-    static let holdBurst: Double = 20
-    static let holdsPerSecond: Double = 100
+    static let holdBurst: Double = 100
+    static let holdsPerSecond: Double = 1_000
     /// A batch of at least this many events is followed by `stormPauseMilliseconds`.
     static let stormBatch = 32
     static let stormPauseMilliseconds: Int32 = 5

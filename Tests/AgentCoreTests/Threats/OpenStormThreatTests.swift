@@ -65,16 +65,6 @@ final class OpenStormThreatTests: XCTestCase {
         return (fields["opens"] ?? 0, fields["failures"] ?? -1)
     }
 
-    /// CPU time (user + system, all threads) `pid` has used, in seconds. /proc/PID/stat fields 14 and 15.
-    private static func cpuSeconds(_ pid: Int32) -> Double {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3, so utime (14) and stime (15) are at 11 and 12.
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
     /// Starts the storm on `file` as nobody and waits until it runs.
     private static func storm(_ stormer: String, on file: String) throws -> RunningProcess {
         let process = try RunningProcess(asNobody[0], Array(asNobody.dropFirst()) + [stormer, file, String(stormSeconds)])
@@ -112,7 +102,7 @@ final class OpenStormThreatTests: XCTestCase {
         }
         defer { looking.cancel() }
 
-        let ourCPU = Self.cpuSeconds(getpid())
+        let ourCPU = ProcessCPU.seconds(getpid())
         let started = ContinuousClock.now
         let process = try Self.storm(stormer, on: fixture.library)
         defer { process.stop() }
@@ -121,7 +111,7 @@ final class OpenStormThreatTests: XCTestCase {
         try await Task.sleep(for: .milliseconds(100))  // the last looks fall due
         watch.stop()
         let signs = await feeding.value
-        let used = Self.cpuSeconds(getpid()) - ourCPU
+        let used = ProcessCPU.seconds(getpid()) - ourCPU
         let looks = await counter.count(ProcessID(process.pid))
 
         // Each counted sign asks for two looks; signs are counted `burst` at once, then one per spacing.
@@ -153,10 +143,10 @@ final class OpenStormThreatTests: XCTestCase {
             !host.logLines(containing: "Started: ").isEmpty && !host.logLines(containing: "Watching 1 file that holds a targeted object").isEmpty
         }
 
-        let idleCPU = Self.cpuSeconds(agent.pid)
+        let idleCPU = ProcessCPU.seconds(agent.pid)
         Thread.sleep(forTimeInterval: 1)
-        let idle = Self.cpuSeconds(agent.pid) - idleCPU
-        let before = Self.cpuSeconds(agent.pid)
+        let idle = ProcessCPU.seconds(agent.pid) - idleCPU
+        let before = ProcessCPU.seconds(agent.pid)
         let started = Date()
         let process = try Self.storm(stormer, on: fixture.library)
         defer { process.stop() }
@@ -166,7 +156,7 @@ final class OpenStormThreatTests: XCTestCase {
         let patchedAfter = try loader.lateValue(2, timeout: 10)
         let result = Self.counts(try process.waitForLine(timeout: Self.stormSeconds + 10) { $0.hasPrefix("opens=") })
         let lasted = Date().timeIntervalSince(started)
-        let used = Self.cpuSeconds(agent.pid) - before
+        let used = ProcessCPU.seconds(agent.pid) - before
         print("open storm by nobody against the agent: \(result.opens) opens in \(String(format: "%.2f", lasted)) s; agent CPU \(String(format: "%.2f", used)) s (idle: \(String(format: "%.2f", idle)) s a second); a dlopen meanwhile patched after \(patchedAfter) µs")
 
         XCTAssertEqual(result.failures, 0)
