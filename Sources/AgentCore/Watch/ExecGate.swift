@@ -232,6 +232,9 @@ private final class GateLoop: Sendable {
     let broadcast: Broadcast<ProcessID>
     /// Workers free to take an event.
     let idle: Mutex<[Int]>
+    /// Whether `instance` is still open: a worker answers under this lock, and the loop closes the
+    /// instance under it, so an answer never goes to a descriptor number reused since.
+    let instanceOpen = Mutex(true)
     /// Holds left to start (answering thread only, but kept locked for Sendable).
     let budget = Mutex(HoldBudget(capacity: ExecGate.holdBurst, perSecond: ExecGate.holdsPerSecond))
     /// Openers (by thread id) found to read a targeted file, not map it: never held again.
@@ -254,15 +257,19 @@ private final class GateLoop: Sendable {
     func shutDownWorkers() { workers.forEach { $0.thread.shutdown() } }
 
     func run() {
+        // Forked before the thread is raised, so the watchdog runs at normal priority.
+        let watchdog = try? HangWatchdog(timeoutMilliseconds: ExecGate.watchdogTimeoutMilliseconds)
         // Raised like a stop window: the answer is what every opener of a target waits for, and
         // the heartbeat must not starve on a loaded host.
         _ = SchedulingPriority.raise()
-        let watchdog = try? HangWatchdog(timeoutMilliseconds: ExecGate.watchdogTimeoutMilliseconds)
         defer {
             // Answer whatever is still pending, then close: the kernel allows every later open.
             answerSlowLane()
             answerAllPending()
-            Descriptor.close(instance)
+            instanceOpen.withLock { open in
+                open = false
+                Descriptor.close(instance)
+            }
             Descriptor.close(wakeup.read)
             watchdog?.stop()
             shutDownWorkers()
@@ -352,8 +359,11 @@ private final class GateLoop: Sendable {
 
     /// Allows `request` and closes its descriptor.
     private func answer(_ request: Fanotify.PermissionRequest) {
-        try? Fanotify.answer(instance, descriptor: request.descriptor, allow: true)
-        Descriptor.close(request.descriptor)
+        instanceOpen.withLock { open in
+            // Closed: the kernel has allowed the open already.
+            if open { try? Fanotify.answer(instance, descriptor: request.descriptor, allow: true) }
+            Descriptor.close(request.descriptor)
+        }
         shared.counts.withLock { $0.answered += 1 }
     }
 

@@ -7,66 +7,82 @@ import LinuxSystem
 import Synchronization
 import Testing
 
-/// A minimal exec gate on a real fanotify permission instance: the same steps as the agent's,
-/// on one tracer thread, for `requests` permission events.
+/// A minimal exec gate on a real fanotify permission instance: the same steps as the agent's, on
+/// one tracer thread. It marks a private copy of the target (same bytes, same build-id), so an exec
+/// of the shared fixture by another test never reaches it, and it answers every event until
+/// `wait` ends it: an unanswered permission event would hold its opener, and the test, forever.
 private final class TestGate: @unchecked Sendable {
     let instance: Int32
     let file: StartFile
+    /// The private copy of the target that is marked; tests run this one.
+    let path: String
+    let scratch: TemporaryDirectory
     let tracer = TracerThread(name: "test-start-gate")
     let outcomes = Mutex<[StartHoldOutcome]>([])
     let reports = Mutex<[HostProcessReport]>([])
+    private let stopping = Atomic<Bool>(false)
+    private let reached = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
 
-    init(marking path: String, events: Fanotify.Events) throws {
+    init(copying target: String, events: Fanotify.Events) throws {
+        scratch = try TemporaryDirectory(prefix: "start-gate")
+        path = scratch.path + "/" + URL(fileURLWithPath: target).lastPathComponent
+        try FileManager.default.copyItem(atPath: target, toPath: path)
         instance = try Fanotify.createPermissionInstance()
         try Fanotify.mark(instance, path: path, events: events)
         file = try StartFile(path: path)
     }
 
     deinit {
+        stopping.store(true, ordering: .relaxed)
         tracer.shutdown()
+        // Closing the instance allows whatever is still pending.
         Descriptor.close(instance)
     }
 
-    /// Answers `requests` events (holding each opener until relocated and patching it to
-    /// `desired` when `patch`), then returns; every event is answered whatever happens.
+    /// Holds the opener of each event until relocated (patching it to `hotpatch` when `patch`) for
+    /// the first `requests` events; later events are answered at once. Runs until `wait` returns.
     func serve(requests: Int, hotpatch: Hotpatch, patch: Bool = true, beforeAnswer: @escaping @Sendable (ProcessID) -> Void = { _ in }) {
-        let done = DispatchSemaphore(value: 0)
         tracer.submit { [self] in
-            defer { done.signal() }
+            defer { finished.signal() }
             let patcher = StartPatcher(cache: ObjectCache())
             var buffer = [UInt8](repeating: 0, count: 8192)
             var served = 0
-            while served < requests {
-                guard let ready = try? Descriptor.waitReadable([instance], timeoutMilliseconds: 10_000, subject: "gate"), ready[0] else { return }
+            while !stopping.load(ordering: .relaxed) {
+                guard let ready = try? Descriptor.waitReadable([instance], timeoutMilliseconds: 50, subject: "gate"), ready[0] else { continue }
                 for request in ((try? Fanotify.readPermissionRequests(instance, into: &buffer)) ?? nil) ?? [] {
-                    served += 1
                     var hold: StartHold?
-                    if let thread = request.thread, let pid = try? ProcFS.process(ofThread: ThreadID(thread.rawValue)) {
+                    if served < requests, let thread = request.thread, let pid = try? ProcFS.process(ofThread: ThreadID(thread.rawValue)) {
                         hold = try? StartHold.seize(thread: ThreadID(thread.rawValue), of: pid, file: file,
                                                     atExec: request.events.contains(.openExecPermission))
                         beforeAnswer(pid)
                     }
                     try? Fanotify.answer(instance, descriptor: request.descriptor, allow: true)
                     Descriptor.close(request.descriptor)
-                    guard let hold else { continue }
-                    let outcome = hold.runToRelocated(deadline: Monotonic.now.adding(microseconds: 2_000_000))
-                    outcomes.withLock { $0.append(outcome) }
-                    if outcome == .relocated, patch,
-                       let report = patcher.patch(hold, desired: .cumulative(desired: hotpatch, levels: [hotpatch]), known: [hotpatch],
-                                                  excluding: ExclusionPolicy()) {
-                        reports.withLock { $0.append(report) }
+                    guard served < requests else { continue }
+                    served += 1
+                    if let hold {
+                        let outcome = hold.runToRelocated(deadline: Monotonic.now.adding(microseconds: 2_000_000))
+                        outcomes.withLock { $0.append(outcome) }
+                        if outcome == .relocated, patch,
+                           let report = patcher.patch(hold, desired: .cumulative(desired: hotpatch, levels: [hotpatch]), known: [hotpatch],
+                                                      excluding: ExclusionPolicy()) {
+                            reports.withLock { $0.append(report) }
+                        }
+                        hold.release()
                     }
-                    hold.release()
+                    if served == requests { reached.signal() }
                 }
             }
         }
-        self.done = done
     }
 
-    private var done: DispatchSemaphore?
-
-    /// Waits until `serve` returned.
-    func wait() { done?.wait() }
+    /// Waits (at most 30 s) until the first `requests` events were served, then ends `serve`.
+    func wait() {
+        _ = reached.wait(timeout: .now() + 30)
+        stopping.store(true, ordering: .relaxed)
+        finished.wait()
+    }
 }
 
 extension LivePatchTests {
@@ -74,10 +90,10 @@ extension LivePatchTests {
         let hotpatch = try Live.victimHotpatches().level1
         let victim = try Live.builder.victim()
         let runs = 8
-        let gate = try TestGate(marking: victim, events: .openExecPermission)
+        let gate = try TestGate(copying: victim, events: .openExecPermission)
         gate.serve(requests: runs, hotpatch: hotpatch)
         for run in 0..<runs {
-            let once = try RunningProcess(victim, ["--once"])
+            let once = try RunningProcess(gate.path, ["--once"])
             let line = try once.waitForLine(timeout: 10) { $0.hasPrefix("parse_length") }
             #expect(line == Live.level1, "run \(run): its first call ran \(line)")
             #expect(once.stop(within: 5))
@@ -93,9 +109,9 @@ extension LivePatchTests {
     @Test func startHold_withoutAPatch_theProcessRunsItsOwnCodeUntouched_andIsNeitherStoppedNorTracedAfter() throws {
         let hotpatch = try Live.victimHotpatches().level1
         let victim = try Live.builder.victim()
-        let gate = try TestGate(marking: victim, events: .openExecPermission)
+        let gate = try TestGate(copying: victim, events: .openExecPermission)
         gate.serve(requests: 1, hotpatch: hotpatch, patch: false)
-        let process = try RunningProcess(victim, ["--interval-ms", "20", "--threads", "1"])
+        let process = try RunningProcess(gate.path, ["--interval-ms", "20", "--threads", "1"])
         defer { process.stop() }
         _ = try process.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
         gate.wait()
@@ -109,9 +125,9 @@ extension LivePatchTests {
     @Test func startHold_whenTheOpenerOnlyReadsTheFile_letsItGoAsNotMapped() throws {
         let hotpatch = try Live.victimHotpatches().level1
         let victim = try Live.builder.victim()
-        let gate = try TestGate(marking: victim, events: .openPermission)
+        let gate = try TestGate(copying: victim, events: .openPermission)
         gate.serve(requests: 1, hotpatch: hotpatch)
-        let reader = try RunningProcess("/bin/sh", ["-c", "cat \"$0\" > /dev/null; echo read", victim])
+        let reader = try RunningProcess("/bin/sh", ["-c", "cat \"$0\" > /dev/null; echo read", gate.path])
         _ = try reader.waitForLine(timeout: 10) { $0 == "read" }
         gate.wait()
         #expect(gate.outcomes.withLock { $0 } == [.notMapped] || gate.outcomes.withLock { $0 } == [.gone])
@@ -120,9 +136,9 @@ extension LivePatchTests {
     @Test func startHold_whenTheOpenerStopsItselfWhileHeld_letsItGoStoppedAndUntraced() throws {
         let hotpatch = try Live.victimHotpatches().level1
         let victim = try Live.builder.victim()
-        let gate = try TestGate(marking: victim, events: .openPermission)
+        let gate = try TestGate(copying: victim, events: .openPermission)
         gate.serve(requests: 1, hotpatch: hotpatch)
-        let shell = try RunningProcess("/bin/sh", ["-c", "exec 3< \"$0\"; kill -STOP $$; echo resumed", victim])
+        let shell = try RunningProcess("/bin/sh", ["-c", "exec 3< \"$0\"; kill -STOP $$; echo resumed", gate.path])
         defer { _ = shell.stop(within: 5) }
         gate.wait()
         #expect(gate.outcomes.withLock { $0 } == [.notReached("the process was stopped by a signal")])
