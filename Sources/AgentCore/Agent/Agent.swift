@@ -375,11 +375,15 @@ public actor Agent: AgentControlHandler {
         let window = Double(configuration.healthWindowSeconds)
         // User ids read by the patcher around each patch: the process may be gone by now.
         var known: [ProcessID: ProcessCredentials] = [:]
-        for report in reports { known[report.match.process.pid] = report.userIDs }
+        var commands: [ProcessID: String] = [:]
+        for report in reports {
+            known[report.match.process.pid] = report.userIDs
+            commands[report.match.process.pid] = report.command
+        }
         for transition in ledger.take(reports, fullPass: fullPass, desired: desired, healthWindow: window, now: Date()) {
             switch transition.followUp {
             case .notePatched?:
-                notePatched(transition.match, desired: fixes)
+                notePatched(transition.match, desired: fixes, credentials: known[transition.pid], images: transition.images)
             case .observeCredentials?:
                 let credentials = known[transition.pid] ?? ProcessCredentials.read(transition.pid)
                 ledger.update(transition.pid) { $0.observe(credentials) }
@@ -389,7 +393,7 @@ public actor Agent: AgentControlHandler {
             }
             if let event = transition.event { log([event]) }
         }
-        ledger.describeNew { pid in (SystemdUnit.unit(of: pid), SystemdUnit.command(of: pid)) }
+        ledger.describeNew { pid in (SystemdUnit.unit(of: pid), commands[pid] ?? SystemdUnit.command(of: pid)) }
         log(ledger.vulnerableNotices(at: fixes))
     }
 
@@ -581,18 +585,24 @@ public actor Agent: AgentControlHandler {
     /// What the health check knows of a process just patched: its credentials, and where the
     /// hotpatch's code lies in it (every object's fix, whichever level it comes from, counts as the
     /// code of the level in force: that is the level a crash quarantines).
-    private func notePatched(_ match: ProcessMatch, desired: DesiredFixes) {
+    /// `credentials` were read right around the patch and `images` are where the patcher placed each
+    /// object's image: what is missing is read from the process now.
+    private func notePatched(_ match: ProcessMatch, desired: DesiredFixes, credentials: ProcessCredentials?,
+                             images: [BuildID: Range<UInt64>]) {
         let pid = match.process.pid
         ledger.update(pid) { record in
-            record.observe(ProcessCredentials.read(pid))
+            record.observe(credentials ?? ProcessCredentials.read(pid))
             guard let release = desired.release else { return }
-            let mappings = (try? ProcFS.maps(of: pid)) ?? []
+            let everyImageKnown = match.objects.allSatisfy { object in
+                desired.fix(for: object.buildID) == nil || object.buildID.map { images[$0] != nil } == true
+            }
+            let mappings = everyImageKnown ? [] : ((try? ProcFS.maps(of: pid)) ?? [])
             var code = PatchedCode(hotpatchID: release.id)
             for object in match.objects {
                 guard let fix = desired.fix(for: object.buildID) else { continue }
                 let inForce = Hotpatch(id: release.id, baseline: release.baseline, level: release.level, targets: [fix.target])
                 code = code.merged(with: PatchedCode.locate(inForce, buildID: object.buildID, loadBias: object.loadBias,
-                                                            mappings: mappings))
+                                                            mappings: mappings, image: object.buildID.flatMap { images[$0] }))
             }
             record.patchedCode = code
         }

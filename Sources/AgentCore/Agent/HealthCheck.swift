@@ -45,7 +45,9 @@ struct PatchedCode: Sendable, Equatable {
 
     /// The regions of `hotpatch` in a process whose targeted object (`buildID`) is loaded with
     /// `loadBias`, and whose memory is laid out as `mappings`.
-    static func locate(_ hotpatch: Hotpatch, buildID: BuildID?, loadBias: UInt64, mappings: [MemoryMapping]) -> PatchedCode {
+    /// `image`, when the patcher reported where it placed the image, replaces the look at `mappings`.
+    static func locate(_ hotpatch: Hotpatch, buildID: BuildID?, loadBias: UInt64, mappings: [MemoryMapping],
+                       image: Range<UInt64>? = nil) -> PatchedCode {
         var code = PatchedCode(hotpatchID: hotpatch.id)
         for target in hotpatch.targets where target.buildID == buildID {
             for redirection in target.redirections where redirection.size > 0 {
@@ -56,6 +58,10 @@ struct PatchedCode: Sendable, Equatable {
             guard !name.isEmpty else { continue }
             let names: Set<String> = [name, "memfd:hotpatch:" + name]
             code.imageNames.formUnion(names)
+            if let image {
+                code.regions.append(Region(label: "patch image \(name)", range: image))
+                continue
+            }
             for mapping in mappings where names.contains(String(mapping.path.split(separator: "/").last ?? "")) {
                 code.regions.append(Region(label: "patch image \(name)", range: mapping.start..<mapping.end))
             }

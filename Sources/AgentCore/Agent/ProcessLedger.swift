@@ -34,6 +34,8 @@ struct ProcessLedger: Sendable {
         var match: ProcessMatch
         var event: AgentEvent?
         var followUp: FollowUp?
+        /// Where each object's patch image lies, as the patcher placed it (by build-id).
+        var images: [BuildID: Range<UInt64>] = [:]
 
         /// The process.
         var pid: ProcessID { match.process.pid }
@@ -119,14 +121,18 @@ struct ProcessLedger: Sendable {
             lastPause = pause
             record.pauseUsec = pause
         }
-        // Mapping the patch object holds every thread too (so no filter can appear mid-load): a
-        // stop of its own, once per process and patch object, reported apart from the redirect's.
+        // Mapping the patch object holds every thread too (so no filter can appear mid-load): once
+        // per process and patch object, reported apart from the redirect's pause (when the load's
+        // hold goes on into the redirect, the one stop lasted their sum).
         var loadPause = ""
         if let load = report.loadPauseMicroseconds {
             metadata["load.pause.usec"] = "\(load)"
             loadPause = ", load pause \(load) µs"
         }
         var transition = Transition(match: match)
+        for object in report.objects {
+            if let buildID = object.buildID, let image = object.image { transition.images[buildID] = image }
+        }
         switch report.outcome {
         case .applied:
             record.state = .patched

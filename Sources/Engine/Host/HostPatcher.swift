@@ -72,24 +72,27 @@ public final class HostPatcher: Sendable {
         let knownFixes = ObjectFix.all(of: known)
         var patched = onWorkers(count: toPatch.count) { worker, index in
             let pid = toPatch[index].process.pid
-            let before = (try? ProcFS.status(of: pid))?.userIDs
             let report = Self.reconcile(toPatch[index], on: worker, desired: desired, knownFixes: knownFixes)
-            let userIDs = report.outcome == .applied ? ((try? ProcFS.status(of: pid))?.userIDs ?? before) : nil
-            return (report, userIDs)
+            // The patcher's own first look is the "before".
+            let after = report.outcome == .applied ? try? ProcFS.status(of: pid) : nil
+            let userIDs = report.outcome == .applied ? (after?.userIDs ?? report.statusBefore?.userIDs) : nil
+            return (report, userIDs, (after ?? report.statusBefore)?.name)
         }.makeIterator()
         return found.map { match, executable, exclusion in
             let result: HostProcessReport.Result
             var userIDs: ProcessStatus.UserIDs?
+            var command: String?
             switch exclusion {
             case nil:
-                let (report, read) = patched.next()!
+                let (report, read, name) = patched.next()!
                 result = .reconciled(report)
                 userIDs = read
+                command = name
             // Never attached: reported as the patcher would, so status shows it exposed.
             case .initProcess?: result = .reconciled(.refused(match, .protectedProcess(why: ProcessExclusion.initProcess.description)))
             case let exclusion?: result = .excluded(exclusion)
             }
-            return HostProcessReport(match: match, executable: executable, result: result, userIDs: userIDs)
+            return HostProcessReport(match: match, executable: executable, result: result, userIDs: userIDs, command: command)
         }
     }
 
@@ -233,13 +236,18 @@ public struct HostProcessReport: Sendable {
     /// was gone by then): a process a broken fix kills at once is dead before the caller could
     /// read them, and the health check judges a death by them. nil when not patched or unreadable.
     public var userIDs: ProcessStatus.UserIDs?
+    /// Its command name (`comm`, escaped as /proc/PID/status prints it), read with the user ids or
+    /// at the patcher's first look; nil when not read.
+    public var command: String?
 
     /// A report of `match`.
-    public init(match: ProcessMatch, executable: String, result: Result, userIDs: ProcessStatus.UserIDs? = nil) {
+    public init(match: ProcessMatch, executable: String, result: Result, userIDs: ProcessStatus.UserIDs? = nil,
+                command: String? = nil) {
         self.match = match
         self.executable = executable
         self.result = result
         self.userIDs = userIDs
+        self.command = command
     }
 }
 

@@ -35,7 +35,8 @@ public final class StartPatcher {
         let knownFixes = ObjectFix.all(of: known).filter { mapped.contains($0.target.buildID) }
         let report = patcher.reconcile(match, desired: desired, known: knownFixes, holding: hold)
         // Read while it is still held: once let go, a broken fix may kill it at its first call.
-        let userIDs = report.outcome == .applied ? (try? ProcFS.status(of: pid))?.userIDs : nil
-        return HostProcessReport(match: match, executable: executable, result: .reconciled(report), userIDs: userIDs)
+        let after = report.outcome == .applied ? try? ProcFS.status(of: pid) : nil
+        return HostProcessReport(match: match, executable: executable, result: .reconciled(report), userIDs: after?.userIDs,
+                                 command: (after ?? report.statusBefore)?.name)
     }
 }

@@ -68,10 +68,12 @@ struct PatchLoader {
     /// held (first stop to last resume of each hold, summed over the re-stops), whatever the outcome.
     /// `requireNearFor` is a function of `target` that only the near jump can redirect, if any: with
     /// one, a process with no room near the target is refused before anything is injected.
+    /// With `keepingHold` (and no `held`), a load that succeeds returns its hold still taken, every
+    /// thread stopped, for the redirect to use: its pause is then the caller's to count.
     func load(into pid: ProcessID, target: LoadedObject, mappings: [MemoryMapping], requireNearFor needsNear: FunctionRedirection?,
               resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
-              deadline: Monotonic.Instant, holding held: TracedProcess? = nil,
-              pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
+              deadline: Monotonic.Instant, holding held: TracedProcess? = nil, keepingHold: Bool = false,
+              pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int, hold: TracedProcess?, holds: Int) {
         let imageSize = patch.imageSize
         let total = imageSize + PatchImageMarker.pageSize
         let near = PatchLoader.nearAddress(for: total, near: target, mappings: mappings)
@@ -140,9 +142,13 @@ struct PatchLoader {
             traced = try holdEveryThread()
             sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: leaderThread, memory: memory)
         }
-        defer { release(traced) }
-        let held = traced.stoppedThreadIDs
-        guard let leader = held.contains(leaderThread) ? leaderThread : held.first else { throw .unpatchable(.processGone) }
+        var handedOver = false
+        defer { if !handedOver { release(traced) } }
+        let stoppedThreads = traced.stoppedThreadIDs
+        guard let leader = stoppedThreads.contains(leaderThread) ? leaderThread : stoppedThreads.first else {
+            throw .unpatchable(.processGone)
+        }
+        let handsOverItsHold = keepingHold && held == nil
 
         let reserveFlags = PatchLoader.mapPrivate | PatchLoader.mapAnonymous | (near == nil ? 0 : PatchLoader.mapFixedNoReplace)
         // Readable and executable from the start: the marker page will hold the injection stub and
@@ -415,7 +421,8 @@ struct PatchLoader {
             let record = PatchImageMarker.encode(image)
             try memory.write(record + [UInt8](repeating: 0, count: Int(PatchImageMarker.pageSize) - record.count), at: reservation)
             mapped = true
-            return (image, injected)
+            handedOver = handsOverItsHold
+            return (image, injected, handedOver ? traced : nil, held == nil ? 1 + tries : 0)
         } catch {
             throw .unpatchable(.systemFailure(detail: "sealing the patch image in process \(pid): \(error)"))
         }

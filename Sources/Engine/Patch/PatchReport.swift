@@ -104,8 +104,11 @@ public struct ProcessPatchReport: Sendable {
     public var objectPath: String
     /// What happened.
     public var outcome: PatchOutcome
-    /// How long its threads were stopped for the redirect (first stop to last resume), if stopped.
+    /// How long its threads were stopped for the redirect (first stop to last resume; in a load's
+    /// kept hold, from the load's end to the resume), if stopped.
     public var pauseMicroseconds: UInt64?
+    /// Its status as the patcher first read it, before touching it (nil when refused before that).
+    public var statusBefore: ProcessStatus? = nil
     /// How long its threads were stopped to map the patch object (first stop to last resume of
     /// each of the load's holds, summed), if it was loaded now: once per process and patch object.
     public var loadPauseMicroseconds: UInt64? = nil
@@ -119,6 +122,9 @@ public struct ProcessPatchReport: Sendable {
     public var injectedSystemCalls: Int
     /// Times the stop was released and taken again because a thread was inside a patch window.
     public var restops = 0
+    /// How many times every thread was stopped: each load's holds and the window's stops (a first
+    /// apply whose load's hold went on into the redirect counts one); none for a hold taken over.
+    public var holds = 0
     /// Each targeted object the process maps, in the order of the match: what it runs now.
     public var objects: [ObjectPatchReport] = []
 
@@ -142,6 +148,9 @@ public struct ObjectPatchReport: Sendable, Equatable {
     public var written: Bool
     /// Why this object kept the process from being patched (nothing was written to any object).
     public var refusal: PatchOutcome?
+    /// The addresses of the patch image its fix runs from (the marker page and every segment),
+    /// when it runs one after this reconcile: where a crash in that code would lie.
+    public var image: Range<UInt64>? = nil
 
     /// Describes one object's result.
     public init(path: String, buildID: BuildID?, release: FixRelease? = nil, inspected: Bool = false, written: Bool = false,

@@ -183,6 +183,7 @@ public final class Patcher {
         let memory: ProcessMemory
         do {
             status = try ProcFS.status(of: pid)
+            report.statusBefore = status
             mappings = try ProcFS.maps(of: pid)
             memory = try ProcessMemory(pid: pid)
         } catch {
@@ -230,6 +231,20 @@ public final class Patcher {
         // its own (a hold per image): mapping an image changes no behaviour, since nothing jumps to
         // it before the one redirect stop below. An image loaded for a process that another object
         // then refuses stays mapped, unused, and is found again by name on the next try.
+        // When one image is loaded (a first apply), its hold is kept for the redirect: one stop of
+        // the process instead of two (released below if anything fails before the redirect).
+        let imagesToLoad = work.filter { item in
+            item.fix.map { fix in !images.contains { $0.name == PatchLoader.name(of: fix.target.patchObjectPath) } } ?? false
+        }.count
+        // That span runs raised as a whole: dropped to normal priority between the load and the
+        // redirect, the thread was preempted for 190 µs on average while the process waited stopped
+        // (the agent's other threads take the CPU). Restored after the hold's release (defer order).
+        let keepsHold = imagesToLoad == 1 && adopted == nil
+        let spanPriority = keepsHold && options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
+        defer { spanPriority?.restore() }
+        var keptHold: TracedProcess?
+        var loadEnded: Monotonic.Instant?
+        defer { keptHold?.release() }
         for position in work.indices {
             guard let fix = work[position].fix, let patchObject = work[position].patchObject else { continue }
             let object = work[position].object
@@ -241,8 +256,16 @@ public final class Patcher {
             var pause: UInt64?
             let loadedImage: (image: PatchImage, injected: Int)
             do throws(LoadFailure) {
-                loadedImage = try load(loader, fix: fix.target, into: pid, object: object, objects: loaded,
-                                       mappings: mappings, memory: memory, pause: &pause)
+                let loadedAndHeld = try load(loader, fix: fix.target, into: pid, object: object, objects: loaded,
+                                             mappings: mappings, memory: memory, keepingHold: keepsHold,
+                                             pause: &pause)
+                loadedImage = (loadedAndHeld.image, loadedAndHeld.injected)
+                report.holds += loadedAndHeld.holds
+                if let hold = loadedAndHeld.hold {
+                    keptHold = hold
+                    loadEnded = Monotonic.now
+                    if let first = hold.firstStop { pause = (pause ?? 0) + loadEnded!.microseconds(since: first) }
+                }
             } catch {
                 if let pause { report.loadPauseMicroseconds = (report.loadPauseMicroseconds ?? 0) + pause }
                 report.objects[work[position].index].refusal = Patcher.outcome(of: error)
@@ -277,11 +300,19 @@ public final class Patcher {
         if writes.isEmpty {
             report.outcome = wantsAFix ? .alreadyApplied : .notApplied
         } else {
-            // 5. One stop for all of them.
-            try stopAndWrite(pid: pid, writes: writes, sites: work.flatMap(\.sites), memory: memory, report: &report)
+            // 5. One stop for all of them (the load's, when it was kept).
+            let continuing = keptHold.map { (hold: $0, since: loadEnded ?? Monotonic.now) }
+            keptHold = nil
+            try stopAndWrite(pid: pid, writes: writes, sites: work.flatMap(\.sites), memory: memory,
+                             continuing: continuing, report: &report)
             report.outcome = wantsAFix ? .applied : .reverted
         }
-        for item in work { report.objects[item.index].release = item.fix?.release }
+        for item in work {
+            report.objects[item.index].release = item.fix?.release
+            if item.fix != nil, let base = item.imageBase, let image = images.first(where: { $0.base == base }) {
+                report.objects[item.index].image = (base - PatchImageMarker.pageSize)..<(base + image.size)
+            }
+        }
     }
 
     /// Reads and classifies every entry any fix of `matched` touches, as the process maps it now.
@@ -335,7 +366,7 @@ public final class Patcher {
     /// the files the process maps (images loaded since are anonymous and change none of them).
     private func load(_ loader: PatchLoader, fix target: HotpatchTarget, into pid: ProcessID, object: LoadedObject,
                       objects: [LoadedObject], mappings: [MemoryMapping], memory: borrowing ProcessMemory,
-                      pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int) {
+                      keepingHold: Bool, pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int, hold: TracedProcess?, holds: Int) {
         // A function only the near jump can redirect (entry hop, too short, near_only) needs the image within its reach.
         let needsNear = target.redirections.first { $0.nearJumpNeed != nil }
         var references: [String: UInt64] = [:]
@@ -349,7 +380,7 @@ public final class Patcher {
         return try loader.load(into: pid, target: object, mappings: mappings, requireNearFor: needsNear,
                                resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
                                deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
-                               holding: adopted, pause: &pause)
+                               holding: adopted, keepingHold: keepingHold, pause: &pause)
     }
 
     /// The writes that bring `item`'s entries to its fix (jumps into its image) or back to the
@@ -444,7 +475,11 @@ public final class Patcher {
     }
 
     /// The stop window: stop every thread, check, evacuate, write, resume. Nothing is parsed here.
+    /// `continuing` is a load's hold, every thread still stopped, and when its load ended: it is the
+    /// window's first stop (released on every path), and the pause counts from that end (the load's
+    /// part is the load's pause).
     private func stopAndWrite(pid: ProcessID, writes: [EntryWrite], sites: [Site], memory: borrowing ProcessMemory,
+                              continuing: (hold: TracedProcess, since: Monotonic.Instant)? = nil,
                               report: inout ProcessPatchReport) throws(LoadFailure) {
         let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
         defer { priority?.restore() }
@@ -456,8 +491,11 @@ public final class Patcher {
             if let adopted {
                 try adopted.holdRemainingThreads(deadline: deadline)
                 traced = adopted
+            } else if let continuing {
+                traced = continuing.hold
             } else {
                 traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true)
+                report.holds += 1
             }
         } catch {
             throw PatchLoader.failure(error)
@@ -491,8 +529,11 @@ public final class Patcher {
                 throw PatchLoader.failure(error)
             }
             report.restops += 1
+            report.holds += 1
         }
-        var clock = StopWindowClock(traced, enabled: options.timesStopWindow)
+        // A window in a load's hold starts with every thread already stopped: no seize of its own.
+        var clock = StopWindowClock(traced, enabled: options.timesStopWindow,
+                                    heldSince: traced === continuing?.hold ? continuing?.since : nil)
         var failure: LoadFailure?
         do throws(LoadFailure) {
             report.threadCount = traced.threads.count
@@ -523,7 +564,7 @@ public final class Patcher {
             failure = error
         }
         report.evacuatedThreads = traced.evacuations
-        let first = adopted == nil ? traced.firstStop : windowStart
+        let first = if adopted != nil { windowStart } else if let continuing, traced === continuing.hold { continuing.since } else { traced.firstStop }
         if adopted == nil { traced.release() }
         clock.mark(\.released)
         if let first { report.pauseMicroseconds = Monotonic.now.microseconds(since: first) }
@@ -661,15 +702,16 @@ private struct StopWindowClock {
     private(set) var times: StopWindowTimes?
     private let start: Monotonic.Instant
 
-    /// Starts from `traced`'s first stop, with its seize and stop already timed; times nothing
-    /// unless `enabled`.
-    init(_ traced: TracedProcess, enabled: Bool) {
-        start = traced.firstStop ?? Monotonic.now
+    /// Starts from `traced`'s first stop, with its seize and stop already timed, or from `heldSince`
+    /// for a hold taken before the window (seized and stopped at its start); times nothing unless
+    /// `enabled`.
+    init(_ traced: TracedProcess, enabled: Bool, heldSince: Monotonic.Instant? = nil) {
+        start = heldSince ?? traced.firstStop ?? Monotonic.now
         guard enabled else { return }
         var times = StopWindowTimes()
         times.threads = traced.threads.count
-        times.seized = traced.allSeized.map { $0.microseconds(since: start) } ?? 0
-        times.stopped = traced.allStopped.map { $0.microseconds(since: start) } ?? times.seized
+        times.seized = heldSince == nil ? traced.allSeized.map { $0.microseconds(since: start) } ?? 0 : 0
+        times.stopped = heldSince == nil ? traced.allStopped.map { $0.microseconds(since: start) } ?? times.seized : 0
         times.checked = times.stopped
         times.verified = times.stopped
         times.evacuated = times.stopped
@@ -700,6 +742,8 @@ public struct SchedulingPriority {
         let policy = sched_getscheduler(0)
         var previous = sched_param()
         sched_getparam(0, &previous)
+        // Already raised (a span that holds a process across steps): restoring is then a no-op.
+        if policy == SCHED_FIFO, previous.sched_priority >= 1 { return SchedulingPriority(policy: policy, previous: previous) }
         var raised = sched_param(sched_priority: 1)
         guard sched_setscheduler(0, SCHED_FIFO, &raised) == 0 else { return nil }
         return SchedulingPriority(policy: policy, previous: previous)

@@ -114,4 +114,35 @@ extension LivePatchTests {
         #expect(try Live.behaviour(victim) == Live.original)
         print("32 threads, 1000 cycles: median pause \(pauses.sorted()[pauses.count / 2]) µs, evacuations \(evacuations)")
     }
+
+    @Test func firstApply_toAQuietProcess_holdsItOnceForTheLoadAndTheRedirect_andReportsWhereTheImageLies() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let victim = try RunningProcess(try Live.builder.victim(), ["--interval-ms", "20", "--threads", "1"])
+        defer { victim.stop() }
+        _ = try victim.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+
+        let applied = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(applied.outcome == .applied, "\(applied.outcome)")
+        #expect(applied.holds == 1 + applied.restops, "one hold for the load and the redirect: \(applied.holds)")
+        #expect(applied.loadPauseMicroseconds != nil && applied.pauseMicroseconds != nil, "both parts of the hold are reported")
+        // Every mapping of the image (its segments; the marker page is anonymous) lies in the range reported.
+        let image = try #require(applied.objects[0].image)
+        let segments = Live.mapsLines(victim.pid, containing: "patch_level1").compactMap { line -> Range<UInt64>? in
+            let bounds = line.split(separator: " ")[0].split(separator: "-").compactMap { UInt64($0, radix: 16) }
+            return bounds.count == 2 ? bounds[0]..<bounds[1] : nil
+        }
+        #expect(!segments.isEmpty)
+        for segment in segments {
+            #expect(image.contains(segment.lowerBound) && segment.upperBound <= image.upperBound, "\(segment) outside \(image)")
+        }
+        #expect(segments.map(\.lowerBound).min()! - image.lowerBound == 4096, "the marker page comes first")
+        #expect(try Live.behaviour(victim) == Live.level1)
+
+        // A revert loads nothing: one stop, and no image in force.
+        let reverted = try Live.reconcile(victim, desired: nil, known: [target])
+        #expect(reverted.outcome == .reverted)
+        #expect(reverted.holds == 1 + reverted.restops && reverted.loadPauseMicroseconds == nil)
+        #expect(reverted.objects[0].image == nil)
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
 }

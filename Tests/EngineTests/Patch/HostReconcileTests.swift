@@ -38,6 +38,9 @@ extension LivePatchTests {
             case let .reconciled(patch):
                 #expect(pid != excludedPid, "the excluded victim was attached")
                 #expect(patch.outcome == .applied, "PID \(pid): \(patch.outcome)")
+                // Read with the user ids on the worker: the caller need not read the process again.
+                #expect(report.userIDs?.real == getuid(), "PID \(pid)")
+                #expect(report.command == (try ProcFS.status(of: ProcessID(pid))).name, "PID \(pid)")
             }
         }
         for victim in victims.prefix(5) { #expect(try Live.behaviour(victim) == Live.level1) }
