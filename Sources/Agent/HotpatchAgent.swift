@@ -1,5 +1,6 @@
 import AgentCore
 import AgentProtocol
+import Engine
 import Logging
 import ArgumentParser
 import Foundation
@@ -48,6 +49,7 @@ struct HotpatchAgent: AsyncParsableCommand {
     @Flag(help: "Run one full cycle in the foreground, then exit.") var once = false
 
     func run() async throws {
+        Heap.limitArenas()
         var configuration: AgentConfiguration
         do {
             configuration = try loadConfiguration()

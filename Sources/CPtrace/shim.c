@@ -129,3 +129,9 @@ pid_t cptrace_start_watchdog(int heartbeat_fd, pid_t agent, int timeout_ms) {
         if (got < 0 && errno != EINTR && errno != EAGAIN) _exit(1);
     }
 }
+
+#include <malloc.h>
+
+int cptrace_limit_malloc_arenas(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
+
+int cptrace_trim_heap(void) { return malloc_trim(0); }

@@ -214,7 +214,11 @@ public actor Agent: AgentControlHandler {
         }
         await reconcileKernel()
         save()
-        return publish()
+        let status = publish()
+        // What the pass allocated (maps, reports, buffers of every process) is free again; given
+        // back once the status is out.
+        Heap.giveBackFreeMemory()
+        return status
     }
 
     /// Reconciles every process again without re-reading the channel (periodic scan for new
@@ -225,6 +229,7 @@ public actor Agent: AgentControlHandler {
         guard channel != nil, stateProblem == nil else { return }
         await reconcileAll()
         _ = publish()
+        Heap.giveBackFreeMemory()
     }
 
     private func lock() async {

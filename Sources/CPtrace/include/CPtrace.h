@@ -68,6 +68,14 @@ pid_t cptrace_start_watchdog(int heartbeat_fd, pid_t agent, int timeout_ms);
 /// tgkill(2), so a signal reaches exactly one thread.
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal);
 
+/// mallopt(M_ARENA_MAX, arenas): at most `arenas` malloc arenas for the whole process. Returns 1 on
+/// success, 0 on error.
+int cptrace_limit_malloc_arenas(int arenas);
+
+/// malloc_trim(0): gives the kernel back every free page of every arena. Returns 1 when memory was
+/// released, 0 otherwise.
+int cptrace_trim_heap(void);
+
 /// A per-thread deadline for blocking waits: arms a CLOCK_MONOTONIC timer that sends a real-time
 /// signal to the calling thread after `nanoseconds`, so a blocking waitpid(2) returns EINTR then.
 /// The signal's handler does nothing and is installed without SA_RESTART. Returns 0 or -1/errno.
