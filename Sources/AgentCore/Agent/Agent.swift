@@ -50,6 +50,8 @@ public actor Agent: AgentControlHandler {
     /// Patching work is serialised: an actor is re-entrant at every await, and two reconciles of
     /// the same process from two tracer threads would fight over ptrace.
     private var busy = false
+    /// When the heap may next be trimmed after a pass over a few processes (see `reconcileAll`).
+    private var nextHeapTrim = Monotonic.now
     private var waiters: [CheckedContinuation<Void, Never>] = []
     /// What the crash health check reads and remembers (see `processExited`).
     private var health = HealthWatch()
@@ -370,6 +372,12 @@ public actor Agent: AgentControlHandler {
             }
         }
         record(reports, fullPass: pids == nil, plan: plan)
+        // A host that starts many targeted processes runs a pass for each: their buffers are given
+        // back at most once a second (a full cycle gives them back every time, after its status).
+        if pids != nil, Monotonic.now >= nextHeapTrim {
+            Heap.giveBackFreeMemory()
+            nextHeapTrim = Monotonic.now.adding(microseconds: 1_000_000)
+        }
     }
 
     /// Takes `reports` into the ledger (a full pass when `fullPass`), with their follow-ups and
