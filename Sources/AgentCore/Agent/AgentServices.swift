@@ -133,18 +133,20 @@ public final class ProcessWatchService: Service, Sendable {
     }
 
     public func run() async throws {
+        // Each mode is said as soon as it is known, before the next watch is set up (the exec gate
+        // forks its watchdog): the first status (READY=1, agentctl) already tells how new
+        // processes are found.
         let watcher = ProcessEventWatcher()
         defer { watcher.stop() }
+        let subscribed: Bool
+        if case .scan = watcher.mode { subscribed = false } else { subscribed = true }
+        await agent.setProcessWatch(subscribed ? "netlink" : "scan")
         let mappings = MappingWatch()
         defer { mappings.stop() }
+        await agent.setMappingWatch(mappings.mode.statusName)
         let gate = ExecGate(enabled: await agent.configuration.execGate)
         defer { gate.stop() }
         await agent.useExecGate(gate)
-        let subscribed: Bool
-        if case .scan = watcher.mode { subscribed = false } else { subscribed = true }
-        // Said first: the first status (READY=1, agentctl) already tells how new processes are found.
-        await agent.setProcessWatch(subscribed ? "netlink" : "scan")
-        await agent.setMappingWatch(mappings.mode.statusName)
         // The kernel's own fault reports tell a real crash from a signal someone sent.
         let faults = KernelFaultLog()
         defer { faults.stop() }
