@@ -68,7 +68,7 @@ enum AgentBench {
         try channel.publish()
         let landed = Monotonic.now
         let ours = Set(children.map(\.pid))
-        _ = try waitFor("all \(count) sleepers patched", timeout: 120, client: client, every: 20_000) { _, processes in
+        _ = try waitFor("all \(count) sleepers patched", timeout: 120, client: client) { _, processes in
             processes.filter { ours.contains($0.pid) && $0.state == .patched }.count == count
         }
         let allPatched = Monotonic.now
