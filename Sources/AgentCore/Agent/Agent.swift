@@ -220,6 +220,7 @@ public actor Agent: AgentControlHandler {
         // What the pass allocated (maps, reports, buffers of every process) is free again; given
         // back once the status is out.
         Heap.giveBackFreeMemory()
+        IdleMemoryRelease.shared.noteActivity()
         return status
     }
 
@@ -232,6 +233,7 @@ public actor Agent: AgentControlHandler {
         await reconcileAll()
         _ = publish()
         Heap.giveBackFreeMemory()
+        IdleMemoryRelease.shared.noteActivity()
     }
 
     private func lock() async {
@@ -372,6 +374,7 @@ public actor Agent: AgentControlHandler {
             }
         }
         record(reports, fullPass: pids == nil, plan: plan)
+        IdleMemoryRelease.shared.noteActivity()
         // A host that starts many targeted processes runs a pass for each: their buffers are given
         // back at most once a second (a full cycle gives them back every time, after its status).
         if pids != nil, Monotonic.now >= nextHeapTrim {

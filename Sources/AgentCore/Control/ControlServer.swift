@@ -160,6 +160,7 @@ public final class ControlServer: Service, Sendable {
 
     /// Reads one request, answers it, and lets the connection close.
     private func serve(_ connection: ControlConnection, stop: ControlStopSignal) async {
+        defer { IdleMemoryRelease.shared.noteActivity() }
         let peer = connection.peer
         let limit = ControlProtocol.maximumRequestBytes
         let timeout = requestTimeoutSeconds

@@ -59,6 +59,33 @@ final class AgentIntegrationTests: XCTestCase {
         XCTAssertTrue(running.isAlive && started.isAlive)
     }
 
+    func testIdleAgent_unmapsTheCodeItRanOnce_afterAQuietSpell_andAnswersOn() throws {
+        let host = try AgentTestHost(name: "idle-memory")
+        try host.publish()
+        // Polled each second, the agent is never quiet for long: an hour, as on a real host.
+        let agentPID = try host.startAgent(["--poll-interval", "1h"]).pid
+        _ = try host.waitForStatus("first cycle") { $0.channel.lastCheck != nil }
+        func codeResidentKiB() throws -> UInt64 {
+            let path = "/proc/\(agentPID)/smaps"
+            return try ProcSmapsParser.parse(Files.read(path), path: path)
+                .filter { $0.mapping.path.hasSuffix("/hotpatch-agent") && $0.mapping.isExecutable }
+                .reduce(0) { $0 + $1.residentKiB }
+        }
+        // Read right after the status answer: start, first cycle and answer are mapped.
+        let busy = try codeResidentKiB()
+        var idle = busy
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.25)
+            idle = try codeResidentKiB()
+            if idle < busy / 2 { break }
+        }
+        XCTAssertLessThan(idle, busy / 2, "code mapped after a quiet spell: \(idle) KiB of \(busy)")
+        // The code maps back in from the page cache as it runs.
+        XCTAssertNotNil(host.status(), "the agent still answers")
+        XCTAssertEqual(host.stopAgent(), 0)
+    }
+
     func testOnce_patchesAndExitsZero_thenTwoWhenABaselineAwaitsReboot() throws {
         let host = try AgentTestHost(name: "once")
         try host.addHotpatch(level: 1)
