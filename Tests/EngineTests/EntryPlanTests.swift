@@ -147,3 +147,29 @@ private let paddedStart = entry - 5
     #expect(!HostArchitecture.isFiller([0x90, 0x90, 0x0F, 0x1F, 0x44]))
     #expect(!HostArchitecture.isFiller([0x0F, 0x1F, 0x48, 0x00, 0x90]))
 }
+
+@Test func entrySpan_withTwoEntriesOnOnePage_isOneWriteKeepingTheBytesBetween() throws {
+    let low: UInt64 = 0x5555_5555_1000
+    let span = EntrySpan(low: low, bytes: Array(0..<64))
+    let first = EntryWrite(address: low, expected: [0, 1, 2, 3, 4], bytes: [0xE9, 1, 1, 1, 1])
+    let second = EntryWrite(address: low + 40, expected: [40, 41, 42, 43, 44], bytes: [0xE9, 2, 2, 2, 2])
+    #expect(span.bytes(of: second, count: 5) == [40, 41, 42, 43, 44])
+    #expect(span.bytes(of: EntryWrite(address: low + 62, expected: [], bytes: []), count: 5) == nil)
+    let merged = try #require(span.written(with: [first, second]))
+    #expect(merged.count == 64)
+    #expect(Array(merged[0..<5]) == first.bytes && Array(merged[40..<45]) == second.bytes)
+    #expect(Array(merged[5..<40]) == Array(5..<40) && Array(merged[45...]) == Array(45..<64))
+}
+
+@Test func entrySpan_whenAPageBetweenTheEntriesHoldsNone_isNoSingleWrite() {
+    // Entries at the end of one page and the start of the page after the next: the middle page
+    // would become the process's own copy for nothing.
+    let low: UInt64 = 0x5555_5555_0ff0
+    let span = EntrySpan(low: low, bytes: [UInt8](repeating: 0x90, count: 0x1020))
+    let first = EntryWrite(address: low, expected: [0x90], bytes: [0xCC])
+    let third = EntryWrite(address: low + 0x1010, expected: [0x90], bytes: [0xCC])
+    #expect(span.written(with: [first, third]) == nil)
+    // Neighbouring pages, each written: one write.
+    let second = EntryWrite(address: low + 0x0810, expected: [0x90], bytes: [0xCC])
+    #expect(span.written(with: [first, second, third]) != nil)
+}

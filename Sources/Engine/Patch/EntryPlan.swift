@@ -26,6 +26,45 @@ struct EntryWrite: Equatable {
     var window: Range<UInt64> { (address + UInt64(padding))..<(address + UInt64(bytes.count)) }
 }
 
+/// The bytes of several entries close together, as one read found them from `low`.
+struct EntrySpan: Equatable {
+    /// The address of the first byte.
+    let low: UInt64
+    /// The bytes from `low` on.
+    let bytes: [UInt8]
+
+    /// The `count` bytes at `write`'s entry, nil when the span does not hold them.
+    func bytes(of write: EntryWrite, count: Int) -> [UInt8]? {
+        guard write.address >= low, write.address - low + UInt64(count) <= UInt64(bytes.count) else { return nil }
+        let offset = Int(write.address - low)
+        return Array(bytes[offset..<(offset + count)])
+    }
+
+    /// The span with every write applied, in order: one write for all of them. nil when a page of
+    /// the span holds none of the writes, since writing a text page makes the process a copy of
+    /// it of its own (memory the page cache no longer shares), and a page between two entries
+    /// would be copied for nothing.
+    func written(with writes: [EntryWrite]) -> [UInt8]? {
+        let pageSize = PatchImageMarker.pageSize
+        guard !bytes.isEmpty else { return nil }
+        let firstPage = low / pageSize
+        let lastPage = (low + UInt64(bytes.count) - 1) / pageSize
+        for page in firstPage...lastPage where !writes.contains(where: { write in
+            let end = write.address + UInt64(max(write.bytes.count, 1)) - 1
+            return write.address / pageSize <= page && page <= end / pageSize
+        }) {
+            return nil
+        }
+        var merged = bytes
+        for write in writes {
+            guard write.address >= low, write.address - low + UInt64(write.bytes.count) <= UInt64(merged.count) else { return nil }
+            let offset = Int(write.address - low)
+            merged.replaceSubrange(offset..<(offset + write.bytes.count), with: write.bytes)
+        }
+        return merged
+    }
+}
+
 /// Pure decisions about function entries: what is there, and what to write.
 ///
 /// The bytes are a function's region, from `address`: `padding` bytes before its entry (0, or the

@@ -484,6 +484,13 @@ public final class Patcher {
         let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
         defer { priority?.restore() }
         let windows = writes.map(\.window)
+        if adopted == nil, continuing == nil {
+            // The same read the window makes, once before the stop: a changed entry is refused
+            // without stopping anything, and the window's own read then finds its path warm.
+            for (write, now) in zip(writes, Patcher.read(writes, count: { $0.expected.count }, memory: memory)) where now != write.expected {
+                throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning")
+            }
+        }
         var deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
         var traced: TracedProcess
         let windowStart = Monotonic.now
@@ -507,7 +514,9 @@ public final class Patcher {
         // and step only a thread that is still inside after a few tries.
         // A hold taken over from the exec gate is never let go in between (the process would run
         // on into its own code): a thread inside is stepped out at once.
-        for _ in 0..<(adopted == nil ? options.restopsBeforeEvacuation : 0) {
+        // Most stops find every thread outside the windows: one look, and nothing more to do.
+        var anyInside = Patcher.anyThreadResumesInside(traced, windows: windows)
+        for _ in 0..<(adopted == nil && anyInside ? options.restopsBeforeEvacuation : 0) {
             let inside = Patcher.threadsToStep(traced, windows: windows)
             if inside.isEmpty { break }
             let ran = inside.map { ProcFS.cpuTime(process: pid, thread: $0) }
@@ -530,6 +539,7 @@ public final class Patcher {
             }
             report.restops += 1
             report.holds += 1
+            anyInside = Patcher.anyThreadResumesInside(traced, windows: windows)
         }
         // A window in a load's hold starts with every thread already stopped: no seize of its own.
         var clock = StopWindowClock(traced, enabled: options.timesStopWindow,
@@ -537,36 +547,51 @@ public final class Patcher {
         var failure: LoadFailure?
         do throws(LoadFailure) {
             report.threadCount = traced.threads.count
-            // The registers of every thread, read once for this stop (the same reads the
-            // evacuation and the release use).
-            _ = Patcher.threadsToStep(traced, windows: windows)
-            clock.mark(\.checked)
-            let found = Patcher.read(writes, count: { $0.expected.count }, memory: memory)
+            // Every thread's registers were read as it stopped, and looked at above: a thread that
+            // resumes inside a window (running there, or blocked in a call that restarts there) is
+            // evacuated below.
+            clock.mark(.checked)
+            // Entries close together are read, written and read back as one span (one system call
+            // each instead of one per entry): the bytes between them are written back as this read,
+            // with every thread held, found them.
+            let span = Patcher.span(of: writes, memory: memory)
+            let found = span.map { span in writes.map { span.bytes(of: $0, count: $0.expected.count) } }
+                ?? Patcher.read(writes, count: { $0.expected.count }, memory: memory)
             for (write, now) in zip(writes, found) where now != write.expected {
                 throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning")
             }
-            clock.mark(\.verified)
-            try evacuate(traced, windows: windows, deadline: deadline)
+            clock.mark(.verified)
+            if anyInside { try evacuate(traced, windows: windows, deadline: deadline) }
             if options.strictStackCheck { try scanStacks(traced, sites: sites, memory: memory) }
-            clock.mark(\.evacuated)
-            for write in writes {
-                do { try memory.write(write.bytes, at: write.address, verify: false) } catch {
-                    throw .unpatchable(.systemFailure(detail: "writing the jump at 0x\(String(write.address, radix: 16)): \(error)"))
+            clock.mark(.evacuated)
+            if let span, let merged = span.written(with: writes) {
+                do { try memory.write(merged, at: span.low, verify: false) } catch {
+                    throw .unpatchable(.systemFailure(detail: "writing the jumps at 0x\(String(span.low, radix: 16)): \(error)"))
+                }
+                // Read back, still with every thread held.
+                guard (try? memory.read(at: span.low, count: merged.count)) == merged else {
+                    throw .unpatchable(.systemFailure(detail: "writing the jumps at 0x\(String(span.low, radix: 16)): the bytes read back differ"))
+                }
+            } else {
+                for write in writes {
+                    do { try memory.write(write.bytes, at: write.address, verify: false) } catch {
+                        throw .unpatchable(.systemFailure(detail: "writing the jump at 0x\(String(write.address, radix: 16)): \(error)"))
+                    }
+                }
+                // Every write read back, still with every thread held.
+                let written = Patcher.read(writes, count: { $0.bytes.count }, memory: memory)
+                for (write, back) in zip(writes, written) where back != write.bytes {
+                    throw .unpatchable(.systemFailure(detail: "writing the jump at 0x\(String(write.address, radix: 16)): the bytes read back differ"))
                 }
             }
-            // Every write read back, still with every thread held.
-            let written = Patcher.read(writes, count: { $0.bytes.count }, memory: memory)
-            for (write, back) in zip(writes, written) where back != write.bytes {
-                throw .unpatchable(.systemFailure(detail: "writing the jump at 0x\(String(write.address, radix: 16)): the bytes read back differ"))
-            }
-            clock.mark(\.written)
+            clock.mark(.written)
         } catch {
             failure = error
         }
         report.evacuatedThreads = traced.evacuations
         let first = if adopted != nil { windowStart } else if let continuing, traced === continuing.hold { continuing.since } else { traced.firstStop }
         if adopted == nil { traced.release() }
-        clock.mark(\.released)
+        clock.mark(.released)
         if let first { report.pauseMicroseconds = Monotonic.now.microseconds(since: first) }
         if var times = clock.times {
             times.restops = report.restops
@@ -596,7 +621,7 @@ public final class Patcher {
         }
         var clock = StopWindowClock(traced, enabled: true)
         traced.release()
-        clock.mark(\.released)
+        clock.mark(.released)
         let times = clock.times!
         if options.timesStopWindow { lastStopWindow = times }
         return times
@@ -605,6 +630,15 @@ public final class Patcher {
     /// The bytes at each write's address, `count` of them per write: one read of `/proc/PID/mem`
     /// for all of them when they lie within one page's length (a release's functions often sit
     /// side by side), else one read each; nil for a write whose bytes could not be read.
+    /// The bytes from the lowest entry of `writes` to the end of the highest (what each checks and
+    /// what each writes), read at once, when there are several and they lie within 4 KiB.
+    static func span(of writes: [EntryWrite], memory: borrowing ProcessMemory) -> EntrySpan? {
+        guard writes.count > 1, let low = writes.map(\.address).min(),
+              let high = writes.map({ $0.address + UInt64(max($0.bytes.count, $0.expected.count)) }).max(),
+              high - low <= 4096, let bytes = try? memory.read(at: low, count: Int(high - low)) else { return nil }
+        return EntrySpan(low: low, bytes: bytes)
+    }
+
     static func read(_ writes: [EntryWrite], count: (EntryWrite) -> Int, memory: borrowing ProcessMemory) -> [[UInt8]?] {
         if writes.count > 1, let low = writes.map(\.address).min(),
            let high = writes.map({ $0.address + UInt64(count($0)) }).max(), high - low <= 4096,
@@ -624,6 +658,15 @@ public final class Patcher {
             guard let registers = traced.registers(of: tid) else { return false }
             let ip = registers.instructionPointer
             return ip == registers.resumeAddress && windows.contains { $0.contains(ip) && ip != $0.lowerBound }
+        }
+    }
+
+    /// Whether a stopped thread would resume inside a window (past its first byte): what makes
+    /// `evacuate` step it out, or refuse when it is blocked in a system call there.
+    private static func anyThreadResumesInside(_ traced: TracedProcess, windows: [Range<UInt64>]) -> Bool {
+        traced.threads.keys.contains { tid in
+            guard let ip = traced.registers(of: tid)?.resumeAddress else { return false }
+            return windows.contains { $0.contains(ip) && ip != $0.lowerBound }
         }
     }
 
@@ -698,36 +741,65 @@ public final class Patcher {
 }
 
 /// Marks the end of each step of one stop window, from the stop's first request.
+///
+/// Inside the window a mark only takes the time (one vDSO clock read); the figures are worked out
+/// once the threads are let go (`times`), so timing a window adds next to nothing to its pause.
 private struct StopWindowClock {
-    private(set) var times: StopWindowTimes?
+    /// The steps a window may mark, in order.
+    enum Step: Int, CaseIterable {
+        case checked, verified, evacuated, written, released
+    }
+
     private let start: Monotonic.Instant
+    private let enabled: Bool
+    private let threads: Int
+    private let seized: Monotonic.Instant?
+    private let stopped: Monotonic.Instant?
+    private var marks: (Monotonic.Instant?, Monotonic.Instant?, Monotonic.Instant?, Monotonic.Instant?, Monotonic.Instant?)
+        = (nil, nil, nil, nil, nil)
 
     /// Starts from `traced`'s first stop, with its seize and stop already timed, or from `heldSince`
     /// for a hold taken before the window (seized and stopped at its start); times nothing unless
     /// `enabled`.
     init(_ traced: TracedProcess, enabled: Bool, heldSince: Monotonic.Instant? = nil) {
         start = heldSince ?? traced.firstStop ?? Monotonic.now
-        guard enabled else { return }
-        var times = StopWindowTimes()
-        times.threads = traced.threads.count
-        times.seized = heldSince == nil ? traced.allSeized.map { $0.microseconds(since: start) } ?? 0 : 0
-        times.stopped = heldSince == nil ? traced.allStopped.map { $0.microseconds(since: start) } ?? times.seized : 0
-        times.checked = times.stopped
-        times.verified = times.stopped
-        times.evacuated = times.stopped
-        times.written = times.stopped
-        self.times = times
+        self.enabled = enabled
+        threads = traced.threads.count
+        seized = heldSince == nil ? traced.allSeized : nil
+        stopped = heldSince == nil ? traced.allStopped ?? traced.allSeized : nil
     }
 
-    /// Ends the step `step` now; the later ones end here too until marked themselves.
-    mutating func mark(_ step: WritableKeyPath<StopWindowTimes, UInt64>) {
-        guard times != nil else { return }
-        let now = Monotonic.now.microseconds(since: start)
-        times![keyPath: step] = now
-        let order: [WritableKeyPath<StopWindowTimes, UInt64>] = [\.checked, \.verified, \.evacuated, \.written, \.released]
-        if let index = order.firstIndex(of: step) {
-            for later in order[(index + 1)...] { times![keyPath: later] = now }
+    /// Ends `step` now; a step not marked ends with the last one marked before it.
+    mutating func mark(_ step: Step) {
+        guard enabled else { return }
+        let now = Monotonic.now
+        switch step {
+        case .checked: marks.0 = now
+        case .verified: marks.1 = now
+        case .evacuated: marks.2 = now
+        case .written: marks.3 = now
+        case .released: marks.4 = now
         }
+    }
+
+    /// The window's figures (nil unless enabled), each step's end in µs from the start.
+    var times: StopWindowTimes? {
+        guard enabled else { return nil }
+        var times = StopWindowTimes()
+        times.threads = threads
+        times.seized = seized.map { $0.microseconds(since: start) } ?? 0
+        times.stopped = stopped.map { $0.microseconds(since: start) } ?? times.seized
+        var last = times.stopped
+        func end(_ mark: Monotonic.Instant?) -> UInt64 {
+            if let mark { last = mark.microseconds(since: start) }
+            return last
+        }
+        times.checked = end(marks.0)
+        times.verified = end(marks.1)
+        times.evacuated = end(marks.2)
+        times.written = end(marks.3)
+        times.released = end(marks.4)
+        return times
     }
 }
 
