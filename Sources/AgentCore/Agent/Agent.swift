@@ -22,6 +22,9 @@ public actor Agent: AgentControlHandler {
     private let stateProblem: String?
     /// Replaced on reload when its options change (between cycles, under the lock).
     private var patcher: HostPatcher
+    /// Facts about mapped files, read once per file and shared by everything that looks at
+    /// processes (the passes, the exec gate, the mark keeper): libc's symbols are parsed once.
+    public nonisolated let objectCache = ObjectCache()
     private let workers: Int
     private let version: String
     private let bootID: String
@@ -86,7 +89,7 @@ public actor Agent: AgentControlHandler {
         bootID = (try? ProcFS.bootID()) ?? "unknown"
         if problem == nil { (channel, keptChannelProblem) = Self.loadKeptChannel(configuration, logger: logger) }
         self.workers = workers ?? HostPatcher.defaultWorkerCount
-        patcher = HostPatcher(workers: self.workers, options: Self.patchOptions(configuration))
+        patcher = HostPatcher(workers: self.workers, options: Self.patchOptions(configuration), cache: objectCache)
         installation = ReleaseInstallation(
             actions: .host(stateDirectory: configuration.stateDirectory),
             bootID: bootID, rebootRequiredFile: configuration.rebootRequiredFile)
@@ -392,9 +395,11 @@ public actor Agent: AgentControlHandler {
         // User ids read by the patcher around each patch: the process may be gone by now.
         var known: [ProcessID: ProcessCredentials] = [:]
         var commands: [ProcessID: String] = [:]
+        var cgroups: [ProcessID: String] = [:]
         for report in reports {
             known[report.match.process.pid] = report.userIDs
             commands[report.match.process.pid] = report.command
+            cgroups[report.match.process.pid] = report.cgroup
         }
         for transition in ledger.take(reports, fullPass: fullPass, desired: desired, healthWindow: window, now: Date()) {
             switch transition.followUp {
@@ -409,7 +414,9 @@ public actor Agent: AgentControlHandler {
             }
             if let event = transition.event { log([event]) }
         }
-        ledger.describeNew { pid in (SystemdUnit.unit(of: pid), commands[pid] ?? SystemdUnit.command(of: pid)) }
+        ledger.describeNew { pid in
+            (cgroups[pid].map(SystemdUnit.unit(cgroup:)) ?? SystemdUnit.unit(of: pid), commands[pid] ?? SystemdUnit.command(of: pid))
+        }
         log(ledger.vulnerableNotices(at: fixes))
     }
 

@@ -144,7 +144,7 @@ public final class ProcessWatchService: Service, Sendable {
         let mappings = MappingWatch()
         defer { mappings.stop() }
         await agent.setMappingWatch(mappings.mode.statusName)
-        let gate = ExecGate(enabled: await agent.configuration.execGate)
+        let gate = ExecGate(enabled: await agent.configuration.execGate, cache: agent.objectCache)
         defer { gate.stop() }
         await agent.useExecGate(gate)
         // The kernel's own fault reports tell a real crash from a signal someone sent.
@@ -168,7 +168,7 @@ public final class ProcessWatchService: Service, Sendable {
                 group.addTask {
                     for await pid in gate.patchedProcesses() { await self.agent.processPatchedAtStart(pid) }
                 }
-                let marks = MarkKeeper(watch: mappings, gate: gate, logger: self.logger)
+                let marks = MarkKeeper(watch: mappings, gate: gate, cache: self.agent.objectCache, logger: self.logger)
                 group.addTask { await marks.follow(self.agent) }
                 guard case .fanotify = mappings.mode else { return }
                 group.addTask { await self.followMappings(mappings, followUps: followUps) }
@@ -321,12 +321,13 @@ final class MarkKeeper: @unchecked Sendable {
     private let watch: MappingWatch
     private let gate: ExecGate
     private let logger: Logger
-    private var files = TargetedFiles()
+    private var files: TargetedFiles
     private var reportedCount = 0
 
-    init(watch: MappingWatch, gate: ExecGate, logger: Logger) {
+    init(watch: MappingWatch, gate: ExecGate, cache: ObjectCache, logger: Logger) {
         self.watch = watch
         self.gate = gate
+        files = TargetedFiles(cache: cache)
         self.logger = logger
     }
 

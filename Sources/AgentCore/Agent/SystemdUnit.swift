@@ -45,10 +45,7 @@ enum SystemdUnit {
     }
 
     /// The unit of `pid`, or nil when it has none or its cgroup cannot be read (it ended).
-    static func unit(of pid: ProcessID) -> String? {
-        guard let bytes = try? Files.read("/proc/\(pid.rawValue)/cgroup", limit: 64 << 10) else { return nil }
-        return unit(cgroup: String(decoding: bytes, as: UTF8.self))
-    }
+    static func unit(of pid: ProcessID) -> String? { ProcFS.cgroup(of: pid).flatMap(unit(cgroup:)) }
 
     /// The command name of `pid` (`comm`, at most 15 bytes), or nil when it cannot be read.
     static func command(of pid: ProcessID) -> String? {

@@ -35,15 +35,17 @@ enum JournalFields {
     /// journald drops fields whose names are not `[A-Z0-9_]`, start with `_` (trusted fields) or a
     /// digit, or exceed 64 bytes; sanitising keeps the value instead of losing it silently.
     static func fieldName(forKey key: String) -> String {
-        var name = String(
-            key.unicodeScalars.map { scalar -> Character in
-                switch scalar {
-                case "a"..."z": Character(String(scalar).uppercased())
-                case "A"..."Z", "0"..."9", "_": Character(scalar)
-                default: "_"
-                }
-            })
-        while name.hasPrefix("_") { name.removeFirst() }
+        // ASCII arithmetic, one byte a scalar: every key of every entry passes here.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(key.utf8.count)
+        for scalar in key.unicodeScalars {
+            switch scalar.value {
+            case 0x61...0x7A: bytes.append(UInt8(scalar.value - 0x20))
+            case 0x41...0x5A, 0x30...0x39, 0x5F: bytes.append(UInt8(scalar.value))
+            default: bytes.append(UInt8(ascii: "_"))
+            }
+        }
+        var name = String(decoding: bytes.drop { $0 == UInt8(ascii: "_") }, as: UTF8.self)
         if name.isEmpty { name = "UNNAMED" }
         if let first = name.first, first.isNumber { name = "F_" + name }
         if reserved.contains(name) { name = "META_" + name }

@@ -17,7 +17,10 @@ struct TargetedFiles {
     private var examined: Set<ProcessID> = []
     /// What each file at a path hint was found to hold, by identity (a replaced file is read again).
     private var hintContents: [FileIdentity: BuildID?] = [:]
-    private let finder = TargetFinder(cache: ObjectCache())
+    private let finder: TargetFinder
+
+    /// Finds files through `cache` (the agent's, so each file's facts are read once).
+    init(cache: ObjectCache = ObjectCache()) { finder = TargetFinder(cache: cache) }
 
     /// Replaces the targets with `targets`; true when the targeted build-ids changed, and the
     /// caller must drop every mark (`files` then names every file again).

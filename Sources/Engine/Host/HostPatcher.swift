@@ -59,14 +59,15 @@ public final class HostPatcher: Sendable {
         // A process the exec gate holds at its start is patched by that hold (a seize here would fail).
         let candidates = (pids ?? ((try? ProcFS.processIDs()) ?? [])).filter { !StartHolds.contains($0) }
         let finder = TargetFinder(cache: cache)
-        let found = onWorkers(count: candidates.count) { _, index -> (match: ProcessMatch, executable: String, exclusion: ProcessExclusion?)? in
+        // Each match's cgroup is read here, on the workers, for the exclusions and for the caller
+        // (which names the process's unit): not one by one after the pass.
+        let found = onWorkers(count: candidates.count) { _, index -> (match: ProcessMatch, executable: String, cgroup: String?, exclusion: ProcessExclusion?)? in
             guard let match = finder.process(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
             let pid = match.process.pid
             let executable = (try? ProcFS.executablePath(of: pid)) ?? match.objects[0].path
-            let exclusion = policy.exclusion(of: pid, executable: executable) {
-                try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
-            }
-            return (match, executable, exclusion)
+            let cgroup = ProcFS.cgroup(of: pid)
+            let exclusion = policy.exclusion(of: pid, executable: executable) { cgroup }
+            return (match, executable, cgroup, exclusion)
         }.compactMap { $0 }
         let toPatch = found.filter { $0.exclusion == nil }.map(\.match)
         let knownFixes = ObjectFix.all(of: known)
@@ -78,7 +79,7 @@ public final class HostPatcher: Sendable {
             let userIDs = report.outcome == .applied ? (after?.userIDs ?? report.statusBefore?.userIDs) : nil
             return (report, userIDs, (after ?? report.statusBefore)?.name)
         }.makeIterator()
-        return found.map { match, executable, exclusion in
+        return found.map { match, executable, cgroup, exclusion in
             let result: HostProcessReport.Result
             var userIDs: ProcessStatus.UserIDs?
             var command: String?
@@ -92,7 +93,8 @@ public final class HostPatcher: Sendable {
             case .initProcess?: result = .reconciled(.refused(match, .protectedProcess(why: ProcessExclusion.initProcess.description)))
             case let exclusion?: result = .excluded(exclusion)
             }
-            return HostProcessReport(match: match, executable: executable, result: result, userIDs: userIDs, command: command)
+            return HostProcessReport(match: match, executable: executable, result: result, userIDs: userIDs, command: command,
+                                     cgroup: cgroup)
         }
     }
 
@@ -239,15 +241,18 @@ public struct HostProcessReport: Sendable {
     /// Its command name (`comm`, escaped as /proc/PID/status prints it), read with the user ids or
     /// at the patcher's first look; nil when not read.
     public var command: String?
+    /// The text of its /proc/PID/cgroup as the scan read it; nil when not read.
+    public var cgroup: String?
 
     /// A report of `match`.
     public init(match: ProcessMatch, executable: String, result: Result, userIDs: ProcessStatus.UserIDs? = nil,
-                command: String? = nil) {
+                command: String? = nil, cgroup: String? = nil) {
         self.match = match
         self.executable = executable
         self.result = result
         self.userIDs = userIDs
         self.command = command
+        self.cgroup = cgroup
     }
 }
 

@@ -24,9 +24,7 @@ public final class StartPatcher {
         guard !match.objects.isEmpty else { return nil }
         let pid = match.process.pid
         let executable = (try? ProcFS.executablePath(of: pid)) ?? match.objects[0].path
-        if let exclusion = policy.exclusion(of: pid, executable: executable, cgroup: {
-            try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
-        }) {
+        if let exclusion = policy.exclusion(of: pid, executable: executable, cgroup: { ProcFS.cgroup(of: pid) }) {
             let result: HostProcessReport.Result = exclusion == .initProcess
                 ? .reconciled(.refused(match, .protectedProcess(why: exclusion.description))) : .excluded(exclusion)
             return HostProcessReport(match: match, executable: executable, result: result)

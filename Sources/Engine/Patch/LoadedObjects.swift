@@ -45,48 +45,66 @@ struct FileKey: Hashable, Sendable {
 /// Facts read once per file (device + inode) and shared by every process that maps it: build-id and
 /// load layout, and the exported dynamic symbols when symbol resolution needs them.
 public final class ObjectCache: Sendable {
-    private let identities = Mutex<[FileKey: ELFIdentity?]>([:])
-    private let exports = Mutex<[FileKey: [String: [ELFSymbol]]]>([:])
-    private let linkFacts = Mutex<[FileKey: ObjectLinkFacts]>([:])
-    private let syscallOffsets = Mutex<[FileKey: UInt64?]>([:])
-    private let unwinderLayouts = Mutex<[FileKey: UnwinderRegistryLayout?]>([:])
+    private let identities = Mutex<[FileKey: Fact<ELFIdentity?>]>([:])
+    private let exports = Mutex<[FileKey: Fact<[String: [ELFSymbol]]>]>([:])
+    private let linkFacts = Mutex<[FileKey: Fact<ObjectLinkFacts>]>([:])
+    private let syscallOffsets = Mutex<[FileKey: Fact<UInt64?>]>([:])
+    private let unwinderLayouts = Mutex<[FileKey: Fact<UnwinderRegistryLayout?>]>([:])
     private let patchObjects = Mutex<[String: (stamp: [Int], object: PatchObject)]>([:])
+
+    /// One fact about one file, read by the first thread that needs it. A second thread that
+    /// needs it meanwhile waits for that read instead of making its own (a pass's workers all
+    /// start on processes that map the same libc, whose symbols each parsed on a cold cache);
+    /// threads that need other facts never wait for it. A failed read is not kept: the next
+    /// thread tries again.
+    private final class Fact<Value: Sendable>: Sendable {
+        let value = Mutex<Value?>(nil)
+    }
 
     /// An empty cache.
     public init() {}
 
+    /// The fact under `key` in `store`, loaded once when missing (see `Fact`). A load never asks
+    /// the cache for another fact, so it never waits for itself.
+    private func cached<Key: Hashable & Sendable, Value: Sendable>(_ store: borrowing Mutex<[Key: Fact<Value>]>, _ key: Key,
+                                                                   load: () throws -> Value) throws -> Value {
+        let fact = store.withLock { facts in
+            if let known = facts[key] { return known }
+            let fresh = Fact<Value>()
+            facts[key] = fresh
+            return fresh
+        }
+        return try fact.value.withLock { value throws -> Value in
+            if let known = value { return known }
+            let loaded = try load()
+            value = loaded
+            return loaded
+        }
+    }
+
     /// The identity of the file behind `mapping`, read through `path`; nil for non-ELF files.
     func identity(of mapping: MemoryMapping, path: String) -> ELFIdentity? {
-        let key = FileKey(mapping)
-        if let known = identities.withLock({ $0[key] }) { return known }
-        let identity = try? ELFFile.readIdentity(path: path)
-        identities.withLock { $0[key] = .some(identity) }
-        return identity
+        (try? cached(identities, FileKey(mapping)) { try? ELFFile.readIdentity(path: path) }) ?? nil
     }
 
     /// Defined global and weak dynamic symbols of `object`, by name.
     func exports(of object: LoadedObject) throws -> [String: [ELFSymbol]] {
-        let key = object.fileKey
-        if let known = exports.withLock({ $0[key] }) { return known }
-        let elf = try ELFFile.load(path: object.readablePath)
-        var table: [String: [ELFSymbol]] = [:]
-        for symbol in try elf.dynamicSymbols() where symbol.isDefined {
-            switch symbol.binding {
-            case .global, .weak: table[symbol.name, default: []].append(symbol)
-            default: continue
+        try cached(exports, object.fileKey) {
+            let elf = try ELFFile.load(path: object.readablePath)
+            var table: [String: [ELFSymbol]] = [:]
+            for symbol in try elf.dynamicSymbols() where symbol.isDefined {
+                switch symbol.binding {
+                case .global, .weak: table[symbol.name, default: []].append(symbol)
+                default: continue
+                }
             }
+            return table
         }
-        exports.withLock { $0[key] = table }
-        return table
     }
 
     /// The relocation slots, dynamic section and TLS facts of `object` (see `ObjectLinkFacts`).
     func linkFacts(of object: LoadedObject) throws -> ObjectLinkFacts {
-        let key = object.fileKey
-        if let known = linkFacts.withLock({ $0[key] }) { return known }
-        let facts = try ObjectLinkFacts(elf: ELFFile.load(path: object.readablePath))
-        linkFacts.withLock { $0[key] = facts }
-        return facts
+        try cached(linkFacts, object.fileKey) { try ObjectLinkFacts(elf: ELFFile.load(path: object.readablePath)) }
     }
 
     /// The parsed patch object at `path`, parsed once per file version (device, inode, size, mtime).
@@ -102,31 +120,23 @@ public final class ObjectCache: Sendable {
     /// Where the libgcc_s `object` keeps its registered unwind tables, read from its
     /// `__register_frame_info_bases`; nil when that code is not recognised.
     func unwinderLayout(of object: LoadedObject) -> UnwinderRegistryLayout? {
-        let key = object.fileKey
-        if let known = unwinderLayouts.withLock({ $0[key] }) { return known }
-        var found: UnwinderRegistryLayout?
-        if let elf = try? ELFFile.load(path: object.readablePath),
-           let function = try? elf.dynamicSymbols().first(where: { $0.name == "__register_frame_info_bases" && $0.isDefined }),
-           function.size > 0, function.size < 4096,
-           let bytes = try? elf.bytes(atVirtualAddress: function.value, count: Int(function.size)) {
-            found = HostArchitecture.unwinderRegistry(inRegisterFunction: bytes, at: function.value)
-        }
-        unwinderLayouts.withLock { $0[key] = .some(found) }
-        return found
+        (try? cached(unwinderLayouts, object.fileKey) { () -> UnwinderRegistryLayout? in
+            guard let elf = try? ELFFile.load(path: object.readablePath),
+                  let function = try? elf.dynamicSymbols().first(where: { $0.name == "__register_frame_info_bases" && $0.isDefined }),
+                  function.size > 0, function.size < 4096,
+                  let bytes = try? elf.bytes(atVirtualAddress: function.value, count: Int(function.size)) else { return nil }
+            return HostArchitecture.unwinderRegistry(inRegisterFunction: bytes, at: function.value)
+        }) ?? nil
     }
 
     /// The file offset of a system call instruction in an executable mapping of this file.
     func syscallInstructionOffset(in mapping: MemoryMapping, path: String) -> UInt64? {
-        let key = FileKey(mapping)
-        if let known = syscallOffsets.withLock({ $0[key] }) { return known }
-        var found: UInt64?
-        if let file = try? OpenFile(path: path, flags: O_RDONLY),
-           let bytes = try? file.read(at: mapping.offset, count: Int(min(mapping.size, 4 << 20))),
-           let index = HostArchitecture.firstSystemCallInstruction(in: bytes) {
-            found = mapping.offset + UInt64(index)
-        }
-        syscallOffsets.withLock { $0[key] = .some(found) }
-        return found
+        (try? cached(syscallOffsets, FileKey(mapping)) { () -> UInt64? in
+            guard let file = try? OpenFile(path: path, flags: O_RDONLY),
+                  let bytes = try? file.read(at: mapping.offset, count: Int(min(mapping.size, 4 << 20))),
+                  let index = HostArchitecture.firstSystemCallInstruction(in: bytes) else { return nil }
+            return mapping.offset + UInt64(index)
+        }) ?? nil
     }
 }
 

@@ -84,6 +84,12 @@ public enum ProcFS {
         "/proc/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
     }
 
+    /// The text of /proc/PID/cgroup (the process's cgroup in each hierarchy), or nil once it is gone.
+    public static func cgroup(of pid: ProcessID) -> String? {
+        guard let bytes = try? Files.read("/proc/\(pid)/cgroup", limit: 64 << 10) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// The id of the current boot (/proc/sys/kernel/random/boot_id), without the trailing newline.
     public static func bootID() throws -> String {
         let path = "/proc/sys/kernel/random/boot_id"

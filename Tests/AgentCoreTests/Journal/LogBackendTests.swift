@@ -50,6 +50,13 @@ import Testing
         #expect(line == #"info a\nb empty="" reason="say \"hi\"\nbye""#)
     }
 
+    @Test func aWindowsLineEndInsideAValueIsEscapedToo() {
+        // "\r\n" is one Character in Swift: the escape works on bytes.
+        let line = StderrLogHandler.format(level: .info, message: "a\r\nb", metadata: ["reason": "x\r\ny"])
+        #expect(!line.utf8.contains(UInt8(ascii: "\n")))
+        #expect(line == "info a\r\\nb reason=\"x\r\\ny\"")
+    }
+
     @Test func handlerWritesOneLinePerEventToItsDescriptor() throws {
         var fds: [Int32] = [-1, -1]
         try #require(pipe(&fds) == 0)
