@@ -236,7 +236,9 @@ public actor Agent: AgentControlHandler {
         await reconcileAll()
         _ = publish()
         Heap.giveBackFreeMemory()
-        IdleMemoryRelease.shared.noteActivity()
+        // Not itself activity for the idle release: where process events are unavailable this runs
+        // every 2 s, and the release waits for 2 s of quiet. A rescan that patched anything noted
+        // it in `reconcileAll`.
     }
 
     private func lock() async {
@@ -377,7 +379,8 @@ public actor Agent: AgentControlHandler {
             }
         }
         record(reports, fullPass: pids == nil, plan: plan)
-        IdleMemoryRelease.shared.noteActivity()
+        // A pass that found no process of interest ran little code: not activity (see `rescan`).
+        if !reports.isEmpty { IdleMemoryRelease.shared.noteActivity() }
         // A host that starts many targeted processes runs a pass for each: their buffers are given
         // back at most once a second (a full cycle gives them back every time, after its status).
         if pids != nil, Monotonic.now >= nextHeapTrim {

@@ -48,10 +48,11 @@ public final class HostPatcher: Sendable {
     /// in one stop a process), in one call. Returns one report per matching process, excluded ones
     /// included with their reason, in the order of `pids` (of /proc when nil).
     ///
-    /// The scan is spread over the workers (each takes the next process and reads its maps), then
-    /// the matches are patched on them. Not both at once: the caller reads what its health check
-    /// needs from each patched process (its credentials) when the call returns, and a process a
-    /// broken fix kills at once must still be there to read, so the last patches end the call.
+    /// Each worker takes the next process, reads its maps and, when it matches, patches it at
+    /// once from the mappings it just read: no second read of them, and no wait for the whole scan
+    /// before the first patch. What the caller's health check needs of each patched process (its
+    /// credentials) is read by the worker right around its patch, so a process a broken fix kills
+    /// at once is judged by what it was.
     public func reconcile(among pids: [ProcessID]? = nil, desired: DesiredFixes, known: [Hotpatch],
                           excluding policy: ExclusionPolicy) -> [HostProcessReport] {
         let buildIDs = Set(known.flatMap { $0.targets.map(\.buildID) })
@@ -59,43 +60,30 @@ public final class HostPatcher: Sendable {
         // A process the exec gate holds at its start is patched by that hold (a seize here would fail).
         let candidates = (pids ?? ((try? ProcFS.processIDs()) ?? [])).filter { !StartHolds.contains($0) }
         let finder = TargetFinder(cache: cache)
-        // Each match's cgroup is read here, on the workers, for the exclusions and for the caller
-        // (which names the process's unit): not one by one after the pass.
-        let found = onWorkers(count: candidates.count) { _, index -> (match: ProcessMatch, executable: String, cgroup: String?, exclusion: ProcessExclusion?)? in
-            guard let match = finder.process(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
+        let knownFixes = ObjectFix.all(of: known)
+        return onWorkers(count: candidates.count) { worker, index -> HostProcessReport? in
+            guard let (match, mappings) = finder.processWithMappings(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
             let pid = match.process.pid
             let executable = (try? ProcFS.executablePath(of: pid)) ?? match.objects[0].path
+            // Read here for the exclusions and for the caller (which names the process's unit).
             let cgroup = ProcFS.cgroup(of: pid)
-            let exclusion = policy.exclusion(of: pid, executable: executable) { cgroup }
-            return (match, executable, cgroup, exclusion)
-        }.compactMap { $0 }
-        let toPatch = found.filter { $0.exclusion == nil }.map(\.match)
-        let knownFixes = ObjectFix.all(of: known)
-        var patched = onWorkers(count: toPatch.count) { worker, index in
-            let pid = toPatch[index].process.pid
-            let report = Self.reconcile(toPatch[index], on: worker, desired: desired, knownFixes: knownFixes)
-            // The patcher's own first look is the "before".
-            let after = report.outcome == .applied ? try? ProcFS.status(of: pid) : nil
-            let userIDs = report.outcome == .applied ? (after?.userIDs ?? report.statusBefore?.userIDs) : nil
-            return (report, userIDs, (after ?? report.statusBefore)?.name)
-        }.makeIterator()
-        return found.map { match, executable, cgroup, exclusion in
-            let result: HostProcessReport.Result
-            var userIDs: ProcessStatus.UserIDs?
-            var command: String?
-            switch exclusion {
+            switch policy.exclusion(of: pid, executable: executable, cgroup: { cgroup }) {
             case nil:
-                let (report, read, name) = patched.next()!
-                result = .reconciled(report)
-                userIDs = read
-                command = name
+                let report = Self.reconcile(match, on: worker, desired: desired, knownFixes: knownFixes, mappings: mappings)
+                // The patcher's own first look is the "before".
+                let after = report.outcome == .applied ? try? ProcFS.status(of: pid) : nil
+                let userIDs = report.outcome == .applied ? (after?.userIDs ?? report.statusBefore?.userIDs) : nil
+                return HostProcessReport(match: match, executable: executable, result: .reconciled(report), userIDs: userIDs,
+                                         command: (after ?? report.statusBefore)?.name, cgroup: cgroup)
             // Never attached: reported as the patcher would, so status shows it exposed.
-            case .initProcess?: result = .reconciled(.refused(match, .protectedProcess(why: ProcessExclusion.initProcess.description)))
-            case let exclusion?: result = .excluded(exclusion)
+            case .initProcess?:
+                return HostProcessReport(match: match, executable: executable,
+                                         result: .reconciled(.refused(match, .protectedProcess(why: ProcessExclusion.initProcess.description))),
+                                         cgroup: cgroup)
+            case let exclusion?:
+                return HostProcessReport(match: match, executable: executable, result: .excluded(exclusion), cgroup: cgroup)
             }
-            return HostProcessReport(match: match, executable: executable, result: result, userIDs: userIDs, command: command,
-                                     cgroup: cgroup)
-        }
+        }.compactMap { $0 }
     }
 
     /// `reconcile(among:desired:known:excluding:)` at the level `desired` (nil: none), each object
@@ -114,10 +102,14 @@ public final class HostPatcher: Sendable {
         }
     }
 
-    /// Reconciles one process on `worker`'s thread, with the fixes of `knownFixes` for the objects it maps.
-    private static func reconcile(_ match: ProcessMatch, on worker: Worker, desired: DesiredFixes, knownFixes: [ObjectFix]) -> ProcessPatchReport {
+    /// Reconciles one process on `worker`'s thread, with the fixes of `knownFixes` for the objects
+    /// it maps; from `mappings` when the worker just read them.
+    private static func reconcile(_ match: ProcessMatch, on worker: Worker, desired: DesiredFixes, knownFixes: [ObjectFix],
+                                  mappings: [MemoryMapping]? = nil) -> ProcessPatchReport {
         let buildIDs = Set(match.objects.compactMap(\.buildID))
-        return worker.patcher.reconcile(match, desired: desired, known: knownFixes.filter { buildIDs.contains($0.target.buildID) })
+        let known = knownFixes.filter { buildIDs.contains($0.target.buildID) }
+        if let mappings { return worker.patcher.reconcile(match, desired: desired, known: known, mappings: mappings) }
+        return worker.patcher.reconcile(match, desired: desired, known: known)
     }
 
     /// Runs `body` for every index below `count` on the workers' threads, each worker taking the

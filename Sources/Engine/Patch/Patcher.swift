@@ -77,6 +77,8 @@ public final class Patcher {
     /// The hold taken over from the exec gate for the reconcile in progress: every stop of it uses
     /// this hold (its other threads stopped too) instead of seizing anew, and none releases it.
     private var adopted: TracedProcess?
+    /// The mappings the caller read just before, for the reconcile in progress (nil: read them).
+    private var justRead: [MemoryMapping]?
 
     /// A patcher with `options`, sharing `cache` with its target finder.
     public init(options: PatchOptions = PatchOptions(), cache: ObjectCache = ObjectCache()) {
@@ -122,6 +124,17 @@ public final class Patcher {
     public func reconcile(_ match: ProcessMatch, desired: DesiredFixes, known: [ObjectFix] = [], holding hold: StartHold) -> ProcessPatchReport {
         adopted = hold.traced
         defer { adopted = nil }
+        return reconcile(match, desired: desired, known: known)
+    }
+
+    /// `reconcile(_:desired:known:)` for a process whose `mappings` the caller read on this thread
+    /// just before, finding `match` in them: the patch starts from those instead of reading them
+    /// again (a host pass finds and patches each process in one go). They must have been read
+    /// after `match.process`'s start time, which the patch checks first: a pid reused in between
+    /// then fails that check instead of being patched from another process's mappings.
+    func reconcile(_ match: ProcessMatch, desired: DesiredFixes, known: [ObjectFix] = [], mappings: [MemoryMapping]) -> ProcessPatchReport {
+        justRead = mappings
+        defer { justRead = nil }
         return reconcile(match, desired: desired, known: known)
     }
 
@@ -184,7 +197,7 @@ public final class Patcher {
         do {
             status = try ProcFS.status(of: pid)
             report.statusBefore = status
-            mappings = try ProcFS.maps(of: pid)
+            mappings = try justRead ?? ProcFS.maps(of: pid)
             memory = try ProcessMemory(pid: pid)
         } catch {
             throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
