@@ -281,7 +281,7 @@ struct HotpatchBench: ParsableCommand {
                 }
             }
             let workers = report.fleets[0].workers
-            out.append("Idle single-threaded sleepers, \(workers) tracer workers (scan+patch: the agent's pass over all \(report.fleets.last!.apply.hostProcesses) host processes, the scan spread over the workers, then the patches; scan alone: the matches over the same processes on one thread, measured after it)")
+            out.append("Idle single-threaded sleepers, \(workers) tracer workers (scan+patch: the agent's pass over all \(report.fleets.last!.apply.hostProcesses) host processes, each worker finding and patching one process after another; scan alone: the matches over the same processes on one thread, measured after it)")
             out.append(table.render())
             for fleet in report.fleets {
                 out.append("  \(fleet.processes): started in \(formatMicroseconds(fleet.startMicroseconds)); all \(fleet.aliveAfterRevert) alive, free and untraced after revert; \(fleet.sampleChecked) sampled printed 64 patched and 100 reverted")
