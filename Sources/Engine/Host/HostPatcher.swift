@@ -62,14 +62,14 @@ public final class HostPatcher: Sendable {
         let finder = TargetFinder(cache: cache)
         let knownFixes = ObjectFix.all(of: known)
         return onWorkers(count: candidates.count) { worker, index -> HostProcessReport? in
-            guard let (match, mappings) = finder.processWithMappings(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
+            guard let (match, layout) = finder.processWithLayout(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
             let pid = match.process.pid
             let executable = (try? ProcFS.executablePath(of: pid)) ?? match.objects[0].path
             // Read here for the exclusions and for the caller (which names the process's unit).
             let cgroup = ProcFS.cgroup(of: pid)
             switch policy.exclusion(of: pid, executable: executable, cgroup: { cgroup }) {
             case nil:
-                let report = Self.reconcile(match, on: worker, desired: desired, knownFixes: knownFixes, mappings: mappings)
+                let report = Self.reconcile(match, on: worker, desired: desired, knownFixes: knownFixes, layout: layout)
                 // The patcher's own first look is the "before".
                 let after = report.outcome == .applied ? try? ProcFS.status(of: pid) : nil
                 let userIDs = report.outcome == .applied ? (after?.userIDs ?? report.statusBefore?.userIDs) : nil
@@ -103,12 +103,12 @@ public final class HostPatcher: Sendable {
     }
 
     /// Reconciles one process on `worker`'s thread, with the fixes of `knownFixes` for the objects
-    /// it maps; from `mappings` when the worker just read them.
+    /// it maps; from `layout` when the worker just read it.
     private static func reconcile(_ match: ProcessMatch, on worker: Worker, desired: DesiredFixes, knownFixes: [ObjectFix],
-                                  mappings: [MemoryMapping]? = nil) -> ProcessPatchReport {
+                                  layout: TargetFinder.ProcessLayout? = nil) -> ProcessPatchReport {
         let buildIDs = Set(match.objects.compactMap(\.buildID))
         let known = knownFixes.filter { buildIDs.contains($0.target.buildID) }
-        if let mappings { return worker.patcher.reconcile(match, desired: desired, known: known, mappings: mappings) }
+        if let layout { return worker.patcher.reconcile(match, desired: desired, known: known, layout: layout) }
         return worker.patcher.reconcile(match, desired: desired, known: known)
     }
 

@@ -77,8 +77,8 @@ public final class Patcher {
     /// The hold taken over from the exec gate for the reconcile in progress: every stop of it uses
     /// this hold (its other threads stopped too) instead of seizing anew, and none releases it.
     private var adopted: TracedProcess?
-    /// The mappings the caller read just before, for the reconcile in progress (nil: read them).
-    private var justRead: [MemoryMapping]?
+    /// The layout the caller read just before, for the reconcile in progress (nil: read it).
+    private var justRead: TargetFinder.ProcessLayout?
 
     /// A patcher with `options`, sharing `cache` with its target finder.
     public init(options: PatchOptions = PatchOptions(), cache: ObjectCache = ObjectCache()) {
@@ -127,13 +127,14 @@ public final class Patcher {
         return reconcile(match, desired: desired, known: known)
     }
 
-    /// `reconcile(_:desired:known:)` for a process whose `mappings` the caller read on this thread
-    /// just before, finding `match` in them: the patch starts from those instead of reading them
-    /// again (a host pass finds and patches each process in one go). They must have been read
-    /// after `match.process`'s start time, which the patch checks first: a pid reused in between
-    /// then fails that check instead of being patched from another process's mappings.
-    func reconcile(_ match: ProcessMatch, desired: DesiredFixes, known: [ObjectFix] = [], mappings: [MemoryMapping]) -> ProcessPatchReport {
-        justRead = mappings
+    /// `reconcile(_:desired:known:)` for a process whose `layout` (mappings, and the objects among
+    /// them) the caller read on this thread just before, finding `match` in it: the patch starts
+    /// from it instead of reading it again (a host pass finds and patches each process in one go).
+    /// It must have been read after `match.process`'s start time, which the patch checks first: a
+    /// pid reused in between then fails that check instead of being patched from another
+    /// process's mappings.
+    func reconcile(_ match: ProcessMatch, desired: DesiredFixes, known: [ObjectFix] = [], layout: TargetFinder.ProcessLayout) -> ProcessPatchReport {
+        justRead = layout
         defer { justRead = nil }
         return reconcile(match, desired: desired, known: known)
     }
@@ -197,7 +198,7 @@ public final class Patcher {
         do {
             status = try ProcFS.status(of: pid)
             report.statusBefore = status
-            mappings = try justRead ?? ProcFS.maps(of: pid)
+            mappings = try justRead?.mappings ?? ProcFS.maps(of: pid)
             memory = try ProcessMemory(pid: pid)
         } catch {
             throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
@@ -212,7 +213,7 @@ public final class Patcher {
         if adopted == nil, status.state == "T" || status.state == "t" { throw .busy("the process is stopped by a signal") }
 
         // The objects as the process maps them now (it may have been re-scanned since the match).
-        let loaded = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
+        let loaded = justRead?.objects ?? LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
         var images = PatchImageMarker.images(in: mappings, memory: memory)
 
         // 1. Every object's entries, read and classified; any refusal stops the whole process.

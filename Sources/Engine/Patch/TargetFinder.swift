@@ -53,15 +53,15 @@ public struct TargetFinder: Sendable {
     /// Process `pid` with every object it maps whose build-id is in `buildIDs`; nil when it maps
     /// none, is gone, or is a kernel thread.
     public func process(buildIDs: Set<BuildID>, pid: ProcessID) -> ProcessMatch? {
-        processWithMappings(buildIDs: buildIDs, pid: pid)?.match
+        processWithLayout(buildIDs: buildIDs, pid: pid)?.match
     }
 
-    /// `process(buildIDs:pid:)`, with the mappings it was found in (for a patch that follows at
-    /// once, which then need not read them again).
-    func processWithMappings(buildIDs: Set<BuildID>, pid: ProcessID) -> (match: ProcessMatch, mappings: [MemoryMapping])? {
+    /// `process(buildIDs:pid:)`, with the layout it was found in (for a patch that follows at
+    /// once, which then need not read it again).
+    func processWithLayout(buildIDs: Set<BuildID>, pid: ProcessID) -> (match: ProcessMatch, layout: ProcessLayout)? {
         let found = objects(buildIDs: buildIDs, in: pid)
         guard let identity = found.identity, !found.objects.isEmpty else { return nil }
-        return (ProcessMatch(process: identity, objects: found.objects), found.mappings)
+        return (ProcessMatch(process: identity, objects: found.objects), found.layout)
     }
 
     /// Every (process, object) pair whose object's build-id is in `buildIDs`; a process mapping
@@ -79,15 +79,21 @@ public struct TargetFinder: Sendable {
         return found.objects.map { TargetMatch(process: identity, object: $0) }
     }
 
-    /// The process's identity, its mappings and the objects among them whose build-id is in `buildIDs`.
+    /// What a scan read of one process: its mappings, and every ELF object among them.
+    struct ProcessLayout {
+        let mappings: [MemoryMapping]
+        let objects: [LoadedObject]
+    }
+
+    /// The process's identity, its layout and the objects in it whose build-id is in `buildIDs`.
     private func objects(buildIDs: Set<BuildID>, in pid: ProcessID)
-        -> (identity: ProcessIdentity?, mappings: [MemoryMapping], objects: [LoadedObject]) {
+        -> (identity: ProcessIdentity?, layout: ProcessLayout, objects: [LoadedObject]) {
         // The start time before the maps: a pid reused after it was read cannot pass the patcher's
         // check of it (`ProcFS.isSameProcess`), so the maps, which a patch may start from, are
         // always the identified process's.
         guard let identity = try? ProcFS.identity(of: pid),
-              let mappings = try? ProcFS.maps(of: pid), !mappings.isEmpty else { return (nil, [], []) }
-        let objects = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache).filter { $0.buildID.map(buildIDs.contains) ?? false }
-        return (identity, mappings, objects)
+              let mappings = try? ProcFS.maps(of: pid), !mappings.isEmpty else { return (nil, ProcessLayout(mappings: [], objects: []), []) }
+        let loaded = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
+        return (identity, ProcessLayout(mappings: mappings, objects: loaded), loaded.filter { $0.buildID.map(buildIDs.contains) ?? false })
     }
 }
