@@ -568,7 +568,8 @@ public final class Patcher {
             // Entries close together are read, written and read back as one span (one system call
             // each instead of one per entry): the bytes between them are written back as this read,
             // with every thread held, found them.
-            let span = Patcher.span(of: writes, memory: memory)
+            // The span covers what each entry checks and what each writes.
+            let span = Patcher.span(of: writes, count: { max($0.bytes.count, $0.expected.count) }, memory: memory)
             let found = span.map { span in writes.map { span.bytes(of: $0, count: $0.expected.count) } }
                 ?? Patcher.read(writes, count: { $0.expected.count }, memory: memory)
             for (write, now) in zip(writes, found) where now != write.expected {
@@ -644,25 +645,19 @@ public final class Patcher {
     /// The bytes at each write's address, `count` of them per write: one read of `/proc/PID/mem`
     /// for all of them when they lie within one page's length (a release's functions often sit
     /// side by side), else one read each; nil for a write whose bytes could not be read.
-    /// The bytes from the lowest entry of `writes` to the end of the highest (what each checks and
-    /// what each writes), read at once, when there are several and they lie within 4 KiB.
-    static func span(of writes: [EntryWrite], memory: borrowing ProcessMemory) -> EntrySpan? {
-        guard writes.count > 1, let low = writes.map(\.address).min(),
-              let high = writes.map({ $0.address + UInt64(max($0.bytes.count, $0.expected.count)) }).max(),
-              high - low <= 4096, let bytes = try? memory.read(at: low, count: Int(high - low)) else { return nil }
-        return EntrySpan(low: low, bytes: bytes)
+    static func read(_ writes: [EntryWrite], count: (EntryWrite) -> Int, memory: borrowing ProcessMemory) -> [[UInt8]?] {
+        if let span = span(of: writes, count: count, memory: memory) { return writes.map { span.bytes(of: $0, count: count($0)) } }
+        return writes.map { try? memory.read(at: $0.address, count: count($0)) }
     }
 
-    static func read(_ writes: [EntryWrite], count: (EntryWrite) -> Int, memory: borrowing ProcessMemory) -> [[UInt8]?] {
-        if writes.count > 1, let low = writes.map(\.address).min(),
-           let high = writes.map({ $0.address + UInt64(count($0)) }).max(), high - low <= 4096,
-           let span = try? memory.read(at: low, count: Int(high - low)) {
-            return writes.map { write in
-                let offset = Int(write.address - low)
-                return Array(span[offset..<(offset + count(write))])
-            }
-        }
-        return writes.map { try? memory.read(at: $0.address, count: count($0)) }
+    /// The bytes from the lowest write's address to the end of the highest (`count` bytes a
+    /// write), read at once, when there are several writes and they lie within 4 KiB; nil
+    /// otherwise, or when that read fails.
+    static func span(of writes: [EntryWrite], count: (EntryWrite) -> Int, memory: borrowing ProcessMemory) -> EntrySpan? {
+        guard writes.count > 1, let low = writes.map(\.address).min(),
+              let high = writes.map({ $0.address + UInt64(count($0)) }).max(),
+              high - low <= 4096, let bytes = try? memory.read(at: low, count: Int(high - low)) else { return nil }
+        return EntrySpan(low: low, bytes: bytes)
     }
 
     /// The stopped threads inside a window (past its first byte) and not blocked in a system
@@ -760,7 +755,7 @@ public final class Patcher {
 /// once the threads are let go (`times`), so timing a window adds next to nothing to its pause.
 private struct StopWindowClock {
     /// The steps a window may mark, in order.
-    enum Step: Int, CaseIterable {
+    enum Step {
         case checked, verified, evacuated, written, released
     }
 
