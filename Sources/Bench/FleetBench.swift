@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
+import LinuxSystem
 
 /// One pass (apply or revert) over every idle process.
 struct FleetPass: Codable {
@@ -14,6 +15,9 @@ struct FleetPass: Codable {
     var patchMicroseconds: UInt64
     /// The pass's wall time (the same as `patchMicroseconds`: the scan is inside it).
     var totalMicroseconds: UInt64
+    /// CPU time the benchmark's process (the workers, and the kernel on their behalf) used during
+    /// the pass: the work itself, steadier than wall time on a busy machine.
+    var cpuMicroseconds: UInt64
     /// Processes on the host when scanned, and how many matched.
     var hostProcesses: Int
     var matched: Int
@@ -26,6 +30,19 @@ struct FleetPass: Codable {
     var injectedSystemCalls: Int
 }
 
+/// The floor of a pass over the same idle processes: each one's threads stopped and let go on the
+/// same workers and priority as a patch, nothing read but its identity, nothing written.
+struct FleetFloor: Codable {
+    /// Wall time of the whole floor pass.
+    var totalMicroseconds: UInt64
+    /// CPU time the benchmark's process used during it (as `FleetPass.cpuMicroseconds`).
+    var cpuMicroseconds: UInt64
+    /// Per process, first stop to release.
+    var perProcess: Distribution
+    /// Processes whose threads did not all stop in time.
+    var busy: Int
+}
+
 /// Patching many idle single-threaded processes at once.
 struct FleetResult: Codable {
     var processes: Int
@@ -33,6 +50,10 @@ struct FleetResult: Codable {
     var startMicroseconds: UInt64
     var apply: FleetPass
     var revert: FleetPass
+    /// The floor measured right before the apply and right after the revert.
+    var floors: [FleetFloor]
+    /// The mean of the floors' wall times: what the passes are compared with.
+    var floorMicroseconds: UInt64 { floors.isEmpty ? 0 : floors.map(\.totalMicroseconds).reduce(0, +) / UInt64(floors.count) }
     /// Sampled processes that printed the patched value after apply and the original after revert.
     var sampleChecked: Int
     var aliveAfterRevert: Int
@@ -63,6 +84,8 @@ enum FleetBench {
         let sampled = stride(from: 0, to: count, by: max(1, count / max(1, sample))).prefix(sample).map { children[$0] }
 
         let host = HostPatcher(workers: workers, options: options)
+        var floors = [try floor(host: host, children: children)]
+        log("  \(count) sleepers stopped and released (floor): \(formatMicroseconds(floors[0].totalMicroseconds))")
         let apply = try pass(host: host, hotpatch: hotpatch, desired: hotpatch, ours: ours, expected: "applied")
         log("  \(count) sleepers: scan \(formatMicroseconds(apply.scanMicroseconds)), patch \(formatMicroseconds(apply.patchMicroseconds))")
         var checked = 0
@@ -75,6 +98,8 @@ enum FleetBench {
             try ask(child, expect: "parse_length(100)=100", when: "after revert")
             checked += 1
         }
+        floors.append(try floor(host: host, children: children))
+        log("  \(count) sleepers stopped and released (floor): \(formatMicroseconds(floors[1].totalMicroseconds))")
         var alive = 0
         var problems: [String] = []
         for child in children {
@@ -92,7 +117,32 @@ enum FleetBench {
             throw BenchFailure("not every sleeper was patched and reverted: apply \(apply.outcomes), revert \(revert.outcomes)")
         }
         return FleetResult(processes: count, workers: workers, startMicroseconds: startMicroseconds, apply: apply,
-                           revert: revert, sampleChecked: checked, aliveAfterRevert: alive)
+                           revert: revert, floors: floors, sampleChecked: checked, aliveAfterRevert: alive)
+    }
+
+    /// One floor pass over `children` on `host`'s workers.
+    private static func floor(host: HostPatcher, children: [BenchChild]) throws -> FleetFloor {
+        let identities = try children.map { child in
+            do { return try ProcFS.identity(of: ProcessID(child.pid)) } catch {
+                throw BenchFailure("sleeper \(child.pid) before the floor pass: \(error)")
+            }
+        }
+        let started = Monotonic.now
+        let cpu0 = processCPUMicroseconds()
+        let results = host.stopFloors(of: identities)
+        let cpu = processCPUMicroseconds() - cpu0
+        let total = Monotonic.now.microseconds(since: started)
+        var times: [UInt64] = []
+        var busy = 0
+        for (child, result) in zip(children, results) {
+            switch result {
+            case let .success(stop): times.append(stop.released)
+            case let .failure(refusal):
+                guard case .busy = refusal.outcome else { throw BenchFailure("floor on sleeper \(child.pid): \(refusal.outcome)") }
+                busy += 1
+            }
+        }
+        return FleetFloor(totalMicroseconds: total, cpuMicroseconds: cpu, perProcess: Distribution(times), busy: busy)
     }
 
     private static func ask(_ child: BenchChild, expect wanted: String, when: String) throws {
@@ -108,8 +158,10 @@ enum FleetBench {
                              expected: String) throws -> FleetPass {
         let hostProcesses = (try? ProcFS.processIDs().count) ?? 0
         let t0 = Monotonic.now
+        let cpu0 = processCPUMicroseconds()
         let hostReports = host.reconcile(desired: .cumulative(desired: desired, levels: [hotpatch]), known: [hotpatch],
                                          excluding: ExclusionPolicy())
+        let cpu = processCPUMicroseconds() - cpu0
         let t1 = Monotonic.now
         _ = host.matches(for: [hotpatch])
         let t2 = Monotonic.now
@@ -139,10 +191,17 @@ enum FleetBench {
         }
         return FleetPass(
             scanMicroseconds: t2.microseconds(since: t1), patchMicroseconds: t1.microseconds(since: t0),
-            totalMicroseconds: t1.microseconds(since: t0), hostProcesses: hostProcesses, matched: matches.count,
+            totalMicroseconds: t1.microseconds(since: t0), cpuMicroseconds: cpu, hostProcesses: hostProcesses, matched: matches.count,
             outcomes: outcomes, pause: Distribution(reports.compactMap(\.pauseMicroseconds)),
             loadPause: Distribution(reports.compactMap(\.loadPauseMicroseconds)),
             perProcessTotal: Distribution(reports.map(\.totalMicroseconds)),
             injectedSystemCalls: reports.map(\.injectedSystemCalls).reduce(0, +))
+    }
+
+    /// CPU time used so far by this process, all its threads, user and system.
+    private static func processCPUMicroseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
     }
 }

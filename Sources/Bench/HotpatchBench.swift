@@ -267,22 +267,34 @@ struct HotpatchBench: ParsableCommand {
             out.append("")
         }
         if !report.fleets.isEmpty {
-            var table = TextTable(header: ["processes", "pass", "scan alone", "scan+patch", "per-process med", "p99",
+            var table = TextTable(header: ["processes", "pass", "scan alone", "scan+patch", "cpu", "per-process med", "p99",
                                            "pause med", "pause max", "load pause med", "load pause max", "injected", "outcomes"])
             for fleet in report.fleets {
                 for (name, pass) in [("apply", fleet.apply), ("revert", fleet.revert)] {
                     table.rows.append([String(fleet.processes), name, formatMicroseconds(pass.scanMicroseconds),
-                                       formatMicroseconds(pass.totalMicroseconds),
+                                       formatMicroseconds(pass.totalMicroseconds), formatMicroseconds(pass.cpuMicroseconds),
                                        formatMicroseconds(pass.perProcessTotal.median), formatMicroseconds(pass.perProcessTotal.p99),
                                        formatMicroseconds(pass.pause.median), formatMicroseconds(pass.pause.max),
                                        pass.loadPause.count == 0 ? "-" : formatMicroseconds(pass.loadPause.median),
                                        pass.loadPause.count == 0 ? "-" : formatMicroseconds(pass.loadPause.max), String(pass.injectedSystemCalls),
                                        pass.outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")])
                 }
+                for (name, floor) in zip(["floor before", "floor after"], fleet.floors) {
+                    table.rows.append([String(fleet.processes), name, "-", formatMicroseconds(floor.totalMicroseconds),
+                                       formatMicroseconds(floor.cpuMicroseconds),
+                                       formatMicroseconds(floor.perProcess.median), formatMicroseconds(floor.perProcess.p99),
+                                       formatMicroseconds(floor.perProcess.median), formatMicroseconds(floor.perProcess.max),
+                                       "-", "-", "0", floor.busy == 0 ? "stopped \(floor.perProcess.count)" : "stopped \(floor.perProcess.count), busy \(floor.busy)"])
+                }
             }
             let workers = report.fleets[0].workers
-            out.append("Idle single-threaded sleepers, \(workers) tracer workers (scan+patch: the agent's pass over all \(report.fleets.last!.apply.hostProcesses) host processes, each worker finding and patching one process after another; scan alone: the matches over the same processes on one thread, measured after it)")
+            out.append("Idle single-threaded sleepers, \(workers) tracer workers (scan+patch: the agent's pass over all \(report.fleets.last!.apply.hostProcesses) host processes, each worker finding and patching one process after another; cpu: the CPU time this process used during the pass, all threads, user and kernel; scan alone: the matches over the same processes on one thread, measured after it)")
             out.append(table.render())
+            out.append("  floor: every sleeper's threads stopped and let go on the same workers and priority as a patch, nothing read but its identity, nothing written; measured before the apply and after the revert")
+            for fleet in report.fleets where fleet.floorMicroseconds > 0 {
+                let floor = Double(fleet.floorMicroseconds)
+                out.append("  \(fleet.processes): apply \(String(format: "%.2f", Double(fleet.apply.totalMicroseconds) / floor))×, revert \(String(format: "%.2f", Double(fleet.revert.totalMicroseconds) / floor))× the floor (\(formatMicroseconds(fleet.floorMicroseconds)), the mean of the two)")
+            }
             for fleet in report.fleets {
                 out.append("  \(fleet.processes): started in \(formatMicroseconds(fleet.startMicroseconds)); all \(fleet.aliveAfterRevert) alive, free and untraced after revert; \(fleet.sampleChecked) sampled printed 64 patched and 100 reverted")
             }

@@ -112,6 +112,15 @@ public final class HostPatcher: Sendable {
         return worker.patcher.reconcile(match, desired: desired, known: known)
     }
 
+    /// The floor of a host pass over `processes`: each one's threads stopped and let go on the
+    /// same workers, at the same priority, as a patch would, with nothing written
+    /// (`Patcher.stopFloor(of:)`). One result per process, in the order given.
+    public func stopFloors(of processes: [ProcessIdentity]) -> [Result<StopWindowTimes, StopFloorRefusal>] {
+        onWorkers(count: processes.count) { worker, index in
+            Result { () throws(StopFloorRefusal) in try worker.patcher.stopFloor(of: processes[index]) }
+        }
+    }
+
     /// Runs `body` for every index below `count` on the workers' threads, each worker taking the
     /// next index as it finishes one; returns the results in index order.
     private func onWorkers<Result: Sendable>(count: Int, _ body: @escaping @Sendable (Worker, Int) -> Result) -> [Result] {
