@@ -27,6 +27,40 @@ import Testing
         #expect(try Files.read(path, limit: 4097).count == 4097)
     }
 
+    @Test func readAll_whenTheFileHasNoSizeLikeAProcFile_growsPastItsFirstBufferAndStillHonoursTheLimit() throws {
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
+        defer { scratch.remove() }
+        let fifo = scratch.path + "/stream"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        func feed(_ count: Int) -> Thread {
+            let writer = Thread {
+                let descriptor = open(fifo, O_WRONLY)
+                _ = bytes.prefix(count).withUnsafeBytes { write(descriptor, $0.baseAddress!, count) }
+                close(descriptor)
+            }
+            writer.start()
+            return writer
+        }
+        _ = feed(bytes.count)
+        #expect(try Files.read(fifo, limit: 1 << 20) == bytes)
+        _ = feed(5000)
+        #expect(throws: SystemError(call: "read", errno: EFBIG, subject: "\(fifo) (larger than 4096 bytes)")) {
+            try Files.read(fifo, limit: 4096)
+        }
+    }
+
+    @Test func readAll_afterAnEarlierRead_returnsTheRestOfARegularFile() throws {
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
+        defer { scratch.remove() }
+        let bytes = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 3) }
+        let file = try OpenFile(path: try scratch.write("data", bytes: bytes), flags: O_RDONLY)
+        var first = [UInt8](repeating: 0, count: 10)
+        #expect(try file.read(into: &first) == 10)
+        #expect(try file.readAll(limit: bytes.count) == Array(bytes[10...]))
+        #expect(try file.readAll(limit: bytes.count) == [])
+    }
+
     @Test func aMissingFileIsNilForTheIfPresentForms() throws {
         let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
