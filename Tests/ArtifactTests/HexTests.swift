@@ -12,3 +12,12 @@ import Testing
     #expect(Hex.decode("zz") == nil)
     #expect(BuildID(hex: "") == nil)
 }
+
+@Test func hexEncoding_coversEveryByteValueAndTheEmptyInput() {
+    let every = (0...255).map { UInt8($0) }
+    let encoded = Hex.encode(every)
+    #expect(encoded.count == 512)
+    #expect(encoded.hasPrefix("000102030405060708090a0b0c0d0e0f10") && encoded.hasSuffix("f9fafbfcfdfeff"))
+    #expect(Hex.decode(encoded) == every)
+    #expect(Hex.encode([UInt8]()) == "")
+}

@@ -173,3 +173,34 @@ private let paddedStart = entry - 5
     let second = EntryWrite(address: low + 0x0810, expected: [0x90], bytes: [0xCC])
     #expect(span.written(with: [first, second, third]) != nil)
 }
+
+@Test func relocationRuns_inOnePage_areOneGroup_andACrossingRunOrAnotherPageStartsItsOwn() {
+    let page: UInt64 = 0x7f00_0000_0000
+    let runs: [(address: UInt64, bytes: [UInt8])] = [
+        (page + 0x10, [1, 1, 1, 1, 1, 1, 1, 1]), (page + 0x40, [2, 2, 2, 2, 2, 2, 2, 2]),
+        (page + 0xffc, [3, 3, 3, 3, 3, 3, 3, 3]),  // crosses into the next page
+        (page + 0x1008, [4, 4, 4, 4, 4, 4, 4, 4]), (page + 0x3000, [5, 5, 5, 5, 5, 5, 5, 5]),
+        (page + 0x3ff8, [6, 6, 6, 6, 6, 6, 6, 6]),
+    ]
+    let groups = PatchLoader.pageGroups(runs).map { $0.map(\.address) }
+    #expect(groups == [[page + 0x10, page + 0x40], [page + 0xffc], [page + 0x1008], [page + 0x3000, page + 0x3ff8]])
+    #expect(PatchLoader.pageGroups([]).isEmpty)
+}
+
+@Test func relocationSpan_laysEveryRunOverTheBytesReadAndKeepsTheRest() throws {
+    let low: UInt64 = 0x7f00_0000_0010
+    let span = EntrySpan(low: low, bytes: Array(0..<0x40))
+    let merged = try #require(span.written(withRuns: [(low, [0xAA, 0xAA]), (low + 0x30, [0xBB, 0xBB, 0xBB])]))
+    #expect(Array(merged[0..<2]) == [0xAA, 0xAA] && Array(merged[0x30..<0x33]) == [0xBB, 0xBB, 0xBB])
+    #expect(Array(merged[2..<0x30]) == Array(2..<0x30) && Array(merged[0x33...]) == Array(0x33..<0x40))
+    // A run that does not fit the bytes read is no span write.
+    #expect(span.written(withRuns: [(low + 0x3f, [1, 2])]) == nil)
+}
+
+@Test func patchImageName_isTheLastPathComponent_evenWithTrailingSlashes() {
+    #expect(PatchLoader.name(of: "/var/lib/hotpatch/objects/fix-1.so") == "fix-1.so")
+    #expect(PatchLoader.name(of: "fix-ü.so") == "fix-ü.so")
+    #expect(PatchLoader.name(of: "/a/b/ü/") == "ü")
+    #expect(PatchLoader.name(of: "/") == "/")
+    #expect(PatchLoader.name(of: "") == "")
+}

@@ -13,29 +13,42 @@ public enum InjectionProgramCode {
 
     /// The program's code, to be written `stubDistance` bytes before the stub's `syscall`.
     public static func encode(_ program: InjectionProgram, stubDistance: Int) -> EncodedInjectionProgram {
+        // Appended in place, with room for a typical program: one is encoded for every process
+        // a first apply loads into.
         var code: [UInt8] = []
+        code.reserveCapacity(1024)
         var cleanupJumps: [Int] = []                     // rel32 fields of the jumps to the cleanups
+        func append<T: FixedWidthInteger>(_ value: T) {
+            withUnsafeBytes(of: value.littleEndian) { code.append(contentsOf: $0) }
+        }
 
         // mov [rsp+8*slot], rax / mov reg, [rsp+8*slot]: REX.W (+R), 89/8B, ModRM disp32 + SIB rsp.
-        func store(slot: Int) { code += [0x48, 0x89, 0x84, 0x24] + littleEndianBytes(Int32(slot * 8)) }
+        func store(slot: Int) {
+            code.append(contentsOf: [0x48, 0x89, 0x84, 0x24])
+            append(Int32(slot * 8))
+        }
         func load(_ register: UInt8, slot: Int) {
-            code += [0x48 | (register >= 8 ? 4 : 0), 0x8B, 0x84 | ((register & 7) << 3), 0x24] + littleEndianBytes(Int32(slot * 8))
+            code.append(contentsOf: [0x48 | (register >= 8 ? 4 : 0), 0x8B, 0x84 | ((register & 7) << 3), 0x24])
+            append(Int32(slot * 8))
         }
         func patch(_ field: Int, toReach target: Int) {
-            code.replaceSubrange(field..<field + 4, with: littleEndianBytes(Int32(target - (field + 4))))
+            withUnsafeBytes(of: Int32(target - (field + 4)).littleEndian) { code.replaceSubrange(field..<field + 4, with: $0) }
         }
         func moveImmediate(_ register: UInt8, _ value: UInt64) {
             let extended: UInt8 = register >= 8 ? 1 : 0   // REX.B
             if value <= UInt64(UInt32.max) {
                 // mov r32, imm32 (zero-extends to 64 bits)
                 if extended != 0 { code.append(0x41) }
-                code += [0xB8 + (register & 7)] + littleEndianBytes(UInt32(value))
+                code.append(0xB8 + (register & 7))
+                append(UInt32(value))
             } else if let small = Int32(exactly: Int64(bitPattern: value)) {
                 // mov r/m64, imm32 (sign-extends): AT_FDCWD, -1
-                code += [0x48 | extended, 0xC7, 0xC0 | (register & 7)] + littleEndianBytes(small)
+                code.append(contentsOf: [0x48 | extended, 0xC7, 0xC0 | (register & 7)])
+                append(small)
             } else {
                 // mov r64, imm64
-                code += [0x48 | extended, 0xB8 + (register & 7)] + littleEndianBytes(value)
+                code.append(contentsOf: [0x48 | extended, 0xB8 + (register & 7)])
+                append(value)
             }
         }
         func load(_ register: UInt8, _ argument: InjectionProgram.Argument) {
@@ -88,7 +101,7 @@ public enum InjectionProgramCode {
         }
         setUp(program.ending.number, program.ending.arguments.map { .value($0) })
         code.append(0xE9)                                               // jmp stub
-        code += littleEndianBytes(Int32(stubDistance - (code.count + 4)))
+        append(Int32(stubDistance - (code.count + 4)))
         return EncodedInjectionProgram(bytes: code, resultCount: count)
     }
 }

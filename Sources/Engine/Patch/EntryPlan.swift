@@ -26,7 +26,8 @@ struct EntryWrite: Equatable {
     var window: Range<UInt64> { (address + UInt64(padding))..<(address + UInt64(bytes.count)) }
 }
 
-/// The bytes of several entries close together, as one read found them from `low`.
+/// The bytes of several entries close together (or of a patch image's relocations in one page),
+/// as one read found them from `low`.
 struct EntrySpan: Equatable {
     /// The address of the first byte.
     let low: UInt64
@@ -45,21 +46,26 @@ struct EntrySpan: Equatable {
     /// it of its own (memory the page cache no longer shares), and a page between two entries
     /// would be copied for nothing.
     func written(with writes: [EntryWrite]) -> [UInt8]? {
+        written(withRuns: writes.map { (address: $0.address, bytes: $0.bytes) })
+    }
+
+    /// `written(with:)` for any bytes to write at any addresses (a patch image's relocations).
+    func written(withRuns runs: [(address: UInt64, bytes: [UInt8])]) -> [UInt8]? {
         let pageSize = PatchImageMarker.pageSize
         guard !bytes.isEmpty else { return nil }
         let firstPage = low / pageSize
         let lastPage = (low + UInt64(bytes.count) - 1) / pageSize
-        for page in firstPage...lastPage where !writes.contains(where: { write in
-            let end = write.address + UInt64(max(write.bytes.count, 1)) - 1
-            return write.address / pageSize <= page && page <= end / pageSize
+        for page in firstPage...lastPage where !runs.contains(where: { run in
+            let end = run.address + UInt64(max(run.bytes.count, 1)) - 1
+            return run.address / pageSize <= page && page <= end / pageSize
         }) {
             return nil
         }
         var merged = bytes
-        for write in writes {
-            guard write.address >= low, write.address - low + UInt64(write.bytes.count) <= UInt64(merged.count) else { return nil }
-            let offset = Int(write.address - low)
-            merged.replaceSubrange(offset..<(offset + write.bytes.count), with: write.bytes)
+        for run in runs {
+            guard run.address >= low, run.address - low + UInt64(run.bytes.count) <= UInt64(merged.count) else { return nil }
+            let offset = Int(run.address - low)
+            merged.replaceSubrange(offset..<(offset + run.bytes.count), with: run.bytes)
         }
         return merged
     }

@@ -51,6 +51,15 @@ public final class ObjectCache: Sendable {
     private let syscallOffsets = Mutex<[FileKey: Fact<UInt64?>]>([:])
     private let unwinderLayouts = Mutex<[FileKey: Fact<UnwinderRegistryLayout?>]>([:])
     private let patchObjects = Mutex<[String: (stamp: [Int], object: PatchObject)]>([:])
+    /// Where the vDSO's first system call instruction lay in the last process whose vDSO was
+    /// searched: the vDSO is the kernel's, the same code in every native process.
+    private let vdsoSystemCall = Mutex<UInt64?>(nil)
+
+    /// The offset of a system call instruction in the vDSO, last found (see `noteVDSOSystemCall`).
+    var vdsoSystemCallOffset: UInt64? { vdsoSystemCall.withLock { $0 } }
+
+    /// Remembers the offset of the vDSO's first system call instruction.
+    func noteVDSOSystemCall(at offset: UInt64) { vdsoSystemCall.withLock { $0 = offset } }
 
     /// One fact about one file, read by the first thread that needs it. A second thread that
     /// needs it meanwhile waits for that read instead of making its own (a pass's workers all
@@ -83,8 +92,8 @@ public final class ObjectCache: Sendable {
     }
 
     /// The identity of the file behind `mapping`, read through `path`; nil for non-ELF files.
-    func identity(of mapping: MemoryMapping, path: String) -> ELFIdentity? {
-        (try? cached(identities, FileKey(mapping)) { try? ELFFile.readIdentity(path: path) }) ?? nil
+    func identity(of mapping: MemoryMapping, path: @autoclosure () -> String) -> ELFIdentity? {
+        (try? cached(identities, FileKey(mapping)) { try? ELFFile.readIdentity(path: path()) }) ?? nil
     }
 
     /// Defined global and weak dynamic symbols of `object`, by name.
@@ -159,9 +168,9 @@ enum LoadedObjects {
             guard mapping.inode != 0, !mapping.path.isEmpty else { continue }
             let key = FileKey(mapping)
             // Later mappings of the same file extend the object; its first one starts a new copy.
-            if var group = current, group.key == key, mapping.offset != group.identity.firstLoadFileOffset {
-                group.list.append(mapping)
-                current = group
+            // Appended in place: a copy of the group bound here would make the append copy its list.
+            if current?.key == key, let start = current?.identity.firstLoadFileOffset, mapping.offset != start {
+                current!.list.append(mapping)
                 continue
             }
             flush()

@@ -35,8 +35,14 @@ struct PatchLoader {
     /// Its file name, which identifies the image in the process.
     var name: String { PatchLoader.name(of: path) }
 
-    /// The file name of the patch object at `path`: the name its image has in a process.
-    static func name(of path: String) -> String { String(path.split(separator: "/").last ?? Substring(path)) }
+    /// The file name of the patch object at `path`: the name its image has in a process (trailing
+    /// slashes ignored; a path of slashes alone is its own name). Asked for every process patched.
+    static func name(of path: String) -> String {
+        let bytes = path.utf8
+        guard let last = bytes.lastIndex(where: { $0 != UInt8(ascii: "/") }) else { return path }
+        let start = bytes[..<last].lastIndex(of: UInt8(ascii: "/")).map { bytes.index(after: $0) } ?? bytes.startIndex
+        return String(decoding: bytes[start...last], as: UTF8.self)
+    }
 
     /// A page-aligned address for `length` bytes, within short-jump reach of all of `object`, in a hole
     /// of `mappings`; below the object when possible (the heap grows up after executables).
@@ -400,7 +406,18 @@ struct PatchLoader {
                     try memory.write([UInt8](repeating: 0, count: Int(zeroEnd - segment.fileEnd)), at: base + segment.fileEnd)
                 }
             }
-            for run in PatchLoader.coalesce(writes) { try memory.write(run.bytes, at: run.address) }
+            for group in PatchLoader.pageGroups(PatchLoader.coalesce(writes)) {
+                // Several runs in one page: read it once, lay them over it, write and read back
+                // once (no code of the image has run: the bytes between them are the file's).
+                if group.count > 1, let low = group.first?.address, let last = group.last {
+                    let span = EntrySpan(low: low, bytes: try memory.read(at: low, count: Int(last.address - low) + last.bytes.count))
+                    if let merged = span.written(withRuns: group) {
+                        try memory.write(merged, at: low)
+                        continue
+                    }
+                }
+                for run in group { try memory.write(run.bytes, at: run.address) }
+            }
         } catch {
             throw .unpatchable(.systemFailure(detail: "relocating the patch object in process \(pid): \(error)"))
         }
@@ -493,6 +510,27 @@ struct PatchLoader {
         return runs
     }
 
+    /// `runs` (sorted by address, as `coalesce` gives them) in groups of consecutive runs that
+    /// lie in one page, each written as one span; a run that crosses a page boundary is a group
+    /// of its own, so a span never covers a page none of its runs writes.
+    static func pageGroups(_ runs: [(address: UInt64, bytes: [UInt8])]) -> [[(address: UInt64, bytes: [UInt8])]] {
+        let pageSize = HostArchitecture.pageSize
+        func page(_ run: (address: UInt64, bytes: [UInt8])) -> UInt64? {
+            let first = run.address / pageSize
+            let last = (run.address + UInt64(max(run.bytes.count, 1)) - 1) / pageSize
+            return first == last ? first : nil
+        }
+        var groups: [[(address: UInt64, bytes: [UInt8])]] = []
+        for run in runs {
+            if let current = page(run), let previous = groups.last?.last, page(previous) == current {
+                groups[groups.count - 1].append(run)
+            } else {
+                groups.append([run])
+            }
+        }
+        return groups
+    }
+
     /// Whether the process opening `path` would get our very file (same mount namespace view).
     static func processSeesSameFile(pid: ProcessID, path: String) -> Bool {
         guard let ours = try? Files.status(path), let theirs = try? Files.status("/proc/\(pid)/root" + path) else {
@@ -504,10 +542,19 @@ struct PatchLoader {
     /// The address of a system call instruction in the process: in the vDSO, else in a mapped object.
     static func syscallInstruction(pid: ProcessID, mappings: [MemoryMapping], memory: borrowing ProcessMemory,
                                    cache: ObjectCache) -> UInt64? {
-        if let vdso = mappings.first(where: { $0.path == "[vdso]" }),
-           let bytes = try? memory.read(at: vdso.start, count: Int(min(vdso.size, 1 << 16))),
-           let index = HostArchitecture.firstSystemCallInstruction(in: bytes) {
-            return vdso.start + UInt64(index)
+        if let vdso = mappings.first(where: { $0.path == "[vdso]" }) {
+            // Where the last process had it, if the instruction is there in this one too (two
+            // bytes read instead of the whole vDSO); else searched for, and remembered.
+            let instruction = HostArchitecture.systemCallInstruction
+            if let known = cache.vdsoSystemCallOffset, known + UInt64(instruction.count) <= vdso.size,
+               (try? memory.read(at: vdso.start + known, count: instruction.count)) == instruction {
+                return vdso.start + known
+            }
+            if let bytes = try? memory.read(at: vdso.start, count: Int(min(vdso.size, 1 << 16))),
+               let index = HostArchitecture.firstSystemCallInstruction(in: bytes) {
+                cache.noteVDSOSystemCall(at: UInt64(index))
+                return vdso.start + UInt64(index)
+            }
         }
         // Else a file-backed executable mapping; the offset is found once per file and cached.
         for mapping in mappings where mapping.isExecutable && mapping.isFileBacked {

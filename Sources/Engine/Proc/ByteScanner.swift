@@ -1,3 +1,5 @@
+import Glibc
+
 /// A forward cursor over the bytes of one /proc file, for parsers that must not allocate per field.
 ///
 /// /proc files are parsed for every process on every scan, so fields are read by hand from bytes
@@ -13,6 +15,14 @@ struct ByteScanner {
 
     /// True when every byte has been consumed.
     var isAtEnd: Bool { index >= bytes.count }
+
+    /// Whether `field` is exactly `text`: a length test, then one `memcmp` (no generic sequence
+    /// walk, no array of the text to make: a status file's fifty-odd keys meet it per process).
+    static func equals(_ field: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
+        guard field.count == text.utf8CodeUnitCount else { return false }
+        guard let base = field.baseAddress else { return true }
+        return memcmp(base, text.utf8Start, field.count) == 0
+    }
 
     /// The byte under the cursor, or nil at the end.
     var peek: UInt8? { index < bytes.count ? bytes[index] : nil }

@@ -52,18 +52,6 @@ public struct ProcessStatus: Sendable {
     /// `gettid` returns in it, for /proc/PID/task/TID/status); nil when not printed.
     public var namespaceThreadID: Int32? = nil
 
-    private static let nameKey = Array("Name".utf8)
-    private static let stateKey = Array("State".utf8)
-    private static let tgidKey = Array("Tgid".utf8)
-    private static let caughtKey = Array("SigCgt".utf8)
-    private static let tracerKey = Array("TracerPid".utf8)
-    private static let uidKey = Array("Uid".utf8)
-    private static let threadsKey = Array("Threads".utf8)
-    private static let seccompKey = Array("Seccomp".utf8)
-    private static let filtersKey = Array("Seccomp_filters".utf8)
-    private static let namespaceTgidKey = Array("NStgid".utf8)
-    private static let namespacePidKey = Array("NSpid".utf8)
-
     /// Parses the text of /proc/PID/status; `path` names the file in errors. Throws `malformedProcFile`
     /// when Name, State, Tgid, TracerPid, Uid (all four ids) or Threads is missing or unreadable. A kernel without
     /// CONFIG_SECCOMP prints no `Seccomp:` line; that reads as mode 0.
@@ -83,26 +71,26 @@ public struct ProcessStatus: Sendable {
                 guard colon < lineEnd else { continue }
                 let key = UnsafeBufferPointer(rebasing: buffer[s.index..<colon])
                 s.index = colon + 1
-                if key.elementsEqual(nameKey) {
+                if ByteScanner.equals(key, "Name") {
                     // The name follows a single tab and may itself start with blanks.
                     _ = s.take(UInt8(ascii: "\t"))
                     name = s.text(s.index..<lineEnd)
                     continue
                 }
                 s.skipBlanks()
-                if key.elementsEqual(stateKey) {
+                if ByteScanner.equals(key, "State") {
                     guard s.index < lineEnd, let b = s.peek, b > 0x20, b < 0x7f else { throw bad("State: has no letter") }
                     state = Character(Unicode.Scalar(b))
-                } else if key.elementsEqual(tgidKey) {
+                } else if ByteScanner.equals(key, "Tgid") {
                     guard let v = s.decimal(), v > 0, v <= UInt64(Int32.max) else { throw bad("Tgid: is not a pid") }
                     tgid = Int32(v)
-                } else if key.elementsEqual(caughtKey) {
+                } else if ByteScanner.equals(key, "SigCgt") {
                     guard let v = s.hex() else { throw bad("SigCgt: is not a signal mask") }
                     caught = v
-                } else if key.elementsEqual(tracerKey) {
+                } else if ByteScanner.equals(key, "TracerPid") {
                     guard let v = s.decimal(), v <= UInt64(Int32.max) else { throw bad("TracerPid: is not a pid") }
                     tracer = Int32(v)
-                } else if key.elementsEqual(uidKey) {
+                } else if ByteScanner.equals(key, "Uid") {
                     var ids: [UInt32] = []
                     for which in ["real", "effective", "saved", "fs"] {
                         s.skipBlanks()
@@ -110,17 +98,17 @@ public struct ProcessStatus: Sendable {
                         ids.append(UInt32(id))
                     }
                     uids = UserIDs(real: ids[0], effective: ids[1], saved: ids[2], fileSystem: ids[3])
-                } else if key.elementsEqual(threadsKey) {
+                } else if ByteScanner.equals(key, "Threads") {
                     guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Threads: is not a count") }
                     threads = Int(v)
-                } else if key.elementsEqual(seccompKey) {
+                } else if ByteScanner.equals(key, "Seccomp") {
                     // Kept as given: a mode a later kernel adds must not make every process unreadable.
                     guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Seccomp: is not a number") }
                     mode = Int(v)
-                } else if key.elementsEqual(filtersKey) {
+                } else if ByteScanner.equals(key, "Seccomp_filters") {
                     guard let v = s.decimal(), v <= UInt64(Int.max) else { throw bad("Seccomp_filters: is not a count") }
                     filters = Int(v)
-                } else if key.elementsEqual(namespaceTgidKey) || key.elementsEqual(namespacePidKey) {
+                } else if ByteScanner.equals(key, "NStgid") || ByteScanner.equals(key, "NSpid") {
                     // One id per pid namespace, outermost first: the last is the process's own view.
                     var last: UInt64?
                     while s.index < lineEnd, let v = s.decimal() {
@@ -129,7 +117,7 @@ public struct ProcessStatus: Sendable {
                     }
                     // Unreadable, it is left out: only the injection's one-stop ending uses it.
                     let id = last.flatMap { $0 > 0 && $0 <= UInt64(Int32.max) ? Int32($0) : nil }
-                    if key.elementsEqual(namespaceTgidKey) { namespaceTgid = id } else { namespacePid = id }
+                    if ByteScanner.equals(key, "NStgid") { namespaceTgid = id } else { namespacePid = id }
                 }
             }
             guard let name else { throw bad("no Name: line") }
