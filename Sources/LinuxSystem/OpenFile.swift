@@ -67,11 +67,12 @@ package struct OpenFile: ~Copyable {
     /// a regular file into one buffer of its size (one byte more tells a file that grew since),
     /// so a 2 MiB library touches 2 MiB of fresh memory rather than the 5 or so that growing by
     /// appending did (on a VM that backs fresh pages lazily, about 10-25 µs a page: run 15 in
-    /// docs/PERFORMANCE.md). `/proc` files report no size: most are a few KiB, so the buffer
-    /// starts at 16 KiB and grows fourfold.
+    /// docs/PERFORMANCE.md). `/proc` files report no size, so a file opened under `/proc/` is not
+    /// even asked (one system call fewer for each of the several a process is read through on
+    /// every scan): most are a few KiB, so the buffer starts at 16 KiB and grows fourfold.
     package func readAll(limit: Int) throws(SystemError) -> [UInt8] {
         var info = stat()
-        let size = fstat(raw, &info) == 0 && info.st_mode & S_IFMT == S_IFREG ? Int(info.st_size) : 0
+        let size = !path.hasPrefix("/proc/") && fstat(raw, &info) == 0 && info.st_mode & S_IFMT == S_IFREG ? Int(info.st_size) : 0
         var capacity = (size > 0 ? min(size, limit) : min(16 * 1024, limit)) + 1
         var result: [UInt8] = []
         let descriptor = raw

@@ -50,6 +50,15 @@ import Testing
         }
     }
 
+    @Test func readAll_ofAProcFileLargerThanTheFirstBuffer_readsItWhole() throws {
+        // This test process maps dozens of objects: its smaps runs to tens of KiB, with no size in stat.
+        let smaps = try Files.read("/proc/self/smaps", limit: 64 << 20)
+        #expect(smaps.count > 16 * 1024)
+        #expect(smaps.last == UInt8(ascii: "\n"))
+        let text = String(decoding: smaps, as: UTF8.self)
+        #expect(text.hasSuffix("\n") && text.components(separatedBy: "VmFlags:").count > 10)
+    }
+
     @Test func readAll_afterAnEarlierRead_returnsTheRestOfARegularFile() throws {
         let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
