@@ -79,6 +79,11 @@ public final class Patcher {
     private var adopted: TracedProcess?
     /// The layout the caller read just before, for the reconcile in progress (nil: read it).
     private var justRead: TargetFinder.ProcessLayout?
+    /// How deep the raised spans of the operation in progress nest (a first apply's span holds
+    /// the load and the redirect, each raised too), and the outermost one's raise: only that one
+    /// asks the scheduler anything, so a nested span costs no system call.
+    private var raisedSpans = 0
+    private var outermostRaise: SchedulingPriority?
 
     /// A patcher with `options`, sharing `cache` with its target finder.
     public init(options: PatchOptions = PatchOptions(), cache: ObjectCache = ObjectCache()) {
@@ -254,8 +259,8 @@ public final class Patcher {
         // redirect, the thread was preempted for 190 µs on average while the process waited stopped
         // (the agent's other threads take the CPU). Restored after the hold's release (defer order).
         let keepsHold = imagesToLoad == 1 && adopted == nil
-        let spanPriority = keepsHold && options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
-        defer { spanPriority?.restore() }
+        if keepsHold { raisePriority() }
+        defer { if keepsHold { lowerPriority() } }
         var keptHold: TracedProcess?
         var loadEnded: Monotonic.Instant?
         defer { keptHold?.release() }
@@ -389,8 +394,8 @@ public final class Patcher {
         var resolver = SymbolResolver(objects: objects, executablePath: executable, references: references, cache: cache)
         // Like the stop window, the injection is short and runs raised: the time the held
         // threads spend between our requests is where the agent's death costs the most.
-        let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
-        defer { priority?.restore() }
+        raisePriority()
+        defer { lowerPriority() }
         return try loader.load(into: pid, target: object, mappings: mappings, requireNearFor: needsNear,
                                resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
                                deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
@@ -495,8 +500,8 @@ public final class Patcher {
     private func stopAndWrite(pid: ProcessID, writes: [EntryWrite], sites: [Site], memory: borrowing ProcessMemory,
                               continuing: (hold: TracedProcess, since: Monotonic.Instant)? = nil,
                               report: inout ProcessPatchReport) throws(LoadFailure) {
-        let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
-        defer { priority?.restore() }
+        raisePriority()
+        defer { lowerPriority() }
         let windows = writes.map(\.window)
         if adopted == nil, continuing == nil {
             // The same read the window makes, once before the stop: a changed entry is refused
@@ -616,6 +621,24 @@ public final class Patcher {
         if let failure { throw failure }
     }
 
+    /// Runs the calling thread at SCHED_FIFO (when `raiseSchedulingPriority`) until the matching
+    /// `lowerPriority()`; spans nest, and only the outermost raises and restores.
+    private func raisePriority() {
+        guard options.raiseSchedulingPriority else { return }
+        if raisedSpans == 0 { outermostRaise = SchedulingPriority.raise() }
+        raisedSpans += 1
+    }
+
+    /// Ends a span `raisePriority()` began; the outermost puts the thread's policy back.
+    private func lowerPriority() {
+        guard options.raiseSchedulingPriority, raisedSpans > 0 else { return }
+        raisedSpans -= 1
+        if raisedSpans == 0 {
+            outermostRaise?.restore()
+            outermostRaise = nil
+        }
+    }
+
     /// Stops every thread of `process` and lets them go again, writing nothing, exactly as the
     /// stop window does (same priority, same seize and wait, each thread's registers read as it
     /// stops, same release): the floor a redirect's pause can reach on this process now. Refused
@@ -627,8 +650,8 @@ public final class Patcher {
             throw StopFloorRefusal(outcome: .unpatchable(.protectedProcess(why: protected.description)))
         }
         guard ProcFS.isSameProcess(process) else { throw StopFloorRefusal(outcome: .unpatchable(.processGone)) }
-        let priority = options.raiseSchedulingPriority ? SchedulingPriority.raise() : nil
-        defer { priority?.restore() }
+        raisePriority()
+        defer { lowerPriority() }
         let deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
         let traced: TracedProcess
         do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {

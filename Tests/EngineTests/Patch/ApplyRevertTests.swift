@@ -1,7 +1,9 @@
 import Artifact
 import Engine
 import Foundation
+import Glibc
 import HotpatchFixtures
+import LinuxSystem
 import Testing
 
 extension LivePatchTests {
@@ -46,6 +48,26 @@ extension LivePatchTests {
         #expect(again.pauseMicroseconds == nil, "a no-op must not stop the process")
         #expect(try Live.reconcile(victim, desired: nil, known: [target], patcher: restarted).outcome == .reverted)
         #expect(try Live.reconcile(victim, desired: nil, known: [target], patcher: restarted).outcome == .notApplied)
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
+
+    @Test func firstApplyRevertAndFloor_leaveTheTracerThreadAtItsOwnSchedulingPolicy() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let victim = try Live.startVictim(["--threads", "2"])
+        defer { victim.stop() }
+        let patcher = Patcher()
+        func policy() throws -> Int32 { try Live.tracer.perform { sched_getscheduler(0) } }
+        let own = try policy()
+        #expect(own != SCHED_FIFO)
+        // A first apply raises a span that holds the load and the redirect, each raised too.
+        let applied = try Live.reconcile(victim, desired: target, known: [target], patcher: patcher)
+        #expect(applied.outcome == .applied && applied.injectedSystemCalls > 0)
+        #expect(try policy() == own)
+        #expect(try Live.reconcile(victim, desired: nil, known: [target], patcher: patcher).outcome == .reverted)
+        #expect(try policy() == own)
+        let identity = try ProcFS.identity(of: ProcessID(victim.pid))
+        _ = try Live.tracer.perform { try? patcher.stopFloor(of: identity) }
+        #expect(try policy() == own)
         #expect(try Live.behaviour(victim) == Live.original)
     }
 
