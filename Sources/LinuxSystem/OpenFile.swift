@@ -44,21 +44,29 @@ package struct OpenFile: ~Copyable {
     }
 
     /// Reads up to `count` bytes at `offset` into a new array (shorter at end of file). pread(2).
+    /// Read straight into the array, not zero-filled first: every entry, word and read-back of
+    /// another process's memory comes this way.
     package func read(at offset: UInt64, count: Int) throws(SystemError) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var done = 0
         let descriptor = raw
-        while done < count {
-            let n = try SystemCall.run("pread", path) {
-                buffer.withUnsafeMutableBytes { bytes in
-                    pread(descriptor, bytes.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+        let path = path
+        var failure: SystemError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            initialized = 0
+            while initialized < count {
+                let done = initialized
+                let n: Int
+                do throws(SystemError) {
+                    n = try SystemCall.run("pread", path) { pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+                } catch {
+                    failure = error
+                    return
                 }
+                if n == 0 { return }
+                initialized += n
             }
-            if n == 0 { break }
-            done += n
         }
-        buffer.removeLast(count - done)
-        return buffer
+        if let failure { throw failure }
+        return bytes
     }
 
     /// Reads the rest of the file, refusing files larger than `limit` bytes (EFBIG).

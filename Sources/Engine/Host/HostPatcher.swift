@@ -62,9 +62,11 @@ public final class HostPatcher: Sendable {
         let finder = TargetFinder(cache: cache)
         let knownFixes = ObjectFix.all(of: known)
         return onWorkers(count: candidates.count) { worker, index -> HostProcessReport? in
-            guard let (match, layout) = finder.processWithLayout(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
+            guard let (match, found) = finder.processWithLayout(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
             let pid = match.process.pid
-            let executable = (try? ProcFS.executablePath(of: pid)) ?? match.objects[0].path
+            var layout = found
+            layout.executablePath = try? ProcFS.executablePath(of: pid)
+            let executable = layout.executablePath ?? match.objects[0].path
             // Read here for the exclusions and for the caller (which names the process's unit).
             let cgroup = ProcFS.cgroup(of: pid)
             switch policy.exclusion(of: pid, executable: executable, cgroup: { cgroup }) {

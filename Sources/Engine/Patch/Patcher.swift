@@ -390,7 +390,7 @@ public final class Patcher {
         let needsNear = target.redirections.first { $0.nearJumpNeed != nil }
         var references: [String: UInt64] = [:]
         for reference in target.references { references[reference.symbol] = object.loadBias &+ reference.offset }
-        let executable = try? ProcFS.executablePath(of: pid)
+        let executable = justRead?.executablePath ?? (try? ProcFS.executablePath(of: pid))
         var resolver = SymbolResolver(objects: objects, executablePath: executable, references: references, cache: cache)
         // Like the stop window, the injection is short and runs raised: the time the held
         // threads spend between our requests is where the agent's death costs the most.

@@ -83,6 +83,8 @@ public struct TargetFinder: Sendable {
     struct ProcessLayout {
         let mappings: [MemoryMapping]
         let objects: [LoadedObject]
+        /// The executable's path, when the caller read it right after (`/proc/PID/exe`).
+        var executablePath: String? = nil
     }
 
     /// The process's identity, its layout and the objects in it whose build-id is in `buildIDs`.

@@ -81,7 +81,38 @@ public enum ProcFS {
     /// "/proc/PID/map_files/START-END" (lowercase hex, no 0x): opens the very file behind `mapping`
     /// even when it was deleted or replaced on disk (needs CAP_SYS_ADMIN in the initial namespace).
     public static func mappedFilePath(of pid: ProcessID, mapping: MemoryMapping) -> String {
-        "/proc/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
+        // Written byte by byte: each mapped object of each process a pass looks at asks for one,
+        // and interpolating two radix-16 strings showed in its profile.
+        String(unsafeUninitializedCapacity: 80) { out in
+            var length = 0
+            func put(_ text: StaticString) {
+                text.withUTF8Buffer { for byte in $0 { out[length] = byte; length += 1 } }
+            }
+            func put(_ value: UInt64, radix: UInt64) {
+                // Least significant digit first, then turned around.
+                let first = length
+                var rest = value
+                repeat {
+                    let digit = UInt8(rest % radix)
+                    out[length] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+                    length += 1
+                    rest /= radix
+                } while rest > 0
+                var low = first, high = length - 1
+                while low < high {
+                    out.swapAt(low, high)
+                    low += 1
+                    high -= 1
+                }
+            }
+            put("/proc/")
+            put(UInt64(UInt32(bitPattern: pid.rawValue)), radix: 10)
+            put("/map_files/")
+            put(mapping.start, radix: 16)
+            put("-")
+            put(mapping.end, radix: 16)
+            return length
+        }
     }
 
     /// The text of /proc/PID/cgroup (the process's cgroup in each hierarchy), or nil once it is gone.

@@ -117,3 +117,14 @@ import Testing
     #expect(id.utf8.count == 36)
     #expect(!id.contains("\n") && !id.contains(" "))
 }
+
+@Test func mappedFilePath_namesThePidInDecimalAndTheRangeInLowercaseHex_atTheEdges() {
+    func mapping(_ start: UInt64, _ end: UInt64) -> MemoryMapping {
+        MemoryMapping(start: start, end: end, isReadable: true, isWritable: false, isExecutable: false, isShared: false,
+                      offset: 0, deviceMajor: 0, deviceMinor: 0, inode: 0, path: "", isDeleted: false)
+    }
+    #expect(ProcFS.mappedFilePath(of: ProcessID(1), mapping: mapping(0, 0x1000)) == "/proc/1/map_files/0-1000")
+    #expect(ProcFS.mappedFilePath(of: ProcessID(Int32.max), mapping: mapping(0x7fff_f7a0_c000, .max))
+        == "/proc/2147483647/map_files/7ffff7a0c000-ffffffffffffffff")
+    #expect(ProcFS.mappedFilePath(of: ProcessID(40960), mapping: mapping(0xabcdef, 0xabcdf0)) == "/proc/40960/map_files/abcdef-abcdf0")
+}
