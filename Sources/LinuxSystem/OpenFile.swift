@@ -81,10 +81,14 @@ package struct OpenFile: ~Copyable {
     package func readAll(limit: Int) throws(SystemError) -> [UInt8] {
         var info = stat()
         let size = !path.hasPrefix("/proc/") && fstat(raw, &info) == 0 && info.st_mode & S_IFMT == S_IFREG ? Int(info.st_size) : 0
-        var capacity = (size > 0 ? min(size, limit) : min(16 * 1024, limit)) + 1
+        let path = path
+        // Known too large already: refused without reading (and without a buffer of `limit` bytes).
+        guard size <= limit else {
+            throw SystemError(call: "read", errno: EFBIG, subject: "\(path) (larger than \(limit) bytes)")
+        }
+        var capacity = (size > 0 ? size : min(16 * 1024, limit)) + 1
         var result: [UInt8] = []
         let descriptor = raw
-        let path = path
         while true {
             let kept = result
             var ended = false
