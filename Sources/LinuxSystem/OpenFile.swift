@@ -33,10 +33,23 @@ package struct OpenFile: ~Copyable {
     /// Reads until `buffer` is full or the file ends: fewer bytes than `buffer.count` only at end of
     /// file (a single read(2) may return less). read(2), repeated.
     package func read(filling buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
-        let descriptor = raw
+        try Self.fill(buffer, descriptor: raw, path: path)
+    }
+
+    /// Reads into `buffer` until it is full or the file ends, from the current offset, or with
+    /// pread(2) from `offset`; returns how many bytes. The one read loop of this file.
+    private static func fill(_ buffer: UnsafeMutableRawBufferPointer, descriptor: Int32, path: String,
+                             at offset: UInt64? = nil) throws(SystemError) -> Int {
         var done = 0
         while done < buffer.count {
-            let n = try SystemCall.run("read", path) { Glibc.read(descriptor, buffer.baseAddress! + done, buffer.count - done) }
+            let start = done
+            let n = try SystemCall.run(offset == nil ? "read" : "pread", path) {
+                if let offset {
+                    pread(descriptor, buffer.baseAddress! + start, buffer.count - start, off_t(offset) + off_t(start))
+                } else {
+                    Glibc.read(descriptor, buffer.baseAddress! + start, buffer.count - start)
+                }
+            }
             if n == 0 { break }
             done += n
         }
@@ -51,18 +64,11 @@ package struct OpenFile: ~Copyable {
         let path = path
         var failure: SystemError?
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            initialized = 0
-            while initialized < count {
-                let done = initialized
-                let n: Int
-                do throws(SystemError) {
-                    n = try SystemCall.run("pread", path) { pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-                } catch {
-                    failure = error
-                    return
-                }
-                if n == 0 { return }
-                initialized += n
+            do throws(SystemError) {
+                initialized = try Self.fill(UnsafeMutableRawBufferPointer(buffer), descriptor: descriptor, path: path, at: offset)
+            } catch {
+                initialized = 0
+                failure = error
             }
         }
         if let failure { throw failure }
@@ -91,30 +97,23 @@ package struct OpenFile: ~Copyable {
         let descriptor = raw
         while true {
             let kept = result
-            var ended = false
             var failure: SystemError?
             result = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
                 let bytes = UnsafeMutableRawBufferPointer(buffer)
                 kept.withUnsafeBytes { bytes.copyMemory(from: $0) }
                 count = kept.count
-                while count < capacity {
-                    let start = count
-                    let read: Int
-                    do throws(SystemError) {
-                        read = try SystemCall.run("read", path) { Glibc.read(descriptor, bytes.baseAddress! + start, capacity - start) }
-                    } catch {
-                        failure = error
-                        return
-                    }
-                    if read == 0 { ended = true; return }
-                    count += read
+                do throws(SystemError) {
+                    count += try Self.fill(UnsafeMutableRawBufferPointer(rebasing: bytes[kept.count...]), descriptor: descriptor, path: path)
+                } catch {
+                    failure = error
                 }
             }
             if let failure { throw failure }
             guard result.count <= limit else {
                 throw SystemError(call: "read", errno: EFBIG, subject: "\(path) (larger than \(limit) bytes)")
             }
-            if ended { return result }
+            // Short of the buffer: the file ended.
+            if result.count < capacity { return result }
             capacity = min(capacity * 4, limit + 1)
         }
     }
