@@ -138,6 +138,10 @@ public final class ProcessWatchService: Service, Sendable {
         // processes are found.
         let watcher = ProcessEventWatcher()
         defer { watcher.stop() }
+        // The stream is taken at once: an event the watcher receives before a stream exists is
+        // dropped, and the setup below (the exec gate forks its watchdog) takes milliseconds, in
+        // which a process the first cycle just patched can die of the hotpatch unseen.
+        let processEvents = watcher.events()
         let subscribed: Bool
         if case .scan = watcher.mode { subscribed = false } else { subscribed = true }
         await agent.setProcessWatch(subscribed ? "netlink" : "scan")
@@ -164,7 +168,7 @@ public final class ProcessWatchService: Service, Sendable {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await followUps.run() }
-                group.addTask { await self.followProcessEvents(watcher, followUps: followUps) }
+                group.addTask { await self.followProcessEvents(watcher, events: processEvents, followUps: followUps) }
                 group.addTask {
                     for await pid in gate.patchedProcesses() { await self.agent.processPatchedAtStart(pid) }
                 }
@@ -177,13 +181,15 @@ public final class ProcessWatchService: Service, Sendable {
     }
 
     /// Exec events ask for looks at the new process; exits go to the health check. Scans instead
-    /// when process events are unavailable or stop.
-    private func followProcessEvents(_ watcher: ProcessEventWatcher, followUps: FollowUps) async {
+    /// when process events are unavailable or stop. `events` is `watcher`'s stream, taken as it
+    /// subscribed.
+    private func followProcessEvents(_ watcher: ProcessEventWatcher, events: AsyncStream<ProcessEvent>,
+                                     followUps: FollowUps) async {
         if case .scan = watcher.mode {
             await scanUntilCancelled()
             return
         }
-        for await event in watcher.events() {
+        for await event in events {
             switch event {
             case let .exec(pid):
                 // The dynamic linker maps libraries just after exec: look now and again shortly.
