@@ -88,10 +88,10 @@ package struct OpenFile: ~Copyable {
         var info = stat()
         let size = !path.hasPrefix("/proc/") && fstat(raw, &info) == 0 && info.st_mode & S_IFMT == S_IFREG ? Int(info.st_size) : 0
         let path = path
+        // Made only when thrown: every /proc read of every process comes through here.
+        func tooLarge() -> SystemError { SystemError(call: "read", errno: EFBIG, subject: "\(path) (larger than \(limit) bytes)") }
         // Known too large already: refused without reading (and without a buffer of `limit` bytes).
-        guard size <= limit else {
-            throw SystemError(call: "read", errno: EFBIG, subject: "\(path) (larger than \(limit) bytes)")
-        }
+        guard size <= limit else { throw tooLarge() }
         var capacity = (size > 0 ? size : min(16 * 1024, limit)) + 1
         var result: [UInt8] = []
         let descriptor = raw
@@ -109,9 +109,7 @@ package struct OpenFile: ~Copyable {
                 }
             }
             if let failure { throw failure }
-            guard result.count <= limit else {
-                throw SystemError(call: "read", errno: EFBIG, subject: "\(path) (larger than \(limit) bytes)")
-            }
+            guard result.count <= limit else { throw tooLarge() }
             // Short of the buffer: the file ended.
             if result.count < capacity { return result }
             capacity = min(capacity * 4, limit + 1)
