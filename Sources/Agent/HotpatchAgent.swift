@@ -80,10 +80,12 @@ struct HotpatchAgent: AsyncParsableCommand {
             FileHandle.standardError.write(Data(OnceRun.report(status).utf8))
             throw ExitCode(OnceRun.exitStatus(status).code)
         }
-        let loop = AgentLoopService(agent: agent, notifier: notifier, logger: logger)
+        // The first cycle patches only once the process watch can see a patched process die.
+        let watches = WatchReadiness()
+        let loop = AgentLoopService(agent: agent, notifier: notifier, logger: logger, watches: watches)
         let services: [any Service] = [
             loop,
-            ProcessWatchService(agent: agent, logger: logger),
+            ProcessWatchService(agent: agent, logger: logger, watches: watches),
             ControlServer(socketPath: configuration.socketPath, handler: agent, logger: logger),
             WatchdogService(notifier: notifier, heartbeat: loop.heartbeat, logger: logger),
             ReloadService(agent: agent, loop: loop, notifier: notifier, logger: logger, reload: { try loadConfiguration() }),

@@ -58,11 +58,18 @@ public final class AgentLoopService: Service, Sendable {
     /// since the first cycle (which may install a baseline through dpkg) is the longest.
     public static let cycleAllowance: Duration = .seconds(15 * 60)
 
-    /// A loop over `agent`, reporting to systemd through `notifier`.
-    public init(agent: Agent, notifier: SystemdNotifier, logger: Logger) {
+    /// What the first cycle waits for (the process watch service declares it), if anything.
+    private let watches: WatchReadiness?
+    /// The longest the first cycle waits for `watches`: their setup takes milliseconds.
+    public static let watchReadinessLimit: Duration = .seconds(10)
+
+    /// A loop over `agent`, reporting to systemd through `notifier`; its first cycle waits for
+    /// `watches` (at most `watchReadinessLimit`).
+    public init(agent: Agent, notifier: SystemdNotifier, logger: Logger, watches: WatchReadiness? = nil) {
         self.agent = agent
         self.notifier = notifier
         self.logger = logger
+        self.watches = watches
     }
 
     /// Asks for a cycle now (SIGHUP after a reload).
@@ -87,6 +94,10 @@ public final class AgentLoopService: Service, Sendable {
             watcher?.stop()
         }
         heartbeat.beat(allowing: Self.cycleAllowance)
+        if let watches, !(await watches.wait(atMost: Self.watchReadinessLimit)) {
+            if Task.isCancelled { return }
+            logger.warning("The process watch was not in place after \(Self.watchReadinessLimit); patching without it: a process that dies of a hotpatch before it is in place is not judged")
+        }
         let first = await agent.runCycle()
         _ = notifier.ready(status: StatusBuilder.summary(first))
         logger.log(event: .started, "Started: \(StatusBuilder.summary(first))")
@@ -125,36 +136,42 @@ public final class ProcessWatchService: Service, Sendable {
     /// Seconds between scans when process events are not available.
     public let scanIntervalSeconds: Double
 
-    /// A watcher feeding `agent`.
-    public init(agent: Agent, logger: Logger, scanIntervalSeconds: Double = 2) {
+    /// Declared once the process events and the kernel's fault reports are followed.
+    private let watches: WatchReadiness?
+
+    /// A watcher feeding `agent`, which declares `watches` ready once its watches are in place.
+    public init(agent: Agent, logger: Logger, scanIntervalSeconds: Double = 2, watches: WatchReadiness? = nil) {
         self.agent = agent
         self.logger = logger
         self.scanIntervalSeconds = scanIntervalSeconds
+        self.watches = watches
     }
 
     public func run() async throws {
         // Each mode is said as soon as it is known, before the next watch is set up (the exec gate
-        // forks its watchdog): the first status (READY=1, agentctl) already tells how new
-        // processes are found.
+        // forks its watchdog), and the first cycle waits for all (`watches`): the first status
+        // (READY=1, agentctl) already tells how new processes are found.
         let watcher = ProcessEventWatcher()
         defer { watcher.stop() }
-        // The stream is taken at once: an event the watcher receives before a stream exists is
-        // dropped, and the setup below (the exec gate forks its watchdog) takes milliseconds, in
-        // which a process the first cycle just patched can die of the hotpatch unseen.
+        // The stream is taken at once: an event the watcher receives before a stream exists is dropped.
         let processEvents = watcher.events()
         let subscribed: Bool
         if case .scan = watcher.mode { subscribed = false } else { subscribed = true }
         await agent.setProcessWatch(subscribed ? "netlink" : "scan")
+        // The kernel's own fault reports tell a real crash from a signal someone sent; the log is
+        // read from the moment it is opened.
+        let faults = KernelFaultLog()
+        defer { faults.stop() }
+        await agent.useKernelFaultLog(faults)
         let mappings = MappingWatch()
         defer { mappings.stop() }
         await agent.setMappingWatch(mappings.mode.statusName)
         let gate = ExecGate(enabled: await agent.configuration.execGate, cache: agent.objectCache)
         defer { gate.stop() }
         await agent.useExecGate(gate)
-        // The kernel's own fault reports tell a real crash from a signal someone sent.
-        let faults = KernelFaultLog()
-        defer { faults.stop() }
-        await agent.useKernelFaultLog(faults)
+        // The health check can now see a patched process die and read why, and the first status
+        // tells every mode: the first cycle may patch.
+        watches?.declareReady()
         if case let .scan(reason) = watcher.mode {
             logger.notice("Process events unavailable (\(reason)); scanning every \(scanIntervalSeconds) s instead")
         }

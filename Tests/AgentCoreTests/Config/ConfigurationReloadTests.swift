@@ -53,10 +53,7 @@ import Testing
     @Test func agentReload_refusesANewSocketPath_namingIt_whileANewLiveKeyAppliesAndTheStrictCheckReachesThePatcher() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        var configuration = AgentConfiguration()
-        configuration.stateDirectory = directory.path + "/state"
-        configuration.runtimeDirectory = directory.path + "/run"
-        configuration.channelDirectory = directory.path + "/channel"
+        let configuration = AgentConfiguration.defaults(under: directory.path)
         let agent = Agent(configuration: configuration, logger: Logger(label: "reload-test"), version: "test", workers: 1)
         #expect(await agent.patchOptionsInForce.strictStackCheck == false)
 

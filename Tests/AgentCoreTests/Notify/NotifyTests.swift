@@ -1,3 +1,5 @@
+import HotpatchFixtures
+import Foundation
 @testable import AgentCore
 import Glibc
 import Logging
@@ -120,6 +122,32 @@ private func drain(_ receiver: DatagramReceiver) -> [String] {
             _ = drain(receiver)
             try await Task.sleep(for: .milliseconds(250))
             #expect(drain(receiver).isEmpty, "pinged after shutdown")
+        }
+    }
+
+    @Test func agentLoop_sendsReadyOnlyAfterTheWatchesAreInPlace_andItsFirstCycle() async throws {
+        let receiver = try DatagramReceiver(path: socketPath("loop"))
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let configuration = AgentConfiguration.defaults(under: directory.path)
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let agent = Agent(configuration: configuration, logger: logger, version: "test", workers: 1)
+        let cycles = SharedCount()
+        await agent.onStatus { _ in cycles.increment() }
+        try await withEnvironment(["NOTIFY_SOCKET": receiver.path, "WATCHDOG_USEC": nil, "WATCHDOG_PID": nil]) {
+            let watches = WatchReadiness()
+            let loop = AgentLoopService(agent: agent, notifier: SystemdNotifier(), logger: logger, watches: watches)
+            let running = Task { try await loop.run() }
+            defer { running.cancel() }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(cycles.value == 0, "the first cycle ran before the process watch was in place")
+            #expect(drain(receiver).isEmpty, "READY=1 before the process watch was in place")
+            watches.declareReady()
+            let ready = try #require(receiver.receive(milliseconds: 30_000), "no READY=1 after the watches were declared ready")
+            #expect(String(decoding: ready, as: UTF8.self).hasPrefix("READY=1\nSTATUS="))
+            #expect(cycles.value >= 1, "READY=1 came before the first cycle")
+            running.cancel()
+            _ = try? await running.value
         }
     }
 
