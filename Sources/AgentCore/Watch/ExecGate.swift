@@ -1,4 +1,5 @@
 import Artifact
+import Dispatch
 import Engine
 import Glibc
 import LinuxSystem
@@ -122,31 +123,54 @@ public final class ExecGate: Sendable {
     /// hang: the heartbeat stops and the watchdog ends the agent.
     static let stuckMilliseconds: UInt64 = 6_000
 
-    /// Starts the gate when `enabled`; never throws, failure is reported through `mode`.
-    public init(enabled: Bool, threads: Int = ExecGate.defaultThreads, cache: ObjectCache = ObjectCache()) {
+    /// Starts the gate when `enabled`; never throws, failure is reported through `mode` (no
+    /// permission events, or no watchdog process: the gate holds nothing without one).
+    public convenience init(enabled: Bool, threads: Int = ExecGate.defaultThreads, cache: ObjectCache = ObjectCache()) {
+        self.init(enabled: enabled, threads: threads, cache: cache) { () throws(SystemError) in
+            try HangWatchdog(timeoutMilliseconds: ExecGate.watchdogTimeoutMilliseconds)
+        }
+    }
+
+    /// The gate as above, its watchdog started by `startWatchdog` (a test's stand-in may fail).
+    init(enabled: Bool, threads: Int = ExecGate.defaultThreads, cache: ObjectCache = ObjectCache(),
+         startWatchdog: @escaping @Sendable () throws(SystemError) -> HangWatchdog) {
         guard enabled else {
             (instance, wakeup, mode) = (-1, nil, .off(reason: "turned off by configuration (exec_gate = false)"))
             broadcast.finish()
             return
         }
-        do throws(SystemError) {
-            let instance = try Fanotify.createPermissionInstance()
+        do throws(ExecGateStartFailure) {
+            let instance: Int32
+            do throws(SystemError) { instance = try Fanotify.createPermissionInstance() } catch {
+                throw .noPermissionEvents(error)
+            }
             let wakeup: WakeupChannel
             do throws(SystemError) { wakeup = try WakeupChannel() } catch {
                 Descriptor.close(instance)
-                throw error
+                throw .noPermissionEvents(error)
             }
             let loop = GateLoop(instance: instance, wakeup: wakeup, threads: max(1, threads), cache: cache, shared: shared,
                                 broadcast: broadcast)
-            do throws(SystemError) { try Threads.startDetached { loop.run() } } catch {
+            // The watchdog is started by the gate's thread (its death signal follows that thread),
+            // and the gate works only once it runs: a gate without it could hold every opener of a
+            // target for as long as a hung agent lives.
+            let started = GateStart()
+            do throws(SystemError) { try Threads.startDetached { loop.run(startWatchdog: startWatchdog, started: started) } } catch {
                 loop.shutDownWorkers()
                 Descriptor.close(instance)
                 wakeup.close()
-                throw error
+                throw .noPermissionEvents(error)
+            }
+            if let failure = started.wait() {
+                // The thread returned without touching the instance: close it here.
+                loop.shutDownWorkers()
+                Descriptor.close(instance)
+                wakeup.close()
+                throw .noWatchdog(failure)
             }
             (self.instance, self.wakeup, self.mode) = (instance, wakeup, .fanotify)
         } catch {
-            (instance, wakeup, mode) = (-1, nil, .off(reason: "fanotify permission events are unavailable: \(error.description)"))
+            (instance, wakeup, mode) = (-1, nil, .off(reason: error.reason))
             broadcast.finish()
         }
     }
@@ -208,6 +232,38 @@ public final class ExecGate: Sendable {
     }
 }
 
+/// Why the gate could not start.
+private enum ExecGateStartFailure: Error {
+    case noPermissionEvents(SystemError)
+    case noWatchdog(SystemError)
+
+    /// The reason status and the log give.
+    var reason: String {
+        switch self {
+        case let .noPermissionEvents(error): "fanotify permission events are unavailable: \(error.description)"
+        case let .noWatchdog(error): "its watchdog process cannot start (\(error.description)), and the gate holds nothing without one"
+        }
+    }
+}
+
+/// How the gate's thread tells the gate's creator that its watchdog runs (nil), or why not.
+private final class GateStart: Sendable {
+    private let outcome = Mutex<SystemError??>(nil)
+    private let reported = DispatchSemaphore(value: 0)
+
+    /// Reports the watchdog's start: nil when it runs.
+    func report(_ failure: SystemError?) {
+        outcome.withLock { $0 = .some(failure) }
+        reported.signal()
+    }
+
+    /// Waits for the report.
+    func wait() -> SystemError? {
+        reported.wait()
+        return outcome.withLock { $0 ?? nil }
+    }
+}
+
 /// What the gate and its threads share: the plan in force, the counts, the reports not taken yet.
 private final class GateShared: Sendable {
     let plan = Mutex<StartPlan?>(nil)
@@ -256,9 +312,16 @@ private final class GateLoop: Sendable {
 
     func shutDownWorkers() { workers.forEach { $0.thread.shutdown() } }
 
-    func run() {
+    /// Starts the watchdog (reported through `started`; without one the thread returns at once,
+    /// leaving the instance to the gate's creator), then answers events until woken to stop.
+    func run(startWatchdog: () throws(SystemError) -> HangWatchdog, started: GateStart) {
         // Forked before the thread is raised, so the watchdog runs at normal priority.
-        let watchdog = try? HangWatchdog(timeoutMilliseconds: ExecGate.watchdogTimeoutMilliseconds)
+        let watchdog: HangWatchdog
+        do throws(SystemError) { watchdog = try startWatchdog() } catch {
+            started.report(error)
+            return
+        }
+        started.report(nil)
         // Raised like a stop window: the answer is what every opener of a target waits for, and
         // the heartbeat must not starve on a loaded host.
         _ = SchedulingPriority.raise()
@@ -271,13 +334,13 @@ private final class GateLoop: Sendable {
                 Descriptor.close(instance)
             }
             Descriptor.close(wakeup.read)
-            watchdog?.stop()
+            watchdog.stop()
             shutDownWorkers()
             broadcast.finish()
         }
         var buffer = [UInt8](repeating: 0, count: 4 * 1024)
         while true {
-            if !anyWorkerStuck { watchdog?.beat() }
+            if !anyWorkerStuck { watchdog.beat() }
             let due = slowLane.withLock { $0.due }
             let timeout = due.map { Int32(min(UInt64(ExecGate.heartbeatMilliseconds), Monotonic.now < $0 ? $0.microseconds(since: Monotonic.now) / 1000 + 1 : 0)) }
                 ?? ExecGate.heartbeatMilliseconds
