@@ -1,7 +1,8 @@
 // An idle single-threaded process mapping the victim's code, for the many-processes benchmark:
 // built from victim.c's functions, it sleeps and prints parse_length(100) on SIGUSR1. With
 // --once it prints parse_length(100) first thing and exits: a short-lived program for the exec
-// window benchmark.
+// window benchmark. With --syscall-loop it makes system calls (getppid) without end: the tracee
+// of the ptrace round-trip probe.
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,9 @@ int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "--once") == 0) {
         printf("parse_length(100)=%d\n", parse_length(100));
         return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--syscall-loop") == 0) {
+        for (;;) getppid();
     }
     signal(SIGUSR1, on_usr1);
     for (;;) {

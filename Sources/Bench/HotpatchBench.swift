@@ -38,6 +38,8 @@ struct BenchReport: Codable {
     var machine: Machine
     var command: String
     var schedFIFO: Bool
+    /// The ptrace round trip, the unit a load is built of.
+    var roundTrips: RoundTripResult?
     /// The interval of the signals sent to the busy victim (0: none).
     var victimSignalMicroseconds: UInt64
     var victims: [VictimResult]
@@ -50,6 +52,9 @@ struct HotpatchBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hotpatch-bench",
         abstract: "Measures live-patching pauses on busy processes and the time to patch many idle ones (run as root).")
+
+    @Option(help: "ptrace round trips measured per placement (free, one CPU) before the rest (0: skip).")
+    var roundTrips = 2000
 
     @Option(help: "Apply/revert cycles per busy victim (each apply and each revert is one stop).")
     var cycles = 50
@@ -109,6 +114,7 @@ struct HotpatchBench: ParsableCommand {
         guard cycles > 0 else { throw ValidationError("--cycles must be positive") }
         guard workers > 0 else { throw ValidationError("--workers must be positive") }
         guard loadSamples > 0 else { throw ValidationError("--load-samples must be positive") }
+        guard roundTrips >= 0 else { throw ValidationError("--round-trips must not be negative") }
         _ = try Self.list(processes)
         _ = try Self.list(threads)
     }
@@ -126,6 +132,11 @@ struct HotpatchBench: ParsableCommand {
         options.raiseSchedulingPriority = !normalPriority
         log("building fixtures…")
         let fixtures = try BenchFixtures()
+        var roundTripResult: RoundTripResult?
+        if roundTrips > 0 {
+            log("ptrace round trips, \(roundTrips) per placement")
+            roundTripResult = try RoundTripBench.run(samples: roundTrips, fixtures: fixtures, raisingPriority: !normalPriority)
+        }
 
         var victims: [VictimResult] = []
         for count in threadCounts {
@@ -148,7 +159,7 @@ struct HotpatchBench: ParsableCommand {
                                        idleSeconds: agentIdleSeconds, shortLivedRuns: agentShortLived, log: log)
         }
         let report = BenchReport(machine: .describe(loadAtStart: loadAtStart), command: CommandLine.arguments.joined(separator: " "),
-                                 schedFIFO: !normalPriority, victimSignalMicroseconds: victimSignalUs, victims: victims, fleets: fleets, agent: agent,
+                                 schedFIFO: !normalPriority, roundTrips: roundTripResult, victimSignalMicroseconds: victimSignalUs, victims: victims, fleets: fleets, agent: agent,
                                  goals: Self.goals(victims: victims, fleets: fleets, agent: agent))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -213,6 +224,16 @@ struct HotpatchBench: ParsableCommand {
     static func render(_ report: BenchReport) -> String {
         let machine = report.machine
         var out = ["hotpatch-bench: \(machine.cpus) CPUs (\(machine.cpuModel)), kernel \(machine.kernel), \(machine.memory); load average \(machine.loadAverageAtStart) at start, \(machine.loadAverage) at end; stop window at \(report.schedFIFO ? "SCHED_FIFO" : "normal priority")", ""]
+        if let trips = report.roundTrips {
+            var table = TextTable(header: ["placement", "med", "p99", "min", "max"])
+            for (name, times) in [("free (as the agent runs)", trips.free), ("one CPU", trips.oneCPU)] {
+                table.rows.append([name, formatMicroseconds(times.median), formatMicroseconds(times.p99), formatMicroseconds(times.min),
+                                   formatMicroseconds(times.max)])
+            }
+            out.append("ptrace round trips, \(trips.samples) each (a held thread resumed to its next system call stop and waited for, as an injected call does twice and a program once; a first apply takes four with the stop; one CPU: tracer and tracee pinned together, no CPU to wake)")
+            out.append(table.render())
+            out.append("")
+        }
         if !report.victims.isEmpty {
             let first = report.victims[0]
             var floors = TextTable(header: ["busy threads", "held", "stops", "pause med", "floor med", "ratio", "pause p99", "floor p99", "ratio",

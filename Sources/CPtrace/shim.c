@@ -135,3 +135,27 @@ pid_t cptrace_start_watchdog(int heartbeat_fd, pid_t agent, int timeout_ms) {
 int cptrace_limit_malloc_arenas(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
 
 int cptrace_trim_heap(void) { return malloc_trim(0); }
+
+#include <sched.h>
+
+static __thread cpu_set_t cptrace_kept_cpus;
+static __thread int cptrace_kept;
+
+int cptrace_pin_with(pid_t other) {
+    int cpu = sched_getcpu();
+    if (cpu < 0) return -1;
+    if (sched_getaffinity(0, sizeof cptrace_kept_cpus, &cptrace_kept_cpus) != 0) return -1;
+    cptrace_kept = 1;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(other, sizeof one, &one) != 0) return -1;
+    if (sched_setaffinity(0, sizeof one, &one) != 0) return -1;
+    return cpu;
+}
+
+int cptrace_unpin(void) {
+    if (!cptrace_kept) return 0;
+    cptrace_kept = 0;
+    return sched_setaffinity(0, sizeof cptrace_kept_cpus, &cptrace_kept_cpus);
+}

@@ -75,6 +75,11 @@ int cptrace_limit_malloc_arenas(int arenas);
 /// malloc_trim(0): gives the kernel back every free page of every arena. Returns 1 when memory was
 /// released, 0 otherwise.
 int cptrace_trim_heap(void);
+/// Pins the calling thread and process `other` to the CPU the calling thread runs on, keeping the
+/// calling thread's own CPU set for `cptrace_unpin`. Returns that CPU, or -1 with errno set.
+int cptrace_pin_with(pid_t other);
+/// Gives the calling thread back the CPU set `cptrace_pin_with` kept. Returns 0, or -1 with errno set.
+int cptrace_unpin(void);
 
 /// A per-thread deadline for blocking waits: arms a CLOCK_MONOTONIC timer that sends a real-time
 /// signal to the calling thread after `nanoseconds`, so a blocking waitpid(2) returns EINTR then.
