@@ -56,7 +56,7 @@ enum AgentBench {
         log("  agent PID \(agent.pid), its log: \(agentLog)")
         defer { agent.stop() }
         let client = ControlClient(socketPath: root + "/run/" + ControlProtocol.socketName, timeoutSeconds: 10)
-        let ready = try waitFor("the agent's first cycle", timeout: 60, client: client) { status, _ in status.channel.lastCheck != nil }
+        let ready = try waitFor("the agent's first cycle", timeout: 60, client: client) { status in status.channel.lastCheck != nil }
         log("  agent ready (process watch: \(ready.processWatch)); \(count) sleepers idle")
         // Before the release: nothing is marked, no exec or open waits for the agent.
         let before = shortLivedRuns > 0 ? try ExecTimings.measure(program: sleeper, samples: shortLivedRuns) : nil
@@ -68,7 +68,7 @@ enum AgentBench {
         try channel.publish()
         let landed = Monotonic.now
         let ours = Set(children.map(\.pid))
-        _ = try waitFor("all \(count) sleepers patched", timeout: 120, client: client) { _, processes in
+        try waitFor("all \(count) sleepers patched", timeout: 120, client: client) { (processes: [ProcessEntry]) in
             processes.filter { ours.contains($0.pid) && $0.state == .patched }.count == count
         }
         let allPatched = Monotonic.now
@@ -79,7 +79,7 @@ enum AgentBench {
             let start = Monotonic.now
             // posix_spawn returns once the child has exec'd: the clock starts at the exec.
             let child = try BenchChild(sleeper)
-            _ = try waitFor("new sleeper \(child.pid) patched", timeout: 10, client: client, every: 500) { _, processes in
+            try waitFor("new sleeper \(child.pid) patched", timeout: 10, client: client, every: 500) { (processes: [ProcessEntry]) in
                 processes.contains { $0.pid == child.pid && $0.state == .patched }
             }
             execSamplesMicros.append(Monotonic.now.microseconds(since: start))
@@ -109,7 +109,7 @@ enum AgentBench {
         if idleProcesses > 0 {
             for _ in children.count..<max(children.count, idleProcesses) { children.append(try BenchChild(sleeper)) }
             let all = Set(children.map(\.pid))
-            _ = try waitFor("all \(all.count) sleepers patched", timeout: 120, client: client, every: 20_000) { _, processes in
+            try waitFor("all \(all.count) sleepers patched", timeout: 120, client: client, every: 20_000) { (processes: [ProcessEntry]) in
                 processes.filter { all.contains($0.pid) && $0.state == .patched }.count == all.count
             }
             Thread.sleep(forTimeInterval: 3)  // the follow-up looks of the last starts are over
@@ -139,14 +139,26 @@ enum AgentBench {
 
     /// Polls the agent (status and processes) every `every` µs until `done` holds.
     private static func waitFor(_ what: String, timeout: Double, client: ControlClient, every: UInt32 = 2000,
-                                _ done: (AgentStatus, [ProcessEntry]) -> Bool) throws -> AgentStatus {
+                                _ done: (AgentStatus) -> Bool) throws -> AgentStatus {
+        try poll(what, timeout: timeout, every: every) {
+            (try? client.send(ControlRequest(command: .status)).status).flatMap { done($0) ? $0 : nil }
+        }
+    }
+
+    /// Asks only for the process list: each question is work for the agent, in the middle of the
+    /// pass it waits for.
+    private static func waitFor(_ what: String, timeout: Double, client: ControlClient, every: UInt32 = 2000,
+                                processes done: ([ProcessEntry]) -> Bool) throws {
+        _ = try poll(what, timeout: timeout, every: every) {
+            (try? client.send(ControlRequest(command: .processes)).processes).flatMap { done($0) ? () : nil }
+        }
+    }
+
+    /// Calls `attempt` every `every` µs until it returns a value, or throws after `timeout` seconds.
+    private static func poll<T>(_ what: String, timeout: Double, every: UInt32, _ attempt: () -> T?) throws -> T {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let status = try? client.send(ControlRequest(command: .status)).status,
-               let processes = try? client.send(ControlRequest(command: .processes)).processes,
-               done(status, processes) {
-                return status
-            }
+            if let value = attempt() { return value }
             usleep(every)
         }
         throw BenchFailure("\(what): not within \(Int(timeout)) s")
