@@ -71,7 +71,8 @@ struct PatchLoader {
 
     /// Loads the patch into `pid` and returns the sealed image and how many calls were injected.
     /// Every thread must stop within `stopWithin` microseconds; `pause` receives how long they were
-    /// held (first stop to last resume of each hold, summed over the re-stops), whatever the outcome.
+    /// held (first stop to last resume of each hold, summed over the re-stops), and `holds` how many
+    /// times they were all stopped (a hold taken over counts none), whatever the outcome.
     /// `requireNearFor` is a function of `target` that only the near jump can redirect, if any: with
     /// one, a process with no room near the target is refused before anything is injected.
     /// With `keepingHold` (and no `held`), a load that succeeds returns its hold still taken, every
@@ -79,7 +80,7 @@ struct PatchLoader {
     func load(into pid: ProcessID, target: LoadedObject, mappings: [MemoryMapping], requireNearFor needsNear: FunctionRedirection?,
               resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
               deadline: Monotonic.Instant, holding held: TracedProcess? = nil, keepingHold: Bool = false,
-              pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int, hold: TracedProcess?, holds: Int) {
+              pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, hold: TracedProcess?) {
         let imageSize = patch.imageSize
         let total = imageSize + PatchImageMarker.pageSize
         let near = PatchLoader.nearAddress(for: total, near: target, mappings: mappings)
@@ -122,7 +123,11 @@ struct PatchLoader {
                 do { try held.holdRemainingThreads(deadline: stopDeadline) } catch { throw PatchLoader.failure(error) }
                 return held
             }
-            do { return try TracedProcess.stopAllThreads(pid: pid, deadline: stopDeadline) } catch {
+            do {
+                let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: stopDeadline)
+                holds += 1
+                return traced
+            } catch {
                 throw PatchLoader.failure(error)
             }
         }
@@ -439,7 +444,7 @@ struct PatchLoader {
             try memory.write(record + [UInt8](repeating: 0, count: Int(PatchImageMarker.pageSize) - record.count), at: reservation)
             mapped = true
             handedOver = handsOverItsHold
-            return (image, injected, handedOver ? traced : nil, held == nil ? 1 + tries : 0)
+            return (image, injected, handedOver ? traced : nil)
         } catch {
             throw .unpatchable(.systemFailure(detail: "sealing the patch image in process \(pid): \(error)"))
         }

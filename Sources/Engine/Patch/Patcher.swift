@@ -277,9 +277,8 @@ public final class Patcher {
             do throws(LoadFailure) {
                 let loadedAndHeld = try load(loader, fix: fix.target, into: pid, object: object, objects: loaded,
                                              mappings: mappings, memory: memory, keepingHold: keepsHold,
-                                             pause: &pause)
+                                             pause: &pause, holds: &report.holds)
                 loadedImage = (loadedAndHeld.image, loadedAndHeld.injected)
-                report.holds += loadedAndHeld.holds
                 if let hold = loadedAndHeld.hold {
                     keptHold = hold
                     loadEnded = Monotonic.now
@@ -385,7 +384,7 @@ public final class Patcher {
     /// the files the process maps (images loaded since are anonymous and change none of them).
     private func load(_ loader: PatchLoader, fix target: HotpatchTarget, into pid: ProcessID, object: LoadedObject,
                       objects: [LoadedObject], mappings: [MemoryMapping], memory: borrowing ProcessMemory,
-                      keepingHold: Bool, pause: inout UInt64?) throws(LoadFailure) -> (image: PatchImage, injected: Int, hold: TracedProcess?, holds: Int) {
+                      keepingHold: Bool, pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, hold: TracedProcess?) {
         // A function only the near jump can redirect (entry hop, too short, near_only) needs the image within its reach.
         let needsNear = target.redirections.first { $0.nearJumpNeed != nil }
         var references: [String: UInt64] = [:]
@@ -399,7 +398,7 @@ public final class Patcher {
         return try loader.load(into: pid, target: object, mappings: mappings, requireNearFor: needsNear,
                                resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
                                deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
-                               holding: adopted, keepingHold: keepingHold, pause: &pause)
+                               holding: adopted, keepingHold: keepingHold, pause: &pause, holds: &holds)
     }
 
     /// The writes that bring `item`'s entries to its fix (jumps into its image) or back to the

@@ -21,6 +21,9 @@ extension LivePatchTests {
         #expect(call.hasPrefix("mmap"))
         #expect(number == EPERM)
         #expect(report.injectedSystemCalls == 0)
+        // The filters are read with every thread held: that refused load's holds and pause count.
+        #expect(report.holds >= 1, "holds: \(report.holds)")
+        #expect(report.loadPauseMicroseconds != nil)
         #expect(victim.isAlive)
         #expect(try Live.behaviour(victim) == Live.original)
     }
