@@ -163,11 +163,14 @@ public final class ProcessWatchService: Service, Sendable {
         let faults = KernelFaultLog()
         defer { faults.stop() }
         await agent.useKernelFaultLog(faults)
+        // The other streams are taken at once too: nothing they say is lost to the setup that follows.
         let mappings = MappingWatch()
         defer { mappings.stop() }
+        let mappingEvents = mappings.events()
         await agent.setMappingWatch(mappings.mode.statusName)
         let gate = ExecGate(enabled: await agent.configuration.execGate, cache: agent.objectCache)
         defer { gate.stop() }
+        let patchedAtStart = gate.patchedProcesses()
         await agent.useExecGate(gate)
         // The health check can now see a patched process die and read why, and the first status
         // tells every mode: the first cycle may patch.
@@ -187,12 +190,12 @@ public final class ProcessWatchService: Service, Sendable {
                 group.addTask { await followUps.run() }
                 group.addTask { await self.followProcessEvents(watcher, events: processEvents, followUps: followUps) }
                 group.addTask {
-                    for await pid in gate.patchedProcesses() { await self.agent.processPatchedAtStart(pid) }
+                    for await pid in patchedAtStart { await self.agent.processPatchedAtStart(pid) }
                 }
                 let marks = MarkKeeper(watch: mappings, gate: gate, cache: self.agent.objectCache, logger: self.logger)
                 group.addTask { await marks.follow(self.agent) }
                 guard case .fanotify = mappings.mode else { return }
-                group.addTask { await self.followMappings(mappings, followUps: followUps) }
+                group.addTask { await self.followMappings(mappingEvents, followUps: followUps) }
             }
         }
     }
@@ -232,9 +235,10 @@ public final class ProcessWatchService: Service, Sendable {
 
     /// Opens of the targeted files ask for looks at the process that made them. Overflows (events
     /// lost) ask for a pass over every process: at most one per interval, the last one kept.
-    private func followMappings(_ mappings: MappingWatch, followUps: FollowUps) async {
+    /// `events` is the mapping watch's stream, taken as it started.
+    private func followMappings(_ events: AsyncStream<MappingEvent>, followUps: FollowUps) async {
         let rescans = OverflowRescans(agent: agent, intervalMilliseconds: Self.overflowRescanIntervalMilliseconds)
-        for await event in mappings.events() {
+        for await event in events {
             switch event {
             case let .opened(pid): await followUps.note(pid, .open)
             case .overflow: await rescans.request()
