@@ -137,7 +137,7 @@ enum AgentBench {
         }
     }
 
-    /// Polls the agent (status and processes) every `every` µs until `done` holds.
+    /// Polls the agent's status every `every` µs until `done` holds, and returns it.
     private static func waitFor(_ what: String, timeout: Double, client: ControlClient, every: UInt32 = 2000,
                                 _ done: (AgentStatus) -> Bool) throws -> AgentStatus {
         try poll(what, timeout: timeout, every: every) {
