@@ -60,16 +60,20 @@ public final class AgentLoopService: Service, Sendable {
 
     /// What the first cycle waits for (the process watch service declares it), if anything.
     private let watches: WatchReadiness?
-    /// The longest the first cycle waits for `watches`: their setup takes milliseconds.
+    /// The longest the first cycle waits for `watches`.
+    private let watchesLimit: Duration
+    /// The default of that limit: the watches' setup takes milliseconds.
     public static let watchReadinessLimit: Duration = .seconds(10)
 
     /// A loop over `agent`, reporting to systemd through `notifier`; its first cycle waits for
-    /// `watches` (at most `watchReadinessLimit`).
-    public init(agent: Agent, notifier: SystemdNotifier, logger: Logger, watches: WatchReadiness? = nil) {
+    /// `watches`, at most `watchesLimit`.
+    public init(agent: Agent, notifier: SystemdNotifier, logger: Logger, watches: WatchReadiness? = nil,
+                watchesLimit: Duration = AgentLoopService.watchReadinessLimit) {
         self.agent = agent
         self.notifier = notifier
         self.logger = logger
         self.watches = watches
+        self.watchesLimit = watchesLimit
     }
 
     /// Asks for a cycle now (SIGHUP after a reload).
@@ -94,9 +98,9 @@ public final class AgentLoopService: Service, Sendable {
             watcher?.stop()
         }
         heartbeat.beat(allowing: Self.cycleAllowance)
-        if let watches, !(await watches.wait(atMost: Self.watchReadinessLimit)) {
+        if let watches, !(await watches.wait(atMost: watchesLimit)) {
             if Task.isCancelled { return }
-            logger.warning("The process watch was not in place after \(Self.watchReadinessLimit); patching without it: a process that dies of a hotpatch before it is in place is not judged")
+            logger.warning("The process watch was not in place after \(watchesLimit); patching without it: a process that dies of a hotpatch before it is in place is not judged")
         }
         let first = await agent.runCycle()
         _ = notifier.ready(status: StatusBuilder.summary(first))

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// Tells the agent's loop that the watches a patch depends on are in place, so its first cycle
@@ -44,10 +45,12 @@ public final class WatchReadiness: Sendable {
             return state.nextWaiter
         }
         guard let id else { return true }
-        let timer = Task { [self] in
-            try? await Task.sleep(for: limit)
-            giveUp(id)
-        }
+        // A Dispatch timer, not a task: it fires on time even while the cooperative threads are
+        // all busy (the waiter itself resumes when one is free).
+        let timer = DispatchWorkItem { [self] in giveUp(id) }
+        let (seconds, attoseconds) = limit.components
+        let nanoseconds = max(0, seconds) * 1_000_000_000 + attoseconds / 1_000_000_000
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: nanoseconds)), execute: timer)
         defer { timer.cancel() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in

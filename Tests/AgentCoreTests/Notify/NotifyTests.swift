@@ -136,7 +136,9 @@ private func drain(_ receiver: DatagramReceiver) -> [String] {
         await agent.onStatus { _ in cycles.increment() }
         try await withEnvironment(["NOTIFY_SOCKET": receiver.path, "WATCHDOG_USEC": nil, "WATCHDOG_PID": nil]) {
             let watches = WatchReadiness()
-            let loop = AgentLoopService(agent: agent, notifier: SystemdNotifier(), logger: logger, watches: watches)
+            // A limit no busy test machine reaches: only the declaration may start the first cycle.
+            let loop = AgentLoopService(agent: agent, notifier: SystemdNotifier(), logger: logger, watches: watches,
+                                        watchesLimit: .seconds(3600))
             let running = Task { try await loop.run() }
             defer { running.cancel() }
             try await Task.sleep(for: .milliseconds(500))

@@ -6,9 +6,8 @@ import Testing
     @Test func wait_whenDeclaredBefore_returnsTrueAtOnce() async {
         let readiness = WatchReadiness()
         readiness.declareReady()
-        let start = ContinuousClock.now
-        #expect(await readiness.wait(atMost: .seconds(30)))
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // A wait that ran to its limit would say false.
+        #expect(await readiness.wait(atMost: .seconds(3600)))
         #expect(readiness.isReady)
     }
 
@@ -17,7 +16,7 @@ import Testing
         let returned = SharedCount()
         let waits = (0..<3).map { _ in
             Task {
-                let ready = await readiness.wait(atMost: .seconds(30))
+                let ready = await readiness.wait(atMost: .seconds(3600))
                 returned.increment()
                 return ready
             }
@@ -34,21 +33,20 @@ import Testing
         let readiness = WatchReadiness()
         let start = ContinuousClock.now
         #expect(await readiness.wait(atMost: .milliseconds(100)) == false)
-        let waited = ContinuousClock.now - start
-        #expect(waited >= .milliseconds(100))
-        #expect(waited < .seconds(10))
+        // Not before its limit. (How long after depends on the machine: the waiter resumes when a
+        // cooperative thread is free, which took 22 s in a busy test run.)
+        #expect(ContinuousClock.now - start >= .milliseconds(100))
         // A later declaration still counts for the next wait.
         readiness.declareReady()
         #expect(await readiness.wait(atMost: .milliseconds(100)))
     }
 
-    @Test func wait_whenItsTaskIsCancelled_returnsFalsePromptly() async {
+    @Test func wait_whenItsTaskIsCancelled_returnsFalseBeforeItsLimit() async {
         let readiness = WatchReadiness()
-        let wait = Task { await readiness.wait(atMost: .seconds(60)) }
+        // Its limit is an hour: only the cancellation can end it within the run's time limit.
+        let wait = Task { await readiness.wait(atMost: .seconds(3600)) }
         try? await Task.sleep(for: .milliseconds(50))
-        let start = ContinuousClock.now
         wait.cancel()
         #expect(await wait.value == false)
-        #expect(ContinuousClock.now - start < .seconds(10))
     }
 }
