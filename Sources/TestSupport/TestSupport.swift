@@ -41,4 +41,12 @@ extension Program {
             Result { try run(program, arguments, environment: environment, in: directory, timeoutSeconds: timeoutSeconds) }
         }.get()
     }
+
+    /// `succeed` on a thread of its own (see `blocking`), for async tests.
+    public static func succeed(_ program: String, _ arguments: [String] = [], environment: [String: String]? = nil,
+                               in directory: String? = nil, timeoutSeconds: Double = defaultTimeoutSeconds) async throws -> ProgramRun {
+        try await blocking {
+            Result { try succeed(program, arguments, environment: environment, in: directory, timeoutSeconds: timeoutSeconds) }
+        }.get()
+    }
 }
