@@ -49,7 +49,8 @@ public final class WatchReadiness: Sendable {
         // all busy (the waiter itself resumes when one is free).
         let timer = DispatchWorkItem { [self] in giveUp(id) }
         let (seconds, attoseconds) = limit.components
-        let nanoseconds = max(0, seconds) * 1_000_000_000 + attoseconds / 1_000_000_000
+        // At most about 136 years, so the product cannot overflow.
+        let nanoseconds = min(max(0, seconds), Int64(UInt32.max)) * 1_000_000_000 + attoseconds / 1_000_000_000
         DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: nanoseconds)), execute: timer)
         defer { timer.cancel() }
         return await withTaskCancellationHandler {
