@@ -92,6 +92,21 @@ public struct InjectionProgram: Sendable, Equatable {
         self.cleanups = cleanups
         self.ending = ending
     }
+
+    /// The same program with `first` run before its calls: every `resultOf` of the program then
+    /// names the same call at its new index. Its results start with `first`'s.
+    public func prefixed(by first: [Call]) -> InjectionProgram {
+        func shifted(_ arguments: [Argument]) -> [Argument] {
+            arguments.map { argument in
+                if case let .resultOf(index) = argument { return .resultOf(index + first.count) }
+                return argument
+            }
+        }
+        return InjectionProgram(
+            calls: first + calls.map { Call(number: $0.number, arguments: shifted($0.arguments), expectation: $0.expectation) },
+            cleanups: cleanups.map { Cleanup(number: $0.number, arguments: shifted($0.arguments), guardArgument: $0.guardArgument) },
+            ending: ending)
+    }
 }
 
 /// An `InjectionProgram` as code. Its results go to the stack it starts with: `resultCount`

@@ -28,6 +28,8 @@ struct FleetPass: Codable {
     var loadPause: Distribution
     var perProcessTotal: Distribution
     var injectedSystemCalls: Int
+    /// How many times injection threads stopped for those calls (round trips to the agent).
+    var injectionStops: Int
 }
 
 /// The floor of a pass over the same idle processes: each one's threads stopped and let go on the
@@ -195,7 +197,8 @@ enum FleetBench {
             outcomes: outcomes, pause: Distribution(reports.compactMap(\.pauseMicroseconds)),
             loadPause: Distribution(reports.compactMap(\.loadPauseMicroseconds)),
             perProcessTotal: Distribution(reports.map(\.totalMicroseconds)),
-            injectedSystemCalls: reports.map(\.injectedSystemCalls).reduce(0, +))
+            injectedSystemCalls: reports.map(\.injectedSystemCalls).reduce(0, +),
+            injectionStops: reports.map(\.injectionStops).reduce(0, +))
     }
 
     /// CPU time used so far by this process, all its threads, user and system.

@@ -250,14 +250,14 @@ struct HotpatchBench: ParsableCommand {
             out.append("Busy victim, \(first.cycles) apply/revert cycles each, SIGUSR1 every \(report.victimSignalMicroseconds == 0 ? "(none)" : formatMicroseconds(report.victimSignalMicroseconds)) (pause: the redirect's stop, every one but the first apply's; floor: every thread seized, stopped and released at the same priority with nothing written, \(first.floor.count) samples, one next to each stop, before it and after it in turn; ratio: pause / floor; restopped: pauses whose stop was first released and taken again, a thread being inside a patch window)")
             out.append(floors.render())
             var table = TextTable(header: ["busy threads", "apply med", "apply p99", "revert med", "load pause med", "load pause max", "1st apply pause",
-                                           "1st apply total", "injected", "evacuations", "signals sent/seen", "alive"])
+                                           "1st apply total", "injected/stops", "evacuations", "signals sent/seen", "alive"])
             for victim in report.victims {
                 table.rows.append([String(victim.busyThreads),
                                    formatMicroseconds(victim.applyTotal.median), formatMicroseconds(victim.applyTotal.p99),
                                    formatMicroseconds(victim.revertTotal.median),
                                    formatMicroseconds(victim.loadPause.median), formatMicroseconds(victim.loadPause.max),
                                    formatMicroseconds(victim.firstApply.pauseMicroseconds), formatMicroseconds(victim.firstApply.totalMicroseconds),
-                                   String(victim.firstApply.injectedSystemCalls), String(victim.evacuations),
+                                   "\(victim.firstApply.injectedSystemCalls)/\(victim.firstApply.injectionStops)", String(victim.evacuations),
                                    "\(victim.signalsSent)/\(victim.signalsSeen)", victim.aliveAtEnd ? "yes" : "NO"])
             }
             out.append("")
@@ -289,7 +289,7 @@ struct HotpatchBench: ParsableCommand {
         }
         if !report.fleets.isEmpty {
             var table = TextTable(header: ["processes", "pass", "scan alone", "scan+patch", "cpu", "per-process med", "p99",
-                                           "pause med", "pause max", "load pause med", "load pause max", "injected", "outcomes"])
+                                           "pause med", "pause max", "load pause med", "load pause max", "injected/stops", "outcomes"])
             for fleet in report.fleets {
                 for (name, pass) in [("apply", fleet.apply), ("revert", fleet.revert)] {
                     table.rows.append([String(fleet.processes), name, formatMicroseconds(pass.scanMicroseconds),
@@ -297,7 +297,7 @@ struct HotpatchBench: ParsableCommand {
                                        formatMicroseconds(pass.perProcessTotal.median), formatMicroseconds(pass.perProcessTotal.p99),
                                        formatMicroseconds(pass.pause.median), formatMicroseconds(pass.pause.max),
                                        pass.loadPause.count == 0 ? "-" : formatMicroseconds(pass.loadPause.median),
-                                       pass.loadPause.count == 0 ? "-" : formatMicroseconds(pass.loadPause.max), String(pass.injectedSystemCalls),
+                                       pass.loadPause.count == 0 ? "-" : formatMicroseconds(pass.loadPause.max), "\(pass.injectedSystemCalls)/\(pass.injectionStops)",
                                        pass.outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")])
                 }
                 for (name, floor) in zip(["floor before", "floor after"], fleet.floors) {

@@ -13,6 +13,8 @@ struct FirstApply: Codable {
     var loadPauseMicroseconds: UInt64
     var totalMicroseconds: UInt64
     var injectedSystemCalls: Int
+    /// How many times the injection thread stopped for those calls (round trips to the agent).
+    var injectionStops: Int
 }
 
 /// Where the time of one kind of stop went: the median of each step's own length (`StopWindowTimes`).
@@ -212,7 +214,8 @@ enum VictimBench {
             applyTotal: Distribution(laterApplies.map(\.totalMicroseconds)),
             revertTotal: Distribution(goodReverts.map(\.totalMicroseconds)),
             firstApply: FirstApply(pauseMicroseconds: first.pauseMicroseconds ?? 0, loadPauseMicroseconds: first.loadPauseMicroseconds ?? 0,
-                                   totalMicroseconds: first.totalMicroseconds, injectedSystemCalls: first.injectedSystemCalls),
+                                   totalMicroseconds: first.totalMicroseconds, injectedSystemCalls: first.injectedSystemCalls,
+                                   injectionStops: first.injectionStops),
             loadPause: Distribution(loadPauses), loadsBusy: loadsBusy,
             evacuations: (applies + reverts).map(\.evacuatedThreads).reduce(0, +),
             unexpectedOutcomes: unexpected, behaviourChecks: checks, aliveAtEnd: alive)

@@ -159,3 +159,31 @@ int cptrace_unpin(void) {
     cptrace_kept = 0;
     return sched_setaffinity(0, sizeof cptrace_kept_cpus, &cptrace_kept_cpus);
 }
+
+#include <sys/ioctl.h>
+#include <string.h>
+
+// The kernel's struct procmap_query (linux/fs.h, 6.11), spelled out for older headers.
+struct cptrace_procmap_query {
+    unsigned long long size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+    unsigned int dev_major, dev_minor, vma_name_size, build_id_size;
+    unsigned long long vma_name_addr, build_id_addr;
+};
+#define CPTRACE_PROCMAP_QUERY _IOWR('f', 17, struct cptrace_procmap_query)
+
+int cptrace_query_mapping(int maps_fd, unsigned long long address, unsigned long long required, cptrace_mapping *out) {
+    struct cptrace_procmap_query query;
+    memset(&query, 0, sizeof query);
+    query.size = sizeof query;
+    query.query_flags = required;
+    query.query_addr = address;
+    if (ioctl(maps_fd, CPTRACE_PROCMAP_QUERY, &query) != 0) return -1;
+    out->start = query.vma_start;
+    out->end = query.vma_end;
+    out->offset = query.vma_offset;
+    out->inode = query.inode;
+    out->flags = query.vma_flags;
+    out->device_major = query.dev_major;
+    out->device_minor = query.dev_minor;
+    return 0;
+}

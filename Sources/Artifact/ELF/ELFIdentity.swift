@@ -69,6 +69,36 @@ extension ELFFile {
         }
         return ELFIdentity(buildID: buildID, fileType: ELFFileType(raw: header.type),
                            firstLoadVirtualAddress: ByteRange.alignDown(firstLoad.virtualAddress, HostArchitecture.pageSize),
-                           firstLoadFileOffset: ByteRange.alignDown(firstLoad.offset, HostArchitecture.pageSize))
+                           firstLoadFileOffset: ByteRange.alignDown(firstLoad.offset, HostArchitecture.pageSize),
+                           spareCode: try spareCode(of: programHeaders, in: file, fileSize: fileSize))
+    }
+
+    /// The largest run of zero bytes past the end of an executable segment within its last page, up
+    /// to the page of the next segment: mapped executable, used by nothing. A segment whose memory
+    /// is longer than its file part has none (its tail is not the file's).
+    static func spareCode(of headers: [ELFProgramHeader], in file: borrowing OpenFile, fileSize: UInt64) throws -> SpareCode? {
+        let page = HostArchitecture.pageSize
+        let loads = headers.filter { $0.type == ELFProgramHeader.PT_LOAD }
+        var best: SpareCode?
+        for (index, segment) in loads.enumerated()
+        where segment.flags.contains(.executable) && segment.fileSize == segment.memorySize && segment.fileSize > 0 {
+            guard let end = ByteRange.add(segment.virtualAddress, segment.memorySize), end <= UInt64.max - page,
+                  let fileEnd = ByteRange.add(segment.offset, segment.fileSize), fileEnd <= fileSize else { continue }
+            var limit = ByteRange.alignDown(end + page - 1, page)
+            // A segment whose pages reach into the tail's page is mapped over it.
+            for (otherIndex, other) in loads.enumerated() where otherIndex != index {
+                let otherStart = ByteRange.alignDown(other.virtualAddress, page)
+                if (ByteRange.add(other.virtualAddress, other.memorySize) ?? .max) > end, otherStart < limit {
+                    limit = max(end, otherStart)
+                }
+            }
+            guard limit > end, (best?.length ?? 0) < limit - end else { continue }
+            // Past the end of the file the page reads as zeros; before it the bytes must be zeros too.
+            let inFile = Int(min(limit - end, fileSize - fileEnd))
+            let bytes = inFile > 0 ? try file.read(at: fileEnd, count: inFile) : []
+            guard bytes.count == inFile, bytes.allSatisfy({ $0 == 0 }) else { continue }
+            best = SpareCode(virtualAddress: end, length: limit - end)
+        }
+        return best
     }
 }

@@ -239,4 +239,22 @@ public struct ELFIdentity: Sendable, Hashable {
     public var firstLoadVirtualAddress: UInt64
     /// `p_offset` of the lowest PT_LOAD, truncated to 4 KiB, as `/proc/PID/maps` shows that mapping's offset.
     public var firstLoadFileOffset: UInt64
+    /// Zero bytes an executable segment maps executable but does not use, if any (the largest run).
+    public var spareCode: SpareCode? = nil
+}
+
+/// The bytes from the end of an executable segment to the end of its last page (or to the next
+/// segment's first page): mapped with the segment's code, part of no section, zero in the file
+/// (the linker's padding before the next segment's page).
+public struct SpareCode: Sendable, Hashable {
+    /// Where they start, as a link-time address (add the load bias).
+    public var virtualAddress: UInt64
+    /// How many there are.
+    public var length: UInt64
+
+    /// Describes a run of spare bytes.
+    public init(virtualAddress: UInt64, length: UInt64) {
+        self.virtualAddress = virtualAddress
+        self.length = length
+    }
 }

@@ -88,4 +88,18 @@ int cptrace_deadline_arm(long long nanoseconds);
 /// Disarms the calling thread's deadline timer.
 int cptrace_deadline_disarm(void);
 
+/// One memory mapping as the kernel's PROCMAP_QUERY describes it.
+typedef struct {
+    unsigned long long start, end, offset, inode;
+    /// PROCMAP_QUERY_VMA_* bits: 1 readable, 2 writable, 4 executable, 8 shared.
+    unsigned long long flags;
+    unsigned int device_major, device_minor;
+} cptrace_mapping;
+
+/// Asks the kernel (PROCMAP_QUERY on `maps_fd`, an open /proc/PID/maps; Linux 6.11 and later) for
+/// the mapping that covers `address` and has every PROCMAP_QUERY_VMA_* bit of `required`
+/// (file-backed: 0x20). Returns 0, or -1 with errno set (ENOENT: no such mapping; ENOTTY or
+/// EINVAL: the kernel cannot answer).
+int cptrace_query_mapping(int maps_fd, unsigned long long address, unsigned long long required, cptrace_mapping *out);
+
 #endif

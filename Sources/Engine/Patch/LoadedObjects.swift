@@ -55,6 +55,15 @@ public final class ObjectCache: Sendable {
     /// searched: the vDSO is the kernel's, the same code in every native process.
     private let vdsoSystemCall = Mutex<UInt64?>(nil)
 
+    /// Set once the kernel refused a PROCMAP_QUERY (before Linux 6.11): spare code is then not used.
+    private let mappingQueriesRefused = Mutex<Bool>(false)
+
+    /// Whether the kernel may answer PROCMAP_QUERY (none was refused yet).
+    var answersMappingQueries: Bool { !mappingQueriesRefused.withLock { $0 } }
+
+    /// Remembers that the kernel cannot answer PROCMAP_QUERY.
+    func noteMappingQueriesRefused() { mappingQueriesRefused.withLock { $0 = true } }
+
     /// The offset of a system call instruction in the vDSO, last found (see `noteVDSOSystemCall`).
     var vdsoSystemCallOffset: UInt64? { vdsoSystemCall.withLock { $0 } }
 

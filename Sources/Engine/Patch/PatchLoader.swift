@@ -1,5 +1,6 @@
 import Architecture
 import Artifact
+import CPtrace
 import Glibc
 import LinuxSystem
 
@@ -15,7 +16,9 @@ enum LoadFailure: Error {
 /// into one thread reserve room near the target, open (or, when the process cannot see our file,
 /// recreate as a memfd) and map each segment with its final protections, and the agent then
 /// relocates the image through /proc/PID/mem and seals it with a completion record. Every thread of
-/// the process is held from before its seccomp filters are read until the last call has run.
+/// the process is held from before its seccomp filters are read until the last call has run. Where
+/// an object the process maps has spare code (`SpareCode`), the calls run there as one program, the
+/// reservation first: one stop for the whole load.
 struct PatchLoader {
     private static let protRead: UInt64 = 1, protWrite: UInt64 = 2, protExec: UInt64 = 4
     private static let mapPrivate: UInt64 = 0x02, mapFixed: UInt64 = 0x10, mapAnonymous: UInt64 = 0x20
@@ -69,7 +72,8 @@ struct PatchLoader {
         return best?.address
     }
 
-    /// Loads the patch into `pid` and returns the sealed image and how many calls were injected.
+    /// Loads the patch into `pid` and returns the sealed image, how many calls were injected and how
+    /// many times the injection thread stopped for them (each a round trip to the agent).
     /// Every thread must stop within `stopWithin` microseconds; `pause` receives how long they were
     /// held (first stop to last resume of each hold, summed over the re-stops), and `holds` how many
     /// times they were all stopped (a hold taken over counts none), whatever the outcome.
@@ -80,7 +84,7 @@ struct PatchLoader {
     func load(into pid: ProcessID, target: LoadedObject, mappings: [MemoryMapping], requireNearFor needsNear: FunctionRedirection?,
               resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
               deadline: Monotonic.Instant, holding held: TracedProcess? = nil, keepingHold: Bool = false,
-              pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, hold: TracedProcess?) {
+              pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, stops: Int, hold: TracedProcess?) {
         let imageSize = patch.imageSize
         let total = imageSize + PatchImageMarker.pageSize
         let near = PatchLoader.nearAddress(for: total, near: target, mappings: mappings)
@@ -139,14 +143,23 @@ struct PatchLoader {
             if let first { pause = (pause ?? 0) + Monotonic.now.microseconds(since: first) }
         }
         var traced = try holdEveryThread()
-        // The first call is safest in place of a system call a thread was interrupted in (see
+        // With every thread held, spare code of an object the process maps (the zeros after an
+        // executable segment's end, in its last page) can take the stub and a program that makes
+        // the reservation as its first call: the whole load then stops the thread once, and at no
+        // moment does the thread hold our registers without a stub to put it back. Without such
+        // room (or a kernel that can confirm it, or a near address), the reservation runs alone first.
+        let spare: ProgramArea? = near.flatMap { near in
+            PatchLoader.spareProgramArea(in: pid, objects: resolver.loadedObjects, target: target, cache: cache, memory: memory,
+                                         bytes: areaBytes(near: near, total: total))
+        }
+        // The first call alone is safest in place of a system call a thread was interrupted in (see
         // below), and with every thread stopped any thread asleep in one will do, the leader first.
         // When none is, the process is let go and stopped again a few times (2 ms apart) to catch
         // one asleep, before the call runs on the vDSO's system call instruction instead.
         let leaderThread = pid.mainThread
-        var sleeper = PatchLoader.threadAsleepInSystemCall(traced, leader: leaderThread, memory: memory)
+        var sleeper = spare == nil ? PatchLoader.threadAsleepInSystemCall(traced, leader: leaderThread, memory: memory) : nil
         var tries = 0
-        while sleeper == nil, tries < 5, held == nil {
+        while spare == nil, sleeper == nil, tries < 5, held == nil {
             tries += 1
             release(traced)
             Monotonic.sleep(microseconds: 2_000)
@@ -168,12 +181,16 @@ struct PatchLoader {
         let reserve = PlannedSystemCall(label: "mmap(anonymous, PROT_READ|PROT_EXEC)", number: calls.mmap,
                                         arguments: [reservationHint, total, PatchLoader.protRead | PatchLoader.protExec,
                                                     reserveFlags, UInt64.max, 0])
+        // Where the path (or memfd name) and the stub will lie: known now in spare code, at the
+        // hint in a marker page.
+        let nameHint = spare?.start ?? reservationHint
+        let stubHint = spare?.stub ?? reservationHint + PatchImageMarker.stubOffset
         // What the stub runs if the agent dies mid-load: put the thread's own signal mask back.
         let restoreMask = PlannedSystemCall(label: "rt_sigprocmask(SIG_SETMASK)", number: calls.rtSigprocmask,
-                                            arguments: [2, reservationHint + PatchImageMarker.stubOffset, 0, 8])
+                                            arguments: [2, stubHint, 0, 8])
         let open = PlannedSystemCall(label: "openat(\(path))", number: calls.openat,
-                                     arguments: [PatchLoader.atCurrentDirectory, reservationHint, PatchLoader.openFlags, 0])
-        let memfd = PlannedSystemCall(label: "memfd_create", number: calls.memfdCreate, arguments: [reservationHint, 1])
+                                     arguments: [PatchLoader.atCurrentDirectory, nameHint, PatchLoader.openFlags, 0])
+        let memfd = PlannedSystemCall(label: "memfd_create", number: calls.memfdCreate, arguments: [nameHint, 1])
         let segmentCalls = segmentMappings(base: reservationHint + PatchImageMarker.pageSize, fd: 3)
         let close = PlannedSystemCall(label: "close", number: calls.close, arguments: [3])
         let unmap = PlannedSystemCall(label: "munmap", number: calls.munmap, arguments: [reservationHint, total])
@@ -202,7 +219,8 @@ struct PatchLoader {
         candidates: for candidate in [sleeper ?? leader] + (sleeper.map { $0 == leader ? [] : [leader] } ?? []) {
             do throws(UnpatchableReason) {
                 let status = try SeccompGate.status(of: pid, thread: candidate)
-                let gate = try SeccompGate(thread: candidate, status: status, instruction: instruction)
+                // In spare code the calls run there, and the stub's instruction stands for them all.
+                let gate = try SeccompGate(thread: candidate, status: status, instruction: spare?.stub ?? instruction)
                 let useMemfd = try needsMemfd(under: gate)
                 let signals = PatchLoader.stoppingSignals(status: status).filter { gate.allows(PlannedSystemCall($0.ending, label: "tgkill")) }
                 // Without a signal to stop on, the program's calls stop one by one, and end on a
@@ -221,6 +239,14 @@ struct PatchLoader {
         if useMemfd && content.isEmpty {
             do { content = try Files.read(path, limit: 1 << 30) } catch {
                 throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
+            }
+        }
+        // Spare code goes back to the file's zeros once the thread is back to its own registers
+        // (this runs after the injector's restore below) and before the threads are let go.
+        var spareWritten = 0
+        defer {
+            if let spare, spareWritten > 0 {
+                _ = try? memory.write([UInt8](repeating: 0, count: spareWritten), at: spare.start)
             }
         }
         let injector: SystemCallInjector
@@ -242,7 +268,7 @@ struct PatchLoader {
         // return into its own code rather than run on past the vDSO's instruction with our
         // registers. Only the native system call instruction qualifies (not a compatibility
         // entry), and only if the filters allow the call there.
-        if let own = injector.restartedSystemCall, PatchLoader.isSystemCallInstruction(at: own, memory: memory),
+        if spare == nil, let own = injector.restartedSystemCall, PatchLoader.isSystemCallInstruction(at: own, memory: memory),
            gate.at(own).allows(reserve) {
             injector.runFirstCallInPlaceOfRestartedCall()
         }
@@ -266,66 +292,107 @@ struct PatchLoader {
             .unpatchable(.cannotMapPatchObject(detail: "\(label) in process \(pid) failed with \(SystemError.errnoText(Int32(-result)))"))
         }
 
-        let reservationResult = try inject(reserve)
-        if reservationResult < 0 && reservationResult > -4096 {
-            if -reservationResult == Int64(EEXIST) { throw .busy("the chosen address range was taken meanwhile") }
-            throw mapFailure(reserve.label, reservationResult)
-        }
-        let reservation = UInt64(bitPattern: reservationResult)
-        let base = reservation + PatchImageMarker.pageSize
-        var mapped = false
-        defer {
-            if !mapped {
-                _ = try? inject(PlannedSystemCall(label: "munmap", number: calls.munmap, arguments: [reservation, total]),
-                                removingStub: true)
-            }
-        }
-        if near == nil { writes = try relocate(base: base, resolver: &resolver) }
-
-        // The rest runs as programs (`InjectionProgram`) written into the marker page, after the
-        // path (or memfd name) and before the stub, which every program ends on: from here on the
-        // thread holds only registers that lead through the stub, which would resume it as it was
-        // if the agent died (the seal record and the wipe at the end overwrite all three).
-        let stubAddress = reservation + PatchImageMarker.stubOffset
-        let stub = injector.stub
-        var stubWritten = false
-        var text = useMemfd ? "hotpatch:" + name : path
         /// One call of a program, and its label for messages.
         struct Step {
             let label: String
             let call: InjectionProgram.Call
         }
-        /// Runs `steps`, then `cleanups`, as one program, and returns every result (nil where a
-        /// call did not run).
+        // In spare code the reservation is the first program's first call (`leading`); else it
+        // runs alone now and the programs go into its marker page.
+        var area: ProgramArea
+        var reservation: UInt64
+        var reserved = false
+        var leading: [InjectionProgram.Call] = []
+        if let spare, let near {
+            area = spare
+            reservation = near
+            leading = [.init(number: reserve.number, arguments: reserve.arguments.map { .value($0) }, expectation: .value(near))]
+        } else {
+            let reservationResult = try inject(reserve)
+            if reservationResult < 0 && reservationResult > -4096 {
+                if -reservationResult == Int64(EEXIST) { throw .busy("the chosen address range was taken meanwhile") }
+                throw mapFailure(reserve.label, reservationResult)
+            }
+            reservation = UInt64(bitPattern: reservationResult)
+            reserved = true
+            area = ProgramArea(start: reservation, stub: reservation + PatchImageMarker.stubOffset)
+        }
+        var mapped = false
+        defer {
+            if reserved && !mapped {
+                _ = try? inject(PlannedSystemCall(label: "munmap", number: calls.munmap, arguments: [reservation, total]),
+                                removingStub: true)
+            }
+        }
+        /// The reservation's result, when the program just run made it: anything but the planned
+        /// address ends the load (a range taken meanwhile, or a kernel that ignores
+        /// MAP_FIXED_NOREPLACE and placed it elsewhere, which the failure path unmaps).
+        func checkReservation(_ result: Int64?) throws(LoadFailure) {
+            let result = result ?? -Int64(EIO)
+            if result == Int64(bitPattern: reservation) {
+                reserved = true
+                return
+            }
+            if result < 0 && result > -4096 {
+                if -result == Int64(EEXIST) { throw .busy("the chosen address range was taken meanwhile") }
+                throw mapFailure(reserve.label, result)
+            }
+            let planned = reservation
+            reservation = UInt64(bitPattern: result)
+            reserved = true
+            throw .busy("the reservation landed at 0x\(String(reservation, radix: 16)), not at 0x\(String(planned, radix: 16))")
+        }
+        let base = reservation + PatchImageMarker.pageSize
+        if near == nil { writes = try relocate(base: base, resolver: &resolver) }
+
+        // The rest runs as programs (`InjectionProgram`) written into the area, after the path (or
+        // memfd name) and before the stub, which every program ends on: from here on the thread
+        // holds only registers that lead through the stub, which would resume it as it was if the
+        // agent died (in a marker page, the seal record and the wipe at the end overwrite all
+        // three; in spare code, zeros).
+        let stub = injector.stub
+        var stubWritten = false
+        var text = useMemfd ? "hotpatch:" + name : path
+        /// Runs `steps`, then `cleanups`, as one program (after the reservation when it is still to
+        /// be made), and returns every result of `steps` and `cleanups` (nil where a call did not run).
         func runProgram(_ steps: [Step], cleanups: [InjectionProgram.Cleanup]) throws(LoadFailure) -> [Int64?] {
-            let program = InjectionProgram(calls: steps.map(\.call), cleanups: cleanups, ending: programStop.ending)
+            let program = InjectionProgram(calls: steps.map(\.call), cleanups: cleanups, ending: programStop.ending).prefixed(by: leading)
+            let stubOffset = area.stub - area.start
             let size = HostArchitecture.injectionProgram(program, stubDistance: 0).bytes.count
-            let offset = (PatchImageMarker.stubOffset - UInt64(size)) & ~15
-            let encoded = HostArchitecture.injectionProgram(program, stubDistance: Int(PatchImageMarker.stubOffset - offset))
             let name = Array(text.utf8) + [0]
-            if UInt64(name.count) > offset {
+            guard UInt64(size) < stubOffset, UInt64(name.count) <= (stubOffset - UInt64(size)) & ~15 else {
                 throw .unpatchable(.patchObjectRejected(detail: "path \(path) is too long (\(text.utf8.count) bytes)"))
             }
+            let offset = (stubOffset - UInt64(size)) & ~15
+            let encoded = HostArchitecture.injectionProgram(program, stubDistance: Int(stubOffset - offset))
             // The name, the program and (the first time) the stub, in one write.
             var page = name + [UInt8](repeating: 0, count: Int(offset) - name.count) + encoded.bytes
             if !stubWritten {
-                page += [UInt8](repeating: 0, count: Int(PatchImageMarker.stubOffset - offset) - encoded.bytes.count) + stub
+                page += [UInt8](repeating: 0, count: Int(stubOffset - offset) - encoded.bytes.count) + stub
             }
-            do { try memory.write(page, at: reservation) } catch {
+            if spare != nil { spareWritten = max(spareWritten, page.count) }
+            do { try memory.write(page, at: area.start) } catch {
                 throw .unpatchable(.systemFailure(detail: "writing the injected program into process \(pid): \(error)"))
             }
             if !stubWritten {
-                injector.useStub(at: stubAddress)
+                injector.useStub(at: area.stub)
                 stubWritten = true
             }
+            var results: [Int64?]
             do {
-                return try injector.run(encoded, at: reservation + offset, stop: programStop, memory: memory, deadline: deadline)
+                results = try injector.run(encoded, at: area.start + offset, stop: programStop, memory: memory, deadline: deadline)
             } catch let failure as InjectionFailure {
                 if case let .stop(stop) = failure { throw PatchLoader.failure(stop) }
                 throw .unpatchable(.systemFailure(detail: "the injected program left the thread at an unexpected address"))
             } catch {
                 throw .unpatchable(.systemFailure(detail: "running the injected program in process \(pid): \(error)"))
             }
+            if !leading.isEmpty {
+                leading = []
+                try checkReservation(results.first ?? nil)
+                results.removeFirst()
+            }
+            return results
         }
         /// The first step whose result is not the expected one, as a failure naming it.
         func firstFailure(of steps: [Step], in results: [Int64?]) -> LoadFailure? {
@@ -361,7 +428,7 @@ struct PatchLoader {
         if !useMemfd {
             // openat, the mappings from its descriptor, and its close, in one program.
             let openStep = Step(label: open.label, call: .init(number: open.number, arguments: [
-                .value(PatchLoader.atCurrentDirectory), .value(reservation), .value(PatchLoader.openFlags), .value(0)], expectation: .descriptor))
+                .value(PatchLoader.atCurrentDirectory), .value(area.start), .value(PatchLoader.openFlags), .value(0)], expectation: .descriptor))
             let steps = [openStep] + mappingSteps(fd: .resultOf(0))
             let results = try runProgram(steps, cleanups: [.init(number: calls.close, arguments: [.resultOf(0)], guardArgument: 0)])
             if let fd = results[0], fd < 0 {
@@ -377,7 +444,7 @@ struct PatchLoader {
             }
         }
         if useMemfd && !mappedFromFile {
-            let create = Step(label: memfd.label, call: .init(number: memfd.number, arguments: [.value(reservation), .value(1)],
+            let create = Step(label: memfd.label, call: .init(number: memfd.number, arguments: [.value(area.start), .value(1)],
                                                                expectation: .descriptor))
             let created = try runProgram([create], cleanups: [])
             if let failure = firstFailure(of: [create], in: created) { throw failure }
@@ -401,6 +468,7 @@ struct PatchLoader {
         } catch {
             throw .unpatchable(.systemFailure(detail: "\(error)"))
         }
+        let stops = injector.stopCount
         // Relocate and seal from outside, through /proc/PID/mem (the threads are still held: should
         // a write fail, the reservation is unmapped again by a call in the same thread).
         do {
@@ -444,10 +512,69 @@ struct PatchLoader {
             try memory.write(record + [UInt8](repeating: 0, count: Int(PatchImageMarker.pageSize) - record.count), at: reservation)
             mapped = true
             handedOver = handsOverItsHold
-            return (image, injected, handedOver ? traced : nil)
+            return (image, injected, stops, handedOver ? traced : nil)
         } catch {
             throw .unpatchable(.systemFailure(detail: "sealing the patch image in process \(pid): \(error)"))
         }
+    }
+
+    /// How many bytes of the stub `Architecture.injectionStub` writes (the same for every thread).
+    private static let stubBytes = HostArchitecture.injectionStub(resuming: ThreadRegisters(raw: cptrace_regs()), signalMask: 0).count
+
+    /// The most bytes a load's programs need from the start of their area: the longer of the path
+    /// and the memfd name, the largest program (the reservation, openat, every mapping, close and
+    /// an ending) and the stub, with the alignment between them.
+    private func areaBytes(near: UInt64, total: UInt64) -> UInt64 {
+        let calls = HostArchitecture.systemCalls
+        let reservation = InjectionProgram.Call(number: calls.mmap, arguments: [
+            near, total, PatchLoader.protRead | PatchLoader.protExec, PatchLoader.mapPrivate | PatchLoader.mapAnonymous | PatchLoader.mapFixedNoReplace,
+            UInt64.max, 0].map { .value($0) }, expectation: .value(near))
+        let open = InjectionProgram.Call(number: calls.openat, arguments: [
+            .value(PatchLoader.atCurrentDirectory), .value(near), .value(PatchLoader.openFlags), .value(0)], expectation: .descriptor)
+        let mappings = segmentMappings(base: near + PatchImageMarker.pageSize, fd: 0).map { planned in
+            var arguments = planned.arguments.map { InjectionProgram.Argument.value($0) }
+            if planned.arguments[3] & PatchLoader.mapAnonymous == 0 { arguments[4] = .resultOf(1) }
+            return InjectionProgram.Call(number: planned.number, arguments: arguments, expectation: .value(planned.arguments[0]))
+        }
+        let program = InjectionProgram(calls: [reservation, open] + mappings,
+                                       cleanups: [.init(number: calls.close, arguments: [.resultOf(1)], guardArgument: 0)],
+                                       ending: .init(number: calls.tgkill, arguments: [UInt64(Int32.max), UInt64(Int32.max), 64]))
+        let programBytes = HostArchitecture.injectionProgram(program, stubDistance: 0).bytes.count
+        let nameBytes = max(path.utf8.count, ("hotpatch:" + name).utf8.count) + 1
+        return UInt64(nameBytes + 15 + programBytes + 15 + PatchLoader.stubBytes)
+    }
+
+    /// An area of `bytes` (and the stub at its end) in spare code (`SpareCode`) of an object `pid`
+    /// maps, confirmed while every thread is held: still mapped executable and private from the
+    /// same file at the same offset (asked of the kernel now, not taken from the maps read before
+    /// the hold, in which a library could since have been unloaded) and still all zeros (no code of
+    /// another tool, nor a program an agent left there as it died). The target's own spare code
+    /// first (its pages may be copied for the redirect anyway), then the others' in address order.
+    /// Nil when none qualifies, or the kernel cannot say (before Linux 6.11).
+    static func spareProgramArea(in pid: ProcessID, objects: [LoadedObject], target: LoadedObject, cache: ObjectCache,
+                                 memory: borrowing ProcessMemory, bytes: UInt64) -> ProgramArea? {
+        guard cache.answersMappingQueries else { return nil }
+        let others = objects.filter { $0.fileKey != target.fileKey || $0.loadBias != target.loadBias }
+        for object in [target] + others {
+            guard let first = object.mappings.first,
+                  let spare = cache.identity(of: first, path: object.readablePath)?.spareCode,
+                  spare.length >= bytes + 16 else { continue }
+            let end = object.loadBias &+ spare.virtualAddress &+ spare.length
+            let start = (end - bytes + 15) & ~15
+            guard let known = object.mappings.first(where: { $0.isExecutable && !$0.isShared && $0.start <= start && end <= $0.end }) else {
+                continue
+            }
+            let now: MemoryMapping?
+            do { now = try ProcFS.privateExecutableFileMapping(of: pid, covering: start) } catch {
+                if error.errno == ENOTTY || error.errno == EINVAL { cache.noteMappingQueriesRefused() }
+                return nil
+            }
+            guard let now, now.end >= end, FileKey(now) == FileKey(known),
+                  now.offset &+ (start &- now.start) == known.offset &+ (start &- known.start),
+                  let current = try? memory.read(at: start, count: Int(end - start)), current.allSatisfy({ $0 == 0 }) else { continue }
+            return ProgramArea(start: start, stub: (end - UInt64(stubBytes)) & ~15)
+        }
+        return nil
     }
 
     /// Relocation writes for a load at `base`, failing before anything is injected.
@@ -614,6 +741,15 @@ struct PatchLoader {
         case let .system(error): return .unpatchable(.systemFailure(detail: "\(error)"))
         }
     }
+}
+
+/// Where a load writes its path (or memfd name), its programs and the stub: the name at `start`,
+/// each program just before the stub, the stub at `stub`. A marker page, or spare code.
+struct ProgramArea: Equatable {
+    /// The first byte: the name's.
+    let start: UInt64
+    /// The stub's first byte, its system call instruction.
+    let stub: UInt64
 }
 
 extension MemoryMapping {

@@ -120,6 +120,9 @@ public struct ProcessPatchReport: Sendable {
     public var evacuatedThreads: Int
     /// System calls injected to map the patch object (0 when it was already mapped).
     public var injectedSystemCalls: Int
+    /// How many times the injection thread stopped for those calls (each a round trip to the
+    /// agent; 0 when nothing was injected).
+    public var injectionStops = 0
     /// Times the stop was released and taken again because a thread was inside a patch window.
     public var restops = 0
     /// How many times every thread was stopped: each load's holds and the window's stops (a first

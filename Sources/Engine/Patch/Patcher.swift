@@ -273,12 +273,12 @@ public final class Patcher {
                 continue
             }
             var pause: UInt64?
-            let loadedImage: (image: PatchImage, injected: Int)
+            let loadedImage: (image: PatchImage, injected: Int, stops: Int)
             do throws(LoadFailure) {
                 let loadedAndHeld = try load(loader, fix: fix.target, into: pid, object: object, objects: loaded,
                                              mappings: mappings, memory: memory, keepingHold: keepsHold,
                                              pause: &pause, holds: &report.holds)
-                loadedImage = (loadedAndHeld.image, loadedAndHeld.injected)
+                loadedImage = (loadedAndHeld.image, loadedAndHeld.injected, loadedAndHeld.stops)
                 if let hold = loadedAndHeld.hold {
                     keptHold = hold
                     loadEnded = Monotonic.now
@@ -291,6 +291,7 @@ public final class Patcher {
             }
             if let pause { report.loadPauseMicroseconds = (report.loadPauseMicroseconds ?? 0) + pause }
             report.injectedSystemCalls += loadedImage.injected
+            report.injectionStops += loadedImage.stops
             images.append(loadedImage.image)
             work[position].imageBase = loadedImage.image.base
             // The next image must find its room around this one (a read of the maps only when
@@ -384,7 +385,7 @@ public final class Patcher {
     /// the files the process maps (images loaded since are anonymous and change none of them).
     private func load(_ loader: PatchLoader, fix target: HotpatchTarget, into pid: ProcessID, object: LoadedObject,
                       objects: [LoadedObject], mappings: [MemoryMapping], memory: borrowing ProcessMemory,
-                      keepingHold: Bool, pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, hold: TracedProcess?) {
+                      keepingHold: Bool, pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, stops: Int, hold: TracedProcess?) {
         // A function only the near jump can redirect (entry hop, too short, near_only) needs the image within its reach.
         let needsNear = target.redirections.first { $0.nearJumpNeed != nil }
         var references: [String: UInt64] = [:]

@@ -18,6 +18,9 @@ import LinuxSystem
 /// and the thread waits at the stub between calls: should the agent die, the thread runs on into
 /// the stub, which puts back its own registers and mask.
 ///
+/// The stub may also come first, in spare code of an object the process maps (`PatchLoader`): then
+/// no call runs outside it, and the first thing the thread runs is a program.
+///
 /// Many calls are cheaper as one program (`run(_:at:…)`, `Architecture.injectionProgram`): the
 /// thread runs them all without a stop and stops once, at its ending on the stub's instruction,
 /// either by sending itself a signal the process ignores (`ProgramStop.signal`: one stop for the
@@ -45,6 +48,9 @@ final class SystemCallInjector {
     private var restored = true
     /// How many calls ran.
     private(set) var callCount = 0
+    /// How many times the thread was let run and stopped again: each a round trip between the
+    /// agent and the thread, the load's largest cost.
+    private(set) var stopCount = 0
 
     /// Signals that must stay deliverable: a fault during injection has to behave as it would.
     private static let faultSignals: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE]
@@ -173,6 +179,7 @@ final class SystemCallInjector {
         case let .signal(own, _, _):
             let tid = tid
             do {
+                stopCount += 1
                 alive = try traced.runToOwnSignal(tid, deadline: deadline) { signal in
                     // The ending's signal, delivered as the ending returns: ours. The same signal
                     // anywhere else came from outside, and is the program's.
@@ -183,6 +190,7 @@ final class SystemCallInjector {
             }
         case .systemCallStops:
             while true {
+                stopCount += 1
                 do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch { throw InjectionFailure.stop(error) }
                 if !alive { break }
                 let registers = try Ptrace.registers(tid)
@@ -193,6 +201,7 @@ final class SystemCallInjector {
             // on an exit stop; from an entry stop its first stop would be this one's exit, and the
             // call itself would be skipped).
             if alive {
+                stopCount += 1
                 do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch { throw InjectionFailure.stop(error) }
                 if alive {
                     let exit = try Ptrace.registers(tid)
@@ -226,6 +235,7 @@ final class SystemCallInjector {
         callCount += 1
         restored = false
         func toNextStop() throws {
+            stopCount += 1
             let alive: Bool
             do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch {
                 throw InjectionFailure.stop(error)
@@ -264,6 +274,7 @@ final class SystemCallInjector {
     private func run(_ number: Int, deadline: Monotonic.Instant) throws -> Int64 {
         callCount += 1
         for _ in 0..<2 {
+            stopCount += 1
             let alive: Bool
             do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch {
                 throw InjectionFailure.stop(error)
@@ -293,6 +304,7 @@ final class SystemCallInjector {
         do {
             guard try traced.waitForStop(tid, deadline: deadline) else { return }
             if traced.isAtSystemCallStop(tid) {
+                stopCount += 1
                 guard try traced.interruptStop(tid, deadline: deadline) else { return }
             }
         } catch {

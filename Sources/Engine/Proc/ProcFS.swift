@@ -1,3 +1,4 @@
+import CPtrace
 import Glibc
 import LinuxSystem
 
@@ -113,6 +114,27 @@ public enum ProcFS {
             put(mapping.end, radix: 16)
             return length
         }
+    }
+
+    /// The executable, private, file-backed mapping of `pid` that covers `address`, as the kernel
+    /// answers now (PROCMAP_QUERY, Linux 6.11 and later: one question, not every mapping listed);
+    /// nil when none does. The path is not asked for (empty). Throws when the kernel cannot answer
+    /// (older kernels: ENOTTY) or the process is gone.
+    static func privateExecutableFileMapping(of pid: ProcessID, covering address: UInt64) throws(SystemError) -> MemoryMapping? {
+        let path = "/proc/\(pid)/maps"
+        let maps = try OpenFile(path: path, flags: O_RDONLY)
+        var found = cptrace_mapping()
+        let executableFileBacked: UInt64 = 0x04 | 0x20, shared: UInt64 = 0x08
+        do {
+            _ = try SystemCall.run("ioctl(PROCMAP_QUERY)", path) { cptrace_query_mapping(maps.raw, address, executableFileBacked, &found) }
+        } catch where error.errno == ENOENT {
+            return nil
+        }
+        guard found.flags & shared == 0 else { return nil }
+        return MemoryMapping(start: found.start, end: found.end, isReadable: found.flags & 0x01 != 0,
+                             isWritable: found.flags & 0x02 != 0, isExecutable: true, isShared: false, offset: found.offset,
+                             deviceMajor: found.device_major, deviceMinor: found.device_minor, inode: found.inode,
+                             path: "", isDeleted: false)
     }
 
     /// The text of /proc/PID/cgroup (the process's cgroup in each hierarchy), or nil once it is gone.

@@ -104,6 +104,36 @@ import Testing
         #expect(identity.firstLoadFileOffset == 0)
     }
 
+    @Test func readIdentity_ofSeparateCodeObjects_reportsTheZerosAfterTheCodeUpToItsPageEnd() throws {
+        let dir = try FixtureDirectory()
+        let exe = try dir.compile("separate", source: FixtureSource.program, arguments: ["-O1", "-Wl,-z,separate-code"])
+        for path in ["/lib/x86_64-linux-gnu/libc.so.6", exe] {
+            let spare = try #require(try ELFFile.readIdentity(path: path).spareCode, "\(path)")
+            let elf = try ELFFile.load(path: path)
+            let code = try #require(elf.programHeaders.first {
+                $0.type == ELFProgramHeader.PT_LOAD && $0.flags.contains(.executable)
+                    && $0.virtualAddress + $0.memorySize == spare.virtualAddress
+            }, "the spare bytes start where an executable segment ends (\(path))")
+            #expect((spare.virtualAddress + spare.length) % 4096 == 0, "they run to the end of its page")
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            let fileStart = Int(code.offset + code.fileSize)
+            #expect(bytes[fileStart..<min(bytes.count, fileStart + Int(spare.length))].allSatisfy { $0 == 0 }, "zeros in the file")
+        }
+    }
+
+    @Test func readIdentity_whenTheCodeSegmentRunsOnIntoOtherContent_reportsNoSpareCode() throws {
+        // Without separate-code the code shares its last page with the next segment's bytes.
+        let dir = try FixtureDirectory()
+        let exe = try dir.compile("merged", source: FixtureSource.program, arguments: ["-O1", "-Wl,-z,noseparate-code"])
+        let elf = try ELFFile.load(path: exe)
+        let loads = elf.programHeaders.filter { $0.type == ELFProgramHeader.PT_LOAD }
+        let code = try #require(loads.first { $0.flags.contains(.executable) })
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: exe))
+        let tail = Int(code.offset + code.fileSize)..<min(bytes.count, Int((code.offset + code.fileSize + 4095) & ~4095))
+        try #require(!bytes[tail].allSatisfy { $0 == 0 }, "the fixture's code page ends in other bytes")
+        #expect(try ELFFile.readIdentity(path: exe).spareCode == nil)
+    }
+
     @Test func readIdentity_whenFileIsNotELF_throwsMalformed() throws {
         let dir = try FixtureDirectory()
         let path = dir.path("text")

@@ -64,6 +64,19 @@ extension LivePatchTests {
         return 4 + mappings.reduce(0, +)
     }
 
+    /// Every object's spare code in process `pid` (`SpareCode`), as address ranges.
+    static func spareCode(of pid: Int32) throws -> [Range<UInt64>] {
+        let process = ProcessID(pid)
+        let cache = ObjectCache()
+        return LoadedObjects.of(pid: process, mappings: try ProcFS.maps(of: process), cache: cache).compactMap { object in
+            guard let first = object.mappings.first, let spare = cache.identity(of: first, path: object.readablePath)?.spareCode else {
+                return nil
+            }
+            let start = object.loadBias &+ spare.virtualAddress
+            return start..<(start + spare.length)
+        }
+    }
+
     @Test func load_runsItsCallsAsOneProgramAndLeavesNoDescriptorNorCodeBehind() throws {
         let target = try Live.victimHotpatches().level1.targets[0]
         let victim = try Live.startVictim(["--threads", "2"])
@@ -72,6 +85,7 @@ extension LivePatchTests {
         let report = try Live.reconcile(victim, desired: target, known: [target])
         #expect(report.outcome == .applied, "\(report.outcome)")
         #expect(report.injectedSystemCalls == (try Self.oneStopCalls(target)), "the reservation, the program's calls and its ending")
+        #expect(report.injectionStops == 1, "the program, in spare code, made the reservation too: one stop")
         #expect(try Self.descriptors(victim.pid) == before, "the program closed what it opened")
 
         // The marker page holds the seal record and nothing else: no path, program or stub (with
@@ -83,6 +97,28 @@ extension LivePatchTests {
         let record = PatchImageMarker.encode(image)
         #expect(Array(page.prefix(record.count)) == record)
         #expect(page.dropFirst(record.count).allSatisfy { $0 == 0 }, "the rest of the marker page is wiped")
+        let spares = try Self.spareCode(of: victim.pid)
+        #expect(!spares.isEmpty)
+        for spare in spares {
+            let bytes = try memory.read(at: spare.lowerBound, count: Int(spare.upperBound - spare.lowerBound))
+            #expect(bytes.allSatisfy { $0 == 0 }, "the spare code the program ran in holds the file's zeros again")
+        }
+        #expect(try Live.behaviour(victim) == Live.level1)
+    }
+
+    @Test func load_whenNoObjectsSpareCodeIsZeros_reservesAloneFirstAndLeavesThoseBytesAsTheyWere() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let victim = try Live.startVictim(["--threads", "2"])
+        defer { victim.stop() }
+        let memory = try ProcessMemory(pid: ProcessID(victim.pid))
+        let spares = try Self.spareCode(of: victim.pid)
+        try #require(!spares.isEmpty)
+        // Code of another tool (here one `ret`) at the end of every object's spare code.
+        for spare in spares { try memory.write([0xC3], at: spare.upperBound - 1) }
+        let report = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(report.outcome == .applied, "\(report.outcome)")
+        #expect(report.injectionStops == 3, "the reservation's entry and exit stops, and the program's")
+        for spare in spares { #expect(try memory.read(at: spare.upperBound - 1, count: 1) == [0xC3]) }
         #expect(try Live.behaviour(victim) == Live.level1)
     }
 
@@ -180,7 +216,7 @@ extension LivePatchTests {
     /// Seizes `tid` (every thread of `pid`, as a load does), maps an r-x page with one call, writes
     /// a path, a program (open it, close it) and the stub there, and runs the program up to `point`;
     /// the tracer never restores the thread.
-    private static func runProgramAndAbandon(pid: ProcessID, tid: ThreadID, at point: Abandon) throws {
+    private static func runProgramAndAbandon(pid: ProcessID, tid: ThreadID, at point: Abandon, inSpareCode: Bool) throws {
         let deadline = Monotonic.now.adding(microseconds: 2_000_000)
         let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline)
         let memory = try ProcessMemory(pid: pid)
@@ -189,30 +225,39 @@ extension LivePatchTests {
         let instruction = try #require(found)
         let injector = try SystemCallInjector(traced: traced, tid: tid, instruction: instruction)
         let calls = HostArchitecture.systemCalls
-        let page = try injector.call(calls.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
-        #expect(page > 0)
-        let reservation = UInt64(page)
+        let area: ProgramArea
+        if inSpareCode {
+            let cache = ObjectCache()
+            let objects = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
+            let first = try #require(objects.first)
+            let found = PatchLoader.spareProgramArea(in: pid, objects: objects, target: first, cache: cache, memory: memory, bytes: 1024)
+            area = try #require(found)
+        } else {
+            let page = try injector.call(calls.mmap, [0, 4096, 5, 0x22, UInt64.max, 0], deadline: deadline)
+            #expect(page > 0)
+            area = ProgramArea(start: UInt64(page), stub: UInt64(page) + PatchImageMarker.stubOffset)
+        }
         let status = try ProcFS.status(of: pid, thread: tid)
         let stop = SystemCallInjector.ProgramStop.signal(SIGURG, processID: UInt64(try #require(status.namespaceProcessID)),
                                                          threadID: UInt64(try #require(status.namespaceThreadID)))
         let program = InjectionProgram(calls: [
-            .init(number: calls.openat, arguments: [.value(UInt64(bitPattern: -100)), .value(reservation),
+            .init(number: calls.openat, arguments: [.value(UInt64(bitPattern: -100)), .value(area.start),
                                                     .value(UInt64(UInt32(bitPattern: O_RDONLY | O_CLOEXEC))), .value(0)],
                   expectation: .descriptor),
         ], cleanups: [.init(number: calls.close, arguments: [.resultOf(0)], guardArgument: 0)], ending: stop.ending)
-        let programOffset: UInt64 = 0x800
-        let encoded = HostArchitecture.injectionProgram(program, stubDistance: Int(PatchImageMarker.stubOffset - programOffset))
-        try memory.write(Array("/dev/null".utf8) + [0], at: reservation)
-        try memory.write(encoded.bytes, at: reservation + programOffset)
-        try memory.write(injector.stub, at: reservation + PatchImageMarker.stubOffset)
-        injector.useStub(at: reservation + PatchImageMarker.stubOffset)
+        let programAddress = (area.stub - UInt64(HostArchitecture.injectionProgram(program, stubDistance: 0).bytes.count)) & ~15
+        let encoded = HostArchitecture.injectionProgram(program, stubDistance: Int(area.stub - programAddress))
+        try memory.write(Array("/dev/null".utf8) + [0], at: area.start)
+        try memory.write(encoded.bytes, at: programAddress)
+        try memory.write(injector.stub, at: area.stub)
+        injector.useStub(at: area.stub)
         switch point {
         case .atItsStop:
-            let results = try injector.run(encoded, at: reservation + programOffset, stop: stop, memory: memory, deadline: deadline)
+            let results = try injector.run(encoded, at: programAddress, stop: stop, memory: memory, deadline: deadline)
             #expect((results[0] ?? -1) >= 0 && results[1] == 0, "opened and closed: \(results)")
         case .beforeItRuns, .whileItRuns:
             var registers = try Ptrace.registers(tid)
-            registers.prepareSystemCall(number: 0, arguments: [], at: reservation + programOffset)
+            registers.prepareSystemCall(number: 0, arguments: [], at: programAddress)
             registers.stackPointer = HostArchitecture.injectionStackPointer(below: registers.stackPointer)
             try Ptrace.setRegisters(tid, registers)
             try Ptrace.setSignalMask(tid, ~(UInt64(1) << UInt64(SIGURG - 1)) & ~(UInt64(1) << UInt64(SIGSEGV - 1)))
@@ -235,7 +280,7 @@ extension LivePatchTests {
         return status.split(separator: "\n").first { $0.hasPrefix(field + ":") }.map(String.init) ?? ""
     }
 
-    private static func expectSurvives(abandoning point: Abandon) throws {
+    private static func expectSurvives(abandoning point: Abandon, inSpareCode: Bool = false) throws {
         let victim = try Live.startVictim(["--threads", "1"])
         defer { victim.stop() }
         let worker = try #require(try ProcFS.threadIDs(of: ProcessID(victim.pid)).first { $0.rawValue != victim.pid }).rawValue
@@ -244,7 +289,15 @@ extension LivePatchTests {
         let held = try descriptors(victim.pid)
         for round in 0..<8 {
             let tid = round % 2 == 0 ? victim.pid : worker  // the sleeping leader, the busy worker
-            try onDoomedTracer { try runProgramAndAbandon(pid: ProcessID(victim.pid), tid: ThreadID(tid), at: point) }
+            try onDoomedTracer { try runProgramAndAbandon(pid: ProcessID(victim.pid), tid: ThreadID(tid), at: point, inSpareCode: inSpareCode) }
+            if inSpareCode {
+                // What an agent that died leaves in spare code keeps a later load out of it: the
+                // next round needs it clean again.
+                let memory = try ProcessMemory(pid: ProcessID(victim.pid))
+                for spare in try spareCode(of: victim.pid) {
+                    try memory.write([UInt8](repeating: 0, count: Int(spare.upperBound - spare.lowerBound)), at: spare.lowerBound)
+                }
+            }
             #expect(victim.isAlive, "round \(round): wait status \(String(describing: victim.waitStatus))")
             for thread in try ProcFS.threadIDs(of: ProcessID(victim.pid)) {
                 let status = try ProcFS.status(of: ProcessID(victim.pid), thread: thread)
@@ -275,5 +328,11 @@ extension LivePatchTests {
 
     @Test func program_whenTracerDiesAtItsOneStop_signalIsDroppedAndThreadResumesWithItsOwnState() throws {
         try Self.expectSurvives(abandoning: .atItsStop)
+    }
+
+    @Test func program_inSpareCode_whenTracerDiesBeforeWhileOrAtItsStop_threadResumesWithItsOwnState() throws {
+        for point in [Abandon.beforeItRuns, .whileItRuns, .atItsStop] {
+            try Self.expectSurvives(abandoning: point, inSpareCode: true)
+        }
     }
 }
