@@ -10,10 +10,12 @@ public struct ResidentMapping: Sendable, Hashable {
     public var anonymousKiB: UInt64
 
     /// Every resident page is the backing file's own, unchanged: dropping the mapping's pages loses
-    /// nothing, since a later access reads them again from the file (the page cache).
+    /// nothing, since a later access reads them again from the file (the page cache). A page of a
+    /// private mapping changed in the process is anonymous (copied on the write); `Private_Dirty:`
+    /// also counts the file's own pages not yet written back to disk (a binary installed or built
+    /// moments ago), which the page cache keeps, so it says nothing here.
     public var holdsOnlyFilePages: Bool {
-        mapping.isFileBacked && !mapping.isShared && !mapping.isWritable && !mapping.isDeleted
-            && anonymousKiB == 0 && privateDirtyKiB == 0
+        mapping.isFileBacked && !mapping.isShared && !mapping.isWritable && !mapping.isDeleted && anonymousKiB == 0
     }
 }
 

@@ -47,6 +47,10 @@ VmFlags: rd wr mr mw me ac
     var deleted = parsed[0]
     deleted.mapping.isDeleted = true
     #expect(!shared.holdsOnlyFilePages && !writable.holdsOnlyFilePages && !deleted.holdsOnlyFilePages)
+    // A binary written moments ago: its pages are dirty in the page cache, still the file's own.
+    var fresh = parsed[0]
+    fresh.privateDirtyKiB = fresh.residentKiB
+    #expect(fresh.holdsOnlyFilePages)
 }
 
 @Test func smaps_whenAMappingLacksAField_saysWhichMapping() throws {
