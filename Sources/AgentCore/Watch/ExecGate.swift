@@ -488,6 +488,9 @@ private final class GateWorker: @unchecked Sendable {
             return nil
         }
         defer { hold.release() }
+        // A hold runs the patcher's code as a pass does (and its pass skips the held process): the
+        // idle release must wait for quiet after it too, or that code stays mapped.
+        defer { IdleMemoryRelease.shared.noteActivity() }
         let outcome = hold.runToRelocated(deadline: Monotonic.now.adding(microseconds: ExecGate.holdMilliseconds * 1000))
         if outcome == .notMapped { onReader() }
         let report = outcome == .relocated ? plan().flatMap { plan in
