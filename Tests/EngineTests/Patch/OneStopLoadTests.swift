@@ -122,6 +122,27 @@ extension LivePatchTests {
         #expect(try Live.behaviour(victim) == Live.level1)
     }
 
+    @Test func spareCodeArea_whenTheMapsItWasChosenFromNoLongerHoldThatFile_isNotUsed() throws {
+        // The maps of one process stand for another's read before a library was unloaded and the
+        // address space reused: the kernel's answer for the process itself must decide.
+        let first = try Live.startVictim(["--threads", "1"])
+        defer { first.stop() }
+        let second = try Live.startVictim(["--threads", "1"])
+        defer { second.stop() }
+        let cache = ObjectCache()
+        let stale = LoadedObjects.of(pid: ProcessID(first.pid), mappings: try ProcFS.maps(of: ProcessID(first.pid)), cache: cache)
+        let current = LoadedObjects.of(pid: ProcessID(second.pid), mappings: try ProcFS.maps(of: ProcessID(second.pid)), cache: cache)
+        try #require(Set(stale.map(\.loadBias)).isDisjoint(with: current.map(\.loadBias)), "address space layouts differ (ASLR)")
+        let memory = try ProcessMemory(pid: ProcessID(second.pid))
+        let target = try #require(stale.first)
+        #expect(PatchLoader.spareProgramArea(in: ProcessID(second.pid), objects: stale, target: target, cache: cache,
+                                             memory: memory, bytes: 512) == nil)
+        let own = try #require(current.first)
+        let area = PatchLoader.spareProgramArea(in: ProcessID(second.pid), objects: current, target: own, cache: cache,
+                                                memory: memory, bytes: 512)
+        #expect(area != nil, "its own maps give an area")
+    }
+
     @Test func load_whenAMappingFailsInTheMiddleOfTheProgram_namesTheCallAndItsErrnoAndUndoesTheLoad() throws {
         let target = try Live.victimHotpatches().level1.targets[0]
         let victim = try Live.startVictim(["--threads", "2"])
