@@ -230,7 +230,7 @@ struct HotpatchBench: ParsableCommand {
                 table.rows.append([name, formatMicroseconds(times.median), formatMicroseconds(times.p99), formatMicroseconds(times.min),
                                    formatMicroseconds(times.max)])
             }
-            out.append("ptrace round trips, \(trips.samples) each (a held thread resumed to its next system call stop and waited for, as an injected call does twice and a program once; a first apply takes four with the stop; one CPU: tracer and tracee pinned together, no CPU to wake)")
+            out.append("ptrace round trips, \(trips.samples) each (a held thread resumed to its next system call stop and waited for, as an injected call does twice and a program once; a first apply takes two with the hold when its program runs in spare code, four otherwise; one CPU: tracer and tracee pinned together, no CPU to wake)")
             out.append(table.render())
             out.append("")
         }
