@@ -49,7 +49,11 @@ final class MultiObjectAgentTests: XCTestCase {
         // Level 2 names libB only: libA keeps level 1's fix, and both run.
         try addHotpatch(host, id: "hp2", level: 2, [(program.libraryB, "b_value", program.fixB)])
         try process.expectBehaviour("a=101 b=201")
-        let atTwo = try host.waitForStatus("level 2 in force") { $0.hotpatch?.level == 2 && $0.processes.patched == 1 }
+        // The status is live: the new plan shows as soon as the cycle takes it, the process's
+        // entry once the cycle's pass has recorded it.
+        let atTwo = try host.waitForStatus("level 2 in force") { status in
+            status.hotpatch?.level == 2 && status.processes.patched == 1 && (try? self.entry(host, process).hotpatch) == "hp2"
+        }
         XCTAssertEqual(atTwo.verdict, .upToDate, "\(atTwo.reasons)")
         XCTAssertEqual(atTwo.hotpatch?.objects.map(\.hotpatch).sorted(), ["hp1", "hp2"])
         let listed = try entry(host, process)
@@ -74,7 +78,9 @@ final class MultiObjectAgentTests: XCTestCase {
         // Level 3 names libA again: its fix replaces level 1's; libB keeps level 2's.
         try addHotpatch(host, id: "hp3", level: 3, [(program.libraryA, "a_value", program.fixA2)])
         try process.expectBehaviour("a=301 b=201")
-        try host.waitForStatus("level 3 in force") { $0.hotpatch?.level == 3 && $0.processes.patched == 1 }
+        try host.waitForStatus("level 3 in force") { status in
+            status.hotpatch?.level == 3 && status.processes.patched == 1 && (try? self.entry(host, process).hotpatch) == "hp3"
+        }
         XCTAssertEqual(try entry(host, process).objects.map(\.hotpatch), ["hp3", "hp2"])
 
         // Holding level 3 brings libA back to level 1's fix; holding every level removes them all.
