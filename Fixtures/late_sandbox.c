@@ -15,6 +15,9 @@
 //                               even before the delay: the moment a patcher holds the main thread
 //   LATE_SANDBOX_TSYNC          if 0, the filter covers this thread alone (no TSYNC), as a worker
 //                               that sandboxes only itself does
+//   LATE_SANDBOX_MAIN_ONLY      if 1, the filter covers the main thread alone (no TSYNC): this thread
+//                               signals it (SIGRTMIN+3), and its handler installs the filter, as a
+//                               program whose main thread sandboxes itself once its workers run does
 // The filter is installed exactly once; a failure to install it exits the process with status 97.
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -23,6 +26,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +104,13 @@ static void install_filter(int exec_only, int synchronize) {
     }
 }
 
+static int main_only_exec_only;
+
+static void sandbox_main_thread(int signal) {
+    (void)signal;
+    install_filter(main_only_exec_only, 0);
+}
+
 static void *sandboxer(void *argument) {
     (void)argument;
     const char *filter = getenv("LATE_SANDBOX_FILTER");
@@ -112,6 +123,7 @@ static void *sandboxer(void *argument) {
     long delay = number_from_environment("LATE_SANDBOX_DELAY_US", 0);
     int on_trace = number_from_environment("LATE_SANDBOX_ON_TRACE", 0) == 1;
     int synchronize = number_from_environment("LATE_SANDBOX_TSYNC", 1) != 0;
+    int main_only = number_from_environment("LATE_SANDBOX_MAIN_ONLY", 0) == 1;
     prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
     struct timespec tick = { 0, 20000 };
     while (thread_count() < threads) nanosleep(&tick, NULL);
@@ -121,7 +133,19 @@ static void *sandboxer(void *argument) {
         if (on_trace && (traced("/proc/self/status") || traced("/proc/thread-self/status"))) break;
         nanosleep(&tick, NULL);
     }
-    install_filter(exec_only, synchronize);
+    if (main_only) {
+        main_only_exec_only = exec_only;
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = sandbox_main_thread;
+        action.sa_flags = SA_RESTART;
+        if (sigaction(SIGRTMIN + 3, &action, NULL) != 0 || syscall(SYS_tgkill, getpid(), getpid(), SIGRTMIN + 3) != 0) {
+            perror("late_sandbox: signalling the main thread");
+            _exit(95);
+        }
+    } else {
+        install_filter(exec_only, synchronize);
+    }
     for (;;) pause();
     return NULL;
 }

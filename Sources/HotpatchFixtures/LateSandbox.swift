@@ -21,14 +21,18 @@ public struct LateSandbox: Sendable {
     public var onTrace: Bool
     /// With `SECCOMP_FILTER_FLAG_TSYNC` (every thread); without it, the sandboxing thread alone.
     public var everyThread: Bool
+    /// The main thread alone installs it (without TSYNC), asked by the sandboxing thread.
+    public var mainThreadOnly: Bool
 
     /// Describes a late sandbox.
-    public init(filter: Filter, afterThreads: Int = 1, delayMicroseconds: Int = 0, onTrace: Bool = false, everyThread: Bool = true) {
+    public init(filter: Filter, afterThreads: Int = 1, delayMicroseconds: Int = 0, onTrace: Bool = false, everyThread: Bool = true,
+                mainThreadOnly: Bool = false) {
         self.filter = filter
         self.afterThreads = afterThreads
         self.delayMicroseconds = delayMicroseconds
         self.onTrace = onTrace
         self.everyThread = everyThread
+        self.mainThreadOnly = mainThreadOnly
     }
 
     /// The environment that preloads `library` (see `FixtureBuilder.lateSandbox()`) with these
@@ -41,6 +45,7 @@ public struct LateSandbox: Sendable {
         environment["LATE_SANDBOX_DELAY_US"] = String(delayMicroseconds)
         environment["LATE_SANDBOX_ON_TRACE"] = onTrace ? "1" : "0"
         environment["LATE_SANDBOX_TSYNC"] = everyThread ? "1" : "0"
+        environment["LATE_SANDBOX_MAIN_ONLY"] = mainThreadOnly ? "1" : "0"
         return environment
     }
 

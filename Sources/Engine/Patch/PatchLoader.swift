@@ -213,10 +213,12 @@ struct PatchLoader {
         // The calls are judged by the filters of the thread they run in, read only now that every
         // thread is held: what they say stays true until the release. The sleeping thread chosen
         // above may have filters of its own (installed without TSYNC): if they refuse, the
-        // leader's are asked, and the calls run in the leader.
+        // leader's are asked, and the calls run in the leader. In spare code any thread can run
+        // them: the leader, else (its own filters refusing) the first other thread.
+        let second = spare == nil ? sleeper.flatMap { $0 == leader ? nil : leader } : stoppedThreads.first { $0 != leader }
         var chosen: (tid: ThreadID, gate: SeccompGate, useMemfd: Bool, signals: [SystemCallInjector.ProgramStop])?
         var refusal: UnpatchableReason?
-        candidates: for candidate in [sleeper ?? leader] + (sleeper.map { $0 == leader ? [] : [leader] } ?? []) {
+        candidates: for candidate in [sleeper ?? leader] + (second.map { [$0] } ?? []) {
             do throws(UnpatchableReason) {
                 let status = try SeccompGate.status(of: pid, thread: candidate)
                 // In spare code the calls run there, and the stub's instruction stands for them all.

@@ -27,6 +27,28 @@ extension LivePatchTests {
         #expect(try Live.behaviour(victim) == Live.level1)
     }
 
+    @Test func apply_whenOnlyTheMainThreadSandboxedItself_patchesThroughAnotherThread() throws {
+        // The main thread installs a kill-on-mmap filter without TSYNC once its workers run: the
+        // load's calls, which would kill the process from the main thread, run in another one.
+        let hotpatch = try VictimHotpatches(builder: Live.builder, victimPath: Live.builder.lateSandboxVictim()).level1
+        let target = hotpatch.targets[0]
+        let sandbox = LateSandbox(filter: .killMmap, afterThreads: 4, everyThread: false, mainThreadOnly: true)
+        let victim = try RunningProcess(try Live.builder.lateSandboxVictim(), ["--threads", "2", "--interval-ms", "20"],
+                                        environment: sandbox.environment(library: try Live.builder.lateSandbox()))
+        defer { victim.stop() }
+        _ = try victim.waitForLine(timeout: 10) { $0.hasPrefix("ready") }
+        let pid = ProcessID(victim.pid)
+        let deadline = Date().addingTimeInterval(5)
+        while (try? ProcFS.status(of: pid, thread: ThreadID(victim.pid)).seccompMode) != 2, Date() < deadline { usleep(1_000) }
+        let modes = try ProcFS.threadIDs(of: pid).map { try ProcFS.status(of: pid, thread: $0).seccompMode }
+        try #require(modes.first == 2 && modes.dropFirst().allSatisfy { $0 == 0 }, "only the main thread sandboxed itself: \(modes)")
+
+        let report = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(report.outcome == .applied, "\(report.outcome)")
+        #expect(victim.isAlive, "wait status \(String(describing: victim.waitStatus))")
+        #expect(try Live.behaviour(victim) == Live.level1)
+    }
+
     @Test func apply_whenOneThreadSandboxedOnlyItself_patchesThroughAThreadItsFilterDoesNotCover() throws {
         // The sandboxing thread installs a kill-on-mmap filter without TSYNC, then sleeps in
         // pause(): asleep in a system call, it is a candidate for the injected calls, but its own
