@@ -384,8 +384,14 @@ struct PatchLoader {
             do {
                 results = try injector.run(encoded, at: area.start + offset, stop: programStop, memory: memory, deadline: deadline)
             } catch let failure as InjectionFailure {
-                if case let .stop(stop) = failure { throw PatchLoader.failure(stop) }
-                throw .unpatchable(.systemFailure(detail: "the injected program left the thread at an unexpected address"))
+                switch failure {
+                case let .stop(stop):
+                    throw PatchLoader.failure(stop)
+                case let .faulted(signal, address):
+                    throw .unpatchable(.systemFailure(detail: "the injected program faulted in process \(pid) (signal \(signal), \(String(cString: strsignal(signal))), at 0x\(String(address, radix: 16))); the signal was not delivered and the thread was put back"))
+                case .unexpectedLocation:
+                    throw .unpatchable(.systemFailure(detail: "the injected program left the thread at an unexpected address"))
+                }
             } catch {
                 throw .unpatchable(.systemFailure(detail: "running the injected program in process \(pid): \(error)"))
             }

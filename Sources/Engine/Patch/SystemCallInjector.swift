@@ -174,24 +174,43 @@ final class SystemCallInjector {
         func isEnd(_ registers: ThreadRegisters) -> Bool {
             registers.instructionPointer == end && registers.currentSystemCall == ending
         }
+        // A fault in the program or the stub is ours (their memory taken away under them, say):
+        // the process must not receive it. It ends the run, and no call may run there any more.
+        let tid = tid
+        let injectedCode = min(address, instruction)..<(max(address, instruction) + 512)
+        var fault: (signal: Int32, address: UInt64)?
+        func isOurFault(_ signal: Int32) -> Bool {
+            guard SystemCallInjector.faultSignals.contains(signal), let registers = try? Ptrace.registers(tid),
+                  injectedCode.contains(registers.instructionPointer) else { return false }
+            fault = (signal, registers.instructionPointer)
+            return true
+        }
+        func faultFailure() -> InjectionFailure? {
+            guard let fault else { return nil }
+            stubRemoved = true
+            return .faulted(signal: fault.signal, address: fault.address)
+        }
         var alive = false
         switch stop {
         case let .signal(own, _, _):
-            let tid = tid
             do {
                 stopCount += 1
                 alive = try traced.runToOwnSignal(tid, deadline: deadline) { signal in
                     // The ending's signal, delivered as the ending returns: ours. The same signal
                     // anywhere else came from outside, and is the program's.
-                    signal == own && (try? Ptrace.registers(tid)).map(isEnd) == true
+                    (signal == own && (try? Ptrace.registers(tid)).map(isEnd) == true) || isOurFault(signal)
                 }
             } catch {
                 throw InjectionFailure.stop(error)
             }
+            if let failure = faultFailure() { throw failure }
         case .systemCallStops:
             while true {
                 stopCount += 1
-                do { alive = try traced.runToSystemCallStop(tid, deadline: deadline) } catch { throw InjectionFailure.stop(error) }
+                do { alive = try traced.runToSystemCallStop(tid, deadline: deadline, stoppingAt: isOurFault) } catch {
+                    throw InjectionFailure.stop(error)
+                }
+                if let failure = faultFailure() { throw failure }
                 if !alive { break }
                 let registers = try Ptrace.registers(tid)
                 if isEnd(registers) { break }
@@ -324,4 +343,7 @@ enum InjectionFailure: Error {
     case stop(StopFailure)
     /// After the call the thread was somewhere else than right after the system call instruction.
     case unexpectedLocation(UInt64)
+    /// Injected code faulted (`signal` at `address`): the thread holds our registers in the fault's
+    /// stop, the signal not kept for it; `restore` puts it back. No call may follow.
+    case faulted(signal: Int32, address: UInt64)
 }

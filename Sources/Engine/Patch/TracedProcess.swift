@@ -337,7 +337,8 @@ final class TracedProcess {
     /// With `deliveringSignals` (a process held at its start, whose own code may run while it is
     /// stepped) a signal is delivered as it comes instead, as if the process were not traced: its
     /// handler runs, it dies, or it stops (then `.groupStopped`).
-    func runToSystemCallStop(_ tid: ThreadID, deadline: Monotonic.Instant, deliveringSignals: Bool = false) throws(StopFailure) -> Bool {
+    func runToSystemCallStop(_ tid: ThreadID, deadline: Monotonic.Instant, deliveringSignals: Bool = false,
+                             stoppingAt isFault: (Int32) -> Bool = { _ in false }) throws(StopFailure) -> Bool {
         guard threads[tid]?.stopped == true else { return false }
         while true {
             var signal: Int32 = 0
@@ -348,6 +349,14 @@ final class TracedProcess {
             guard try resume(tid, { (tid: ThreadID) throws(SystemError) in try Ptrace.resumeToSystemCall(tid, signal: signal) }) else { return false }
             while true {
                 let (eventTid, event) = try nextEvent(until: deadline)
+                // A signal `isFault` claims (a fault of injected code) ends the wait in its
+                // signal-delivery-stop, not kept for the detach: the caller puts the thread back.
+                if eventTid == tid, case let .stopped(signal, eventNumber) = event, eventNumber == 0,
+                   signal != TracedProcess.systemCallStopSignal, isFault(signal) {
+                    threads[tid]!.stopped = true
+                    threads[tid]!.atSystemCall = false
+                    return true
+                }
                 try record(tid: eventTid, event: event)
                 guard eventTid == tid else { continue }
                 guard let thread = threads[tid], thread.stopped else { return false }

@@ -357,3 +357,53 @@ extension LivePatchTests {
         }
     }
 }
+
+/// Injected code that faults (its page not executable, as when another process sharing the memory
+/// took it away): the fault is the injection's, never the process's.
+extension LivePatchTests {
+    @Test func program_whenItsCodeFaults_endsTheRunAndTheProcessNeverGetsTheSignal() throws {
+        let victim = try Live.startVictim(["--threads", "1"])
+        defer { victim.stop() }
+        let pid = ProcessID(victim.pid)
+        let calls = HostArchitecture.systemCalls
+        for stop in ["signal", "system call stops"] {
+            let deadline = Monotonic.now.adding(microseconds: 2_000_000)
+            let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline)
+            let memory = try ProcessMemory(pid: pid)
+            let found = PatchLoader.syscallInstruction(pid: pid, mappings: try ProcFS.maps(of: pid), memory: memory, cache: ObjectCache())
+            let injector = try SystemCallInjector(traced: traced, tid: ThreadID(victim.pid), instruction: try #require(found))
+            // A readable page that is not executable: the program's first instruction faults.
+            let page = UInt64(try injector.call(calls.mmap, [0, 4096, 1, 0x22, UInt64.max, 0], deadline: deadline))
+            let status = try ProcFS.status(of: pid, thread: ThreadID(victim.pid))
+            let programStop: SystemCallInjector.ProgramStop = stop == "signal"
+                ? .signal(SIGURG, processID: UInt64(try #require(status.namespaceProcessID)),
+                          threadID: UInt64(try #require(status.namespaceThreadID)))
+                : .systemCallStops
+            let program = InjectionProgram(calls: [.init(number: calls.close, arguments: [.value(UInt64.max)], expectation: .descriptor)],
+                                           cleanups: [], ending: programStop.ending)
+            let stub = page + PatchImageMarker.stubOffset
+            let programAddress = page + 0x800
+            let encoded = HostArchitecture.injectionProgram(program, stubDistance: Int(stub - programAddress))
+            try memory.write(encoded.bytes, at: programAddress)
+            try memory.write(injector.stub, at: stub)
+            injector.useStub(at: stub)
+            #expect {
+                _ = try injector.run(encoded, at: programAddress, stop: programStop, memory: memory, deadline: deadline)
+            } throws: { error in
+                guard case let .faulted(signal, address)? = error as? InjectionFailure else { return false }
+                return signal == SIGSEGV && address == programAddress
+            }
+            #expect(throws: InjectionFailure.self, "no call runs after the fault") {
+                _ = try injector.call(calls.close, [UInt64.max], deadline: deadline)
+            }
+            try injector.restore()
+            traced.release()
+            Thread.sleep(forTimeInterval: 0.1)
+            #expect(victim.isAlive, "\(stop): wait status \(String(describing: victim.waitStatus))")
+        }
+        #expect(try Live.behaviour(victim) == Live.original)
+        let first = try victim.freshLine()
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(try victim.freshLine() != first, "the process carries on")
+    }
+}
