@@ -63,28 +63,10 @@ final class AgentIntegrationTests: XCTestCase {
         let host = try AgentTestHost(name: "idle-memory")
         try host.publish()
         // Polled each second, the agent is never quiet for long: an hour, as on a real host.
-        let agentPID = try host.startAgent(["--poll-interval", "1h"]).pid
+        try host.startAgent(["--poll-interval", "1h"])
         _ = try host.waitForStatus("first cycle") { $0.channel.lastCheck != nil }
-        func codeMappings() throws -> [ResidentMapping] {
-            let path = "/proc/\(agentPID)/smaps"
-            return try ProcSmapsParser.parse(Files.read(path), path: path)
-                .filter { $0.mapping.path.hasSuffix("/hotpatch-agent") && $0.mapping.isExecutable }
-        }
-        func codeResidentKiB() throws -> UInt64 { try codeMappings().reduce(0) { $0 + $1.residentKiB } }
-        // Read right after the status answer: start, first cycle and answer are mapped.
-        let busy = try codeResidentKiB()
-        var idle = busy
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.25)
-            idle = try codeResidentKiB()
-            if idle < busy / 2 { break }
-        }
-        if idle >= busy / 2 {
-            // What kept it: a page of its own in the code (never dropped), or work all along (the log).
-            let code = (try? codeMappings())?.map { "\($0.mapping.path) rss \($0.residentKiB) anon \($0.anonymousKiB) dirty \($0.privateDirtyKiB) dropable \($0.holdsOnlyFilePages)" } ?? []
-            XCTFail("code mapped after a quiet spell: \(idle) KiB of \(busy); \(code)\n\(host.logTail())")
-        }
+        // Measured right after the status answer: start, first cycle and answer are mapped.
+        try host.expectCodeReleasedWhenQuiet()
         // The code maps back in from the page cache as it runs.
         XCTAssertNotNil(host.status(), "the agent still answers")
         XCTAssertEqual(host.stopAgent(), 0)

@@ -1,9 +1,7 @@
 import AgentProtocol
-import Engine
 import Foundation
 import Glibc
 import HotpatchFixtures
-import LinuxSystem
 import XCTest
 
 /// The real `hotpatch-agent` and new processes whose first act is to call a patched function (a
@@ -61,26 +59,10 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
     func testIdleAgent_afterTheGatePatchedNewProcesses_unmapsTheCodeThatRan() throws {
         // Polled each second, the agent is never quiet for long: an hour, as on a real host.
         let host = try gatedHost("exec-gate-idle-memory", arguments: ["--poll-interval", "1h"])
-        let agentPID = try XCTUnwrap(host.agent?.pid)
         let victims = try (0..<5).map { _ in try host.startVictim(threads: 1) }
         let status = try host.waitForStatus("patched at their start") { ($0.execGate?.patched ?? 0) >= victims.count }
         XCTAssertGreaterThanOrEqual(status.execGate?.patched ?? 0, victims.count)
-        func codeMappings() throws -> [ResidentMapping] {
-            let path = "/proc/\(agentPID)/smaps"
-            return try ProcSmapsParser.parse(Files.read(path), path: path)
-                .filter { $0.mapping.path.hasSuffix("/hotpatch-agent") && $0.mapping.isExecutable }
-        }
-        func codeResidentKiB() throws -> UInt64 { try codeMappings().reduce(0) { $0 + $1.residentKiB } }
-        let busy = try codeResidentKiB()
-        var idle = busy
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.25)
-            idle = try codeResidentKiB()
-            if idle < busy / 2 { break }
-        }
-        let code = (try? codeMappings())?.map { "rss \($0.residentKiB) anon \($0.anonymousKiB) dropable \($0.holdsOnlyFilePages)" } ?? []
-        XCTAssertLessThan(idle, busy / 2, "code mapped after a quiet spell: \(idle) KiB of \(busy); \(code)\n\(host.logTail())")
+        try host.expectCodeReleasedWhenQuiet()
         XCTAssertEqual(host.stopAgent(), 0, host.logTail())
     }
 
