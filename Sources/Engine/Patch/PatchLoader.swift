@@ -301,7 +301,13 @@ struct PatchLoader {
         }
         // In spare code the reservation is the first program's first call (`leading`); else it
         // runs alone now and the programs go into its marker page.
-        var area: ProgramArea
+        /// What a reservation's result means when it is an errno.
+        func reservationFailure(_ result: Int64) -> LoadFailure? {
+            guard result < 0 && result > -4096 else { return nil }
+            if -result == Int64(EEXIST) { return .busy("the chosen address range was taken meanwhile") }
+            return mapFailure(reserve.label, result)
+        }
+        let area: ProgramArea
         var reservation: UInt64
         var reserved = false
         var leading: [InjectionProgram.Call] = []
@@ -311,10 +317,7 @@ struct PatchLoader {
             leading = [.init(number: reserve.number, arguments: reserve.arguments.map { .value($0) }, expectation: .value(near))]
         } else {
             let reservationResult = try inject(reserve)
-            if reservationResult < 0 && reservationResult > -4096 {
-                if -reservationResult == Int64(EEXIST) { throw .busy("the chosen address range was taken meanwhile") }
-                throw mapFailure(reserve.label, reservationResult)
-            }
+            if let failure = reservationFailure(reservationResult) { throw failure }
             reservation = UInt64(bitPattern: reservationResult)
             reserved = true
             area = ProgramArea(start: reservation, stub: reservation + PatchImageMarker.stubOffset)
@@ -335,10 +338,7 @@ struct PatchLoader {
                 reserved = true
                 return
             }
-            if result < 0 && result > -4096 {
-                if -result == Int64(EEXIST) { throw .busy("the chosen address range was taken meanwhile") }
-                throw mapFailure(reserve.label, result)
-            }
+            if let failure = reservationFailure(result) { throw failure }
             let planned = reservation
             reservation = UInt64(bitPattern: result)
             reserved = true
