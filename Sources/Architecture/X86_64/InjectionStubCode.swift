@@ -22,37 +22,42 @@ public enum InjectionStubCode {
     public static func encode(registers: [UInt64], stackPointer: UInt64, flags: UInt64, instructionPointer: UInt64,
                               signalMask: UInt64) -> [UInt8] {
         precondition(registers.count == registerNumbers.count)
-        var code: [UInt8] = X86_64.systemCallInstruction     // syscall
+        // Encoded for every process a first apply loads into: appended in place, the rel32 fields
+        // set once the slots' offset is known.
+        var code = MachineCode(capacity: 256)
         var fixups: [(at: Int, slot: Int)] = []              // rel32 fields to point at a slot
-        func ripRelative(_ prefix: [UInt8], slot: Int) {
-            code += prefix
-            fixups.append((code.count, slot))
-            code += [0, 0, 0, 0]
-        }
+        fixups.reserveCapacity(registerNumbers.count + 4)
+        code.append(X86_64.systemCallInstruction)           // syscall
         // Slots: 0 mask, 1 flags, 2 … 16 registers, 17 rsp, 18 rip.
-        code += [0xB8] + littleEndianBytes(UInt32(X86_64.systemCalls.rtSigprocmask))  // mov eax, rt_sigprocmask
-        code += [0xBF, 2, 0, 0, 0]                           // mov edi, 2 (SIG_SETMASK)
-        ripRelative([0x48, 0x8D, 0x35], slot: 0)             // lea rsi, [rip+mask]
-        code += [0x31, 0xD2]                                 // xor edx, edx (no old mask)
-        code += [0x41, 0xBA, 8, 0, 0, 0]                     // mov r10d, 8 (sigset size)
-        code += X86_64.systemCallInstruction                 // syscall
-        ripRelative([0xFF, 0x35], slot: 1)                   // push qword [rip+flags]
-        code += [0x9D]                                       // popfq
+        code.append(0xB8)                                    // mov eax, rt_sigprocmask
+        code.append(littleEndian: UInt32(X86_64.systemCalls.rtSigprocmask))
+        code.append([0xBF, 2, 0, 0, 0])                      // mov edi, 2 (SIG_SETMASK)
+        code.append([0x48, 0x8D, 0x35])                      // lea rsi, [rip+mask]
+        fixups.append((code.appendField(), 0))
+        code.append([0x31, 0xD2])                            // xor edx, edx (no old mask)
+        code.append([0x41, 0xBA, 8, 0, 0, 0])                // mov r10d, 8 (sigset size)
+        code.append(X86_64.systemCallInstruction)           // syscall
+        code.append([0xFF, 0x35])                            // push qword [rip+flags]
+        fixups.append((code.appendField(), 1))
+        code.append(0x9D)                                    // popfq
         for (index, register) in registerNumbers.enumerated() {
             // mov reg, [rip+slot]: REX.W (+R for r8-r15), 8B, ModRM reg/rip-relative.
-            ripRelative([0x48 | (register >= 8 ? 4 : 0), 0x8B, ((register & 7) << 3) | 5], slot: 2 + index)
+            code.append([0x48 | (register >= 8 ? 4 : 0), 0x8B, ((register & 7) << 3) | 5])
+            fixups.append((code.appendField(), 2 + index))
         }
-        ripRelative([0x48, 0x8B, 0x25], slot: 17)            // mov rsp, [rip+rsp]
-        ripRelative([0xFF, 0x25], slot: 18)                  // jmp qword [rip+rip]
+        code.append([0x48, 0x8B, 0x25])                      // mov rsp, [rip+rsp]
+        fixups.append((code.appendField(), 17))
+        code.append([0xFF, 0x25])                            // jmp qword [rip+rip]
+        fixups.append((code.appendField(), 18))
         while code.count % 8 != 0 { code.append(0xCC) }      // int3 up to the slots
         let slotsStart = code.count
-        for fixup in fixups {
-            let displacement = Int32(slotsStart + fixup.slot * 8 - (fixup.at + 4))
-            code.replaceSubrange(fixup.at..<fixup.at + 4, with: littleEndianBytes(displacement))
-        }
-        let slots: [UInt64] = [signalMask, flags] + registers + [stackPointer, instructionPointer]
-        precondition(slots.count == slotCount)
-        for slot in slots { code += littleEndianBytes(slot) }
-        return code
+        for fixup in fixups { code.setDisplacement(at: fixup.at, toReach: slotsStart + fixup.slot * 8) }
+        code.append(littleEndian: signalMask)
+        code.append(littleEndian: flags)
+        for register in registers { code.append(littleEndian: register) }
+        code.append(littleEndian: stackPointer)
+        code.append(littleEndian: instructionPointer)
+        precondition(code.count == slotsStart + slotCount * 8)
+        return code.bytes
     }
 }
