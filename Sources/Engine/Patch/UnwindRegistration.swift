@@ -1,5 +1,6 @@
 import Architecture
 import Artifact
+import Glibc
 
 /// Registers a patch image's unwind tables (its `.eh_frame`) with the process's libgcc_s as
 /// `__register_frame_info` would, by writing the unwinder's list from outside, so that no code of
@@ -24,7 +25,7 @@ struct UnwindRegistration {
     static func prepare(patch: PatchObject, objects: [LoadedObject], cache: ObjectCache) throws(LoadFailure) -> UnwindRegistration? {
         // One unwinder per process in practice; should a second libgcc_s be mapped, the first one
         // (in address order) is the one the process's own code was bound to at start-up.
-        guard let unwinder = objects.first(where: { ($0.path.split(separator: "/").last ?? "").hasPrefix("libgcc_s.so") }),
+        guard let unwinder = objects.first(where: { isUnwinderLibrary($0.path) }),
               let table = try tableAddress(in: patch) else { return nil }
         guard let slot = recordOffset(in: patch) else {
             throw .unpatchable(.cannotMapPatchObject(detail: "\(patch.elf.path): no room after its last writable segment for the \(UnwinderRegistryLayout.recordSize)-byte record that registers its unwind tables with libgcc_s"))
@@ -34,6 +35,19 @@ struct UnwindRegistration {
         }
         return UnwindRegistration(table: table, recordOffset: slot, unwinder: unwinder, layout: layout)
     }
+
+    /// Whether `path` names a libgcc_s (its last component starts with `libgcc_s.so`). Compared
+    /// as bytes: it runs for every object of every process a first apply loads into, where
+    /// splitting the path as a String cost some 7 µs a process (docs/PERFORMANCE.md, run 18).
+    static func isUnwinderLibrary(_ path: String) -> Bool {
+        let prefix = unwinderPrefix
+        return path.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            let name = (bytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 }) ?? 0
+            guard bytes.count - name >= prefix.count else { return false }
+            return prefix.withUnsafeBufferPointer { memcmp(bytes.baseAddress! + name, $0.baseAddress!, prefix.count) == 0 }
+        } ?? ((path.split(separator: "/").last ?? "").hasPrefix("libgcc_s.so"))
+    }
+    private static let unwinderPrefix = Array("libgcc_s.so".utf8)
 
     /// The writes that register the image mapped at `base`, in order: the record, the list head,
     /// the unwinder's "any registered" flag; none when the record is in place already. Read with

@@ -65,3 +65,14 @@ extension LivePatchTests {
     }
     #expect(words == [UInt64.max, 0, 0, 0x7000_1000, 0x7F8, 0x7000_2000])
 }
+
+@Test func isUnwinderLibrary_matchesLibgccByItsLastComponentOnly() {
+    #expect(UnwindRegistration.isUnwinderLibrary("/lib/x86_64-linux-gnu/libgcc_s.so.1"))
+    #expect(UnwindRegistration.isUnwinderLibrary("/usr/lib/libgcc_s.so"))
+    #expect(UnwindRegistration.isUnwinderLibrary("libgcc_s.so.1"))
+    #expect(!UnwindRegistration.isUnwinderLibrary("/opt/libgcc_s.so.1/libc.so.6"))
+    #expect(!UnwindRegistration.isUnwinderLibrary("/lib/libgcc_s_seh.so.1"))
+    #expect(!UnwindRegistration.isUnwinderLibrary("/lib/libgcc_s.s"))
+    #expect(!UnwindRegistration.isUnwinderLibrary("/lib/"))
+    #expect(!UnwindRegistration.isUnwinderLibrary(""))
+}
