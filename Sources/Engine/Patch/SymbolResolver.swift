@@ -18,6 +18,12 @@ struct SymbolResolver {
     private var processBindings: [RequiredSymbol: SymbolBinding] = [:]
     /// Why a symbol could not be resolved, when it was found but is unusable; by symbol name.
     private(set) var problems: [String: String] = [:]
+    /// Each object's export table as the cache gave it (nil: not asked yet; .some(nil): none), and
+    /// each symbol's definition once found: every symbol is looked up twice (its process binding,
+    /// then its relocation), and the cache's lock, shared by every worker, was contended enough
+    /// to cost a futex call in a third of the lookups (docs/PERFORMANCE.md, run 18).
+    private var exportTables: [[String: [ELFSymbol]]??]
+    private var definitions: [RequiredSymbol: (object: LoadedObject, symbol: ELFSymbol)?] = [:]
 
     /// The process's loaded objects, the executable first.
     var loadedObjects: [LoadedObject] { objects }
@@ -28,6 +34,7 @@ struct SymbolResolver {
         self.objects = main + objects.filter { $0.path != executablePath }
         self.references = references
         self.cache = cache
+        exportTables = Array(repeating: nil, count: objects.count)
     }
 
     /// Reads from the process what binding `symbols` needs beyond symbol tables: the implementation
@@ -87,9 +94,17 @@ struct SymbolResolver {
 
     /// The first loaded object exporting `symbol` and its definition there: the version asked
     /// for (else an unversioned one), or for an unversioned request the default version.
-    private func definition(of symbol: RequiredSymbol) -> (object: LoadedObject, symbol: ELFSymbol)? {
-        for object in objects {
-            guard let table = try? cache.exports(of: object), let candidates = table[symbol.name] else { continue }
+    private mutating func definition(of symbol: RequiredSymbol) -> (object: LoadedObject, symbol: ELFSymbol)? {
+        if let known = definitions[symbol] { return known }
+        let found = firstDefinition(of: symbol)
+        definitions[symbol] = .some(found)
+        return found
+    }
+
+    private mutating func firstDefinition(of symbol: RequiredSymbol) -> (object: LoadedObject, symbol: ELFSymbol)? {
+        for (index, object) in objects.enumerated() {
+            if exportTables[index] == nil { exportTables[index] = .some(try? cache.exports(of: object)) }
+            guard let table = exportTables[index] ?? nil, let candidates = table[symbol.name] else { continue }
             let chosen: ELFSymbol?
             if let version = symbol.version {
                 chosen = candidates.first { $0.version == version } ?? candidates.first { $0.version == nil }
