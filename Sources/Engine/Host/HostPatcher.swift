@@ -128,7 +128,7 @@ public final class HostPatcher: Sendable {
     private func onWorkers<Result: Sendable>(count: Int, _ body: @escaping @Sendable (Worker, Int) -> Result) -> [Result] {
         guard count > 0 else { return [] }
         let next = Atomic<Int>(0)
-        let results = Mutex<[Int: Result]>([:])
+        let results = ResultSlots<Result>(count: count)
         let group = DispatchGroup()
         for worker in workers.prefix(count) {
             group.enter()
@@ -137,13 +137,13 @@ public final class HostPatcher: Sendable {
                     let index = next.add(1, ordering: .relaxed).oldValue
                     guard index < count else { break }
                     let result = body(worker, index)
-                    results.withLock { $0[index] = result }
+                    results.set(index, to: result)
                 }
                 group.leave()
             }
         }
         group.wait()
-        return results.withLock { collected in (0..<count).map { collected[$0]! } }
+        return results.collected()
     }
 
     /// `reconcile(_:desired:known:)` at the level `desired` (nil: none), levels cumulative per object.
@@ -268,4 +268,29 @@ extension ProcessPatchReport {
         report.objects = match.objects.map { ObjectPatchReport(path: $0.path, buildID: $0.buildID) }
         return report
     }
+}
+
+/// One result per index of a pass, each written by the one worker that took the index and read
+/// after every worker is done (`DispatchGroup.wait` orders the writes before the read): no lock,
+/// so a worker never waits on another to record a process (a mutex here was taken once a process
+/// by every worker; docs/PERFORMANCE.md, run 18).
+private final class ResultSlots<Result: Sendable>: @unchecked Sendable {
+    private let slots: UnsafeMutableBufferPointer<Result?>
+
+    /// `count` empty slots.
+    init(count: Int) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil)
+    }
+
+    deinit {
+        _ = slots.deinitialize()
+        slots.deallocate()
+    }
+
+    /// Records the result of `index`; each index is set once, by one thread.
+    func set(_ index: Int, to result: Result) { slots[index] = result }
+
+    /// Every result in index order, once every index was set.
+    func collected() -> [Result] { slots.map { $0! } }
 }

@@ -45,30 +45,36 @@ struct FileKey: Hashable, Sendable {
 /// Facts read once per file (device + inode) and shared by every process that maps it: build-id and
 /// load layout, and the exported dynamic symbols when symbol resolution needs them.
 public final class ObjectCache: Sendable {
-    private let identities = Mutex<[FileKey: Fact<ELFIdentity?>]>([:])
-    private let exports = Mutex<[FileKey: Fact<[String: [ELFSymbol]]>]>([:])
-    private let linkFacts = Mutex<[FileKey: Fact<ObjectLinkFacts>]>([:])
-    private let syscallOffsets = Mutex<[FileKey: Fact<UInt64?>]>([:])
-    private let unwinderLayouts = Mutex<[FileKey: Fact<UnwinderRegistryLayout?>]>([:])
-    private let patchObjects = Mutex<[String: (stamp: [Int], object: PatchObject)]>([:])
+    // Read by every worker for nearly every process of a pass, and written once per file: behind
+    // reader-writer locks (see `ReadMostly`), not mutexes.
+    private let identities = ReadMostly<[FileKey: Fact<ELFIdentity?>]>([:])
+    private let exports = ReadMostly<[FileKey: Fact<[String: [ELFSymbol]]>]>([:])
+    private let linkFacts = ReadMostly<[FileKey: Fact<ObjectLinkFacts>]>([:])
+    private let syscallOffsets = ReadMostly<[FileKey: Fact<UInt64?>]>([:])
+    private let unwinderLayouts = ReadMostly<[FileKey: Fact<UnwinderRegistryLayout?>]>([:])
+    private let patchObjects = ReadMostly<[String: (stamp: [Int], object: PatchObject)]>([:])
     /// Where the vDSO's first system call instruction lay in the last process whose vDSO was
-    /// searched: the vDSO is the kernel's, the same code in every native process.
-    private let vdsoSystemCall = Mutex<UInt64?>(nil)
+    /// searched (`noOffset`: none yet): the vDSO is the kernel's, the same code in every native process.
+    private let vdsoSystemCall = Atomic<UInt64>(ObjectCache.noOffset)
+    private static let noOffset = UInt64.max
 
     /// Set once the kernel refused a PROCMAP_QUERY (before Linux 6.11): spare code is then not used.
-    private let mappingQueriesRefused = Mutex<Bool>(false)
+    private let mappingQueriesRefused = Atomic<Bool>(false)
 
     /// Whether the kernel may answer PROCMAP_QUERY (none was refused yet).
-    var answersMappingQueries: Bool { !mappingQueriesRefused.withLock { $0 } }
+    var answersMappingQueries: Bool { !mappingQueriesRefused.load(ordering: .relaxed) }
 
     /// Remembers that the kernel cannot answer PROCMAP_QUERY.
-    func noteMappingQueriesRefused() { mappingQueriesRefused.withLock { $0 = true } }
+    func noteMappingQueriesRefused() { mappingQueriesRefused.store(true, ordering: .relaxed) }
 
     /// The offset of a system call instruction in the vDSO, last found (see `noteVDSOSystemCall`).
-    var vdsoSystemCallOffset: UInt64? { vdsoSystemCall.withLock { $0 } }
+    var vdsoSystemCallOffset: UInt64? {
+        let offset = vdsoSystemCall.load(ordering: .relaxed)
+        return offset == ObjectCache.noOffset ? nil : offset
+    }
 
     /// Remembers the offset of the vDSO's first system call instruction.
-    func noteVDSOSystemCall(at offset: UInt64) { vdsoSystemCall.withLock { $0 = offset } }
+    func noteVDSOSystemCall(at offset: UInt64) { vdsoSystemCall.store(offset, ordering: .relaxed) }
 
     /// One fact about one file, read by the first thread that needs it. A second thread that
     /// needs it meanwhile waits for that read instead of making its own (a pass's workers all
@@ -76,7 +82,7 @@ public final class ObjectCache: Sendable {
     /// threads that need other facts never wait for it. A failed read is not kept: the next
     /// thread tries again.
     private final class Fact<Value: Sendable>: Sendable {
-        let value = Mutex<Value?>(nil)
+        let value = ReadMostly<Value?>(nil)
     }
 
     /// An empty cache.
@@ -84,15 +90,16 @@ public final class ObjectCache: Sendable {
 
     /// The fact under `key` in `store`, loaded once when missing (see `Fact`). A load never asks
     /// the cache for another fact, so it never waits for itself.
-    private func cached<Key: Hashable & Sendable, Value: Sendable>(_ store: borrowing Mutex<[Key: Fact<Value>]>, _ key: Key,
+    private func cached<Key: Hashable & Sendable, Value: Sendable>(_ store: ReadMostly<[Key: Fact<Value>]>, _ key: Key,
                                                                    load: () throws -> Value) throws -> Value {
-        let fact = store.withLock { facts in
+        let fact = store.read { $0[key] } ?? store.write { facts in
             if let known = facts[key] { return known }
             let fresh = Fact<Value>()
             facts[key] = fresh
             return fresh
         }
-        return try fact.value.withLock { value throws -> Value in
+        if let known = fact.value.read({ $0 }) { return known }
+        return try fact.value.write { value throws -> Value in
             if let known = value { return known }
             let loaded = try load()
             value = loaded
@@ -129,9 +136,9 @@ public final class ObjectCache: Sendable {
     func patchObject(at path: String) throws -> PatchObject {
         let info = try Files.status(path)
         let stamp = [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]
-        if let known = patchObjects.withLock({ $0[path] }), known.stamp == stamp { return known.object }
+        if let known = patchObjects.read({ $0[path] }), known.stamp == stamp { return known.object }
         let object = try PatchObject(path: path)
-        patchObjects.withLock { $0[path] = (stamp, object) }
+        patchObjects.write { $0[path] = (stamp, object) }
         return object
     }
 
