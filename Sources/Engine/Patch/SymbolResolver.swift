@@ -20,8 +20,8 @@ struct SymbolResolver {
     private(set) var problems: [String: String] = [:]
     /// Each object's export table as the cache gave it (nil: not asked yet; .some(nil): none), and
     /// each symbol's definition once found: every symbol is looked up twice (its process binding,
-    /// then its relocation), and the cache's lock, shared by every worker, was contended enough
-    /// to cost a futex call in a third of the lookups (docs/PERFORMANCE.md, run 18).
+    /// then its relocation), each time through the cache's lock, which every worker shares: a third
+    /// of the lookups' samples were spent waiting on it (docs/PERFORMANCE.md, run 18).
     private var exportTables: [[String: [ELFSymbol]]??]
     private var definitions: [RequiredSymbol: (object: LoadedObject, symbol: ELFSymbol)?] = [:]
 
