@@ -114,6 +114,10 @@ struct PatchLoader {
         }
 
         let unwind = try UnwindRegistration.prepare(patch: patch, objects: resolver.loadedObjects, cache: cache)
+        // Every segment's mapping at the planned address: what the filters judge, what sizes the
+        // spare area, and (when the image lands there, as it does but without a near address) what
+        // the program runs. Built once: each carries a formatted label.
+        let segmentCalls = segmentMappings(base: reservationHint + PatchImageMarker.pageSize, fd: 3)
 
         // Every thread is held for the whole load, not only the one the calls run in: a thread left
         // running could install a seccomp filter (its own, or with SECCOMP_FILTER_FLAG_TSYNC one that
@@ -150,7 +154,7 @@ struct PatchLoader {
         // room (or a kernel that can confirm it, or a near address), the reservation runs alone first.
         let spare: ProgramArea? = near.flatMap { near in
             PatchLoader.spareProgramArea(in: pid, objects: resolver.loadedObjects, target: target, cache: cache, memory: memory,
-                                         bytes: areaBytes(near: near, total: total))
+                                         bytes: areaBytes(near: near, total: total, segments: segmentCalls))
         }
         // The first call alone is safest in place of a system call a thread was interrupted in (see
         // below), and with every thread stopped any thread asleep in one will do, the leader first.
@@ -191,7 +195,6 @@ struct PatchLoader {
         let open = PlannedSystemCall(label: "openat(\(path))", number: calls.openat,
                                      arguments: [PatchLoader.atCurrentDirectory, nameHint, PatchLoader.openFlags, 0])
         let memfd = PlannedSystemCall(label: "memfd_create", number: calls.memfdCreate, arguments: [nameHint, 1])
-        let segmentCalls = segmentMappings(base: reservationHint + PatchImageMarker.pageSize, fd: 3)
         let close = PlannedSystemCall(label: "close", number: calls.close, arguments: [3])
         let unmap = PlannedSystemCall(label: "munmap", number: calls.munmap, arguments: [reservationHint, total])
         let quietEnding = PlannedSystemCall(SystemCallInjector.ProgramStop.systemCallStops.ending,
@@ -424,7 +427,8 @@ struct PatchLoader {
             return mapFailure("close", result)
         }
         func mappingSteps(fd: InjectionProgram.Argument) -> [Step] {
-            segmentMappings(base: base, fd: 0).map { planned in
+            let segments = base == reservationHint + PatchImageMarker.pageSize ? segmentCalls : segmentMappings(base: base, fd: 0)
+            return segments.map { planned in
                 var arguments = planned.arguments.map { InjectionProgram.Argument.value($0) }
                 if planned.arguments[3] & PatchLoader.mapAnonymous == 0 { arguments[4] = fd }
                 return Step(label: planned.label, call: .init(number: planned.number, arguments: arguments, expectation: .value(planned.arguments[0])))
@@ -531,15 +535,16 @@ struct PatchLoader {
 
     /// The most bytes a load's programs need from the start of their area: the longer of the path
     /// and the memfd name, the largest program (the reservation, openat, every mapping, close and
-    /// an ending) and the stub, with the alignment between them.
-    private func areaBytes(near: UInt64, total: UInt64) -> UInt64 {
+    /// an ending) and the stub, with the alignment between them. `segments` are the mappings of an
+    /// image at `near` (`segmentMappings`).
+    private func areaBytes(near: UInt64, total: UInt64, segments: [PlannedSystemCall]) -> UInt64 {
         let calls = HostArchitecture.systemCalls
         let reservation = InjectionProgram.Call(number: calls.mmap, arguments: [
             near, total, PatchLoader.protRead | PatchLoader.protExec, PatchLoader.mapPrivate | PatchLoader.mapAnonymous | PatchLoader.mapFixedNoReplace,
             UInt64.max, 0].map { .value($0) }, expectation: .value(near))
         let open = InjectionProgram.Call(number: calls.openat, arguments: [
             .value(PatchLoader.atCurrentDirectory), .value(near), .value(PatchLoader.openFlags), .value(0)], expectation: .descriptor)
-        let mappings = segmentMappings(base: near + PatchImageMarker.pageSize, fd: 0).map { planned in
+        let mappings = segments.map { planned in
             var arguments = planned.arguments.map { InjectionProgram.Argument.value($0) }
             if planned.arguments[3] & PatchLoader.mapAnonymous == 0 { arguments[4] = .resultOf(1) }
             return InjectionProgram.Call(number: planned.number, arguments: arguments, expectation: .value(planned.arguments[0]))
