@@ -8,6 +8,14 @@ package enum Files {
         return try file.readAll(limit: limit)
     }
 
+    /// Reads a `/proc` file the kernel prints whole at each read (a process's stat, status or
+    /// cgroup; `OpenFile.readAll(limit:oneRecord:)`), refusing more than `limit` bytes: one read
+    /// fewer than `read(_:limit:)`. Not for files printed a record at a time, such as maps.
+    package static func readRecord(_ path: String, limit: Int) throws(SystemError) -> [UInt8] {
+        let file = try OpenFile(path: path, flags: O_RDONLY)
+        return try file.readAll(limit: limit, oneRecord: true)
+    }
+
     /// Reads the whole file at `path`, refusing more than `limit` bytes; nil when it does not exist.
     package static func readIfPresent(_ path: String, limit: Int = 64 << 20) throws(SystemError) -> [UInt8]? {
         let file: OpenFile

@@ -38,8 +38,10 @@ package struct OpenFile: ~Copyable {
 
     /// Reads into `buffer` until it is full or the file ends, from the current offset, or with
     /// pread(2) from `offset`; returns how many bytes. The one read loop of this file.
+    /// With `shortReadEnds`, a read that returns less than it asked for ends the loop too (see
+    /// `readAll(limit:oneRecord:)`).
     private static func fill(_ buffer: UnsafeMutableRawBufferPointer, descriptor: Int32, path: String,
-                             at offset: UInt64? = nil) throws(SystemError) -> Int {
+                             at offset: UInt64? = nil, shortReadEnds: Bool = false) throws(SystemError) -> Int {
         var done = 0
         while done < buffer.count {
             let start = done
@@ -52,6 +54,7 @@ package struct OpenFile: ~Copyable {
             }
             if n == 0 { break }
             done += n
+            if shortReadEnds, done < buffer.count { break }
         }
         return done
     }
@@ -84,7 +87,12 @@ package struct OpenFile: ~Copyable {
     /// docs/PERFORMANCE.md). `/proc` files report no size, so a file opened under `/proc/` is not
     /// even asked (one system call fewer for each of the several a process is read through on
     /// every scan): most are a few KiB, so the buffer starts at 16 KiB and grows fourfold.
-    package func readAll(limit: Int) throws(SystemError) -> [UInt8] {
+    ///
+    /// With `oneRecord`, the file is one the kernel prints whole for every read (a `/proc` file
+    /// made by one `single_open` show: a process's stat, status, cgroup): a read that does not
+    /// fill the buffer returned all of it, so the read that would only say "end of file" is left
+    /// out (one system call of the several a scan makes for each process).
+    package func readAll(limit: Int, oneRecord: Bool = false) throws(SystemError) -> [UInt8] {
         var info = stat()
         let size = !path.hasPrefix("/proc/") && fstat(raw, &info) == 0 && info.st_mode & S_IFMT == S_IFREG ? Int(info.st_size) : 0
         let path = path
@@ -103,7 +111,8 @@ package struct OpenFile: ~Copyable {
                 kept.withUnsafeBytes { bytes.copyMemory(from: $0) }
                 count = kept.count
                 do throws(SystemError) {
-                    count += try Self.fill(UnsafeMutableRawBufferPointer(rebasing: bytes[kept.count...]), descriptor: descriptor, path: path)
+                    count += try Self.fill(UnsafeMutableRawBufferPointer(rebasing: bytes[kept.count...]), descriptor: descriptor,
+                                           path: path, shortReadEnds: oneRecord)
                 } catch {
                     failure = error
                 }

@@ -59,6 +59,30 @@ import Testing
         #expect(text.hasSuffix("\n") && text.components(separatedBy: "VmFlags:").count > 10)
     }
 
+    @Test func readRecord_ofAProcessesStatusStatAndCgroup_givesWhatAReadToTheEndGives() throws {
+        // Each is printed whole by one show: a read short of the buffer has it all.
+        for name in ["status", "stat", "cgroup"] {
+            let path = "/proc/self/\(name)"
+            let record = try Files.readRecord(path, limit: 1 << 20)
+            let whole = try Files.read(path, limit: 1 << 20)
+            #expect(!record.isEmpty && record.last == UInt8(ascii: "\n"), "\(path)")
+            // The status's counters may move between two reads: the lines are compared by name.
+            let names = { (bytes: [UInt8]) in String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { $0.prefix { $0 != ":" } } }
+            #expect(names(record) == names(whole), "\(path)")
+        }
+    }
+
+    @Test func readRecord_ofAFileLongerThanItsFirstBuffer_stillReadsItWholeWithinTheLimit() throws {
+        let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
+        defer { scratch.remove() }
+        let bytes = (0..<40_000).map { UInt8(truncatingIfNeeded: $0 &* 11) }
+        let path = try scratch.write("data", bytes: bytes)
+        #expect(try Files.readRecord(path, limit: 1 << 20) == bytes)
+        #expect(throws: SystemError(call: "read", errno: EFBIG, subject: "\(path) (larger than 4096 bytes)")) {
+            try Files.readRecord(path, limit: 4096)
+        }
+    }
+
     @Test func readAll_afterAnEarlierRead_returnsTheRestOfARegularFile() throws {
         let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }

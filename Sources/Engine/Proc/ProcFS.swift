@@ -32,41 +32,41 @@ public enum ProcFS {
     /// Nanoseconds thread `tid` of `pid` has spent on a CPU (first field of
     /// /proc/PID/task/TID/schedstat), or nil if unreadable.
     static func cpuTime(process pid: ProcessID, thread tid: ThreadID) -> UInt64? {
-        guard let bytes = try? Files.read("/proc/\(pid)/task/\(tid)/schedstat", limit: 256) else { return nil }
+        guard let bytes = try? Files.readRecord("/proc/\(pid)/task/\(tid)/schedstat", limit: 256) else { return nil }
         return String(decoding: bytes, as: UTF8.self).split(separator: " ").first.flatMap { UInt64($0) }
     }
 
     /// The status of `pid` (/proc/PID/status).
     public static func status(of pid: ProcessID) throws -> ProcessStatus {
         let path = "/proc/\(pid)/status"
-        return try ProcessStatus.parse(Files.read(path, limit: 1 << 20), path: path)
+        return try ProcessStatus.parse(Files.readRecord(path, limit: 1 << 20), path: path)
     }
 
     /// The status of thread `tid` of `pid` (/proc/PID/task/TID/status): its own seccomp mode and
     /// tracer, which may differ from its leader's.
     public static func status(of pid: ProcessID, thread tid: ThreadID) throws -> ProcessStatus {
         let path = "/proc/\(pid)/task/\(tid)/status"
-        return try ProcessStatus.parse(Files.read(path, limit: 1 << 20), path: path)
+        return try ProcessStatus.parse(Files.readRecord(path, limit: 1 << 20), path: path)
     }
 
     /// The process thread `tid` belongs to (`Tgid:` of /proc/TID/status, which the kernel serves
     /// for any thread id though it lists only processes); throws ENOENT once the thread is gone.
     public static func process(ofThread tid: ThreadID) throws -> ProcessID {
         let path = "/proc/\(tid)/status"
-        return try ProcessStatus.parse(Files.read(path, limit: 1 << 20), path: path).processID
+        return try ProcessStatus.parse(Files.readRecord(path, limit: 1 << 20), path: path).processID
     }
 
     /// The identity (pid and start time) of `pid` (/proc/PID/stat).
     public static func identity(of pid: ProcessID) throws -> ProcessIdentity {
         let path = "/proc/\(pid)/stat"
-        let stat = try ProcessStatParser.parse(Files.read(path, limit: 1 << 16), path: path)
+        let stat = try ProcessStatParser.parse(Files.readRecord(path, limit: 1 << 16), path: path)
         return ProcessIdentity(pid: pid, startTime: stat.startTime)
     }
 
     /// True while the process is alive (not a zombie) and its pid was not reused by a later process.
     public static func isSameProcess(_ identity: ProcessIdentity) -> Bool {
         let path = "/proc/\(identity.pid)/stat"
-        guard let bytes = try? Files.read(path, limit: 1 << 16),
+        guard let bytes = try? Files.readRecord(path, limit: 1 << 16),
               let stat = try? ProcessStatParser.parse(bytes, path: path) else { return false }
         return stat.startTime == identity.startTime && stat.state != "Z" && stat.state != "X"
     }
@@ -139,7 +139,7 @@ public enum ProcFS {
 
     /// The text of /proc/PID/cgroup (the process's cgroup in each hierarchy), or nil once it is gone.
     public static func cgroup(of pid: ProcessID) -> String? {
-        guard let bytes = try? Files.read("/proc/\(pid)/cgroup", limit: 64 << 10) else { return nil }
+        guard let bytes = try? Files.readRecord("/proc/\(pid)/cgroup", limit: 64 << 10) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 
