@@ -51,8 +51,8 @@ public final class HostPatcher: Sendable {
     /// Each worker takes the next process, reads its maps and, when it matches, patches it at
     /// once from the mappings it just read: no second read of them, and no wait for the whole scan
     /// before the first patch. What the caller's health check needs of each patched process (its
-    /// credentials) is read by the worker right around its patch, so a process a broken fix kills
-    /// at once is judged by what it was.
+    /// credentials) is the patcher's own first look at it, taken a moment before its stop, so a
+    /// process a broken fix kills at once is judged by what it was.
     public func reconcile(among pids: [ProcessID]? = nil, desired: DesiredFixes, known: [Hotpatch],
                           excluding policy: ExclusionPolicy) -> [HostProcessReport] {
         let buildIDs = Set(known.flatMap { $0.targets.map(\.buildID) })
@@ -72,11 +72,9 @@ public final class HostPatcher: Sendable {
             switch policy.exclusion(of: pid, executable: executable, cgroup: { cgroup }) {
             case nil:
                 let report = Self.reconcile(match, on: worker, desired: desired, knownFixes: knownFixes, layout: layout)
-                // The patcher's own first look is the "before".
-                let after = report.outcome == .applied ? try? ProcFS.status(of: pid) : nil
-                let userIDs = report.outcome == .applied ? (after?.userIDs ?? report.statusBefore?.userIDs) : nil
-                return HostProcessReport(match: match, executable: executable, result: .reconciled(report), userIDs: userIDs,
-                                         command: (after ?? report.statusBefore)?.name, cgroup: cgroup)
+                return HostProcessReport(match: match, executable: executable, result: .reconciled(report),
+                                         userIDs: report.outcome == .applied ? report.statusBefore?.userIDs : nil,
+                                         command: report.statusBefore?.name, cgroup: cgroup)
             // Never attached: reported as the patcher would, so status shows it exposed.
             case .initProcess?:
                 return HostProcessReport(match: match, executable: executable,
@@ -237,12 +235,12 @@ public struct HostProcessReport: Sendable {
     public var executable: String
     /// What happened to it.
     public var result: Result
-    /// Its user ids, read on the worker right around its patch (after it, or before it when it
-    /// was gone by then): a process a broken fix kills at once is dead before the caller could
-    /// read them, and the health check judges a death by them. nil when not patched or unreadable.
+    /// Its user ids, as the patcher read them right before its patch (`statusBefore`): a process
+    /// a broken fix kills at once is dead before the caller could read them, and the health check
+    /// judges a death by them. nil when not patched or unreadable.
     public var userIDs: ProcessStatus.UserIDs?
-    /// Its command name (`comm`, escaped as /proc/PID/status prints it), read with the user ids or
-    /// at the patcher's first look; nil when not read.
+    /// Its command name (`comm`, escaped as /proc/PID/status prints it), read with the user ids;
+    /// nil when not read.
     public var command: String?
     /// The text of its /proc/PID/cgroup as the scan read it; nil when not read.
     public var cgroup: String?

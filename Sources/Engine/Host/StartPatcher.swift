@@ -32,9 +32,10 @@ public final class StartPatcher {
         let mapped = Set(match.objects.compactMap(\.buildID))
         let knownFixes = ObjectFix.all(of: known).filter { mapped.contains($0.target.buildID) }
         let report = patcher.reconcile(match, desired: desired, known: knownFixes, holding: hold)
-        // Read while it is still held: once let go, a broken fix may kill it at its first call.
-        let after = report.outcome == .applied ? try? ProcFS.status(of: pid) : nil
-        return HostProcessReport(match: match, executable: executable, result: .reconciled(report), userIDs: after?.userIDs,
-                                 command: (after ?? report.statusBefore)?.name)
+        // The patcher read them while the process was held: once let go, a broken fix may kill it
+        // at its first call.
+        return HostProcessReport(match: match, executable: executable, result: .reconciled(report),
+                                 userIDs: report.outcome == .applied ? report.statusBefore?.userIDs : nil,
+                                 command: report.statusBefore?.name)
     }
 }
