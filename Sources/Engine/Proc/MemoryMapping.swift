@@ -1,3 +1,5 @@
+import Glibc
+
 /// One line of /proc/PID/maps: a range of the process's address space and what backs it.
 public struct MemoryMapping: Sendable, Hashable {
     /// First address of the mapping.
@@ -68,10 +70,11 @@ public enum ProcMapsParser {
             mappings.reserveCapacity(buffer.count / 80 + 1)
             var scanner = ByteScanner(buffer)
             var lineNumber = 0
+            var lastPath: (bytes: Range<Int>, text: String)?
             while !scanner.isAtEnd {
                 lineNumber += 1
                 let lineEnd = scanner.next(UInt8(ascii: "\n"))
-                guard let mapping = parseLine(&scanner, lineEnd: lineEnd) else {
+                guard let mapping = parseLine(&scanner, lineEnd: lineEnd, lastPath: &lastPath) else {
                     let from = lineStart(buffer, before: lineEnd)
                     let shown = scanner.text(from..<min(lineEnd, from + 160))
                     throw EngineError.malformedProcFile(path: path, reason: "line \(lineNumber) is not a mapping: \"\(shown)\"")
@@ -91,7 +94,10 @@ public enum ProcMapsParser {
     }
 
     /// Parses one line from the cursor up to `lineEnd`; nil when a field is missing or bad.
-    private static func parseLine(_ s: inout ByteScanner, lineEnd: Int) -> MemoryMapping? {
+    /// `lastPath` is the path of the last line that had one: an object's several mappings follow
+    /// one another with the same path, which then shares that line's string instead of making
+    /// another (an allocation and a UTF-8 check for most lines of every process's maps).
+    private static func parseLine(_ s: inout ByteScanner, lineEnd: Int, lastPath: inout (bytes: Range<Int>, text: String)?) -> MemoryMapping? {
         guard let start = s.hex(), s.take(UInt8(ascii: "-")), let end = s.hex(), end >= start,
               s.take(UInt8(ascii: " ")) else { return nil }
         guard s.index + 4 < lineEnd else { return nil }
@@ -126,12 +132,22 @@ public enum ProcMapsParser {
                 pathEnd -= suffix.count
             }
         }
+        var path = ""
+        if s.index < pathEnd {
+            let bytes = s.index..<pathEnd
+            if let last = lastPath, last.bytes.count == bytes.count,
+               memcmp(p.baseAddress! + last.bytes.lowerBound, p.baseAddress! + bytes.lowerBound, bytes.count) == 0 {
+                path = last.text
+            } else {
+                path = s.text(bytes)
+                lastPath = (bytes, path)
+            }
+        }
         return MemoryMapping(
             start: start, end: end,
             isReadable: p[i] == UInt8(ascii: "r"), isWritable: p[i + 1] == UInt8(ascii: "w"),
             isExecutable: p[i + 2] == UInt8(ascii: "x"), isShared: p[i + 3] == UInt8(ascii: "s"),
             offset: offset, deviceMajor: UInt32(major), deviceMinor: UInt32(minor), inode: inode,
-            path: s.index < pathEnd ? s.text(s.index..<pathEnd) : "",
-            isDeleted: isDeleted)
+            path: path, isDeleted: isDeleted)
     }
 }

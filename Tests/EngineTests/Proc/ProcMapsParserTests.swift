@@ -19,6 +19,25 @@ private func parse(_ text: String) throws -> [MemoryMapping] {
     #expect(line.size == 0x5000)
 }
 
+@Test func maps_whenNeighbouringLinesShareAPathOrOnlyItsLength_keepsEachLinesOwnPath() throws {
+    // Lines with the same path share one string; a path of the same length but other bytes, an
+    // anonymous line between two of the same path and a deleted copy must each keep their own.
+    let m = try parse("""
+    55d000000000-55d000001000 r--p 00000000 fe:01 11 /usr/lib/liba.so
+    55d000001000-55d000002000 r-xp 00001000 fe:01 11 /usr/lib/liba.so
+    55d000002000-55d000003000 r--p 00002000 fe:01 12 /usr/lib/libb.so
+    55d000003000-55d000004000 rw-p 00000000 00:00 0
+    55d000004000-55d000005000 rw-p 00003000 fe:01 12 /usr/lib/libb.so
+    55d000005000-55d000006000 r--p 00000000 fe:01 13 /usr/lib/libb.so (deleted)
+    55d000006000-55d000007000 r--p 00000000 00:00 0 [heap]
+
+    """)
+    #expect(m.map(\.path) == ["/usr/lib/liba.so", "/usr/lib/liba.so", "/usr/lib/libb.so", "", "/usr/lib/libb.so",
+                               "/usr/lib/libb.so", "[heap]"])
+    #expect(m.map(\.isDeleted) == [false, false, false, false, false, true, false])
+    #expect(m.map(\.inode) == [11, 11, 12, 0, 12, 13, 0])
+}
+
 @Test func maps_whenAnonymousWithTrailingBlank_givesEmptyPath() throws {
     let m = try parse("7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \n7f0000001000-7f0000002000 ---p 00000000 00:00 0\n")
     #expect(m.count == 2)
