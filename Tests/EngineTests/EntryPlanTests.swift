@@ -1,4 +1,5 @@
 import Architecture
+import Glibc
 import Testing
 @testable import Engine
 
@@ -203,4 +204,16 @@ private let paddedStart = entry - 5
     #expect(PatchLoader.name(of: "/a/b/ü/") == "ü")
     #expect(PatchLoader.name(of: "/") == "/")
     #expect(PatchLoader.name(of: "") == "")
+}
+
+@Test func processSees_isTrueOnlyForTheVeryFileThePatchWasParsedFrom() throws {
+    // This process sees its own executable through its own /proc/PID/root.
+    let path = try ProcFS.executablePath(of: .current)
+    var info = stat()
+    #expect(stat(path, &info) == 0)
+    let parsed = (device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    #expect(PatchLoader.processSees(parsed, at: path, pid: .current))
+    // Another file at the path (a replacement since the parse), or no file there, is not it.
+    #expect(!PatchLoader.processSees((parsed.device, parsed.inode &+ 1), at: path, pid: .current))
+    #expect(!PatchLoader.processSees(parsed, at: path + "-missing", pid: .current))
 }

@@ -42,6 +42,14 @@ struct FileKey: Hashable, Sendable {
     }
 }
 
+/// A parsed patch object and the file (device, inode) it was parsed from: a process must open
+/// that very file for the image to be what the loader relocates.
+struct PatchFile: Sendable {
+    let object: PatchObject
+    let device: UInt64
+    let inode: UInt64
+}
+
 /// Facts read once per file (device + inode) and shared by every process that maps it: build-id and
 /// load layout, and the exported dynamic symbols when symbol resolution needs them.
 public final class ObjectCache: Sendable {
@@ -52,7 +60,7 @@ public final class ObjectCache: Sendable {
     private let linkFacts = ReadMostly<[FileKey: Fact<ObjectLinkFacts>]>([:])
     private let syscallOffsets = ReadMostly<[FileKey: Fact<UInt64?>]>([:])
     private let unwinderLayouts = ReadMostly<[FileKey: Fact<UnwinderRegistryLayout?>]>([:])
-    private let patchObjects = ReadMostly<[String: (stamp: [Int], object: PatchObject)]>([:])
+    private let patchObjects = ReadMostly<[String: (stamp: [Int], file: PatchFile)]>([:])
     /// Where the vDSO's first system call instruction lay in the last process whose vDSO was
     /// searched (`noOffset`: none yet): the vDSO is the kernel's, the same code in every native process.
     private let vdsoSystemCall = Atomic<UInt64>(ObjectCache.noOffset)
@@ -132,14 +140,15 @@ public final class ObjectCache: Sendable {
         try cached(linkFacts, object.fileKey) { try ObjectLinkFacts(elf: ELFFile.load(path: object.readablePath)) }
     }
 
-    /// The parsed patch object at `path`, parsed once per file version (device, inode, size, mtime).
-    func patchObject(at path: String) throws -> PatchObject {
+    /// The parsed patch object at `path`, parsed once per file version (device, inode, size, mtime),
+    /// with the file it was read from.
+    func patchFile(at path: String) throws -> PatchFile {
         let info = try Files.status(path)
         let stamp = [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]
-        if let known = patchObjects.read({ $0[path] }), known.stamp == stamp { return known.object }
-        let object = try PatchObject(path: path)
-        patchObjects.write { $0[path] = (stamp, object) }
-        return object
+        if let known = patchObjects.read({ $0[path] }), known.stamp == stamp { return known.file }
+        let file = PatchFile(object: try PatchObject(path: path), device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        patchObjects.write { $0[path] = (stamp, file) }
+        return file
     }
 
     /// Where the libgcc_s `object` keeps its registered unwind tables, read from its

@@ -35,6 +35,8 @@ struct PatchLoader {
     let path: String
     /// Facts about mapped files, shared across processes.
     let cache: ObjectCache
+    /// The device and inode of the file `patch` was parsed from (`ObjectCache.patchFile(at:)`).
+    let file: (device: UInt64, inode: UInt64)
     /// Its file name, which identifies the image in the process.
     var name: String { PatchLoader.name(of: path) }
 
@@ -105,13 +107,9 @@ struct PatchLoader {
         if let near {
             writes = try relocate(base: near + PatchImageMarker.pageSize, resolver: &resolver)
         }
-        let visible = PatchLoader.processSeesSameFile(pid: pid, path: path)
+        let visible = PatchLoader.processSees(file, at: path, pid: pid)
         var content: [UInt8] = []
-        if !visible {
-            do { content = try Files.read(path, limit: 1 << 30) } catch {
-                throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
-            }
-        }
+        if !visible { content = try parsedFileContent() }
 
         let unwind = try UnwindRegistration.prepare(patch: patch, objects: resolver.loadedObjects, cache: cache)
         // Every segment's mapping at the planned address: what the filters judge, what sizes the
@@ -241,11 +239,7 @@ struct PatchLoader {
         guard let (tid, gate, memfdNeeded, signals) = chosen else { throw .unpatchable(refusal ?? .processGone) }
         var useMemfd = memfdNeeded
 
-        if useMemfd && content.isEmpty {
-            do { content = try Files.read(path, limit: 1 << 30) } catch {
-                throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
-            }
-        }
+        if useMemfd && content.isEmpty { content = try parsedFileContent() }
         // Spare code goes back to the file's zeros once the thread is back to its own registers
         // (this runs after the injector's restore below) and before the threads are let go.
         var spareWritten = 0
@@ -445,9 +439,7 @@ struct PatchLoader {
             let results = try runProgram(steps, cleanups: [.init(number: calls.close, arguments: [.resultOf(0)], guardArgument: 0)])
             if let fd = results[0], fd < 0 {
                 // The process may not see or may not read our file (mount namespace, uid): copy it.
-                do { content = try Files.read(path, limit: 1 << 30) } catch {
-                    throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
-                }
+                content = try parsedFileContent()
                 useMemfd = true
                 text = "hotpatch:" + name
             } else {
@@ -676,12 +668,28 @@ struct PatchLoader {
         return groups
     }
 
-    /// Whether the process opening `path` would get our very file (same mount namespace view).
-    static func processSeesSameFile(pid: ProcessID, path: String) -> Bool {
-        guard let ours = try? Files.status(path), let theirs = try? Files.status("/proc/\(pid)/root" + path) else {
-            return false
+    /// The bytes of the file the patch object was parsed from, for a memfd copy: read from `path`
+    /// only while it is still that file (device and inode), since the relocations were planned
+    /// from that parse. A file replaced since is reported busy, for the next pass to parse again.
+    private func parsedFileContent() throws(LoadFailure) -> [UInt8] {
+        let content: [UInt8]?
+        do {
+            let opened = try OpenFile(path: path, flags: O_RDONLY)
+            let info = try opened.status()
+            content = UInt64(info.st_dev) == file.device && UInt64(info.st_ino) == file.inode ? try opened.readAll(limit: 1 << 30) : nil
+        } catch {
+            throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
         }
-        return ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino
+        guard let content else { throw .busy("\(path) was replaced after it was read for this patch") }
+        return content
+    }
+
+    /// Whether the process opening `path` would get `file`, the one the patch object was parsed
+    /// from (its mount namespace may show another file there, or none). Compared with the parsed
+    /// file's identity rather than a new stat of our own path: one path lookup fewer per process.
+    static func processSees(_ file: (device: UInt64, inode: UInt64), at path: String, pid: ProcessID) -> Bool {
+        guard let theirs = try? Files.status("/proc/\(pid)/root" + path) else { return false }
+        return UInt64(theirs.st_dev) == file.device && UInt64(theirs.st_ino) == file.inode
     }
 
     /// The address of a system call instruction in the process: in the vDSO, else in a mapped object.

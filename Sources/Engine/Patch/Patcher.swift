@@ -175,7 +175,7 @@ public final class Patcher {
         let fix: ObjectFix?
         let known: [ObjectFix]
         let sites: [Site]
-        var patchObject: PatchObject?
+        var patchFile: PatchFile?
         var imageBase: UInt64?
     }
 
@@ -241,8 +241,8 @@ public final class Patcher {
         // 2. Every patch object read and checked, still without touching the process.
         for position in work.indices {
             guard let fix = work[position].fix else { continue }
-            work[position].patchObject = try attributed(to: work[position].index, in: &report) { () throws(LoadFailure) -> PatchObject in
-                try Patcher.checkedPatchObject(fix.target, cache: cache)
+            work[position].patchFile = try attributed(to: work[position].index, in: &report) { () throws(LoadFailure) -> PatchFile in
+                try Patcher.checkedPatchFile(fix.target, cache: cache)
             }
         }
 
@@ -265,9 +265,10 @@ public final class Patcher {
         var loadEnded: Monotonic.Instant?
         defer { keptHold?.release() }
         for position in work.indices {
-            guard let fix = work[position].fix, let patchObject = work[position].patchObject else { continue }
+            guard let fix = work[position].fix, let patchFile = work[position].patchFile else { continue }
             let object = work[position].object
-            let loader = PatchLoader(patch: patchObject, path: fix.target.patchObjectPath, cache: cache)
+            let loader = PatchLoader(patch: patchFile.object, path: fix.target.patchObjectPath, cache: cache,
+                                     file: (patchFile.device, patchFile.inode))
             if let image = images.first(where: { $0.name == loader.name }) {
                 work[position].imageBase = image.base
                 continue
@@ -355,11 +356,12 @@ public final class Patcher {
     /// The patch object of `target`, read (cached) and checked: it exports every replacement, no
     /// function it redirects is shorter than the shortest jump, and it declares each referenced
     /// symbol as the reference's kind says (thread-local or not).
-    private static func checkedPatchObject(_ target: HotpatchTarget, cache: ObjectCache) throws(LoadFailure) -> PatchObject {
-        let patchObject: PatchObject
-        do { patchObject = try cache.patchObject(at: target.patchObjectPath) } catch {
+    private static func checkedPatchFile(_ target: HotpatchTarget, cache: ObjectCache) throws(LoadFailure) -> PatchFile {
+        let patchFile: PatchFile
+        do { patchFile = try cache.patchFile(at: target.patchObjectPath) } catch {
             throw .unpatchable(.patchObjectRejected(detail: "\(error)"))
         }
+        let patchObject = patchFile.object
         for redirection in target.redirections {
             // A shorter function is redirected through the padding before it, which the planner checked.
             guard redirection.padding > 0 || redirection.size >= UInt64(HostArchitecture.nearJumpLength) else {
@@ -378,7 +380,7 @@ public final class Patcher {
             let declared = need.isThreadLocal ? "declares it __thread" : "declares it an ordinary symbol"
             throw .unpatchable(.patchObjectRejected(detail: "\(target.patchObjectPath) \(declared), but the release's reference to \(reference.symbol) is of kind \(reference.kind.rawValue); rebuild the patch with the declaration the target has (\(reference.kind == .threadLocal ? "extern __thread" : "no __thread"))"))
         }
-        return patchObject
+        return patchFile
     }
 
     /// Maps `target`'s patch object into `pid` near `object`, with every thread held. `objects` are
@@ -408,7 +410,7 @@ public final class Patcher {
         var writes: [EntryWrite] = []
         for site in item.sites {
             var target: UInt64?
-            if let fix = item.fix, let base = item.imageBase, let patchObject = item.patchObject,
+            if let fix = item.fix, let base = item.imageBase, let patchObject = item.patchFile?.object,
                let wanted = fix.target.redirections.first(where: { $0.offset == site.redirection.offset }),
                let value = patchObject.exportedAddress(of: wanted.replacement) {
                 target = base &+ value
