@@ -120,6 +120,10 @@ public protocol Architecture {
     /// The code of `program`, to be written `stubDistance` bytes before a stub (`injectionStub`)
     /// whose system call instruction its ending runs on. Position-independent.
     static func injectionProgram(_ program: InjectionProgram, stubDistance: Int) -> EncodedInjectionProgram
+    /// `encoded` (a program's code, of the same length whatever its stub distance) made to end on
+    /// a stub `stubDistance` bytes after its start: its size decides where it goes, so it is
+    /// encoded once to learn it and only its ending's jump is changed for the place.
+    static func injectionProgram(_ encoded: EncodedInjectionProgram, stubDistance: Int) -> EncodedInjectionProgram
 
     // MARK: The kernel's reports of user faults
 

@@ -116,4 +116,13 @@ extension X86_64 {
     public static func injectionProgram(_ program: InjectionProgram, stubDistance: Int) -> EncodedInjectionProgram {
         InjectionProgramCode.encode(program, stubDistance: stubDistance)
     }
+
+    /// See `Architecture.injectionProgram(_:stubDistance:)`: the ending's `jmp rel32` is the last
+    /// five bytes, its displacement counted from the end of the code.
+    public static func injectionProgram(_ encoded: EncodedInjectionProgram, stubDistance: Int) -> EncodedInjectionProgram {
+        var bytes = encoded.bytes
+        let field = bytes.count - 4
+        withUnsafeBytes(of: Int32(stubDistance - bytes.count).littleEndian) { bytes.replaceSubrange(field..., with: $0) }
+        return EncodedInjectionProgram(bytes: bytes, resultCount: encoded.resultCount)
+    }
 }

@@ -357,13 +357,14 @@ struct PatchLoader {
         func runProgram(_ steps: [Step], cleanups: [InjectionProgram.Cleanup]) throws(LoadFailure) -> [Int64?] {
             let program = InjectionProgram(calls: steps.map(\.call), cleanups: cleanups, ending: programStop.ending).prefixed(by: leading)
             let stubOffset = area.stub - area.start
-            let size = HostArchitecture.injectionProgram(program, stubDistance: 0).bytes.count
+            let provisional = HostArchitecture.injectionProgram(program, stubDistance: 0)
+            let size = provisional.bytes.count
             let name = Array(text.utf8) + [0]
             guard UInt64(size) < stubOffset, UInt64(name.count) <= (stubOffset - UInt64(size)) & ~15 else {
                 throw .unpatchable(.patchObjectRejected(detail: "path \(path) is too long (\(text.utf8.count) bytes)"))
             }
             let offset = (stubOffset - UInt64(size)) & ~15
-            let encoded = HostArchitecture.injectionProgram(program, stubDistance: Int(stubOffset - offset))
+            let encoded = HostArchitecture.injectionProgram(provisional, stubDistance: Int(stubOffset - offset))
             // The name, the program and (the first time) the stub, in one write.
             var page = name + [UInt8](repeating: 0, count: Int(offset) - name.count) + encoded.bytes
             if !stubWritten {

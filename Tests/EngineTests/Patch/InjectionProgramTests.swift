@@ -17,7 +17,8 @@ private enum InProcess {
 
     /// Runs `program` and returns its results (nil where a call did not run).
     static func run(_ program: InjectionProgram) throws -> [Int64?] {
-        let encoded = X86_64.injectionProgram(program, stubDistance: stubOffset - programOffset)
+        // Encoded as the loader does: once to learn its size, then placed before the stub.
+        let encoded = X86_64.injectionProgram(X86_64.injectionProgram(program, stubDistance: 0), stubDistance: stubOffset - programOffset)
         #expect(encoded.bytes.count <= stubOffset - programOffset)
         guard let page = mmap(nil, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), page != MAP_FAILED,
               let stack = mmap(nil, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), stack != MAP_FAILED else {
@@ -169,4 +170,20 @@ private let atCurrentDirectory = UInt64(bitPattern: -100)
     #expect(try InProcess.run(InjectionProgram(calls: [], cleanups: [], ending: ending)) == [])
     var byte: UInt8 = 0
     #expect(read(ends[0], &byte, 1) == 0, "no writer is left")
+}
+
+@Test func injectionProgram_placedAfterEncoding_isTheCodeEncodedForThatPlace() {
+    let calls = X86_64.systemCalls
+    let program = InjectionProgram(
+        calls: [.init(number: calls.openat, arguments: [.value(UInt64(bitPattern: -100)), .value(0x7f00_0000_1000), .value(0), .value(0)],
+                      expectation: .descriptor),
+                .init(number: calls.mmap, arguments: [.value(0x7f00_0000_0000), .value(4096), .value(5), .value(0x12), .resultOf(0), .value(0)],
+                      expectation: .value(0x7f00_0000_0000))],
+        cleanups: [.init(number: calls.close, arguments: [.resultOf(0)], guardArgument: 0)],
+        ending: .init(number: calls.tgkill, arguments: [1, 2, 64]))
+    let provisional = X86_64.injectionProgram(program, stubDistance: 0)
+    for distance in [provisional.bytes.count, 0x800, 4095, -64, Int(Int32.max) - 1] {
+        #expect(X86_64.injectionProgram(provisional, stubDistance: distance) == X86_64.injectionProgram(program, stubDistance: distance),
+                "stub \(distance) bytes after the program's start")
+    }
 }
