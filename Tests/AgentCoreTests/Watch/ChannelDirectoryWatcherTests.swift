@@ -58,19 +58,32 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, within timeout: Duration) async
     }
 
     @Test func aBurstOfWrites_isReportedAtOnce_thenAtMostOnceMoreWhenItSettles() async throws {
-        let scratch = try TemporaryDirectory(prefix: "hotpatch-channel"), root = scratch.path
-        defer { scratch.remove() }
-        let watcher = try ChannelDirectoryWatcher(directory: root, coalescing: .seconds(1))
-        let counter = ReportCounter(watcher.changes())
-        for index in 0..<20 {
-            try Data("release \(index)".utf8).write(to: URL(fileURLWithPath: root + "/file-\(index)"))
+        // A burst is writes closer together than the quiet period. On a loaded machine (CI runs
+        // this beside tests that keep both CPUs busy; one such run took 31 s) the writing thread can
+        // be held off the CPU for longer than that in the middle of the loop, which makes two
+        // bursts: such a try is not the case under test, and is made again (three times at most).
+        for attempt in 1...3 {
+            let scratch = try TemporaryDirectory(prefix: "hotpatch-channel"), root = scratch.path
+            defer { scratch.remove() }
+            let watcher = try ChannelDirectoryWatcher(directory: root, coalescing: .seconds(1))
+            let counter = ReportCounter(watcher.changes())
+            let clock = ContinuousClock(), started = clock.now
+            for index in 0..<20 {
+                try Data("release \(index)".utf8).write(to: URL(fileURLWithPath: root + "/file-\(index)"))
+            }
+            let ended = clock.now
+            if ended - started >= .milliseconds(500), attempt < 3 { continue }
+            try await Task.sleep(for: .milliseconds(700))
+            let early = await counter.count
+            // Looked at within the quiet period only if this task was not held back past it.
+            if clock.now - ended < .seconds(1) {
+                #expect(early == 1, "the first write of the burst is reported at once, the rest not before the burst settles: \(early)")
+            }
+            try await Task.sleep(for: .milliseconds(1800))
+            let total = await counter.count
+            #expect((1...2).contains(total), "one burst (written in \(ended - started)) reported \(total) times")
+            return
         }
-        try await Task.sleep(for: .milliseconds(700))
-        let early = await counter.count
-        #expect(early == 1, "the first write of the burst is reported at once, the rest not before the burst settles: \(early)")
-        try await Task.sleep(for: .milliseconds(1800))
-        let total = await counter.count
-        #expect((1...2).contains(total), "one burst reported \(total) times")
     }
 
     @Test func aWriterThatNeverStops_isReportedAboutOncePerFiveQuietPeriods() async throws {
