@@ -83,8 +83,10 @@ struct PatchLoader {
     /// one, a process with no room near the target is refused before anything is injected.
     /// With `keepingHold` (and no `held`), a load that succeeds returns its hold still taken, every
     /// thread stopped, for the redirect to use: its pause is then the caller's to count.
+    /// `atHold` runs right before each time the load stops the process (the caller raises its
+    /// thread's priority there: everything before is planning that holds nothing).
     func load(into pid: ProcessID, target: LoadedObject, mappings: [MemoryMapping], requireNearFor needsNear: FunctionRedirection?,
-              resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
+              atHold: () -> Void = {}, resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
               deadline: Monotonic.Instant, holding held: TracedProcess? = nil, keepingHold: Bool = false,
               pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, stops: Int, hold: TracedProcess?) {
         let imageSize = patch.imageSize
@@ -124,6 +126,7 @@ struct PatchLoader {
         // A hold taken over from the exec gate (`held`) is used as it is, its other threads
         // stopped too, and never released here.
         func holdEveryThread() throws(LoadFailure) -> TracedProcess {
+            atHold()
             let stopDeadline = min(deadline, Monotonic.now.adding(microseconds: stopWithin))
             if let held {
                 do { try held.holdRemainingThreads(deadline: stopDeadline) } catch { throw PatchLoader.failure(error) }
@@ -144,15 +147,17 @@ struct PatchLoader {
             traced.release()
             if let first { pause = (pause ?? 0) + Monotonic.now.microseconds(since: first) }
         }
+        // The spare area's size is planned before the hold (it encodes the largest program).
+        let spareBytes = near.map { areaBytes(near: $0, total: total, segments: segmentCalls) }
         var traced = try holdEveryThread()
         // With every thread held, spare code of an object the process maps (the zeros after an
         // executable segment's end, in its last page) can take the stub and a program that makes
         // the reservation as its first call: the whole load then stops the thread once, and at no
         // moment does the thread hold our registers without a stub to put it back. Without such
         // room (or a kernel that can confirm it, or a near address), the reservation runs alone first.
-        let spare: ProgramArea? = near.flatMap { near in
+        let spare: ProgramArea? = spareBytes.flatMap { bytes in
             PatchLoader.spareProgramArea(in: pid, objects: resolver.loadedObjects, target: target, cache: cache, memory: memory,
-                                         bytes: areaBytes(near: near, total: total, segments: segmentCalls))
+                                         bytes: bytes)
         }
         // The first call alone is safest in place of a system call a thread was interrupted in (see
         // below), and with every thread stopped any thread asleep in one will do, the leader first.

@@ -255,12 +255,15 @@ public final class Patcher {
         let imagesToLoad = work.filter { item in
             item.fix.map { fix in !images.contains { $0.name == PatchLoader.name(of: fix.target.patchObjectPath) } } ?? false
         }.count
-        // That span runs raised as a whole: dropped to normal priority between the load and the
-        // redirect, the thread was preempted for 190 µs on average while the process waited stopped
-        // (the agent's other threads take the CPU). Restored after the hold's release (defer order).
+        // That span runs raised as a whole, from the load's hold to the redirect's release: dropped
+        // to normal priority between the load and the redirect, the thread was preempted for 190 µs
+        // on average while the process waited stopped (the agent's other threads take the CPU).
+        // Not raised before the hold: the load's planning holds nothing, and raised it kept the
+        // processes other workers hold from running their programs. Restored after the hold's
+        // release (defer order).
         let keepsHold = imagesToLoad == 1 && adopted == nil
-        if keepsHold { raisePriority() }
-        defer { if keepsHold { lowerPriority() } }
+        var holdRaised = false
+        defer { if holdRaised { lowerPriority() } }
         var keptHold: TracedProcess?
         var loadEnded: Monotonic.Instant?
         defer { keptHold?.release() }
@@ -278,7 +281,11 @@ public final class Patcher {
             do throws(LoadFailure) {
                 let loadedAndHeld = try load(loader, fix: fix.target, into: pid, object: object, objects: loaded,
                                              mappings: mappings, memory: memory, keepingHold: keepsHold,
-                                             pause: &pause, holds: &report.holds)
+                                             atHold: {
+                                                 guard keepsHold, !holdRaised else { return }
+                                                 raisePriority()
+                                                 holdRaised = true
+                                             }, pause: &pause, holds: &report.holds)
                 loadedImage = (loadedAndHeld.image, loadedAndHeld.injected, loadedAndHeld.stops)
                 if let hold = loadedAndHeld.hold {
                     keptHold = hold
@@ -385,20 +392,28 @@ public final class Patcher {
 
     /// Maps `target`'s patch object into `pid` near `object`, with every thread held. `objects` are
     /// the files the process maps (images loaded since are anonymous and change none of them).
+    /// `atHold` runs right before the load first stops the process.
     private func load(_ loader: PatchLoader, fix target: HotpatchTarget, into pid: ProcessID, object: LoadedObject,
                       objects: [LoadedObject], mappings: [MemoryMapping], memory: borrowing ProcessMemory,
-                      keepingHold: Bool, pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, stops: Int, hold: TracedProcess?) {
+                      keepingHold: Bool, atHold: () -> Void, pause: inout UInt64?,
+                      holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, stops: Int, hold: TracedProcess?) {
         // A function only the near jump can redirect (entry hop, too short, near_only) needs the image within its reach.
         let needsNear = target.redirections.first { $0.nearJumpNeed != nil }
         var references: [String: UInt64] = [:]
         for reference in target.references { references[reference.symbol] = object.loadBias &+ reference.offset }
         let executable = justRead?.executablePath ?? (try? ProcFS.executablePath(of: pid))
         var resolver = SymbolResolver(objects: objects, executablePath: executable, references: references, cache: cache)
-        // Like the stop window, the injection is short and runs raised: the time the held
-        // threads spend between our requests is where the agent's death costs the most.
-        raisePriority()
-        defer { lowerPriority() }
+        // Like the stop window, the injection is short and runs raised, from the hold on: the time
+        // the held threads spend between our requests is where the agent's death costs the most.
+        var raised = false
+        defer { if raised { lowerPriority() } }
         return try loader.load(into: pid, target: object, mappings: mappings, requireNearFor: needsNear,
+                               atHold: {
+                                   atHold()
+                                   guard !raised else { return }
+                                   raisePriority()
+                                   raised = true
+                               },
                                resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
                                deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
                                holding: adopted, keepingHold: keepingHold, pause: &pause, holds: &holds)

@@ -59,7 +59,7 @@ extension LivePatchTests {
         func policy() throws -> Int32 { try Live.tracer.perform { sched_getscheduler(0) } }
         let own = try policy()
         #expect(own != SCHED_FIFO)
-        // A first apply raises a span that holds the load and the redirect, each raised too.
+        // A first apply raises a span from the load's hold to the redirect, each raised too.
         let applied = try Live.reconcile(victim, desired: target, known: [target], patcher: patcher)
         #expect(applied.outcome == .applied && applied.injectedSystemCalls > 0)
         #expect(try policy() == own)
