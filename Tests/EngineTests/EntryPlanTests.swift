@@ -1,5 +1,4 @@
 import Architecture
-import Glibc
 import Testing
 @testable import Engine
 
@@ -209,11 +208,11 @@ private let paddedStart = entry - 5
 @Test func processSees_isTrueOnlyForTheVeryFileThePatchWasParsedFrom() throws {
     // This process sees its own executable through its own /proc/PID/root.
     let path = try ProcFS.executablePath(of: .current)
-    var info = stat()
-    #expect(stat(path, &info) == 0)
-    let parsed = (device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    let parsed = try StartFile(path: path)
     #expect(PatchLoader.processSees(parsed, at: path, pid: .current))
     // Another file at the path (a replacement since the parse), or no file there, is not it.
-    #expect(!PatchLoader.processSees((parsed.device, parsed.inode &+ 1), at: path, pid: .current))
+    let another = try StartFile(path: "/proc/self/cmdline")
+    #expect(another != parsed)
+    #expect(!PatchLoader.processSees(another, at: path, pid: .current))
     #expect(!PatchLoader.processSees(parsed, at: path + "-missing", pid: .current))
 }

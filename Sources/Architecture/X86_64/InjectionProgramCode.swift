@@ -120,9 +120,8 @@ extension X86_64 {
     /// See `Architecture.injectionProgram(_:stubDistance:)`: the ending's `jmp rel32` is the last
     /// five bytes, its displacement counted from the end of the code.
     public static func injectionProgram(_ encoded: EncodedInjectionProgram, stubDistance: Int) -> EncodedInjectionProgram {
-        var bytes = encoded.bytes
-        let field = bytes.count - 4
-        withUnsafeBytes(of: Int32(stubDistance - bytes.count).littleEndian) { bytes.replaceSubrange(field..., with: $0) }
-        return EncodedInjectionProgram(bytes: bytes, resultCount: encoded.resultCount)
+        var code = MachineCode(encoded.bytes)
+        code.setDisplacement(at: code.count - 4, toReach: stubDistance)
+        return EncodedInjectionProgram(bytes: code.bytes, resultCount: encoded.resultCount)
     }
 }

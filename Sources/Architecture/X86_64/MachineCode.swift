@@ -12,6 +12,9 @@ struct MachineCode {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Code encoded before, to change a field of.
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
     /// How many bytes so far: the offset of the next one.
     var count: Int { bytes.count }
 

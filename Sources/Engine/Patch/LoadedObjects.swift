@@ -46,8 +46,7 @@ struct FileKey: Hashable, Sendable {
 /// that very file for the image to be what the loader relocates.
 struct PatchFile: Sendable {
     let object: PatchObject
-    let device: UInt64
-    let inode: UInt64
+    let file: StartFile
 }
 
 /// Facts read once per file (device + inode) and shared by every process that maps it: build-id and
@@ -146,7 +145,7 @@ public final class ObjectCache: Sendable {
         let info = try Files.status(path)
         let stamp = [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]
         if let known = patchObjects.read({ $0[path] }), known.stamp == stamp { return known.file }
-        let file = PatchFile(object: try PatchObject(path: path), device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        let file = PatchFile(object: try PatchObject(path: path), file: StartFile(info))
         patchObjects.write { $0[path] = (stamp, file) }
         return file
     }

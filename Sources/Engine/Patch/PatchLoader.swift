@@ -35,8 +35,8 @@ struct PatchLoader {
     let path: String
     /// Facts about mapped files, shared across processes.
     let cache: ObjectCache
-    /// The device and inode of the file `patch` was parsed from (`ObjectCache.patchFile(at:)`).
-    let file: (device: UInt64, inode: UInt64)
+    /// The file `patch` was parsed from (`ObjectCache.patchFile(at:)`).
+    let file: StartFile
     /// Its file name, which identifies the image in the process.
     var name: String { PatchLoader.name(of: path) }
 
@@ -681,8 +681,7 @@ struct PatchLoader {
         let content: [UInt8]?
         do {
             let opened = try OpenFile(path: path, flags: O_RDONLY)
-            let info = try opened.status()
-            content = UInt64(info.st_dev) == file.device && UInt64(info.st_ino) == file.inode ? try opened.readAll(limit: 1 << 30) : nil
+            content = StartFile(try opened.status()) == file ? try opened.readAll(limit: 1 << 30) : nil
         } catch {
             throw .unpatchable(.patchObjectRejected(detail: "cannot read \(path): \(error)"))
         }
@@ -693,9 +692,8 @@ struct PatchLoader {
     /// Whether the process opening `path` would get `file`, the one the patch object was parsed
     /// from (its mount namespace may show another file there, or none). Compared with the parsed
     /// file's identity rather than a new stat of our own path: one path lookup fewer per process.
-    static func processSees(_ file: (device: UInt64, inode: UInt64), at path: String, pid: ProcessID) -> Bool {
-        guard let theirs = try? Files.status("/proc/\(pid)/root" + path) else { return false }
-        return UInt64(theirs.st_dev) == file.device && UInt64(theirs.st_ino) == file.inode
+    static func processSees(_ file: StartFile, at path: String, pid: ProcessID) -> Bool {
+        (try? StartFile(path: "/proc/\(pid)/root" + path)) == file
     }
 
     /// The address of a system call instruction in the process: in the vDSO, else in a mapped object.
