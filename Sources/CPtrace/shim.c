@@ -187,3 +187,7 @@ int cptrace_query_mapping(int maps_fd, unsigned long long address, unsigned long
     out->device_minor = query.dev_minor;
     return 0;
 }
+
+long cptrace_getdents64(int fd, void *buffer, unsigned long size) {
+    return syscall(SYS_getdents64, fd, buffer, size);
+}

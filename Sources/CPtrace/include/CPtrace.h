@@ -102,4 +102,8 @@ typedef struct {
 /// EINVAL: the kernel cannot answer).
 int cptrace_query_mapping(int maps_fd, unsigned long long address, unsigned long long required, cptrace_mapping *out);
 
+/// getdents64(2) on the open directory `fd` into `buffer`: bytes of struct linux_dirent64 entries
+/// filled, 0 at the directory's end, -1 with errno set.
+long cptrace_getdents64(int fd, void *buffer, unsigned long size);
+
 #endif

@@ -65,10 +65,10 @@ public final class HostPatcher: Sendable {
             guard let (match, found) = finder.processWithLayout(buildIDs: buildIDs, pid: candidates[index]) else { return nil }
             let pid = match.process.pid
             var layout = found
-            layout.executablePath = try? ProcFS.executablePath(of: pid)
+            layout.executablePath = found.directory.flatMap { try? ProcFS.executablePath(of: $0) }
             let executable = layout.executablePath ?? match.objects[0].path
             // Read here for the exclusions and for the caller (which names the process's unit).
-            let cgroup = ProcFS.cgroup(of: pid)
+            let cgroup = found.directory.flatMap { ProcFS.cgroup(of: $0) }
             switch policy.exclusion(of: pid, executable: executable, cgroup: { cgroup }) {
             case nil:
                 let report = Self.reconcile(match, on: worker, desired: desired, knownFixes: knownFixes, layout: layout)

@@ -87,7 +87,8 @@ struct PatchLoader {
     /// thread's priority there: everything before is planning that holds nothing).
     func load(into pid: ProcessID, target: LoadedObject, mappings: [MemoryMapping], requireNearFor needsNear: FunctionRedirection?,
               atHold: () -> Void = {}, resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
-              deadline: Monotonic.Instant, holding held: TracedProcess? = nil, keepingHold: Bool = false,
+              deadline: Monotonic.Instant, holding held: TracedProcess? = nil, directory: ProcessDirectory? = nil,
+              keepingHold: Bool = false,
               pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, stops: Int, hold: TracedProcess?) {
         let imageSize = patch.imageSize
         let total = imageSize + PatchImageMarker.pageSize
@@ -133,7 +134,7 @@ struct PatchLoader {
                 return held
             }
             do {
-                let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: stopDeadline)
+                let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: stopDeadline, directory: directory)
                 holds += 1
                 return traced
             } catch {
@@ -226,7 +227,7 @@ struct PatchLoader {
         var refusal: UnpatchableReason?
         candidates: for candidate in [sleeper ?? leader] + (second.map { [$0] } ?? []) {
             do throws(UnpatchableReason) {
-                let status = try SeccompGate.status(of: pid, thread: candidate)
+                let status = try SeccompGate.status(of: pid, thread: candidate, in: directory)
                 // In spare code the calls run there, and the stub's instruction stands for them all.
                 let gate = try SeccompGate(thread: candidate, status: status, instruction: spare?.stub ?? instruction)
                 let useMemfd = try needsMemfd(under: gate)

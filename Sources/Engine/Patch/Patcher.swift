@@ -84,6 +84,11 @@ public final class Patcher {
     /// asks the scheduler anything, so a nested span costs no system call.
     private var raisedSpans = 0
     private var outermostRaise: SchedulingPriority?
+    /// The /proc directory of the process the reconcile in progress works on: its reads, and the
+    /// thread listings of its holds, go through it (see `ProcessDirectory`).
+    private var directory: ProcessDirectory?
+    /// The patching process itself (never patched), asked once.
+    private let agent = ProcessID.current
 
     /// A patcher with `options`, sharing `cache` with its target finder.
     public init(options: PatchOptions = PatchOptions(), cache: ObjectCache = ObjectCache()) {
@@ -193,18 +198,25 @@ public final class Patcher {
                      report: inout ProcessPatchReport) throws(LoadFailure) {
         let pid = match.process.pid
         // The same rule as the host's exclusions, for callers that patch one process directly.
-        if let protected = ExclusionPolicy.protection(of: pid, agent: .current) {
+        if let protected = ExclusionPolicy.protection(of: pid, agent: agent) {
             throw .unpatchable(.protectedProcess(why: protected.description))
         }
-        guard ProcFS.isSameProcess(match.process) else { throw .unpatchable(.processGone) }
+        // The scan's directory was opened before it read the process's start time, so everything
+        // read through it is the matched process's (no second look at its identity needed); else
+        // the identity is checked through a directory opened now.
+        guard let directory = justRead?.directory ?? ProcessDirectory.identified(match.process) else {
+            throw .unpatchable(.processGone)
+        }
+        self.directory = directory
+        defer { self.directory = nil }
         let status: ProcessStatus
         var mappings: [MemoryMapping]
         let memory: ProcessMemory
         do {
-            status = try ProcFS.status(of: pid)
+            status = try ProcFS.status(of: directory)
             report.statusBefore = status
-            mappings = try justRead?.mappings ?? ProcFS.maps(of: pid)
-            memory = try ProcessMemory(pid: pid)
+            mappings = try justRead?.mappings ?? ProcFS.maps(of: directory)
+            memory = try ProcessMemory(directory)
         } catch {
             throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
         }
@@ -307,7 +319,7 @@ public final class Patcher {
                 item.fix.map { fix in !images.contains { $0.name == PatchLoader.name(of: fix.target.patchObjectPath) } } ?? false
             }
             if anotherLoad {
-                do { mappings = try ProcFS.maps(of: pid) } catch {
+                do { mappings = try ProcFS.maps(of: directory) } catch {
                     throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
                 }
             }
@@ -400,7 +412,7 @@ public final class Patcher {
         let needsNear = target.redirections.first { $0.nearJumpNeed != nil }
         var references: [String: UInt64] = [:]
         for reference in target.references { references[reference.symbol] = object.loadBias &+ reference.offset }
-        let executable = justRead?.executablePath ?? (try? ProcFS.executablePath(of: pid))
+        let executable = justRead?.executablePath ?? directory.flatMap { try? ProcFS.executablePath(of: $0) }
         var resolver = SymbolResolver(objects: objects, executablePath: executable, references: references, cache: cache)
         // Like the stop window, the injection is short and runs raised, from the hold on: the time
         // the held threads spend between our requests is where the agent's death costs the most.
@@ -415,7 +427,7 @@ public final class Patcher {
                                },
                                resolver: &resolver, memory: memory, stopWithin: options.stopDeadlineMicroseconds,
                                deadline: Monotonic.now.adding(microseconds: options.loadDeadlineMicroseconds),
-                               holding: adopted, keepingHold: keepingHold, pause: &pause, holds: &holds)
+                               holding: adopted, directory: directory, keepingHold: keepingHold, pause: &pause, holds: &holds)
     }
 
     /// The writes that bring `item`'s entries to its fix (jumps into its image) or back to the
@@ -536,7 +548,7 @@ public final class Patcher {
             } else if let continuing {
                 traced = continuing.hold
             } else {
-                traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true)
+                traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true, directory: directory)
                 report.holds += 1
             }
         } catch {
@@ -569,7 +581,9 @@ public final class Patcher {
                     return now == before
                 }
             deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
-            do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {
+            do {
+                traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true, directory: directory)
+            } catch {
                 throw PatchLoader.failure(error)
             }
             report.restops += 1
@@ -662,15 +676,17 @@ public final class Patcher {
     public func stopFloor(of process: ProcessIdentity) throws(StopFloorRefusal) -> StopWindowTimes {
         lastStopWindow = nil
         let pid = process.pid
-        if let protected = ExclusionPolicy.protection(of: pid, agent: .current) {
+        if let protected = ExclusionPolicy.protection(of: pid, agent: agent) {
             throw StopFloorRefusal(outcome: .unpatchable(.protectedProcess(why: protected.description)))
         }
-        guard ProcFS.isSameProcess(process) else { throw StopFloorRefusal(outcome: .unpatchable(.processGone)) }
+        guard let directory = ProcessDirectory.identified(process) else { throw StopFloorRefusal(outcome: .unpatchable(.processGone)) }
         raisePriority()
         defer { lowerPriority() }
         let deadline = Monotonic.now.adding(microseconds: options.stopDeadlineMicroseconds)
         let traced: TracedProcess
-        do { traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true) } catch {
+        do {
+            traced = try TracedProcess.stopAllThreads(pid: pid, deadline: deadline, readingRegisters: true, directory: directory)
+        } catch {
             throw StopFloorRefusal(outcome: Patcher.outcome(of: PatchLoader.failure(error)))
         }
         var clock = StopWindowClock(traced, enabled: true)

@@ -47,9 +47,11 @@ struct SeccompGate {
         try self.init(tid: tid, mode: status.seccompMode, instruction: instruction)
     }
 
-    /// /proc/PID/task/TID/status, for its seccomp mode; a process that is gone says so.
-    static func status(of pid: ProcessID, thread tid: ThreadID) throws(UnpatchableReason) -> ProcessStatus {
+    /// /proc/PID/task/TID/status (through the process's `directory` when given), for its seccomp
+    /// mode; a process that is gone says so.
+    static func status(of pid: ProcessID, thread tid: ThreadID, in directory: ProcessDirectory? = nil) throws(UnpatchableReason) -> ProcessStatus {
         do {
+            if let directory { return try ProcFS.status(of: directory, thread: tid) }
             return try ProcFS.status(of: pid, thread: tid)
         } catch {
             if error.isProcessGone { throw .processGone }

@@ -83,6 +83,9 @@ public struct TargetFinder: Sendable {
     struct ProcessLayout {
         let mappings: [MemoryMapping]
         let objects: [LoadedObject]
+        /// The process's /proc directory, opened before its start time was read: what is read
+        /// through it later is the same process's, whoever has its pid by then.
+        var directory: ProcessDirectory? = nil
         /// The executable's path, when the caller read it right after (`/proc/PID/exe`).
         var executablePath: String? = nil
     }
@@ -90,12 +93,12 @@ public struct TargetFinder: Sendable {
     /// The process's identity, its layout and the objects in it whose build-id is in `buildIDs`.
     private func objects(buildIDs: Set<BuildID>, in pid: ProcessID)
         -> (identity: ProcessIdentity?, layout: ProcessLayout, objects: [LoadedObject]) {
-        // The start time before the maps: a pid reused after it was read cannot pass the patcher's
-        // check of it (`ProcFS.isSameProcess`), so the maps, which a patch may start from, are
-        // always the identified process's.
-        guard let identity = try? ProcFS.identity(of: pid),
-              let mappings = try? ProcFS.maps(of: pid), !mappings.isEmpty else { return (nil, ProcessLayout(mappings: [], objects: []), []) }
+        // The start time and the maps through one open directory of the process: both are then
+        // the same process's, and so is everything a patch reads through it later.
+        guard let directory = try? ProcessDirectory(pid), let identity = try? ProcFS.identity(of: directory),
+              let mappings = try? ProcFS.maps(of: directory), !mappings.isEmpty else { return (nil, ProcessLayout(mappings: [], objects: []), []) }
         let loaded = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
-        return (identity, ProcessLayout(mappings: mappings, objects: loaded), loaded.filter { $0.buildID.map(buildIDs.contains) ?? false })
+        return (identity, ProcessLayout(mappings: mappings, objects: loaded, directory: directory),
+                loaded.filter { $0.buildID.map(buildIDs.contains) ?? false })
     }
 }

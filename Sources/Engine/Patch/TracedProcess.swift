@@ -64,10 +64,13 @@ final class TracedProcess {
     private var dying = Set<ThreadID>()
     /// Read each thread's registers as it stops (`stopAllThreads(readingRegisters:)`).
     private var readsRegistersAtStop = false
+    /// The process's /proc directory, when the caller holds it: the threads are listed through it.
+    private let directory: ProcessDirectory?
 
-    private init(pid: ProcessID, anchor: ThreadID) {
+    private init(pid: ProcessID, anchor: ThreadID, directory: ProcessDirectory? = nil) {
         self.pid = pid
         self.anchor = anchor
+        self.directory = directory
     }
 
     /// Seizes and stops the one thread `tid` of `pid`, leaving the others running. The loader never
@@ -90,9 +93,15 @@ final class TracedProcess {
     /// while the others are still on their way: the stop window needs them all, and only the last
     /// thread's read is then left after the last stop. Not for a hold whose registers an injection
     /// changes.
-    static func stopAllThreads(pid: ProcessID, deadline: Monotonic.Instant,
-                               readingRegisters: Bool = false) throws(StopFailure) -> TracedProcess {
-        let traced = TracedProcess(pid: pid, anchor: pid.mainThread)
+    ///
+    /// With the process's `directory` (opened when it was identified), the threads are listed
+    /// through it, and the listing that follows the seizes, which every hold makes to find threads
+    /// born meanwhile, fails once that process is gone: a pid reused by another process between
+    /// the identification and the seize stops that other process for a moment, then lets it go
+    /// untouched, the patch refused as gone.
+    static func stopAllThreads(pid: ProcessID, deadline: Monotonic.Instant, readingRegisters: Bool = false,
+                               directory: ProcessDirectory? = nil) throws(StopFailure) -> TracedProcess {
+        let traced = TracedProcess(pid: pid, anchor: pid.mainThread, directory: directory)
         traced.readsRegistersAtStop = readingRegisters
         do throws(StopFailure) {
             try traced.holdRemainingThreads(deadline: deadline)
@@ -151,6 +160,7 @@ final class TracedProcess {
 
     private func listThreads() throws(StopFailure) -> [ThreadID] {
         do {
+            if let directory { return try directory.threadIDs() }
             return try ProcFS.threadIDs(of: pid)
         } catch {
             throw .processGone

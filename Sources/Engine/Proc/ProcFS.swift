@@ -20,13 +20,21 @@ public enum ProcFS {
     public static func maps(of pid: ProcessID) throws -> [MemoryMapping] {
         let path = "/proc/\(pid)/maps"
         let bytes = try Files.read(path)
-        if bytes.isEmpty {
-            // An exited process still reads as empty once its file is open: tell that apart from a
-            // kernel thread by checking the process is still listed.
-            _ = try Files.status("/proc/\(pid)")
-            return []
-        }
-        return try ProcMapsParser.parse(bytes, path: path)
+        // An exited process still reads as empty once its file is open: tell that apart from a
+        // kernel thread by checking the process is still listed.
+        if bytes.isEmpty { _ = try Files.status("/proc/\(pid)") }
+        return try mappings(bytes, path: path)
+    }
+
+    /// `maps(of:)` of the process `directory` was opened for.
+    public static func maps(of directory: ProcessDirectory) throws -> [MemoryMapping] {
+        let bytes = try directory.read("maps")
+        if bytes.isEmpty, !directory.exists { throw SystemError(call: "open", errno: ESRCH, subject: "/proc/\(directory.pid)") }
+        return try mappings(bytes, path: "/proc/\(directory.pid)/maps")
+    }
+
+    private static func mappings(_ bytes: [UInt8], path: String) throws -> [MemoryMapping] {
+        bytes.isEmpty ? [] : try ProcMapsParser.parse(bytes, path: path)
     }
 
     /// Nanoseconds thread `tid` of `pid` has spent on a CPU (first field of
@@ -49,6 +57,17 @@ public enum ProcFS {
         return try ProcessStatus.parse(Files.readRecord(path, limit: 1 << 20), path: path)
     }
 
+    /// `status(of:)` of the process `directory` was opened for.
+    public static func status(of directory: ProcessDirectory) throws -> ProcessStatus {
+        try ProcessStatus.parse(directory.readRecord("status", limit: 1 << 20), path: "/proc/\(directory.pid)/status")
+    }
+
+    /// `status(of:thread:)` of a thread of the process `directory` was opened for.
+    public static func status(of directory: ProcessDirectory, thread tid: ThreadID) throws -> ProcessStatus {
+        let name = "task/\(tid)/status"
+        return try ProcessStatus.parse(directory.readRecord(name, limit: 1 << 20), path: "/proc/\(directory.pid)/\(name)")
+    }
+
     /// The process thread `tid` belongs to (`Tgid:` of /proc/TID/status, which the kernel serves
     /// for any thread id though it lists only processes); throws ENOENT once the thread is gone.
     public static func process(ofThread tid: ThreadID) throws -> ProcessID {
@@ -63,18 +82,40 @@ public enum ProcFS {
         return ProcessIdentity(pid: pid, startTime: stat.startTime)
     }
 
+    /// The identity of the process `directory` was opened for: whatever later reads through the
+    /// directory find is that process's.
+    public static func identity(of directory: ProcessDirectory) throws -> ProcessIdentity {
+        let stat = try ProcessStatParser.parse(directory.readRecord("stat", limit: 1 << 16), path: "/proc/\(directory.pid)/stat")
+        return ProcessIdentity(pid: directory.pid, startTime: stat.startTime)
+    }
+
     /// True while the process is alive (not a zombie) and its pid was not reused by a later process.
+    /// Two processes started in the same clock tick look alike here; `ProcessDirectory.identified`
+    /// tells them apart from then on.
     public static func isSameProcess(_ identity: ProcessIdentity) -> Bool {
         let path = "/proc/\(identity.pid)/stat"
-        guard let bytes = try? Files.readRecord(path, limit: 1 << 16),
-              let stat = try? ProcessStatParser.parse(bytes, path: path) else { return false }
+        guard let bytes = try? Files.readRecord(path, limit: 1 << 16) else { return false }
+        return isSameProcess(identity, stat: bytes, path: path)
+    }
+
+    /// Whether the /proc/PID/stat text `bytes` is `identity`'s, alive.
+    static func isSameProcess(_ identity: ProcessIdentity, stat bytes: [UInt8], path: String) -> Bool {
+        guard let stat = try? ProcessStatParser.parse(bytes, path: path) else { return false }
         return stat.startTime == identity.startTime && stat.state != "Z" && stat.state != "X"
     }
 
     /// The executable of `pid` (readlink of /proc/PID/exe), without the kernel's " (deleted)" suffix;
     /// kernel threads have none and throw ENOENT, like a process that is gone.
     public static func executablePath(of pid: ProcessID) throws -> String {
-        let target = try Files.readLink("/proc/\(pid)/exe")
+        executablePath(linkedAs: try Files.readLink("/proc/\(pid)/exe"))
+    }
+
+    /// `executablePath(of:)` of the process `directory` was opened for.
+    public static func executablePath(of directory: ProcessDirectory) throws -> String {
+        executablePath(linkedAs: try directory.readLink("exe"))
+    }
+
+    private static func executablePath(linkedAs target: String) -> String {
         let suffix = " (deleted)"
         return target.hasSuffix(suffix) ? String(target.dropLast(suffix.count)) : target
     }
@@ -140,6 +181,12 @@ public enum ProcFS {
     /// The text of /proc/PID/cgroup (the process's cgroup in each hierarchy), or nil once it is gone.
     public static func cgroup(of pid: ProcessID) -> String? {
         guard let bytes = try? Files.readRecord("/proc/\(pid)/cgroup", limit: 64 << 10) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `cgroup(of:)` of the process `directory` was opened for.
+    public static func cgroup(of directory: ProcessDirectory) -> String? {
+        guard let bytes = try? directory.readRecord("cgroup", limit: 64 << 10) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 

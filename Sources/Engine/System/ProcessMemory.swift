@@ -14,6 +14,12 @@ struct ProcessMemory: ~Copyable {
         self.file = try OpenFile(path: "/proc/\(pid)/mem", flags: O_RDWR)
     }
 
+    /// The memory of the process `directory` was opened for (its mem file opened through it).
+    init(_ directory: ProcessDirectory) throws {
+        pid = directory.pid
+        file = try directory.open("mem", flags: O_RDWR)
+    }
+
     /// Reads `count` bytes at `address`; fails if any of them is unmapped.
     func read(at address: UInt64, count: Int) throws -> [UInt8] {
         let bytes = try file.read(at: address, count: count)

@@ -1,0 +1,107 @@
+import CPtrace
+import Glibc
+import LinuxSystem
+
+/// A process's /proc directory held open: everything read through it is that one process's, even
+/// once its pid is reused, since the kernel binds the open directory to the process and not to the
+/// number (a read after the process is reaped fails with ESRCH, whoever has the pid by then). The
+/// files under it are opened by name relative to it, so their paths are not walked from /proc
+/// again. Closed when the last reference goes.
+public final class ProcessDirectory: @unchecked Sendable {
+    /// The process's id when the directory was opened.
+    public let pid: ProcessID
+    private let directory: OpenFile
+    /// O_PATH (not exported to Swift by Glibc): a handle to name files relative to, with no read
+    /// access of its own. The same value on every architecture Linux and Swift share.
+    private static let pathOnly: Int32 = 0o10000000
+
+    /// Opens /proc/PID; throws ENOENT when no such process is listed.
+    public init(_ pid: ProcessID) throws(SystemError) {
+        self.pid = pid
+        directory = try OpenFile(path: "/proc/\(pid)", flags: ProcessDirectory.pathOnly | O_DIRECTORY)
+    }
+
+    /// The directory of `identity`'s process, once its start time, read through the directory,
+    /// shows that very process there and alive; nil when it is gone or its pid is another's. From
+    /// then on the directory tells the two apart even if a process started in the same clock tick
+    /// (the start time's unit) takes the pid.
+    public static func identified(_ identity: ProcessIdentity) -> ProcessDirectory? {
+        guard let directory = try? ProcessDirectory(identity.pid),
+              let stat = try? directory.readRecord("stat", limit: 1 << 16),
+              ProcFS.isSameProcess(identity, stat: stat, path: "/proc/\(identity.pid)/stat") else { return nil }
+        return directory
+    }
+
+    /// Whether the process this directory was opened for is still there (running, stopped, or
+    /// exited but not reaped): while it is, its pid is no other process's. One fstatat(2) of its
+    /// stat file, which the kernel answers ESRCH once the process is reaped.
+    public var exists: Bool {
+        var info = stat()
+        return fstatat(directory.raw, "stat", &info, 0) == 0
+    }
+
+    /// `name` (a path relative to the process's directory, such as "status" or "task/TID/status")
+    /// opened with `flags`; errors name /proc/PID/`name`.
+    func open(_ name: String, flags: Int32) throws(SystemError) -> OpenFile {
+        try OpenFile(in: directory, name: name, path: "/proc/\(pid)/\(name)", flags: flags)
+    }
+
+    /// The whole of `name`, at most `limit` bytes (`Files.read`).
+    func read(_ name: String, limit: Int = 64 << 20) throws(SystemError) -> [UInt8] {
+        try open(name, flags: O_RDONLY).readAll(limit: limit)
+    }
+
+    /// A file the kernel prints whole at each read (`Files.readRecord`): stat, status, cgroup.
+    func readRecord(_ name: String, limit: Int) throws(SystemError) -> [UInt8] {
+        try open(name, flags: O_RDONLY).readAll(limit: limit, oneRecord: true)
+    }
+
+    /// The target of the link `name` (such as "exe"). readlinkat(2).
+    func readLink(_ name: String) throws(SystemError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let capacity = buffer.count - 1
+        let folder = directory.raw
+        let n = try SystemCall.run("readlinkat", "/proc/\(pid)/\(name)") { readlinkat(folder, name, &buffer, capacity) }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The process's threads (its task folder), in increasing order. Read with getdents64 into one
+    /// buffer: a read that left room for several more entries had them all (the kernel fills the
+    /// buffer while threads remain), so a process of a few threads costs one read, not a second
+    /// that only says the folder ended.
+    func threadIDs() throws(SystemError) -> [ThreadID] {
+        let task = try open("task", flags: O_RDONLY | O_DIRECTORY)
+        let capacity = 32 * 1024
+        // Room for two more of the largest entries a thread id makes (a 19-byte header, ten
+        // digits and the terminator, rounded up to 8): less left means the buffer may have cut the list.
+        let complete = capacity - 2 * 32
+        var tids: [ThreadID] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 8)
+        defer { buffer.deallocate() }
+        let descriptor = task.raw
+        while true {
+            let filled = try SystemCall.run("getdents64", task.path) { cptrace_getdents64(descriptor, buffer.baseAddress!, UInt(capacity)) }
+            if filled == 0 { break }
+            var offset = 0
+            while offset < filled {
+                // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name (NUL-terminated).
+                let length = Int(buffer.load(fromByteOffset: offset + 16, as: UInt16.self))
+                guard length > 0 else { break }
+                var value: Int32 = 0
+                var digits = 0
+                var index = offset + 19
+                while index < offset + length, buffer[index] != 0 {
+                    let byte = buffer[index]
+                    guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 9 else { digits = -1; break }
+                    value = value &* 10 &+ Int32(byte - UInt8(ascii: "0"))
+                    digits += 1
+                    index += 1
+                }
+                if digits > 0, value > 0 { tids.append(ThreadID(value)) }
+                offset += length
+            }
+            if filled <= complete { break }
+        }
+        return tids.sorted()
+    }
+}
