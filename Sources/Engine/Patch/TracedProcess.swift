@@ -64,8 +64,10 @@ final class TracedProcess {
     private var dying = Set<ThreadID>()
     /// Read each thread's registers as it stops (`stopAllThreads(readingRegisters:)`).
     private var readsRegistersAtStop = false
-    /// The process's /proc directory, when the caller holds it: the threads are listed through it.
+    /// The process's /proc directory, when the caller holds it: the threads are listed through it,
+    /// its task folder opened once for all the listings of the hold.
     private let directory: ProcessDirectory?
+    private var threadListing: ThreadListing?
 
     private init(pid: ProcessID, anchor: ThreadID, directory: ProcessDirectory? = nil) {
         self.pid = pid
@@ -160,7 +162,10 @@ final class TracedProcess {
 
     private func listThreads() throws(StopFailure) -> [ThreadID] {
         do {
-            if let directory { return try directory.threadIDs() }
+            if let directory {
+                if threadListing == nil { threadListing = try directory.threadListing() }
+                return try threadListing!.threadIDs()
+            }
             return try ProcFS.threadIDs(of: pid)
         } catch {
             throw .processGone

@@ -65,43 +65,72 @@ public final class ProcessDirectory: @unchecked Sendable {
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The process's threads (its task folder), in increasing order. Read with getdents64 into one
-    /// buffer: a read that left room for several more entries had them all (the kernel fills the
-    /// buffer while threads remain), so a process of a few threads costs one read, not a second
-    /// that only says the folder ended.
+    /// The process's threads (its task folder), in increasing order (`ThreadListing`).
     func threadIDs() throws(SystemError) -> [ThreadID] {
-        let task = try open("task", flags: O_RDONLY | O_DIRECTORY)
-        let capacity = 32 * 1024
-        // Room for two more of the largest entries a thread id makes (a 19-byte header, ten
-        // digits and the terminator, rounded up to 8): less left means the buffer may have cut the list.
-        let complete = capacity - 2 * 32
-        var tids: [ThreadID] = []
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 8)
-        defer { buffer.deallocate() }
+        try threadListing().threadIDs()
+    }
+
+    /// The process's task folder held open, to list its threads again and again.
+    func threadListing() throws(SystemError) -> ThreadListing {
+        ThreadListing(try open("task", flags: O_RDONLY | O_DIRECTORY))
+    }
+}
+
+/// A process's task folder held open: each listing is a rewind and a getdents64 into one buffer,
+/// no path looked up again (a hold lists the threads before and after its seizes, the second time
+/// with the process held). A read that left room for several more entries had them all (the kernel
+/// fills the buffer while threads remain), so a process of a few threads costs one read a listing,
+/// not a second that only says the folder ended.
+final class ThreadListing {
+    private let task: OpenFile
+    private var listed = false
+    private static let capacity = 32 * 1024
+    /// Room for two more of the largest entries a thread id makes (a 19-byte header, up to ten
+    /// digits and the terminator, rounded up to 8): less left means the buffer may have cut the list.
+    private static let complete = capacity - 2 * 32
+
+    init(_ task: consuming OpenFile) { self.task = task }
+
+    /// The threads now, in increasing order.
+    func threadIDs() throws(SystemError) -> [ThreadID] {
         let descriptor = task.raw
+        if listed { try SystemCall.run("lseek", task.path) { lseek(descriptor, 0, SEEK_SET) } }
+        listed = true
+        var tids: [ThreadID] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.capacity, alignment: 8)
+        defer { buffer.deallocate() }
         while true {
-            let filled = try SystemCall.run("getdents64", task.path) { cptrace_getdents64(descriptor, buffer.baseAddress!, UInt(capacity)) }
+            let filled = try SystemCall.run("getdents64", task.path) {
+                cptrace_getdents64(descriptor, buffer.baseAddress!, UInt(Self.capacity))
+            }
             if filled == 0 { break }
             var offset = 0
             while offset < filled {
                 // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name (NUL-terminated).
                 let length = Int(buffer.load(fromByteOffset: offset + 16, as: UInt16.self))
                 guard length > 0 else { break }
-                var value: Int32 = 0
-                var digits = 0
-                var index = offset + 19
-                while index < offset + length, buffer[index] != 0 {
-                    let byte = buffer[index]
-                    guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 9 else { digits = -1; break }
-                    value = value &* 10 &+ Int32(byte - UInt8(ascii: "0"))
-                    digits += 1
-                    index += 1
-                }
-                if digits > 0, value > 0 { tids.append(ThreadID(value)) }
+                if let tid = Self.threadID(in: buffer, from: offset + 19, to: offset + length) { tids.append(tid) }
                 offset += length
             }
-            if filled <= complete { break }
+            if filled <= Self.complete { break }
         }
         return tids.sorted()
     }
+
+    /// The decimal name between `start` and its terminator (before `end`) as a thread id; nil for
+    /// "." and "..", or anything else not a number.
+    private static func threadID(in buffer: UnsafeMutableRawBufferPointer, from start: Int, to end: Int) -> ThreadID? {
+        var value: Int32 = 0
+        var digits = 0
+        var index = start
+        while index < end, buffer[index] != 0 {
+            let byte = buffer[index]
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 9 else { return nil }
+            value = value * 10 + Int32(byte - UInt8(ascii: "0"))
+            digits += 1
+            index += 1
+        }
+        return digits > 0 && value > 0 ? ThreadID(value) : nil
+    }
+
 }

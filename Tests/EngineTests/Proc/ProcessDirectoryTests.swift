@@ -1,5 +1,7 @@
+import Foundation
 import Glibc
 import LinuxSystem
+import Synchronization
 import Testing
 @testable import Engine
 
@@ -30,6 +32,42 @@ import Testing
     #expect(before.intersection(after).isSubset(of: Set(listed)), "every thread listed before and after is listed")
     #expect(Set(listed).isSubset(of: before.union(after)))
     #expect(listed.contains(ThreadID.current) && listed.contains(ThreadID(ProcessID.current.rawValue)))
+}
+
+@Test func threadListing_afterThreadsStartAndEnd_listsThemAgainFromTheSameOpenFolder() throws {
+    let listing = try ProcessDirectory(ProcessID.current).threadListing()
+    let started = DispatchSemaphore(value: 0), finish = DispatchSemaphore(value: 0), ended = DispatchSemaphore(value: 0)
+    let tids = Mutex<[ThreadID]>([])
+    for _ in 0..<3 {
+        Thread.detachNewThread {
+            tids.withLock { $0.append(ThreadID.current) }
+            started.signal()
+            finish.wait()
+            ended.signal()
+        }
+    }
+    for _ in 0..<3 { started.wait() }
+    let ours = Set(tids.withLock { $0 })
+    let during = Set(try listing.threadIDs())
+    #expect(ours.isSubset(of: during), "\(ours) in \(during)")
+    for _ in 0..<3 { finish.signal() }
+    for _ in 0..<3 { ended.wait() }
+    // A thread that signalled is on its way out: wait until the kernel has removed all three.
+    var after = Set(try listing.threadIDs())
+    for _ in 0..<1000 where !after.isDisjoint(with: ours) {
+        usleep(1000)
+        after = Set(try listing.threadIDs())
+    }
+    #expect(after.isDisjoint(with: ours), "\(ours) gone from \(after)")
+    #expect(after.contains(ThreadID.current))
+}
+
+@Test func threadListing_whenTheProcessIsReaped_saysGone() throws {
+    let child = try SleepingChild()
+    let listing = try ProcessDirectory(child.pid).threadListing()
+    #expect(try listing.threadIDs() == [ThreadID(child.pid.rawValue)])
+    child.stop()
+    #expect { _ = try listing.threadIDs() } throws: { $0.isProcessGone }
 }
 
 @Test func processDirectory_whenChildIsReaped_existsIsFalseAndEveryReadSaysGone() throws {
