@@ -90,15 +90,18 @@ public struct TargetFinder: Sendable {
         var executablePath: String? = nil
     }
 
-    /// The process's identity, its layout and the objects in it whose build-id is in `buildIDs`.
+    /// The process's identity, its layout and the objects in it whose build-id is in `buildIDs`; no
+    /// identity (and an empty layout) when there are none.
     private func objects(buildIDs: Set<BuildID>, in pid: ProcessID)
         -> (identity: ProcessIdentity?, layout: ProcessLayout, objects: [LoadedObject]) {
-        // The start time and the maps through one open directory of the process: both are then
-        // the same process's, and so is everything a patch reads through it later.
-        guard let directory = try? ProcessDirectory(pid), let identity = try? ProcFS.identity(of: directory),
-              let mappings = try? ProcFS.maps(of: directory), !mappings.isEmpty else { return (nil, ProcessLayout(mappings: [], objects: []), []) }
+        // The maps and the start time through one open directory of the process: both are then
+        // the same process's whichever is read first, and so is everything a patch reads through
+        // it later. The start time only of a process that matches: most of a host's do not.
+        let none = (identity: ProcessIdentity?.none, layout: ProcessLayout(mappings: [], objects: []), objects: [LoadedObject]())
+        guard let directory = try? ProcessDirectory(pid), let mappings = try? ProcFS.maps(of: directory), !mappings.isEmpty else { return none }
         let loaded = LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
-        return (identity, ProcessLayout(mappings: mappings, objects: loaded, directory: directory),
-                loaded.filter { $0.buildID.map(buildIDs.contains) ?? false })
+        let matched = loaded.filter { $0.buildID.map(buildIDs.contains) ?? false }
+        guard !matched.isEmpty, let identity = try? ProcFS.identity(of: directory) else { return none }
+        return (identity, ProcessLayout(mappings: mappings, objects: loaded, directory: directory), matched)
     }
 }
