@@ -1,4 +1,5 @@
 import Architecture
+import Artifact
 import Testing
 @testable import Engine
 
@@ -185,6 +186,27 @@ private let paddedStart = entry - 5
     let groups = PatchLoader.pageGroups(runs).map { $0.map(\.address) }
     #expect(groups == [[page + 0x10, page + 0x40], [page + 0xffc], [page + 0x1008], [page + 0x3000, page + 0x3ff8]])
     #expect(PatchLoader.pageGroups([]).isEmpty)
+}
+
+@Test func coalesce_mergesWordsAndTheZerosTheyTouch_layingWordsOverZeros() {
+    let base: UInt64 = 0x7f00_0000_1000
+    func word(_ offset: UInt64, _ value: UInt64) -> RelocationWrite { RelocationWrite(address: base + offset, value: value) }
+    let runs = PatchLoader.coalesce([word(0x48, 0x1122_3344_5566_7788), word(0x08, 2), word(0x00, 1), word(0x68, 3)],
+                                    zeros: [(base + 0x40, 8), (base + 0x50, 16), (base + 0x80, 0)])
+    let expected: [(address: UInt64, bytes: [UInt8])] = [
+        (base, [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]),
+        // Zeros, the word right after them, zeros after it: one run.
+        (base + 0x40, [UInt8](repeating: 0, count: 8) + [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11] + [UInt8](repeating: 0, count: 16)),
+        // A gap of eight bytes: a run of its own.
+        (base + 0x68, [3, 0, 0, 0, 0, 0, 0, 0]),
+    ]
+    #expect(runs.map(\.address) == expected.map(\.address))
+    #expect(runs.map(\.bytes) == expected.map(\.bytes))
+    // A word inside the zeros replaces the zeros it covers.
+    let over = PatchLoader.coalesce([word(0x18, 0xff)], zeros: [(base + 0x10, 32)])
+    #expect(over.count == 1 && over[0].address == base + 0x10)
+    #expect(over[0].bytes == [UInt8](repeating: 0, count: 8) + [0xff] + [UInt8](repeating: 0, count: 23))
+    #expect(PatchLoader.coalesce([]).isEmpty)
 }
 
 @Test func relocationSpan_laysEveryRunOverTheBytesReadAndKeepsTheRest() throws {

@@ -83,6 +83,12 @@ public struct RelocationWrite: Sendable, Equatable, Hashable {
     public var address: UInt64
     /// The value to store there (little-endian).
     public var value: UInt64
+
+    /// The word `value` at `address`.
+    public init(address: UInt64, value: UInt64) {
+        self.address = address
+        self.value = value
+    }
 }
 
 /// A `cc -shared -fPIC` object validated for the Engine's own loader, which maps and relocates it

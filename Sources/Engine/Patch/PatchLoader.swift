@@ -483,14 +483,17 @@ struct PatchLoader {
         // Relocate and seal from outside, through /proc/PID/mem (the threads are still held: should
         // a write fail, the reservation is unmapped again by a call in the same thread).
         do {
+            // A file-backed segment's last page holds file bytes past its end: zeros there, written
+            // with the relocations (a word next to them shares their write).
+            var zeros: [(address: UInt64, count: Int)] = []
             for segment in patch.segments where segment.memoryEnd > segment.fileEnd {
                 let pageEnd = (segment.fileEnd + PatchLoader.pageMask) & ~PatchLoader.pageMask
                 let zeroEnd = min(pageEnd, segment.memoryEnd)
                 if zeroEnd > segment.fileEnd, segment.fileBackedLength > 0 {
-                    try memory.write([UInt8](repeating: 0, count: Int(zeroEnd - segment.fileEnd)), at: base + segment.fileEnd)
+                    zeros.append((base + segment.fileEnd, Int(zeroEnd - segment.fileEnd)))
                 }
             }
-            for group in PatchLoader.pageGroups(PatchLoader.coalesce(writes)) {
+            for group in PatchLoader.pageGroups(PatchLoader.coalesce(writes, zeros: zeros)) {
                 // Several runs in one page: read it once, lay them over it, write and read back
                 // once (no code of the image has run: the bytes between them are the file's).
                 if group.count > 1, let low = group.first?.address, let last = group.last {
@@ -639,16 +642,32 @@ struct PatchLoader {
         return parts.isEmpty ? "PROT_NONE" : parts.joined(separator: "|")
     }
 
-    /// Contiguous 8-byte relocation words merged into runs, one pwrite each.
-    static func coalesce(_ writes: [RelocationWrite]) -> [(address: UInt64, bytes: [UInt8])] {
-        var runs: [(address: UInt64, bytes: [UInt8])] = []
-        for write in writes.sorted(by: { $0.address < $1.address }) {
-            if let last = runs.last, last.address + UInt64(last.bytes.count) == write.address {
-                runs[runs.count - 1].bytes.appendLittleEndian(write.value)
+    /// The zeros a segment's last page needs past its file bytes (`zeros`: address and length) and
+    /// the 8-byte relocation words, merged where they touch or overlap into runs (sorted, one pwrite
+    /// each); a word that falls on zeros is laid over them, as when the zeros are written first.
+    static func coalesce(_ writes: [RelocationWrite], zeros: [(address: UInt64, count: Int)] = []) -> [(address: UInt64, bytes: [UInt8])] {
+        // Every piece as a byte range; a run is a stretch of touching or overlapping ranges.
+        let ranges = (zeros.filter { $0.count > 0 }.map { $0.address..<($0.address + UInt64($0.count)) }
+            + writes.map { $0.address..<($0.address + 8) }).sorted { $0.lowerBound < $1.lowerBound }
+        var spans: [Range<UInt64>] = []
+        for range in ranges {
+            if let last = spans.last, range.lowerBound <= last.upperBound {
+                spans[spans.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
             } else {
-                var bytes: [UInt8] = []
-                bytes.appendLittleEndian(write.value)
-                runs.append((write.address, bytes))
+                spans.append(range)
+            }
+        }
+        var runs = spans.map { (address: $0.lowerBound, bytes: [UInt8](repeating: 0, count: Int($0.upperBound - $0.lowerBound))) }
+        // Each word into the one run that holds it (the runs are sorted and disjoint).
+        for write in writes {
+            var low = 0, high = runs.count - 1
+            while low < high {
+                let middle = (low + high + 1) / 2
+                if runs[middle].address <= write.address { low = middle } else { high = middle - 1 }
+            }
+            let offset = Int(write.address - runs[low].address)
+            withUnsafeBytes(of: write.value.littleEndian) { word in
+                for index in 0..<8 { runs[low].bytes[offset + index] = word[index] }
             }
         }
         return runs
