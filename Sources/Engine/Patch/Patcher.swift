@@ -84,6 +84,10 @@ public final class Patcher {
     /// asks the scheduler anything, so a nested span costs no system call.
     private var raisedSpans = 0
     private var outermostRaise: SchedulingPriority?
+    /// The calling thread's own policy, read at its first raise: a patcher's thread is its own
+    /// (a tracer worker, or the exec gate's thread raised for life), and nothing else changes its
+    /// policy, so each later raise is one system call and each restore one.
+    private var threadPriority: SchedulingPriority?
     /// The /proc directory of the process the reconcile in progress works on: its reads, and the
     /// thread listings of its holds, go through it (see `ProcessDirectory`).
     private var directory: ProcessDirectory?
@@ -655,7 +659,11 @@ public final class Patcher {
     /// `lowerPriority()`; spans nest, and only the outermost raises and restores.
     private func raisePriority() {
         guard options.raiseSchedulingPriority else { return }
-        if raisedSpans == 0 { outermostRaise = SchedulingPriority.raise() }
+        if raisedSpans == 0 {
+            let own = threadPriority ?? SchedulingPriority.ofCallingThread()
+            threadPriority = own
+            outermostRaise = own.raise()
+        }
         raisedSpans += 1
     }
 
@@ -874,15 +882,23 @@ public struct SchedulingPriority {
     private let previous: sched_param
 
     /// Raises the calling thread, or returns nil if the system refuses (no CAP_SYS_NICE).
-    public static func raise() -> SchedulingPriority? {
-        let policy = sched_getscheduler(0)
+    public static func raise() -> SchedulingPriority? { ofCallingThread().raise() }
+
+    /// The calling thread's policy and priority now.
+    static func ofCallingThread() -> SchedulingPriority {
         var previous = sched_param()
         sched_getparam(0, &previous)
-        // Already raised (a span that holds a process across steps): restoring is then a no-op.
-        if policy == SCHED_FIFO, previous.sched_priority >= 1 { return SchedulingPriority(policy: policy, previous: previous) }
+        return SchedulingPriority(policy: sched_getscheduler(0), previous: previous)
+    }
+
+    /// Raises the calling thread, whose policy and priority are this value's, and returns this
+    /// value to restore them; nil if the system refuses. Already raised (the exec gate's thread):
+    /// restoring is then a no-op.
+    func raise() -> SchedulingPriority? {
+        if policy == SCHED_FIFO, previous.sched_priority >= 1 { return self }
         var raised = sched_param(sched_priority: 1)
         guard sched_setscheduler(0, SCHED_FIFO, &raised) == 0 else { return nil }
-        return SchedulingPriority(policy: policy, previous: previous)
+        return self
     }
 
     /// Restores the thread's previous policy.
