@@ -158,7 +158,7 @@ struct PatchLoader {
         // room (or a kernel that can confirm it, or a near address), the reservation runs alone first.
         let spare: ProgramArea? = spareBytes.flatMap { bytes in
             PatchLoader.spareProgramArea(in: pid, objects: resolver.loadedObjects, target: target, cache: cache, memory: memory,
-                                         bytes: bytes)
+                                         bytes: bytes, directory: directory)
         }
         // The first call alone is safest in place of a system call a thread was interrupted in (see
         // below), and with every thread stopped any thread asleep in one will do, the leader first.
@@ -566,8 +566,9 @@ struct PatchLoader {
     /// another tool, nor a program an agent left there as it died). The target's own spare code
     /// first (its pages may be copied for the redirect anyway), then the others' in address order.
     /// Nil when none qualifies, or the kernel cannot say (before Linux 6.11).
+    /// The kernel is asked through `directory`'s kept maps file when given.
     static func spareProgramArea(in pid: ProcessID, objects: [LoadedObject], target: LoadedObject, cache: ObjectCache,
-                                 memory: borrowing ProcessMemory, bytes: UInt64) -> ProgramArea? {
+                                 memory: borrowing ProcessMemory, bytes: UInt64, directory: ProcessDirectory? = nil) -> ProgramArea? {
         guard cache.answersMappingQueries else { return nil }
         let others = objects.filter { $0.fileKey != target.fileKey || $0.loadBias != target.loadBias }
         for object in [target] + others {
@@ -580,7 +581,13 @@ struct PatchLoader {
                 continue
             }
             let now: MemoryMapping?
-            do { now = try ProcFS.privateExecutableFileMapping(of: pid, covering: start) } catch {
+            do throws(SystemError) {
+                if let directory {
+                    now = try ProcFS.privateExecutableFileMapping(of: directory, covering: start)
+                } else {
+                    now = try ProcFS.privateExecutableFileMapping(of: pid, covering: start)
+                }
+            } catch {
                 if error.errno == ENOTTY || error.errno == EINVAL { cache.noteMappingQueriesRefused() }
                 return nil
             }

@@ -28,7 +28,7 @@ public enum ProcFS {
 
     /// `maps(of:)` of the process `directory` was opened for.
     public static func maps(of directory: ProcessDirectory) throws -> [MemoryMapping] {
-        let bytes = try directory.read("maps")
+        let bytes = try directory.readMaps()
         if bytes.isEmpty, !directory.exists { throw SystemError(call: "open", errno: ESRCH, subject: "/proc/\(directory.pid)") }
         return try mappings(bytes, path: "/proc/\(directory.pid)/maps")
     }
@@ -164,10 +164,22 @@ public enum ProcFS {
     static func privateExecutableFileMapping(of pid: ProcessID, covering address: UInt64) throws(SystemError) -> MemoryMapping? {
         let path = "/proc/\(pid)/maps"
         let maps = try OpenFile(path: path, flags: O_RDONLY)
+        return try privateExecutableFileMapping(maps: maps.raw, path: path, covering: address)
+    }
+
+    /// `privateExecutableFileMapping(of:covering:)` asked of the process `directory` was opened for,
+    /// on the maps file it keeps open (no file opened a question).
+    static func privateExecutableFileMapping(of directory: ProcessDirectory, covering address: UInt64) throws(SystemError) -> MemoryMapping? {
+        try directory.withMapsFile { descriptor, path throws(SystemError) in
+            try privateExecutableFileMapping(maps: descriptor, path: path, covering: address)
+        }
+    }
+
+    private static func privateExecutableFileMapping(maps: Int32, path: String, covering address: UInt64) throws(SystemError) -> MemoryMapping? {
         var found = cptrace_mapping()
         let executableFileBacked: UInt64 = 0x04 | 0x20, shared: UInt64 = 0x08
         do {
-            _ = try SystemCall.run("ioctl(PROCMAP_QUERY)", path) { cptrace_query_mapping(maps.raw, address, executableFileBacked, &found) }
+            _ = try SystemCall.run("ioctl(PROCMAP_QUERY)", path) { cptrace_query_mapping(maps, address, executableFileBacked, &found) }
         } catch where error.errno == ENOENT {
             return nil
         }

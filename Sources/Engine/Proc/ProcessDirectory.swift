@@ -6,11 +6,15 @@ import LinuxSystem
 /// once its pid is reused, since the kernel binds the open directory to the process and not to the
 /// number (a read after the process is reaped fails with ESRCH, whoever has the pid by then). The
 /// files under it are opened by name relative to it, so their paths are not walked from /proc
-/// again. Closed when the last reference goes.
+/// again. Closed when the last reference goes. Used by one thread at a time (a worker's pass over
+/// one process): the maps file it keeps is not shared between threads.
 public final class ProcessDirectory: @unchecked Sendable {
     /// The process's id when the directory was opened.
     public let pid: ProcessID
     private let directory: OpenFile
+    /// The maps file last read, kept open for questions about one mapping (PROCMAP_QUERY), which
+    /// the kernel answers on any open maps file, whatever was read from it.
+    private var keptMaps: KeptFile?
     /// O_PATH (not exported to Swift by Glibc): a handle to name files relative to, with no read
     /// access of its own. The same value on every architecture Linux and Swift share.
     private static let pathOnly: Int32 = 0o10000000
@@ -51,6 +55,21 @@ public final class ProcessDirectory: @unchecked Sendable {
         try open(name, flags: O_RDONLY).readAll(limit: limit)
     }
 
+    /// The whole of the process's maps file, which is then kept open for `withMapsFile`.
+    func readMaps() throws(SystemError) -> [UInt8] {
+        let maps = try open("maps", flags: O_RDONLY)
+        let bytes = try maps.readAll(limit: 64 << 20)
+        keptMaps = KeptFile(maps)
+        return bytes
+    }
+
+    /// Runs `body` with the descriptor of an open maps file of the process (the one last read, or
+    /// one opened now and kept).
+    func withMapsFile<Result>(_ body: (Int32, String) throws(SystemError) -> Result) throws(SystemError) -> Result {
+        if keptMaps == nil { keptMaps = KeptFile(try open("maps", flags: O_RDONLY)) }
+        return try body(keptMaps!.file.raw, keptMaps!.file.path)
+    }
+
     /// A file the kernel prints whole at each read (`Files.readRecord`): stat, status, cgroup.
     func readRecord(_ name: String, limit: Int) throws(SystemError) -> [UInt8] {
         try open(name, flags: O_RDONLY).readAll(limit: limit, oneRecord: true)
@@ -74,6 +93,12 @@ public final class ProcessDirectory: @unchecked Sendable {
     func threadListing() throws(SystemError) -> ThreadListing {
         ThreadListing(try open("task", flags: O_RDONLY | O_DIRECTORY))
     }
+}
+
+/// An open file a class can keep in a variable.
+private final class KeptFile {
+    let file: OpenFile
+    init(_ file: consuming OpenFile) { self.file = file }
 }
 
 /// A process's task folder held open: each listing is a rewind and a getdents64 into one buffer,

@@ -70,6 +70,29 @@ import Testing
     #expect { _ = try listing.threadIDs() } throws: { $0.isProcessGone }
 }
 
+@Test func processDirectory_answersAMappingQueryOnTheMapsItRead_asAQueryByPathDoes() throws {
+    let child = try SleepingChild()
+    let directory = try ProcessDirectory(child.pid)
+    let text = try #require(try ProcFS.maps(of: directory).first { $0.isExecutable && $0.isFileBacked && !$0.isShared })
+    let address = text.start + 16
+    let answer = Result { () throws(SystemError) in try ProcFS.privateExecutableFileMapping(of: directory, covering: address) }
+    if case let .failure(error) = answer, error.errno == ENOTTY || error.errno == EINVAL {
+        child.stop()
+        return  // a kernel before 6.11 answers no such question
+    }
+    let byDirectory = try answer.get()
+    let byPath = try ProcFS.privateExecutableFileMapping(of: child.pid, covering: address)
+    #expect(byDirectory != nil && byDirectory == byPath)
+    #expect(byDirectory?.start == text.start && byDirectory?.inode == text.inode)
+    // Asked again on the same kept file: the same answer, and none for an address nothing maps.
+    #expect(try ProcFS.privateExecutableFileMapping(of: directory, covering: address) == byDirectory)
+    #expect(try ProcFS.privateExecutableFileMapping(of: directory, covering: 0x1000) == nil)
+    child.stop()
+    // The process gone, the kept file answers nothing of it.
+    let afterwards = (try? ProcFS.privateExecutableFileMapping(of: directory, covering: address)) ?? nil
+    #expect(afterwards == nil)
+}
+
 @Test func processDirectory_whenChildIsReaped_existsIsFalseAndEveryReadSaysGone() throws {
     let child = try SleepingChild()
     let directory = try ProcessDirectory(child.pid)
