@@ -250,7 +250,8 @@ public struct PatchObject: Sendable {
             // stays below loadBase + imageSize, checked above.
             let address = loadBase &+ relocation.offset
             let addend = UInt64(bitPattern: relocation.addend)
-            let name = HostArchitecture.relocationName(relocation.type)
+            // Named only in a refusal: formatting it for every word showed in the fleet's profile.
+            var name: String { HostArchitecture.relocationName(relocation.type) }
             if kind == .relative {
                 writes.append(RelocationWrite(address: address, value: loadBase &+ addend))
                 continue
