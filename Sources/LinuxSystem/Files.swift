@@ -52,9 +52,24 @@ package enum Files {
 
     /// The target of a symbolic link such as /proc/PID/exe. readlink(2).
     package static func readLink(_ path: String) throws(SystemError) -> String {
+        try linkTarget("readlink", path) { Glibc.readlink(path, $0, $1) }
+    }
+
+    /// The target of the symbolic link `name` inside the open folder `directory` (`path` names it
+    /// in errors). readlinkat(2).
+    package static func readLink(_ name: String, in directory: borrowing OpenFile, path: String) throws(SystemError) -> String {
+        let folder = directory.raw
+        return try linkTarget("readlinkat", path) { readlinkat(folder, name, $0, $1) }
+    }
+
+    /// The text `read` (readlink or readlinkat into a buffer of PATH_MAX) gives.
+    private static func linkTarget(_ call: StaticString, _ path: String,
+                                   _ read: (UnsafeMutablePointer<CChar>, Int) -> Int) throws(SystemError) -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let capacity = buffer.count - 1
-        let n = try SystemCall.run("readlink", path) { Glibc.readlink(path, &buffer, capacity) }
+        let n = try buffer.withUnsafeMutableBufferPointer { pointer throws(SystemError) in
+            try SystemCall.run(call, path) { read(pointer.baseAddress!, capacity) }
+        }
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 

@@ -215,19 +215,22 @@ public enum ProcFS {
 
     /// The names of `directory` that are decimal numbers fitting a pid, as sorted numbers.
     private static func numericEntries(of directory: String) throws -> [Int32] {
-        var numbers: [Int32] = []
-        for name in try Files.list(directory) {
-            var value: Int32 = 0
-            var valid = !name.utf8.isEmpty
-            for byte in name.utf8 {
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { valid = false; break }
-                let (times10, o1) = value.multipliedReportingOverflow(by: 10)
-                let (sum, o2) = times10.addingReportingOverflow(Int32(byte - UInt8(ascii: "0")))
-                guard !o1, !o2 else { valid = false; break }
-                value = sum
-            }
-            if valid { numbers.append(value) }
+        try Files.list(directory).compactMap { idNumber($0.utf8) }.sorted()
+    }
+
+    /// The decimal `name` of a /proc or task entry as a pid or thread id; nil for anything else
+    /// ("self", ".", a number too large for one).
+    static func idNumber(_ name: some Sequence<UInt8>) -> Int32? {
+        var value: Int32 = 0
+        var digits = 0
+        for byte in name {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(Int32(byte - UInt8(ascii: "0")))
+            guard !o1, !o2 else { return nil }
+            value = sum
+            digits += 1
         }
-        return numbers.sorted()
+        return digits > 0 ? value : nil
     }
 }

@@ -50,11 +50,6 @@ public final class ProcessDirectory: @unchecked Sendable {
         try OpenFile(in: directory, name: name, path: "/proc/\(pid)/\(name)", flags: flags)
     }
 
-    /// The whole of `name`, at most `limit` bytes (`Files.read`).
-    func read(_ name: String, limit: Int = 64 << 20) throws(SystemError) -> [UInt8] {
-        try open(name, flags: O_RDONLY).readAll(limit: limit)
-    }
-
     /// The whole of the process's maps file, which is then kept open for `withMapsFile`.
     func readMaps() throws(SystemError) -> [UInt8] {
         let maps = try open("maps", flags: O_RDONLY)
@@ -77,11 +72,7 @@ public final class ProcessDirectory: @unchecked Sendable {
 
     /// The target of the link `name` (such as "exe"). readlinkat(2).
     func readLink(_ name: String) throws(SystemError) -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let capacity = buffer.count - 1
-        let folder = directory.raw
-        let n = try SystemCall.run("readlinkat", "/proc/\(pid)/\(name)") { readlinkat(folder, name, &buffer, capacity) }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        try Files.readLink(name, in: directory, path: "/proc/\(pid)/\(name)")
     }
 
     /// The process's threads (its task folder), in increasing order (`ThreadListing`).
@@ -134,28 +125,12 @@ final class ThreadListing {
                 // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name (NUL-terminated).
                 let length = Int(buffer.load(fromByteOffset: offset + 16, as: UInt16.self))
                 guard length > 0 else { break }
-                if let tid = Self.threadID(in: buffer, from: offset + 19, to: offset + length) { tids.append(tid) }
+                let name = UnsafeRawBufferPointer(rebasing: buffer[(offset + 19)..<(offset + length)]).prefix { $0 != 0 }
+                if let tid = ProcFS.idNumber(name) { tids.append(ThreadID(tid)) }
                 offset += length
             }
             if filled <= Self.complete { break }
         }
         return tids.sorted()
     }
-
-    /// The decimal name between `start` and its terminator (before `end`) as a thread id; nil for
-    /// "." and "..", or anything else not a number.
-    private static func threadID(in buffer: UnsafeMutableRawBufferPointer, from start: Int, to end: Int) -> ThreadID? {
-        var value: Int32 = 0
-        var digits = 0
-        var index = start
-        while index < end, buffer[index] != 0 {
-            let byte = buffer[index]
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 9 else { return nil }
-            value = value * 10 + Int32(byte - UInt8(ascii: "0"))
-            digits += 1
-            index += 1
-        }
-        return digits > 0 && value > 0 ? ThreadID(value) : nil
-    }
-
 }
