@@ -29,7 +29,7 @@ public enum ProcFS {
     /// `maps(of:)` of the process `directory` was opened for.
     public static func maps(of directory: ProcessDirectory) throws -> [MemoryMapping] {
         let bytes = try directory.readMaps()
-        if bytes.isEmpty, !directory.exists { throw SystemError(call: "open", errno: ESRCH, subject: "/proc/\(directory.pid)") }
+        if bytes.isEmpty, !directory.exists { throw SystemError(call: "fstatat", errno: ESRCH, subject: "/proc/\(directory.pid)/stat") }
         return try mappings(bytes, path: "/proc/\(directory.pid)/maps")
     }
 
