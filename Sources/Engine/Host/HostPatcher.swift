@@ -72,9 +72,7 @@ public final class HostPatcher: Sendable {
             switch policy.exclusion(of: pid, executable: executable, cgroup: { cgroup }) {
             case nil:
                 let report = Self.reconcile(match, on: worker, desired: desired, knownFixes: knownFixes, layout: layout)
-                return HostProcessReport(match: match, executable: executable, result: .reconciled(report),
-                                         userIDs: report.outcome == .applied ? report.statusBefore?.userIDs : nil,
-                                         command: report.statusBefore?.name, cgroup: cgroup)
+                return HostProcessReport(match: match, executable: executable, patched: report, cgroup: cgroup)
             // Never attached: reported as the patcher would, so status shows it exposed.
             case .initProcess?:
                 return HostProcessReport(match: match, executable: executable,
@@ -244,6 +242,15 @@ public struct HostProcessReport: Sendable {
     public var command: String?
     /// The text of its /proc/PID/cgroup as the scan read it; nil when not read.
     public var cgroup: String?
+
+    /// The report of `match` reconciled as `report` says, with the user ids (when a fix was
+    /// applied) and the command name the patcher read just before its stop: once let go, a process
+    /// a broken fix kills at its first call cannot be read any more.
+    init(match: ProcessMatch, executable: String, patched report: ProcessPatchReport, cgroup: String? = nil) {
+        self.init(match: match, executable: executable, result: .reconciled(report),
+                  userIDs: report.outcome == .applied ? report.statusBefore?.userIDs : nil,
+                  command: report.statusBefore?.name, cgroup: cgroup)
+    }
 
     /// A report of `match`.
     public init(match: ProcessMatch, executable: String, result: Result, userIDs: ProcessStatus.UserIDs? = nil,

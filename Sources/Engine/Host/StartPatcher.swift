@@ -32,10 +32,6 @@ public final class StartPatcher {
         let mapped = Set(match.objects.compactMap(\.buildID))
         let knownFixes = ObjectFix.all(of: known).filter { mapped.contains($0.target.buildID) }
         let report = patcher.reconcile(match, desired: desired, known: knownFixes, holding: hold)
-        // The patcher read them while the process was held: once let go, a broken fix may kill it
-        // at its first call.
-        return HostProcessReport(match: match, executable: executable, result: .reconciled(report),
-                                 userIDs: report.outcome == .applied ? report.statusBefore?.userIDs : nil,
-                                 command: report.statusBefore?.name)
+        return HostProcessReport(match: match, executable: executable, patched: report)
     }
 }
