@@ -8,7 +8,8 @@
 //   --catch-quiet-signals: handlers for SIGURG, SIGWINCH and SIGCHLD (ignored by default), counted
 //     in signals=.
 //   MODE: deny-mmap-errno | deny-openat-errno | kill-mmap | kill-openat | trap-mmap | systemd-mdwe |
-//     kill-tgkill | deny-file-mmap-errno (an mmap with a descriptor fails with EPERM)
+//     kill-tgkill | deny-file-mmap-errno (an mmap with a descriptor fails with EPERM) |
+//     strict (the main thread enters strict mode, says ready, then waits in read(2) forever)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
@@ -234,6 +235,17 @@ int main(int argc, char **argv) {
     }
     // Installed last, once every thread exists (a filter that denies mmap forbids new stacks).
     printf("starting pid=%d\n", getpid());
+    if (seccomp_mode && strcmp(seccomp_mode, "strict") == 0) {
+        // Strict mode allows read, write, exit and sigreturn: stdout's buffer exists already (the
+        // line above), so the printf below is one write; getpid(2) is not allowed, so asked before.
+        int never[2];
+        pid_t self = getpid();
+        if (pipe(never) != 0) { perror("victim: pipe"); return 1; }
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0) != 0) { perror("victim: strict mode"); return 1; }
+        printf("ready pid=%d threads=%d strict\n", self, threads);
+        char byte;
+        for (;;) (void)read(never[0], &byte, 1);
+    }
     if (seccomp_mode) install_seccomp(seccomp_mode);
     printf("ready pid=%d threads=%d\n", getpid(), threads);
     for (;;) {

@@ -74,6 +74,21 @@ struct PatchLoader {
         return best?.address
     }
 
+    /// What a load did, and what it saw of the process while every thread was held.
+    struct LoadOutcome {
+        /// The sealed image.
+        let image: PatchImage
+        /// How many system calls were injected.
+        let injected: Int
+        /// How many times the injection thread stopped for them (each a round trip to the agent).
+        let stops: Int
+        /// The hold, every thread still stopped, when the caller asked to keep it.
+        let hold: TracedProcess?
+        /// The main thread's /proc/PID/task/PID/status, read with every thread held (for its seccomp
+        /// mode): the process's status as the load found it. nil when only another thread's was read.
+        let leaderStatus: ProcessStatus?
+    }
+
     /// Loads the patch into `pid` and returns the sealed image, how many calls were injected and how
     /// many times the injection thread stopped for them (each a round trip to the agent).
     /// Every thread must stop within `stopWithin` microseconds; `pause` receives how long they were
@@ -89,7 +104,7 @@ struct PatchLoader {
               atHold: () -> Void = {}, resolver: inout SymbolResolver, memory: borrowing ProcessMemory, stopWithin: UInt64,
               deadline: Monotonic.Instant, holding held: TracedProcess? = nil, directory: ProcessDirectory? = nil,
               keepingHold: Bool = false,
-              pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, stops: Int, hold: TracedProcess?) {
+              pause: inout UInt64?, holds: inout Int) throws(LoadFailure) -> LoadOutcome {
         let imageSize = patch.imageSize
         let total = imageSize + PatchImageMarker.pageSize
         let near = PatchLoader.nearAddress(for: total, near: target, mappings: mappings)
@@ -225,9 +240,12 @@ struct PatchLoader {
         let second = spare == nil ? sleeper.flatMap { $0 == leader ? nil : leader } : stoppedThreads.first { $0 != leader }
         var chosen: (tid: ThreadID, gate: SeccompGate, useMemfd: Bool, signals: [SystemCallInjector.ProgramStop])?
         var refusal: UnpatchableReason?
+        // The main thread's status is the process's as it is held: the caller takes it as such.
+        var leaderStatus: ProcessStatus?
         candidates: for candidate in [sleeper ?? leader] + (second.map { [$0] } ?? []) {
             do throws(UnpatchableReason) {
                 let status = try SeccompGate.status(of: pid, thread: candidate, in: directory)
+                if candidate == leaderThread { leaderStatus = status }
                 // In spare code the calls run there, and the stub's instruction stands for them all.
                 let gate = try SeccompGate(thread: candidate, status: status, instruction: spare?.stub ?? instruction)
                 let useMemfd = try needsMemfd(under: gate)
@@ -526,7 +544,8 @@ struct PatchLoader {
             try memory.write(record + [UInt8](repeating: 0, count: Int(PatchImageMarker.pageSize) - record.count), at: reservation)
             mapped = true
             handedOver = handsOverItsHold
-            return (image, injected, stops, handedOver ? traced : nil)
+            return LoadOutcome(image: image, injected: injected, stops: stops, hold: handedOver ? traced : nil,
+                               leaderStatus: leaderStatus)
         } catch {
             throw .unpatchable(.systemFailure(detail: "sealing the patch image in process \(pid): \(error)"))
         }

@@ -107,7 +107,8 @@ public struct ProcessPatchReport: Sendable {
     /// How long its threads were stopped for the redirect (first stop to last resume; in a load's
     /// kept hold, from the load's end to the resume), if stopped.
     public var pauseMicroseconds: UInt64?
-    /// Its status as the patcher first read it, before touching it (nil when refused before that).
+    /// Its status right before its patch: read by the patcher before touching it, or (a first apply)
+    /// by the load with every thread held. nil when refused before that.
     public var statusBefore: ProcessStatus? = nil
     /// How long its threads were stopped to map the patch object (first stop to last resume of
     /// each of the load's holds, summed), if it was loaded now: once per process and patch object.

@@ -213,25 +213,14 @@ public final class Patcher {
         }
         self.directory = directory
         defer { self.directory = nil }
-        let status: ProcessStatus
         var mappings: [MemoryMapping]
         let memory: ProcessMemory
         do {
-            status = try ProcFS.status(of: directory)
-            report.statusBefore = status
             mappings = try justRead?.mappings ?? ProcFS.maps(of: directory)
             memory = try ProcessMemory(directory)
         } catch {
             throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
         }
-        if let tracer = status.tracer, !TracedProcess.isOurThread(tracer) {
-            throw .unpatchable(.tracedBy(tracer: tracer))
-        }
-        // Strict mode cannot be left: refuse it early. Filters are judged by the loader, with every
-        // thread held (a process may install one at any moment; this look is already stale).
-        if status.seccompMode == 1 { throw .unpatchable(.seccompStrictMode) }
-        // A process held at its start is in our tracing stop ("t"), which is no signal's.
-        if adopted == nil, status.state == "T" || status.state == "t" { throw .busy("the process is stopped by a signal") }
 
         // The objects as the process maps them now (it may have been re-scanned since the match).
         let loaded = justRead?.objects ?? LoadedObjects.of(pid: pid, mappings: mappings, cache: cache)
@@ -271,6 +260,11 @@ public final class Patcher {
         let imagesToLoad = work.filter { item in
             item.fix.map { fix in !images.contains { $0.name == PatchLoader.name(of: fix.target.patchObjectPath) } } ?? false
         }.count
+        // A load reads the process's status with every thread held (the seccomp mode of the thread
+        // its calls run in) and refuses what the checks below refuse (a seize fails on a traced
+        // process, a hold sees a stopped one, the gate refuses strict mode): its read stands for
+        // this one, which a first apply then does without.
+        if imagesToLoad == 0 { try checkStatus(of: directory, report: &report) }
         // That span runs raised as a whole, from the load's hold to the redirect's release: dropped
         // to normal priority between the load and the redirect, the thread was preempted for 190 µs
         // on average while the process waited stopped (the agent's other threads take the CPU).
@@ -292,17 +286,17 @@ public final class Patcher {
                 continue
             }
             var pause: UInt64?
-            let loadedImage: (image: PatchImage, injected: Int, stops: Int)
+            let loadedImage: PatchLoader.LoadOutcome
             do throws(LoadFailure) {
-                let loadedAndHeld = try load(loader, fix: fix.target, into: pid, object: object, objects: loaded,
-                                             mappings: mappings, memory: memory, keepingHold: keepsHold,
-                                             atHold: {
-                                                 guard keepsHold, !holdRaised else { return }
-                                                 raisePriority()
-                                                 holdRaised = true
-                                             }, pause: &pause, holds: &report.holds)
-                loadedImage = (loadedAndHeld.image, loadedAndHeld.injected, loadedAndHeld.stops)
-                if let hold = loadedAndHeld.hold {
+                loadedImage = try load(loader, fix: fix.target, into: pid, object: object, objects: loaded,
+                                       mappings: mappings, memory: memory, keepingHold: keepsHold,
+                                       atHold: {
+                                           guard keepsHold, !holdRaised else { return }
+                                           raisePriority()
+                                           holdRaised = true
+                                       }, pause: &pause, holds: &report.holds)
+                if report.statusBefore == nil { report.statusBefore = loadedImage.leaderStatus }
+                if let hold = loadedImage.hold {
                     keptHold = hold
                     loadEnded = Monotonic.now
                     if let first = hold.firstStop { pause = (pause ?? 0) + loadEnded!.microseconds(since: first) }
@@ -326,6 +320,14 @@ public final class Patcher {
                 do { mappings = try ProcFS.maps(of: directory) } catch {
                     throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
                 }
+            }
+        }
+
+        // The user ids and name reported are the ones the process had right before its patch (the
+        // calls of a load may have run in a thread other than the main one, whose status it then left unread).
+        if imagesToLoad > 0, report.statusBefore == nil {
+            do { report.statusBefore = try ProcFS.status(of: directory) } catch {
+                throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
             }
         }
 
@@ -355,6 +357,22 @@ public final class Patcher {
                 report.objects[item.index].image = (base - PatchImageMarker.pageSize)..<(base + image.size)
             }
         }
+    }
+
+    /// Reads the process's status into `report` (`statusBefore`) and refuses, before any hold, a
+    /// process another tracer holds, one in seccomp strict mode (which cannot be left) and one
+    /// stopped by a signal (not one the exec gate holds: that is our tracing stop, "t").
+    private func checkStatus(of directory: ProcessDirectory, report: inout ProcessPatchReport) throws(LoadFailure) {
+        let status: ProcessStatus
+        do { status = try ProcFS.status(of: directory) } catch {
+            throw Patcher.gone(error) ?? .unpatchable(.systemFailure(detail: "\(error)"))
+        }
+        report.statusBefore = status
+        if let tracer = status.tracer, !TracedProcess.isOurThread(tracer) {
+            throw .unpatchable(.tracedBy(tracer: tracer))
+        }
+        if status.seccompMode == 1 { throw .unpatchable(.seccompStrictMode) }
+        if adopted == nil, status.state == "T" || status.state == "t" { throw .busy("the process is stopped by a signal") }
     }
 
     /// Reads and classifies every entry any fix of `matched` touches, as the process maps it now.
@@ -411,7 +429,7 @@ public final class Patcher {
     private func load(_ loader: PatchLoader, fix target: HotpatchTarget, into pid: ProcessID, object: LoadedObject,
                       objects: [LoadedObject], mappings: [MemoryMapping], memory: borrowing ProcessMemory,
                       keepingHold: Bool, atHold: () -> Void, pause: inout UInt64?,
-                      holds: inout Int) throws(LoadFailure) -> (image: PatchImage, injected: Int, stops: Int, hold: TracedProcess?) {
+                      holds: inout Int) throws(LoadFailure) -> PatchLoader.LoadOutcome {
         // A function only the near jump can redirect (entry hop, too short, near_only) needs the image within its reach.
         let needsNear = target.redirections.first { $0.nearJumpNeed != nil }
         var references: [String: UInt64] = [:]

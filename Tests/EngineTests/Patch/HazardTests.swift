@@ -158,6 +158,52 @@ extension LivePatchTests {
         #expect(try Live.behaviour(victim) == Live.original)
     }
 
+    /// The State letter and TracerPid of `pid`, as /proc/PID/status gives them.
+    private static func stateAndTracer(_ pid: Int32) throws -> (state: Character, tracer: ThreadID?) {
+        let status = try ProcFS.status(of: ProcessID(pid))
+        return (status.state, status.tracer)
+    }
+
+    @Test func apply_whenTheProcessIsStoppedBySignal_isBusyAndLeavesItStoppedUntracedThenAppliesOnceContinued() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let victim = try Live.startVictim(["--threads", "2"])
+        defer { victim.stop() }
+        victim.signal(SIGSTOP)
+        let deadline = Date().addingTimeInterval(5)
+        while try Self.stateAndTracer(victim.pid).state != "T", Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        try #require(try Self.stateAndTracer(victim.pid).state == "T")
+
+        let stopped = try Live.reconcile(victim, desired: target, known: [target], retries: 0)
+        #expect(stopped.outcome == .busy(reason: "the process is stopped by a signal"), "\(stopped.outcome)")
+        #expect(stopped.injectedSystemCalls == 0)
+        // Left as it was: still stopped by its signal, traced by nobody.
+        let after = try Self.stateAndTracer(victim.pid)
+        #expect(after.state == "T" && after.tracer == nil, "state \(after.state), tracer \(String(describing: after.tracer))")
+
+        victim.signal(SIGCONT)
+        let applied = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(applied.outcome == .applied, "\(applied.outcome)")
+        // The user ids and name reported are the process's, as the load read them with it held.
+        #expect(applied.statusBefore?.processID == ProcessID(victim.pid))
+        #expect(applied.statusBefore?.userIDs.real == getuid())
+        #expect(applied.statusBefore?.name == String(try ProcFS.executablePath(of: ProcessID(victim.pid)).split(separator: "/").last!.prefix(15)))
+        #expect(try Live.behaviour(victim) == Live.level1)
+    }
+
+    @Test func apply_whenTheOnlyThreadIsInSeccompStrictMode_isUnpatchableWithNothingInjected() throws {
+        let target = try Live.victimHotpatches().level1.targets[0]
+        let victim = try Live.startVictim(["--threads", "0", "--seccomp", "strict"])
+        defer { victim.stop() }
+        let report = try Live.reconcile(victim, desired: target, known: [target], retries: 0)
+        #expect(report.outcome == .unpatchable(.seccompStrictMode), "\(report.outcome)")
+        #expect(report.injectedSystemCalls == 0)
+        // Any call strict mode forbids would have killed it.
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(victim.isAlive)
+        let after = try Self.stateAndTracer(victim.pid)
+        #expect(after.state == "S" && after.tracer == nil, "state \(after.state), tracer \(String(describing: after.tracer))")
+    }
+
     @Test func apply_whenABreakpointSitsAtAnEntry_isRefusedAndNothingIsWritten() throws {
         let target = try Self.plannedTarget(patch: "patch_level1.c", replacements: [
             ("parse_length", "parse_length_fixed"), ("rarely_called", "parse_length_fixed")])
