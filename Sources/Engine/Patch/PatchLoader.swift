@@ -540,8 +540,10 @@ struct PatchLoader {
             let image = PatchImage(base: base, size: imageSize, name: name)
             // The record, and zeros over the rest of the marker page: the path, the program and the
             // stub (which holds the injection thread's registers of that moment) are not left behind.
+            // With them in spare code the page is still the reservation's zeros: the record alone.
             let record = PatchImageMarker.encode(image)
-            try memory.write(record + [UInt8](repeating: 0, count: Int(PatchImageMarker.pageSize) - record.count), at: reservation)
+            let zeros = spare == nil ? Int(PatchImageMarker.pageSize) - record.count : 0
+            try memory.write(record + [UInt8](repeating: 0, count: zeros), at: reservation)
             mapped = true
             handedOver = handsOverItsHold
             return LoadOutcome(image: image, injected: injected, stops: stops, hold: handedOver ? traced : nil,

@@ -119,6 +119,13 @@ extension LivePatchTests {
         #expect(report.outcome == .applied, "\(report.outcome)")
         #expect(report.injectionStops == 3, "the reservation's entry and exit stops, and the program's")
         for spare in spares { #expect(try memory.read(at: spare.upperBound - 1, count: 1) == [0xC3]) }
+        // The path, the program and the stub lay in the marker page: wiped, the record alone left.
+        let pid = ProcessID(victim.pid)
+        let image = try #require(PatchImageMarker.images(in: try ProcFS.maps(of: pid), memory: memory).first)
+        let page = try memory.read(at: image.base - PatchImageMarker.pageSize, count: Int(PatchImageMarker.pageSize))
+        let record = PatchImageMarker.encode(image)
+        #expect(Array(page.prefix(record.count)) == record)
+        #expect(page.dropFirst(record.count).allSatisfy { $0 == 0 }, "the rest of the marker page is wiped")
         #expect(try Live.behaviour(victim) == Live.level1)
     }
 
