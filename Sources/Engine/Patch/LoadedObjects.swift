@@ -65,6 +65,14 @@ public final class ObjectCache: Sendable {
     private let vdsoSystemCall = Atomic<UInt64>(ObjectCache.noOffset)
     private static let noOffset = UInt64.max
 
+    /// The original bytes of redirected functions by their SHA-256 (hex, as a redirection gives
+    /// it), each read once from a mapped file and found to have that digest: whichever process
+    /// or file they came from, bytes with that digest are those bytes. A revert, or a new level
+    /// over an old one, finds a jump in each process's memory and needs them for every process.
+    private let originals = ReadMostly<[String: [UInt8]]>([:])
+    /// How many originals are kept, and the longest kept: a long function is read from its file each time.
+    static let originalsKept = 256, longestOriginalKept = 4096
+
     /// Set once the kernel refused a PROCMAP_QUERY (before Linux 6.11): spare code is then not used.
     private let mappingQueriesRefused = Atomic<Bool>(false)
 
@@ -82,6 +90,18 @@ public final class ObjectCache: Sendable {
 
     /// Remembers the offset of the vDSO's first system call instruction.
     func noteVDSOSystemCall(at offset: UInt64) { vdsoSystemCall.store(offset, ordering: .relaxed) }
+
+    /// The bytes whose SHA-256 is `digest`, if noted before.
+    func originalBytes(digest: String) -> [UInt8]? { originals.read { $0[digest] } }
+
+    /// Remembers `bytes`, whose SHA-256 the caller found to be `digest`, unless they are longer
+    /// than `longestOriginalKept` or `originalsKept` are kept already.
+    func noteOriginalBytes(_ bytes: [UInt8], digest: String) {
+        guard bytes.count <= ObjectCache.longestOriginalKept else { return }
+        originals.write { kept in
+            if kept.count < ObjectCache.originalsKept { kept[digest] = bytes }
+        }
+    }
 
     /// One fact about one file, read by the first thread that needs it. A second thread that
     /// needs it meanwhile waits for that read instead of making its own (a pass's workers all

@@ -516,12 +516,16 @@ public final class Patcher {
             let original: [UInt8]
             if Patcher.digest(current) == redirection.sha256 {
                 original = current
+            } else if let known = cache.originalBytes(digest: redirection.sha256) {
+                // Read from another process's file before, and proven by its digest.
+                original = known
             } else {
                 // Our jump (or something else) is there: the original comes from the mapped file.
                 guard let fromFile = originalBytes(of: redirection, at: address, object: object, pid: pid),
                       Patcher.digest(fromFile) == redirection.sha256 else {
                     throw .unpatchable(.entryBytesDiffer(symbol: redirection.symbol, address: entry))
                 }
+                cache.noteOriginalBytes(fromFile, digest: redirection.sha256)
                 original = fromFile
             }
             let state = EntryPlan.classify(memory: current, original: original, address: address,
