@@ -68,6 +68,8 @@ final class TracedProcess {
     /// its task folder opened once for all the listings of the hold.
     private let directory: ProcessDirectory?
     private var threadListing: ThreadListing?
+    /// Thread ids the next listing gets besides the process's own (see `stopAllThreads`).
+    private var alsoListed: [ThreadID] = []
 
     private init(pid: ProcessID, anchor: ThreadID, directory: ProcessDirectory? = nil) {
         self.pid = pid
@@ -101,10 +103,14 @@ final class TracedProcess {
     /// born meanwhile, fails once that process is gone: a pid reused by another process between
     /// the identification and the seize stops that other process for a moment, then lets it go
     /// untouched, the patch refused as gone.
+    ///
+    /// `alsoListed` joins the first listing: thread ids that are not the process's (tests stand in
+    /// with them for an id that a thread's exit freed and another process took before its seize).
     static func stopAllThreads(pid: ProcessID, deadline: Monotonic.Instant, readingRegisters: Bool = false,
-                               directory: ProcessDirectory? = nil) throws(StopFailure) -> TracedProcess {
+                               directory: ProcessDirectory? = nil, alsoListed: [ThreadID] = []) throws(StopFailure) -> TracedProcess {
         let traced = TracedProcess(pid: pid, anchor: pid.mainThread, directory: directory)
         traced.readsRegistersAtStop = readingRegisters
+        traced.alsoListed = alsoListed
         do throws(StopFailure) {
             try traced.holdRemainingThreads(deadline: deadline)
             return traced
@@ -120,8 +126,13 @@ final class TracedProcess {
     func holdRemainingThreads(deadline: Monotonic.Instant) throws(StopFailure) {
         // Re-list until no new thread appears; TRACECLONE catches those born in between.
         var seen = Set<ThreadID>()
+        var listed: [ThreadID] = []
         while true {
-            let listed = try listThreads()
+            listed = try listThreads()
+            if !alsoListed.isEmpty {
+                listed += alsoListed
+                alsoListed = []
+            }
             let fresh = listed.filter { !seen.contains($0) }
             if fresh.isEmpty { break }
             for tid in fresh {
@@ -129,9 +140,17 @@ final class TracedProcess {
                 if threads[tid] == nil { try seizeAndInterrupt(tid, traceClones: true) }
             }
         }
+        // The last listing came after every seize. A thread we seized stays listed until we reap
+        // it, even once it exits; one seized from a listing and missing from the last is not this
+        // process's: it exited between its listing and its seize, and its id went to a thread of
+        // another process. That thread is let go as soon as it stops, nothing read or written.
+        let members = Set(listed)
+        let strangers = seen.filter { !members.contains($0) && threads[$0] != nil && $0 != anchor }
         if threads.isEmpty { throw StopFailure.processGone }
         allSeized = Monotonic.now
         try waitUntilAllStopped(deadline: deadline)
+        for tid in strangers { detach(tid) }
+        if threads.isEmpty { throw StopFailure.processGone }
         allStopped = Monotonic.now
     }
 
@@ -446,21 +465,7 @@ final class TracedProcess {
             try? Ptrace.interrupt(tid)
         }
         while !threads.isEmpty {
-            for (tid, thread) in threads where thread.stopped {
-                // Our stop alone made an epoll_wait or sigwaitinfo fail with EINTR, which the kernel
-                // does not restart: run it again, so the program never sees the stop. With a signal
-                // to deliver the EINTR is the program's own, and stays.
-                if thread.pendingSignal == 0, !thread.settled, let registers = thread.registers ?? (try? Ptrace.registers(tid)),
-                   let rerun = HostArchitecture.rerunningCallFailedByStop(registers) {
-                    try? Ptrace.setRegisters(tid, rerun)
-                }
-                do {
-                    try Ptrace.detach(tid, signal: thread.pendingSignal)
-                    threads[tid] = nil
-                } catch where error.errno == ESRCH {
-                    lose(tid)
-                } catch {}
-            }
+            for (tid, thread) in threads where thread.stopped { detach(tid) }
             if threads.isEmpty { break }
             // Seized but not yet stopped: wait for its stop (or death), then detach it.
             guard let (tid, event) = (try? Ptrace.nextEvent(until: grace)) ?? nil else {
@@ -481,6 +486,25 @@ final class TracedProcess {
             }
         }
         reapDying(until: grace)
+    }
+
+    /// Lets stopped `tid` go with the signal it brought, and forgets it; one found gone is kept to
+    /// reap (`lose`), one the kernel would not detach stays held (`release` tries again).
+    private func detach(_ tid: ThreadID) {
+        guard let thread = threads[tid], thread.stopped else { return }
+        // Our stop alone made an epoll_wait or sigwaitinfo fail with EINTR, which the kernel
+        // does not restart: run it again, so the program never sees the stop. With a signal
+        // to deliver the EINTR is the program's own, and stays.
+        if thread.pendingSignal == 0, !thread.settled, let registers = thread.registers ?? (try? Ptrace.registers(tid)),
+           let rerun = HostArchitecture.rerunningCallFailedByStop(registers) {
+            try? Ptrace.setRegisters(tid, rerun)
+        }
+        do {
+            try Ptrace.detach(tid, signal: thread.pendingSignal)
+            threads[tid] = nil
+        } catch where error.errno == ESRCH {
+            lose(tid)
+        } catch {}
     }
 
     /// Forgets a thread that a ptrace request found gone, remembering to reap it.

@@ -40,4 +40,34 @@ extension LivePatchTests {
         }
         Issue.record("the scanned victim's pid went to another process first in all 20 tries")
     }
+
+    @Test func stopAllThreads_whenAListedThreadIdIsAnotherProcesssThread_letsThatThreadGoAtOnceAndHoldsTheRest() throws {
+        let held = try Live.startVictim(["--threads", "2"])
+        defer { held.stop() }
+        let other = try Live.startVictim(["--threads", "2"])
+        defer { other.stop() }
+        let pid = ProcessID(held.pid), otherPid = ProcessID(other.pid)
+        let own = try ProcFS.threadIDs(of: pid)
+        // A worker of the other process stands for an id freed by an exit of `held`'s own thread
+        // and taken by the other process's new thread between the listing and the seize.
+        let stranger = try #require(try ProcFS.threadIDs(of: otherPid).first { $0 != otherPid.mainThread })
+        let directory = try #require(ProcessDirectory.identified(try ProcFS.identity(of: pid)))
+        let seen = try Live.tracer.perform { () -> (held: [ThreadID], strangerTracer: ThreadID?, otherState: Character) in
+            let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: Monotonic.now.adding(microseconds: 2_000_000),
+                                                          directory: directory, alsoListed: [stranger])
+            defer { traced.release() }
+            // Looked at while the hold lasts: the stranger already runs free.
+            let status = try ProcFS.status(of: otherPid, thread: stranger)
+            return (traced.stoppedThreadIDs.sorted(), status.tracer, status.state)
+        }
+        #expect(seen.held == own.sorted(), "held \(seen.held), the process's own threads \(own)")
+        #expect(seen.strangerTracer == nil, "the other process's thread was still traced during the hold")
+        #expect(seen.otherState != "t" && seen.otherState != "T")
+        for victim in [held, other] {
+            let status = try ProcFS.status(of: ProcessID(victim.pid))
+            #expect(status.tracer == nil && status.state != "t" && status.state != "T")
+        }
+        #expect(try Live.behaviour(other) == Live.original)
+        #expect(try Live.behaviour(held) == Live.original)
+    }
 }
