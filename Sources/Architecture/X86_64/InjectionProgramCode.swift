@@ -28,12 +28,12 @@ public enum InjectionProgramCode {
             code.store(slot: index)                                     // mov [rsp+slot], rax
             switch call.expectation {
             case .descriptor:
-                code.buffer.append([0x48, 0x85, 0xC0])                  // test rax, rax
-                code.buffer.append([0x0F, 0x88])                        // js cleanups
+                code.buffer.append(0x48, 0x85, 0xC0)                    // test rax, rax
+                code.buffer.append(0x0F, 0x88)                          // js cleanups
             case let .value(expected):
                 code.moveImmediate(rcx, expected)
-                code.buffer.append([0x48, 0x39, 0xC8])                  // cmp rax, rcx
-                code.buffer.append([0x0F, 0x85])                        // jne cleanups
+                code.buffer.append(0x48, 0x39, 0xC8)                    // cmp rax, rcx
+                code.buffer.append(0x0F, 0x85)                          // jne cleanups
             }
             cleanupJumps.append(code.buffer.appendField())
         }
@@ -43,8 +43,8 @@ public enum InjectionProgramCode {
             code.setUp(cleanup.number, cleanup.arguments)
             let guardRegister = argumentRegisters[cleanup.guardArgument]
             let both: UInt8 = guardRegister >= 8 ? 5 : 0                // REX.R and REX.B
-            code.buffer.append([0x48 | both, 0x85, 0xC0 | ((guardRegister & 7) << 3) | (guardRegister & 7)])  // test reg, reg
-            code.buffer.append([0x0F, 0x88])                            // js past the call
+            code.buffer.append(0x48 | both, 0x85, 0xC0 | ((guardRegister & 7) << 3) | (guardRegister & 7))    // test reg, reg
+            code.buffer.append(0x0F, 0x88)                              // js past the call
             let skip = code.buffer.appendField()
             code.buffer.append(X86_64.systemCallInstruction)           // syscall
             code.store(slot: program.calls.count + index)              // mov [rsp+slot], rax
@@ -64,13 +64,13 @@ public enum InjectionProgramCode {
 
         /// mov [rsp+8*slot], rax: REX.W, 89, ModRM disp32 + SIB rsp.
         mutating func store(slot: Int) {
-            buffer.append([0x48, 0x89, 0x84, 0x24])
+            buffer.append(0x48, 0x89, 0x84, 0x24)
             buffer.append(littleEndian: Int32(slot * 8))
         }
 
         /// mov reg, [rsp+8*slot]: REX.W (+R), 8B, ModRM disp32 + SIB rsp.
         mutating func load(_ register: UInt8, slot: Int) {
-            buffer.append([0x48 | (register >= 8 ? 4 : 0), 0x8B, 0x84 | ((register & 7) << 3), 0x24])
+            buffer.append(0x48 | (register >= 8 ? 4 : 0), 0x8B, 0x84 | ((register & 7) << 3), 0x24)
             buffer.append(littleEndian: Int32(slot * 8))
         }
 
@@ -84,11 +84,11 @@ public enum InjectionProgramCode {
                 buffer.append(littleEndian: UInt32(value))
             } else if let small = Int32(exactly: Int64(bitPattern: value)) {
                 // mov r/m64, imm32 (sign-extends): AT_FDCWD, -1
-                buffer.append([0x48 | extended, 0xC7, 0xC0 | (register & 7)])
+                buffer.append(0x48 | extended, 0xC7, 0xC0 | (register & 7))
                 buffer.append(littleEndian: small)
             } else {
                 // mov r64, imm64
-                buffer.append([0x48 | extended, 0xB8 + (register & 7)])
+                buffer.append(0x48 | extended, 0xB8 + (register & 7))
                 buffer.append(littleEndian: value)
             }
         }

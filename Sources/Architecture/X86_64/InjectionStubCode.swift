@@ -31,23 +31,25 @@ public enum InjectionStubCode {
         // Slots: 0 mask, 1 flags, 2 … 16 registers, 17 rsp, 18 rip.
         code.append(0xB8)                                    // mov eax, rt_sigprocmask
         code.append(littleEndian: UInt32(X86_64.systemCalls.rtSigprocmask))
-        code.append([0xBF, 2, 0, 0, 0])                      // mov edi, 2 (SIG_SETMASK)
-        code.append([0x48, 0x8D, 0x35])                      // lea rsi, [rip+mask]
+        code.append(0xBF)                                    // mov edi, 2 (SIG_SETMASK)
+        code.append(littleEndian: UInt32(2))
+        code.append(0x48, 0x8D, 0x35)                        // lea rsi, [rip+mask]
         fixups.append((code.appendField(), 0))
-        code.append([0x31, 0xD2])                            // xor edx, edx (no old mask)
-        code.append([0x41, 0xBA, 8, 0, 0, 0])                // mov r10d, 8 (sigset size)
+        code.append(0x31, 0xD2)                              // xor edx, edx (no old mask)
+        code.append(0x41, 0xBA)                              // mov r10d, 8 (sigset size)
+        code.append(littleEndian: UInt32(8))
         code.append(X86_64.systemCallInstruction)           // syscall
-        code.append([0xFF, 0x35])                            // push qword [rip+flags]
+        code.append(0xFF, 0x35)                              // push qword [rip+flags]
         fixups.append((code.appendField(), 1))
         code.append(0x9D)                                    // popfq
         for (index, register) in registerNumbers.enumerated() {
             // mov reg, [rip+slot]: REX.W (+R for r8-r15), 8B, ModRM reg/rip-relative.
-            code.append([0x48 | (register >= 8 ? 4 : 0), 0x8B, ((register & 7) << 3) | 5])
+            code.append(0x48 | (register >= 8 ? 4 : 0), 0x8B, ((register & 7) << 3) | 5)
             fixups.append((code.appendField(), 2 + index))
         }
-        code.append([0x48, 0x8B, 0x25])                      // mov rsp, [rip+rsp]
+        code.append(0x48, 0x8B, 0x25)                        // mov rsp, [rip+rsp]
         fixups.append((code.appendField(), 17))
-        code.append([0xFF, 0x25])                            // jmp qword [rip+rip]
+        code.append(0xFF, 0x25)                              // jmp qword [rip+rip]
         fixups.append((code.appendField(), 18))
         while code.count % 8 != 0 { code.append(0xCC) }      // int3 up to the slots
         let slotsStart = code.count

@@ -26,6 +26,30 @@ struct MachineCode {
     @inline(__always)
     mutating func append(_ instruction: [UInt8]) { bytes.append(contentsOf: instruction) }
 
+    // Two to four bytes of an instruction, one at a time: written as an array literal, each one
+    // was an array allocated and freed, dozens per program encoded (one per first apply).
+
+    /// Appends two bytes.
+    @inline(__always)
+    mutating func append(_ first: UInt8, _ second: UInt8) {
+        bytes.append(first)
+        bytes.append(second)
+    }
+
+    /// Appends three bytes.
+    @inline(__always)
+    mutating func append(_ first: UInt8, _ second: UInt8, _ third: UInt8) {
+        append(first, second)
+        bytes.append(third)
+    }
+
+    /// Appends four bytes.
+    @inline(__always)
+    mutating func append(_ first: UInt8, _ second: UInt8, _ third: UInt8, _ fourth: UInt8) {
+        append(first, second)
+        append(third, fourth)
+    }
+
     /// Appends `value` little-endian.
     @inline(__always)
     mutating func append<T: FixedWidthInteger>(littleEndian value: T) {
