@@ -58,18 +58,21 @@ struct PatchLoader {
         let windowHigh = min(low &+ nearReach, HostArchitecture.userAddressSpaceEnd)
         var best: (address: UInt64, distance: UInt64)?
         var previousEnd: UInt64 = 0x10_0000
-        var previousName = ""
-        for mapping in mappings + [MemoryMapping.sentinel] {
+        var afterHeap = false
+        // Each hole ends at the next mapping's start, the last at the end of the user address space.
+        for index in 0...mappings.count {
+            let start = index < mappings.count ? mappings[index].start : HostArchitecture.userAddressSpaceEnd
             var gapLow = max(previousEnd, windowLow)
-            if previousName == "[heap]" { gapLow = max(gapLow, previousEnd &+ (1 << 30)) }
-            let gapHigh = min(mapping.start, windowHigh)
+            if afterHeap { gapLow = max(gapLow, previousEnd &+ (1 << 30)) }
+            let gapHigh = min(start, windowHigh)
             if gapHigh > gapLow, gapHigh - gapLow >= length + HostArchitecture.pageSize {
                 let address = gapHigh <= low ? (gapHigh - length) & ~pageMask : (gapLow + pageMask) & ~pageMask
                 let distance = address < low ? low - address : address - low
                 if best == nil || distance < best!.distance { best = (address, distance) }
             }
-            previousEnd = max(previousEnd, mapping.end)
-            previousName = mapping.path
+            guard index < mappings.count else { break }
+            previousEnd = max(previousEnd, mappings[index].end)
+            afterHeap = mappings[index].path == "[heap]"
         }
         return best?.address
     }
@@ -823,11 +826,4 @@ struct ProgramArea: Equatable {
     let start: UInt64
     /// The stub's first byte, its system call instruction.
     let stub: UInt64
-}
-
-extension MemoryMapping {
-    /// The end of the user address space, as a mapping that closes the last hole.
-    static let sentinel = MemoryMapping(start: HostArchitecture.userAddressSpaceEnd, end: HostArchitecture.userAddressSpaceEnd,
-                                        isReadable: false, isWritable: false, isExecutable: false, isShared: false,
-                                        offset: 0, deviceMajor: 0, deviceMinor: 0, inode: 0, path: "", isDeleted: false)
 }
