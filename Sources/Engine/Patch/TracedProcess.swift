@@ -144,8 +144,13 @@ final class TracedProcess {
         // it, even once it exits; one seized from a listing and missing from the last is not this
         // process's: it exited between its listing and its seize, and its id went to a thread of
         // another process. That thread is let go as soon as it stops, nothing read or written.
-        let members = Set(listed)
-        let strangers = seen.filter { !members.contains($0) && threads[$0] != nil && $0 != anchor }
+        // The last listing is one of `seen`'s (nothing fresh in it): only more ids seen than listed
+        // leave strangers, and the usual hold builds no set inside its pause.
+        var strangers: [ThreadID] = []
+        if seen.count > listed.count {
+            let members = Set(listed)
+            strangers = seen.filter { !members.contains($0) && threads[$0] != nil && $0 != anchor }
+        }
         if threads.isEmpty { throw StopFailure.processGone }
         allSeized = Monotonic.now
         try waitUntilAllStopped(deadline: deadline)
