@@ -417,9 +417,8 @@ public actor Agent: AgentControlHandler {
             }
             if let event = transition.event { log([event]) }
         }
-        ledger.describeNew { pid in
-            (cgroups[pid].map(SystemdUnit.unit(cgroup:)) ?? SystemdUnit.unit(of: pid), commands[pid] ?? SystemdUnit.command(of: pid))
-        }
+        ledger.describeNew(cgroups: cgroups) { commands[$0] ?? SystemdUnit.command(of: $0) }
+        readUnitsOfExposedProcesses(at: fixes)
         log(ledger.vulnerableNotices(at: fixes))
     }
 
@@ -520,7 +519,8 @@ public actor Agent: AgentControlHandler {
 
     /// The status as of now.
     public func status() -> AgentStatus {
-        StatusBuilder.status(StatusFacts(
+        readUnitsOfExposedProcesses(at: plan?.fixes ?? .none)
+        return StatusBuilder.status(StatusFacts(
             state: state, stateProblem: stateProblem, records: ledger.sorted, excludedCount: ledger.excluded.count,
             lastPause: ledger.lastPause, channel: channel, standing: standing, lastCheck: lastCheck, plan: plan,
             bootID: bootID, faultReportsUnavailable: health.faultReportsUnavailable, configuration: configuration,
@@ -552,7 +552,16 @@ public actor Agent: AgentControlHandler {
 
     // MARK: Control
 
-    public func processes() -> [ProcessEntry] { ledger.sorted.map { $0.entry(at: plan?.fixes ?? .none) } }
+    public func processes() -> [ProcessEntry] {
+        ledger.readUnits(of: { _ in true }, unit: SystemdUnit.unit(of:))
+        return ledger.sorted.map { $0.entry(at: plan?.fixes ?? .none) }
+    }
+
+    /// Reads the unit of each process that still runs vulnerable code at `fixes` (the level in
+    /// force): its status reason and journal notice name it, with the command that restarts it.
+    private func readUnitsOfExposedProcesses(at fixes: DesiredFixes) {
+        ledger.readUnits(of: { !$0.vulnerableObjects(at: fixes).isEmpty }, unit: SystemdUnit.unit(of:))
+    }
 
     public func history() -> [HistoryEntry] { state.history }
 

@@ -188,15 +188,28 @@ struct ProcessLedger: Sendable {
         return transition.event == nil && transition.followUp == nil ? nil : transition
     }
 
-    /// Reads, for every record not described yet, what names it to an administrator (its systemd
-    /// unit and command name) through `describe`, which does the I/O; once per process.
-    mutating func describeNew(_ describe: (ProcessID) -> (unit: String?, command: String?)) {
+    /// Names every record not described yet with its command name, read through `command`, which
+    /// does the I/O; once per process. A unit comes with it when the scan read the process's cgroup
+    /// (`cgroups`, for a unit exclusion); else `readUnits` reads it when it is shown.
+    mutating func describeNew(cgroups: [ProcessID: String] = [:], command: (ProcessID) -> String?) {
         // Only a record taken since the last notices can be new (records are made only by `take`).
         for pid in changedSinceNotices where records[pid]?.described == false {
-            let found = describe(pid)
-            records[pid]?.unit = found.unit
-            records[pid]?.command = found.command
+            records[pid]?.command = command(pid)
             records[pid]?.described = true
+            if let cgroup = cgroups[pid] {
+                records[pid]?.unit = SystemdUnit.unit(cgroup: cgroup)
+                records[pid]?.unitRead = true
+            }
+        }
+    }
+
+    /// Reads, through `unit` (which does the I/O), the systemd unit of every record `shown`
+    /// selects whose unit was not read yet; once per process.
+    mutating func readUnits(of shown: (ProcessRecord) -> Bool, unit: (ProcessIdentity) -> String?) {
+        let unread = records.values.filter { !$0.unitRead && shown($0) }.map(\.identity)
+        for identity in unread {
+            records[identity.pid]?.unit = unit(identity)
+            records[identity.pid]?.unitRead = true
         }
     }
 

@@ -20,8 +20,12 @@ struct ProcessRecord: Sendable {
     var patchedCode: PatchedCode?
     /// Each targeted object it maps and the fix that object runs, as last read from the process.
     var objects: [ObjectPatchReport] = []
-    /// Its systemd unit and command name, read once when it is first recorded (`described`).
+    /// Its systemd unit, read once (`unitRead`): from the cgroup the scan read for a unit exclusion,
+    /// else when first shown (a status reason, a journal notice, `agentctl processes`), so a pass
+    /// reads no cgroup of a process nothing names.
     var unit: String?
+    var unitRead = false
+    /// Its command name, read once when it is first recorded (`described`).
     var command: String?
     var described = false
     /// The notice last logged that it still runs vulnerable code (release and reason), so each

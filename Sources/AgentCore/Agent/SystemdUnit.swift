@@ -44,8 +44,11 @@ enum SystemdUnit {
         return UInt32(component.dropFirst("user@".count).dropLast(".service".count))
     }
 
-    /// The unit of `pid`, or nil when it has none or its cgroup cannot be read (it ended).
-    static func unit(of pid: ProcessID) -> String? { ProcFS.cgroup(of: pid).flatMap(unit(cgroup:)) }
+    /// The unit of the process `identity` names, or nil when it has none or is gone (its pid now
+    /// another process's, whose unit this must not report).
+    static func unit(of identity: ProcessIdentity) -> String? {
+        ProcessDirectory.identified(identity).flatMap { ProcFS.cgroup(of: $0) }.flatMap(unit(cgroup:))
+    }
 
     /// The command name of `pid` (`comm`, at most 15 bytes), or nil when it cannot be read.
     static func command(of pid: ProcessID) -> String? {

@@ -67,9 +67,15 @@ public final class HostPatcher: Sendable {
             var layout = found
             layout.executablePath = found.directory.flatMap { try? ProcFS.executablePath(of: $0) }
             let executable = layout.executablePath ?? match.objects[0].path
-            // Read here for the exclusions and for the caller (which names the process's unit).
-            let cgroup = found.directory.flatMap { ProcFS.cgroup(of: $0) }
-            switch policy.exclusion(of: pid, executable: executable, cgroup: { cgroup }) {
+            // Read through the open directory only when a unit exclusion needs it (then the caller
+            // names the process's unit from it too); else the caller reads it for a process it has
+            // not described yet, not every pass for every process.
+            var cgroup: String?
+            let exclusion = policy.exclusion(of: pid, executable: executable) {
+                cgroup = found.directory.flatMap { ProcFS.cgroup(of: $0) }
+                return cgroup
+            }
+            switch exclusion {
             case nil:
                 let report = Self.reconcile(match, on: worker, desired: desired, knownFixes: knownFixes, layout: layout)
                 return HostProcessReport(match: match, executable: executable, patched: report, cgroup: cgroup)
@@ -240,7 +246,8 @@ public struct HostProcessReport: Sendable {
     /// Its command name (`comm`, escaped as /proc/PID/status prints it), read with the user ids;
     /// nil when not read.
     public var command: String?
-    /// The text of its /proc/PID/cgroup as the scan read it; nil when not read.
+    /// The text of its /proc/PID/cgroup as the scan read it (only for unit exclusions); nil when
+    /// not read.
     public var cgroup: String?
 
     /// The report of `match` reconciled as `report` says, with the user ids (when a fix was

@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import Engine
 import Glibc
 import HotpatchFixtures
 import LinuxSystem
@@ -206,7 +207,7 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
         let reason = try XCTUnwrap(exposed.reasons.first { $0.message.hasPrefix("PID \(refused.pid) ") }, "\(exposed.reasons)")
         XCTAssertEqual(reason.verdict, .exposed)
         XCTAssertTrue(reason.message.contains("it still runs vulnerable code: \(program.libraryB)"), reason.message)
-        let unit = SystemdUnit.unit(of: ProcessID(refused.pid))
+        let unit = SystemdUnit.unit(of: try ProcFS.identity(of: ProcessID(refused.pid)))
         let entries = host.processes()
         let entry = try XCTUnwrap(entries.first { $0.pid == refused.pid }, "\(entries)")
         XCTAssertEqual(entry.state, .unpatchable)

@@ -205,6 +205,7 @@ import Testing
                                    state: state, reason: reason)
         record.objects = objects
         record.unit = unit
+        record.unitRead = true
         record.command = "app\(pid)"
         record.described = true
         return record
@@ -240,13 +241,23 @@ import Testing
         var described: [ProcessID] = []
         ledger.describeNew { pid in
             described.append(pid)
-            return ("nginx.service", "nginx")
+            return "nginx"
         }
         ledger.describeNew { pid in
             described.append(pid)
-            return (nil, nil)
+            return nil
         }
         #expect(described == [ProcessID(70)], "a process is described once")
+        var unitsRead: [ProcessIdentity] = []
+        ledger.readUnits(of: { !$0.vulnerableObjects(at: fixes).isEmpty }) { identity in
+            unitsRead.append(identity)
+            return "nginx.service"
+        }
+        ledger.readUnits(of: { _ in true }) { identity in
+            unitsRead.append(identity)
+            return nil
+        }
+        #expect(unitsRead == [ProcessIdentity(pid: ProcessID(70), startTime: 5)], "a unit is read once, by the process's identity")
 
         let events = ledger.vulnerableNotices(at: fixes)
         let event = try #require(events.first)
@@ -275,19 +286,24 @@ import Testing
         #expect(ledger.vulnerableNotices(at: fixes).count == 1, "named again when it falls back")
     }
 
+    /// A report of process `pid` (started at 5) that maps libb, reconciled with `outcome`.
+    private static func libBReport(_ pid: Int32, _ outcome: PatchOutcome, executable: String = "/usr/sbin/nginx") -> HostProcessReport {
+        HostProcessReport(
+            match: ProcessMatch(process: ProcessIdentity(pid: ProcessID(pid), startTime: 5),
+                                objects: [LoadedObject(path: "/usr/lib/libb.so.1", isDeleted: false, buildID: libB,
+                                                       loadBias: 0x7f00_0000_0000, mappings: [], readablePath: "/usr/lib/libb.so.1")]),
+            executable: executable,
+            result: .reconciled(ProcessPatchReport(pid: ProcessID(pid), startTime: 5, objectPath: "/usr/lib/libb.so.1",
+                                                   outcome: outcome, pauseMicroseconds: nil, totalMicroseconds: 1, threadCount: 1,
+                                                   evacuatedThreads: 0, injectedSystemCalls: 0,
+                                                   objects: [ObjectPatchReport(path: "/usr/lib/libb.so.1", buildID: libB)])))
+    }
+
     @Test func vulnerableNotices_lookOnlyAtRecordsChangedSinceTheLast_yetNameAProcessWhoseReasonChanged() throws {
         var ledger = ProcessLedger()
         let fixes = Self.plan(Self.channel()).fixes
         func report(_ pid: Int32, tracer: Int32) -> HostProcessReport {
-            HostProcessReport(
-                match: ProcessMatch(process: ProcessIdentity(pid: ProcessID(pid), startTime: 5),
-                                    objects: [LoadedObject(path: "/usr/lib/libb.so.1", isDeleted: false, buildID: Self.libB,
-                                                           loadBias: 0x7f00_0000_0000, mappings: [], readablePath: "/usr/lib/libb.so.1")]),
-                executable: "/usr/sbin/nginx",
-                result: .reconciled(ProcessPatchReport(pid: ProcessID(pid), startTime: 5, objectPath: "/usr/lib/libb.so.1",
-                                                       outcome: .unpatchable(.tracedBy(tracer: ThreadID(tracer))), pauseMicroseconds: nil,
-                                                       totalMicroseconds: 1, threadCount: 1, evacuatedThreads: 0, injectedSystemCalls: 0,
-                                                       objects: [ObjectPatchReport(path: "/usr/lib/libb.so.1", buildID: Self.libB)])))
+            Self.libBReport(pid, .unpatchable(.tracedBy(tracer: ThreadID(tracer))))
         }
         _ = ledger.take((71...73).map { report($0, tracer: 9) }, fullPass: true, desired: fixes.release, healthWindow: 60, now: now)
         #expect(ledger.vulnerableNotices(at: fixes).compactMap { $0.metadata["target.pid"] } == ["71", "72", "73"])
@@ -386,10 +402,38 @@ import Testing
         #expect(!history.unicodeScalars.contains("\u{1b}"), "\(history)")
     }
 
+    @Test func describeNew_takesTheUnitFromACgroupTheScanRead_andReadUnitsReadsOnlyTheOthersItShows() {
+        var ledger = ProcessLedger()
+        let fixes = Self.plan(Self.channel()).fixes
+        func report(_ pid: Int32, _ outcome: PatchOutcome) -> HostProcessReport {
+            Self.libBReport(pid, outcome, executable: "/usr/sbin/app\(pid)")
+        }
+        // 80 and 81 are refused (they run vulnerable code), 82 is not; the scan read 80's cgroup.
+        let traced = PatchOutcome.unpatchable(.tracedBy(tracer: ThreadID(9)))
+        _ = ledger.take([report(80, traced), report(81, traced), report(82, .alreadyApplied)], fullPass: true,
+                        desired: fixes.release, healthWindow: 60, now: now)
+        ledger.describeNew(cgroups: [ProcessID(80): "0::/system.slice/a.service\n"]) { _ in "app" }
+        #expect(ledger.records[ProcessID(80)]?.unit == "a.service")
+
+        var read: [ProcessID] = []
+        ledger.readUnits(of: { !$0.vulnerableObjects(at: fixes).isEmpty }) { identity in
+            read.append(identity.pid)
+            return "b.service"
+        }
+        #expect(read == [ProcessID(81)], "80's unit came with the scan; 82 runs no vulnerable code, so nothing shows it")
+        #expect(ledger.records[ProcessID(81)]?.unit == "b.service")
+        ledger.readUnits(of: { _ in true }) { identity in
+            read.append(identity.pid)
+            return nil
+        }
+        #expect(read == [ProcessID(81), ProcessID(82)], "each unit is read once")
+        #expect(ledger.records[ProcessID(82)]?.unit == nil)
+    }
+
     @Test func unit_ofThisProcess_matchesItsOwnCgroupFile() throws {
         let text = try String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)
-        #expect(SystemdUnit.unit(of: ProcessID(getpid())) == SystemdUnit.unit(cgroup: text))
-        #expect(SystemdUnit.unit(of: ProcessID(Int32.max)) == nil, "an ended process has none")
+        #expect(SystemdUnit.unit(of: try ProcFS.identity(of: ProcessID(getpid()))) == SystemdUnit.unit(cgroup: text))
+        #expect(SystemdUnit.unit(of: ProcessIdentity(pid: ProcessID(Int32.max), startTime: 1)) == nil, "an ended process has none")
         #expect(SystemdUnit.command(of: ProcessID(getpid())) != nil)
     }
 }
