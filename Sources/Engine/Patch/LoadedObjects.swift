@@ -47,6 +47,8 @@ struct FileKey: Hashable, Sendable {
 struct PatchFile: Sendable {
     let object: PatchObject
     let file: StartFile
+    /// `PatchLoader.farAreaBytes(of:path:)` of `object` at the path it was read from.
+    let farAreaBytes: UInt64
 }
 
 /// Facts read once per file (device + inode) and shared by every process that maps it: build-id and
@@ -165,7 +167,8 @@ public final class ObjectCache: Sendable {
         let info = try Files.status(path)
         let stamp = [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]
         if let known = patchObjects.read({ $0[path] }), known.stamp == stamp { return known.file }
-        let file = PatchFile(object: try PatchObject(path: path), file: StartFile(info))
+        let object = try PatchObject(path: path)
+        let file = PatchFile(object: object, file: StartFile(info), farAreaBytes: PatchLoader.farAreaBytes(of: object, path: path))
         patchObjects.write { $0[path] = (stamp, file) }
         return file
     }

@@ -37,6 +37,8 @@ struct PatchLoader {
     let cache: ObjectCache
     /// The file `patch` was parsed from (`ObjectCache.patchFile(at:)`).
     let file: StartFile
+    /// `PatchLoader.farAreaBytes(of:path:)` of `patch` at `path`, worked out with the file's parse.
+    let farAreaBytes: UInt64
     /// Its file name, which identifies the image in the process.
     var name: String { PatchLoader.name(of: path) }
 
@@ -559,11 +561,32 @@ struct PatchLoader {
     /// How many bytes of the stub `Architecture.injectionStub` writes (the same for every thread).
     private static let stubBytes = HostArchitecture.injectionStub(resuming: ThreadRegisters(raw: cptrace_regs()), signalMask: 0).count
 
+    /// Where every address a load's programs carry (the image's, its segments') is encoded as a
+    /// 64-bit immediate, whatever its value: above any 32-bit value, far below the sign-extended
+    /// ones. With the image there, the programs' length no longer depends on where it lies.
+    static let farAddresses: Range<UInt64> = (UInt64(UInt32.max) + 1)..<(1 << 62)
+
+    /// `areaBytes(near:total:segments:)` for an image anywhere in `farAddresses` (where every
+    /// image of a 64-bit process lies but for one near a non-PIE executable in the first 4 GiB):
+    /// the same for every process, so worked out once per parsed patch file (`PatchFile`).
+    static func farAreaBytes(of patch: PatchObject, path: String) -> UInt64 {
+        let near = farAddresses.lowerBound
+        let total = patch.imageSize + PatchImageMarker.pageSize
+        return areaBytes(path: path, near: near, total: total,
+                         segments: segmentMappings(of: patch, base: near + PatchImageMarker.pageSize, fd: 3))
+    }
+
     /// The most bytes a load's programs need from the start of their area: the longer of the path
     /// and the memfd name, the largest program (the reservation, openat, every mapping, close and
     /// an ending) and the stub, with the alignment between them. `segments` are the mappings of an
-    /// image at `near` (`segmentMappings`).
+    /// image at `near` (`segmentMappings`). Taken from `farAreaBytes` for a far image.
     private func areaBytes(near: UInt64, total: UInt64, segments: [PlannedSystemCall]) -> UInt64 {
+        if PatchLoader.farAddresses.contains(near), PatchLoader.farAddresses.contains(near + total) { return farAreaBytes }
+        return PatchLoader.areaBytes(path: path, near: near, total: total, segments: segments)
+    }
+
+    /// `areaBytes(near:total:segments:)` of a patch object at `path`, worked out: the program encoded.
+    static func areaBytes(path: String, near: UInt64, total: UInt64, segments: [PlannedSystemCall]) -> UInt64 {
         let calls = HostArchitecture.systemCalls
         let reservation = InjectionProgram.Call(number: calls.mmap, arguments: [
             near, total, PatchLoader.protRead | PatchLoader.protExec, PatchLoader.mapPrivate | PatchLoader.mapAnonymous | PatchLoader.mapFixedNoReplace,
@@ -579,7 +602,7 @@ struct PatchLoader {
                                        cleanups: [.init(number: calls.close, arguments: [.resultOf(1)], guardArgument: 0)],
                                        ending: .init(number: calls.tgkill, arguments: [UInt64(Int32.max), UInt64(Int32.max), 64]))
         let programBytes = HostArchitecture.injectionProgram(program, stubDistance: 0).bytes.count
-        let nameBytes = max(path.utf8.count, ("hotpatch:" + name).utf8.count) + 1
+        let nameBytes = max(path.utf8.count, ("hotpatch:" + PatchLoader.name(of: path)).utf8.count) + 1
         return UInt64(nameBytes + 15 + programBytes + 15 + PatchLoader.stubBytes)
     }
 
@@ -644,26 +667,36 @@ struct PatchLoader {
     /// The mmap calls that place each segment: the file-backed pages, then anonymous zero pages
     /// for the rest of a segment's memory (its .bss).
     private func segmentMappings(base: UInt64, fd: UInt64) -> [PlannedSystemCall] {
+        PatchLoader.segmentMappings(of: patch, base: base, fd: fd)
+    }
+
+    /// `segmentMappings(base:fd:)` of `patch`.
+    static func segmentMappings(of patch: PatchObject, base: UInt64, fd: UInt64) -> [PlannedSystemCall] {
         var calls: [PlannedSystemCall] = []
+        calls.reserveCapacity(patch.segments.count * 2)
         for segment in patch.segments {
             var protection: UInt64 = 0
             if segment.flags.contains(.readable) { protection |= PatchLoader.protRead }
             if segment.flags.contains(.writable) { protection |= PatchLoader.protWrite }
             if segment.flags.contains(.executable) { protection |= PatchLoader.protExec }
-            let label = "mmap(\(PatchLoader.protectionText(protection)))"
             if segment.fileBackedLength > 0 {
-                calls.append(PlannedSystemCall(label: label, number: HostArchitecture.systemCalls.mmap, arguments: [
+                calls.append(PlannedSystemCall(label: mmapLabels[Int(protection)], number: HostArchitecture.systemCalls.mmap, arguments: [
                     base + segment.mapOffset, segment.fileBackedLength, protection,
                     PatchLoader.mapPrivate | PatchLoader.mapFixed, fd, segment.fileOffset]))
             }
             if segment.mapLength > segment.fileBackedLength {
-                calls.append(PlannedSystemCall(label: label + " anonymous", number: HostArchitecture.systemCalls.mmap, arguments: [
+                calls.append(PlannedSystemCall(label: anonymousMmapLabels[Int(protection)], number: HostArchitecture.systemCalls.mmap, arguments: [
                     base + segment.mapOffset + segment.fileBackedLength, segment.mapLength - segment.fileBackedLength,
                     protection, PatchLoader.mapPrivate | PatchLoader.mapFixed | PatchLoader.mapAnonymous, UInt64.max, 0]))
             }
         }
         return calls
     }
+
+    /// A segment mapping's label for each protection (read 1, write 2, exec 4), made once rather
+    /// than for each segment of each process ("mmap(PROT_READ|PROT_EXEC)"), and for its .bss.
+    private static let mmapLabels = (0..<8).map { "mmap(\(protectionText(UInt64($0))))" }
+    private static let anonymousMmapLabels = mmapLabels.map { $0 + " anonymous" }
 
     private static func protectionText(_ protection: UInt64) -> String {
         var parts: [String] = []

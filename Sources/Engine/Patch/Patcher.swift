@@ -280,7 +280,8 @@ public final class Patcher {
         for position in work.indices {
             guard let fix = work[position].fix, let patchFile = work[position].patchFile else { continue }
             let object = work[position].object
-            let loader = PatchLoader(patch: patchFile.object, path: fix.target.patchObjectPath, cache: cache, file: patchFile.file)
+            let loader = PatchLoader(patch: patchFile.object, path: fix.target.patchObjectPath, cache: cache, file: patchFile.file,
+                                     farAreaBytes: patchFile.farAreaBytes)
             if let image = images.first(where: { $0.name == loader.name }) {
                 work[position].imageBase = image.base
                 continue
