@@ -332,8 +332,9 @@ final class SystemCallInjector {
         try Ptrace.setSignalMask(tid, savedSignalMask)
         signalsBlocked = false
         // A call our stop failed with EINTR runs again, as the release does for the other threads.
-        try Ptrace.setRegisters(tid, HostArchitecture.rerunningCallFailedByStop(savedRegisters) ?? savedRegisters)
-        traced.settle(tid)
+        let resuming = HostArchitecture.rerunningCallFailedByStop(savedRegisters) ?? savedRegisters
+        try Ptrace.setRegisters(tid, resuming)
+        traced.settle(tid, registers: resuming)
     }
 }
 

@@ -227,9 +227,9 @@ final class TracedProcess {
     }
 
     /// The next event of any held thread; fails when the process is gone or `deadline` passes first.
-    private func nextEvent(until deadline: Monotonic.Instant) throws(StopFailure) -> (tid: ThreadID, event: TraceEvent) {
+    private func nextEvent(until deadline: Monotonic.Instant, expectingNone: Bool = false) throws(StopFailure) -> (tid: ThreadID, event: TraceEvent) {
         let next: (tid: ThreadID, event: TraceEvent)?
-        do { next = try Ptrace.nextEvent(until: deadline) } catch { throw .system(.system(error)) }
+        do { next = try Ptrace.nextEvent(until: deadline, expectingNone: expectingNone) } catch { throw .system(.system(error)) }
         guard let next else {
             if !exists { throw .processGone }
             throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
@@ -251,8 +251,13 @@ final class TracedProcess {
     }
 
     /// Notes that `tid`'s registers were put back as they must run on (an injection's restore,
-    /// which already re-runs a call the stop failed): the release leaves them alone.
-    func settle(_ tid: ThreadID) { threads[tid]?.settled = true }
+    /// which already re-runs a call the stop failed): the release leaves them alone, and the stop
+    /// window looks at `registers`, just set, without reading them again.
+    func settle(_ tid: ThreadID, registers: ThreadRegisters) {
+        guard threads[tid]?.stopped == true else { return }
+        threads[tid]!.settled = true
+        threads[tid]!.registers = registers
+    }
 
     /// The registers of `tid`, stopped, read once per stop: the stop window looks at each thread
     /// several times (who is in a patch window, the strict check, the release) and each read is a
@@ -416,8 +421,11 @@ final class TracedProcess {
         guard threads[tid]?.stopped == true else { return false }
         while true {
             guard try resume(tid, { (tid: ThreadID) throws(SystemError) in try Ptrace.resume(tid) }) else { return false }
+            // The thread was just sent off to run injected calls: no event is there yet to look for.
+            var first = true
             while true {
-                let (eventTid, event) = try nextEvent(until: deadline)
+                let (eventTid, event) = try nextEvent(until: deadline, expectingNone: first)
+                first = false
                 if eventTid == tid, case let .stopped(signal, eventNumber) = event, eventNumber == 0, isAwaited(signal) {
                     threads[tid]!.stopped = true
                     return true

@@ -196,13 +196,17 @@ enum Ptrace {
 
     /// Waits up to `deadline` for the next tracee event. It blocks in waitpid (so the CPU is free
     /// for the very tracee it waits for) and a per-thread timer interrupts it at the deadline.
-    static func nextEvent(until deadline: Monotonic.Instant) throws(SystemError) -> (tid: ThreadID, event: TraceEvent)? {
+    /// An event already there is taken without arming the timer, unless `expectingNone` (a tracee
+    /// just resumed to run injected calls: the look would find nothing).
+    static func nextEvent(until deadline: Monotonic.Instant, expectingNone: Bool = false) throws(SystemError) -> (tid: ThreadID, event: TraceEvent)? {
+        var looks = !expectingNone
         while true {
             do {
-                if let event = try pollEvent() { return event }
+                if looks, let event = try pollEvent() { return event }
             } catch where error.errno == ECHILD {
                 return nil
             }
+            looks = true
             let now = Monotonic.now
             if now >= deadline { return nil }
             if cptrace_deadline_arm(Int64(deadline.nanoseconds - now.nanoseconds)) != 0 {
