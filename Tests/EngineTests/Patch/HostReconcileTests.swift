@@ -31,6 +31,7 @@ extension LivePatchTests {
         #expect(reports.map(\.match.process.pid.rawValue) == victims.map(\.pid).reversed(), "every victim, in the order asked")
         for report in reports {
             let pid = report.match.process.pid.rawValue
+            #expect(report.cgroup == nil, "PID \(pid): no unit is excluded, so no cgroup is read")
             switch report.result {
             case let .excluded(why):
                 #expect(pid == excludedPid, "only the excluded victim is left alone: \(why)")
@@ -47,8 +48,14 @@ extension LivePatchTests {
         #expect(try Live.behaviour(victims[5]) == Live.original)
         for victim in victims { #expect(victim.isAlive) }
 
-        let reverted = host.reconcile(among: pids, desired: .cumulative(desired: nil, levels: [hotpatch]), known: [hotpatch], excluding: policy)
+        // With a unit to exclude, each process's cgroup is read to look for it, and reported.
+        let unitPolicy = ExclusionPolicy(executableGlobs: policy.executableGlobs, units: ["no-such-unit.service"])
+        let reverted = host.reconcile(among: pids, desired: .cumulative(desired: nil, levels: [hotpatch]), known: [hotpatch],
+                                      excluding: unitPolicy)
         #expect(reverted.count == 6)
+        for report in reverted where report.match.process.pid.rawValue != excludedPid {
+            #expect(report.cgroup != nil && report.cgroup == ProcFS.cgroup(of: report.match.process.pid), "PID \(report.match.process.pid)")
+        }
         for victim in victims { #expect(try Live.behaviour(victim) == Live.original) }
     }
 }
