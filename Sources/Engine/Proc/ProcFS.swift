@@ -62,8 +62,11 @@ public enum ProcFS {
         try ProcessStatus.parse(directory.readRecord("status", limit: 1 << 20), path: "/proc/\(directory.pid)/status")
     }
 
-    /// `status(of:thread:)` of a thread of the process `directory` was opened for.
+    /// `status(of:thread:)` of a thread of the process `directory` was opened for. The main
+    /// thread's is the process's own `status` (the kernel prints both from that thread): one
+    /// directory fewer to look up in /proc than through `task/`.
     public static func status(of directory: ProcessDirectory, thread tid: ThreadID) throws -> ProcessStatus {
+        if tid == directory.pid.mainThread { return try status(of: directory) }
         let name = "task/\(tid)/status"
         return try ProcessStatus.parse(directory.readRecord(name, limit: 1 << 20), path: "/proc/\(directory.pid)/\(name)")
     }

@@ -32,6 +32,16 @@ import Testing
     #expect(before.intersection(after).isSubset(of: Set(listed)), "every thread listed before and after is listed")
     #expect(Set(listed).isSubset(of: before.union(after)))
     #expect(listed.contains(ThreadID.current) && listed.contains(ThreadID(ProcessID.current.rawValue)))
+    // A thread's status through the directory is the thread's own, the main thread's the process's
+    // `status` (the kernel prints both from the main thread).
+    let main = ThreadID(ProcessID.current.rawValue)
+    let throughDirectory = try ProcFS.status(of: directory, thread: main)
+    let throughTask = try ProcFS.status(of: ProcessID.current, thread: main)
+    #expect(throughDirectory.name == throughTask.name && throughDirectory.userIDs == throughTask.userIDs
+            && throughDirectory.seccompMode == throughTask.seccompMode && throughDirectory.tracer == throughTask.tracer)
+    if ThreadID.current != main {
+        #expect(try ProcFS.status(of: directory, thread: ThreadID.current).name == ProcFS.status(of: ProcessID.current, thread: ThreadID.current).name)
+    }
 }
 
 @Test func threadListing_afterThreadsStartAndEnd_listsThemAgainFromTheSameOpenFolder() throws {
