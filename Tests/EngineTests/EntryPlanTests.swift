@@ -175,17 +175,31 @@ private let paddedStart = entry - 5
     #expect(span.written(with: [first, second, third]) != nil)
 }
 
-@Test func relocationRuns_inOnePage_areOneGroup_andACrossingRunOrAnotherPageStartsItsOwn() {
+@Test func relocationRuns_inOnePageOrPagesThatFollowOneAnother_areOneGroup_andAPageNoneWritesStartsAnother() {
     let page: UInt64 = 0x7f00_0000_0000
     let runs: [(address: UInt64, bytes: [UInt8])] = [
         (page + 0x10, [1, 1, 1, 1, 1, 1, 1, 1]), (page + 0x40, [2, 2, 2, 2, 2, 2, 2, 2]),
         (page + 0xffc, [3, 3, 3, 3, 3, 3, 3, 3]),  // crosses into the next page
-        (page + 0x1008, [4, 4, 4, 4, 4, 4, 4, 4]), (page + 0x3000, [5, 5, 5, 5, 5, 5, 5, 5]),
-        (page + 0x3ff8, [6, 6, 6, 6, 6, 6, 6, 6]),
+        (page + 0x1008, [4, 4, 4, 4, 4, 4, 4, 4]),
+        (page + 0x3000, [5, 5, 5, 5, 5, 5, 5, 5]),  // page 2 is written by none: a new group
+        (page + 0x3ff8, [6, 6, 6, 6, 6, 6, 6, 6]), (page + 0x4000, [7, 7, 7, 7, 7, 7, 7, 7]),
+        (page + 0x6000, [8, 8, 8, 8, 8, 8, 8, 8]),
     ]
-    let groups = PatchLoader.pageGroups(runs).map { $0.map(\.address) }
-    #expect(groups == [[page + 0x10, page + 0x40], [page + 0xffc], [page + 0x1008], [page + 0x3000, page + 0x3ff8]])
+    let groups = PatchLoader.pageGroups(runs)
+    #expect(groups.map { $0.map(\.address) } == [[page + 0x10, page + 0x40, page + 0xffc, page + 0x1008],
+                                                 [page + 0x3000, page + 0x3ff8, page + 0x4000], [page + 0x6000]])
     #expect(PatchLoader.pageGroups([]).isEmpty)
+    // Each group is one span its runs can be laid over: every page of it written by one of them.
+    for group in groups {
+        let low = group[0].address, end = group.last!.address + UInt64(group.last!.bytes.count)
+        let span = EntrySpan(low: low, bytes: [UInt8](repeating: 0xEE, count: Int(end - low)))
+        let merged = span.written(withRuns: group)
+        #expect(merged != nil, "group at 0x\(String(low, radix: 16))")
+        for run in group {
+            let offset = Int(run.address - low)
+            #expect(merged.map { Array($0[offset..<(offset + run.bytes.count)]) } == run.bytes)
+        }
+    }
 }
 
 @Test func coalesce_mergesWordsAndTheZerosTheyTouch_layingWordsOverZeros() {

@@ -737,22 +737,23 @@ struct PatchLoader {
         return runs
     }
 
-    /// `runs` (sorted by address, as `coalesce` gives them) in groups of consecutive runs that
-    /// lie in one page, each written as one span; a run that crosses a page boundary is a group
-    /// of its own, so a span never covers a page none of its runs writes.
+    /// `runs` (sorted by address, as `coalesce` gives them) in groups of consecutive runs whose
+    /// pages follow one another with none missing (a run in the same page as the last, or in the
+    /// next), each written as one span; so a span never covers a page none of its runs writes
+    /// (as `EntrySpan.written(withRuns:)` requires) and never skips one with a write of its own.
     static func pageGroups(_ runs: [(address: UInt64, bytes: [UInt8])]) -> [[(address: UInt64, bytes: [UInt8])]] {
         let pageSize = HostArchitecture.pageSize
-        func page(_ run: (address: UInt64, bytes: [UInt8])) -> UInt64? {
+        var groups: [[(address: UInt64, bytes: [UInt8])]] = []
+        var groupEnd: UInt64 = 0  // the last page the last group writes
+        for run in runs {
             let first = run.address / pageSize
             let last = (run.address + UInt64(max(run.bytes.count, 1)) - 1) / pageSize
-            return first == last ? first : nil
-        }
-        var groups: [[(address: UInt64, bytes: [UInt8])]] = []
-        for run in runs {
-            if let current = page(run), let previous = groups.last?.last, page(previous) == current {
+            if !groups.isEmpty, first <= groupEnd + 1 {
                 groups[groups.count - 1].append(run)
+                groupEnd = max(groupEnd, last)
             } else {
                 groups.append([run])
+                groupEnd = last
             }
         }
         return groups
