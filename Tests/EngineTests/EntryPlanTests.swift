@@ -252,3 +252,25 @@ private let paddedStart = entry - 5
     #expect(!PatchLoader.processSees(another, at: path, pid: .current))
     #expect(!PatchLoader.processSees(parsed, at: path + "-missing", pid: .current))
 }
+
+@Test func span_ofRegionsWithin4KiB_isOneReadHoldingEach_andOfRegionsFartherApartOrOneAlone_isNone() throws {
+    // This process's own memory: a buffer whose bytes are known, read through /proc/self/mem.
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 3 * 4096, alignment: 4096)
+    defer { buffer.deallocate() }
+    for index in buffer.indices { buffer[index] = UInt8(truncatingIfNeeded: index &* 7) }
+    let base = UInt64(UInt(bitPattern: buffer.baseAddress!))
+    let memory = try ProcessMemory(pid: .current)
+    let regions = [(address: base + 0x10, count: 18), (address: base + 0x22, count: 16), (address: base + 0x800, count: 8)]
+    let found = Patcher.span(of: regions, memory: memory)
+    let span = try #require(found)
+    #expect(span.low == base + 0x10 && span.bytes.count == 0x808 - 0x10)
+    for region in regions {
+        let offset = Int(region.address - base)
+        #expect(span.bytes(at: region.address, count: region.count) == Array(buffer[offset..<(offset + region.count)]))
+    }
+    #expect(span.bytes(at: base + 0x808, count: 1) == nil, "past the span")
+    let apart = Patcher.span(of: [(address: base, count: 8), (address: base + 4096, count: 8)], memory: memory)
+    #expect(apart == nil, "more than 4 KiB")
+    let alone = Patcher.span(of: [(address: base, count: 8)], memory: memory)
+    #expect(alone == nil, "one region is read on its own")
+}

@@ -502,17 +502,28 @@ public final class Patcher {
         for target in targets where target.buildID == object.buildID {
             for redirection in target.redirections { byOffset[redirection.offset] = redirection }
         }
-        var sites: [Site] = []
-        for redirection in byOffset.values.sorted(by: { $0.offset < $1.offset }) {
-            let address = object.loadBias &+ redirection.regionOffset
-            let entry = object.loadBias &+ redirection.offset
+        let ordered = byOffset.values.sorted(by: { $0.offset < $1.offset })
+        for redirection in ordered {
             guard redirection.size > 0, redirection.size <= 1 << 20, redirection.padding <= redirection.offset,
                   redirection.padding <= UInt64(HostArchitecture.nearJumpLength) else {
                 throw .unpatchable(.patchObjectRejected(detail: "function \(redirection.symbol) has an implausible size \(redirection.size) or padding \(redirection.padding)"))
             }
+        }
+        // Functions within 4 KiB of one another are read at once; one that span does not hold (a
+        // read that failed) is read on its own, for its own error.
+        let together = Patcher.span(of: ordered.map { (address: object.loadBias &+ $0.regionOffset, count: Int($0.regionSize)) },
+                                    memory: memory)
+        var sites: [Site] = []
+        for redirection in ordered {
+            let address = object.loadBias &+ redirection.regionOffset
+            let entry = object.loadBias &+ redirection.offset
             let current: [UInt8]
-            do { current = try memory.read(at: address, count: Int(redirection.regionSize)) } catch {
-                throw Patcher.gone(error) ?? .unpatchable(.entryBytesDiffer(symbol: redirection.symbol, address: entry))
+            if let read = together?.bytes(at: address, count: Int(redirection.regionSize)) {
+                current = read
+            } else {
+                do { current = try memory.read(at: address, count: Int(redirection.regionSize)) } catch {
+                    throw Patcher.gone(error) ?? .unpatchable(.entryBytesDiffer(symbol: redirection.symbol, address: entry))
+                }
             }
             let original: [UInt8]
             if Patcher.digest(current) == redirection.sha256 {
@@ -740,8 +751,14 @@ public final class Patcher {
     /// write), read at once, when there are several writes and they lie within 4 KiB; nil
     /// otherwise, or when that read fails.
     static func span(of writes: [EntryWrite], count: (EntryWrite) -> Int, memory: borrowing ProcessMemory) -> EntrySpan? {
-        guard writes.count > 1, let low = writes.map(\.address).min(),
-              let high = writes.map({ $0.address + UInt64(count($0)) }).max(),
+        span(of: writes.map { (address: $0.address, count: count($0)) }, memory: memory)
+    }
+
+    /// The bytes from the lowest region's start to the end of the highest, read at once, when
+    /// there are several regions and they lie within 4 KiB; nil otherwise, or when that read fails.
+    static func span(of regions: [(address: UInt64, count: Int)], memory: borrowing ProcessMemory) -> EntrySpan? {
+        guard regions.count > 1, let low = regions.map(\.address).min(),
+              let high = regions.map({ $0.address + UInt64($0.count) }).max(),
               high - low <= 4096, let bytes = try? memory.read(at: low, count: Int(high - low)) else { return nil }
         return EntrySpan(low: low, bytes: bytes)
     }
