@@ -34,10 +34,7 @@ struct EntrySpan: Equatable {
     /// The bytes from `low` on.
     let bytes: [UInt8]
 
-    /// The `count` bytes at `write`'s entry, nil when the span does not hold them.
-    func bytes(of write: EntryWrite, count: Int) -> [UInt8]? { bytes(at: write.address, count: count) }
-
-    /// The `count` bytes at `address`, nil when the span does not hold them.
+    /// The `count` bytes at `address` (an entry, a function), nil when the span does not hold them.
     func bytes(at address: UInt64, count: Int) -> [UInt8]? {
         guard address >= low, address - low + UInt64(count) <= UInt64(bytes.count) else { return nil }
         let offset = Int(address - low)

@@ -138,7 +138,7 @@ struct PatchLoader {
         // Every segment's mapping at the planned address: what the filters judge, what sizes the
         // spare area, and (when the image lands there, as it does but without a near address) what
         // the program runs. Built once: each carries a formatted label.
-        let segmentCalls = segmentMappings(base: reservationHint + PatchImageMarker.pageSize, fd: 3)
+        let segmentCalls = PatchLoader.segmentMappings(of: patch, base: reservationHint + PatchImageMarker.pageSize, fd: 3)
 
         // Every thread is held for the whole load, not only the one the calls run in: a thread left
         // running could install a seccomp filter (its own, or with SECCOMP_FILTER_FLAG_TSYNC one that
@@ -451,7 +451,7 @@ struct PatchLoader {
             return mapFailure("close", result)
         }
         func mappingSteps(fd: InjectionProgram.Argument) -> [Step] {
-            let segments = base == reservationHint + PatchImageMarker.pageSize ? segmentCalls : segmentMappings(base: base, fd: 0)
+            let segments = base == reservationHint + PatchImageMarker.pageSize ? segmentCalls : PatchLoader.segmentMappings(of: patch, base: base, fd: 0)
             return segments.map { planned in
                 var arguments = planned.arguments.map { InjectionProgram.Argument.value($0) }
                 if planned.arguments[3] & PatchLoader.mapAnonymous == 0 { arguments[4] = fd }
@@ -664,13 +664,8 @@ struct PatchLoader {
         }
     }
 
-    /// The mmap calls that place each segment: the file-backed pages, then anonymous zero pages
-    /// for the rest of a segment's memory (its .bss).
-    private func segmentMappings(base: UInt64, fd: UInt64) -> [PlannedSystemCall] {
-        PatchLoader.segmentMappings(of: patch, base: base, fd: fd)
-    }
-
-    /// `segmentMappings(base:fd:)` of `patch`.
+    /// The mmap calls that place each segment of `patch` at `base`: the file-backed pages, then
+    /// anonymous zero pages for the rest of a segment's memory (its .bss).
     static func segmentMappings(of patch: PatchObject, base: UInt64, fd: UInt64) -> [PlannedSystemCall] {
         var calls: [PlannedSystemCall] = []
         calls.reserveCapacity(patch.segments.count * 2)

@@ -642,8 +642,8 @@ public final class Patcher {
             // each instead of one per entry): the bytes between them are written back as this read,
             // with every thread held, found them.
             // The span covers what each entry checks and what each writes.
-            let span = Patcher.span(of: writes, count: { max($0.bytes.count, $0.expected.count) }, memory: memory)
-            let found = span.map { span in writes.map { span.bytes(of: $0, count: $0.expected.count) } }
+            let span = Patcher.span(of: writes.map { (address: $0.address, count: max($0.bytes.count, $0.expected.count)) }, memory: memory)
+            let found = span.map { span in writes.map { span.bytes(at: $0.address, count: $0.expected.count) } }
                 ?? Patcher.read(writes, count: { $0.expected.count }, memory: memory)
             for (write, now) in zip(writes, found) where now != write.expected {
                 throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning")
@@ -743,18 +743,13 @@ public final class Patcher {
     /// for all of them when they lie within one page's length (a release's functions often sit
     /// side by side), else one read each; nil for a write whose bytes could not be read.
     static func read(_ writes: [EntryWrite], count: (EntryWrite) -> Int, memory: borrowing ProcessMemory) -> [[UInt8]?] {
-        if let span = span(of: writes, count: count, memory: memory) { return writes.map { span.bytes(of: $0, count: count($0)) } }
+        if let span = span(of: writes.map { (address: $0.address, count: count($0)) }, memory: memory) {
+            return writes.map { span.bytes(at: $0.address, count: count($0)) }
+        }
         return writes.map { try? memory.read(at: $0.address, count: count($0)) }
     }
 
-    /// The bytes from the lowest write's address to the end of the highest (`count` bytes a
-    /// write), read at once, when there are several writes and they lie within 4 KiB; nil
-    /// otherwise, or when that read fails.
-    static func span(of writes: [EntryWrite], count: (EntryWrite) -> Int, memory: borrowing ProcessMemory) -> EntrySpan? {
-        span(of: writes.map { (address: $0.address, count: count($0)) }, memory: memory)
-    }
-
-    /// The bytes from the lowest region's start to the end of the highest, read at once, when
+    /// The bytes from the lowest region's start (an entry's, a function's) to the end of the highest, read at once, when
     /// there are several regions and they lie within 4 KiB; nil otherwise, or when that read fails.
     static func span(of regions: [(address: UInt64, count: Int)], memory: borrowing ProcessMemory) -> EntrySpan? {
         guard regions.count > 1, let low = regions.map(\.address).min(),
