@@ -58,6 +58,11 @@ public struct FixtureBuilder: Sendable {
         try build("victim.c", flags: ["-O0", "-g", "-pthread", "-fno-inline"])
     }
 
+    /// A program that runs another (its arguments) by `execv` from a second thread, not its leader.
+    public func threadExecutor() throws -> String {
+        try build("thread_exec.c", flags: ["-O1", "-pthread"])
+    }
+
     /// The victim with its symbols stripped, as production binaries ship; same build-id.
     public func strippedVictim() throws -> String {
         let unstripped = try victim()

@@ -43,7 +43,7 @@ public struct ExecGateCounts: Sendable, Equatable {
     public var letGo = 0
     /// Why the last one let go was (its outcome, or "not a target here" when it mapped nothing targeted).
     public var lastLetGo: String?
-    /// Openers allowed at once without a hold: no gate thread free, already traced, not a leader's exec.
+    /// Openers allowed at once without a hold: no gate thread free, already traced.
     public var notHeld = 0
 }
 
@@ -476,11 +476,8 @@ private final class GateWorker: @unchecked Sendable {
         var hold: StartHold?
         if let tid = request.thread, let pid = try? ProcFS.process(ofThread: ThreadID(tid.rawValue)),
            let file = try? StartFile(path: "/proc/self/fd/\(request.descriptor)") {
-            let atExec = request.events.contains(.openExecPermission)
-            // An exec in another thread than the leader changes that thread's id on the way.
-            if !atExec || pid.rawValue == tid.rawValue {
-                hold = try? StartHold.seize(thread: ThreadID(tid.rawValue), of: pid, file: file, atExec: atExec)
-            }
+            hold = try? StartHold.seize(thread: ThreadID(tid.rawValue), of: pid, file: file,
+                                        atExec: request.events.contains(.openExecPermission))
         }
         answer()
         guard let hold else {

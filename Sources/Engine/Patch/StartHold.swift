@@ -90,9 +90,10 @@ public enum StartHolds {
 /// carries on as if never traced (no breakpoint, no single-step). All calls must come from the OS
 /// thread that seized it.
 public final class StartHold {
-    /// The process and the thread that opened the file.
+    /// The process and the thread that opened the file (after an exec in another thread than
+    /// the leader, the main thread: the id the kernel gave it on the way).
     public let pid: ProcessID
-    public let thread: ThreadID
+    public private(set) var thread: ThreadID
     /// The file whose start is waited for.
     public let file: StartFile
     let traced: TracedProcess
@@ -117,8 +118,8 @@ public final class StartHold {
     }
 
     /// Seizes thread `tid` of process `pid`, which opened `file` (by `execve` when `atExec`) and
-    /// waits for the gate's answer. An exec is held only in the thread group's leader: an exec in
-    /// another thread changes its id on the way.
+    /// waits for the gate's answer. An exec may come from any thread: one from another thread than
+    /// the leader takes the leader's id on the way, and the hold follows it.
     public static func seize(thread tid: ThreadID, of pid: ProcessID, file: StartFile, atExec: Bool) throws(StartHoldRefusal) -> StartHold {
         let traced: TracedProcess
         do { traced = try TracedProcess.seizeWaiting(tid, of: pid) } catch {
@@ -139,7 +140,12 @@ public final class StartHold {
     public func runToRelocated(deadline: Monotonic.Instant, stopLimit: Int = 50_000, mappingStops: Int = 64) -> StartHoldOutcome {
         let calls = HostArchitecture.systemCalls
         do throws(StopFailure) {
-            guard try traced.awaitStop(thread, deadline: deadline) else { return .gone }
+            if atExec {
+                guard let stopped = try traced.awaitStopThroughExec(thread, deadline: deadline) else { return .gone }
+                thread = stopped
+            } else {
+                guard try traced.awaitStop(thread, deadline: deadline) else { return .gone }
+            }
             if atExec {
                 // The first stop comes after the exec: its new program must be the file.
                 guard (try? StartFile(path: "/proc/\(pid)/exe")) == file else { return .notReached("the exec did not run the file") }

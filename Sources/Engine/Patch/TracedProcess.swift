@@ -46,8 +46,9 @@ final class TracedProcess {
 
     /// The process (thread group) id.
     let pid: ProcessID
-    /// The thread whose exit ends the hold: the leader, or the one thread `stopOneThread` holds.
-    private let anchor: ThreadID
+    /// The thread whose exit ends the hold: the leader, or the one thread `stopOneThread` holds
+    /// (renamed with it when an exec gives it the leader's id).
+    private var anchor: ThreadID
     /// Every thread we seized, by thread id.
     private(set) var threads: [ThreadID: Thread] = [:]
     /// When the first thread was asked to stop.
@@ -289,6 +290,12 @@ final class TracedProcess {
             if tid == anchor { throw .processGone }
         case let .stopped(signal, eventNumber):
             dying.remove(tid)
+            if threads[tid] == nil, eventNumber == Ptrace.execEvent, let former = formerThread(ofExecIn: tid) {
+                // An exec in a thread other than the leader: the kernel gave that thread the
+                // process's id on the way (the old leader is gone), and it stops under that id.
+                threads[tid] = threads.removeValue(forKey: former)
+                if anchor == former { anchor = tid }
+            }
             if threads[tid] == nil {
                 // A clone we had not listed yet: auto-attached by TRACECLONE, it starts stopped.
                 threads[tid] = Thread()
@@ -313,6 +320,14 @@ final class TracedProcess {
                 threads[tid]!.pendingSignal = SIGTRAP
             }
         }
+    }
+
+    /// The thread of ours that `tid`, stopped at an exec, was before it: the id the exec's event
+    /// message names, if that thread is ours and not `tid` itself.
+    private func formerThread(ofExecIn tid: ThreadID) -> ThreadID? {
+        guard let message = try? Ptrace.eventMessage(tid), let former = Int32(exactly: message).map(ThreadID.init),
+              former != tid, threads[former] != nil else { return nil }
+        return former
     }
 
     /// Executes one instruction on `tid` and waits for it to stop again; other threads stay stopped.
@@ -456,6 +471,20 @@ final class TracedProcess {
             let (eventTid, event) = try nextEvent(until: deadline)
             try record(tid: eventTid, event: event)
             if eventTid == tid { return threads[tid]?.stopped == true }
+        }
+    }
+
+    /// `awaitStop` for a thread executing a new program (`seizeWaiting` at an exec): an exec in a
+    /// thread other than the leader ends with that thread under the process's id. Returns the
+    /// id the thread stopped under, or nil if it died.
+    func awaitStopThroughExec(_ tid: ThreadID, deadline: Monotonic.Instant) throws(StopFailure) -> ThreadID? {
+        guard let thread = threads[tid] else { return nil }
+        if thread.stopped { return tid }
+        while true {
+            let (eventTid, event) = try nextEvent(until: deadline)
+            try record(tid: eventTid, event: event)
+            if eventTid == tid { return threads[tid]?.stopped == true ? tid : nil }
+            if threads[tid] == nil, let renamed = threads[eventTid], renamed.stopped, eventTid == pid.mainThread { return eventTid }
         }
     }
 

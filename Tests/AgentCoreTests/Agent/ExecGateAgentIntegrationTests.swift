@@ -56,6 +56,20 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(host.stopAgent(), 0, host.logTail())
     }
 
+    func testShortLivedRunsExecutedFromAThreadOtherThanTheLeader_eachRunTheFixFromTheirFirstCall() throws {
+        let host = try gatedHost("exec-gate-thread-exec")
+        let executor = try FixtureBuilder().threadExecutor()
+        let runs = 10
+        var lines: [String] = []
+        for _ in 0..<runs { lines.append(try firstLine(of: executor, [host.victimPath, "--once"]) ?? "no output") }
+        let fixed = lines.filter { $0 == AgentTestHost.level1Output }.count
+        print("exec gate, targeted executable run from a second thread: \(fixed)/\(runs) ran the fix")
+        XCTAssertEqual(fixed, runs, "\(lines)\n\(host.logTail())")
+        let status = try host.waitForStatus("gate counts") { ($0.execGate?.patched ?? 0) >= runs }
+        XCTAssertEqual(status.execGate?.letGo, 0, status.execGate?.lastLetGo ?? "")
+        XCTAssertEqual(host.stopAgent(), 0, host.logTail())
+    }
+
     func testIdleAgent_afterTheGatePatchedNewProcesses_unmapsTheCodeThatRan() throws {
         // Polled each second, the agent is never quiet for long: an hour, as on a real host.
         let host = try gatedHost("exec-gate-idle-memory", arguments: ["--poll-interval", "1h"])

@@ -20,6 +20,8 @@ private final class TestGate: @unchecked Sendable {
     let tracer = TracerThread(name: "test-start-gate")
     let outcomes = Mutex<[StartHoldOutcome]>([])
     let reports = Mutex<[HostProcessReport]>([])
+    /// Each hold's process, the thread seized at the open, and the thread held after the stepping.
+    let threads = Mutex<[(pid: ProcessID, seized: ThreadID, held: ThreadID)]>([])
     private let stopping = Atomic<Bool>(false)
     private let reached = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
@@ -64,6 +66,7 @@ private final class TestGate: @unchecked Sendable {
                     if let hold {
                         let outcome = hold.runToRelocated(deadline: Monotonic.now.adding(microseconds: 2_000_000))
                         outcomes.withLock { $0.append(outcome) }
+                        if let seized = request.thread { threads.withLock { $0.append((hold.pid, ThreadID(seized.rawValue), hold.thread)) } }
                         if outcome == .relocated, patch,
                            let report = patcher.patch(hold, desired: .cumulative(desired: hotpatch, levels: [hotpatch]), known: [hotpatch],
                                                       excluding: ExclusionPolicy()) {
@@ -100,6 +103,31 @@ extension LivePatchTests {
         }
         gate.wait()
         #expect(gate.outcomes.withLock { $0 } == Array(repeating: .relocated, count: runs))
+        for report in gate.reports.withLock({ $0 }) {
+            guard case let .reconciled(patch) = report.result else { Issue.record("excluded: \(report.result)"); continue }
+            #expect(patch.outcome == .applied)
+        }
+    }
+
+    @Test func startHold_whenAThreadOtherThanTheLeaderExecutesTheTarget_followsItUnderTheLeadersIDAndTheNewProgramRunsTheFix() throws {
+        let hotpatch = try Live.victimHotpatches().level1
+        let victim = try Live.builder.victim()
+        let executor = try Live.builder.threadExecutor()
+        let runs = 4
+        let gate = try TestGate(copying: victim, events: .openExecPermission)
+        gate.serve(requests: runs, hotpatch: hotpatch)
+        for run in 0..<runs {
+            let once = try RunningProcess(executor, [gate.path, "--once"])
+            let line = try once.waitForLine(timeout: 10) { $0.hasPrefix("parse_length") }
+            #expect(line == Live.level1, "run \(run): its first call ran \(line)")
+            #expect(once.stop(within: 5))
+        }
+        gate.wait()
+        #expect(gate.outcomes.withLock { $0 } == Array(repeating: .relocated, count: runs))
+        for (pid, seized, held) in gate.threads.withLock({ $0 }) {
+            #expect(seized != pid.mainThread, "the exec came from a thread other than the leader")
+            #expect(held == pid.mainThread, "held under the process's id after the exec")
+        }
         for report in gate.reports.withLock({ $0 }) {
             guard case let .reconciled(patch) = report.result else { Issue.record("excluded: \(report.result)"); continue }
             #expect(patch.outcome == .applied)
