@@ -278,6 +278,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
             case installed
             /// The release is in force and its packages are not installed yet (the next cycle does).
             case pending
+            /// dpkg is installing them now (since `installingSince`).
+            case installing
             /// The install failed (see `reason`); retried on a new channel version or after a backoff.
             case failed
         }
@@ -312,14 +314,18 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         public var reason: String?
         /// Each package (empty unless `installed`).
         public var packages: [Package]
+        /// When dpkg started installing them (RFC 3339), null unless `installing`.
+        public var installingSince: String?
 
         /// Describes one release's packages.
-        public init(hotpatch: String, state: State, installedAt: String?, reason: String?, packages: [Package]) {
+        public init(hotpatch: String, state: State, installedAt: String?, reason: String?, packages: [Package],
+                    installingSince: String? = nil) {
             self.hotpatch = hotpatch
             self.state = state
             self.installedAt = installedAt
             self.reason = reason
             self.packages = packages
+            self.installingSince = installingSince
         }
     }
 

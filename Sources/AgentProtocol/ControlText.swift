@@ -99,6 +99,8 @@ public enum ControlText {
             return "\(packages.hotpatch): installed on disk, no reboot needed — " + list.joined(separator: ", ")
         case .pending:
             return "\(packages.hotpatch): not on disk yet (installed after its processes are patched)"
+        case .installing:
+            return "\(packages.hotpatch): installing on disk now (dpkg running since \(packages.installingSince ?? "?"))"
         case .failed:
             return "\(packages.hotpatch): install failed, the hotpatch stays applied — \(packages.reason.map(printable) ?? "no reason given")"
         }

@@ -68,6 +68,8 @@ public actor Agent: AgentControlHandler {
     /// While a cycle's kernel step runs (it may wait minutes for a transition): when it began, and
     /// the releases it works with, so status reads the transition live meanwhile.
     private var kernelStepInFlight: (since: Date, releases: [HotpatchRelease])?
+    /// While a cycle's dpkg runs: the release whose packages it installs, and since when.
+    private var installingPackages: (release: String, since: Date)?
 
     /// Opens the state (a corrupt file is reported, never reset) and prepares the patcher.
     public init(configuration: AgentConfiguration, logger: Logger, version: String, workers: Int? = nil) {
@@ -214,9 +216,7 @@ public actor Agent: AgentControlHandler {
         }
         await reconcileAll()
         // Memory first, then the disk: the pass above patched every matching process.
-        if let channel {
-            log(carriedPackages.run(plan: plan, channel: channel, state: &state, now: Date(), exposed: stillExposed(at: plan)))
-        }
+        if let channel { await installCarriedPackages(channel) }
         await reconcileKernel()
         save()
         let status = publish()
@@ -225,6 +225,24 @@ public actor Agent: AgentControlHandler {
         Heap.giveBackFreeMemory()
         IdleMemoryRelease.shared.noteActivity()
         return status
+    }
+
+    /// Installs the fixed packages due (`CarriedPackageInstallation`), each dpkg run off the actor:
+    /// status and `agentctl` answer meanwhile (an install takes seconds, a maintainer script may
+    /// take minutes), and say what is being installed.
+    private func installCarriedPackages(_ channel: VerifiedChannel) async {
+        let install = carriedPackages.install
+        for release in CarriedPackageInstallation.due(plan: plan, channel: channel, state: state, now: Date()) {
+            installingPackages = (release.id, Date())
+            let outcome: Result<[CarriedPackageState], any Error> = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(returning: Result { try install(release.packages, release.id) })
+                }
+            }
+            installingPackages = nil
+            log(CarriedPackageInstallation.record(release, outcome: outcome, channel: channel, state: &state, now: Date(),
+                                                  exposed: stillExposed(at: plan)))
+        }
     }
 
     /// Reconciles every process again without re-reading the channel (periodic scan for new
@@ -524,7 +542,8 @@ public actor Agent: AgentControlHandler {
             state: state, stateProblem: stateProblem, records: ledger.sorted, excludedCount: ledger.excluded.count,
             lastPause: ledger.lastPause, channel: channel, standing: standing, lastCheck: lastCheck, plan: plan,
             bootID: bootID, faultReportsUnavailable: health.faultReportsUnavailable, configuration: configuration,
-            processWatch: processWatch, mappingWatch: mappingWatch, execGate: execGateStatus, agentVersion: version, kernel: kernelNow()))
+            processWatch: processWatch, mappingWatch: mappingWatch, execGate: execGateStatus, agentVersion: version, kernel: kernelNow(),
+            installingPackages: installingPackages))
     }
 
     /// The exec gate's status now.

@@ -69,35 +69,53 @@ struct CarriedPackageInstallation: Sendable {
     /// a new channel version or after its backoff, never on every cycle). Call it after the patch
     /// pass over every process: memory first, then the disk.
     /// `exposed` counts the processes that still run vulnerable code, for the journal's line.
+    /// (The agent runs the same steps with each install off its actor: `due`, `install`, `record`.)
     func run(plan: ReleasePlan?, channel: VerifiedChannel, state: inout AgentState, now: Date,
              exposed: StillExposed = .none) -> [AgentEvent] {
-        var events: [AgentEvent] = []
-        let seconds = now.timeIntervalSince1970
-        for release in Self.releasesInForce(plan, channel: channel) {
-            let previous = state.carriedInstalls.first { $0.release == release.id }
-            if previous?.isInstalled == true { continue }
-            if let failure = previous?.failure, !failure.isDue(channelVersion: channel.version, now: seconds) { continue }
-            var record = CarriedInstall(release: release.id, packages: [], installedAt: nil, failure: nil)
-            let metadata = ["hotpatch.id": release.id, "baseline.id": release.hotpatch.baseline]
-            do {
-                record.packages = try install(release.packages, release.id)
-                record.installedAt = RFC3339.format(seconds)
-                let list = Self.describe(record.packages)
-                events.append(.recorded(.packagesInstalled, release: release.id,
-                                        Self.installedMessage(release: release.id, list: list, exposed: exposed),
-                                        level: .notice, metadata: metadata.merging(["hotpatch.packages": list]) { $1 }))
-            } catch {
-                let failure = FailedInstall(id: release.id, kind: "hotpatch", reason: "\(error)", now: seconds,
-                                            attempts: (previous?.failure?.attempts ?? 0) + 1, channelVersion: channel.version)
-                record.failure = failure
-                events.append(.recorded(.packagesInstallFailed, release: release.id,
-                                        "Failed to install the fixed packages of hotpatch \(release.id) (attempt \(failure.attempts); next on a new channel version or after \(RFC3339.format(failure.retryAfter))); the hotpatch stays applied: \(error)",
-                                        level: .error, metadata: metadata.merging(["reason": "\(error)"]) { $1 }))
-            }
-            state.carriedInstalls.removeAll { $0.release == release.id }
-            state.carriedInstalls.append(record)
+        Self.due(plan: plan, channel: channel, state: state, now: now).flatMap { release in
+            let outcome = Result { try install(release.packages, release.id) }
+            return Self.record(release, outcome: outcome, channel: channel, state: &state, now: now, exposed: exposed)
         }
-        return events
+    }
+
+    /// The releases in force whose packages are to be installed now: not installed yet, and not
+    /// failed unless the retry is due (a new channel version, or the backoff over).
+    static func due(plan: ReleasePlan?, channel: VerifiedChannel, state: AgentState, now: Date) -> [HotpatchRelease] {
+        releasesInForce(plan, channel: channel).filter { release in
+            let previous = state.carriedInstalls.first { $0.release == release.id }
+            if previous?.isInstalled == true { return false }
+            if let failure = previous?.failure, !failure.isDue(channelVersion: channel.version, now: now.timeIntervalSince1970) { return false }
+            return true
+        }
+    }
+
+    /// Keeps the `outcome` of installing `release`'s packages in `state` (the packages and when,
+    /// or the failure and its next attempt) and returns the line to log.
+    static func record(_ release: HotpatchRelease, outcome: Result<[CarriedPackageState], any Error>, channel: VerifiedChannel,
+                       state: inout AgentState, now: Date, exposed: StillExposed = .none) -> [AgentEvent] {
+        let seconds = now.timeIntervalSince1970
+        let previous = state.carriedInstalls.first { $0.release == release.id }
+        var record = CarriedInstall(release: release.id, packages: [], installedAt: nil, failure: nil)
+        let metadata = ["hotpatch.id": release.id, "baseline.id": release.hotpatch.baseline]
+        let event: AgentEvent
+        switch outcome {
+        case let .success(packages):
+            record.packages = packages
+            record.installedAt = RFC3339.format(seconds)
+            let list = describe(packages)
+            event = .recorded(.packagesInstalled, release: release.id, installedMessage(release: release.id, list: list, exposed: exposed),
+                              level: .notice, metadata: metadata.merging(["hotpatch.packages": list]) { $1 })
+        case let .failure(error):
+            let failure = FailedInstall(id: release.id, kind: "hotpatch", reason: "\(error)", now: seconds,
+                                        attempts: (previous?.failure?.attempts ?? 0) + 1, channelVersion: channel.version)
+            record.failure = failure
+            event = .recorded(.packagesInstallFailed, release: release.id,
+                              "Failed to install the fixed packages of hotpatch \(release.id) (attempt \(failure.attempts); next on a new channel version or after \(RFC3339.format(failure.retryAfter))); the hotpatch stays applied: \(error)",
+                              level: .error, metadata: metadata.merging(["reason": "\(error)"]) { $1 })
+        }
+        state.carriedInstalls.removeAll { $0.release == release.id }
+        state.carriedInstalls.append(record)
+        return [event]
     }
 
     /// `name version (installed; was V)`, comma-separated, as the journal and status say it.
@@ -115,7 +133,9 @@ struct CarriedPackageInstallation: Sendable {
     /// What status shows of the packages on disk: every release of the active baseline whose
     /// packages were installed (a revert or hold does not downgrade them), and the releases in
     /// force whose install failed or has not run yet.
-    static func status(state: AgentState, plan: ReleasePlan?, channel: VerifiedChannel?) -> [AgentStatus.FixedPackages] {
+    /// `installing`: the release whose packages dpkg installs now, and since when.
+    static func status(state: AgentState, plan: ReleasePlan?, channel: VerifiedChannel?,
+                       installing: (release: String, since: Date)? = nil) -> [AgentStatus.FixedPackages] {
         guard let channel else { return [] }
         let ofActiveBaseline = channel.hotpatchReleases.filter { $0.hotpatch.baseline == state.activeBaseline && !$0.packages.isEmpty }
         let inForce = Set(releasesInForce(plan, channel: channel).map(\.id))
@@ -127,6 +147,10 @@ struct CarriedPackageInstallation: Sendable {
                                  .init(name: $0.name, architecture: $0.architecture, version: $0.version, action: $0.action.rawValue,
                                        previousVersion: $0.previousVersion)
                              })
+            }
+            if let installing, installing.release == release.id {
+                return AgentStatus.FixedPackages(hotpatch: release.id, state: .installing, installedAt: nil, reason: nil, packages: [],
+                                                 installingSince: RFC3339.format(installing.since.timeIntervalSince1970))
             }
             guard inForce.contains(release.id) else { return nil }
             if let failure = record?.failure {

@@ -40,6 +40,8 @@ struct StatusFacts: Sendable {
     var agentVersion: String
     /// The running kernel's live patch after the last cycle (nil before the first).
     var kernel: AgentStatus.Kernel? = nil
+    /// The release whose fixed packages dpkg installs now, and since when.
+    var installingPackages: (release: String, since: Date)? = nil
 }
 
 /// Builds the agent's status (verdict, reasons, counts) and its one-line summary from the facts.
@@ -83,7 +85,8 @@ public enum StatusBuilder {
             enrolled: state.enrolled, processWatch: facts.processWatch, mappingWatch: facts.mappingWatch, execGate: facts.execGate,
             lastPauseUsec: facts.lastPause,
             agentVersion: facts.agentVersion, kernel: facts.kernel,
-            fixedPackages: CarriedPackageInstallation.status(state: state, plan: facts.plan, channel: facts.channel))
+            fixedPackages: CarriedPackageInstallation.status(state: state, plan: facts.plan, channel: facts.channel,
+                                                                                 installing: facts.installingPackages))
     }
 
     /// Every reason that holds, in a fixed order (state, enrollment, channel, processes, releases, notes).
@@ -132,12 +135,15 @@ public enum StatusBuilder {
             reasons.append(.init(verdict: .exposed,
                                  message: "\(failed.kind) \(failed.id) failed to install (attempt \(failed.attempts), retried on a new channel version or after \(RFC3339.format(failed.retryAfter))): \(failed.reason)"))
         }
-        for packages in CarriedPackageInstallation.status(state: state, plan: facts.plan, channel: facts.channel) {
+        for packages in CarriedPackageInstallation.status(state: state, plan: facts.plan, channel: facts.channel, installing: facts.installingPackages) {
             switch packages.state {
             case .installed: break
             case .pending:
                 reasons.append(.init(verdict: .hotpatchPending,
                                      message: "the fixed packages of hotpatch \(packages.hotpatch) are not on disk yet: installed after its processes are patched"))
+            case .installing:
+                reasons.append(.init(verdict: .hotpatchPending,
+                                     message: "the fixed packages of hotpatch \(packages.hotpatch) are being installed on disk (dpkg running since \(packages.installingSince ?? "?"))"))
             case .failed:
                 reasons.append(.init(verdict: .hotpatchPending,
                                      message: "the fixed packages of hotpatch \(packages.hotpatch) failed to install (the hotpatch stays applied; new processes load the unfixed file and are patched): \(packages.reason ?? "")"))

@@ -18,8 +18,10 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/dpkg-deb"), "needs dpkg-deb")
     }
 
-    /// A `.deb` named `name` at `version` whose one file is `content` (copied) installed at `destination`.
-    private func buildDeb(_ host: AgentTestHost, name: String, version: String, content: String, destination: String) throws -> String {
+    /// A `.deb` named `name` at `version` whose one file is `content` (copied) installed at `destination`,
+    /// with `postinst` as its maintainer script if given.
+    private func buildDeb(_ host: AgentTestHost, name: String, version: String, content: String, destination: String,
+                          postinst: String? = nil) throws -> String {
         let tree = host.root + "/deb-\(name)-\(version)"
         try FileManager.default.createDirectory(atPath: tree + "/DEBIAN", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: tree + (destination as NSString).deletingLastPathComponent,
@@ -33,6 +35,10 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
             Description: the fixed library of a disk parity test
 
             """, to: tree + "/DEBIAN/control")
+        if let postinst {
+            try host.write(postinst, to: tree + "/DEBIAN/postinst")
+            chmod(tree + "/DEBIAN/postinst", 0o755)
+        }
         let output = host.root + "/\(name)_\(version)_all.deb"
         try Program.succeed("/usr/bin/dpkg-deb", ["--root-owner-group", "--build", tree, output])
         return output
@@ -156,6 +162,41 @@ final class DiskParityAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(host.logLines(containing: "Installed the fixed packages of hotpatch").count, 1, host.logTail())
         XCTAssertEqual(try packageState(package), "installed 2.0")
         try running.expectSteadyBehaviour("a=301 b=3", seconds: 0.3)
+    }
+
+    func testWhileDpkgInstallsTheFixedPackage_statusAnswers_andSaysItIsInstalling() throws {
+        let host = try AgentTestHost(name: "parity-installing")
+        let builder = FixtureBuilder(outputDirectory: host.root + "/fixtures")
+        let program = try TwoObjectProgram(builder: builder, tag: "-parity-installing",
+                                           buildIDs: (a: "a9e0c7a1d5e54b4f8f2a0a11c0ffee3a", b: "a9e0c7a1d5e54b4f8f2a0a11c0ffee3b"))
+        let package = uniquePackage("slow")
+        defer { purge(package) }
+        try installAsReleased(host, name: package, library: program.libraryA)
+        // Its maintainer script waits (30 s at most) until the test lets it end: dpkg runs until then.
+        let release = host.root + "/let-postinst-end"
+        let deb = try buildDeb(host, name: package, version: "2.0", content: program.libraryA, destination: program.libraryA,
+                               postinst: "#!/bin/sh\ni=0\nwhile [ ! -e '\(release)' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\nexit 0\n")
+        try host.channel.run(["hotpatch", "--channel", host.channel.channel, "--id", "hp1", "--baseline", AgentTestHost.firstBaseline,
+                              "--level", "1", "--target", program.libraryA, "--patch", program.fixA, "--replace", "a_value=a_value_fixed",
+                              "--with-deb", deb])
+        try host.publish()
+        try host.startAgent()
+
+        // dpkg waits in the maintainer script, and the agent answers all the same.
+        let installing = try host.waitForStatus("installing", timeout: 30) { $0.fixedPackages.first?.state == .installing }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: release), "dpkg is still running")
+        let since = try XCTUnwrap(installing.fixedPackages[0].installingSince)
+        XCTAssertTrue(installing.reasons.contains { $0.verdict == .hotpatchPending && $0.message.contains("being installed on disk (dpkg running since \(since))") },
+                      "\(installing.reasons)")
+        let text = try host.agentctl(["status"])
+        XCTAssertEqual(text.status, 0, text.output)
+        XCTAssertTrue(text.output.contains("packages:   hp1: installing on disk now (dpkg running since \(since))"), text.output)
+
+        try host.write("", to: release)
+        let installed = try host.waitForStatus("installed", timeout: 40) { $0.fixedPackages.first?.state == .installed }
+        XCTAssertNil(installed.fixedPackages[0].installingSince)
+        XCTAssertEqual(try packageState(package), "installed 2.0")
+        XCTAssertEqual(host.stopAgent(), 0, host.logTail())
     }
 
     func testAProcessThatCannotBePatched_isListedAsStillVulnerable_withItsUnit_andTheVerdictIsExposedUntilItIsGone() throws {

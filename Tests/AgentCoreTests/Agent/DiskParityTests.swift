@@ -193,6 +193,29 @@ import Testing
         #expect(StatusBuilder.status(facts).fixedPackages.map(\.state) == [.installed])
     }
 
+    @Test func statusOfFixedPackages_whileDpkgInstallsARelease_saysInstallingSinceWhen_asAPendingReason() throws {
+        let channel = Self.channel()
+        var state = AgentState()
+        state.activeBaseline = "B1"
+        var configuration = AgentConfiguration()
+        configuration.channelDirectory = "/srv/channel"
+        var facts = StatusFacts(state: state, stateProblem: nil, records: [], excludedCount: 0, lastPause: nil, channel: channel,
+                                standing: nil, lastCheck: nil, plan: Self.plan(channel), bootID: "boot-1", faultReportsUnavailable: nil,
+                                configuration: configuration, processWatch: "netlink", agentVersion: "0.0.1")
+        facts.installingPackages = ("hp1", now)
+        let since = RFC3339.format(now.timeIntervalSince1970)
+        let status = StatusBuilder.status(facts)
+        #expect(status.fixedPackages.map(\.state) == [.installing, .pending])
+        #expect(status.fixedPackages[0].installingSince == since)
+        #expect(status.verdict == .hotpatchPending)
+        #expect(status.reasons.contains { $0.message == "the fixed packages of hotpatch hp1 are being installed on disk (dpkg running since \(since))" },
+                "\(status.reasons)")
+        #expect(ControlText.status(status).contains("  packages:   hp1: installing on disk now (dpkg running since \(since))"))
+        // Only while installing: absent from the JSON otherwise.
+        let json = String(decoding: try JSONEncoder().encode(status.fixedPackages), as: UTF8.self)
+        #expect(json.components(separatedBy: "installingSince").count == 2, "\(json)")
+    }
+
     // MARK: Still vulnerable processes
 
     private static func object(_ path: String, _ buildID: BuildID, release: Engine.FixRelease? = nil) -> ObjectPatchReport {
