@@ -229,13 +229,21 @@ final class TracedProcess {
 
     /// The next event of any held thread; fails when the process is gone or `deadline` passes first.
     private func nextEvent(until deadline: Monotonic.Instant, expectingNone: Bool = false) throws(StopFailure) -> (tid: ThreadID, event: TraceEvent) {
-        let next: (tid: ThreadID, event: TraceEvent)?
-        do { next = try Ptrace.nextEvent(until: deadline, expectingNone: expectingNone) } catch { throw .system(.system(error)) }
-        guard let next else {
-            if !exists { throw .processGone }
-            throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
+        while true {
+            let next: (tid: ThreadID, event: TraceEvent)?
+            do { next = try Ptrace.nextEvent(until: deadline, expectingNone: expectingNone) } catch { throw .system(.system(error)) }
+            guard let next else {
+                if !exists { throw .processGone }
+                throw .deadlineExceeded(stopped: threads.values.filter(\.stopped).count, total: threads.count)
+            }
+            // A thread an earlier hold on this tracer thread could not let go: let go now, never
+            // taken for a thread of this process.
+            if threads[next.tid] == nil, Stragglers.contains(next.tid) {
+                Stragglers.letGo(next.tid, after: next.event)
+                continue
+            }
+            return next
         }
-        return next
     }
 
     /// Resumes `tid` with the ptrace requests `request` makes; false when the thread is gone.
@@ -511,8 +519,10 @@ final class TracedProcess {
             if threads.isEmpty { break }
             // Seized but not yet stopped: wait for its stop (or death), then detach it.
             guard let (tid, event) = (try? Ptrace.nextEvent(until: grace)) ?? nil else {
-                // A thread that does not stop within the grace period (uninterruptible sleep) is
-                // detached by the kernel when it next stops and finds us gone; nothing else to do.
+                // A thread that does not stop within the grace period (an uninterruptible wait)
+                // stops once that wait ends, and would then wait for us: this tracer thread lets
+                // it go as soon as it does (`Stragglers`).
+                Stragglers.keep(threads.keys, of: pid)
                 threads.removeAll()
                 break
             }

@@ -52,13 +52,25 @@ public final class TracerThread: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while jobs.isEmpty && !stopping { condition.wait() }
+            while jobs.isEmpty && !stopping {
+                guard Stragglers.pending else {
+                    condition.wait()
+                    continue
+                }
+                // A thread a release could not let go waits for this thread once it stops: look
+                // for it every 20 ms until it is gone.
+                condition.unlock()
+                let stillRunning = Stragglers.letGoStopped()
+                condition.lock()
+                if stillRunning && jobs.isEmpty && !stopping { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.02)) }
+            }
             if jobs.isEmpty && stopping {
                 condition.unlock()
                 return
             }
             let job = jobs.removeFirst()
             condition.unlock()
+            Stragglers.letGoStopped()
             job()
         }
     }

@@ -194,6 +194,16 @@ enum Ptrace {
         return (ThreadID(tid), decode(status))
     }
 
+    /// The event of tracee `tid` if one is ready, without blocking; nil when none is. ECHILD when
+    /// `tid` is no tracee of this OS thread (any more). waitpid(tid, WNOHANG|__WALL|__WNOTHREAD).
+    static func pollEvent(of tid: ThreadID) throws(SystemError) -> TraceEvent? {
+        var status: Int32 = 0
+        let found = try SystemCall.run("waitpid", "thread \(tid)") {
+            waitpid(tid.rawValue, &status, WNOHANG | __WALL | __WNOTHREAD)
+        }
+        return found == 0 ? nil : decode(status)
+    }
+
     /// Waits up to `deadline` for the next tracee event. It blocks in waitpid (so the CPU is free
     /// for the very tracee it waits for) and a per-thread timer interrupts it at the deadline.
     /// An event already there is taken without arming the timer, unless `expectingNone` (a tracee
