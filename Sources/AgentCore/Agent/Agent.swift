@@ -68,11 +68,32 @@ public actor Agent: AgentControlHandler {
     /// While a cycle's kernel step runs (it may wait minutes for a transition): when it began, and
     /// the releases it works with, so status reads the transition live meanwhile.
     private var kernelStepInFlight: (since: Date, releases: [HotpatchRelease])?
+    /// The kernel step in flight (`startKernelStep`), and whether a cycle asked for another.
+    private var kernelStep: Task<Void, Never>?
+    private var kernelStepAgain = false
     /// While a cycle's dpkg runs: the release whose packages it installs, and since when.
     private var installingPackages: (release: String, since: Date)?
 
+    /// One kernel cycle, run off the actor: `KernelLivePatching.run` on this host's kernel.
+    typealias KernelCycle = @Sendable (_ desired: Hotpatch?, _ releases: [HotpatchRelease], _ skipping: Set<String>,
+                                       _ quarantined: [String: String], _ notRetrying: String?, _ stallSeconds: Double) -> KernelCycleResult
+    private let kernelCycle: KernelCycle
+
     /// Opens the state (a corrupt file is reported, never reset) and prepares the patcher.
     public init(configuration: AgentConfiguration, logger: Logger, version: String, workers: Int? = nil) {
+        let paths = KernelPaths()
+        self.init(configuration: configuration, logger: logger, version: version, workers: workers) {
+            desired, releases, skipping, quarantined, notRetrying, stall in
+            KernelLivePatching.run(desired: desired, releases: releases, skipping: skipping, quarantined: quarantined,
+                                   notRetrying: notRetrying, paths: paths, stallSeconds: stall,
+                                   mayLoadModules: KernelLivePatching.agentHasSysModule())
+        }
+    }
+
+    /// `init(configuration:logger:version:workers:)` with `kernelCycle` in place of the host's
+    /// kernel (tests).
+    init(configuration: AgentConfiguration, logger: Logger, version: String, workers: Int? = nil, kernelCycle: @escaping KernelCycle) {
+        self.kernelCycle = kernelCycle
         self.configuration = configuration
         self.logger = logger
         self.version = version
@@ -217,7 +238,7 @@ public actor Agent: AgentControlHandler {
         await reconcileAll()
         // Memory first, then the disk: the pass above patched every matching process.
         if let channel { await installCarriedPackages(channel) }
-        await reconcileKernel()
+        startKernelStep()
         save()
         let status = publish()
         // What the pass allocated (maps, reports, buffers of every process) is free again; given
@@ -452,6 +473,36 @@ public actor Agent: AgentControlHandler {
 
     // MARK: Reconciling the kernel
 
+    /// Starts bringing the running kernel's live patch to the desired level (`reconcileKernel`)
+    /// in a task of its own, outside the cycle: a transition the kernel holds up takes up to three
+    /// times `kernel_transition_timeout`, and meanwhile new processes, landed publications and
+    /// crashes are handled as usual. With a step in flight, it runs once more when that one ends,
+    /// with the plan then in force.
+    private func startKernelStep() {
+        guard kernelStep == nil else {
+            kernelStepAgain = true
+            return
+        }
+        kernelStep = Task {
+            await reconcileKernel()
+            await lock()
+            save()
+            _ = publish()
+            unlock()
+            kernelStep = nil
+            if kernelStepAgain {
+                kernelStepAgain = false
+                startKernelStep()
+            }
+        }
+    }
+
+    /// Waits until no kernel step is in flight (an administrator's command and `--once` wait for
+    /// the kernel's answer; so does a stop).
+    public func kernelStepFinished() async {
+        while let step = kernelStep { await step.value }
+    }
+
     /// Brings the running kernel's live patch to the processes' desired level (nil when unenrolled
     /// or without a channel: only our patches are reverted, nothing is loaded). The patcher blocks
     /// for up to four times the stall time, so it runs off the actor: status and the control
@@ -463,15 +514,13 @@ public actor Agent: AgentControlHandler {
         let quarantined = state.quarantined
         let version = channel?.version
         let notRetrying = kernelFailedAttempt.flatMap { $0.channelVersion == version ? $0.key : nil }
-        let paths = kernelPaths
         let stall = Double(configuration.kernelTransitionTimeoutSeconds)
+        let kernelCycle = self.kernelCycle
         kernelStepInFlight = (Date(), releases)
         defer { kernelStepInFlight = nil }
         let result: KernelCycleResult = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(returning: KernelLivePatching.run(
-                    desired: desired, releases: releases, skipping: skipping, quarantined: quarantined, notRetrying: notRetrying,
-                    paths: paths, stallSeconds: stall, mayLoadModules: KernelLivePatching.agentHasSysModule()))
+                continuation.resume(returning: kernelCycle(desired, releases, skipping, quarantined, notRetrying, stall))
             }
         }
         kernelFailedAttempt = result.failedAttempt.map { (key: $0, channelVersion: version) }
@@ -584,7 +633,11 @@ public actor Agent: AgentControlHandler {
 
     public func history() -> [HistoryEntry] { state.history }
 
-    public func checkNow() async -> AgentStatus { await runCycle() }
+    public func checkNow() async -> AgentStatus {
+        await runCycle()
+        await kernelStepFinished()
+        return status()
+    }
 
     public func apply(id: String) async throws -> String { try await administer(.apply(id: id)) }
 
@@ -602,6 +655,7 @@ public actor Agent: AgentControlHandler {
         if case .apply = command { kernelFailedAttempt = nil }
         log(decision.events)
         await runCycle(evenWhileLanding: true)
+        await kernelStepFinished()
         return decision.answer
     }
 

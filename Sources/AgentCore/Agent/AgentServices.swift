@@ -102,7 +102,10 @@ public final class AgentLoopService: Service, Sendable {
             if Task.isCancelled { return }
             logger.warning("The process watch was not in place after \(watchesLimit); patching without it: a process that dies of a hotpatch before it is in place is not judged")
         }
-        let first = await agent.runCycle()
+        await agent.runCycle()
+        // READY=1 once the kernel is patched too: services ordered after the agent start on it.
+        await agent.kernelStepFinished()
+        let first = await agent.status()
         _ = notifier.ready(status: StatusBuilder.summary(first))
         logger.log(event: .started, "Started: \(StatusBuilder.summary(first))")
         await cancelWhenGracefulShutdown {
@@ -125,6 +128,9 @@ public final class AgentLoopService: Service, Sendable {
         }
         _ = notifier.stopping()
         logger.log(event: .stopping, "Stopping")
+        // A kernel transition in flight ends (completes, or is reverted once stalled) before the
+        // agent does, as when it ran inside the cycle.
+        await agent.kernelStepFinished()
     }
 }
 

@@ -9,20 +9,21 @@ public enum OnceRun {
     /// passed. Returns the status at the end.
     public static func run(_ agent: Agent, deadlineSeconds: Int) async -> AgentStatus {
         let deadline = Date().addingTimeInterval(Double(deadlineSeconds))
-        var status = await agent.runCycle()
+        await agent.runCycle()
         // A publication landing as the run starts is waited for (at most the settle time), as the daemon does.
         while let recheck = await agent.channelRecheckSeconds, Date() < deadline {
             try? await Task.sleep(for: .seconds(min(recheck, max(0, deadline.timeIntervalSinceNow))))
-            status = await agent.runCycle()
+            await agent.runCycle()
         }
         var delay = 0.05
         while await agent.hasPendingProcesses, Date() < deadline {
             try? await Task.sleep(for: .seconds(min(delay, max(0, deadline.timeIntervalSinceNow))))
             delay = min(delay * 2, 2)
             await agent.rescan()
-            status = await agent.status()
         }
-        return status
+        // The kernel's step runs beside the processes' passes: its outcome belongs to the report.
+        await agent.kernelStepFinished()
+        return await agent.status()
     }
 
     /// What `--once` writes to stderr: `hotpatch-agent: SUMMARY`, then every reason that is not

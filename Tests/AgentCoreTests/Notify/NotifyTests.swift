@@ -153,6 +153,30 @@ private func drain(_ receiver: DatagramReceiver) -> [String] {
         }
     }
 
+    @Test func agentLoop_sendsReadyOnlyOnceTheFirstCyclesKernelStepEnded() async throws {
+        let receiver = try DatagramReceiver(path: socketPath("kernel"))
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let kernel = HeldKernel()
+        let agent = Agent(configuration: AgentConfiguration.defaults(under: directory.path), logger: logger, version: "test", workers: 1,
+                          kernelCycle: kernel.cycle)
+        try await withEnvironment(["NOTIFY_SOCKET": receiver.path, "WATCHDOG_USEC": nil, "WATCHDOG_PID": nil]) {
+            let loop = AgentLoopService(agent: agent, notifier: SystemdNotifier(), logger: logger, watches: nil)
+            let running = Task { try await loop.run() }
+            defer { running.cancel() }
+            try await kernel.wait { $0.holding }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(drain(receiver).isEmpty, "READY=1 while the first cycle's kernel step still waited")
+            kernel.letEnd()
+            let ready = try #require(receiver.receive(milliseconds: 30_000), "no READY=1 after the kernel step ended")
+            #expect(String(decoding: ready, as: UTF8.self).hasPrefix("READY=1\nSTATUS="))
+            running.cancel()
+            kernel.letEnd()
+            _ = try? await running.value
+        }
+    }
+
     @Test func watchdogServiceWithoutAWatchdogWaitsQuietlyForShutdown() async throws {
         let receiver = try DatagramReceiver(path: socketPath("nowatchdog"))
         try await withEnvironment(["NOTIFY_SOCKET": receiver.path, "WATCHDOG_USEC": nil, "WATCHDOG_PID": nil]) {
