@@ -211,9 +211,10 @@ import Testing
         #expect(status.reasons.contains { $0.message == "the fixed packages of hotpatch hp1 are being installed on disk (dpkg running since \(since))" },
                 "\(status.reasons)")
         #expect(ControlText.status(status).contains("  packages:   hp1: installing on disk now (dpkg running since \(since))"))
-        // Only while installing: absent from the JSON otherwise.
-        let json = String(decoding: try JSONEncoder().encode(status.fixedPackages), as: UTF8.self)
-        #expect(json.components(separatedBy: "installingSince").count == 2, "\(json)")
+        // Only while installing: null otherwise.
+        let json = String(decoding: try ControlJSON.document(status), as: UTF8.self)
+        #expect(json.contains("\"installingSince\" : \"\(since)\""), "\(json)")
+        #expect(json.contains("\"installingSince\" : null"), "\(json)")
     }
 
     // MARK: Still vulnerable processes
