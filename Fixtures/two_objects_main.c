@@ -1,13 +1,18 @@
 // A program mapping two targeted libraries (libA: a_value, libB: b_value), for patches that change
 // both in one stop. A second thread calls both in a loop; the main thread prints "a=N b=M" every
 // 20 ms. With --tamper-b it first replaces b_value's endbr64 with a 4-byte nop (same behaviour,
-// foreign bytes), so a hotpatch of libB is refused there.
+// foreign bytes), so a hotpatch of libB is refused there. With --vfork-child SECONDS a third thread
+// vforks a child that prints "vfork child PID" and sleeps SECONDS before it exits (sharing this
+// process's memory all the while, as a posix_spawn child does until its exec); "vfork done" after.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 int a_value(int x);
@@ -36,7 +41,34 @@ static int tamper(void) {
     return mprotect(start, 2 * page, PROT_READ | PROT_EXEC);
 }
 
+static int vfork_seconds;
+
+/// In the vfork child: only system calls, on its own stack (it shares the parent's memory).
+static void child_says_pid(void) {
+    char text[32] = "vfork child ";
+    char digits[12];
+    int n = 0, length = 12;
+    for (long pid = syscall(SYS_getpid); pid > 0 || n == 0; pid /= 10) digits[n++] = (char)('0' + pid % 10);
+    while (n > 0) text[length++] = digits[--n];
+    text[length++] = '\n';
+    syscall(SYS_write, 1, text, length);
+}
+
+static void *vforker(void *unused) {
+    (void)unused;
+    if (vfork() == 0) {
+        child_says_pid();
+        struct timespec pause = {vfork_seconds, 0};
+        syscall(SYS_nanosleep, &pause, NULL);
+        _exit(0);
+    }
+    printf("vfork done\n");
+    fflush(stdout);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "--vfork-child") == 0) vfork_seconds = atoi(argv[2]);
     if (argc > 1 && strcmp(argv[1], "--tamper-b") == 0 && tamper() != 0) {
         fprintf(stderr, "cannot tamper with b_value\n");
         return 2;
@@ -45,6 +77,10 @@ int main(int argc, char **argv) {
     pthread_create(&thread, NULL, caller, NULL);
     printf("ready\n");
     fflush(stdout);
+    if (vfork_seconds > 0) {
+        pthread_t spawner;
+        pthread_create(&spawner, NULL, vforker, NULL);
+    }
     for (;;) {
         printf("a=%d b=%d\n", a_value(1), b_value(1));
         fflush(stdout);

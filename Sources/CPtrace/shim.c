@@ -45,6 +45,7 @@ int cptrace_wtermsig(int status) { return WTERMSIG(status); }
 int cptrace_wstopsig(int status) { return WSTOPSIG(status); }
 int cptrace_wevent(int status) { return (status >> 16) & 0xff; }
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal) { return (int)syscall(SYS_tgkill, tgid, tid, signal); }
+int cptrace_kcmp_vm(pid_t a, pid_t b) { return (int)syscall(SYS_kcmp, a, b, 1 /* KCMP_VM */, 0, 0); }
 
 #include <errno.h>
 #include <pthread.h>

@@ -67,6 +67,8 @@ pid_t cptrace_start_watchdog(int heartbeat_fd, pid_t agent, int timeout_ms);
 
 /// tgkill(2), so a signal reaches exactly one thread.
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal);
+/// kcmp(2) with KCMP_VM: 0 when processes `a` and `b` share one address space; -1 with errno set on failure.
+int cptrace_kcmp_vm(pid_t a, pid_t b);
 
 /// mallopt(M_ARENA_MAX, arenas): at most `arenas` malloc arenas for the whole process. Returns 1 on
 /// success, 0 on error.

@@ -213,6 +213,12 @@ public final class Patcher {
         }
         self.directory = directory
         defer { self.directory = nil }
+        // A child made by vfork (posix_spawn makes them so) runs in its parent's memory until it
+        // execs: what a patch wrote there would change the code under the parent's threads, which
+        // this process's hold does not stop. It is left until it runs a program of its own.
+        if let parent = directory.parent, parent.rawValue > 1, ProcFS.sharesMemory(pid, with: parent) == true {
+            throw .busy("it shares its memory with its parent, PID \(parent) (a vfork or posix_spawn child before its exec)")
+        }
         var mappings: [MemoryMapping]
         let memory: ProcessMemory
         do {

@@ -89,6 +89,7 @@ public enum ProcFS {
     /// directory find is that process's.
     public static func identity(of directory: ProcessDirectory) throws -> ProcessIdentity {
         let stat = try ProcessStatParser.parse(directory.readRecord("stat", limit: 1 << 16), path: "/proc/\(directory.pid)/stat")
+        directory.parent = stat.parent
         return ProcessIdentity(pid: directory.pid, startTime: stat.startTime)
     }
 
@@ -104,7 +105,21 @@ public enum ProcFS {
     /// Whether the /proc/PID/stat text `bytes` is `identity`'s, alive.
     static func isSameProcess(_ identity: ProcessIdentity, stat bytes: [UInt8], path: String) -> Bool {
         guard let stat = try? ProcessStatParser.parse(bytes, path: path) else { return false }
-        return stat.startTime == identity.startTime && stat.state != "Z" && stat.state != "X"
+        return isSameProcess(identity, stat: stat)
+    }
+
+    /// Whether the parsed /proc/PID/stat `stat` is `identity`'s, alive.
+    static func isSameProcess(_ identity: ProcessIdentity, stat: (state: Character, parent: ProcessID, startTime: UInt64)) -> Bool {
+        stat.startTime == identity.startTime && stat.state != "Z" && stat.state != "X"
+    }
+
+    /// Whether processes `pid` and `other` share one address space (kcmp(2), `KCMP_VM`): a child
+    /// made by `vfork` (as `posix_spawn` makes them) shares its parent's until it execs or exits.
+    /// nil when the kernel cannot say (no kcmp: `CONFIG_KCMP` off; either process gone).
+    public static func sharesMemory(_ pid: ProcessID, with other: ProcessID) -> Bool? {
+        guard let order = try? SystemCall.run("kcmp(KCMP_VM)", "processes \(pid) and \(other)", { cptrace_kcmp_vm(pid.rawValue, other.rawValue) })
+        else { return nil }
+        return order == 0
     }
 
     /// The executable of `pid` (readlink of /proc/PID/exe), without the kernel's " (deleted)" suffix;

@@ -12,6 +12,9 @@ public final class ProcessDirectory: @unchecked Sendable {
     /// The process's id when the directory was opened.
     public let pid: ProcessID
     private let directory: OpenFile
+    /// The process's parent as its start time was read through this directory (`identified`,
+    /// `ProcFS.identity(of:)`); nil before.
+    public internal(set) var parent: ProcessID?
     /// The maps file last read, kept open for questions about one mapping (PROCMAP_QUERY), which
     /// the kernel answers on any open maps file, whatever was read from it.
     private var keptMaps: KeptFile?
@@ -31,8 +34,10 @@ public final class ProcessDirectory: @unchecked Sendable {
     /// (the start time's unit) takes the pid.
     public static func identified(_ identity: ProcessIdentity) -> ProcessDirectory? {
         guard let directory = try? ProcessDirectory(identity.pid),
-              let stat = try? directory.readRecord("stat", limit: 1 << 16),
-              ProcFS.isSameProcess(identity, stat: stat, path: "/proc/\(identity.pid)/stat") else { return nil }
+              let bytes = try? directory.readRecord("stat", limit: 1 << 16),
+              let stat = try? ProcessStatParser.parse(bytes, path: "/proc/\(identity.pid)/stat"),
+              ProcFS.isSameProcess(identity, stat: stat) else { return nil }
+        directory.parent = stat.parent
         return directory
     }
 

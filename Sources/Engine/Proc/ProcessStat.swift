@@ -18,8 +18,8 @@ public struct ProcessIdentity: Hashable, Sendable {
 /// Field 2, `(comm)`, may contain spaces and ')' itself, so the fields after it are found from the
 /// LAST ')' in the file (proc(5)).
 public enum ProcessStatParser {
-    /// The state letter (field 3) and start time (field 22); throws `malformedProcFile`.
-    public static func parse(_ bytes: [UInt8], path: String) throws -> (state: Character, startTime: UInt64) {
+    /// The state letter (field 3), parent (field 4) and start time (field 22); throws `malformedProcFile`.
+    public static func parse(_ bytes: [UInt8], path: String) throws -> (state: Character, parent: ProcessID, startTime: UInt64) {
         func bad(_ reason: String) -> EngineError { .malformedProcFile(path: path, reason: reason) }
         guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { throw bad("no ')' closing the command name") }
         return try bytes.withUnsafeBufferPointer { buffer in
@@ -28,13 +28,18 @@ public enum ProcessStatParser {
                 throw bad("no state letter after the command name")
             }
             let state = Character(Unicode.Scalar(letter))
-            // Skip fields 3...21 (19 fields), then read field 22.
-            for _ in 3...21 {
+            s.index += 1
+            guard s.take(UInt8(ascii: " ")), let parent = s.decimal(), let parentID = Int32(exactly: parent) else {
+                throw bad("field 4 (ppid) is not a number")
+            }
+            guard s.take(UInt8(ascii: " ")) else { throw bad("fewer than 22 fields") }
+            // Skip fields 5...21 (17 fields), then read field 22.
+            for _ in 5...21 {
                 while let b = s.peek, b != UInt8(ascii: " "), b != UInt8(ascii: "\n") { s.index += 1 }
                 guard s.take(UInt8(ascii: " ")) else { throw bad("fewer than 22 fields") }
             }
             guard let start = s.decimal() else { throw bad("field 22 (starttime) is not a number") }
-            return (state, start)
+            return (state, ProcessID(parentID), start)
         }
     }
 }

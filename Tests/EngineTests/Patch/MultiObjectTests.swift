@@ -138,3 +138,38 @@ extension LivePatchTests {
         return try memory.read(at: match.object.loadBias + target.redirections[0].offset, count: 8)
     }
 }
+
+extension LivePatchTests {
+    /// A vfork child (as posix_spawn makes) maps the targeted library through its parent's memory
+    /// until it execs: patching it would write under the parent's running threads. It is busy
+    /// instead, and nothing of either process changes; the parent is patched once the child is gone.
+    @Test func apply_toAVforkChildBeforeItsExec_isBusy_writesNothing_andTheParentIsPatchedOnceTheChildIsGone() throws {
+        let program = try Self.twoObjects()
+        let targetA = try TwoObjectProgram.target(program.libraryA, function: "a_value", patch: program.fixA)
+        let release = Hotpatch(id: "two-vfork-hp1", baseline: "two", level: 1, targets: [targetA])
+        let desired = DesiredFixes.cumulative(desired: release, levels: [release])
+        let process = try Self.startTwoObjects(program, ["--vfork-child", "3"])
+        defer { process.stop() }
+        let line = try process.waitForLine(timeout: 10) { $0.hasPrefix("vfork child ") }
+        let child = ProcessID(try #require(Int32(line.dropFirst("vfork child ".count))))
+        #expect(ProcFS.sharesMemory(child, with: ProcessID(process.pid)) == true)
+        #expect(ProcFS.sharesMemory(ProcessID(process.pid), with: ProcessID(getpid())) == false, "an exec'd child has its own")
+
+        let patcher = Patcher()
+        let match = try #require(TargetFinder(cache: patcher.cache).processes(buildIDs: [targetA.buildID], among: [child]).first,
+                                 "the vfork child maps libA")
+        let report = try Live.tracer.perform { patcher.reconcile(match, desired: desired, known: ObjectFix.all(of: [release])) }
+        guard case let .busy(reason) = report.outcome else {
+            Issue.record("a vfork child was not left alone: \(report.outcome)")
+            return
+        }
+        #expect(reason.contains("shares its memory with its parent, PID \(process.pid)"), "\(reason)")
+        #expect(Live.mapsLines(process.pid, containing: "two-objects-fix-a1").isEmpty, "no patch image mapped in the shared memory")
+        #expect(try Live.behaviour(process) == TwoObjectProgram.original)
+
+        _ = try process.waitForLine(timeout: 10) { $0 == "vfork done" }
+        let applied = try Self.reconcileProcess(process, desired: desired, known: [release])
+        #expect(applied.outcome == .applied, "\(applied.outcome)")
+        #expect(try Live.behaviour(process) == "a=101 b=3")
+    }
+}
