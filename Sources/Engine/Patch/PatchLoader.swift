@@ -387,12 +387,10 @@ struct PatchLoader {
             let program = InjectionProgram(calls: steps.map(\.call), cleanups: cleanups, ending: programStop.ending).prefixed(by: leading)
             let stubOffset = area.stub - area.start
             let provisional = HostArchitecture.injectionProgram(program, stubDistance: 0)
-            let size = provisional.bytes.count
             let name = Array(text.utf8) + [0]
-            guard UInt64(size) < stubOffset, UInt64(name.count) <= (stubOffset - UInt64(size)) & ~15 else {
+            guard let offset = area.programOffset(programBytes: provisional.bytes.count, nameBytes: name.count) else {
                 throw .unpatchable(.patchObjectRejected(detail: "path \(path) is too long (\(text.utf8.count) bytes)"))
             }
-            let offset = (stubOffset - UInt64(size)) & ~15
             let encoded = HostArchitecture.injectionProgram(provisional, stubDistance: Int(stubOffset - offset))
             // The name, the program and (the first time) the stub, in one write.
             var page = name + [UInt8](repeating: 0, count: Int(offset) - name.count) + encoded.bytes
@@ -603,7 +601,7 @@ struct PatchLoader {
                                        ending: .init(number: calls.tgkill, arguments: [UInt64(Int32.max), UInt64(Int32.max), 64]))
         let programBytes = HostArchitecture.injectionProgram(program, stubDistance: 0).bytes.count
         let nameBytes = max(path.utf8.count, ("hotpatch:" + PatchLoader.name(of: path)).utf8.count) + 1
-        return UInt64(nameBytes + 15 + programBytes + 15 + PatchLoader.stubBytes)
+        return ProgramArea.bytes(nameBytes: nameBytes, programBytes: programBytes, stubBytes: PatchLoader.stubBytes)
     }
 
     /// An area of `bytes` (and the stub at its end) in spare code (`SpareCode`) of an object `pid`
@@ -623,7 +621,8 @@ struct PatchLoader {
                   let spare = cache.identity(of: first, path: object.readablePath)?.spareCode,
                   spare.length >= bytes + 16 else { continue }
             let end = object.loadBias &+ spare.virtualAddress &+ spare.length
-            let start = (end - bytes + 15) & ~15
+            let area = ProgramArea(ending: end, bytes: bytes, stubBytes: stubBytes)
+            let start = area.start
             guard let known = object.mappings.first(where: { $0.isExecutable && !$0.isShared && $0.start <= start && end <= $0.end }) else {
                 continue
             }
@@ -641,7 +640,7 @@ struct PatchLoader {
             guard let now, now.end >= end, FileKey(now) == FileKey(known),
                   now.offset &+ (start &- now.start) == known.offset &+ (start &- known.start),
                   let current = try? memory.read(at: start, count: Int(end - start)), current.allSatisfy({ $0 == 0 }) else { continue }
-            return ProgramArea(start: start, stub: (end - UInt64(stubBytes)) & ~15)
+            return area
         }
         return nil
     }
@@ -855,4 +854,33 @@ struct ProgramArea: Equatable {
     let start: UInt64
     /// The stub's first byte, its system call instruction.
     let stub: UInt64
+
+    /// An area given by its bounds (a marker page's).
+    init(start: UInt64, stub: UInt64) {
+        self.start = start
+        self.stub = stub
+    }
+
+    /// The area of at most `bytes` that ends at `end` (spare code's end): its start and the stub
+    /// each on a 16-byte boundary, the stub's `stubBytes` ending at or before `end`.
+    init(ending end: UInt64, bytes: UInt64, stubBytes: Int) {
+        start = (end - bytes + 15) & ~15
+        stub = (end - UInt64(stubBytes)) & ~15
+    }
+
+    /// The bytes an area must span to take a name of `nameBytes` (its NUL included), a program of
+    /// `programBytes` and the stub wherever its end lies: three 16-byte alignments can each cost
+    /// up to 15 (the area's start, the stub's and the program's own, just before the stub).
+    static func bytes(nameBytes: Int, programBytes: Int, stubBytes: Int) -> UInt64 {
+        UInt64(nameBytes + programBytes + stubBytes + 3 * 15)
+    }
+
+    /// Where a program of `programBytes` starts, from `start`: on the last 16-byte boundary that
+    /// leaves it room before the stub; nil when it would overlap the name's `nameBytes`.
+    func programOffset(programBytes: Int, nameBytes: Int) -> UInt64? {
+        let room = stub - start
+        guard UInt64(programBytes) < room else { return nil }
+        let offset = (room - UInt64(programBytes)) & ~15
+        return UInt64(nameBytes) <= offset ? offset : nil
+    }
 }

@@ -26,4 +26,29 @@ import Testing
         #expect(Self.encoded(patch, path: path, near: 0x40_0000 - 16 * page) < far)
         #expect(PatchLoader.farAddresses.contains(UInt64(1) << 32) && !PatchLoader.farAddresses.contains(UInt64(UInt32.max)))
     }
+
+    /// Spare code ends anywhere: the area's start, the stub and the program each round to 16
+    /// bytes, and the bytes worked out must leave room for all three roundings (a static
+    /// executable's spare code once left a program 4 bytes short of its path).
+    @Test func anAreaOfTheBytesWorkedOut_takesItsNameProgramAndStub_whereverItEnds() {
+        let stubBytes = 180
+        for nameBytes in 1...48 {
+            for programBytes in 500...532 {
+                let bytes = ProgramArea.bytes(nameBytes: nameBytes, programBytes: programBytes, stubBytes: stubBytes)
+                for end in UInt64(0x48_d000)...UInt64(0x48_d000 + 16) {
+                    let area = ProgramArea(ending: end, bytes: bytes, stubBytes: stubBytes)
+                    #expect(area.start >= end - bytes && area.stub + UInt64(stubBytes) <= end,
+                            "area \(area) overruns [\(end - bytes), \(end))")
+                    let offset = area.programOffset(programBytes: programBytes, nameBytes: nameBytes)
+                    #expect(offset != nil, "name \(nameBytes), program \(programBytes), end \(end)")
+                    if let offset { #expect(offset % 16 == 0 && area.start + offset + UInt64(programBytes) <= area.stub) }
+                }
+            }
+        }
+        // One byte short of room for the name: refused, never written over the program.
+        let area = ProgramArea(start: 0x1000, stub: 0x1000 + 64)
+        #expect(area.programOffset(programBytes: 32, nameBytes: 32) == 32)
+        #expect(area.programOffset(programBytes: 32, nameBytes: 33) == nil)
+        #expect(area.programOffset(programBytes: 64, nameBytes: 1) == nil)
+    }
 }
