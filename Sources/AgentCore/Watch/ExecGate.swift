@@ -504,7 +504,21 @@ private final class GateWorker: @unchecked Sendable {
         // Kept before the release: once let go, a process a broken fix kills may exit before the
         // agent takes the report, and its exit looks the report up.
         shared.keep(report, for: hold.pid)
-        shared.counts.withLock { $0.patched += 1 }
+        shared.counts.withLock {
+            switch report.result {
+            case .excluded:
+                $0.patched += 1
+            case let .reconciled(patched):
+                switch patched.outcome {
+                case .applied, .alreadyApplied:
+                    $0.patched += 1
+                default:
+                    // Refused in the hold (the report says why, as a pass's would): it runs on unfixed.
+                    $0.letGo += 1
+                    $0.lastLetGo = "\(patched.outcome)"
+                }
+            }
+        }
         return hold.pid
     }
 }

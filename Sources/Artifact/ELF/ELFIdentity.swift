@@ -8,7 +8,7 @@ extension ELFFile {
     /// The most note bytes `readIdentity` reads per PT_NOTE; real objects carry a few hundred.
     static let identityNoteLimit: UInt64 = 64 << 10
 
-    /// Reads an object's build-id, type and first PT_LOAD with a few pread(2) calls (ELF header,
+    /// Reads an object's build-id, type, first PT_LOAD and RELRO with a few pread(2) calls (ELF header,
     /// program headers, PT_NOTE contents), never the whole file: it runs for every mapped object.
     /// Throws `ArtifactError`: `.system` when the file cannot be read, `.malformedELF` when it does not parse.
     public static func readIdentity(path: String) throws -> ELFIdentity {
@@ -70,7 +70,8 @@ extension ELFFile {
         return ELFIdentity(buildID: buildID, fileType: ELFFileType(raw: header.type),
                            firstLoadVirtualAddress: ByteRange.alignDown(firstLoad.virtualAddress, HostArchitecture.pageSize),
                            firstLoadFileOffset: ByteRange.alignDown(firstLoad.offset, HostArchitecture.pageSize),
-                           spareCode: try spareCode(of: programHeaders, in: file, fileSize: fileSize))
+                           spareCode: try spareCode(of: programHeaders, in: file, fileSize: fileSize),
+                           relroVirtualAddress: programHeaders.first { $0.type == ELFProgramHeader.PT_GNU_RELRO }?.virtualAddress)
     }
 
     /// The largest run of zero bytes past the end of an executable segment within its last page, up

@@ -72,6 +72,8 @@ public struct ELFProgramHeader: Sendable, Equatable, Hashable {
     public static let PT_NOTE: UInt32 = 4
     /// The thread-local storage template.
     public static let PT_TLS: UInt32 = 7
+    /// The data to make read-only after relocation.
+    public static let PT_GNU_RELRO: UInt32 = 0x6474_e552
 }
 
 /// One section header (`Elf64_Shdr`) with its name resolved.
@@ -241,6 +243,9 @@ public struct ELFIdentity: Sendable, Hashable {
     public var firstLoadFileOffset: UInt64
     /// Zero bytes an executable segment maps executable but does not use, if any (the largest run).
     public var spareCode: SpareCode? = nil
+    /// `p_vaddr` of its PT_GNU_RELRO, the data the dynamic linker makes read-only once it relocated
+    /// the object; nil for an object linked without (`-z norelro`).
+    public var relroVirtualAddress: UInt64? = nil
 }
 
 /// The bytes from the end of an executable segment to the end of its last page (or to the next

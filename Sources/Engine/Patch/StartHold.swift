@@ -1,4 +1,5 @@
 import Architecture
+import Artifact
 import Glibc
 import LinuxSystem
 import Synchronization
@@ -102,6 +103,8 @@ public final class StartHold {
     private var released = false
     /// Every file whose RELRO `mprotect` the process made while held: mapped and relocated.
     public private(set) var relocatedFiles: Set<StartFile> = []
+    /// The dynamic linker's file once looked up (`.some(nil)`: the program has none).
+    private var interpreterFile: StartFile??
     /// System call stops (entries and exits) the stepping took.
     public private(set) var systemCallStops = 0
     /// When the thread was seized.
@@ -150,6 +153,7 @@ public final class StartHold {
                 // The first stop comes after the exec: its new program must be the file.
                 guard (try? StartFile(path: "/proc/\(pid)/exe")) == file else { return .notReached("the exec did not run the file") }
                 mapped = true
+                if let why = relocationNeverMarked(readingFrom: "/proc/\(pid)/exe") { return .notReached(why) }
             }
             var protecting: StartFile?
             while true {
@@ -162,7 +166,11 @@ public final class StartHold {
                 if entry, call == calls.mmap, !mapped {
                     // mmap(addr, length, prot, flags, fd, offset): a loader maps the file it opened.
                     let fd = Int32(truncatingIfNeeded: HostArchitecture.systemCallArgument(registers, 4))
-                    if fd >= 0, (try? StartFile(path: "/proc/\(pid)/fd/\(fd)")) == file { mapped = true }
+                    if fd >= 0, (try? StartFile(path: "/proc/\(pid)/fd/\(fd)")) == file {
+                        mapped = true
+                        // Whether its mark will come is known now, from its headers.
+                        if let why = relocationNeverMarked(readingFrom: "/proc/\(pid)/fd/\(fd)") { return .notReached(why) }
+                    }
                 } else if entry, call == calls.mprotect, HostArchitecture.systemCallArgument(registers, 2) == Self.protRead {
                     protecting = mappedFile(at: HostArchitecture.systemCallArgument(registers, 0))
                 } else if !entry, call == calls.mprotect, let protected = protecting {
@@ -170,6 +178,14 @@ public final class StartHold {
                     guard HostArchitecture.systemCallResult(registers) == 0 else { continue }
                     relocatedFiles.insert(protected)
                     if protected == file {
+                        guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
+                        return .relocated
+                    }
+                    if mapped, protected == interpreter() {
+                        // The dynamic linker makes its own RELRO read-only last, once it relocated
+                        // every object the program loads at its start, and before any of their
+                        // constructors: the mark of a file without RELRO of its own (`-z norelro`).
+                        relocatedFiles.formUnion(((try? ProcFS.maps(of: pid)) ?? []).filter { $0.inode != 0 }.map(StartFile.init))
                         guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
                         return .relocated
                     }
@@ -185,6 +201,33 @@ public final class StartHold {
             default: return .notReached("\(error)")
             }
         }
+    }
+
+    /// The process's dynamic linker (where `AT_BASE` lies), looked up once; nil for a static executable.
+    private func interpreter() -> StartFile? {
+        if let known = interpreterFile { return known }
+        let found = ((try? ProcFS.interpreterBase(of: pid)) ?? nil).flatMap { mappedFile(at: $0) }
+        interpreterFile = .some(found)
+        return found
+    }
+
+    /// Why no system call will ever mark `file` relocated while the process is held, when that is
+    /// so: the file has no RELRO (`-z norelro`) and no dynamic linker's own RELRO is still to be
+    /// made read-only after it (a static executable, or a library loaded after the program's start).
+    /// `path` reads the file (/proc/PID/exe, or its descriptor in the process).
+    private func relocationNeverMarked(readingFrom path: String) -> String? {
+        guard let identity = try? ELFFile.readIdentity(path: path), identity.relroVirtualAddress == nil,
+              let maps = try? ProcFS.maps(of: pid) else { return nil }
+        let why = "the file has no RELRO (linked with -z norelro)"
+        let base = (try? ProcFS.interpreterBase(of: pid)) ?? nil
+        let linker = base.flatMap { base in maps.first { $0.start <= base && base < $0.end && $0.inode != 0 } }
+        guard let base, let linker, let linkerIdentity = try? ELFFile.readIdentity(path: ProcFS.mappedFilePath(of: pid, mapping: linker)),
+              let linkerRELRO = linkerIdentity.relroVirtualAddress else {
+            return why + " and the program has no dynamic linker whose own RELRO would mark the end of its relocation"
+        }
+        let relro = base &- linkerIdentity.firstLoadVirtualAddress &+ linkerRELRO
+        let stillWritable = maps.first { $0.start <= relro && relro < $0.end }?.isWritable ?? false
+        return stillWritable ? nil : why + " and is loaded after the start of the program, when nothing marks the end of its relocation"
     }
 
     /// The file mapped at `address` in the process now, if any.

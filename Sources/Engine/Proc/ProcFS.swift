@@ -44,6 +44,23 @@ public enum ProcFS {
         return String(decoding: bytes, as: UTF8.self).split(separator: " ").first.flatMap { UInt64($0) }
     }
 
+    /// Where the kernel mapped `pid`'s dynamic linker (`AT_BASE` of /proc/PID/auxv); nil for a
+    /// program without one (a static executable).
+    public static func interpreterBase(of pid: ProcessID) throws(SystemError) -> UInt64? {
+        let bytes = try Files.readRecord("/proc/\(pid)/auxv", limit: 4096)
+        let atBase: UInt64 = 7
+        var offset = 0
+        while offset + 16 <= bytes.count {
+            let (type, value) = bytes.withUnsafeBytes {
+                ($0.loadUnaligned(fromByteOffset: offset, as: UInt64.self), $0.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+            }
+            if type == 0 { break }
+            if type == atBase { return value == 0 ? nil : value }
+            offset += 16
+        }
+        return nil
+    }
+
     /// The status of `pid` (/proc/PID/status).
     public static func status(of pid: ProcessID) throws -> ProcessStatus {
         let path = "/proc/\(pid)/status"

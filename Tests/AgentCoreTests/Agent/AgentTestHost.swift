@@ -24,14 +24,16 @@ final class AgentTestHost: @unchecked Sendable {
     private(set) var agent: AgentProcess?
     private var agentRuns = 0
 
-    /// Builds the victim, keys and a channel whose first baseline matches what is on disk.
-    init(name: String) throws {
+    /// Builds the victim (with `victimFlags` added to its compiler flags: `-static`, say), keys and
+    /// a channel whose first baseline matches what is on disk.
+    init(name: String, victimFlags: [String] = []) throws {
         scratch = try TemporaryDirectory(prefix: "agent-test-host")
         root = scratch.path
         products = Products.directory
         channel = try ChannelBuilder(root: root, packBinary: products + "/hotpatch-pack")
         victimPath = try builder.build("victim.c", flags: ["-O0", "-g", "-pthread", "-fno-inline",
-                                                         "-Wl,--build-id=0x" + Self.victimBuildID], as: "agent-victim")
+                                                         "-Wl,--build-id=0x" + Self.victimBuildID] + victimFlags,
+                                       as: "agent-victim")
         try FileManager.default.createDirectory(atPath: installedDirectory, withIntermediateDirectories: true)
         try write("release 1\n", to: installedDirectory + "/release")
         try write("release 1\n", to: root + "/release-1")

@@ -25,8 +25,8 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
     }
 
     /// A host whose level-1 hotpatch of the victim executable is in force and whose gate marks it.
-    private func gatedHost(_ name: String, arguments: [String] = []) throws -> AgentTestHost {
-        let host = try AgentTestHost(name: name)
+    private func gatedHost(_ name: String, arguments: [String] = [], victimFlags: [String] = []) throws -> AgentTestHost {
+        let host = try AgentTestHost(name: name, victimFlags: victimFlags)
         try host.addHotpatch(level: 1)
         try host.publish()
         try host.startAgent(arguments)
@@ -56,6 +56,33 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(host.stopAgent(), 0, host.logTail())
     }
 
+    func testShortLivedRunsOfAStaticOrNoRELROExecutable_eachRunTheFixFromTheirFirstCall() throws {
+        for (label, flags) in [("static", ["-static"]), ("static-pie", ["-static-pie"]), ("norelro", ["-Wl,-z,norelro"])] {
+            let host = try gatedHost("exec-gate-\(label)", victimFlags: flags)
+            let runs = 10
+            var lines: [String] = []
+            let started = Date()
+            for _ in 0..<runs { lines.append(try firstLine(of: host.victimPath, ["--once"]) ?? "no output") }
+            let seconds = Date().timeIntervalSince(started)
+            let fixed = lines.filter { $0 == AgentTestHost.level1Output }.count
+            print("exec gate, \(label) executable: \(fixed)/\(runs) short-lived processes ran the fix in \(seconds) s; \(String(describing: host.status()?.execGate))")
+            XCTAssertEqual(fixed, runs, "\(label): \(lines)\n\(host.logTail(lines: 60))")
+            XCTAssertEqual(host.stopAgent(), 0, host.logTail())
+        }
+    }
+
+    func testAStaticExecutableWithoutRELRO_isLetGoEarlySayingNothingMarksItsRelocation() throws {
+        // No RELRO and no dynamic linker: no system call marks the end of its start. The usual path
+        // patches it after its start; the gate lets it go once its first system calls show that.
+        let host = try gatedHost("exec-gate-static-norelro", victimFlags: ["-static", "-Wl,-z,norelro"])
+        let line = try firstLine(of: host.victimPath, ["--once"])
+        XCTAssertNotNil(line)
+        let status = try host.waitForStatus("the exec let go") { ($0.execGate?.letGo ?? 0) >= 1 }
+        XCTAssertEqual(status.execGate?.lastLetGo?.contains("has no RELRO (linked with -z norelro) and the program has no dynamic linker"),
+                       true, String(describing: status.execGate))
+        XCTAssertEqual(host.stopAgent(), 0, host.logTail())
+    }
+
     func testShortLivedRunsExecutedFromAThreadOtherThanTheLeader_eachRunTheFixFromTheirFirstCall() throws {
         let host = try gatedHost("exec-gate-thread-exec")
         let executor = try FixtureBuilder().threadExecutor()
@@ -80,9 +107,12 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(host.stopAgent(), 0, host.logTail())
     }
 
-    func testShortLivedProgramsThatLinkOrDlopenTheTargetedLibrary_eachRunTheFixFromTheirFirstCall() throws {
-        let host = try AgentTestHost(name: "exec-gate-library")
-        let fixture = try LateLoadFixture(in: host.root, buildID: Self.libraryBuildID)
+    /// A host whose hotpatch of a library (`LateLoadFixture`'s, built with `libraryFlags`) is in
+    /// force and gated, with a program linking it and one `dlopen`ing it, each calling it first.
+    private func gatedLibraryHost(_ name: String, libraryFlags: [String] = []) throws -> (host: AgentTestHost, fixture: LateLoadFixture,
+                                                                                           linked: String, loader: String) {
+        let host = try AgentTestHost(name: name)
+        let fixture = try LateLoadFixture(in: host.root, buildID: Self.libraryBuildID, libraryFlags: libraryFlags)
         let linked = try FixtureBuilder.compile(text: Self.linkedFirstCall, to: host.root + "/first-call-linked",
                                                 flags: ["-O1", "-Wl,--no-as-needed", fixture.library,
                                                         "-Wl,-rpath," + (fixture.library as NSString).deletingLastPathComponent])
@@ -94,7 +124,11 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         try host.startAgent()
         try host.waitForStatus("hotpatch in force") { $0.hotpatch?.id == "late1" }
         try waitForLog(host, "Watching 1 file that holds a targeted object")
+        return (host, fixture, linked, loader)
+    }
 
+    func testShortLivedProgramsThatLinkOrDlopenTheTargetedLibrary_eachRunTheFixFromTheirFirstCall() throws {
+        let (host, fixture, linked, loader) = try gatedLibraryHost("exec-gate-library")
         let runs = 10
         var linkedLines: [String] = []
         var loaderLines: [String] = []
@@ -108,6 +142,26 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
               + "gate \(String(describing: host.status()?.execGate))")
         XCTAssertEqual(linkedFixed, runs, "\(linkedLines)\n\(String(describing: host.status()?.execGate))\n\(host.logTail(lines: 80))")
         XCTAssertEqual(loaderFixed, runs, "\(loaderLines)\n\(host.logTail())")
+        XCTAssertEqual(host.stopAgent(), 0, host.logTail())
+    }
+
+    func testALibraryLinkedWithoutRELRO_isPatchedAtTheDynamicLinkersOwnMark_andOneDlopenedLater_isLetGoAtOnceSayingWhy() throws {
+        let (host, fixture, linked, loader) = try gatedLibraryHost("exec-gate-norelro-library", libraryFlags: ["-Wl,-z,norelro"])
+        let runs = 10
+        var linkedLines: [String] = []
+        for _ in 0..<runs { linkedLines.append(try firstLine(of: linked, []) ?? "no output") }
+        let linkedFixed = linkedLines.filter { $0 == "late_value=2" }.count
+        print("exec gate, library without RELRO linked at start: \(linkedFixed)/\(runs) ran the fix")
+        XCTAssertEqual(linkedFixed, runs, "\(linkedLines)\n\(String(describing: host.status()?.execGate))\n\(host.logTail(lines: 80))")
+
+        // Loaded after the start, nothing marks its relocation: held only until its mapping shows
+        // that, then let go to the usual path, which patches it a few milliseconds later.
+        let loaded = try firstLine(of: loader, [fixture.library])
+        XCTAssertTrue(loaded == "late_value=1" || loaded == "late_value=2", String(describing: loaded))
+        let status = try host.waitForStatus("the dlopen let go") { ($0.execGate?.letGo ?? 0) >= 1 }
+        XCTAssertEqual(status.execGate?.lastLetGo?.contains("has no RELRO (linked with -z norelro) and is loaded after the start of the program"),
+                       true, String(describing: status.execGate))
+        XCTAssertEqual(status.execGate?.patched, runs, String(describing: status.execGate))
         XCTAssertEqual(host.stopAgent(), 0, host.logTail())
     }
 

@@ -13,10 +13,11 @@ struct LateLoadFixture {
     /// dlopen call), checking every millisecond.
     let loader: String
 
-    /// Builds both into `directory`, the library with build-id `buildID` (hex).
-    init(in directory: String, buildID: String) throws {
+    /// Builds both into `directory`, the library with build-id `buildID` (hex) and `libraryFlags`
+    /// added to its compiler flags (`-Wl,-z,norelro`, say).
+    init(in directory: String, buildID: String, libraryFlags: [String] = []) throws {
         library = try FixtureBuilder.compile(text: Self.librarySource, to: directory + "/liblate.so",
-                                             flags: ["-O0", "-fno-inline", "-shared", "-fPIC", "-Wl,--build-id=0x" + buildID])
+                                             flags: ["-O0", "-fno-inline", "-shared", "-fPIC", "-Wl,--build-id=0x" + buildID] + libraryFlags)
         loader = try FixtureBuilder.compile(text: Self.loaderSource, to: directory + "/late-loader", flags: ["-O1", "-ldl"])
     }
 

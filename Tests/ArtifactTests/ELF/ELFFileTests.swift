@@ -104,6 +104,22 @@ import Testing
         #expect(identity.firstLoadFileOffset == 0)
     }
 
+    @Test func readIdentity_saysWhereTheRELROIs_nilForAnObjectLinkedWithout() throws {
+        let dir = try FixtureDirectory()
+        let cases: [(name: String, arguments: [String], relro: Bool)] = [
+            ("dynamic", ["-O1"], true),
+            ("norelro", ["-O1", "-Wl,-z,norelro"], false),
+            ("static", ["-O1", "-static"], true),
+            ("static-norelro", ["-O1", "-static", "-Wl,-z,norelro"], false),
+        ]
+        for item in cases {
+            let path = try dir.compile(item.name, source: FixtureSource.program, arguments: item.arguments)
+            let identity = try ELFFile.readIdentity(path: path)
+            let relro = try ELFFile.load(path: path).programHeaders.first { $0.type == ELFProgramHeader.PT_GNU_RELRO }
+            #expect((identity.relroVirtualAddress != nil) == item.relro && identity.relroVirtualAddress == relro?.virtualAddress, "\(item.name)")
+        }
+    }
+
     @Test func readIdentity_ofSeparateCodeObjects_reportsTheZerosAfterTheCodeUpToItsPageEnd() throws {
         let dir = try FixtureDirectory()
         let exe = try dir.compile("separate", source: FixtureSource.program, arguments: ["-O1", "-Wl,-z,separate-code"])
