@@ -462,11 +462,13 @@ private final class GateWorker: @unchecked Sendable {
     // @unchecked: `patcher` is used on `thread` alone; `busySince` is locked.
     let thread: TracerThread
     let patcher: StartPatcher
+    let cache: ObjectCache
     let busySince = Mutex<Monotonic.Instant?>(nil)
 
     init(index: Int, cache: ObjectCache) {
         thread = TracerThread(name: "hotpatch-gate-\(index)")
         patcher = StartPatcher(cache: cache)
+        self.cache = cache
     }
 
     /// Serves one event on this worker's thread; the event is answered on every path, right after
@@ -477,7 +479,7 @@ private final class GateWorker: @unchecked Sendable {
         if let tid = request.thread, let pid = try? ProcFS.process(ofThread: ThreadID(tid.rawValue)),
            let file = try? StartFile(path: "/proc/self/fd/\(request.descriptor)") {
             hold = try? StartHold.seize(thread: ThreadID(tid.rawValue), of: pid, file: file,
-                                        atExec: request.events.contains(.openExecPermission))
+                                        atExec: request.events.contains(.openExecPermission), cache: cache)
         }
         answer()
         guard let hold else {

@@ -40,6 +40,12 @@ struct FileKey: Hashable, Sendable {
         minor = mapping.deviceMinor
         inode = mapping.inode
     }
+
+    init(_ file: StartFile) {
+        major = file.deviceMajor
+        minor = file.deviceMinor
+        inode = file.inode
+    }
 }
 
 /// A parsed patch object and the file (device, inode) it was parsed from: a process must open
@@ -138,7 +144,12 @@ public final class ObjectCache: Sendable {
 
     /// The identity of the file behind `mapping`, read through `path`; nil for non-ELF files.
     func identity(of mapping: MemoryMapping, path: @autoclosure () -> String) -> ELFIdentity? {
-        (try? cached(identities, FileKey(mapping)) { try? ELFFile.readIdentity(path: path()) }) ?? nil
+        identity(of: FileKey(mapping), path: path())
+    }
+
+    /// The identity of `file`, read through `path` (a descriptor's, say); nil for non-ELF files.
+    func identity(of file: FileKey, path: @autoclosure () -> String) -> ELFIdentity? {
+        (try? cached(identities, file) { try? ELFFile.readIdentity(path: path()) }) ?? nil
     }
 
     /// Defined global and weak dynamic symbols of `object`, by name.

@@ -1,5 +1,4 @@
 import Architecture
-import Artifact
 import Glibc
 import LinuxSystem
 import Synchronization
@@ -98,6 +97,7 @@ public final class StartHold {
     /// The file whose start is waited for.
     public let file: StartFile
     let traced: TracedProcess
+    private let cache: ObjectCache
     private var mapped: Bool
     private let atExec: Bool
     private var released = false
@@ -110,7 +110,8 @@ public final class StartHold {
     /// When the thread was seized.
     public let seizedAt: Monotonic.Instant
 
-    private init(pid: ProcessID, thread: ThreadID, file: StartFile, atExec: Bool, traced: TracedProcess) {
+    private init(pid: ProcessID, thread: ThreadID, file: StartFile, atExec: Bool, traced: TracedProcess, cache: ObjectCache) {
+        self.cache = cache
         self.pid = pid
         self.thread = thread
         self.file = file
@@ -122,8 +123,10 @@ public final class StartHold {
 
     /// Seizes thread `tid` of process `pid`, which opened `file` (by `execve` when `atExec`) and
     /// waits for the gate's answer. An exec may come from any thread: one from another thread than
-    /// the leader takes the leader's id on the way, and the hold follows it.
-    public static func seize(thread tid: ThreadID, of pid: ProcessID, file: StartFile, atExec: Bool) throws(StartHoldRefusal) -> StartHold {
+    /// the leader takes the leader's id on the way, and the hold follows it. The headers the hold
+    /// reads (the file's, the dynamic linker's) are kept in `cache` (the host's, shared).
+    public static func seize(thread tid: ThreadID, of pid: ProcessID, file: StartFile, atExec: Bool,
+                             cache: ObjectCache = ObjectCache()) throws(StartHoldRefusal) -> StartHold {
         let traced: TracedProcess
         do { traced = try TracedProcess.seizeWaiting(tid, of: pid) } catch {
             switch error {
@@ -133,7 +136,7 @@ public final class StartHold {
             }
         }
         StartHolds.insert(pid)
-        return StartHold(pid: pid, thread: tid, file: file, atExec: atExec, traced: traced)
+        return StartHold(pid: pid, thread: tid, file: file, atExec: atExec, traced: traced, cache: cache)
     }
 
     /// Runs the thread from system call stop to system call stop until the dynamic linker has made
@@ -216,12 +219,12 @@ public final class StartHold {
     /// made read-only after it (a static executable, or a library loaded after the program's start).
     /// `path` reads the file (/proc/PID/exe, or its descriptor in the process).
     private func relocationNeverMarked(readingFrom path: String) -> String? {
-        guard let identity = try? ELFFile.readIdentity(path: path), identity.relroVirtualAddress == nil,
+        guard let identity = cache.identity(of: FileKey(file), path: path), identity.relroVirtualAddress == nil,
               let maps = try? ProcFS.maps(of: pid) else { return nil }
         let why = "the file has no RELRO (linked with -z norelro)"
         let base = (try? ProcFS.interpreterBase(of: pid)) ?? nil
         let linker = base.flatMap { base in maps.first { $0.start <= base && base < $0.end && $0.inode != 0 } }
-        guard let base, let linker, let linkerIdentity = try? ELFFile.readIdentity(path: ProcFS.mappedFilePath(of: pid, mapping: linker)),
+        guard let base, let linker, let linkerIdentity = cache.identity(of: linker, path: ProcFS.mappedFilePath(of: pid, mapping: linker)),
               let linkerRELRO = linkerIdentity.relroVirtualAddress else {
             return why + " and the program has no dynamic linker whose own RELRO would mark the end of its relocation"
         }
