@@ -159,6 +159,7 @@ public final class StartHold {
                 if let why = relocationNeverMarked(readingFrom: "/proc/\(pid)/exe") { return .notReached(why) }
             }
             var protecting: StartFile?
+            var ownMarkSeen = false
             while true {
                 guard systemCallStops < stopLimit else { return .notReached("\(stopLimit) system call stops without the file's relocation") }
                 if !mapped && systemCallStops >= mappingStops { return .notMapped }
@@ -166,6 +167,13 @@ public final class StartHold {
                 systemCallStops += 1
                 guard let registers = try? Ptrace.registers(thread), let call = HostArchitecture.currentSystemCall(registers) else { continue }
                 let entry = HostArchitecture.isSystemCallEntry(registers)
+                if ownMarkSeen, entry, call != calls.mprotect {
+                    // Relocation makes no other system call: the dynamic linker is past it without
+                    // its own mark (a program none of whose objects names it). Patch here, as at
+                    // the file's own mark.
+                    guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
+                    return .relocated
+                }
                 if entry, call == calls.mmap, !mapped {
                     // mmap(addr, length, prot, flags, fd, offset): a loader maps the file it opened.
                     let fd = Int32(truncatingIfNeeded: HostArchitecture.systemCallArgument(registers, 4))
@@ -181,13 +189,21 @@ public final class StartHold {
                     guard HostArchitecture.systemCallResult(registers) == 0 else { continue }
                     relocatedFiles.insert(protected)
                     if protected == file {
+                        // At the program's start, other objects may still be relocated after this
+                        // one (those that depend on it): wait for the dynamic linker's own mark,
+                        // which comes after them all, so that every targeted object of the start
+                        // is patched in this hold.
+                        if !ownMarkSeen, linkerMarkToCome() {
+                            ownMarkSeen = true
+                            continue
+                        }
                         guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
                         return .relocated
                     }
                     if mapped, protected == interpreter() {
                         // The dynamic linker makes its own RELRO read-only last, once it relocated
                         // every object the program loads at its start, and before any of their
-                        // constructors: the mark of a file without RELRO of its own (`-z norelro`).
+                        // constructors: the mark of every one of them, with RELRO or without.
                         relocatedFiles.formUnion(((try? ProcFS.maps(of: pid)) ?? []).filter { $0.inode != 0 }.map(StartFile.init))
                         guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
                         return .relocated
@@ -219,18 +235,31 @@ public final class StartHold {
     /// made read-only after it (a static executable, or a library loaded after the program's start).
     /// `path` reads the file (/proc/PID/exe, or its descriptor in the process).
     private func relocationNeverMarked(readingFrom path: String) -> String? {
-        guard let identity = cache.identity(of: FileKey(file), path: path), identity.relroVirtualAddress == nil,
-              let maps = try? ProcFS.maps(of: pid) else { return nil }
+        guard let identity = cache.identity(of: FileKey(file), path: path), identity.relroVirtualAddress == nil else { return nil }
         let why = "the file has no RELRO (linked with -z norelro)"
-        let base = (try? ProcFS.interpreterBase(of: pid)) ?? nil
-        let linker = base.flatMap { base in maps.first { $0.start <= base && base < $0.end && $0.inode != 0 } }
-        guard let base, let linker, let linkerIdentity = cache.identity(of: linker, path: ProcFS.mappedFilePath(of: pid, mapping: linker)),
-              let linkerRELRO = linkerIdentity.relroVirtualAddress else {
-            return why + " and the program has no dynamic linker whose own RELRO would mark the end of its relocation"
+        switch linkerMark() {
+        case .toCome: return nil
+        case .made: return why + " and is loaded after the start of the program, when nothing marks the end of its relocation"
+        case .none: return why + " and the program has no dynamic linker whose own RELRO would mark the end of its relocation"
         }
-        let relro = base &- linkerIdentity.firstLoadVirtualAddress &+ linkerRELRO
-        let stillWritable = maps.first { $0.start <= relro && relro < $0.end }?.isWritable ?? false
-        return stillWritable ? nil : why + " and is loaded after the start of the program, when nothing marks the end of its relocation"
+    }
+
+    /// Whether the dynamic linker's own RELRO is still writable: the program is in its start,
+    /// and the linker's mark (`linkerMark`) is to come.
+    private func linkerMarkToCome() -> Bool { linkerMark() == .toCome }
+
+    /// Where the dynamic linker is with its own RELRO, the mark of the end of the program's start.
+    private enum LinkerMark { case toCome, made, none }
+
+    /// The dynamic linker's own RELRO now: still writable (`toCome`), read-only (`made`), or no
+    /// linker with one (`none`: a static executable).
+    private func linkerMark() -> LinkerMark {
+        guard let base = (try? ProcFS.interpreterBase(of: pid)) ?? nil, let maps = try? ProcFS.maps(of: pid),
+              let linker = maps.first(where: { $0.start <= base && base < $0.end && $0.inode != 0 }),
+              let identity = cache.identity(of: linker, path: ProcFS.mappedFilePath(of: pid, mapping: linker)),
+              let relro = identity.relroVirtualAddress else { return .none }
+        let address = base &- identity.firstLoadVirtualAddress &+ relro
+        return maps.first { $0.start <= address && address < $0.end }?.isWritable == true ? .toCome : .made
     }
 
     /// The file mapped at `address` in the process now, if any.

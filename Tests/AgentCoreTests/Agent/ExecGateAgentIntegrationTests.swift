@@ -165,6 +165,50 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(host.stopAgent(), 0, host.logTail())
     }
 
+    func testAProgramLinkingTwoTargetedLibraries_theSecondRelocatedAfterTheFirst_runsBothFixesFromItsFirstCalls() throws {
+        // libB depends on libA and the program links libA first: the gate holds the process at
+        // libA's open, and the dynamic linker relocates libA (a dependency) before libB. Both must
+        // be fixed before the program's first call, not libA alone.
+        let host = try AgentTestHost(name: "exec-gate-two-libraries")
+        let directory = host.root + "/two"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let libraryA = try FixtureBuilder.compile(text: "int a_value(void) { return 2; }\n", to: directory + "/libgatea.so",
+                                                  flags: ["-O0", "-shared", "-fPIC", "-Wl,--build-id=0x" + Self.twoLibraryBuildIDs.a])
+        let libraryB = try FixtureBuilder.compile(text: "int a_value(void);\nint b_value(void) { return 3 + 0 * a_value(); }\n",
+                                                  to: directory + "/libgateb.so",
+                                                  flags: ["-O0", "-shared", "-fPIC", "-Wl,--no-as-needed", libraryA,
+                                                         "-Wl,--build-id=0x" + Self.twoLibraryBuildIDs.b])
+        let program = try FixtureBuilder.compile(text: """
+            #include <stdio.h>
+            int a_value(void);
+            int b_value(void);
+            int main(void) { printf("a=%d b=%d\\n", a_value(), b_value()); return 0; }
+            """, to: directory + "/two-libraries", flags: ["-O1", "-Wl,--no-as-needed", libraryA, libraryB, "-Wl,-rpath," + directory])
+        let fixA = try FixtureBuilder.compile(text: "int a_value_fixed(void) { return 102; }\n", to: directory + "/fix-a.so",
+                                              flags: ["-O2", "-shared", "-fPIC"])
+        let fixB = try FixtureBuilder.compile(text: "int b_value_fixed(void) { return 203; }\n", to: directory + "/fix-b.so",
+                                              flags: ["-O2", "-shared", "-fPIC"])
+        try host.channel.run(["hotpatch", "--channel", host.channel.channel, "--id", "two1", "--baseline", AgentTestHost.firstBaseline,
+                              "--level", "1", "--description", "both libraries",
+                              "--target", libraryA, "--patch", fixA, "--replace", "a_value=a_value_fixed",
+                              "--target", libraryB, "--patch", fixB, "--replace", "b_value=b_value_fixed"])
+        try host.publish()
+        try host.startAgent()
+        try host.waitForStatus("hotpatch in force") { $0.hotpatch?.id == "two1" }
+        try waitForLog(host, "Watching 2 files that hold a targeted object")
+
+        let runs = 10
+        var lines: [String] = []
+        for _ in 0..<runs { lines.append(try firstLine(of: program, []) ?? "no output") }
+        let fixed = lines.filter { $0 == "a=102 b=203" }.count
+        print("exec gate, two targeted libraries, the second relocated after the first: \(fixed)/\(runs) ran both fixes; "
+              + "gate \(String(describing: host.status()?.execGate))")
+        XCTAssertEqual(fixed, runs, "\(lines)\n\(String(describing: host.status()?.execGate))\n\(host.logTail(lines: 60))")
+        XCTAssertEqual(host.stopAgent(), 0, host.logTail())
+    }
+
+    private static let twoLibraryBuildIDs = (a: "e8ec9a7e0000400080000000000002a1", b: "e8ec9a7e0000400080000000000002b1")
+
     func testKillingTheAgentWhileNewProcessesStart_neverLeavesOneStoppedOrTraced() throws {
         let host = try gatedHost("exec-gate-kill")
         let runs = 150
