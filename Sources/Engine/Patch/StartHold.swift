@@ -140,9 +140,10 @@ public final class StartHold {
     }
 
     /// Runs the thread from system call stop to system call stop until the dynamic linker has made
-    /// `file`'s relocated data read-only, and leaves it stopped right after (an interrupt stop, as
-    /// a patch's own hold would). Gives up when the file is not mapped within `mappingStops` stops
-    /// of the open, or after `stopLimit` stops, or at `deadline`.
+    /// `file`'s relocated data read-only (at the program's start, its own too, which follows every
+    /// object of the start), and leaves it stopped right after (an interrupt stop, as a patch's own
+    /// hold would). Gives up when the file is not mapped within `mappingStops` stops of the open,
+    /// when nothing will mark its relocation, or after `stopLimit` stops, or at `deadline`.
     public func runToRelocated(deadline: Monotonic.Instant, stopLimit: Int = 50_000, mappingStops: Int = 64) -> StartHoldOutcome {
         let calls = HostArchitecture.systemCalls
         do throws(StopFailure) {
