@@ -586,8 +586,13 @@ final class TracedProcess {
                 if (try? Ptrace.detach(tid, signal: pending)) != nil { dying.remove(tid) }
             }
         }
-        // Whatever is left over is reported later and reaped by the next poll.
-        while let _ = (try? Ptrace.pollEvent()) ?? nil {}
+        // A thread still dying at the deadline is reported later: kept with the stragglers, whose
+        // poll reaps it by its own id. (A poll of any tracee here would also take, and lose, the
+        // stop of another hold's straggler, which would then stay stopped.)
+        if !dying.isEmpty {
+            Stragglers.keep(dying, of: pid)
+            dying.removeAll()
+        }
     }
 
     /// The thread tracing thread `tid` of this process, if any and readable.
