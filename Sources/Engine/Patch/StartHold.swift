@@ -194,7 +194,7 @@ public final class StartHold {
                         // one (those that depend on it): wait for the dynamic linker's own mark,
                         // which comes after them all, so that every targeted object of the start
                         // is patched in this hold.
-                        if !ownMarkSeen, linkerMarkToCome() {
+                        if !ownMarkSeen, linkerMark() == .toCome {
                             ownMarkSeen = true
                             continue
                         }
@@ -223,10 +223,13 @@ public final class StartHold {
         }
     }
 
+    /// Where the kernel mapped the dynamic linker (`AT_BASE`), read once; nil for a static executable.
+    private lazy var linkerBase: UInt64? = (try? ProcFS.interpreterBase(of: pid)) ?? nil
+
     /// The process's dynamic linker (where `AT_BASE` lies), looked up once; nil for a static executable.
     private func interpreter() -> StartFile? {
         if let known = interpreterFile { return known }
-        let found = ((try? ProcFS.interpreterBase(of: pid)) ?? nil).flatMap { mappedFile(at: $0) }
+        let found = linkerBase.flatMap { mappedFile(at: $0) }
         interpreterFile = .some(found)
         return found
     }
@@ -245,17 +248,13 @@ public final class StartHold {
         }
     }
 
-    /// Whether the dynamic linker's own RELRO is still writable: the program is in its start,
-    /// and the linker's mark (`linkerMark`) is to come.
-    private func linkerMarkToCome() -> Bool { linkerMark() == .toCome }
-
     /// Where the dynamic linker is with its own RELRO, the mark of the end of the program's start.
     private enum LinkerMark { case toCome, made, none }
 
     /// The dynamic linker's own RELRO now: still writable (`toCome`), read-only (`made`), or no
     /// linker with one (`none`: a static executable).
     private func linkerMark() -> LinkerMark {
-        guard let base = (try? ProcFS.interpreterBase(of: pid)) ?? nil, let maps = try? ProcFS.maps(of: pid),
+        guard let base = linkerBase, let maps = try? ProcFS.maps(of: pid),
               let linker = maps.first(where: { $0.start <= base && base < $0.end && $0.inode != 0 }),
               let identity = cache.identity(of: linker, path: ProcFS.mappedFilePath(of: pid, mapping: linker)),
               let relro = identity.relroVirtualAddress else { return .none }
