@@ -116,9 +116,6 @@ struct PatchLoader {
         if near == nil, let needsNear, let need = needsNear.nearJumpNeed {
             throw .unpatchable(.noRoomForNearJump(symbol: needsNear.symbol, address: target.loadBias &+ needsNear.offset, need: need))
         }
-        guard let instruction = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: cache) else {
-            throw .unpatchable(.systemFailure(detail: "no system call instruction found in process \(pid)'s code"))
-        }
 
         // Everything that can be decided without touching the process is decided first. The words
         // that bind indirect functions and thread-locals are read while the process runs: the
@@ -179,6 +176,17 @@ struct PatchLoader {
         let spare: ProgramArea? = spareBytes.flatMap { bytes in
             PatchLoader.spareProgramArea(in: pid, objects: resolver.loadedObjects, target: target, cache: cache, memory: memory,
                                          bytes: bytes, directory: directory)
+        }
+        // The calls run on the stub's system call instruction in spare code; else the first runs
+        // on one of the process's own (the vDSO's), looked for only then.
+        let instruction: UInt64
+        if let spare {
+            instruction = spare.stub
+        } else if let found = PatchLoader.syscallInstruction(pid: pid, mappings: mappings, memory: memory, cache: cache) {
+            instruction = found
+        } else {
+            release(traced)
+            throw .unpatchable(.systemFailure(detail: "no system call instruction found in process \(pid)'s code"))
         }
         // The first call alone is safest in place of a system call a thread was interrupted in (see
         // below), and with every thread stopped any thread asleep in one will do, the leader first.
@@ -252,7 +260,7 @@ struct PatchLoader {
                 let status = try SeccompGate.status(of: pid, thread: candidate, in: directory)
                 if candidate == leaderThread { leaderStatus = status }
                 // In spare code the calls run there, and the stub's instruction stands for them all.
-                let gate = try SeccompGate(thread: candidate, status: status, instruction: spare?.stub ?? instruction)
+                let gate = try SeccompGate(thread: candidate, status: status, instruction: instruction)
                 let useMemfd = try needsMemfd(under: gate)
                 let signals = PatchLoader.stoppingSignals(status: status).filter { gate.allows(PlannedSystemCall($0.ending, label: "tgkill")) }
                 // Without a signal to stop on, the program's calls stop one by one, and end on a

@@ -128,6 +128,18 @@ final class TracedProcess {
         // Re-list until no new thread appears; TRACECLONE catches those born in between.
         var seen = Set<ThreadID>()
         var listed: [ThreadID] = []
+        // A process that had one thread when its start time was read (most idle ones do) is seized
+        // by its leader first: the listing after that seize then decides alone, where listing
+        // before it too would read the same one thread twice. Any thread born since is in that
+        // listing (or attached by TRACECLONE), and the loop goes on as for any other process.
+        if threads.isEmpty, alsoListed.isEmpty, let directory, directory.threadsWhenIdentified == 1 {
+            // Opened now, so that the pause holds a listing but not an open.
+            if threadListing == nil {
+                do { threadListing = try directory.threadListing() } catch { throw .processGone }
+            }
+            try seizeAndInterrupt(anchor, traceClones: true)
+            seen.insert(anchor)
+        }
         while true {
             listed = try listThreads()
             if !alsoListed.isEmpty {

@@ -107,6 +107,7 @@ public enum ProcFS {
     public static func identity(of directory: ProcessDirectory) throws -> ProcessIdentity {
         let stat = try ProcessStatParser.parse(directory.readRecord("stat", limit: 1 << 16), path: "/proc/\(directory.pid)/stat")
         directory.parent = stat.parent
+        directory.threadsWhenIdentified = stat.threads
         return ProcessIdentity(pid: directory.pid, startTime: stat.startTime)
     }
 
@@ -126,7 +127,7 @@ public enum ProcFS {
     }
 
     /// Whether the parsed /proc/PID/stat `stat` is `identity`'s, alive.
-    static func isSameProcess(_ identity: ProcessIdentity, stat: (state: Character, parent: ProcessID, startTime: UInt64)) -> Bool {
+    static func isSameProcess(_ identity: ProcessIdentity, stat: (state: Character, parent: ProcessID, threads: Int, startTime: UInt64)) -> Bool {
         stat.startTime == identity.startTime && stat.state != "Z" && stat.state != "X"
     }
 

@@ -15,6 +15,9 @@ public final class ProcessDirectory: @unchecked Sendable {
     /// The process's parent as its start time was read through this directory (`identified`,
     /// `ProcFS.identity(of:)`); nil before.
     public internal(set) var parent: ProcessID?
+    /// How many threads the process had as its start time was read through this directory; nil
+    /// before. A hold of a process that had one seizes it before listing its threads.
+    public internal(set) var threadsWhenIdentified: Int?
     /// The maps file last read, kept open for questions about one mapping (PROCMAP_QUERY), which
     /// the kernel answers on any open maps file, whatever was read from it.
     private var keptMaps: KeptFile?
@@ -38,6 +41,7 @@ public final class ProcessDirectory: @unchecked Sendable {
               let stat = try? ProcessStatParser.parse(bytes, path: "/proc/\(identity.pid)/stat"),
               ProcFS.isSameProcess(identity, stat: stat) else { return nil }
         directory.parent = stat.parent
+        directory.threadsWhenIdentified = stat.threads
         return directory
     }
 

@@ -128,4 +128,42 @@ extension LivePatchTests {
         for (tid, same) in compared { #expect(same, "thread \(tid)") }
         #expect(Self.runsFree(victim.pid))
     }
+
+    @Test func stopAllThreads_ofAProcessWithOneThreadAtItsIdentification_holdsIt() throws {
+        let victim = try Live.startVictim(["--threads", "0"])
+        defer { victim.stop() }
+        let pid = ProcessID(victim.pid)
+        let directory = try #require(ProcessDirectory.identified(try ProcFS.identity(of: pid)))
+        #expect(directory.threadsWhenIdentified == 1)
+        let held = try Live.tracer.perform { () -> [ThreadID] in
+            let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: Monotonic.now.adding(microseconds: 2_000_000),
+                                                          directory: directory)
+            defer { traced.release() }
+            return traced.stoppedThreadIDs
+        }
+        #expect(held == [pid.mainThread])
+        #expect(Self.runsFree(victim.pid))
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
+
+    @Test func stopAllThreads_whenThreadsWereBornAfterASingleThreadedIdentification_holdsThemAll() throws {
+        let victim = try Live.startVictim(["--threads", "3"])
+        defer { victim.stop() }
+        let pid = ProcessID(victim.pid)
+        let directory = try #require(ProcessDirectory.identified(try ProcFS.identity(of: pid)))
+        #expect(directory.threadsWhenIdentified == 4)
+        // As if its three workers had started between its identification and the hold: the
+        // leader is seized first, and the listing after it must still find every other thread.
+        directory.threadsWhenIdentified = 1
+        let held = try Live.tracer.perform { () -> [ThreadID] in
+            let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: Monotonic.now.adding(microseconds: 2_000_000),
+                                                          directory: directory)
+            defer { traced.release() }
+            return traced.stoppedThreadIDs.sorted()
+        }
+        #expect(held.count == 4)
+        #expect(held == (try ProcFS.threadIDs(of: pid)).sorted())
+        #expect(Self.runsFree(victim.pid))
+        #expect(try Live.behaviour(victim) == Live.original)
+    }
 }

@@ -95,13 +95,16 @@ func status_whenUidLineLacksAnID_throwsMalformedNamingIt(line: String, reason: S
 }
 
 @Test func stat_whenCommandHasSpacesAndParentheses_findsFieldsAfterLastParenthesis() throws {
-    let text = "4242 (a) b (c)) R 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654321 1000 100 18446744073709551615\n"
+    let text = "4242 (a) b (c)) R 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 7 0 987654321 1000 100 18446744073709551615\n"
     let stat = try ProcessStatParser.parse(Array(text.utf8), path: "p")
     #expect(stat.state == "R")
+    #expect(stat.parent == ProcessID(1))
+    #expect(stat.threads == 7)
     #expect(stat.startTime == 987654321)
 }
 
-@Test(arguments: ["", "4242 (x\n", "4242 (x) S 1 2 3\n", "4242 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 abc\n"])
+@Test(arguments: ["", "4242 (x\n", "4242 (x) S 1 2 3\n", "4242 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 abc\n",
+                      "4242 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 many 0 5\n"])
 func stat_whenMalformed_throwsMalformed(text: String) {
     #expect {
         try ProcessStatParser.parse(Array(text.utf8), path: "p")
