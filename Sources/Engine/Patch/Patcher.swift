@@ -532,11 +532,12 @@ public final class Patcher {
                 }
             }
             let original: [UInt8]
-            if Patcher.digest(current) == redirection.sha256 {
-                original = current
-            } else if let known = cache.originalBytes(digest: redirection.sha256) {
-                // Read from another process's file before, and proven by its digest.
+            if let known = cache.originalBytes(digest: redirection.sha256) {
+                // Proven by its digest before, in this process or another: no hash a process.
                 original = known
+            } else if Patcher.digest(current) == redirection.sha256 {
+                original = current
+                cache.noteOriginalBytes(current, digest: redirection.sha256)
             } else {
                 // Our jump (or something else) is there: the original comes from the mapped file.
                 guard let fromFile = originalBytes(of: redirection, at: address, object: object, pid: pid),

@@ -176,9 +176,18 @@ extension LivePatchTests {
         let stopped = try Live.reconcile(victim, desired: target, known: [target], retries: 0)
         #expect(stopped.outcome == .busy(reason: "the process is stopped by a signal"), "\(stopped.outcome)")
         #expect(stopped.injectedSystemCalls == 0)
-        // Left as it was: still stopped by its signal, traced by nobody.
-        let after = try Self.stateAndTracer(victim.pid)
-        #expect(after.state == "T" && after.tracer == nil, "state \(after.state), tracer \(String(describing: after.tracer))")
+        // Left as it was: still stopped by its signal, traced by nobody. A thread let go in its
+        // group stop wakes for a moment (the kernel re-enters the stop on its way back to user
+        // space), and its state can read R for those microseconds: asked until it settles.
+        var after = try Self.stateAndTracer(victim.pid)
+        var states = [after.state]
+        let settle = Date().addingTimeInterval(1)
+        while after.state != "T" || after.tracer != nil, Date() < settle {
+            Thread.sleep(forTimeInterval: 0.001)
+            after = try Self.stateAndTracer(victim.pid)
+            states.append(after.state)
+        }
+        #expect(after.state == "T" && after.tracer == nil, "states \(states), tracer \(String(describing: after.tracer))")
 
         victim.signal(SIGCONT)
         let applied = try Live.reconcile(victim, desired: target, known: [target])

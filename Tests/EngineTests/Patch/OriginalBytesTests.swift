@@ -32,7 +32,7 @@ import Testing
 }
 
 extension LivePatchTests {
-    @Test func revert_ofASecondProcess_restoresTheOriginalBytesTheFirstProcesssFileGave() throws {
+    @Test func revert_byARestartedAgent_ofASecondProcess_restoresTheOriginalBytesTheFirstProcesssFileGave() throws {
         let target = try Live.victimHotpatches().level1.targets[0]
         let patcher = Patcher()
         let first = try Live.startVictim(["--threads", "2"])
@@ -43,14 +43,19 @@ extension LivePatchTests {
             #expect(try Live.reconcile(victim, desired: target, known: [target], patcher: patcher).outcome == .applied)
             #expect(try Live.behaviour(victim) == Live.level1)
         }
-        // A first apply finds the original bytes in memory: nothing is read from a file yet.
-        #expect(target.redirections.allSatisfy { patcher.cache.originalBytes(digest: $0.sha256) == nil })
-
-        #expect(try Live.reconcile(first, desired: nil, known: [target], patcher: patcher).outcome == .reverted)
-        #expect(try Live.behaviour(first) == Live.original)
+        // A first apply finds the original bytes in memory, proven by their digest, and keeps them:
+        // the next process's apply compares bytes instead of hashing them again.
         #expect(target.redirections.allSatisfy { patcher.cache.originalBytes(digest: $0.sha256) != nil })
 
-        #expect(try Live.reconcile(second, desired: nil, known: [target], patcher: patcher).outcome == .reverted)
+        // An agent started since knows nothing: the entries hold our jumps, and the original
+        // comes from the first process's mapped file, then serves the second process too.
+        let restarted = Patcher()
+        #expect(target.redirections.allSatisfy { restarted.cache.originalBytes(digest: $0.sha256) == nil })
+        #expect(try Live.reconcile(first, desired: nil, known: [target], patcher: restarted).outcome == .reverted)
+        #expect(try Live.behaviour(first) == Live.original)
+        #expect(target.redirections.allSatisfy { restarted.cache.originalBytes(digest: $0.sha256) != nil })
+
+        #expect(try Live.reconcile(second, desired: nil, known: [target], patcher: restarted).outcome == .reverted)
         #expect(try Live.behaviour(second) == Live.original)
         #expect(first.isAlive && second.isAlive)
     }
