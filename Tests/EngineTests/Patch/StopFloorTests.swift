@@ -129,18 +129,23 @@ extension LivePatchTests {
         #expect(Self.runsFree(victim.pid))
     }
 
+    /// The threads one hold of `pid` (through `directory`) stopped, in increasing order; let go at once.
+    private static func threadsHeld(_ pid: ProcessID, through directory: ProcessDirectory) throws -> [ThreadID] {
+        try Live.tracer.perform { () -> [ThreadID] in
+            let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: Monotonic.now.adding(microseconds: 2_000_000),
+                                                          directory: directory)
+            defer { traced.release() }
+            return traced.stoppedThreadIDs.sorted()
+        }
+    }
+
     @Test func stopAllThreads_ofAProcessWithOneThreadAtItsIdentification_holdsIt() throws {
         let victim = try Live.startVictim(["--threads", "0"])
         defer { victim.stop() }
         let pid = ProcessID(victim.pid)
         let directory = try #require(ProcessDirectory.identified(try ProcFS.identity(of: pid)))
         #expect(directory.threadsWhenIdentified == 1)
-        let held = try Live.tracer.perform { () -> [ThreadID] in
-            let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: Monotonic.now.adding(microseconds: 2_000_000),
-                                                          directory: directory)
-            defer { traced.release() }
-            return traced.stoppedThreadIDs
-        }
+        let held = try Self.threadsHeld(pid, through: directory)
         #expect(held == [pid.mainThread])
         #expect(Self.runsFree(victim.pid))
         #expect(try Live.behaviour(victim) == Live.original)
@@ -155,12 +160,7 @@ extension LivePatchTests {
         // As if its three workers had started between its identification and the hold: the
         // leader is seized first, and the listing after it must still find every other thread.
         directory.threadsWhenIdentified = 1
-        let held = try Live.tracer.perform { () -> [ThreadID] in
-            let traced = try TracedProcess.stopAllThreads(pid: pid, deadline: Monotonic.now.adding(microseconds: 2_000_000),
-                                                          directory: directory)
-            defer { traced.release() }
-            return traced.stoppedThreadIDs.sorted()
-        }
+        let held = try Self.threadsHeld(pid, through: directory)
         #expect(held.count == 4)
         #expect(held == (try ProcFS.threadIDs(of: pid)).sorted())
         #expect(Self.runsFree(victim.pid))
