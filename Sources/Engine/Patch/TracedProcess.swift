@@ -137,7 +137,11 @@ final class TracedProcess {
             if threadListing == nil {
                 do { threadListing = try directory.threadListing() } catch { throw .processGone }
             }
-            try seizeAndInterrupt(anchor, traceClones: true)
+            do { try seizeAndInterrupt(anchor, traceClones: true) } catch {
+                // Refused for a tracer of a process that took the pid since: not this one's.
+                if !directory.exists { throw .processGone }
+                throw error
+            }
             seen.insert(anchor)
         }
         while true {
