@@ -367,10 +367,14 @@ private final class GateLoop: Sendable {
             answer(request)
             return
         }
+        // A second event of a process held already (the open that follows its exec's, a library
+        // opened while the executable is relocated): its hold covers it, and it is no opener the
+        // gate failed to hold.
+        if let thread = request.thread, request.events == .openPermission, StartHolds.contains(thread) {
+            answer(request)
+            return
+        }
         guard let thread = request.thread,
-              // A second event of a process held already (the open after its exec's, a library
-              // opened while the executable is being relocated): its hold covers it.
-              !(request.events == .openPermission && StartHolds.contains(thread)),
               shared.plan.withLock({ $0 != nil }),
               !readers.withLock({ $0.contains(thread) }),
               budget.withLock({ $0.take(now: Monotonic.now) }),

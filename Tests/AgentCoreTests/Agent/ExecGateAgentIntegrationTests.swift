@@ -53,6 +53,9 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         let status = try host.waitForStatus("gate counts") { ($0.execGate?.patched ?? 0) >= runs }
         XCTAssertEqual(status.execGate?.mode, "fanotify")
         XCTAssertNil(status.execGate?.reason)
+        // Each run was held: the open that follows its exec's event is covered by that hold, not
+        // an opener the gate let through unheld.
+        XCTAssertEqual(status.execGate?.notHeld, 0, String(describing: status.execGate))
         XCTAssertEqual(host.stopAgent(), 0, host.logTail())
     }
 
