@@ -92,9 +92,21 @@ extension LivePatchTests {
         }
         stormer.start()
         defer { storming.set() }
-        for _ in 0..<100 {
-            #expect(try Live.reconcile(victim, desired: target, known: [target]).outcome == .applied)
-            #expect(try Live.reconcile(victim, desired: nil, known: [target]).outcome == .reverted)
+        // A round that cannot even find the victim says whether it still lives, and how it ended.
+        func outcome(_ desired: HotpatchTarget?, round: Int) -> PatchOutcome? {
+            do { return try Live.reconcile(victim, desired: desired, known: [target]).outcome } catch {
+                let end = victim.isAlive ? "it lives" : "it ended, wait status \(victim.waitStatus.map { String($0) } ?? "unknown")"
+                let maps: String
+                do { maps = "\(try ProcFS.maps(of: ProcessID(victim.pid)).count) mappings" } catch { maps = "maps unreadable: \(error)" }
+                Issue.record("round \(round): \(error); \(end); \(maps); the executable's: \(Live.mapsLines(victim.pid, containing: "victim"))")
+                return nil
+            }
+        }
+        for round in 0..<100 {
+            guard let applied = outcome(target, round: round) else { break }
+            #expect(applied == .applied, "round \(round): \(applied)")
+            guard let reverted = outcome(nil, round: round) else { break }
+            #expect(reverted == .reverted, "round \(round): \(reverted)")
         }
         storming.set()
         let line = try victim.freshLine()
