@@ -134,9 +134,7 @@ final class TracedProcess {
         // listing (or attached by TRACECLONE), and the loop goes on as for any other process.
         if threads.isEmpty, alsoListed.isEmpty, let directory, directory.threadsWhenIdentified == 1 {
             // Opened now, so that the pause holds a listing but not an open.
-            if threadListing == nil {
-                do { threadListing = try directory.threadListing() } catch { throw .processGone }
-            }
+            _ = try openedThreadListing(directory)
             do { try seizeAndInterrupt(anchor, traceClones: true) } catch {
                 // Refused for a tracer of a process that took the pid since: not this one's.
                 if !directory.exists { throw .processGone }
@@ -203,14 +201,18 @@ final class TracedProcess {
 
     private func listThreads() throws(StopFailure) -> [ThreadID] {
         do {
-            if let directory {
-                if threadListing == nil { threadListing = try directory.threadListing() }
-                return try threadListing!.threadIDs()
-            }
+            if let directory { return try openedThreadListing(directory).threadIDs() }
             return try ProcFS.threadIDs(of: pid)
         } catch {
             throw .processGone
         }
+    }
+
+    /// The task folder of the hold's `directory`, opened at the first call and kept for the hold.
+    private func openedThreadListing(_ directory: ProcessDirectory) throws(StopFailure) -> ThreadListing {
+        if let threadListing { return threadListing }
+        do { threadListing = try directory.threadListing() } catch { throw .processGone }
+        return threadListing!
     }
 
     private func seizeAndInterrupt(_ tid: ThreadID, traceClones: Bool) throws(StopFailure) {
