@@ -5,6 +5,8 @@
 // usage: victim [--threads N] [--interval-ms MS] [--seccomp MODE] [--spawn-threads] [--mdwe] [--parked]
 //   --parked: one more thread blocks in pause() inside parked_call's first bytes until SIGUSR2.
 //   --spinner: one more thread loops inside spin_call's first bytes.
+//   --handler-parked: one more thread sends itself SIGPWR from inside parked_call's first bytes;
+//     the handler blocks in pause() until SIGUSR2, its signal frame holding that inside address.
 //   --catch-quiet-signals: handlers for SIGURG, SIGWINCH and SIGCHLD (ignored by default), counted
 //     in signals=.
 //   MODE: deny-mmap-errno | deny-openat-errno | kill-mmap | kill-openat | trap-mmap | systemd-mdwe |
@@ -71,6 +73,31 @@ __attribute__((noinline)) void *parked(void *arg) {
         __asm__ volatile("call parked_call" : "=a"(result) : "a"((long)SYS_pause) : "rcx", "r11", "memory");
     }
     printf("unparked\n");
+    for (;;) pause();
+    return NULL;
+}
+
+// The handler of the signal handler_parked sends itself: blocks until SIGUSR2 (on_usr2 sets
+// unpark), then returns to the address its frame saved, inside parked_call's first bytes.
+static void on_pwr(int sig) {
+    (void)sig;
+    static const char line[] = "in handler\n";
+    (void)!write(STDOUT_FILENO, line, sizeof line - 1);
+    while (!unpark) pause();
+}
+
+static void *handler_parked(void *arg) {
+    (void)arg;
+    long tid = syscall(SYS_gettid);
+    printf("handler-parked tid=%ld\n", tid);
+    long result;
+    // tgkill(pid, tid, SIGPWR) on parked_call's syscall: the signal arrives as that call returns,
+    // with the thread's next instruction 3 bytes into parked_call.
+    __asm__ volatile("call parked_call"
+                     : "=a"(result)
+                     : "a"((long)SYS_tgkill), "D"((long)getpid()), "S"(tid), "d"((long)SIGPWR)
+                     : "rcx", "r11", "memory");
+    printf("handler returned\n");
     for (;;) pause();
     return NULL;
 }
@@ -186,7 +213,7 @@ static void install_seccomp(const char *mode) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0, catch_quiet = 0;
+    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0, catch_quiet = 0, handler_park = 0;
     const char *seccomp_mode = NULL;
     // A short-lived program whose first act is to call the patched functions (a cron job, a CGI
     // program): the exec gate must have patched it before this line runs.
@@ -202,6 +229,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--mdwe") == 0) mdwe = 1;
         else if (strcmp(argv[i], "--parked") == 0) park = 1;
         else if (strcmp(argv[i], "--spinner") == 0) spin = 1;
+        else if (strcmp(argv[i], "--handler-parked") == 0) handler_park = 1;
         else if (strcmp(argv[i], "--catch-quiet-signals") == 0) catch_quiet = 1;
         else { fprintf(stderr, "victim: unknown argument %s\n", argv[i]); return 2; }
     }
@@ -224,6 +252,11 @@ int main(int argc, char **argv) {
     if (park) {
         pthread_t t;
         pthread_create(&t, NULL, parked, NULL);
+    }
+    if (handler_park) {
+        pthread_t t;
+        signal(SIGPWR, on_pwr);
+        pthread_create(&t, NULL, handler_parked, NULL);
     }
     if (spin) {
         pthread_t t;

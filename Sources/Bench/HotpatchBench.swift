@@ -92,6 +92,9 @@ struct HotpatchBench: ParsableCommand {
     @Option(help: "Seconds the agent's idle CPU is measured over.")
     var agentIdleSeconds = 10.0
 
+    @Option(help: "Bytes of each held thread's stack searched for a saved address inside a patch window (0: no search, to measure its cost).")
+    var returnScanBytes = PatchOptions().returnScanBytes
+
     @Flag(help: "Keep the tracer at normal priority during the stop window (default: SCHED_FIFO).")
     var normalPriority = false
 
@@ -115,6 +118,7 @@ struct HotpatchBench: ParsableCommand {
         guard workers > 0 else { throw ValidationError("--workers must be positive") }
         guard loadSamples > 0 else { throw ValidationError("--load-samples must be positive") }
         guard roundTrips >= 0 else { throw ValidationError("--round-trips must not be negative") }
+        guard returnScanBytes >= 0 else { throw ValidationError("--return-scan-bytes must not be negative") }
         _ = try Self.list(processes)
         _ = try Self.list(threads)
     }
@@ -130,6 +134,7 @@ struct HotpatchBench: ParsableCommand {
 
         var options = PatchOptions()
         options.raiseSchedulingPriority = !normalPriority
+        options.returnScanBytes = returnScanBytes
         log("building fixtures…")
         let fixtures = try BenchFixtures()
         var roundTripResult: RoundTripResult?

@@ -16,6 +16,10 @@ public struct PatchOptions: Sendable {
     public var restopsBeforeEvacuation = 8
     /// Most single-steps spent moving one thread out of a patch window.
     public var evacuationStepLimit = 1_000
+    /// Bytes of each held thread's stack, from its stack pointer, searched for an address strictly
+    /// inside a patch window: a signal frame or a return address saved there would bring the
+    /// thread back into the middle of the jump.
+    public var returnScanBytes = 4096
     /// Also refuse (busy) while any thread's stack holds a return address into a replaced function.
     public var strictStackCheck = false
     /// Bytes of each thread's stack the strict check reads.
@@ -606,10 +610,17 @@ public final class Patcher {
         // and step only a thread that is still inside after a few tries.
         // A hold taken over from the exec gate is never let go in between (the process would run
         // on into its own code): a thread inside is stepped out at once.
+        // A thread can also come back inside a window later: a signal handler that interrupted a
+        // function's first bytes returns to the address the kernel saved in its signal frame. Such
+        // a thread is let run the same way (its handler is most often about to return); one still
+        // there at the window makes the process busy. A hold taken over from the exec gate has run
+        // none of the program's code: nothing of the kind on its stacks.
         // Most stops find every thread outside the windows: one look, and nothing more to do.
-        var anyInside = Patcher.anyThreadResumesInside(traced, windows: windows)
+        var returning = adopted == nil ? threadsReturningInside(traced, windows: windows, memory: memory) : []
+        var anyInside = Patcher.anyThreadResumesInside(traced, windows: windows) || !returning.isEmpty
         for _ in 0..<(adopted == nil && anyInside ? options.restopsBeforeEvacuation : 0) {
-            let inside = Patcher.threadsToStep(traced, windows: windows)
+            let stepping = Patcher.threadsToStep(traced, windows: windows)
+            let inside = stepping + Patcher.running(returning.map(\.thread), in: traced).filter { !stepping.contains($0) }
             if inside.isEmpty { break }
             let ran = inside.map { ProcFS.cpuTime(process: pid, thread: $0) }
             let first = traced.firstStop
@@ -633,7 +644,8 @@ public final class Patcher {
             }
             report.restops += 1
             report.holds += 1
-            anyInside = Patcher.anyThreadResumesInside(traced, windows: windows)
+            returning = threadsReturningInside(traced, windows: windows, memory: memory)
+            anyInside = Patcher.anyThreadResumesInside(traced, windows: windows) || !returning.isEmpty
         }
         // A window in a load's hold starts with every thread already stopped: no seize of its own.
         var clock = StopWindowClock(traced, enabled: options.timesStopWindow,
@@ -656,6 +668,11 @@ public final class Patcher {
                 throw .busy("function at 0x\(String(write.address, radix: 16)) changed while planning")
             }
             clock.mark(.verified)
+            if let (tid, address) = returning.first {
+                let window = windows.first { $0.contains(address) }?.lowerBound ?? address
+                throw .busy("thread \(tid) would come back to 0x\(String(address, radix: 16)), inside the patch window at "
+                            + "0x\(String(window, radix: 16)): a signal handler (or a call) interrupted the function's first bytes")
+            }
             if anyInside { try evacuate(traced, windows: windows, deadline: deadline) }
             if options.strictStackCheck { try scanStacks(traced, sites: sites, memory: memory) }
             clock.mark(.evacuated)
@@ -772,6 +789,53 @@ public final class Patcher {
             guard let registers = traced.registers(of: tid) else { return false }
             let ip = registers.instructionPointer
             return ip == registers.resumeAddress && windows.contains { $0.contains(ip) && ip != $0.lowerBound }
+        }
+    }
+
+    /// The threads of `threads` that are not blocked in a system call (they resume where they
+    /// stopped): the ones that, let go, run on at once.
+    private static func running(_ threads: [ThreadID], in traced: TracedProcess) -> [ThreadID] {
+        threads.filter { tid in
+            guard let registers = traced.registers(of: tid) else { return false }
+            return registers.instructionPointer == registers.resumeAddress
+        }
+    }
+
+    /// The held threads whose stack, within `options.returnScanBytes` of its pointer, holds an
+    /// address strictly inside a window, each with the first such address: a signal handler that
+    /// interrupted a function's first bytes (the kernel saved the interrupted address in the signal
+    /// frame, just above the handler's own stack), or a call made from them, would come back into
+    /// the middle of the jump. One read of each thread's stack; the address must lie past a
+    /// window's first byte and before its end, so a pointer to a function (its entry) never counts.
+    private func threadsReturningInside(_ traced: TracedProcess, windows: [Range<UInt64>],
+                                        memory: borrowing ProcessMemory) -> [(thread: ThreadID, address: UInt64)] {
+        guard options.returnScanBytes >= 8, !windows.isEmpty else { return [] }
+        var found: [(thread: ThreadID, address: UInt64)] = []
+        for tid in traced.stoppedThreadIDs {
+            guard let stackPointer = traced.registers(of: tid)?.stackPointer else { continue }
+            // Saved addresses sit at 8-byte boundaries; a stack pointer near the top of its mapping
+            // gets the bytes up to there.
+            let stack = memory.readAvailable(at: stackPointer & ~7, count: options.returnScanBytes)
+            if let hit = Patcher.firstAddressStrictlyInside(windows, in: stack) { found.append((tid, hit)) }
+        }
+        return found
+    }
+
+    /// The first little-endian 8-byte word of `stack` (taken at multiples of 8 from its start)
+    /// that lies strictly inside one of `windows`: past its first byte and before its end.
+    static func firstAddressStrictlyInside(_ windows: [Range<UInt64>], in stack: [UInt8]) -> UInt64? {
+        guard let low = windows.map(\.lowerBound).min(), let high = windows.map(\.upperBound).max() else { return nil }
+        return stack.withUnsafeBytes { raw in
+            var offset = 0
+            while offset + 8 <= raw.count {
+                let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                // Most words fall outside the span of every window: one comparison each.
+                if word > low, word < high, windows.contains(where: { word > $0.lowerBound && word < $0.upperBound }) {
+                    return word
+                }
+                offset += 8
+            }
+            return nil
         }
     }
 

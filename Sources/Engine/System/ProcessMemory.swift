@@ -30,6 +30,12 @@ struct ProcessMemory: ~Copyable {
         return bytes
     }
 
+    /// Reads up to `count` bytes at `address`: fewer when an unmapped page ends them (the kernel
+    /// stops there), none when the first is unmapped.
+    func readAvailable(at address: UInt64, count: Int) -> [UInt8] {
+        (try? file.read(at: address, count: count, endingAtAShortRead: true)) ?? []
+    }
+
     /// Writes `bytes` at `address` in one pwrite (the kernel copies page by page), then reads them back.
     func write(_ bytes: [UInt8], at address: UInt64, verify: Bool = true) throws {
         try file.write(bytes, at: address)

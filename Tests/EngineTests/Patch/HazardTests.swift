@@ -66,6 +66,34 @@ extension LivePatchTests {
         #expect(victim.isAlive)
     }
 
+    @Test func apply_whenASignalHandlerInterruptedTheFirstBytes_isBusyUntilItReturnsThenApplies() throws {
+        let target = try Self.plannedTarget(patch: "patch_parked.c", replacements: [("parked_call", "parked_call_fixed")])
+        let victim = try Live.startVictim(["--threads", "1", "--handler-parked"])
+        defer { victim.stop() }
+        let parkedLine = try victim.line { $0.hasPrefix("handler-parked tid=") }
+        let parkedTID = Int32(parkedLine.dropFirst("handler-parked tid=".count))!
+        _ = try victim.line { $0 == "in handler" }
+        Thread.sleep(forTimeInterval: 0.05)
+
+        // The thread sits in its handler's pause(), outside every window; only its signal frame
+        // says it will come back 3 bytes into parked_call.
+        let blocked = try Live.reconcile(victim, desired: target, known: [target], retries: 2)
+        guard case let .busy(reason) = blocked.outcome else {
+            Issue.record("expected busy, got \(blocked.outcome)")
+            return
+        }
+        #expect(reason.contains("thread \(parkedTID)") && reason.contains("signal handler"), "\(reason)")
+        #expect(victim.isAlive)
+
+        // Once the handler has returned through the unchanged bytes, the patch applies.
+        try Ptrace.signalThread(process: ProcessID(victim.pid), thread: ThreadID(parkedTID), SIGUSR2)
+        _ = try victim.waitForLine { $0 == "handler returned" }
+        let applied = try Live.reconcile(victim, desired: target, known: [target])
+        #expect(applied.outcome == .applied, "\(applied.outcome)")
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(victim.isAlive)
+    }
+
     @Test func apply_whileThreadsAreSpawnedDuringTheStop_holdsNewThreadsAndSucceeds() throws {
         let target = try Live.victimHotpatches().level1.targets[0]
         let victim = try Live.startVictim(["--threads", "4", "--spawn-threads"])
