@@ -41,6 +41,17 @@ enum EntrySafety {
         }
     }
 
+    /// The calls that start inside `entry ..< entry+length` and end strictly inside it: while a
+    /// thread is in the called function, its return address points into the middle of the jump
+    /// (the jump overwrites the call, but the thread comes back after it). A call ending exactly
+    /// at `entry+length` returns past the jump, which is fine.
+    static func callsReturningIntoJump(at entry: UInt64, length: Int, among instructions: [DecodedInstruction]) -> [DecodedInstruction] {
+        instructions.filter { instruction in
+            let end = instruction.address + UInt64(instruction.length)
+            return instruction.mnemonic == "call" && instruction.address >= entry && end - entry < UInt64(length)
+        }
+    }
+
     /// What the check found in a redirection it lets through.
     struct Findings {
         /// Lines for the publisher.
@@ -89,6 +100,21 @@ enum EntrySafety {
                 throw refuse("would overwrite a branch target: \(branch.mnemonic) at \(at(branch.address, in: code)) jumps to "
                              + "\(name)+\(hex(target - entry)), inside the jump, and a thread taking it would execute the "
                              + "jump's middle bytes; patch \(name)'s callers instead, or move the loop head past the first \(length) bytes")
+            }
+            if let call = callsReturningIntoJump(at: entry, length: length, among: instructions).first {
+                throw refuse("would hold a return address: \(call.mnemonic) at \(at(call.address, in: code)) returns to "
+                             + "\(name)+\(hex(call.address + UInt64(call.length) - entry)), inside the jump, and a thread still in the "
+                             + "called function when the jump is written would return into its middle bytes; patch \(name)'s callers instead")
+            }
+            if redirection.size >= UInt64(farLength),
+               let call = callsReturningIntoJump(at: entry, length: farLength, among: instructions).first {
+                findings.nearOnly = true
+                findings.warnings.append("\(name): \(call.mnemonic) at \(at(call.address, in: code)) returns to "
+                                         + "\(name)+\(hex(call.address + UInt64(call.length) - entry)), inside the \(farLength)-byte "
+                                         + "absolute jump but past the \(length)-byte one: the release marks \(name) near_only, so the "
+                                         + "agent will use only the \(length)-byte jump for it, and refuses a process in which it finds "
+                                         + "no free range within \(HostArchitecture.nearJumpReachText) of the target for the patch object "
+                                         + "(rare) rather than let a thread return into the jump's middle")
             }
             if redirection.size >= UInt64(farLength),
                let branch = branchesIntoJump(at: entry, length: farLength, among: instructions).first,

@@ -27,6 +27,10 @@ import Testing
                 " test %edi, %edi\\n je 1f\\n1: lea 1(%rdi), %eax\\n ret\\n.size inner_branch_fn, .-inner_branch_fn\\n"
                 ".globl tiny_fn\\n.type tiny_fn,@function\\ntiny_fn:\\n xor %eax, %eax\\n ret\\n.size tiny_fn, 8\\n"
                 ".globl after_fn\\n.type after_fn,@function\\nafter_fn:\\n mov $2, %eax\\n ret\\n.size after_fn, .-after_fn\\n"
+                ".globl early_call_fn\\n.type early_call_fn,@function\\nearly_call_fn:\\n"
+                " sub $8, %rsp\\n call after_fn\\n add $8, %rsp\\n ret\\n .fill 4, 1, 0x90\\n.size early_call_fn, .-early_call_fn\\n"
+                ".globl first_call_fn\\n.type first_call_fn,@function\\nfirst_call_fn:\\n"
+                " call *%rsi\\n ret\\n .fill 4, 1, 0x90\\n.size first_call_fn, .-first_call_fn\\n"
                 ".p2align 12\\n.skip 4094\\n"
                 ".globl cross_page_fn\\n.type cross_page_fn,@function\\ncross_page_fn:\\n"
                 " lea 1(%rdi), %eax\\n imul %esi, %eax\\n ret\\n.size cross_page_fn, .-cross_page_fn\\n");
@@ -177,6 +181,26 @@ import Testing
         // `je` at offset 2 goes to offset 4, inside the jump, but the jump overwrites the `je` too.
         let scratch = try prepare()
         try hotpatchAndPublish(scratch, target: "libentry.so", patch: "fix.so", replace: "inner_branch_fn=fixed")
+    }
+
+    @Test func publish_callReturningInsideTheJump_isRefused() throws {
+        // `call *%rsi` is the first 2 bytes: a thread in the callee comes back at offset 2.
+        let (_, stderr) = try refusedAtPublish(target: "libentry.so", patch: "fix.so", replace: ("first_call_fn", "fixed"))
+        #expect(stderr.contains("Release hp1: Refusing to redirect first_call_fn"), "\(stderr)")
+        #expect(stderr.contains("would hold a return address: call at first_call_fn+0x0 returns to first_call_fn+0x2, inside the jump"),
+                "\(stderr)")
+    }
+
+    @Test func hotpatch_callReturningInsideOnlyTheAbsoluteJump_publishesItNearOnlyAndSaysSo() throws {
+        // `sub $8,%rsp` (4 bytes) then a 5-byte call: the callee returns to offset 9.
+        let scratch = try prepare()
+        let added = try scratch.packOK("hotpatch", "--channel", "channel", "--id", "hp1", "--baseline", "B1", "--level", "1",
+                                       "--target", "libentry.so", "--patch", "fix.so", "--replace", "early_call_fn=fixed")
+        #expect(added.stderr.contains("warning: early_call_fn: call at early_call_fn+0x4 returns to early_call_fn+0x9, inside the 14-byte absolute jump"),
+                "\(added.stderr)")
+        #expect(added.stderr.contains("the agent will use only the 5-byte jump for it"), "\(added.stderr)")
+        _ = try scratch.packOK("publish", "--channel", "channel", "--private-key", "publisher.key")
+        #expect(try publishedRedirections(scratch)["early_call_fn"]?.nearOnly == true)
     }
 
     @Test func publish_jumpRunningPastTheFunctionsCode_isRefused() throws {
