@@ -5,6 +5,8 @@
 // usage: victim [--threads N] [--interval-ms MS] [--seccomp MODE] [--spawn-threads] [--mdwe] [--parked]
 //   --parked: one more thread blocks in pause() inside parked_call's first bytes until SIGUSR2.
 //   --spinner: one more thread loops inside spin_call's first bytes.
+//   --call-spinner: one more thread loops inside call_spin's first bytes, which hold a call that
+//     returns inside them.
 //   --handler-parked: one more thread sends itself SIGPWR from inside parked_call's first bytes;
 //     the handler blocks in pause() until SIGUSR2, its signal frame holding that inside address.
 //   --catch-quiet-signals: handlers for SIGURG, SIGWINCH and SIGCHLD (ignored by default), counted
@@ -62,6 +64,12 @@ __asm__(".text\n.globl parked_call\n.type parked_call,@function\nparked_call:\n"
 // inside the patch window, and single-stepping brings it out in a bounded number of steps.
 __asm__(".text\n.globl spin_call\n.type spin_call,@function\nspin_call:\n"
         "  dec %ecx\n  jnz spin_call\n  ret\n  .fill 16, 1, 0x90\n.size spin_call, .-spin_call\n");
+// A loop whose first bytes hold a 2-byte call returning 4 bytes in (dec ecx; call *rbx; jnz):
+// single-stepping a thread out of the window can step it into the called function, its return
+// address inside the window. rbx points to call_spin_leaf (a bare ret, which keeps the flags).
+__asm__(".text\n.globl call_spin\n.type call_spin,@function\ncall_spin:\n"
+        "  dec %ecx\n  call *%rbx\n  jnz call_spin\n  ret\n  .fill 16, 1, 0x90\n.size call_spin, .-call_spin\n"
+        ".globl call_spin_leaf\n.type call_spin_leaf,@function\ncall_spin_leaf:\n  ret\n.size call_spin_leaf, .-call_spin_leaf\n");
 static volatile sig_atomic_t unpark;
 
 void *parked(void *arg);
@@ -99,6 +107,12 @@ static void *handler_parked(void *arg) {
                      : "rcx", "r11", "memory");
     printf("handler returned\n");
     for (;;) pause();
+    return NULL;
+}
+
+static void *call_spinner(void *arg) {
+    (void)arg;
+    for (;;) __asm__ volatile("mov $200, %%ecx\n lea call_spin_leaf(%%rip), %%rbx\n call call_spin" ::: "rcx", "rbx", "memory", "cc");
     return NULL;
 }
 
@@ -213,7 +227,7 @@ static void install_seccomp(const char *mode) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0, catch_quiet = 0, handler_park = 0;
+    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0, catch_quiet = 0, handler_park = 0, call_spin_on = 0;
     const char *seccomp_mode = NULL;
     // A short-lived program whose first act is to call the patched functions (a cron job, a CGI
     // program): the exec gate must have patched it before this line runs.
@@ -230,6 +244,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--parked") == 0) park = 1;
         else if (strcmp(argv[i], "--spinner") == 0) spin = 1;
         else if (strcmp(argv[i], "--handler-parked") == 0) handler_park = 1;
+        else if (strcmp(argv[i], "--call-spinner") == 0) call_spin_on = 1;
         else if (strcmp(argv[i], "--catch-quiet-signals") == 0) catch_quiet = 1;
         else { fprintf(stderr, "victim: unknown argument %s\n", argv[i]); return 2; }
     }
@@ -261,6 +276,10 @@ int main(int argc, char **argv) {
     if (spin) {
         pthread_t t;
         pthread_create(&t, NULL, spinner, NULL);
+    }
+    if (call_spin_on) {
+        pthread_t t;
+        pthread_create(&t, NULL, call_spinner, NULL);
     }
     if (spawn) {
         pthread_t t;

@@ -66,6 +66,34 @@ extension LivePatchTests {
         #expect(victim.isAlive)
     }
 
+    @Test func apply_whenAStepOutOfTheWindowEntersACallMadeThere_isBusy_andTheVictimLives() throws {
+        let target = try Self.plannedTarget(patch: "patch_parked.c", replacements: [("call_spin", "call_spin_fixed")])
+        let victim = try Live.startVictim(["--threads", "1", "--call-spinner"])
+        defer { victim.stop() }
+        // The spinner is inside call_spin's first bytes almost all the time: most attempts end
+        // busy after the re-stops, a step out of the window lands on the entry (applied) or in
+        // the called function (busy, its return address inside the window).
+        var steppedIntoTheCall = 0
+        var applied = 0
+        for attempt in 0..<400 where attempt < 40 || steppedIntoTheCall == 0 {
+            let report = try Live.reconcile(victim, desired: target, known: [target], retries: 0)
+            switch report.outcome {
+            case let .busy(reason):
+                if reason.contains("stepped into a call made inside a patch window") { steppedIntoTheCall += 1 }
+            case .applied:
+                applied += 1
+                let reverted = try Live.reconcile(victim, desired: nil, known: [target])
+                #expect(reverted.outcome == .reverted, "\(reverted.outcome)")
+            default:
+                Issue.record("attempt \(attempt): \(report.outcome)")
+            }
+            guard victim.isAlive else { Issue.record("the victim died after attempt \(attempt)"); break }
+        }
+        #expect(steppedIntoTheCall > 0, "no step entered the call (applied \(applied) times)")
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(victim.isAlive)
+    }
+
     @Test func apply_whenASignalHandlerInterruptedTheFirstBytes_isBusyUntilItReturnsThenApplies() throws {
         let target = try Self.plannedTarget(patch: "patch_parked.c", replacements: [("parked_call", "parked_call_fixed")])
         let victim = try Live.startVictim(["--threads", "1", "--handler-parked"])
