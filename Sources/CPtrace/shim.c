@@ -47,13 +47,6 @@ int cptrace_wevent(int status) { return (status >> 16) & 0xff; }
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal) { return (int)syscall(SYS_tgkill, tgid, tid, signal); }
 int cptrace_kcmp_vm(pid_t a, pid_t b) { return (int)syscall(SYS_kcmp, a, b, 1 /* KCMP_VM */, 0, 0); }
 
-#include <sys/uio.h>
-
-long cptrace_read_remote(pid_t pid, void *local, uint64_t remote, uint64_t length) {
-    struct iovec here = { local, (size_t)length }, there = { (void *)(uintptr_t)remote, (size_t)length };
-    return (long)process_vm_readv(pid, &here, 1, &there, 1, 0);
-}
-
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>

@@ -61,14 +61,16 @@ package struct OpenFile: ~Copyable {
 
     /// Reads up to `count` bytes at `offset` into a new array (shorter at end of file). pread(2).
     /// Read straight into the array, not zero-filled first: every entry, word and read-back of
-    /// another process's memory comes this way.
-    package func read(at offset: UInt64, count: Int) throws(SystemError) -> [UInt8] {
+    /// another process's memory comes this way. With `endingAtAShortRead`, the bytes of the first
+    /// short read are all there is (for /proc/PID/mem: an unmapped page ends the read).
+    package func read(at offset: UInt64, count: Int, endingAtAShortRead: Bool = false) throws(SystemError) -> [UInt8] {
         let descriptor = raw
         let path = path
         var failure: SystemError?
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             do throws(SystemError) {
-                initialized = try Self.fill(UnsafeMutableRawBufferPointer(buffer), descriptor: descriptor, path: path, at: offset)
+                initialized = try Self.fill(UnsafeMutableRawBufferPointer(buffer), descriptor: descriptor, path: path, at: offset,
+                                            shortReadEnds: endingAtAShortRead)
             } catch {
                 initialized = 0
                 failure = error

@@ -67,8 +67,6 @@ pid_t cptrace_start_watchdog(int heartbeat_fd, pid_t agent, int timeout_ms);
 
 /// tgkill(2), so a signal reaches exactly one thread.
 int cptrace_tgkill(pid_t tgid, pid_t tid, int signal);
-/// process_vm_readv(2) of one region: up to `length` bytes at `remote` in `pid` into `local`.
-long cptrace_read_remote(pid_t pid, void *local, uint64_t remote, uint64_t length);
 /// kcmp(2) with KCMP_VM: 0 when processes `a` and `b` share one address space; -1 with errno set on failure.
 int cptrace_kcmp_vm(pid_t a, pid_t b);
 

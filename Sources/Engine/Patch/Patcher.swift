@@ -616,7 +616,7 @@ public final class Patcher {
         // there at the window makes the process busy. A hold taken over from the exec gate has run
         // none of the program's code: nothing of the kind on its stacks.
         // Most stops find every thread outside the windows: one look, and nothing more to do.
-        var returning = adopted == nil ? threadsReturningInside(traced, windows: windows) : []
+        var returning = adopted == nil ? threadsReturningInside(traced, windows: windows, memory: memory) : []
         var anyInside = Patcher.anyThreadResumesInside(traced, windows: windows) || !returning.isEmpty
         for _ in 0..<(adopted == nil && anyInside ? options.restopsBeforeEvacuation : 0) {
             let stepping = Patcher.threadsToStep(traced, windows: windows)
@@ -644,7 +644,7 @@ public final class Patcher {
             }
             report.restops += 1
             report.holds += 1
-            returning = threadsReturningInside(traced, windows: windows)
+            returning = threadsReturningInside(traced, windows: windows, memory: memory)
             anyInside = Patcher.anyThreadResumesInside(traced, windows: windows) || !returning.isEmpty
         }
         // A window in a load's hold starts with every thread already stopped: no seize of its own.
@@ -673,7 +673,7 @@ public final class Patcher {
                 throw .busy("thread \(tid) would come back to 0x\(String(address, radix: 16)), inside the patch window at "
                             + "0x\(String(window, radix: 16)): a signal handler (or a call) interrupted the function's first bytes")
             }
-            if anyInside { try evacuate(traced, windows: windows, deadline: deadline) }
+            if anyInside { try evacuate(traced, windows: windows, deadline: deadline, memory: memory) }
             if options.strictStackCheck { try scanStacks(traced, sites: sites, memory: memory) }
             clock.mark(.evacuated)
             if let span, let merged = span.written(with: writes) {
@@ -807,10 +807,11 @@ public final class Patcher {
     /// frame, just above the handler's own stack), or a call made from them, would come back into
     /// the middle of the jump. One read of each thread's stack; the address must lie past a
     /// window's first byte and before its end, so a pointer to a function (its entry) never counts.
-    private func threadsReturningInside(_ traced: TracedProcess, windows: [Range<UInt64>]) -> [(thread: ThreadID, address: UInt64)] {
+    private func threadsReturningInside(_ traced: TracedProcess, windows: [Range<UInt64>],
+                                        memory: borrowing ProcessMemory) -> [(thread: ThreadID, address: UInt64)] {
         guard options.returnScanBytes >= 8, !windows.isEmpty else { return [] }
         return traced.stoppedThreadIDs.compactMap { tid in
-            guard let stack = Patcher.stackTop(of: tid, in: traced, count: options.returnScanBytes),
+            guard let stack = Patcher.stackTop(of: tid, in: traced, count: options.returnScanBytes, memory: memory),
                   let hit = Patcher.firstAddressStrictlyInside(windows, in: stack) else { return nil }
             return (thread: tid, address: hit)
         }
@@ -818,11 +819,12 @@ public final class Patcher {
 
     /// Up to `count` bytes of a held thread's stack from its stack pointer: rounded down to 8
     /// (saved addresses sit at 8-byte boundaries), and only up to the end of its mapping when that
-    /// is nearer. Each such read costs about 3 µs with the process held (its first page, cold:
-    /// docs/PERFORMANCE.md run 25), whether batched or not. nil when the thread is not stopped.
-    private static func stackTop(of tid: ThreadID, in traced: TracedProcess, count: Int) -> [UInt8]? {
+    /// is nearer. One `pread` of the mem file, about 3 µs with the process held: its first page
+    /// is cold, and `process_vm_readv`, each or all threads at once, cost as much or more
+    /// (docs/PERFORMANCE.md run 25). nil when the thread is not stopped.
+    private static func stackTop(of tid: ThreadID, in traced: TracedProcess, count: Int, memory: borrowing ProcessMemory) -> [UInt8]? {
         guard let registers = traced.registers(of: tid) else { return nil }
-        return ProcessMemory.readAvailable(of: traced.pid, at: registers.stackPointer & ~7, count: count)
+        return memory.readAvailable(at: registers.stackPointer & ~7, count: count)
     }
 
     /// The first little-endian 8-byte word of `stack` (taken at multiples of 8 from its start)
@@ -853,7 +855,8 @@ public final class Patcher {
     }
 
     /// Single-steps each thread whose instruction pointer is inside a window until it is out.
-    private func evacuate(_ traced: TracedProcess, windows: [Range<UInt64>], deadline: Monotonic.Instant) throws(LoadFailure) {
+    private func evacuate(_ traced: TracedProcess, windows: [Range<UInt64>], deadline: Monotonic.Instant,
+                          memory: borrowing ProcessMemory) throws(LoadFailure) {
         for tid in traced.stoppedThreadIDs {
             var steps = 0
             while true {
@@ -885,7 +888,7 @@ public final class Patcher {
             }
             // A step over a call made from inside a window leaves the thread in the called
             // function with its return address, inside the window, on top of its stack.
-            if steps > 0, let top = Patcher.stackTop(of: tid, in: traced, count: 8), let back = Patcher.firstAddressStrictlyInside(windows, in: top) {
+            if steps > 0, let top = Patcher.stackTop(of: tid, in: traced, count: 8, memory: memory), let back = Patcher.firstAddressStrictlyInside(windows, in: top) {
                 throw .busy("thread \(tid) stepped into a call made inside a patch window and would come back to 0x\(String(back, radix: 16))")
             }
         }

@@ -1,4 +1,3 @@
-import CPtrace
 import Glibc
 import LinuxSystem
 
@@ -31,18 +30,10 @@ struct ProcessMemory: ~Copyable {
         return bytes
     }
 
-    /// Up to `count` bytes at `address` in the memory of `pid`, read with `process_vm_readv`: no
-    /// descriptor needed, so a hold reads a thread's stack the moment it stops. Fewer bytes when an
-    /// unmapped page ends them (the kernel copies up to there), none when the first page is
-    /// unmapped or the read is refused.
-    static func readAvailable(of pid: ProcessID, at address: UInt64, count: Int) -> [UInt8] {
-        guard count > 0 else { return [] }
-        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            let read = try? SystemCall.run("process_vm_readv", "pid \(pid) at 0x\(String(address, radix: 16))") {
-                cptrace_read_remote(pid.rawValue, buffer.baseAddress, address, UInt64(count))
-            }
-            initialized = max(0, read ?? 0)
-        }
+    /// Reads up to `count` bytes at `address`: fewer when an unmapped page ends them (the kernel
+    /// stops there), none when the first is unmapped.
+    func readAvailable(at address: UInt64, count: Int) -> [UInt8] {
+        (try? file.read(at: address, count: count, endingAtAShortRead: true)) ?? []
     }
 
     /// Writes `bytes` at `address` in one pwrite (the kernel copies page by page), then reads them back.

@@ -3,7 +3,7 @@ import LinuxSystem
 import Testing
 @testable import Engine
 
-/// `ProcessMemory.readAvailable(of:at:count:)`, the read a hold makes of each thread's stack: a
+/// `ProcessMemory.readAvailable(at:count:)`, the read a hold makes of each thread's stack: a
 /// region that runs into an unmapped page keeps its readable bytes, and one that starts there
 /// gives none, without failing.
 @Suite struct ProcessMemoryReadAvailableTests {
@@ -17,12 +17,12 @@ import Testing
         let bytes = base.assumingMemoryBound(to: UInt8.self)
         for index in 0..<page { bytes[index] = UInt8(truncatingIfNeeded: index &* 7) }
         let start = UInt64(UInt(bitPattern: base))
-        let pid = ProcessID.current
+        let memory = try ProcessMemory(pid: .current)
 
-        #expect(ProcessMemory.readAvailable(of: pid, at: start + 256, count: 512) == (256..<768).map { UInt8(truncatingIfNeeded: $0 &* 7) })
-        #expect(ProcessMemory.readAvailable(of: pid, at: start + UInt64(page) - 100, count: 512)
+        #expect(memory.readAvailable(at: start + 256, count: 512) == (256..<768).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        #expect(memory.readAvailable(at: start + UInt64(page) - 100, count: 512)
                 == (page - 100..<page).map { UInt8(truncatingIfNeeded: $0 &* 7) })
-        #expect(ProcessMemory.readAvailable(of: pid, at: 0x1000, count: 512).isEmpty)
-        #expect(ProcessMemory.readAvailable(of: pid, at: start, count: 0).isEmpty)
+        #expect(memory.readAvailable(at: 0x1000, count: 512).isEmpty)
+        #expect(memory.readAvailable(at: start, count: 0).isEmpty)
     }
 }
