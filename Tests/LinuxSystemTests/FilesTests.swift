@@ -5,6 +5,14 @@ import TestSupport
 import Testing
 
 @Suite struct FilesTests {
+    /// The process's umask, from /proc/self/status (reading it with umask(2) would set it, for
+    /// every test running meanwhile).
+    static func processUmask() throws -> mode_t {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Umask:") })
+        return try #require(mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8))
+    }
+
     @Test func anOpenFileReadsAtAnOffsetWholeAndInChunks() throws {
         let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
@@ -109,11 +117,14 @@ import Testing
         let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
         let path = scratch.path + "/state.json"
-        let previous = umask(0o077)
-        defer { umask(previous) }
-        try Files.writeAtomically(path, bytes: Array("new".utf8), mode: 0o644)
+        // The process's umask is left alone (tests run in parallel in one process, and a umask of
+        // 077 made another test's directories 0700): a mode with every bit the umask filters.
+        let filtered = try FilesTests.processUmask()
+        try #require(filtered != 0, "the umask filters nothing: the test cannot tell")
+        let mode = 0o666 | filtered & 0o777
+        try Files.writeAtomically(path, bytes: Array("new".utf8), mode: mode)
         #expect(try Files.read(path) == Array("new".utf8))
-        #expect(try Files.linkStatus(path).st_mode & 0o7777 == 0o644)
+        #expect(try Files.linkStatus(path).st_mode & 0o7777 == mode)
         #expect(try Files.list(scratch.path) == ["state.json"])
     }
 
@@ -155,10 +166,8 @@ import Testing
     @Test func makingADirectoryIfAbsentLeavesWhatIsThereAndNeedsItsParent() throws {
         let scratch = try TemporaryDirectory(prefix: "linuxsystem-test")
         defer { scratch.remove() }
-        let previous = umask(0o022)
-        defer { umask(previous) }
-        try Files.makeDirectoryIfAbsent(scratch.path + "/store", mode: 0o750)
-        #expect(try Files.linkStatus(scratch.path + "/store").st_mode & 0o7777 == 0o750)
+        try Files.makeDirectoryIfAbsent(scratch.path + "/store", mode: 0o750 & ~(try FilesTests.processUmask()))
+        #expect(try Files.linkStatus(scratch.path + "/store").st_mode & 0o7777 == 0o750 & ~(try FilesTests.processUmask()))
         try Files.setMode(scratch.path + "/store", 0o700)
         try Files.makeDirectoryIfAbsent(scratch.path + "/store", mode: 0o755)
         #expect(try Files.linkStatus(scratch.path + "/store").st_mode & 0o7777 == 0o700)

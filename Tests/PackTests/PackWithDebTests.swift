@@ -52,7 +52,7 @@ import Testing
         let result = try hotpatch(scratch, ["--with-deb", first, "--with-deb", second])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("carries libdemo1 1.2-2+deb12u1 (all), libdemo-bin 1.2-2+deb12u1 (all)"), "\(result.stdout)")
-        guard case let .hotpatch(_, _, _, _, _, targets, _, files) = try scratch.index().releases[1] else {
+        guard case let .hotpatch(_, _, _, _, _, targets, _, files)? = try scratch.index().releases.dropFirst().first else {
             Issue.record("no hotpatch release")
             return
         }
