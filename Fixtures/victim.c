@@ -7,6 +7,8 @@
 //   --spinner: one more thread loops inside spin_call's first bytes.
 //   --call-spinner: one more thread loops inside call_spin's first bytes, which hold a call that
 //     returns inside them.
+//   --planted-return: one more thread keeps parse_length's entry + 1 in a stack word and runs on,
+//     never blocked, until SIGUSR2 clears it.
 //   --handler-parked: one more thread sends itself SIGPWR from inside parked_call's first bytes;
 //     the handler blocks in pause() until SIGUSR2, its signal frame holding that inside address.
 //   --catch-quiet-signals: handlers for SIGURG, SIGWINCH and SIGCHLD (ignored by default), counted
@@ -22,6 +24,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +110,20 @@ static void *handler_parked(void *arg) {
                      : "rcx", "r11", "memory");
     printf("handler returned\n");
     for (;;) pause();
+    return NULL;
+}
+
+static void *planted_return(void *arg) {
+    (void)arg;
+    // As a signal frame or a return address would hold it: an address 1 byte into parse_length.
+    // Stored alone: an initializer list is built in a temporary first, a copy nothing clears.
+    volatile uintptr_t words[4] = { 0 };
+    words[1] = (uintptr_t)parse_length + 1;
+    printf("planted tid=%ld\n", (long)syscall(SYS_gettid));
+    while (!unpark) words[0]++;
+    words[1] = 0;
+    printf("unplanted\n");
+    for (;;) words[0]++;
     return NULL;
 }
 
@@ -227,7 +244,7 @@ static void install_seccomp(const char *mode) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0, catch_quiet = 0, handler_park = 0, call_spin_on = 0;
+    int threads = 8, interval_ms = 100, spawn = 0, mdwe = 0, park = 0, spin = 0, catch_quiet = 0, handler_park = 0, call_spin_on = 0, plant = 0;
     const char *seccomp_mode = NULL;
     // A short-lived program whose first act is to call the patched functions (a cron job, a CGI
     // program): the exec gate must have patched it before this line runs.
@@ -245,6 +262,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--spinner") == 0) spin = 1;
         else if (strcmp(argv[i], "--handler-parked") == 0) handler_park = 1;
         else if (strcmp(argv[i], "--call-spinner") == 0) call_spin_on = 1;
+        else if (strcmp(argv[i], "--planted-return") == 0) plant = 1;
         else if (strcmp(argv[i], "--catch-quiet-signals") == 0) catch_quiet = 1;
         else { fprintf(stderr, "victim: unknown argument %s\n", argv[i]); return 2; }
     }
@@ -276,6 +294,10 @@ int main(int argc, char **argv) {
     if (spin) {
         pthread_t t;
         pthread_create(&t, NULL, spinner, NULL);
+    }
+    if (plant) {
+        pthread_t t;
+        pthread_create(&t, NULL, planted_return, NULL);
     }
     if (call_spin_on) {
         pthread_t t;

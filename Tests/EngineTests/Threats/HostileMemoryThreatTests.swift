@@ -184,6 +184,38 @@ extension LivePatchTests {
             return (libgcc.loadBias &+ layout.lock, libgcc.loadBias &+ layout.listHead, libgcc.loadBias &+ layout.anyRegisteredFlag)
         }
 
+        // MARK: Stacks
+
+        @Test func aWordInsideAPatchWindowKeptOnARunningThreadsStack_isBusyWithinTheRestops_andThePatchGoesInOnceItIsGone() throws {
+            let target = try Live.victimHotpatches().level1.targets[0]
+            let victim = try Live.startVictim(["--threads", "1", "--planted-return"])
+            defer { victim.stop() }
+            let plantedLine = try victim.line { $0.hasPrefix("planted tid=") }
+            let plantedTID = try #require(Int32(plantedLine.dropFirst("planted tid=".count)))
+            let entries = try Self.entryBytes(victim, target)
+            // The thread never blocks: each attempt lets it run and stops it again, up to the
+            // bound, then gives up.
+            for attempt in 1...3 {
+                let (report, took) = try Self.reconcileOnce(victim, target)
+                guard case let .busy(reason) = report.outcome else {
+                    Issue.record("attempt \(attempt): expected busy, got \(report.outcome)")
+                    return
+                }
+                #expect(reason.contains("thread \(plantedTID) would come back to"), "attempt \(attempt): \(reason)")
+                #expect(report.restops == PatchOptions().restopsBeforeEvacuation, "attempt \(attempt): \(report.restops) re-stops")
+                #expect(took < .seconds(2), "attempt \(attempt): a hang guard; took \(took)")
+                #expect(victim.isAlive, "attempt \(attempt)")
+                #expect(try Self.entryBytes(victim, target) == entries, "attempt \(attempt): a function entry changed")
+                print("a window's address on a running thread's stack: busy in \(took), \(report.restops) re-stops")
+            }
+            #expect(try Live.behaviour(victim) == Live.original)
+
+            try Ptrace.signalThread(process: ProcessID(victim.pid), thread: ThreadID(plantedTID), SIGUSR2)
+            _ = try victim.waitForLine { $0 == "unplanted" }
+            #expect(try Live.reconcile(victim, desired: target, known: [target]).outcome == .applied)
+            #expect(victim.isAlive)
+        }
+
         @Test func anUnwinderLockHeldForever_isBusyEveryTime_neverAHang_andThePatchGoesInOnceItIsFree() throws {
             let (process, patch, target) = try Self.startThrower()
             defer { process.stop() }
