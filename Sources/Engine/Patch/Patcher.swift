@@ -785,10 +785,9 @@ public final class Patcher {
     /// The stopped threads inside a window (past its first byte) and not blocked in a system
     /// call: those `evacuate` would single-step.
     private static func threadsToStep(_ traced: TracedProcess, windows: [Range<UInt64>]) -> [ThreadID] {
-        traced.stoppedThreadIDs.filter { tid in
-            guard let registers = traced.registers(of: tid) else { return false }
-            let ip = registers.instructionPointer
-            return ip == registers.resumeAddress && windows.contains { $0.contains(ip) && ip != $0.lowerBound }
+        running(traced.stoppedThreadIDs, in: traced).filter { tid in
+            guard let ip = traced.registers(of: tid)?.instructionPointer else { return false }
+            return windows.contains { $0.contains(ip) && ip != $0.lowerBound }
         }
     }
 
@@ -888,7 +887,8 @@ public final class Patcher {
             }
             // A step over a call made from inside a window leaves the thread in the called
             // function with its return address, inside the window, on top of its stack.
-            if steps > 0, let top = Patcher.stackTop(of: tid, in: traced, count: 8, memory: memory), let back = Patcher.firstAddressStrictlyInside(windows, in: top) {
+            if steps > 0, let top = Patcher.stackTop(of: tid, in: traced, count: 8, memory: memory),
+               let back = Patcher.firstAddressStrictlyInside(windows, in: top) {
                 throw .busy("thread \(tid) stepped into a call made inside a patch window and would come back to 0x\(String(back, radix: 16))")
             }
         }
