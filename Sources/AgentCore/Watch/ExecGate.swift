@@ -103,7 +103,6 @@ public final class ExecGate: Sendable {
     private let instance: Int32
     private let wakeup: WakeupChannel?
     private let shared = GateShared()
-    private let marked = Mutex<Set<StartFile>>([])
     private let broadcast = Broadcast<ProcessID>(bufferingPolicy: .unbounded)
 
     /// How many gate threads hold and patch new processes at once.
@@ -185,7 +184,7 @@ public final class ExecGate: Sendable {
     public func add(_ paths: [String]) -> [String: SystemError] {
         guard case .fanotify = mode else { return [:] }
         var failures: [String: SystemError] = [:]
-        marked.withLock { marked in
+        shared.marked.withLock { marked in
             for path in paths {
                 do throws(SystemError) {
                     let file = try StartFile(path: path)
@@ -203,14 +202,14 @@ public final class ExecGate: Sendable {
     /// Removes every mark (the targets changed); `add` marks what is still targeted.
     public func removeAll() {
         guard case .fanotify = mode else { return }
-        marked.withLock { marked in
+        shared.marked.withLock { marked in
             try? Fanotify.removeAllMarks(instance)
             marked.removeAll()
         }
     }
 
     /// How many files are marked.
-    public var markedCount: Int { marked.withLock { $0.count } }
+    public var markedCount: Int { shared.marked.withLock { $0.count } }
 
     /// What the gate did so far.
     public var tally: ExecGateCounts { shared.counts.withLock { $0 } }
@@ -264,9 +263,12 @@ private final class GateStart: Sendable {
     }
 }
 
-/// What the gate and its threads share: the plan in force, the counts, the reports not taken yet.
+/// What the gate and its threads share: the plan in force, the files marked, the counts, the
+/// reports not taken yet.
 private final class GateShared: Sendable {
     let plan = Mutex<StartPlan?>(nil)
+    /// The files that hold a targeted object, marked on the instance.
+    let marked = Mutex<Set<StartFile>>([])
     let counts = Mutex(ExecGateCounts())
     let reports = Mutex<[ProcessID: HostProcessReport]>([:])
 
@@ -390,7 +392,8 @@ private final class GateLoop: Sendable {
                 worker.busySince.withLock { $0 = nil }
                 idle.withLock { $0.append(index) }
             }
-            let report = worker.serve(request, plan: { self.shared.plan.withLock { $0 } }, answer: { self.answer(request) },
+            let report = worker.serve(request, targets: shared.marked.withLock { $0 }, plan: { self.shared.plan.withLock { $0 } },
+                                      answer: { self.answer(request) },
                                       counts: shared, onReader: { self.noteReader(thread) })
             if let report { broadcast.yield(report) }
         }
@@ -477,12 +480,12 @@ private final class GateWorker: @unchecked Sendable {
 
     /// Serves one event on this worker's thread; the event is answered on every path, right after
     /// the seize (or at once when there is nothing to hold).
-    func serve(_ request: Fanotify.PermissionRequest, plan: () -> StartPlan?, answer: () -> Void,
+    func serve(_ request: Fanotify.PermissionRequest, targets: Set<StartFile>, plan: () -> StartPlan?, answer: () -> Void,
                counts shared: GateShared, onReader: () -> Void) -> ProcessID? {
         var hold: StartHold?
         if let tid = request.thread, let pid = try? ProcFS.process(ofThread: ThreadID(tid.rawValue)),
            let file = try? StartFile(path: "/proc/self/fd/\(request.descriptor)") {
-            hold = try? StartHold.seize(thread: ThreadID(tid.rawValue), of: pid, file: file,
+            hold = try? StartHold.seize(thread: ThreadID(tid.rawValue), of: pid, file: file, targets: targets,
                                         atExec: request.events.contains(.openExecPermission), cache: cache)
         }
         answer()

@@ -67,11 +67,12 @@ extension ELFFile {
                 break
             }
         }
+        let relro = programHeaders.first { $0.type == ELFProgramHeader.PT_GNU_RELRO }
         return ELFIdentity(buildID: buildID, fileType: ELFFileType(raw: header.type),
                            firstLoadVirtualAddress: ByteRange.alignDown(firstLoad.virtualAddress, HostArchitecture.pageSize),
                            firstLoadFileOffset: ByteRange.alignDown(firstLoad.offset, HostArchitecture.pageSize),
                            spareCode: try spareCode(of: programHeaders, in: file, fileSize: fileSize),
-                           relroVirtualAddress: programHeaders.first { $0.type == ELFProgramHeader.PT_GNU_RELRO }?.virtualAddress)
+                           relroVirtualAddress: relro?.virtualAddress, relroMemorySize: relro?.memorySize)
     }
 
     /// The largest run of zero bytes past the end of an executable segment within its last page, up

@@ -1,3 +1,5 @@
+import Architecture
+
 /// The ELF object type (`e_type`).
 public enum ELFFileType: Equatable, Hashable, Sendable, CustomStringConvertible {
     /// ET_REL: an object file (`cc -c`).
@@ -246,6 +248,18 @@ public struct ELFIdentity: Sendable, Hashable {
     /// `p_vaddr` of its PT_GNU_RELRO, the data the dynamic linker makes read-only once it relocated
     /// the object; nil for an object linked without (`-z norelro`).
     public var relroVirtualAddress: UInt64? = nil
+    /// `p_memsz` of its PT_GNU_RELRO; nil without one.
+    public var relroMemorySize: UInt64? = nil
+
+    /// The link-time pages the dynamic linker makes read-only once it relocated the object: its
+    /// RELRO with both ends rounded down to a page, as glibc's `_dl_protect_relro` rounds them.
+    /// nil when that leaves no page (no RELRO, or one that ends in the page it starts in): the
+    /// linker then makes no `mprotect` that would mark the end of the object's relocation.
+    public var relroProtectedPages: Range<UInt64>? {
+        guard let start = relroVirtualAddress, let size = relroMemorySize, let end = ByteRange.add(start, size) else { return nil }
+        let pages = ByteRange.alignDown(start, HostArchitecture.pageSize)..<ByteRange.alignDown(end, HostArchitecture.pageSize)
+        return pages.isEmpty ? nil : pages
+    }
 }
 
 /// The bytes from the end of an executable segment to the end of its last page (or to the next

@@ -96,6 +96,11 @@ public final class StartHold {
     public private(set) var thread: ThreadID
     /// The file whose start is waited for.
     public let file: StartFile
+    /// The other files that hold a targeted object (the gate's marks): one that the same load maps
+    /// after `file` and relocates after it is waited for too (`runToRelocated`).
+    private let otherTargets: Set<StartFile>
+    /// The files of `otherTargets` the thread mapped while held whose RELRO `mprotect` is to come.
+    private var targetsMappedHere: Set<StartFile> = []
     let traced: TracedProcess
     private let cache: ObjectCache
     private var mapped: Bool
@@ -110,11 +115,13 @@ public final class StartHold {
     /// When the thread was seized.
     public let seizedAt: Monotonic.Instant
 
-    private init(pid: ProcessID, thread: ThreadID, file: StartFile, atExec: Bool, traced: TracedProcess, cache: ObjectCache) {
+    private init(pid: ProcessID, thread: ThreadID, file: StartFile, otherTargets: Set<StartFile>, atExec: Bool,
+                 traced: TracedProcess, cache: ObjectCache) {
         self.cache = cache
         self.pid = pid
         self.thread = thread
         self.file = file
+        self.otherTargets = otherTargets.subtracting([file])
         self.atExec = atExec
         self.mapped = false
         self.traced = traced
@@ -123,9 +130,10 @@ public final class StartHold {
 
     /// Seizes thread `tid` of process `pid`, which opened `file` (by `execve` when `atExec`) and
     /// waits for the gate's answer. An exec may come from any thread: one from another thread than
-    /// the leader takes the leader's id on the way, and the hold follows it. The headers the hold
-    /// reads (the file's, the dynamic linker's) are kept in `cache` (the host's, shared).
-    public static func seize(thread tid: ThreadID, of pid: ProcessID, file: StartFile, atExec: Bool,
+    /// the leader takes the leader's id on the way, and the hold follows it. `targets` are the
+    /// files that hold a targeted object (`file` among them or not). The headers the hold reads
+    /// (the file's, the dynamic linker's) are kept in `cache` (the host's, shared).
+    public static func seize(thread tid: ThreadID, of pid: ProcessID, file: StartFile, targets: Set<StartFile> = [], atExec: Bool,
                              cache: ObjectCache = ObjectCache()) throws(StartHoldRefusal) -> StartHold {
         let traced: TracedProcess
         do { traced = try TracedProcess.seizeWaiting(tid, of: pid) } catch {
@@ -136,14 +144,15 @@ public final class StartHold {
             }
         }
         StartHolds.insert(pid)
-        return StartHold(pid: pid, thread: tid, file: file, atExec: atExec, traced: traced, cache: cache)
+        return StartHold(pid: pid, thread: tid, file: file, otherTargets: targets, atExec: atExec, traced: traced, cache: cache)
     }
 
     /// Runs the thread from system call stop to system call stop until the dynamic linker has made
     /// `file`'s relocated data read-only (at the program's start, its own too, which follows every
-    /// object of the start), and leaves it stopped right after (an interrupt stop, as a patch's own
-    /// hold would). Gives up when the file is not mapped within `mappingStops` stops of the open,
-    /// when nothing will mark its relocation, or after `stopLimit` stops, or at `deadline`.
+    /// object of the start; after it, that of every other targeted object the same load mapped and
+    /// relocates after the file), and leaves it stopped right after (an interrupt stop, as a
+    /// patch's own hold would). Gives up when the file is not mapped within `mappingStops` stops of
+    /// the open, when nothing will mark its relocation, or after `stopLimit` stops, or at `deadline`.
     public func runToRelocated(deadline: Monotonic.Instant, stopLimit: Int = 50_000, mappingStops: Int = 64) -> StartHoldOutcome {
         let calls = HostArchitecture.systemCalls
         do throws(StopFailure) {
@@ -161,6 +170,8 @@ public final class StartHold {
             }
             var protecting: StartFile?
             var ownMarkSeen = false
+            // Targeted objects still to be relocated once the file is (a load after the start).
+            var awaited: Set<StartFile> = []
             while true {
                 guard systemCallStops < stopLimit else { return .notReached("\(stopLimit) system call stops without the file's relocation") }
                 if !mapped && systemCallStops >= mappingStops { return .notMapped }
@@ -168,20 +179,26 @@ public final class StartHold {
                 systemCallStops += 1
                 guard let registers = try? Ptrace.registers(thread), let call = HostArchitecture.currentSystemCall(registers) else { continue }
                 let entry = HostArchitecture.isSystemCallEntry(registers)
-                if ownMarkSeen, entry, call != calls.mprotect {
+                if ownMarkSeen || !awaited.isEmpty, entry, call != calls.mprotect {
                     // Relocation makes no other system call: the dynamic linker is past it without
-                    // its own mark (a program none of whose objects names it). Patch here, as at
-                    // the file's own mark.
+                    // the mark waited for (its own, in a program none of whose objects names it).
+                    // Patch here, as at the file's own mark: what is relocated by now.
                     guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
                     return .relocated
                 }
-                if entry, call == calls.mmap, !mapped {
+                if entry, call == calls.mmap, !mapped || !otherTargets.isEmpty {
                     // mmap(addr, length, prot, flags, fd, offset): a loader maps the file it opened.
                     let fd = Int32(truncatingIfNeeded: HostArchitecture.systemCallArgument(registers, 4))
-                    if fd >= 0, (try? StartFile(path: "/proc/\(pid)/fd/\(fd)")) == file {
-                        mapped = true
-                        // Whether its mark will come is known now, from its headers.
-                        if let why = relocationNeverMarked(readingFrom: "/proc/\(pid)/fd/\(fd)") { return .notReached(why) }
+                    let path = "/proc/\(pid)/fd/\(fd)"
+                    if fd >= 0, let opened = try? StartFile(path: path) {
+                        if opened == file, !mapped {
+                            mapped = true
+                            // Whether its mark will come is known now, from its headers.
+                            if let why = relocationNeverMarked(readingFrom: path) { return .notReached(why) }
+                        } else if otherTargets.contains(opened), !relocatedFiles.contains(opened),
+                                  cache.identity(of: FileKey(opened), path: path)?.relroProtectedPages != nil {
+                            targetsMappedHere.insert(opened)
+                        }
                     }
                 } else if entry, call == calls.mprotect, HostArchitecture.systemCallArgument(registers, 2) == Self.protRead {
                     protecting = mappedFile(at: HostArchitecture.systemCallArgument(registers, 0))
@@ -198,6 +215,17 @@ public final class StartHold {
                             ownMarkSeen = true
                             continue
                         }
+                        // Loaded later (a dlopen), no mark of the linker's own follows the load's
+                        // last object: wait for the mark of each other targeted object this load
+                        // mapped and has not relocated yet (one that depends on the file), so
+                        // that both fixes are in before the first constructor runs.
+                        awaited = ownMarkSeen ? [] : targetsMappedHere.subtracting(relocatedFiles)
+                        if !awaited.isEmpty { continue }
+                        guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
+                        return .relocated
+                    }
+                    if awaited.remove(protected) != nil {
+                        if !awaited.isEmpty { continue }
                         guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
                         return .relocated
                     }
@@ -235,12 +263,14 @@ public final class StartHold {
     }
 
     /// Why no system call will ever mark `file` relocated while the process is held, when that is
-    /// so: the file has no RELRO (`-z norelro`) and no dynamic linker's own RELRO is still to be
-    /// made read-only after it (a static executable, or a library loaded after the program's start).
+    /// so: the file has no RELRO page (`-z norelro`, or a RELRO within one page) and no dynamic
+    /// linker's own RELRO is still to be made read-only after it (a static executable, or a library
+    /// loaded after the program's start).
     /// `path` reads the file (/proc/PID/exe, or its descriptor in the process).
     private func relocationNeverMarked(readingFrom path: String) -> String? {
-        guard let identity = cache.identity(of: FileKey(file), path: path), identity.relroVirtualAddress == nil else { return nil }
-        let why = "the file has no RELRO (linked with -z norelro)"
+        guard let identity = cache.identity(of: FileKey(file), path: path), identity.relroProtectedPages == nil else { return nil }
+        let why = identity.relroVirtualAddress == nil ? "the file has no RELRO (linked with -z norelro)"
+            : "the file's RELRO ends in the page it starts in (the dynamic linker makes none of it read-only)"
         switch linkerMark() {
         case .toCome: return nil
         case .made: return why + " and is loaded after the start of the program, when nothing marks the end of its relocation"
@@ -257,8 +287,8 @@ public final class StartHold {
         guard let base = linkerBase, let maps = try? ProcFS.maps(of: pid),
               let linker = maps.first(where: { $0.start <= base && base < $0.end && $0.inode != 0 }),
               let identity = cache.identity(of: linker, path: ProcFS.mappedFilePath(of: pid, mapping: linker)),
-              let relro = identity.relroVirtualAddress else { return .none }
-        let address = base &- identity.firstLoadVirtualAddress &+ relro
+              let relro = identity.relroProtectedPages else { return .none }
+        let address = base &- identity.firstLoadVirtualAddress &+ relro.lowerBound
         return maps.first { $0.start <= address && address < $0.end }?.isWritable == true ? .toCome : .made
     }
 

@@ -168,25 +168,22 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(host.stopAgent(), 0, host.logTail())
     }
 
-    func testAProgramLinkingTwoTargetedLibraries_theSecondRelocatedAfterTheFirst_runsBothFixesFromItsFirstCalls() throws {
-        // libB depends on libA and the program links libA first: the gate holds the process at
-        // libA's open, and the dynamic linker relocates libA (a dependency) before libB. Both must
-        // be fixed before the program's first call, not libA alone.
-        let host = try AgentTestHost(name: "exec-gate-two-libraries")
+    /// A host whose hotpatch fixes two libraries, libB depending on libA (`a_value` returns 2, fixed
+    /// 102; `b_value` 3, fixed 203), and whose gate marks both. `programs` builds the programs that
+    /// use them (in the libraries' folder, with libA and libB) before the agent starts, so that the
+    /// linker's reads of the libraries are no events of the gate; it returns what it built.
+    private func twoLibraryHost(_ name: String, buildIDs: (a: String, b: String),
+                                programs: (_ directory: String, _ libraryA: String, _ libraryB: String) throws -> [String])
+        throws -> (host: AgentTestHost, programs: [String]) {
+        let host = try AgentTestHost(name: name)
         let directory = host.root + "/two"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let libraryA = try FixtureBuilder.compile(text: "int a_value(void) { return 2; }\n", to: directory + "/libgatea.so",
-                                                  flags: ["-O0", "-shared", "-fPIC", "-Wl,--build-id=0x" + Self.twoLibraryBuildIDs.a])
+                                                  flags: ["-O0", "-shared", "-fPIC", "-Wl,--build-id=0x" + buildIDs.a])
         let libraryB = try FixtureBuilder.compile(text: "int a_value(void);\nint b_value(void) { return 3 + 0 * a_value(); }\n",
                                                   to: directory + "/libgateb.so",
                                                   flags: ["-O0", "-shared", "-fPIC", "-Wl,--no-as-needed", libraryA,
-                                                         "-Wl,--build-id=0x" + Self.twoLibraryBuildIDs.b])
-        let program = try FixtureBuilder.compile(text: """
-            #include <stdio.h>
-            int a_value(void);
-            int b_value(void);
-            int main(void) { printf("a=%d b=%d\\n", a_value(), b_value()); return 0; }
-            """, to: directory + "/two-libraries", flags: ["-O1", "-Wl,--no-as-needed", libraryA, libraryB, "-Wl,-rpath," + directory])
+                                                          "-Wl,--build-id=0x" + buildIDs.b])
         let fixA = try FixtureBuilder.compile(text: "int a_value_fixed(void) { return 102; }\n", to: directory + "/fix-a.so",
                                               flags: ["-O2", "-shared", "-fPIC"])
         let fixB = try FixtureBuilder.compile(text: "int b_value_fixed(void) { return 203; }\n", to: directory + "/fix-b.so",
@@ -195,10 +192,27 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
                               "--level", "1", "--description", "both libraries",
                               "--target", libraryA, "--patch", fixA, "--replace", "a_value=a_value_fixed",
                               "--target", libraryB, "--patch", fixB, "--replace", "b_value=b_value_fixed"])
+        let built = try programs(directory, libraryA, libraryB)
         try host.publish()
         try host.startAgent()
         try host.waitForStatus("hotpatch in force") { $0.hotpatch?.id == "two1" }
         try waitForLog(host, "Watching 2 files that hold a targeted object")
+        return (host, built)
+    }
+
+    func testAProgramLinkingTwoTargetedLibraries_theSecondRelocatedAfterTheFirst_runsBothFixesFromItsFirstCalls() throws {
+        // libB depends on libA and the program links libA first: the gate holds the process at
+        // libA's open, and the dynamic linker relocates libA (a dependency) before libB. Both must
+        // be fixed before the program's first call, not libA alone.
+        let (host, programs) = try twoLibraryHost("exec-gate-two-libraries", buildIDs: Self.twoLibraryBuildIDs) { directory, libraryA, libraryB in
+            [try FixtureBuilder.compile(text: """
+                #include <stdio.h>
+                int a_value(void);
+                int b_value(void);
+                int main(void) { printf("a=%d b=%d\\n", a_value(), b_value()); return 0; }
+                """, to: directory + "/two-libraries", flags: ["-O1", "-Wl,--no-as-needed", libraryA, libraryB, "-Wl,-rpath," + directory])]
+        }
+        let program = programs[0]
 
         let runs = 10
         var lines: [String] = []
@@ -211,6 +225,46 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
     }
 
     private static let twoLibraryBuildIDs = (a: "e8ec9a7e0000400080000000000002a1", b: "e8ec9a7e0000400080000000000002b1")
+
+    func testADlopenThatMapsTwoTargetedLibraries_theSecondRelocatedAfterTheFirst_runsBothFixesFromTheFirstCalls() throws {
+        // The program dlopens libX, which links libA then libB (libB depending on libA): the gate
+        // holds the thread at libA's open (the first targeted file the load opens), and the
+        // dynamic linker relocates libA before libB. After the start of the program no mark of the
+        // linker's own follows the last object, so the hold must wait for libB's mark too.
+        let (host, programs) = try twoLibraryHost("exec-gate-two-dlopened", buildIDs: Self.twoDlopenedBuildIDs) { directory, libraryA, libraryB in
+            let libraryX = try FixtureBuilder.compile(text: "int x_value(void) { return 1; }\n", to: directory + "/libgatex.so",
+                                                      flags: ["-O0", "-shared", "-fPIC", "-Wl,--no-as-needed", libraryA, libraryB,
+                                                              "-Wl,-rpath," + directory])
+            let loader = try FixtureBuilder.compile(text: """
+                #include <dlfcn.h>
+                #include <stdio.h>
+                int main(int argc, char **argv) {
+                    void *x = argc > 1 ? dlopen(argv[1], RTLD_NOW) : NULL;
+                    int (*a)(void) = x ? (int (*)(void))dlsym(x, "a_value") : NULL;
+                    int (*b)(void) = x ? (int (*)(void))dlsym(x, "b_value") : NULL;
+                    if (!a || !b) { printf("dlopen failed: %s\\n", dlerror()); return 1; }
+                    printf("a=%d b=%d\\n", a(), b());
+                    return 0;
+                }
+                """, to: directory + "/two-dlopened", flags: ["-O1"])
+            return [loader, libraryX]
+        }
+        let (loader, libraryX) = (programs[0], programs[1])
+
+        let runs = 10
+        var lines: [String] = []
+        for _ in 0..<runs { lines.append(try firstLine(of: loader, [libraryX]) ?? "no output") }
+        let fixed = lines.filter { $0 == "a=102 b=203" }.count
+        print("exec gate, one dlopen mapping two targeted libraries, the second relocated after the first: \(fixed)/\(runs) "
+              + "ran both fixes; gate \(String(describing: host.status()?.execGate))")
+        XCTAssertEqual(fixed, runs, "\(lines)\n\(String(describing: host.status()?.execGate))\n\(host.logTail(lines: 60))")
+        let status = try host.waitForStatus("gate counts") { ($0.execGate?.patched ?? 0) >= runs }
+        // Every run was held to the end of both relocations and patched there, none let go.
+        XCTAssertEqual(status.execGate?.letGo, 0, String(describing: status.execGate))
+        XCTAssertEqual(host.stopAgent(), 0, host.logTail())
+    }
+
+    private static let twoDlopenedBuildIDs = (a: "e8ec9a7e0000400080000000000002a2", b: "e8ec9a7e0000400080000000000002b2")
 
     func testKillingTheAgentWhileNewProcessesStart_neverLeavesOneStoppedOrTraced() throws {
         let host = try gatedHost("exec-gate-kill")

@@ -117,7 +117,25 @@ import Testing
             let identity = try ELFFile.readIdentity(path: path)
             let relro = try ELFFile.load(path: path).programHeaders.first { $0.type == ELFProgramHeader.PT_GNU_RELRO }
             #expect((identity.relroVirtualAddress != nil) == item.relro && identity.relroVirtualAddress == relro?.virtualAddress, "\(item.name)")
+            #expect(identity.relroMemorySize == relro?.memorySize, "\(item.name)")
+            // The linkers end a RELRO on a page boundary: every one of these has pages to protect.
+            #expect((identity.relroProtectedPages != nil) == item.relro, "\(item.name)")
         }
+    }
+
+    @Test func relroProtectedPages_roundsBothEndsDown_asTheDynamicLinkerDoes_nilWhenNoWholePageIsLeft() {
+        func pages(_ address: UInt64?, _ size: UInt64?) -> Range<UInt64>? {
+            ELFIdentity(buildID: nil, fileType: .sharedObject, firstLoadVirtualAddress: 0, firstLoadFileOffset: 0,
+                        relroVirtualAddress: address, relroMemorySize: size).relroProtectedPages
+        }
+        #expect(pages(0x3de8, 0x218) == 0x3000..<0x4000)
+        #expect(pages(0x2d10, 0x12f0) == 0x2000..<0x4000)
+        #expect(pages(0x4000, 0x1000) == 0x4000..<0x5000)
+        // Ends in the page it starts in: glibc makes nothing read-only.
+        #expect(pages(0x3100, 0x200) == nil)
+        #expect(pages(0x4000, 0xfff) == nil)
+        #expect(pages(nil, nil) == nil)
+        #expect(pages(UInt64.max - 0x10, 0x100) == nil)
     }
 
     @Test func readIdentity_ofSeparateCodeObjects_reportsTheZerosAfterTheCodeUpToItsPageEnd() throws {
