@@ -186,7 +186,9 @@ public final class StartHold {
                     guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
                     return .relocated
                 }
-                if entry, call == calls.mmap, !mapped || !otherTargets.isEmpty {
+                // The other targets are followed in a load that opened one (a dlopen's ends with no
+                // mark of the linker's own); an exec's start ends with that mark.
+                if entry, call == calls.mmap, !mapped || (!otherTargets.isEmpty && !atExec) {
                     // mmap(addr, length, prot, flags, fd, offset): a loader maps the file it opened.
                     let fd = Int32(truncatingIfNeeded: HostArchitecture.systemCallArgument(registers, 4))
                     let path = "/proc/\(pid)/fd/\(fd)"
