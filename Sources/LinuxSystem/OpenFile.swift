@@ -59,6 +59,13 @@ package struct OpenFile: ~Copyable {
         return done
     }
 
+    /// Reads up to `buffer.count` bytes at `offset` into `buffer`; returns how many (fewer at end
+    /// of file, or, with `endingAtAShortRead`, at the first short read). pread(2).
+    package func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer,
+                      endingAtAShortRead: Bool = false) throws(SystemError) -> Int {
+        try Self.fill(buffer, descriptor: raw, path: path, at: offset, shortReadEnds: endingAtAShortRead)
+    }
+
     /// Reads up to `count` bytes at `offset` into a new array (shorter at end of file). pread(2).
     /// Read straight into the array, not zero-filled first: every entry, word and read-back of
     /// another process's memory comes this way. With `endingAtAShortRead`, the bytes of the first

@@ -804,23 +804,29 @@ public final class Patcher {
     /// address strictly inside a window, each with the first such address: a signal handler that
     /// interrupted a function's first bytes (the kernel saved the interrupted address in the signal
     /// frame, just above the handler's own stack), or a call made from them, would come back into
-    /// the middle of the jump. One read of each thread's stack; the address must lie past a
-    /// window's first byte and before its end, so a pointer to a function (its entry) never counts.
+    /// the middle of the jump. One `pread` of the mem file a thread (from its stack pointer rounded
+    /// down to 8, where saved addresses sit; only up to the end of its mapping when that is
+    /// nearer), about 3 µs with the process held: its first page is cold, and `process_vm_readv`,
+    /// each or all threads at once, cost as much or more (docs/PERFORMANCE.md run 25). The address
+    /// must lie past a window's first byte and before its end, so a pointer to a function (its
+    /// entry) never counts.
     private func threadsReturningInside(_ traced: TracedProcess, windows: [Range<UInt64>],
                                         memory: borrowing ProcessMemory) -> [(thread: ThreadID, address: UInt64)] {
         guard options.returnScanBytes >= 8, !windows.isEmpty else { return [] }
+        // One buffer for every thread's read: the scan is a tenth of a read, and an array each was
+        // an allocation and a free each inside the pause.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: options.returnScanBytes, alignment: 8)
+        defer { buffer.deallocate() }
         return traced.stoppedThreadIDs.compactMap { tid in
-            guard let stack = Patcher.stackTop(of: tid, in: traced, count: options.returnScanBytes, memory: memory),
-                  let hit = Patcher.firstAddressStrictlyInside(windows, in: stack) else { return nil }
+            guard let registers = traced.registers(of: tid) else { return nil }
+            let count = memory.readAvailable(at: registers.stackPointer & ~7, into: buffer)
+            guard let hit = Patcher.firstAddressStrictlyInside(windows, in: UnsafeRawBufferPointer(rebasing: buffer[..<count])) else { return nil }
             return (thread: tid, address: hit)
         }
     }
 
-    /// Up to `count` bytes of a held thread's stack from its stack pointer: rounded down to 8
-    /// (saved addresses sit at 8-byte boundaries), and only up to the end of its mapping when that
-    /// is nearer. One `pread` of the mem file, about 3 µs with the process held: its first page
-    /// is cold, and `process_vm_readv`, each or all threads at once, cost as much or more
-    /// (docs/PERFORMANCE.md run 25). nil when the thread is not stopped.
+    /// Up to `count` bytes of a held thread's stack from its stack pointer (rounded down to 8, as
+    /// `threadsReturningInside` reads it); nil when the thread is not stopped.
     private static func stackTop(of tid: ThreadID, in traced: TracedProcess, count: Int, memory: borrowing ProcessMemory) -> [UInt8]? {
         guard let registers = traced.registers(of: tid) else { return nil }
         return memory.readAvailable(at: registers.stackPointer & ~7, count: count)
@@ -829,19 +835,22 @@ public final class Patcher {
     /// The first little-endian 8-byte word of `stack` (taken at multiples of 8 from its start)
     /// that lies strictly inside one of `windows`: past its first byte and before its end.
     static func firstAddressStrictlyInside(_ windows: [Range<UInt64>], in stack: [UInt8]) -> UInt64? {
+        stack.withUnsafeBytes { firstAddressStrictlyInside(windows, in: $0) }
+    }
+
+    /// `firstAddressStrictlyInside(_:in:)` over bytes read into a buffer.
+    static func firstAddressStrictlyInside(_ windows: [Range<UInt64>], in raw: UnsafeRawBufferPointer) -> UInt64? {
         guard let low = windows.map(\.lowerBound).min(), let high = windows.map(\.upperBound).max() else { return nil }
-        return stack.withUnsafeBytes { raw in
-            var offset = 0
-            while offset + 8 <= raw.count {
-                let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-                // Most words fall outside the span of every window: one comparison each.
-                if word > low, word < high, windows.contains(where: { word > $0.lowerBound && word < $0.upperBound }) {
-                    return word
-                }
-                offset += 8
+        var offset = 0
+        while offset + 8 <= raw.count {
+            let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            // Most words fall outside the span of every window: one comparison each.
+            if word > low, word < high, windows.contains(where: { word > $0.lowerBound && word < $0.upperBound }) {
+                return word
             }
-            return nil
+            offset += 8
         }
+        return nil
     }
 
     /// Whether a stopped thread would resume inside a window (past its first byte): what makes

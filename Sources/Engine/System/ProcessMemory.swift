@@ -36,6 +36,12 @@ struct ProcessMemory: ~Copyable {
         (try? file.read(at: address, count: count, endingAtAShortRead: true)) ?? []
     }
 
+    /// `readAvailable(at:count:)` into `buffer` (up to its size), for reads made over and over:
+    /// returns how many bytes were read.
+    func readAvailable(at address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        (try? file.read(at: address, into: buffer, endingAtAShortRead: true)) ?? 0
+    }
+
     /// Writes `bytes` at `address` in one pwrite (the kernel copies page by page), then reads them back.
     func write(_ bytes: [UInt8], at address: UInt64, verify: Bool = true) throws {
         try file.write(bytes, at: address)
