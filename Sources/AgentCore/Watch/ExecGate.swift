@@ -497,11 +497,20 @@ private final class GateWorker: @unchecked Sendable {
         // A hold runs the patcher's code as a pass does (and its pass skips the held process): the
         // idle release must wait for quiet after it too, or that code stays mapped.
         defer { IdleMemoryRelease.shared.noteActivity() }
-        let outcome = hold.runToRelocated(deadline: Monotonic.now.adding(microseconds: ExecGate.holdMilliseconds * 1000))
+        let deadline = Monotonic.now.adding(microseconds: ExecGate.holdMilliseconds * 1000)
+        let outcome = hold.runToRelocated(deadline: deadline)
         if outcome == .notMapped { onReader() }
-        let report = outcome == .relocated ? plan().flatMap { plan in
-            patcher.patch(hold, desired: plan.desired, known: plan.known, excluding: plan.policy)
-        } : nil
+        func patched() -> HostProcessReport? {
+            plan().flatMap { plan in patcher.patch(hold, desired: plan.desired, known: plan.known, excluding: plan.policy) }
+        }
+        var report = outcome == .relocated ? patched() : nil
+        // A dlopen relocates an object that depends on the file after it: each such targeted
+        // object is patched at its own mark, still before any constructor; the last report covers
+        // every object patched in the hold.
+        while report != nil, hold.awaitsAnotherTarget, hold.runToNextRelocated(deadline: deadline) == .relocated,
+              let next = patched() {
+            report = next
+        }
         guard let report else {
             let why = outcome == .relocated ? "relocated, but nothing targeted to patch" : "\(outcome)"
             shared.counts.withLock {

@@ -67,7 +67,8 @@ extension ELFFile {
                 break
             }
         }
-        let relro = programHeaders.first { $0.type == ELFProgramHeader.PT_GNU_RELRO }
+        // The last one, as the dynamic linker keeps it.
+        let relro = programHeaders.last { $0.type == ELFProgramHeader.PT_GNU_RELRO }
         return ELFIdentity(buildID: buildID, fileType: ELFFileType(raw: header.type),
                            firstLoadVirtualAddress: ByteRange.alignDown(firstLoad.virtualAddress, HostArchitecture.pageSize),
                            firstLoadFileOffset: ByteRange.alignDown(firstLoad.offset, HostArchitecture.pageSize),

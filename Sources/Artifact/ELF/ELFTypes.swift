@@ -253,8 +253,9 @@ public struct ELFIdentity: Sendable, Hashable {
 
     /// The link-time pages the dynamic linker makes read-only once it relocated the object: its
     /// RELRO with both ends rounded down to a page, as glibc's `_dl_protect_relro` rounds them.
-    /// nil when that leaves no page (no RELRO, or one that ends in the page it starts in): the
-    /// linker then makes no `mprotect` that would mark the end of the object's relocation.
+    /// nil when that leaves no page (no RELRO, or one that does not reach the end of the page it
+    /// starts in): the linker then makes no `mprotect` that would mark the end of the object's
+    /// relocation.
     public var relroProtectedPages: Range<UInt64>? {
         guard let start = relroVirtualAddress, let size = relroMemorySize, let end = ByteRange.add(start, size) else { return nil }
         let pages = ByteRange.alignDown(start, HostArchitecture.pageSize)..<ByteRange.alignDown(end, HostArchitecture.pageSize)

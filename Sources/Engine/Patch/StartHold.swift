@@ -56,7 +56,8 @@ public enum StartHoldRefusal: Error, Sendable, Equatable, CustomStringConvertibl
 /// Where the stepping of a held process ended.
 public enum StartHoldOutcome: Sendable, Equatable {
     /// Stopped just after the dynamic linker made the file's relocated data read-only (its RELRO
-    /// `mprotect`): the file is mapped and relocated, and none of its code has run. Patch now.
+    /// `mprotect`), or, after `runToNextRelocated`, another targeted object's: mapped and
+    /// relocated, and none of its code has run but its IFUNC resolvers. Patch now.
     case relocated
     /// The process never mapped the file within the first system calls after the open: a reader
     /// (a backup, `cat`, `ldd`), not a loader.
@@ -96,11 +97,22 @@ public final class StartHold {
     public private(set) var thread: ThreadID
     /// The file whose start is waited for.
     public let file: StartFile
-    /// The other files that hold a targeted object (the gate's marks): one that the same load maps
-    /// after `file` and relocates after it is waited for too (`runToRelocated`).
+    /// The other files that hold a targeted object (the gate's marks): one that a load after the
+    /// program's start maps after `file`, and relocates after it, is waited for too
+    /// (`runToNextRelocated`).
     private let otherTargets: Set<StartFile>
-    /// The files of `otherTargets` the thread mapped while held whose RELRO `mprotect` is to come.
+    /// Whether the thread's mappings of `otherTargets` are followed: in a load after the program's
+    /// start (decided when the file is mapped).
+    private var followsOtherTargets = false
+    /// The files of `otherTargets` the thread mapped while held, not relocated then, with a RELRO
+    /// page the dynamic linker makes read-only once it relocated them.
     private var targetsMappedHere: Set<StartFile> = []
+    /// Those of them not relocated yet when the file was.
+    private var awaited: Set<StartFile> = []
+    /// The file whose RELRO `mprotect` the thread is in, between its entry and exit.
+    private var protecting: StartFile?
+    /// Whether the file's mark came before the dynamic linker's own, still to come.
+    private var ownMarkSeen = false
     let traced: TracedProcess
     private let cache: ObjectCache
     private var mapped: Bool
@@ -149,12 +161,10 @@ public final class StartHold {
 
     /// Runs the thread from system call stop to system call stop until the dynamic linker has made
     /// `file`'s relocated data read-only (at the program's start, its own too, which follows every
-    /// object of the start; after it, that of every other targeted object the same load mapped and
-    /// relocates after the file), and leaves it stopped right after (an interrupt stop, as a
-    /// patch's own hold would). Gives up when the file is not mapped within `mappingStops` stops of
-    /// the open, when nothing will mark its relocation, or after `stopLimit` stops, or at `deadline`.
+    /// object of the start), and leaves it stopped right after (an interrupt stop, as a patch's own
+    /// hold would). Gives up when the file is not mapped within `mappingStops` stops of the open,
+    /// when nothing will mark its relocation, or after `stopLimit` stops, or at `deadline`.
     public func runToRelocated(deadline: Monotonic.Instant, stopLimit: Int = 50_000, mappingStops: Int = 64) -> StartHoldOutcome {
-        let calls = HostArchitecture.systemCalls
         do throws(StopFailure) {
             if atExec {
                 guard let stopped = try traced.awaitStopThroughExec(thread, deadline: deadline) else { return .gone }
@@ -168,87 +178,117 @@ public final class StartHold {
                 mapped = true
                 if let why = relocationNeverMarked(readingFrom: "/proc/\(pid)/exe") { return .notReached(why) }
             }
-            var protecting: StartFile?
-            var ownMarkSeen = false
-            // Targeted objects still to be relocated once the file is (a load after the start).
-            var awaited: Set<StartFile> = []
-            while true {
-                guard systemCallStops < stopLimit else { return .notReached("\(stopLimit) system call stops without the file's relocation") }
-                if !mapped && systemCallStops >= mappingStops { return .notMapped }
-                guard try traced.runToSystemCallStop(thread, deadline: deadline, deliveringSignals: true) else { return .gone }
-                systemCallStops += 1
-                guard let registers = try? Ptrace.registers(thread), let call = HostArchitecture.currentSystemCall(registers) else { continue }
-                let entry = HostArchitecture.isSystemCallEntry(registers)
-                if ownMarkSeen || !awaited.isEmpty, entry, call != calls.mprotect {
+            return try step(deadline: deadline, stopLimit: stopLimit, mappingStops: mappingStops)
+        } catch {
+            return Self.outcome(of: error)
+        }
+    }
+
+    /// Whether another targeted object that the same load mapped is still to be relocated: after
+    /// `.relocated` at the file's mark in a load after the program's start (a `dlopen`), an object
+    /// that depends on the file is relocated after it.
+    public var awaitsAnotherTarget: Bool { !awaited.isEmpty }
+
+    /// After `.relocated` with `awaitsAnotherTarget`: runs on to the mark of the next of those
+    /// objects, and stops there as at the file's (`.relocated`: patch again). `.notReached` when
+    /// the load makes another system call first (an IFUNC resolver's, a `malloc`'s, or its
+    /// relocation ended): the usual path patches what is left.
+    public func runToNextRelocated(deadline: Monotonic.Instant, stopLimit: Int = 50_000) -> StartHoldOutcome {
+        guard !awaited.isEmpty else { return .notReached("no other targeted object is waited for") }
+        do throws(StopFailure) { return try step(deadline: deadline, stopLimit: stopLimit, mappingStops: .max) } catch {
+            return Self.outcome(of: error)
+        }
+    }
+
+    private static func outcome(of error: StopFailure) -> StartHoldOutcome {
+        switch error {
+        case .processGone: return .gone
+        case .deadlineExceeded: return .notReached("the deadline passed before the file's relocation")
+        case .groupStopped: return .notReached("the process was stopped by a signal")
+        default: return .notReached("\(error)")
+        }
+    }
+
+    /// The stepping itself, from wherever the thread is stopped: see `runToRelocated`.
+    private func step(deadline: Monotonic.Instant, stopLimit: Int, mappingStops: Int) throws(StopFailure) -> StartHoldOutcome {
+        let calls = HostArchitecture.systemCalls
+        while true {
+            guard systemCallStops < stopLimit else { return .notReached("\(stopLimit) system call stops without the file's relocation") }
+            if !mapped && systemCallStops >= mappingStops { return .notMapped }
+            guard try traced.runToSystemCallStop(thread, deadline: deadline, deliveringSignals: true) else { return .gone }
+            systemCallStops += 1
+            guard let registers = try? Ptrace.registers(thread), let call = HostArchitecture.currentSystemCall(registers) else { continue }
+            let entry = HostArchitecture.isSystemCallEntry(registers)
+            if entry, call != calls.mprotect {
+                if ownMarkSeen {
                     // Relocation makes no other system call: the dynamic linker is past it without
-                    // the mark waited for (its own, in a program none of whose objects names it).
-                    // Patch here, as at the file's own mark: what is relocated by now.
+                    // its own mark (a program none of whose objects names it). Patch here, as at
+                    // the file's own mark.
                     guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
                     return .relocated
                 }
-                // The other targets are followed in a load that opened one (a dlopen's ends with no
-                // mark of the linker's own); an exec's start ends with that mark.
-                if entry, call == calls.mmap, !mapped || (!otherTargets.isEmpty && !atExec) {
-                    // mmap(addr, length, prot, flags, fd, offset): a loader maps the file it opened.
-                    let fd = Int32(truncatingIfNeeded: HostArchitecture.systemCallArgument(registers, 4))
-                    let path = "/proc/\(pid)/fd/\(fd)"
-                    if fd >= 0, let opened = try? StartFile(path: path) {
-                        if opened == file, !mapped {
-                            mapped = true
-                            // Whether its mark will come is known now, from its headers.
-                            if let why = relocationNeverMarked(readingFrom: path) { return .notReached(why) }
-                        } else if otherTargets.contains(opened), !relocatedFiles.contains(opened),
-                                  cache.identity(of: FileKey(opened), path: path)?.relroProtectedPages != nil {
-                            targetsMappedHere.insert(opened)
-                        }
-                    }
-                } else if entry, call == calls.mprotect, HostArchitecture.systemCallArgument(registers, 2) == Self.protRead {
-                    protecting = mappedFile(at: HostArchitecture.systemCallArgument(registers, 0))
-                } else if !entry, call == calls.mprotect, let protected = protecting {
-                    protecting = nil
-                    guard HostArchitecture.systemCallResult(registers) == 0 else { continue }
-                    relocatedFiles.insert(protected)
-                    if protected == file {
-                        // At the program's start, other objects may still be relocated after this
-                        // one (those that depend on it): wait for the dynamic linker's own mark,
-                        // which comes after them all, so that every targeted object of the start
-                        // is patched in this hold.
-                        if !ownMarkSeen, linkerMark() == .toCome {
-                            ownMarkSeen = true
-                            continue
-                        }
-                        // Loaded later (a dlopen), no mark of the linker's own follows the load's
-                        // last object: wait for the mark of each other targeted object this load
-                        // mapped and has not relocated yet (one that depends on the file), so
-                        // that both fixes are in before the first constructor runs.
-                        awaited = ownMarkSeen ? [] : targetsMappedHere.subtracting(relocatedFiles)
-                        if !awaited.isEmpty { continue }
-                        guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
-                        return .relocated
-                    }
-                    if awaited.remove(protected) != nil {
-                        if !awaited.isEmpty { continue }
-                        guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
-                        return .relocated
-                    }
-                    if mapped, protected == interpreter() {
-                        // The dynamic linker makes its own RELRO read-only last, once it relocated
-                        // every object the program loads at its start, and before any of their
-                        // constructors: the mark of every one of them, with RELRO or without.
-                        relocatedFiles.formUnion(((try? ProcFS.maps(of: pid)) ?? []).filter { $0.inode != 0 }.map(StartFile.init))
-                        guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
-                        return .relocated
-                    }
-                } else if !entry {
-                    protecting = nil
+                if !awaited.isEmpty {
+                    let left = awaited.count
+                    awaited = []
+                    guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
+                    return .notReached("the load made another system call before the mark of \(left) more targeted object(s)")
                 }
             }
-        } catch {
-            switch error {
-            case .processGone: return .gone
-            case .deadlineExceeded: return .notReached("the deadline passed before the file's relocation")
-            case .groupStopped: return .notReached("the process was stopped by a signal")
-            default: return .notReached("\(error)")
+            if entry, call == calls.mmap, !mapped || followsOtherTargets {
+                // mmap(addr, length, prot, flags, fd, offset): a loader maps the file it opened.
+                let anonymous = HostArchitecture.systemCallArgument(registers, 3) & Self.mapAnonymous != 0
+                let fd = Int32(truncatingIfNeeded: HostArchitecture.systemCallArgument(registers, 4))
+                let path = "/proc/\(pid)/fd/\(fd)"
+                if !anonymous, fd >= 0, let opened = try? StartFile(path: path) {
+                    if opened == file, !mapped {
+                        mapped = true
+                        // Whether its mark will come is known now, from its headers.
+                        if let why = relocationNeverMarked(readingFrom: path) { return .notReached(why) }
+                        // After the program's start (a dlopen), no mark of the linker's own will
+                        // cover the objects the load maps after the file: follow the other targets.
+                        followsOtherTargets = !otherTargets.isEmpty && !atExec && linkerMark() == .made
+                    } else if otherTargets.contains(opened), !relocatedFiles.contains(opened),
+                              cache.identity(of: FileKey(opened), path: path)?.relroProtectedPages != nil {
+                        targetsMappedHere.insert(opened)
+                    }
+                }
+            } else if entry, call == calls.mprotect, HostArchitecture.systemCallArgument(registers, 2) == Self.protRead {
+                protecting = mappedFile(at: HostArchitecture.systemCallArgument(registers, 0))
+            } else if !entry, call == calls.mprotect, let protected = protecting {
+                protecting = nil
+                guard HostArchitecture.systemCallResult(registers) == 0 else { continue }
+                relocatedFiles.insert(protected)
+                if protected == file {
+                    // At the program's start, other objects may still be relocated after this
+                    // one (those that depend on it): wait for the dynamic linker's own mark,
+                    // which comes after them all, so that every targeted object of the start
+                    // is patched in this hold.
+                    if !ownMarkSeen, linkerMark() == .toCome {
+                        ownMarkSeen = true
+                        continue
+                    }
+                    // Loaded later (a dlopen), an object of the same load that depends on the
+                    // file is relocated after it, and no mark of the linker's own follows: the
+                    // file is patched now, and the hold runs on to the mark of each such
+                    // targeted object (`runToNextRelocated`), before any constructor runs.
+                    awaited = ownMarkSeen ? [] : targetsMappedHere.subtracting(relocatedFiles)
+                    guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
+                    return .relocated
+                }
+                if awaited.remove(protected) != nil {
+                    guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
+                    return .relocated
+                }
+                if mapped, protected == interpreter() {
+                    // The dynamic linker makes its own RELRO read-only last, once it relocated
+                    // every object the program loads at its start, and before any of their
+                    // constructors: the mark of every one of them, with RELRO or without.
+                    relocatedFiles.formUnion(((try? ProcFS.maps(of: pid)) ?? []).filter { $0.inode != 0 }.map(StartFile.init))
+                    guard try traced.interruptStop(thread, deadline: deadline) else { return .gone }
+                    return .relocated
+                }
+            } else if !entry {
+                protecting = nil
             }
         }
     }
@@ -265,14 +305,14 @@ public final class StartHold {
     }
 
     /// Why no system call will ever mark `file` relocated while the process is held, when that is
-    /// so: the file has no RELRO page (`-z norelro`, or a RELRO within one page) and no dynamic
-    /// linker's own RELRO is still to be made read-only after it (a static executable, or a library
-    /// loaded after the program's start).
-    /// `path` reads the file (/proc/PID/exe, or its descriptor in the process).
+    /// so: the file has no RELRO page (`-z norelro`, or a RELRO short of its first page's end) and
+    /// no dynamic linker's own RELRO is still to be made read-only after it (a static executable,
+    /// or a library loaded after the program's start). `path` reads the file (/proc/PID/exe, or
+    /// its descriptor in the process).
     private func relocationNeverMarked(readingFrom path: String) -> String? {
         guard let identity = cache.identity(of: FileKey(file), path: path), identity.relroProtectedPages == nil else { return nil }
         let why = identity.relroVirtualAddress == nil ? "the file has no RELRO (linked with -z norelro)"
-            : "the file's RELRO ends in the page it starts in (the dynamic linker makes none of it read-only)"
+            : "the file's RELRO does not reach the end of the page it starts in (the dynamic linker makes none of it read-only)"
         switch linkerMark() {
         case .toCome: return nil
         case .made: return why + " and is loaded after the start of the program, when nothing marks the end of its relocation"
@@ -312,4 +352,5 @@ public final class StartHold {
     deinit { release() }
 
     private static let protRead: UInt64 = 0x1
+    private static let mapAnonymous: UInt64 = 0x20
 }
