@@ -262,23 +262,32 @@ extension LivePatchTests {
         return (libraryA, libraryB, libraryX, loader, release)
     }
 
+    /// Runs `pair`'s loader `runs` times through a gate that holds the opener of libA and knows
+    /// libB as a target too: each run's first line, and the gate's outcomes and reports.
+    private static func loadPair(_ pair: (libraryA: String, libraryB: String, libraryX: String, loader: String, release: Hotpatch),
+                                 runs: Int) throws -> (lines: [String], outcomes: [StartHoldOutcome], reports: [HostProcessReport]) {
+        let gate = try TestGate(marking: pair.libraryA, alsoTargeting: [pair.libraryB], events: .openPermission)
+        gate.serve(requests: runs, hotpatch: pair.release)
+        var lines: [String] = []
+        for _ in 0..<runs {
+            let loader = try RunningProcess(pair.loader, [pair.libraryX])
+            lines.append(try loader.waitForLine(timeout: 10) { $0.hasPrefix("a=") || $0.hasPrefix("dlopen") })
+            #expect(loader.stop(within: 5))
+        }
+        gate.wait()
+        return (lines, gate.outcomes.withLock { $0 }, gate.reports.withLock { $0 })
+    }
+
     @Test func startHold_whenADlopenRelocatesASecondTargetAfterTheFile_patchesTheFileAtItsMark_thenTheSecondAtItsOwn() throws {
         let scratch = try TemporaryDirectory(prefix: "start-pair")
         defer { scratch.remove() }
         let pair = try Self.dlopenedPair(in: scratch.path, tag: "plain")
         let runs = 3
         // libA is opened first (held) and relocated first; libB, which links it, after it.
-        let gate = try TestGate(marking: pair.libraryA, alsoTargeting: [pair.libraryB], events: .openPermission)
-        gate.serve(requests: runs, hotpatch: pair.release)
-        for run in 0..<runs {
-            let loader = try RunningProcess(pair.loader, [pair.libraryX])
-            let line = try loader.waitForLine(timeout: 10) { $0.hasPrefix("a=") || $0.hasPrefix("dlopen") }
-            #expect(line == "a=102 b=203", "run \(run): its first calls ran \(line)")
-            #expect(loader.stop(within: 5))
-        }
-        gate.wait()
-        #expect(gate.outcomes.withLock { $0 } == Array(repeating: [StartHoldOutcome.relocated, .relocated], count: runs).flatMap { $0 })
-        for report in gate.reports.withLock({ $0 }) {
+        let loaded = try Self.loadPair(pair, runs: runs)
+        #expect(loaded.lines == Array(repeating: "a=102 b=203", count: runs), "the first calls of each run")
+        #expect(loaded.outcomes == Array(repeating: [StartHoldOutcome.relocated, .relocated], count: runs).flatMap { $0 })
+        for report in loaded.reports {
             guard case let .reconciled(patch) = report.result else { Issue.record("excluded: \(report.result)"); continue }
             #expect(patch.outcome == .applied, "\(patch.outcome)")
         }
@@ -300,17 +309,10 @@ extension LivePatchTests {
             """
         let pair = try Self.dlopenedPair(in: scratch.path, libraryB: resolver, tag: "ifunc")
         let runs = 3
-        let gate = try TestGate(marking: pair.libraryA, alsoTargeting: [pair.libraryB], events: .openPermission)
-        gate.serve(requests: runs, hotpatch: pair.release)
-        for run in 0..<runs {
-            let loader = try RunningProcess(pair.loader, [pair.libraryX])
-            let line = try loader.waitForLine(timeout: 10) { $0.hasPrefix("a=") || $0.hasPrefix("dlopen") }
-            // libA fixed from the first call; libB left to the usual path, which this test does not run.
-            #expect(line == "a=102 b=3", "run \(run): its first calls ran \(line)")
-            #expect(loader.stop(within: 5))
-        }
-        gate.wait()
+        let loaded = try Self.loadPair(pair, runs: runs)
+        // libA fixed from the first call; libB left to the usual path, which this test does not run.
+        #expect(loaded.lines == Array(repeating: "a=102 b=3", count: runs), "the first calls of each run")
         let waited = StartHoldOutcome.notReached("the load made another system call before the mark of 1 more targeted object(s)")
-        #expect(gate.outcomes.withLock { $0 } == Array(repeating: [StartHoldOutcome.relocated, waited], count: runs).flatMap { $0 })
+        #expect(loaded.outcomes == Array(repeating: [StartHoldOutcome.relocated, waited], count: runs).flatMap { $0 })
     }
 }
