@@ -27,11 +27,17 @@ struct AgentBenchResult: Codable {
 enum AgentBench {
     /// The bench sleeper's build-id: its own, so the agent never patches another fixture.
     static let sleeperBuildID = "b3f1a2c4d5e6f708192a3b4c5d6e7f80"
+    /// The bench plugin's, for the same reason.
+    static let pluginBuildID = "b3f1a2c4d5e6f708192a3b4c5d6e7f81"
 
     static func run(processes count: Int, execSamples: Int, idleProcesses: Int, idleSeconds: Double, shortLivedRuns: Int = 40,
                     log: (String) -> Void) throws -> AgentBenchResult {
         let builder = FixtureBuilder()
         let sleeper = try builder.build("sleeper.c", flags: ["-O0", "-Wl,--build-id=0x" + sleeperBuildID], as: "agent-bench-sleeper")
+        // A library the release fixes too, which a short-lived loader dlopens (the exec window).
+        let plugin = try builder.build("bench_plugin_lib.c", flags: ["-O0", "-shared", "-fPIC", "-Wl,--build-id=0x" + pluginBuildID],
+                                       suffix: ".so", as: "agent-bench-plugin")
+        let loader = try builder.build("bench_plugin_loader.c", flags: ["-O1", "-ldl"], as: "agent-bench-plugin-loader")
         let products = ChannelBuilder.productsDirectory()
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -59,11 +65,14 @@ enum AgentBench {
         let ready = try waitFor("the agent's first cycle", timeout: 60, client: client) { status in status.channel.lastCheck != nil }
         log("  agent ready (process watch: \(ready.processWatch)); \(count) sleepers idle")
         // Before the release: nothing is marked, no exec or open waits for the agent.
-        let before = shortLivedRuns > 0 ? try ExecTimings.measure(program: sleeper, samples: shortLivedRuns) : nil
+        let before = shortLivedRuns > 0 ? try ExecTimings.measure(program: sleeper, loader: loader, library: plugin, samples: shortLivedRuns) : nil
 
-        try channel.addHotpatch(id: "bench-hp1", baseline: "bench-base", level: 1, target: sleeper,
-                                patch: try builder.patchObject("patch_level1.c"),
-                                replacements: ["parse_length": "parse_length_fixed", "banner_version": "banner_version_fixed"])
+        try channel.addHotpatch(id: "bench-hp1", baseline: "bench-base", level: 1, fixing: [
+            ChannelBuilder.Fix(target: sleeper, patch: try builder.patchObject("patch_level1.c"),
+                               replacements: ["parse_length": "parse_length_fixed", "banner_version": "banner_version_fixed"]),
+            ChannelBuilder.Fix(target: plugin, patch: try builder.patchObject("patch_bench_plugin.c"),
+                               replacements: ["plugin_length": "plugin_length_fixed"]),
+        ])
         let publishStart = Monotonic.now
         try channel.publish()
         let landed = Monotonic.now
@@ -91,16 +100,19 @@ enum AgentBench {
 
         var execWindow: ExecWindowResult?
         if let before {
-            let gated = try ExecTimings.measure(program: sleeper, samples: shortLivedRuns)
+            let gated = try ExecTimings.measure(program: sleeper, loader: loader, library: plugin, samples: shortLivedRuns)
             let gate = (try? client.send(ControlRequest(command: .status)).status?.execGate) ?? nil
             let counts = gate.map { "\($0.patched) patched at start, \($0.letGo) let go (last: \($0.lastLetGo ?? "none")), \($0.notHeld) not held" } ?? "none"
             let window = ExecWindowResult(
-                runs: shortLivedRuns, ranTheFix: gated.targetLines.filter { $0 == "parse_length(100)=64" }.count, gate: gate?.mode ?? "unknown",
+                runs: shortLivedRuns, ranTheFix: gated.targetLines.filter { $0 == "parse_length(100)=64" }.count,
+                loadsRanTheFix: gated.loadLines.filter { $0 == "plugin_length(100)=64" }.count, gate: gate?.mode ?? "unknown",
                 gateCounts: counts,
                 targetBefore: Distribution(before.target), targetGated: Distribution(gated.target),
+                loadBefore: Distribution(before.load), loadGated: Distribution(gated.load),
                 readBefore: Distribution(before.read), readGated: Distribution(gated.read),
                 otherBefore: Distribution(before.other), otherGated: Distribution(gated.other))
-            log("  exec window: \(window.ranTheFix)/\(window.runs) short-lived processes ran the fix (exec gate: \(window.gate))")
+            log("  exec window: \(window.ranTheFix)/\(window.runs) short-lived processes ran the fix, \(window.loadsRanTheFix)/\(window.runs) "
+                + "that dlopen the library (exec gate: \(window.gate))")
             execWindow = window
         }
 

@@ -24,14 +24,41 @@ public final class ChannelBuilder: @unchecked Sendable {
         try run(["init", "--channel", channel])
     }
 
+    /// One object a hotpatch release fixes: the object (unstripped), its patch object, and the
+    /// functions redirected (symbol → replacement).
+    public struct Fix: Sendable {
+        /// The targeted object.
+        public var target: String
+        /// The patch object.
+        public var patch: String
+        /// Each redirected function and its replacement in `patch`.
+        public var replacements: [String: String]
+
+        /// A fix of `target` by `patch`.
+        public init(target: String, patch: String, replacements: [String: String]) {
+            self.target = target
+            self.patch = patch
+            self.replacements = replacements
+        }
+    }
+
     /// Adds a hotpatch release built from `target` (unstripped) and the patch object `patch`.
     public func addHotpatch(id: String, baseline: String, level: Int, target: String, patch: String,
                             replacements: [String: String], references: [String] = [], cves: [String] = [],
                             description: String = "") throws {
-        var arguments = ["hotpatch", "--channel", channel, "--id", id, "--baseline", baseline, "--level", "\(level)",
-                         "--target", target, "--patch", patch]
-        for (symbol, replacement) in replacements.sorted(by: { $0.key < $1.key }) {
-            arguments += ["--replace", "\(symbol)=\(replacement)"]
+        try addHotpatch(id: id, baseline: baseline, level: level, fixing: [Fix(target: target, patch: patch, replacements: replacements)],
+                        references: references, cves: cves, description: description)
+    }
+
+    /// Adds a hotpatch release fixing each object of `fixes` (one release, several objects).
+    public func addHotpatch(id: String, baseline: String, level: Int, fixing fixes: [Fix], references: [String] = [],
+                            cves: [String] = [], description: String = "") throws {
+        var arguments = ["hotpatch", "--channel", channel, "--id", id, "--baseline", baseline, "--level", "\(level)"]
+        for fix in fixes {
+            arguments += ["--target", fix.target, "--patch", fix.patch]
+            for (symbol, replacement) in fix.replacements.sorted(by: { $0.key < $1.key }) {
+                arguments += ["--replace", "\(symbol)=\(replacement)"]
+            }
         }
         for reference in references { arguments += ["--ref", reference] }
         for cve in cves { arguments += ["--cve", cve] }
