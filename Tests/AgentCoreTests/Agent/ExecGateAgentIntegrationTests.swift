@@ -231,24 +231,7 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         // holds the thread at libA's open (the first targeted file the load opens), and the
         // dynamic linker relocates libA before libB. After the start of the program no mark of the
         // linker's own follows the last object, so the hold must wait for libB's mark too.
-        let (host, programs) = try twoLibraryHost("exec-gate-two-dlopened", buildIDs: Self.twoDlopenedBuildIDs) { directory, libraryA, libraryB in
-            let libraryX = try FixtureBuilder.compile(text: "int x_value(void) { return 1; }\n", to: directory + "/libgatex.so",
-                                                      flags: ["-O0", "-shared", "-fPIC", "-Wl,--no-as-needed", libraryA, libraryB,
-                                                              "-Wl,-rpath," + directory])
-            let loader = try FixtureBuilder.compile(text: """
-                #include <dlfcn.h>
-                #include <stdio.h>
-                int main(int argc, char **argv) {
-                    void *x = argc > 1 ? dlopen(argv[1], RTLD_NOW) : NULL;
-                    int (*a)(void) = x ? (int (*)(void))dlsym(x, "a_value") : NULL;
-                    int (*b)(void) = x ? (int (*)(void))dlsym(x, "b_value") : NULL;
-                    if (!a || !b) { printf("dlopen failed: %s\\n", dlerror()); return 1; }
-                    printf("a=%d b=%d\\n", a(), b());
-                    return 0;
-                }
-                """, to: directory + "/two-dlopened", flags: ["-O1"])
-            return [loader, libraryX]
-        }
+        let (host, programs) = try twoLibraryHost("exec-gate-two-dlopened", buildIDs: Self.twoDlopenedBuildIDs, programs: Self.dlopenedPair)
         let (loader, libraryX) = (programs[0], programs[1])
 
         let runs = 10
@@ -265,6 +248,27 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
     }
 
     private static let twoDlopenedBuildIDs = (a: "e8ec9a7e0000400080000000000002a2", b: "e8ec9a7e0000400080000000000002b2")
+
+    /// libX, linking libA then libB, and a loader that dlopens the library it is given, then
+    /// prints "a=N b=M" from the first calls of both: [loader, libX].
+    private static func dlopenedPair(in directory: String, libraryA: String, libraryB: String) throws -> [String] {
+        let libraryX = try FixtureBuilder.compile(text: "int x_value(void) { return 1; }\n", to: directory + "/libgatex.so",
+                                                  flags: ["-O0", "-shared", "-fPIC", "-Wl,--no-as-needed", libraryA, libraryB,
+                                                          "-Wl,-rpath," + directory])
+        let loader = try FixtureBuilder.compile(text: """
+            #include <dlfcn.h>
+            #include <stdio.h>
+            int main(int argc, char **argv) {
+                void *x = argc > 1 ? dlopen(argv[1], RTLD_NOW) : NULL;
+                int (*a)(void) = x ? (int (*)(void))dlsym(x, "a_value") : NULL;
+                int (*b)(void) = x ? (int (*)(void))dlsym(x, "b_value") : NULL;
+                if (!a || !b) { printf("dlopen failed: %s\\n", dlerror()); return 1; }
+                printf("a=%d b=%d\\n", a(), b());
+                return 0;
+            }
+            """, to: directory + "/two-dlopened", flags: ["-O1"])
+        return [loader, libraryX]
+    }
 
     func testKillingTheAgentWhileNewProcessesStart_neverLeavesOneStoppedOrTraced() throws {
         let host = try gatedHost("exec-gate-kill")
@@ -286,6 +290,31 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         XCTAssertEqual(lines.count + 1, runs, "every run ended: none was left stopped or traced")
         XCTAssertTrue(lines.allSatisfy { $0 == AgentTestHost.level1Output || $0 == "parse_length(100)=100 banner=1" }, "\(lines)")
     }
+
+    func testKillingTheAgentWhileDlopensOfTwoTargetsAreHeld_neverLeavesOneStoppedOrTraced_norHalfAFixInOrder() throws {
+        // The hold of such a load spans two patches (libA at its mark, libB at its own): the
+        // agent's death between them, or in either, must leave the loader running to its end.
+        let (host, programs) = try twoLibraryHost("exec-gate-kill-two", buildIDs: Self.killTwoBuildIDs, programs: Self.dlopenedPair)
+        let runs = 150
+        let loop = try RunningProcess("/bin/sh", ["-c", "i=0; while [ $i -lt \(runs) ]; do \"$0\" \"$1\"; i=$((i+1)); done; echo done",
+                                                  programs[0], programs[1]])
+        defer { _ = loop.stop(within: 5) }
+        _ = try loop.waitForLine(timeout: 20) { _ in true }
+        usleep(useconds_t.random(in: 20_000...120_000))
+        host.agent?.kill(SIGKILL)
+        var lines: [String] = []
+        while true {
+            let line = try loop.nextLine(timeout: 20)
+            if line == "done" { break }
+            lines.append(line)
+        }
+        XCTAssertEqual(lines.count + 1, runs, "every run ended: none was left stopped or traced")
+        // libB is patched after libA in the hold, never before it; a run the agent's death
+        // caught in between runs libA's fix alone.
+        XCTAssertTrue(lines.allSatisfy { ["a=102 b=203", "a=102 b=3", "a=2 b=3"].contains($0) }, "\(lines)")
+    }
+
+    private static let killTwoBuildIDs = (a: "e8ec9a7e0000400080000000000002a3", b: "e8ec9a7e0000400080000000000002b3")
 
     func testAStoppedAgent_isKilledByItsWatchdog_andTheOpenersItHeldGoOn() throws {
         let host = try gatedHost("exec-gate-stopped")
