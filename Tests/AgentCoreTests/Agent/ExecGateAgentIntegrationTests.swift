@@ -270,14 +270,13 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         return [loader, libraryX]
     }
 
-    func testKillingTheAgentWhileNewProcessesStart_neverLeavesOneStoppedOrTraced() throws {
-        let host = try gatedHost("exec-gate-kill")
-        let runs = 150
-        // A shell that starts the target again and again, printing each run's line, then "done".
-        let loop = try RunningProcess("/bin/sh", ["-c", "i=0; while [ $i -lt \(runs) ]; do \"$0\" --once; i=$((i+1)); done; echo done",
-                                                  host.victimPath])
+    /// Runs `program arguments` `runs` times in a shell loop, kills `host`'s agent in the middle
+    /// of it (at whatever step of a hold it is), and returns every run's line once the loop is done.
+    private func linesOfRuns(_ program: String, _ arguments: [String], runs: Int, killingTheAgentOf host: AgentTestHost) throws -> [String] {
+        let quoted = arguments.indices.map { " \"$\($0 + 1)\"" }.joined()
+        let loop = try RunningProcess("/bin/sh", ["-c", "i=0; while [ $i -lt \(runs) ]; do \"$0\"\(quoted); i=$((i+1)); done; echo done",
+                                                  program] + arguments)
         defer { _ = loop.stop(within: 5) }
-        // Kill the agent in the middle of the loop, at whatever step of a hold it is.
         _ = try loop.waitForLine(timeout: 20) { _ in true }
         usleep(useconds_t.random(in: 20_000...120_000))
         host.agent?.kill(SIGKILL)
@@ -287,6 +286,13 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
             if line == "done" { break }
             lines.append(line)
         }
+        return lines
+    }
+
+    func testKillingTheAgentWhileNewProcessesStart_neverLeavesOneStoppedOrTraced() throws {
+        let host = try gatedHost("exec-gate-kill")
+        let runs = 150
+        let lines = try linesOfRuns(host.victimPath, ["--once"], runs: runs, killingTheAgentOf: host)
         XCTAssertEqual(lines.count + 1, runs, "every run ended: none was left stopped or traced")
         XCTAssertTrue(lines.allSatisfy { $0 == AgentTestHost.level1Output || $0 == "parse_length(100)=100 banner=1" }, "\(lines)")
     }
@@ -296,18 +302,9 @@ final class ExecGateAgentIntegrationTests: XCTestCase {
         // agent's death between them, or in either, must leave the loader running to its end.
         let (host, programs) = try twoLibraryHost("exec-gate-kill-two", buildIDs: Self.killTwoBuildIDs, programs: Self.dlopenedPair)
         let runs = 150
-        let loop = try RunningProcess("/bin/sh", ["-c", "i=0; while [ $i -lt \(runs) ]; do \"$0\" \"$1\"; i=$((i+1)); done; echo done",
-                                                  programs[0], programs[1]])
-        defer { _ = loop.stop(within: 5) }
-        _ = try loop.waitForLine(timeout: 20) { _ in true }
-        usleep(useconds_t.random(in: 20_000...120_000))
-        host.agent?.kill(SIGKILL)
-        var lines: [String] = []
-        while true {
-            let line = try loop.nextLine(timeout: 20)
-            if line == "done" { break }
-            lines.append(line)
-        }
+        let lines = try linesOfRuns(programs[0], [programs[1]], runs: runs, killingTheAgentOf: host)
+        print("exec gate, agent killed in a loop of dlopens of two targets: "
+              + Dictionary(grouping: lines, by: { $0 }).mapValues(\.count).sorted { $0.key < $1.key }.map { "\($0.value)× \($0.key)" }.joined(separator: ", "))
         XCTAssertEqual(lines.count + 1, runs, "every run ended: none was left stopped or traced")
         // libB is patched after libA in the hold, never before it; a run the agent's death
         // caught in between runs libA's fix alone.
