@@ -16,8 +16,9 @@ public final class StartPatcher {
 
     /// Brings the held process's targeted objects that are relocated by now (those whose RELRO
     /// the hold saw made read-only, or every object of the program's start once the dynamic linker
-    /// made its own so; another targeted object it maps is left to the usual path) to `desired`,
-    /// unless `policy` excludes it. nil when it maps none of them.
+    /// made its own so; another targeted object it maps is left to a later call, after
+    /// `StartHold.runToNextRelocated`, or to the usual path) to `desired`, unless `policy`
+    /// excludes it. nil when it maps none of them.
     public func patch(_ hold: StartHold, desired: DesiredFixes, known: [Hotpatch], excluding policy: ExclusionPolicy) -> HostProcessReport? {
         let buildIDs = Set(known.flatMap { $0.targets.map(\.buildID) })
         guard var match = finder.process(buildIDs: buildIDs, pid: hold.pid) else { return nil }
