@@ -315,4 +315,42 @@ extension LivePatchTests {
         let waited = StartHoldOutcome.notReached("the load made another system call before the mark of 1 more targeted object(s)")
         #expect(loaded.outcomes == Array(repeating: [StartHoldOutcome.relocated, waited], count: runs).flatMap { $0 })
     }
+
+    @Test func startHold_whenTheOpenerMapsAnotherTargetAgainAndAgain_isLetGoAtItsBound_untracedAndRunningOn() throws {
+        // A program of a local user's: it opens and maps libA (held, the other targets followed
+        // from then on), then maps libB 20,000 times, each map a look of the hold at its
+        // descriptor, and never relocates anything.
+        let scratch = try TemporaryDirectory(prefix: "start-pair")
+        defer { scratch.remove() }
+        let pair = try Self.dlopenedPair(in: scratch.path, tag: "mapper")
+        let mapper = try FixtureBuilder.compile(text: """
+            #include <fcntl.h>
+            #include <stdio.h>
+            #include <sys/mman.h>
+            int main(int argc, char **argv) {
+                int a = open(argv[1], O_RDONLY);
+                if (a < 0 || mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, a, 0) == MAP_FAILED) return 1;
+                int b = open(argv[2], O_RDONLY);
+                long maps = 0;
+                for (int i = 0; i < 20000; i++) {
+                    void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, b, 0);
+                    if (p != MAP_FAILED) { munmap(p, 4096); maps++; }
+                }
+                printf("mapped %ld\\n", maps);
+                return 0;
+            }
+            """, to: scratch.path + "/mapper", flags: ["-O1"])
+        let gate = try TestGate(marking: pair.libraryA, alsoTargeting: [pair.libraryB], events: .openPermission)
+        gate.serve(requests: 1, hotpatch: pair.release)
+        let started = Date()
+        let process = try RunningProcess(mapper, [pair.libraryA, pair.libraryB])
+        defer { _ = process.stop(within: 5) }
+        let line = try process.waitForLine(timeout: 30) { $0.hasPrefix("mapped") }
+        gate.wait()
+        #expect(line == "mapped 20000")
+        // Let go at the hold's bound (2 s here, 500 ms in the agent), then ran on untraced.
+        #expect(gate.outcomes.withLock { $0 } == [.notReached("the deadline passed before the file's relocation")])
+        #expect(Date().timeIntervalSince(started) < 20, "the hold ended at its bound")
+        #expect(gate.reports.withLock { $0 }.isEmpty, "nothing was patched")
+    }
 }
